@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins),
+# ffmpeg (tests, benchmarks), build tools. Installs only what is missing; uses sudo when not root.
+set -euo pipefail
+
+packages=(
+  pkg-config build-essential ca-certificates
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  ffmpeg
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install Rust 1.95 or newer (https://rustup.rs), then run make again" >&2
+  exit 1
+fi

@@ -1,0 +1,196 @@
+//! Wires the parts together: store, registry, RTMP server, HTTP server; and stops them in order.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::ingest::rtmp::RtmpServer;
+use crate::pipeline::{self, StreamRegistry};
+use crate::store::{self, Mode, NewStream, Store, Stream};
+
+const DB_FILE: &str = "livefront.db";
+const DEMO_HANDLE: &str = "demo";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error(transparent)]
+    Pipeline(#[from] pipeline::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Registry(#[from] pipeline::registry::Error),
+    #[error("{what} {addr}: {source}")]
+    Io {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Secrets created on the first start, to print once.
+#[derive(Debug, Clone)]
+pub struct FirstStart {
+    /// `None` when the admin token comes from the config.
+    pub admin_token: Option<String>,
+    pub demo_token: String,
+    pub demo_stream: Stream,
+}
+
+/// A running livefront.
+pub struct App {
+    pub http_addr: SocketAddr,
+    pub rtmp_addr: SocketAddr,
+    pub public_url: String,
+    pub rtmp_url: String,
+    pub first_start: Option<FirstStart>,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    http_task: JoinHandle<()>,
+    rtmp_task: JoinHandle<()>,
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+impl App {
+    pub async fn start(config: Config) -> Result<App, Error> {
+        config.validate()?;
+        pipeline::init()?;
+        let config = Arc::new(config);
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
+            what: "creating data dir",
+            addr: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Store::open(&config.data_dir.join(DB_FILE)).await?;
+        let registry = StreamRegistry::new(store.clone(), config.clone());
+        registry.recover().await?;
+        let first_start = bootstrap(&store, &config).await?;
+
+        let http_listener = TcpListener::bind(config.http.addr)
+            .await
+            .map_err(|source| Error::Io {
+                what: "binding HTTP on",
+                addr: config.http.addr.to_string(),
+                source,
+            })?;
+        let http_addr = http_listener.local_addr().map_err(|source| Error::Io {
+            what: "HTTP",
+            addr: String::new(),
+            source,
+        })?;
+        let rtmp = RtmpServer::bind(config.rtmp.addr)
+            .await
+            .map_err(|source| Error::Io {
+                what: "binding RTMP on",
+                addr: config.rtmp.addr.to_string(),
+                source,
+            })?;
+        let rtmp_addr = rtmp.local_addr();
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{}", http_addr.port()))
+            .trim_end_matches('/')
+            .to_string();
+        let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
+        let state = AppState {
+            store: store.clone(),
+            registry: registry.clone(),
+            secret: Arc::new(store.signing_secret().await?),
+            config: config.clone(),
+            public_url: public_url.clone().into(),
+            rtmp_url: rtmp_url.clone().into(),
+        };
+        let shutdown = CancellationToken::new();
+        let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));
+        let http_shutdown = shutdown.child_token();
+        let router = http::router(state.clone());
+        let http_task = tokio::spawn(async move {
+            let serve = axum::serve(http_listener, router)
+                .with_graceful_shutdown(http_shutdown.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, data_dir = %config.data_dir.display(), "livefront listening");
+        Ok(App {
+            http_addr,
+            rtmp_addr,
+            public_url,
+            rtmp_url,
+            first_start,
+            state,
+            shutdown,
+            http_task,
+            rtmp_task,
+        })
+    }
+
+    /// Graceful stop: no new publishers, live streams ended and finalised, then HTTP stops.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: ending live streams");
+        self.shutdown.cancel();
+        let _ = self.rtmp_task.await;
+        self.state.registry.shutdown().await;
+        let _ = self.http_task.await;
+        tracing::info!("stopped");
+    }
+}
+
+/// First start with an empty store: an admin token (unless configured), a `demo` creator and
+/// one practice stream.
+async fn bootstrap(store: &Store, config: &Config) -> Result<Option<FirstStart>, Error> {
+    let mut generated_admin = None;
+    match &config.admin_token {
+        Some(token) => store.add_admin_token(token).await?,
+        None if !store.has_admin_token().await? => {
+            let token = store::generate_token();
+            store.add_admin_token(&token).await?;
+            generated_admin = Some(token);
+        }
+        None => {}
+    }
+    if store.creator_count().await? > 0 {
+        return Ok(None);
+    }
+    let (demo, demo_token) = store.create_creator(DEMO_HANDLE).await?;
+    let demo_stream = store
+        .create_stream(NewStream {
+            creator_id: demo.id,
+            title: "My first livestream".into(),
+            category: None,
+            scheduled_at: None,
+            mode: Mode::Practice,
+        })
+        .await?;
+    Ok(Some(FirstStart {
+        admin_token: generated_admin,
+        demo_token,
+        demo_stream,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn host_is_taken_from_the_public_url() {
+        assert_eq!(host_of("http://localhost:8080"), "localhost");
+        assert_eq!(host_of("https://live.example.com/"), "live.example.com");
+        assert_eq!(host_of("http://10.0.0.5:80/x"), "10.0.0.5");
+    }
+}

@@ -1,0 +1,237 @@
+//! Configuration: built-in defaults → TOML file → `LIVEFRONT_` environment.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_CONFIG_FILE: &str = "config/livefront.toml";
+const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
+const DEFAULT_RTMP_ADDR: &str = "0.0.0.0:1935";
+const DEFAULT_DATA_DIR: &str = "data";
+const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
+const DEFAULT_HLS_WINDOW: usize = 6;
+const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
+const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Short environment names from DESIGN.md, beside the nested `LIVEFRONT_HTTP__ADDR` form.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("http_addr", "http.addr"),
+    ("rtmp_addr", "rtmp.addr"),
+    ("hls_segment", "hls.segment"),
+    ("hls_window", "hls.window"),
+];
+/// `LIVEFRONT_*` variables that are not configuration keys.
+const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite store, segments and recordings live.
+    pub data_dir: PathBuf,
+    /// Base URL put into returned links; unset means `http://localhost:{bound http port}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Admin API token; unset means one is generated on first start, printed once and stored hashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    pub http: HttpConfig,
+    pub rtmp: RtmpConfig,
+    pub hls: HlsConfig,
+    pub recording: RecordingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
+    /// Lifetime of the signed `?token=` in a practice stream's playback URL.
+    #[serde(with = "humantime_serde")]
+    pub playback_token_ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConfig {
+    /// Target segment duration; segments are cut at the first keyframe after it.
+    #[serde(with = "humantime_serde")]
+    pub segment: Duration,
+    /// Segments in the live playlist.
+    pub window: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Lifetime of a signed recording `download_url`.
+    #[serde(with = "humantime_serde")]
+    pub link_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            public_url: None,
+            admin_token: None,
+            http: HttpConfig::default(),
+            rtmp: RtmpConfig::default(),
+            hls: HlsConfig::default(),
+            recording: RecordingConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: DEFAULT_HTTP_ADDR.parse().expect("valid default address"),
+            playback_token_ttl: DEFAULT_PLAYBACK_TOKEN_TTL,
+        }
+    }
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            addr: DEFAULT_RTMP_ADDR.parse().expect("valid default address"),
+        }
+    }
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            segment: DEFAULT_HLS_SEGMENT,
+            window: DEFAULT_HLS_WINDOW,
+        }
+    }
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            link_ttl: DEFAULT_RECORDING_LINK_TTL,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("config key {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Defaults, then `file` (or `config/livefront.toml` when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        let env = Env::prefixed("LIVEFRONT_")
+            .filter(|key| {
+                !ENV_NOT_CONFIG
+                    .iter()
+                    .any(|k| key.as_str().eq_ignore_ascii_case(k))
+            })
+            .map(|key| {
+                let lower = key.as_str().to_ascii_lowercase();
+                match ENV_ALIASES.iter().find(|(alias, _)| *alias == lower) {
+                    Some((_, path)) => (*path).into(),
+                    None => lower.replace("__", ".").into(),
+                }
+            });
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.hls.segment < Duration::from_millis(500)
+            || self.hls.segment > Duration::from_secs(20)
+        {
+            return Err(Error::Invalid {
+                key: "hls.segment",
+                message: format!("{:?} is outside 500ms..20s", self.hls.segment),
+            });
+        }
+        if !(3..=100).contains(&self.hls.window) {
+            return Err(Error::Invalid {
+                key: "hls.window",
+                message: format!("{} is outside 3..=100 segments", self.hls.window),
+            });
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::Invalid {
+                    key: "public_url",
+                    message: format!("{url:?} must start with http:// or https://"),
+                });
+            }
+        }
+        if matches!(&self.admin_token, Some(t) if t.len() < 16) {
+            return Err(Error::Invalid {
+                key: "admin_token",
+                message: "must be at least 16 characters".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_file_equals_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).expect("config/livefront.toml is shipped");
+        let parsed: Config = toml::from_str(&text).expect("shipped config parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_the_key_named() {
+        let err = toml::from_str::<Config>("[http]\nadress = \"0.0.0.0:1\"\n").unwrap_err();
+        assert!(err.to_string().contains("adress"), "{err}");
+        let mut c = Config::default();
+        c.hls.segment = Duration::from_secs(60);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("hls.segment")
+        );
+    }
+
+    #[test]
+    fn environment_overrides_with_short_and_nested_names() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LIVEFRONT_HTTP_ADDR", "127.0.0.1:9000");
+            jail.set_env("LIVEFRONT_RTMP__ADDR", "127.0.0.1:0");
+            jail.set_env("LIVEFRONT_HLS_SEGMENT", "4s");
+            jail.set_env("LIVEFRONT_LOG_FORMAT", "json");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.http.addr, "127.0.0.1:9000".parse().unwrap());
+            assert_eq!(c.rtmp.addr, "127.0.0.1:0".parse().unwrap());
+            assert_eq!(c.hls.segment, Duration::from_secs(4));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,73 @@
+//! Request extractors: JSON bodies that fail in our error shape, and bearer-token principals.
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::store::Principal;
+
+/// `axum::Json`, but a malformed body answers 400 `{"error":{"code":"invalid_json",…}}`.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => {
+                let code = match rejection {
+                    JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+                    _ => "invalid_json",
+                };
+                Err(ApiError::BadRequest {
+                    code,
+                    message: rejection.body_text(),
+                })
+            }
+        }
+    }
+}
+
+/// The bearer token's principal, if a token was sent. A token that is sent but unknown is a 401.
+pub struct MaybeAuth(pub Option<Principal>);
+
+/// A principal is required (401 otherwise).
+pub struct Auth(pub Principal);
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.get(AUTHORIZATION).is_none() {
+            return Ok(MaybeAuth(None));
+        }
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        match state.store.authenticate(token).await? {
+            Some(p) => Ok(MaybeAuth(Some(p))),
+            None => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match MaybeAuth::from_request_parts(parts, state).await? {
+            MaybeAuth(Some(p)) => Ok(Auth(p)),
+            MaybeAuth(None) => Err(ApiError::Unauthorized),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Viewer media: master and media playlists, segments. Practice streams answer 404 to anyone
+//! without the creator's token (bearer, or the signed `?token=` that playlists carry into every
+//! child URI), exactly as if they did not exist.
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::MaybeAuth;
+use super::signing::{self, Purpose, Verdict};
+use crate::output::hls::{self as hls_out, EVENT_PLAYLIST, LIVE_PLAYLIST, MASTER_FILE};
+use crate::pipeline::stream::LiveStream;
+use crate::store::{Mode, StreamId};
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+const SEGMENT_TYPE: &str = "video/mp2t";
+
+struct Access {
+    id: StreamId,
+    live: Option<std::sync::Arc<LiveStream>>,
+    public: bool,
+    /// `token=…` to carry into child URIs.
+    query: Option<String>,
+}
+
+async fn access(
+    state: &AppState,
+    id: &str,
+    who: Option<crate::store::Principal>,
+    params: &HashMap<String, String>,
+) -> Result<Access, ApiError> {
+    let id = StreamId::parse(id).ok_or(ApiError::NotFound)?;
+    let live = state.registry.live(&id);
+    let (mode, creator_id) = match &live {
+        Some(s) => (s.mode(), s.creator_id.clone()),
+        None => {
+            let s = state.store.stream(&id).await?.ok_or(ApiError::NotFound)?;
+            (s.mode, s.creator_id)
+        }
+    };
+    let token = params
+        .get("token")
+        .filter(|t| signing::verify(&state.secret, Purpose::Playback, &id, t) == Verdict::Valid);
+    let query = token.map(|t| format!("token={t}"));
+    if mode == Mode::Public {
+        return Ok(Access {
+            id,
+            live,
+            public: true,
+            query,
+        });
+    }
+    let owner = match who {
+        Some(crate::store::Principal::Admin) => true,
+        Some(crate::store::Principal::Creator(c)) => c == creator_id,
+        None => false,
+    };
+    if owner || token.is_some() {
+        Ok(Access {
+            id,
+            live,
+            public: false,
+            query,
+        })
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+fn cache_control(public: bool, value: &str) -> HeaderValue {
+    let scope = if public { "public" } else { "private" };
+    HeaderValue::from_str(&format!("{scope}, {value}")).expect("valid header")
+}
+
+fn playlist_response(text: String, public: bool, live: bool) -> Response {
+    let cache = if live { "max-age=1" } else { "max-age=3600" };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(PLAYLIST_TYPE),
+            ),
+            (header::CACHE_CONTROL, cache_control(public, cache)),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `GET /hls/{id}/master.m3u8`
+pub async fn master(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path((id, file)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    if file != MASTER_FILE {
+        return Err(ApiError::NotFound);
+    }
+    let a = access(&state, &id, who, &params).await?;
+    let query = a.query.as_deref();
+    let (text, live) = match &a.live {
+        Some(s) if !s.finished.is_cancelled() => (s.hls.master_playlist(query), true),
+        _ => (
+            hls_out::read_persisted(&state.registry.paths(&a.id).hls_dir(), None, MASTER_FILE)
+                .map(|t| hls_out::with_query(&t, query)),
+            false,
+        ),
+    };
+    Ok(playlist_response(
+        text.ok_or(ApiError::NotFound)?,
+        a.public,
+        live,
+    ))
+}
+
+/// `GET /hls/{id}/{rendition}/{index.m3u8|event.m3u8|segNNNNN.ts}`
+pub async fn rendition_file(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path((id, rendition, file)): Path<(String, String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    if !valid_name(&rendition) {
+        return Err(ApiError::NotFound);
+    }
+    let a = access(&state, &id, who, &params).await?;
+    let query = a.query.as_deref();
+    let hls_dir = state.registry.paths(&a.id).hls_dir();
+    if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST {
+        // While finalising, the in-memory list is already complete (VOD), so keep serving it.
+        let (text, live) = match &a.live {
+            Some(s) => (
+                s.hls.media_playlist(&rendition, &file, query),
+                !s.finished.is_cancelled(),
+            ),
+            None => (
+                hls_out::read_persisted(&hls_dir, Some(&rendition), &file)
+                    .map(|t| hls_out::with_query(&t, query)),
+                false,
+            ),
+        };
+        return Ok(playlist_response(
+            text.ok_or(ApiError::NotFound)?,
+            a.public,
+            live,
+        ));
+    }
+    let Some(stem) = file.strip_suffix(".ts") else {
+        return Err(ApiError::NotFound);
+    };
+    if !stem.starts_with("seg") || !valid_name(stem) {
+        return Err(ApiError::NotFound);
+    }
+    let path = hls_dir.join(&rendition).join(&file);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(SEGMENT_TYPE)),
+            (
+                header::CACHE_CONTROL,
+                cache_control(a.public, "max-age=31536000, immutable"),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}

@@ -1,0 +1,102 @@
+//! Recordings: status with a signed download link, and the download itself (Range requests).
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::json;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Auth, MaybeAuth};
+use super::signing::{self, Purpose, Verdict};
+use super::streams::owned_stream;
+use crate::store::{RecordingState, StreamId};
+
+/// `GET /api/v1/streams/{id}/recording`
+pub async fn status(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stream = owned_stream(&state, &id, &who).await?;
+    let rec = state
+        .store
+        .recording(&stream.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let download_url = (rec.state == RecordingState::Ready).then(|| {
+        let expires = Utc::now().timestamp() + state.config.recording.link_ttl.as_secs() as i64;
+        let sig = signing::sign(&state.secret, Purpose::Recording, &stream.id, expires);
+        format!(
+            "{}/recordings/{}.mp4?sig={sig}",
+            state.public_url, stream.id
+        )
+    });
+    Ok(axum::Json(json!({
+        "state": rec.state,
+        "bytes": rec.bytes,
+        "duration_s": rec.duration_ms as f64 / 1000.0,
+        "download_url": download_url,
+        "error": rec.error,
+    })))
+}
+
+/// `GET /recordings/{id}.mp4` with the creator's bearer token or a valid `sig`.
+pub async fn download(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(file): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let id = file
+        .strip_suffix(".mp4")
+        .and_then(StreamId::parse)
+        .ok_or(ApiError::NotFound)?;
+    let signed = match params.get("sig") {
+        Some(sig) => match signing::verify(&state.secret, Purpose::Recording, &id, sig) {
+            Verdict::Valid => true,
+            Verdict::Expired => {
+                return Err(ApiError::Forbidden(
+                    "this download link has expired; ask the API for a new one".into(),
+                ));
+            }
+            Verdict::Invalid => false,
+        },
+        None => false,
+    };
+    let stream = state.store.stream(&id).await?.ok_or(ApiError::NotFound)?;
+    let owner = who.as_ref().is_some_and(|p| p.owns(&stream));
+    if !(signed || owner) {
+        return Err(ApiError::NotFound);
+    }
+    let ready = state
+        .store
+        .recording(&id)
+        .await?
+        .is_some_and(|r| r.state == RecordingState::Ready);
+    if !ready {
+        return Err(ApiError::NotFound);
+    }
+    let path = state.registry.paths(&id).recording();
+    let mut response = ServeFile::new(path)
+        .oneshot(request)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .into_response();
+    let name = format!("attachment; filename=\"livefront-{id}.mp4\"");
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&name).expect("ascii id"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(response)
+}

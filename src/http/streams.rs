@@ -1,0 +1,268 @@
+//! Creators and streams: create, read, flip mode, end.
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Auth, Json, MaybeAuth};
+use super::signing::{self, Purpose};
+use crate::store::{Mode, NewStream, Principal, Recording, Stream, StreamId, StreamState};
+
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_CATEGORY_CHARS: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCreator {
+    handle: String,
+}
+
+fn valid_handle(h: &str) -> bool {
+    (2..=32).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+pub async fn create_creator(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Json(body): Json<NewCreator>,
+) -> Result<impl IntoResponse, ApiError> {
+    if who != Principal::Admin {
+        return Err(ApiError::Forbidden(
+            "only the admin creates creators".into(),
+        ));
+    }
+    if !valid_handle(&body.handle) {
+        return Err(ApiError::bad_request(
+            "handle must be 2-32 characters of a-z, 0-9 and _",
+        ));
+    }
+    let (creator, token) = state.store.create_creator(&body.handle).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"id": creator.id, "handle": creator.handle, "token": token})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStream {
+    title: String,
+    scheduled_at: Option<DateTime<Utc>>,
+    category: Option<String>,
+    mode: Option<Mode>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Json(body): Json<CreateStream>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Principal::Creator(creator_id) = who else {
+        return Err(ApiError::Forbidden(
+            "streams belong to creators; use a creator token".into(),
+        ));
+    };
+    let title = body.title.trim().to_string();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "title must be 1-{MAX_TITLE_CHARS} characters"
+        )));
+    }
+    if matches!(&body.category, Some(c) if c.chars().count() > MAX_CATEGORY_CHARS) {
+        return Err(ApiError::bad_request(format!(
+            "category must be at most {MAX_CATEGORY_CHARS} characters"
+        )));
+    }
+    let stream = state
+        .store
+        .create_stream(NewStream {
+            creator_id,
+            title,
+            category: body.category,
+            scheduled_at: body.scheduled_at,
+            mode: body.mode.unwrap_or(Mode::Practice),
+        })
+        .await?;
+    let recording = None;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(stream_json(&state, &stream, true, recording)),
+    ))
+}
+
+/// Loads a stream the caller may see: its owner and the admin always; others only when public.
+/// Anything else is a 404, exactly like a stream that does not exist.
+pub async fn visible_stream(
+    state: &AppState,
+    id: &str,
+    who: &Option<Principal>,
+) -> Result<(Stream, bool), ApiError> {
+    let id = StreamId::parse(id).ok_or(ApiError::NotFound)?;
+    let mut stream = state.store.stream(&id).await?.ok_or(ApiError::NotFound)?;
+    if let Some(live) = state.registry.live(&stream.id) {
+        stream.mode = live.mode();
+    }
+    let owner = who.as_ref().is_some_and(|p| p.owns(&stream));
+    if owner || stream.mode == Mode::Public {
+        Ok((stream, owner))
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Like [`visible_stream`] but only for its owner (404 for everyone else, public or not, when
+/// the stream is practice; 403 when it is public).
+pub async fn owned_stream(state: &AppState, id: &str, who: &Principal) -> Result<Stream, ApiError> {
+    match visible_stream(state, id, &Some(who.clone())).await? {
+        (stream, true) => Ok(stream),
+        (_, false) => Err(ApiError::Forbidden(
+            "only the stream's creator may do this".into(),
+        )),
+    }
+}
+
+pub fn playback_url(state: &AppState, stream: &Stream, owner: bool) -> String {
+    let base = format!("{}/hls/{}/master.m3u8", state.public_url, stream.id);
+    if owner && stream.mode == Mode::Practice {
+        let expires =
+            Utc::now().timestamp() + state.config.http.playback_token_ttl.as_secs() as i64;
+        format!(
+            "{base}?token={}",
+            signing::sign(&state.secret, Purpose::Playback, &stream.id, expires)
+        )
+    } else {
+        base
+    }
+}
+
+fn display_state(stream: &Stream) -> &'static str {
+    match stream.state {
+        StreamState::Ready if stream.scheduled_at.is_some_and(|t| t > Utc::now()) => "scheduled",
+        s => s.as_str(),
+    }
+}
+
+/// The stream object of DESIGN.md. Owners see the key, ingest URLs, recording and health.
+pub fn stream_json(
+    state: &AppState,
+    stream: &Stream,
+    owner: bool,
+    recording: Option<Recording>,
+) -> Value {
+    let mut v = json!({
+        "id": stream.id,
+        "title": stream.title,
+        "category": stream.category,
+        "scheduled_at": stream.scheduled_at,
+        "mode": stream.mode,
+        "state": display_state(stream),
+        "created_at": stream.created_at,
+        "started_at": stream.started_at,
+        "ended_at": stream.ended_at,
+        "playback": {"hls": playback_url(state, stream, owner)},
+    });
+    if owner {
+        let key = stream.stream_key.expose();
+        v["stream_key"] = json!(key);
+        v["ingest"] = json!({
+            "rtmp": format!("{}/{key}", state.rtmp_url),
+            "rtmp_server": state.rtmp_url.as_ref(),
+            "srt": Value::Null,
+        });
+        v["recording"] = match recording {
+            Some(r) => {
+                json!({"state": r.state, "bytes": r.bytes, "duration_s": r.duration_ms as f64 / 1000.0, "error": r.error})
+            }
+            None => Value::Null,
+        };
+        if let Some(live) = state.registry.live(&stream.id) {
+            v["health"] = serde_json::to_value(live.health()).unwrap_or(Value::Null);
+        }
+    }
+    v
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (stream, owner) = visible_stream(&state, &id, &who).await?;
+    let recording = if owner {
+        state.store.recording(&stream.id).await?
+    } else {
+        None
+    };
+    Ok(axum::Json(stream_json(&state, &stream, owner, recording)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetMode {
+    mode: Mode,
+}
+
+pub async fn set_mode(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<SetMode>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut stream = owned_stream(&state, &id, &who).await?;
+    if stream.state == StreamState::Ended {
+        // The recording and VOD keep following the mode, so this is allowed after the end too.
+        tracing::debug!(stream = %stream.id, "mode changed after the end");
+    }
+    state.registry.set_mode(&stream.id, body.mode).await?;
+    stream.mode = body.mode;
+    let recording = state.store.recording(&stream.id).await?;
+    Ok(axum::Json(stream_json(&state, &stream, true, recording)))
+}
+
+pub async fn end(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stream = owned_stream(&state, &id, &who).await?;
+    state.registry.end(&stream.id).await?;
+    let stream = state
+        .store
+        .stream(&stream.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let recording = state.store.recording(&stream.id).await?;
+    Ok(axum::Json(stream_json(&state, &stream, true, recording)))
+}
+
+/// A live stream's pipeline as Graphviz DOT (admin only).
+pub async fn pipeline_dot(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if who != Principal::Admin {
+        return Err(ApiError::NotFound);
+    }
+    let id = StreamId::parse(&id).ok_or(ApiError::NotFound)?;
+    let pipeline = state
+        .registry
+        .live(&id)
+        .and_then(|s| s.pipeline())
+        .ok_or(ApiError::NotFound)?;
+    use gstreamer::prelude::*;
+    let dot = pipeline.debug_to_dot_data(gstreamer::DebugGraphDetails::all());
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/vnd.graphviz"),
+        )],
+        dot.to_string(),
+    ))
+}

@@ -1,0 +1,116 @@
+//! Ingest: protocol servers that terminate publishers and hand timestamped media to a pipeline.
+//!
+//! Every protocol server has the same shape: a listener, one task per connection, and the narrow
+//! [`Publishers`] interface to whoever owns live streams (the registry). The stream key is checked
+//! through [`Publishers::authorize`] before any pipeline exists, so a bad key costs nothing.
+pub mod rtmp;
+pub mod stream_key;
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+pub use stream_key::StreamKey;
+
+/// Which protocol a publisher used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Rtmp,
+    Srt,
+    Rtsp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Rtmp => "rtmp",
+            Proto::Srt => "srt",
+            Proto::Rtsp => "rtsp",
+        }
+    }
+}
+
+/// One unit of media from a publisher, with timestamps in milliseconds on the publisher's clock
+/// (already unwrapped from RTMP's 32 bits, so they only grow, apart from publisher bugs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaFrame {
+    /// H.264 `AVCDecoderConfigurationRecord` (avcC); may repeat mid-stream.
+    VideoConfig { avcc: Bytes },
+    /// AAC `AudioSpecificConfig`; may repeat mid-stream.
+    AudioConfig { asc: Bytes },
+    /// One H.264 access unit in AVCC form (length-prefixed NAL units).
+    Video {
+        dts_ms: u64,
+        /// Composition time offset: PTS = DTS + cts.
+        cts_ms: i32,
+        keyframe: bool,
+        data: Bytes,
+    },
+    /// One raw AAC frame.
+    Audio { dts_ms: u64, data: Bytes },
+    /// What the publisher announced in `onMetaData` (all optional; encoders differ).
+    Metadata(StreamMetadata),
+}
+
+/// The subset of `onMetaData` we use.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamMetadata {
+    pub has_video: Option<bool>,
+    pub has_audio: Option<bool>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub frame_rate: Option<f64>,
+    pub video_bitrate_kbps: Option<f64>,
+    pub audio_bitrate_kbps: Option<f64>,
+    pub encoder: Option<String>,
+}
+
+/// Why a publish ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// The publisher sent deleteStream/closeStream or closed the connection cleanly.
+    PublisherStopped,
+    /// The connection broke or timed out.
+    PublisherLost(String),
+    /// We (the server) ended it: API end, shutdown.
+    ServerEnded,
+}
+
+/// Errors an ingest server reports to its publishers and logs.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error("unknown stream key {0}")]
+    BadStreamKey(String),
+    #[error("stream key {0} belongs to an ended stream")]
+    StreamEnded(String),
+    #[error("stream key {0} is already being published")]
+    AlreadyLive(String),
+    #[error("stream {0} was ended by the server")]
+    Ended(String),
+    #[error("pipeline could not start: {0}")]
+    Pipeline(String),
+    #[error("store error: {0}")]
+    Store(String),
+}
+
+/// What an ingest server needs from the owner of live streams.
+pub trait Publishers: Send + Sync + 'static {
+    type Sink: MediaSink;
+    /// Checks `key` and reserves its stream for this publisher. Must not build a pipeline yet.
+    fn authorize(
+        &self,
+        key: &str,
+        proto: Proto,
+    ) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
+}
+
+/// Where an authorized publisher's media goes. Dropping it without `finish` counts as a lost publisher.
+pub trait MediaSink: Send + 'static {
+    /// Hands over one frame. An error means the stream is over (ended by the server or its pipeline
+    /// failed): the ingest server then disconnects the publisher.
+    fn push(&mut self, frame: MediaFrame) -> Result<(), Error>;
+    /// The publisher is gone; `reason` says how.
+    fn finish(self, reason: EndReason);
+    /// Resolves when the server wants this publisher disconnected (API end, shutdown).
+    fn ended(&self) -> impl Future<Output = ()> + Send + 'static;
+}

@@ -1,0 +1,163 @@
+//! RTMP ingest: terminates publishers (OBS, ffmpeg, GStreamer `rtmp2sink`) in Rust.
+//!
+//! The protocol work (handshake, chunking, AMF commands) is rml_rtmp's sans-IO state machines; this
+//! module brings the TCP listener, one task per connection, timeouts, the stream-key check through
+//! [`Publishers::authorize`] and FLV tag parsing into [`MediaFrame`](crate::ingest::MediaFrame)s.
+//!
+//! OBS: server `rtmp://host:1935/live`, stream key = the key. Any other app name is accepted too
+//! (and logged); the key is the publish stream name without any `?query` suffix.
+mod connection;
+mod flv;
+mod metadata;
+mod timestamp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, warn};
+
+use crate::ingest::Publishers;
+
+/// Handshake + connect + publish (including the key check) must complete within this.
+pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once publishing, a connection that sends no bytes for this long is dropped.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A write to a publisher (handshake and command responses) that does not finish within this
+/// drops the connection.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections beyond this are closed right after accept.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Limits of the RTMP server. `Default` gives the `DEFAULT_*` values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmpConfig {
+    /// Handshake + connect + publish must complete within this after accept.
+    pub setup_timeout: Duration,
+    /// Silence allowed from a publishing connection.
+    pub idle_timeout: Duration,
+    /// Time allowed for one write to the peer.
+    pub write_timeout: Duration,
+    /// Simultaneous connections (publishing or not).
+    pub max_connections: usize,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            setup_timeout: DEFAULT_SETUP_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// A bound RTMP listener; [`RtmpServer::run`] serves it.
+pub struct RtmpServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    config: RtmpConfig,
+}
+
+impl RtmpServer {
+    /// Binds `addr` (port 0 picks a free port; see [`RtmpServer::local_addr`]) with the default
+    /// [`RtmpConfig`].
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+            config: RtmpConfig::default(),
+        })
+    }
+
+    /// Replaces the limits (timeouts, connection cap).
+    pub fn with_config(mut self, config: RtmpConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn config(&self) -> &RtmpConfig {
+        &self.config
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Accepts connections until `shutdown` is cancelled; one task per connection, all owned
+    /// by a JoinSet that is drained (connections told to stop) before returning.
+    pub async fn run<P: Publishers>(self, publishers: Arc<P>, shutdown: CancellationToken) {
+        let Self {
+            listener,
+            local_addr,
+            config,
+        } = self;
+        info!(addr = %local_addr, "rtmp ingest listening");
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(joined) = connections.join_next(), if !connections.is_empty() => {
+                    log_join(joined);
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        if connections.len() >= config.max_connections {
+                            warn!(%peer, max = config.max_connections, "rtmp connection limit reached, closing new connection");
+                            drop(socket);
+                            continue;
+                        }
+                        let span = tracing::info_span!(
+                            "rtmp",
+                            %peer,
+                            app = tracing::field::Empty,
+                            key = tracing::field::Empty,
+                        );
+                        let task = connection::serve(
+                            socket,
+                            Arc::clone(&publishers),
+                            config.clone(),
+                            shutdown.child_token(),
+                        );
+                        connections.spawn(task.instrument(span));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "rtmp accept failed");
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        // Each connection holds a child token of `shutdown`, so they are all stopping now.
+        debug!(
+            connections = connections.len(),
+            "rtmp ingest stopping, draining connections"
+        );
+        while let Some(joined) = connections.join_next().await {
+            log_join(joined);
+        }
+        info!(addr = %local_addr, "rtmp ingest stopped");
+    }
+}
+
+fn log_join(joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        if e.is_panic() {
+            error!(error = %e, "rtmp connection task panicked");
+        } else {
+            debug!(error = %e, "rtmp connection task cancelled");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! livefront: a self-hosted live-shopping broadcast server.
+//!
+//! Data flows one way: [`ingest`] → [`pipeline`] → [`output`] → [`http`], with [`store`] on the side.
+//! [`app`] wires them together.
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod output;
+pub mod pipeline;
+pub mod store;
+pub mod telemetry;

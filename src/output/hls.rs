@@ -1,0 +1,293 @@
+//! HLS output of one live stream: the segments its pipeline closes, our playlists over them, and the
+//! files that keep them after the stream (VOD) or a crash (recovery).
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::playlist::{self, MediaPlaylist, Segment, Variant};
+
+pub const MASTER_FILE: &str = "master.m3u8";
+/// The live window while live, the complete VOD list after.
+pub const LIVE_PLAYLIST: &str = "index.m3u8";
+/// Every segment since the start (EVENT while live, VOD after); also what is kept on disk.
+pub const EVENT_PLAYLIST: &str = "event.m3u8";
+
+/// What the master playlist says about a rendition besides bandwidth.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RenditionInfo {
+    pub resolution: Option<(u32, u32)>,
+    pub frame_rate: Option<f64>,
+    pub codecs: Option<String>,
+}
+
+struct Rendition {
+    name: String,
+    playlist: MediaPlaylist,
+    opened_at: Option<Duration>,
+    info: RenditionInfo,
+}
+
+struct Inner {
+    /// Wall-clock time of media time zero (the first frame of the first publish).
+    epoch: DateTime<Utc>,
+    renditions: Vec<Rendition>,
+}
+
+/// The HLS state of one stream, shared by its pipeline's bus task (writer) and HTTP (readers).
+pub struct HlsOutput {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+impl HlsOutput {
+    pub fn new(dir: PathBuf, renditions: &[&str], window: usize, target: Duration) -> Self {
+        let renditions = renditions
+            .iter()
+            .map(|name| Rendition {
+                name: name.to_string(),
+                playlist: MediaPlaylist::new(window, target),
+                opened_at: None,
+                info: RenditionInfo::default(),
+            })
+            .collect();
+        HlsOutput {
+            dir,
+            inner: Mutex::new(Inner {
+                epoch: Utc::now(),
+                renditions,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_epoch(&self, epoch: DateTime<Utc>) {
+        self.lock().epoch = epoch;
+    }
+
+    pub fn set_info(&self, rendition: &str, info: RenditionInfo) {
+        if let Some(r) = self
+            .lock()
+            .renditions
+            .iter_mut()
+            .find(|r| r.name == rendition)
+        {
+            r.info = info;
+        }
+    }
+
+    pub fn info(&self, rendition: &str) -> Option<RenditionInfo> {
+        self.lock()
+            .renditions
+            .iter()
+            .find(|r| r.name == rendition)
+            .map(|r| r.info.clone())
+    }
+
+    pub fn fragment_opened(&self, rendition: &str, running_time: Duration) {
+        if let Some(r) = self
+            .lock()
+            .renditions
+            .iter_mut()
+            .find(|r| r.name == rendition)
+        {
+            r.opened_at = Some(running_time);
+        }
+    }
+
+    /// A segment file is complete: list it and persist the playlists.
+    pub fn fragment_closed(
+        &self,
+        rendition: &str,
+        location: &Path,
+        running_time: Duration,
+    ) -> io::Result<()> {
+        let bytes = std::fs::metadata(location)?.len();
+        let uri = location
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| io::Error::other("segment path has no file name"))?;
+        let (event, master) = {
+            let mut inner = self.lock();
+            let epoch = inner.epoch;
+            let Some(r) = inner.renditions.iter_mut().find(|r| r.name == rendition) else {
+                return Ok(());
+            };
+            let start = r.opened_at.take().unwrap_or_default();
+            let duration = running_time.saturating_sub(start);
+            let start_offset = chrono::Duration::from_std(start).unwrap_or_default();
+            r.playlist.push(Segment {
+                uri,
+                duration,
+                program_date_time: epoch + start_offset,
+                discontinuity: false,
+                bytes,
+            });
+            let event = r.playlist.render_event(None);
+            (event, render_master_locked(&inner))
+        };
+        self.persist(rendition, &event, master.as_deref())
+    }
+
+    /// The stream is over: every playlist becomes a complete VOD list, on disk too.
+    pub fn end(&self) -> io::Result<()> {
+        let rendered: Vec<(String, String)> = {
+            let mut inner = self.lock();
+            inner
+                .renditions
+                .iter_mut()
+                .map(|r| {
+                    r.playlist.end();
+                    (r.name.clone(), r.playlist.render_event(None))
+                })
+                .collect()
+        };
+        let master = render_master_locked(&self.lock());
+        for (name, event) in rendered {
+            self.persist(&name, &event, master.as_deref())?;
+        }
+        Ok(())
+    }
+
+    fn persist(&self, rendition: &str, event: &str, master: Option<&str>) -> io::Result<()> {
+        write_atomic(&self.dir.join(rendition).join(EVENT_PLAYLIST), event)?;
+        if let Some(master) = master {
+            write_atomic(&self.dir.join(MASTER_FILE), master)?;
+        }
+        Ok(())
+    }
+
+    /// The master playlist, once some rendition has a segment.
+    pub fn master_playlist(&self, query: Option<&str>) -> Option<String> {
+        render_master_locked(&self.lock()).map(|m| with_query(&m, query))
+    }
+
+    /// `index.m3u8` (live window) or `event.m3u8` (everything) of a rendition, once it has a segment.
+    pub fn media_playlist(
+        &self,
+        rendition: &str,
+        file: &str,
+        query: Option<&str>,
+    ) -> Option<String> {
+        let inner = self.lock();
+        let r = inner.renditions.iter().find(|r| r.name == rendition)?;
+        if r.playlist.segments().is_empty() {
+            return None;
+        }
+        match file {
+            LIVE_PLAYLIST => Some(r.playlist.render_live(query)),
+            EVENT_PLAYLIST => Some(r.playlist.render_event(query)),
+            _ => None,
+        }
+    }
+
+    pub fn segment_count(&self, rendition: &str) -> usize {
+        self.lock()
+            .renditions
+            .iter()
+            .find(|r| r.name == rendition)
+            .map_or(0, |r| r.playlist.segments().len())
+    }
+
+    /// Next segment file number for a rendition (so a new publish never overwrites old segments).
+    pub fn next_segment_index(&self, rendition: &str) -> u32 {
+        self.segment_count(rendition) as u32
+    }
+}
+
+fn render_master_locked(inner: &Inner) -> Option<String> {
+    let variants: Vec<Variant> = inner
+        .renditions
+        .iter()
+        .filter_map(|r| {
+            let bandwidth = r.playlist.peak_bandwidth()?;
+            Some(Variant {
+                uri: format!("{}/{LIVE_PLAYLIST}", r.name),
+                bandwidth,
+                average_bandwidth: r.playlist.average_bandwidth(),
+                resolution: r.info.resolution,
+                codecs: r.info.codecs.clone(),
+                frame_rate: r.info.frame_rate,
+            })
+        })
+        .collect();
+    (!variants.is_empty()).then(|| playlist::render_master(&variants, None))
+}
+
+/// Appends `?query` to every URI line of a playlist (a signed token travels into child requests).
+pub fn with_query(playlist: &str, query: Option<&str>) -> String {
+    let Some(query) = query else {
+        return playlist.to_string();
+    };
+    let mut out = String::with_capacity(playlist.len() + 64);
+    for line in playlist.lines() {
+        out.push_str(line);
+        if !line.is_empty() && !line.starts_with('#') {
+            out.push(if line.contains('?') { '&' } else { '?' });
+            out.push_str(query);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Closes the playlists a crashed run left open: the event list gets EXT-X-ENDLIST.
+pub fn close_persisted(hls_dir: &Path, window: usize, target: Duration) -> io::Result<()> {
+    let Ok(entries) = std::fs::read_dir(hls_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path().join(EVENT_PLAYLIST);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut list = MediaPlaylist::parse_event(&text, window, target)
+            .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+        if !list.is_ended() {
+            list.end();
+            write_atomic(&path, &list.render_event(None))?;
+        }
+    }
+    Ok(())
+}
+
+/// A persisted playlist of an ended stream (`master.m3u8`, or a rendition's VOD list under either name).
+pub fn read_persisted(hls_dir: &Path, rendition: Option<&str>, file: &str) -> Option<String> {
+    let path = match rendition {
+        None if file == MASTER_FILE => hls_dir.join(MASTER_FILE),
+        Some(r) if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST => {
+            hls_dir.join(r).join(EVENT_PLAYLIST)
+        }
+        _ => return None,
+    };
+    std::fs::read_to_string(path).ok()
+}
+
+fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+    let tmp = path.with_extension("m3u8.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_added_to_uri_lines_only() {
+        let text = "#EXTM3U\n#EXTINF:2.000,\nseg00000.ts\n\n#EXT-X-ENDLIST\n";
+        let out = with_query(text, Some("token=abc"));
+        assert_eq!(
+            out,
+            "#EXTM3U\n#EXTINF:2.000,\nseg00000.ts?token=abc\n\n#EXT-X-ENDLIST\n"
+        );
+        assert_eq!(with_query(text, None), text);
+    }
+}

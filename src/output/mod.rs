@@ -1,0 +1,5 @@
+//! Outputs of a live stream's pipeline: HLS playlists and segments, the recording.
+pub mod codecs;
+pub mod hls;
+pub mod playlist;
+pub mod recording;

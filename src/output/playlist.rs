@@ -1,0 +1,1139 @@
+//! HLS playlists as plain data over m3u8-rs: the segments a rendition's pipeline has closed go in, playlist
+//! text comes out. No GStreamer here, so every rule of RFC 8216 that matters to players is unit-tested.
+//!
+//! One [`MediaPlaylist`] per rendition holds every segment since the stream started and renders two views:
+//! - [`MediaPlaylist::render_live`]: the sliding window served as `index.m3u8` while live;
+//! - [`MediaPlaylist::render_event`]: everything since the start (`EXT-X-PLAYLIST-TYPE:EVENT`), also written to
+//!   disk so that [`MediaPlaylist::parse_event`] can rebuild the state after a crash.
+//!
+//! Once [`MediaPlaylist::end`] is called both views render the complete list as VOD with `EXT-X-ENDLIST`.
+//!
+//! Room to grow (not built yet): LL-HLS parts attach to [`Segment`] (a `parts` list, written as
+//! `EXT-X-PART` lines through `m3u8_rs::MediaSegment::unknown_tags`, which m3u8-rs writes before the segment's
+//! `EXTINF`); an init section (`EXT-X-MAP`, version 6) and DATERANGE markers become fields mapped onto
+//! `m3u8_rs::MediaSegment::{map, daterange}` in `MediaPlaylist::media_segment` (m3u8-rs holds one DATERANGE per
+//! segment; more go through `unknown_tags`). Playlist-level LL-HLS tags (`EXT-X-SERVER-CONTROL`,
+//! `EXT-X-PART-INF`) and what follows the last closed segment (parts of the open one, `EXT-X-PRELOAD-HINT`) are
+//! dropped or not modelled by m3u8-rs, so they will be spliced into the text in `MediaPlaylist::render`, the one
+//! place that produces media playlist text.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Segments in the live window while a stream is live (DESIGN.md, "Media defaults").
+pub const DEFAULT_WINDOW: usize = 6;
+
+/// `EXT-X-VERSION` written today: 3 is the lowest version that allows decimal `EXTINF` durations
+/// (RFC 8216 §7). Nothing else we write needs more: `EXT-X-PROGRAM-DATE-TIME`, `EXT-X-INDEPENDENT-SEGMENTS`,
+/// `EXT-X-DISCONTINUITY-SEQUENCE` and `EXT-X-PLAYLIST-TYPE` carry no version requirement.
+/// An `EXT-X-MAP` (fMP4 / LL-HLS) will need 6; see [`MediaPlaylist::version`].
+const VERSION_DECIMAL_EXTINF: usize = 3;
+
+/// Decimal places of `EXTINF` (milliseconds).
+const EXTINF_DECIMALS: usize = 3;
+
+/// Errors of [`MediaPlaylist::parse_event`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not an m3u8 playlist: no #EXTM3U header")]
+    NotAPlaylist,
+    #[error("expected a media playlist, found a master playlist")]
+    NotAMediaPlaylist,
+    #[error("playlist cannot be read from line {line} on")]
+    Unparsed { line: usize },
+    #[error("segment {uri} has an invalid duration {extinf}")]
+    InvalidDuration { uri: String, extinf: f32 },
+    #[error("segment {uri} has no program date time")]
+    MissingProgramDateTime { uri: String },
+}
+
+/// A closed media segment.
+///
+/// Build it with [`Segment::new`] and set the other fields, rather than with a struct literal: LL-HLS will
+/// add fields here (a list of parts, an optional init section, markers) and `new` keeps callers compiling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// File name relative to the playlist, e.g. `seg00012.ts`.
+    pub uri: String,
+    pub duration: Duration,
+    /// Wall-clock time of the segment's first sample.
+    pub program_date_time: DateTime<Utc>,
+    /// First segment after a publisher reconnect (timestamps and possibly codec parameters start over).
+    pub discontinuity: bool,
+    /// Size on disk; 0 when unknown (e.g. after [`MediaPlaylist::parse_event`]).
+    pub bytes: u64,
+}
+
+impl Segment {
+    /// A segment that continues the previous one, of unknown size.
+    pub fn new(
+        uri: impl Into<String>,
+        duration: Duration,
+        program_date_time: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            uri: uri.into(),
+            duration,
+            program_date_time,
+            discontinuity: false,
+            bytes: 0,
+        }
+    }
+}
+
+/// The segments of one rendition and the playlist state that must survive between renders.
+#[derive(Debug, Clone)]
+pub struct MediaPlaylist {
+    /// Every segment since the start, oldest first.
+    segments: Vec<Segment>,
+    /// Media sequence number of `segments[0]`.
+    first_sequence: u64,
+    /// Discontinuity sequence number of `segments[0]` (discontinuity tags removed before it).
+    first_discontinuity_sequence: u64,
+    /// Index in `segments` of the first segment of the live window; only moves forward, so
+    /// `EXT-X-MEDIA-SEQUENCE` of the live view never decreases.
+    live_start: usize,
+    ended: bool,
+    /// Segments in the live window (at least 1).
+    window: usize,
+    /// `EXT-X-TARGETDURATION` in seconds: the configured target rounded up, raised by every segment ever
+    /// pushed and never lowered.
+    target_duration: u64,
+}
+
+/// Which view of the segments to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Live,
+    Event,
+}
+
+impl MediaPlaylist {
+    /// An empty playlist with a live window of `window` segments (at least 1) and the configured segment
+    /// target (e.g. 2 s), which is the floor of `EXT-X-TARGETDURATION`.
+    pub fn new(window: usize, target: Duration) -> Self {
+        Self {
+            segments: Vec::new(),
+            first_sequence: 0,
+            first_discontinuity_sequence: 0,
+            live_start: 0,
+            ended: false,
+            window: window.max(1),
+            target_duration: configured_target_secs(target),
+        }
+    }
+
+    /// Appends a closed segment. Ignored (with a warning) once the playlist has ended: an ended playlist is
+    /// a finished VOD and must not change.
+    pub fn push(&mut self, seg: Segment) {
+        if self.ended {
+            tracing::warn!(uri = %seg.uri, "segment pushed after the playlist ended; ignored");
+            return;
+        }
+        self.target_duration = self.target_duration.max(rounded_secs(seg.duration));
+        self.segments.push(seg);
+        self.advance_live_start();
+    }
+
+    /// The stream is over: from now on both views render the complete list as VOD with `EXT-X-ENDLIST`.
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Every segment since the start, oldest first.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Total duration of all segments since the start.
+    pub fn media_duration(&self) -> Duration {
+        self.segments
+            .iter()
+            .fold(Duration::ZERO, |sum, s| sum.saturating_add(s.duration))
+    }
+
+    /// The current `EXT-X-TARGETDURATION` in seconds.
+    pub fn target_duration_secs(&self) -> u64 {
+        self.target_duration
+    }
+
+    /// Media sequence number the next pushed segment will get.
+    pub fn next_sequence(&self) -> u64 {
+        self.first_sequence
+            .saturating_add(self.segments.len() as u64)
+    }
+
+    /// Live playlist: the last `window` segments while live (`EXT-X-MEDIA-SEQUENCE` counting the segments
+    /// that slid out, `EXT-X-DISCONTINUITY-SEQUENCE` the discontinuities that slid out), the complete list
+    /// with `EXT-X-PLAYLIST-TYPE:VOD` + `EXT-X-ENDLIST` once ended.
+    ///
+    /// The window holds more than `window` segments when that is needed to keep the playlist at least three
+    /// target durations long (RFC 8216 §6.2.2), e.g. right after one long segment raised the target.
+    ///
+    /// Note on the switch to VOD: `EXT-X-MEDIA-SEQUENCE` drops back to the first segment's number, because the
+    /// segments that slid out come back. Every segment keeps its media sequence and discontinuity sequence
+    /// number, so players that reload (hls.js, AVPlayer, ffmpeg) stay aligned.
+    ///
+    /// `query`, when `Some("token=abc")`, is appended to every segment URI (`seg00001.ts?token=abc`).
+    pub fn render_live(&self, query: Option<&str>) -> String {
+        self.render(View::Live, query)
+    }
+
+    /// Every segment since the start: `EXT-X-PLAYLIST-TYPE:EVENT` while live, VOD + `EXT-X-ENDLIST` once
+    /// ended. `query` as in [`MediaPlaylist::render_live`]; write it to disk without one.
+    pub fn render_event(&self, query: Option<&str>) -> String {
+        self.render(View::Event, query)
+    }
+
+    /// Re-reads a playlist written by [`MediaPlaylist::render_event`] (crash recovery after `kill -9`):
+    /// segments, durations (to the millisecond written), program date times, discontinuities, media and
+    /// discontinuity sequence numbers, target duration and the ended flag. Byte sizes are 0 (restat the files).
+    ///
+    /// A last line without its newline (a write cut short) is ignored; write the file to a temporary name
+    /// and rename it to avoid that case altogether. A segment without `EXT-X-PROGRAM-DATE-TIME` gets the
+    /// previous segment's date time plus its duration.
+    pub fn parse_event(text: &str, window: usize, target: Duration) -> Result<Self, Error> {
+        // Keep whole lines only: a torn last line would otherwise read as a segment URI.
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
+        let bytes = complete.as_bytes();
+        if m3u8_rs::is_master_playlist(bytes) {
+            return Err(Error::NotAMediaPlaylist);
+        }
+        let (rest, parsed) =
+            m3u8_rs::parse_media_playlist(bytes).map_err(|_| Error::NotAPlaylist)?;
+        if !rest.iter().all(u8::is_ascii_whitespace) {
+            let consumed = &bytes[..bytes.len() - rest.len()];
+            let line = consumed.iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(Error::Unparsed { line });
+        }
+
+        let mut playlist = Self::new(window, target);
+        playlist.first_sequence = parsed.media_sequence;
+        playlist.first_discontinuity_sequence = parsed.discontinuity_sequence;
+        playlist.target_duration = playlist.target_duration.max(parsed.target_duration);
+
+        let mut previous: Option<(DateTime<Utc>, Duration)> = None;
+        for s in parsed.segments {
+            if !s.duration.is_finite() || s.duration < 0.0 {
+                return Err(Error::InvalidDuration {
+                    uri: s.uri,
+                    extinf: s.duration,
+                });
+            }
+            // Whole milliseconds, as written; `as` saturates on absurdly large values.
+            let duration = Duration::from_millis((f64::from(s.duration) * 1000.0).round() as u64);
+            let program_date_time = match (s.program_date_time, previous) {
+                (Some(pdt), _) => pdt.with_timezone(&Utc),
+                (None, Some((pdt, duration))) => chrono::TimeDelta::from_std(duration)
+                    .ok()
+                    .and_then(|d| pdt.checked_add_signed(d))
+                    .ok_or_else(|| Error::MissingProgramDateTime { uri: s.uri.clone() })?,
+                (None, None) => return Err(Error::MissingProgramDateTime { uri: s.uri }),
+            };
+            previous = Some((program_date_time, duration));
+            let mut segment = Segment::new(s.uri, duration, program_date_time);
+            segment.discontinuity = s.discontinuity;
+            playlist.target_duration = playlist.target_duration.max(rounded_secs(duration));
+            playlist.segments.push(segment);
+        }
+        playlist.advance_live_start();
+        playlist.ended = parsed.end_list;
+        Ok(playlist)
+    }
+
+    /// Peak segment bit rate in bits per second (for `BANDWIDTH`), rounded up. Segments of unknown size
+    /// (0 bytes) or zero duration are left out; `None` when no segment is left.
+    pub fn peak_bandwidth(&self) -> Option<u64> {
+        self.measured()
+            .map(|s| bits_per_second(u128::from(s.bytes), s.duration.as_nanos()))
+            .max()
+    }
+
+    /// Average bit rate over all segments in bits per second (for `AVERAGE-BANDWIDTH`), rounded up.
+    /// Same segments as [`MediaPlaylist::peak_bandwidth`].
+    pub fn average_bandwidth(&self) -> Option<u64> {
+        let (bytes, nanos, count) = self.measured().fold((0u128, 0u128, 0usize), |acc, s| {
+            (
+                acc.0 + u128::from(s.bytes),
+                acc.1 + s.duration.as_nanos(),
+                acc.2 + 1,
+            )
+        });
+        (count > 0).then(|| bits_per_second(bytes, nanos))
+    }
+
+    /// Segments whose bit rate is known.
+    fn measured(&self) -> impl Iterator<Item = &Segment> {
+        self.segments
+            .iter()
+            .filter(|s| s.bytes > 0 && !s.duration.is_zero())
+    }
+
+    /// Slides the live window forward: at most `window` segments, but never below three target durations
+    /// (RFC 8216 §6.2.2: a segment must not be removed if that leaves less than that).
+    fn advance_live_start(&mut self) {
+        let min_ms = self.target_duration.saturating_mul(3_000);
+        let mut window_ms: u64 = self.segments[self.live_start..]
+            .iter()
+            .map(|s| extinf_millis(s.duration))
+            .fold(0, u64::saturating_add);
+        while self.segments.len() - self.live_start > self.window {
+            let oldest = extinf_millis(self.segments[self.live_start].duration);
+            let remaining = window_ms.saturating_sub(oldest);
+            if remaining < min_ms {
+                break;
+            }
+            window_ms = remaining;
+            self.live_start += 1;
+        }
+    }
+
+    /// `EXT-X-VERSION` needed by what this playlist contains. Becomes 6 once segments can carry an
+    /// `EXT-X-MAP` (RFC 8216 §7).
+    fn version(&self) -> usize {
+        VERSION_DECIMAL_EXTINF
+    }
+
+    /// The one place that produces media playlist text.
+    fn render(&self, view: View, query: Option<&str>) -> String {
+        let start = match view {
+            View::Live if !self.ended => self.live_start,
+            _ => 0,
+        };
+        let playlist_type = match (view, self.ended) {
+            (_, true) => Some(m3u8_rs::MediaPlaylistType::Vod),
+            (View::Event, false) => Some(m3u8_rs::MediaPlaylistType::Event),
+            (View::Live, false) => None,
+        };
+        let removed_discontinuities = self.segments[..start]
+            .iter()
+            .filter(|s| s.discontinuity)
+            .count() as u64;
+        let playlist = m3u8_rs::MediaPlaylist {
+            version: Some(self.version()),
+            independent_segments: true,
+            target_duration: self.target_duration,
+            media_sequence: self.first_sequence.saturating_add(start as u64),
+            discontinuity_sequence: self
+                .first_discontinuity_sequence
+                .saturating_add(removed_discontinuities),
+            playlist_type,
+            end_list: self.ended,
+            segments: self.segments[start..]
+                .iter()
+                .map(|s| Self::media_segment(s, query))
+                .collect(),
+            ..Default::default()
+        };
+        // m3u8-rs keeps the EXTINF precision in a process-wide setting. Every writer in this crate goes
+        // through this module and wants milliseconds, so setting it before each write is idempotent; without
+        // it f32 durations print as e.g. `2.0020001`.
+        m3u8_rs::WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, Ordering::Relaxed);
+        let mut out = Vec::new();
+        playlist
+            .write_to(&mut out)
+            .expect("writing a playlist into a Vec cannot fail");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// One segment's lines. Parts, an init map and DATERANGE markers will be mapped here.
+    fn media_segment(seg: &Segment, query: Option<&str>) -> m3u8_rs::MediaSegment {
+        m3u8_rs::MediaSegment {
+            uri: with_query(&seg.uri, query),
+            // Rounded to the millisecond first so that the written value is exact to 3 decimals.
+            duration: extinf_millis(seg.duration) as f32 / 1000.0,
+            discontinuity: seg.discontinuity,
+            program_date_time: Some(seg.program_date_time.fixed_offset()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A variant stream of the master playlist (one rendition of the ladder).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Media playlist URI relative to the master, e.g. `source/index.m3u8`.
+    pub uri: String,
+    /// Peak bits per second.
+    pub bandwidth: u64,
+    pub average_bandwidth: Option<u64>,
+    /// Width × height in pixels; `None` for audio-only.
+    pub resolution: Option<(u32, u32)>,
+    /// RFC 6381 codecs, see [`crate::output::codecs`].
+    pub codecs: Option<String>,
+    pub frame_rate: Option<f64>,
+}
+
+/// Master playlist, variants sorted by bandwidth ascending; `query` appended to each variant URI.
+pub fn render_master(variants: &[Variant], query: Option<&str>) -> String {
+    let mut sorted: Vec<&Variant> = variants.iter().collect();
+    sorted.sort_by_key(|v| v.bandwidth);
+    let playlist = m3u8_rs::MasterPlaylist {
+        version: Some(VERSION_DECIMAL_EXTINF),
+        independent_segments: true,
+        variants: sorted
+            .into_iter()
+            .map(|v| m3u8_rs::VariantStream {
+                uri: with_query(&v.uri, query),
+                bandwidth: v.bandwidth,
+                average_bandwidth: v.average_bandwidth,
+                codecs: v.codecs.clone().filter(|c| !c.is_empty()),
+                resolution: v.resolution.map(|(w, h)| m3u8_rs::Resolution {
+                    width: u64::from(w),
+                    height: u64::from(h),
+                }),
+                // RFC 8216 §4.3.4.2: FRAME-RATE rounded to three decimal places (29.97002997 → 29.97).
+                frame_rate: v
+                    .frame_rate
+                    .filter(|f| f.is_finite() && *f > 0.0)
+                    .map(|f| (f * 1000.0).round() / 1000.0),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .expect("writing a playlist into a Vec cannot fail");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The configured target in whole seconds, rounded up so the target is never below it (at least 1).
+fn configured_target_secs(target: Duration) -> u64 {
+    let secs = target
+        .as_secs()
+        .saturating_add(u64::from(target.subsec_nanos() > 0));
+    secs.max(1)
+}
+
+/// Duration in whole milliseconds, rounded to nearest: the value `EXTINF` shows.
+fn extinf_millis(d: Duration) -> u64 {
+    let ms = (d.as_nanos() + 500_000) / 1_000_000;
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+/// The written `EXTINF` rounded to the nearest second (half up), as RFC 8216 §4.3.3.1 compares it with
+/// `EXT-X-TARGETDURATION`.
+fn rounded_secs(d: Duration) -> u64 {
+    extinf_millis(d).saturating_add(500) / 1000
+}
+
+/// `bytes` over `nanos` in bits per second, rounded up; `nanos` must not be 0.
+fn bits_per_second(bytes: u128, nanos: u128) -> u64 {
+    let bits_ns = bytes.saturating_mul(8).saturating_mul(1_000_000_000);
+    u64::try_from(bits_ns.div_ceil(nanos.max(1))).unwrap_or(u64::MAX)
+}
+
+/// `uri` with `query` appended (`?` or `&` as needed). A leading `?` on `query` is accepted; characters
+/// that could end the URI line or quoted attribute (controls, spaces, `"`) or start a fragment (`#`) are
+/// percent-encoded, so a query can never inject playlist lines.
+fn with_query(uri: &str, query: Option<&str>) -> String {
+    let query = query
+        .map(|q| q.trim_start_matches(['?', '&']))
+        .unwrap_or("");
+    if query.is_empty() {
+        return uri.to_owned();
+    }
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    let mut out = String::with_capacity(uri.len() + 1 + query.len());
+    out.push_str(uri);
+    out.push(separator);
+    for c in query.chars() {
+        if c.is_ascii_graphic() && c != '"' && c != '#' {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const TARGET: Duration = Duration::from_secs(2);
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 14, 18, 0, 0).unwrap()
+    }
+
+    /// Segment `n` with the given duration, starting at `start` after t0.
+    fn seg(n: u64, duration: Duration, start: Duration) -> Segment {
+        let mut s = Segment::new(
+            format!("seg{n:05}.ts"),
+            duration,
+            t0() + chrono::TimeDelta::from_std(start).unwrap(),
+        );
+        s.bytes = 500_000;
+        s
+    }
+
+    /// A playlist with `durations` pushed back to back.
+    fn playlist_of(window: usize, durations: &[Duration]) -> MediaPlaylist {
+        let mut pl = MediaPlaylist::new(window, TARGET);
+        let mut start = Duration::ZERO;
+        for (n, d) in durations.iter().enumerate() {
+            pl.push(seg(n as u64, *d, start));
+            start += *d;
+        }
+        pl
+    }
+
+    fn two_seconds(n: usize) -> Vec<Duration> {
+        vec![TARGET; n]
+    }
+
+    /// Parses with m3u8-rs, failing the test unless it is a media playlist.
+    fn parse_media(text: &str) -> m3u8_rs::MediaPlaylist {
+        match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+            Ok(m3u8_rs::Playlist::MediaPlaylist(pl)) => pl,
+            Ok(m3u8_rs::Playlist::MasterPlaylist(_)) => panic!("parsed as master:\n{text}"),
+            Err(e) => panic!("does not parse ({e:?}):\n{text}"),
+        }
+    }
+
+    fn parse_master(text: &str) -> m3u8_rs::MasterPlaylist {
+        match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+            Ok(m3u8_rs::Playlist::MasterPlaylist(pl)) => pl,
+            Ok(m3u8_rs::Playlist::MediaPlaylist(_)) => panic!("parsed as media:\n{text}"),
+            Err(e) => panic!("does not parse ({e:?}):\n{text}"),
+        }
+    }
+
+    fn uris(pl: &m3u8_rs::MediaPlaylist) -> Vec<&str> {
+        pl.segments.iter().map(|s| s.uri.as_str()).collect()
+    }
+
+    /// The value of a `#TAG:value` line, if present.
+    fn tag_value<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(tag).and_then(|r| r.strip_prefix(':')))
+    }
+
+    #[test]
+    fn empty_live_playlist_renders_header_only() {
+        let pl = MediaPlaylist::new(DEFAULT_WINDOW, TARGET);
+        let text = pl.render_live(None);
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:2\n"
+        );
+        let parsed = parse_media(&text);
+        assert!(parsed.segments.is_empty());
+        assert_eq!(parsed.target_duration, 2);
+    }
+
+    #[test]
+    fn live_playlist_has_exact_shape() {
+        let mut pl = playlist_of(DEFAULT_WINDOW, &[Duration::from_millis(2002)]);
+        pl.push(seg(
+            1,
+            Duration::from_millis(1998),
+            Duration::from_millis(2002),
+        ));
+        assert_eq!(
+            pl.render_live(None),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:3\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-TARGETDURATION:2\n\
+             #EXT-X-PROGRAM-DATE-TIME:2025-03-14T18:00:00.000Z\n\
+             #EXTINF:2.002,\n\
+             seg00000.ts\n\
+             #EXT-X-PROGRAM-DATE-TIME:2025-03-14T18:00:02.002Z\n\
+             #EXTINF:1.998,\n\
+             seg00001.ts\n"
+        );
+    }
+
+    #[test]
+    fn extinf_has_three_decimals_and_pdt_milliseconds() {
+        let mut pl = MediaPlaylist::new(DEFAULT_WINDOW, TARGET);
+        let mut s = seg(0, Duration::from_nanos(2_000_400_000), Duration::ZERO);
+        s.program_date_time = t0() + chrono::TimeDelta::microseconds(123_456);
+        pl.push(s);
+        pl.push(seg(1, Duration::from_secs(2), Duration::from_secs(2)));
+        let text = pl.render_live(None);
+        assert!(text.contains("#EXTINF:2.000,\nseg00000.ts"), "{text}");
+        assert!(text.contains("#EXTINF:2.000,\nseg00001.ts"), "{text}");
+        assert!(
+            text.contains("#EXT-X-PROGRAM-DATE-TIME:2025-03-14T18:00:00.123Z\n"),
+            "{text}"
+        );
+        let extinf_lines = text.lines().filter(|l| l.starts_with("#EXTINF:")).count();
+        let pdt_lines = text
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-PROGRAM-DATE-TIME:"))
+            .count();
+        assert_eq!((extinf_lines, pdt_lines), (2, 2));
+    }
+
+    #[test]
+    fn live_window_slides_and_counts_media_sequence() {
+        let mut pl = MediaPlaylist::new(3, TARGET);
+        let mut sequences = Vec::new();
+        for n in 0..8u64 {
+            pl.push(seg(n, TARGET, TARGET * n as u32));
+            let parsed = parse_media(&pl.render_live(None));
+            sequences.push(parsed.media_sequence);
+            let expected_len = (n as usize + 1).min(3);
+            assert_eq!(parsed.segments.len(), expected_len, "after segment {n}");
+            // The window is always the newest segments.
+            assert_eq!(parsed.segments.last().unwrap().uri, format!("seg{n:05}.ts"));
+        }
+        assert_eq!(sequences, [0, 0, 0, 1, 2, 3, 4, 5]);
+        let text = pl.render_live(None);
+        assert_eq!(tag_value(&text, "#EXT-X-MEDIA-SEQUENCE"), Some("5"));
+        assert_eq!(
+            uris(&parse_media(&text)),
+            ["seg00005.ts", "seg00006.ts", "seg00007.ts"]
+        );
+        assert!(!text.contains("#EXT-X-PLAYLIST-TYPE"));
+        assert!(!text.contains("#EXT-X-ENDLIST"));
+        // All segments are still kept for the event view.
+        assert_eq!(pl.segments().len(), 8);
+        assert_eq!(pl.next_sequence(), 8);
+    }
+
+    #[test]
+    fn default_window_holds_six_segments() {
+        let pl = playlist_of(DEFAULT_WINDOW, &two_seconds(20));
+        let parsed = parse_media(&pl.render_live(None));
+        assert_eq!(parsed.segments.len(), 6);
+        assert_eq!(parsed.media_sequence, 14);
+        assert_eq!(parsed.segments[0].uri, "seg00014.ts");
+    }
+
+    #[test]
+    fn window_of_zero_is_treated_as_one() {
+        let pl = playlist_of(0, &two_seconds(5));
+        let parsed = parse_media(&pl.render_live(None));
+        // One segment would be 2 s < 3 × 2 s: the window keeps three.
+        assert_eq!(uris(&parsed), ["seg00002.ts", "seg00003.ts", "seg00004.ts"]);
+    }
+
+    #[test]
+    fn target_duration_is_never_below_configured_target() {
+        let pl = playlist_of(DEFAULT_WINDOW, &[Duration::from_millis(800); 4]);
+        assert_eq!(pl.target_duration_secs(), 2);
+        let text = pl.render_live(None);
+        assert_eq!(tag_value(&text, "#EXT-X-TARGETDURATION"), Some("2"));
+
+        // A fractional configured target rounds up.
+        let pl = MediaPlaylist::new(DEFAULT_WINDOW, Duration::from_millis(2500));
+        assert_eq!(pl.target_duration_secs(), 3);
+        // A zero target still gives a valid tag.
+        let pl = MediaPlaylist::new(DEFAULT_WINDOW, Duration::ZERO);
+        assert_eq!(pl.target_duration_secs(), 1);
+    }
+
+    #[test]
+    fn target_duration_rounds_extinf_to_nearest_second() {
+        // 2.499 s rounds to 2: target stays at 2.
+        let pl = playlist_of(DEFAULT_WINDOW, &[Duration::from_millis(2499)]);
+        assert_eq!(pl.target_duration_secs(), 2);
+        // 2.5 s rounds to 3.
+        let pl = playlist_of(DEFAULT_WINDOW, &[Duration::from_millis(2500)]);
+        assert_eq!(pl.target_duration_secs(), 3);
+        // 2.4996 s is written as 2.500, which rounds to 3: the rule applies to the written value.
+        let pl = playlist_of(DEFAULT_WINDOW, &[Duration::from_micros(2_499_600)]);
+        assert!(pl.render_live(None).contains("#EXTINF:2.500,"));
+        assert_eq!(pl.target_duration_secs(), 3);
+    }
+
+    #[test]
+    fn long_segment_raises_target_duration_for_good() {
+        let mut durations = two_seconds(3);
+        durations.push(Duration::from_millis(10_400));
+        durations.extend(two_seconds(30));
+        let mut pl = MediaPlaylist::new(3, TARGET);
+        let mut start = Duration::ZERO;
+        let mut targets = Vec::new();
+        let mut sequences = Vec::new();
+        for (n, d) in durations.iter().enumerate() {
+            pl.push(seg(n as u64, *d, start));
+            start += *d;
+            for text in [pl.render_live(None), pl.render_event(None)] {
+                let parsed = parse_media(&text);
+                // RFC 8216 §4.3.3.1: every EXTINF rounded to the nearest integer ≤ target.
+                for s in &parsed.segments {
+                    assert!(
+                        (s.duration.round() as u64) <= parsed.target_duration,
+                        "{text}"
+                    );
+                }
+            }
+            let live = parse_media(&pl.render_live(None));
+            targets.push(live.target_duration);
+            sequences.push(live.media_sequence);
+        }
+        // 10.4 s rounds to 10; the target jumps when that segment arrives and never comes down, even
+        // after the long segment left the live window.
+        assert_eq!(&targets[..3], &[2, 2, 2]);
+        assert!(targets[3..].iter().all(|&t| t == 10), "{targets:?}");
+        let last = pl.render_live(None);
+        assert!(!last.contains("seg00003.ts"), "{last}");
+        assert_eq!(tag_value(&last, "#EXT-X-TARGETDURATION"), Some("10"));
+        // MEDIA-SEQUENCE never decreases.
+        assert!(sequences.windows(2).all(|w| w[0] <= w[1]), "{sequences:?}");
+    }
+
+    #[test]
+    fn window_keeps_three_target_durations_after_target_rises() {
+        // Window of 3 after a 10.4 s segment: target 10, so the live playlist must stay ≥ 30 s long
+        // (RFC 8216 §6.2.2) and holds more than three 2 s segments.
+        let mut durations = two_seconds(3);
+        durations.push(Duration::from_millis(10_400));
+        durations.extend(two_seconds(20));
+        let pl = playlist_of(3, &durations);
+        let parsed = parse_media(&pl.render_live(None));
+        let total: f32 = parsed.segments.iter().map(|s| s.duration).sum();
+        assert!(total >= 30.0, "window is {total} s");
+        assert_eq!(parsed.segments.len(), 15);
+        assert_eq!(parsed.media_sequence, 24 - 15);
+    }
+
+    #[test]
+    fn query_is_appended_to_every_segment_uri() {
+        let mut pl = playlist_of(DEFAULT_WINDOW, &two_seconds(8));
+        for text in [
+            pl.render_live(Some("token=abc")),
+            pl.render_event(Some("token=abc")),
+        ] {
+            let parsed = parse_media(&text);
+            assert!(!parsed.segments.is_empty());
+            for s in &parsed.segments {
+                assert!(s.uri.ends_with(".ts?token=abc"), "{}", s.uri);
+            }
+        }
+        pl.end();
+        let parsed = parse_media(&pl.render_live(Some("?token=abc")));
+        assert_eq!(parsed.segments.len(), 8);
+        assert!(
+            parsed
+                .segments
+                .iter()
+                .all(|s| s.uri.ends_with("?token=abc"))
+        );
+        // Without a query (or an empty one) URIs are untouched.
+        for query in [None, Some(""), Some("?")] {
+            let parsed = parse_media(&pl.render_event(query));
+            assert!(parsed.segments.iter().all(|s| s.uri.ends_with(".ts")));
+        }
+    }
+
+    #[test]
+    fn query_cannot_inject_lines() {
+        assert_eq!(
+            with_query("seg00001.ts", Some("token=a\n#EXT-X-ENDLIST")),
+            "seg00001.ts?token=a%0A%23EXT-X-ENDLIST"
+        );
+        assert_eq!(
+            with_query("index.m3u8", Some("t=\"x y\"")),
+            "index.m3u8?t=%22x%20y%22"
+        );
+        assert_eq!(
+            with_query("a.ts?x=1", Some("token=abc")),
+            "a.ts?x=1&token=abc"
+        );
+        let pl = playlist_of(DEFAULT_WINDOW, &two_seconds(2));
+        let text = pl.render_live(Some("token=a\r\n#EXT-X-ENDLIST"));
+        assert!(!text.contains("\n#EXT-X-ENDLIST"), "{text}");
+        assert_eq!(parse_media(&text).segments.len(), 2);
+    }
+
+    #[test]
+    fn event_playlist_lists_everything_as_event_while_live() {
+        let pl = playlist_of(3, &two_seconds(10));
+        let text = pl.render_event(None);
+        assert_eq!(tag_value(&text, "#EXT-X-PLAYLIST-TYPE"), Some("EVENT"));
+        assert!(!text.contains("#EXT-X-ENDLIST"));
+        assert!(!text.contains("#EXT-X-MEDIA-SEQUENCE"));
+        let parsed = parse_media(&text);
+        assert_eq!(parsed.segments.len(), 10);
+        assert_eq!(parsed.media_sequence, 0);
+        assert_eq!(
+            parsed.playlist_type,
+            Some(m3u8_rs::MediaPlaylistType::Event)
+        );
+    }
+
+    #[test]
+    fn ended_playlist_renders_complete_vod_in_both_views() {
+        let mut pl = playlist_of(3, &two_seconds(10));
+        assert!(!pl.is_ended());
+        pl.end();
+        assert!(pl.is_ended());
+        let live = pl.render_live(None);
+        let event = pl.render_event(None);
+        assert_eq!(live, event);
+        assert_eq!(tag_value(&live, "#EXT-X-PLAYLIST-TYPE"), Some("VOD"));
+        assert!(live.ends_with("seg00009.ts\n#EXT-X-ENDLIST\n"), "{live}");
+        let parsed = parse_media(&live);
+        assert!(parsed.end_list);
+        assert_eq!(parsed.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod));
+        assert_eq!(parsed.segments.len(), 10);
+        assert_eq!(parsed.media_sequence, 0);
+        assert_eq!(pl.media_duration(), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn segments_keep_their_media_sequence_number_when_the_playlist_ends() {
+        let mut pl = playlist_of(3, &two_seconds(10));
+        let before = parse_media(&pl.render_live(None));
+        pl.end();
+        let after = parse_media(&pl.render_live(None));
+        for (i, s) in before.segments.iter().enumerate() {
+            let msn = before.media_sequence + i as u64;
+            let j = usize::try_from(msn - after.media_sequence).unwrap();
+            assert_eq!(after.segments[j].uri, s.uri);
+        }
+    }
+
+    #[test]
+    fn push_after_end_is_ignored() {
+        let mut pl = playlist_of(3, &two_seconds(4));
+        pl.end();
+        let before = pl.render_live(None);
+        pl.push(seg(4, TARGET, TARGET * 4));
+        assert_eq!(pl.segments().len(), 4);
+        assert_eq!(pl.render_live(None), before);
+    }
+
+    #[test]
+    fn discontinuity_is_tagged_and_counted_when_it_slides_out() {
+        let mut pl = MediaPlaylist::new(3, TARGET);
+        let mut discontinuity_sequences = Vec::new();
+        for n in 0..9u64 {
+            let mut s = seg(n, TARGET, TARGET * n as u32);
+            // Publisher reconnects before segments 2 and 4.
+            s.discontinuity = n == 2 || n == 4;
+            pl.push(s);
+            let text = pl.render_live(None);
+            let parsed = parse_media(&text);
+            discontinuity_sequences.push(parsed.discontinuity_sequence);
+            let tags = text.matches("#EXT-X-DISCONTINUITY\n").count();
+            let flagged = parsed.segments.iter().filter(|s| s.discontinuity).count();
+            assert_eq!(tags, flagged);
+        }
+        // Window after segment n: [n-2, n]. Segment 2's tag leaves with n = 5, segment 4's with n = 7.
+        assert_eq!(discontinuity_sequences, [0, 0, 0, 0, 0, 1, 1, 2, 2]);
+
+        let text = pl.render_live(None);
+        assert_eq!(tag_value(&text, "#EXT-X-DISCONTINUITY-SEQUENCE"), Some("2"));
+        // The tag goes right before its segment, with the segment's date.
+        let event = pl.render_event(None);
+        assert!(event.contains(
+            "seg00001.ts\n#EXT-X-DISCONTINUITY\n\
+             #EXT-X-PROGRAM-DATE-TIME:2025-03-14T18:00:04.000Z\n#EXTINF:2.000,\nseg00002.ts\n"
+        ));
+        // The event view starts at the beginning: nothing removed, no discontinuity sequence.
+        assert!(!event.contains("#EXT-X-DISCONTINUITY-SEQUENCE"));
+        assert_eq!(event.matches("#EXT-X-DISCONTINUITY\n").count(), 2);
+    }
+
+    #[test]
+    fn event_playlist_round_trips_through_parse_event() {
+        let mut pl = MediaPlaylist::new(3, TARGET);
+        let durations = [2002u64, 1998, 2000, 10_400, 2000, 2000, 2001, 1999];
+        let mut start = Duration::ZERO;
+        for (n, ms) in durations.into_iter().enumerate() {
+            let d = Duration::from_millis(ms);
+            let mut s = seg(n as u64, d, start);
+            s.discontinuity = n == 5;
+            pl.push(s);
+            start += d;
+        }
+        for ended in [false, true] {
+            if ended {
+                pl.end();
+            }
+            let text = pl.render_event(None);
+            let back = MediaPlaylist::parse_event(&text, 3, TARGET).unwrap();
+            assert_eq!(back.is_ended(), ended);
+            assert_eq!(back.segments().len(), pl.segments().len());
+            for (a, b) in pl.segments().iter().zip(back.segments()) {
+                assert_eq!(a.uri, b.uri);
+                assert_eq!(a.duration, b.duration);
+                assert_eq!(a.program_date_time, b.program_date_time);
+                assert_eq!(a.discontinuity, b.discontinuity);
+                assert_eq!(b.bytes, 0);
+            }
+            // Every view renders the same as before the crash (byte sizes do not show in playlists).
+            assert_eq!(back.render_event(None), text);
+            assert_eq!(back.render_live(None), pl.render_live(None));
+            assert_eq!(back.target_duration_secs(), 10);
+            assert_eq!(back.next_sequence(), pl.next_sequence());
+        }
+    }
+
+    #[test]
+    fn recovered_playlist_continues_where_it_stopped() {
+        let mut pl = playlist_of(3, &two_seconds(7));
+        let mut recovered = MediaPlaylist::parse_event(&pl.render_event(None), 3, TARGET).unwrap();
+        let mut next = seg(7, TARGET, TARGET * 7);
+        next.discontinuity = true;
+        pl.push(next.clone());
+        recovered.push(next);
+        assert_eq!(recovered.render_live(None), pl.render_live(None));
+        assert_eq!(recovered.render_event(None), pl.render_event(None));
+    }
+
+    #[test]
+    fn parse_event_keeps_sequence_numbers_of_a_trimmed_playlist() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n\
+                    #EXT-X-MEDIA-SEQUENCE:40\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n\
+                    #EXT-X-PLAYLIST-TYPE:EVENT\n\
+                    #EXT-X-PROGRAM-DATE-TIME:2025-03-14T18:00:00.000+01:00\n#EXTINF:2.000,\nseg00040.ts\n\
+                    #EXTINF:2.500,\nseg00041.ts\n";
+        let pl = MediaPlaylist::parse_event(text, 6, TARGET).unwrap();
+        assert_eq!(pl.next_sequence(), 42);
+        assert_eq!(pl.target_duration_secs(), 4);
+        // An offset date time comes back in UTC; a missing one follows from the previous segment.
+        let first = Utc.with_ymd_and_hms(2025, 3, 14, 17, 0, 0).unwrap();
+        assert_eq!(pl.segments()[0].program_date_time, first);
+        assert_eq!(
+            pl.segments()[1].program_date_time,
+            first + chrono::TimeDelta::seconds(2)
+        );
+        let out = pl.render_event(None);
+        assert_eq!(tag_value(&out, "#EXT-X-MEDIA-SEQUENCE"), Some("40"));
+        assert_eq!(tag_value(&out, "#EXT-X-DISCONTINUITY-SEQUENCE"), Some("3"));
+        assert_eq!(tag_value(&out, "#EXT-X-TARGETDURATION"), Some("4"));
+    }
+
+    #[test]
+    fn parse_event_ignores_a_torn_last_line() {
+        let pl = playlist_of(3, &two_seconds(4));
+        let text = pl.render_event(None);
+        // Cut in the middle of the last URI line: that segment is lost, the rest is kept.
+        let torn = &text[..text.len() - 4];
+        let back = MediaPlaylist::parse_event(torn, 3, TARGET).unwrap();
+        assert_eq!(back.segments().len(), 3);
+        assert_eq!(back.segments()[2].uri, "seg00002.ts");
+        // Cut after an EXTINF line: the dangling tags are dropped.
+        let cut = text.find("seg00003.ts").unwrap();
+        let back = MediaPlaylist::parse_event(&text[..cut], 3, TARGET).unwrap();
+        assert_eq!(back.segments().len(), 3);
+    }
+
+    #[test]
+    fn parse_event_rejects_what_it_cannot_read() {
+        assert!(matches!(
+            MediaPlaylist::parse_event("", 3, TARGET),
+            Err(Error::NotAPlaylist)
+        ));
+        assert!(matches!(
+            MediaPlaylist::parse_event("hello\nworld\n", 3, TARGET),
+            Err(Error::NotAPlaylist)
+        ));
+        let master = render_master(&[variant("source/index.m3u8", 5_000_000)], None);
+        assert!(matches!(
+            MediaPlaylist::parse_event(&master, 3, TARGET),
+            Err(Error::NotAMediaPlaylist)
+        ));
+        let no_pdt = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.000,\nseg00000.ts\n";
+        let err = MediaPlaylist::parse_event(no_pdt, 3, TARGET).unwrap_err();
+        assert!(matches!(err, Error::MissingProgramDateTime { ref uri } if uri == "seg00000.ts"));
+        assert_eq!(
+            err.to_string(),
+            "segment seg00000.ts has no program date time"
+        );
+        let huge = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2025-03-14T18:00:00.000Z\n\
+             #EXTINF:{},\nseg00000.ts\n",
+            "9".repeat(60)
+        );
+        assert!(matches!(
+            MediaPlaylist::parse_event(&huge, 3, TARGET),
+            Err(Error::InvalidDuration { .. })
+        ));
+    }
+
+    #[test]
+    fn absurd_durations_do_not_panic() {
+        let mut pl = MediaPlaylist::new(2, Duration::MAX);
+        for n in 0..4 {
+            let mut s = seg(n, Duration::MAX, Duration::ZERO);
+            s.bytes = u64::MAX;
+            pl.push(s);
+        }
+        pl.push(seg(4, Duration::ZERO, Duration::ZERO));
+        let _ = pl.render_live(None);
+        let _ = pl.render_event(None);
+        assert_eq!(pl.media_duration(), Duration::MAX);
+        assert!(pl.peak_bandwidth().is_some());
+        assert!(pl.average_bandwidth().is_some());
+    }
+
+    #[test]
+    fn bandwidth_from_segment_sizes() {
+        let mut pl = MediaPlaylist::new(DEFAULT_WINDOW, TARGET);
+        assert_eq!(pl.peak_bandwidth(), None);
+        assert_eq!(pl.average_bandwidth(), None);
+        // 500 kB in 2 s = 2 Mbit/s; 1.5 MB in 2 s = 6 Mbit/s; 250 kB in 1 s = 2 Mbit/s.
+        for (n, (bytes, ms)) in [(500_000u64, 2000u64), (1_500_000, 2000), (250_000, 1000)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut s = seg(n as u64, Duration::from_millis(ms), Duration::ZERO);
+            s.bytes = bytes;
+            pl.push(s);
+        }
+        assert_eq!(pl.peak_bandwidth(), Some(6_000_000));
+        // 2.25 MB over 5 s = 3.6 Mbit/s.
+        assert_eq!(pl.average_bandwidth(), Some(3_600_000));
+        // Segments of unknown size do not count.
+        let mut s = seg(3, TARGET, Duration::ZERO);
+        s.bytes = 0;
+        pl.push(s);
+        assert_eq!(pl.average_bandwidth(), Some(3_600_000));
+        // Rounded up: 1 byte in 3 s is 2.67 bit/s.
+        let mut pl = MediaPlaylist::new(DEFAULT_WINDOW, TARGET);
+        let mut s = seg(0, Duration::from_secs(3), Duration::ZERO);
+        s.bytes = 1;
+        pl.push(s);
+        assert_eq!(pl.peak_bandwidth(), Some(3));
+        assert_eq!(pl.average_bandwidth(), Some(3));
+    }
+
+    fn variant(uri: &str, bandwidth: u64) -> Variant {
+        Variant {
+            uri: uri.into(),
+            bandwidth,
+            average_bandwidth: None,
+            resolution: None,
+            codecs: None,
+            frame_rate: None,
+        }
+    }
+
+    #[test]
+    fn master_playlist_has_exact_shape() {
+        let source = Variant {
+            uri: "source/index.m3u8".into(),
+            bandwidth: 6_000_000,
+            average_bandwidth: Some(4_500_000),
+            resolution: Some((1920, 1080)),
+            codecs: Some("avc1.64002a,mp4a.40.2".into()),
+            frame_rate: Some(30.0),
+        };
+        let low = Variant {
+            uri: "360p/index.m3u8".into(),
+            bandwidth: 900_000,
+            average_bandwidth: Some(800_000),
+            resolution: Some((640, 360)),
+            codecs: Some("avc1.4d401e,mp4a.40.2".into()),
+            frame_rate: Some(30_000.0 / 1001.0),
+        };
+        assert_eq!(
+            render_master(&[source, low], None),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:3\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=800000,\
+             CODECS=\"avc1.4d401e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=29.97\n\
+             360p/index.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=6000000,AVERAGE-BANDWIDTH=4500000,\
+             CODECS=\"avc1.64002a,mp4a.40.2\",RESOLUTION=1920x1080,FRAME-RATE=30\n\
+             source/index.m3u8\n"
+        );
+    }
+
+    #[test]
+    fn master_playlist_sorts_by_bandwidth_and_carries_query() {
+        let variants = [
+            variant("source/index.m3u8", 6_000_000),
+            variant("480p/index.m3u8", 1_500_000),
+            variant("720p/index.m3u8", 3_000_000),
+            variant("360p/index.m3u8", 800_000),
+        ];
+        let text = render_master(&variants, Some("token=abc"));
+        let parsed = parse_master(&text);
+        assert!(parsed.independent_segments);
+        let got: Vec<(&str, u64)> = parsed
+            .variants
+            .iter()
+            .map(|v| (v.uri.as_str(), v.bandwidth))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("360p/index.m3u8?token=abc", 800_000),
+                ("480p/index.m3u8?token=abc", 1_500_000),
+                ("720p/index.m3u8?token=abc", 3_000_000),
+                ("source/index.m3u8?token=abc", 6_000_000),
+            ]
+        );
+    }
+
+    #[test]
+    fn master_playlist_of_audio_only_variant_parses() {
+        let mut audio = variant("source/index.m3u8", 130_000);
+        audio.codecs = Some("mp4a.40.2".into());
+        audio.frame_rate = Some(f64::NAN);
+        let text = render_master(&[audio], None);
+        assert!(!text.contains("RESOLUTION"));
+        assert!(!text.contains("FRAME-RATE"));
+        let parsed = parse_master(&text);
+        assert_eq!(parsed.variants[0].codecs.as_deref(), Some("mp4a.40.2"));
+        assert_eq!(parsed.variants[0].resolution, None);
+    }
+
+    #[test]
+    fn every_rendered_playlist_parses_back() {
+        let mut pl = MediaPlaylist::new(DEFAULT_WINDOW, TARGET);
+        let mut start = Duration::ZERO;
+        for n in 0..15u64 {
+            let d = if n == 6 {
+                Duration::from_millis(10_400)
+            } else {
+                Duration::from_millis(1990 + n * 3)
+            };
+            let mut s = seg(n, d, start);
+            s.discontinuity = n == 4 || n == 9;
+            pl.push(s);
+            start += d;
+            for query in [None, Some("token=abc")] {
+                for text in [pl.render_live(query), pl.render_event(query)] {
+                    let parsed = parse_media(&text);
+                    assert!(parsed.independent_segments);
+                    assert_eq!(parsed.version, Some(3));
+                    assert!(
+                        parsed
+                            .segments
+                            .iter()
+                            .all(|s| s.program_date_time.is_some())
+                    );
+                }
+            }
+        }
+        pl.end();
+        for query in [None, Some("token=abc")] {
+            for text in [pl.render_live(query), pl.render_event(query)] {
+                let parsed = parse_media(&text);
+                assert!(parsed.end_list);
+                assert_eq!(parsed.segments.len(), 15);
+            }
+        }
+        parse_master(&render_master(
+            &[variant("a/index.m3u8", 1), variant("b/index.m3u8", 2)],
+            Some("token=abc"),
+        ));
+    }
+}

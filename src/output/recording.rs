@@ -1,0 +1,296 @@
+//! The recording: fragmented MP4 while live (written by the stream's pipeline), finalised into a
+//! progressive MP4 with `moov` before `mdat` by a remux without re-encoding.
+//!
+//! Finalising is the same after a clean stop and after a crash: cut the fragmented file after its
+//! last complete fragment, remux it with `mp4mux faststart=true`, read the duration back.
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+/// How long a remux may take before it is called failed (it copies bytes; an hour of 6 Mb/s
+/// video takes seconds).
+const DEFAULT_REMUX_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no media was recorded")]
+    Empty,
+    #[error("recording i/o on {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("remux failed: {0}")]
+    Remux(String),
+}
+
+/// A finalised recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finalized {
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct BoxHeader {
+    kind: [u8; 4],
+    offset: u64,
+    size: u64,
+}
+
+/// Top-level boxes of an MP4 file; stops at the first box that does not fit (a truncated tail).
+fn top_level_boxes(file: &mut File) -> io::Result<(Vec<BoxHeader>, u64)> {
+    let len = file.metadata()?.len();
+    let mut boxes = Vec::new();
+    let mut offset = 0u64;
+    while offset + 8 <= len {
+        file.seek(SeekFrom::Start(offset))?;
+        let mut head = [0u8; 16];
+        let n = file.read(&mut head)?;
+        if n < 8 {
+            break;
+        }
+        let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as u64;
+        let kind = [head[4], head[5], head[6], head[7]];
+        let size = match size32 {
+            0 => len - offset,
+            1 if n >= 16 => u64::from_be_bytes(head[8..16].try_into().expect("8 bytes")),
+            1 => break,
+            s => s,
+        };
+        if size < 8 || offset + size > len {
+            break;
+        }
+        boxes.push(BoxHeader { kind, offset, size });
+        offset += size;
+    }
+    Ok((boxes, len))
+}
+
+/// The length of the fragmented file up to its last complete `moof`+`mdat` pair, or `None`
+/// when not even the header (`moov`) and one fragment are complete.
+fn complete_length(boxes: &[BoxHeader]) -> Option<u64> {
+    boxes.iter().position(|b| &b.kind == b"moov")?;
+    let last_mdat = boxes.iter().rposition(|b| &b.kind == b"mdat")?;
+    let has_moof_before = boxes[..last_mdat].iter().any(|b| &b.kind == b"moof");
+    has_moof_before.then(|| boxes[last_mdat].offset + boxes[last_mdat].size)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Which tracks a (fragmented) MP4 has, from the handler types in its `moov`.
+fn tracks(file: &mut File, boxes: &[BoxHeader]) -> io::Result<(bool, bool)> {
+    let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
+        return Ok((false, false));
+    };
+    let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
+    file.seek(SeekFrom::Start(moov.offset))?;
+    file.read_exact(&mut buf)?;
+    let handler_at = |i: usize| buf.get(i + 12..i + 16);
+    let mut video = false;
+    let mut audio = false;
+    for i in 0..buf.len().saturating_sub(16) {
+        if &buf[i..i + 4] == b"hdlr" {
+            match handler_at(i) {
+                Some(b"vide") => video = true,
+                Some(b"soun") => audio = true,
+                _ => {}
+            }
+        }
+    }
+    Ok((video, audio))
+}
+
+/// Duration from `moov/mvhd` of a progressive MP4.
+pub fn mp4_duration(path: &Path) -> io::Result<Option<Duration>> {
+    let mut file = File::open(path)?;
+    let (boxes, _) = top_level_boxes(&mut file)?;
+    let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
+        return Ok(None);
+    };
+    file.seek(SeekFrom::Start(moov.offset + 8))?;
+    let mut head = [0u8; 8 + 4 + 28];
+    file.read_exact(&mut head)?;
+    if &head[4..8] != b"mvhd" {
+        return Ok(None);
+    }
+    let body = &head[8..];
+    let (timescale, duration) = if body[0] == 1 {
+        let ts = u32::from_be_bytes(body[20..24].try_into().expect("4 bytes")) as u64;
+        let d = u64::from_be_bytes(body[24..32].try_into().expect("8 bytes"));
+        (ts, d)
+    } else {
+        let ts = u32::from_be_bytes(body[12..16].try_into().expect("4 bytes")) as u64;
+        let d = u32::from_be_bytes(body[16..20].try_into().expect("4 bytes")) as u64;
+        (ts, d)
+    };
+    if timescale == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Duration::from_nanos(
+        (duration as u128 * 1_000_000_000 / timescale as u128) as u64,
+    )))
+}
+
+/// Whether `moov` comes before `mdat` (players can start before the download ends).
+pub fn moov_before_mdat(path: &Path) -> io::Result<bool> {
+    let mut file = File::open(path)?;
+    let (boxes, _) = top_level_boxes(&mut file)?;
+    let pos = |k: &[u8; 4]| boxes.iter().position(|b| &b.kind == k);
+    Ok(matches!((pos(b"moov"), pos(b"mdat")), (Some(m), Some(d)) if m < d))
+}
+
+/// Turns the fragmented recording at `fragmented` into the progressive MP4 at `out`.
+/// Blocking: run it on a blocking thread.
+pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
+    let mut file = File::open(fragmented).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::Empty,
+        _ => io_err(fragmented)(e),
+    })?;
+    let (boxes, len) = top_level_boxes(&mut file).map_err(io_err(fragmented))?;
+    let complete = complete_length(&boxes).ok_or(Error::Empty)?;
+    if complete < len {
+        tracing::warn!(path = %fragmented.display(), kept = complete, dropped = len - complete,
+            "recording had an incomplete last fragment; keeping everything before it");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(fragmented)
+            .map_err(io_err(fragmented))?;
+        f.set_len(complete).map_err(io_err(fragmented))?;
+    }
+    let (video, audio) = tracks(&mut file, &boxes).map_err(io_err(fragmented))?;
+    drop(file);
+    if !video && !audio {
+        return Err(Error::Empty);
+    }
+    let part = out.with_extension("mp4.part");
+    remux(fragmented, &part, video, audio)?;
+    std::fs::rename(&part, out).map_err(io_err(out))?;
+    let bytes = std::fs::metadata(out).map_err(io_err(out))?.len();
+    let duration = mp4_duration(out).map_err(io_err(out))?.unwrap_or_default();
+    Ok(Finalized { bytes, duration })
+}
+
+/// The remux pipeline's description (no re-encode).
+pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) -> String {
+    let q = |p: &Path| {
+        format!(
+            "\"{}\"",
+            p.to_string_lossy()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+        )
+    };
+    let mut parts = vec![
+        format!(
+            "filesrc name=remux-src location={} ! qtdemux name=remux-demux",
+            q(input)
+        ),
+        format!(
+            "mp4mux name=remux-mux faststart=true ! filesink name=remux-sink location={}",
+            q(output)
+        ),
+    ];
+    if video {
+        parts.push(
+            "remux-demux.video_0 ! queue name=remux-queue-video ! h264parse ! remux-mux.video_%u"
+                .into(),
+        );
+    }
+    if audio {
+        parts.push(
+            "remux-demux.audio_0 ! queue name=remux-queue-audio ! aacparse ! remux-mux.audio_%u"
+                .into(),
+        );
+    }
+    parts.join("\n")
+}
+
+fn remux(input: &Path, output: &Path, video: bool, audio: bool) -> Result<(), Error> {
+    let remux_err = |e: &dyn std::fmt::Display| Error::Remux(e.to_string());
+    let pipeline = gst::parse::launch(&remux_description(input, output, video, audio))
+        .map_err(|e| remux_err(&e))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| Error::Remux("pipeline without bus".into()))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| remux_err(&e))?;
+    let timeout = gst::ClockTime::from_nseconds(DEFAULT_REMUX_TIMEOUT.as_nanos() as u64);
+    let result =
+        match bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error]) {
+            Some(msg) => match msg.view() {
+                gst::MessageView::Eos(_) => Ok(()),
+                gst::MessageView::Error(err) => Err(Error::Remux(format!(
+                    "{}: {} ({})",
+                    err.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default(),
+                    err.error(),
+                    err.debug().map(|d| d.to_string()).unwrap_or_default()
+                ))),
+                _ => Err(Error::Remux("unexpected message".into())),
+            },
+            None => Err(Error::Remux(format!(
+                "timed out after {DEFAULT_REMUX_TIMEOUT:?}"
+            ))),
+        };
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(kind: &[u8; 4], body_len: usize) -> Vec<u8> {
+        let mut v = ((body_len + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind);
+        v.extend(std::iter::repeat_n(0u8, body_len));
+        v
+    }
+
+    #[test]
+    fn truncated_tail_is_cut_after_the_last_complete_fragment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.fmp4");
+        let mut bytes = [
+            boxed(b"ftyp", 8),
+            boxed(b"moov", 32),
+            boxed(b"moof", 16),
+            boxed(b"mdat", 100),
+        ]
+        .concat();
+        let complete = bytes.len() as u64;
+        bytes.extend(boxed(b"moof", 16));
+        let mut partial = boxed(b"mdat", 100);
+        partial.truncate(50);
+        bytes.extend(partial);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut f = File::open(&path).unwrap();
+        let (boxes, len) = top_level_boxes(&mut f).unwrap();
+        assert_eq!(len, bytes.len() as u64);
+        assert_eq!(complete_length(&boxes), Some(complete));
+    }
+
+    #[test]
+    fn a_file_without_any_fragment_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.fmp4");
+        std::fs::write(&path, [boxed(b"ftyp", 8), boxed(b"moov", 32)].concat()).unwrap();
+        assert!(matches!(
+            finalize(&path, &dir.path().join("r.mp4")),
+            Err(Error::Empty)
+        ));
+        assert!(matches!(
+            finalize(&dir.path().join("none"), &dir.path().join("r.mp4")),
+            Err(Error::Empty)
+        ));
+    }
+}

@@ -1,0 +1,120 @@
+//! A stream pipeline's bus: closed segments go to the HLS output, errors end the stream, EOS
+//! tells the stopper that the files are complete.
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use tokio::sync::oneshot;
+
+use super::spec::SOURCE_RENDITION;
+use super::stream::LiveStream;
+use crate::output::codecs;
+use crate::output::hls::RenditionInfo;
+
+const FRAGMENT_OPENED: &str = "splitmuxsink-fragment-opened";
+const FRAGMENT_CLOSED: &str = "splitmuxsink-fragment-closed";
+
+/// What the pipeline knows about its tracks that the master playlist needs.
+pub struct TrackConfig {
+    pub avcc: Option<bytes::Bytes>,
+    pub asc: Option<bytes::Bytes>,
+}
+
+/// Runs until EOS or an error; reports which on `eos`.
+pub async fn watch(
+    bus: gst::Bus,
+    pipeline: gst::Pipeline,
+    stream: Arc<LiveStream>,
+    config: TrackConfig,
+    eos: oneshot::Sender<Result<(), String>>,
+) {
+    let mut messages = bus.stream();
+    let mut info_known = false;
+    let result = loop {
+        let Some(msg) = messages.next().await else {
+            break Err("bus closed".to_string());
+        };
+        match msg.view() {
+            gst::MessageView::Element(el) => {
+                let Some(s) = el.structure() else { continue };
+                let rendition = msg
+                    .src()
+                    .and_then(|src| src.name().strip_prefix("hls-").map(str::to_string))
+                    .unwrap_or_else(|| SOURCE_RENDITION.to_string());
+                let running_time = s.get::<u64>("running-time").map(Duration::from_nanos);
+                match (s.name().as_str(), running_time) {
+                    (FRAGMENT_OPENED, Ok(rt)) => stream.hls.fragment_opened(&rendition, rt),
+                    (FRAGMENT_CLOSED, Ok(rt)) => {
+                        if !info_known {
+                            stream
+                                .hls
+                                .set_info(&rendition, rendition_info(&pipeline, &config));
+                            info_known = true;
+                        }
+                        let Ok(location) = s.get::<String>("location") else {
+                            continue;
+                        };
+                        if let Err(e) =
+                            stream
+                                .hls
+                                .fragment_closed(&rendition, location.as_ref(), rt)
+                        {
+                            tracing::error!(error = %e, %location, "could not list a closed segment");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(err) => {
+                let element = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
+                let details = err.debug().map(|d| d.to_string()).unwrap_or_default();
+                tracing::error!(%element, error = %err.error(), %details, "pipeline error; ending the stream");
+                stream.fail(format!("{element}: {}", err.error()));
+                break Err(format!("{element}: {}", err.error()));
+            }
+            gst::MessageView::Warning(w) => {
+                let element = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
+                tracing::warn!(%element, warning = %w.error(), "pipeline warning");
+            }
+            _ => {}
+        }
+    };
+    let _ = eos.send(result);
+}
+
+/// Resolution and frame rate as negotiated by the video parser, codecs from the headers.
+fn rendition_info(pipeline: &gst::Pipeline, config: &TrackConfig) -> RenditionInfo {
+    let caps = pipeline
+        .by_name("parse-video")
+        .and_then(|p| p.static_pad("src"))
+        .and_then(|pad| pad.current_caps());
+    let s = caps.as_ref().and_then(|c| c.structure(0));
+    let resolution = s.and_then(|s| {
+        Some((
+            s.get::<i32>("width").ok()? as u32,
+            s.get::<i32>("height").ok()? as u32,
+        ))
+    });
+    let frame_rate = s
+        .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+        .filter(|f| f.numer() > 0 && f.denom() > 0)
+        .map(|f| f.numer() as f64 / f.denom() as f64);
+    let codecs = codecs::join(
+        config.avcc.as_deref().and_then(codecs::avc1),
+        config.asc.as_deref().and_then(codecs::mp4a),
+    );
+    RenditionInfo {
+        resolution,
+        frame_rate,
+        codecs,
+    }
+}

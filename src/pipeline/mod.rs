@@ -1,0 +1,68 @@
+//! Pipelines: one GStreamer pipeline per live stream, and the registry that owns them.
+pub mod build;
+pub mod bus;
+pub mod health;
+pub mod registry;
+pub mod spec;
+pub mod stream;
+
+pub use registry::StreamRegistry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("gstreamer element {factory} is missing (install the Debian package {apt_package})")]
+    MissingElement {
+        factory: &'static str,
+        apt_package: &'static str,
+    },
+    #[error("pipeline {0}")]
+    Gst(String),
+}
+
+impl From<gstreamer::glib::Error> for Error {
+    fn from(e: gstreamer::glib::Error) -> Self {
+        Error::Gst(e.to_string())
+    }
+}
+
+impl From<gstreamer::glib::BoolError> for Error {
+    fn from(e: gstreamer::glib::BoolError) -> Self {
+        Error::Gst(e.to_string())
+    }
+}
+
+impl From<gstreamer::StateChangeError> for Error {
+    fn from(e: gstreamer::StateChangeError) -> Self {
+        Error::Gst(e.to_string())
+    }
+}
+
+/// Every GStreamer element livefront uses, with the Debian package that ships it (`doctor` and
+/// startup check these).
+pub const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
+    ("appsrc", "gstreamer1.0-plugins-base"),
+    ("tee", "libgstreamer1.0-0"),
+    ("queue", "libgstreamer1.0-0"),
+    ("filesrc", "libgstreamer1.0-0"),
+    ("filesink", "libgstreamer1.0-0"),
+    ("h264parse", "gstreamer1.0-plugins-bad"),
+    ("aacparse", "gstreamer1.0-plugins-good"),
+    ("mpegtsmux", "gstreamer1.0-plugins-bad"),
+    ("splitmuxsink", "gstreamer1.0-plugins-good"),
+    ("mp4mux", "gstreamer1.0-plugins-good"),
+    ("qtdemux", "gstreamer1.0-plugins-good"),
+];
+
+/// Initialises GStreamer and checks that every element livefront needs exists.
+pub fn init() -> Result<(), Error> {
+    gstreamer::init()?;
+    for (factory, apt_package) in REQUIRED_ELEMENTS {
+        if gstreamer::ElementFactory::find(factory).is_none() {
+            return Err(Error::MissingElement {
+                factory,
+                apt_package,
+            });
+        }
+    }
+    Ok(())
+}

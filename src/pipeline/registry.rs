@@ -1,0 +1,395 @@
+//! The registry: the one owner of live streams. It alone starts, flips mode, ends and looks up
+//! streams; ingest servers, HTTP and shutdown ask it. Its lock is never held across an `.await`.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::bus::{self, TrackConfig};
+use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
+use super::stream::{self, LiveStream, Running, Start, Starter};
+use crate::config::Config;
+use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers, stream_key};
+use crate::output::hls::{self, HlsOutput};
+use crate::output::recording;
+use crate::store::{Mode, Recording, RecordingState, Store, StreamId, StreamState};
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub publishes_accepted: AtomicU64,
+    pub publishes_refused: AtomicU64,
+    pub streams_finalized: AtomicU64,
+    pub pipeline_failures: AtomicU64,
+}
+
+struct Inner {
+    store: Store,
+    config: Arc<Config>,
+    live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
+    tasks: TaskTracker,
+    counters: Counters,
+}
+
+#[derive(Clone)]
+pub struct StreamRegistry {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::Error),
+}
+
+impl StreamRegistry {
+    pub fn new(store: Store, config: Arc<Config>) -> Self {
+        StreamRegistry {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                live: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    fn live_map(&self) -> MutexGuard<'_, HashMap<StreamId, Arc<LiveStream>>> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    pub fn paths(&self, id: &StreamId) -> StreamPaths {
+        StreamPaths::new(&self.inner.config.data_dir, id.as_str())
+    }
+
+    /// The live (publishing or finalising) stream with this id.
+    pub fn live(&self, id: &StreamId) -> Option<Arc<LiveStream>> {
+        self.live_map().get(id).cloned()
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.live_map().len()
+    }
+
+    /// Flips a stream between practice and public; takes effect at once for a live stream.
+    pub async fn set_mode(&self, id: &StreamId, mode: Mode) -> Result<(), Error> {
+        self.inner.store.set_mode(id, mode).await?;
+        if let Some(s) = self.live(id) {
+            s.set_mode(mode);
+        }
+        tracing::info!(stream = %id, mode = mode.as_str(), "mode changed");
+        Ok(())
+    }
+
+    /// Ends a stream: a live one disconnects its publisher and finalises; an idle one just ends
+    /// (its key stops working).
+    pub async fn end(&self, id: &StreamId) -> Result<(), Error> {
+        match self.live(id) {
+            Some(s) => s.request_end(),
+            None => self.inner.store.mark_ended(id).await?,
+        }
+        Ok(())
+    }
+
+    /// Ends every live stream and waits until their files are finalised.
+    pub async fn shutdown(&self) {
+        let live: Vec<Arc<LiveStream>> = self.live_map().values().cloned().collect();
+        for s in &live {
+            s.request_end();
+        }
+        for s in &live {
+            s.finished.cancelled().await;
+        }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// After a crash: streams left live are ended, their recordings finalised (everything up to
+    /// the last complete fragment), their playlists closed.
+    pub async fn recover(&self) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let mut ids: Vec<StreamId> = store
+            .streams_in_state(StreamState::Live)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        for id in store.unfinished_recordings().await? {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        for id in ids {
+            tracing::warn!(stream = %id, "recovering a stream left live by an unclean stop");
+            let paths = self.paths(&id);
+            let (window, target) = (self.inner.config.hls.window, self.inner.config.hls.segment);
+            if let Err(e) = hls::close_persisted(&paths.hls_dir(), window, target) {
+                tracing::error!(stream = %id, error = %e, "could not close the playlists");
+            }
+            self.finalize_recording(&id, &paths).await;
+            store.mark_ended(&id).await?;
+        }
+        Ok(())
+    }
+
+    async fn finalize_recording(&self, id: &StreamId, paths: &StreamPaths) {
+        let store = &self.inner.store;
+        let mark = |state, bytes, duration_ms, error| Recording {
+            stream_id: id.clone(),
+            state,
+            bytes,
+            duration_ms,
+            error,
+        };
+        if let Err(e) = store
+            .set_recording(mark(RecordingState::Finalizing, 0, 0, None))
+            .await
+        {
+            tracing::error!(stream = %id, error = %e, "could not mark the recording finalizing");
+        }
+        let (src, dst) = (paths.recording_fragmented(), paths.recording());
+        let result = tokio::task::spawn_blocking(move || recording::finalize(&src, &dst))
+            .await
+            .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())));
+        let rec = match result {
+            Ok(done) => {
+                tracing::info!(stream = %id, bytes = done.bytes, duration_s = done.duration.as_secs_f64(), "recording ready");
+                let _ = std::fs::remove_file(paths.recording_fragmented());
+                mark(
+                    RecordingState::Ready,
+                    done.bytes,
+                    done.duration.as_millis() as u64,
+                    None,
+                )
+            }
+            Err(e) => {
+                tracing::error!(stream = %id, error = %e, "recording failed");
+                mark(RecordingState::Failed, 0, 0, Some(e.to_string()))
+            }
+        };
+        if let Err(e) = store.set_recording(rec).await {
+            tracing::error!(stream = %id, error = %e, "could not store the recording state");
+        }
+    }
+
+    /// Stops the pipeline, closes the playlists, finalises the recording, marks the stream ended.
+    async fn finish(&self, stream: Arc<LiveStream>, reason: EndReason) {
+        tracing::info!(?reason, "publisher gone; finalising");
+        if let Some(running) = stream.take_running() {
+            if let Err(e) = running.stop().await {
+                tracing::warn!(error = %e, "pipeline did not stop cleanly");
+            }
+            if let Err(e) = stream.hls.end() {
+                tracing::error!(error = %e, "could not write the VOD playlists");
+            }
+            self.finalize_recording(&stream.id, &stream.paths).await;
+        } else {
+            let rec = Recording {
+                stream_id: stream.id.clone(),
+                state: RecordingState::Failed,
+                bytes: 0,
+                duration_ms: 0,
+                error: Some("no media was recorded".into()),
+            };
+            if let Err(e) = self.inner.store.set_recording(rec).await {
+                tracing::error!(error = %e, "could not store the recording state");
+            }
+        }
+        if let Err(e) = self.inner.store.mark_ended(&stream.id).await {
+            tracing::error!(error = %e, "could not mark the stream ended");
+        }
+        self.live_map().remove(&stream.id);
+        self.inner
+            .counters
+            .streams_finalized
+            .fetch_add(1, Ordering::Relaxed);
+        stream.finished.cancel();
+        tracing::info!("stream ended");
+    }
+
+    fn start_pipeline(&self, stream: &Arc<LiveStream>, start: Start) -> Result<(), ingest::Error> {
+        let Start::Go {
+            tracks,
+            frames,
+            base_ms,
+            epoch,
+        } = start
+        else {
+            return Ok(());
+        };
+        let spec = PipelineSpec {
+            tracks: tracks.clone(),
+            paths: stream.paths.clone(),
+            segment: self.inner.config.hls.segment,
+            first_segment: stream.hls.next_segment_index(SOURCE_RENDITION),
+        };
+        stream.hls.set_epoch(epoch);
+        let (eos_tx, eos_rx) = oneshot::channel();
+        let (running, bus) = Running::start(&spec, base_ms, eos_rx).map_err(|e| {
+            self.inner
+                .counters
+                .pipeline_failures
+                .fetch_add(1, Ordering::Relaxed);
+            ingest::Error::Pipeline(e.to_string())
+        })?;
+        let pipeline = running.pipeline_handle();
+        stream.set_running(running);
+        let config = TrackConfig {
+            avcc: tracks.video.clone(),
+            asc: tracks.audio.clone(),
+        };
+        let span = tracing::info_span!("stream", id = %stream.id, proto = stream.proto.as_str());
+        self.inner
+            .tasks
+            .spawn(bus::watch(bus, pipeline, stream.clone(), config, eos_tx).instrument(span));
+        tracing::info!(
+            video = tracks.has_video(),
+            audio = tracks.has_audio(),
+            "pipeline started"
+        );
+        let store = self.inner.store.clone();
+        let id = stream.id.clone();
+        self.inner.tasks.spawn(async move {
+            let rec = Recording {
+                stream_id: id,
+                state: RecordingState::Recording,
+                bytes: 0,
+                duration_ms: 0,
+                error: None,
+            };
+            if let Err(e) = store.set_recording(rec).await {
+                tracing::error!(error = %e, "could not mark the recording started");
+            }
+        });
+        for frame in frames {
+            stream::push_running(stream, frame)?;
+        }
+        Ok(())
+    }
+}
+
+impl Publishers for StreamRegistry {
+    type Sink = PublishSink;
+
+    async fn authorize(&self, key: &str, proto: Proto) -> Result<PublishSink, ingest::Error> {
+        let refuse = |e: ingest::Error| {
+            self.inner
+                .counters
+                .publishes_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(key = %stream_key::redact(key), proto = proto.as_str(), reason = %e, "publish refused");
+            e
+        };
+        let stream = self
+            .inner
+            .store
+            .stream_by_key(key)
+            .await
+            .map_err(|e| ingest::Error::Store(e.to_string()))?
+            .ok_or_else(|| refuse(ingest::Error::BadStreamKey(stream_key::redact(key))))?;
+        if stream.state == StreamState::Ended {
+            return Err(refuse(ingest::Error::StreamEnded(stream_key::redact(key))));
+        }
+        let config = &self.inner.config;
+        let paths = self.paths(&stream.id);
+        let live = {
+            let mut map = self.live_map();
+            if map.contains_key(&stream.id) {
+                drop(map);
+                return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
+            }
+            let hls = HlsOutput::new(
+                paths.hls_dir(),
+                &[SOURCE_RENDITION],
+                config.hls.window,
+                config.hls.segment,
+            );
+            let live = Arc::new(LiveStream::new(
+                stream.id.clone(),
+                stream.creator_id.clone(),
+                stream.mode,
+                proto,
+                paths,
+                hls,
+                config.hls.segment,
+            ));
+            map.insert(stream.id.clone(), live.clone());
+            live
+        };
+        if let Err(e) = self.inner.store.mark_live(&stream.id).await {
+            self.live_map().remove(&stream.id);
+            return Err(ingest::Error::Store(e.to_string()));
+        }
+        self.inner
+            .counters
+            .publishes_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(stream = %stream.id, key = %stream.stream_key, proto = proto.as_str(), "publish accepted");
+        let span = tracing::info_span!("stream", id = %stream.id, proto = proto.as_str());
+        Ok(PublishSink {
+            registry: self.clone(),
+            stream: live,
+            starter: Some(Starter::default()),
+            span,
+        })
+    }
+}
+
+/// Where one publisher's frames go.
+pub struct PublishSink {
+    registry: StreamRegistry,
+    stream: Arc<LiveStream>,
+    /// `Some` until the pipeline has started.
+    starter: Option<Starter>,
+    span: tracing::Span,
+}
+
+impl MediaSink for PublishSink {
+    fn push(&mut self, frame: MediaFrame) -> Result<(), ingest::Error> {
+        let _enter = self.span.enter();
+        if let Some(reason) = self.stream.failure() {
+            return Err(ingest::Error::Pipeline(reason));
+        }
+        stream::observe(&self.stream, &frame);
+        match &mut self.starter {
+            Some(starter) => {
+                let start = starter.push(frame)?;
+                if matches!(start, Start::Go { .. }) {
+                    self.starter = None;
+                    self.registry
+                        .start_pipeline(&self.stream, start)
+                        .inspect_err(|e| {
+                            self.stream.fail(e.to_string());
+                        })?;
+                }
+                Ok(())
+            }
+            None => stream::push_running(&self.stream, frame).map(|_| ()),
+        }
+    }
+
+    fn finish(self, reason: EndReason) {
+        let tasks = self.registry.inner.tasks.clone();
+        let span = self.span.clone();
+        tasks
+            .spawn(async move { self.registry.finish(self.stream, reason).await }.instrument(span));
+    }
+
+    fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.stream.end_requested()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tasks.close();
+    }
+}

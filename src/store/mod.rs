@@ -1,0 +1,518 @@
+//! The store: creators, tokens, streams and recordings in embedded SQLite.
+//!
+//! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
+//! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
+pub mod model;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rand::Rng;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use sha2::{Digest, Sha256};
+
+use crate::ingest::StreamKey;
+pub use model::*;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const TOKEN_LEN: usize = 40;
+const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const SETTING_SIGNING_SECRET: &str = "signing_secret";
+const STREAM_COLUMNS: &str = "id, creator_id, title, category, scheduled_at, mode, state, stream_key, \
+     created_at, started_at, ended_at";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("handle {0:?} is taken")]
+    HandleTaken(String),
+    #[error("database task failed: {0}")]
+    Task(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// A freshly issued API token: shown once, stored hashed.
+pub fn generate_token() -> String {
+    let mut rng = rand::rng();
+    let s: String = (0..TOKEN_LEN)
+        .map(|_| TOKEN_ALPHABET[rng.random_range(0..TOKEN_ALPHABET.len())] as char)
+        .collect();
+    format!("lft_{s}")
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, rusqlite::Error> {
+    s.map(|s| {
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+    })
+    .transpose()
+}
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unexpected {what}").into(),
+    )
+}
+
+fn stream_from_row(row: &Row<'_>) -> rusqlite::Result<Stream> {
+    Ok(Stream {
+        id: StreamId(row.get(0)?),
+        creator_id: CreatorId(row.get(1)?),
+        title: row.get(2)?,
+        category: row.get(3)?,
+        scheduled_at: parse_ts(row.get(4)?)?,
+        mode: Mode::parse(&row.get::<_, String>(5)?).ok_or_else(|| corrupt("mode"))?,
+        state: StreamState::parse(&row.get::<_, String>(6)?).ok_or_else(|| corrupt("state"))?,
+        stream_key: StreamKey::from_string(row.get(7)?),
+        created_at: parse_ts(Some(row.get(8)?))?.ok_or_else(|| corrupt("created_at"))?,
+        started_at: parse_ts(row.get(9)?)?,
+        ended_at: parse_ts(row.get(10)?)?,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Store, Error> {
+        let path = path.to_owned();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, Error> {
+            let mut conn = Connection::open(path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn call<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| Error::Task("store lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// The server's secret for signed links, created on first use.
+    pub async fn signing_secret(&self) -> Result<Vec<u8>, Error> {
+        self.call(|c| {
+            let existing: Option<String> = c
+                .query_row(
+                    "SELECT value FROM settings WHERE key = ?1",
+                    [SETTING_SIGNING_SECRET],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(hexed) = existing {
+                return hex::decode(hexed)
+                    .map_err(|e| Error::Corrupt(format!("signing secret: {e}")));
+            }
+            let secret: [u8; 32] = rand::rng().random();
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                params![SETTING_SIGNING_SECRET, hex::encode(secret)],
+            )?;
+            Ok(secret.to_vec())
+        })
+        .await
+    }
+
+    pub async fn has_admin_token(&self) -> Result<bool, Error> {
+        self.call(|c| {
+            Ok(c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM tokens WHERE role = 'admin')",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    /// Stores (the hash of) an admin token; storing the same token twice is harmless.
+    pub async fn add_admin_token(&self, token: &str) -> Result<(), Error> {
+        let hash = hash_token(token);
+        self.call(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO tokens (hash, role, creator_id, created_at) VALUES (?1, 'admin', NULL, ?2)",
+                params![hash, ts(Utc::now())],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Creates a creator and its first API token (returned once, stored hashed).
+    pub async fn create_creator(&self, handle: &str) -> Result<(Creator, String), Error> {
+        let creator = Creator {
+            id: CreatorId::generate(),
+            handle: handle.to_string(),
+            created_at: Utc::now(),
+        };
+        let token = generate_token();
+        let (c2, hash) = (creator.clone(), hash_token(&token));
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let inserted = tx.execute(
+                "INSERT INTO creators (id, handle, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(handle) DO NOTHING",
+                params![c2.id.0, c2.handle, ts(c2.created_at)],
+            )?;
+            if inserted == 0 {
+                return Err(Error::HandleTaken(c2.handle));
+            }
+            tx.execute(
+                "INSERT INTO tokens (hash, role, creator_id, created_at) VALUES (?1, 'creator', ?2, ?3)",
+                params![hash, c2.id.0, ts(Utc::now())],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        Ok((creator, token))
+    }
+
+    pub async fn creator_count(&self) -> Result<u64, Error> {
+        self.call(|c| Ok(c.query_row("SELECT COUNT(*) FROM creators", [], |r| r.get(0))?))
+            .await
+    }
+
+    pub async fn creator(&self, id: &CreatorId) -> Result<Option<Creator>, Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT id, handle, created_at FROM creators WHERE id = ?1",
+                [id.0],
+                |r| {
+                    Ok(Creator {
+                        id: CreatorId(r.get(0)?),
+                        handle: r.get(1)?,
+                        created_at: parse_ts(Some(r.get(2)?))?
+                            .ok_or_else(|| corrupt("created_at"))?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(Error::from)
+        })
+        .await
+    }
+
+    /// Who a bearer token belongs to, if anyone.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Error> {
+        let hash = hash_token(token);
+        self.call(move |c| {
+            let row: Option<(String, Option<String>)> = c
+                .query_row(
+                    "SELECT role, creator_id FROM tokens WHERE hash = ?1",
+                    [hash],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(match row {
+                Some((role, _)) if role == "admin" => Some(Principal::Admin),
+                Some((_, Some(creator))) => Some(Principal::Creator(CreatorId(creator))),
+                _ => None,
+            })
+        })
+        .await
+    }
+
+    pub async fn create_stream(&self, new: NewStream) -> Result<Stream, Error> {
+        let stream = Stream {
+            id: StreamId::generate(),
+            creator_id: new.creator_id,
+            title: new.title,
+            category: new.category,
+            scheduled_at: new.scheduled_at,
+            mode: new.mode,
+            state: StreamState::Ready,
+            stream_key: StreamKey::generate(),
+            created_at: Utc::now(),
+            started_at: None,
+            ended_at: None,
+        };
+        let s = stream.clone();
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO streams (id, creator_id, title, category, scheduled_at, mode, state, stream_key, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    s.id.0,
+                    s.creator_id.0,
+                    s.title,
+                    s.category,
+                    s.scheduled_at.map(ts),
+                    s.mode.as_str(),
+                    s.state.as_str(),
+                    s.stream_key.expose(),
+                    ts(s.created_at)
+                ],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    pub async fn stream(&self, id: &StreamId) -> Result<Option<Stream>, Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = ?1");
+            Ok(c.query_row(&sql, [id.0], stream_from_row).optional()?)
+        })
+        .await
+    }
+
+    pub async fn stream_by_key(&self, key: &str) -> Result<Option<Stream>, Error> {
+        let key = key.to_string();
+        self.call(move |c| {
+            let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE stream_key = ?1");
+            Ok(c.query_row(&sql, [key], stream_from_row).optional()?)
+        })
+        .await
+    }
+
+    pub async fn streams_in_state(&self, state: StreamState) -> Result<Vec<Stream>, Error> {
+        self.call(move |c| {
+            let sql = format!(
+                "SELECT {STREAM_COLUMNS} FROM streams WHERE state = ?1 ORDER BY created_at"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map([state.as_str()], stream_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    pub async fn set_mode(&self, id: &StreamId, mode: Mode) -> Result<(), Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE streams SET mode = ?1 WHERE id = ?2",
+                params![mode.as_str(), id.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks a stream live (first publish sets `started_at`).
+    pub async fn mark_live(&self, id: &StreamId) -> Result<(), Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE streams SET state = 'live', started_at = COALESCE(started_at, ?1) WHERE id = ?2",
+                params![ts(Utc::now()), id.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn mark_ended(&self, id: &StreamId) -> Result<(), Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE streams SET state = 'ended', ended_at = COALESCE(ended_at, ?1) WHERE id = ?2",
+                params![ts(Utc::now()), id.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn set_recording(&self, rec: Recording) -> Result<(), Error> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO recordings (stream_id, state, bytes, duration_ms, error, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(stream_id) DO UPDATE SET state = excluded.state, bytes = excluded.bytes,
+                   duration_ms = excluded.duration_ms, error = excluded.error, updated_at = excluded.updated_at",
+                params![
+                    rec.stream_id.0,
+                    rec.state.as_str(),
+                    rec.bytes as i64,
+                    rec.duration_ms as i64,
+                    rec.error,
+                    ts(Utc::now())
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn recording(&self, id: &StreamId) -> Result<Option<Recording>, Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT stream_id, state, bytes, duration_ms, error FROM recordings WHERE stream_id = ?1",
+                [id.0],
+                |r| {
+                    Ok(Recording {
+                        stream_id: StreamId(r.get(0)?),
+                        state: RecordingState::parse(&r.get::<_, String>(1)?).ok_or_else(|| corrupt("recording state"))?,
+                        bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                        duration_ms: r.get::<_, i64>(3)?.max(0) as u64,
+                        error: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(Error::from)
+        })
+        .await
+    }
+
+    /// Recordings left unfinished by a crash.
+    pub async fn unfinished_recordings(&self) -> Result<Vec<StreamId>, Error> {
+        self.call(|c| {
+            let mut stmt = c.prepare(
+                "SELECT stream_id FROM recordings WHERE state IN ('recording', 'finalizing')",
+            )?;
+            let rows = stmt.query_map([], |r| Ok(StreamId(r.get(0)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn tokens_authenticate_to_their_creator_and_are_stored_hashed() {
+        let (_d, store) = temp_store().await;
+        let (alice, token) = store.create_creator("alice").await.unwrap();
+        assert_eq!(
+            store.authenticate(&token).await.unwrap(),
+            Some(Principal::Creator(alice.id))
+        );
+        assert_eq!(store.authenticate("lft_wrong").await.unwrap(), None);
+        let raw_hit: bool = store
+            .call(move |c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM tokens WHERE hash = ?1)",
+                    [token],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert!(!raw_hit, "the plain token must not be stored");
+        assert!(matches!(
+            store.create_creator("alice").await,
+            Err(Error::HandleTaken(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn stream_lifecycle_round_trips() {
+        let (_d, store) = temp_store().await;
+        let (alice, _) = store.create_creator("alice").await.unwrap();
+        let s = store
+            .create_stream(NewStream {
+                creator_id: alice.id.clone(),
+                title: "Spring haul".into(),
+                category: Some("fashion".into()),
+                scheduled_at: None,
+                mode: Mode::Practice,
+            })
+            .await
+            .unwrap();
+        let by_key = store
+            .stream_by_key(s.stream_key.expose())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_key.id, s.id);
+        store.mark_live(&s.id).await.unwrap();
+        assert_eq!(
+            store
+                .streams_in_state(StreamState::Live)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        store.set_mode(&s.id, Mode::Public).await.unwrap();
+        store.mark_ended(&s.id).await.unwrap();
+        let got = store.stream(&s.id).await.unwrap().unwrap();
+        assert_eq!((got.mode, got.state), (Mode::Public, StreamState::Ended));
+        assert!(got.started_at.is_some() && got.ended_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn migrations_are_idempotent_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let secret = Store::open(&path)
+            .await
+            .unwrap()
+            .signing_secret()
+            .await
+            .unwrap();
+        let again = Store::open(&path)
+            .await
+            .unwrap()
+            .signing_secret()
+            .await
+            .unwrap();
+        assert_eq!(secret, again);
+    }
+}

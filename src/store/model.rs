@@ -1,0 +1,188 @@
+//! What the store keeps: creators, streams, recordings, and their identifiers.
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::StreamKey;
+
+const ID_LEN: usize = 16;
+const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+fn random_id() -> String {
+    let mut rng = rand::rng();
+    (0..ID_LEN)
+        .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
+        .collect()
+}
+
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                $name(random_id())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            /// Ids are lowercase alphanumerics; anything else cannot name a record.
+            pub fn parse(s: &str) -> Option<Self> {
+                let ok = !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+                ok.then(|| $name(s.to_string()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(StreamId);
+id_type!(CreatorId);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Practice,
+    Public,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Practice => "practice",
+            Mode::Public => "public",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "practice" => Some(Mode::Practice),
+            "public" => Some(Mode::Public),
+            _ => None,
+        }
+    }
+}
+
+/// The stored lifecycle; `scheduled` is derived from `ready` plus a future `scheduled_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    Ready,
+    Live,
+    Ended,
+}
+
+impl StreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Ready => "ready",
+            StreamState::Live => "live",
+            StreamState::Ended => "ended",
+        }
+    }
+    pub fn parse(s: &str) -> Option<StreamState> {
+        match s {
+            "ready" => Some(StreamState::Ready),
+            "live" => Some(StreamState::Live),
+            "ended" => Some(StreamState::Ended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Creator {
+    pub id: CreatorId,
+    pub handle: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub id: StreamId,
+    pub creator_id: CreatorId,
+    pub title: String,
+    pub category: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub mode: Mode,
+    pub state: StreamState,
+    pub stream_key: StreamKey,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewStream {
+    pub creator_id: CreatorId,
+    pub title: String,
+    pub category: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    Recording,
+    Finalizing,
+    Ready,
+    Failed,
+}
+
+impl RecordingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Recording => "recording",
+            RecordingState::Finalizing => "finalizing",
+            RecordingState::Ready => "ready",
+            RecordingState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RecordingState> {
+        match s {
+            "recording" => Some(RecordingState::Recording),
+            "finalizing" => Some(RecordingState::Finalizing),
+            "ready" => Some(RecordingState::Ready),
+            "failed" => Some(RecordingState::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    pub stream_id: StreamId,
+    pub state: RecordingState,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+/// Who made a request, from a bearer token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Principal {
+    Admin,
+    Creator(CreatorId),
+}
+
+impl Principal {
+    /// Whether this principal may see and control `stream`.
+    pub fn owns(&self, stream: &Stream) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Creator(id) => *id == stream.creator_id,
+        }
+    }
+}
