@@ -114,7 +114,11 @@ impl RtmpServer {
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
                         if connections.len() >= config.max_connections {
-                            warn!(%peer, max = config.max_connections, "rtmp connection limit reached, closing new connection");
+                            warn!(
+                                %peer,
+                                max = config.max_connections,
+                                "rtmp connection limit reached, closing new connection"
+                            );
                             drop(socket);
                             continue;
                         }

@@ -1,4 +1,4 @@
-//! One RTMP connection: handshake → connect → publish (key checked) → media, in a single task.
+//! One RTMP connection: handshake → connect → publish (key checked) → media, all in one task.
 //!
 //! All reads, the session state machine, the sink and every write to the peer live in this one
 //! task, so outbound packets keep their order and nothing needs a channel. Memory per connection
@@ -361,7 +361,10 @@ impl<S: MediaSink> Connection<S> {
             () = shutdown.cancelled() => {
                 return Err(Exit::ServerEnded("server shutting down".into()));
             }
-            authorized = timeout_at(self.setup_deadline, publishers.authorize(key, Proto::Rtmp)) => authorized,
+            authorized = timeout_at(
+                self.setup_deadline,
+                publishers.authorize(key, Proto::Rtmp),
+            ) => authorized,
         };
         let sink = match authorized {
             Err(_elapsed) => return Err(Exit::Timeout(Stall::Setup)),
@@ -390,7 +393,7 @@ impl<S: MediaSink> Connection<S> {
             frames: 0,
             dropped_tags: 0,
         });
-        info!(key = %redacted, "publishing");
+        info!("publishing");
         Ok(())
     }
 

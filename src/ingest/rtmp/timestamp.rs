@@ -65,7 +65,8 @@ mod tests {
         let mut u = TimestampUnwrapper::new();
         assert_eq!(u.unwrap_ms(100), 100);
         assert_eq!(u.unwrap_ms(90), 90);
-        // 100 ms back from 90 is "u32::MAX - 9" on the wire: a step back (clamped at 0), not a wrap.
+        // 100 ms back from 90 is "u32::MAX - 9" on the wire: a step back (clamped at 0),
+        // not a wrap.
         assert_eq!(u.unwrap_ms(u32::MAX - 9), 0);
         assert_eq!(u.unwrap_ms(u32::MAX), 9);
         assert_eq!(u.unwrap_ms(5), 15);

@@ -1,0 +1,486 @@
+//! Test harness: a real livefront (in-process or the built binary) on 127.0.0.1 ephemeral ports
+//! with a temporary data dir and the real SQLite store; real publishers and players as child
+//! processes that are killed when dropped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use livefront::app::App;
+use livefront::config::Config;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// Generous deadline for anything media-related on a loaded 2-core CI machine.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `f` until it returns `Some`, or fails after `deadline` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if start.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An HTTP client speaking to one server.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
+        self.request(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn get_text(&self, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await?;
+        Ok((resp.status().as_u16(), resp.text().await?))
+    }
+
+    pub async fn status(&self, path: &str, token: Option<&str>) -> Result<u16> {
+        Ok(self.get_text(path, token).await?.0)
+    }
+
+    pub async fn create_stream(&self, creator_token: &str, title: &str) -> Result<Value> {
+        let (status, v) = self
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/streams",
+                Some(creator_token),
+                Some(json!({"title": title})),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "create stream: {status} {v}");
+        Ok(v)
+    }
+
+    pub async fn create_creator(&self, handle: &str) -> Result<String> {
+        let (status, v) = self
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/creators",
+                Some(ADMIN_TOKEN),
+                Some(json!({"handle": handle})),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "create creator: {status} {v}");
+        Ok(v["token"].as_str().context("token")?.to_string())
+    }
+
+    pub async fn set_mode(&self, token: &str, id: &str, mode: &str) -> Result<()> {
+        let (status, v) = self
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/streams/{id}/mode"),
+                Some(token),
+                Some(json!({"mode": mode})),
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "set mode: {status} {v}");
+        Ok(())
+    }
+
+    pub async fn stream(&self, token: &str, id: &str) -> Result<Value> {
+        let (status, v) = self
+            .get(&format!("/api/v1/streams/{id}"), Some(token))
+            .await?;
+        anyhow::ensure!(status == 200, "get stream: {status} {v}");
+        Ok(v)
+    }
+
+    /// Waits until the recording reaches `ready` (or fails the test on `failed`).
+    pub async fn recording_ready(&self, token: &str, id: &str) -> Result<Value> {
+        wait_for("recording ready", DEADLINE, || async {
+            let (_, v) = self
+                .get(&format!("/api/v1/streams/{id}/recording"), Some(token))
+                .await
+                .ok()?;
+            match v["state"].as_str() {
+                Some("ready") | Some("failed") => Some(v),
+                _ => None,
+            }
+        })
+        .await
+        .and_then(|v| {
+            anyhow::ensure!(v["state"] == "ready", "recording failed: {v}");
+            Ok(v)
+        })
+    }
+
+    /// Waits until a media playlist lists at least `n` segments; returns its text.
+    pub async fn playlist_with_segments(&self, url: &str, n: usize) -> Result<String> {
+        wait_for(&format!("{n} segments in {url}"), DEADLINE, || async {
+            let (status, text) = self.get_text(url, None).await.ok()?;
+            (status == 200 && text.matches("#EXTINF").count() >= n).then_some(text)
+        })
+        .await
+    }
+}
+
+/// Server logs go to the test's captured output (shown when a test fails).
+pub fn init_logs() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// A livefront running inside the test process.
+pub struct Server {
+    pub app: Option<App>,
+    pub api: Api,
+    pub dir: tempfile::TempDir,
+    pub demo_token: String,
+    pub demo_stream: Value,
+}
+
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.data_dir = data_dir.to_path_buf();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.rtmp.addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_token = Some(ADMIN_TOKEN.into());
+    config
+}
+
+impl Server {
+    pub async fn start() -> Result<Server> {
+        init_logs();
+        let dir = tempfile::tempdir()?;
+        let app = App::start(test_config(dir.path())).await?;
+        let first = app
+            .first_start
+            .clone()
+            .context("first start on an empty store")?;
+        let api = Api::new(&format!("http://{}", app.http_addr));
+        let demo_stream = api
+            .stream(&first.demo_token, first.demo_stream.id.as_str())
+            .await?;
+        Ok(Server {
+            api,
+            dir,
+            demo_token: first.demo_token,
+            demo_stream,
+            app: Some(app),
+        })
+    }
+
+    pub fn rtmp_port(&self) -> u16 {
+        self.app.as_ref().expect("running").rtmp_addr.port()
+    }
+
+    /// The publish URL of a stream object, pointed at 127.0.0.1.
+    pub fn publish_url(&self, stream: &Value) -> String {
+        stream["ingest"]["rtmp"]
+            .as_str()
+            .expect("owner sees ingest")
+            .replace("localhost", "127.0.0.1")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+}
+
+/// What an ffmpeg publisher sends.
+#[derive(Clone, Debug)]
+pub struct Publish {
+    pub video: bool,
+    pub audio: bool,
+    pub size: &'static str,
+    pub fps: u32,
+    /// Keyframe interval in frames.
+    pub gop: u32,
+    pub seconds: f64,
+}
+
+impl Publish {
+    /// What OBS sends by default: x264 High with B-frames, 2 s keyframes, AAC 48 kHz stereo.
+    pub fn obs_like(seconds: f64) -> Self {
+        Publish {
+            video: true,
+            audio: true,
+            size: "1280x720",
+            fps: 30,
+            gop: 60,
+            seconds,
+        }
+    }
+
+    pub fn small(seconds: f64) -> Self {
+        Publish {
+            size: "320x240",
+            ..Publish::obs_like(seconds)
+        }
+    }
+
+    pub fn args(&self, url: &str) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "-hide_banner".into(),
+            "-loglevel".into(),
+            "error".into(),
+            "-nostdin".into(),
+            "-re".into(),
+        ];
+        if self.video {
+            a.extend(["-f", "lavfi", "-i"].map(String::from));
+            a.push(format!("testsrc2=size={}:rate={}", self.size, self.fps));
+        }
+        if self.audio {
+            a.extend(
+                ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"].map(String::from),
+            );
+        }
+        a.extend(["-t".to_string(), format!("{}", self.seconds)]);
+        if self.video {
+            a.extend(
+                [
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-profile:v",
+                    "high",
+                    "-bf",
+                    "2",
+                    "-pix_fmt",
+                    "yuv420p",
+                ]
+                .map(String::from),
+            );
+            a.extend([
+                "-g".to_string(),
+                self.gop.to_string(),
+                "-keyint_min".to_string(),
+                self.gop.to_string(),
+            ]);
+        }
+        if self.audio {
+            a.extend(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"].map(String::from));
+        }
+        a.extend(["-f".to_string(), "flv".to_string(), url.to_string()]);
+        a
+    }
+
+    pub fn spawn(&self, url: &str) -> Result<Child> {
+        Command::new("ffmpeg")
+            .args(self.args(url))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("ffmpeg is required (apt-get install ffmpeg)")
+    }
+}
+
+/// Waits for a child with a deadline; returns its exit status and stderr.
+pub async fn finish(
+    child: Child,
+    deadline: Duration,
+) -> Result<(std::process::ExitStatus, String)> {
+    let out = tokio::time::timeout(deadline, child.wait_with_output())
+        .await
+        .context("process did not finish in time")??;
+    Ok((
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Runs a command to completion with a deadline (killed on timeout).
+pub async fn run(program: &str, args: &[&str], deadline: Duration) -> Result<std::process::Output> {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("{program} is required"))?;
+    Ok(tokio::time::timeout(deadline, child.wait_with_output())
+        .await
+        .with_context(|| format!("{program} timed out"))??)
+}
+
+/// ffprobe's view of a URL or file: codec names of the streams and the format duration.
+pub async fn probe(target: &str) -> Result<(Vec<String>, Option<f64>)> {
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+            target,
+        ],
+        DEADLINE,
+    )
+    .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ffprobe {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    let codecs = v["streams"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(|s| s["codec_name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok());
+    Ok((codecs, duration))
+}
+
+/// Sum of EXTINF durations in a media playlist.
+pub fn playlist_duration(text: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .filter_map(|l| l.split(',').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The media playlist URL next to a master URL (keeps the query).
+pub fn media_url(master: &str) -> String {
+    master.replacen("master.m3u8", "source/index.m3u8", 1)
+}
+
+/// The built livefront binary as a child process (for SIGKILL / SIGTERM tests).
+pub struct Process {
+    pub child: Child,
+    pub api: Api,
+    pub rtmp_url: String,
+    pub stdout: Vec<String>,
+}
+
+impl Process {
+    pub async fn start(data_dir: &Path) -> Result<Process> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_livefront"))
+            .arg("serve")
+            .env("LIVEFRONT_DATA_DIR", data_dir)
+            .env("LIVEFRONT_HTTP_ADDR", "127.0.0.1:0")
+            .env("LIVEFRONT_RTMP_ADDR", "127.0.0.1:0")
+            .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("LIVEFRONT_CONFIG", "/dev/null")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let mut stdout = Vec::new();
+        let (mut http, mut rtmp) = (None, None);
+        let read = async {
+            while let Some(line) = lines.next_line().await? {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words.as_slice() {
+                    ["HTTP", "API", url, ..] => http = Some(url.to_string()),
+                    ["RTMP", "ingest", url, ..] => rtmp = Some(url.to_string()),
+                    _ => {}
+                }
+                stdout.push(line);
+                if http.is_some() && rtmp.is_some() {
+                    break;
+                }
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(DEADLINE, read)
+            .await
+            .context("server banner")??;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let http = http
+            .context("HTTP line in banner")?
+            .replace("localhost", "127.0.0.1");
+        let rtmp_url = rtmp
+            .context("RTMP line in banner")?
+            .replace("localhost", "127.0.0.1");
+        Ok(Process {
+            child,
+            api: Api::new(&http),
+            rtmp_url,
+            stdout,
+        })
+    }
+
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self.child.id().context("running")?;
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid}");
+        Ok(())
+    }
+}
