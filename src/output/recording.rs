@@ -155,9 +155,13 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
     })?;
     let (boxes, len) = top_level_boxes(&mut file).map_err(io_err(fragmented))?;
     let complete = complete_length(&boxes).ok_or(Error::Empty)?;
-    if complete < len {
+    if boxes.last().map_or(0, |b| b.offset + b.size) < len {
+        // A crash cut the last fragment short.
         tracing::warn!(path = %fragmented.display(), kept = complete, dropped = len - complete,
             "recording had an incomplete last fragment; keeping everything before it");
+    }
+    if complete < len {
+        // Also drops a trailing index (mfra) that the remux does not need.
         let f = std::fs::OpenOptions::new()
             .write(true)
             .open(fragmented)
