@@ -21,3 +21,9 @@ lint: deps
 
 clean:
 	rm -rf target
+
+# Benchmarks (bench/README.md): livefront next to nginx-rtmp; prints a table, appends it to bench/README.md.
+bench: deps
+	@bench/install-deps.sh
+	$(CARGO) build --release --locked
+	bench/passthrough.sh

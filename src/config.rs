@@ -176,13 +176,13 @@ impl Config {
                 message: format!("{} is outside 3..=100 segments", self.hls.window),
             });
         }
-        if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Error::Invalid {
-                    key: "public_url",
-                    message: format!("{url:?} must start with http:// or https://"),
-                });
-            }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::Invalid {
+                key: "public_url",
+                message: format!("{url:?} must start with http:// or https://"),
+            });
         }
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {
             return Err(Error::Invalid {
@@ -221,6 +221,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own signature
     fn environment_overrides_with_short_and_nested_names() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LIVEFRONT_HTTP_ADDR", "127.0.0.1:9000");

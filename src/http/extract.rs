@@ -18,16 +18,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => {
-                let code = match rejection {
-                    JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-                    _ => "invalid_json",
-                };
-                Err(ApiError::BadRequest {
-                    code,
-                    message: rejection.body_text(),
-                })
+            Err(JsonRejection::MissingJsonContentType(r)) => {
+                Err(ApiError::UnsupportedMediaType(r.body_text()))
             }
+            Err(rejection) => Err(ApiError::BadRequest {
+                code: "invalid_json",
+                message: rejection.body_text(),
+            }),
         }
     }
 }

@@ -182,6 +182,11 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
 }
 
 /// The remux pipeline's description (no re-encode).
+///
+/// qtdemux reads the file in order, one 2 s track fragment at a time, so the muxer sees one
+/// track run ahead of the other by a whole fragment: the queues must not be limited below that
+/// (the default 1 s deadlocked on a recording cut short by a crash). Memory stays at about one
+/// fragment per track.
 pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) -> String {
     let q = |p: &Path| {
         format!(
@@ -203,13 +208,13 @@ pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) 
     ];
     if video {
         parts.push(
-            "remux-demux.video_0 ! queue name=remux-queue-video ! h264parse ! remux-mux.video_%u"
+            "remux-demux.video_0 ! queue name=remux-queue-video max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! h264parse ! remux-mux.video_%u"
                 .into(),
         );
     }
     if audio {
         parts.push(
-            "remux-demux.audio_0 ! queue name=remux-queue-audio ! aacparse ! remux-mux.audio_%u"
+            "remux-demux.audio_0 ! queue name=remux-queue-audio max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! aacparse ! remux-mux.audio_%u"
                 .into(),
         );
     }

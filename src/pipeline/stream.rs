@@ -163,7 +163,7 @@ impl Running {
         self.pipeline.clone()
     }
 
-    fn push(&self, frame: MediaFrame) -> Result<(), IngestError> {
+    fn push(&mut self, frame: MediaFrame) -> Result<(), IngestError> {
         let ms = |t: u64| gst::ClockTime::from_mseconds(t.saturating_sub(self.base_ms));
         let (src, buffer) = match frame {
             MediaFrame::Video {
@@ -195,20 +195,22 @@ impl Running {
                 (src, buffer)
             }
             MediaFrame::VideoConfig { avcc } => {
-                if let Some(src) = &self.video {
-                    if self.tracks.video.as_deref() != Some(&avcc[..]) {
-                        tracing::warn!("publisher changed its H.264 configuration mid-stream");
-                        src.set_caps(Some(&build::video_caps(&avcc)));
-                    }
+                if let Some(src) = &self.video
+                    && self.tracks.video.as_deref() != Some(&avcc[..])
+                {
+                    tracing::warn!("publisher changed its H.264 configuration mid-stream");
+                    src.set_caps(Some(&build::video_caps(&avcc)));
+                    self.tracks.video = Some(avcc);
                 }
                 return Ok(());
             }
             MediaFrame::AudioConfig { asc } => {
-                if let Some(src) = &self.audio {
-                    if self.tracks.audio.as_deref() != Some(&asc[..]) {
-                        tracing::warn!("publisher changed its AAC configuration mid-stream");
-                        src.set_caps(Some(&build::audio_caps(&asc)));
-                    }
+                if let Some(src) = &self.audio
+                    && self.tracks.audio.as_deref() != Some(&asc[..])
+                {
+                    tracing::warn!("publisher changed its AAC configuration mid-stream");
+                    src.set_caps(Some(&build::audio_caps(&asc)));
+                    self.tracks.audio = Some(asc);
                 }
                 return Ok(());
             }
@@ -364,8 +366,8 @@ pub(crate) fn observe(stream: &LiveStream, frame: &MediaFrame) {
 
 /// Pushes a frame into a running pipeline.
 pub(crate) fn push_running(stream: &LiveStream, frame: MediaFrame) -> Result<bool, IngestError> {
-    let guard = lock(&stream.running);
-    match guard.as_ref() {
+    let mut guard = lock(&stream.running);
+    match guard.as_mut() {
         Some(running) => running.push(frame).map(|_| true),
         None => Ok(false),
     }

@@ -176,7 +176,7 @@ impl Api {
 /// Server logs go to the test's captured output (shown when a test fails).
 pub fn init_logs() {
     let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_test_writer()
@@ -193,11 +193,13 @@ pub struct Server {
 }
 
 pub fn test_config(data_dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = data_dir.to_path_buf();
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        ..Config::default()
+    };
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.rtmp.addr = "127.0.0.1:0".parse().unwrap();
-    config.admin_token = Some(ADMIN_TOKEN.into());
     config
 }
 
@@ -433,6 +435,10 @@ impl Process {
             .env("LIVEFRONT_RTMP_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LIVEFRONT_CONFIG", "/dev/null")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
