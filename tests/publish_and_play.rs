@@ -404,3 +404,31 @@ async fn api_end_disconnects_the_publisher_and_finalises() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_that_sends_no_media_leaves_the_stream_ready_for_the_next_attempt() -> Result<()>
+{
+    let mut server = Server::start().await?;
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    let url = server.publish_url(&stream);
+    // Headers and metadata, then a clean disconnect without a single frame (like a connection test).
+    let (_, _) = finish(Publish::small(0.0).spawn(&url)?, DEADLINE).await?;
+    let api = server.api.clone();
+    let token = server.demo_token.clone();
+    wait_for("stream back to ready", DEADLINE, || async {
+        let v = api.stream(&token, &id).await.ok()?;
+        let (_, metrics) = api.get_text("/metrics", None).await.ok()?;
+        (v["state"] == "ready" && metrics.contains("livefront_live_streams 0")).then_some(())
+    })
+    .await?;
+    let (status, stderr) = finish(Publish::small(3.0).spawn(&url)?, DEADLINE).await?;
+    assert!(status.success(), "the key still works: {stderr}");
+    let rec = api.recording_ready(&token, &id).await?;
+    assert!(
+        (rec["duration_s"].as_f64().unwrap() - 3.0).abs() < 0.5,
+        "{rec}"
+    );
+    server.stop().await;
+    Ok(())
+}

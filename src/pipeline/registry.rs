@@ -93,7 +93,7 @@ impl StreamRegistry {
     /// (its key stops working).
     pub async fn end(&self, id: &StreamId) -> Result<(), Error> {
         match self.live(id) {
-            Some(s) => s.request_end(),
+            Some(s) => s.end_by_creator(),
             None => self.inner.store.mark_ended(id).await?,
         }
         Ok(())
@@ -181,38 +181,41 @@ impl StreamRegistry {
     }
 
     /// Stops the pipeline, closes the playlists, finalises the recording, marks the stream ended.
+    /// A publisher that leaves before sending any media ends nothing: the stream stays ready for
+    /// the next attempt (OBS connection tests, a misconfigured encoder), unless the creator ended it.
     async fn finish(&self, stream: Arc<LiveStream>, reason: EndReason) {
-        tracing::info!(?reason, "publisher gone; finalising");
-        if let Some(running) = stream.take_running() {
-            if let Err(e) = running.stop().await {
-                tracing::warn!(error = %e, "pipeline did not stop cleanly");
+        let store = &self.inner.store;
+        let stored = match stream.take_running() {
+            Some(running) => {
+                tracing::info!(?reason, "publisher gone; finalising");
+                if let Err(e) = running.stop().await {
+                    tracing::warn!(error = %e, "pipeline did not stop cleanly");
+                }
+                if let Err(e) = stream.hls.end() {
+                    tracing::error!(error = %e, "could not write the VOD playlists");
+                }
+                self.finalize_recording(&stream.id, &stream.paths).await;
+                self.inner
+                    .counters
+                    .streams_finalized
+                    .fetch_add(1, Ordering::Relaxed);
+                store.mark_ended(&stream.id).await
             }
-            if let Err(e) = stream.hls.end() {
-                tracing::error!(error = %e, "could not write the VOD playlists");
+            None if stream.ended_by_creator() => store.mark_ended(&stream.id).await,
+            None => {
+                tracing::info!(
+                    ?reason,
+                    "publisher left before sending media; the stream stays ready"
+                );
+                store.mark_ready(&stream.id).await
             }
-            self.finalize_recording(&stream.id, &stream.paths).await;
-        } else {
-            let rec = Recording {
-                stream_id: stream.id.clone(),
-                state: RecordingState::Failed,
-                bytes: 0,
-                duration_ms: 0,
-                error: Some("no media was recorded".into()),
-            };
-            if let Err(e) = self.inner.store.set_recording(rec).await {
-                tracing::error!(error = %e, "could not store the recording state");
-            }
-        }
-        if let Err(e) = self.inner.store.mark_ended(&stream.id).await {
-            tracing::error!(error = %e, "could not mark the stream ended");
+        };
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "could not store the stream's state");
         }
         self.live_map().remove(&stream.id);
-        self.inner
-            .counters
-            .streams_finalized
-            .fetch_add(1, Ordering::Relaxed);
         stream.finished.cancel();
-        tracing::info!("stream ended");
+        tracing::info!("publish over");
     }
 
     fn start_pipeline(&self, stream: &Arc<LiveStream>, start: Start) -> Result<(), ingest::Error> {

@@ -43,6 +43,8 @@ pub struct LiveStream {
     pub finished: CancellationToken,
     running: Mutex<Option<Running>>,
     failure: Mutex<Option<String>>,
+    /// Set when the creator ended the stream (not just a publisher leaving or a shutdown).
+    ended_by_creator: std::sync::atomic::AtomicBool,
 }
 
 /// The pipeline of a stream while it runs.
@@ -78,6 +80,7 @@ impl LiveStream {
             finished: CancellationToken::new(),
             running: Mutex::new(None),
             failure: Mutex::new(None),
+            ended_by_creator: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -95,6 +98,18 @@ impl LiveStream {
     }
 
     /// Asks the publisher's connection to close; finalisation follows from its `finish`.
+    /// The creator ends the stream for good (API `end`).
+    pub fn end_by_creator(&self) {
+        self.ended_by_creator
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.end.cancel();
+    }
+
+    pub fn ended_by_creator(&self) -> bool {
+        self.ended_by_creator
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn request_end(&self) {
         self.end.cancel();
     }

@@ -346,6 +346,19 @@ impl Store {
         .await
     }
 
+    /// A publisher left before sending any media: the stream is ready for the next attempt.
+    pub async fn mark_ready(&self, id: &StreamId) -> Result<(), Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE streams SET state = 'ready' WHERE id = ?1 AND state = 'live'",
+                params![id.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn mark_ended(&self, id: &StreamId) -> Result<(), Error> {
         let id = id.clone();
         self.call(move |c| {
