@@ -3,6 +3,7 @@
 //! Every protocol server has the same shape: a listener, one task per connection, and the narrow
 //! [`Publishers`] interface to whoever owns live streams (the registry). The stream key is checked
 //! through [`Publishers::authorize`] before any pipeline exists, so a bad key costs nothing.
+pub mod avc;
 pub mod rtmp;
 pub mod stream_key;
 
