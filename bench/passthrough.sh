@@ -11,6 +11,7 @@
 #   STREAMS=5          concurrent publishers in the multi-stream measurement
 #   DURATION=30        seconds of pre-encoded media per publisher
 #   GOP_S=2            keyframe interval of the pre-encoded media, seconds
+#   LADDER=passthrough livefront ladder preset (LIVEFRONT_LADDER), for binaries that have ladders
 #   LIVEFRONT_BIN=target/release/livefront
 #   BENCH_TIMEOUT=1500 hard limit for the whole run, seconds
 #   BENCH_NOTE=...     free text stored with the results (e.g. "lead running cargo test")
@@ -31,6 +32,7 @@ RUNS=${RUNS:-5}
 STREAMS=${STREAMS:-5}
 DURATION=${DURATION:-30}
 GOP_S=${GOP_S:-2}
+LADDER=${LADDER:-passthrough}
 LIVEFRONT_BIN=${LIVEFRONT_BIN:-$ROOT/target/release/livefront}
 NGINX_RTMP_MODULE=${NGINX_RTMP_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 POLL_S=0.02
@@ -47,8 +49,24 @@ done
 [ -f "$NGINX_RTMP_MODULE" ] || die "$NGINX_RTMP_MODULE is missing: apt-get install libnginx-mod-rtmp"
 [ -x "$LIVEFRONT_BIN" ] || die "$LIVEFRONT_BIN is missing: cargo build --release --locked"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/livefront-bench.XXXXXX")
+# Names without "livefront" or "ffmpeg" in them (temp dir, server copy, publisher link), so that a
+# `pkill livefront` / `pkill ffmpeg` elsewhere on the box does not stop the processes under test.
+# A signal from outside is still detected (server_ok) and fails the run.
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lfbench.XXXXXX")
 PIDS=()
+SERVER_BIN=$TMP/lfbench-server
+PUB_BIN=$TMP/lfbench-pub
+cp "$LIVEFRONT_BIN" "$SERVER_BIN"
+ln -s "$(command -v ffmpeg)" "$PUB_BIN"
+# Binaries with transcoding ladders default to one; this bench is about the passthrough path.
+# Older binaries have no ladder key (and refuse unknown LIVEFRONT_ keys): they only pass through.
+if grep -aq 'hls.ladder' "$SERVER_BIN"; then
+  LADDER_ENV=("LIVEFRONT_LADDER=$LADDER")
+  LADDER_DESC="$LADDER (LIVEFRONT_LADDER)"
+else
+  LADDER_ENV=()
+  LADDER_DESC="passthrough (this binary has no ladders)"
+fi
 
 cleanup() {
   local rc=$? pid i
@@ -124,7 +142,7 @@ encode_source() {
 # Starts a publisher in the background; sets PUB_PID (the timeout(1) wrapper, which forwards TERM).
 publish() { # url logfile
   timeout --kill-after=10 $((DURATION + 60)) \
-    ffmpeg -hide_banner -loglevel warning -nostdin -re -i "$SRC" -c copy -f flv "$1" >"$2" 2>&1 &
+    "$PUB_BIN" -hide_banner -nostats -loglevel info -nostdin -re -i "$SRC" -c copy -f flv "$1" >"$2" 2>&1 &
   PUB_PID=$!
   PIDS+=("$PUB_PID")
 }
@@ -140,6 +158,45 @@ wait_publisher() { # pid logfile; fails when ffmpeg failed
   wait "$1" || rc=$?
   forget_pid "$1"
   [ "$rc" -eq 0 ] || die "publisher failed (exit $rc): $(tail -5 "$2"); server log: $(dirname "$2")"
+}
+
+running() { # pid: alive and not a zombie waiting to be reaped
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [ "${st%% *}" != Z ]
+}
+
+# The server under test must only stop when we stop it. Someone else's signal (a `pkill` or
+# `killall` elsewhere on the box) shows up here instead of as odd numbers.
+server_ok() { # pid name log
+  running "$1" || die "$2 exited during the run: $(tail -5 "$3" 2>/dev/null)"
+  if [ "$2" = livefront ] && grep -q 'shutting down' "$3"; then
+    die "livefront received SIGTERM/SIGINT from outside this script during the run"
+  fi
+}
+
+# Starts one publisher per URL and samples the server's RSS every 0.5 s until all have exited.
+# Sets R_LIVE (max VmRSS while publishing, KiB). Fails when a publisher or the server failed.
+run_publishers() { # server_pid server_name server_log dir url...
+  local spid=$1 sname=$2 slog=$3 dir=$4 i=0 p r pids=() any all
+  shift 4
+  for url in "$@"; do i=$((i + 1)); publish "$url" "$dir/ffmpeg-$i.log"; pids+=("$PUB_PID"); done
+  R_LIVE=0
+  while :; do
+    server_ok "$spid" "$sname" "$slog"
+    any="" all=1
+    for p in "${pids[@]}"; do if running "$p"; then any=1; else all=""; fi; done
+    [ -n "$any" ] || break
+    # Only while every publisher is still sending: afterwards livefront finalises recordings.
+    if [ -n "$all" ]; then
+      r=$(status_kb "$spid" VmRSS)
+      ((r > R_LIVE)) && R_LIVE=$r
+    fi
+    sleep 0.5
+  done
+  for ((i = 0; i < ${#pids[@]}; i++)); do wait_publisher "${pids[i]}" "$dir/ffmpeg-$((i + 1)).log"; done
+  server_ok "$spid" "$sname" "$slog"
 }
 
 # Polls a playlist every POLL_S until it lists a segment; prints ms since t0.
@@ -159,9 +216,12 @@ LF_PID="" LF_HTTP="" LF_TOKEN="" LF_DIR=""
 start_livefront() { # name
   LF_DIR=$(mktemp -d "$TMP/$1.XXXX")
   mkdir -p "$LF_DIR/data"
-  (cd "$ROOT" && RUST_LOG=${RUST_LOG:-info} LIVEFRONT_DATA_DIR="$LF_DIR/data" \
+  # Built-in defaults (a test asserts they equal config/livefront.toml): run from the temp dir, so
+  # no config/livefront.toml is found, and a release binary older than the working tree's config
+  # file still starts.
+  (cd "$LF_DIR" && exec env "${LADDER_ENV[@]}" RUST_LOG="${RUST_LOG:-info}" LIVEFRONT_DATA_DIR="$LF_DIR/data" \
     LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 \
-    exec "$LIVEFRONT_BIN" --config "$ROOT/config/livefront.toml" serve) \
+    "$SERVER_BIN" serve) \
     >"$LF_DIR/stdout" 2>"$LF_DIR/stderr" &
   LF_PID=$!
   PIDS+=("$LF_PID")
@@ -193,7 +253,7 @@ lf_create_stream() {
   local json
   json=$(curl -fsS --max-time 10 -X POST -H "Authorization: Bearer $LF_TOKEN" \
     -H 'Content-Type: application/json' -d '{"title":"bench"}' "$LF_HTTP/api/v1/streams") \
-    || die "POST /api/v1/streams failed"
+    || { server_ok "$LF_PID" livefront "$LF_DIR/stderr"; die "POST /api/v1/streams failed"; }
   LF_ID=$(jq -r .id <<<"$json")
   LF_INGEST=$(jq -r .ingest.rtmp <<<"$json" | sed 's#://localhost:#://127.0.0.1:#')
   LF_PLAYLIST=$(jq -r .playback.hls <<<"$json" | sed -e 's#://localhost:#://127.0.0.1:#' -e 's#/master\.m3u8#/source/index.m3u8#')
@@ -204,6 +264,7 @@ lf_state() { curl -fsS --max-time 5 -H "Authorization: Bearer $LF_TOKEN" "$LF_HT
 lf_wait_ended() { # id: the publisher is gone; wait until the recording is finalised
   local deadline=$(( $(now_ms) + END_DEADLINE_S * 1000 ))
   until [ "$(lf_state "$1" || true)" = ended ]; do
+    server_ok "$LF_PID" livefront "$LF_DIR/stderr"
     (( $(now_ms) < deadline )) || die "livefront stream $1 did not end in ${END_DEADLINE_S}s"
     sleep 0.1
   done
@@ -317,15 +378,15 @@ bench_first_playlist() {
 #    every stream has ended (livefront: recording finalised; nginx: publishers gone + 2 s).
 #    Sets R_CPU (seconds), R_HWM and R_IDLE (KiB), R_SEGS (segments written, summed).
 bench_load_livefront() { # n
-  local n=$1 i c0 c1 id ids=() playlists=() pids=() urls=()
+  local n=$1 i c0 c1 id ids=() playlists=() urls=()
   start_livefront "load-livefront-$n"
-  for ((i = 1; i <= n; i++)); do lf_create_stream; ids+=("$LF_ID"); playlists+=("$LF_PLAYLIST"); urls[i]=$LF_INGEST; done
+  for ((i = 1; i <= n; i++)); do lf_create_stream; ids+=("$LF_ID"); playlists+=("$LF_PLAYLIST"); urls+=("$LF_INGEST"); done
   R_IDLE=$(status_kb "$LF_PID" VmRSS)
   R_LOAD0=$(loadavg)
   c0=$(cpu_ticks "$LF_PID")
-  for ((i = 1; i <= n; i++)); do publish "${urls[i]}" "$LF_DIR/ffmpeg-$i.log"; pids+=("$PUB_PID"); done
-  for ((i = 0; i < n; i++)); do wait_publisher "${pids[i]}" "$LF_DIR/ffmpeg-$((i + 1)).log"; done
+  run_publishers "$LF_PID" livefront "$LF_DIR/stderr" "$LF_DIR" "${urls[@]}"
   for id in "${ids[@]}"; do lf_wait_ended "$id"; done
+  server_ok "$LF_PID" livefront "$LF_DIR/stderr"
   c1=$(cpu_ticks "$LF_PID")
   R_HWM=$(status_kb "$LF_PID" VmHWM)
   R_LOAD1=$(loadavg)
@@ -336,14 +397,15 @@ bench_load_livefront() { # n
 }
 
 bench_load_nginx() { # n
-  local n=$1 i c0 c1 pids=()
+  local n=$1 i c0 c1 urls=()
   start_nginx "load-nginx-$n"
   R_IDLE=$(status_kb "$NG_PID" VmRSS)
   R_LOAD0=$(loadavg)
   c0=$(cpu_ticks "$NG_PID")
-  for ((i = 1; i <= n; i++)); do publish "rtmp://127.0.0.1:$NG_RTMP/live/load$i" "$NG_DIR/ffmpeg-$i.log"; pids+=("$PUB_PID"); done
-  for ((i = 0; i < n; i++)); do wait_publisher "${pids[i]}" "$NG_DIR/ffmpeg-$((i + 1)).log"; done
+  for ((i = 1; i <= n; i++)); do urls+=("rtmp://127.0.0.1:$NG_RTMP/live/load$i"); done
+  run_publishers "$NG_PID" nginx "$NG_DIR/error.log" "$NG_DIR" "${urls[@]}"
   sleep 2 # nginx closes the last fragment and playlist when the publisher goes
+  server_ok "$NG_PID" nginx "$NG_DIR/error.log"
   c1=$(cpu_ticks "$NG_PID")
   R_HWM=$(status_kb "$NG_PID" VmHWM)
   R_LOAD1=$(loadavg)
@@ -354,6 +416,7 @@ bench_load_nginx() { # n
 }
 
 declare -A RES
+WARNINGS=()
 bench_load() { # n
   local n=$1 who
   for who in livefront nginx; do
@@ -364,9 +427,15 @@ bench_load() { # n
     RES[$who,$n,per]=$(awk -v c="$R_CPU" -v m=$((n * DURATION)) 'BEGIN { printf "%.4f", c / m }')
     RES[$who,$n,hwm]=$(awk -v k="$R_HWM" 'BEGIN { printf "%.1f", k / 1024 }')
     RES[$who,$n,idle]=$(awk -v k="$R_IDLE" 'BEGIN { printf "%.1f", k / 1024 }')
+    RES[$who,$n,live]=$(awk -v k="$R_LIVE" 'BEGIN { printf "%.1f", k / 1024 }')
     RES[$who,$n,segs]=$R_SEGS
+    # Each stream should give about DURATION / GOP_S segments; fewer means the server fell behind.
+    if ((R_SEGS < n * (DURATION / GOP_S - 1))); then
+      WARNINGS+=("$who, $n stream(s): only $R_SEGS HLS segments written, about $((n * DURATION / GOP_S)) expected (server fell behind?)")
+      log "  WARNING: ${WARNINGS[-1]}"
+    fi
     RES[$who,$n,load]="$R_LOAD0 -> $R_LOAD1"
-    log "  cpu ${R_CPU}s, ${RES[$who,$n,per]} cpu-s/media-s, peak RSS ${RES[$who,$n,hwm]} MiB (idle ${RES[$who,$n,idle]}), $R_SEGS segments, load $R_LOAD0 -> $R_LOAD1"
+    log "  cpu ${R_CPU}s, ${RES[$who,$n,per]} cpu-s/media-s, peak RSS ${RES[$who,$n,hwm]} MiB (idle ${RES[$who,$n,idle]}, while publishing ${RES[$who,$n,live]}), $R_SEGS segments, load $R_LOAD0 -> $R_LOAD1"
   done
 }
 
@@ -385,7 +454,7 @@ others() {
     END { s = ""; for (k in c) s = s (s ? ", " : "") c[k] " " k; print (s ? s : "none") }'
 }
 OTHERS_START=$(others)
-log "temp dir $TMP; load average $LOAD_START; other build/test processes: $OTHERS_START"
+log "temp dir $TMP; livefront ladder: $LADDER_DESC; load average $LOAD_START; other build/test processes: $OTHERS_START"
 encode_source
 bench_first_playlist
 bench_load 1
@@ -405,6 +474,7 @@ TABLE=$(
     printf '| %d stream(s): CPU s total (%d media-s) | %s | %s | %s |\n' "$n" $((n * DURATION)) "${RES[livefront,$n,cpu]}" "${RES[nginx,$n,cpu]}" "$(ratio "${RES[livefront,$n,cpu]}" "${RES[nginx,$n,cpu]}")"
     printf '| %d stream(s): CPU s per media-s | %s | %s | %s |\n' "$n" "${RES[livefront,$n,per]}" "${RES[nginx,$n,per]}" "$(ratio "${RES[livefront,$n,per]}" "${RES[nginx,$n,per]}")"
     printf '| %d stream(s): peak RSS, VmHWM (MiB) | %s | %s | %s |\n' "$n" "${RES[livefront,$n,hwm]}" "${RES[nginx,$n,hwm]}" "$(ratio "${RES[livefront,$n,hwm]}" "${RES[nginx,$n,hwm]}")"
+    printf '| %d stream(s): max RSS while publishing, sampled every 0.5 s (MiB) | %s | %s | %s |\n' "$n" "${RES[livefront,$n,live]}" "${RES[nginx,$n,live]}" "$(ratio "${RES[livefront,$n,live]}" "${RES[nginx,$n,live]}")"
     printf '| %d stream(s): RSS before publishing (MiB) | %s | %s | |\n' "$n" "${RES[livefront,$n,idle]}" "${RES[nginx,$n,idle]}"
     printf '| %d stream(s): HLS segments written | %s | %s | |\n' "$n" "${RES[livefront,$n,segs]}" "${RES[nginx,$n,segs]}"
   done
@@ -414,7 +484,8 @@ MACHINE="$(lscpu | sed -nE 's/^Model name: +//p' | head -1), $(nproc) cores, $(f
 VERSIONS="$(ffmpeg -version | head -1 | cut -d' ' -f1-3), nginx $(nginx -v 2>&1 | sed 's#.*/##') + libnginx-mod-rtmp $(dpkg-query -W -f='${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'), $(gst-launch-1.0 --version 2>/dev/null | sed -n 2p)"
 
 echo
-echo "livefront passthrough benchmark, $START_DATE"
+echo "livefront passthrough benchmark, $START_DATE; livefront ladder: $LADDER_DESC"
+for w in "${WARNINGS[@]}"; do echo "WARNING: $w"; done
 echo "$TABLE"
 echo
 
@@ -425,7 +496,7 @@ if [ -z "${BENCH_NO_README:-}" ]; then
     echo
     echo "### passthrough.sh, $START_DATE"
     echo
-    echo "- livefront $COMMIT (binary built $BIN_DATE); RUNS=$RUNS STREAMS=$STREAMS DURATION=$DURATION GOP_S=$GOP_S"
+    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER_DESC; RUNS=$RUNS STREAMS=$STREAMS DURATION=$DURATION GOP_S=$GOP_S"
     echo "- machine: $MACHINE"
     echo "- $VERSIONS"
     echo "- source: $SRC_DESC"
@@ -434,6 +505,7 @@ if [ -z "${BENCH_NO_README:-}" ]; then
       echo "- $n-stream runs: load average livefront ${RES[livefront,$n,load]}, nginx ${RES[nginx,$n,load]}; other processes at their start: livefront run ${RES[livefront,$n,others]}; nginx run ${RES[nginx,$n,others]}"
     done
     [ -z "${BENCH_NOTE:-}" ] || echo "- note: $BENCH_NOTE"
+    for w in "${WARNINGS[@]}"; do echo "- WARNING: $w"; done
     echo
     echo "$TABLE"
   } >>"$README"
