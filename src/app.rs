@@ -174,6 +174,7 @@ async fn bootstrap(store: &Store, config: &Config) -> Result<Option<FirstStart>,
             category: None,
             scheduled_at: None,
             mode: Mode::Practice,
+            ladder: None,
         })
         .await?;
     Ok(Some(FirstStart {

@@ -13,6 +13,7 @@ const DEFAULT_RTMP_ADDR: &str = "0.0.0.0:1935";
 const DEFAULT_DATA_DIR: &str = "data";
 const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
 const DEFAULT_HLS_WINDOW: usize = 6;
+const DEFAULT_LADDER: &str = "default";
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -22,6 +23,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("rtmp_addr", "rtmp.addr"),
     ("hls_segment", "hls.segment"),
     ("hls_window", "hls.window"),
+    ("ladder", "hls.ladder"),
 ];
 /// `LIVEFRONT_*` variables that are not configuration keys.
 const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
@@ -66,6 +68,8 @@ pub struct HlsConfig {
     pub segment: Duration,
     /// Segments in the live playlist.
     pub window: usize,
+    /// Ladder preset: a built-in name (`default`, `lowcpu`, `passthrough`) or a path to a TOML file.
+    pub ladder: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +116,7 @@ impl Default for HlsConfig {
         HlsConfig {
             segment: DEFAULT_HLS_SEGMENT,
             window: DEFAULT_HLS_WINDOW,
+            ladder: DEFAULT_LADDER.into(),
         }
     }
 }
@@ -168,6 +173,12 @@ impl Config {
             return Err(Error::Invalid {
                 key: "hls.segment",
                 message: format!("{:?} is outside 500ms..20s", self.hls.segment),
+            });
+        }
+        if let Err(e) = crate::pipeline::ladder::LadderSpec::resolve(&self.hls.ladder) {
+            return Err(Error::Invalid {
+                key: "hls.ladder",
+                message: e.to_string(),
             });
         }
         if !(3..=100).contains(&self.hls.window) {

@@ -200,6 +200,15 @@ async fn obs_like_stream_is_private_in_practice_public_on_switch_and_recorded() 
         rec["bytes"].as_u64().unwrap()
     );
 
+    // The poster (keyframes only in passthrough) follows the stream's visibility.
+    let thumb = format!("/api/v1/streams/{id}/thumbnail.jpg");
+    let resp = api.http.get(api.url(&thumb)).send().await?;
+    assert_eq!(resp.status().as_u16(), 200, "public stream: open poster");
+    assert!(resp.bytes().await?.starts_with(&[0xff, 0xd8]));
+    api.set_mode(&token, &id, "practice").await?;
+    assert_eq!(api.status(&thumb, None).await?, 404);
+    assert_eq!(api.status(&thumb, Some(&token)).await?, 200);
+
     let ended = api.stream(&token, &id).await?;
     assert_eq!(ended["state"], "ended");
     server.stop().await;
@@ -325,10 +334,10 @@ async fn long_keyframe_interval_is_accepted_and_reported_in_health() -> Result<(
     let mut server = Server::start().await?;
     let stream = server.demo_stream.clone();
     let id = stream["id"].as_str().unwrap().to_string();
-    // 5 s keyframes against the 2 s segment target (OBS users often leave it on "auto").
+    // 6 s keyframes against the 2 s segment target (OBS users often leave it on "auto").
     let publish = Publish {
-        gop: 150,
-        ..Publish::small(11.0)
+        gop: 180,
+        ..Publish::small(13.0)
     };
     let publisher = publish.spawn(&server.publish_url(&stream))?;
     let api = server.api.clone();
@@ -340,11 +349,11 @@ async fn long_keyframe_interval_is_accepted_and_reported_in_health() -> Result<(
             .map(|_| v["health"].clone())
     })
     .await?;
-    assert_eq!(health["video"]["keyframe_interval_s"], 5.0, "{health}");
+    assert_eq!(health["video"]["keyframe_interval_s"], 6.0, "{health}");
     assert!(
         health["warnings"]
             .to_string()
-            .contains("keyframe interval is 5.0 s"),
+            .contains("keyframe interval is 6.0 s"),
         "{health}"
     );
     let (status, stderr) = finish(publisher, DEADLINE).await?;
@@ -355,10 +364,10 @@ async fn long_keyframe_interval_is_accepted_and_reported_in_health() -> Result<(
         .get_text(&format!("/hls/{id}/source/index.m3u8"), Some(&token))
         .await?;
     assert!(
-        vod.contains("#EXT-X-TARGETDURATION:5"),
+        vod.contains("#EXT-X-TARGETDURATION:6"),
         "segments follow the publisher's keyframes: {vod}"
     );
-    assert!((playlist_duration(&vod) - 11.0).abs() < 0.5, "{vod}");
+    assert!((playlist_duration(&vod) - 13.0).abs() < 0.5, "{vod}");
     server.stop().await;
     Ok(())
 }

@@ -179,3 +179,24 @@ pub async fn rendition_file(
     )
         .into_response())
 }
+
+/// `GET /api/v1/streams/{id}/thumbnail.jpg`: the latest poster, under the same rule as the video.
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let a = access(&state, &id, who, &params).await?;
+    let bytes = tokio::fs::read(state.registry.paths(&a.id).thumbnail())
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+            (header::CACHE_CONTROL, cache_control(a.public, "max-age=5")),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hls/{id}/{file}", get(hls::master))
         .route("/hls/{id}/{rendition}/{file}", get(hls::rendition_file))
         .route("/recordings/{file}", get(recordings::download))
+        .route("/api/v1/streams/{id}/thumbnail.jpg", get(hls::thumbnail))
         .layer(media_cors);
     let api = Router::new()
         .route("/api/v1/creators", post(streams::create_creator))

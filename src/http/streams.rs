@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use super::signing::{self, Purpose};
+use crate::pipeline::ladder::LadderSpec;
 use crate::store::{Mode, NewStream, Principal, Recording, Stream, StreamId, StreamState};
 
 const MAX_TITLE_CHARS: usize = 200;
@@ -56,6 +57,8 @@ pub struct CreateStream {
     scheduled_at: Option<DateTime<Utc>>,
     category: Option<String>,
     mode: Option<Mode>,
+    /// A built-in ladder preset name; absent = the server's default.
+    ladder: Option<String>,
 }
 
 pub async fn create(
@@ -79,6 +82,14 @@ pub async fn create(
             "category must be at most {MAX_CATEGORY_CHARS} characters"
         )));
     }
+    if let Some(ladder) = &body.ladder
+        && LadderSpec::builtin(ladder).is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown ladder {ladder:?}; choose one of {}",
+            LadderSpec::builtin_names().join(", ")
+        )));
+    }
     let stream = state
         .store
         .create_stream(NewStream {
@@ -87,6 +98,7 @@ pub async fn create(
             category: body.category,
             scheduled_at: body.scheduled_at,
             mode: body.mode.unwrap_or(Mode::Practice),
+            ladder: body.ladder,
         })
         .await?;
     let recording = None;
@@ -162,6 +174,7 @@ pub fn stream_json(
         "scheduled_at": stream.scheduled_at,
         "mode": stream.mode,
         "state": display_state(stream),
+        "ladder": stream.ladder.as_deref().unwrap_or(&state.config.hls.ladder),
         "created_at": stream.created_at,
         "started_at": stream.started_at,
         "ended_at": stream.ended_at,

@@ -31,7 +31,10 @@ impl SpsInfo {
 
     /// "3.1" from level_idc 31 (and "1b" for the special case).
     pub fn level_name(&self) -> String {
-        match (self.level_idc, self.constraint_flags & 0x10 != 0 && self.profile_idc == 66) {
+        match (
+            self.level_idc,
+            self.constraint_flags & 0x10 != 0 && self.profile_idc == 66,
+        ) {
             (11, true) | (9, _) => "1b".into(),
             (l, _) => format!("{}.{}", l / 10, l % 10),
         }
@@ -192,7 +195,8 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsInfo> {
     let crop_x = sub_w;
     let crop_y = sub_h * (2 - frame_mbs_only);
     let width = (width_mbs * 16).checked_sub(crop_x * (crop_l + crop_r))?;
-    let height = ((2 - frame_mbs_only) * height_map_units * 16).checked_sub(crop_y * (crop_t + crop_b))?;
+    let height =
+        ((2 - frame_mbs_only) * height_map_units * 16).checked_sub(crop_y * (crop_t + crop_b))?;
     let fps = vui_fps(&mut b);
     Some(SpsInfo {
         profile_idc,
@@ -234,7 +238,10 @@ fn vui_fps(b: &mut Bits) -> Option<(u32, u32)> {
     }
     let (num, den) = (time_scale as u64, 2 * num_units_in_tick as u64);
     let g = gcd(num, den);
-    Some(((num / g).min(u32::MAX as u64) as u32, (den / g).min(u32::MAX as u64) as u32))
+    Some((
+        (num / g).min(u32::MAX as u64) as u32,
+        (den / g).min(u32::MAX as u64) as u32,
+    ))
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -267,17 +274,25 @@ mod tests {
 
     #[test]
     fn finds_the_sps_in_an_avcc_record_and_survives_garbage() {
-        let sps_bytes = hex::decode("6764001facd9405005bb0110000003001000000303c0f1831960").unwrap();
+        let sps_bytes =
+            hex::decode("6764001facd9405005bb0110000003001000000303c0f1831960").unwrap();
         let mut avcc = vec![1, 0x64, 0, 0x1f, 0xff, 0xe1];
         avcc.extend((sps_bytes.len() as u16).to_be_bytes());
         avcc.extend(&sps_bytes);
         avcc.extend([1, 0, 4, 0x68, 0xeb, 0xe3, 0xcb]);
-        assert_eq!(parse_avcc(&avcc).map(|s| (s.width, s.height)), Some((1280, 720)));
+        assert_eq!(
+            parse_avcc(&avcc).map(|s| (s.width, s.height)),
+            Some((1280, 720))
+        );
         for end in 0..avcc.len() {
             let _ = parse_avcc(&avcc[..end]);
             let _ = parse_sps(&sps_bytes[..end.min(sps_bytes.len())]);
         }
         assert_eq!(parse_avcc(&[0; 3]), None);
-        assert_eq!(parse_sps(&[0x68, 0xeb, 0xe3, 0xcb]), None, "a PPS is not an SPS");
+        assert_eq!(
+            parse_sps(&[0x68, 0xeb, 0xe3, 0xcb]),
+            None,
+            "a PPS is not an SPS"
+        );
     }
 }

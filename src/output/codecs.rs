@@ -24,6 +24,31 @@ pub fn avc1(avcc: &[u8]) -> Option<String> {
 /// Object types above 30 use the escape value 31 plus six more bits (`mp4a.40.42` for USAC).
 ///
 /// Returns `None` for empty or truncated input and for object type 0 (the "null" object).
+/// RFC 6381 string from the profile and level names GStreamer puts in H.264 caps (`main`, `3.1`),
+/// with the constraint flags x264 writes for each profile.
+pub fn avc1_from_names(profile: &str, level: &str) -> Option<String> {
+    let (profile_idc, constraints) = match profile {
+        "constrained-baseline" | "baseline" => (0x42, 0xc0),
+        "main" => (0x4d, 0x40),
+        "high" => (0x64, 0x00),
+        _ => return None,
+    };
+    let level_idc: u8 = match level {
+        "1b" => 11,
+        l => {
+            let (major, minor) = l.split_once('.').unwrap_or((l, "0"));
+            major
+                .parse::<u8>()
+                .ok()?
+                .checked_mul(10)?
+                .checked_add(minor.parse::<u8>().ok()?)?
+        }
+    };
+    Some(format!(
+        "avc1.{profile_idc:02x}{constraints:02x}{level_idc:02x}"
+    ))
+}
+
 pub fn mp4a(asc: &[u8]) -> Option<String> {
     let mut bits = BitReader::new(asc);
     let object_type = audio_object_type(&mut bits)?;
@@ -299,5 +324,20 @@ mod tests {
     fn codecs_from_real_configuration_join_for_the_master_playlist() {
         let codecs = join(avc1(&AVCC_HIGH_31), mp4a(&[0x12, 0x10]));
         assert_eq!(codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
+    }
+
+    #[test]
+    fn avc1_from_gstreamer_caps_names() {
+        assert_eq!(
+            avc1_from_names("main", "3.1").as_deref(),
+            Some("avc1.4d401f")
+        );
+        assert_eq!(avc1_from_names("high", "4").as_deref(), Some("avc1.640028"));
+        assert_eq!(
+            avc1_from_names("constrained-baseline", "3").as_deref(),
+            Some("avc1.42c01e")
+        );
+        assert_eq!(avc1_from_names("high-4:4:4", "3.1"), None);
+        assert_eq!(avc1_from_names("main", "x"), None);
     }
 }

@@ -28,11 +28,15 @@ struct Rendition {
     playlist: MediaPlaylist,
     opened_at: Option<Duration>,
     info: RenditionInfo,
+    /// Left out of the master playlist.
+    dropped: bool,
 }
 
 struct Inner {
     /// Wall-clock time of media time zero (the first frame of the first publish).
     epoch: DateTime<Utc>,
+    window: usize,
+    target: Duration,
     renditions: Vec<Rendition>,
 }
 
@@ -43,22 +47,39 @@ pub struct HlsOutput {
 }
 
 impl HlsOutput {
-    pub fn new(dir: PathBuf, renditions: &[&str], window: usize, target: Duration) -> Self {
-        let renditions = renditions
-            .iter()
-            .map(|name| Rendition {
-                name: name.to_string(),
-                playlist: MediaPlaylist::new(window, target),
-                opened_at: None,
-                info: RenditionInfo::default(),
-            })
-            .collect();
+    pub fn new(dir: PathBuf, window: usize, target: Duration) -> Self {
         HlsOutput {
             dir,
             inner: Mutex::new(Inner {
                 epoch: Utc::now(),
-                renditions,
+                window,
+                target,
+                renditions: Vec::new(),
             }),
+        }
+    }
+
+    /// Adds renditions (once the pipeline knows which it writes); known names are kept as they are.
+    pub fn add_renditions(&self, names: &[String]) {
+        let mut inner = self.lock();
+        let (window, target) = (inner.window, inner.target);
+        for name in names {
+            if !inner.renditions.iter().any(|r| &r.name == name) {
+                inner.renditions.push(Rendition {
+                    name: name.clone(),
+                    playlist: MediaPlaylist::new(window, target),
+                    opened_at: None,
+                    info: RenditionInfo::default(),
+                    dropped: false,
+                });
+            }
+        }
+    }
+
+    /// Takes a rendition out of the master playlist (its encoder was stopped under overload).
+    pub fn drop_rendition(&self, name: &str) {
+        if let Some(r) = self.lock().renditions.iter_mut().find(|r| r.name == name) {
+            r.dropped = true;
         }
     }
 
@@ -206,6 +227,7 @@ fn render_master_locked(inner: &Inner) -> Option<String> {
     let variants: Vec<Variant> = inner
         .renditions
         .iter()
+        .filter(|r| !r.dropped)
         .filter_map(|r| {
             let bandwidth = r.playlist.peak_bandwidth()?;
             Some(Variant {

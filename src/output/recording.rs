@@ -14,6 +14,8 @@ use gstreamer::prelude::*;
 /// How long a remux may take before it is called failed (it copies bytes; an hour of 6 Mb/s
 /// video takes seconds).
 const DEFAULT_REMUX_TIMEOUT: Duration = Duration::from_secs(600);
+/// Per-track queue in the remux: ~85 s of 6 Mb/s video, far more than one fragment.
+const REMUX_QUEUE_BYTES: u32 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -184,9 +186,9 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
 /// The remux pipeline's description (no re-encode).
 ///
 /// qtdemux reads the file in order, one 2 s track fragment at a time, so the muxer sees one
-/// track run ahead of the other by a whole fragment: the queues must not be limited below that
-/// (the default 1 s deadlocked on a recording cut short by a crash). Memory stays at about one
-/// fragment per track.
+/// track run ahead of the other by a whole fragment: the queues must hold more than a fragment
+/// (the default 1 s deadlocked on a recording cut short by a crash). They are bounded in bytes,
+/// not time, because a fragment of a long-GOP publisher can last as long as its GOP.
 pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) -> String {
     let q = |p: &Path| {
         format!(
@@ -207,16 +209,16 @@ pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) 
         ),
     ];
     if video {
-        parts.push(
-            "remux-demux.video_0 ! queue name=remux-queue-video max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! h264parse ! remux-mux.video_%u"
-                .into(),
-        );
+        parts.push(format!(
+            "remux-demux.video_0 ! queue name=remux-queue-video max-size-time=0 max-size-buffers=0 \
+             max-size-bytes={REMUX_QUEUE_BYTES} ! h264parse ! remux-mux.video_%u"
+        ));
     }
     if audio {
-        parts.push(
-            "remux-demux.audio_0 ! queue name=remux-queue-audio max-size-time=0 max-size-buffers=0 max-size-bytes=0 ! aacparse ! remux-mux.audio_%u"
-                .into(),
-        );
+        parts.push(format!(
+            "remux-demux.audio_0 ! queue name=remux-queue-audio max-size-time=0 max-size-buffers=0 \
+             max-size-bytes={REMUX_QUEUE_BYTES} ! aacparse ! remux-mux.audio_%u"
+        ));
     }
     parts.join("\n")
 }

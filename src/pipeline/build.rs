@@ -1,10 +1,16 @@
 //! Builds a stream's pipeline from its spec: a gst-launch description (golden-tested, printable by
 //! `examples/pipeline_description.rs`), then the caps that only the publisher's headers can give.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
 
 use super::Error;
+use super::ladder::keyframe_interval_frames;
 use super::spec::{PipelineSpec, SOURCE_RENDITION};
 use crate::output::codecs;
 
@@ -12,64 +18,141 @@ use crate::output::codecs;
 const BRANCH_QUEUE_NS: u64 = 5_000_000_000;
 /// Fragment length of the crash-safe recording (ms): a `kill -9` loses at most this much.
 const RECORDING_FRAGMENT_MS: u32 = 2000;
+/// Compressed video waiting for the decoder; beyond this the decoder is overloaded and the oldest
+/// frames are dropped so the source rendition and the recording never wait for it.
+const DECODE_QUEUE_NS: u64 = 2_000_000_000;
+/// Raw frames waiting for one rung's scaler and encoder before that rung drops frames (leaky),
+/// which is also how overload is detected.
+const RUNG_QUEUE_FRAMES: u32 = 15;
+/// A poster every this many seconds.
+const THUMBNAIL_EVERY_S: u32 = 5;
+const THUMBNAIL_QUALITY: u32 = 85;
+
+fn queue(name: &str) -> String {
+    format!("queue name={name} max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0")
+}
+
+fn splitmux(spec: &PipelineSpec, rendition: &str) -> String {
+    format!(
+        "splitmuxsink name=hls-{rendition} muxer-factory=mpegtsmux location={loc} \
+         start-index={start} max-size-time={seg_ns} send-keyframe-requests=false",
+        loc = quote(
+            &spec
+                .paths
+                .rendition_dir(rendition)
+                .join("seg%05d.ts")
+                .to_string_lossy()
+        ),
+        start = spec.first_segment,
+        seg_ns = spec.segment.as_nanos(),
+    )
+}
 
 /// The gst-launch description of a live stream's pipeline.
 ///
-/// Source rendition (no re-encode) into MPEG-TS segments cut on keyframes, and the recording
-/// into fragmented MP4. Every branch after a tee has its own queue and parser (MEDIA-NOTES 2, 3).
+/// - `source` rendition: the publisher's H.264 and AAC, no re-encode, into MPEG-TS segments cut on
+///   keyframes; the recording into fragmented MP4. Every branch after a tee has its own queue and
+///   parser (MEDIA-NOTES 2, 3).
+/// - Rungs: one decode, then per rung a leaky queue, frame-rate cap, scaler and x264 into its own
+///   segments; audio copied into every rung. Keyframes are forced on the segment grid (see
+///   `build`), so segment N of every rendition covers the same media time.
+/// - Poster: a JPEG every few seconds from the decoded frames.
+///
+/// Every sink is `async=false`: the pipeline goes to PLAYING at once instead of waiting for each
+/// sink to preroll, which a branch that needs several frames before its first output (videorate,
+/// an encoder) would otherwise turn into a deadlock with the queues of the other branches.
 pub fn describe(spec: &PipelineSpec) -> String {
-    let seg_ns = spec.segment.as_nanos();
-    let hls_dir = spec.paths.rendition_dir(SOURCE_RENDITION);
-    let queue = |name: &str| {
-        format!(
-            "queue name={name} max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0"
-        )
-    };
+    let (video, audio) = (spec.tracks.has_video(), spec.tracks.has_audio());
     let mut parts = Vec::new();
-    if spec.tracks.has_video() {
+    if video {
         parts.push(
-            "appsrc name=src-video format=time ! h264parse name=parse-video ! tee name=tee-video"
+            "appsrc name=src-video format=time is-live=true ! h264parse name=parse-video ! tee name=tee-video"
                 .to_string(),
         );
     }
-    if spec.tracks.has_audio() {
+    if audio {
         parts.push(
-            "appsrc name=src-audio format=time ! aacparse name=parse-audio ! tee name=tee-audio"
+            "appsrc name=src-audio format=time is-live=true ! aacparse name=parse-audio ! tee name=tee-audio"
                 .to_string(),
         );
     }
-    parts.push(format!(
-        "splitmuxsink name=hls-{SOURCE_RENDITION} muxer-factory=mpegtsmux location={loc} \
-         start-index={start} max-size-time={seg_ns} send-keyframe-requests=false",
-        loc = quote(&hls_dir.join("seg%05d.ts").to_string_lossy()),
-        start = spec.first_segment,
-    ));
-    if spec.tracks.has_video() {
-        parts.push(format!(
-            "tee-video. ! {} ! h264parse name=parse-hls-video config-interval=-1 ! hls-{SOURCE_RENDITION}.video",
-            queue("queue-hls-video")
-        ));
-    }
-    if spec.tracks.has_audio() {
-        parts.push(format!(
-            "tee-audio. ! {} ! aacparse name=parse-hls-audio ! hls-{SOURCE_RENDITION}.audio_%u",
-            queue("queue-hls-audio")
-        ));
+    if spec.source {
+        parts.push(splitmux(spec, SOURCE_RENDITION));
+        if video {
+            parts.push(format!(
+                "tee-video. ! {} ! h264parse name=parse-hls-video config-interval=-1 ! hls-{SOURCE_RENDITION}.video",
+                queue("queue-hls-video")
+            ));
+        }
+        if audio {
+            parts.push(format!(
+                "tee-audio. ! {} ! aacparse name=parse-hls-audio ! hls-{SOURCE_RENDITION}.audio_%u",
+                queue("queue-hls-audio")
+            ));
+        }
     }
     parts.push(format!(
-        "mp4mux name=rec-mux fragment-duration={RECORDING_FRAGMENT_MS} streamable=true ! filesink name=rec-sink location={}",
+        "mp4mux name=rec-mux fragment-duration={RECORDING_FRAGMENT_MS} streamable=true ! filesink name=rec-sink async=false location={}",
         quote(&spec.paths.recording_fragmented().to_string_lossy())
     ));
-    if spec.tracks.has_video() {
+    if video {
         parts.push(format!(
             "tee-video. ! {} ! h264parse name=parse-rec-video ! rec-mux.video_%u",
             queue("queue-rec-video")
         ));
     }
-    if spec.tracks.has_audio() {
+    if audio {
         parts.push(format!(
             "tee-audio. ! {} ! aacparse name=parse-rec-audio ! rec-mux.audio_%u",
             queue("queue-rec-audio")
+        ));
+    }
+    if spec.decodes() {
+        // Without rungs the decoder only feeds the poster: keyframes are enough, and cost ~3 % of
+        // decoding every frame.
+        let keyframes_only = if spec.rungs.is_empty() {
+            "identity name=keyframes-only drop-buffer-flags=delta-unit ! "
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "tee-video. ! queue name=queue-dec leaky=downstream max-size-time={DECODE_QUEUE_NS} max-size-buffers=0 \
+             max-size-bytes=0 ! {keyframes_only}avdec_h264 name=dec ! tee name=tee-raw"
+        ));
+    }
+    for rung in spec.rungs.iter().filter(|_| video) {
+        let r = &rung.name;
+        parts.push(splitmux(spec, r));
+        parts.push(format!(
+            "tee-raw. ! queue name=queue-{r} leaky=downstream max-size-buffers={RUNG_QUEUE_FRAMES} max-size-time=0 \
+             max-size-bytes=0 ! videorate name=rate-{r} max-rate={fps} skip-to-first=true ! videoconvertscale name=scale-{r} ! \
+             capsfilter name=caps-{r} caps=\"video/x-raw,format=I420,width={w},height={h},pixel-aspect-ratio=1/1\" ! \
+             valve name=valve-{r} drop-mode=forward-sticky-events ! \
+             x264enc name=enc-{r} {x264} bitrate={kbps} key-int-max={gop} option-string=scenecut=0 ! \
+             capsfilter name=profile-{r} caps=\"video/x-h264,profile={profile}\" ! \
+             h264parse name=parse-{r} config-interval=-1 ! hls-{r}.video",
+            fps = rung.max_rate(),
+            w = rung.width,
+            h = rung.height,
+            x264 = rung.x264.encoder_properties(),
+            kbps = rung.video_bitrate_kbps,
+            gop = 2 * keyframe_interval_frames(rung.fps, spec.segment),
+            profile = rung.x264.profile.caps_value(),
+        ));
+        if audio {
+            parts.push(format!(
+                "tee-audio. ! {} ! valve name=valve-{r}-audio drop-mode=forward-sticky-events ! \
+                 aacparse name=parse-{r}-audio ! hls-{r}.audio_%u",
+                queue(&format!("queue-{r}-audio"))
+            ));
+        }
+    }
+    if let (true, Some((w, h))) = (video, spec.thumbnail) {
+        parts.push(format!(
+            "tee-raw. ! queue name=queue-thumb leaky=downstream max-size-buffers=1 max-size-time=0 max-size-bytes=0 ! \
+             videorate name=rate-thumb drop-only=true skip-to-first=true ! video/x-raw,framerate=1/{THUMBNAIL_EVERY_S} ! \
+             videoconvertscale name=scale-thumb ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
+             jpegenc name=enc-thumb quality={THUMBNAIL_QUALITY} ! appsink name=thumb-sink sync=false async=false max-buffers=1 drop=true"
         ));
     }
     parts.join("\n")
@@ -79,11 +162,15 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The built pipeline and its inputs.
+/// (queue owner: a rung name or `dec`, times its leaky queue was full) — how overload shows.
+pub type Overruns = Vec<(String, Arc<AtomicU64>)>;
+
+/// The built pipeline, its inputs, and the overrun counters of its leaky transcode queues.
 pub struct Built {
     pub pipeline: gst::Pipeline,
     pub video: Option<gst_app::AppSrc>,
     pub audio: Option<gst_app::AppSrc>,
+    pub overruns: Overruns,
 }
 
 /// Caps for the video appsrc from the publisher's avcC.
@@ -110,8 +197,11 @@ pub fn audio_caps(asc: &[u8]) -> gst::Caps {
 }
 
 pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
-    std::fs::create_dir_all(spec.paths.rendition_dir(SOURCE_RENDITION))
-        .map_err(|e| Error::Gst(format!("creating {}: {e}", spec.paths.dir.display())))?;
+    for rendition in spec.renditions() {
+        let dir = spec.paths.rendition_dir(&rendition);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Gst(format!("creating {}: {e}", dir.display())))?;
+    }
     let pipeline = gst::parse::launch(&describe(spec))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| Error::Gst("description did not make a pipeline".into()))?;
@@ -136,55 +226,144 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         .as_ref()
         .map(|c| appsrc("src-audio", audio_caps(c)))
         .transpose()?;
+    if spec.decodes() && !spec.rungs.is_empty() {
+        force_keyframes_on_grid(&pipeline, spec.segment)?;
+    }
+    if spec.decodes() && spec.thumbnail.is_some() {
+        write_thumbnails(&pipeline, spec.paths.thumbnail())?;
+    }
+    let mut overruns = Vec::new();
+    let decoder = spec.decodes().then(|| "dec".to_string());
+    for name in spec.rungs.iter().map(|r| r.name.clone()).chain(decoder) {
+        let name = format!("queue-{name}");
+        let queue = pipeline
+            .by_name(&name)
+            .ok_or_else(|| Error::Gst(format!("no {name}")))?;
+        let count = Arc::new(AtomicU64::new(0));
+        let c = count.clone();
+        queue.connect("overrun", false, move |_| {
+            c.fetch_add(1, Ordering::Relaxed);
+            None
+        });
+        overruns.push((name.trim_start_matches("queue-").to_string(), count));
+    }
     Ok(Built {
         pipeline,
         video,
         audio,
+        overruns,
     })
+}
+
+/// Forces a keyframe in every encoder at each multiple of the segment duration after the first
+/// decoded frame, by sending a force-key-unit event just before the frame that crosses it.
+fn force_keyframes_on_grid(
+    pipeline: &gst::Pipeline,
+    segment: std::time::Duration,
+) -> Result<(), Error> {
+    let pad = pipeline
+        .by_name("dec")
+        .and_then(|d| d.static_pad("src"))
+        .ok_or_else(|| Error::Gst("no decoder src pad".into()))?;
+    let step = gst::ClockTime::from_nseconds(segment.as_nanos() as u64);
+    let next: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
+        match *next {
+            None => *next = Some(pts + step),
+            Some(boundary) if pts >= boundary => {
+                let mut n = boundary;
+                while n <= pts {
+                    n += step;
+                }
+                *next = Some(n);
+                drop(next);
+                let event = gst_video::DownstreamForceKeyUnitEvent::builder()
+                    .timestamp(pts)
+                    .stream_time(pts)
+                    .running_time(pts)
+                    .all_headers(true)
+                    .build();
+                pad.push_event(event);
+            }
+            Some(_) => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// Writes each poster JPEG to `path` (atomically, so readers never see half a file).
+fn write_thumbnails(pipeline: &gst::Pipeline, path: PathBuf) -> Result<(), Error> {
+    let sink = pipeline
+        .by_name("thumb-sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| Error::Gst("no thumb-sink".into()))?;
+    let tmp = path.with_extension("jpg.tmp");
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                if let Err(e) = std::fs::write(&tmp, map.as_slice()).and_then(|()| std::fs::rename(&tmp, &path)) {
+                    tracing::warn!(error = %e, path = %path.display(), "could not write the poster");
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
-    use std::time::Duration;
-
-    use bytes::Bytes;
 
     use super::*;
-    use crate::pipeline::spec::{StreamPaths, Tracks};
+    use crate::pipeline::ladder::LadderSpec;
 
-    fn spec(video: bool, audio: bool) -> PipelineSpec {
-        PipelineSpec {
-            tracks: Tracks {
-                video: video.then(|| Bytes::from_static(&[1, 0x64, 0, 0x1f])),
-                audio: audio.then(|| Bytes::from_static(&[0x11, 0x90])),
-            },
-            paths: StreamPaths::new(Path::new("/data"), "abc"),
-            segment: Duration::from_secs(2),
-            first_segment: 0,
+    fn spec_1080p30(preset: &str, video: bool, audio: bool) -> PipelineSpec {
+        let ladder = LadderSpec::builtin(preset).expect("shipped preset");
+        PipelineSpec::example(&ladder, video, audio, Path::new("/data"))
+    }
+
+    #[test]
+    fn shipped_presets_generate_the_pinned_descriptions() {
+        for preset in LadderSpec::builtin_names() {
+            let golden = std::fs::read_to_string(format!("{}/tests/golden/{preset}-1080p30.txt", env!("CARGO_MANIFEST_DIR")))
+                .unwrap_or_else(|e| panic!("tests/golden/{preset}-1080p30.txt: {e} (cargo run --example pipeline_description -- {preset} > it)"));
+            assert_eq!(
+                describe(&spec_1080p30(preset, true, true)),
+                golden.trim_end(),
+                "preset {preset}"
+            );
         }
     }
 
     #[test]
-    fn passthrough_description_is_pinned() {
-        let golden = include_str!("../../tests/golden/passthrough-av.txt");
-        assert_eq!(describe(&spec(true, true)), golden.trim_end());
-    }
-
-    #[test]
     fn single_track_descriptions_leave_out_the_other_track() {
-        let audio_only = describe(&spec(false, true));
-        assert!(!audio_only.contains("video"), "{audio_only}");
-        let video_only = describe(&spec(true, false));
+        let audio_only = describe(&spec_1080p30("default", false, true));
+        assert!(
+            !audio_only.contains("video") && !audio_only.contains("x264enc"),
+            "{audio_only}"
+        );
+        let video_only = describe(&spec_1080p30("default", true, false));
         assert!(!video_only.contains("audio"), "{video_only}");
     }
 
     #[test]
     fn every_description_parses_into_a_pipeline() {
         gst::init().unwrap();
-        for (v, a) in [(true, true), (true, false), (false, true)] {
-            let desc = describe(&spec(v, a));
-            gst::parse::launch(&desc).unwrap_or_else(|e| panic!("{desc}: {e}"));
+        for preset in LadderSpec::builtin_names() {
+            for (v, a) in [(true, true), (true, false), (false, true)] {
+                let desc = describe(&spec_1080p30(preset, v, a));
+                gst::parse::launch(&desc).unwrap_or_else(|e| panic!("{desc}: {e}"));
+            }
         }
     }
 }

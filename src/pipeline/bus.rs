@@ -31,7 +31,7 @@ pub async fn watch(
     eos: oneshot::Sender<Result<(), String>>,
 ) {
     let mut messages = bus.stream();
-    let mut info_known = false;
+    let mut described = std::collections::HashSet::new();
     let result = loop {
         let Some(msg) = messages.next().await else {
             break Err("bus closed".to_string());
@@ -47,11 +47,9 @@ pub async fn watch(
                 match (s.name().as_str(), running_time) {
                     (FRAGMENT_OPENED, Ok(rt)) => stream.hls.fragment_opened(&rendition, rt),
                     (FRAGMENT_CLOSED, Ok(rt)) => {
-                        if !info_known {
-                            stream
-                                .hls
-                                .set_info(&rendition, rendition_info(&pipeline, &config));
-                            info_known = true;
+                        if described.insert(rendition.clone()) {
+                            let info = rendition_info(&pipeline, &rendition, &config);
+                            stream.hls.set_info(&rendition, info);
                         }
                         let Ok(location) = s.get::<String>("location") else {
                             continue;
@@ -91,10 +89,20 @@ pub async fn watch(
     let _ = eos.send(result);
 }
 
-/// Resolution and frame rate as negotiated by the video parser, codecs from the headers.
-fn rendition_info(pipeline: &gst::Pipeline, config: &TrackConfig) -> RenditionInfo {
+/// Resolution, frame rate and codecs of a rendition, from the caps its parser negotiated (the
+/// publisher's headers for the source).
+fn rendition_info(
+    pipeline: &gst::Pipeline,
+    rendition: &str,
+    config: &TrackConfig,
+) -> RenditionInfo {
+    let parser = if rendition == SOURCE_RENDITION {
+        "parse-video".to_string()
+    } else {
+        format!("parse-{rendition}")
+    };
     let caps = pipeline
-        .by_name("parse-video")
+        .by_name(&parser)
         .and_then(|p| p.static_pad("src"))
         .and_then(|pad| pad.current_caps());
     let s = caps.as_ref().and_then(|c| c.structure(0));
@@ -108,10 +116,14 @@ fn rendition_info(pipeline: &gst::Pipeline, config: &TrackConfig) -> RenditionIn
         .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
         .filter(|f| f.numer() > 0 && f.denom() > 0)
         .map(|f| f.numer() as f64 / f.denom() as f64);
-    let codecs = codecs::join(
-        config.avcc.as_deref().and_then(codecs::avc1),
-        config.asc.as_deref().and_then(codecs::mp4a),
-    );
+    let video = if rendition == SOURCE_RENDITION {
+        config.avcc.as_deref().and_then(codecs::avc1)
+    } else {
+        s.and_then(|s| {
+            codecs::avc1_from_names(s.get::<&str>("profile").ok()?, s.get::<&str>("level").ok()?)
+        })
+    };
+    let codecs = codecs::join(video, config.asc.as_deref().and_then(codecs::mp4a));
     RenditionInfo {
         resolution,
         frame_rate,

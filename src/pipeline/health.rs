@@ -61,6 +61,8 @@ pub struct IngestHealth {
     audio_format: Option<(u32, u8)>,
     metadata: StreamMetadata,
     segment_target: Duration,
+    /// Things that happened (a rung dropped), reported until the stream ends.
+    events: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -123,6 +125,12 @@ impl IngestHealth {
         }
     }
 
+    pub fn add_warning(&mut self, warning: String) {
+        if !self.events.contains(&warning) {
+            self.events.push(warning);
+        }
+    }
+
     pub fn on_audio(&mut self, dts_ms: u64, bytes: usize) {
         self.audio.add(dts_ms, bytes);
     }
@@ -149,6 +157,7 @@ impl IngestHealth {
         if !has_video && has_audio {
             warnings.push("no video: the publisher sends audio only".into());
         }
+        warnings.extend(self.events.iter().cloned());
         let video = has_video.then(|| VideoHealth {
             codec: self.video_codec.clone(),
             width: size.map(|s| s.0).or(self.metadata.width),

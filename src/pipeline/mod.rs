@@ -2,6 +2,8 @@
 pub mod build;
 pub mod bus;
 pub mod health;
+pub mod ladder;
+pub mod overload;
 pub mod registry;
 pub mod spec;
 pub mod stream;
@@ -51,6 +53,15 @@ pub const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("splitmuxsink", "gstreamer1.0-plugins-good"),
     ("mp4mux", "gstreamer1.0-plugins-good"),
     ("qtdemux", "gstreamer1.0-plugins-good"),
+    ("capsfilter", "libgstreamer1.0-0"),
+    ("valve", "libgstreamer1.0-0"),
+    ("identity", "libgstreamer1.0-0"),
+    ("appsink", "gstreamer1.0-plugins-base"),
+    ("avdec_h264", "gstreamer1.0-libav"),
+    ("videorate", "gstreamer1.0-plugins-base"),
+    ("videoconvertscale", "gstreamer1.0-plugins-base"),
+    ("x264enc", "gstreamer1.0-plugins-ugly"),
+    ("jpegenc", "gstreamer1.0-plugins-good"),
 ];
 
 /// Initialises GStreamer and checks that every element livefront needs exists.

@@ -9,6 +9,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::bus::{self, TrackConfig};
+use super::ladder::LadderSpec;
+use super::overload::{self, Watched};
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use super::stream::{self, LiveStream, Running, Start, Starter};
 use crate::config::Config;
@@ -228,15 +230,17 @@ impl StreamRegistry {
         else {
             return Ok(());
         };
-        let spec = PipelineSpec {
-            tracks: tracks.clone(),
-            paths: stream.paths.clone(),
-            segment: self.inner.config.hls.segment,
-            first_segment: stream.hls.next_segment_index(SOURCE_RENDITION),
-        };
+        let spec = PipelineSpec::new(
+            &stream.ladder,
+            tracks.clone(),
+            stream.paths.clone(),
+            self.inner.config.hls.segment,
+            stream.hls.next_segment_index(SOURCE_RENDITION),
+        );
+        stream.hls.add_renditions(&spec.renditions());
         stream.hls.set_epoch(epoch);
         let (eos_tx, eos_rx) = oneshot::channel();
-        let (running, bus) = Running::start(&spec, base_ms, eos_rx).map_err(|e| {
+        let (running, bus, overruns) = Running::start(&spec, base_ms, eos_rx).map_err(|e| {
             self.inner
                 .counters
                 .pipeline_failures
@@ -253,9 +257,30 @@ impl StreamRegistry {
         self.inner
             .tasks
             .spawn(bus::watch(bus, pipeline, stream.clone(), config, eos_tx).instrument(span));
+        let watched: Vec<Watched> = overruns
+            .into_iter()
+            .map(|(name, overruns)| Watched {
+                priority: spec
+                    .rungs
+                    .iter()
+                    .find(|r| r.name == name)
+                    .map(|r| r.priority),
+                name,
+                overruns,
+            })
+            .collect();
+        if !watched.is_empty() {
+            let span =
+                tracing::info_span!("stream", id = %stream.id, proto = stream.proto.as_str());
+            let pipeline = stream.pipeline().expect("just started");
+            self.inner
+                .tasks
+                .spawn(overload::watch(stream.clone(), pipeline, watched).instrument(span));
+        }
         tracing::info!(
             video = tracks.has_video(),
             audio = tracks.has_audio(),
+            renditions = ?spec.renditions(),
             "pipeline started"
         );
         let store = self.inner.store.clone();
@@ -303,25 +328,22 @@ impl Publishers for StreamRegistry {
         }
         let config = &self.inner.config;
         let paths = self.paths(&stream.id);
+        let ladder_name = stream.ladder.as_deref().unwrap_or(&config.hls.ladder);
+        let ladder = LadderSpec::resolve(ladder_name)
+            .map_err(|e| refuse(ingest::Error::Pipeline(e.to_string())))?;
         let live = {
             let mut map = self.live_map();
             if map.contains_key(&stream.id) {
                 drop(map);
                 return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
             }
-            let hls = HlsOutput::new(
-                paths.hls_dir(),
-                &[SOURCE_RENDITION],
-                config.hls.window,
-                config.hls.segment,
-            );
+            let hls = HlsOutput::new(paths.hls_dir(), config.hls.window, config.hls.segment);
             let live = Arc::new(LiveStream::new(
-                stream.id.clone(),
-                stream.creator_id.clone(),
-                stream.mode,
+                &stream,
                 proto,
                 paths,
                 hls,
+                ladder,
                 config.hls.segment,
             ));
             map.insert(stream.id.clone(), live.clone());

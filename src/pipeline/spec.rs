@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use super::ladder::PlannedRung;
+use super::ladder::{LadderSpec, SourceFormat};
+use crate::ingest::avc;
+
 /// The tracks a publisher sends, with their codec configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tracks {
@@ -50,6 +54,10 @@ impl StreamPaths {
     pub fn recording(&self) -> PathBuf {
         self.dir.join("recording.mp4")
     }
+    /// The latest poster frame.
+    pub fn thumbnail(&self) -> PathBuf {
+        self.dir.join("thumbnail.jpg")
+    }
 }
 
 /// Everything needed to build one stream's pipeline.
@@ -60,4 +68,85 @@ pub struct PipelineSpec {
     pub segment: Duration,
     /// Number of the first segment file (continues across publishes of the same stream).
     pub first_segment: u32,
+    /// Whether the source rendition (no re-encode) is served.
+    pub source: bool,
+    /// Transcoded renditions, already fitted to the source (no upscaling, even sizes, capped fps).
+    pub rungs: Vec<PlannedRung>,
+    /// Size of the JPEG poster, when there is video.
+    pub thumbnail: Option<(u32, u32)>,
+}
+
+impl PipelineSpec {
+    /// Fits `ladder` to what the publisher sends (its SPS says the size and rate).
+    pub fn new(
+        ladder: &LadderSpec,
+        tracks: Tracks,
+        paths: StreamPaths,
+        segment: Duration,
+        first_segment: u32,
+    ) -> Self {
+        let format = tracks.video.as_deref().and_then(avc::parse_avcc);
+        let rungs = format
+            .map(|f| {
+                ladder.plan(&SourceFormat {
+                    width: f.width,
+                    height: f.height,
+                    fps: f.fps.map(|(n, d)| (n as i32, d as i32)),
+                })
+            })
+            .unwrap_or_default();
+        PipelineSpec {
+            // Without rungs (audio only, or nothing below the source) the source is what there is.
+            source: ladder.source || rungs.is_empty(),
+            thumbnail: format.map(|f| thumbnail_size(f.width, f.height)),
+            rungs,
+            tracks,
+            paths,
+            segment,
+            first_segment,
+        }
+    }
+
+    /// The spec a typical OBS publisher (x264 High 1920x1080 at 30 fps, AAC-LC 48 kHz stereo) gets
+    /// with `ladder`: what `examples/pipeline_description.rs` prints and the golden tests pin.
+    pub fn example(ladder: &LadderSpec, video: bool, audio: bool, data_dir: &Path) -> Self {
+        const AVCC_1080P30: &str =
+            "01640028ffe1001b67640028acd940780227e5c044000003000400000300f03c60c65801000468ebe3cb";
+        let tracks = Tracks {
+            video: video.then(|| Bytes::from(hex::decode(AVCC_1080P30).expect("valid hex"))),
+            audio: audio.then(|| Bytes::from_static(&[0x11, 0x90])),
+        };
+        PipelineSpec::new(
+            ladder,
+            tracks,
+            StreamPaths::new(data_dir, "abc"),
+            Duration::from_secs(2),
+            0,
+        )
+    }
+
+    /// The renditions this pipeline writes, in master-playlist order of preference.
+    pub fn renditions(&self) -> Vec<String> {
+        let source = self.source.then(|| SOURCE_RENDITION.to_string());
+        source
+            .into_iter()
+            .chain(self.rungs.iter().map(|r| r.name.clone()))
+            .collect()
+    }
+
+    /// Whether the pipeline decodes the video (for rungs or the poster).
+    pub fn decodes(&self) -> bool {
+        self.tracks.has_video() && (!self.rungs.is_empty() || self.thumbnail.is_some())
+    }
+}
+
+/// The poster's short side.
+pub const THUMBNAIL_SHORT_SIDE: u32 = 360;
+
+/// Poster size for a source: short side at most 360, even, orientation kept.
+pub fn thumbnail_size(width: u32, height: u32) -> (u32, u32) {
+    let short = width.min(height).max(2);
+    let scale = (THUMBNAIL_SHORT_SIDE.min(short)) as f64 / short as f64;
+    let even = |v: u32| ((((v as f64) * scale / 2.0).round() as u32) * 2).max(2);
+    (even(width), even(height))
 }

@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::build;
 use super::health::{HealthReport, IngestHealth};
+use super::ladder::LadderSpec;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
 use crate::output::hls::HlsOutput;
-use crate::store::{CreatorId, Mode, StreamId};
+use crate::store::{CreatorId, Mode, Stream, StreamId};
 
 /// How long a stopping pipeline may take to drain after EOS before it is torn down anyway.
 const DEFAULT_EOS_TIMEOUT: Duration = Duration::from_secs(20);
@@ -35,6 +36,7 @@ pub struct LiveStream {
     pub proto: Proto,
     pub paths: StreamPaths,
     pub hls: HlsOutput,
+    pub ladder: LadderSpec,
     mode: Mutex<Mode>,
     health: Mutex<IngestHealth>,
     /// Cancelled when the server wants the publisher gone (API end, pipeline error, shutdown).
@@ -60,21 +62,21 @@ pub struct Running {
 
 impl LiveStream {
     pub fn new(
-        id: StreamId,
-        creator_id: CreatorId,
-        mode: Mode,
+        stream: &Stream,
         proto: Proto,
         paths: StreamPaths,
         hls: HlsOutput,
+        ladder: LadderSpec,
         segment: Duration,
     ) -> Self {
         LiveStream {
-            id,
-            creator_id,
+            id: stream.id.clone(),
+            creator_id: stream.creator_id.clone(),
             proto,
             paths,
             hls,
-            mode: Mutex::new(mode),
+            ladder,
+            mode: Mutex::new(stream.mode),
             health: Mutex::new(IngestHealth::new(segment)),
             end: CancellationToken::new(),
             finished: CancellationToken::new(),
@@ -90,6 +92,11 @@ impl LiveStream {
 
     pub fn set_mode(&self, mode: Mode) {
         *lock(&self.mode) = mode;
+    }
+
+    /// Remembers a warning about something that happened (not a measured condition).
+    pub fn add_warning(&self, warning: String) {
+        lock(&self.health).add_warning(warning);
     }
 
     pub fn health(&self) -> HealthReport {
@@ -150,28 +157,28 @@ impl LiveStream {
 }
 
 impl Running {
+    /// Builds and plays the pipeline; returns it with its bus and the overrun counters of its
+    /// leaky queues (see `overload`).
     pub fn start(
         spec: &PipelineSpec,
         base_ms: u64,
         eos: oneshot::Receiver<Result<(), String>>,
-    ) -> Result<(Running, gst::Bus), super::Error> {
+    ) -> Result<(Running, gst::Bus, build::Overruns), super::Error> {
         let built = build::build(spec)?;
         let bus = built
             .pipeline
             .bus()
             .ok_or_else(|| super::Error::Gst("pipeline without bus".into()))?;
         built.pipeline.set_state(gst::State::Playing)?;
-        Ok((
-            Running {
-                pipeline: built.pipeline,
-                video: built.video,
-                audio: built.audio,
-                tracks: spec.tracks.clone(),
-                base_ms,
-                eos,
-            },
-            bus,
-        ))
+        let running = Running {
+            pipeline: built.pipeline,
+            video: built.video,
+            audio: built.audio,
+            tracks: spec.tracks.clone(),
+            base_ms,
+            eos,
+        };
+        Ok((running, bus, built.overruns))
     }
 
     pub fn pipeline_handle(&self) -> gst::Pipeline {

@@ -15,12 +15,15 @@ use sha2::{Digest, Sha256};
 use crate::ingest::StreamKey;
 pub use model::*;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_stream_ladder.sql"),
+];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const SETTING_SIGNING_SECRET: &str = "signing_secret";
 const STREAM_COLUMNS: &str = "id, creator_id, title, category, scheduled_at, mode, state, stream_key, \
-     created_at, started_at, ended_at";
+     created_at, started_at, ended_at, ladder";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -92,6 +95,7 @@ fn stream_from_row(row: &Row<'_>) -> rusqlite::Result<Stream> {
         created_at: parse_ts(Some(row.get(8)?))?.ok_or_else(|| corrupt("created_at"))?,
         started_at: parse_ts(row.get(9)?)?,
         ended_at: parse_ts(row.get(10)?)?,
+        ladder: row.get(11)?,
     })
 }
 
@@ -267,12 +271,13 @@ impl Store {
             created_at: Utc::now(),
             started_at: None,
             ended_at: None,
+            ladder: new.ladder,
         };
         let s = stream.clone();
         self.call(move |c| {
             c.execute(
-                "INSERT INTO streams (id, creator_id, title, category, scheduled_at, mode, state, stream_key, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO streams (id, creator_id, title, category, scheduled_at, mode, state, stream_key, created_at, ladder)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     s.id.0,
                     s.creator_id.0,
@@ -282,7 +287,8 @@ impl Store {
                     s.mode.as_str(),
                     s.state.as_str(),
                     s.stream_key.expose(),
-                    ts(s.created_at)
+                    ts(s.created_at),
+                    s.ladder
                 ],
             )?;
             Ok(())
@@ -485,6 +491,7 @@ mod tests {
                 category: Some("fashion".into()),
                 scheduled_at: None,
                 mode: Mode::Practice,
+                ladder: None,
             })
             .await
             .unwrap();

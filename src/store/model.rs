@@ -121,6 +121,8 @@ pub struct Stream {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Ladder preset picked for this stream; `None` = the server's default.
+    pub ladder: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +132,7 @@ pub struct NewStream {
     pub category: Option<String>,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub mode: Mode,
+    pub ladder: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

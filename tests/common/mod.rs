@@ -200,14 +200,23 @@ pub fn test_config(data_dir: &Path) -> Config {
     };
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.rtmp.addr = "127.0.0.1:0".parse().unwrap();
+    // Transcoding is tested on small sources in tests/ladder.rs; elsewhere keep CI's 2 cores free.
+    config.hls.ladder = "passthrough".into();
     config
 }
 
 impl Server {
     pub async fn start() -> Result<Server> {
+        Server::start_with(|_| {}).await
+    }
+
+    /// Starts with the test config changed by `adjust` (it gets the data dir too).
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Result<Server> {
         init_logs();
         let dir = tempfile::tempdir()?;
-        let app = App::start(test_config(dir.path())).await?;
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let app = App::start(config).await?;
         let first = app
             .first_start
             .clone()
@@ -320,6 +329,8 @@ impl Publish {
                 "-keyint_min".to_string(),
                 self.gop.to_string(),
             ]);
+            // Keyframes exactly every `gop` frames, as OBS's fixed keyframe interval gives.
+            a.extend(["-sc_threshold", "0"].map(String::from));
         }
         if self.audio {
             a.extend(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"].map(String::from));
@@ -435,6 +446,7 @@ impl Process {
             .env("LIVEFRONT_RTMP_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LIVEFRONT_CONFIG", "/dev/null")
+            .env("LIVEFRONT_LADDER", "passthrough")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -1,0 +1,2 @@
+-- The ladder preset a creator picked for a stream; NULL means the server's configured default.
+ALTER TABLE streams ADD COLUMN ladder TEXT;
