@@ -90,8 +90,18 @@ async fn obs_like_stream_is_private_in_practice_public_on_switch_and_recorded() 
     assert_eq!(api.status(&plain_master, None).await?, 200);
     assert_eq!(api.status(&plain_media, None).await?, 200);
     assert_eq!(api.status(&segment_path, None).await?, 200);
+    let (_, metrics) = api.get_text("/metrics", None).await?;
+    assert!(
+        metrics.contains(&format!("livefront_ingest_video_fps{{stream=\"{id}\"}}")),
+        "{metrics}"
+    );
     api.set_mode(&token, &id, "practice").await?;
     assert_eq!(api.status(&plain_master, None).await?, 404);
+    let (_, metrics) = api.get_text("/metrics", None).await?;
+    assert!(
+        !metrics.contains(&id),
+        "practice streams stay out of the metrics: {metrics}"
+    );
     api.set_mode(&token, &id, "public").await?;
 
     let (status, stderr) = finish(publisher, DEADLINE).await?;

@@ -19,6 +19,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::pipeline::StreamRegistry;
+use crate::pipeline::health::HealthReport;
+use crate::store::Mode;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -75,26 +77,88 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Prometheus text. No per-stream labels: a practice stream's id must not leak here.
+/// Reads one number out of a stream's ingest health.
+type HealthGauge = fn(&HealthReport) -> Option<f64>;
+
+/// Prometheus text. Per-stream ingest health only for public streams: a practice stream's id
+/// must not leak here.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    use std::fmt::Write;
     let c = state.registry.counters();
-    let body = format!(
-        "# HELP livefront_live_streams Streams publishing or finalising now.\n\
-         # TYPE livefront_live_streams gauge\nlivefront_live_streams {}\n\
-         # HELP livefront_publishes_accepted_total Publish requests accepted.\n\
-         # TYPE livefront_publishes_accepted_total counter\nlivefront_publishes_accepted_total {}\n\
-         # HELP livefront_publishes_refused_total Publish requests refused (bad, ended or busy key).\n\
-         # TYPE livefront_publishes_refused_total counter\nlivefront_publishes_refused_total {}\n\
-         # HELP livefront_streams_finalized_total Streams whose outputs were finalised.\n\
-         # TYPE livefront_streams_finalized_total counter\nlivefront_streams_finalized_total {}\n\
-         # HELP livefront_pipeline_failures_total Pipelines that failed to start.\n\
-         # TYPE livefront_pipeline_failures_total counter\nlivefront_pipeline_failures_total {}\n",
-        state.registry.live_count(),
+    let mut body = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = write!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    };
+    metric(
+        "livefront_live_streams",
+        "gauge",
+        "Streams publishing or finalising now.",
+        state.registry.live_count() as u64,
+    );
+    metric(
+        "livefront_publishes_accepted_total",
+        "counter",
+        "Publish requests accepted.",
         c.publishes_accepted.load(Ordering::Relaxed),
+    );
+    metric(
+        "livefront_publishes_refused_total",
+        "counter",
+        "Publish requests refused (bad, ended or busy key).",
         c.publishes_refused.load(Ordering::Relaxed),
+    );
+    metric(
+        "livefront_streams_finalized_total",
+        "counter",
+        "Streams whose outputs were finalised.",
         c.streams_finalized.load(Ordering::Relaxed),
+    );
+    metric(
+        "livefront_pipeline_failures_total",
+        "counter",
+        "Pipelines that failed to start.",
         c.pipeline_failures.load(Ordering::Relaxed),
     );
+    let public: Vec<_> = state
+        .registry
+        .live_streams()
+        .into_iter()
+        .filter(|s| s.mode() == Mode::Public)
+        .collect();
+    let gauges: [(&str, &str, HealthGauge); 4] = [
+        (
+            "livefront_ingest_video_bitrate_kbps",
+            "Video bitrate over the last 10 s.",
+            |h| h.video.as_ref()?.bitrate_kbps,
+        ),
+        (
+            "livefront_ingest_video_fps",
+            "Measured video frame rate.",
+            |h| h.video.as_ref()?.fps,
+        ),
+        (
+            "livefront_ingest_keyframe_interval_seconds",
+            "Measured keyframe interval.",
+            |h| h.video.as_ref()?.keyframe_interval_s,
+        ),
+        (
+            "livefront_ingest_av_drift_ms",
+            "Latest audio minus latest video timestamp.",
+            |h| h.av_drift_ms.map(|d| d as f64),
+        ),
+    ];
+    let reports: Vec<_> = public.iter().map(|s| (s.id.clone(), s.health())).collect();
+    for (name, help, value) in gauges {
+        let _ = write!(body, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+        for (id, report) in &reports {
+            if let Some(v) = value(report) {
+                let _ = writeln!(body, "{name}{{stream=\"{id}\"}} {v}");
+            }
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -1,15 +1,23 @@
-//! Ingest health: what the publisher is actually sending, measured over a short window, and
+//! Ingest health: what the publisher is actually sending, measured on its own timestamps, and
 //! warnings in words a creator can act on.
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::ingest::StreamMetadata;
+use crate::ingest::{StreamMetadata, avc};
 use crate::output::codecs;
 
-/// Bitrate and frame rate are measured over this much media time.
-const WINDOW_MS: u64 = 5_000;
+/// Frames are kept for this much media time: bitrate over 10 s, and over the last 1 s.
+const WINDOW_MS: u64 = 10_000;
+const SHORT_WINDOW_MS: u64 = 1_000;
+/// A "bitrate dropped" warning: the last `DROP_WINDOW_MS` below `DROP_RATIO` of the usual rate.
+const DROP_WINDOW_MS: u64 = 5_000;
+const DROP_RATIO: f64 = 0.5;
+/// The usual rate is an average that forgets over about this long.
+const USUAL_RATE_SPAN_MS: f64 = 60_000.0;
+/// Audio and video clocks further apart than this are reported.
+const DRIFT_WARN_MS: i64 = 500;
 
 #[derive(Debug, Default)]
 struct TrackStats {
@@ -31,23 +39,36 @@ impl TrackStats {
         }
     }
 
-    fn span_ms(&self) -> u64 {
-        match (self.frames.front(), self.frames.back()) {
+    fn last_dts(&self) -> Option<u64> {
+        self.frames.back().map(|f| f.0)
+    }
+
+    /// Frames of the last `ms` of media (all of the window when it is shorter).
+    fn recent(&self, ms: u64) -> impl Iterator<Item = &(u64, usize)> {
+        let end = self.last_dts().unwrap_or(0);
+        self.frames
+            .iter()
+            .filter(move |f| end.saturating_sub(f.0) <= ms)
+    }
+
+    fn span_ms(&self, ms: u64) -> u64 {
+        let mut it = self.recent(ms);
+        match (it.next(), self.frames.back()) {
             (Some(a), Some(b)) => b.0.saturating_sub(a.0),
             _ => 0,
         }
     }
 
-    fn bitrate_kbps(&self) -> Option<f64> {
-        let span = self.span_ms();
+    fn bitrate_kbps(&self, ms: u64) -> Option<f64> {
+        let span = self.span_ms(ms);
         (span > 0).then(|| {
-            let bytes: usize = self.frames.iter().skip(1).map(|f| f.1).sum();
+            let bytes: usize = self.recent(ms).skip(1).map(|f| f.1).sum();
             bytes as f64 * 8.0 / span as f64
         })
     }
 
     fn rate(&self) -> Option<f64> {
-        let span = self.span_ms();
+        let span = self.span_ms(WINDOW_MS);
         (span > 0).then(|| (self.frames.len() - 1) as f64 * 1000.0 / span as f64)
     }
 }
@@ -56,11 +77,16 @@ impl TrackStats {
 pub struct IngestHealth {
     video: TrackStats,
     audio: TrackStats,
+    sps: Option<avc::SpsInfo>,
     video_codec: Option<String>,
     audio_codec: Option<String>,
     audio_format: Option<(u32, u8)>,
     metadata: StreamMetadata,
     segment_target: Duration,
+    /// Slowly moving average of the video bitrate, and when the rate fell below half of it.
+    usual_kbps: Option<f64>,
+    low_since_ms: Option<u64>,
+    last_usual_update_ms: Option<u64>,
     /// Things that happened (a rung dropped), reported until the stream ends.
     events: Vec<String>,
 }
@@ -68,10 +94,15 @@ pub struct IngestHealth {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct VideoHealth {
     pub codec: Option<String>,
+    pub profile: Option<&'static str>,
+    pub level: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    pub orientation: Option<&'static str>,
+    /// Measured from the publisher's timestamps.
     pub fps: Option<f64>,
     pub bitrate_kbps: Option<f64>,
+    pub bitrate_1s_kbps: Option<f64>,
     pub keyframe_interval_s: Option<f64>,
 }
 
@@ -87,6 +118,9 @@ pub struct AudioHealth {
 pub struct HealthReport {
     pub video: Option<VideoHealth>,
     pub audio: Option<AudioHealth>,
+    /// Latest audio timestamp minus latest video timestamp (ms); large values mean the
+    /// publisher's clocks disagree or one track stalls.
+    pub av_drift_ms: Option<i64>,
     pub warnings: Vec<String>,
 }
 
@@ -104,6 +138,7 @@ impl IngestHealth {
 
     pub fn set_video_config(&mut self, avcc: &[u8]) {
         self.video_codec = codecs::avc1(avcc);
+        self.sps = avc::parse_avcc(avcc);
     }
 
     pub fn set_audio_config(&mut self, asc: &[u8]) {
@@ -123,6 +158,36 @@ impl IngestHealth {
             }
             self.video.last_keyframe_ms = Some(dts_ms);
         }
+        self.track_bitrate_drop(dts_ms);
+    }
+
+    /// Once a second of media: update the usual rate and note when the recent rate fell under half.
+    fn track_bitrate_drop(&mut self, now_ms: u64) {
+        if self
+            .last_usual_update_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < SHORT_WINDOW_MS)
+        {
+            return;
+        }
+        let (Some(recent), true) = (
+            self.video.bitrate_kbps(SHORT_WINDOW_MS),
+            self.video.span_ms(WINDOW_MS) >= 2_000,
+        ) else {
+            return;
+        };
+        let elapsed = self
+            .last_usual_update_ms
+            .map_or(SHORT_WINDOW_MS, |t| now_ms.saturating_sub(t)) as f64;
+        self.last_usual_update_ms = Some(now_ms);
+        let usual = self.usual_kbps.get_or_insert(recent);
+        if recent < *usual * DROP_RATIO {
+            self.low_since_ms.get_or_insert(now_ms);
+        } else {
+            self.low_since_ms = None;
+            // Only normal seconds teach the usual rate, so a long drop keeps being reported.
+            let weight = (elapsed / USUAL_RATE_SPAN_MS).min(1.0);
+            *usual += (recent - *usual) * weight;
+        }
     }
 
     pub fn add_warning(&mut self, warning: String) {
@@ -135,7 +200,7 @@ impl IngestHealth {
         self.audio.add(dts_ms, bytes);
     }
 
-    /// `size` is what the pipeline negotiated (exact), preferred over the publisher's metadata.
+    /// `size` is what the pipeline negotiated (exact), preferred over the SPS and the metadata.
     pub fn report(&self, size: Option<(u32, u32)>) -> HealthReport {
         let has_video = self.video_codec.is_some();
         let has_audio = self.audio_codec.is_some();
@@ -147,7 +212,7 @@ impl IngestHealth {
                 warnings.push(format!(
                     "keyframe interval is {k:.1} s, longer than the {target:.0} s segment target: \
                      segments will be {k:.1} s long and viewers further behind; set the encoder's \
-                     keyframe interval to {target:.0} s"
+                     keyframe interval (OBS: Keyframe Interval) to {target:.0} s"
                 ));
             }
         }
@@ -157,24 +222,58 @@ impl IngestHealth {
         if !has_video && has_audio {
             warnings.push("no video: the publisher sends audio only".into());
         }
+        let now = self.video.last_dts().unwrap_or(0);
+        if let (Some(since), Some(usual)) = (self.low_since_ms, self.usual_kbps)
+            && now.saturating_sub(since) >= DROP_WINDOW_MS
+        {
+            warnings.push(format!(
+                "video bitrate dropped below {:.0} % of its usual {usual:.0} kb/s for {} s: check the \
+                 upload speed of the connection, or lower the encoder's bitrate",
+                DROP_RATIO * 100.0,
+                now.saturating_sub(since) / 1000
+            ));
+        }
+        let av_drift_ms = match (self.audio.last_dts(), self.video.last_dts()) {
+            (Some(a), Some(v)) => Some(a as i64 - v as i64),
+            _ => None,
+        };
+        if let Some(d) = av_drift_ms.filter(|d| d.abs() > DRIFT_WARN_MS) {
+            warnings.push(format!(
+                "audio and video are {} ms apart ({} ahead): check the encoder's audio sync settings",
+                d.abs(),
+                if d > 0 { "audio" } else { "video" }
+            ));
+        }
         warnings.extend(self.events.iter().cloned());
+        let (width, height) = size
+            .or(self.sps.map(|s| (s.width, s.height)))
+            .map_or((self.metadata.width, self.metadata.height), |(w, h)| {
+                (Some(w), Some(h))
+            });
         let video = has_video.then(|| VideoHealth {
             codec: self.video_codec.clone(),
-            width: size.map(|s| s.0).or(self.metadata.width),
-            height: size.map(|s| s.1).or(self.metadata.height),
+            profile: self.sps.map(|s| s.profile_name()),
+            level: self.sps.map(|s| s.level_name()),
+            width,
+            height,
+            orientation: width
+                .zip(height)
+                .map(|(w, h)| if h > w { "portrait" } else { "landscape" }),
             fps: self.video.rate().map(round1),
-            bitrate_kbps: self.video.bitrate_kbps().map(round1),
+            bitrate_kbps: self.video.bitrate_kbps(WINDOW_MS).map(round1),
+            bitrate_1s_kbps: self.video.bitrate_kbps(SHORT_WINDOW_MS).map(round1),
             keyframe_interval_s,
         });
         let audio = has_audio.then(|| AudioHealth {
             codec: self.audio_codec.clone(),
             sample_rate: self.audio_format.map(|f| f.0),
             channels: self.audio_format.map(|f| f.1),
-            bitrate_kbps: self.audio.bitrate_kbps().map(round1),
+            bitrate_kbps: self.audio.bitrate_kbps(WINDOW_MS).map(round1),
         });
         HealthReport {
             video,
             audio,
+            av_drift_ms,
             warnings,
         }
     }
@@ -184,20 +283,28 @@ impl IngestHealth {
 mod tests {
     use super::*;
 
+    const AVCC_720P30: &str =
+        "01640028ffe1001a6764001facd9405005bb0110000003001000000303c0f183196001000468ebe3cb";
+
     #[test]
-    fn measures_rate_bitrate_and_warns_about_long_gops() {
+    fn measures_rate_bitrate_profile_and_warns_about_long_gops() {
         let mut h = IngestHealth::new(Duration::from_secs(2));
-        h.set_video_config(&[1, 0x64, 0, 0x1f, 0xff]);
+        h.set_video_config(&hex::decode(AVCC_720P30).unwrap());
         for i in 0..=300u64 {
             // 30 fps, 10 s keyframe interval, 12500 bytes a frame = 3000 kb/s
             h.on_video(i * 1000 / 30, 12_500, i % 300 == 0);
         }
-        let r = h.report(Some((1280, 720)));
+        let r = h.report(None);
         let v = r.video.unwrap();
         assert_eq!(v.keyframe_interval_s, Some(10.0));
         assert!((v.fps.unwrap() - 30.0).abs() < 0.5, "{v:?}");
         assert!((v.bitrate_kbps.unwrap() - 3000.0).abs() < 50.0, "{v:?}");
-        assert_eq!((v.width, v.height), (Some(1280), Some(720)));
+        assert!((v.bitrate_1s_kbps.unwrap() - 3000.0).abs() < 150.0, "{v:?}");
+        assert_eq!(
+            (v.width, v.height, v.orientation),
+            (Some(1280), Some(720), Some("landscape"))
+        );
+        assert_eq!((v.profile, v.level.as_deref()), (Some("high"), Some("3.1")));
         assert!(
             r.warnings
                 .iter()
@@ -206,5 +313,48 @@ mod tests {
             r.warnings
         );
         assert!(r.warnings.iter().any(|w| w.contains("no audio")));
+    }
+
+    #[test]
+    fn a_sustained_bitrate_drop_and_av_drift_are_reported() {
+        let mut h = IngestHealth::new(Duration::from_secs(2));
+        h.set_video_config(&hex::decode(AVCC_720P30).unwrap());
+        h.set_audio_config(&[0x11, 0x90]);
+        let mut t = 0;
+        for i in 0..660u64 {
+            t = i * 1000 / 30;
+            h.on_video(t, if i < 450 { 12_500 } else { 2_000 }, i % 60 == 0);
+            h.on_audio(t, 400);
+        }
+        let r = h.report(None);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("video bitrate dropped below 50 %")),
+            "{:?}",
+            r.warnings
+        );
+        assert_eq!(r.av_drift_ms, Some(0));
+        h.on_audio(t + 2_000, 400);
+        let r = h.report(None);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("2000 ms apart (audio ahead)")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn a_steady_stream_has_no_warnings() {
+        let mut h = IngestHealth::new(Duration::from_secs(2));
+        h.set_video_config(&hex::decode(AVCC_720P30).unwrap());
+        h.set_audio_config(&[0x11, 0x90]);
+        for i in 0..900u64 {
+            h.on_video(i * 1000 / 30, 10_000 + (i % 7) as usize * 500, i % 60 == 0);
+            h.on_audio(i * 1000 / 30, 400);
+        }
+        assert_eq!(h.report(None).warnings, Vec::<String>::new());
     }
 }

@@ -77,6 +77,11 @@ impl StreamRegistry {
         self.live_map().get(id).cloned()
     }
 
+    /// Every live stream (publishing or finalising).
+    pub fn live_streams(&self) -> Vec<Arc<LiveStream>> {
+        self.live_map().values().cloned().collect()
+    }
+
     pub fn live_count(&self) -> usize {
         self.live_map().len()
     }
