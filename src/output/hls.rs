@@ -141,7 +141,8 @@ impl HlsOutput {
             let Some(r) = inner.renditions.iter_mut().find(|r| r.name == rendition) else {
                 return Ok(());
             };
-            let start = r.opened_at.take().unwrap_or_default();
+            // The next segment starts where this one ends.
+            let start = r.opened_at.replace(running_time).unwrap_or_default();
             let duration = running_time.saturating_sub(start);
             let start_offset = chrono::Duration::from_std(start).unwrap_or_default();
             r.playlist.push(Segment {

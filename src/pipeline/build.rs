@@ -10,6 +10,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::Error;
+use super::bus::SEGMENT_OPENED;
 use super::ladder::keyframe_interval_frames;
 use super::spec::{PipelineSpec, SOURCE_RENDITION};
 use crate::output::codecs;
@@ -32,10 +33,13 @@ fn queue(name: &str) -> String {
     format!("queue name={name} max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0")
 }
 
-fn splitmux(spec: &PipelineSpec, rendition: &str) -> String {
+/// A rendition's MPEG-TS muxer and segment writer. A segment ends exactly where a force-key-unit
+/// event passes (sent before the first keyframe past the segment target): at once, not one GOP
+/// later as with splitmuxsink, which gathers a whole GOP before deciding.
+fn segmenter(spec: &PipelineSpec, rendition: &str) -> String {
     format!(
-        "splitmuxsink name=hls-{rendition} muxer-factory=mpegtsmux location={loc} \
-         start-index={start} max-size-time={seg_ns} send-keyframe-requests=false",
+        "mpegtsmux name=mux-{rendition} ! multifilesink name=hls-{rendition} next-file=key-unit-event \
+         post-messages=true sync=false async=false index={start} location={loc}",
         loc = quote(
             &spec
                 .paths
@@ -44,7 +48,6 @@ fn splitmux(spec: &PipelineSpec, rendition: &str) -> String {
                 .to_string_lossy()
         ),
         start = spec.first_segment,
-        seg_ns = spec.segment.as_nanos(),
     )
 }
 
@@ -77,16 +80,16 @@ pub fn describe(spec: &PipelineSpec) -> String {
         );
     }
     if spec.source {
-        parts.push(splitmux(spec, SOURCE_RENDITION));
+        parts.push(segmenter(spec, SOURCE_RENDITION));
         if video {
             parts.push(format!(
-                "tee-video. ! {} ! h264parse name=parse-hls-video config-interval=-1 ! hls-{SOURCE_RENDITION}.video",
+                "tee-video. ! {} ! h264parse name=parse-hls-video config-interval=-1 ! mux-{SOURCE_RENDITION}.sink_%d",
                 queue("queue-hls-video")
             ));
         }
         if audio {
             parts.push(format!(
-                "tee-audio. ! {} ! aacparse name=parse-hls-audio ! hls-{SOURCE_RENDITION}.audio_%u",
+                "tee-audio. ! {} ! aacparse name=parse-hls-audio ! mux-{SOURCE_RENDITION}.sink_%d",
                 queue("queue-hls-audio")
             ));
         }
@@ -122,7 +125,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
     }
     for rung in spec.rungs.iter().filter(|_| video) {
         let r = &rung.name;
-        parts.push(splitmux(spec, r));
+        parts.push(segmenter(spec, r));
         parts.push(format!(
             "tee-raw. ! queue name=queue-{r} leaky=downstream max-size-buffers={RUNG_QUEUE_FRAMES} max-size-time=0 \
              max-size-bytes=0 ! videorate name=rate-{r} max-rate={fps} skip-to-first=true ! videoconvertscale name=scale-{r} ! \
@@ -130,7 +133,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
              valve name=valve-{r} drop-mode=forward-sticky-events ! \
              x264enc name=enc-{r} {x264} bitrate={kbps} key-int-max={gop} option-string=scenecut=0 ! \
              capsfilter name=profile-{r} caps=\"video/x-h264,profile={profile}\" ! \
-             h264parse name=parse-{r} config-interval=-1 ! hls-{r}.video",
+             h264parse name=parse-{r} config-interval=-1 ! mux-{r}.sink_%d",
             fps = rung.max_rate(),
             w = rung.width,
             h = rung.height,
@@ -142,7 +145,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
         if audio {
             parts.push(format!(
                 "tee-audio. ! {} ! valve name=valve-{r}-audio drop-mode=forward-sticky-events ! \
-                 aacparse name=parse-{r}-audio ! hls-{r}.audio_%u",
+                 aacparse name=parse-{r}-audio ! mux-{r}.sink_%d",
                 queue(&format!("queue-{r}-audio"))
             ));
         }
@@ -229,6 +232,23 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
     if spec.decodes() && !spec.rungs.is_empty() {
         force_keyframes_on_grid(&pipeline, spec.segment)?;
     }
+    if spec.source {
+        let parser = if spec.tracks.has_video() {
+            "parse-hls-video"
+        } else {
+            "parse-hls-audio"
+        };
+        cut_segments(&pipeline, parser, SOURCE_RENDITION, spec.segment)?;
+    }
+    for rung in spec.rungs.iter().filter(|_| spec.tracks.has_video()) {
+        cut_segments(
+            &pipeline,
+            &format!("parse-{}", rung.name),
+            &rung.name,
+            spec.segment,
+        )?;
+        drop_encoder_cuts(&pipeline, &format!("enc-{}", rung.name))?;
+    }
     if spec.decodes() && spec.thumbnail.is_some() {
         write_thumbnails(&pipeline, spec.paths.thumbnail())?;
     }
@@ -268,23 +288,26 @@ fn force_keyframes_on_grid(
     let step = gst::ClockTime::from_nseconds(segment.as_nanos() as u64);
     let next: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+        let Some((pts, rt)) = info
+            .buffer()
+            .and_then(|b| b.pts())
+            .and_then(|pts| Some((pts, running_time(pad, pts)?)))
+        else {
             return gst::PadProbeReturn::Ok;
         };
         let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
         match *next {
-            None => *next = Some(pts + step),
-            Some(boundary) if pts >= boundary => {
+            None => *next = Some(rt + step),
+            Some(boundary) if rt >= boundary => {
                 let mut n = boundary;
-                while n <= pts {
+                while n <= rt {
                     n += step;
                 }
                 *next = Some(n);
                 drop(next);
                 let event = gst_video::DownstreamForceKeyUnitEvent::builder()
                     .timestamp(pts)
-                    .stream_time(pts)
-                    .running_time(pts)
+                    .running_time(rt)
                     .all_headers(true)
                     .build();
                 pad.push_event(event);
@@ -292,6 +315,99 @@ fn force_keyframes_on_grid(
             Some(_) => {}
         }
         gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// Ends a segment before the first keyframe at least a segment target after its start, by sending
+/// the force-key-unit event the segment writer cuts on. The source can only be cut at the
+/// publisher's keyframes; the rungs' keyframes are forced on the segment grid, so all renditions
+/// are cut at the same instants.
+fn cut_segments(
+    pipeline: &gst::Pipeline,
+    parser: &str,
+    rendition: &str,
+    segment: std::time::Duration,
+) -> Result<(), Error> {
+    let pad = pipeline
+        .by_name(parser)
+        .and_then(|p| p.static_pad("src"))
+        .ok_or_else(|| Error::Gst(format!("no {parser} src pad")))?;
+    // Publisher timestamps jitter by a millisecond or so; do not miss a keyframe by that.
+    let target = gst::ClockTime::from_nseconds(segment.as_nanos() as u64 * 95 / 100);
+    let start: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
+    let count = std::sync::atomic::AtomicU32::new(0);
+    let rendition = rendition.to_string();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        // Encoders shift their timestamps (x264enc by 1000 h) and say so in the segment: compare
+        // running times, which are what the muxer and the segment writer go by.
+        let Some((pts, rt)) = buffer
+            .pts()
+            .and_then(|pts| Some((pts, running_time(pad, pts)?)))
+        else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut start = start.lock().unwrap_or_else(|p| p.into_inner());
+        match *start {
+            None => {
+                *start = Some(rt);
+                let opened = gst::Structure::builder(SEGMENT_OPENED)
+                    .field("rendition", rendition.as_str())
+                    .field("running-time", rt.nseconds())
+                    .build();
+                if let Some(element) = pad.parent_element() {
+                    let _ = element
+                        .post_message(gst::message::Element::builder(opened).src(&element).build());
+                }
+            }
+            Some(s) if keyframe && rt >= s + target => {
+                *start = Some(rt);
+                drop(start);
+                let event = gst_video::DownstreamForceKeyUnitEvent::builder()
+                    .timestamp(pts)
+                    .running_time(rt)
+                    .all_headers(true)
+                    .count(count.fetch_add(1, Ordering::Relaxed) + 1)
+                    .build();
+                pad.push_event(event);
+            }
+            Some(_) => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// The running time of `pts` in the segment that `pad` carries.
+fn running_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<gst::ClockTime> {
+    let event = pad.sticky_event::<gst::event::Segment>(0)?;
+    event
+        .segment()
+        .downcast_ref::<gst::ClockTime>()?
+        .to_running_time(pts)
+}
+
+/// An encoder announces each keyframe it was asked for with its own force-key-unit event; the
+/// segments are cut by `cut_segments` alone, so those are dropped.
+fn drop_encoder_cuts(pipeline: &gst::Pipeline, encoder: &str) -> Result<(), Error> {
+    let pad = pipeline
+        .by_name(encoder)
+        .and_then(|e| e.static_pad("src"))
+        .ok_or_else(|| Error::Gst(format!("no {encoder} src pad")))?;
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        if !info
+            .event()
+            .is_some_and(|e| gst_video::ForceKeyUnitEvent::is(e))
+        {
+            return gst::PadProbeReturn::Ok;
+        }
+        // Take the event (it is dropped here) and tell the pad it was handled.
+        info.data.take();
+        gst::PadProbeReturn::Handled
     });
     Ok(())
 }

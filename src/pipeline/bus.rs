@@ -13,8 +13,10 @@ use super::stream::LiveStream;
 use crate::output::codecs;
 use crate::output::hls::RenditionInfo;
 
-const FRAGMENT_OPENED: &str = "splitmuxsink-fragment-opened";
-const FRAGMENT_CLOSED: &str = "splitmuxsink-fragment-closed";
+/// Posted by `build::cut_segments` at a rendition's first buffer.
+pub const SEGMENT_OPENED: &str = "livefront-segment-opened";
+/// Posted by multifilesink when it closes a segment file; `running-time` is where it ended.
+const SEGMENT_CLOSED: &str = "GstMultiFileSink";
 
 /// What the pipeline knows about its tracks that the master playlist needs.
 pub struct TrackConfig {
@@ -39,25 +41,35 @@ pub async fn watch(
         match msg.view() {
             gst::MessageView::Element(el) => {
                 let Some(s) = el.structure() else { continue };
-                let rendition = msg
-                    .src()
-                    .and_then(|src| src.name().strip_prefix("hls-").map(str::to_string))
-                    .unwrap_or_else(|| SOURCE_RENDITION.to_string());
-                let running_time = s.get::<u64>("running-time").map(Duration::from_nanos);
-                match (s.name().as_str(), running_time) {
-                    (FRAGMENT_OPENED, Ok(rt)) => stream.hls.fragment_opened(&rendition, rt),
-                    (FRAGMENT_CLOSED, Ok(rt)) => {
+                let Ok(running_time) = s.get::<u64>("running-time").map(Duration::from_nanos)
+                else {
+                    continue;
+                };
+                match s.name().as_str() {
+                    SEGMENT_OPENED => {
+                        let Ok(rendition) = s.get::<&str>("rendition") else {
+                            continue;
+                        };
+                        stream.hls.fragment_opened(rendition, running_time);
+                    }
+                    SEGMENT_CLOSED => {
+                        let Some(rendition) = msg
+                            .src()
+                            .and_then(|src| src.name().strip_prefix("hls-").map(str::to_string))
+                        else {
+                            continue;
+                        };
                         if described.insert(rendition.clone()) {
                             let info = rendition_info(&pipeline, &rendition, &config);
                             stream.hls.set_info(&rendition, info);
                         }
-                        let Ok(location) = s.get::<String>("location") else {
+                        let Ok(location) = s.get::<String>("filename") else {
                             continue;
                         };
                         if let Err(e) =
                             stream
                                 .hls
-                                .fragment_closed(&rendition, location.as_ref(), rt)
+                                .fragment_closed(&rendition, location.as_ref(), running_time)
                         {
                             tracing::error!(error = %e, %location, "could not list a closed segment");
                         }

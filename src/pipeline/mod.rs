@@ -50,7 +50,7 @@ pub const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("aacparse", "gstreamer1.0-plugins-good"),
     ("mpegtsmux", "gstreamer1.0-plugins-bad"),
-    ("splitmuxsink", "gstreamer1.0-plugins-good"),
+    ("multifilesink", "gstreamer1.0-plugins-good"),
     ("mp4mux", "gstreamer1.0-plugins-good"),
     ("qtdemux", "gstreamer1.0-plugins-good"),
     ("capsfilter", "libgstreamer1.0-0"),
