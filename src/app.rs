@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
+use crate::pipeline::ladder::LadderSpec;
 use crate::pipeline::{self, StreamRegistry};
 use crate::store::{self, Mode, NewStream, Store, Stream};
 
@@ -113,6 +114,10 @@ impl App {
             config: config.clone(),
             public_url: public_url.clone().into(),
             rtmp_url: rtmp_url.clone().into(),
+            default_ladder: LadderSpec::resolve(&config.hls.ladder)
+                .map(|l| l.name)
+                .unwrap_or_else(|_| config.hls.ladder.clone())
+                .into(),
         };
         let shutdown = CancellationToken::new();
         let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));

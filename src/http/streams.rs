@@ -174,7 +174,7 @@ pub fn stream_json(
         "scheduled_at": stream.scheduled_at,
         "mode": stream.mode,
         "state": display_state(stream),
-        "ladder": stream.ladder.as_deref().unwrap_or(&state.config.hls.ladder),
+        "ladder": stream.ladder.as_deref().unwrap_or(&state.default_ladder),
         "created_at": stream.created_at,
         "started_at": stream.started_at,
         "ended_at": stream.ended_at,
