@@ -17,6 +17,7 @@
 #   GOP_S=2             keyframe interval of the pre-encoded media, seconds
 #   NOISE=12            strength of ffmpeg's `noise` filter (temporal, uniform) on testsrc2; 0 = clean
 #   LADDER=default      livefront ladder preset (LIVEFRONT_LADDER) and the description ffmpeg copies
+#   SEG_S=2             HLS segment length for both (LIVEFRONT_HLS_SEGMENT; keyframes forced on it)
 #   CAPACITY="1 2 3"    concurrent 720p30 publishers per capacity scenario; empty: skip part 2
 #   LIVEFRONT_BIN=target/release/livefront
 #   DESCRIBE_BIN=target/release/examples/pipeline_description
@@ -44,6 +45,8 @@ CAPACITY=${CAPACITY-1 2 3}
 LIVEFRONT_BIN=${LIVEFRONT_BIN:-$ROOT/target/release/livefront}
 DESCRIBE_BIN=${DESCRIBE_BIN:-$ROOT/target/release/examples/pipeline_description}
 FPS=30
+# HLS segment length for both (livefront: LIVEFRONT_HLS_SEGMENT; its built-in default is 2 s).
+SEG_S=${SEG_S:-2}
 STARTUP_DEADLINE_S=30
 END_DEADLINE_S=120
 HEALTH_POLL_S=2
@@ -132,10 +135,10 @@ others() {
 # libx264 options. Unknown x264enc properties stop the run instead of being silently left out.
 DESC=$("$DESCRIBE_BIN" "$LADDER" av "$TMP/describe") || die "$DESCRIBE_BIN $LADDER failed"
 RUNGS=()
-declare -A RW RH RFPS RSEG RX264 RFF
+declare -A RW RH RFPS RX264 RFF
 prop() { grep -oE "(^| )$1=(\"[^\"]*\"|[^ ]*)" <<<"$2" | head -1 | sed -E "s/^ ?$1=//; s/^\"//; s/\"$//"; }
 parse_ladder() {
-  local r line enc caps seg kbps vbv tune psy preset
+  local r line enc caps kbps vbv tune psy preset
   for r in $(grep -oE 'x264enc name=enc-[A-Za-z0-9_-]+' <<<"$DESC" | sed 's/.*name=enc-//'); do
     line=$(grep -E "x264enc name=enc-$r( |$)" <<<"$DESC")
     enc=$(sed -E "s/.*(x264enc name=enc-$r [^!]*)!.*/\1/" <<<"$line")
@@ -143,9 +146,7 @@ parse_ladder() {
     RW[$r]=$(grep -oE 'width=[0-9]+' <<<"$caps" | cut -d= -f2)
     RH[$r]=$(grep -oE 'height=[0-9]+' <<<"$caps" | cut -d= -f2)
     RFPS[$r]=$(grep -oE "videorate name=rate-$r [^!]*" <<<"$DESC" | grep -oE 'max-rate=[0-9]+' | cut -d= -f2 || true)
-    seg=$(grep -oE "splitmuxsink name=hls-$r [^!]*" <<<"$DESC" | grep -oE 'max-size-time=[0-9]+' | cut -d= -f2)
-    [ -n "${RW[$r]}" ] && [ -n "${RH[$r]}" ] && [ -n "$seg" ] || die "cannot read rung $r from the description: $line"
-    RSEG[$r]=$(fdiv "$seg" 1000000000 %g)
+    [ -n "${RW[$r]}" ] && [ -n "${RH[$r]}" ] || die "cannot read rung $r's size from the description: $line"
     local ff=() xp=() kv k v
     kbps="" vbv=600 tune="" psy="" preset=""
     for kv in $(sed -E "s/^x264enc name=enc-$r //" <<<"$enc"); do
@@ -175,7 +176,7 @@ parse_ladder() {
     profile=$(grep -oE "profile-$r caps=\"[^\"]*\"" <<<"$DESC" | grep -oE 'profile=[a-z0-9-]+' | cut -d= -f2 || true)
     [ -z "$profile" ] || ff+=(-profile:v "$profile")
     # livefront forces a keyframe in every encoder at each segment boundary (force_keyframes_on_grid).
-    ff+=(-force_key_frames "expr:gte(t,n_forced*${RSEG[$r]})")
+    ff+=(-force_key_frames "expr:gte(t,n_forced*$SEG_S)")
     if ((${#xp[@]})); then local IFS=:; ff+=(-x264-params "${xp[*]}"); unset IFS; fi
     RX264[$r]=$enc${profile:+ ! profile=$profile}
     RFF[$r]="${ff[*]}"
@@ -184,7 +185,6 @@ parse_ladder() {
   ((${#RUNGS[@]})) || die "the $LADDER description has no x264 rungs: nothing to compare with ffmpeg"
 }
 parse_ladder
-SEG_S=${RSEG[${RUNGS[0]}]}
 
 # ---------------------------------------------------------------------------------------------
 # Media: DURATION s of testsrc2 + temporal noise (so the encoders cannot coast), H.264 High, 3 B-frames,
@@ -248,8 +248,9 @@ server_ok() {
 start_livefront() { # name
   LF_DIR=$(mktemp -d "$TMP/$1.XXXX")
   mkdir -p "$LF_DIR/data"
-  # Built-in defaults (2 s segments), from the temp dir so that no config/livefront.toml is read.
-  (cd "$LF_DIR" && exec env LIVEFRONT_LADDER="$LADDER" RUST_LOG="${RUST_LOG:-info}" LIVEFRONT_DATA_DIR="$LF_DIR/data" \
+  # Built-in defaults but the ladder and segment length, from the temp dir so that no
+  # config/livefront.toml is read.
+  (cd "$LF_DIR" && exec env LIVEFRONT_LADDER="$LADDER" LIVEFRONT_HLS_SEGMENT="${SEG_S}s" RUST_LOG="${RUST_LOG:-info}" LIVEFRONT_DATA_DIR="$LF_DIR/data" \
     LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 \
     "$SERVER_BIN" serve) \
     >"$LF_DIR/stdout" 2>"$LF_DIR/stderr" &
@@ -562,7 +563,7 @@ if [ -z "${BENCH_NO_README:-}" ]; then
     echo
     echo "### ladder.sh, $START_DATE"
     echo
-    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER; RUNS=$RUNS DURATION=$DURATION GOP_S=$GOP_S NOISE=$NOISE CAPACITY=\"$CAPACITY\""
+    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER; RUNS=$RUNS DURATION=$DURATION GOP_S=$GOP_S SEG_S=$SEG_S NOISE=$NOISE CAPACITY=\"$CAPACITY\""
     echo "- machine: $MACHINE"
     echo "- $VERSIONS"
     echo "- source: $SRC_DESC"

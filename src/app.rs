@@ -145,13 +145,22 @@ impl App {
     }
 
     /// Graceful stop: no new publishers, live streams ended and finalised, then HTTP stops.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         tracing::info!("shutting down: ending live streams");
         self.shutdown.cancel();
-        let _ = self.rtmp_task.await;
+        let _ = (&mut self.rtmp_task).await;
         self.state.registry.shutdown().await;
-        let _ = self.http_task.await;
+        let _ = (&mut self.http_task).await;
         tracing::info!("stopped");
+    }
+}
+
+impl Drop for App {
+    /// An App dropped without `stop` (a panicking test, an aborted runtime) must not leave
+    /// pipelines running on GStreamer's threads.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.state.registry.abort_pipelines();
     }
 }
 

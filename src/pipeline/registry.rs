@@ -19,6 +19,9 @@ use crate::output::hls::{self, HlsOutput};
 use crate::output::recording;
 use crate::store::{Mode, Recording, RecordingState, Store, StreamId, StreamState};
 
+/// How long a graceful shutdown may take to end and finalise every live stream.
+const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -107,16 +110,41 @@ impl StreamRegistry {
     }
 
     /// Ends every live stream and waits until their files are finalised.
+    ///
+    /// Bounded by `DEFAULT_SHUTDOWN_GRACE`: what is not finalised by then is left as after a crash,
+    /// and the next start recovers it.
     pub async fn shutdown(&self) {
-        let live: Vec<Arc<LiveStream>> = self.live_map().values().cloned().collect();
+        let live = self.live_streams();
         for s in &live {
             s.request_end();
         }
-        for s in &live {
-            s.finished.cancelled().await;
-        }
         self.inner.tasks.close();
-        self.inner.tasks.wait().await;
+        let all_done = async {
+            for s in &live {
+                s.finished.cancelled().await;
+            }
+            self.inner.tasks.wait().await;
+        };
+        if tokio::time::timeout(DEFAULT_SHUTDOWN_GRACE, all_done)
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                grace = ?DEFAULT_SHUTDOWN_GRACE,
+                "streams not finalised in time; they will be recovered at the next start"
+            );
+            self.abort_pipelines();
+        }
+    }
+
+    /// Stops every pipeline at once, without finalising (an abandoned registry, a hung shutdown).
+    pub fn abort_pipelines(&self) {
+        for s in self.live_streams() {
+            if let Some(pipeline) = s.pipeline() {
+                let _ =
+                    gstreamer::prelude::ElementExt::set_state(&pipeline, gstreamer::State::Null);
+            }
+        }
     }
 
     /// After a crash: streams left live are ended, their recordings finalised (everything up to
