@@ -112,15 +112,19 @@ pub fn describe(spec: &PipelineSpec) -> String {
     }
     if spec.decodes() {
         // Without rungs the decoder only feeds the poster: keyframes are enough, and cost ~3 % of
-        // decoding every frame.
-        let keyframes_only = if spec.rungs.is_empty() {
-            "identity name=keyframes-only drop-buffer-flags=delta-unit ! "
+        // decoding every frame; one decoder thread is plenty for one frame a GOP and keeps
+        // its frame pool (memory) small.
+        let (keyframes_only, threads) = if spec.rungs.is_empty() {
+            (
+                "identity name=keyframes-only drop-buffer-flags=delta-unit ! ",
+                " max-threads=1",
+            )
         } else {
-            ""
+            ("", "")
         };
         parts.push(format!(
             "tee-video. ! queue name=queue-dec leaky=downstream max-size-time={DECODE_QUEUE_NS} max-size-buffers=0 \
-             max-size-bytes=0 ! {keyframes_only}avdec_h264 name=dec ! tee name=tee-raw"
+             max-size-bytes=0 ! {keyframes_only}avdec_h264 name=dec{threads} ! tee name=tee-raw"
         ));
     }
     for rung in spec.rungs.iter().filter(|_| video) {
