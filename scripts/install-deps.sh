@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins),
-# ffmpeg (tests, benchmarks), build tools. Installs only what is missing; uses sudo when not root.
+# ffmpeg (tests, benchmarks), build tools, and any extra packages named as arguments.
+# Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,7 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   ffmpeg
+  "$@"
 )
 
 missing=()
