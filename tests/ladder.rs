@@ -262,36 +262,25 @@ async fn creators_pick_a_builtin_ladder_per_stream() -> Result<()> {
 async fn an_invalid_preset_stops_startup_naming_file_and_key() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let preset = dir.path().join("broken.toml");
-    std::fs::write(
-        &preset,
-        SMALL_LADDER.replace("height = 240", "height = 241"),
-    )?;
-    let mut config = test_config(dir.path());
-    config.hls.ladder = preset.to_string_lossy().into_owned();
-    let err = App::start(config)
-        .await
-        .err()
-        .expect("start-up refused")
-        .to_string();
-    assert!(
-        err.contains("broken.toml") && err.contains("rung[0].height"),
-        "{err}"
-    );
-
-    std::fs::write(
-        &preset,
-        SMALL_LADDER.replace("max_fps = 15", "max_fps = 15\nbitrate = 3"),
-    )?;
-    let mut config = test_config(dir.path());
-    config.hls.ladder = preset.to_string_lossy().into_owned();
-    let err = App::start(config)
-        .await
-        .err()
-        .expect("start-up refused")
-        .to_string();
-    assert!(
-        err.contains("broken.toml") && err.contains("bitrate"),
-        "{err}"
-    );
+    for (broken, key) in [
+        (
+            SMALL_LADDER.replace("height = 240", "height = 241"),
+            "rung[0].height",
+        ),
+        (
+            SMALL_LADDER.replace("max_fps = 15", "max_fps = 15\nbitrate = 3"),
+            "bitrate",
+        ),
+    ] {
+        std::fs::write(&preset, broken)?;
+        let mut config = test_config(dir.path());
+        config.hls.ladder = preset.to_string_lossy().into_owned();
+        let err = App::start(config)
+            .await
+            .err()
+            .expect("start-up refused")
+            .to_string();
+        assert!(err.contains("broken.toml") && err.contains(key), "{err}");
+    }
     Ok(())
 }
