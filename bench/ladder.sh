@@ -7,6 +7,8 @@
 #      description), audio copied, HLS written. Median of RUNS interleaved runs, and the ratio.
 #   2. Capacity: how many concurrent 720p30 publishers (source + 480p + 360p rungs) one livefront keeps
 #      in real time: every segment of every rendition written, every frame encoded, no rung dropped.
+#   3. Optional (GST_VARIANTS=1): CPU-seconds of gst-launch-1.0 variants of livefront's transcode branch
+#      (scaler element/method/threads, cascaded scaling, colorimetry, x264/decoder threads), ranked.
 # See bench/README.md. Needs: a release build (livefront and the pipeline_description example),
 # ffmpeg/ffprobe, curl, jq (`make bench` installs and builds them). Binds only 127.0.0.1. Every
 # process it starts is stopped on exit (by PID).
@@ -16,19 +18,23 @@
 #   DURATION=30         seconds of pre-encoded media per publisher
 #   GOP_S=2             keyframe interval of the pre-encoded media, seconds
 #   NOISE=12            strength of ffmpeg's `noise` filter (temporal, uniform) on testsrc2; 0 = clean
+#   SRC_COLOR=          colour tags (VUI) of the pre-encoded media: empty = untagged (what ffmpeg's libx264
+#                       writes by default), bt709 = tagged BT.709 like OBS's default output
 #   LADDER=default      livefront ladder preset (LIVEFRONT_LADDER) and the description ffmpeg copies
 #   SEG_S=2             HLS segment length for both (LIVEFRONT_HLS_SEGMENT; keyframes forced on it)
-#   CAPACITY="1 2 3"    concurrent 720p30 publishers per capacity scenario; empty: skip part 2
+#   CAPACITY="1 2 3 4"  concurrent 720p30 publishers per capacity scenario; empty: skip part 2
+#   GST_VARIANTS=1      also run part 3: gst-launch variants of the transcode branch (~25 min more)
 #   LIVEFRONT_BIN=target/release/livefront
 #   DESCRIBE_BIN=target/release/examples/pipeline_description
-#   BENCH_TIMEOUT=1800  hard limit for the whole run, seconds
+#   BENCH_TIMEOUT=1500  hard limit for the whole run, seconds (3600 with GST_VARIANTS=1)
 #   BENCH_NOTE=...      free text stored with the results (e.g. "lead running cargo test")
 #   BENCH_NO_README=1   do not append to bench/README.md
 #   KEEP_TMP=1          keep the temp dir (logs, data dirs, media, ffmpeg's HLS output)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-1800}
+# About 8 min for parts 1 and 2 with the defaults, 25 more with part 3.
+if [ "${GST_VARIANTS:-0}" = 1 ]; then BENCH_TIMEOUT=${BENCH_TIMEOUT:-3600}; else BENCH_TIMEOUT=${BENCH_TIMEOUT:-1500}; fi
 
 # Bounded in time: re-run under timeout(1); on expiry our TERM trap stops everything we started.
 if [ -z "${BENCH_LADDER_BOUNDED:-}" ]; then
@@ -40,8 +46,9 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-30}
 GOP_S=${GOP_S:-2}
 NOISE=${NOISE:-12}
+SRC_COLOR=${SRC_COLOR:-}
 LADDER=${LADDER:-default}
-CAPACITY=${CAPACITY-1 2 3}
+CAPACITY=${CAPACITY-1 2 3 4}
 LIVEFRONT_BIN=${LIVEFRONT_BIN:-$ROOT/target/release/livefront}
 DESCRIBE_BIN=${DESCRIBE_BIN:-$ROOT/target/release/examples/pipeline_description}
 FPS=30
@@ -74,7 +81,7 @@ ln -s "$(command -v ffmpeg)" "$PEER_BIN"
 
 cleanup() {
   local rc=$? pid i
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
   # Newest first: peers and publishers before servers. TERM lets livefront finalise, then KILL.
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
     pid=${PIDS[i]}
@@ -89,8 +96,12 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'log "interrupted (SIGINT)"; exit 130' INT
+# Our own timeout(1) sends TERM at BENCH_TIMEOUT; anything else is someone else's kill/pkill.
+trap 'log "received SIGTERM (BENCH_TIMEOUT=${BENCH_TIMEOUT}s reached, or a kill/pkill from elsewhere)"; exit 143' TERM
+# A command that fails under `set -e` says where, instead of ending the run silently.
+set -E
+trap 'log "ERROR: line $LINENO: \"$BASH_COMMAND\" failed (exit $?)"' ERR
 
 forget_pid() { # stop tracking a pid that has been waited for
   local keep=() p
@@ -190,18 +201,19 @@ parse_ladder
 # Media: DURATION s of testsrc2 + temporal noise (so the encoders cannot coast), H.264 High, 3 B-frames,
 # fixed GOP_S GOP, plus AAC 48 kHz stereo, in FLV. Encoded once per run.
 encode_source() { # out size bitrate
-  log "pre-encoding ${DURATION}s of $2 30 fps H.264 High at $3 (noise $NOISE, GOP ${GOP_S}s) + AAC to $1"
-  local vf="testsrc2=size=$2:rate=$FPS"
+  log "pre-encoding ${DURATION}s of $2 30 fps H.264 High at $3 (noise $NOISE, GOP ${GOP_S}s, colour ${SRC_COLOR:-untagged}) + AAC to $1"
+  local vf="testsrc2=size=$2:rate=$FPS" color=()
   [ "$NOISE" = 0 ] || vf="$vf,noise=alls=$NOISE:allf=t+u"
+  [ -z "$SRC_COLOR" ] || color=(-colorspace "$SRC_COLOR" -color_primaries "$SRC_COLOR" -color_trc "$SRC_COLOR" -color_range tv)
   "$PUB_BIN" -hide_banner -loglevel error -nostdin -y \
     -f lavfi -i "$vf" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
     -t "$DURATION" -map 0:v -map 1:a \
     -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -bf 3 \
     -g $((GOP_S * FPS)) -keyint_min $((GOP_S * FPS)) -sc_threshold 0 -b:v "$3" -maxrate "$3" -bufsize "$(( ${3%M} * 2 ))M" \
-    -c:a aac -b:a 128k -ar 48000 -ac 2 -f flv "$1"
+    ${color[@]+"${color[@]}"} -c:a aac -b:a 128k -ar 48000 -ac 2 -f flv "$1"
 }
 describe_media() {
-  echo "$(ffprobe -v error -select_streams v:0 -show_entries stream=profile,width,height,r_frame_rate,has_b_frames \
+  echo "$(ffprobe -v error -select_streams v:0 -show_entries stream=profile,width,height,r_frame_rate,has_b_frames,color_space \
     -of compact=p=0:nk=0 "$1"); $(fdiv "$(ffprobe -v error -show_entries format=bit_rate -of csv=p=0 "$1")" 1000 %.0f) kb/s; GOP ${GOP_S}s; noise $NOISE; $(du -k "$1" | cut -f1) KiB"
 }
 
@@ -362,9 +374,40 @@ bench_livefront() { # run
   stop_livefront
 }
 
+# Runs a command (under timeout(1)) from a subshell that waits for it, so that the subshell's `times`
+# gives the command's user+sys CPU, all threads and children included. Output in $dir/log.
+# Sets R_CPU (s), R_PUB_MS (wall), R_RC.
+run_timed() { # dir timeout_s cmd...
+  local dir=$1 limit=$2 sub fpid t0 t1
+  shift 2
+  rm -f "$dir/pid" "$dir/times"
+  t0=$(now_ms)
+  (
+    timeout --kill-after=10 "$limit" "$@" >"$dir/log" 2>&1 &
+    echo $! >"$dir/pid"
+    rc=0
+    wait $! || rc=$?
+    times >"$dir/times"
+    exit $rc
+  ) &
+  sub=$!
+  PIDS+=("$sub")
+  for _ in $(seq 50); do [ -s "$dir/pid" ] && break; sleep 0.1; done
+  fpid=$(cat "$dir/pid")
+  PIDS+=("$fpid")
+  R_RC=0
+  wait "$sub" || R_RC=$?
+  forget_pid "$sub"
+  forget_pid "$fpid"
+  t1=$(now_ms)
+  R_PUB_MS=$((t1 - t0))
+  # times: line 1 the subshell, line 2 its waited children (timeout + the command): "0m12.340s 0m0.560s"
+  R_CPU=$(sed -n 2p "$dir/times" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); s += a[1] * 60 + a[2] } printf "%.2f\n", s }')
+  return "$R_RC"
+}
+
 # ffmpeg: one process, `-re` from the same file, split + scale per rung, libx264 with the options
-# parse_ladder derived, audio copied, HLS (MPEG-TS segments) per rung. CPU from the rusage of a
-# subshell that waits for it (bash `times`: user and sys of waited children).
+# parse_ladder derived, audio copied, HLS (MPEG-TS segments) per rung. CPU: run_timed.
 bench_ffmpeg() { # run
   local dir=$TMP/ffmpeg-$1 r i=0 fc split="" args=() opts
   mkdir -p "$dir"
@@ -385,32 +428,9 @@ bench_ffmpeg() { # run
   done
   printf '%q ' ffmpeg -hide_banner -nostats -loglevel warning -nostdin -re -i "$SRC" -filter_complex "$fc" "${args[@]}" >"$dir/command"
   R_LOAD0=$(loadavg)
-  local t0 t1 sub fpid rc=0
-  t0=$(now_ms)
-  (
-    timeout --kill-after=10 $((DURATION + 120)) \
-      "$PEER_BIN" -hide_banner -nostats -loglevel warning -nostdin -re -i "$SRC" -filter_complex "$fc" "${args[@]}" \
-      >"$dir/log" 2>&1 &
-    echo $! >"$dir/pid"
-    rc=0
-    wait $! || rc=$?
-    times >"$dir/times"
-    exit $rc
-  ) &
-  sub=$!
-  PIDS+=("$sub")
-  for _ in $(seq 50); do [ -s "$dir/pid" ] && break; sleep 0.1; done
-  fpid=$(cat "$dir/pid")
-  PIDS+=("$fpid")
-  wait "$sub" || rc=$?
-  forget_pid "$sub"
-  forget_pid "$fpid"
-  t1=$(now_ms)
-  [ "$rc" -eq 0 ] || die "ffmpeg peer failed (exit $rc): $(tail -5 "$dir/log")"
+  run_timed "$dir" $((DURATION + 120)) "$PEER_BIN" -hide_banner -nostats -loglevel warning -nostdin -re -i "$SRC" \
+    -filter_complex "$fc" "${args[@]}" || die "ffmpeg peer failed (exit $R_RC): $(tail -5 "$dir/log")"
   R_LOAD1=$(loadavg)
-  # times: line 1 the subshell, line 2 its waited children (timeout + ffmpeg): "0m12.340s 0m0.560s"
-  R_CPU=$(sed -n 2p "$dir/times" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); s += a[1] * 60 + a[2] } printf "%.2f\n", s }')
-  R_PUB_MS=$((t1 - t0))
   R_SEGS="" R_FRAMES=""
   for r in "${RUNGS[@]}"; do
     R_SEGS+="$r $(segments_in "$dir/$r"), "
@@ -418,6 +438,82 @@ bench_ffmpeg() { # run
   done
   R_SEGS=${R_SEGS%, } R_FRAMES=${R_FRAMES%, }
   R_X264=$(x264_opts "$dir/${RUNGS[0]}")
+}
+
+# Part 3 (GST_VARIANTS=1): where the ladder's CPU goes, with gst-launch-1.0. The transcode branch of the
+# generated description (decode once, then per rung queue → videorate → scaler → capsfilter → x264enc with
+# the description's properties → profile caps → h264parse → fakesink), fed from the pre-encoded file at
+# real time (`identity sync=true` before the decoder) instead of appsrc, and variants of it. Differences
+# from livefront, the same for every variant: no source rendition, recording, poster or muxers; avdec_h264
+# gets thread-type=slice because that is what it picks behind livefront's live appsrc (gst-libav: slice
+# threads when upstream is live); keyframes come from key-int-max = SEG_S × fps instead of livefront's
+# force-key-unit events on the segment grid; queues are not leaky (all work is done; a variant that
+# cannot keep real time shows as wall time above DURATION).
+# Each variant: "label|settings", settings are assignments to the knobs of gst_ladder.
+GST_VARIANT_LIST=(
+  "as generated (parallel videoconvertscale, default bilinear)|"
+  "videoscale instead of videoconvertscale|SCALER=videoscale"
+  "scaler method=nearest-neighbour|SP=method=nearest-neighbour"
+  "scaler method=4-tap|SP=method=4-tap"
+  "scaler n-threads=2|SP=n-threads=2"
+  "videorate after the scaler|RATE=after"
+  "cascaded scaling 1080→720→480→360|TOPO=cascade"
+  "x264enc threads=1|X264=threads=1"
+  "x264enc sliced-threads=false (frame threads)|X264=sliced-threads=false"
+  "avdec_h264 max-threads=1|DEC='thread-type=slice max-threads=1'"
+  "avdec_h264 thread-type=frame|DEC=thread-type=frame"
+  "rung caps colorimetry=bt709 (the source's)|CAPSX=,colorimetry=bt709"
+  "colorimetry=bt709 + cascaded scaling|CAPSX=,colorimetry=bt709 TOPO=cascade"
+  "colorimetry=bt709 + x264enc threads=1|CAPSX=,colorimetry=bt709 X264=threads=1"
+  "colorimetry=bt709 + cascaded + x264enc threads=1|CAPSX=,colorimetry=bt709 TOPO=cascade X264=threads=1"
+)
+gst_ladder() { # settings -> pipeline description on stdout
+  local SCALER=videoconvertscale SP="" CAPSX="" TOPO=parallel X264="" DEC=thread-type=slice RATE=before
+  eval "$1"
+  local p r i prev enc q="queue max-size-buffers=15 max-size-time=0 max-size-bytes=0"
+  p="filesrc location=\"$SRC\" ! flvdemux name=demux demux.video ! queue max-size-buffers=0 max-size-time=0 max-size-bytes=0"
+  p+=" ! h264parse ! identity sync=true ! queue max-size-buffers=0 max-size-time=2000000000 max-size-bytes=0"
+  p+=" ! avdec_h264 $DEC ! tee name=raw"
+  prev=raw
+  for ((i = 0; i < ${#RUNGS[@]}; i++)); do
+    r=${RUNGS[i]}
+    enc=$(sed -E "s/^x264enc name=enc-$r //; s/key-int-max=[0-9]+/key-int-max=$((SEG_S * FPS))/" <<<"${RX264[$r]% ! profile=*}")
+    local rate="videorate max-rate=${RFPS[$r]:-$FPS} skip-to-first=true"
+    local caps="video/x-raw,format=I420,width=${RW[$r]},height=${RH[$r]},pixel-aspect-ratio=1/1$CAPSX"
+    local profile=""
+    [[ ${RX264[$r]} != *" ! profile="* ]] || profile=" ! video/x-h264,profile=${RX264[$r]##*profile=}"
+    local tail="x264enc $enc $X264$profile ! h264parse config-interval=-1 ! fakesink sync=false async=false"
+    if [ "$TOPO" = cascade ]; then
+      # Each rung scaled from the previous rung's frames (the first from the decoder's).
+      if ((i == 0)); then p+=" raw. ! $q ! $rate ! $SCALER $SP ! $caps ! tee name=t$i"
+      else p+=" $prev. ! $q ! $SCALER $SP ! $caps ! tee name=t$i"; fi
+      p+=" t$i. ! $q ! $tail"
+      prev=t$i
+    elif [ "$RATE" = after ]; then
+      p+=" raw. ! $q ! $SCALER $SP ! $caps ! $rate ! $tail"
+    else
+      p+=" raw. ! $q ! $rate ! $SCALER $SP ! $caps ! $tail"
+    fi
+  done
+  echo "$p"
+}
+bench_gst_variants() {
+  local gst_bin=$TMP/lfladder-gst v label settings round dir desc
+  ln -sf "$(command -v gst-launch-1.0)" "$gst_bin"
+  declare -gA GV_CPU GV_WALL
+  for ((round = 1; round <= RUNS; round++)); do
+    for ((v = 0; v < ${#GST_VARIANT_LIST[@]}; v++)); do
+      label=${GST_VARIANT_LIST[v]%%|*} settings=${GST_VARIANT_LIST[v]#*|}
+      dir=$TMP/gst-$v-$round
+      mkdir -p "$dir"
+      desc=$(gst_ladder "$settings")
+      echo "$desc" >"$dir/description"
+      # shellcheck disable=SC2086 # gst-launch takes the description as separate words
+      run_timed "$dir" $((DURATION * 3 + 60)) "$gst_bin" -q $desc || die "gst-launch variant '$label' failed: $(tail -3 "$dir/log")"
+      GV_CPU[$v]+="$R_CPU " GV_WALL[$v]+="$(fdiv "$R_PUB_MS" 1000 %.1f) "
+      log "  gst round $round/$RUNS: $label: $R_CPU CPU-s, wall $(fdiv "$R_PUB_MS" 1000 %.1f) s"
+    done
+  done
 }
 
 # Part 2: N concurrent 720p30 publishers into one livefront.
@@ -525,6 +621,23 @@ if [ -n "$CAPACITY" ]; then
     CAP_NOTES+=("$n-stream run: load average $C_LOAD0 -> $C_LOAD1; other processes at start: $C_OTHERS")
   done
 fi
+GST_TABLE=""
+if [ "${GST_VARIANTS:-0}" = 1 ]; then
+  command -v gst-launch-1.0 >/dev/null || die "gst-launch-1.0 is missing (apt-get install gstreamer1.0-tools)"
+  log "gst-launch variants of the transcode branch, ${#GST_VARIANT_LIST[@]} variants x $RUNS rounds (interleaved), ${DURATION}s each"
+  bench_gst_variants
+  GST_TABLE=$(
+    printf '| gst-launch variant (transcode branch only, paced at real time) | CPU s, median of %d | each round | vs as generated | wall s (each round) |\n' "$RUNS"
+    printf '|---|---:|---|---:|---|\n'
+    base=$(printf '%s\n' ${GV_CPU[0]} | median)
+    for ((v = 0; v < ${#GST_VARIANT_LIST[@]}; v++)); do
+      med=$(printf '%s\n' ${GV_CPU[$v]} | median)
+      printf '%s|| %s | %s | %s | %s | %s |\n' "$med" "${GST_VARIANT_LIST[v]%%|*}" "$med" "${GV_CPU[$v]% }" \
+        "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%+.0f %%", (a / b - 1) * 100 }')" "${GV_WALL[$v]% }"
+    done | sort -t'|' -k1,1g | cut -d'|' -f2-
+  )
+  printf '%s\n' "$GST_TABLE" >&2
+fi
 LOAD_END=$(loadavg)
 
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -556,6 +669,7 @@ echo "livefront ladder benchmark, $START_DATE; ladder $LADDER; target livefront 
 echo "$TABLE"
 echo
 [ -z "$CAP_TABLE" ] || { echo "$CAP_TABLE"; echo; }
+[ -z "$GST_TABLE" ] || { echo "$GST_TABLE"; echo; }
 
 if [ -z "${BENCH_NO_README:-}" ]; then
   README=$ROOT/bench/README.md
@@ -563,7 +677,7 @@ if [ -z "${BENCH_NO_README:-}" ]; then
     echo
     echo "### ladder.sh, $START_DATE"
     echo
-    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER; RUNS=$RUNS DURATION=$DURATION GOP_S=$GOP_S SEG_S=$SEG_S NOISE=$NOISE CAPACITY=\"$CAPACITY\""
+    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER; RUNS=$RUNS DURATION=$DURATION GOP_S=$GOP_S SEG_S=$SEG_S NOISE=$NOISE SRC_COLOR=${SRC_COLOR:-untagged} GST_VARIANTS=${GST_VARIANTS:-0} CAPACITY=\"$CAPACITY\""
     echo "- machine: $MACHINE"
     echo "- $VERSIONS"
     echo "- source: $SRC_DESC"
@@ -581,6 +695,10 @@ if [ -z "${BENCH_NO_README:-}" ]; then
     if [ -n "$CAP_TABLE" ]; then
       echo
       echo "$CAP_TABLE"
+    fi
+    if [ -n "$GST_TABLE" ]; then
+      echo
+      echo "$GST_TABLE"
     fi
   } >>"$README"
   log "appended results to $README"
