@@ -22,8 +22,11 @@ lint: deps
 clean:
 	rm -rf target
 
-# Benchmarks (bench/README.md): livefront next to nginx-rtmp; prints a table, appends it to bench/README.md.
+# Benchmarks (bench/README.md): livefront next to nginx-rtmp (passthrough.sh) and next to ffmpeg doing the
+# same transcoding ladder (ladder.sh); each prints a table and appends it to bench/README.md.
 bench: deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --example pipeline_description
 	bench/passthrough.sh
+	bench/ladder.sh

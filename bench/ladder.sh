@@ -14,16 +14,19 @@
 # process it starts is stopped on exit (by PID).
 #
 # Environment (all optional):
-#   RUNS=3              interleaved livefront/ffmpeg runs for the CPU comparison
+#   RUNS=3              interleaved livefront/ffmpeg runs for the CPU comparison; 0 skips part 1
 #   DURATION=30         seconds of pre-encoded media per publisher
 #   GOP_S=2             keyframe interval of the pre-encoded media, seconds
 #   NOISE=12            strength of ffmpeg's `noise` filter (temporal, uniform) on testsrc2; 0 = clean
-#   SRC_COLOR=          colour tags (VUI) of the pre-encoded media: empty = untagged (what ffmpeg's libx264
-#                       writes by default), bt709 = tagged BT.709 like OBS's default output
+#   SRC_COLOR=untagged  colour tags (VUI) of the pre-encoded media: untagged (what ffmpeg's libx264 writes by
+#                       default) or bt709 (tagged like OBS's default output); a list ("untagged bt709") runs
+#                       part 1 for each, interleaved within every run. Parts 2 and 3 use the first.
 #   LADDER=default      livefront ladder preset (LIVEFRONT_LADDER) and the description ffmpeg copies
 #   SEG_S=2             HLS segment length for both (LIVEFRONT_HLS_SEGMENT; keyframes forced on it)
 #   CAPACITY="1 2 3 4"  concurrent 720p30 publishers per capacity scenario; empty: skip part 2
-#   GST_VARIANTS=1      also run part 3: gst-launch variants of the transcode branch (~25 min more)
+#   GST_VARIANTS=1      also run part 3: gst-launch variants of the transcode branch (~30 min more)
+#   GST_RUNS=RUNS       interleaved rounds of part 3 (3 when RUNS=0)
+#   GST_FILTER=REGEX    part 3: only the variants whose label matches (the baseline always runs)
 #   LIVEFRONT_BIN=target/release/livefront
 #   DESCRIBE_BIN=target/release/examples/pipeline_description
 #   BENCH_TIMEOUT=1500  hard limit for the whole run, seconds (3600 with GST_VARIANTS=1)
@@ -33,7 +36,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# About 8 min for parts 1 and 2 with the defaults, 25 more with part 3.
+# About 8 min for parts 1 and 2 with the defaults, 30 more with part 3.
 if [ "${GST_VARIANTS:-0}" = 1 ]; then BENCH_TIMEOUT=${BENCH_TIMEOUT:-3600}; else BENCH_TIMEOUT=${BENCH_TIMEOUT:-1500}; fi
 
 # Bounded in time: re-run under timeout(1); on expiry our TERM trap stops everything we started.
@@ -46,9 +49,12 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-30}
 GOP_S=${GOP_S:-2}
 NOISE=${NOISE:-12}
-SRC_COLOR=${SRC_COLOR:-}
+SRC_COLOR=${SRC_COLOR:-untagged}
+read -r -a COLORS <<<"$SRC_COLOR"
+for c in "${COLORS[@]}"; do [[ $c =~ ^(untagged|bt709|bt470bg|smpte170m)$ ]] || { echo "SRC_COLOR: unknown colour $c" >&2; exit 2; }; done
 LADDER=${LADDER:-default}
 CAPACITY=${CAPACITY-1 2 3 4}
+GST_RUNS=${GST_RUNS:-$((RUNS > 0 ? RUNS : 3))}
 LIVEFRONT_BIN=${LIVEFRONT_BIN:-$ROOT/target/release/livefront}
 DESCRIBE_BIN=${DESCRIBE_BIN:-$ROOT/target/release/examples/pipeline_description}
 FPS=30
@@ -200,11 +206,11 @@ parse_ladder
 # ---------------------------------------------------------------------------------------------
 # Media: DURATION s of testsrc2 + temporal noise (so the encoders cannot coast), H.264 High, 3 B-frames,
 # fixed GOP_S GOP, plus AAC 48 kHz stereo, in FLV. Encoded once per run.
-encode_source() { # out size bitrate
-  log "pre-encoding ${DURATION}s of $2 30 fps H.264 High at $3 (noise $NOISE, GOP ${GOP_S}s, colour ${SRC_COLOR:-untagged}) + AAC to $1"
+encode_source() { # out size bitrate colour
+  log "pre-encoding ${DURATION}s of $2 30 fps H.264 High at $3 (noise $NOISE, GOP ${GOP_S}s, colour $4) + AAC to $1"
   local vf="testsrc2=size=$2:rate=$FPS" color=()
   [ "$NOISE" = 0 ] || vf="$vf,noise=alls=$NOISE:allf=t+u"
-  [ -z "$SRC_COLOR" ] || color=(-colorspace "$SRC_COLOR" -color_primaries "$SRC_COLOR" -color_trc "$SRC_COLOR" -color_range tv)
+  [ "$4" = untagged ] || color=(-colorspace "$4" -color_primaries "$4" -color_trc "$4" -color_range tv)
   "$PUB_BIN" -hide_banner -loglevel error -nostdin -y \
     -f lavfi -i "$vf" -f lavfi -i "sine=frequency=440:sample_rate=48000" \
     -t "$DURATION" -map 0:v -map 1:a \
@@ -458,6 +464,8 @@ GST_VARIANT_LIST=(
   "scaler n-threads=2|SP=n-threads=2"
   "videorate after the scaler|RATE=after"
   "cascaded scaling 1080→720→480→360|TOPO=cascade"
+  "tree: 720p from the decoder, 480p and 360p from the 720p frames|TOPO=tree"
+  "scaler method=bilinear2 (multi-tap)|SP=method=bilinear2"
   "x264enc threads=1|X264=threads=1"
   "x264enc sliced-threads=false (frame threads)|X264=sliced-threads=false"
   "avdec_h264 max-threads=1|DEC='thread-type=slice max-threads=1'"
@@ -466,6 +474,9 @@ GST_VARIANT_LIST=(
   "colorimetry=bt709 + cascaded scaling|CAPSX=,colorimetry=bt709 TOPO=cascade"
   "colorimetry=bt709 + x264enc threads=1|CAPSX=,colorimetry=bt709 X264=threads=1"
   "colorimetry=bt709 + cascaded + x264enc threads=1|CAPSX=,colorimetry=bt709 TOPO=cascade X264=threads=1"
+  "colorimetry=bt709 + tree|CAPSX=,colorimetry=bt709 TOPO=tree"
+  "colorimetry=bt709 + tree + x264enc threads=1|CAPSX=,colorimetry=bt709 TOPO=tree X264=threads=1"
+  "colorimetry=bt709 + method=bilinear2|CAPSX=,colorimetry=bt709 SP=method=bilinear2"
 )
 gst_ladder() { # settings -> pipeline description on stdout
   local SCALER=videoconvertscale SP="" CAPSX="" TOPO=parallel X264="" DEC=thread-type=slice RATE=before
@@ -483,12 +494,13 @@ gst_ladder() { # settings -> pipeline description on stdout
     local profile=""
     [[ ${RX264[$r]} != *" ! profile="* ]] || profile=" ! video/x-h264,profile=${RX264[$r]##*profile=}"
     local tail="x264enc $enc $X264$profile ! h264parse config-interval=-1 ! fakesink sync=false async=false"
-    if [ "$TOPO" = cascade ]; then
-      # Each rung scaled from the previous rung's frames (the first from the decoder's).
+    if [ "$TOPO" = cascade ] || [ "$TOPO" = tree ]; then
+      # cascade: each rung scaled from the previous rung's frames; tree: from the first rung's frames.
+      # The first rung from the decoder's.
       if ((i == 0)); then p+=" raw. ! $q ! $rate ! $SCALER $SP ! $caps ! tee name=t$i"
       else p+=" $prev. ! $q ! $SCALER $SP ! $caps ! tee name=t$i"; fi
       p+=" t$i. ! $q ! $tail"
-      prev=t$i
+      [ "$TOPO" = tree ] && prev=t0 || prev=t$i
     elif [ "$RATE" = after ]; then
       p+=" raw. ! $q ! $SCALER $SP ! $caps ! $rate ! $tail"
     else
@@ -501,9 +513,11 @@ bench_gst_variants() {
   local gst_bin=$TMP/lfladder-gst v label settings round dir desc
   ln -sf "$(command -v gst-launch-1.0)" "$gst_bin"
   declare -gA GV_CPU GV_WALL
-  for ((round = 1; round <= RUNS; round++)); do
+  for ((round = 1; round <= GST_RUNS; round++)); do
     for ((v = 0; v < ${#GST_VARIANT_LIST[@]}; v++)); do
       label=${GST_VARIANT_LIST[v]%%|*} settings=${GST_VARIANT_LIST[v]#*|}
+      # GST_FILTER: only labels matching this regex (and always the first, the baseline).
+      ((v == 0)) || [ -z "${GST_FILTER:-}" ] || grep -qE "$GST_FILTER" <<<"$label" || continue
       dir=$TMP/gst-$v-$round
       mkdir -p "$dir"
       desc=$(gst_ladder "$settings")
@@ -511,7 +525,7 @@ bench_gst_variants() {
       # shellcheck disable=SC2086 # gst-launch takes the description as separate words
       run_timed "$dir" $((DURATION * 3 + 60)) "$gst_bin" -q $desc || die "gst-launch variant '$label' failed: $(tail -3 "$dir/log")"
       GV_CPU[$v]+="$R_CPU " GV_WALL[$v]+="$(fdiv "$R_PUB_MS" 1000 %.1f) "
-      log "  gst round $round/$RUNS: $label: $R_CPU CPU-s, wall $(fdiv "$R_PUB_MS" 1000 %.1f) s"
+      log "  gst round $round/$GST_RUNS: $label: $R_CPU CPU-s, wall $(fdiv "$R_PUB_MS" 1000 %.1f) s"
     done
   done
 }
@@ -573,44 +587,72 @@ OTHERS_START=$(others)
 log "temp dir $TMP; ladder $LADDER: rungs ${RUNGS[*]}; load average $LOAD_START; other build/test processes: $OTHERS_START"
 for r in "${RUNGS[@]}"; do log "  $r ${RW[$r]}x${RH[$r]}: ${RX264[$r]}  =>  ffmpeg ${RFF[$r]}"; done
 
-SRC=$TMP/src-1080p30.flv
-encode_source "$SRC" 1920x1080 6M
-SRC_DESC=$(describe_media "$SRC")
-log "source: $SRC_DESC"
-
-LF_CPU=() FF_CPU=() LF_HWM=() RUN_NOTES=() CAP_NOTES=()
-for ((run = 1; run <= RUNS; run++)); do
-  O=$(others)
-  log "run $run/$RUNS: livefront (ladder $LADDER), 1 x ${DURATION}s 1080p30; other processes: $O"
-  bench_livefront "$run"
-  LF_CPU+=("$R_CPU") LF_HWM+=("$(fdiv "$R_HWM" 1024 %.1f)")
-  log "  livefront: ${R_CPU} CPU-s; segments: $R_SEGS; frames: $R_FRAMES; lag after publisher ${R_LAG_MS} ms; rungs dropped: $R_DROPS; warnings: ${R_WARN:-none}; load $R_LOAD0 -> $R_LOAD1"
-  RUN_NOTES+=("run $run livefront: ${R_CPU} CPU-s, peak RSS ${LF_HWM[-1]} MiB, segments $R_SEGS; frames $R_FRAMES; rungs dropped $R_DROPS; warnings ${R_WARN:-none}; load $R_LOAD0 -> $R_LOAD1; other processes at start: $O")
-  LF_X264=$R_X264
-  ((R_DROPS == 0)) || RUN_NOTES+=("WARNING: run $run: livefront dropped a rung, so it did less work than ffmpeg")
-  O=$(others)
-  log "run $run/$RUNS: ffmpeg, same rungs from the same file; other processes: $O"
-  bench_ffmpeg "$run"
-  FF_CPU+=("$R_CPU")
-  log "  ffmpeg: ${R_CPU} CPU-s in ${R_PUB_MS} ms; segments: $R_SEGS; frames: $R_FRAMES; load $R_LOAD0 -> $R_LOAD1"
-  RUN_NOTES+=("run $run ffmpeg: ${R_CPU} CPU-s, segments $R_SEGS; frames $R_FRAMES; load $R_LOAD0 -> $R_LOAD1; other processes at start: $O")
-  FF_X264=$R_X264
+declare -A SRCS SRC_DESCS LFC FFC
+for c in "${COLORS[@]}"; do
+  SRCS[$c]=$TMP/src-1080p30-$c.flv
+  encode_source "${SRCS[$c]}" 1920x1080 6M "$c"
+  SRC_DESCS[$c]=$(describe_media "${SRCS[$c]}")
+  log "source ($c): ${SRC_DESCS[$c]}"
 done
-LF_MED=$(printf '%s\n' "${LF_CPU[@]}" | median)
-FF_MED=$(printf '%s\n' "${FF_CPU[@]}" | median)
-RATIO=$(fdiv "$LF_MED" "$FF_MED")
-TARGET=$(awk -v r="$RATIO" 'BEGIN { print (r != "n/a" && r <= 0.9) ? "met" : "NOT met" }')
-if [ -n "$LF_X264" ] && [ "$LF_X264" = "$FF_X264" ]; then
-  X264_SAME="identical (${RUNGS[0]}: $LF_X264)"
-else
-  X264_SAME="DIFFERENT: livefront ${RUNGS[0]}: ${LF_X264:-?}; ffmpeg: ${FF_X264:-?}"
+SRC=${SRCS[${COLORS[0]}]}
+
+LF_HWM=() RUN_NOTES=() CAP_NOTES=()
+for ((run = 1; run <= RUNS; run++)); do # RUNS=0 skips part 1
+  for c in "${COLORS[@]}"; do
+    SRC=${SRCS[$c]}
+    O=$(others)
+    log "run $run/$RUNS ($c source): livefront (ladder $LADDER), 1 x ${DURATION}s 1080p30; other processes: $O"
+    bench_livefront "$run-$c"
+    LFC[$c]+="$R_CPU " LF_HWM+=("$(fdiv "$R_HWM" 1024 %.1f)")
+    log "  livefront: ${R_CPU} CPU-s; segments: $R_SEGS; frames: $R_FRAMES; lag after publisher ${R_LAG_MS} ms; rungs dropped: $R_DROPS; warnings: ${R_WARN:-none}; load $R_LOAD0 -> $R_LOAD1"
+    RUN_NOTES+=("run $run ($c source) livefront: ${R_CPU} CPU-s, peak RSS ${LF_HWM[-1]} MiB, segments $R_SEGS; frames $R_FRAMES; rungs dropped $R_DROPS; warnings ${R_WARN:-none}; load $R_LOAD0 -> $R_LOAD1; other processes at start: $O")
+    [ "$c" != "${COLORS[0]}" ] || LF_X264=$R_X264
+    ((R_DROPS == 0)) || RUN_NOTES+=("WARNING: run $run ($c source): livefront dropped a rung, so it did less work than ffmpeg")
+    O=$(others)
+    log "run $run/$RUNS ($c source): ffmpeg, same rungs from the same file; other processes: $O"
+    bench_ffmpeg "$run-$c"
+    FFC[$c]+="$R_CPU "
+    log "  ffmpeg: ${R_CPU} CPU-s in ${R_PUB_MS} ms; segments: $R_SEGS; frames: $R_FRAMES; load $R_LOAD0 -> $R_LOAD1"
+    RUN_NOTES+=("run $run ($c source) ffmpeg: ${R_CPU} CPU-s, segments $R_SEGS; frames $R_FRAMES; load $R_LOAD0 -> $R_LOAD1; other processes at start: $O")
+    [ "$c" != "${COLORS[0]}" ] || FF_X264=$R_X264
+  done
+done
+SRC=${SRCS[${COLORS[0]}]}
+TABLE="" TARGET="not measured (RUNS=0)"
+if ((RUNS > 0)); then
+  TARGET=""
+  declare -A RATIOS
+  for c in "${COLORS[@]}"; do
+    lf=$(printf '%s\n' ${LFC[$c]} | median) ff=$(printf '%s\n' ${FFC[$c]} | median)
+    RATIOS[$c]="$lf $ff $(fdiv "$lf" "$ff")"
+    t=$(awk -v r="$(fdiv "$lf" "$ff")" 'BEGIN { print (r != "n/a" && r <= 0.9) ? "met" : "NOT met" }')
+    TARGET+="${TARGET:+; }$t${COLORS[1]+ ($c source)}"
+    log "$c source: livefront $lf CPU-s, ffmpeg $ff CPU-s (medians of $RUNS), ratio $(fdiv "$lf" "$ff") (target <= 0.9: $t)"
+  done
+  if [ -n "$LF_X264" ] && [ "$LF_X264" = "$FF_X264" ]; then
+    X264_SAME="identical (${RUNGS[0]}: $LF_X264)"
+  else
+    X264_SAME="DIFFERENT: livefront ${RUNGS[0]}: ${LF_X264:-?}; ffmpeg: ${FF_X264:-?}"
+  fi
+  log "x264 settings $X264_SAME"
+  FF_CMD=$(sed "s#$TMP#\$TMP#g" "$TMP/ffmpeg-1-${COLORS[0]}/command")
+  TABLE=$(
+    printf '| measurement | livefront | ffmpeg | livefront / ffmpeg |\n'
+    printf '|---|---:|---:|---:|\n'
+    for c in "${COLORS[@]}"; do
+      read -r lf ff ratio <<<"${RATIOS[$c]}"
+      printf '| %s source: CPU s for %d s of 1080p30, median of %d | %s | %s | **%s** |\n' "$c" "$DURATION" "$RUNS" "$lf" "$ff" "$ratio"
+      printf '| %s source: CPU s, each run (interleaved) | %s | %s | |\n' "$c" "${LFC[$c]% }" "${FFC[$c]% }"
+      printf '| %s source: cores while publishing (median CPU s / %d s) | %s | %s | |\n' "$c" "$DURATION" "$(fdiv "$lf" "$DURATION")" "$(fdiv "$ff" "$DURATION")"
+    done
+    printf '| livefront peak RSS, each run (MiB) | %s | | |\n' "${LF_HWM[*]}"
+  )
 fi
-log "livefront ${LF_MED} CPU-s, ffmpeg ${FF_MED} CPU-s (medians of $RUNS), ratio $RATIO (target <= 0.9: $TARGET); x264 settings $X264_SAME"
 
 CAP_ROWS=()
 if [ -n "$CAPACITY" ]; then
   SRC720=$TMP/src-720p30.flv
-  encode_source "$SRC720" 1280x720 3M
+  encode_source "$SRC720" 1280x720 3M "${COLORS[0]}"
   SRC720_DESC=$(describe_media "$SRC720")
   log "capacity source: $SRC720_DESC"
   for n in $CAPACITY; do
@@ -624,13 +666,14 @@ fi
 GST_TABLE=""
 if [ "${GST_VARIANTS:-0}" = 1 ]; then
   command -v gst-launch-1.0 >/dev/null || die "gst-launch-1.0 is missing (apt-get install gstreamer1.0-tools)"
-  log "gst-launch variants of the transcode branch, ${#GST_VARIANT_LIST[@]} variants x $RUNS rounds (interleaved), ${DURATION}s each"
+  log "gst-launch variants of the transcode branch, ${#GST_VARIANT_LIST[@]} variants x $GST_RUNS rounds (interleaved), ${DURATION}s each"
   bench_gst_variants
   GST_TABLE=$(
-    printf '| gst-launch variant (transcode branch only, paced at real time) | CPU s, median of %d | each round | vs as generated | wall s (each round) |\n' "$RUNS"
+    printf '| gst-launch variant (transcode branch only, paced at real time) | CPU s, median of %d | each round | vs as generated | wall s (each round) |\n' "$GST_RUNS"
     printf '|---|---:|---|---:|---|\n'
     base=$(printf '%s\n' ${GV_CPU[0]} | median)
     for ((v = 0; v < ${#GST_VARIANT_LIST[@]}; v++)); do
+      [ -n "${GV_CPU[$v]:-}" ] || continue
       med=$(printf '%s\n' ${GV_CPU[$v]} | median)
       printf '%s|| %s | %s | %s | %s | %s |\n' "$med" "${GST_VARIANT_LIST[v]%%|*}" "$med" "${GV_CPU[$v]% }" \
         "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%+.0f %%", (a / b - 1) * 100 }')" "${GV_WALL[$v]% }"
@@ -645,16 +688,6 @@ if [ -n "$(git -C "$ROOT" status --porcelain -- src pipelines Cargo.toml Cargo.l
 BIN_DATE=$(date -r "$LIVEFRONT_BIN" '+%Y-%m-%d %H:%M')
 MACHINE="$(lscpu | sed -nE 's/^Model name: +//p' | head -1), $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r)"
 VERSIONS="$(ffmpeg -version | head -1 | cut -d' ' -f1-3) (libx264 $(ffmpeg -hide_banner -h encoder=libx264 >/dev/null 2>&1 && echo present)), $(gst-launch-1.0 --version 2>/dev/null | sed -n 2p)"
-FF_CMD=$(sed "s#$TMP#\$TMP#g" "$TMP/ffmpeg-1/command")
-
-TABLE=$(
-  printf '| measurement | livefront | ffmpeg | livefront / ffmpeg |\n'
-  printf '|---|---:|---:|---:|\n'
-  printf '| CPU s for %d s of 1080p30, median of %d | %s | %s | **%s** |\n' "$DURATION" "$RUNS" "$LF_MED" "$FF_MED" "$RATIO"
-  printf '| CPU s, each run (interleaved) | %s | %s | |\n' "${LF_CPU[*]}" "${FF_CPU[*]}"
-  printf '| cores while publishing (median CPU s / %d s) | %s | %s | |\n' "$DURATION" "$(fdiv "$LF_MED" "$DURATION")" "$(fdiv "$FF_MED" "$DURATION")"
-  printf '| livefront peak RSS, each run (MiB) | %s | | |\n' "${LF_HWM[*]}"
-)
 CAP_TABLE=""
 if ((${#CAP_ROWS[@]})); then
   CAP_TABLE=$(
@@ -666,8 +699,7 @@ fi
 
 echo
 echo "livefront ladder benchmark, $START_DATE; ladder $LADDER; target livefront <= 0.9 x ffmpeg: $TARGET"
-echo "$TABLE"
-echo
+[ -z "$TABLE" ] || { echo "$TABLE"; echo; }
 [ -z "$CAP_TABLE" ] || { echo "$CAP_TABLE"; echo; }
 [ -z "$GST_TABLE" ] || { echo "$GST_TABLE"; echo; }
 
@@ -677,21 +709,25 @@ if [ -z "${BENCH_NO_README:-}" ]; then
     echo
     echo "### ladder.sh, $START_DATE"
     echo
-    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER; RUNS=$RUNS DURATION=$DURATION GOP_S=$GOP_S SEG_S=$SEG_S NOISE=$NOISE SRC_COLOR=${SRC_COLOR:-untagged} GST_VARIANTS=${GST_VARIANTS:-0} CAPACITY=\"$CAPACITY\""
+    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER; RUNS=$RUNS GST_RUNS=$GST_RUNS DURATION=$DURATION GOP_S=$GOP_S SEG_S=$SEG_S NOISE=$NOISE SRC_COLOR=\"$SRC_COLOR\" GST_VARIANTS=${GST_VARIANTS:-0}${GST_FILTER:+ GST_FILTER=\"$GST_FILTER\"} CAPACITY=\"$CAPACITY\""
     echo "- machine: $MACHINE"
     echo "- $VERSIONS"
-    echo "- source: $SRC_DESC"
+    for c in "${COLORS[@]}"; do echo "- source ($c): ${SRC_DESCS[$c]}"; done
     [ -z "${SRC720_DESC:-}" ] || echo "- capacity source: $SRC720_DESC"
     echo "- rungs (from the generated description): $(for r in "${RUNGS[@]}"; do printf '%s %sx%s; ' "$r" "${RW[$r]}" "${RH[$r]}"; done | sed 's/; $//')"
-    echo "- ffmpeg command (run 1): \`$FF_CMD\`"
-    echo "- x264 settings (SEI of the first segment, livefront vs ffmpeg): $X264_SAME"
+    if ((RUNS > 0)); then
+      echo "- ffmpeg command (run 1): \`$FF_CMD\`"
+      echo "- x264 settings (SEI of the first segment, livefront vs ffmpeg): $X264_SAME"
+    fi
     echo "- target livefront ≤ 0.9 × ffmpeg: **$TARGET**"
     echo "- load average at start $LOAD_START, at end $LOAD_END; other build/test processes at start: $OTHERS_START"
     for note in "${RUN_NOTES[@]}"; do echo "- $note"; done
     for note in "${CAP_NOTES[@]}"; do echo "- capacity $note"; done
     echo "- note: other work (the lead's builds and tests) may have been running on the same 2 cores${BENCH_NOTE:+; $BENCH_NOTE}"
-    echo
-    echo "$TABLE"
+    if [ -n "$TABLE" ]; then
+      echo
+      echo "$TABLE"
+    fi
     if [ -n "$CAP_TABLE" ]; then
       echo
       echo "$CAP_TABLE"
