@@ -241,7 +241,11 @@ wait_publisher() { # pid logfile
 frames_in() { # dir
   local segs=("$1"/seg*.ts)
   [ -e "${segs[0]}" ] || { echo 0; return; }
-  cat "${segs[@]}" | ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 - 2>/dev/null | head -1
+  # Through a file, not a pipe: ffprobe may stop reading a pipe early, and `cat` then dies of
+  # SIGPIPE, which pipefail turns into a failed run.
+  cat "${segs[@]}" >"$1/.all.ts"
+  ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 "$1/.all.ts" 2>/dev/null | sed -n 1p
+  rm -f "$1/.all.ts"
 }
 segments_in() { find "$1" -maxdepth 1 -name 'seg*.ts' | wc -l; }
 # The x264 settings string x264 writes into its first SEI, from a rendition's first segment.

@@ -224,6 +224,45 @@ async fn portrait_source_gets_portrait_rungs() -> Result<()> {
     Ok(())
 }
 
+/// An untagged HD source is BT.709; its SD rungs stay BT.709 (tagged so) instead of being
+/// converted to SD's default BT.601, which cost ~15 % of the ladder's CPU for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sd_rungs_keep_the_colorimetry_of_an_hd_source() -> Result<()> {
+    let mut server = small_ladder_server().await?;
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    let (status, stderr) = finish(
+        Publish::obs_like(3.0).spawn(&server.publish_url(&stream))?,
+        DEADLINE,
+    )
+    .await?;
+    assert!(status.success(), "{stderr}");
+    server.api.recording_ready(&server.demo_token, &id).await?;
+    let seg = server
+        .data_dir()
+        .join(format!("streams/{id}/hls/240p/seg00000.ts"));
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=height,color_space,color_primaries",
+            "-of",
+            "csv=p=0",
+            seg.to_str().unwrap(),
+        ],
+        DEADLINE,
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().next(), Some("240,bt709,bt709"), "{text}");
+    server.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creators_pick_a_builtin_ladder_per_stream() -> Result<()> {
     let mut server = Server::start().await?;

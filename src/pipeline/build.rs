@@ -33,6 +33,12 @@ fn queue(name: &str) -> String {
     format!("queue name={name} max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0")
 }
 
+fn leaky_queue(name: &str) -> String {
+    format!(
+        "queue name={name} leaky=downstream max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0"
+    )
+}
+
 /// A rendition's MPEG-TS muxer and segment writer. A segment ends exactly where a force-key-unit
 /// event passes (sent before the first keyframe past the segment target): at once, not one GOP
 /// later as with splitmuxsink, which gathers a whole GOP before deciding.
@@ -147,10 +153,13 @@ pub fn describe(spec: &PipelineSpec) -> String {
             profile = rung.x264.profile.caps_value(),
         ));
         if audio {
+            // Leaky: a rung whose video lags holds its audio in the muxer; a full queue here must
+            // drop that rung's audio, not block the tee feeding the source rendition and the
+            // recording.
             parts.push(format!(
                 "tee-audio. ! {} ! valve name=valve-{r}-audio drop-mode=forward-sticky-events ! \
                  aacparse name=parse-{r}-audio ! mux-{r}.sink_%d",
-                queue(&format!("queue-{r}-audio"))
+                leaky_queue(&format!("queue-{r}-audio"))
             ));
         }
     }
@@ -235,6 +244,7 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         .transpose()?;
     if spec.decodes() && !spec.rungs.is_empty() {
         force_keyframes_on_grid(&pipeline, spec.segment)?;
+        keep_source_colorimetry(&pipeline, spec.rungs.iter().map(|r| r.name.as_str()))?;
     }
     if spec.source {
         let parser = if spec.tracks.has_video() {
@@ -277,6 +287,46 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         audio,
         overruns,
     })
+}
+
+/// Gives every rung the colorimetry of the decoded source, so its scaler only scales. Left open,
+/// an untagged HD source (read as BT.709) scaled to an SD size would be converted to BT.601, the
+/// default for SD sizes: a colour-matrix conversion per pixel of every SD rung (~15 % of the
+/// ladder's CPU) for no visible gain. x264 writes the colorimetry into the rung's VUI, so players
+/// show the colours as the source's.
+fn keep_source_colorimetry<'a>(
+    pipeline: &gst::Pipeline,
+    rungs: impl Iterator<Item = &'a str>,
+) -> Result<(), Error> {
+    let filters = rungs
+        .map(|r| {
+            pipeline
+                .by_name(&format!("caps-{r}"))
+                .ok_or_else(|| Error::Gst(format!("no caps-{r}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pad = pipeline
+        .by_name("dec")
+        .and_then(|d| d.static_pad("src"))
+        .ok_or_else(|| Error::Gst("no decoder src pad".into()))?;
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Ok(decoded) = gst_video::VideoInfo::from_caps(caps.caps()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let colorimetry = decoded.colorimetry().to_string();
+        for filter in &filters {
+            let mut caps = filter.property::<gst::Caps>("caps");
+            if let Some(s) = caps.make_mut().structure_mut(0) {
+                s.set("colorimetry", &colorimetry);
+            }
+            filter.set_property("caps", &caps);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 /// Forces a keyframe in every encoder at each multiple of the segment duration after the first

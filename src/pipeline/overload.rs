@@ -61,11 +61,7 @@ pub async fn watch(stream: Arc<LiveStream>, pipeline: gst::Pipeline, watched: Ve
         let Some((_, victim)) = active.pop() else {
             continue;
         };
-        for valve in [format!("valve-{victim}"), format!("valve-{victim}-audio")] {
-            if let Some(v) = pipeline.by_name(&valve) {
-                v.set_property("drop", true);
-            }
-        }
+        stop_rung(&pipeline, victim);
         stream.hls.drop_rendition(victim);
         let warning = format!(
             "rung {victim} dropped: CPU overloaded ({} lagging)",
@@ -75,5 +71,22 @@ pub async fn watch(stream: Arc<LiveStream>, pipeline: gst::Pipeline, watched: Ve
         stream.add_warning(warning);
         strikes = 0;
         last_drop = Some(Instant::now());
+    }
+}
+
+/// Stops a rung's encoder and lets its muxer finish. Closing the valves alone is not enough: the
+/// muxer may hold an audio buffer while it waits for video that will now never come, and that
+/// buffer would block the rung's audio branch for good. An EOS on each of the muxer's inputs
+/// releases it and closes the rung's last segment.
+fn stop_rung(pipeline: &gst::Pipeline, rung: &str) {
+    for valve in [format!("valve-{rung}"), format!("valve-{rung}-audio")] {
+        if let Some(v) = pipeline.by_name(&valve) {
+            v.set_property("drop", true);
+        }
+    }
+    if let Some(mux) = pipeline.by_name(&format!("mux-{rung}")) {
+        for pad in mux.sink_pads() {
+            pad.send_event(gst::event::Eos::new());
+        }
     }
 }
