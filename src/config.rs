@@ -16,6 +16,7 @@ const DEFAULT_HLS_WINDOW: usize = 6;
 const DEFAULT_LADDER: &str = "default";
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
 
 /// Short environment names from DESIGN.md, beside the nested `LIVEFRONT_HTTP__ADDR` form.
 const ENV_ALIASES: &[(&str, &str)] = &[
@@ -24,6 +25,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("hls_segment", "hls.segment"),
     ("hls_window", "hls.window"),
     ("ladder", "hls.ladder"),
+    ("reconnect_grace", "ingest.reconnect_grace"),
 ];
 /// `LIVEFRONT_*` variables that are not configuration keys.
 const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
@@ -41,6 +43,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub http: HttpConfig,
     pub rtmp: RtmpConfig,
+    pub ingest: IngestConfig,
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
 }
@@ -52,6 +55,24 @@ pub struct HttpConfig {
     /// Lifetime of the signed `?token=` in a practice stream's playback URL.
     #[serde(with = "humantime_serde")]
     pub playback_token_ttl: Duration,
+}
+
+/// What happens around publishers, whatever their protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// How long a stream whose publisher dropped stays live waiting for it to come back (same key,
+    /// any protocol) and continue the same session. 0 ends the stream at once.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_grace: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            reconnect_grace: DEFAULT_RECONNECT_GRACE,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +109,7 @@ impl Default for Config {
             admin_token: None,
             http: HttpConfig::default(),
             rtmp: RtmpConfig::default(),
+            ingest: IngestConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
         }

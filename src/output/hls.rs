@@ -30,6 +30,13 @@ struct Rendition {
     info: RenditionInfo,
     /// Left out of the master playlist.
     dropped: bool,
+    /// Segments to close before the one that starts a discontinuity (see `discontinuity`).
+    closes_before_discontinuity: Option<u8>,
+    /// When the publisher came back (wall clock), for the discontinuity's PROGRAM-DATE-TIME.
+    resumed_at: Option<DateTime<Utc>>,
+    /// Added to `epoch + running time` for PROGRAM-DATE-TIME: the time publishers were away
+    /// (media time closes those gaps, the wall clock does not).
+    away: chrono::Duration,
 }
 
 struct Inner {
@@ -71,6 +78,9 @@ impl HlsOutput {
                     opened_at: None,
                     info: RenditionInfo::default(),
                     dropped: false,
+                    closes_before_discontinuity: None,
+                    resumed_at: None,
+                    away: chrono::Duration::zero(),
                 });
             }
         }
@@ -112,6 +122,21 @@ impl HlsOutput {
             .map(|r| r.info.clone())
     }
 
+    /// The rendition was just cut for a publisher that came back: the segment being closed ends
+    /// the old publish, and the one after it, the first of the new publish, starts a
+    /// discontinuity (EXT-X-DISCONTINUITY; RFC 8216 4.3.2.3).
+    pub fn discontinuity(&self, rendition: &str) {
+        if let Some(r) = self
+            .lock()
+            .renditions
+            .iter_mut()
+            .find(|r| r.name == rendition)
+        {
+            r.closes_before_discontinuity = Some(1);
+            r.resumed_at = Some(Utc::now());
+        }
+    }
+
     pub fn fragment_opened(&self, rendition: &str, running_time: Duration) {
         if let Some(r) = self
             .lock()
@@ -145,11 +170,20 @@ impl HlsOutput {
             let start = r.opened_at.replace(running_time).unwrap_or_default();
             let duration = running_time.saturating_sub(start);
             let start_offset = chrono::Duration::from_std(start).unwrap_or_default();
+            let discontinuity = r.closes_before_discontinuity == Some(0);
+            r.closes_before_discontinuity = match r.closes_before_discontinuity {
+                Some(n) if n > 0 => Some(n - 1),
+                _ => None,
+            };
+            if discontinuity && let Some(resumed_at) = r.resumed_at.take() {
+                let media_clock = epoch + start_offset + r.away;
+                r.away += (resumed_at - media_clock).max(chrono::Duration::zero());
+            }
             r.playlist.push(Segment {
                 uri,
                 duration,
-                program_date_time: epoch + start_offset,
-                discontinuity: false,
+                program_date_time: epoch + start_offset + r.away,
+                discontinuity,
                 bytes,
             });
             let event = r.playlist.render_event(None);
@@ -312,5 +346,40 @@ mod tests {
             "#EXTM3U\n#EXTINF:2.000,\nseg00000.ts?token=abc\n\n#EXT-X-ENDLIST\n"
         );
         assert_eq!(with_query(text, None), text);
+    }
+
+    /// The cut for a comeback closes the old publish's last segment; the next one is the first
+    /// of the new publish and carries the discontinuity, its date moved to the wall clock.
+    #[test]
+    fn the_segment_after_a_comeback_cut_starts_a_discontinuity() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let hls = HlsOutput::new(dir.path().to_path_buf(), 6, Duration::from_secs(2));
+        let epoch = Utc::now() - chrono::Duration::seconds(60);
+        hls.set_epoch(epoch);
+        hls.add_renditions(&["source".to_string()]);
+        hls.fragment_opened("source", Duration::ZERO);
+        let close = |n: u32, at: u64| {
+            let path = dir.path().join(format!("source/seg{n:05}.ts"));
+            std::fs::write(&path, [0u8; 188]).unwrap();
+            hls.fragment_closed("source", &path, Duration::from_secs(at))
+                .unwrap();
+        };
+        close(0, 2);
+        hls.discontinuity("source");
+        close(1, 3); // the old publish's last segment, cut short by the comeback
+        close(2, 5);
+        close(3, 7);
+        let text = hls.media_playlist("source", EVENT_PLAYLIST, None).unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        let flags: Vec<bool> = parsed.segments.iter().map(|s| s.discontinuity).collect();
+        assert_eq!(flags, [false, false, true, false], "{text}");
+        let date = |i: usize| parsed.segments[i].program_date_time.unwrap();
+        assert_eq!(date(1) - date(0), chrono::Duration::seconds(2));
+        assert!(
+            date(2) - date(1) > chrono::Duration::seconds(50),
+            "the time away shows in the dates: {text}"
+        );
+        assert_eq!(date(3) - date(2), chrono::Duration::seconds(2));
     }
 }

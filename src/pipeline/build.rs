@@ -1,7 +1,7 @@
 //! Builds a stream's pipeline from its spec: a gst-launch description (golden-tested, printable by
 //! `examples/pipeline_description.rs`), then the caps that only the publisher's headers can give.
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gstreamer as gst;
@@ -10,7 +10,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::Error;
-use super::bus::SEGMENT_OPENED;
+use super::bus::{DISCONTINUITY, SEGMENT_OPENED};
 use super::ladder::keyframe_interval_frames;
 use super::spec::{PipelineSpec, SOURCE_RENDITION};
 use crate::output::codecs;
@@ -106,7 +106,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
     ));
     if video {
         parts.push(format!(
-            "tee-video. ! {} ! h264parse name=parse-rec-video ! rec-mux.video_%u",
+            "tee-video. ! {} ! h264parse name=parse-rec-video config-interval=-1 ! rec-mux.video_%u",
             queue("queue-rec-video")
         ));
     }
@@ -181,12 +181,18 @@ fn quote(s: &str) -> String {
 /// (queue owner: a rung name or `dec`, times its leaky queue was full) — how overload shows.
 pub type Overruns = Vec<(String, Arc<AtomicU64>)>;
 
+/// Counts the publishers that came back (see `Running::resume`). Each change makes every
+/// rendition cut a segment at the next keyframe (every encoder is asked for one at once), and that
+/// segment starts a discontinuity.
+pub type Resumes = Arc<AtomicU32>;
+
 /// The built pipeline, its inputs, and the overrun counters of its leaky transcode queues.
 pub struct Built {
     pub pipeline: gst::Pipeline,
     pub video: Option<gst_app::AppSrc>,
     pub audio: Option<gst_app::AppSrc>,
     pub overruns: Overruns,
+    pub resumes: Resumes,
 }
 
 /// Caps for the video appsrc from the publisher's avcC.
@@ -242,8 +248,9 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         .as_ref()
         .map(|c| appsrc("src-audio", audio_caps(c)))
         .transpose()?;
+    let resumes = Resumes::default();
     if spec.decodes() && !spec.rungs.is_empty() {
-        force_keyframes_on_grid(&pipeline, spec.segment)?;
+        force_keyframes_on_grid(&pipeline, spec.segment, resumes.clone())?;
         keep_source_colorimetry(&pipeline, spec.rungs.iter().map(|r| r.name.as_str()))?;
     }
     if spec.source {
@@ -252,7 +259,13 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         } else {
             "parse-hls-audio"
         };
-        cut_segments(&pipeline, parser, SOURCE_RENDITION, spec.segment)?;
+        cut_segments(
+            &pipeline,
+            parser,
+            SOURCE_RENDITION,
+            spec.segment,
+            resumes.clone(),
+        )?;
     }
     for rung in spec.rungs.iter().filter(|_| spec.tracks.has_video()) {
         cut_segments(
@@ -260,8 +273,12 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
             &format!("parse-{}", rung.name),
             &rung.name,
             spec.segment,
+            resumes.clone(),
         )?;
         drop_encoder_cuts(&pipeline, &format!("enc-{}", rung.name))?;
+    }
+    if spec.tracks.has_video() {
+        keep_recording_caps(&pipeline)?;
     }
     if spec.decodes() && spec.thumbnail.is_some() {
         write_thumbnails(&pipeline, spec.paths.thumbnail())?;
@@ -286,6 +303,7 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         video,
         audio,
         overruns,
+        resumes,
     })
 }
 
@@ -329,11 +347,51 @@ fn keep_source_colorimetry<'a>(
     Ok(())
 }
 
+/// mp4mux cannot take new caps once its track has started (it rewrites the header and breaks the
+/// file), yet a publisher that comes back may send another size. The recording keeps the first
+/// caps, and the new parameter sets travel in the samples (the parser repeats SPS/PPS at every
+/// keyframe), which VLC, ffmpeg and browsers follow; the header keeps the first size.
+fn keep_recording_caps(pipeline: &gst::Pipeline) -> Result<(), Error> {
+    let pad = pipeline
+        .by_name("parse-rec-video")
+        .and_then(|p| p.static_pad("src"))
+        .ok_or_else(|| Error::Gst("no parse-rec-video src pad".into()))?;
+    // The caps the track started with, once a buffer has gone through.
+    let kept: Arc<Mutex<(Option<gst::Caps>, bool)>> = Arc::default();
+    let k = kept.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        k.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        gst::PadProbeReturn::Ok
+    });
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+        match &*kept {
+            (Some(first), true) if first != caps.caps() => {
+                tracing::info!(
+                    "the recording keeps its first H.264 caps; new parameters go in-band"
+                );
+                // Replaced rather than dropped: a dropped sticky event is offered again with
+                // every buffer.
+                info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(first)));
+            }
+            (_, false) => kept.0 = Some(caps.caps_owned()),
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
 /// Forces a keyframe in every encoder at each multiple of the segment duration after the first
-/// decoded frame, by sending a force-key-unit event just before the frame that crosses it.
+/// decoded frame, by sending a force-key-unit event just before the frame that crosses it. After a
+/// publisher comes back, its first frame is forced too and the grid restarts there.
 fn force_keyframes_on_grid(
     pipeline: &gst::Pipeline,
     segment: std::time::Duration,
+    resumes: Resumes,
 ) -> Result<(), Error> {
     let pad = pipeline
         .by_name("dec")
@@ -341,6 +399,7 @@ fn force_keyframes_on_grid(
         .ok_or_else(|| Error::Gst("no decoder src pad".into()))?;
     let step = gst::ClockTime::from_nseconds(segment.as_nanos() as u64);
     let next: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
+    let seen = AtomicU32::new(0);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some((pts, rt)) = info
             .buffer()
@@ -350,6 +409,10 @@ fn force_keyframes_on_grid(
             return gst::PadProbeReturn::Ok;
         };
         let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
+        let resumed = resumes.load(Ordering::Acquire);
+        if seen.swap(resumed, Ordering::Relaxed) != resumed {
+            *next = Some(rt);
+        }
         match *next {
             None => *next = Some(rt + step),
             Some(boundary) if rt >= boundary => {
@@ -382,6 +445,7 @@ fn cut_segments(
     parser: &str,
     rendition: &str,
     segment: std::time::Duration,
+    resumes: Resumes,
 ) -> Result<(), Error> {
     let pad = pipeline
         .by_name(parser)
@@ -390,7 +454,8 @@ fn cut_segments(
     // Publisher timestamps jitter by a millisecond or so; do not miss a keyframe by that.
     let target = gst::ClockTime::from_nseconds(segment.as_nanos() as u64 * 95 / 100);
     let start: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
-    let count = std::sync::atomic::AtomicU32::new(0);
+    let count = AtomicU32::new(0);
+    let seen = AtomicU32::new(0);
     let rendition = rendition.to_string();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(buffer) = info.buffer() else {
@@ -405,22 +470,24 @@ fn cut_segments(
         else {
             return gst::PadProbeReturn::Ok;
         };
+        // A keyframe from a publisher that came back (or forced for it): cut there, whatever
+        // the segment's length so far.
+        let resumed = resumes.load(Ordering::Acquire);
+        let comeback = keyframe && seen.load(Ordering::Relaxed) != resumed;
         let mut start = start.lock().unwrap_or_else(|p| p.into_inner());
         match *start {
             None => {
                 *start = Some(rt);
-                let opened = gst::Structure::builder(SEGMENT_OPENED)
-                    .field("rendition", rendition.as_str())
-                    .field("running-time", rt.nseconds())
-                    .build();
-                if let Some(element) = pad.parent_element() {
-                    let _ = element
-                        .post_message(gst::message::Element::builder(opened).src(&element).build());
-                }
+                seen.store(resumed, Ordering::Relaxed);
+                post(pad, SEGMENT_OPENED, &rendition, rt);
             }
-            Some(s) if keyframe && rt >= s + target => {
+            Some(s) if keyframe && (rt >= s + target || comeback) => {
                 *start = Some(rt);
                 drop(start);
+                if comeback {
+                    seen.store(resumed, Ordering::Relaxed);
+                    post(pad, DISCONTINUITY, &rendition, rt);
+                }
                 let event = gst_video::DownstreamForceKeyUnitEvent::builder()
                     .timestamp(pts)
                     .running_time(rt)
@@ -434,6 +501,21 @@ fn cut_segments(
         gst::PadProbeReturn::Ok
     });
     Ok(())
+}
+
+/// Tells the bus task about a rendition's segment boundary (an element message from `pad`'s element).
+fn post(pad: &gst::Pad, name: &str, rendition: &str, running_time: gst::ClockTime) {
+    let structure = gst::Structure::builder(name)
+        .field("rendition", rendition)
+        .field("running-time", running_time.nseconds())
+        .build();
+    if let Some(element) = pad.parent_element() {
+        let _ = element.post_message(
+            gst::message::Element::builder(structure)
+                .src(&element)
+                .build(),
+        );
+    }
 }
 
 /// The running time of `pts` in the segment that `pad` carries.

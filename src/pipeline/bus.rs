@@ -15,6 +15,9 @@ use crate::output::hls::RenditionInfo;
 
 /// Posted by `build::cut_segments` at a rendition's first buffer.
 pub const SEGMENT_OPENED: &str = "livefront-segment-opened";
+/// Posted where a rendition is cut for a publisher that came back: the segment that starts there
+/// begins a discontinuity.
+pub const DISCONTINUITY: &str = "livefront-discontinuity";
 /// Posted by multifilesink when it closes a segment file; `running-time` is where it ended.
 const SEGMENT_CLOSED: &str = "GstMultiFileSink";
 
@@ -51,6 +54,14 @@ pub async fn watch(
                             continue;
                         };
                         stream.hls.fragment_opened(rendition, running_time);
+                    }
+                    DISCONTINUITY => {
+                        let Ok(rendition) = s.get::<&str>("rendition") else {
+                            continue;
+                        };
+                        // The new publisher may send another size or profile.
+                        described.remove(rendition);
+                        stream.hls.discontinuity(rendition);
                     }
                     SEGMENT_CLOSED => {
                         let Some(rendition) = msg

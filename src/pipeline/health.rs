@@ -89,6 +89,8 @@ pub struct IngestHealth {
     last_usual_update_ms: Option<u64>,
     /// Things that happened (a rung dropped), reported until the stream ends.
     events: Vec<String>,
+    /// The publisher dropped and the stream waits for it to come back.
+    reconnecting: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -121,6 +123,8 @@ pub struct HealthReport {
     /// Latest audio timestamp minus latest video timestamp (ms); large values mean the
     /// publisher's clocks disagree or one track stalls.
     pub av_drift_ms: Option<i64>,
+    /// The publisher dropped; the stream stays live for `ingest.reconnect_grace` waiting for it.
+    pub reconnecting: bool,
     pub warnings: Vec<String>,
 }
 
@@ -134,6 +138,25 @@ impl IngestHealth {
             segment_target,
             ..Default::default()
         }
+    }
+
+    /// The publisher dropped: what it measured stays visible, flagged as waiting.
+    pub fn publisher_away(&mut self) {
+        self.reconnecting = true;
+    }
+
+    pub fn publisher_gone(&mut self) {
+        self.reconnecting = false;
+    }
+
+    /// A publisher came back: its timestamps start anew, so do the measurements. What happened
+    /// to the stream (`events`) is kept.
+    pub fn publisher_back(&mut self) {
+        *self = IngestHealth {
+            segment_target: self.segment_target,
+            events: std::mem::take(&mut self.events),
+            ..Default::default()
+        };
     }
 
     pub fn set_video_config(&mut self, avcc: &[u8]) {
@@ -244,6 +267,13 @@ impl IngestHealth {
                 if d > 0 { "audio" } else { "video" }
             ));
         }
+        if self.reconnecting {
+            warnings.push(
+                "reconnecting: the publisher dropped; publish again with the same stream key \
+                 (RTMP or SRT) to continue this stream"
+                    .into(),
+            );
+        }
         warnings.extend(self.events.iter().cloned());
         let (width, height) = size
             .or(self.sps.map(|s| (s.width, s.height)))
@@ -274,6 +304,7 @@ impl IngestHealth {
             video,
             audio,
             av_drift_ms,
+            reconnecting: self.reconnecting,
             warnings,
         }
     }

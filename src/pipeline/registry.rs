@@ -219,6 +219,7 @@ impl StreamRegistry {
     /// A publisher that leaves before sending any media ends nothing: the stream stays ready for
     /// the next attempt (OBS connection tests, a misconfigured encoder), unless the creator ended it.
     async fn finish(&self, stream: Arc<LiveStream>, reason: EndReason) {
+        stream.publisher_gone();
         let store = &self.inner.store;
         let stored = match stream.take_running() {
             Some(running) => {
@@ -286,7 +287,7 @@ impl StreamRegistry {
             avcc: tracks.video.clone(),
             asc: tracks.audio.clone(),
         };
-        let span = tracing::info_span!("stream", id = %stream.id, proto = stream.proto.as_str());
+        let span = tracing::info_span!("stream", id = %stream.id, proto = stream.proto().as_str());
         self.inner
             .tasks
             .spawn(bus::watch(bus, pipeline, stream.clone(), config, eos_tx).instrument(span));
@@ -304,7 +305,7 @@ impl StreamRegistry {
             .collect();
         if !watched.is_empty() {
             let span =
-                tracing::info_span!("stream", id = %stream.id, proto = stream.proto.as_str());
+                tracing::info_span!("stream", id = %stream.id, proto = stream.proto().as_str());
             let pipeline = stream.pipeline().expect("just started");
             self.inner
                 .tasks
@@ -364,11 +365,26 @@ impl Publishers for StreamRegistry {
         let ladder_name = stream.ladder.as_deref().unwrap_or(&config.hls.ladder);
         let ladder = LadderSpec::resolve(ladder_name)
             .map_err(|e| refuse(ingest::Error::Pipeline(e.to_string())))?;
+        let span = tracing::info_span!("stream", id = %stream.id, proto = proto.as_str());
         let live = {
             let mut map = self.live_map();
-            if map.contains_key(&stream.id) {
+            if let Some(live) = map.get(&stream.id).cloned() {
                 drop(map);
-                return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
+                if !live.comeback(proto) {
+                    return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
+                }
+                self.inner
+                    .counters
+                    .publishes_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(stream = %stream.id, proto = proto.as_str(), "publisher came back; continuing the stream");
+                return Ok(PublishSink {
+                    registry: self.clone(),
+                    stream: live,
+                    starter: Some(Starter::default()),
+                    refused_comeback: false,
+                    span,
+                });
             }
             let hls = HlsOutput::new(paths.hls_dir(), config.hls.window, config.hls.segment);
             let live = Arc::new(LiveStream::new(
@@ -391,11 +407,11 @@ impl Publishers for StreamRegistry {
             .publishes_accepted
             .fetch_add(1, Ordering::Relaxed);
         tracing::info!(stream = %stream.id, key = %stream.stream_key, proto = proto.as_str(), "publish accepted");
-        let span = tracing::info_span!("stream", id = %stream.id, proto = proto.as_str());
         Ok(PublishSink {
             registry: self.clone(),
             stream: live,
             starter: Some(Starter::default()),
+            refused_comeback: false,
             span,
         })
     }
@@ -405,8 +421,11 @@ impl Publishers for StreamRegistry {
 pub struct PublishSink {
     registry: StreamRegistry,
     stream: Arc<LiveStream>,
-    /// `Some` until the pipeline has started.
+    /// `Some` until the pipeline has started (or, for a publisher that came back, resumed).
     starter: Option<Starter>,
+    /// This publisher came back with media the stream cannot continue with (other tracks): the
+    /// stream goes on waiting for one that can.
+    refused_comeback: bool,
     span: tracing::Span,
 }
 
@@ -420,25 +439,72 @@ impl MediaSink for PublishSink {
         match &mut self.starter {
             Some(starter) => {
                 let start = starter.push(frame)?;
-                if matches!(start, Start::Go { .. }) {
-                    self.starter = None;
-                    self.registry
-                        .start_pipeline(&self.stream, start)
-                        .inspect_err(|e| {
-                            self.stream.fail(e.to_string());
-                        })?;
+                match start {
+                    Start::Wait => Ok(()),
+                    // A publisher that came back: a refusal (other tracks) drops only it.
+                    Start::Go {
+                        tracks,
+                        frames,
+                        base_ms,
+                        ..
+                    } if self.stream.has_pipeline() => {
+                        self.starter = None;
+                        stream::resume_running(&self.stream, &tracks, frames, base_ms).inspect_err(
+                            |e| {
+                                tracing::warn!(error = %e, "refusing the publisher that came back");
+                                self.refused_comeback = true;
+                            },
+                        )
+                    }
+                    go => {
+                        self.starter = None;
+                        self.registry
+                            .start_pipeline(&self.stream, go)
+                            .inspect_err(|e| {
+                                self.stream.fail(e.to_string());
+                            })
+                    }
                 }
-                Ok(())
             }
             None => stream::push_running(&self.stream, frame).map(|_| ()),
         }
     }
 
+    /// A publisher that dropped (not one that stopped streaming) leaves a running stream live for
+    /// `ingest.reconnect_grace`: the same key, over any protocol, continues it; after that, or on
+    /// an API end or a shutdown, it ends as usual.
     fn finish(self, reason: EndReason) {
         let tasks = self.registry.inner.tasks.clone();
         let span = self.span.clone();
-        tasks
-            .spawn(async move { self.registry.finish(self.stream, reason).await }.instrument(span));
+        let grace = self.registry.inner.config.ingest.reconnect_grace;
+        let dropped = matches!(reason, EndReason::PublisherLost(_)) || self.refused_comeback;
+        let (registry, stream) = (self.registry, self.stream);
+        let waiting = (dropped
+            && !grace.is_zero()
+            && stream.has_pipeline()
+            && stream.failure().is_none()
+            && !stream.is_ending())
+        .then(|| stream.publisher_away())
+        .flatten();
+        let Some(publisher) = waiting else {
+            tasks.spawn(async move { registry.finish(stream, reason).await }.instrument(span));
+            return;
+        };
+        tracing::warn!(parent: &span, ?reason, ?grace, "publisher dropped; waiting for it to come back");
+        tasks.spawn(
+            async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(grace) => {}
+                    _ = stream.end_requested() => {}
+                    _ = stream.no_longer_away(publisher) => {}
+                }
+                if stream.stop_waiting(publisher) {
+                    tracing::info!("no publisher came back; ending the stream");
+                    registry.finish(stream, reason).await;
+                }
+            }
+            .instrument(span),
+        );
     }
 
     fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {

@@ -24,6 +24,9 @@ const DEFAULT_EOS_TIMEOUT: Duration = Duration::from_secs(20);
 const DEFAULT_TRACK_WAIT_MS: u64 = 1_500;
 /// Frames held while waiting for codec headers before the publisher is called broken.
 const MAX_PENDING_FRAMES: usize = 2_000;
+/// Media time between the last frame of a publisher that dropped and the first of the one that
+/// came back: about a frame, so the gap is closed rather than filled with the time it was away.
+const RESUME_GAP: gst::ClockTime = gst::ClockTime::from_mseconds(40);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -33,7 +36,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct LiveStream {
     pub id: StreamId,
     pub creator_id: CreatorId,
-    pub proto: Proto,
+    /// The protocol of the current (or last) publisher.
+    proto: Mutex<Proto>,
+    publisher: tokio::sync::watch::Sender<Publisher>,
     pub paths: StreamPaths,
     pub hls: HlsOutput,
     pub ladder: LadderSpec,
@@ -49,14 +54,29 @@ pub struct LiveStream {
     ended_by_creator: std::sync::atomic::AtomicBool,
 }
 
+/// Who feeds a live stream. The number counts publishers, so that a grace period that ran out can
+/// tell whether the publisher it waited for came back in the meantime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publisher {
+    Connected(u32),
+    /// Dropped; the stream waits for the same key (`ingest.reconnect_grace`).
+    Away(u32),
+    /// Gone for good: the stream is being finalised.
+    Gone,
+}
+
 /// The pipeline of a stream while it runs.
 pub struct Running {
     pipeline: gst::Pipeline,
     video: Option<gst_app::AppSrc>,
     audio: Option<gst_app::AppSrc>,
     tracks: Tracks,
-    /// Publisher timestamp (ms) that becomes media time zero.
-    base_ms: u64,
+    /// Publisher timestamp (ms) that becomes media time `at`.
+    origin_ms: u64,
+    at: gst::ClockTime,
+    /// The latest media time pushed.
+    end: gst::ClockTime,
+    resumes: build::Resumes,
     eos: oneshot::Receiver<Result<(), String>>,
 }
 
@@ -72,7 +92,8 @@ impl LiveStream {
         LiveStream {
             id: stream.id.clone(),
             creator_id: stream.creator_id.clone(),
-            proto,
+            proto: Mutex::new(proto),
+            publisher: tokio::sync::watch::Sender::new(Publisher::Connected(0)),
             paths,
             hls,
             ladder,
@@ -88,6 +109,75 @@ impl LiveStream {
 
     pub fn mode(&self) -> Mode {
         *lock(&self.mode)
+    }
+
+    pub fn proto(&self) -> Proto {
+        *lock(&self.proto)
+    }
+
+    /// The publisher dropped: wait for it. Returns the publisher number to pass to
+    /// `stop_waiting`, or `None` when there is nothing to wait for.
+    pub(crate) fn publisher_away(&self) -> Option<u32> {
+        let mut away = None;
+        self.publisher.send_if_modified(|p| match *p {
+            Publisher::Connected(n) => {
+                *p = Publisher::Away(n);
+                away = Some(n);
+                true
+            }
+            _ => false,
+        });
+        if away.is_some() {
+            self.with_health(|h| h.publisher_away());
+        }
+        away
+    }
+
+    /// Resolves once the stream no longer waits for publisher `n` (it came back, or the stream is
+    /// being finalised).
+    pub(crate) fn no_longer_away(&self, n: u32) -> impl Future<Output = ()> + Send + 'static {
+        let mut publisher = self.publisher.subscribe();
+        async move {
+            let _ = publisher.wait_for(|p| *p != Publisher::Away(n)).await;
+        }
+    }
+
+    /// The grace for publisher `n` is over: true when it did not come back (the stream ends).
+    pub(crate) fn stop_waiting(&self, n: u32) -> bool {
+        self.publisher.send_if_modified(|p| {
+            let gone = *p == Publisher::Away(n);
+            if gone {
+                *p = Publisher::Gone;
+            }
+            gone
+        })
+    }
+
+    /// A publisher with this stream's key while it waits for one: it continues the session.
+    pub(crate) fn comeback(&self, proto: Proto) -> bool {
+        let back = self.publisher.send_if_modified(|p| match *p {
+            Publisher::Away(n) => {
+                *p = Publisher::Connected(n + 1);
+                true
+            }
+            _ => false,
+        });
+        if back {
+            *lock(&self.proto) = proto;
+            self.with_health(|h| h.publisher_back());
+        }
+        back
+    }
+
+    /// The stream is being finalised: no publisher can come back any more.
+    pub(crate) fn publisher_gone(&self) {
+        self.publisher.send_replace(Publisher::Gone);
+        self.with_health(|h| h.publisher_gone());
+    }
+
+    /// The server asked for the end (API end, pipeline failure, shutdown).
+    pub fn is_ending(&self) -> bool {
+        self.end.is_cancelled()
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -161,7 +251,7 @@ impl Running {
     /// leaky queues (see `overload`).
     pub fn start(
         spec: &PipelineSpec,
-        base_ms: u64,
+        origin_ms: u64,
         eos: oneshot::Receiver<Result<(), String>>,
     ) -> Result<(Running, gst::Bus, build::Overruns), super::Error> {
         let built = build::build(spec)?;
@@ -175,7 +265,10 @@ impl Running {
             video: built.video,
             audio: built.audio,
             tracks: spec.tracks.clone(),
-            base_ms,
+            origin_ms,
+            at: gst::ClockTime::ZERO,
+            end: gst::ClockTime::ZERO,
+            resumes: built.resumes,
             eos,
         };
         Ok((running, bus, built.overruns))
@@ -185,8 +278,50 @@ impl Running {
         self.pipeline.clone()
     }
 
+    /// A publisher came back: its media continues right after the last frame of the one before
+    /// (the time it was away is not in the media), every rendition is cut at its first keyframe,
+    /// and a changed H.264/AAC configuration (another size, say) is taken as is. It must bring the
+    /// same tracks: the muxers wait for every track they were built with.
+    fn resume(&mut self, tracks: &Tracks, origin_ms: u64) -> Result<(), IngestError> {
+        let have = |t: &Tracks| match (t.has_video(), t.has_audio()) {
+            (true, true) => "video and audio",
+            (true, false) => "video only",
+            (false, true) => "audio only",
+            (false, false) => "nothing",
+        };
+        if (tracks.has_video(), tracks.has_audio())
+            != (self.tracks.has_video(), self.tracks.has_audio())
+        {
+            return Err(IngestError::Pipeline(format!(
+                "the publisher came back with {} but the stream has {}: publish the same tracks",
+                have(tracks),
+                have(&self.tracks)
+            )));
+        }
+        if tracks.audio.is_some() && tracks.audio != self.tracks.audio {
+            // The recording's audio track cannot change its sample rate or channels.
+            return Err(IngestError::Pipeline(
+                "the publisher came back with other audio settings (sample rate, channels): \
+                 publish with the same audio settings to continue this stream"
+                    .into(),
+            ));
+        }
+        self.origin_ms = origin_ms;
+        self.at = self.end + RESUME_GAP;
+        self.resumes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        if let Some(avcc) = &tracks.video {
+            self.push(MediaFrame::VideoConfig { avcc: avcc.clone() })?;
+        }
+        if let Some(asc) = &tracks.audio {
+            self.push(MediaFrame::AudioConfig { asc: asc.clone() })?;
+        }
+        Ok(())
+    }
+
     fn push(&mut self, frame: MediaFrame) -> Result<(), IngestError> {
-        let ms = |t: u64| gst::ClockTime::from_mseconds(t.saturating_sub(self.base_ms));
+        let (origin, at) = (self.origin_ms, self.at);
+        let ms = |t: u64| at + gst::ClockTime::from_mseconds(t.saturating_sub(origin));
         let (src, buffer) = match frame {
             MediaFrame::Video {
                 dts_ms,
@@ -200,7 +335,9 @@ impl Running {
                 let mut buffer = gst::Buffer::from_slice(data);
                 let b = buffer.get_mut().expect("a new buffer is writable");
                 b.set_dts(ms(dts_ms));
-                b.set_pts(ms(dts_ms.saturating_add_signed(cts_ms as i64)));
+                let pts = ms(dts_ms.saturating_add_signed(cts_ms as i64));
+                b.set_pts(pts);
+                self.end = self.end.max(pts);
                 if !keyframe {
                     b.set_flags(gst::BufferFlags::DELTA_UNIT);
                 }
@@ -214,6 +351,7 @@ impl Running {
                 let b = buffer.get_mut().expect("a new buffer is writable");
                 b.set_dts(ms(dts_ms));
                 b.set_pts(ms(dts_ms));
+                self.end = self.end.max(ms(dts_ms));
                 (src, buffer)
             }
             MediaFrame::VideoConfig { avcc } => {
@@ -384,6 +522,21 @@ pub(crate) fn observe(stream: &LiveStream, frame: &MediaFrame) {
         } => h.on_video(*dts_ms, data.len(), *keyframe),
         MediaFrame::Audio { dts_ms, data } => h.on_audio(*dts_ms, data.len()),
     });
+}
+
+/// Continues a running pipeline with a publisher that came back (see `Running::resume`).
+pub(crate) fn resume_running(
+    stream: &LiveStream,
+    tracks: &Tracks,
+    frames: Vec<MediaFrame>,
+    origin_ms: u64,
+) -> Result<(), IngestError> {
+    let mut guard = lock(&stream.running);
+    let running = guard
+        .as_mut()
+        .ok_or_else(|| IngestError::Ended(stream.id.to_string()))?;
+    running.resume(tracks, origin_ms)?;
+    frames.into_iter().try_for_each(|f| running.push(f))
 }
 
 /// Pushes a frame into a running pipeline.

@@ -202,6 +202,9 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.rtmp.addr = "127.0.0.1:0".parse().unwrap();
     // Transcoding is tested on small sources in tests/ladder.rs; elsewhere keep CI's 2 cores free.
     config.hls.ladder = "passthrough".into();
+    // A dropped publisher keeps its stream live this long (30 s by default); tests/reconnect.rs
+    // sets its own.
+    config.ingest.reconnect_grace = Duration::from_secs(2);
     config
 }
 

@@ -137,6 +137,8 @@ struct Connection<S> {
     /// Bytes received before publishing started (bounded by `MAX_SETUP_BYTES`).
     setup_bytes: u64,
     publishing: Option<Publishing<S>>,
+    /// The publisher sent FCUnpublish: a close that follows is a stop, not a drop.
+    unpublishing: bool,
     warned_video_codec: bool,
     warned_audio_codec: bool,
 }
@@ -151,6 +153,7 @@ impl<S: MediaSink> Connection<S> {
             out: Vec::new(),
             setup_bytes: 0,
             publishing: None,
+            unpublishing: false,
             warned_video_codec: false,
             warned_audio_codec: false,
         }
@@ -307,7 +310,12 @@ impl<S: MediaSink> Connection<S> {
                     .await;
             }
             ServerSessionEvent::UnhandleableAmf0Command { command_name, .. } => {
-                // releaseStream, FCPublish, FCUnpublish, ...: nothing waits for an answer.
+                // releaseStream, FCPublish, FCUnpublish, ...: nothing waits for an answer. But
+                // FCUnpublish is how rtmp2sink says it stops on purpose (its deleteStream comes as
+                // the socket closes and may not be read): the close that follows is a stop.
+                if command_name == "FCUnpublish" {
+                    self.unpublishing = true;
+                }
                 debug!(command = %command_name, "ignoring amf0 command");
             }
             // Chunk size changes are applied inside the session; acks and pings need nothing.
@@ -519,9 +527,13 @@ impl<S: MediaSink> Connection<S> {
             return;
         };
         let end = match &exit {
-            Exit::Eof | Exit::Unpublished => EndReason::PublisherStopped,
+            // OBS, ffmpeg and rtmp2sink unpublish when they stop streaming; a connection that
+            // just closes is an encoder that crashed or lost its network.
+            Exit::Unpublished => EndReason::PublisherStopped,
+            Exit::Eof if self.unpublishing => EndReason::PublisherStopped,
             Exit::ServerEnded(_) => EndReason::ServerEnded,
-            Exit::Handshake(_)
+            Exit::Eof
+            | Exit::Handshake(_)
             | Exit::Protocol(_)
             | Exit::Io(_)
             | Exit::Timeout(_)
