@@ -1,10 +1,14 @@
 # livefront: `make run` starts the server, `make test` runs every test. Both install what is missing.
 CARGO ?= cargo
 
-.PHONY: deps build run test lint bench clean
+.PHONY: deps web-test-deps build run test lint bench clean
 
 deps:
 	@scripts/install-deps.sh
+
+# Browser tests: chromium, Node.js, and tests/web's Playwright + hls.js.
+web-test-deps:
+	@scripts/install-web-test-deps.sh
 
 build: deps
 	$(CARGO) build --release --locked
@@ -12,7 +16,7 @@ build: deps
 run: build
 	./target/release/livefront serve
 
-test: deps
+test: deps web-test-deps
 	$(CARGO) test --locked --all-targets
 
 lint: deps

@@ -1,0 +1,155 @@
+//! A real browser player across a publisher reconnect: hls.js in Debian's headless chromium
+//! (driven by `tests/web/watch.mjs` through Playwright; `make test` installs both) watches a
+//! stream whose publisher crashes and comes back within the reconnect grace.
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// How long the player watches: the first publish, the time away, most of the second publish.
+const WATCH_SECONDS: u64 = 22;
+const AWAY: Duration = Duration::from_secs(3);
+
+/// The player's report so far (see watch.mjs for the line format).
+type Lines = Arc<Mutex<Vec<Value>>>;
+
+fn samples(lines: &Lines) -> Vec<(u64, f64)> {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] == "sample")
+        .map(|l| {
+            (
+                l["t_ms"].as_u64().unwrap_or(0),
+                l["position"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect()
+}
+
+fn position(lines: &Lines) -> f64 {
+    samples(lines).last().map_or(0.0, |s| s.1)
+}
+
+/// The longest time the position stood still once playback had started (ms).
+fn longest_stall(samples: &[(u64, f64)]) -> u64 {
+    let mut longest = 0;
+    let mut still_since: Option<u64> = None;
+    let mut last = None;
+    for &(t, pos) in samples {
+        match last {
+            Some(p) if pos <= p + 0.01 && pos > 0.0 => {
+                let since = *still_since.get_or_insert(t);
+                longest = longest.max(t - since);
+            }
+            _ => still_since = None,
+        }
+        last = Some(pos);
+    }
+    longest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_keeps_playing_across_a_publisher_reconnect() -> Result<()> {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    ensure!(
+        web.join("node_modules/playwright-core").exists(),
+        "tests/web/node_modules is missing: run `make test` (it installs chromium, Playwright and hls.js)"
+    );
+    let mut server =
+        Server::start_with(|c| c.ingest.reconnect_grace = Duration::from_secs(20)).await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    let watch_url = stream["playback"]["hls"]
+        .as_str()
+        .context("playback.hls")?
+        .to_string();
+    let publish_url = server.publish_url(&stream);
+
+    let mut first = Publish::small(60.0).spawn(&publish_url)?;
+    api.playlist_with_segments(&media_url(&watch_url), 2)
+        .await?;
+
+    let mut player = Command::new("node")
+        .arg(web.join("watch.mjs"))
+        .arg(&watch_url)
+        .arg(WATCH_SECONDS.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("node is required (make test installs it)")?;
+    let lines: Lines = Arc::default();
+    let reader = {
+        let lines = lines.clone();
+        let stdout = player.stdout.take().context("player stdout")?;
+        tokio::spawn(async move {
+            let mut out = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = out.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    lines.lock().unwrap().push(v);
+                }
+            }
+        })
+    };
+
+    // Watch the first publisher for a while, then crash it.
+    wait_for("3 s played", DEADLINE, || async {
+        (position(&lines) >= 3.0).then_some(())
+    })
+    .await?;
+    first.start_kill()?;
+    first.wait().await?;
+    let at_drop = position(&lines);
+    tokio::time::sleep(AWAY).await;
+    let second = Publish::small(12.0).spawn(&publish_url)?;
+
+    let status = tokio::time::timeout(Duration::from_secs(WATCH_SECONDS + 30), player.wait())
+        .await
+        .context("player did not finish")??;
+    reader.await?;
+    let (publisher, stderr) = finish(second, DEADLINE).await?;
+    ensure!(publisher.success(), "{stderr}");
+    let mut err = String::new();
+    if let Some(mut e) = player.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        e.read_to_string(&mut err).await?;
+    }
+    ensure!(status.success(), "player failed: {err}");
+
+    let lines_now = lines.lock().unwrap().clone();
+    let fatal: Vec<&Value> = lines_now.iter().filter(|l| l["fatal"] == true).collect();
+    ensure!(fatal.is_empty(), "hls.js gave up: {fatal:?}");
+    let (_, vod) = api
+        .get_text(&format!("/hls/{id}/source/index.m3u8"), Some(&token))
+        .await?;
+    let (before, _) = vod
+        .split_once("#EXT-X-DISCONTINUITY\n")
+        .with_context(|| format!("a discontinuity: {vod}"))?;
+    // Media time is continuous across the reconnect (the gap is closed), so a position past the
+    // first publish's media is the second publisher's.
+    let first_publish = playlist_duration(before);
+    let samples = samples(&lines);
+    let end = samples.last().map_or(0.0, |s| s.1);
+    ensure!(
+        end > first_publish + 3.0,
+        "playback went on into the second publish: the first lasted {first_publish:.1} s, \
+         the player was at {at_drop:.1} s at the drop and {end:.1} s at the end"
+    );
+    let stall = longest_stall(&samples);
+    eprintln!(
+        "hls.js across a reconnect ({} s away): longest stall {stall} ms, played {end:.1} s in {WATCH_SECONDS} s",
+        AWAY.as_secs()
+    );
+    server.stop().await;
+    Ok(())
+}

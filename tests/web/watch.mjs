@@ -1,0 +1,77 @@
+// Plays an HLS URL with hls.js in Debian's headless chromium (through Playwright) and reports,
+// one JSON object per line on stdout, what a viewer would see: every 250 ms the playback position
+// and state, plus hls.js errors as they happen. Driven by tests/hlsjs.rs.
+//
+//   node watch.mjs URL SECONDS
+//
+// Lines: {"kind":"sample","t_ms":…,"position":…,"paused":…,"ready_state":…,"buffered_end":…}
+//        {"kind":"error","t_ms":…,"type":…,"details":…,"fatal":…}
+//        {"kind":"done"}
+import { chromium } from "playwright-core";
+import { createRequire } from "node:module";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [url, seconds] = process.argv.slice(2);
+if (!url || !seconds) {
+  console.error("usage: node watch.mjs URL SECONDS");
+  process.exit(2);
+}
+const hlsJs = createRequire(import.meta.url).resolve("hls.js/dist/hls.min.js");
+const profile = mkdtempSync(join(tmpdir(), "livefront-chromium-"));
+
+// Flags from the machine notes: no background networking (the network is closed), no sandbox
+// (root), muted autoplay without a gesture.
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.exposeFunction("report", (line) => console.log(JSON.stringify(line)));
+  await page.setContent('<video id="v" muted autoplay playsinline></video>');
+  await page.addScriptTag({ path: hlsJs });
+  await page.evaluate((src) => {
+    const video = document.getElementById("v");
+    const start = performance.now();
+    const t_ms = () => Math.round(performance.now() - start);
+    if (!Hls.isSupported()) {
+      report({ kind: "error", t_ms: 0, type: "unsupported", details: "MSE/H.264 missing", fatal: true });
+      return;
+    }
+    const hls = new Hls({ liveDurationInfinity: true });
+    hls.on(Hls.Events.ERROR, (_, e) =>
+      report({ kind: "error", t_ms: t_ms(), type: e.type, details: e.details, fatal: e.fatal }),
+    );
+    hls.loadSource(src);
+    hls.attachMedia(video);
+    hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+    setInterval(() => {
+      const b = video.buffered;
+      report({
+        kind: "sample",
+        t_ms: t_ms(),
+        position: video.currentTime,
+        paused: video.paused,
+        ready_state: video.readyState,
+        buffered_end: b.length ? b.end(b.length - 1) : 0,
+      });
+    }, 250);
+  }, url);
+  await page.waitForTimeout(Number(seconds) * 1000);
+  console.log(JSON.stringify({ kind: "done" }));
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
