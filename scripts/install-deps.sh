@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  pkg-config build-essential ca-certificates
+  pkg-config build-essential ca-certificates libssl-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools

@@ -12,6 +12,7 @@ use crate::ingest::rtmp::RtmpServer;
 use crate::pipeline::ladder::LadderSpec;
 use crate::pipeline::{self, StreamRegistry};
 use crate::store::{self, Mode, NewStream, Store, Stream};
+use crate::webhooks::Webhooks;
 
 const DB_FILE: &str = "livefront.db";
 const DEMO_HANDLE: &str = "demo";
@@ -54,6 +55,9 @@ pub struct App {
     shutdown: CancellationToken,
     http_task: JoinHandle<()>,
     rtmp_task: JoinHandle<()>,
+    /// Stopped after the streams, so that their last events are sent (or stay queued).
+    webhooks_stop: CancellationToken,
+    webhooks_task: JoinHandle<()>,
 }
 
 fn host_of(url: &str) -> &str {
@@ -76,7 +80,8 @@ impl App {
             source,
         })?;
         let store = Store::open(&config.data_dir.join(DB_FILE)).await?;
-        let registry = StreamRegistry::new(store.clone(), config.clone());
+        let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
+        let registry = StreamRegistry::new(store.clone(), config.clone(), webhooks.clone());
         registry.recover().await?;
         let first_start = bootstrap(&store, &config).await?;
 
@@ -110,6 +115,7 @@ impl App {
         let state = AppState {
             store: store.clone(),
             registry: registry.clone(),
+            webhooks: webhooks.clone(),
             secret: Arc::new(store.signing_secret().await?),
             config: config.clone(),
             public_url: public_url.clone().into(),
@@ -120,6 +126,8 @@ impl App {
                 .into(),
         };
         let shutdown = CancellationToken::new();
+        let webhooks_stop = CancellationToken::new();
+        let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
         let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));
         let http_shutdown = shutdown.child_token();
         let router = http::router(state.clone());
@@ -141,6 +149,8 @@ impl App {
             shutdown,
             http_task,
             rtmp_task,
+            webhooks_stop,
+            webhooks_task,
         })
     }
 
@@ -150,6 +160,8 @@ impl App {
         self.shutdown.cancel();
         let _ = (&mut self.rtmp_task).await;
         self.state.registry.shutdown().await;
+        self.webhooks_stop.cancel();
+        let _ = (&mut self.webhooks_task).await;
         let _ = (&mut self.http_task).await;
         tracing::info!("stopped");
     }
@@ -160,6 +172,7 @@ impl Drop for App {
     /// pipelines running on GStreamer's threads.
     fn drop(&mut self) {
         self.shutdown.cancel();
+        self.webhooks_stop.cancel();
         self.state.registry.abort_pipelines();
     }
 }

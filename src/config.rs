@@ -17,6 +17,8 @@ const DEFAULT_LADDER: &str = "default";
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
+const DEFAULT_WEBHOOK_RETRY_INITIAL: Duration = Duration::from_secs(10);
+const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
 
 /// Short environment names from DESIGN.md, beside the nested `LIVEFRONT_HTTP__ADDR` form.
 const ENV_ALIASES: &[(&str, &str)] = &[
@@ -26,6 +28,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("hls_window", "hls.window"),
     ("ladder", "hls.ladder"),
     ("reconnect_grace", "ingest.reconnect_grace"),
+    ("webhooks_allow_private", "webhooks.allow_private_targets"),
 ];
 /// `LIVEFRONT_*` variables that are not configuration keys.
 const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
@@ -46,6 +49,30 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Let webhooks post to loopback, private and link-local addresses (off: a creator could
+    /// otherwise make the server call into its own network).
+    pub allow_private_targets: bool,
+    /// Wait before the first retry; doubles with every failed attempt, up to an hour.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Attempts before a delivery is marked failed.
+    pub max_attempts: u32,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private_targets: false,
+            retry_initial: DEFAULT_WEBHOOK_RETRY_INITIAL,
+            max_attempts: DEFAULT_WEBHOOK_MAX_ATTEMPTS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +139,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

@@ -10,3 +10,4 @@ pub mod output;
 pub mod pipeline;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

@@ -5,6 +5,7 @@ pub mod hls;
 pub mod recordings;
 pub mod signing;
 pub mod streams;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -22,12 +23,14 @@ use crate::pipeline::StreamRegistry;
 use crate::pipeline::health::HealthReport;
 use crate::store::Mode;
 use crate::store::Store;
+use crate::webhooks::Webhooks;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub registry: StreamRegistry,
+    pub webhooks: Webhooks,
     pub config: Arc<Config>,
     /// Key for signed links.
     pub secret: Arc<Vec<u8>>,
@@ -58,6 +61,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/streams/{id}/mode", put(streams::set_mode))
         .route("/api/v1/streams/{id}/end", post(streams::end))
         .route("/api/v1/streams/{id}/recording", get(recordings::status))
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route("/api/v1/webhooks/{id}", delete(webhooks::remove))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .route(
             "/api/v1/streams/{id}/pipeline.dot",
             get(streams::pipeline_dot),

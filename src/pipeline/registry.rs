@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde_json::json;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -18,6 +19,7 @@ use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers, s
 use crate::output::hls::{self, HlsOutput};
 use crate::output::recording;
 use crate::store::{Mode, Recording, RecordingState, Store, StreamId, StreamState};
+use crate::webhooks::Webhooks;
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
 const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -34,6 +36,7 @@ pub struct Counters {
 struct Inner {
     store: Store,
     config: Arc<Config>,
+    webhooks: Webhooks,
     live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
     tasks: TaskTracker,
     counters: Counters,
@@ -51,11 +54,12 @@ pub enum Error {
 }
 
 impl StreamRegistry {
-    pub fn new(store: Store, config: Arc<Config>) -> Self {
+    pub fn new(store: Store, config: Arc<Config>, webhooks: Webhooks) -> Self {
         StreamRegistry {
             inner: Arc::new(Inner {
                 store,
                 config,
+                webhooks,
                 live: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
@@ -91,11 +95,22 @@ impl StreamRegistry {
 
     /// Flips a stream between practice and public; takes effect at once for a live stream.
     pub async fn set_mode(&self, id: &StreamId, mode: Mode) -> Result<(), Error> {
+        let before = self.inner.store.stream(id).await?;
         self.inner.store.set_mode(id, mode).await?;
         if let Some(s) = self.live(id) {
             s.set_mode(mode);
         }
         tracing::info!(stream = %id, mode = mode.as_str(), "mode changed");
+        if let Some(before) = before
+            && before.mode != Mode::Public
+            && mode == Mode::Public
+        {
+            let data = json!({"stream_id": id, "state": before.state});
+            self.inner
+                .webhooks
+                .emit(&before.creator_id, "stream.public", data)
+                .await;
+        }
         Ok(())
     }
 
@@ -197,6 +212,17 @@ impl StreamRegistry {
         let rec = match result {
             Ok(done) => {
                 tracing::info!(stream = %id, bytes = done.bytes, duration_s = done.duration.as_secs_f64(), "recording ready");
+                if let Ok(Some(stream)) = store.stream(id).await {
+                    let data = json!({
+                        "stream_id": id,
+                        "bytes": done.bytes,
+                        "duration_s": done.duration.as_secs_f64(),
+                    });
+                    self.inner
+                        .webhooks
+                        .emit(&stream.creator_id, "recording.ready", data)
+                        .await;
+                }
                 let _ = std::fs::remove_file(paths.recording_fragmented());
                 mark(
                     RecordingState::Ready,
@@ -235,7 +261,13 @@ impl StreamRegistry {
                     .counters
                     .streams_finalized
                     .fetch_add(1, Ordering::Relaxed);
-                store.mark_ended(&stream.id).await
+                let ended = store.mark_ended(&stream.id).await;
+                let data = json!({"stream_id": stream.id, "reason": format!("{reason:?}")});
+                self.inner
+                    .webhooks
+                    .emit(&stream.creator_id, "stream.ended", data)
+                    .await;
+                ended
             }
             None if stream.ended_by_creator() => store.mark_ended(&stream.id).await,
             None => {
@@ -317,6 +349,15 @@ impl StreamRegistry {
             renditions = ?spec.renditions(),
             "pipeline started"
         );
+        let (webhooks, creator) = (self.inner.webhooks.clone(), stream.creator_id.clone());
+        let data = json!({
+            "stream_id": stream.id,
+            "mode": stream.mode(),
+            "protocol": stream.proto().as_str(),
+        });
+        self.inner.tasks.spawn(async move {
+            webhooks.emit(&creator, "stream.started", data).await;
+        });
         let store = self.inner.store.clone();
         let id = stream.id.clone();
         self.inner.tasks.spawn(async move {

@@ -3,6 +3,7 @@
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
 pub mod model;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ pub use model::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_stream_ladder.sql"),
+    include_str!("migrations/0003_webhooks.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

@@ -50,6 +50,7 @@ macro_rules! id_type {
 
 id_type!(StreamId);
 id_type!(CreatorId);
+id_type!(WebhookId);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -188,4 +189,53 @@ impl Principal {
             Principal::Creator(id) => *id == stream.creator_id,
         }
     }
+}
+
+/// A creator's webhook (its secret is only shown when it is created).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Webhook {
+    pub id: WebhookId,
+    #[serde(skip)]
+    pub creator_id: CreatorId,
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(skip)]
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// One event on its way to one webhook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    #[serde(skip)]
+    pub webhook_id: WebhookId,
+    pub event: String,
+    #[serde(skip)]
+    pub body: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
 }

@@ -1,0 +1,211 @@
+//! Webhooks and their outbox of deliveries.
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Error, Store, corrupt, parse_ts, ts};
+use crate::store::model::{CreatorId, Delivery, DeliveryState, Webhook, WebhookId};
+
+/// Deliveries listed per request, newest first.
+const DELIVERY_PAGE: u32 = 100;
+
+fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
+    let events: String = r.get(3)?;
+    Ok(Webhook {
+        id: WebhookId(r.get(0)?),
+        creator_id: CreatorId(r.get(1)?),
+        url: r.get(2)?,
+        events: events.split(',').map(str::to_string).collect(),
+        secret: r.get(4)?,
+        created_at: parse_ts(Some(r.get(5)?))?.ok_or_else(|| corrupt("created_at"))?,
+    })
+}
+
+fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let state = match r.get::<_, String>(4)?.as_str() {
+        "pending" => DeliveryState::Pending,
+        "delivered" => DeliveryState::Delivered,
+        "failed" => DeliveryState::Failed,
+        _ => return Err(corrupt("delivery state")),
+    };
+    Ok(Delivery {
+        id: r.get(0)?,
+        webhook_id: WebhookId(r.get(1)?),
+        event: r.get(2)?,
+        body: r.get(3)?,
+        state,
+        attempts: r.get(5)?,
+        next_attempt_at: parse_ts(Some(r.get(6)?))?.ok_or_else(|| corrupt("next_attempt_at"))?,
+        last_status: r.get(7)?,
+        last_error: r.get(8)?,
+        created_at: parse_ts(Some(r.get(9)?))?.ok_or_else(|| corrupt("created_at"))?,
+        delivered_at: parse_ts(r.get(10)?)?,
+    })
+}
+
+const WEBHOOK_COLUMNS: &str = "id, creator_id, url, events, secret, created_at";
+const DELIVERY_COLUMNS: &str = "id, webhook_id, event, body, state, attempts, next_attempt_at, \
+     last_status, last_error, created_at, delivered_at";
+
+impl Store {
+    pub async fn create_webhook(&self, hook: Webhook) -> Result<(), Error> {
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO webhooks (id, creator_id, url, events, secret, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    hook.id.0,
+                    hook.creator_id.0,
+                    hook.url,
+                    hook.events.join(","),
+                    hook.secret,
+                    ts(hook.created_at)
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn webhook(&self, id: &WebhookId) -> Result<Option<Webhook>, Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            c.query_row(
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1"),
+                [id.0],
+                webhook_from_row,
+            )
+            .optional()
+            .map_err(Error::from)
+        })
+        .await
+    }
+
+    pub async fn webhooks_of(&self, creator: &CreatorId) -> Result<Vec<Webhook>, Error> {
+        let creator = creator.clone();
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE creator_id = ?1 ORDER BY created_at"
+            ))?;
+            let rows = stmt.query_map([creator.0], webhook_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Deletes a webhook and its deliveries; false when there was none.
+    pub async fn delete_webhook(&self, id: &WebhookId) -> Result<bool, Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM webhook_deliveries WHERE webhook_id = ?1",
+                [&id.0],
+            )?;
+            let n = tx.execute("DELETE FROM webhooks WHERE id = ?1", [&id.0])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// Queues `body` for every webhook of `creator` that subscribed to `event`; returns how many.
+    pub async fn enqueue_event(
+        &self,
+        creator: &CreatorId,
+        event: &str,
+        body: String,
+    ) -> Result<usize, Error> {
+        let (creator, event) = (creator.clone(), event.to_string());
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let hooks: Vec<(String, String)> = {
+                let mut stmt =
+                    tx.prepare("SELECT id, events FROM webhooks WHERE creator_id = ?1")?;
+                let rows = stmt.query_map([&creator.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let now = ts(Utc::now());
+            let mut queued = 0;
+            for (id, events) in hooks {
+                if events.split(',').any(|e| e == event) {
+                    tx.execute(
+                        "INSERT INTO webhook_deliveries \
+                         (webhook_id, event, body, state, attempts, next_attempt_at, created_at) \
+                         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4)",
+                        params![id, event, body, now],
+                    )?;
+                    queued += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(queued)
+        })
+        .await
+    }
+
+    /// Pending deliveries due by `now`, oldest first.
+    pub async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, Error> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
+                 WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![ts(now), limit], delivery_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// When the next pending delivery is due, if any.
+    pub async fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        self.call(|c| {
+            let next: Option<String> = c.query_row(
+                "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(parse_ts(next)?)
+        })
+        .await
+    }
+
+    /// Records an attempt: delivered, failed for good, or pending again at `retry_at`.
+    pub async fn record_attempt(
+        &self,
+        id: i64,
+        state: DeliveryState,
+        status: Option<u16>,
+        error: Option<String>,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.call(move |c| {
+            let delivered = (state == DeliveryState::Delivered).then(|| ts(Utc::now()));
+            c.execute(
+                "UPDATE webhook_deliveries SET state = ?2, attempts = attempts + 1, \
+                 last_status = ?3, last_error = ?4, next_attempt_at = ?5, delivered_at = ?6 \
+                 WHERE id = ?1",
+                params![id, state.as_str(), status, error, ts(retry_at), delivered],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A webhook's deliveries, newest first.
+    pub async fn deliveries(&self, hook: &WebhookId) -> Result<Vec<Delivery>, Error> {
+        let hook = hook.clone();
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ?1 \
+                 ORDER BY id DESC LIMIT {DELIVERY_PAGE}"
+            ))?;
+            let rows = stmt.query_map([hook.0], delivery_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}

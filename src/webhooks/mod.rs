@@ -1,0 +1,187 @@
+//! Webhooks: events of a creator's streams posted to the creator's own URLs, signed (see
+//! `signature`), from a durable outbox in the store so that a restart loses no pending delivery,
+//! retried with exponential backoff, each attempt logged on the delivery.
+pub mod signature;
+pub mod target;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WebhooksConfig;
+use crate::store::{CreatorId, Delivery, DeliveryState, Store};
+
+/// What a webhook can subscribe to.
+pub const EVENTS: &[&str] = &[
+    "stream.started",
+    "stream.public",
+    "stream.ended",
+    "recording.ready",
+    "follower.added",
+];
+/// One attempt may take this long (connect, send, status line).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries in flight at once.
+const PARALLEL: usize = 8;
+/// Without news, look at the outbox this often anyway.
+const IDLE_POLL: Duration = Duration::from_secs(30);
+/// Backoff never grows beyond this.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// The sender: queue events with `emit`; `run` delivers them.
+#[derive(Clone)]
+pub struct Webhooks {
+    store: Store,
+    config: WebhooksConfig,
+    wake: Arc<Notify>,
+}
+
+impl Webhooks {
+    pub fn new(store: Store, config: WebhooksConfig) -> Self {
+        Webhooks {
+            store,
+            config,
+            wake: Arc::default(),
+        }
+    }
+
+    pub fn allow_private_targets(&self) -> bool {
+        self.config.allow_private_targets
+    }
+
+    /// Queues `event` for every webhook of `creator` that subscribed to it. Errors are logged:
+    /// an event that cannot be queued must not fail what caused it.
+    pub async fn emit(&self, creator: &CreatorId, event: &str, data: Value) {
+        debug_assert!(EVENTS.contains(&event), "{event}");
+        let body = json!({
+            "event": event,
+            "created_at": Utc::now(),
+            "data": data,
+        })
+        .to_string();
+        match self.store.enqueue_event(creator, event, body).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::debug!(event, deliveries = n, "webhook event queued");
+                self.wake.notify_one();
+            }
+            Err(e) => tracing::error!(event, error = %e, "could not queue a webhook event"),
+        }
+    }
+
+    /// Delivers due deliveries until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let now = Utc::now();
+            match self.store.due_deliveries(now, PARALLEL as u32 * 4).await {
+                Ok(due) => {
+                    futures_util::stream::iter(due)
+                        .for_each_concurrent(PARALLEL, |d| self.attempt(d))
+                        .await
+                }
+                Err(e) => tracing::error!(error = %e, "could not read the webhook outbox"),
+            }
+            let wait = match self.store.next_delivery_at().await {
+                Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                _ => IDLE_POLL,
+            }
+            .min(IDLE_POLL);
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        self.config
+            .retry_initial
+            .saturating_mul(1 << attempts.min(20))
+            .min(MAX_BACKOFF)
+    }
+
+    async fn attempt(&self, delivery: Delivery) {
+        let outcome = self.send(&delivery).await;
+        let attempts = delivery.attempts + 1;
+        let (state, status, error) = match outcome {
+            Ok(status) if (200..300).contains(&status) => {
+                (DeliveryState::Delivered, Some(status), None)
+            }
+            Ok(status) => (
+                DeliveryState::Pending,
+                Some(status),
+                Some(format!("HTTP {status}")),
+            ),
+            Err(e) => (DeliveryState::Pending, None, Some(e)),
+        };
+        let state = if state == DeliveryState::Pending && attempts >= self.config.max_attempts {
+            DeliveryState::Failed
+        } else {
+            state
+        };
+        let retry_at = Utc::now()
+            + chrono::Duration::from_std(self.backoff(delivery.attempts)).unwrap_or_default();
+        match (&state, &error) {
+            (DeliveryState::Delivered, _) => {
+                tracing::debug!(delivery = delivery.id, event = %delivery.event, "webhook delivered")
+            }
+            (_, Some(e)) => tracing::warn!(
+                delivery = delivery.id, event = %delivery.event, attempts, state = state.as_str(),
+                error = %e, "webhook delivery failed"
+            ),
+            _ => {}
+        }
+        if let Err(e) = self
+            .store
+            .record_attempt(delivery.id, state, status, error, retry_at)
+            .await
+        {
+            tracing::error!(delivery = delivery.id, error = %e, "could not record a webhook attempt");
+        }
+    }
+
+    /// One POST; the HTTP status, or why there was none.
+    async fn send(&self, delivery: &Delivery) -> Result<u16, String> {
+        let hook = self
+            .store
+            .webhook(&delivery.webhook_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("webhook deleted")?;
+        // Resolved again at every attempt, and connected to exactly what was checked.
+        let target = target::check(&hook.url, self.config.allow_private_targets)
+            .await
+            .map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(ATTEMPT_TIMEOUT)
+            .resolve_to_addrs(&target.host, &target.addrs)
+            .user_agent(concat!("livefront/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let t = Utc::now().timestamp();
+        let response = client
+            .post(target.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                signature::HEADER,
+                signature::sign(hook.secret.as_bytes(), t, delivery.body.as_bytes()),
+            )
+            .header("X-Livefront-Event", &delivery.event)
+            .header("X-Livefront-Delivery", delivery.id.to_string())
+            .body(delivery.body.clone())
+            .send()
+            .await
+            .map_err(|e| format!("{e}"))?;
+        Ok(response.status().as_u16())
+    }
+}
