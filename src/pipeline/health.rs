@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::ingest::{StreamMetadata, avc};
+use crate::ingest::{SrtStats, StreamMetadata, avc};
 use crate::output::codecs;
 
 /// Frames are kept for this much media time: bitrate over 10 s, and over the last 1 s.
@@ -89,6 +89,8 @@ pub struct IngestHealth {
     last_usual_update_ms: Option<u64>,
     /// Things that happened (a rung dropped), reported until the stream ends.
     events: Vec<String>,
+    /// The latest SRT connection statistics (SRT publishers only).
+    srt: Option<SrtStats>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -122,6 +124,9 @@ pub struct HealthReport {
     /// publisher's clocks disagree or one track stalls.
     pub av_drift_ms: Option<i64>,
     pub warnings: Vec<String>,
+    /// SRT connection statistics; absent for other protocols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srt: Option<SrtStats>,
 }
 
 fn round1(x: f64) -> f64 {
@@ -194,6 +199,10 @@ impl IngestHealth {
         if !self.events.contains(&warning) {
             self.events.push(warning);
         }
+    }
+
+    pub fn set_srt_stats(&mut self, stats: SrtStats) {
+        self.srt = Some(stats);
     }
 
     pub fn on_audio(&mut self, dts_ms: u64, bytes: usize) {
@@ -275,6 +284,7 @@ impl IngestHealth {
             audio,
             av_drift_ms,
             warnings,
+            srt: self.srt.clone(),
         }
     }
 }
