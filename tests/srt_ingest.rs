@@ -6,6 +6,7 @@ mod common;
 use std::future::Future;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::*;
@@ -246,6 +247,35 @@ async fn with_a_passphrase_only_publishers_using_it_get_in() -> Result<()> {
     assert_plays(&media).await?;
     let (status, stderr) = finish(publisher, DEADLINE).await?;
     ensure!(status.success(), "publisher with the passphrase: {stderr}");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_the_stream_through_the_api_disconnects_the_srt_publisher() -> Result<()> {
+    let mut server = Server::start().await?;
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap();
+    let publisher = ffmpeg_srt(60.0, &server.srt_publish_url(&stream))?;
+    server
+        .api
+        .playlist_with_segments(&media_playlist(&stream), 1)
+        .await?;
+    let (status, v) = server
+        .api
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/streams/{id}/end"),
+            Some(&server.demo_token),
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "end: {status} {v}");
+    // The publisher is told (SRT shutdown) and gives up long before its 60 s of media.
+    let (status, _) = finish(publisher, Duration::from_secs(20)).await?;
+    ensure!(!status.success(), "ffmpeg reports the broken connection");
+    server.api.recording_ready(&server.demo_token, id).await?;
+    ensure!(state(&server, id).await? == "ended");
     server.stop().await;
     Ok(())
 }
