@@ -253,6 +253,14 @@ impl IngestHealth {
                 if d > 0 { "audio" } else { "video" }
             ));
         }
+        if let Some(srt) = self.srt.as_ref().filter(|s| s.dropped_pkts > 0) {
+            warnings.push(format!(
+                "{} SRT packets arrived too late to be recovered and were dropped (latency {} ms, \
+                 round trip {:.0} ms): raise the SRT latency on the encoder (ffmpeg: latency= in \
+                 microseconds) or lower its bitrate",
+                srt.dropped_pkts, srt.latency_ms, srt.rtt_ms
+            ));
+        }
         warnings.extend(self.events.iter().cloned());
         let (width, height) = size
             .or(self.sps.map(|s| (s.width, s.height)))
@@ -351,6 +359,32 @@ mod tests {
             r.warnings
                 .iter()
                 .any(|w| w.contains("2000 ms apart (audio ahead)")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn srt_stats_are_reported_and_dropped_packets_warned_about() {
+        let mut h = IngestHealth::new(Duration::from_secs(2));
+        assert_eq!(h.report(None).srt, None);
+        let mut stats = SrtStats {
+            rtt_ms: 40.0,
+            latency_ms: 120,
+            recv_rate_kbps: 2500.0,
+            ..Default::default()
+        };
+        h.set_srt_stats(stats.clone());
+        let r = h.report(None);
+        assert_eq!(r.srt.as_ref().map(|s| s.recv_rate_kbps), Some(2500.0));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        stats.dropped_pkts = 7;
+        h.set_srt_stats(stats);
+        let r = h.report(None);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.starts_with("7 SRT packets arrived too late")),
             "{:?}",
             r.warnings
         );

@@ -279,7 +279,10 @@ impl<S: MediaSink> Publishing<S> {
                             return Exit::Demux(e);
                         }
                     }
-                    Ok(Some(Err(e))) => return Exit::PeerLost(self.quiet_for()).with_io(e),
+                    Ok(Some(Err(e))) => {
+                        debug!(error = %e, "srt socket error");
+                        return Exit::PeerLost(self.quiet_for());
+                    }
                     Ok(None) => {
                         // srt-tokio ends the stream the same way for a shutdown packet and for
                         // a peer that went silent; silence for most of the peer idle timeout
@@ -355,13 +358,6 @@ impl<S: MediaSink> Publishing<S> {
                 }
             }
         }
-    }
-}
-
-impl Exit {
-    fn with_io(self, e: std::io::Error) -> Exit {
-        debug!(error = %e, "srt socket error");
-        self
     }
 }
 
