@@ -280,6 +280,73 @@ async fn ending_the_stream_through_the_api_disconnects_the_srt_publisher() -> Re
     Ok(())
 }
 
+/// A UDP relay in front of the SRT port that drops every `nth` data packet from the publisher
+/// (control packets pass). Returns the port to publish to; abort the task to stop it.
+async fn lossy_relay(server_port: u16, nth: u64) -> Result<(u16, tokio::task::JoinHandle<()>)> {
+    let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let back = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    back.connect(("127.0.0.1", server_port)).await?;
+    let port = front.local_addr()?.port();
+    let task = tokio::spawn(async move {
+        let (mut up, mut down) = (vec![0u8; 2048], vec![0u8; 2048]);
+        let (mut publisher, mut data_packets) = (None, 0u64);
+        loop {
+            tokio::select! {
+                Ok((n, from)) = front.recv_from(&mut up) => {
+                    publisher = Some(from);
+                    let is_data = n > 0 && up[0] & 0x80 == 0;
+                    data_packets += u64::from(is_data);
+                    if !(is_data && data_packets % nth == 0) {
+                        let _ = back.send(&up[..n]).await;
+                    }
+                }
+                Ok(n) = back.recv(&mut down) => {
+                    if let Some(to) = publisher {
+                        let _ = front.send_to(&down[..n], to).await;
+                    }
+                }
+            }
+        }
+    });
+    Ok((port, task))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_loss_is_repaired_by_retransmission_and_shows_in_health() -> Result<()> {
+    let mut server = Server::start().await?;
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap();
+    let (relay_port, relay) = lossy_relay(server.srt_port(), 25).await?;
+    let url = server.srt_publish_url(&stream).replace(
+        &format!(":{}?", server.srt_port()),
+        &format!(":{relay_port}?"),
+    );
+    let publisher = ffmpeg_srt(5.0, &format!("{url}&linger=1"))?;
+    let health = wait_for("retransmissions in health", DEADLINE, || async {
+        let v = server.api.stream(&server.demo_token, id).await.ok()?;
+        (v["health"]["srt"]["retransmitted_pkts"].as_u64()? > 0).then(|| v["health"].clone())
+    })
+    .await?;
+    ensure!(health["srt"]["loss_pkts"].as_u64() > Some(0), "{health}");
+    let media = media_playlist(&stream);
+    server.api.playlist_with_segments(&media, 1).await?;
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
+    relay.abort();
+    ensure!(
+        status.success(),
+        "publisher through the lossy link: {stderr}"
+    );
+    let rec = server.api.recording_ready(&server.demo_token, id).await?;
+    let duration = rec["duration_s"].as_f64().unwrap_or(0.0);
+    ensure!(
+        duration > 4.5,
+        "4 % loss repaired, {duration} s of 5 recorded"
+    );
+    assert_plays(&media.replace("index.m3u8", "event.m3u8")).await?;
+    server.stop().await;
+    Ok(())
+}
+
 // ---- the SRT server alone, with a recording `Publishers` -------------------------------------
 
 const GOOD_KEY: &str = "good";
