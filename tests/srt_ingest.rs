@@ -552,3 +552,30 @@ async fn a_publisher_killed_mid_stream_is_reported_lost() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_only_and_video_only_publishers_give_only_their_track() -> Result<()> {
+    for (video, audio) in [(false, true), (true, false)] {
+        let h = Harness::start().await?;
+        let publish = Publish {
+            video,
+            audio,
+            ..Publish::small(2.0)
+        };
+        let url = format!("{}&linger=1", h.url());
+        let (status, stderr) = finish(publish.spawn_to("mpegts", &url)?, DEADLINE).await?;
+        ensure!(status.success(), "{stderr}");
+        assert_eq!(h.finished().await?, EndReason::PublisherStopped);
+        let events = h.events();
+        let has = |pred: &dyn Fn(&MediaFrame) -> bool| {
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Frame(f) if pred(f)))
+        };
+        ensure!(has(&|f| matches!(f, MediaFrame::Video { .. })) == video);
+        ensure!(has(&|f| matches!(f, MediaFrame::VideoConfig { .. })) == video);
+        ensure!(has(&|f| matches!(f, MediaFrame::Audio { .. })) == audio);
+        ensure!(has(&|f| matches!(f, MediaFrame::AudioConfig { .. })) == audio);
+    }
+    Ok(())
+}

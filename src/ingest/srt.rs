@@ -75,6 +75,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("srt passphrase: {0}")]
     Passphrase(String),
+    #[error("gstreamer (demuxes srt publishers): {0}")]
+    Gst(String),
 }
 
 /// A bound SRT listener; [`SrtServer::run`] serves it.
@@ -92,8 +94,10 @@ struct Listener {
 }
 
 impl SrtServer {
-    /// Binds UDP `addr` (port 0 picks a free port; see [`SrtServer::local_addr`]).
+    /// Binds UDP `addr` (port 0 picks a free port; see [`SrtServer::local_addr`]). Initialises
+    /// GStreamer, which demuxes the publishers' transport streams.
     pub async fn bind(addr: SocketAddr, config: SrtConfig) -> Result<SrtServer, Error> {
+        gstreamer::init().map_err(|e| Error::Gst(e.to_string()))?;
         if let Some(p) = &config.passphrase {
             Passphrase::try_from(p.clone()).map_err(|e| Error::Passphrase(e.to_string()))?;
         }
