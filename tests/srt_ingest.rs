@@ -410,8 +410,12 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Result<Harness> {
+        Harness::start_with(SrtConfig::default()).await
+    }
+
+    async fn start_with(config: SrtConfig) -> Result<Harness> {
         init_logs();
-        let server = SrtServer::bind("127.0.0.1:0".parse()?, SrtConfig::default()).await?;
+        let server = SrtServer::bind("127.0.0.1:0".parse()?, config).await?;
         let port = server.local_addr().port();
         let events = Events::default();
         let shutdown = CancellationToken::new();
@@ -577,5 +581,45 @@ async fn audio_only_and_video_only_publishers_give_only_their_track() -> Result<
         ensure!(has(&|f| matches!(f, MediaFrame::Audio { .. })) == audio);
         ensure!(has(&|f| matches!(f, MediaFrame::AudioConfig { .. })) == audio);
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_sending_no_usable_media_is_dropped_after_the_idle_timeout() -> Result<()> {
+    let h = Harness::start_with(SrtConfig {
+        idle_timeout: Duration::from_secs(2),
+        ..SrtConfig::default()
+    })
+    .await?;
+    // Random bytes over a healthy SRT connection: no transport stream, so no media.
+    let mut noise = Command::new("head")
+        .args(["-c", "400000", "/dev/urandom"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let bytes: Stdio = noise.stdout.take().context("head stdout")?.try_into()?;
+    let mut transmit = Command::new("srt-live-transmit")
+        .args(["-q", "-a:no", "file://con", &h.url()])
+        .stdin(bytes)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("srt-live-transmit is required (apt-get install srt-tools)")?;
+    let reason = h.finished().await?;
+    let _ = transmit.start_kill();
+    let _ = transmit.wait().await;
+    let _ = noise.wait().await;
+    match reason {
+        EndReason::PublisherLost(why) => ensure!(why.contains("no media"), "{why}"),
+        other => bail!("expected PublisherLost, got {other:?}"),
+    }
+    ensure!(
+        !h.events().iter().any(|e| matches!(
+            e,
+            Event::Frame(MediaFrame::Video { .. } | MediaFrame::Audio { .. })
+        )),
+        "no media from noise"
+    );
     Ok(())
 }

@@ -254,14 +254,23 @@ impl<S: MediaSink> Publishing<S> {
 
     async fn serve(&mut self, shutdown: &CancellationToken) -> Exit {
         let mut stats = self.socket.statistics().clone();
-        let mut media_deadline = Instant::now() + self.idle_timeout;
+        // Media, not bytes: a caller that sends keepalives only, or bytes that are no H.264/AAC
+        // transport stream, does not hold its stream key for longer than this.
+        let media_deadline = tokio::time::sleep(self.idle_timeout);
+        tokio::pin!(media_deadline);
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Exit::ServerEnded("server shutting down".into()),
                 () = &mut self.ended => return Exit::ServerEnded("stream ended".into()),
+                () = &mut media_deadline => return Exit::Idle(self.idle_timeout),
                 demuxed = self.demux.next() => match demuxed {
                     Demuxed::Frame(frame) => {
+                        if matches!(frame, MediaFrame::Video { .. } | MediaFrame::Audio { .. }) {
+                            media_deadline
+                                .as_mut()
+                                .reset(Instant::now() + self.idle_timeout);
+                        }
                         if let Err(e) = self.push(frame) {
                             return e;
                         }
@@ -269,21 +278,19 @@ impl<S: MediaSink> Publishing<S> {
                     Demuxed::TrackEnded => {}
                     Demuxed::Error(e) => return Exit::Demux(e),
                 },
-                data = timeout_at(media_deadline, self.socket.next()) => match data {
-                    Err(_elapsed) => return Exit::Idle(self.idle_timeout),
-                    Ok(Some(Ok((_, bytes)))) => {
+                data = self.socket.next() => match data {
+                    Some(Ok((_, bytes))) => {
                         self.last_heard = Instant::now();
-                        media_deadline = self.last_heard + self.idle_timeout;
                         self.ts_bytes += bytes.len() as u64;
                         if let Err(e) = self.demux.push(bytes) {
                             return Exit::Demux(e);
                         }
                     }
-                    Ok(Some(Err(e))) => {
+                    Some(Err(e)) => {
                         debug!(error = %e, "srt socket error");
                         return Exit::PeerLost(self.quiet_for());
                     }
-                    Ok(None) => {
+                    None => {
                         // srt-tokio ends the stream the same way for a shutdown packet and for
                         // a peer that went silent; silence for most of the peer idle timeout
                         // tells them apart.
