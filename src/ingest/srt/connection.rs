@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use srt_protocol::access::{RejectReason, ServerRejectReason};
 use srt_protocol::packet::CoreRejectReason;
 use srt_protocol::settings::KeySettings;
@@ -23,6 +23,8 @@ use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers, 
 
 /// After the publisher leaves, how long the demuxer may take to hand over what it still holds.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// SRT messages (1316 bytes of TS each) handed to the demuxer at once, at most.
+const MAX_BATCH: usize = 64;
 /// Time allowed for telling a publisher we are closing (SRT shutdown packet).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -201,6 +203,9 @@ struct Publishing<S> {
     last_stats: Option<(Instant, SocketStatistics)>,
     frames: u64,
     ts_bytes: u64,
+    /// SRT messages received, and how many hand-overs to the demuxer they took.
+    ts_messages: u64,
+    ts_pushes: u64,
 }
 
 impl<S: MediaSink> Publishing<S> {
@@ -218,6 +223,8 @@ impl<S: MediaSink> Publishing<S> {
             last_stats: None,
             frames: 0,
             ts_bytes: 0,
+            ts_messages: 0,
+            ts_pushes: 0,
         }
     }
 
@@ -237,6 +244,8 @@ impl<S: MediaSink> Publishing<S> {
             sink,
             frames,
             ts_bytes,
+            ts_messages,
+            ts_pushes,
             ..
         } = self;
         drop(socket);
@@ -248,7 +257,14 @@ impl<S: MediaSink> Publishing<S> {
                 EndReason::PublisherLost(exit.to_string())
             }
         };
-        info!(reason = %exit, frames, ts_bytes, "publish ended");
+        info!(
+            reason = %exit,
+            frames,
+            ts_bytes,
+            ts_messages,
+            ts_pushes,
+            "publish ended"
+        );
         sink.finish(reason);
     }
 
@@ -281,8 +297,18 @@ impl<S: MediaSink> Publishing<S> {
                 data = self.socket.next() => match data {
                     Some(Ok((_, bytes))) => {
                         self.last_heard = Instant::now();
-                        self.ts_bytes += bytes.len() as u64;
-                        if let Err(e) = self.demux.push(bytes) {
+                        // SRT releases a video frame's packets together: hand them over at once.
+                        let mut batch = vec![bytes];
+                        while batch.len() < MAX_BATCH {
+                            match self.socket.next().now_or_never() {
+                                Some(Some(Ok((_, more)))) => batch.push(more),
+                                _ => break,
+                            }
+                        }
+                        self.ts_bytes += batch.iter().map(|b| b.len() as u64).sum::<u64>();
+                        self.ts_messages += batch.len() as u64;
+                        self.ts_pushes += 1;
+                        if let Err(e) = self.demux.push(batch) {
                             return Exit::Demux(e);
                         }
                     }

@@ -169,10 +169,21 @@ impl TsDemuxer {
         })
     }
 
-    /// Queues transport stream bytes (never blocks; beyond the queue limit new data is dropped).
-    pub fn push(&self, data: Bytes) -> Result<(), String> {
-        self.src
-            .push_buffer(gst::Buffer::from_slice(data))
+    /// Queues transport stream bytes, one SRT message per buffer, as one list (one hand-over to
+    /// the demuxer thread). Never blocks; beyond the queue limit new data is dropped.
+    pub fn push(&self, messages: Vec<Bytes>) -> Result<(), String> {
+        let result = if messages.len() == 1 {
+            let data = messages.into_iter().next().unwrap_or_default();
+            self.src.push_buffer(gst::Buffer::from_slice(data))
+        } else {
+            let mut list = gst::BufferList::new_sized(messages.len());
+            let list_mut = list.get_mut().expect("a new list is writable");
+            for data in messages {
+                list_mut.add(gst::Buffer::from_slice(data));
+            }
+            self.src.push_buffer_list(list)
+        };
+        result
             .map(|_| ())
             .map_err(|flow| format!("demuxer refused data: {flow:?}"))
     }
