@@ -623,3 +623,37 @@ async fn a_caller_sending_no_usable_media_is_dropped_after_the_idle_timeout() ->
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_in_another_codec_is_dropped_and_the_rest_goes_through() -> Result<()> {
+    let h = Harness::start().await?;
+    // H.264 with MPEG-1 Layer II audio instead of AAC.
+    let url = format!("{}&linger=1", h.url());
+    let args: Vec<String> = Publish::small(2.0)
+        .args_to("mpegts", &url)
+        .into_iter()
+        .map(|a| if a == "aac" { "mp2".to_string() } else { a })
+        .collect();
+    let publisher = Command::new("ffmpeg")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
+    ensure!(status.success(), "{stderr}");
+    assert_eq!(h.finished().await?, EndReason::PublisherStopped);
+    let events = h.events();
+    let count = |pred: &dyn Fn(&MediaFrame) -> bool| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Frame(f) if pred(f)))
+            .count()
+    };
+    ensure!(count(&|f| matches!(f, MediaFrame::Video { .. })) >= 55);
+    ensure!(
+        count(&|f| matches!(f, MediaFrame::Audio { .. } | MediaFrame::AudioConfig { .. })) == 0
+    );
+    Ok(())
+}

@@ -128,18 +128,18 @@ impl TsDemuxer {
         let counter = Arc::clone(&linked);
         demux.connect_pad_added(move |_demux, pad| {
             let caps = pad.current_caps().or_else(|| pad.allowed_caps());
-            let media = caps
-                .as_ref()
-                .and_then(|c| c.structure(0))
-                .map(|s| s.name().to_string())
-                .unwrap_or_default();
+            let structure = caps.as_ref().and_then(|c| c.structure(0));
+            let media = structure.map(|s| s.name().to_string()).unwrap_or_default();
+            // audio/mpeg is AAC (mpegversion 2 or 4) or MP1/2/3 (mpegversion 1).
+            let aac = structure.is_some_and(|s| s.get::<i32>("mpegversion").is_ok_and(|v| v != 1));
             let parser = match media.as_str() {
                 "video/x-h264" => parsers.0.upgrade(),
-                "audio/mpeg" => parsers.1.upgrade(),
+                "audio/mpeg" if aac => parsers.1.upgrade(),
                 _ => None,
             };
             let Some(sink_pad) = parser.and_then(|p| p.static_pad("sink")) else {
-                warn!(pad = %pad.name(), caps = %media, "dropping a track this server cannot ingest (H.264 and AAC only)");
+                let caps = caps.map(|c| c.to_string()).unwrap_or_default();
+                warn!(pad = %pad.name(), %caps, "dropping a track this server cannot ingest (H.264 and AAC only)");
                 return;
             };
             if sink_pad.is_linked() {
