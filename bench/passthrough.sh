@@ -12,6 +12,8 @@
 #   DURATION=30        seconds of pre-encoded media per publisher
 #   GOP_S=2            keyframe interval of the pre-encoded media, seconds
 #   LADDER=passthrough livefront ladder preset (LIVEFRONT_LADDER), for binaries that have ladders
+#   PROTO=rtmp         how livefront is published to: rtmp (FLV) or srt (MPEG-TS over SRT, the
+#                      stream's ingest.srt URL + &linger=1); nginx-rtmp is always published to over RTMP
 #   LIVEFRONT_BIN=target/release/livefront
 #   BENCH_TIMEOUT=1500 hard limit for the whole run, seconds
 #   BENCH_NOTE=...     free text stored with the results (e.g. "lead running cargo test")
@@ -33,6 +35,7 @@ STREAMS=${STREAMS:-5}
 DURATION=${DURATION:-30}
 GOP_S=${GOP_S:-2}
 LADDER=${LADDER:-passthrough}
+PROTO=${PROTO:-rtmp}
 LIVEFRONT_BIN=${LIVEFRONT_BIN:-$ROOT/target/release/livefront}
 NGINX_RTMP_MODULE=${NGINX_RTMP_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 POLL_S=0.02
@@ -42,6 +45,8 @@ END_DEADLINE_S=60
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+case "$PROTO" in rtmp | srt) ;; *) die "PROTO must be rtmp or srt, not $PROTO" ;; esac
 
 for tool in ffmpeg ffprobe nginx curl jq timeout; do
   command -v "$tool" >/dev/null || die "$tool is missing: run make bench (bench/install-deps.sh installs it)"
@@ -66,6 +71,12 @@ if grep -aq 'hls.ladder' "$SERVER_BIN"; then
 else
   LADDER_ENV=()
   LADDER_DESC="passthrough (this binary has no ladders)"
+fi
+# Binaries with SRT ingest bind UDP 8890 by default: keep them on a free port too.
+if grep -aq 'srt.addr' "$SERVER_BIN"; then
+  LADDER_ENV+=("LIVEFRONT_SRT_ADDR=127.0.0.1:0")
+elif [ "$PROTO" = srt ]; then
+  die "$LIVEFRONT_BIN has no SRT ingest"
 fi
 
 cleanup() {
@@ -140,9 +151,11 @@ encode_source() {
 }
 
 # Starts a publisher in the background; sets PUB_PID (the timeout(1) wrapper, which forwards TERM).
-publish() { # url logfile
+publish() { # url logfile; FLV to rtmp:// URLs, MPEG-TS to srt:// URLs
+  local format=flv
+  [[ $1 == srt://* ]] && format=mpegts
   timeout --kill-after=10 $((DURATION + 60)) \
-    "$PUB_BIN" -hide_banner -nostats -loglevel info -nostdin -re -i "$SRC" -c copy -f flv "$1" >"$2" 2>&1 &
+    "$PUB_BIN" -hide_banner -nostats -loglevel info -nostdin -re -i "$SRC" -c copy -f "$format" "$1" >"$2" 2>&1 &
   PUB_PID=$!
   PIDS+=("$PUB_PID")
 }
@@ -255,7 +268,11 @@ lf_create_stream() {
     -H 'Content-Type: application/json' -d '{"title":"bench"}' "$LF_HTTP/api/v1/streams") \
     || { server_ok "$LF_PID" livefront "$LF_DIR/stderr"; die "POST /api/v1/streams failed"; }
   LF_ID=$(jq -r .id <<<"$json")
-  LF_INGEST=$(jq -r .ingest.rtmp <<<"$json" | sed 's#://localhost:#://127.0.0.1:#')
+  if [ "$PROTO" = srt ]; then
+    LF_INGEST="$(jq -r .ingest.srt <<<"$json" | sed 's#://localhost:#://127.0.0.1:#')&linger=1"
+  else
+    LF_INGEST=$(jq -r .ingest.rtmp <<<"$json" | sed 's#://localhost:#://127.0.0.1:#')
+  fi
   LF_PLAYLIST=$(jq -r .playback.hls <<<"$json" | sed -e 's#://localhost:#://127.0.0.1:#' -e 's#/master\.m3u8#/source/index.m3u8#')
 }
 
@@ -454,7 +471,7 @@ others() {
     END { s = ""; for (k in c) s = s (s ? ", " : "") c[k] " " k; print (s ? s : "none") }'
 }
 OTHERS_START=$(others)
-log "temp dir $TMP; livefront ladder: $LADDER_DESC; load average $LOAD_START; other build/test processes: $OTHERS_START"
+log "temp dir $TMP; livefront ladder: $LADDER_DESC; livefront ingest: $PROTO; load average $LOAD_START; other build/test processes: $OTHERS_START"
 encode_source
 bench_first_playlist
 bench_load 1
@@ -466,7 +483,7 @@ if [ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev
 BIN_DATE=$(date -r "$LIVEFRONT_BIN" '+%Y-%m-%d %H:%M')
 
 TABLE=$(
-  printf '| measurement | livefront | nginx-rtmp | livefront / nginx |\n'
+  printf '| measurement | livefront (%s) | nginx-rtmp | livefront / nginx |\n' "$PROTO"
   printf '|---|---:|---:|---:|\n'
   printf '| first playlist with a segment, median of %d (ms) | %s | %s | %s |\n' "$RUNS" "$LF_TTFP_MED" "$NG_TTFP_MED" "$(ratio "$LF_TTFP_MED" "$NG_TTFP_MED")"
   printf '| first playlist, each run (ms) | %s | %s | |\n' "${LF_TTFP[*]}" "${NG_TTFP[*]}"
@@ -484,7 +501,7 @@ MACHINE="$(lscpu | sed -nE 's/^Model name: +//p' | head -1), $(nproc) cores, $(f
 VERSIONS="$(ffmpeg -version | head -1 | cut -d' ' -f1-3), nginx $(nginx -v 2>&1 | sed 's#.*/##') + libnginx-mod-rtmp $(dpkg-query -W -f='${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'), $(gst-launch-1.0 --version 2>/dev/null | sed -n 2p)"
 
 echo
-echo "livefront passthrough benchmark, $START_DATE; livefront ladder: $LADDER_DESC"
+echo "livefront passthrough benchmark, $START_DATE; livefront ladder: $LADDER_DESC; livefront ingest: $PROTO"
 for w in "${WARNINGS[@]}"; do echo "WARNING: $w"; done
 echo "$TABLE"
 echo
@@ -496,7 +513,7 @@ if [ -z "${BENCH_NO_README:-}" ]; then
     echo
     echo "### passthrough.sh, $START_DATE"
     echo
-    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER_DESC; RUNS=$RUNS STREAMS=$STREAMS DURATION=$DURATION GOP_S=$GOP_S"
+    echo "- livefront $COMMIT (binary built $BIN_DATE), ladder $LADDER_DESC; PROTO=$PROTO (livefront published to over $PROTO, nginx over rtmp) RUNS=$RUNS STREAMS=$STREAMS DURATION=$DURATION GOP_S=$GOP_S"
     echo "- machine: $MACHINE"
     echo "- $VERSIONS"
     echo "- source: $SRC_DESC"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins),
-# ffmpeg (tests, benchmarks), build tools, and any extra packages named as arguments.
+# ffmpeg and srt-tools (tests, benchmarks: publishers), build tools, and any extra packages named as arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -9,7 +9,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  ffmpeg
+  ffmpeg srt-tools
   "$@"
 )
 

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
+use crate::ingest::srt::{self as srt_ingest, SrtServer};
 use crate::pipeline::ladder::LadderSpec;
 use crate::pipeline::{self, StreamRegistry};
 use crate::store::{self, Mode, NewStream, Store, Stream};
@@ -27,6 +28,11 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error(transparent)]
     Registry(#[from] pipeline::registry::Error),
+    #[error("binding SRT on {addr}: {source}")]
+    Srt {
+        addr: String,
+        source: srt_ingest::Error,
+    },
     #[error("{what} {addr}: {source}")]
     Io {
         what: &'static str,
@@ -48,8 +54,12 @@ pub struct FirstStart {
 pub struct App {
     pub http_addr: SocketAddr,
     pub rtmp_addr: SocketAddr,
+    /// The bound UDP address of the SRT listener.
+    pub srt_addr: SocketAddr,
     pub public_url: String,
     pub rtmp_url: String,
+    /// `srt://host:port`; a stream's publish URL adds `?streamid=publish:KEY`.
+    pub srt_url: String,
     pub first_start: Option<FirstStart>,
     pub state: AppState,
     shutdown: CancellationToken,
@@ -58,6 +68,7 @@ pub struct App {
     /// Stopped after the streams, so that their last events are sent (or stay queued).
     webhooks_stop: CancellationToken,
     webhooks_task: JoinHandle<()>,
+    srt_task: JoinHandle<()>,
 }
 
 fn host_of(url: &str) -> &str {
@@ -105,6 +116,20 @@ impl App {
                 source,
             })?;
         let rtmp_addr = rtmp.local_addr();
+        let srt = SrtServer::bind(
+            config.srt.addr,
+            srt_ingest::SrtConfig {
+                latency: config.srt.latency,
+                passphrase: config.srt.passphrase.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|source| Error::Srt {
+            addr: config.srt.addr.to_string(),
+            source,
+        })?;
+        let srt_addr = srt.local_addr();
         let public_url = config
             .public_url
             .clone()
@@ -112,6 +137,7 @@ impl App {
             .trim_end_matches('/')
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
+        let srt_url = format!("srt://{}:{}", host_of(&public_url), srt_addr.port());
         let state = AppState {
             store: store.clone(),
             registry: registry.clone(),
@@ -120,6 +146,7 @@ impl App {
             config: config.clone(),
             public_url: public_url.clone().into(),
             rtmp_url: rtmp_url.clone().into(),
+            srt_url: srt_url.clone().into(),
             default_ladder: LadderSpec::resolve(&config.hls.ladder)
                 .map(|l| l.name)
                 .unwrap_or_else(|_| config.hls.ladder.clone())
@@ -129,6 +156,7 @@ impl App {
         let webhooks_stop = CancellationToken::new();
         let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
         let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));
+        let srt_task = tokio::spawn(srt.run(Arc::new(registry.clone()), shutdown.child_token()));
         let http_shutdown = shutdown.child_token();
         let router = http::router(state.clone());
         let http_task = tokio::spawn(async move {
@@ -138,12 +166,14 @@ impl App {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
-        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, data_dir = %config.data_dir.display(), "livefront listening");
+        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, srt = %srt_addr, data_dir = %config.data_dir.display(), "livefront listening");
         Ok(App {
             http_addr,
             rtmp_addr,
+            srt_addr,
             public_url,
             rtmp_url,
+            srt_url,
             first_start,
             state,
             shutdown,
@@ -151,6 +181,7 @@ impl App {
             rtmp_task,
             webhooks_stop,
             webhooks_task,
+            srt_task,
         })
     }
 
@@ -159,6 +190,7 @@ impl App {
         tracing::info!("shutting down: ending live streams");
         self.shutdown.cancel();
         let _ = (&mut self.rtmp_task).await;
+        let _ = (&mut self.srt_task).await;
         self.state.registry.shutdown().await;
         self.webhooks_stop.cancel();
         let _ = (&mut self.webhooks_task).await;

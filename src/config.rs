@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CONFIG_FILE: &str = "config/livefront.toml";
 const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
 const DEFAULT_RTMP_ADDR: &str = "0.0.0.0:1935";
+const DEFAULT_SRT_ADDR: &str = "0.0.0.0:8890";
 const DEFAULT_DATA_DIR: &str = "data";
 const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
 const DEFAULT_HLS_WINDOW: usize = 6;
@@ -24,6 +25,9 @@ const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
 const ENV_ALIASES: &[(&str, &str)] = &[
     ("http_addr", "http.addr"),
     ("rtmp_addr", "rtmp.addr"),
+    ("srt_addr", "srt.addr"),
+    ("srt_passphrase", "srt.passphrase"),
+    ("srt_latency", "srt.latency"),
     ("hls_segment", "hls.segment"),
     ("hls_window", "hls.window"),
     ("ladder", "hls.ladder"),
@@ -47,6 +51,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub rtmp: RtmpConfig,
     pub ingest: IngestConfig,
+    pub srt: SrtConfig,
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
     pub webhooks: WebhooksConfig,
@@ -110,6 +115,21 @@ pub struct RtmpConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct SrtConfig {
+    /// UDP address; one port serves every publisher (routed by `streamid`).
+    pub addr: SocketAddr,
+    /// Receiver latency: time SRT may spend recovering lost packets. The connection runs at the
+    /// larger of this and the publisher's own latency.
+    #[serde(with = "humantime_serde")]
+    pub latency: Duration,
+    /// AES passphrase (10–79 characters) that every SRT publisher must then use; unset = no
+    /// encryption.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HlsConfig {
     /// Target segment duration; segments are cut at the first keyframe after it.
     #[serde(with = "humantime_serde")]
@@ -137,6 +157,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             rtmp: RtmpConfig::default(),
             ingest: IngestConfig::default(),
+            srt: SrtConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
             webhooks: WebhooksConfig::default(),
@@ -157,6 +178,16 @@ impl Default for RtmpConfig {
     fn default() -> Self {
         RtmpConfig {
             addr: DEFAULT_RTMP_ADDR.parse().expect("valid default address"),
+        }
+    }
+}
+
+impl Default for SrtConfig {
+    fn default() -> Self {
+        SrtConfig {
+            addr: DEFAULT_SRT_ADDR.parse().expect("valid default address"),
+            latency: crate::ingest::srt::DEFAULT_LATENCY,
+            passphrase: None,
         }
     }
 }
@@ -245,6 +276,22 @@ impl Config {
                 message: format!("{url:?} must start with http:// or https://"),
             });
         }
+        if let Some(p) = &self.srt.passphrase
+            && !(10..=79).contains(&p.len())
+        {
+            return Err(Error::Invalid {
+                key: "srt.passphrase",
+                message: format!("must be 10 to 79 characters, not {}", p.len()),
+            });
+        }
+        if self.srt.latency < Duration::from_millis(20)
+            || self.srt.latency > Duration::from_secs(10)
+        {
+            return Err(Error::Invalid {
+                key: "srt.latency",
+                message: format!("{:?} is outside 20ms..10s", self.srt.latency),
+            });
+        }
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {
             return Err(Error::Invalid {
                 key: "admin_token",
@@ -288,11 +335,17 @@ mod tests {
             jail.set_env("LIVEFRONT_HTTP_ADDR", "127.0.0.1:9000");
             jail.set_env("LIVEFRONT_RTMP__ADDR", "127.0.0.1:0");
             jail.set_env("LIVEFRONT_HLS_SEGMENT", "4s");
+            jail.set_env("LIVEFRONT_SRT_ADDR", "127.0.0.1:0");
+            jail.set_env("LIVEFRONT_SRT_LATENCY", "300ms");
+            jail.set_env("LIVEFRONT_SRT_PASSPHRASE", "correct horse battery");
             jail.set_env("LIVEFRONT_LOG_FORMAT", "json");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.http.addr, "127.0.0.1:9000".parse().unwrap());
             assert_eq!(c.rtmp.addr, "127.0.0.1:0".parse().unwrap());
             assert_eq!(c.hls.segment, Duration::from_secs(4));
+            assert_eq!(c.srt.addr, "127.0.0.1:0".parse().unwrap());
+            assert_eq!(c.srt.latency, Duration::from_millis(300));
+            assert_eq!(c.srt.passphrase.as_deref(), Some("correct horse battery"));
             Ok(())
         });
     }

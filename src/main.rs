@@ -48,6 +48,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("ffmpeg", "ffmpeg"),
     ("ffprobe", "ffmpeg"),
     ("gst-launch-1.0", "gstreamer1.0-tools"),
+    ("srt-live-transmit", "srt-tools"),
 ];
 
 fn main() -> ExitCode {
@@ -98,6 +99,10 @@ async fn print_banner(app: &App) -> anyhow::Result<()> {
         "  RTMP ingest   {}   (OBS: Settings > Stream > Custom, Server = this, Stream Key = a stream's key)",
         app.rtmp_url
     );
+    println!(
+        "  SRT ingest    {}   (UDP; publish URL = this + ?streamid=publish:KEY)",
+        app.srt_url
+    );
     if let Some(first) = &app.first_start {
         let s = &first.demo_stream;
         println!();
@@ -115,6 +120,11 @@ async fn print_banner(app: &App) -> anyhow::Result<()> {
         println!(
             "  ffmpeg / phone URL {}/{}",
             app.rtmp_url,
+            s.stream_key.expose()
+        );
+        println!(
+            "  SRT URL            {}?streamid=publish:{}",
+            app.srt_url,
             s.stream_key.expose()
         );
         println!("  watch (practice)   {}", playback_url(&app.state, s, true));

@@ -1,9 +1,14 @@
 //! Logging: `tracing` to stderr, human-readable or JSON (`LIVEFRONT_LOG_FORMAT=json`); the level
-//! from `RUST_LOG` (default `info`).
+//! from `RUST_LOG` (default [`DEFAULT_FILTER`]).
 use tracing_subscriber::EnvFilter;
 
+/// `info`, but srt-protocol only for errors: it warns once per malformed UDP datagram, so
+/// anyone could flood the log through the SRT port. livefront logs SRT connections itself.
+pub const DEFAULT_FILTER: &str = "info,srt_protocol=error";
+
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -38,6 +38,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// `rtmp://host:port/live`, what OBS calls "Server".
     pub rtmp_url: Arc<str>,
+    /// `srt://host:port` (publish URLs add `?streamid=publish:KEY`).
+    pub srt_url: Arc<str>,
     /// Name of the server's default ladder preset (not its path).
     pub default_ladder: Arc<str>,
 }

@@ -186,7 +186,7 @@ pub fn stream_json(
         v["ingest"] = json!({
             "rtmp": format!("{}/{key}", state.rtmp_url),
             "rtmp_server": state.rtmp_url.as_ref(),
-            "srt": Value::Null,
+            "srt": format!("{}?streamid=publish:{key}", state.srt_url),
         });
         v["recording"] = match recording {
             Some(r) => {

@@ -5,6 +5,7 @@
 //! through [`Publishers::authorize`] before any pipeline exists, so a bad key costs nothing.
 pub mod avc;
 pub mod rtmp;
+pub mod srt;
 pub mod stream_key;
 
 use std::future::Future;
@@ -51,6 +52,26 @@ pub enum MediaFrame {
     Audio { dts_ms: u64, data: Bytes },
     /// What the publisher announced in `onMetaData` (all optional; encoders differ).
     Metadata(StreamMetadata),
+    /// How the SRT connection is doing (sent about once a second; RTMP never sends it).
+    SrtStats(SrtStats),
+}
+
+/// The receiver side of an SRT connection, for ingest health.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SrtStats {
+    /// Round-trip time (measured at the handshake).
+    pub rtt_ms: f64,
+    /// Data packets that did not arrive the first time since the connection started: recovered
+    /// by retransmission or dropped.
+    pub loss_pkts: u64,
+    /// Retransmitted data packets received.
+    pub retransmitted_pkts: u64,
+    /// Packets that arrived too late or never, dropped for good (what viewers miss).
+    pub dropped_pkts: u64,
+    /// Receive rate over the last statistics interval.
+    pub recv_rate_kbps: f64,
+    /// The latency the connection runs at (the larger of ours and the publisher's).
+    pub latency_ms: u64,
 }
 
 /// The subset of `onMetaData` we use.

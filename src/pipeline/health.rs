@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::ingest::{StreamMetadata, avc};
+use crate::ingest::{SrtStats, StreamMetadata, avc};
 use crate::output::codecs;
 
 /// Frames are kept for this much media time: bitrate over 10 s, and over the last 1 s.
@@ -91,6 +91,8 @@ pub struct IngestHealth {
     events: Vec<String>,
     /// The publisher dropped and the stream waits for it to come back.
     reconnecting: bool,
+    /// The latest SRT connection statistics (SRT publishers only).
+    srt: Option<SrtStats>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -126,6 +128,9 @@ pub struct HealthReport {
     /// The publisher dropped; the stream stays live for `ingest.reconnect_grace` waiting for it.
     pub reconnecting: bool,
     pub warnings: Vec<String>,
+    /// SRT connection statistics; absent for other protocols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srt: Option<SrtStats>,
 }
 
 fn round1(x: f64) -> f64 {
@@ -219,6 +224,10 @@ impl IngestHealth {
         }
     }
 
+    pub fn set_srt_stats(&mut self, stats: SrtStats) {
+        self.srt = Some(stats);
+    }
+
     pub fn on_audio(&mut self, dts_ms: u64, bytes: usize) {
         self.audio.add(dts_ms, bytes);
     }
@@ -274,6 +283,14 @@ impl IngestHealth {
                     .into(),
             );
         }
+        if let Some(srt) = self.srt.as_ref().filter(|s| s.dropped_pkts > 0) {
+            warnings.push(format!(
+                "{} SRT packets arrived too late to be recovered and were dropped (latency {} ms, \
+                 round trip {:.0} ms): raise the SRT latency on the encoder (ffmpeg: latency= in \
+                 microseconds) or lower its bitrate",
+                srt.dropped_pkts, srt.latency_ms, srt.rtt_ms
+            ));
+        }
         warnings.extend(self.events.iter().cloned());
         let (width, height) = size
             .or(self.sps.map(|s| (s.width, s.height)))
@@ -306,6 +323,7 @@ impl IngestHealth {
             av_drift_ms,
             reconnecting: self.reconnecting,
             warnings,
+            srt: self.srt.clone(),
         }
     }
 }
@@ -372,6 +390,32 @@ mod tests {
             r.warnings
                 .iter()
                 .any(|w| w.contains("2000 ms apart (audio ahead)")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn srt_stats_are_reported_and_dropped_packets_warned_about() {
+        let mut h = IngestHealth::new(Duration::from_secs(2));
+        assert_eq!(h.report(None).srt, None);
+        let mut stats = SrtStats {
+            rtt_ms: 40.0,
+            latency_ms: 120,
+            recv_rate_kbps: 2500.0,
+            ..Default::default()
+        };
+        h.set_srt_stats(stats.clone());
+        let r = h.report(None);
+        assert_eq!(r.srt.as_ref().map(|s| s.recv_rate_kbps), Some(2500.0));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        stats.dropped_pkts = 7;
+        h.set_srt_stats(stats);
+        let r = h.report(None);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.starts_with("7 SRT packets arrived too late")),
             "{:?}",
             r.warnings
         );

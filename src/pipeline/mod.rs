@@ -49,6 +49,7 @@ pub const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("filesink", "libgstreamer1.0-0"),
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("aacparse", "gstreamer1.0-plugins-good"),
+    ("tsdemux", "gstreamer1.0-plugins-bad"),
     ("mpegtsmux", "gstreamer1.0-plugins-bad"),
     ("multifilesink", "gstreamer1.0-plugins-good"),
     ("mp4mux", "gstreamer1.0-plugins-good"),

@@ -200,6 +200,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     };
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.rtmp.addr = "127.0.0.1:0".parse().unwrap();
+    config.srt.addr = "127.0.0.1:0".parse().unwrap();
     // Transcoding is tested on small sources in tests/ladder.rs; elsewhere keep CI's 2 cores free.
     config.hls.ladder = "passthrough".into();
     // A dropped publisher keeps its stream live this long (30 s by default); tests/reconnect.rs
@@ -239,6 +240,18 @@ impl Server {
 
     pub fn rtmp_port(&self) -> u16 {
         self.app.as_ref().expect("running").rtmp_addr.port()
+    }
+
+    pub fn srt_port(&self) -> u16 {
+        self.app.as_ref().expect("running").srt_addr.port()
+    }
+
+    /// The SRT publish URL of a stream object, pointed at 127.0.0.1.
+    pub fn srt_publish_url(&self, stream: &Value) -> String {
+        stream["ingest"]["srt"]
+            .as_str()
+            .expect("owner sees ingest")
+            .replace("localhost", "127.0.0.1")
     }
 
     /// The publish URL of a stream object, pointed at 127.0.0.1.
@@ -292,7 +305,13 @@ impl Publish {
         }
     }
 
+    /// ffmpeg arguments publishing FLV over RTMP to `url`.
     pub fn args(&self, url: &str) -> Vec<String> {
+        self.args_to("flv", url)
+    }
+
+    /// ffmpeg arguments writing container `format` (`flv`, `mpegts`) to `url` (`-` = stdout).
+    pub fn args_to(&self, format: &str, url: &str) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "-hide_banner".into(),
             "-loglevel".into(),
@@ -338,13 +357,18 @@ impl Publish {
         if self.audio {
             a.extend(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"].map(String::from));
         }
-        a.extend(["-f".to_string(), "flv".to_string(), url.to_string()]);
+        a.extend(["-f".to_string(), format.to_string(), url.to_string()]);
         a
     }
 
     pub fn spawn(&self, url: &str) -> Result<Child> {
+        self.spawn_to("flv", url)
+    }
+
+    /// An ffmpeg publisher writing `format` to `url` (e.g. `mpegts` to an `srt://` URL).
+    pub fn spawn_to(&self, format: &str, url: &str) -> Result<Child> {
         Command::new("ffmpeg")
-            .args(self.args(url))
+            .args(self.args_to(format, url))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -447,6 +471,7 @@ impl Process {
             .env("LIVEFRONT_DATA_DIR", data_dir)
             .env("LIVEFRONT_HTTP_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_RTMP_ADDR", "127.0.0.1:0")
+            .env("LIVEFRONT_SRT_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LIVEFRONT_CONFIG", "/dev/null")
             .env("LIVEFRONT_LADDER", "passthrough")
