@@ -22,7 +22,7 @@ async fn segments(api: &Api, token: &str, id: &str, n: usize) -> Result<String> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publisher_that_comes_back_continues_the_same_session() -> Result<()> {
+async fn a_publisher_that_comes_back_over_srt_continues_the_same_session() -> Result<()> {
     let mut server =
         Server::start_with(|c| c.ingest.reconnect_grace = Duration::from_secs(20)).await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());
@@ -55,12 +55,14 @@ async fn a_publisher_that_comes_back_continues_the_same_session() -> Result<()> 
         .await?;
     assert_eq!(status, 200, "playlists are served while waiting");
 
-    // It comes back at another size, publishes 4 s and stops streaming (unpublish).
+    // It comes back over SRT at another size, publishes 4 s and stops streaming (SRT shutdown;
+    // linger so that ffmpeg sends its last packets first).
     let second = Publish {
         size: "640x360",
         ..Publish::small(4.0)
     };
-    let (status, stderr) = finish(second.spawn(&url)?, DEADLINE).await?;
+    let srt = format!("{}&linger=1", server.srt_publish_url(&stream));
+    let (status, stderr) = finish(second.spawn_to("mpegts", &srt)?, DEADLINE).await?;
     assert!(status.success(), "{stderr}");
     let recording = api.recording_ready(&token, &id).await?;
     let ended = api.stream(&token, &id).await?;

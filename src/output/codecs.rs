@@ -77,6 +77,14 @@ pub fn join(video: Option<String>, audio: Option<String>) -> Option<String> {
 ///   since parametric stereo decodes to stereo.
 /// - Channel configuration 0 (layout given in a program config element) reports 0 channels.
 /// - `None` on truncated input, a reserved sampling-frequency index or a reserved channel configuration.
+/// Whether two AudioSpecificConfigs describe the same audio (object type, sample rate, channels):
+/// encoders and demuxers write the same format with different bytes (FLV from ffmpeg carries
+/// extension fields that an ASC rebuilt from ADTS headers leaves out).
+pub fn same_aac_format(a: &[u8], b: &[u8]) -> bool {
+    let format = |asc: &[u8]| Some((mp4a(asc)?, aac_sample_rate_channels(asc)?));
+    a == b || format(a).is_some_and(|f| Some(f) == format(b))
+}
+
 pub fn aac_sample_rate_channels(asc: &[u8]) -> Option<(u32, u8)> {
     let mut bits = BitReader::new(asc);
     let object_type = audio_object_type(&mut bits)?;
@@ -339,5 +347,18 @@ mod tests {
         );
         assert_eq!(avc1_from_names("high-4:4:4", "3.1"), None);
         assert_eq!(avc1_from_names("main", "x"), None);
+    }
+
+    #[test]
+    fn the_same_aac_format_in_other_bytes_is_the_same() {
+        // AAC-LC 48 kHz stereo, bare and with ffmpeg's trailing extension bytes.
+        assert!(same_aac_format(
+            &[0x11, 0x90],
+            &[0x11, 0x90, 0x56, 0xe5, 0x00]
+        ));
+        // 44.1 kHz is not 48 kHz; mono is not stereo.
+        assert!(!same_aac_format(&[0x11, 0x90], &[0x12, 0x10]));
+        assert!(!same_aac_format(&[0x11, 0x90], &[0x11, 0x88]));
+        assert!(!same_aac_format(&[0x11, 0x90], &[]));
     }
 }

@@ -15,6 +15,7 @@ use super::health::{HealthReport, IngestHealth};
 use super::ladder::LadderSpec;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
+use crate::output::codecs;
 use crate::output::hls::HlsOutput;
 use crate::store::{CreatorId, Mode, Stream, StreamId};
 
@@ -298,7 +299,11 @@ impl Running {
                 have(&self.tracks)
             )));
         }
-        if tracks.audio.is_some() && tracks.audio != self.tracks.audio {
+        let same_audio = match (&tracks.audio, &self.tracks.audio) {
+            (Some(new), Some(old)) => codecs::same_aac_format(new, old),
+            _ => true,
+        };
+        if !same_audio {
             // The recording's audio track cannot change its sample rate or channels.
             return Err(IngestError::Pipeline(
                 "the publisher came back with other audio settings (sample rate, channels): \
@@ -312,9 +317,6 @@ impl Running {
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         if let Some(avcc) = &tracks.video {
             self.push(MediaFrame::VideoConfig { avcc: avcc.clone() })?;
-        }
-        if let Some(asc) = &tracks.audio {
-            self.push(MediaFrame::AudioConfig { asc: asc.clone() })?;
         }
         Ok(())
     }
@@ -365,8 +367,14 @@ impl Running {
                 return Ok(());
             }
             MediaFrame::AudioConfig { asc } => {
+                // The same format in other bytes changes nothing (and new caps would break the
+                // recording's audio track).
                 if let Some(src) = &self.audio
-                    && self.tracks.audio.as_deref() != Some(&asc[..])
+                    && !self
+                        .tracks
+                        .audio
+                        .as_deref()
+                        .is_some_and(|old| codecs::same_aac_format(old, &asc))
                 {
                     tracing::warn!("publisher changed its AAC configuration mid-stream");
                     src.set_caps(Some(&build::audio_caps(&asc)));
