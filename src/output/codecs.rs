@@ -70,13 +70,6 @@ pub fn join(video: Option<String>, audio: Option<String>) -> Option<String> {
     }
 }
 
-/// Output sample rate (Hz) and channel count from an AAC AudioSpecificConfig, for stream health.
-///
-/// - For explicitly signalled HE-AAC (object type 5 or 29) the rate is the SBR output rate (the extension
-///   sampling frequency), which is what a listener hears; for HE-AAC v2 (29) a mono core reports 2 channels,
-///   since parametric stereo decodes to stereo.
-/// - Channel configuration 0 (layout given in a program config element) reports 0 channels.
-/// - `None` on truncated input, a reserved sampling-frequency index or a reserved channel configuration.
 /// Whether two AudioSpecificConfigs describe the same audio (object type, sample rate, channels):
 /// encoders and demuxers write the same format with different bytes (FLV from ffmpeg carries
 /// extension fields that an ASC rebuilt from ADTS headers leaves out).
@@ -85,6 +78,13 @@ pub fn same_aac_format(a: &[u8], b: &[u8]) -> bool {
     a == b || format(a).is_some_and(|f| Some(f) == format(b))
 }
 
+/// Output sample rate (Hz) and channel count from an AAC AudioSpecificConfig, for stream health.
+///
+/// - For explicitly signalled HE-AAC (object type 5 or 29) the rate is the SBR output rate (the extension
+///   sampling frequency), which is what a listener hears; for HE-AAC v2 (29) a mono core reports 2 channels,
+///   since parametric stereo decodes to stereo.
+/// - Channel configuration 0 (layout given in a program config element) reports 0 channels.
+/// - `None` on truncated input, a reserved sampling-frequency index or a reserved channel configuration.
 pub fn aac_sample_rate_channels(asc: &[u8]) -> Option<(u32, u8)> {
     let mut bits = BitReader::new(asc);
     let object_type = audio_object_type(&mut bits)?;
