@@ -57,7 +57,7 @@ async fn access(
     let owner = match who {
         Some(crate::store::Principal::Admin) => true,
         Some(crate::store::Principal::Creator(c)) => c == creator_id,
-        None => false,
+        Some(crate::store::Principal::Viewer(_)) | None => false,
     };
     if owner || token.is_some() {
         Ok(Access {

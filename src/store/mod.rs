@@ -3,6 +3,7 @@
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
 pub mod model;
+mod social;
 mod webhooks;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_stream_ladder.sql"),
     include_str!("migrations/0003_webhooks.sql"),
+    include_str!("migrations/0004_viewers_follows.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -244,16 +246,21 @@ impl Store {
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Error> {
         let hash = hash_token(token);
         self.call(move |c| {
-            let row: Option<(String, Option<String>)> = c
+            let row: Option<(String, Option<String>, Option<String>)> = c
                 .query_row(
-                    "SELECT role, creator_id FROM tokens WHERE hash = ?1",
+                    "SELECT role, creator_id, viewer_id FROM tokens WHERE hash = ?1",
                     [hash],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
             Ok(match row {
-                Some((role, _)) if role == "admin" => Some(Principal::Admin),
-                Some((_, Some(creator))) => Some(Principal::Creator(CreatorId(creator))),
+                Some((role, _, _)) if role == "admin" => Some(Principal::Admin),
+                Some((role, Some(creator), _)) if role == "creator" => {
+                    Some(Principal::Creator(CreatorId(creator)))
+                }
+                Some((role, _, Some(viewer))) if role == "viewer" => {
+                    Some(Principal::Viewer(ViewerId(viewer)))
+                }
                 _ => None,
             })
         })

@@ -51,6 +51,7 @@ macro_rules! id_type {
 id_type!(StreamId);
 id_type!(CreatorId);
 id_type!(WebhookId);
+id_type!(ViewerId);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -179,6 +180,7 @@ pub struct Recording {
 pub enum Principal {
     Admin,
     Creator(CreatorId),
+    Viewer(ViewerId),
 }
 
 impl Principal {
@@ -187,6 +189,7 @@ impl Principal {
         match self {
             Principal::Admin => true,
             Principal::Creator(id) => *id == stream.creator_id,
+            Principal::Viewer(_) => false,
         }
     }
 }
@@ -238,4 +241,42 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Viewer {
+    pub id: ViewerId,
+    pub handle: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What followers are told about a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Announcement {
+    /// The stream is live and public.
+    Live,
+    /// A public stream was scheduled.
+    Upcoming,
+}
+
+impl Announcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Announcement::Live => "live",
+            Announcement::Upcoming => "upcoming",
+        }
+    }
+}
+
+/// One entry of a viewer's notification feed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    pub id: i64,
+    pub kind: Announcement,
+    pub stream_id: StreamId,
+    pub title: String,
+    pub creator: String,
+    pub created_at: DateTime<Utc>,
+    pub read: bool,
 }
