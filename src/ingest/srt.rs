@@ -9,6 +9,7 @@
 //! Publish URL: `srt://host:8890?streamid=publish:KEY` (ffmpeg adds `&latency=…` in
 //! microseconds, OBS and phone apps take the URL as is). See [`stream_id`] for the other forms.
 mod connection;
+mod stats;
 pub mod stream_id;
 mod ts_demux;
 

@@ -16,10 +16,11 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{Span, debug, info, warn};
 
+use super::stats::srt_stats;
 use super::ts_demux::{Demuxed, TsDemuxer};
 use super::{PEER_IDLE_TIMEOUT, SrtConfig, key_size_name, stream_id};
 use crate::ingest::stream_key::redact;
-use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers, SrtStats};
+use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers};
 
 /// After the publisher leaves, how long the demuxer may take to hand over what it still holds.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -394,35 +395,6 @@ impl<S: MediaSink> Publishing<S> {
     }
 }
 
-/// Receiver statistics for ingest health; the rate is over the time since `prev` was taken.
-///
-/// srt-protocol 0.4.4 counts received, retransmitted and dropped data packets and bytes, but
-/// leaves its RTT, loss and elapsed-time statistics at zero on listener connections. So the
-/// RTT is the handshake's, the rate uses our own clock, and a lost packet is one that came
-/// again as a retransmission or never came in time (dropped).
-fn srt_stats(
-    s: &SocketStatistics,
-    prev: Option<(&SocketStatistics, Duration)>,
-    rtt: Duration,
-    latency_ms: u64,
-) -> SrtStats {
-    let recv_rate_kbps = prev
-        .map(|(p, interval)| {
-            let ms = interval.as_secs_f64() * 1000.0;
-            let bytes = s.rx_bytes.saturating_sub(p.rx_bytes) as f64;
-            if ms > 0.0 { bytes * 8.0 / ms } else { 0.0 }
-        })
-        .unwrap_or(0.0);
-    SrtStats {
-        rtt_ms: (rtt.as_secs_f64() * 10_000.0).round() / 10.0,
-        loss_pkts: s.rx_retransmit_data + s.rx_dropped_data,
-        retransmitted_pkts: s.rx_retransmit_data,
-        dropped_pkts: s.rx_dropped_data,
-        recv_rate_kbps: (recv_rate_kbps * 10.0).round() / 10.0,
-        latency_ms,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,27 +408,5 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(ks.key_size, KeySize::AES256);
-    }
-
-    #[test]
-    fn receive_rate_comes_from_the_byte_counter() {
-        let mut prev = SocketStatistics::default();
-        prev.rx_bytes = 1_000;
-        let mut now = SocketStatistics::default();
-        now.rx_bytes = 126_000;
-        now.rx_dropped_data = 1;
-        now.rx_retransmit_data = 2;
-        let s = srt_stats(
-            &now,
-            Some((&prev, Duration::from_secs(1))),
-            Duration::from_micros(1_250),
-            120,
-        );
-        assert_eq!(s.recv_rate_kbps, 1000.0);
-        assert_eq!(s.rtt_ms, 1.3);
-        assert_eq!(
-            (s.loss_pkts, s.retransmitted_pkts, s.dropped_pkts),
-            (3, 2, 1)
-        );
     }
 }
