@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
 use crate::ingest::srt::{self as srt_ingest, SrtServer};
+use crate::notifications::Notifier;
 use crate::pipeline::ladder::LadderSpec;
 use crate::pipeline::{self, StreamRegistry};
 use crate::store::{self, Mode, NewStream, Store, Stream};
@@ -92,7 +93,13 @@ impl App {
         })?;
         let store = Store::open(&config.data_dir.join(DB_FILE)).await?;
         let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
-        let registry = StreamRegistry::new(store.clone(), config.clone(), webhooks.clone());
+        let notifier = Notifier::new(store.clone());
+        let registry = StreamRegistry::new(
+            store.clone(),
+            config.clone(),
+            webhooks.clone(),
+            notifier.clone(),
+        );
         registry.recover().await?;
         let first_start = bootstrap(&store, &config).await?;
 
@@ -138,10 +145,14 @@ impl App {
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
         let srt_url = format!("srt://{}:{}", host_of(&public_url), srt_addr.port());
+        let shutdown = CancellationToken::new();
         let state = AppState {
             store: store.clone(),
             registry: registry.clone(),
             webhooks: webhooks.clone(),
+            notifier,
+            shutdown: shutdown.child_token(),
+            registrations: Arc::default(),
             secret: Arc::new(store.signing_secret().await?),
             config: config.clone(),
             public_url: public_url.clone().into(),
@@ -152,7 +163,6 @@ impl App {
                 .unwrap_or_else(|_| config.hls.ladder.clone())
                 .into(),
         };
-        let shutdown = CancellationToken::new();
         let webhooks_stop = CancellationToken::new();
         let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
         let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));
@@ -160,7 +170,9 @@ impl App {
         let http_shutdown = shutdown.child_token();
         let router = http::router(state.clone());
         let http_task = tokio::spawn(async move {
-            let serve = axum::serve(http_listener, router)
+            // The peer address feeds per-client limits (viewer registration).
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let serve = axum::serve(http_listener, service)
                 .with_graceful_shutdown(http_shutdown.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "HTTP server stopped");

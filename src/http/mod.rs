@@ -5,6 +5,7 @@ pub mod hls;
 pub mod recordings;
 pub mod signing;
 pub mod streams;
+pub mod viewers;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::notifications::Notifier;
 use crate::pipeline::StreamRegistry;
 use crate::pipeline::health::HealthReport;
 use crate::store::Mode;
@@ -31,6 +33,11 @@ pub struct AppState {
     pub store: Store,
     pub registry: StreamRegistry,
     pub webhooks: Webhooks,
+    pub notifier: Notifier,
+    /// Cancelled when the server stops: long-lived responses (event streams) end with it.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Open viewer registration, limited per client address.
+    pub registrations: Arc<viewers::RateLimit>,
     pub config: Arc<Config>,
     /// Key for signed links.
     pub secret: Arc<Vec<u8>>,
@@ -72,6 +79,17 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/webhooks/{id}/deliveries",
             get(webhooks::deliveries),
         )
+        .route("/api/v1/viewers", post(viewers::register))
+        .route("/api/v1/tokens/current", delete(viewers::revoke_token))
+        .route("/api/v1/creators/{handle}", get(viewers::creator_card))
+        .route(
+            "/api/v1/creators/{handle}/follow",
+            put(viewers::follow).delete(viewers::unfollow),
+        )
+        .route("/api/v1/me/following", get(viewers::following))
+        .route("/api/v1/me/notifications", get(viewers::notifications))
+        .route("/api/v1/me/notifications/read", post(viewers::mark_read))
+        .route("/api/v1/me/events", get(viewers::events))
         .route(
             "/api/v1/streams/{id}/pipeline.dot",
             get(streams::pipeline_dot),

@@ -101,6 +101,12 @@ pub async fn create(
             ladder: body.ladder,
         })
         .await?;
+    if stream.mode == Mode::Public && stream.scheduled_at.is_some_and(|t| t > Utc::now()) {
+        state
+            .notifier
+            .announce(&stream.id, crate::store::Announcement::Upcoming)
+            .await;
+    }
     let recording = None;
     Ok((
         StatusCode::CREATED,

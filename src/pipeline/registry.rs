@@ -16,9 +16,10 @@ use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use super::stream::{self, LiveStream, Running, Start, Starter};
 use crate::config::Config;
 use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers, stream_key};
+use crate::notifications::Notifier;
 use crate::output::hls::{self, HlsOutput};
 use crate::output::recording;
-use crate::store::{Mode, Recording, RecordingState, Store, StreamId, StreamState};
+use crate::store::{Announcement, Mode, Recording, RecordingState, Store, StreamId, StreamState};
 use crate::webhooks::Webhooks;
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
@@ -37,6 +38,7 @@ struct Inner {
     store: Store,
     config: Arc<Config>,
     webhooks: Webhooks,
+    notifier: Notifier,
     live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
     tasks: TaskTracker,
     counters: Counters,
@@ -54,12 +56,13 @@ pub enum Error {
 }
 
 impl StreamRegistry {
-    pub fn new(store: Store, config: Arc<Config>, webhooks: Webhooks) -> Self {
+    pub fn new(store: Store, config: Arc<Config>, webhooks: Webhooks, notifier: Notifier) -> Self {
         StreamRegistry {
             inner: Arc::new(Inner {
                 store,
                 config,
                 webhooks,
+                notifier,
                 live: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
@@ -110,6 +113,18 @@ impl StreamRegistry {
                 .webhooks
                 .emit(&before.creator_id, "stream.public", data)
                 .await;
+            // Followers hear of a public stream once it is live (once per stream), or of an
+            // upcoming one once it is scheduled.
+            if self.live(id).is_some_and(|s| s.has_pipeline()) {
+                self.inner.notifier.announce(id, Announcement::Live).await;
+            } else if before.scheduled_at.is_some_and(|t| t > chrono::Utc::now())
+                && before.state == StreamState::Ready
+            {
+                self.inner
+                    .notifier
+                    .announce(id, Announcement::Upcoming)
+                    .await;
+            }
         }
         Ok(())
     }
@@ -350,6 +365,11 @@ impl StreamRegistry {
             "pipeline started"
         );
         let (webhooks, creator) = (self.inner.webhooks.clone(), stream.creator_id.clone());
+        let (notifier, id, public) = (
+            self.inner.notifier.clone(),
+            stream.id.clone(),
+            stream.mode() == Mode::Public,
+        );
         let data = json!({
             "stream_id": stream.id,
             "mode": stream.mode(),
@@ -357,6 +377,9 @@ impl StreamRegistry {
         });
         self.inner.tasks.spawn(async move {
             webhooks.emit(&creator, "stream.started", data).await;
+            if public {
+                notifier.announce(&id, Announcement::Live).await;
+            }
         });
         let store = self.inner.store.clone();
         let id = stream.id.clone();

@@ -1,0 +1,245 @@
+//! Viewers: open registration (limited per client address), token revocation, following creators,
+//! the notification feed and its live push (Server-Sent Events).
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Auth, Json};
+use crate::store::{CreatorId, Principal, ViewerId};
+
+/// Registrations per client address per window.
+const REGISTRATIONS_PER_WINDOW: u32 = 10;
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(60);
+/// Notifications per page of the feed.
+const FEED_PAGE: u32 = 50;
+const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// A fixed-window counter per client address. Behind a reverse proxy every client shares the
+/// proxy's address; put the limit in the proxy there.
+#[derive(Default)]
+pub struct RateLimit {
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl RateLimit {
+    /// Counts one attempt from `ip`; false when it is over the limit.
+    fn allow(&self, ip: IpAddr) -> bool {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        windows.retain(|_, (start, _)| now.duration_since(*start) < REGISTRATION_WINDOW);
+        let (_, count) = windows.entry(ip).or_insert((now, 0));
+        *count += 1;
+        *count <= REGISTRATIONS_PER_WINDOW
+    }
+}
+
+fn valid_handle(h: &str) -> bool {
+    (2..=32).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn viewer(who: Principal) -> Result<ViewerId, ApiError> {
+    match who {
+        Principal::Viewer(id) => Ok(id),
+        _ => Err(ApiError::Forbidden(
+            "this is for viewers; register with POST /api/v1/viewers".into(),
+        )),
+    }
+}
+
+async fn creator_id(state: &AppState, handle: &str) -> Result<CreatorId, ApiError> {
+    state
+        .store
+        .creator_by_handle(handle)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewViewer {
+    handle: String,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(body): Json<NewViewer>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.registrations.allow(peer.ip()) {
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {REGISTRATIONS_PER_WINDOW} registrations a minute from one address"
+        )));
+    }
+    if !valid_handle(&body.handle) {
+        return Err(ApiError::bad_request(
+            "handle must be 2-32 characters of a-z, 0-9 and _",
+        ));
+    }
+    let (viewer, token) = state.store.create_viewer(&body.handle).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"id": viewer.id, "handle": viewer.handle, "token": token})),
+    ))
+}
+
+/// Revokes the bearer token of the request (any role): it stops working at once.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, t)| t.trim())
+        .ok_or(ApiError::Unauthorized)?;
+    state.store.revoke_token(token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A creator's public card.
+pub async fn creator_card(
+    State(state): State<AppState>,
+    Path(handle): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = creator_id(&state, &handle).await?;
+    let followers = state.store.follower_count(&id).await?;
+    Ok(axum::Json(
+        json!({"handle": handle, "followers": followers}),
+    ))
+}
+
+pub async fn follow(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(handle): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let viewer = viewer(who)?;
+    let creator = creator_id(&state, &handle).await?;
+    if state.store.follow(&viewer, &creator).await? {
+        state
+            .webhooks
+            .emit(&creator, "follower.added", json!({"viewer_id": viewer}))
+            .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unfollow(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(handle): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let viewer = viewer(who)?;
+    let creator = creator_id(&state, &handle).await?;
+    state.store.unfollow(&viewer, &creator).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn following(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<impl IntoResponse, ApiError> {
+    let list = state.store.following(&viewer(who)?).await?;
+    let list: Vec<_> = list
+        .into_iter()
+        .map(|(handle, since)| json!({"handle": handle, "since": since}))
+        .collect();
+    Ok(axum::Json(json!({ "following": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// Older than this notification id (from `next_before`).
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn notifications(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Query(q): Query<FeedQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = q.limit.unwrap_or(FEED_PAGE).clamp(1, FEED_PAGE);
+    let page = state
+        .store
+        .notifications(&viewer(who)?, q.before, limit)
+        .await?;
+    let next_before = (page.len() as u32 == limit)
+        .then(|| page.last().map(|n| n.id))
+        .flatten();
+    Ok(axum::Json(
+        json!({"notifications": page, "next_before": next_before}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// These notifications; absent: all of them.
+    ids: Option<Vec<i64>>,
+}
+
+pub async fn mark_read(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Json(body): Json<MarkRead>,
+) -> Result<impl IntoResponse, ApiError> {
+    let marked = state.store.mark_read(&viewer(who)?, body.ids).await?;
+    Ok(axum::Json(json!({ "marked": marked })))
+}
+
+/// `event: notification` with the feed entry as data, as notifications are made; a reader that
+/// falls behind gets `event: lagged` and should reload the feed.
+pub async fn events(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let me = viewer(who)?;
+    let rx = state.notifier.subscribe();
+    let stop = state.shutdown.clone();
+    let stream = futures_util::stream::unfold((rx, me), move |(mut rx, me)| {
+        let stop = stop.clone();
+        async move {
+            loop {
+                let received = tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    r = rx.recv() => r,
+                };
+                match received {
+                    Ok((to, n)) if to == me => {
+                        let event = Event::default()
+                            .event("notification")
+                            .id(n.id.to_string())
+                            .json_data(&n)
+                            .unwrap_or_else(|_| Event::default().event("error"));
+                        return Some((Ok(event), (rx, me)));
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => {
+                        return Some((Ok(Event::default().event("lagged").data("")), (rx, me)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE)))
+}

@@ -1,0 +1,47 @@
+//! Followers are told when a creator goes live in public (once per stream, whatever flaps) and when
+//! a public stream is scheduled: a stored feed per viewer, and a live push to viewers connected to
+//! `GET /api/v1/me/events`. Practice streams never notify.
+use tokio::sync::broadcast;
+
+use crate::store::{Announcement, Notification, Store, StreamId, ViewerId};
+
+/// Pushes waiting for slow event-stream readers; beyond this a reader skips ahead (the feed keeps
+/// everything).
+const PUSH_BUFFER: usize = 1024;
+
+#[derive(Clone)]
+pub struct Notifier {
+    store: Store,
+    push: broadcast::Sender<(ViewerId, Notification)>,
+}
+
+impl Notifier {
+    pub fn new(store: Store) -> Self {
+        Notifier {
+            store,
+            push: broadcast::channel(PUSH_BUFFER).0,
+        }
+    }
+
+    /// Tells the followers of the stream's creator, unless they were told this already. Errors
+    /// are logged: a notification must not fail what caused it.
+    pub async fn announce(&self, stream: &StreamId, kind: Announcement) {
+        match self.store.announce(stream, kind).await {
+            Ok(told) => {
+                if !told.is_empty() {
+                    tracing::info!(%stream, kind = kind.as_str(), followers = told.len(), "followers notified");
+                }
+                for t in told {
+                    // No receiver (nobody connected) is fine: the feed has it.
+                    let _ = self.push.send(t);
+                }
+            }
+            Err(e) => tracing::error!(%stream, error = %e, "could not notify followers"),
+        }
+    }
+
+    /// Every notification as it is made, for every viewer (filter by viewer).
+    pub fn subscribe(&self) -> broadcast::Receiver<(ViewerId, Notification)> {
+        self.push.subscribe()
+    }
+}
