@@ -65,8 +65,14 @@ pub fn router(state: AppState) -> Router {
         .layer(media_cors);
     let api = Router::new()
         .route("/api/v1/creators", post(streams::create_creator))
-        .route("/api/v1/streams", post(streams::create))
-        .route("/api/v1/streams/{id}", get(streams::get_one))
+        .route("/api/v1/streams", post(streams::create).get(streams::list))
+        .route(
+            "/api/v1/streams/{id}",
+            get(streams::get_one)
+                .patch(streams::edit)
+                .delete(streams::delete),
+        )
+        .route("/api/v1/streams/{id}/key", post(streams::rotate_key))
         .route("/api/v1/streams/{id}/mode", put(streams::set_mode))
         .route("/api/v1/streams/{id}/end", post(streams::end))
         .route("/api/v1/streams/{id}/recording", get(recordings::status))

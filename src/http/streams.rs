@@ -250,14 +250,21 @@ pub async fn end(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stream = owned_stream(&state, &id, &who).await?;
+    if stream.state == StreamState::Ended {
+        return Err(ApiError::Conflict("the stream has already ended".into()));
+    }
     state.registry.end(&stream.id).await?;
-    let stream = state
-        .store
-        .stream(&stream.id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let recording = state.store.recording(&stream.id).await?;
-    Ok(axum::Json(stream_json(&state, &stream, true, recording)))
+    Ok(axum::Json(owner_view(&state, &stream.id).await?))
+}
+
+/// The stream object as its owner sees it now (after a change).
+async fn owner_view(state: &AppState, id: &StreamId) -> Result<Value, ApiError> {
+    let mut stream = state.store.stream(id).await?.ok_or(ApiError::NotFound)?;
+    if let Some(live) = state.registry.live(id) {
+        stream.mode = live.mode();
+    }
+    let recording = state.store.recording(id).await?;
+    Ok(stream_json(state, &stream, true, recording))
 }
 
 /// A live stream's pipeline as Graphviz DOT (admin only).
@@ -284,4 +291,141 @@ pub async fn pipeline_dot(
         )],
         dot.to_string(),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+}
+
+/// The caller's streams (the admin's: everyone's), newest first, optionally in one state
+/// (`scheduled` is `ready` with a future `scheduled_at`).
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let creator = match &who {
+        Principal::Creator(id) => Some(id),
+        Principal::Admin => None,
+        Principal::Viewer(_) => {
+            return Err(ApiError::Forbidden(
+                "streams are listed for their creators".into(),
+            ));
+        }
+    };
+    let wanted = match q.state.as_deref() {
+        None => None,
+        Some(s @ ("scheduled" | "ready" | "live" | "ended")) => Some(s),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown state {other:?}; one of scheduled, ready, live, ended"
+            )));
+        }
+    };
+    let stored = match wanted {
+        Some("scheduled" | "ready") => Some(StreamState::Ready),
+        Some("live") => Some(StreamState::Live),
+        Some("ended") => Some(StreamState::Ended),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for mut stream in state.store.streams_of(creator, stored).await? {
+        if wanted.is_some_and(|w| w != display_state(&stream)) {
+            continue;
+        }
+        if let Some(live) = state.registry.live(&stream.id) {
+            stream.mode = live.mode();
+        }
+        let recording = state.store.recording(&stream.id).await?;
+        out.push(stream_json(&state, &stream, true, recording));
+    }
+    Ok(axum::Json(json!({ "streams": out })))
+}
+
+/// Present-but-null and absent are different for nullable fields: `Some(None)` clears.
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditStream {
+    title: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    category: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    scheduled_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// Edits title, category and schedule while the stream has not ended (409 after).
+pub async fn edit(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<EditStream>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stream = owned_stream(&state, &id, &who).await?;
+    let title = body.title.map(|t| t.trim().to_string());
+    if title
+        .as_ref()
+        .is_some_and(|t| t.is_empty() || t.chars().count() > MAX_TITLE_CHARS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "title must be 1-{MAX_TITLE_CHARS} characters"
+        )));
+    }
+    if matches!(&body.category, Some(Some(c)) if c.chars().count() > MAX_CATEGORY_CHARS) {
+        return Err(ApiError::bad_request(format!(
+            "category must be at most {MAX_CATEGORY_CHARS} characters"
+        )));
+    }
+    let edit = crate::store::StreamEdit {
+        title,
+        category: body.category,
+        scheduled_at: body.scheduled_at,
+    };
+    if !state.store.edit_stream(&stream.id, edit).await? {
+        return Err(ApiError::Conflict(
+            "an ended stream cannot be edited".into(),
+        ));
+    }
+    Ok(axum::Json(owner_view(&state, &stream.id).await?))
+}
+
+/// Deletes a stream that never went live (409 once it has).
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stream = owned_stream(&state, &id, &who).await?;
+    if state.registry.live(&stream.id).is_some()
+        || !state.store.delete_unused_stream(&stream.id).await?
+    {
+        return Err(ApiError::Conflict(
+            "only a stream that never went live can be deleted; end it instead".into(),
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new stream key; the old one stops working for new publishes (a running publish goes on).
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stream = owned_stream(&state, &id, &who).await?;
+    if state.store.rotate_key(&stream.id).await?.is_none() {
+        return Err(ApiError::Conflict(
+            "an ended stream has no key to rotate".into(),
+        ));
+    }
+    Ok(axum::Json(owner_view(&state, &stream.id).await?))
 }

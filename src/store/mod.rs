@@ -2,6 +2,7 @@
 //!
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
+mod lifecycle;
 pub mod model;
 mod social;
 mod webhooks;
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 use crate::ingest::StreamKey;
+pub use lifecycle::StreamEdit;
 pub use model::*;
 
 const MIGRATIONS: &[&str] = &[
