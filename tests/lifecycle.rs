@@ -108,7 +108,7 @@ async fn a_scheduled_stream_goes_live_early_ends_and_then_refuses_changes() -> R
         None,
     )
     .await?;
-    assert_eq!(ids(&list), [id.clone()], "{list}");
+    assert_eq!(ids(&list), vec![id.clone()], "{list}");
 
     for (method, p, body) in [
         (Method::PATCH, path.clone(), Some(json!({"title": "again"}))),
