@@ -153,6 +153,7 @@ impl App {
             notifier,
             shutdown: shutdown.child_token(),
             registrations: Arc::default(),
+            audience: Arc::default(),
             secret: Arc::new(store.signing_secret().await?),
             config: config.clone(),
             public_url: public_url.clone().into(),

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::audience;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
 use super::signing::{self, Purpose, Verdict};
@@ -109,7 +110,14 @@ pub async fn master(
         return Err(ApiError::NotFound);
     }
     let a = access(&state, &id, who, &params).await?;
-    let query = a.query.as_deref();
+    // Each player gets a session id in its media playlist URIs (not in segment URIs, which stay
+    // cacheable), so that viewers are counted per session.
+    let sid = format!("sid={}", audience::new_session());
+    let query = Some(match &a.query {
+        Some(token) => format!("{token}&{sid}"),
+        None => sid,
+    });
+    let query = query.as_deref();
     let (text, live) = match &a.live {
         Some(s) if !s.finished.is_cancelled() => (s.hls.master_playlist(query), true),
         _ => (
@@ -139,6 +147,9 @@ pub async fn rendition_file(
     let query = a.query.as_deref();
     let hls_dir = state.registry.paths(&a.id).hls_dir();
     if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST {
+        if let Some(sid) = params.get("sid") {
+            state.audience.seen(&a.id, sid);
+        }
         // While finalising, the in-memory list is already complete (VOD), so keep serving it.
         let (text, live) = match &a.live {
             Some(s) => (

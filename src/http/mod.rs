@@ -1,7 +1,9 @@
 //! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, health, metrics.
+pub mod audience;
 pub mod error;
 pub mod extract;
 pub mod hls;
+pub mod listings;
 pub mod recordings;
 pub mod signing;
 pub mod streams;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub notifier: Notifier,
     /// Cancelled when the server stops: long-lived responses (event streams) end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// HLS sessions per stream (viewer counts).
+    pub audience: Arc<audience::Audience>,
     /// Open viewer registration, limited per client address.
     pub registrations: Arc<viewers::RateLimit>,
     pub config: Arc<Config>,
@@ -88,6 +92,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/viewers", post(viewers::register))
         .route("/api/v1/tokens/current", delete(viewers::revoke_token))
         .route("/api/v1/creators/{handle}", get(viewers::creator_card))
+        .route(
+            "/api/v1/creators/{handle}/storefront",
+            get(listings::storefront),
+        )
+        .route("/api/v1/live", get(listings::live))
+        .route("/api/v1/categories", get(listings::categories))
         .route(
             "/api/v1/creators/{handle}/follow",
             put(viewers::follow).delete(viewers::unfollow),

@@ -159,7 +159,7 @@ pub fn playback_url(state: &AppState, stream: &Stream, owner: bool) -> String {
     }
 }
 
-fn display_state(stream: &Stream) -> &'static str {
+pub(crate) fn display_state(stream: &Stream) -> &'static str {
     match stream.state {
         StreamState::Ready if stream.scheduled_at.is_some_and(|t| t > Utc::now()) => "scheduled",
         s => s.as_str(),
