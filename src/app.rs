@@ -154,6 +154,7 @@ impl App {
             shutdown: shutdown.child_token(),
             registrations: Arc::default(),
             audience: Arc::default(),
+            hls_counters: Arc::default(),
             secret: Arc::new(store.signing_secret().await?),
             config: config.clone(),
             public_url: public_url.clone().into(),

@@ -22,6 +22,8 @@ pub enum ApiError {
     Gone(String),
     #[error("{0}")]
     TooManyRequests(String),
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
     #[error("internal error")]
     Internal(String),
 }
@@ -46,6 +48,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Gone(_) => (StatusCode::GONE, "gone"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

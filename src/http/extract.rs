@@ -21,6 +21,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             Err(JsonRejection::MissingJsonContentType(r)) => {
                 Err(ApiError::UnsupportedMediaType(r.body_text()))
             }
+            Err(r) if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge(super::MAX_BODY_BYTES))
+            }
             Err(rejection) => Err(ApiError::BadRequest {
                 code: "invalid_json",
                 message: rejection.body_text(),

@@ -18,6 +18,21 @@ use crate::pipeline::stream::LiveStream;
 use crate::store::{Mode, StreamId};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// For `/metrics`: what viewers fetched.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    fn served(&self, bytes: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.requests.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(bytes as u64, Relaxed);
+    }
+}
 const SEGMENT_TYPE: &str = "video/mp2t";
 
 struct Access {
@@ -126,11 +141,9 @@ pub async fn master(
             false,
         ),
     };
-    Ok(playlist_response(
-        text.ok_or(ApiError::NotFound)?,
-        a.public,
-        live,
-    ))
+    let text = text.ok_or(ApiError::NotFound)?;
+    state.hls_counters.served(text.len());
+    Ok(playlist_response(text, a.public, live))
 }
 
 /// `GET /hls/{id}/{rendition}/{index.m3u8|event.m3u8|segNNNNN.ts}`
@@ -162,11 +175,9 @@ pub async fn rendition_file(
                 false,
             ),
         };
-        return Ok(playlist_response(
-            text.ok_or(ApiError::NotFound)?,
-            a.public,
-            live,
-        ));
+        let text = text.ok_or(ApiError::NotFound)?;
+        state.hls_counters.served(text.len());
+        return Ok(playlist_response(text, a.public, live));
     }
     let Some(stem) = file.strip_suffix(".ts") else {
         return Err(ApiError::NotFound);
@@ -178,6 +189,7 @@ pub async fn rendition_file(
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|_| ApiError::NotFound)?;
+    state.hls_counters.served(bytes.len());
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(SEGMENT_TYPE)),

@@ -29,6 +29,9 @@ use crate::store::Mode;
 use crate::store::Store;
 use crate::webhooks::Webhooks;
 
+/// Request bodies of the API (JSON) beyond this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -38,6 +41,8 @@ pub struct AppState {
     pub notifier: Notifier,
     /// Cancelled when the server stops: long-lived responses (event streams) end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// HLS requests and bytes served.
+    pub hls_counters: Arc<hls::Counters>,
     /// HLS sessions per stream (viewer counts).
     pub audience: Arc<audience::Audience>,
     /// Open viewer registration, limited per client address.
@@ -109,7 +114,8 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/streams/{id}/pipeline.dot",
             get(streams::pipeline_dot),
-        );
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -200,6 +206,58 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             |h| h.av_drift_ms.map(|d| d as f64),
         ),
     ];
+    let viewers: u64 = public
+        .iter()
+        .map(|s| state.audience.count(&s.id) as u64)
+        .sum();
+    metric(
+        "livefront_viewers",
+        "gauge",
+        "HLS sessions seen in the last 30 s, over all public streams.",
+        viewers,
+    );
+    let hls = &state.hls_counters;
+    metric(
+        "livefront_hls_requests_total",
+        "counter",
+        "HLS playlists and segments served.",
+        hls.requests.load(Ordering::Relaxed),
+    );
+    metric(
+        "livefront_hls_bytes_total",
+        "counter",
+        "Bytes of HLS playlists and segments served.",
+        hls.bytes.load(Ordering::Relaxed),
+    );
+    let w = &state.webhooks.counters;
+    metric(
+        "livefront_webhook_deliveries_total",
+        "counter",
+        "Webhook deliveries that got a 2xx.",
+        w.delivered.load(Ordering::Relaxed),
+    );
+    metric(
+        "livefront_webhook_failed_attempts_total",
+        "counter",
+        "Webhook delivery attempts that failed (retried later).",
+        w.failed_attempts.load(Ordering::Relaxed),
+    );
+    metric(
+        "livefront_webhook_given_up_total",
+        "counter",
+        "Webhook deliveries given up after the last attempt.",
+        w.given_up.load(Ordering::Relaxed),
+    );
+    if let Ok(counts) = state.store.stream_counts().await {
+        let name = "livefront_streams";
+        let _ = write!(
+            body,
+            "# HELP {name} Streams by state and mode (counts only).\n# TYPE {name} gauge\n"
+        );
+        for (st, mode, n) in counts {
+            let _ = writeln!(body, "{name}{{state=\"{st}\",mode=\"{mode}\"}} {n}");
+        }
+    }
     let reports: Vec<_> = public.iter().map(|s| (s.id.clone(), s.health())).collect();
     for (name, help, value) in gauges {
         let _ = write!(body, "# HELP {name} {help}\n# TYPE {name} gauge\n");

@@ -106,4 +106,15 @@ impl Store {
         })
         .await
     }
+
+    /// How many streams are in each (state, mode): counts only, for metrics.
+    pub async fn stream_counts(&self) -> Result<Vec<(String, String, u64)>, Error> {
+        self.call(|c| {
+            let mut stmt =
+                c.prepare("SELECT state, mode, COUNT(*) FROM streams GROUP BY state, mode")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
 }

@@ -5,6 +5,7 @@ pub mod signature;
 pub mod target;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -39,6 +40,17 @@ pub struct Webhooks {
     store: Store,
     config: WebhooksConfig,
     wake: Arc<Notify>,
+    pub counters: Arc<Counters>,
+}
+
+/// For `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub delivered: AtomicU64,
+    /// Attempts that failed (each is retried until `max_attempts`).
+    pub failed_attempts: AtomicU64,
+    /// Deliveries given up after `max_attempts`.
+    pub given_up: AtomicU64,
 }
 
 impl Webhooks {
@@ -47,6 +59,7 @@ impl Webhooks {
             store,
             config,
             wake: Arc::default(),
+            counters: Arc::default(),
         }
     }
 
@@ -128,6 +141,12 @@ impl Webhooks {
         } else {
             state
         };
+        let counter = match state {
+            DeliveryState::Delivered => &self.counters.delivered,
+            DeliveryState::Pending => &self.counters.failed_attempts,
+            DeliveryState::Failed => &self.counters.given_up,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let retry_at = Utc::now()
             + chrono::Duration::from_std(self.backoff(delivery.attempts)).unwrap_or_default();
         match (&state, &error) {
