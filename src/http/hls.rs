@@ -115,6 +115,7 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// `GET /hls/{id}/master.m3u8`
+#[utoipa::path(get, path = "/hls/{id}/{file}", tag = "media", params(("id" = String, Path), ("file" = String, Path, description = "master.m3u8"), ("token" = Option<String>, Query, description = "signed playback token (practice)")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn master(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
@@ -147,6 +148,7 @@ pub async fn master(
 }
 
 /// `GET /hls/{id}/{rendition}/{index.m3u8|event.m3u8|segNNNNN.ts}`
+#[utoipa::path(get, path = "/hls/{id}/{rendition}/{file}", tag = "media", params(("id" = String, Path), ("rendition" = String, Path), ("file" = String, Path, description = "index.m3u8, event.m3u8 or segNNNNN.ts"), ("token" = Option<String>, Query), ("sid" = Option<String>, Query, description = "player session (from the master playlist)")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn rendition_file(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
@@ -204,6 +206,7 @@ pub async fn rendition_file(
 }
 
 /// `GET /api/v1/streams/{id}/thumbnail.jpg`: the latest poster, under the same rule as the video.
+#[utoipa::path(get, path = "/api/v1/streams/{id}/thumbnail.jpg", tag = "media", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn thumbnail(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,

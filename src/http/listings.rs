@@ -65,6 +65,7 @@ async fn public_streams(
 }
 
 /// `GET /api/v1/creators/{handle}/storefront`
+#[utoipa::path(get, path = "/api/v1/creators/{handle}/storefront", tag = "listings", params(("handle" = String, Path, description = "creator handle")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn storefront(
     State(state): State<AppState>,
     Path(handle): Path<String>,
@@ -95,13 +96,14 @@ pub async fn storefront(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveQuery {
     category: Option<String>,
 }
 
 /// `GET /api/v1/live?category=…`: public live streams, most watched first.
+#[utoipa::path(get, path = "/api/v1/live", tag = "listings", params(("category" = Option<String>, Query)), responses((status = 200, description = "OK"), (status = 400, description = "bad input")))]
 pub async fn live(
     State(state): State<AppState>,
     Query(q): Query<LiveQuery>,
@@ -117,6 +119,7 @@ pub async fn live(
 }
 
 /// `GET /api/v1/categories`: categories of public streams that are live or upcoming.
+#[utoipa::path(get, path = "/api/v1/categories", tag = "listings", responses((status = 200, description = "OK")))]
 pub async fn categories(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let mut counts: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     for (stream, _) in public_streams(&state, None, None).await? {

@@ -17,9 +17,10 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post, put};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::notifications::Notifier;
@@ -60,68 +61,90 @@ pub struct AppState {
     pub default_ladder: Arc<str>,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The OpenAPI document's frame; the paths come from the handlers' `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "livefront",
+        description = "Live-shopping broadcast server: streams, media, recordings, followers, webhooks."
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// `Authorization: Bearer <token>` (admin, creator or viewer token).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+/// Every route, each through `routes!` so that it is in the OpenAPI document too (a unit test
+/// checks that nothing is added with a bare `.route`).
+fn routes() -> OpenApiRouter<AppState> {
     let media_cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
         .allow_headers([header::RANGE, header::AUTHORIZATION])
         .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE]);
-    let media = Router::new()
-        .route("/hls/{id}/{file}", get(hls::master))
-        .route("/hls/{id}/{rendition}/{file}", get(hls::rendition_file))
-        .route("/recordings/{file}", get(recordings::download))
-        .route("/api/v1/streams/{id}/thumbnail.jpg", get(hls::thumbnail))
+    let media = OpenApiRouter::new()
+        .routes(routes!(hls::master))
+        .routes(routes!(hls::rendition_file))
+        .routes(routes!(recordings::download))
+        .routes(routes!(hls::thumbnail))
         .layer(media_cors);
-    let api = Router::new()
-        .route("/api/v1/creators", post(streams::create_creator))
-        .route("/api/v1/streams", post(streams::create).get(streams::list))
-        .route(
-            "/api/v1/streams/{id}",
-            get(streams::get_one)
-                .patch(streams::edit)
-                .delete(streams::delete),
-        )
-        .route("/api/v1/streams/{id}/key", post(streams::rotate_key))
-        .route("/api/v1/streams/{id}/mode", put(streams::set_mode))
-        .route("/api/v1/streams/{id}/end", post(streams::end))
-        .route("/api/v1/streams/{id}/recording", get(recordings::status))
-        .route(
-            "/api/v1/webhooks",
-            post(webhooks::create).get(webhooks::list),
-        )
-        .route("/api/v1/webhooks/{id}", delete(webhooks::remove))
-        .route(
-            "/api/v1/webhooks/{id}/deliveries",
-            get(webhooks::deliveries),
-        )
-        .route("/api/v1/viewers", post(viewers::register))
-        .route("/api/v1/tokens/current", delete(viewers::revoke_token))
-        .route("/api/v1/creators/{handle}", get(viewers::creator_card))
-        .route(
-            "/api/v1/creators/{handle}/storefront",
-            get(listings::storefront),
-        )
-        .route("/api/v1/live", get(listings::live))
-        .route("/api/v1/categories", get(listings::categories))
-        .route(
-            "/api/v1/creators/{handle}/follow",
-            put(viewers::follow).delete(viewers::unfollow),
-        )
-        .route("/api/v1/me/following", get(viewers::following))
-        .route("/api/v1/me/notifications", get(viewers::notifications))
-        .route("/api/v1/me/notifications/read", post(viewers::mark_read))
-        .route("/api/v1/me/events", get(viewers::events))
-        .route(
-            "/api/v1/streams/{id}/pipeline.dot",
-            get(streams::pipeline_dot),
-        )
+    let api = OpenApiRouter::new()
+        .routes(routes!(streams::create_creator))
+        .routes(routes!(streams::create, streams::list))
+        .routes(routes!(streams::get_one, streams::edit, streams::delete))
+        .routes(routes!(streams::rotate_key))
+        .routes(routes!(streams::set_mode))
+        .routes(routes!(streams::end))
+        .routes(routes!(recordings::status))
+        .routes(routes!(streams::pipeline_dot))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::remove))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(viewers::register))
+        .routes(routes!(viewers::revoke_token))
+        .routes(routes!(viewers::creator_card))
+        .routes(routes!(viewers::follow, viewers::unfollow))
+        .routes(routes!(listings::storefront))
+        .routes(routes!(listings::live))
+        .routes(routes!(listings::categories))
+        .routes(routes!(viewers::following))
+        .routes(routes!(viewers::notifications))
+        .routes(routes!(viewers::mark_read))
+        .routes(routes!(viewers::events))
+        .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
         .merge(api)
         .merge(media)
-        .fallback(|| async { error::ApiError::NotFound })
+}
+
+/// The OpenAPI document of this server.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, api) = routes().split_for_parts();
+    let api = Arc::new(api);
+    router
+        .layer(axum::Extension(api))
+        .fallback(|| async { error::ApiError::NoRoute })
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let path = req
                 .extensions()
@@ -133,11 +156,26 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "ok")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
+async fn openapi_json(
+    axum::Extension(api): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> impl IntoResponse {
+    axum::Json(api.as_ref().clone())
+}
+
 /// Reads one number out of a stream's ingest health.
 type HealthGauge = fn(&HealthReport) -> Option<f64>;
 
 /// Prometheus text. Per-stream ingest health only for public streams: a practice stream's id
 /// must not leak here.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     use std::fmt::Write;
     let c = state.registry.counters();
@@ -274,4 +312,17 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// Routes added with a bare `.route` would be served but missing from the OpenAPI document.
+    #[test]
+    fn every_route_goes_through_the_openapi_router() {
+        let bare = concat!(".rou", "te(");
+        assert!(
+            !include_str!("mod.rs").contains(bare),
+            "use .routes(routes!(handler))"
+        );
+    }
 }

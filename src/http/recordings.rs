@@ -17,6 +17,7 @@ use super::streams::owned_stream;
 use crate::store::{RecordingState, StreamId};
 
 /// `GET /api/v1/streams/{id}/recording`
+#[utoipa::path(get, path = "/api/v1/streams/{id}/recording", tag = "recordings", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
 pub async fn status(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -46,6 +47,7 @@ pub async fn status(
 }
 
 /// `GET /recordings/{id}.mp4` with the creator's bearer token or a valid `sig`.
+#[utoipa::path(get, path = "/recordings/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4"), ("sig" = Option<String>, Query, description = "signed download link")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 401, description = "missing or unknown token"), (status = 404, description = "not found (or not yours to see)"), (status = 410, description = "link expired")))]
 pub async fn download(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,

@@ -16,7 +16,7 @@ use crate::store::{Mode, NewStream, Principal, Recording, Stream, StreamId, Stre
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_CATEGORY_CHARS: usize = 64;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCreator {
     handle: String,
@@ -28,6 +28,7 @@ fn valid_handle(h: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+#[utoipa::path(post, path = "/api/v1/creators", tag = "accounts", request_body = NewCreator, responses((status = 201, description = "created"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 409, description = "conflict with the stream's state")), security(("bearer" = [])))]
 pub async fn create_creator(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -50,7 +51,7 @@ pub async fn create_creator(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStream {
     title: String,
@@ -61,6 +62,7 @@ pub struct CreateStream {
     ladder: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/streams", tag = "streams", request_body = CreateStream, responses((status = 201, description = "created"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 413, description = "body too large"), (status = 415, description = "not JSON")), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -207,6 +209,7 @@ pub fn stream_json(
     v
 }
 
+#[utoipa::path(get, path = "/api/v1/streams/{id}", tag = "streams", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn get_one(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
@@ -221,12 +224,13 @@ pub async fn get_one(
     Ok(axum::Json(stream_json(&state, &stream, owner, recording)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetMode {
     mode: Mode,
 }
 
+#[utoipa::path(put, path = "/api/v1/streams/{id}/mode", tag = "streams", params(("id" = String, Path, description = "stream id")), request_body = SetMode, responses((status = 200, description = "OK"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
 pub async fn set_mode(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -244,6 +248,7 @@ pub async fn set_mode(
     Ok(axum::Json(stream_json(&state, &stream, true, recording)))
 }
 
+#[utoipa::path(post, path = "/api/v1/streams/{id}/end", tag = "streams", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "conflict with the stream's state")), security(("bearer" = [])))]
 pub async fn end(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -268,6 +273,7 @@ async fn owner_view(state: &AppState, id: &StreamId) -> Result<Value, ApiError> 
 }
 
 /// A live stream's pipeline as Graphviz DOT (admin only).
+#[utoipa::path(get, path = "/api/v1/streams/{id}/pipeline.dot", tag = "operations", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
 pub async fn pipeline_dot(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -293,7 +299,7 @@ pub async fn pipeline_dot(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     state: Option<String>,
@@ -301,6 +307,7 @@ pub struct ListQuery {
 
 /// The caller's streams (the admin's: everyone's), newest first, optionally in one state
 /// (`scheduled` is `ready` with a future `scheduled_at`).
+#[utoipa::path(get, path = "/api/v1/streams", tag = "streams", params(("state" = Option<String>, Query, description = "scheduled, ready, live or ended")), responses((status = 200, description = "OK"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -353,7 +360,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditStream {
     title: Option<String>,
@@ -364,6 +371,7 @@ pub struct EditStream {
 }
 
 /// Edits title, category and schedule while the stream has not ended (409 after).
+#[utoipa::path(patch, path = "/api/v1/streams/{id}", tag = "streams", params(("id" = String, Path, description = "stream id")), request_body = EditStream, responses((status = 200, description = "OK"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "conflict with the stream's state")), security(("bearer" = [])))]
 pub async fn edit(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -399,6 +407,7 @@ pub async fn edit(
 }
 
 /// Deletes a stream that never went live (409 once it has).
+#[utoipa::path(delete, path = "/api/v1/streams/{id}", tag = "streams", params(("id" = String, Path, description = "stream id")), responses((status = 204, description = "done"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "conflict with the stream's state")), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -416,6 +425,7 @@ pub async fn delete(
 }
 
 /// A new stream key; the old one stops working for new publishes (a running publish goes on).
+#[utoipa::path(post, path = "/api/v1/streams/{id}/key", tag = "streams", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "conflict with the stream's state")), security(("bearer" = [])))]
 pub async fn rotate_key(
     State(state): State<AppState>,
     Auth(who): Auth,

@@ -69,12 +69,13 @@ async fn creator_id(state: &AppState, handle: &str) -> Result<CreatorId, ApiErro
         .ok_or(ApiError::NotFound)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewViewer {
     handle: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/viewers", tag = "accounts", request_body = NewViewer, responses((status = 201, description = "created"), (status = 400, description = "bad input"), (status = 409, description = "conflict with the stream's state"), (status = 429, description = "too many requests")))]
 pub async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -98,6 +99,7 @@ pub async fn register(
 }
 
 /// Revokes the bearer token of the request (any role): it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/tokens/current", tag = "accounts", responses((status = 204, description = "done"), (status = 401, description = "missing or unknown token")), security(("bearer" = [])))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     Auth(_): Auth,
@@ -114,6 +116,7 @@ pub async fn revoke_token(
 }
 
 /// A creator's public card.
+#[utoipa::path(get, path = "/api/v1/creators/{handle}", tag = "followers", params(("handle" = String, Path, description = "creator handle")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn creator_card(
     State(state): State<AppState>,
     Path(handle): Path<String>,
@@ -125,6 +128,7 @@ pub async fn creator_card(
     ))
 }
 
+#[utoipa::path(put, path = "/api/v1/creators/{handle}/follow", tag = "followers", params(("handle" = String, Path, description = "creator handle")), responses((status = 204, description = "done"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
 pub async fn follow(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -141,6 +145,7 @@ pub async fn follow(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/api/v1/creators/{handle}/follow", tag = "followers", params(("handle" = String, Path, description = "creator handle")), responses((status = 204, description = "done"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
 pub async fn unfollow(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -152,6 +157,7 @@ pub async fn unfollow(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/me/following", tag = "followers", responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
 pub async fn following(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -164,7 +170,7 @@ pub async fn following(
     Ok(axum::Json(json!({ "following": list })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// Older than this notification id (from `next_before`).
@@ -172,6 +178,7 @@ pub struct FeedQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "followers", params(("before" = Option<i64>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
 pub async fn notifications(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -190,13 +197,14 @@ pub async fn notifications(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
     /// These notifications; absent: all of them.
     ids: Option<Vec<i64>>,
 }
 
+#[utoipa::path(post, path = "/api/v1/me/notifications/read", tag = "followers", request_body = MarkRead, responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
 pub async fn mark_read(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -208,6 +216,7 @@ pub async fn mark_read(
 
 /// `event: notification` with the feed entry as data, as notifications are made; a reader that
 /// falls behind gets `event: lagged` and should reload the feed.
+#[utoipa::path(get, path = "/api/v1/me/events", tag = "followers", responses((status = 200, description = "text/event-stream of notifications"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a viewer")), security(("bearer" = [])))]
 pub async fn events(
     State(state): State<AppState>,
     Auth(who): Auth,

@@ -17,7 +17,7 @@ const MAX_URL_CHARS: usize = 2048;
 /// Webhooks per creator.
 const MAX_WEBHOOKS: usize = 20;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     url: String,
@@ -42,6 +42,7 @@ async fn own(state: &AppState, who: &CreatorId, id: &str) -> Result<Webhook, Api
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewWebhook, responses((status = 201, description = "created"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 409, description = "conflict with the stream's state")), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -90,6 +91,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -98,6 +100,7 @@ pub async fn list(
     Ok(axum::Json(json!({ "webhooks": hooks })))
 }
 
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 204, description = "done"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -108,6 +111,7 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "webhook id")), responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,
     Auth(who): Auth,

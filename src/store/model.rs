@@ -53,7 +53,7 @@ id_type!(CreatorId);
 id_type!(WebhookId);
 id_type!(ViewerId);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Practice,
