@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins),
-# ffmpeg (tests, benchmarks), build tools, and any extra packages named as arguments.
+# Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins, the RTSP
+# server library for RTSP out), ffmpeg and GStreamer's RTSP server for Python (tests, benchmarks),
+# build tools, and any extra packages named as arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -9,6 +10,8 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  libgstrtspserver-1.0-dev gstreamer1.0-rtsp
+  python3-gi gir1.2-gst-rtsp-server-1.0
   ffmpeg
   "$@"
 )

@@ -7,11 +7,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::signing::{self, Purpose, Verdict};
 use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
+use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline::ladder::LadderSpec;
 use crate::pipeline::{self, StreamRegistry};
-use crate::store::{self, Mode, NewStream, Store, Stream};
+use crate::store::{self, Mode, NewStream, Store, Stream, StreamId};
 
 const DB_FILE: &str = "livefront.db";
 const DEMO_HANDLE: &str = "demo";
@@ -26,6 +28,8 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error(transparent)]
     Registry(#[from] pipeline::registry::Error),
+    #[error(transparent)]
+    Rtsp(#[from] rtsp::Error),
     #[error("{what} {addr}: {source}")]
     Io {
         what: &'static str,
@@ -47,13 +51,17 @@ pub struct FirstStart {
 pub struct App {
     pub http_addr: SocketAddr,
     pub rtmp_addr: SocketAddr,
+    pub rtsp_addr: SocketAddr,
     pub public_url: String,
     pub rtmp_url: String,
+    /// `rtsp://host:port`; streams are at `{rtsp_url}/live/{id}`.
+    pub rtsp_url: String,
     pub first_start: Option<FirstStart>,
     pub state: AppState,
     shutdown: CancellationToken,
     http_task: JoinHandle<()>,
     rtmp_task: JoinHandle<()>,
+    rtsp: Arc<RtspOut>,
 }
 
 fn host_of(url: &str) -> &str {
@@ -107,13 +115,22 @@ impl App {
             .trim_end_matches('/')
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
+        let secret = Arc::new(store.signing_secret().await?);
+        let rtsp = RtspOut::start(
+            config.rtsp.addr,
+            rtsp_access(registry.clone(), secret.clone()),
+        )?;
+        registry.attach_rtsp(rtsp.clone());
+        let rtsp_addr = rtsp.local_addr();
+        let rtsp_url = format!("rtsp://{}:{}", host_of(&public_url), rtsp_addr.port());
         let state = AppState {
             store: store.clone(),
             registry: registry.clone(),
-            secret: Arc::new(store.signing_secret().await?),
+            secret,
             config: config.clone(),
             public_url: public_url.clone().into(),
             rtmp_url: rtmp_url.clone().into(),
+            rtsp_url: rtsp_url.clone().into(),
             default_ladder: LadderSpec::resolve(&config.hls.ladder)
                 .map(|l| l.name)
                 .unwrap_or_else(|_| config.hls.ladder.clone())
@@ -130,17 +147,20 @@ impl App {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
-        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, data_dir = %config.data_dir.display(), "livefront listening");
+        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, rtsp = %rtsp_addr, data_dir = %config.data_dir.display(), "livefront listening");
         Ok(App {
             http_addr,
             rtmp_addr,
+            rtsp_addr,
             public_url,
             rtmp_url,
+            rtsp_url,
             first_start,
             state,
             shutdown,
             http_task,
             rtmp_task,
+            rtsp,
         })
     }
 
@@ -150,6 +170,8 @@ impl App {
         self.shutdown.cancel();
         let _ = (&mut self.rtmp_task).await;
         self.state.registry.shutdown().await;
+        let rtsp = self.rtsp.clone();
+        let _ = tokio::task::spawn_blocking(move || rtsp.stop()).await;
         let _ = (&mut self.http_task).await;
         tracing::info!("stopped");
     }
@@ -161,7 +183,22 @@ impl Drop for App {
     fn drop(&mut self) {
         self.shutdown.cancel();
         self.state.registry.abort_pipelines();
+        self.rtsp.quit();
     }
+}
+
+/// Who may watch a live stream over RTSP: anyone while it is public; while in practice, whoever
+/// presents the signed playback token of its URLs (`?token=`, as for HLS).
+fn rtsp_access(registry: StreamRegistry, secret: Arc<Vec<u8>>) -> rtsp::Access {
+    Arc::new(move |id: &StreamId, token: Option<&str>| {
+        let Some(live) = registry.live(id) else {
+            return false;
+        };
+        live.mode() == Mode::Public
+            || token.is_some_and(|t| {
+                signing::verify(&secret, Purpose::Playback, id, t) == Verdict::Valid
+            })
+    })
 }
 
 /// First start with an empty store: an admin token (unless configured), a `demo` creator and

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CONFIG_FILE: &str = "config/livefront.toml";
 const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
 const DEFAULT_RTMP_ADDR: &str = "0.0.0.0:1935";
+const DEFAULT_RTSP_ADDR: &str = "0.0.0.0:8554";
 const DEFAULT_DATA_DIR: &str = "data";
 const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
 const DEFAULT_HLS_WINDOW: usize = 6;
@@ -21,6 +22,7 @@ const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const ENV_ALIASES: &[(&str, &str)] = &[
     ("http_addr", "http.addr"),
     ("rtmp_addr", "rtmp.addr"),
+    ("rtsp_addr", "rtsp.addr"),
     ("hls_segment", "hls.segment"),
     ("hls_window", "hls.window"),
     ("ladder", "hls.ladder"),
@@ -41,6 +43,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub http: HttpConfig,
     pub rtmp: RtmpConfig,
+    pub rtsp: RtspConfig,
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
 }
@@ -57,6 +60,14 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RtmpConfig {
+    pub addr: SocketAddr,
+}
+
+/// RTSP out (every live stream at `rtsp://HOST:PORT/live/{id}`) and, later, RTSP-specific ingest
+/// settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtspConfig {
     pub addr: SocketAddr,
 }
 
@@ -88,6 +99,7 @@ impl Default for Config {
             admin_token: None,
             http: HttpConfig::default(),
             rtmp: RtmpConfig::default(),
+            rtsp: RtspConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
         }
@@ -107,6 +119,14 @@ impl Default for RtmpConfig {
     fn default() -> Self {
         RtmpConfig {
             addr: DEFAULT_RTMP_ADDR.parse().expect("valid default address"),
+        }
+    }
+}
+
+impl Default for RtspConfig {
+    fn default() -> Self {
+        RtspConfig {
+            addr: DEFAULT_RTSP_ADDR.parse().expect("valid default address"),
         }
     }
 }

@@ -98,6 +98,10 @@ async fn print_banner(app: &App) -> anyhow::Result<()> {
         "  RTMP ingest   {}   (OBS: Settings > Stream > Custom, Server = this, Stream Key = a stream's key)",
         app.rtmp_url
     );
+    println!(
+        "  RTSP out      {}/live/{{stream id}}   (VLC, NVRs; practice streams need the ?token= of playback.rtsp)",
+        app.rtsp_url
+    );
     if let Some(first) = &app.first_start {
         let s = &first.demo_stream;
         println!();

@@ -35,6 +35,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// `rtmp://host:port/live`, what OBS calls "Server".
     pub rtmp_url: Arc<str>,
+    /// `rtsp://host:port`, the base of RTSP playback URLs.
+    pub rtsp_url: Arc<str>,
     /// Name of the server's default ladder preset (not its path).
     pub default_ladder: Arc<str>,
 }

@@ -140,7 +140,25 @@ pub async fn owned_stream(state: &AppState, id: &str, who: &Principal) -> Result
 }
 
 pub fn playback_url(state: &AppState, stream: &Stream, owner: bool) -> String {
-    let base = format!("{}/hls/{}/master.m3u8", state.public_url, stream.id);
+    signed_for_owner(
+        state,
+        stream,
+        owner,
+        format!("{}/hls/{}/master.m3u8", state.public_url, stream.id),
+    )
+}
+
+/// `rtsp://host:port/live/{id}`, signed like the HLS URL for the owner of a practice stream.
+pub fn rtsp_playback_url(state: &AppState, stream: &Stream, owner: bool) -> String {
+    signed_for_owner(
+        state,
+        stream,
+        owner,
+        format!("{}/live/{}", state.rtsp_url, stream.id),
+    )
+}
+
+fn signed_for_owner(state: &AppState, stream: &Stream, owner: bool, base: String) -> String {
     if owner && stream.mode == Mode::Practice {
         let expires =
             Utc::now().timestamp() + state.config.http.playback_token_ttl.as_secs() as i64;
@@ -178,7 +196,10 @@ pub fn stream_json(
         "created_at": stream.created_at,
         "started_at": stream.started_at,
         "ended_at": stream.ended_at,
-        "playback": {"hls": playback_url(state, stream, owner)},
+        "playback": {
+            "hls": playback_url(state, stream, owner),
+            "rtsp": rtsp_playback_url(state, stream, owner),
+        },
     });
     if owner {
         let key = stream.stream_key.expose();

@@ -2,7 +2,7 @@
 //! streams; ingest servers, HTTP and shutdown ask it. Its lock is never held across an `.await`.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers, stream_key};
 use crate::output::hls::{self, HlsOutput};
 use crate::output::recording;
+use crate::output::rtsp::RtspOut;
 use crate::store::{Mode, Recording, RecordingState, Store, StreamId, StreamState};
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
@@ -37,6 +38,8 @@ struct Inner {
     live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
     tasks: TaskTracker,
     counters: Counters,
+    /// Serves every running pipeline over RTSP once attached.
+    rtsp: OnceLock<Arc<RtspOut>>,
 }
 
 #[derive(Clone)]
@@ -59,8 +62,14 @@ impl StreamRegistry {
                 live: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
+                rtsp: OnceLock::new(),
             }),
         }
+    }
+
+    /// Serves the pipelines started from now on over RTSP too.
+    pub fn attach_rtsp(&self, rtsp: Arc<RtspOut>) {
+        let _ = self.inner.rtsp.set(rtsp);
     }
 
     fn live_map(&self) -> MutexGuard<'_, HashMap<StreamId, Arc<LiveStream>>> {
@@ -226,6 +235,9 @@ impl StreamRegistry {
                 if let Err(e) = running.stop().await {
                     tracing::warn!(error = %e, "pipeline did not stop cleanly");
                 }
+                if let Some(rtsp) = self.inner.rtsp.get() {
+                    rtsp.unpublish(&stream.id);
+                }
                 if let Err(e) = stream.hls.end() {
                     tracing::error!(error = %e, "could not write the VOD playlists");
                 }
@@ -282,6 +294,11 @@ impl StreamRegistry {
         })?;
         let pipeline = running.pipeline_handle();
         stream.set_running(running);
+        if let Some(rtsp) = self.inner.rtsp.get()
+            && let Err(e) = rtsp.publish(&stream.id, &pipeline)
+        {
+            tracing::warn!(error = %e, "stream not served over rtsp");
+        }
         let config = TrackConfig {
             avcc: tracks.video.clone(),
             asc: tracks.audio.clone(),

@@ -200,6 +200,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     };
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.rtmp.addr = "127.0.0.1:0".parse().unwrap();
+    config.rtsp.addr = "127.0.0.1:0".parse().unwrap();
     // Transcoding is tested on small sources in tests/ladder.rs; elsewhere keep CI's 2 cores free.
     config.hls.ladder = "passthrough".into();
     config
@@ -444,6 +445,7 @@ impl Process {
             .env("LIVEFRONT_DATA_DIR", data_dir)
             .env("LIVEFRONT_HTTP_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_RTMP_ADDR", "127.0.0.1:0")
+            .env("LIVEFRONT_RTSP_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LIVEFRONT_CONFIG", "/dev/null")
             .env("LIVEFRONT_LADDER", "passthrough")
