@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::http::signing::{self, Purpose, Verdict};
 use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
+use crate::ingest::rtsp::Pulls;
 use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline::ladder::LadderSpec;
 use crate::pipeline::{self, StreamRegistry};
@@ -116,6 +117,8 @@ impl App {
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
         let secret = Arc::new(store.signing_secret().await?);
+        let shutdown = CancellationToken::new();
+        let pulls = Pulls::new(Arc::new(registry.clone()), shutdown.child_token());
         let rtsp = RtspOut::start(
             config.rtsp.addr,
             rtsp_access(registry.clone(), secret.clone()),
@@ -135,8 +138,12 @@ impl App {
                 .map(|l| l.name)
                 .unwrap_or_else(|_| config.hls.ladder.clone())
                 .into(),
+            pulls: pulls.clone(),
         };
-        let shutdown = CancellationToken::new();
+        for (stream, source) in store.pulled_streams().await? {
+            tracing::info!(stream = %stream.id, source = %source, "pulling again after the restart");
+            pulls.start(stream.id, stream.stream_key, source);
+        }
         let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));
         let http_shutdown = shutdown.child_token();
         let router = http::router(state.clone());
@@ -169,6 +176,7 @@ impl App {
         tracing::info!("shutting down: ending live streams");
         self.shutdown.cancel();
         let _ = (&mut self.rtmp_task).await;
+        self.state.pulls.wait().await;
         self.state.registry.shutdown().await;
         let rtsp = self.rtsp.clone();
         let _ = tokio::task::spawn_blocking(move || rtsp.stop()).await;

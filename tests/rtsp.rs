@@ -192,3 +192,188 @@ async fn practice_stream_over_rtsp_needs_the_signed_token() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+const CAMERA_USER: &str = "camuser7";
+const CAMERA_PASSWORD: &str = "pw-Kq93xZt1";
+const CAMERA_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_camera.py");
+/// The system Python, where apt's python3-gi lives (not a pyenv/venv one).
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// A stand-in IP camera: GStreamer's RTSP server with Basic auth, killed when dropped.
+struct Camera {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Camera {
+    /// Starts on `port` (0: any free port).
+    async fn start(port: u16) -> Result<Camera> {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = Command::new(SYSTEM_PYTHON)
+            .arg(CAMERA_SCRIPT)
+            .args([&port.to_string(), CAMERA_USER, CAMERA_PASSWORD])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("/usr/bin/python3 is required (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0)")?;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .context("camera start")??
+            .context("the camera exited (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0)")?;
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .with_context(|| format!("camera said {line:?}"))?;
+        Ok(Camera { child, port })
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "rtsp://{CAMERA_USER}:{CAMERA_PASSWORD}@127.0.0.1:{}/cam",
+            self.port
+        )
+    }
+
+    async fn kill(mut self) -> Result<u16> {
+        self.child.kill().await?;
+        Ok(self.port)
+    }
+}
+
+async fn stream_state(api: &Api, token: &str, id: &str) -> Option<String> {
+    let (status, v) = api
+        .get(&format!("/api/v1/streams/{id}"), Some(token))
+        .await
+        .ok()?;
+    (status == 200).then(|| v["state"].as_str().unwrap_or_default().to_string())
+}
+
+async fn wait_state(api: &Api, token: &str, id: &str, want: &str) -> Result<()> {
+    wait_for(&format!("stream {id} {want}"), DEADLINE, || async {
+        (stream_state(api, token, id).await.as_deref() == Some(want)).then_some(())
+    })
+    .await
+}
+
+/// The livefront binary with its log (debug level) in `log`, for checks on what it logs.
+async fn start_logged(
+    data_dir: &std::path::Path,
+    log: &std::path::Path,
+) -> Result<(tokio::process::Child, Api)> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livefront"))
+        .arg("serve")
+        .env("LIVEFRONT_DATA_DIR", data_dir)
+        .env("LIVEFRONT_HTTP_ADDR", "127.0.0.1:0")
+        .env("LIVEFRONT_RTMP_ADDR", "127.0.0.1:0")
+        .env("LIVEFRONT_RTSP_ADDR", "127.0.0.1:0")
+        .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("LIVEFRONT_CONFIG", "/dev/null")
+        .env("LIVEFRONT_LADDER", "passthrough")
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log)?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let http = tokio::time::timeout(DEADLINE, async {
+        while let Some(line) = lines.next_line().await? {
+            if let ["HTTP", "API", url, ..] = line.split_whitespace().collect::<Vec<_>>()[..] {
+                return anyhow::Ok(url.replace("localhost", "127.0.0.1"));
+            }
+        }
+        anyhow::bail!("no HTTP line in the banner")
+    })
+    .await
+    .context("server banner")??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, Api::new(&http)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_is_pulled_into_hls_without_its_password_showing_anywhere() -> Result<()> {
+    let camera = Camera::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("server.log");
+    let (mut server, api) = start_logged(dir.path(), &log).await?;
+    let token = api.create_creator("cam_owner").await?;
+    let (status, created) = api
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/streams",
+            Some(&token),
+            Some(json!({"title": "shop camera", "mode": "public",
+                        "source": {"url": camera.url(), "transport": "tcp"}})),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "create: {status} {created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        created["source"],
+        json!({"url": format!("rtsp://{CAMERA_USER}@127.0.0.1:{}/cam", camera.port), "transport": "tcp"})
+    );
+
+    wait_state(&api, &token, &id, "live").await?;
+    let master = format!("/hls/{id}/master.m3u8");
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 2)
+        .await?;
+    let (codecs, _) = probe(&api.url(&master)).await?;
+    assert!(
+        codecs.contains(&"h264".to_string()) && codecs.contains(&"aac".to_string()),
+        "{codecs:?}"
+    );
+    let live = api.stream(&token, &id).await?;
+    assert_eq!(live["health"]["video"]["width"], 320, "{live}");
+    // The pulled stream is served over RTSP like any other.
+    let streams = probe_rtsp(&rtsp_url(&live).replace("localhost", "127.0.0.1")).await?;
+    assert!(
+        streams.contains(&("h264".into(), Some(320), Some(240))),
+        "{streams:?}"
+    );
+
+    let (status, ended) = api
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/streams/{id}/end"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{ended}");
+    wait_state(&api, &token, &id, "ended").await?;
+    api.recording_ready(&token, &id).await?;
+    let (_, text) = api
+        .get_text(&format!("/api/v1/streams/{id}"), Some(&token))
+        .await?;
+    for body in [created.to_string(), ended.to_string(), text] {
+        assert!(!body.contains(CAMERA_PASSWORD), "{body}");
+    }
+
+    // The pull stopped with the end: the camera has no client left after a while, and the
+    // server stops cleanly.
+    signal(&server, "TERM")?;
+    let status = tokio::time::timeout(DEADLINE, server.wait()).await??;
+    assert!(status.success(), "{status}");
+    let port = camera.kill().await?;
+    let logged = std::fs::read_to_string(&log)?;
+    assert!(
+        logged.contains(&format!("rtsp://127.0.0.1:{port}/cam")),
+        "the source is logged, without credentials"
+    );
+    assert!(!logged.contains(CAMERA_PASSWORD), "password in the log");
+    assert!(!logged.contains(CAMERA_USER), "user name in the log");
+    Ok(())
+}
+
+fn signal(child: &tokio::process::Child, signal: &str) -> Result<()> {
+    let pid = child.id().context("running")?;
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid}");
+    Ok(())
+}

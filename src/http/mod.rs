@@ -18,6 +18,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::ingest::rtsp::Pulls;
 use crate::pipeline::StreamRegistry;
 use crate::pipeline::health::HealthReport;
 use crate::store::Mode;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub rtmp_url: Arc<str>,
     /// `rtsp://host:port`, the base of RTSP playback URLs.
     pub rtsp_url: Arc<str>,
+    /// Streams pulled from RTSP sources (IP cameras).
+    pub pulls: Arc<Pulls<StreamRegistry>>,
     /// Name of the server's default ladder preset (not its path).
     pub default_ladder: Arc<str>,
 }

@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use super::signing::{self, Purpose};
+use crate::ingest::rtsp::{PullSource, Transport};
 use crate::pipeline::ladder::LadderSpec;
 use crate::store::{Mode, NewStream, Principal, Recording, Stream, StreamId, StreamState};
 
@@ -59,6 +60,17 @@ pub struct CreateStream {
     mode: Option<Mode>,
     /// A built-in ladder preset name; absent = the server's default.
     ladder: Option<String>,
+    /// Pull the stream from an RTSP source (an IP camera) instead of waiting for a publisher.
+    source: Option<NewSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSource {
+    /// `rtsp://[user:password@]host[:port]/path`
+    url: String,
+    /// `tcp` (default, interleaved) or `udp`.
+    transport: Option<Transport>,
 }
 
 pub async fn create(
@@ -90,6 +102,11 @@ pub async fn create(
             LadderSpec::builtin_names().join(", ")
         )));
     }
+    let source = body
+        .source
+        .map(|s| PullSource::parse(&s.url, s.transport.unwrap_or_default()))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let stream = state
         .store
         .create_stream(NewStream {
@@ -102,10 +119,16 @@ pub async fn create(
         })
         .await?;
     let recording = None;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(stream_json(&state, &stream, true, recording)),
-    ))
+    let mut v = stream_json(&state, &stream, true, recording);
+    if let Some(source) = source {
+        state.store.set_source(&stream.id, &source).await?;
+        tracing::info!(stream = %stream.id, source = %source, "pulled stream created");
+        v["source"] = source_json(&source);
+        state
+            .pulls
+            .start(stream.id.clone(), stream.stream_key.clone(), source);
+    }
+    Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
 /// Loads a stream the caller may see: its owner and the admin always; others only when public.
@@ -222,6 +245,19 @@ pub fn stream_json(
     v
 }
 
+/// A pulled stream's source as its owner sees it: the URL without the password.
+fn source_json(source: &PullSource) -> Value {
+    json!({"url": source.for_owner(), "transport": source.transport})
+}
+
+/// Adds `source` to an owner's stream object when the stream is pulled.
+async fn with_source(state: &AppState, id: &StreamId, mut v: Value) -> Result<Value, ApiError> {
+    if let Some(source) = state.store.source(id).await? {
+        v["source"] = source_json(&source);
+    }
+    Ok(v)
+}
+
 pub async fn get_one(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
@@ -233,7 +269,13 @@ pub async fn get_one(
     } else {
         None
     };
-    Ok(axum::Json(stream_json(&state, &stream, owner, recording)))
+    let v = stream_json(&state, &stream, owner, recording);
+    let v = if owner {
+        with_source(&state, &stream.id, v).await?
+    } else {
+        v
+    };
+    Ok(axum::Json(v))
 }
 
 #[derive(Deserialize)]
@@ -265,7 +307,9 @@ pub async fn end(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stream = owned_stream(&state, &id, &who).await?;
+    // The registry first: a pull that stops sees that its creator ended the stream.
     state.registry.end(&stream.id).await?;
+    state.pulls.stop(&stream.id);
     let stream = state
         .store
         .stream(&stream.id)

@@ -179,7 +179,12 @@ impl StreamRegistry {
                 tracing::error!(stream = %id, error = %e, "could not close the playlists");
             }
             self.finalize_recording(&id, &paths).await;
-            store.mark_ended(&id).await?;
+            if store.source(&id).await?.is_some() {
+                // A pulled stream outlives the server: it is pulled again after this start.
+                store.mark_ready(&id).await?;
+            } else {
+                store.mark_ended(&id).await?;
+            }
         }
         Ok(())
     }
@@ -246,7 +251,14 @@ impl StreamRegistry {
                     .counters
                     .streams_finalized
                     .fetch_add(1, Ordering::Relaxed);
-                store.mark_ended(&stream.id).await
+                if pulled_again_after_restart(&stream, &reason) {
+                    tracing::info!(
+                        "pulled stream stopped with the server; pulled again at the next start"
+                    );
+                    store.mark_ready(&stream.id).await
+                } else {
+                    store.mark_ended(&stream.id).await
+                }
             }
             None if stream.ended_by_creator() => store.mark_ended(&stream.id).await,
             None => {
@@ -352,6 +364,15 @@ impl StreamRegistry {
         }
         Ok(())
     }
+}
+
+/// A pulled stream (RTSP) that the server stopped — not its creator, not a failure — is not over:
+/// the server pulls it again when it starts next.
+fn pulled_again_after_restart(stream: &LiveStream, reason: &EndReason) -> bool {
+    stream.proto == Proto::Rtsp
+        && *reason == EndReason::ServerEnded
+        && !stream.ended_by_creator()
+        && stream.failure().is_none()
 }
 
 impl Publishers for StreamRegistry {
