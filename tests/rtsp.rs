@@ -377,3 +377,126 @@ fn signal(child: &tokio::process::Child, signal: &str) -> Result<()> {
     anyhow::ensure!(status.success(), "kill -{signal} {pid}");
     Ok(())
 }
+
+async fn create_pulled(api: &Api, token: &str, url: &str) -> Result<String> {
+    let v = create(
+        api,
+        token,
+        json!({"title": "camera", "mode": "public", "source": {"url": url}}),
+    )
+    .await?;
+    Ok(v["id"].as_str().context("id")?.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_that_is_down_is_retried_until_it_comes_back_on_its_port() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let camera = Camera::start(0).await?;
+    let url = camera.url();
+    let port = camera.kill().await?;
+    let id = create_pulled(&api, &token, &url).await?;
+    assert_eq!(
+        stream_state(&api, &token, &id).await.as_deref(),
+        Some("ready")
+    );
+    let camera = Camera::start(port).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    server.stop().await;
+    camera.kill().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_lost_while_live_ends_the_stream_until_reconnect_grace_lands() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let camera = Camera::start(0).await?;
+    let id = create_pulled(&api, &token, &camera.url()).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    camera.kill().await?;
+    // Lost (no more media, or the connection closed): the stream ends as PublisherLost and is
+    // finalised; its ended key refuses the next authorize, so the pull stops.
+    wait_state(&api, &token, &id, "ended").await?;
+    api.recording_ready(&token, &id).await?;
+    let (_, vod) = api
+        .get_text(&format!("/hls/{id}/source/index.m3u8"), None)
+        .await?;
+    assert!(vod.contains("#EXT-X-ENDLIST"), "{vod}");
+    server.stop().await;
+    Ok(())
+}
+
+/// What the lead's `ingest.reconnect_grace` is to make pass: the pull reconnects within the grace
+/// and the same session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ingest.reconnect_grace in the registry (a re-authorize within the grace continues the session)"]
+async fn camera_that_comes_back_within_the_grace_continues_the_same_session() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let camera = Camera::start(0).await?;
+    let id = create_pulled(&api, &token, &camera.url()).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    let media = format!("/hls/{id}/source/index.m3u8");
+    api.playlist_with_segments(&media, 2).await?;
+    let port = camera.kill().await?;
+    let camera = Camera::start(port).await?;
+    let before = api
+        .get_text(&media, None)
+        .await?
+        .1
+        .matches("#EXTINF")
+        .count();
+    api.playlist_with_segments(&media, before + 2).await?;
+    assert_eq!(
+        stream_state(&api, &token, &id).await.as_deref(),
+        Some("live")
+    );
+    server.stop().await;
+    camera.kill().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulled_stream_is_pulled_again_after_a_server_restart() -> Result<()> {
+    let camera = Camera::start(0).await?;
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let id = create_pulled(&api, &token, &camera.url()).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    server.stop().await;
+
+    let app = livefront::app::App::start(test_config(&server.data_dir())).await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    let (status, _) = api
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/streams/{id}/end"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200);
+    wait_state(&api, &token, &id, "ended").await?;
+    app.stop().await;
+
+    // Ended streams are not pulled again.
+    let app = livefront::app::App::start(test_config(&server.data_dir())).await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    assert_eq!(
+        stream_state(&api, &token, &id).await.as_deref(),
+        Some("ended")
+    );
+    app.stop().await;
+    camera.kill().await?;
+    Ok(())
+}
