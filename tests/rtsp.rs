@@ -500,3 +500,54 @@ async fn pulled_stream_is_pulled_again_after_a_server_restart() -> Result<()> {
     camera.kill().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_pulled_over_udp_goes_live() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let camera = Camera::start(0).await?;
+    let v = create(
+        &api,
+        &token,
+        json!({"title": "udp camera", "source": {"url": camera.url(), "transport": "udp"}}),
+    )
+    .await?;
+    assert_eq!(v["source"]["transport"], "udp");
+    let id = v["id"].as_str().unwrap().to_string();
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(
+        &format!(
+            "/hls/{id}/source/index.m3u8?{}",
+            rtsp_url(&v).split('?').nth(1).unwrap()
+        ),
+        1,
+    )
+    .await?;
+    server.stop().await;
+    camera.kill().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_that_are_not_rtsp_urls_are_refused() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    for source in [
+        json!({"url": "http://camera/stream"}),
+        json!({"url": "rtsp://"}),
+        json!({"url": "rtsp://cam/x", "transport": "sctp"}),
+    ] {
+        let (status, v) = api
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/streams",
+                Some(&token),
+                Some(json!({"title": "bad", "source": source})),
+            )
+            .await?;
+        assert_eq!(status, 400, "{source}: {v}");
+        assert!(v["error"]["code"].is_string(), "{v}");
+    }
+    server.stop().await;
+    Ok(())
+}

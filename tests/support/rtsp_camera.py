@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """A stand-in IP camera for tests: GStreamer's RTSP server with Basic auth.
 
-    rtsp_camera.py PORT USER PASSWORD [--no-audio]
+    rtsp_camera.py PORT USER PASSWORD [--no-audio] [--file MEDIA.mp4]
 
-Serves rtsp://USER:PASSWORD@127.0.0.1:PORT/cam (H.264 320x240 at 30 fps, 1 s GOP, no B-frames,
-plus AAC 48 kHz stereo unless --no-audio). PORT 0 picks a free port. Prints "PORT <n>" once
-listening; runs until killed. Needs python3-gi and gir1.2-gst-rtsp-server-1.0.
+Serves rtsp://USER:PASSWORD@127.0.0.1:PORT/cam: H.264 320x240 at 30 fps, 1 s GOP, no B-frames,
+plus AAC 48 kHz stereo unless --no-audio; or, with --file, the H.264 and AAC tracks of an MP4 in
+real time, once (bench/rtsp.sh). PORT 0 picks a free port. Prints "PORT <n>" once listening; runs
+until killed. Needs python3-gi and gir1.2-gst-rtsp-server-1.0.
 """
 import sys
 
@@ -28,14 +29,24 @@ AUDIO = (
 
 def main():
     port, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
-    audio = "--no-audio" not in sys.argv[4:]
+    options = sys.argv[4:]
+    audio = "--no-audio" not in options
+    if "--file" in options:
+        path = options[options.index("--file") + 1]
+        launch = (
+            f'filesrc location="{path}" ! qtdemux name=d '
+            "d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 "
+            "d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97"
+        )
+    else:
+        launch = VIDEO + (" " + AUDIO if audio else "")
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(port)
 
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch("( " + VIDEO + (" " + AUDIO if audio else "") + " )")
+    factory.set_launch("( " + launch + " )")
     factory.set_shared(True)
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()
