@@ -10,7 +10,7 @@
 # /usr/bin/python3 with python3-gi + gir1.2-gst-rtsp-server-1.0. Binds only 127.0.0.1; every
 # process it starts is stopped on exit.
 #
-# Environment: DURATION=30 (s of 1080p30 media), RUNS=1 (runs per scenario),
+# Environment: DURATION=30 (s of 1080p30 media), RUNS=1 (runs per scenario), SCENARIOS="rtmp pull pull+out",
 #   LIVEFRONT_BIN=target/release/livefront, KEEP_TMP=1 keeps the temp dir.
 set -euo pipefail
 
@@ -110,7 +110,7 @@ scenario() { # name
 }
 
 printf '| scenario | run | CPU s | CPU s per media s | recorded s | peak RSS (MiB) |\n|---|---|---|---|---|---|\n'
-for name in rtmp pull pull+out; do
+for name in ${SCENARIOS:-rtmp pull pull+out}; do
   for run in $(seq "$RUNS"); do
     log "$name run $run"
     scenario "$name"
