@@ -195,6 +195,7 @@ async fn practice_stream_over_rtsp_needs_the_signed_token() -> Result<()> {
 
 const CAMERA_USER: &str = "camuser7";
 const CAMERA_PASSWORD: &str = "pw-Kq93xZt1";
+const WRONG_PASSWORD: &str = "pw-wrong-Zz81";
 const CAMERA_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_camera.py");
 /// The system Python, where apt's python3-gi lives (not a pyenv/venv one).
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
@@ -318,6 +319,26 @@ async fn camera_is_pulled_into_hls_without_its_password_showing_anywhere() -> Re
     );
 
     wait_state(&api, &token, &id, "live").await?;
+    // A wrong password: the camera refuses, the pull retries; neither shows in the logs.
+    let wrong = camera.url().replace(CAMERA_PASSWORD, WRONG_PASSWORD);
+    let refused = create(
+        &api,
+        &token,
+        json!({"title": "wrong", "source": {"url": wrong}}),
+    )
+    .await?;
+    let refused_id = refused["id"].as_str().unwrap().to_string();
+    wait_for("a refused pull in the log", DEADLINE, || async {
+        std::fs::read_to_string(&log)
+            .ok()?
+            .contains("camera not available")
+            .then_some(())
+    })
+    .await?;
+    assert_eq!(
+        stream_state(&api, &token, &refused_id).await.as_deref(),
+        Some("ready")
+    );
     let master = format!("/hls/{id}/master.m3u8");
     api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 2)
         .await?;
@@ -365,6 +386,10 @@ async fn camera_is_pulled_into_hls_without_its_password_showing_anywhere() -> Re
         "the source is logged, without credentials"
     );
     assert!(!logged.contains(CAMERA_PASSWORD), "password in the log");
+    assert!(
+        !logged.contains(WRONG_PASSWORD),
+        "wrong password in the log"
+    );
     assert!(!logged.contains(CAMERA_USER), "user name in the log");
     Ok(())
 }

@@ -77,7 +77,8 @@ impl<P: Publishers> Pulls<P> {
         if let Some(previous) = previous {
             previous.stop.cancel();
         }
-        let span = tracing::info_span!("pull", stream = %id, source = %source);
+        // Its own root span: the task outlives the request that started it.
+        let span = tracing::info_span!(parent: None, "pull", stream = %id, source = %source);
         let this = self.clone();
         self.tasks.spawn(
             async move {
