@@ -207,12 +207,18 @@ struct Camera {
 }
 
 impl Camera {
-    /// Starts on `port` (0: any free port).
+    /// Starts on `port` (0: any free port) with H.264 and AAC.
     async fn start(port: u16) -> Result<Camera> {
+        Camera::start_with(port, &[]).await
+    }
+
+    /// Starts with extra options of the camera script (`--no-audio`).
+    async fn start_with(port: u16, options: &[&str]) -> Result<Camera> {
         use tokio::io::AsyncBufReadExt;
         let mut child = Command::new(SYSTEM_PYTHON)
             .arg(CAMERA_SCRIPT)
             .args([&port.to_string(), CAMERA_USER, CAMERA_PASSWORD])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -574,5 +580,21 @@ async fn sources_that_are_not_rtsp_urls_are_refused() -> Result<()> {
         assert!(v["error"]["code"].is_string(), "{v}");
     }
     server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_without_audio_goes_live_with_video_only() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let camera = Camera::start_with(0, &["--no-audio"]).await?;
+    let id = create_pulled(&api, &token, &camera.url()).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    let (codecs, _) = probe(&api.url(&format!("/hls/{id}/master.m3u8"))).await?;
+    assert_eq!(codecs, ["h264"]);
+    server.stop().await;
+    camera.kill().await?;
     Ok(())
 }
