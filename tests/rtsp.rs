@@ -98,6 +98,11 @@ async fn public_stream_is_served_over_rtsp_and_its_viewers_are_ended_with_it() -
         probe_rtsp_refused(&url).await?.contains("404"),
         "not live yet: 404"
     );
+    let unknown = format!(
+        "{}/live/nosuchstream0000",
+        url.split("/live/").next().unwrap()
+    );
+    assert!(probe_rtsp_refused(&unknown).await?.contains("404"));
 
     let publisher = Publish::small(10.0).spawn(&server.publish_url(&stream))?;
     api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
@@ -595,6 +600,31 @@ async fn camera_without_audio_goes_live_with_video_only() -> Result<()> {
     let (codecs, _) = probe(&api.url(&format!("/hls/{id}/master.m3u8"))).await?;
     assert_eq!(codecs, ["h264"]);
     server.stop().await;
+    camera.kill().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulled_stream_is_pulled_again_after_a_crash() -> Result<()> {
+    let camera = Camera::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let (mut server, api) = start_logged(dir.path(), &dir.path().join("first.log")).await?;
+    let token = api.create_creator("crash_owner").await?;
+    let id = create_pulled(&api, &token, &camera.url()).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    signal(&server, "KILL")?;
+    server.wait().await?;
+
+    let (mut server, api) = start_logged(dir.path(), &dir.path().join("second.log")).await?;
+    // Recovery finalises the crashed session, then the pull starts a new one.
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    signal(&server, "TERM")?;
+    let status = tokio::time::timeout(DEADLINE, server.wait()).await??;
+    assert!(status.success(), "{status}");
     camera.kill().await?;
     Ok(())
 }
