@@ -117,6 +117,8 @@ impl App {
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
         let secret = Arc::new(store.signing_secret().await?);
+        // Read before the RTSP thread starts, so that no error below leaves it running.
+        let resume = store.pulled_streams().await?;
         let shutdown = CancellationToken::new();
         let pulls = Pulls::new(Arc::new(registry.clone()), shutdown.child_token());
         let rtsp = RtspOut::start(
@@ -140,7 +142,7 @@ impl App {
                 .into(),
             pulls: pulls.clone(),
         };
-        for (stream, source) in store.pulled_streams().await? {
+        for (stream, source) in resume {
             tracing::info!(stream = %stream.id, source = %source, "pulling again after the restart");
             pulls.start(stream.id, stream.stream_key, source);
         }
