@@ -628,3 +628,64 @@ async fn pulled_stream_is_pulled_again_after_a_crash() -> Result<()> {
     camera.kill().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_that_stops_sending_media_is_lost_after_the_idle_timeout() -> Result<()> {
+    // A camera whose media ends while its RTSP session (and RTCP) stays up: GStreamer's RTSP server
+    // serving a short file.
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let file = server.data_dir().join("short.mp4");
+    let out = run(
+        "ffmpeg",
+        &[
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "0",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            file.to_str().unwrap(),
+        ],
+        DEADLINE,
+    )
+    .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let camera = Camera::start_with(0, &["--file", file.to_str().unwrap()]).await?;
+    let id = create_pulled(&api, &token, &camera.url()).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    wait_state(&api, &token, &id, "ended").await?;
+    let rec = api.recording_ready(&token, &id).await?;
+    assert!(
+        rec["duration_s"].as_f64().unwrap_or_default() > 2.0,
+        "{rec}"
+    );
+    server.stop().await;
+    camera.kill().await?;
+    Ok(())
+}

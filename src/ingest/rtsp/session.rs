@@ -12,7 +12,8 @@ use crate::ingest::{MediaFrame, StreamMetadata};
 
 /// DESCRIBE, SETUP and PLAY together must complete within this.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A camera that sends nothing for this long is lost.
+/// A camera that sends no media for this long is lost (RTCP alone does not count: a camera whose
+/// encoder stopped may keep its session alive).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A playing camera session.
@@ -22,6 +23,8 @@ pub struct Camera {
     audio: Option<usize>,
     /// Video is only handed on from its first keyframe.
     video_started: bool,
+    /// When the camera counts as lost unless media arrives.
+    idle_deadline: tokio::time::Instant,
 }
 
 /// Connects and starts playing. Errors are safe to log (the URL they may name has no userinfo).
@@ -97,6 +100,7 @@ async fn connect_inner(source: &PullSource) -> Result<(Camera, Vec<MediaFrame>),
             video,
             audio,
             video_started: false,
+            idle_deadline: tokio::time::Instant::now() + DEFAULT_IDLE_TIMEOUT,
         },
         first,
     ))
@@ -124,7 +128,7 @@ impl Camera {
     /// camera is gone.
     pub async fn next(&mut self) -> Result<Vec<MediaFrame>, String> {
         loop {
-            let item = tokio::time::timeout(DEFAULT_IDLE_TIMEOUT, self.demuxed.next())
+            let item = tokio::time::timeout_at(self.idle_deadline, self.demuxed.next())
                 .await
                 .map_err(|_| format!("no media for {DEFAULT_IDLE_TIMEOUT:?}"))?;
             let item = match item {
@@ -161,6 +165,7 @@ impl Camera {
                 }
                 _ => continue,
             }
+            self.idle_deadline = tokio::time::Instant::now() + DEFAULT_IDLE_TIMEOUT;
             return Ok(out);
         }
     }
