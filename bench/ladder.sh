@@ -273,7 +273,7 @@ start_livefront() { # name
   # Built-in defaults but the ladder and segment length, from the temp dir so that no
   # config/livefront.toml is read.
   (cd "$LF_DIR" && exec env LIVEFRONT_LADDER="$LADDER" LIVEFRONT_HLS_SEGMENT="${SEG_S}s" RUST_LOG="${RUST_LOG:-info}" LIVEFRONT_DATA_DIR="$LF_DIR/data" \
-    LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 \
+    LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 LIVEFRONT_RTSP_ADDR=127.0.0.1:0 \
     "$SERVER_BIN" serve) \
     >"$LF_DIR/stdout" 2>"$LF_DIR/stderr" &
   LF_PID=$!

@@ -233,7 +233,7 @@ start_livefront() { # name
   # no config/livefront.toml is found, and a release binary older than the working tree's config
   # file still starts.
   (cd "$LF_DIR" && exec env "${LADDER_ENV[@]}" RUST_LOG="${RUST_LOG:-info}" LIVEFRONT_DATA_DIR="$LF_DIR/data" \
-    LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 \
+    LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 LIVEFRONT_RTSP_ADDR=127.0.0.1:0 \
     "$SERVER_BIN" serve) \
     >"$LF_DIR/stdout" 2>"$LF_DIR/stderr" &
   LF_PID=$!

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins),
-# ffmpeg and srt-tools (tests, benchmarks: publishers), build tools, and any extra packages named as arguments.
+# Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins, the RTSP
+# server library for RTSP out), OpenSSL headers (webhooks over https), ffmpeg, srt-tools and
+# GStreamer's RTSP server for Python (tests, benchmarks: publishers and cameras), build tools, and
+# any extra packages named as arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -10,6 +12,9 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   ffmpeg srt-tools
+  libgstrtspserver-1.0-dev gstreamer1.0-rtsp
+  python3-gi gir1.2-gst-rtsp-server-1.0
+  ffmpeg
   "$@"
 )
 

@@ -7,13 +7,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::signing::{self, Purpose, Verdict};
 use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
+use crate::ingest::rtsp::Pulls;
 use crate::ingest::srt::{self as srt_ingest, SrtServer};
 use crate::notifications::Notifier;
+use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline::ladder::LadderSpec;
 use crate::pipeline::{self, StreamRegistry};
-use crate::store::{self, Mode, NewStream, Store, Stream};
+use crate::store::{self, Mode, NewStream, Store, Stream, StreamId};
 use crate::webhooks::Webhooks;
 
 const DB_FILE: &str = "livefront.db";
@@ -34,6 +37,8 @@ pub enum Error {
         addr: String,
         source: srt_ingest::Error,
     },
+    #[error(transparent)]
+    Rtsp(#[from] rtsp::Error),
     #[error("{what} {addr}: {source}")]
     Io {
         what: &'static str,
@@ -57,10 +62,13 @@ pub struct App {
     pub rtmp_addr: SocketAddr,
     /// The bound UDP address of the SRT listener.
     pub srt_addr: SocketAddr,
+    pub rtsp_addr: SocketAddr,
     pub public_url: String,
     pub rtmp_url: String,
     /// `srt://host:port`; a stream's publish URL adds `?streamid=publish:KEY`.
     pub srt_url: String,
+    /// `rtsp://host:port`; streams are at `{rtsp_url}/live/{id}`.
+    pub rtsp_url: String,
     pub first_start: Option<FirstStart>,
     pub state: AppState,
     shutdown: CancellationToken,
@@ -70,6 +78,7 @@ pub struct App {
     webhooks_stop: CancellationToken,
     webhooks_task: JoinHandle<()>,
     srt_task: JoinHandle<()>,
+    rtsp: Arc<RtspOut>,
 }
 
 fn host_of(url: &str) -> &str {
@@ -145,7 +154,18 @@ impl App {
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
         let srt_url = format!("srt://{}:{}", host_of(&public_url), srt_addr.port());
+        let secret = Arc::new(store.signing_secret().await?);
+        // Read before the RTSP thread starts, so that no error below leaves it running.
+        let resume = store.pulled_streams().await?;
         let shutdown = CancellationToken::new();
+        let pulls = Pulls::new(Arc::new(registry.clone()), shutdown.child_token());
+        let rtsp = RtspOut::start(
+            config.rtsp.addr,
+            rtsp_access(registry.clone(), secret.clone()),
+        )?;
+        registry.attach_rtsp(rtsp.clone());
+        let rtsp_addr = rtsp.local_addr();
+        let rtsp_url = format!("rtsp://{}:{}", host_of(&public_url), rtsp_addr.port());
         let state = AppState {
             store: store.clone(),
             registry: registry.clone(),
@@ -155,18 +175,24 @@ impl App {
             registrations: Arc::default(),
             audience: Arc::default(),
             hls_counters: Arc::default(),
-            secret: Arc::new(store.signing_secret().await?),
+            secret,
             config: config.clone(),
             public_url: public_url.clone().into(),
             rtmp_url: rtmp_url.clone().into(),
             srt_url: srt_url.clone().into(),
+            rtsp_url: rtsp_url.clone().into(),
             default_ladder: LadderSpec::resolve(&config.hls.ladder)
                 .map(|l| l.name)
                 .unwrap_or_else(|_| config.hls.ladder.clone())
                 .into(),
+            pulls: pulls.clone(),
         };
         let webhooks_stop = CancellationToken::new();
         let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
+        for (stream, source) in resume {
+            tracing::info!(stream = %stream.id, source = %source, "pulling again after the restart");
+            pulls.start(stream.id, stream.stream_key, source);
+        }
         let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));
         let srt_task = tokio::spawn(srt.run(Arc::new(registry.clone()), shutdown.child_token()));
         let http_shutdown = shutdown.child_token();
@@ -180,14 +206,16 @@ impl App {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
-        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, srt = %srt_addr, data_dir = %config.data_dir.display(), "livefront listening");
+        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, srt = %srt_addr, rtsp = %rtsp_addr, data_dir = %config.data_dir.display(), "livefront listening");
         Ok(App {
             http_addr,
             rtmp_addr,
             srt_addr,
+            rtsp_addr,
             public_url,
             rtmp_url,
             srt_url,
+            rtsp_url,
             first_start,
             state,
             shutdown,
@@ -196,6 +224,7 @@ impl App {
             webhooks_stop,
             webhooks_task,
             srt_task,
+            rtsp,
         })
     }
 
@@ -205,9 +234,12 @@ impl App {
         self.shutdown.cancel();
         let _ = (&mut self.rtmp_task).await;
         let _ = (&mut self.srt_task).await;
+        self.state.pulls.wait().await;
         self.state.registry.shutdown().await;
         self.webhooks_stop.cancel();
         let _ = (&mut self.webhooks_task).await;
+        let rtsp = self.rtsp.clone();
+        let _ = tokio::task::spawn_blocking(move || rtsp.stop()).await;
         let _ = (&mut self.http_task).await;
         tracing::info!("stopped");
     }
@@ -220,7 +252,22 @@ impl Drop for App {
         self.shutdown.cancel();
         self.webhooks_stop.cancel();
         self.state.registry.abort_pipelines();
+        self.rtsp.quit();
     }
+}
+
+/// Who may watch a live stream over RTSP: anyone while it is public; while in practice, whoever
+/// presents the signed playback token of its URLs (`?token=`, as for HLS).
+fn rtsp_access(registry: StreamRegistry, secret: Arc<Vec<u8>>) -> rtsp::Access {
+    Arc::new(move |id: &StreamId, token: Option<&str>| {
+        let Some(live) = registry.live(id) else {
+            return false;
+        };
+        live.mode() == Mode::Public
+            || token.is_some_and(|t| {
+                signing::verify(&secret, Purpose::Playback, id, t) == Verdict::Valid
+            })
+    })
 }
 
 /// First start with an empty store: an admin token (unless configured), a `demo` creator and

@@ -11,6 +11,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "config/livefront.toml";
 const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
 const DEFAULT_RTMP_ADDR: &str = "0.0.0.0:1935";
 const DEFAULT_SRT_ADDR: &str = "0.0.0.0:8890";
+const DEFAULT_RTSP_ADDR: &str = "0.0.0.0:8554";
 const DEFAULT_DATA_DIR: &str = "data";
 const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
 const DEFAULT_HLS_WINDOW: usize = 6;
@@ -28,6 +29,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("srt_addr", "srt.addr"),
     ("srt_passphrase", "srt.passphrase"),
     ("srt_latency", "srt.latency"),
+    ("rtsp_addr", "rtsp.addr"),
     ("hls_segment", "hls.segment"),
     ("hls_window", "hls.window"),
     ("ladder", "hls.ladder"),
@@ -52,6 +54,7 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     pub ingest: IngestConfig,
     pub srt: SrtConfig,
+    pub rtsp: RtspConfig,
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
     pub webhooks: WebhooksConfig,
@@ -113,6 +116,14 @@ pub struct RtmpConfig {
     pub addr: SocketAddr,
 }
 
+/// RTSP out (every live stream at `rtsp://HOST:PORT/live/{id}`) and, later, RTSP-specific ingest
+/// settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtspConfig {
+    pub addr: SocketAddr,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SrtConfig {
@@ -158,6 +169,7 @@ impl Default for Config {
             rtmp: RtmpConfig::default(),
             ingest: IngestConfig::default(),
             srt: SrtConfig::default(),
+            rtsp: RtspConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
             webhooks: WebhooksConfig::default(),
@@ -188,6 +200,14 @@ impl Default for SrtConfig {
             addr: DEFAULT_SRT_ADDR.parse().expect("valid default address"),
             latency: crate::ingest::srt::DEFAULT_LATENCY,
             passphrase: None,
+        }
+    }
+}
+
+impl Default for RtspConfig {
+    fn default() -> Self {
+        RtspConfig {
+            addr: DEFAULT_RTSP_ADDR.parse().expect("valid default address"),
         }
     }
 }

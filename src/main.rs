@@ -103,6 +103,10 @@ async fn print_banner(app: &App) -> anyhow::Result<()> {
         "  SRT ingest    {}   (UDP; publish URL = this + ?streamid=publish:KEY)",
         app.srt_url
     );
+    println!(
+        "  RTSP out      {}/live/{{stream id}}   (VLC, NVRs; practice streams need the ?token= of playback.rtsp)",
+        app.rtsp_url
+    );
     if let Some(first) = &app.first_start {
         let s = &first.demo_stream;
         println!();

@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::Config;
+use crate::ingest::rtsp::Pulls;
 use crate::notifications::Notifier;
 use crate::pipeline::StreamRegistry;
 use crate::pipeline::health::HealthReport;
@@ -57,6 +58,10 @@ pub struct AppState {
     pub rtmp_url: Arc<str>,
     /// `srt://host:port` (publish URLs add `?streamid=publish:KEY`).
     pub srt_url: Arc<str>,
+    /// `rtsp://host:port`, the base of RTSP playback URLs.
+    pub rtsp_url: Arc<str>,
+    /// Streams pulled from RTSP sources (IP cameras).
+    pub pulls: Arc<Pulls<StreamRegistry>>,
     /// Name of the server's default ladder preset (not its path).
     pub default_ladder: Arc<str>,
 }

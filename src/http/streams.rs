@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use super::signing::{self, Purpose};
+use crate::ingest::rtsp::{PullSource, Transport};
 use crate::pipeline::ladder::LadderSpec;
 use crate::store::{Mode, NewStream, Principal, Recording, Stream, StreamId, StreamState};
 
@@ -60,6 +61,17 @@ pub struct CreateStream {
     mode: Option<Mode>,
     /// A built-in ladder preset name; absent = the server's default.
     ladder: Option<String>,
+    /// Pull the stream from an RTSP source (an IP camera) instead of waiting for a publisher.
+    source: Option<NewSource>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSource {
+    /// `rtsp://[user:password@]host[:port]/path`
+    url: String,
+    /// `tcp` (default, interleaved) or `udp`.
+    transport: Option<Transport>,
 }
 
 #[utoipa::path(post, path = "/api/v1/streams", tag = "streams", request_body = CreateStream, responses((status = 201, description = "created"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 413, description = "body too large"), (status = 415, description = "not JSON")), security(("bearer" = [])))]
@@ -92,6 +104,11 @@ pub async fn create(
             LadderSpec::builtin_names().join(", ")
         )));
     }
+    let source = body
+        .source
+        .map(|s| PullSource::parse(&s.url, s.transport.unwrap_or_default()))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let stream = state
         .store
         .create_stream(NewStream {
@@ -110,10 +127,16 @@ pub async fn create(
             .await;
     }
     let recording = None;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(stream_json(&state, &stream, true, recording)),
-    ))
+    let mut v = stream_json(&state, &stream, true, recording);
+    if let Some(source) = source {
+        state.store.set_source(&stream.id, &source).await?;
+        tracing::info!(stream = %stream.id, source = %source, "pulled stream created");
+        v["source"] = source_json(&source);
+        state
+            .pulls
+            .start(stream.id.clone(), stream.stream_key.clone(), source);
+    }
+    Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
 /// Loads a stream the caller may see: its owner and the admin always; others only when public.
@@ -148,7 +171,25 @@ pub async fn owned_stream(state: &AppState, id: &str, who: &Principal) -> Result
 }
 
 pub fn playback_url(state: &AppState, stream: &Stream, owner: bool) -> String {
-    let base = format!("{}/hls/{}/master.m3u8", state.public_url, stream.id);
+    signed_for_owner(
+        state,
+        stream,
+        owner,
+        format!("{}/hls/{}/master.m3u8", state.public_url, stream.id),
+    )
+}
+
+/// `rtsp://host:port/live/{id}`, signed like the HLS URL for the owner of a practice stream.
+pub fn rtsp_playback_url(state: &AppState, stream: &Stream, owner: bool) -> String {
+    signed_for_owner(
+        state,
+        stream,
+        owner,
+        format!("{}/live/{}", state.rtsp_url, stream.id),
+    )
+}
+
+fn signed_for_owner(state: &AppState, stream: &Stream, owner: bool, base: String) -> String {
     if owner && stream.mode == Mode::Practice {
         let expires =
             Utc::now().timestamp() + state.config.http.playback_token_ttl.as_secs() as i64;
@@ -186,7 +227,10 @@ pub fn stream_json(
         "created_at": stream.created_at,
         "started_at": stream.started_at,
         "ended_at": stream.ended_at,
-        "playback": {"hls": playback_url(state, stream, owner)},
+        "playback": {
+            "hls": playback_url(state, stream, owner),
+            "rtsp": rtsp_playback_url(state, stream, owner),
+        },
     });
     if owner {
         let key = stream.stream_key.expose();
@@ -209,6 +253,19 @@ pub fn stream_json(
     v
 }
 
+/// A pulled stream's source as its owner sees it: the URL without the password.
+fn source_json(source: &PullSource) -> Value {
+    json!({"url": source.for_owner(), "transport": source.transport})
+}
+
+/// Adds `source` to an owner's stream object when the stream is pulled.
+async fn with_source(state: &AppState, id: &StreamId, mut v: Value) -> Result<Value, ApiError> {
+    if let Some(source) = state.store.source(id).await? {
+        v["source"] = source_json(&source);
+    }
+    Ok(v)
+}
+
 #[utoipa::path(get, path = "/api/v1/streams/{id}", tag = "streams", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -221,7 +278,13 @@ pub async fn get_one(
     } else {
         None
     };
-    Ok(axum::Json(stream_json(&state, &stream, owner, recording)))
+    let v = stream_json(&state, &stream, owner, recording);
+    let v = if owner {
+        with_source(&state, &stream.id, v).await?
+    } else {
+        v
+    };
+    Ok(axum::Json(v))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -258,7 +321,9 @@ pub async fn end(
     if stream.state == StreamState::Ended {
         return Err(ApiError::Conflict("the stream has already ended".into()));
     }
+    // The registry first: a pull that stops sees that its creator ended the stream.
     state.registry.end(&stream.id).await?;
+    state.pulls.stop(&stream.id);
     Ok(axum::Json(owner_view(&state, &stream.id).await?))
 }
 
@@ -269,7 +334,7 @@ async fn owner_view(state: &AppState, id: &StreamId) -> Result<Value, ApiError> 
         stream.mode = live.mode();
     }
     let recording = state.store.recording(id).await?;
-    Ok(stream_json(state, &stream, true, recording))
+    with_source(state, id, stream_json(state, &stream, true, recording)).await
 }
 
 /// A live stream's pipeline as Graphviz DOT (admin only).

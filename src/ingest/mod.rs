@@ -5,6 +5,7 @@
 //! through [`Publishers::authorize`] before any pipeline exists, so a bad key costs nothing.
 pub mod avc;
 pub mod rtmp;
+pub mod rtsp;
 pub mod srt;
 pub mod stream_key;
 

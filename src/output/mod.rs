@@ -3,3 +3,4 @@ pub mod codecs;
 pub mod hls;
 pub mod playlist;
 pub mod recording;
+pub mod rtsp;

@@ -28,6 +28,9 @@ const RUNG_QUEUE_FRAMES: u32 = 15;
 /// A poster every this many seconds.
 const THUMBNAIL_EVERY_S: u32 = 5;
 const THUMBNAIL_QUALITY: u32 = 85;
+/// Media held for the RTSP output before its oldest buffers are dropped (leaky): a slow or absent
+/// RTSP side never stalls the pipeline.
+const RTSP_QUEUE_NS: u64 = 1_000_000_000;
 
 fn queue(name: &str) -> String {
     format!("queue name={name} max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0")
@@ -66,6 +69,8 @@ fn segmenter(spec: &PipelineSpec, rendition: &str) -> String {
 ///   segments; audio copied into every rung. Keyframes are forced on the segment grid (see
 ///   `build`), so segment N of every rendition covers the same media time.
 /// - Poster: a JPEG every few seconds from the decoded frames.
+/// - RTSP out: the publisher's H.264/AAC through a leaky queue into an appsink per track, which
+///   `output::rtsp` forwards to the RTSP media of the stream's viewers (dropped when there are none).
 ///
 /// Every sink is `async=false`: the pipeline goes to PLAYING at once instead of waiting for each
 /// sink to preroll, which a branch that needs several frames before its first output (videorate,
@@ -115,6 +120,15 @@ pub fn describe(spec: &PipelineSpec) -> String {
             "tee-audio. ! {} ! aacparse name=parse-rec-audio ! rec-mux.audio_%u",
             queue("queue-rec-audio")
         ));
+    }
+    for (track, on) in [("video", video), ("audio", audio)] {
+        if on {
+            parts.push(format!(
+                "tee-{track}. ! queue name=queue-rtsp-{track} leaky=downstream max-size-time={RTSP_QUEUE_NS} \
+                 max-size-buffers=0 max-size-bytes=0 ! appsink name=rtsp-{track} sync=false async=false \
+                 enable-last-sample=false max-buffers=8 drop=true"
+            ));
+        }
     }
     if spec.decodes() {
         // Without rungs the decoder only feeds the poster: keyframes are enough, and cost ~3 % of

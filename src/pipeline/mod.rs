@@ -63,6 +63,8 @@ pub const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("videoconvertscale", "gstreamer1.0-plugins-base"),
     ("x264enc", "gstreamer1.0-plugins-ugly"),
     ("jpegenc", "gstreamer1.0-plugins-good"),
+    ("rtph264pay", "gstreamer1.0-plugins-good"),
+    ("rtpmp4gpay", "gstreamer1.0-plugins-good"),
 ];
 
 /// Initialises GStreamer and checks that every element livefront needs exists.

@@ -2,7 +2,7 @@
 //! streams; ingest servers, HTTP and shutdown ask it. Its lock is never held across an `.await`.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -19,6 +19,7 @@ use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers, s
 use crate::notifications::Notifier;
 use crate::output::hls::{self, HlsOutput};
 use crate::output::recording;
+use crate::output::rtsp::RtspOut;
 use crate::store::{Announcement, Mode, Recording, RecordingState, Store, StreamId, StreamState};
 use crate::webhooks::Webhooks;
 
@@ -42,6 +43,8 @@ struct Inner {
     live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
     tasks: TaskTracker,
     counters: Counters,
+    /// Serves every running pipeline over RTSP once attached.
+    rtsp: OnceLock<Arc<RtspOut>>,
 }
 
 #[derive(Clone)]
@@ -66,8 +69,14 @@ impl StreamRegistry {
                 live: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
+                rtsp: OnceLock::new(),
             }),
         }
+    }
+
+    /// Serves the pipelines started from now on over RTSP too.
+    pub fn attach_rtsp(&self, rtsp: Arc<RtspOut>) {
+        let _ = self.inner.rtsp.set(rtsp);
     }
 
     fn live_map(&self) -> MutexGuard<'_, HashMap<StreamId, Arc<LiveStream>>> {
@@ -200,7 +209,12 @@ impl StreamRegistry {
                 tracing::error!(stream = %id, error = %e, "could not close the playlists");
             }
             self.finalize_recording(&id, &paths).await;
-            store.mark_ended(&id).await?;
+            if store.source(&id).await?.is_some() {
+                // A pulled stream outlives the server: it is pulled again after this start.
+                store.mark_ready(&id).await?;
+            } else {
+                store.mark_ended(&id).await?;
+            }
         }
         Ok(())
     }
@@ -268,6 +282,9 @@ impl StreamRegistry {
                 if let Err(e) = running.stop().await {
                     tracing::warn!(error = %e, "pipeline did not stop cleanly");
                 }
+                if let Some(rtsp) = self.inner.rtsp.get() {
+                    rtsp.unpublish(&stream.id);
+                }
                 if let Err(e) = stream.hls.end() {
                     tracing::error!(error = %e, "could not write the VOD playlists");
                 }
@@ -276,13 +293,20 @@ impl StreamRegistry {
                     .counters
                     .streams_finalized
                     .fetch_add(1, Ordering::Relaxed);
-                let ended = store.mark_ended(&stream.id).await;
-                let data = json!({"stream_id": stream.id, "reason": format!("{reason:?}")});
-                self.inner
-                    .webhooks
-                    .emit(&stream.creator_id, "stream.ended", data)
-                    .await;
-                ended
+                if pulled_again_after_restart(&stream, &reason) {
+                    tracing::info!(
+                        "pulled stream stopped with the server; pulled again at the next start"
+                    );
+                    store.mark_ready(&stream.id).await
+                } else {
+                    let ended = store.mark_ended(&stream.id).await;
+                    let data = json!({"stream_id": stream.id, "reason": format!("{reason:?}")});
+                    self.inner
+                        .webhooks
+                        .emit(&stream.creator_id, "stream.ended", data)
+                        .await;
+                    ended
+                }
             }
             None if stream.ended_by_creator() => store.mark_ended(&stream.id).await,
             None => {
@@ -330,6 +354,11 @@ impl StreamRegistry {
         })?;
         let pipeline = running.pipeline_handle();
         stream.set_running(running);
+        if let Some(rtsp) = self.inner.rtsp.get()
+            && let Err(e) = rtsp.publish(&stream.id, &pipeline)
+        {
+            tracing::warn!(error = %e, "stream not served over rtsp");
+        }
         let config = TrackConfig {
             avcc: tracks.video.clone(),
             asc: tracks.audio.clone(),
@@ -400,6 +429,15 @@ impl StreamRegistry {
         }
         Ok(())
     }
+}
+
+/// A pulled stream (RTSP) that the server stopped — not its creator, not a failure — is not over:
+/// the server pulls it again when it starts next.
+fn pulled_again_after_restart(stream: &LiveStream, reason: &EndReason) -> bool {
+    stream.proto() == Proto::Rtsp
+        && *reason == EndReason::ServerEnded
+        && !stream.ended_by_creator()
+        && stream.failure().is_none()
 }
 
 impl Publishers for StreamRegistry {

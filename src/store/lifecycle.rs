@@ -84,7 +84,12 @@ impl Store {
             if !unused {
                 return Ok(false);
             }
-            for table in ["notifications", "stream_announcements", "recordings"] {
+            for table in [
+                "notifications",
+                "stream_announcements",
+                "recordings",
+                "stream_sources",
+            ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [&id.0])?;
             }
             tx.execute("DELETE FROM streams WHERE id = ?1", [&id.0])?;

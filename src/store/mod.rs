@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 use crate::ingest::StreamKey;
+use crate::ingest::rtsp::{PullSource, Transport};
 pub use lifecycle::StreamEdit;
 pub use model::*;
 
@@ -24,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_stream_ladder.sql"),
     include_str!("migrations/0003_webhooks.sql"),
     include_str!("migrations/0004_viewers_follows.sql"),
+    include_str!("migrations/0005_stream_source.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -431,6 +433,72 @@ impl Store {
         .await
     }
 
+    /// Makes `id` a pulled stream.
+    pub async fn set_source(&self, id: &StreamId, source: &PullSource) -> Result<(), Error> {
+        let (id, url, transport) = (
+            id.clone(),
+            source.expose().to_string(),
+            source.transport.as_str(),
+        );
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO stream_sources (stream_id, url, transport) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(stream_id) DO UPDATE SET url = excluded.url, transport = excluded.transport",
+                params![id.0, url, transport],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The source a stream is pulled from, if it is a pulled stream.
+    pub async fn source(&self, id: &StreamId) -> Result<Option<PullSource>, Error> {
+        let id = id.clone();
+        self.call(move |c| {
+            let row: Option<(String, String)> = c
+                .query_row(
+                    "SELECT url, transport FROM stream_sources WHERE stream_id = ?1",
+                    [id.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            row.map(|(url, transport)| source_from(&url, &transport))
+                .transpose()
+        })
+        .await
+    }
+
+    /// Pulled streams that have not ended (to pull again after a restart), oldest first.
+    pub async fn pulled_streams(&self) -> Result<Vec<(Stream, PullSource)>, Error> {
+        self.call(|c| {
+            let cols = STREAM_COLUMNS
+                .split(", ")
+                .map(|col| format!("s.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {cols}, src.url, src.transport FROM streams s
+                 JOIN stream_sources src ON src.stream_id = s.id
+                 WHERE s.state != 'ended' ORDER BY s.created_at"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    stream_from_row(r)?,
+                    r.get::<_, String>(12)?,
+                    r.get::<_, String>(13)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (stream, url, transport) = row?;
+                out.push((stream, source_from(&url, &transport)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Recordings left unfinished by a crash.
     pub async fn unfinished_recordings(&self) -> Result<Vec<StreamId>, Error> {
         self.call(|c| {
@@ -442,6 +510,13 @@ impl Store {
         })
         .await
     }
+}
+
+fn source_from(url: &str, transport: &str) -> Result<PullSource, Error> {
+    let transport = Transport::parse(transport)
+        .ok_or_else(|| Error::Corrupt(format!("source transport {transport:?}")))?;
+    // Never put the URL itself in the error: it carries the camera's password.
+    PullSource::parse(url, transport).map_err(|e| Error::Corrupt(format!("source url: {e}")))
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), Error> {

@@ -201,6 +201,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.rtmp.addr = "127.0.0.1:0".parse().unwrap();
     config.srt.addr = "127.0.0.1:0".parse().unwrap();
+    config.rtsp.addr = "127.0.0.1:0".parse().unwrap();
     // Transcoding is tested on small sources in tests/ladder.rs; elsewhere keep CI's 2 cores free.
     config.hls.ladder = "passthrough".into();
     // A dropped publisher keeps its stream live this long (30 s by default); tests/reconnect.rs
@@ -472,6 +473,7 @@ impl Process {
             .env("LIVEFRONT_HTTP_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_RTMP_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_SRT_ADDR", "127.0.0.1:0")
+            .env("LIVEFRONT_RTSP_ADDR", "127.0.0.1:0")
             .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LIVEFRONT_CONFIG", "/dev/null")
             .env("LIVEFRONT_LADDER", "passthrough")
