@@ -515,11 +515,27 @@ async fn pulled_stream_is_pulled_again_after_a_server_restart() -> Result<()> {
         .await?;
     server.stop().await;
 
+    let event = format!("/hls/{id}/source/event.m3u8");
+    let before = std::fs::read_to_string(
+        server
+            .data_dir()
+            .join(format!("streams/{id}/hls/source/event.m3u8")),
+    )?;
+    let n1 = before.matches("#EXTINF").count();
+
     let app = livefront::app::App::start(test_config(&server.data_dir())).await?;
     let api = Api::new(&format!("http://{}", app.http_addr));
     wait_state(&api, &token, &id, "live").await?;
-    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
-        .await?;
+    // The new session continues the playlist: the old segments stay, numbering goes on.
+    let after = api.playlist_with_segments(&event, n1 + 1).await?;
+    assert!(after.contains("#EXT-X-DISCONTINUITY"), "{after}");
+    let uris: Vec<&str> = after.lines().filter(|l| l.ends_with(".ts")).collect();
+    let unique: std::collections::HashSet<&str> = uris.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        uris.len(),
+        "no segment overwritten or listed twice: {after}"
+    );
     let (status, _) = api
         .request(
             reqwest::Method::POST,
@@ -530,6 +546,12 @@ async fn pulled_stream_is_pulled_again_after_a_server_restart() -> Result<()> {
         .await?;
     assert_eq!(status, 200);
     wait_state(&api, &token, &id, "ended").await?;
+    api.recording_ready(&token, &id).await?;
+    let dir = server.data_dir().join(format!("streams/{id}"));
+    assert!(
+        dir.join("recording-part1.mp4").exists() && dir.join("recording.mp4").exists(),
+        "the first session's recording is kept beside the second's"
+    );
     app.stop().await;
 
     // Ended streams are not pulled again.

@@ -86,6 +86,42 @@ impl HlsOutput {
         }
     }
 
+    /// Picks up the playlists a previous session of this stream left on disk (a pulled stream
+    /// resumed after a server restart): their segments stay listed, new ones continue the
+    /// numbering (nothing is overwritten), and the first new segment starts a discontinuity.
+    pub fn restore(&self) -> io::Result<usize> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(0);
+        };
+        let mut inner = self.lock();
+        let (window, target) = (inner.window, inner.target);
+        let mut restored = 0;
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let Ok(text) = std::fs::read_to_string(dir.join(EVENT_PLAYLIST)) else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let mut playlist = MediaPlaylist::parse_event(&text, window, target)
+                .map_err(|e| io::Error::other(format!("{}: {e}", dir.display())))?;
+            playlist.reopen();
+            playlist.restat(&dir);
+            inner.renditions.retain(|r| r.name != name);
+            inner.renditions.push(Rendition {
+                name,
+                playlist,
+                opened_at: None,
+                info: RenditionInfo::default(),
+                dropped: false,
+                closes_before_discontinuity: Some(0),
+                resumed_at: None,
+                away: chrono::Duration::zero(),
+            });
+            restored += 1;
+        }
+        Ok(restored)
+    }
+
     /// Takes a rendition out of the master playlist (its encoder was stopped under overload).
     pub fn drop_rendition(&self, name: &str) {
         if let Some(r) = self.lock().renditions.iter_mut().find(|r| r.name == name) {

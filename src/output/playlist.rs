@@ -146,6 +146,19 @@ impl MediaPlaylist {
         self.ended
     }
 
+    /// A stream that ended with a server restart goes on (a pulled camera): new segments are
+    /// appended again, after a discontinuity.
+    pub fn reopen(&mut self) {
+        self.ended = false;
+    }
+
+    /// Sizes of segments that were read back from disk, for their bandwidth.
+    pub fn restat(&mut self, dir: &std::path::Path) {
+        for s in self.segments.iter_mut().filter(|s| s.bytes == 0) {
+            s.bytes = std::fs::metadata(dir.join(&s.uri)).map_or(0, |m| m.len());
+        }
+    }
+
     /// Every segment since the start, oldest first.
     pub fn segments(&self) -> &[Segment] {
         &self.segments

@@ -489,6 +489,10 @@ impl Publishers for StreamRegistry {
                 });
             }
             let hls = HlsOutput::new(paths.hls_dir(), config.hls.window, config.hls.segment);
+            if stream.started_at.is_some() {
+                // A stream that was live before and goes on (a pulled camera after a restart).
+                keep_previous_session(&hls, &paths);
+            }
             let live = Arc::new(LiveStream::new(
                 &stream,
                 proto,
@@ -516,6 +520,33 @@ impl Publishers for StreamRegistry {
             refused_comeback: false,
             span,
         })
+    }
+}
+
+/// A new session of a stream that had one (a pulled camera resumed after a server restart) must
+/// not overwrite it: the playlists continue (numbering goes on, a discontinuity marks the new
+/// session) and the finished recording is kept as `recording-partN.mp4` beside the new one.
+fn keep_previous_session(hls: &HlsOutput, paths: &StreamPaths) {
+    match hls.restore() {
+        Ok(n) if n > 0 => tracing::info!(
+            renditions = n,
+            "continuing the playlists of the previous session"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not read the previous session's playlists"),
+    }
+    let recording = paths.recording();
+    if recording.exists() {
+        let part = (1..)
+            .map(|n| recording.with_file_name(format!("recording-part{n}.mp4")))
+            .find(|p| !p.exists())
+            .expect("a free part name");
+        match std::fs::rename(&recording, &part) {
+            Ok(()) => tracing::info!(part = %part.display(), "previous session's recording kept"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not keep the previous session's recording")
+            }
+        }
     }
 }
 
