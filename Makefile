@@ -26,11 +26,12 @@ lint: deps
 clean:
 	rm -rf target
 
-# Benchmarks (bench/README.md): livefront next to nginx-rtmp (passthrough.sh) and next to ffmpeg doing the
-# same transcoding ladder (ladder.sh); each prints a table and appends it to bench/README.md.
+# Benchmarks (bench/README.md): livefront next to nginx-rtmp (passthrough.sh; PROTO=srt for SRT), next to
+# ffmpeg doing the same transcoding ladder (ladder.sh), and RTSP pull/out next to RTMP (rtsp.sh).
 bench: deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
 	$(CARGO) build --release --locked --example pipeline_description
 	bench/passthrough.sh
 	bench/ladder.sh
+	bench/rtsp.sh
