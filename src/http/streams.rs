@@ -23,7 +23,8 @@ pub struct NewCreator {
     handle: String,
 }
 
-fn valid_handle(h: &str) -> bool {
+/// Handles of creators and viewers: 2-32 characters of a-z, 0-9 and _.
+pub(crate) fn valid_handle(h: &str) -> bool {
     (2..=32).contains(&h.len())
         && h.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

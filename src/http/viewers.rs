@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, Json};
+use super::streams::valid_handle;
 use crate::store::{CreatorId, Principal, ViewerId};
 
 /// Registrations per client address per window.
@@ -44,12 +45,6 @@ impl RateLimit {
         *count += 1;
         *count <= REGISTRATIONS_PER_WINDOW
     }
-}
-
-fn valid_handle(h: &str) -> bool {
-    (2..=32).contains(&h.len())
-        && h.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn viewer(who: Principal) -> Result<ViewerId, ApiError> {
