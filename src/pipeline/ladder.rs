@@ -256,6 +256,9 @@ pub struct PlannedRung {
     pub height: u32,
     /// Output frame rate as numerator/denominator.
     pub fps: (i32, i32),
+    /// The source's rate is above this rung's cap (or unknown): frames are dropped, best before
+    /// they are scaled.
+    pub thins: bool,
     pub video_bitrate_kbps: u32,
     pub x264: X264,
     /// Index in the preset's priority list: 0 is kept longest, the highest is dropped first.
@@ -461,6 +464,7 @@ impl LadderSpec {
                     width,
                     height,
                     fps: capped_fps(src.fps, rung.max_fps),
+                    thins: capped_fps(src.fps, rung.max_fps) != src.fps.unwrap_or((0, 1)),
                     video_bitrate_kbps: rung.video_bitrate_kbps,
                     x264: rung.x264,
                     priority: self
@@ -1310,6 +1314,23 @@ mod tests {
         assert_eq!(fps_of(Some((0, 1))), [(30, 1), (15, 1)]);
         assert_eq!(fps_of(Some((30, 0))), [(30, 1), (15, 1)]);
         assert_eq!(fps_of(Some((-30, 1))), [(30, 1), (15, 1)]);
+
+        // Rungs that drop frames (the cap is below the source's rate, or the rate is unknown).
+        let thins_of = |fps: Option<(i32, i32)>| {
+            spec.plan(&SourceFormat {
+                width: 1920,
+                height: 1080,
+                fps,
+            })
+            .iter()
+            .map(|r| r.thins)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(thins_of(Some((30, 1))), [false, true]);
+        assert_eq!(thins_of(Some((30000, 1001))), [false, true]);
+        assert_eq!(thins_of(Some((60, 1))), [true, true]);
+        assert_eq!(thins_of(Some((12, 1))), [false, false]);
+        assert_eq!(thins_of(None), [true, true]);
     }
 
     #[test]
@@ -1319,6 +1340,7 @@ mod tests {
             width: 640,
             height: 360,
             fps,
+            thins: false,
             video_bitrate_kbps: 800,
             x264: default_spec().rungs[0].x264,
             priority: 0,
