@@ -4,6 +4,7 @@ pub mod error;
 pub mod extract;
 pub mod hls;
 pub mod listings;
+pub mod products;
 pub mod recordings;
 pub mod signing;
 pub mod streams;
@@ -130,6 +131,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(viewers::notifications))
         .routes(routes!(viewers::mark_read))
         .routes(routes!(viewers::events))
+        .routes(routes!(products::create, products::list))
+        .routes(routes!(products::get_one, products::edit, products::delete))
+        .routes(routes!(products::set_carousel, products::carousel))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())

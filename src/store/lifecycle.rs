@@ -89,6 +89,7 @@ impl Store {
                 "stream_announcements",
                 "recordings",
                 "stream_sources",
+                "stream_products",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [&id.0])?;
             }

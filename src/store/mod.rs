@@ -4,6 +4,7 @@
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
 mod lifecycle;
 pub mod model;
+mod products;
 mod social;
 mod webhooks;
 
@@ -19,6 +20,7 @@ use crate::ingest::StreamKey;
 use crate::ingest::rtsp::{PullSource, Transport};
 pub use lifecycle::StreamEdit;
 pub use model::*;
+pub use products::CatalogError;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
@@ -26,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_webhooks.sql"),
     include_str!("migrations/0004_viewers_follows.sql"),
     include_str!("migrations/0005_stream_source.sql"),
+    include_str!("migrations/0006_products.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

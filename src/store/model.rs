@@ -52,6 +52,7 @@ id_type!(StreamId);
 id_type!(CreatorId);
 id_type!(WebhookId);
 id_type!(ViewerId);
+id_type!(ProductId);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -279,4 +280,24 @@ pub struct Notification {
     pub creator: String,
     pub created_at: DateTime<Utc>,
     pub read: bool,
+}
+
+/// A product of a creator's catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Product {
+    #[schema(value_type = String)]
+    pub id: ProductId,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub creator_id: CreatorId,
+    pub sku: String,
+    pub title: String,
+    /// Decimal string, e.g. "19.99" (never a float).
+    pub price: String,
+    /// ISO 4217 code, e.g. "EUR".
+    pub currency: String,
+    pub image_url: Option<String>,
+    pub url: Option<String>,
+    pub category: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
