@@ -137,3 +137,14 @@ pub trait MediaSink: Send + 'static {
     /// Resolves when the server wants this publisher disconnected (API end, shutdown).
     fn ended(&self) -> impl Future<Output = ()> + Send + 'static;
 }
+
+/// Logs how a connection task of an ingest server ended (a panic is an error; a cancel is not).
+pub(crate) fn log_connection_end(proto: Proto, joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        if e.is_panic() {
+            tracing::error!(error = %e, proto = proto.as_str(), "connection task panicked");
+        } else {
+            tracing::debug!(error = %e, proto = proto.as_str(), "connection task cancelled");
+        }
+    }
+}

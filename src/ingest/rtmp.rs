@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::ingest::Publishers;
 
@@ -109,7 +109,7 @@ impl RtmpServer {
                 biased;
                 () = shutdown.cancelled() => break,
                 Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                    log_join(joined);
+                    super::log_connection_end(super::Proto::Rtmp, joined);
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
@@ -150,18 +150,8 @@ impl RtmpServer {
             "rtmp ingest stopping, draining connections"
         );
         while let Some(joined) = connections.join_next().await {
-            log_join(joined);
+            super::log_connection_end(super::Proto::Rtmp, joined);
         }
         info!(addr = %local_addr, "rtmp ingest stopped");
-    }
-}
-
-fn log_join(joined: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = joined {
-        if e.is_panic() {
-            error!(error = %e, "rtmp connection task panicked");
-        } else {
-            debug!(error = %e, "rtmp connection task cancelled");
-        }
     }
 }

@@ -134,7 +134,7 @@ impl SrtServer {
                 biased;
                 () = shutdown.cancelled() => break,
                 Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                    log_join(joined);
+                    super::log_connection_end(super::Proto::Srt, joined);
                 }
                 request = listener.incoming.incoming().next() => match request {
                     Some(request) => {
@@ -178,7 +178,7 @@ impl SrtServer {
             "srt ingest stopping, draining connections"
         );
         while let Some(joined) = connections.join_next().await {
-            log_join(joined);
+            super::log_connection_end(super::Proto::Srt, joined);
         }
         info!(addr = %local_addr, "srt ingest stopped");
     }
@@ -225,15 +225,5 @@ pub(crate) fn key_size_name(size: KeySize) -> &'static str {
         KeySize::AES128 => "aes-128",
         KeySize::AES192 => "aes-192",
         KeySize::AES256 => "aes-256",
-    }
-}
-
-fn log_join(joined: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = joined {
-        if e.is_panic() {
-            error!(error = %e, "srt connection task panicked");
-        } else {
-            debug!(error = %e, "srt connection task cancelled");
-        }
     }
 }

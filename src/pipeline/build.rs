@@ -381,29 +381,27 @@ fn keep_recording_caps(pipeline: &gst::Pipeline) -> Result<(), Error> {
         .by_name("parse-rec-video")
         .and_then(|p| p.static_pad("src"))
         .ok_or_else(|| Error::Gst("no parse-rec-video src pad".into()))?;
-    // The caps the track started with, once a buffer has gone through.
-    let kept: Arc<Mutex<(Option<gst::Caps>, bool)>> = Arc::default();
-    let k = kept.clone();
+    // Whether media has reached the muxer (a one-shot probe: nothing per frame after that), and the
+    // caps it started with.
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = started.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        k.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
-        gst::PadProbeReturn::Ok
+        s.store(true, Ordering::Release);
+        gst::PadProbeReturn::Remove
     });
+    let first: Mutex<Option<gst::Caps>> = Mutex::new(None);
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
         let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view()) else {
             return gst::PadProbeReturn::Ok;
         };
-        let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
-        match &*kept {
-            (Some(first), true) if first != caps.caps() => {
-                tracing::info!(
-                    "the recording keeps its first H.264 caps; new parameters go in-band"
-                );
-                // Replaced rather than dropped: a dropped sticky event is offered again with
-                // every buffer.
-                info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(first)));
-            }
-            (_, false) => kept.0 = Some(caps.caps_owned()),
-            _ => {}
+        let mut first = first.lock().unwrap_or_else(|p| p.into_inner());
+        if !started.load(Ordering::Acquire) {
+            *first = Some(caps.caps_owned());
+        } else if let Some(kept) = first.as_ref().filter(|k| *k != caps.caps()) {
+            tracing::info!("the recording keeps its first H.264 caps; new parameters go in-band");
+            // Replaced rather than dropped: a dropped sticky event is offered again with every
+            // buffer.
+            info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(kept)));
         }
         gst::PadProbeReturn::Ok
     });
