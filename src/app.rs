@@ -12,6 +12,7 @@ use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
 use crate::ingest::rtsp::Pulls;
 use crate::ingest::srt::{self as srt_ingest, SrtServer};
+use crate::live::LiveHub;
 use crate::notifications::Notifier;
 use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline::ladder::LadderSpec;
@@ -171,6 +172,7 @@ impl App {
             registry: registry.clone(),
             webhooks: webhooks.clone(),
             notifier,
+            live: LiveHub::default(),
             shutdown: shutdown.child_token(),
             registrations: Arc::default(),
             audience: Arc::default(),

@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod live;
 pub mod notifications;
 pub mod output;
 pub mod pipeline;

@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::ingest::rtsp::Pulls;
+use crate::live::LiveHub;
 use crate::notifications::Notifier;
 use crate::pipeline::StreamRegistry;
 use crate::pipeline::health::HealthReport;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub registry: StreamRegistry,
     pub webhooks: Webhooks,
     pub notifier: Notifier,
+    /// Each stream's live event channel (chat, focus, viewer counts).
+    pub live: LiveHub,
     /// Cancelled when the server stops: long-lived responses (event streams) end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// HLS requests and bytes served.
