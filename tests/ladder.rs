@@ -7,43 +7,6 @@ use common::*;
 use livefront::app::App;
 use serde_json::json;
 
-/// Two cheap rungs under a 360p source.
-const SMALL_LADDER: &str = r#"
-name = "small"
-source = true
-priority = ["240p", "144p"]
-
-[[rung]]
-name = "240p"
-height = 240
-max_fps = 30
-video_bitrate_kbps = 400
-[rung.x264]
-preset = "veryfast"
-tune = "zerolatency"
-profile = "main"
-
-[[rung]]
-name = "144p"
-height = 144
-max_fps = 15
-video_bitrate_kbps = 150
-[rung.x264]
-preset = "veryfast"
-tune = "zerolatency"
-profile = "baseline"
-"#;
-
-async fn small_ladder_server() -> Result<Server> {
-    let preset = tempfile::Builder::new()
-        .suffix(".toml")
-        .tempfile()?
-        .into_temp_path()
-        .keep()?;
-    std::fs::write(&preset, SMALL_LADDER)?;
-    Server::start_with(|c| c.hls.ladder = preset.to_string_lossy().into_owned()).await
-}
-
 fn stream_inf(master: &str) -> Vec<(String, String)> {
     let lines: Vec<&str> = master.lines().collect();
     lines

@@ -16,6 +16,7 @@ const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/recording",
     "/api/v1/streams/{id}/thumbnail.jpg",
     "/api/v1/streams/{id}/products",
+    "/api/v1/streams/{id}/chapters",
     "/hls/{id}/master.m3u8",
     "/hls/{id}/source/index.m3u8",
     "/hls/{id}/source/event.m3u8",

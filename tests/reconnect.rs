@@ -8,36 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use common::*;
-use serde_json::Value;
-
-/// Waits until the source rendition lists `n` segments (practice streams need the creator).
-async fn segments(api: &Api, token: &str, id: &str, n: usize) -> Result<String> {
-    wait_for(&format!("{n} segments"), DEADLINE, || async {
-        let (status, text) = api
-            .get_text(&format!("/hls/{id}/source/index.m3u8"), Some(token))
-            .await
-            .ok()?;
-        (status == 200 && text.matches("#EXTINF").count() >= n).then_some(text)
-    })
-    .await
-}
-
-/// Crashes a publisher (SIGKILL: no unpublish) and waits until the stream says it is waiting for
-/// it to come back; returns the stream object then.
-async fn crash(
-    api: &Api,
-    token: &str,
-    id: &str,
-    mut publisher: tokio::process::Child,
-) -> Result<Value> {
-    publisher.start_kill()?;
-    publisher.wait().await?;
-    wait_for("reconnecting in health", DEADLINE, || async {
-        let v = api.stream(token, id).await.ok()?;
-        (v["health"]["reconnecting"] == true).then_some(v)
-    })
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_that_comes_back_over_srt_continues_the_same_session() -> Result<()> {
@@ -51,7 +21,7 @@ async fn a_publisher_that_comes_back_over_srt_continues_the_same_session() -> Re
     // The first publisher crashes (SIGKILL: no unpublish) after a few segments.
     let started = Instant::now();
     let first = Publish::small(60.0).spawn(&url)?;
-    segments(&api, &token, &id, 2).await?;
+    source_segments(&api, &token, &id, 2).await?;
     let away = crash(&api, &token, &id, first).await?;
     let first_seconds = started.elapsed().as_secs_f64();
     assert_eq!(away["state"], "live", "{away}");
@@ -154,7 +124,7 @@ async fn a_publisher_that_does_not_come_back_ends_the_stream_after_the_grace() -
     let stream = server.demo_stream.clone();
     let id = stream["id"].as_str().unwrap().to_string();
     let publisher = Publish::small(60.0).spawn(&server.publish_url(&stream))?;
-    segments(&api, &token, &id, 1).await?;
+    source_segments(&api, &token, &id, 1).await?;
     let away = crash(&api, &token, &id, publisher).await?;
     assert_eq!(away["state"], "live", "{away}");
     // A comeback without the audio track cannot continue this stream: that publisher is
@@ -200,7 +170,7 @@ async fn ending_a_stream_that_waits_for_its_publisher_ends_it_at_once() -> Resul
     let stream = server.demo_stream.clone();
     let id = stream["id"].as_str().unwrap().to_string();
     let publisher = Publish::small(60.0).spawn(&server.publish_url(&stream))?;
-    segments(&api, &token, &id, 1).await?;
+    source_segments(&api, &token, &id, 1).await?;
     crash(&api, &token, &id, publisher).await?;
     let (status, v) = api
         .request(

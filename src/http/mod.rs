@@ -2,6 +2,7 @@
 pub mod audience;
 pub mod error;
 pub mod extract;
+pub mod focus;
 pub mod hls;
 pub mod listings;
 pub mod products;
@@ -137,6 +138,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(products::create, products::list))
         .routes(routes!(products::get_one, products::edit, products::delete))
         .routes(routes!(products::set_carousel, products::carousel))
+        .routes(routes!(focus::set_focus))
+        .routes(routes!(focus::list_chapters))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::store::{ProductId, StreamId};
+use crate::store::{FocusEvent, ProductId, StreamId};
 
 /// Events a receiver may fall behind before it is dropped.
 pub const EVENT_BUFFER: usize = 256;
@@ -27,6 +27,8 @@ pub enum LiveEvent {
 /// A focus change, stamped with the media time of the newest frame ingested when it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Focus {
+    /// The `EXT-X-DATERANGE` id of this focus in the media playlists (`focus-N`).
+    pub id: String,
     #[schema(value_type = Option<String>)]
     pub product_id: Option<ProductId>,
     pub title: Option<String>,
@@ -36,6 +38,21 @@ pub struct Focus {
     pub media_time_ms: u64,
     /// The same instant on the segments' `EXT-X-PROGRAM-DATE-TIME` clock (the DATERANGE's START-DATE).
     pub program_date_time: DateTime<Utc>,
+}
+
+impl From<&FocusEvent> for Focus {
+    fn from(e: &FocusEvent) -> Self {
+        let p = e.product.as_ref();
+        Focus {
+            id: e.marker_id(),
+            product_id: p.map(|p| p.id.clone()),
+            title: p.map(|p| p.title.clone()),
+            price: p.map(|p| p.price.clone()),
+            currency: p.map(|p| p.currency.clone()),
+            media_time_ms: e.media_ms,
+            program_date_time: e.program_date_time,
+        }
+    }
 }
 
 /// The channels of the streams that have listeners.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::daterange::Marker;
 use super::playlist::{self, MediaPlaylist, Segment, Variant};
 
 pub const MASTER_FILE: &str = "master.m3u8";
@@ -37,6 +38,104 @@ struct Rendition {
     /// Added to `epoch + running time` for PROGRAM-DATE-TIME: the time publishers were away
     /// (media time closes those gaps, the wall clock does not).
     away: chrono::Duration,
+    /// Marker starts and ends stamped with a media time this rendition has not closed a segment
+    /// over yet (its encoder may lag the source); placed when that segment closes.
+    pending: Vec<Pending>,
+}
+
+/// What a marker is, before its dates are known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkerSpec {
+    pub id: String,
+    pub class: String,
+    /// `X-` attributes, see [`Marker::attributes`].
+    pub attributes: Vec<(String, String)>,
+}
+
+/// A marker edge at a media time, waiting for the segment that covers it.
+struct Pending {
+    at: Duration,
+    edge: Edge,
+}
+
+enum Edge {
+    Start(MarkerSpec),
+    End(String),
+}
+
+impl Rendition {
+    fn new(name: String, playlist: MediaPlaylist) -> Self {
+        Rendition {
+            name,
+            playlist,
+            opened_at: None,
+            info: RenditionInfo::default(),
+            dropped: false,
+            closes_before_discontinuity: None,
+            resumed_at: None,
+            away: chrono::Duration::zero(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Gives the pending edges before `until` their dates, from the segment just pushed (which
+    /// starts at media time `start` and date `date`).
+    fn place_markers(&mut self, start: Duration, date: DateTime<Utc>, until: Duration) {
+        let (due, later): (Vec<Pending>, Vec<Pending>) =
+            self.pending.drain(..).partition(|p| p.at < until);
+        self.pending = later;
+        for p in due {
+            let offset = signed_millis(p.at) - signed_millis(start);
+            self.place(p.edge, date + chrono::Duration::milliseconds(offset));
+        }
+    }
+
+    fn place(&mut self, edge: Edge, date: DateTime<Utc>) {
+        match edge {
+            Edge::Start(spec) => self.playlist.set_marker(Marker {
+                id: spec.id,
+                class: spec.class,
+                start: date,
+                end: None,
+                attributes: spec.attributes,
+            }),
+            Edge::End(id) => {
+                if let Some(mut marker) =
+                    self.playlist.markers().iter().find(|m| m.id == id).cloned()
+                {
+                    marker.end = Some(date.max(marker.start));
+                    self.playlist.set_marker(marker);
+                }
+            }
+        }
+    }
+
+    /// The stream ended: what is still pending or open ends with the last segment.
+    fn close_markers(&mut self) {
+        let Some(last) = self.playlist.segments().last() else {
+            self.pending.clear();
+            return;
+        };
+        let end =
+            last.program_date_time + chrono::Duration::from_std(last.duration).unwrap_or_default();
+        for p in std::mem::take(&mut self.pending) {
+            self.place(p.edge, end);
+        }
+        let open: Vec<String> = self
+            .playlist
+            .markers()
+            .iter()
+            .filter(|m| m.end.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in open {
+            self.place(Edge::End(id), end);
+        }
+    }
+}
+
+fn signed_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 struct Inner {
@@ -72,16 +171,10 @@ impl HlsOutput {
         let (window, target) = (inner.window, inner.target);
         for name in names {
             if !inner.renditions.iter().any(|r| &r.name == name) {
-                inner.renditions.push(Rendition {
-                    name: name.clone(),
-                    playlist: MediaPlaylist::new(window, target),
-                    opened_at: None,
-                    info: RenditionInfo::default(),
-                    dropped: false,
-                    closes_before_discontinuity: None,
-                    resumed_at: None,
-                    away: chrono::Duration::zero(),
-                });
+                inner.renditions.push(Rendition::new(
+                    name.clone(),
+                    MediaPlaylist::new(window, target),
+                ));
             }
         }
     }
@@ -107,16 +200,9 @@ impl HlsOutput {
             playlist.reopen();
             playlist.restat(&dir);
             inner.renditions.retain(|r| r.name != name);
-            inner.renditions.push(Rendition {
-                name,
-                playlist,
-                opened_at: None,
-                info: RenditionInfo::default(),
-                dropped: false,
-                closes_before_discontinuity: Some(0),
-                resumed_at: None,
-                away: chrono::Duration::zero(),
-            });
+            let mut rendition = Rendition::new(name, playlist);
+            rendition.closes_before_discontinuity = Some(0);
+            inner.renditions.push(rendition);
             restored += 1;
         }
         Ok(restored)
@@ -215,13 +301,15 @@ impl HlsOutput {
                 let media_clock = epoch + start_offset + r.away;
                 r.away += (resumed_at - media_clock).max(chrono::Duration::zero());
             }
+            let date = epoch + start_offset + r.away;
             r.playlist.push(Segment {
                 uri,
                 duration,
-                program_date_time: epoch + start_offset + r.away,
+                program_date_time: date,
                 discontinuity,
                 bytes,
             });
+            r.place_markers(start, date, running_time);
             let event = r.playlist.render_event(None);
             (event, render_master_locked(&inner))
         };
@@ -236,6 +324,7 @@ impl HlsOutput {
                 .renditions
                 .iter_mut()
                 .map(|r| {
+                    r.close_markers();
                     r.playlist.end();
                     (r.name.clone(), r.playlist.render_event(None))
                 })
@@ -254,6 +343,38 @@ impl HlsOutput {
             write_atomic(&self.dir.join(MASTER_FILE), master)?;
         }
         Ok(())
+    }
+
+    /// Starts a marker at media time `at` in every rendition: it is listed once the segment that
+    /// covers `at` is, with the date that `at` has in that segment.
+    pub fn start_marker(&self, spec: MarkerSpec, at: Duration) {
+        for r in &mut self.lock().renditions {
+            r.pending.push(Pending {
+                at,
+                edge: Edge::Start(spec.clone()),
+            });
+        }
+    }
+
+    /// Ends the marker `id` at media time `at` (see [`HlsOutput::start_marker`]).
+    pub fn end_marker(&self, id: &str, at: Duration) {
+        for r in &mut self.lock().renditions {
+            r.pending.push(Pending {
+                at,
+                edge: Edge::End(id.to_string()),
+            });
+        }
+    }
+
+    /// The `PROGRAM-DATE-TIME` that media time `at` gets in the first rendition as things stand
+    /// (the time away of a reconnect still under way is added when its segment closes).
+    pub fn date_at(&self, at: Duration) -> DateTime<Utc> {
+        let inner = self.lock();
+        let away = inner
+            .renditions
+            .first()
+            .map_or(chrono::Duration::zero(), |r| r.away);
+        inner.epoch + chrono::Duration::from_std(at).unwrap_or_default() + away
     }
 
     /// The master playlist, once some rendition has a segment.
@@ -417,5 +538,110 @@ mod tests {
             "the time away shows in the dates: {text}"
         );
         assert_eq!(date(3) - date(2), chrono::Duration::seconds(2));
+    }
+
+    fn spec(id: &str) -> MarkerSpec {
+        MarkerSpec {
+            id: id.into(),
+            class: "com.livefront.product".into(),
+            attributes: vec![("X-PRODUCT-ID".into(), id.into())],
+        }
+    }
+
+    /// A marker is listed when the segment covering its media time is, in every rendition, at the
+    /// date that media time has there, also right after a comeback (where the time away moves the
+    /// dates) and in a rendition that lags; the stream's end closes what is open.
+    #[test]
+    fn markers_are_placed_in_the_segment_that_covers_their_media_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["source".to_string(), "360p".to_string()];
+        for n in &names {
+            std::fs::create_dir_all(dir.path().join(n)).unwrap();
+        }
+        let hls = HlsOutput::new(dir.path().to_path_buf(), 6, Duration::from_secs(2));
+        // Whole milliseconds, as the playlists write dates.
+        let epoch =
+            chrono::SubsecRound::trunc_subsecs(Utc::now(), 3) - chrono::Duration::seconds(60);
+        hls.set_epoch(epoch);
+        hls.add_renditions(&names);
+        let close = |r: &str, n: u32, at_ms: u64| {
+            let path = dir.path().join(format!("{r}/seg{n:05}.ts"));
+            std::fs::write(&path, [0u8; 188]).unwrap();
+            hls.fragment_closed(r, &path, Duration::from_millis(at_ms))
+                .unwrap();
+        };
+        let markers = |r: &str| {
+            let text = hls.media_playlist(r, EVENT_PLAYLIST, None).unwrap();
+            text.lines()
+                .filter_map(Marker::parse_line)
+                .collect::<Vec<_>>()
+        };
+        for r in &names {
+            hls.fragment_opened(r, Duration::ZERO);
+        }
+        close("source", 0, 2_000);
+        close("360p", 0, 2_000);
+        hls.start_marker(spec("a"), Duration::from_millis(2_500));
+        assert!(
+            markers("source").is_empty(),
+            "not listed before its segment"
+        );
+        close("source", 1, 4_000);
+        assert_eq!(
+            markers("source")[0].start,
+            epoch + chrono::Duration::milliseconds(2_500)
+        );
+        assert!(
+            markers("360p").is_empty(),
+            "the lagging rung has not got there"
+        );
+
+        // The publisher drops and comes back; a focus change in the first new segment.
+        hls.discontinuity("source");
+        hls.discontinuity("360p");
+        let back = Utc::now();
+        close("source", 2, 4_500); // the old publish's last segment
+        hls.end_marker("a", Duration::from_millis(5_000));
+        hls.start_marker(spec("b"), Duration::from_millis(5_000));
+        close("source", 3, 6_500);
+        // The rung catches up.
+        close("360p", 1, 4_000);
+        close("360p", 2, 4_500);
+        close("360p", 3, 6_500);
+        for r in ["source", "360p"] {
+            let text = hls.media_playlist(r, EVENT_PLAYLIST, None).unwrap();
+            let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+            let new_publish = parsed.segments[3].program_date_time.unwrap();
+            let expected = new_publish.with_timezone(&Utc) + chrono::Duration::milliseconds(500);
+            let m = markers(r);
+            assert_eq!(m.len(), 2, "{text}");
+            assert_eq!(
+                m[0].start,
+                epoch + chrono::Duration::milliseconds(2_500),
+                "{r}"
+            );
+            assert_eq!(m[1].start, expected, "{r}: {text}");
+            assert_eq!(m[0].end, Some(expected), "{r}");
+            assert!(
+                m[1].start >= back - chrono::Duration::milliseconds(1_500),
+                "{text}"
+            );
+            assert_eq!(m[1].end, None);
+        }
+        hls.end().unwrap();
+        let ended = markers("source");
+        let last = hls.media_playlist("source", EVENT_PLAYLIST, None).unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(last.as_bytes()).unwrap();
+        let seg = parsed.segments.last().unwrap();
+        let end = seg.program_date_time.unwrap().with_timezone(&Utc)
+            + chrono::Duration::milliseconds((seg.duration * 1000.0).round() as i64);
+        assert_eq!(ended[1].end, Some(end), "{last}");
+        // And what is on disk reads back with them.
+        let disk = std::fs::read_to_string(dir.path().join("source").join(EVENT_PLAYLIST)).unwrap();
+        assert_eq!(
+            disk.lines().filter_map(Marker::parse_line).count(),
+            2,
+            "{disk}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Outputs of a live stream's pipeline: HLS playlists and segments, the recording.
 pub mod codecs;
+pub mod daterange;
 pub mod hls;
 pub mod playlist;
 pub mod recording;

@@ -10,9 +10,8 @@
 //!
 //! Room to grow (not built yet): LL-HLS parts attach to [`Segment`] (a `parts` list, written as
 //! `EXT-X-PART` lines through `m3u8_rs::MediaSegment::unknown_tags`, which m3u8-rs writes before the segment's
-//! `EXTINF`); an init section (`EXT-X-MAP`, version 6) and DATERANGE markers become fields mapped onto
-//! `m3u8_rs::MediaSegment::{map, daterange}` in `MediaPlaylist::media_segment` (m3u8-rs holds one DATERANGE per
-//! segment; more go through `unknown_tags`). Playlist-level LL-HLS tags (`EXT-X-SERVER-CONTROL`,
+//! `EXTINF`); an init section (`EXT-X-MAP`, version 6) becomes a field mapped onto
+//! `m3u8_rs::MediaSegment::map` in `MediaPlaylist::media_segment`. Playlist-level LL-HLS tags (`EXT-X-SERVER-CONTROL`,
 //! `EXT-X-PART-INF`) and what follows the last closed segment (parts of the open one, `EXT-X-PRELOAD-HINT`) are
 //! dropped or not modelled by m3u8-rs, so they will be spliced into the text in `MediaPlaylist::render`, the one
 //! place that produces media playlist text.
@@ -21,6 +20,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
+use super::daterange::Marker;
 
 /// Segments in the live window while a stream is live (DESIGN.md, "Media defaults").
 pub const DEFAULT_WINDOW: usize = 6;
@@ -101,6 +102,9 @@ pub struct MediaPlaylist {
     /// `EXT-X-TARGETDURATION` in seconds: the configured target rounded up, raised by every segment ever
     /// pushed and never lowered.
     target_duration: u64,
+    /// `EXT-X-DATERANGE` markers, in the order they were set; each is written before the segment
+    /// its start falls in.
+    markers: Vec<Marker>,
 }
 
 /// Which view of the segments to render.
@@ -122,7 +126,21 @@ impl MediaPlaylist {
             ended: false,
             window: window.max(1),
             target_duration: configured_target_secs(target),
+            markers: Vec::new(),
         }
+    }
+
+    /// Adds a marker, or replaces the one with the same id (its end became known). Also after the
+    /// end: a VOD list gets the end of the marker that was open when the stream stopped.
+    pub fn set_marker(&mut self, marker: Marker) {
+        match self.markers.iter_mut().find(|m| m.id == marker.id) {
+            Some(m) => *m = marker,
+            None => self.markers.push(marker),
+        }
+    }
+
+    pub fn markers(&self) -> &[Marker] {
+        &self.markers
     }
 
     /// Appends a closed segment. Ignored (with a warning) once the playlist has ended: an ended playlist is
@@ -260,6 +278,9 @@ impl MediaPlaylist {
         }
         playlist.advance_live_start();
         playlist.ended = parsed.end_list;
+        for marker in complete.lines().filter_map(Marker::parse_line) {
+            playlist.set_marker(marker);
+        }
         Ok(playlist)
     }
 
@@ -343,7 +364,12 @@ impl MediaPlaylist {
             end_list: self.ended,
             segments: self.segments[start..]
                 .iter()
-                .map(|s| Self::media_segment(s, query))
+                .zip(self.marker_tags(&self.segments[start..]))
+                .map(|(s, markers)| {
+                    let mut segment = Self::media_segment(s, query);
+                    segment.unknown_tags = markers;
+                    segment
+                })
                 .collect(),
             ..Default::default()
         };
@@ -358,7 +384,32 @@ impl MediaPlaylist {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// One segment's lines. Parts, an init map and DATERANGE markers will be mapped here.
+    /// The DATERANGE tags to write before each of `view`'s segments: a marker goes before the
+    /// segment its start falls in (by `PROGRAM-DATE-TIME`), or before the first one when it began
+    /// earlier and still overlaps the view; markers that ended before the view are left out.
+    fn marker_tags(&self, view: &[Segment]) -> Vec<Vec<m3u8_rs::ExtTag>> {
+        let mut tags = vec![Vec::new(); view.len()];
+        let Some(first) = view.first() else {
+            return tags;
+        };
+        for marker in &self.markers {
+            if marker.end.is_some_and(|end| end <= first.program_date_time) {
+                continue;
+            }
+            let at = view
+                .iter()
+                .take_while(|s| s.program_date_time <= marker.start)
+                .count()
+                .saturating_sub(1);
+            tags[at].push(m3u8_rs::ExtTag {
+                tag: "X-DATERANGE".into(),
+                rest: Some(marker.attribute_list()),
+            });
+        }
+        tags
+    }
+
+    /// One segment's lines. Parts and an init map will be mapped here.
     fn media_segment(seg: &Segment, query: Option<&str>) -> m3u8_rs::MediaSegment {
         m3u8_rs::MediaSegment {
             uri: with_query(&seg.uri, query),
@@ -748,6 +799,111 @@ mod tests {
             let parsed = parse_media(&pl.render_event(query));
             assert!(parsed.segments.iter().all(|s| s.uri.ends_with(".ts")));
         }
+    }
+
+    fn product_marker(id: &str, start_ms: i64, end_ms: Option<i64>) -> Marker {
+        let at = |ms: i64| t0() + chrono::TimeDelta::milliseconds(ms);
+        Marker {
+            id: id.into(),
+            class: "com.livefront.product".into(),
+            start: at(start_ms),
+            end: end_ms.map(at),
+            attributes: vec![("X-PRODUCT-ID".into(), format!("product-{id}"))],
+        }
+    }
+
+    /// The segment (index in `parsed`) whose PROGRAM-DATE-TIME range covers `date`.
+    fn covering(parsed: &m3u8_rs::MediaPlaylist, date: DateTime<Utc>) -> Option<usize> {
+        parsed.segments.iter().position(|s| {
+            let start = s.program_date_time.unwrap().with_timezone(&Utc);
+            let end = start + chrono::TimeDelta::milliseconds((s.duration * 1000.0).round() as i64);
+            start <= date && date < end
+        })
+    }
+
+    #[test]
+    fn markers_go_before_the_segment_their_start_falls_in() {
+        let mut pl = playlist_of(3, &two_seconds(10));
+        pl.set_marker(product_marker("a", 1_000, Some(5_500)));
+        pl.set_marker(product_marker("b", 5_500, Some(15_000)));
+        pl.set_marker(product_marker("c", 15_000, None));
+        let event = pl.render_event(None);
+        let lines: Vec<&str> = event.lines().collect();
+        let mut found = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let Some(marker) = Marker::parse_line(line) else {
+                continue;
+            };
+            found += 1;
+            // The segment written after the tag is the one that covers its start.
+            let uri = lines[i..].iter().find(|l| !l.starts_with('#')).unwrap();
+            let parsed = parse_media(&event);
+            let covering = covering(&parsed, marker.start).unwrap();
+            assert_eq!(*uri, parsed.segments[covering].uri, "{event}");
+        }
+        assert_eq!(found, 3, "{event}");
+
+        // The live window (segments 7..10, from 14 s) leaves out what ended before it and puts the
+        // markers that began earlier before its first segment.
+        let live = pl.render_live(None);
+        let ids: Vec<String> = live
+            .lines()
+            .filter_map(Marker::parse_line)
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["b", "c"], "{live}");
+        let first_uri = live.lines().position(|l| l == "seg00007.ts").unwrap();
+        let tags_before_first = live
+            .lines()
+            .take(first_uri)
+            .filter(|l| l.starts_with("#EXT-X-DATERANGE"))
+            .count();
+        assert_eq!(tags_before_first, 2, "{live}");
+    }
+
+    #[test]
+    fn a_marker_ended_later_is_written_again_with_the_same_start_and_its_end() {
+        let mut pl = playlist_of(DEFAULT_WINDOW, &two_seconds(3));
+        pl.set_marker(product_marker("a", 2_100, None));
+        let open = pl.render_live(None);
+        let parsed = parse_media(&open);
+        let range = parsed.segments[1].daterange.as_ref().unwrap();
+        assert_eq!((range.end_date, range.duration), (None, None), "{open}");
+        pl.set_marker(product_marker("a", 2_100, Some(4_350)));
+        let ended = pl.render_live(None);
+        let parsed = parse_media(&ended);
+        let range = parsed.segments[1].daterange.as_ref().unwrap();
+        assert_eq!(range.duration, Some(2.25));
+        assert_eq!(
+            range.start_date.with_timezone(&Utc),
+            t0() + chrono::TimeDelta::milliseconds(2_100)
+        );
+        assert_eq!(pl.markers().len(), 1);
+    }
+
+    #[test]
+    fn markers_survive_the_event_playlist_on_disk_and_the_end() {
+        let mut pl = playlist_of(DEFAULT_WINDOW, &two_seconds(4));
+        pl.set_marker(product_marker("a", 500, Some(2_000)));
+        pl.set_marker(product_marker("b", 2_000, Some(2_400)));
+        pl.set_marker(product_marker("c", 2_400, None));
+        let back =
+            MediaPlaylist::parse_event(&pl.render_event(None), DEFAULT_WINDOW, TARGET).unwrap();
+        assert_eq!(back.markers(), pl.markers());
+        let mut back = back;
+        back.end();
+        let vod = parse_media(&back.render_live(None));
+        assert!(vod.end_list);
+        let written: Vec<Marker> = back
+            .render_live(None)
+            .lines()
+            .filter_map(Marker::parse_line)
+            .collect();
+        assert_eq!(
+            written,
+            pl.markers(),
+            "two markers in one segment are both kept"
+        );
     }
 
     #[test]

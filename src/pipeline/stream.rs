@@ -17,7 +17,7 @@ use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
 use crate::output::codecs;
 use crate::output::hls::HlsOutput;
-use crate::store::{CreatorId, Mode, Stream, StreamId};
+use crate::store::{CreatorId, FocusEvent, Mode, Stream, StreamId};
 
 /// How long a stopping pipeline may take to drain after EOS before it is torn down anyway.
 const DEFAULT_EOS_TIMEOUT: Duration = Duration::from_secs(20);
@@ -53,6 +53,8 @@ pub struct LiveStream {
     failure: Mutex<Option<String>>,
     /// Set when the creator ended the stream (not just a publisher leaving or a shutdown).
     ended_by_creator: std::sync::atomic::AtomicBool,
+    /// The latest focus change (held while one is being made, so that changes apply in order).
+    pub focus: tokio::sync::Mutex<Option<FocusEvent>>,
 }
 
 /// Who feeds a live stream. The number counts publishers, so that a grace period that ran out can
@@ -77,6 +79,8 @@ pub struct Running {
     at: gst::ClockTime,
     /// The latest media time pushed.
     end: gst::ClockTime,
+    /// Media time of the newest frame of the stream's picture (of its sound without video).
+    newest_frame: gst::ClockTime,
     resumes: build::Resumes,
     eos: oneshot::Receiver<Result<(), String>>,
 }
@@ -105,6 +109,7 @@ impl LiveStream {
             running: Mutex::new(None),
             failure: Mutex::new(None),
             ended_by_creator: std::sync::atomic::AtomicBool::new(false),
+            focus: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -230,6 +235,14 @@ impl LiveStream {
         lock(&self.running).is_some()
     }
 
+    /// Media time of the newest frame ingested (what the host's camera showed last), while the
+    /// pipeline runs.
+    pub fn media_time(&self) -> Option<Duration> {
+        lock(&self.running)
+            .as_ref()
+            .map(|r| Duration::from_nanos(r.newest_frame.nseconds()))
+    }
+
     pub fn pipeline(&self) -> Option<gst::Pipeline> {
         lock(&self.running).as_ref().map(|r| r.pipeline.clone())
     }
@@ -269,6 +282,7 @@ impl Running {
             origin_ms,
             at: gst::ClockTime::ZERO,
             end: gst::ClockTime::ZERO,
+            newest_frame: gst::ClockTime::ZERO,
             resumes: built.resumes,
             eos,
         };
@@ -340,6 +354,8 @@ impl Running {
                 let pts = ms(dts_ms.saturating_add_signed(cts_ms as i64));
                 b.set_pts(pts);
                 self.end = self.end.max(pts);
+                // Frames arrive in decoding order: the newest picture is the latest to show.
+                self.newest_frame = self.newest_frame.max(pts);
                 if !keyframe {
                     b.set_flags(gst::BufferFlags::DELTA_UNIT);
                 }
@@ -354,6 +370,9 @@ impl Running {
                 b.set_dts(ms(dts_ms));
                 b.set_pts(ms(dts_ms));
                 self.end = self.end.max(ms(dts_ms));
+                if self.video.is_none() {
+                    self.newest_frame = self.newest_frame.max(ms(dts_ms));
+                }
                 (src, buffer)
             }
             MediaFrame::VideoConfig { avcc } => {

@@ -90,6 +90,7 @@ impl Store {
                 "recordings",
                 "stream_sources",
                 "stream_products",
+                "focus_events",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [&id.0])?;
             }

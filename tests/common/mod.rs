@@ -532,3 +532,69 @@ impl Process {
         Ok(())
     }
 }
+
+/// Two cheap rungs under a 360p source.
+pub const SMALL_LADDER: &str = r#"
+name = "small"
+source = true
+priority = ["240p", "144p"]
+
+[[rung]]
+name = "240p"
+height = 240
+max_fps = 30
+video_bitrate_kbps = 400
+[rung.x264]
+preset = "veryfast"
+tune = "zerolatency"
+profile = "main"
+
+[[rung]]
+name = "144p"
+height = 144
+max_fps = 15
+video_bitrate_kbps = 150
+[rung.x264]
+preset = "veryfast"
+tune = "zerolatency"
+profile = "baseline"
+"#;
+
+pub async fn small_ladder_server() -> Result<Server> {
+    let preset = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()?
+        .into_temp_path()
+        .keep()?;
+    std::fs::write(&preset, SMALL_LADDER)?;
+    Server::start_with(|c| c.hls.ladder = preset.to_string_lossy().into_owned()).await
+}
+
+/// Waits until the source rendition lists `n` segments (practice streams need the creator).
+pub async fn source_segments(api: &Api, token: &str, id: &str, n: usize) -> Result<String> {
+    wait_for(&format!("{n} segments"), DEADLINE, || async {
+        let (status, text) = api
+            .get_text(&format!("/hls/{id}/source/index.m3u8"), Some(token))
+            .await
+            .ok()?;
+        (status == 200 && text.matches("#EXTINF").count() >= n).then_some(text)
+    })
+    .await
+}
+
+/// Crashes a publisher (SIGKILL: no unpublish) and waits until the stream says it is waiting for
+/// it to come back; returns the stream object then.
+pub async fn crash(
+    api: &Api,
+    token: &str,
+    id: &str,
+    mut publisher: tokio::process::Child,
+) -> Result<Value> {
+    publisher.start_kill()?;
+    publisher.wait().await?;
+    wait_for("reconnecting in health", DEADLINE, || async {
+        let v = api.stream(token, id).await.ok()?;
+        (v["health"]["reconnecting"] == true).then_some(v)
+    })
+    .await
+}

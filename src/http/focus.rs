@@ -1,0 +1,148 @@
+//! The product in focus while live, and the chapters it leaves in the recording.
+//!
+//! A focus change is stamped with the media time of the newest frame ingested when it is made,
+//! written into every rendition's media playlist as an `EXT-X-DATERANGE`
+//! (`CLASS="com.livefront.product"`), stored (the stream's focus timeline), and sent on the
+//! stream's live event channel.
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Auth, Json, MaybeAuth};
+use super::streams::{owned_stream, visible_stream};
+use crate::live::{Focus, LiveEvent};
+use crate::output::hls::MarkerSpec;
+use crate::store::{FocusEvent, FocusedProduct, ProductId};
+
+/// `CLASS` of the product markers.
+pub const MARKER_CLASS: &str = "com.livefront.product";
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FocusRequest {
+    /// A product of the stream's carousel, or null to clear the focus.
+    product_id: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/streams/{id}/focus", tag = "products", params(("id" = String, Path)), request_body = FocusRequest, responses((status = 200, description = "the focus, stamped with the stream's media time", body = Focus), (status = 400, description = "not a product of the stream's carousel"), (status = 403, description = "not the stream's creator"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "the stream is not live")), security(("bearer" = [])))]
+pub async fn set_focus(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<FocusRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stream = owned_stream(&state, &id, &who).await?;
+    let product = match &body.product_id {
+        None => None,
+        Some(raw) => {
+            let carousel = state.store.carousel(&stream.id).await?;
+            let found = ProductId::parse(raw)
+                .and_then(|id| carousel.iter().find(|p| p.id == id))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "product {raw} is not in this stream's carousel (PUT /api/v1/streams/{}/products)",
+                        stream.id
+                    ))
+                })?;
+            Some(FocusedProduct::from(found))
+        }
+    };
+    let not_live =
+        || ApiError::Conflict("the stream is not live: focus products while it is".into());
+    let live = state.registry.live(&stream.id).ok_or_else(not_live)?;
+    let mut current = live.focus.lock().await;
+    let same =
+        |c: &FocusEvent| c.product.as_ref().map(|p| &p.id) == product.as_ref().map(|p| &p.id);
+    if let Some(c) = current.as_ref().filter(|c| same(c)) {
+        return Ok(axum::Json(Focus::from(c)));
+    }
+    let at = live.media_time().ok_or_else(not_live)?;
+    let date = live.hls.date_at(at);
+    let media_ms = u64::try_from(at.as_millis()).unwrap_or(u64::MAX);
+    let event = state
+        .store
+        .add_focus(&stream.id, product, media_ms, date)
+        .await?;
+    if let Some(previous) = current.as_ref().filter(|c| c.product.is_some()) {
+        live.hls.end_marker(&previous.marker_id(), at);
+    }
+    if let Some(p) = &event.product {
+        live.hls.start_marker(marker(&event, p), at);
+    }
+    tracing::info!(stream = %stream.id, product = ?event.product.as_ref().map(|p| &p.id), media_ms, "focus changed");
+    let focus = Focus::from(&event);
+    state
+        .live
+        .send(&stream.id, &LiveEvent::ProductFocused(focus.clone()));
+    *current = Some(event);
+    Ok(axum::Json(focus))
+}
+
+fn marker(event: &FocusEvent, p: &FocusedProduct) -> MarkerSpec {
+    MarkerSpec {
+        id: event.marker_id(),
+        class: MARKER_CLASS.into(),
+        attributes: vec![
+            ("X-PRODUCT-ID".into(), p.id.to_string()),
+            ("X-TITLE".into(), p.title.clone()),
+            ("X-PRICE".into(), p.price.clone()),
+            ("X-CURRENCY".into(), p.currency.clone()),
+        ],
+    }
+}
+
+/// One product's span of the recording.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Chapter {
+    #[schema(value_type = String)]
+    pub product_id: ProductId,
+    pub title: String,
+    /// Seconds from the start of the recording.
+    pub start_s: f64,
+    /// `null` while the product is still in focus on a live stream.
+    pub end_s: Option<f64>,
+}
+
+/// The chapters of a focus timeline: one per focused product, until the next change or `end_ms`.
+pub fn chapters(timeline: &[FocusEvent], end_ms: Option<u64>) -> Vec<Chapter> {
+    timeline
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let p = e.product.as_ref()?;
+            let end = timeline.get(i + 1).map(|next| next.media_ms).or(end_ms);
+            Some(Chapter {
+                product_id: p.id.clone(),
+                title: p.title.clone(),
+                start_s: e.media_ms as f64 / 1000.0,
+                end_s: end.map(|end| end.max(e.media_ms) as f64 / 1000.0),
+            })
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/streams/{id}/chapters", tag = "products", params(("id" = String, Path)), responses((status = 200, description = "one chapter per product focus, in recording seconds"), (status = 404, description = "not found (or not yours to see)")))]
+pub async fn list_chapters(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (stream, _) = visible_stream(&state, &id, &who).await?;
+    let timeline = state.store.focus_timeline(&stream.id).await?;
+    // While live the last chapter is open; after the end it closes with the recording.
+    let end_ms = match state.registry.live(&stream.id) {
+        Some(_) => None,
+        None => state
+            .store
+            .recording(&stream.id)
+            .await?
+            .map(|r| r.duration_ms)
+            .filter(|&d| d > 0),
+    };
+    Ok(axum::Json(
+        json!({ "chapters": chapters(&timeline, end_ms) }),
+    ))
+}
