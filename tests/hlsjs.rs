@@ -1,6 +1,6 @@
-//! A real browser player across a publisher reconnect: hls.js in Debian's headless chromium
-//! (driven by `tests/web/watch.mjs` through Playwright; `make test` installs both) watches a
-//! stream whose publisher crashes and comes back within the reconnect grace.
+//! A real browser player: hls.js in Debian's headless chromium (driven by `tests/web/watch.mjs`
+//! through Playwright; `make test` installs both) watches a stream whose publisher crashes and
+//! comes back within the reconnect grace, and one whose host focuses a product.
 mod common;
 
 use std::path::Path;
@@ -57,13 +57,73 @@ fn longest_stall(samples: &[(u64, f64)]) -> u64 {
     longest
 }
 
+/// hls.js watching a URL for `seconds`, its report collected as it comes.
+struct Player {
+    child: tokio::process::Child,
+    lines: Lines,
+    reader: tokio::task::JoinHandle<()>,
+    seconds: u64,
+}
+
+impl Player {
+    fn watch(url: &str, seconds: u64) -> Result<Player> {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+        ensure!(
+            web.join("node_modules/playwright-core").exists(),
+            "tests/web/node_modules is missing: run `make test` (it installs chromium, Playwright and hls.js)"
+        );
+        let mut child = Command::new("node")
+            .arg(web.join("watch.mjs"))
+            .arg(url)
+            .arg(seconds.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("node is required (make test installs it)")?;
+        let lines: Lines = Arc::default();
+        let reader = {
+            let lines = lines.clone();
+            let stdout = child.stdout.take().context("player stdout")?;
+            tokio::spawn(async move {
+                let mut out = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = out.next_line().await {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        lines.lock().unwrap().push(v);
+                    }
+                }
+            })
+        };
+        Ok(Player {
+            child,
+            lines,
+            reader,
+            seconds,
+        })
+    }
+
+    /// Waits for the end of the watch; fails when the player failed or hls.js gave up.
+    async fn finish(mut self) -> Result<Vec<Value>> {
+        let status =
+            tokio::time::timeout(Duration::from_secs(self.seconds + 30), self.child.wait())
+                .await
+                .context("player did not finish")??;
+        self.reader.await?;
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use tokio::io::AsyncReadExt;
+            e.read_to_string(&mut err).await?;
+        }
+        ensure!(status.success(), "player failed: {err}");
+        let lines = self.lines.lock().unwrap().clone();
+        let fatal: Vec<&Value> = lines.iter().filter(|l| l["fatal"] == true).collect();
+        ensure!(fatal.is_empty(), "hls.js gave up: {fatal:?}");
+        Ok(lines)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hls_js_keeps_playing_across_a_publisher_reconnect() -> Result<()> {
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
-    ensure!(
-        web.join("node_modules/playwright-core").exists(),
-        "tests/web/node_modules is missing: run `make test` (it installs chromium, Playwright and hls.js)"
-    );
     let mut server =
         Server::start_with(|c| c.ingest.reconnect_grace = Duration::from_secs(20)).await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());
@@ -79,28 +139,8 @@ async fn hls_js_keeps_playing_across_a_publisher_reconnect() -> Result<()> {
     api.playlist_with_segments(&media_url(&watch_url), 2)
         .await?;
 
-    let mut player = Command::new("node")
-        .arg(web.join("watch.mjs"))
-        .arg(&watch_url)
-        .arg(WATCH_SECONDS.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("node is required (make test installs it)")?;
-    let lines: Lines = Arc::default();
-    let reader = {
-        let lines = lines.clone();
-        let stdout = player.stdout.take().context("player stdout")?;
-        tokio::spawn(async move {
-            let mut out = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = out.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    lines.lock().unwrap().push(v);
-                }
-            }
-        })
-    };
+    let player = Player::watch(&watch_url, WATCH_SECONDS)?;
+    let lines = player.lines.clone();
 
     // Watch the first publisher for a while, then crash it.
     wait_for("3 s played", DEADLINE, || async {
@@ -113,22 +153,9 @@ async fn hls_js_keeps_playing_across_a_publisher_reconnect() -> Result<()> {
     tokio::time::sleep(AWAY).await;
     let second = Publish::small(12.0).spawn(&publish_url)?;
 
-    let status = tokio::time::timeout(Duration::from_secs(WATCH_SECONDS + 30), player.wait())
-        .await
-        .context("player did not finish")??;
-    reader.await?;
+    player.finish().await?;
     let (publisher, stderr) = finish(second, DEADLINE).await?;
     ensure!(publisher.success(), "{stderr}");
-    let mut err = String::new();
-    if let Some(mut e) = player.stderr.take() {
-        use tokio::io::AsyncReadExt;
-        e.read_to_string(&mut err).await?;
-    }
-    ensure!(status.success(), "player failed: {err}");
-
-    let lines_now = lines.lock().unwrap().clone();
-    let fatal: Vec<&Value> = lines_now.iter().filter(|l| l["fatal"] == true).collect();
-    ensure!(fatal.is_empty(), "hls.js gave up: {fatal:?}");
     let (_, vod) = api
         .get_text(&format!("/hls/{id}/source/index.m3u8"), Some(&token))
         .await?;
@@ -150,6 +177,63 @@ async fn hls_js_keeps_playing_across_a_publisher_reconnect() -> Result<()> {
         "hls.js across a reconnect ({} s away): longest stall {stall} ms, played {end:.1} s in {WATCH_SECONDS} s",
         AWAY.as_secs()
     );
+    server.stop().await;
+    Ok(())
+}
+
+/// The host focuses a product while a browser watches: hls.js turns the playlist's DATERANGE into
+/// a metadata cue that becomes active during playback, carrying the product id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_fires_a_metadata_cue_for_the_focused_product() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    api.set_mode(&token, &id, "public").await?;
+    let (status, product) = api
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/products",
+            Some(&token),
+            Some(serde_json::json!({"sku": "LIP", "title": "Velvet lipstick", "price": "19.99", "currency": "EUR"})),
+        )
+        .await?;
+    ensure!(status == 201, "{product}");
+    let product_id = product["id"].as_str().unwrap().to_string();
+    api.request(
+        reqwest::Method::PUT,
+        &format!("/api/v1/streams/{id}/products"),
+        Some(&token),
+        Some(serde_json::json!({ "product_ids": [product_id] })),
+    )
+    .await?;
+    let watch_url = stream["playback"]["hls"].as_str().context("playback.hls")?;
+    let publisher = Publish::small(16.0).spawn(&server.publish_url(&stream))?;
+    api.playlist_with_segments(&media_url(watch_url), 2).await?;
+    let player = Player::watch(watch_url, 14)?;
+    let lines = player.lines.clone();
+    wait_for("1 s played", DEADLINE, || async {
+        (position(&lines) >= 1.0).then_some(())
+    })
+    .await?;
+    let (status, focus) = api
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/streams/{id}/focus"),
+            Some(&token),
+            Some(serde_json::json!({ "product_id": product_id })),
+        )
+        .await?;
+    ensure!(status == 200, "{focus}");
+    let lines = player.finish().await?;
+    finish(publisher, DEADLINE).await?;
+    let cue = lines
+        .iter()
+        .find(|l| l["kind"] == "cue" && l["key"] == "X-PRODUCT-ID")
+        .with_context(|| format!("no product cue became active: {lines:?}"))?;
+    assert_eq!(cue["data"], product_id.as_str(), "{cue}");
+    assert_eq!(cue["id"], focus["id"], "{cue}");
+    eprintln!("hls.js product cue: {cue}");
     server.stop().await;
     Ok(())
 }

@@ -1,11 +1,13 @@
 // Plays an HLS URL with hls.js in Debian's headless chromium (through Playwright) and reports,
 // one JSON object per line on stdout, what a viewer would see: every 250 ms the playback position
-// and state, plus hls.js errors as they happen. Driven by tests/hlsjs.rs.
+// and state, hls.js errors as they happen, and metadata cues (EXT-X-DATERANGE attributes, one cue
+// per attribute) when they become active. Driven by tests/hlsjs.rs.
 //
 //   node watch.mjs URL SECONDS
 //
 // Lines: {"kind":"sample","t_ms":…,"position":…,"paused":…,"ready_state":…,"buffered_end":…}
 //        {"kind":"error","t_ms":…,"type":…,"details":…,"fatal":…}
+//        {"kind":"cue","t_ms":…,"id":…,"key":…,"data":…,"start":…,"end":…,"position":…}
 //        {"kind":"done"}
 import { chromium } from "playwright-core";
 import { createRequire } from "node:module";
@@ -50,7 +52,30 @@ try {
       report({ kind: "error", t_ms: 0, type: "unsupported", details: "MSE/H.264 missing", fatal: true });
       return;
     }
-    const hls = new Hls({ liveDurationInfinity: true });
+    const hls = new Hls({ liveDurationInfinity: true, enableDateRangeMetadataCues: true });
+    const seen = new Set();
+    const watchTrack = (track) => {
+      if (track.kind !== "metadata") return;
+      track.mode = "hidden";
+      track.addEventListener("cuechange", () => {
+        for (const cue of track.activeCues ?? []) {
+          const key = `${cue.id}/${cue.value?.key}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          report({
+            kind: "cue",
+            t_ms: t_ms(),
+            id: cue.id,
+            key: cue.value?.key,
+            data: cue.value?.data,
+            start: cue.startTime,
+            end: Number.isFinite(cue.endTime) ? cue.endTime : null,
+            position: video.currentTime,
+          });
+        }
+      });
+    };
+    video.textTracks.addEventListener("addtrack", (e) => watchTrack(e.track));
     hls.on(Hls.Events.ERROR, (_, e) =>
       report({ kind: "error", t_ms: t_ms(), type: e.type, details: e.details, fatal: e.fatal }),
     );
