@@ -31,7 +31,12 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -109,13 +114,40 @@ async fn main() -> Result<()> {
 
     let seconds = 8 + changes * 2;
     let mut publisher = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
         .arg(format!("testsrc2=size={size}:rate=30"))
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+        ])
         .arg(seconds.to_string())
         .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "60",
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
         ])
         .arg(&url)
         .kill_on_drop(true)

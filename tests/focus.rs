@@ -1,5 +1,6 @@
 //! The product in focus on the video timeline: DATERANGE markers in every rendition at the media
-//! time of the change, kept in the VOD list and across a publisher's reconnect; chapters.
+//! time of the change, kept in the VOD list and across a publisher's reconnect; chapters and the
+//! clips cut from them.
 mod common;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,58 @@ fn ranges(text: &str) -> Result<BTreeMap<String, Range>> {
         );
     }
     Ok(out)
+}
+
+/// The video packets of a file: (SHA-256 of the bytes, keyframe), in order.
+async fn video_packets(file: &str) -> Result<Vec<(String, bool)>> {
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_data_hash",
+            "SHA256",
+            "-show_entries",
+            "packet=data_hash,flags",
+            "-of",
+            "csv=p=0",
+            file,
+        ],
+        DEADLINE,
+    )
+    .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .filter_map(|l| {
+            let (flags, hash) = l.split_once(',')?;
+            Some((hash.to_string(), flags.starts_with('K')))
+        })
+        .collect())
+}
+
+/// Codec parameters of every stream of a file, SPS/PPS and AAC config included (as hashes).
+async fn stream_params(file: &str) -> Result<String> {
+    let out = run(
+        "ffprobe",
+        &["-v", "error", "-show_data_hash", "SHA256", "-show_entries",
+          "stream=codec_name,profile,level,width,height,pix_fmt,sample_rate,channels,extradata_hash",
+          "-of", "csv=p=0", file],
+        DEADLINE,
+    )
+    .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
 }
 
 async fn product(api: &Api, token: &str, sku: &str) -> Result<String> {
@@ -241,6 +294,81 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
         assert!(c["end_s"].as_f64().unwrap() <= recording["duration_s"].as_f64().unwrap());
     }
     assert_eq!(chapters[0]["title"], "Product LIP");
+
+    // Clips: one per chapter, cut without re-encoding from the recording.
+    let clips = wait_for("clips cut", DEADLINE, || async {
+        let (_, v) = api
+            .get(&format!("/api/v1/streams/{id}/clips"), None)
+            .await
+            .ok()?;
+        let clips = v["clips"].as_array()?.clone();
+        (clips.len() == 2 && clips.iter().all(|c| c["state"] != "cutting")).then_some(clips)
+    })
+    .await?;
+    let recording_file = server
+        .data_dir()
+        .join(format!("streams/{id}/recording.mp4"));
+    let source_packets = video_packets(recording_file.to_str().unwrap()).await?;
+    let source_params = stream_params(recording_file.to_str().unwrap()).await?;
+    for (i, clip) in clips.iter().enumerate() {
+        assert_eq!(clip["state"], "ready", "{clip}");
+        assert_eq!(clip["product_id"], changes[i]["product_id"]);
+        let url = clip["download_url"]
+            .as_str()
+            .unwrap()
+            .replace("localhost", "127.0.0.1");
+        let file = server.data_dir().join(format!("clip{i}.mp4"));
+        let bytes = reqwest::get(&url)
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        assert_eq!(bytes.len() as u64, clip["bytes"].as_u64().unwrap());
+        std::fs::write(&file, &bytes)?;
+        let file = file.to_str().unwrap();
+        // Same codec parameters as the recording (profile, level, size, SPS/PPS, AAC config).
+        assert_eq!(stream_params(file).await?, source_params, "{clip}");
+        // Every video packet is a packet of the recording, byte for byte and in order: nothing
+        // was re-encoded. The first is a keyframe.
+        let packets = video_packets(file).await?;
+        let first = source_packets
+            .iter()
+            .position(|p| p.0 == packets[0].0)
+            .context("the clip's first packet is in the recording")?;
+        assert!(packets[0].1, "the clip starts on a keyframe");
+        assert_eq!(
+            packets.iter().map(|p| &p.0).collect::<Vec<_>>(),
+            source_packets[first..first + packets.len()]
+                .iter()
+                .map(|p| &p.0)
+                .collect::<Vec<_>>(),
+            "{clip}"
+        );
+        // It covers its chapter, starting at most one GOP (2 s) early and ending within a frame.
+        let (start, end) = (
+            chapters[i]["start_s"].as_f64().unwrap(),
+            chapters[i]["end_s"].as_f64().unwrap(),
+        );
+        let (cut_start, cut_end) = (
+            clip["clip_start_s"].as_f64().unwrap(),
+            clip["clip_end_s"].as_f64().unwrap(),
+        );
+        assert!(
+            cut_start <= start + 0.001 && start - cut_start <= 2.0 + 0.034,
+            "{clip}"
+        );
+        assert!((cut_end - end).abs() <= 0.034, "{clip}");
+        let (_, duration) = probe(file).await?;
+        let duration = duration.context("clip duration")?;
+        assert!(
+            (duration - (cut_end - cut_start)).abs() <= 0.1,
+            "{duration} s: {clip}"
+        );
+    }
+    let (status, _) = api
+        .get(&format!("/api/v1/streams/{id}/clips"), Some(&viewer))
+        .await?;
+    assert_eq!(status, 200, "a public stream's clips are listed to anyone");
     let (status, _) = focus(&api, &token, &id, Some(&lipstick)).await?;
     assert_eq!(status, 409, "no focus after the end");
     server.stop().await;

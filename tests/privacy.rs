@@ -17,6 +17,8 @@ const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/thumbnail.jpg",
     "/api/v1/streams/{id}/products",
     "/api/v1/streams/{id}/chapters",
+    "/api/v1/streams/{id}/clips",
+    "/clips/{id}/1.mp4",
     "/hls/{id}/master.m3u8",
     "/hls/{id}/source/index.m3u8",
     "/hls/{id}/source/event.m3u8",

@@ -15,7 +15,7 @@ use super::extract::{Auth, Json, MaybeAuth};
 use super::streams::{owned_stream, visible_stream};
 use crate::live::{Focus, LiveEvent};
 use crate::output::hls::MarkerSpec;
-use crate::store::{FocusEvent, FocusedProduct, ProductId};
+use crate::store::{Chapter, FocusEvent, FocusedProduct, ProductId, chapters};
 
 /// `CLASS` of the product markers.
 pub const MARKER_CLASS: &str = "com.livefront.product";
@@ -96,7 +96,7 @@ fn marker(event: &FocusEvent, p: &FocusedProduct) -> MarkerSpec {
 
 /// One product's span of the recording.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Chapter {
+pub struct ChapterView {
     #[schema(value_type = String)]
     pub product_id: ProductId,
     pub title: String,
@@ -106,22 +106,19 @@ pub struct Chapter {
     pub end_s: Option<f64>,
 }
 
-/// The chapters of a focus timeline: one per focused product, until the next change or `end_ms`.
-pub fn chapters(timeline: &[FocusEvent], end_ms: Option<u64>) -> Vec<Chapter> {
-    timeline
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            let p = e.product.as_ref()?;
-            let end = timeline.get(i + 1).map(|next| next.media_ms).or(end_ms);
-            Some(Chapter {
-                product_id: p.id.clone(),
-                title: p.title.clone(),
-                start_s: e.media_ms as f64 / 1000.0,
-                end_s: end.map(|end| end.max(e.media_ms) as f64 / 1000.0),
-            })
-        })
-        .collect()
+impl From<&Chapter> for ChapterView {
+    fn from(c: &Chapter) -> Self {
+        ChapterView {
+            product_id: c.product.id.clone(),
+            title: c.product.title.clone(),
+            start_s: seconds(c.start_ms),
+            end_s: c.end_ms.map(seconds),
+        }
+    }
+}
+
+pub fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }
 
 #[utoipa::path(get, path = "/api/v1/streams/{id}/chapters", tag = "products", params(("id" = String, Path)), responses((status = 200, description = "one chapter per product focus, in recording seconds"), (status = 404, description = "not found (or not yours to see)")))]
@@ -142,7 +139,9 @@ pub async fn list_chapters(
             .map(|r| r.duration_ms)
             .filter(|&d| d > 0),
     };
-    Ok(axum::Json(
-        json!({ "chapters": chapters(&timeline, end_ms) }),
-    ))
+    let chapters: Vec<ChapterView> = chapters(&timeline, end_ms)
+        .iter()
+        .map(ChapterView::from)
+        .collect();
+    Ok(axum::Json(json!({ "chapters": chapters })))
 }

@@ -1,5 +1,6 @@
 //! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, health, metrics.
 pub mod audience;
+pub mod clips;
 pub mod error;
 pub mod extract;
 pub mod focus;
@@ -110,6 +111,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hls::master))
         .routes(routes!(hls::rendition_file))
         .routes(routes!(recordings::download))
+        .routes(routes!(clips::download))
         .routes(routes!(hls::thumbnail))
         .layer(media_cors);
     let api = OpenApiRouter::new()
@@ -140,6 +142,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(products::set_carousel, products::carousel))
         .routes(routes!(focus::set_focus))
         .routes(routes!(focus::list_chapters))
+        .routes(routes!(clips::list))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())

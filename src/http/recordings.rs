@@ -85,16 +85,26 @@ pub async fn download(
         return Err(ApiError::NotFound);
     }
     let path = state.registry.paths(&id).recording();
+    attachment(path, &format!("livefront-{id}.mp4"), request).await
+}
+
+/// A file as a download (`Content-Disposition: attachment`, Range requests, not cached).
+/// `name` must be ASCII without quotes.
+pub async fn attachment(
+    path: std::path::PathBuf,
+    name: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
     let mut response = ServeFile::new(path)
         .oneshot(request)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .into_response();
-    let name = format!("attachment; filename=\"livefront-{id}.mp4\"");
+    let disposition = format!("attachment; filename=\"{name}\"");
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&name).expect("ascii id"),
+        HeaderValue::from_str(&disposition).map_err(|e| ApiError::Internal(e.to_string()))?,
     );
     headers.insert(
         header::CACHE_CONTROL,

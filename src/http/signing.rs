@@ -11,13 +11,16 @@ use crate::store::StreamId;
 pub enum Purpose {
     Playback,
     Recording,
+    /// Downloading one clip (by its number in the stream).
+    Clip(u32),
 }
 
 impl Purpose {
-    fn label(self) -> &'static str {
+    fn label(self) -> String {
         match self {
-            Purpose::Playback => "playback",
-            Purpose::Recording => "recording",
+            Purpose::Playback => "playback".into(),
+            Purpose::Recording => "recording".into(),
+            Purpose::Clip(n) => format!("clip/{n}"),
         }
     }
 }
@@ -87,6 +90,9 @@ mod tests {
             verify(b"k", Purpose::Playback, &id, &tampered),
             Verdict::Invalid
         );
+        let clip = sign(b"k", Purpose::Clip(1), &id, later);
+        assert_eq!(verify(b"k", Purpose::Clip(1), &id, &clip), Verdict::Valid);
+        assert_eq!(verify(b"k", Purpose::Clip(2), &id, &clip), Verdict::Invalid);
         let old = sign(b"k", Purpose::Playback, &id, 1);
         assert_eq!(verify(b"k", Purpose::Playback, &id, &old), Verdict::Expired);
         assert_eq!(

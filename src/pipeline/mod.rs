@@ -1,6 +1,7 @@
 //! Pipelines: one GStreamer pipeline per live stream, and the registry that owns them.
 pub mod build;
 pub mod bus;
+pub mod clips;
 pub mod health;
 pub mod ladder;
 pub mod overload;

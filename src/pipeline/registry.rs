@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::bus::{self, TrackConfig};
+use super::clips;
 use super::ladder::LadderSpec;
 use super::overload::{self, Watched};
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
@@ -219,6 +220,8 @@ impl StreamRegistry {
         Ok(())
     }
 
+    /// Finalises the recording; once it is ready, the clips of its product chapters are cut in
+    /// the background.
     async fn finalize_recording(&self, id: &StreamId, paths: &StreamPaths) {
         let store = &self.inner.store;
         let mark = |state, bytes, duration_ms, error| Recording {
@@ -253,6 +256,12 @@ impl StreamRegistry {
                         .await;
                 }
                 let _ = std::fs::remove_file(paths.recording_fragmented());
+                let (store, paths, id) = (store.clone(), paths.clone(), id.clone());
+                let duration_ms = done.duration.as_millis() as u64;
+                self.inner.tasks.spawn(
+                    async move { clips::cut_all(&store, &paths, &id, duration_ms).await }
+                        .in_current_span(),
+                );
                 mark(
                     RecordingState::Ready,
                     done.bytes,

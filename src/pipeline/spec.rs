@@ -54,6 +54,14 @@ impl StreamPaths {
     pub fn recording(&self) -> PathBuf {
         self.dir.join("recording.mp4")
     }
+    /// Clips cut from the recording, one per product chapter.
+    pub fn clips_dir(&self) -> PathBuf {
+        self.dir.join("clips")
+    }
+    /// The clip of the chapter started by focus change `seq`.
+    pub fn clip(&self, seq: u32) -> PathBuf {
+        self.clips_dir().join(format!("{seq}.mp4"))
+    }
     /// The latest poster frame.
     pub fn thumbnail(&self) -> PathBuf {
         self.dir.join("thumbnail.jpg")

@@ -1,4 +1,5 @@
-//! The focus timeline of a stream: which product the host showed, from which media time.
+//! The focus timeline of a stream (which product the host showed, from which media time), the
+//! chapters it makes of the recording, and the clips cut from those.
 use chrono::{DateTime, Utc};
 use rusqlite::{Row, params};
 
@@ -67,6 +68,86 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<FocusEvent> {
     })
 }
 
+/// One focused product's span of the recording.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chapter {
+    /// The focus change that started it.
+    pub seq: u32,
+    pub product: FocusedProduct,
+    pub start_ms: u64,
+    /// `None` while it is still in focus on a live stream.
+    pub end_ms: Option<u64>,
+}
+
+/// The chapters of a focus timeline: one per focused product, until the next change or `end_ms`
+/// (the recording's duration once the stream has ended).
+pub fn chapters(timeline: &[FocusEvent], end_ms: Option<u64>) -> Vec<Chapter> {
+    timeline
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let product = e.product.clone()?;
+            let end = timeline.get(i + 1).map(|next| next.media_ms).or(end_ms);
+            Some(Chapter {
+                seq: e.seq,
+                product,
+                start_ms: e.media_ms,
+                end_ms: end.map(|end| end.max(e.media_ms)),
+            })
+        })
+        .collect()
+}
+
+/// A clip of one chapter and how far its cutting got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clip {
+    pub chapter: Chapter,
+    pub state: ClipState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClipState {
+    Cutting,
+    /// What the file covers (its start moved back to a keyframe) and its size.
+    Ready {
+        start_ms: u64,
+        end_ms: u64,
+        bytes: u64,
+    },
+    Failed(String),
+}
+
+fn clip_from_row(r: &Row<'_>) -> rusqlite::Result<Clip> {
+    let get_u64 = |i: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(r.get::<_, Option<i64>>(i)?
+            .and_then(|v| u64::try_from(v).ok()))
+    };
+    let state = match r.get::<_, String>(9)?.as_str() {
+        "cutting" => ClipState::Cutting,
+        "ready" => ClipState::Ready {
+            start_ms: get_u64(6)?.ok_or_else(|| corrupt("cut_start_ms"))?,
+            end_ms: get_u64(7)?.ok_or_else(|| corrupt("cut_end_ms"))?,
+            bytes: get_u64(8)?.ok_or_else(|| corrupt("bytes"))?,
+        },
+        "failed" => ClipState::Failed(r.get::<_, Option<String>>(10)?.unwrap_or_default()),
+        _ => return Err(corrupt("clip state")),
+    };
+    Ok(Clip {
+        chapter: Chapter {
+            seq: r.get(0)?,
+            product: FocusedProduct {
+                id: ProductId(r.get(1)?),
+                title: r.get(2)?,
+                price: String::new(),
+                currency: String::new(),
+            },
+            start_ms: get_u64(3)?.ok_or_else(|| corrupt("start_ms"))?,
+            end_ms: get_u64(4)?,
+        },
+        state,
+    })
+}
+
 impl Store {
     /// Appends a focus change to the stream's timeline and returns it with its number.
     pub async fn add_focus(
@@ -121,6 +202,78 @@ impl Store {
                 "SELECT {COLUMNS} FROM focus_events WHERE stream_id = ?1 ORDER BY seq"
             ))?;
             let rows = stmt.query_map([stream.0], from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Records the clips about to be cut (state `cutting`), replacing earlier ones of the stream.
+    pub async fn start_clips(&self, stream: &StreamId, chapters: &[Chapter]) -> Result<(), Error> {
+        let (stream, chapters) = (stream.clone(), chapters.to_vec());
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM clips WHERE stream_id = ?1", [&stream.0])?;
+            for ch in &chapters {
+                tx.execute(
+                    "INSERT INTO clips (stream_id, seq, product_id, title, start_ms, end_ms, state) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'cutting')",
+                    params![
+                        stream.0,
+                        ch.seq,
+                        ch.product.id.0,
+                        ch.product.title,
+                        i64::try_from(ch.start_ms).unwrap_or(i64::MAX),
+                        i64::try_from(ch.end_ms.unwrap_or(ch.start_ms)).unwrap_or(i64::MAX),
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// How cutting clip `seq` of the stream ended.
+    pub async fn finish_clip(
+        &self,
+        stream: &StreamId,
+        seq: u32,
+        state: ClipState,
+    ) -> Result<(), Error> {
+        let stream = stream.clone();
+        self.call(move |c| {
+            let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            match state {
+                ClipState::Cutting => c.execute(
+                    "UPDATE clips SET state = 'cutting' WHERE stream_id = ?1 AND seq = ?2",
+                    params![stream.0, seq],
+                )?,
+                ClipState::Ready { start_ms, end_ms, bytes } => c.execute(
+                    "UPDATE clips SET state = 'ready', cut_start_ms = ?3, cut_end_ms = ?4, bytes = ?5, \
+                     error = NULL WHERE stream_id = ?1 AND seq = ?2",
+                    params![stream.0, seq, as_i64(start_ms), as_i64(end_ms), as_i64(bytes)],
+                )?,
+                ClipState::Failed(error) => c.execute(
+                    "UPDATE clips SET state = 'failed', error = ?3 WHERE stream_id = ?1 AND seq = ?2",
+                    params![stream.0, seq, error],
+                )?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    /// The stream's clips, in timeline order.
+    pub async fn clips(&self, stream: &StreamId) -> Result<Vec<Clip>, Error> {
+        let stream = stream.clone();
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, product_id, title, start_ms, end_ms, NULL, cut_start_ms, cut_end_ms, \
+                 bytes, state, error FROM clips WHERE stream_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([stream.0], clip_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

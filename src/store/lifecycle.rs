@@ -91,6 +91,7 @@ impl Store {
                 "stream_sources",
                 "stream_products",
                 "focus_events",
+                "clips",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [&id.0])?;
             }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ingest::StreamKey;
 use crate::ingest::rtsp::{PullSource, Transport};
-pub use focus::{FocusEvent, FocusedProduct};
+pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;
@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_stream_source.sql"),
     include_str!("migrations/0006_products.sql"),
     include_str!("migrations/0007_focus.sql"),
+    include_str!("migrations/0009_clips.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
