@@ -1,4 +1,5 @@
-//! Outputs of a live stream's pipeline: HLS playlists and segments, the recording.
+//! Outputs of a live stream's pipeline: HLS playlists and segments, the recording, clips cut from it.
+pub mod clips;
 pub mod codecs;
 pub mod daterange;
 pub mod hls;

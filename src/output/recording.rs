@@ -109,6 +109,13 @@ fn tracks(file: &mut File, boxes: &[BoxHeader]) -> io::Result<(bool, bool)> {
     Ok((video, audio))
 }
 
+/// Which tracks (video, audio) the MP4 at `path` has, fragmented or progressive.
+pub(crate) fn tracks_in(path: &Path) -> io::Result<(bool, bool)> {
+    let mut file = File::open(path)?;
+    let (boxes, _) = top_level_boxes(&mut file)?;
+    tracks(&mut file, &boxes)
+}
+
 /// Duration from `moov/mvhd` of a progressive MP4.
 pub fn mp4_duration(path: &Path) -> io::Result<Option<Duration>> {
     let mut file = File::open(path)?;
@@ -190,6 +197,20 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
 /// (the default 1 s deadlocked on a recording cut short by a crash). They are bounded in bytes,
 /// not time, because a fragment of a long-GOP publisher can last as long as its GOP.
 pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) -> String {
+    copy_description("remux", input, output, video, audio)
+}
+
+/// `filesrc ! qtdemux`, then per track `queue ! h264parse|aacparse`, into
+/// `mp4mux faststart=true ! filesink`: a copy of an MP4's H.264 and AAC without re-encoding.
+/// Elements are named `{role}-src`, `{role}-demux`, `{role}-queue-video`, `{role}-parse-video`,
+/// `{role}-mux`, `{role}-sink` (and `-audio`).
+pub(crate) fn copy_description(
+    role: &str,
+    input: &Path,
+    output: &Path,
+    video: bool,
+    audio: bool,
+) -> String {
     let q = |p: &Path| {
         format!(
             "\"{}\"",
@@ -200,24 +221,24 @@ pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) 
     };
     let mut parts = vec![
         format!(
-            "filesrc name=remux-src location={} ! qtdemux name=remux-demux",
+            "filesrc name={role}-src location={} ! qtdemux name={role}-demux",
             q(input)
         ),
         format!(
-            "mp4mux name=remux-mux faststart=true ! filesink name=remux-sink location={}",
+            "mp4mux name={role}-mux faststart=true ! filesink name={role}-sink location={}",
             q(output)
         ),
     ];
     if video {
         parts.push(format!(
-            "remux-demux.video_0 ! queue name=remux-queue-video max-size-time=0 max-size-buffers=0 \
-             max-size-bytes={REMUX_QUEUE_BYTES} ! h264parse ! remux-mux.video_%u"
+            "{role}-demux.video_0 ! queue name={role}-queue-video max-size-time=0 max-size-buffers=0 \
+             max-size-bytes={REMUX_QUEUE_BYTES} ! h264parse name={role}-parse-video ! {role}-mux.video_%u"
         ));
     }
     if audio {
         parts.push(format!(
-            "remux-demux.audio_0 ! queue name=remux-queue-audio max-size-time=0 max-size-buffers=0 \
-             max-size-bytes={REMUX_QUEUE_BYTES} ! aacparse ! remux-mux.audio_%u"
+            "{role}-demux.audio_0 ! queue name={role}-queue-audio max-size-time=0 max-size-buffers=0 \
+             max-size-bytes={REMUX_QUEUE_BYTES} ! aacparse name={role}-parse-audio ! {role}-mux.audio_%u"
         ));
     }
     parts.join("\n")
@@ -233,27 +254,49 @@ fn remux(input: &Path, output: &Path, video: bool, audio: bool) -> Result<(), Er
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| remux_err(&e))?;
-    let timeout = gst::ClockTime::from_nseconds(DEFAULT_REMUX_TIMEOUT.as_nanos() as u64);
-    let result =
-        match bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error]) {
-            Some(msg) => match msg.view() {
-                gst::MessageView::Eos(_) => Ok(()),
-                gst::MessageView::Error(err) => Err(Error::Remux(format!(
-                    "{}: {} ({})",
-                    err.src()
-                        .map(|s| s.path_string().to_string())
-                        .unwrap_or_default(),
-                    err.error(),
-                    err.debug().map(|d| d.to_string()).unwrap_or_default()
-                ))),
-                _ => Err(Error::Remux("unexpected message".into())),
-            },
-            None => Err(Error::Remux(format!(
-                "timed out after {DEFAULT_REMUX_TIMEOUT:?}"
-            ))),
-        };
+    let result = match wait_for_eos(&bus, DEFAULT_REMUX_TIMEOUT) {
+        Ended::Eos => Ok(()),
+        Ended::Error(text) => Err(Error::Remux(text)),
+        Ended::TimedOut => Err(Error::Remux(format!(
+            "timed out after {DEFAULT_REMUX_TIMEOUT:?}"
+        ))),
+    };
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// How a copy pipeline ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Ended {
+    Eos,
+    /// The first error on the bus, as [`bus_error_text`] writes it.
+    Error(String),
+    TimedOut,
+}
+
+/// Waits for end-of-stream or the first error on `bus`, at most `timeout`.
+pub(crate) fn wait_for_eos(bus: &gst::Bus, timeout: Duration) -> Ended {
+    let timeout = gst::ClockTime::from_nseconds(timeout.as_nanos().min(u64::MAX as u128) as u64);
+    match bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos, gst::MessageType::Error]) {
+        Some(msg) => match msg.view() {
+            gst::MessageView::Eos(_) => Ended::Eos,
+            gst::MessageView::Error(err) => Ended::Error(bus_error_text(err)),
+            _ => Ended::Error("unexpected message".into()),
+        },
+        None => Ended::TimedOut,
+    }
+}
+
+/// A bus error as `element path: message (debug text)`.
+pub(crate) fn bus_error_text(err: &gst::message::Error) -> String {
+    format!(
+        "{}: {} ({})",
+        err.src()
+            .map(|s| s.path_string().to_string())
+            .unwrap_or_default(),
+        err.error(),
+        err.debug().map(|d| d.to_string()).unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
