@@ -344,7 +344,7 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
                 .collect::<Vec<_>>(),
             "{clip}"
         );
-        // It covers its chapter, starting at most one GOP (2 s) early and ending within a frame.
+        // It covers its chapter, starting at most one GOP (2 s) early.
         let (start, end) = (
             chapters[i]["start_s"].as_f64().unwrap(),
             chapters[i]["end_s"].as_f64().unwrap(),
@@ -357,7 +357,9 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
             cut_start <= start + 0.001 && start - cut_start <= 2.0 + 0.034,
             "{clip}"
         );
-        assert!((cut_end - end).abs() <= 0.034, "{clip}");
+        // Every frame shown before the end is kept; with the publisher's 2 B-frames the frames
+        // they need run on by up to 3 frames (100 ms at 30 fps).
+        assert!(cut_end >= end - 0.001 && cut_end - end <= 0.101, "{clip}");
         let (_, duration) = probe(file).await?;
         let duration = duration.context("clip duration")?;
         assert!(

@@ -1,8 +1,9 @@
 //! Clips: one MP4 per product-focus interval, cut from a finished (progressive) recording
 //! without re-encoding.
 //!
-//! The cut is the recording's copy pipeline (`recording::copy_description`: `filesrc ! qtdemux`,
-//! `queue ! h264parse` / `queue ! aacparse`, `mp4mux faststart=true ! filesink`) driven by two
+//! The cut is the recording's copy pipeline without parsers (`recording::copy_description`:
+//! `filesrc ! qtdemux`, `queue`s, `mp4mux faststart=true ! filesink`; every packet of a clip is
+//! a packet of the recording, byte for byte) driven by two
 //! flushing seeks on the demuxer and gated by pad probes. See [`cut_within`].
 use std::io;
 use std::path::{Path, PathBuf};
@@ -403,7 +404,8 @@ fn run(
     timeout: Duration,
 ) -> Result<Duration, Error> {
     gst::init().map_err(gst_err)?;
-    let description = recording::copy_description(ROLE, recording, part, video, audio);
+    let description =
+        recording::copy_description(ROLE, recording, part, video, audio, recording::Parse::No);
     let pipeline = gst::parse::launch(&description)
         .map_err(gst_err)?
         .downcast::<gst::Pipeline>()

@@ -197,19 +197,32 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
 /// (the default 1 s deadlocked on a recording cut short by a crash). They are bounded in bytes,
 /// not time, because a fragment of a long-GOP publisher can last as long as its GOP.
 pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) -> String {
-    copy_description("remux", input, output, video, audio)
+    copy_description("remux", input, output, video, audio, Parse::Yes)
 }
 
-/// `filesrc ! qtdemux`, then per track `queue ! h264parse|aacparse`, into
-/// `mp4mux faststart=true ! filesink`: a copy of an MP4's H.264 and AAC without re-encoding.
-/// Elements are named `{role}-src`, `{role}-demux`, `{role}-queue-video`, `{role}-parse-video`,
-/// `{role}-mux`, `{role}-sink` (and `-audio`).
+/// Whether the copy pipeline parses what the demuxer gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parse {
+    /// `h264parse`/`aacparse` between demuxer and muxer: the fragmented recording written live
+    /// is read back through them. h264parse puts the parameter sets (SPS/PPS) in band into the
+    /// first keyframe it passes.
+    Yes,
+    /// The samples go into the muxer byte for byte (clips of a finalised recording: every packet
+    /// of a clip is a packet of the recording).
+    No,
+}
+
+/// `filesrc ! qtdemux`, then per track `queue` (`! h264parse|aacparse` with [`Parse::Yes`]),
+/// into `mp4mux faststart=true ! filesink`: a copy of an MP4's H.264 and AAC without
+/// re-encoding. Elements are named `{role}-src`, `{role}-demux`, `{role}-queue-video`,
+/// `{role}-parse-video`, `{role}-mux`, `{role}-sink` (and `-audio`).
 pub(crate) fn copy_description(
     role: &str,
     input: &Path,
     output: &Path,
     video: bool,
     audio: bool,
+    parse: Parse,
 ) -> String {
     let q = |p: &Path| {
         format!(
@@ -229,16 +242,23 @@ pub(crate) fn copy_description(
             q(output)
         ),
     ];
+    // Without a parser the muxer's pad must be named (a template name fails delayed linking).
+    let parser = |kind: &str, element: &str| match parse {
+        Parse::Yes => format!("{element} name={role}-parse-{kind} ! {role}-mux.{kind}_%u"),
+        Parse::No => format!("{role}-mux.{kind}_0"),
+    };
     if video {
         parts.push(format!(
             "{role}-demux.video_0 ! queue name={role}-queue-video max-size-time=0 max-size-buffers=0 \
-             max-size-bytes={REMUX_QUEUE_BYTES} ! h264parse name={role}-parse-video ! {role}-mux.video_%u"
+             max-size-bytes={REMUX_QUEUE_BYTES} ! {}",
+            parser("video", "h264parse")
         ));
     }
     if audio {
         parts.push(format!(
             "{role}-demux.audio_0 ! queue name={role}-queue-audio max-size-time=0 max-size-buffers=0 \
-             max-size-bytes={REMUX_QUEUE_BYTES} ! aacparse name={role}-parse-audio ! {role}-mux.audio_%u"
+             max-size-bytes={REMUX_QUEUE_BYTES} ! {}",
+            parser("audio", "aacparse")
         ));
     }
     parts.join("\n")
