@@ -2,6 +2,7 @@
 //!
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
+mod chat;
 mod lifecycle;
 pub mod model;
 mod products;
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ingest::StreamKey;
 use crate::ingest::rtsp::{PullSource, Transport};
+pub use chat::{ChatAuthor, ChatBan, ChatMessage, ChatRole, ChatRules};
 pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;
@@ -29,6 +31,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_viewers_follows.sql"),
     include_str!("migrations/0005_stream_source.sql"),
     include_str!("migrations/0006_products.sql"),
+    // 0007 (product focus) is on another branch: merged, it goes above this line. The position in
+    // this list is the schema version, so the list must stay in file-number order without gaps.
+    include_str!("migrations/0008_chat.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
