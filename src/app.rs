@@ -104,11 +104,13 @@ impl App {
         let store = Store::open(&config.data_dir.join(DB_FILE)).await?;
         let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
         let notifier = Notifier::new(store.clone());
+        let live = LiveHub::with_buffer(config.chat.queue);
         let registry = StreamRegistry::new(
             store.clone(),
             config.clone(),
             webhooks.clone(),
             notifier.clone(),
+            live.clone(),
         );
         registry.recover().await?;
         let first_start = bootstrap(&store, &config).await?;
@@ -172,7 +174,7 @@ impl App {
             registry: registry.clone(),
             webhooks: webhooks.clone(),
             notifier,
-            live: LiveHub::default(),
+            live,
             shutdown: shutdown.child_token(),
             registrations: Arc::default(),
             audience: Arc::default(),
