@@ -1,9 +1,11 @@
 //! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, health, metrics.
 pub mod audience;
+pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod hls;
 pub mod listings;
+pub mod live;
 pub mod products;
 pub mod recordings;
 pub mod signing;
@@ -26,6 +28,7 @@ use utoipa_axum::routes;
 use crate::config::Config;
 use crate::ingest::rtsp::Pulls;
 use crate::live::LiveHub;
+use crate::live::chat::Chat;
 use crate::notifications::Notifier;
 use crate::pipeline::StreamRegistry;
 use crate::pipeline::health::HealthReport;
@@ -45,6 +48,8 @@ pub struct AppState {
     pub notifier: Notifier,
     /// Each stream's live event channel (chat, focus, viewer counts).
     pub live: LiveHub,
+    /// Chat of the live channels: posting, moderation, connections per stream.
+    pub chat: Chat,
     /// Cancelled when the server stops: long-lived responses (event streams) end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// HLS requests and bytes served.
@@ -137,6 +142,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(products::create, products::list))
         .routes(routes!(products::get_one, products::edit, products::delete))
         .routes(routes!(products::set_carousel, products::carousel))
+        .routes(routes!(live::connect))
+        .routes(routes!(chat::page))
+        .routes(routes!(chat::delete_message))
+        .routes(routes!(chat::ban, chat::bans))
+        .routes(routes!(chat::unban))
+        .routes(routes!(chat::set_blocked_words, chat::blocked_words))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
