@@ -6,6 +6,7 @@
 mod common;
 
 use anyhow::Result;
+use common::ws::{LiveClient, Token};
 use common::*;
 use reqwest::Method;
 use serde_json::json;
@@ -16,6 +17,7 @@ const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/recording",
     "/api/v1/streams/{id}/thumbnail.jpg",
     "/api/v1/streams/{id}/products",
+    "/api/v1/streams/{id}/chat",
     "/hls/{id}/master.m3u8",
     "/hls/{id}/source/index.m3u8",
     "/hls/{id}/source/event.m3u8",
@@ -93,8 +95,24 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
         assert_eq!(status, 200, "the creator sees {url}");
     }
 
+    // The live channel (WebSocket): the creator is let in, on both.
+    for id in [&ended_id, &live_id] {
+        LiveClient::connect(&api, id, Token::Header(&creator)).await?;
+    }
+
     let unknown = "zzzzzzzzzzzzzzzz";
     for (who, token) in others {
+        // The live channel answers the upgrade exactly as for an unknown id, with the token in
+        // the header or in the query (browsers).
+        let ways = [Token::from(token), token.map_or(Token::None, Token::Query)];
+        for way in ways {
+            let expected = LiveClient::try_connect(&api, unknown, way).await?.err();
+            for id in [&ended_id, &live_id] {
+                let got = LiveClient::try_connect(&api, id, way).await?.err();
+                assert!(got.is_some(), "{who} was let into the live channel of {id}");
+                assert_eq!(got, expected, "{who} on the live channel of {id}");
+            }
+        }
         for url in PER_STREAM {
             let (expected_status, expected_body) =
                 api.get_text(&url.replace("{id}", unknown), token).await?;
