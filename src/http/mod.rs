@@ -82,6 +82,8 @@ pub struct AppState {
         title = "livefront",
         description = "Live-shopping broadcast server: streams, media, recordings, followers, webhooks."
     ),
+    // What clients send on a stream's live channel (the WebSocket has no request body to hang it on).
+    components(schemas(crate::live::ClientMessage)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
