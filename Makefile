@@ -27,13 +27,15 @@ clean:
 	rm -rf target
 
 # Benchmarks (bench/README.md): livefront next to nginx-rtmp (passthrough.sh; PROTO=srt for SRT), next to
-# ffmpeg doing the same transcoding ladder (ladder.sh), RTSP pull/out next to RTMP (rtsp.sh), and where
-# product markers land (markers.sh).
+# ffmpeg doing the same transcoding ladder (ladder.sh), RTSP pull/out next to RTMP (rtsp.sh), where
+# product markers land (markers.sh), and 1000 WebSocket viewers of one stream's live channel: memory,
+# CPU, chat fan-out (ws.sh).
 bench: deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
-	$(CARGO) build --release --locked --example pipeline_description --example focus_offset
+	$(CARGO) build --release --locked --example pipeline_description --example focus_offset --example ws_fanout
 	bench/passthrough.sh
 	bench/ladder.sh
 	bench/rtsp.sh
 	bench/markers.sh
+	bench/ws.sh

@@ -13,6 +13,7 @@ use crate::ingest::rtmp::RtmpServer;
 use crate::ingest::rtsp::Pulls;
 use crate::ingest::srt::{self as srt_ingest, SrtServer};
 use crate::live::LiveHub;
+use crate::live::chat::Chat;
 use crate::notifications::Notifier;
 use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline::ladder::LadderSpec;
@@ -79,6 +80,8 @@ pub struct App {
     webhooks_stop: CancellationToken,
     webhooks_task: JoinHandle<()>,
     srt_task: JoinHandle<()>,
+    /// `viewer_count` events of the streams with live-channel listeners.
+    viewer_counts_task: JoinHandle<()>,
     rtsp: Arc<RtspOut>,
 }
 
@@ -104,11 +107,13 @@ impl App {
         let store = Store::open(&config.data_dir.join(DB_FILE)).await?;
         let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
         let notifier = Notifier::new(store.clone());
+        let live = LiveHub::with_buffer(config.chat.queue);
         let registry = StreamRegistry::new(
             store.clone(),
             config.clone(),
             webhooks.clone(),
             notifier.clone(),
+            live.clone(),
         );
         registry.recover().await?;
         let first_start = bootstrap(&store, &config).await?;
@@ -167,15 +172,23 @@ impl App {
         registry.attach_rtsp(rtsp.clone());
         let rtsp_addr = rtsp.local_addr();
         let rtsp_url = format!("rtsp://{}:{}", host_of(&public_url), rtsp_addr.port());
+        let audience = Arc::<http::audience::Audience>::default();
+        let chat = Chat::new(store.clone(), live.clone(), config.chat.clone());
+        let viewer_counts_task = tokio::spawn({
+            let audience = audience.clone();
+            chat.clone()
+                .run_viewer_counts(move |id| audience.count(id), shutdown.child_token())
+        });
         let state = AppState {
             store: store.clone(),
             registry: registry.clone(),
             webhooks: webhooks.clone(),
             notifier,
-            live: LiveHub::default(),
+            live,
+            chat,
             shutdown: shutdown.child_token(),
             registrations: Arc::default(),
-            audience: Arc::default(),
+            audience,
             hls_counters: Arc::default(),
             secret,
             config: config.clone(),
@@ -226,6 +239,7 @@ impl App {
             webhooks_stop,
             webhooks_task,
             srt_task,
+            viewer_counts_task,
             rtsp,
         })
     }
@@ -243,6 +257,7 @@ impl App {
         let rtsp = self.rtsp.clone();
         let _ = tokio::task::spawn_blocking(move || rtsp.stop()).await;
         let _ = (&mut self.http_task).await;
+        let _ = (&mut self.viewer_counts_task).await;
         tracing::info!("stopped");
     }
 }

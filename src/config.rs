@@ -21,6 +21,14 @@ const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
 const DEFAULT_WEBHOOK_RETRY_INITIAL: Duration = Duration::from_secs(10);
 const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
+const DEFAULT_CHAT_MAX_MESSAGE_CHARS: usize = 500;
+const DEFAULT_CHAT_RATE_MESSAGES: u32 = 5;
+const DEFAULT_CHAT_RATE_WINDOW: Duration = Duration::from_secs(10);
+const DEFAULT_CHAT_REPLAY: usize = 50;
+const DEFAULT_CHAT_QUEUE: usize = crate::live::EVENT_BUFFER;
+const DEFAULT_CHAT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM: usize = 5_000;
+const DEFAULT_CHAT_VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Short environment names from DESIGN.md, beside the nested `LIVEFRONT_HTTP__ADDR` form.
 const ENV_ALIASES: &[(&str, &str)] = &[
@@ -58,6 +66,46 @@ pub struct Config {
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
     pub webhooks: WebhooksConfig,
+    pub chat: ChatConfig,
+}
+
+/// The live channel of each stream (`/api/v1/streams/{id}/live`): chat limits and fan-out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Longest chat message, in characters (after trimming); longer ones are refused.
+    pub max_message_chars: usize,
+    /// Messages one user may send within `rate_window` (over all streams).
+    pub rate_messages: u32,
+    #[serde(with = "humantime_serde")]
+    pub rate_window: Duration,
+    /// Messages replayed to a client when it joins.
+    pub replay: usize,
+    /// Events a client may fall behind before it is disconnected (per stream channel).
+    pub queue: usize,
+    /// A client that does not take an event within this long is disconnected.
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// Open live connections per stream; beyond this the upgrade is refused with 503.
+    pub max_connections_per_stream: usize,
+    /// How often `viewer_count` events are considered (sent only when the counts changed).
+    #[serde(with = "humantime_serde")]
+    pub viewer_count_interval: Duration,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_message_chars: DEFAULT_CHAT_MAX_MESSAGE_CHARS,
+            rate_messages: DEFAULT_CHAT_RATE_MESSAGES,
+            rate_window: DEFAULT_CHAT_RATE_WINDOW,
+            replay: DEFAULT_CHAT_REPLAY,
+            queue: DEFAULT_CHAT_QUEUE,
+            send_timeout: DEFAULT_CHAT_SEND_TIMEOUT,
+            max_connections_per_stream: DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM,
+            viewer_count_interval: DEFAULT_CHAT_VIEWER_COUNT_INTERVAL,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +221,7 @@ impl Default for Config {
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
             webhooks: WebhooksConfig::default(),
+            chat: ChatConfig::default(),
         }
     }
 }
@@ -312,11 +361,64 @@ impl Config {
                 message: format!("{:?} is outside 20ms..10s", self.srt.latency),
             });
         }
+        self.chat.validate()?;
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {
             return Err(Error::Invalid {
                 key: "admin_token",
                 message: "must be at least 16 characters".into(),
             });
+        }
+        Ok(())
+    }
+}
+
+impl ChatConfig {
+    fn validate(&self) -> Result<(), Error> {
+        let invalid = |key, message: String| Err(Error::Invalid { key, message });
+        if !(1..=10_000).contains(&self.max_message_chars) {
+            return invalid(
+                "chat.max_message_chars",
+                format!("{} is outside 1..=10000", self.max_message_chars),
+            );
+        }
+        if self.rate_messages == 0 {
+            return invalid("chat.rate_messages", "must be at least 1".into());
+        }
+        if self.rate_window < Duration::from_millis(100)
+            || self.rate_window > Duration::from_secs(3600)
+        {
+            return invalid(
+                "chat.rate_window",
+                format!("{:?} is outside 100ms..1h", self.rate_window),
+            );
+        }
+        if self.replay > 500 {
+            return invalid("chat.replay", format!("{} is over 500", self.replay));
+        }
+        if !(8..=65_536).contains(&self.queue) {
+            return invalid("chat.queue", format!("{} is outside 8..=65536", self.queue));
+        }
+        if self.send_timeout < Duration::from_millis(100)
+            || self.send_timeout > Duration::from_secs(300)
+        {
+            return invalid(
+                "chat.send_timeout",
+                format!("{:?} is outside 100ms..5min", self.send_timeout),
+            );
+        }
+        if self.max_connections_per_stream == 0 {
+            return invalid(
+                "chat.max_connections_per_stream",
+                "must be at least 1".into(),
+            );
+        }
+        if self.viewer_count_interval < Duration::from_millis(100)
+            || self.viewer_count_interval > Duration::from_secs(300)
+        {
+            return invalid(
+                "chat.viewer_count_interval",
+                format!("{:?} is outside 100ms..5min", self.viewer_count_interval),
+            );
         }
         Ok(())
     }
@@ -359,6 +461,8 @@ mod tests {
             jail.set_env("LIVEFRONT_SRT_LATENCY", "300ms");
             jail.set_env("LIVEFRONT_SRT_PASSPHRASE", "correct horse battery");
             jail.set_env("LIVEFRONT_LOG_FORMAT", "json");
+            jail.set_env("LIVEFRONT_CHAT__RATE_MESSAGES", "20");
+            jail.set_env("LIVEFRONT_CHAT__SEND_TIMEOUT", "3s");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.http.addr, "127.0.0.1:9000".parse().unwrap());
             assert_eq!(c.rtmp.addr, "127.0.0.1:0".parse().unwrap());
@@ -366,6 +470,8 @@ mod tests {
             assert_eq!(c.srt.addr, "127.0.0.1:0".parse().unwrap());
             assert_eq!(c.srt.latency, Duration::from_millis(300));
             assert_eq!(c.srt.passphrase.as_deref(), Some("correct horse battery"));
+            assert_eq!(c.chat.rate_messages, 20);
+            assert_eq!(c.chat.send_timeout, Duration::from_secs(3));
             Ok(())
         });
     }

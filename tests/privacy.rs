@@ -6,6 +6,7 @@
 mod common;
 
 use anyhow::Result;
+use common::ws::{LiveClient, Token};
 use common::*;
 use reqwest::Method;
 use serde_json::json;
@@ -19,6 +20,7 @@ const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/chapters",
     "/api/v1/streams/{id}/clips",
     "/clips/{id}/1.mp4",
+    "/api/v1/streams/{id}/chat",
     "/hls/{id}/master.m3u8",
     "/hls/{id}/source/index.m3u8",
     "/hls/{id}/source/event.m3u8",
@@ -51,14 +53,45 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
             Some(json!({"title": "secret rehearsal", "category": "secret_category"})),
         )
         .await?;
-    let (status, stderr) = finish(
-        Publish::small(3.0).spawn(&server.publish_url(&ended))?,
-        DEADLINE,
+    // A product focused while it was live gives it a chapter and a clip.
+    let ended_id = ended["id"].as_str().unwrap().to_string();
+    let (_, product) = api
+        .request(
+            Method::POST,
+            "/api/v1/products",
+            Some(&creator),
+            Some(json!({"sku": "SECRET", "title": "secret product", "price": "1", "currency": "EUR"})),
+        )
+        .await?;
+    api.request(
+        Method::PUT,
+        &format!("/api/v1/streams/{ended_id}/products"),
+        Some(&creator),
+        Some(json!({ "product_ids": [product["id"]] })),
     )
     .await?;
+    let publisher = Publish::small(4.0).spawn(&server.publish_url(&ended))?;
+    source_segments(&api, &creator, &ended_id, 1).await?;
+    let (status, v) = api
+        .request(
+            Method::PUT,
+            &format!("/api/v1/streams/{ended_id}/focus"),
+            Some(&creator),
+            Some(json!({ "product_id": product["id"] })),
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
     assert!(status.success(), "{stderr}");
-    let ended_id = ended["id"].as_str().unwrap().to_string();
     api.recording_ready(&creator, &ended_id).await?;
+    wait_for("the clip", DEADLINE, || async {
+        let (_, v) = api
+            .get(&format!("/api/v1/streams/{ended_id}/clips"), Some(&creator))
+            .await
+            .ok()?;
+        (v["clips"][0]["state"] == "ready").then_some(())
+    })
+    .await?;
     let live = server.demo_stream.clone();
     let live_id = live["id"].as_str().unwrap().to_string();
     let _publisher = Publish::small(30.0).spawn(&server.publish_url(&live))?;
@@ -96,8 +129,24 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
         assert_eq!(status, 200, "the creator sees {url}");
     }
 
+    // The live channel (WebSocket): the creator is let in, on both.
+    for id in [&ended_id, &live_id] {
+        LiveClient::connect(&api, id, Token::Header(&creator)).await?;
+    }
+
     let unknown = "zzzzzzzzzzzzzzzz";
     for (who, token) in others {
+        // The live channel answers the upgrade exactly as for an unknown id, with the token in
+        // the header or in the query (browsers).
+        let ways = [Token::from(token), token.map_or(Token::None, Token::Query)];
+        for way in ways {
+            let expected = LiveClient::try_connect(&api, unknown, way).await?.err();
+            for id in [&ended_id, &live_id] {
+                let got = LiveClient::try_connect(&api, id, way).await?.err();
+                assert!(got.is_some(), "{who} was let into the live channel of {id}");
+                assert_eq!(got, expected, "{who} on the live channel of {id}");
+            }
+        }
         for url in PER_STREAM {
             let (expected_status, expected_body) =
                 api.get_text(&url.replace("{id}", unknown), token).await?;

@@ -27,6 +27,12 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
+    /// A WebSocket endpoint reached without a WebSocket upgrade.
+    #[error("{0}")]
+    UpgradeRequired(String),
+    /// A limit of the server is reached (e.g. live connections of a stream); try again later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -52,6 +58,8 @@ impl ApiError {
             ApiError::Gone(_) => (StatusCode::GONE, "gone"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "upgrade_required"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -91,6 +99,12 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
             .into_response();
+        if status == StatusCode::UPGRADE_REQUIRED {
+            response.headers_mut().insert(
+                axum::http::header::UPGRADE,
+                axum::http::HeaderValue::from_static("websocket"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -1,11 +1,13 @@
 //! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, health, metrics.
 pub mod audience;
+pub mod chat;
 pub mod clips;
 pub mod error;
 pub mod extract;
 pub mod focus;
 pub mod hls;
 pub mod listings;
+pub mod live;
 pub mod products;
 pub mod recordings;
 pub mod signing;
@@ -28,6 +30,7 @@ use utoipa_axum::routes;
 use crate::config::Config;
 use crate::ingest::rtsp::Pulls;
 use crate::live::LiveHub;
+use crate::live::chat::Chat;
 use crate::notifications::Notifier;
 use crate::pipeline::StreamRegistry;
 use crate::pipeline::health::HealthReport;
@@ -47,6 +50,8 @@ pub struct AppState {
     pub notifier: Notifier,
     /// Each stream's live event channel (chat, focus, viewer counts).
     pub live: LiveHub,
+    /// Chat of the live channels: posting, moderation, connections per stream.
+    pub chat: Chat,
     /// Cancelled when the server stops: long-lived responses (event streams) end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// HLS requests and bytes served.
@@ -79,6 +84,8 @@ pub struct AppState {
         title = "livefront",
         description = "Live-shopping broadcast server: streams, media, recordings, followers, webhooks."
     ),
+    // What clients send on a stream's live channel (the WebSocket has no request body to hang it on).
+    components(schemas(crate::live::ClientMessage)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -143,6 +150,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(focus::set_focus))
         .routes(routes!(focus::list_chapters))
         .routes(routes!(clips::list))
+        .routes(routes!(live::connect))
+        .routes(routes!(chat::page))
+        .routes(routes!(chat::delete_message))
+        .routes(routes!(chat::ban, chat::bans))
+        .routes(routes!(chat::unban))
+        .routes(routes!(chat::set_blocked_words, chat::blocked_words))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())

@@ -4,14 +4,23 @@
 //! Events are serialised once per send and shared (`Arc<str>`) by every receiver; a receiver that
 //! falls `EVENT_BUFFER` events behind is told it lagged (the WebSocket drops it), so a slow client
 //! never slows the others.
+//!
+//! [`chat::Chat`] posts and moderates messages and counts connections ([`rooms`]); the WebSocket
+//! server in `http::live` carries the events to clients.
+pub mod chat;
+pub mod rate;
+pub mod rooms;
+pub mod words;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::store::{FocusEvent, ProductId, StreamId};
+pub use crate::store::{ChatBan, ChatMessage, ChatRole};
+use crate::store::{FocusEvent, Mode, ProductId, StreamId, StreamState};
 
 /// Events a receiver may fall behind before it is dropped.
 pub const EVENT_BUFFER: usize = 256;
@@ -22,6 +31,105 @@ pub const EVENT_BUFFER: usize = 256;
 pub enum LiveEvent {
     /// The host focused a product (or cleared the focus: `product_id` null).
     ProductFocused(Focus),
+    /// A chat message (also replayed on join, oldest first).
+    ChatMessage(ChatMessage),
+    /// A chat message was deleted by a moderator: remove it.
+    MessageDeleted(MessageDeleted),
+    /// A viewer was banned (or timed out) from the chat of this creator's streams.
+    UserBanned(UserBanned),
+    /// A viewer's ban was lifted.
+    UserUnbanned(UserUnbanned),
+    /// Audience counts, sent when they change.
+    ViewerCount(ViewerCount),
+    /// The stream's lifecycle and visibility (sent on join and on every change).
+    StreamState(StreamStatus),
+    /// Sent only to the client whose message was refused (or who sent something unreadable).
+    Error(ErrorEvent),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MessageDeleted {
+    pub id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct UserBanned {
+    /// The viewer's handle.
+    pub user: String,
+    /// When the ban ends by itself; null: until it is lifted.
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct UserUnbanned {
+    pub user: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ViewerCount {
+    /// HLS players (sessions that fetched a playlist within the last 30 s).
+    pub watching: usize,
+    /// Open live-channel connections (this WebSocket), the host's included.
+    pub connected: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StreamStatus {
+    /// The stored lifecycle: `ready` (not live yet, or scheduled), `live` or `ended`.
+    #[schema(value_type = String)]
+    pub state: StreamState,
+    pub mode: Mode,
+    /// Live, but the publisher dropped and the stream waits for it (`ingest.reconnect_grace`).
+    pub reconnecting: bool,
+}
+
+/// Why a client's message was refused: `code` is one of `unauthorized`, `forbidden`,
+/// `bad_request`, `empty`, `too_long`, `rate_limited`, `banned`, `blocked_word`, `stream_ended`,
+/// `internal`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ErrorEvent {
+    pub code: String,
+    pub message: String,
+    /// `rate_limited`: when the next message will be accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// `banned`: when the ban ends (absent: until it is lifted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// What a client sends (`{"type":"chat_message","text":"…"}`).
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    ChatMessage { text: String },
+}
+
+impl LiveEvent {
+    /// The event as clients receive it.
+    pub fn to_text(&self) -> Arc<str> {
+        serde_json::to_string(self)
+            .expect("live events serialise")
+            .into()
+    }
+}
+
+/// The id of a serialised `chat_message` event (`None` for other events), read without parsing
+/// the whole event: [`ChatMessage`] serialises `id` first.
+pub fn chat_message_id(event: &str) -> Option<i64> {
+    let rest = event.strip_prefix(r#"{"type":"chat_message","id":"#)?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+/// The mode a serialised `stream_state` event announces (`None` for other events).
+pub fn announced_mode(event: &str) -> Option<Mode> {
+    if !event.starts_with(r#"{"type":"stream_state""#) {
+        return None;
+    }
+    serde_json::from_str::<StreamStatus>(event)
+        .ok()
+        .map(|s| s.mode)
 }
 
 /// A focus change, stamped with the media time of the newest frame ingested when it was made.
@@ -56,12 +164,28 @@ impl From<&FocusEvent> for Focus {
 }
 
 /// The channels of the streams that have listeners.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LiveHub {
     channels: Arc<Mutex<HashMap<StreamId, broadcast::Sender<Arc<str>>>>>,
+    /// Events a receiver may fall behind.
+    buffer: usize,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        LiveHub::with_buffer(EVENT_BUFFER)
+    }
 }
 
 impl LiveHub {
+    /// A hub whose receivers may fall `buffer` events behind (`chat.queue`).
+    pub fn with_buffer(buffer: usize) -> Self {
+        LiveHub {
+            channels: Arc::default(),
+            buffer: buffer.max(1),
+        }
+    }
+
     /// Sends an event to everyone listening to the stream (nobody listening is fine).
     pub fn send(&self, stream: &StreamId, event: &LiveEvent) {
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,7 +204,81 @@ impl LiveHub {
         channels.retain(|_, tx| tx.receiver_count() > 0);
         channels
             .entry(stream.clone())
-            .or_insert_with(|| broadcast::channel(EVENT_BUFFER).0)
+            .or_insert_with(|| broadcast::channel(self.buffer).0)
             .subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: i64) -> LiveEvent {
+        LiveEvent::ChatMessage(ChatMessage {
+            id,
+            user: "fan".into(),
+            role: ChatRole::Viewer,
+            text: "hi \"there\"".into(),
+            at: Utc::now(),
+        })
+    }
+
+    #[test]
+    fn chat_message_ids_are_read_from_the_serialised_event() {
+        assert_eq!(chat_message_id(&message(4711).to_text()), Some(4711));
+        let deleted = LiveEvent::MessageDeleted(MessageDeleted { id: 3 }).to_text();
+        assert_eq!(chat_message_id(&deleted), None);
+    }
+
+    #[test]
+    fn event_shapes() {
+        let v: serde_json::Value = serde_json::from_str(&message(1).to_text()).unwrap();
+        assert_eq!(v["type"], "chat_message");
+        assert_eq!(v["role"], "viewer");
+        let state = LiveEvent::StreamState(StreamStatus {
+            state: StreamState::Live,
+            mode: Mode::Practice,
+            reconnecting: false,
+        })
+        .to_text();
+        assert_eq!(
+            &*state,
+            r#"{"type":"stream_state","state":"live","mode":"practice","reconnecting":false}"#
+        );
+        assert_eq!(announced_mode(&state), Some(Mode::Practice));
+        assert_eq!(announced_mode(&message(1).to_text()), None);
+        let error = LiveEvent::Error(ErrorEvent {
+            code: "rate_limited".into(),
+            message: "slow down".into(),
+            retry_after_ms: Some(1500),
+            until: None,
+        })
+        .to_text();
+        assert_eq!(
+            &*error,
+            r#"{"type":"error","code":"rate_limited","message":"slow down","retry_after_ms":1500}"#
+        );
+        let client: ClientMessage =
+            serde_json::from_str(r#"{"type":"chat_message","text":"hello"}"#).unwrap();
+        assert_eq!(
+            client,
+            ClientMessage::ChatMessage {
+                text: "hello".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_falls_behind_the_buffer_is_told_it_lagged() {
+        let hub = LiveHub::with_buffer(4);
+        let id = StreamId("s".into());
+        let mut slow = hub.subscribe(&id);
+        for i in 0..10 {
+            hub.send(&id, &message(i));
+        }
+        assert!(matches!(
+            slow.recv().await,
+            Err(broadcast::error::RecvError::Lagged(6))
+        ));
     }
 }

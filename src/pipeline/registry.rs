@@ -17,6 +17,7 @@ use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use super::stream::{self, LiveStream, Running, Start, Starter};
 use crate::config::Config;
 use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers, stream_key};
+use crate::live::{LiveEvent, LiveHub, StreamStatus};
 use crate::notifications::Notifier;
 use crate::output::hls::{self, HlsOutput};
 use crate::output::recording;
@@ -41,6 +42,8 @@ struct Inner {
     config: Arc<Config>,
     webhooks: Webhooks,
     notifier: Notifier,
+    /// Each stream's live channel: lifecycle and mode changes are announced there.
+    events: LiveHub,
     live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
     tasks: TaskTracker,
     counters: Counters,
@@ -60,13 +63,20 @@ pub enum Error {
 }
 
 impl StreamRegistry {
-    pub fn new(store: Store, config: Arc<Config>, webhooks: Webhooks, notifier: Notifier) -> Self {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        webhooks: Webhooks,
+        notifier: Notifier,
+        events: LiveHub,
+    ) -> Self {
         StreamRegistry {
             inner: Arc::new(Inner {
                 store,
                 config,
                 webhooks,
                 notifier,
+                events,
                 live: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 counters: Counters::default(),
@@ -106,14 +116,29 @@ impl StreamRegistry {
         self.live_map().len()
     }
 
+    /// Tells the stream's live channel its state now.
+    fn announce_state(&self, id: &StreamId, state: StreamState, mode: Mode, reconnecting: bool) {
+        let status = StreamStatus {
+            state,
+            mode,
+            reconnecting,
+        };
+        self.inner.events.send(id, &LiveEvent::StreamState(status));
+    }
+
     /// Flips a stream between practice and public; takes effect at once for a live stream.
     pub async fn set_mode(&self, id: &StreamId, mode: Mode) -> Result<(), Error> {
         let before = self.inner.store.stream(id).await?;
         self.inner.store.set_mode(id, mode).await?;
-        if let Some(s) = self.live(id) {
+        let live = self.live(id);
+        if let Some(s) = &live {
             s.set_mode(mode);
         }
         tracing::info!(stream = %id, mode = mode.as_str(), "mode changed");
+        if let Some(before) = &before {
+            let reconnecting = live.is_some_and(|s| s.health().reconnecting);
+            self.announce_state(id, before.state, mode, reconnecting);
+        }
         if let Some(before) = before
             && before.mode != Mode::Public
             && mode == Mode::Public
@@ -144,7 +169,12 @@ impl StreamRegistry {
     pub async fn end(&self, id: &StreamId) -> Result<(), Error> {
         match self.live(id) {
             Some(s) => s.end_by_creator(),
-            None => self.inner.store.mark_ended(id).await?,
+            None => {
+                self.inner.store.mark_ended(id).await?;
+                if let Some(stream) = self.inner.store.stream(id).await? {
+                    self.announce_state(id, StreamState::Ended, stream.mode, false);
+                }
+            }
         }
         Ok(())
     }
@@ -309,6 +339,7 @@ impl StreamRegistry {
                     store.mark_ready(&stream.id).await
                 } else {
                     let ended = store.mark_ended(&stream.id).await;
+                    self.announce_state(&stream.id, StreamState::Ended, stream.mode(), false);
                     let data = json!({"stream_id": stream.id, "reason": format!("{reason:?}")});
                     self.inner
                         .webhooks
@@ -317,13 +348,19 @@ impl StreamRegistry {
                     ended
                 }
             }
-            None if stream.ended_by_creator() => store.mark_ended(&stream.id).await,
+            None if stream.ended_by_creator() => {
+                let ended = store.mark_ended(&stream.id).await;
+                self.announce_state(&stream.id, StreamState::Ended, stream.mode(), false);
+                ended
+            }
             None => {
                 tracing::info!(
                     ?reason,
                     "publisher left before sending media; the stream stays ready"
                 );
-                store.mark_ready(&stream.id).await
+                let ready = store.mark_ready(&stream.id).await;
+                self.announce_state(&stream.id, StreamState::Ready, stream.mode(), false);
+                ready
             }
         };
         if let Err(e) = stored {
@@ -402,6 +439,7 @@ impl StreamRegistry {
             renditions = ?spec.renditions(),
             "pipeline started"
         );
+        self.announce_state(&stream.id, StreamState::Live, stream.mode(), false);
         let (webhooks, creator) = (self.inner.webhooks.clone(), stream.creator_id.clone());
         let (notifier, id, public) = (
             self.inner.notifier.clone(),
@@ -489,6 +527,7 @@ impl Publishers for StreamRegistry {
                     .publishes_accepted
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(stream = %stream.id, proto = proto.as_str(), "publisher came back; continuing the stream");
+                self.announce_state(&stream.id, StreamState::Live, live.mode(), false);
                 return Ok(PublishSink {
                     registry: self.clone(),
                     stream: live,
@@ -633,6 +672,7 @@ impl MediaSink for PublishSink {
             return;
         };
         tracing::warn!(parent: &span, ?reason, ?grace, "publisher dropped; waiting for it to come back");
+        registry.announce_state(&stream.id, StreamState::Live, stream.mode(), true);
         tasks.spawn(
             async move {
                 tokio::select! {

@@ -2,6 +2,7 @@
 //!
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
+mod chat;
 mod focus;
 mod lifecycle;
 pub mod model;
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ingest::StreamKey;
 use crate::ingest::rtsp::{PullSource, Transport};
+pub use chat::{ChatAuthor, ChatBan, ChatMessage, ChatRole, ChatRules};
 pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
@@ -32,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_stream_source.sql"),
     include_str!("migrations/0006_products.sql"),
     include_str!("migrations/0007_focus.sql"),
+    include_str!("migrations/0008_chat.sql"),
     include_str!("migrations/0009_clips.sql"),
 ];
 const TOKEN_LEN: usize = 40;

@@ -3,6 +3,8 @@
 //! processes that are killed when dropped.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,0 +1,353 @@
+//! The live channel of a stream over WebSocket, `GET /api/v1/streams/{id}/live`: one task per
+//! connection carries the stream's events out (from its [`LiveHub`] channel) and chat messages in.
+//!
+//! A client that falls `chat.queue` events behind is closed with code 4000, one that does not take
+//! an event within `chat.send_timeout` is dropped: either way the others never wait for it.
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{
+    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+    rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use futures_util::SinkExt;
+use serde::Deserialize;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::MaybeAuth;
+use super::streams::visible_stream;
+use crate::live::chat::Refusal;
+use crate::live::rooms::Seat;
+use crate::live::{
+    ClientMessage, Focus, LiveEvent, StreamStatus, ViewerCount, announced_mode, chat_message_id,
+};
+use crate::store::{ChatAuthor, CreatorId, Mode, Principal, StreamId};
+
+/// The server pings a quiet client this often; one silent for three intervals is gone.
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Frames larger than this end the connection (a chat message is refused long before, with an
+/// `error` event).
+const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Read buffer per connection (tungstenite's default, 128 KiB, is sized for large transfers;
+/// clients here send short chat messages).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Events written before one flush when a client has several waiting.
+const MAX_BATCH: usize = 64;
+/// Close codes (4000-4999 are the application's).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_TOO_SLOW: u16 = 4000;
+const CLOSE_NOT_FOUND: u16 = 4404;
+
+#[derive(Deserialize)]
+pub struct LiveQuery {
+    /// An API token, for clients that cannot set headers on a WebSocket (browsers).
+    token: Option<String>,
+}
+
+/// The stream's live events (WebSocket). Anyone who may see the stream may listen; a viewer
+/// token, the stream creator's or the admin's may also send `{"type":"chat_message","text":…}`.
+/// Events are JSON text frames, `{"type":…}` (see the `LiveEvent` schema).
+#[utoipa::path(get, path = "/api/v1/streams/{id}/live", tag = "chat",
+    params(("id" = String, Path, description = "stream id"),
+           ("token" = Option<String>, Query, description = "API token, for browsers (instead of the Authorization header)")),
+    responses((status = 101, description = "WebSocket of live events (LiveEvent) and chat", body = crate::live::LiveEvent),
+              (status = 401, description = "unknown token"),
+              (status = 404, description = "not found (or not yours to see)"),
+              (status = 426, description = "not a WebSocket upgrade request"),
+              (status = 503, description = "the stream has its maximum of live connections")),
+    security((), ("bearer" = [])))]
+pub async fn connect(
+    State(state): State<AppState>,
+    MaybeAuth(header_auth): MaybeAuth,
+    Path(id): Path<String>,
+    Query(query): Query<LiveQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let who = match (header_auth, query.token) {
+        (Some(p), _) => Some(p),
+        (None, Some(token)) => Some(
+            state
+                .store
+                .authenticate(&token)
+                .await?
+                .ok_or(ApiError::Unauthorized)?,
+        ),
+        (None, None) => None,
+    };
+    let (stream, owner) = visible_stream(&state, &id, &who).await?;
+    let upgrade = upgrade.map_err(|r| ApiError::UpgradeRequired(r.body_text()))?;
+    let author = match &who {
+        None => Err(Refusal::Unauthorized),
+        Some(Principal::Creator(_)) if !owner => Err(Refusal::Forbidden(
+            "creators chat in their own streams; use a viewer account here",
+        )),
+        Some(p) => state
+            .store
+            .chat_author(p)
+            .await?
+            .ok_or(Refusal::Unauthorized),
+    };
+    let seat = state
+        .chat
+        .join(&stream.id, &stream.creator_id)
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "this stream has its maximum of {} live connections; try again later",
+                state.chat.config().max_connections_per_stream
+            ))
+        })?;
+    let status = StreamStatus {
+        state: stream.state,
+        mode: stream.mode,
+        reconnecting: state
+            .registry
+            .live(&stream.id)
+            .is_some_and(|s| s.health().reconnecting),
+    };
+    let span = tracing::info_span!("live", stream = %stream.id);
+    let connection = Connection {
+        // Subscribed before the replay is read: nothing sent in between is missed.
+        events: state.live.subscribe(&stream.id),
+        state,
+        stream: stream.id,
+        creator: stream.creator_id,
+        owner,
+        author,
+        _seat: seat,
+    };
+    Ok(upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| connection.run(socket, status).instrument(span)))
+}
+
+/// One client of a stream's live channel.
+struct Connection {
+    state: AppState,
+    stream: StreamId,
+    creator: CreatorId,
+    /// The stream's creator or the admin: stays when the stream turns practice.
+    owner: bool,
+    /// Who this client chats as, or why it cannot.
+    author: Result<ChatAuthor, Refusal>,
+    events: broadcast::Receiver<Arc<str>>,
+    _seat: Seat,
+}
+
+/// What to do with one event of the stream's channel.
+enum Relay {
+    Send,
+    /// Already replayed.
+    Skip,
+    /// The stream turned practice and this client is not its owner.
+    Hide,
+}
+
+/// Why a connection ends.
+enum End {
+    /// The client left, or cannot be written to (timeout, broken socket).
+    Gone,
+    /// Close with this code and reason.
+    Close(u16, String),
+}
+
+impl Connection {
+    async fn run(mut self, mut socket: WebSocket, status: StreamStatus) {
+        let end = self.serve(&mut socket, status).await;
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            };
+            let timeout = self.state.chat.config().send_timeout;
+            let _ = tokio::time::timeout(timeout, socket.send(Message::Close(Some(frame)))).await;
+        }
+    }
+
+    async fn serve(&mut self, socket: &mut WebSocket, status: StreamStatus) -> End {
+        let chat = self.state.chat.clone();
+        let replay = match chat.replay(&self.stream).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(stream = %self.stream, error = %e, "could not read the chat to replay");
+                Vec::new()
+            }
+        };
+        let replayed_up_to = replay.last().map(|m| m.id);
+        let counts = ViewerCount {
+            watching: self.state.audience.count(&self.stream),
+            connected: chat.rooms().connected(&self.stream),
+        };
+        // The product in focus now, so that a client joining mid-stream shows it at once.
+        let focus = match self.state.registry.live(&self.stream) {
+            Some(live) => live
+                .focus
+                .lock()
+                .await
+                .as_ref()
+                .filter(|f| f.product.is_some())
+                .map(|f| LiveEvent::ProductFocused(Focus::from(f))),
+            None => None,
+        };
+        let hello = [
+            LiveEvent::StreamState(status),
+            LiveEvent::ViewerCount(counts),
+        ]
+        .into_iter()
+        .chain(focus)
+        .chain(replay.into_iter().map(LiveEvent::ChatMessage));
+        let timeout = chat.config().send_timeout;
+        let greet = async {
+            for event in hello {
+                socket.feed(text(&event.to_text())).await?;
+            }
+            socket.flush().await
+        };
+        if !matches!(tokio::time::timeout(timeout, greet).await, Ok(Ok(()))) {
+            return End::Gone;
+        }
+        let shutdown = self.state.shutdown.clone();
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    return End::Close(CLOSE_GOING_AWAY, "server shutting down".into());
+                }
+                event = self.events.recv() => {
+                    let first = match event {
+                        Ok(text) => text,
+                        Err(RecvError::Lagged(n)) => return too_slow(n),
+                        Err(RecvError::Closed) => return End::Gone,
+                    };
+                    if let Some(end) = self.relay(socket, first, replayed_up_to).await {
+                        return end;
+                    }
+                }
+                incoming = socket.recv() => {
+                    let Some(Ok(message)) = incoming else {
+                        return End::Gone;
+                    };
+                    last_heard = Instant::now();
+                    let refusal = match message {
+                        Message::Text(t) => self.on_text(t.as_str()).await.err(),
+                        Message::Binary(_) => Some(Refusal::BadRequest("send JSON text frames".into())),
+                        Message::Close(_) => return End::Gone,
+                        Message::Ping(_) | Message::Pong(_) => None,
+                    };
+                    if let Some(refusal) = refusal
+                        && !self.send_now(socket, text(&refusal.event().to_text())).await
+                    {
+                        return End::Gone;
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > 3 * PING_INTERVAL {
+                        return End::Gone;
+                    }
+                    if !self.send_now(socket, Message::Ping(Default::default())).await {
+                        return End::Gone;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is waiting (up to `MAX_BATCH`), then flushes once.
+    async fn relay(
+        &mut self,
+        socket: &mut WebSocket,
+        first: Arc<str>,
+        replayed_up_to: Option<i64>,
+    ) -> Option<End> {
+        let timeout = self.state.chat.config().send_timeout;
+        let mut next = Some(first);
+        let mut written = 0;
+        let write = async {
+            while let Some(event) = next.take() {
+                match self.triage(&event, replayed_up_to) {
+                    Relay::Send => {
+                        socket.feed(text(&event)).await.ok()?;
+                        written += 1;
+                    }
+                    Relay::Skip => {}
+                    Relay::Hide => {
+                        return Some(Some(End::Close(CLOSE_NOT_FOUND, "not found".into())));
+                    }
+                }
+                if written >= MAX_BATCH {
+                    break;
+                }
+                next = match self.events.try_recv() {
+                    Ok(e) => Some(e),
+                    Err(TryRecvError::Lagged(n)) => return Some(Some(too_slow(n))),
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => None,
+                };
+            }
+            socket.flush().await.ok()?;
+            Some(None)
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Some(end)) => end,
+            // Broken, or not reading: its buffers are full.
+            Ok(None) | Err(_) => {
+                tracing::debug!(stream = %self.stream, "live client dropped: not taking events");
+                Some(End::Gone)
+            }
+        }
+    }
+
+    fn triage(&self, event: &str, replayed_up_to: Option<i64>) -> Relay {
+        if let (Some(id), Some(up_to)) = (chat_message_id(event), replayed_up_to)
+            && id <= up_to
+        {
+            return Relay::Skip;
+        }
+        if !self.owner && announced_mode(event) == Some(Mode::Practice) {
+            return Relay::Hide;
+        }
+        Relay::Send
+    }
+
+    /// A frame from the client: a chat message to post.
+    async fn on_text(&self, frame: &str) -> Result<(), Refusal> {
+        let ClientMessage::ChatMessage { text } = serde_json::from_str(frame).map_err(|_| {
+            Refusal::BadRequest(r#"expected {"type":"chat_message","text":"…"}"#.into())
+        })?;
+        let author = self.author.as_ref().map_err(Clone::clone)?;
+        self.state
+            .chat
+            .post(&self.stream, &self.creator, author, &text)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sends one message to this client only (an `error` event, a ping).
+    async fn send_now(&self, socket: &mut WebSocket, message: Message) -> bool {
+        let timeout = self.state.chat.config().send_timeout;
+        matches!(
+            tokio::time::timeout(timeout, socket.send(message)).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+fn text(event: &str) -> Message {
+    Message::Text(Utf8Bytes::from(event))
+}
+
+fn too_slow(missed: u64) -> End {
+    tracing::debug!(missed, "live client dropped: fell behind");
+    End::Close(
+        CLOSE_TOO_SLOW,
+        format!("too slow: fell {missed} events behind; reconnect"),
+    )
+}
