@@ -21,6 +21,7 @@ const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
 const DEFAULT_WEBHOOK_RETRY_INITIAL: Duration = Duration::from_secs(10);
 const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
+const DEFAULT_MAX_STRIKES: u32 = 3;
 
 /// Short environment names from DESIGN.md, beside the nested `LIVEFRONT_HTTP__ADDR` form.
 const ENV_ALIASES: &[(&str, &str)] = &[
@@ -35,6 +36,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("ladder", "hls.ladder"),
     ("reconnect_grace", "ingest.reconnect_grace"),
     ("webhooks_allow_private", "webhooks.allow_private_targets"),
+    ("max_strikes", "policy.max_strikes"),
 ];
 /// `LIVEFRONT_*` variables that are not configuration keys.
 const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
@@ -58,6 +60,24 @@ pub struct Config {
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
     pub webhooks: WebhooksConfig,
+    pub policy: PolicyConfig,
+}
+
+/// Community policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Active strikes (one per takedown) at which a creator can no longer go public, until an
+    /// admin clears them.
+    pub max_strikes: u32,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            max_strikes: DEFAULT_MAX_STRIKES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +193,7 @@ impl Default for Config {
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
             webhooks: WebhooksConfig::default(),
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -312,6 +333,12 @@ impl Config {
                 message: format!("{:?} is outside 20ms..10s", self.srt.latency),
             });
         }
+        if self.policy.max_strikes == 0 {
+            return Err(Error::Invalid {
+                key: "policy.max_strikes",
+                message: "must be at least 1".into(),
+            });
+        }
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {
             return Err(Error::Invalid {
                 key: "admin_token",
@@ -359,6 +386,7 @@ mod tests {
             jail.set_env("LIVEFRONT_SRT_LATENCY", "300ms");
             jail.set_env("LIVEFRONT_SRT_PASSPHRASE", "correct horse battery");
             jail.set_env("LIVEFRONT_LOG_FORMAT", "json");
+            jail.set_env("LIVEFRONT_MAX_STRIKES", "5");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.http.addr, "127.0.0.1:9000".parse().unwrap());
             assert_eq!(c.rtmp.addr, "127.0.0.1:0".parse().unwrap());
@@ -366,6 +394,7 @@ mod tests {
             assert_eq!(c.srt.addr, "127.0.0.1:0".parse().unwrap());
             assert_eq!(c.srt.latency, Duration::from_millis(300));
             assert_eq!(c.srt.passphrase.as_deref(), Some("correct horse battery"));
+            assert_eq!(c.policy.max_strikes, 5);
             Ok(())
         });
     }
