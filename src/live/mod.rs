@@ -22,6 +22,8 @@ pub const EVENT_BUFFER: usize = 256;
 pub enum LiveEvent {
     /// The host focused a product (or cleared the focus: `product_id` null).
     ProductFocused(Focus),
+    /// A promo code became visible to viewers (created while the stream is public and live).
+    PromoStarted(PromoOffer),
 }
 
 /// A focus change, stamped with the media time of the newest frame ingested when it was made.
@@ -83,4 +85,17 @@ impl LiveHub {
             .or_insert_with(|| broadcast::channel(EVENT_BUFFER).0)
             .subscribe()
     }
+}
+
+/// A promo code as viewers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PromoOffer {
+    pub code: String,
+    pub description: String,
+    /// "10%" or "5.00 EUR".
+    pub discount: String,
+    /// Valid only while the stream is live (and public).
+    pub live_only: bool,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
 }
