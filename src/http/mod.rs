@@ -6,7 +6,9 @@ pub mod extract;
 pub mod focus;
 pub mod hls;
 pub mod listings;
+pub mod moderation;
 pub mod products;
+pub mod promos;
 pub mod recordings;
 pub mod signing;
 pub mod streams;
@@ -143,6 +145,13 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(focus::set_focus))
         .routes(routes!(focus::list_chapters))
         .routes(routes!(clips::list))
+        .routes(routes!(promos::create, promos::list))
+        .routes(routes!(promos::redeem))
+        .routes(routes!(moderation::report))
+        .routes(routes!(moderation::reports))
+        .routes(routes!(moderation::takedown))
+        .routes(routes!(moderation::violations))
+        .routes(routes!(moderation::clear_strikes))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
