@@ -2,40 +2,14 @@
 //! that could reveal a stream × anonymous, a viewer, another creator. A new endpoint gets a row.
 //!
 //! Per-stream URLs must answer exactly what an unknown stream id answers (same status, same body);
-//! listings and feeds must not mention the stream at all.
+//! listings and feeds must not mention the stream at all. The table (`PER_STREAM`, `LISTINGS`) is
+//! in `common`: tests/trust.rs checks taken-down streams against it too.
 mod common;
 
 use anyhow::Result;
 use common::*;
 use reqwest::Method;
 use serde_json::json;
-
-/// URLs about one stream; `{id}` is replaced.
-const PER_STREAM: &[&str] = &[
-    "/api/v1/streams/{id}",
-    "/api/v1/streams/{id}/recording",
-    "/api/v1/streams/{id}/thumbnail.jpg",
-    "/api/v1/streams/{id}/products",
-    "/api/v1/streams/{id}/chapters",
-    "/api/v1/streams/{id}/clips",
-    "/clips/{id}/1.mp4",
-    "/hls/{id}/master.m3u8",
-    "/hls/{id}/source/index.m3u8",
-    "/hls/{id}/source/event.m3u8",
-    "/hls/{id}/source/seg00000.ts",
-    "/hls/{id}/source/seg00001.ts",
-    "/recordings/{id}.mp4",
-];
-
-/// URLs that list or count streams: the practice ids must not appear.
-const LISTINGS: &[&str] = &[
-    "/api/v1/live",
-    "/api/v1/categories",
-    "/api/v1/creators/demo/storefront",
-    "/api/v1/streams",
-    "/api/v1/me/notifications",
-    "/metrics",
-];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn practice_streams_leak_nowhere() -> Result<()> {
