@@ -109,8 +109,20 @@ async fn live_only_promo_is_visible_only_while_public_and_live() -> Result<()> {
     let (status, all) = visible_codes(&api, Some(&creator), &id).await?;
     assert_eq!((status, all), (200, vec!["Live10".into(), "vod5".into()]));
 
-    // Public and live: both, redeemable (any case), once per viewer.
+    // Public and live: both, announced on the live event channel, redeemable (any case), once
+    // per viewer.
+    let app = server.app.as_ref().context("running")?;
+    let mut events = app.state.live.subscribe(&StreamId(id.clone()));
     api.set_mode(&creator, &id, "public").await?;
+    for code in ["Live10", "vod5"] {
+        let event = tokio::time::timeout(DEADLINE, events.recv()).await??;
+        let event: Value = serde_json::from_str(&event)?;
+        assert_eq!(
+            (event["type"].clone(), event["code"].clone()),
+            (json!("promo_started"), json!(code)),
+            "{event}"
+        );
+    }
     let (status, codes) = visible_codes(&api, None, &id).await?;
     assert_eq!((status, codes), (200, vec!["Live10".into(), "vod5".into()]));
     let (status, first) = redeem(&api, &fan, "live10").await?;
@@ -124,8 +136,6 @@ async fn live_only_promo_is_visible_only_while_public_and_live() -> Result<()> {
     );
 
     // A code created now goes out on the live event channel.
-    let app = server.app.as_ref().context("running")?;
-    let mut events = app.state.live.subscribe(&StreamId(id.clone()));
     let (status, v) = create_promo(
         &api,
         &creator,

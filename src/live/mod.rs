@@ -22,7 +22,7 @@ pub const EVENT_BUFFER: usize = 256;
 pub enum LiveEvent {
     /// The host focused a product (or cleared the focus: `product_id` null).
     ProductFocused(Focus),
-    /// A promo code became visible to viewers (created while the stream is public and live).
+    /// A promo code became visible to viewers (created while active, or its stream went public).
     PromoStarted(PromoOffer),
 }
 
