@@ -29,6 +29,7 @@ const DEFAULT_CHAT_QUEUE: usize = crate::live::EVENT_BUFFER;
 const DEFAULT_CHAT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM: usize = 5_000;
 const DEFAULT_CHAT_VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_MAX_STRIKES: u32 = 3;
 
 /// Short environment names from DESIGN.md, beside the nested `LIVEFRONT_HTTP__ADDR` form.
 const ENV_ALIASES: &[(&str, &str)] = &[
@@ -43,6 +44,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("ladder", "hls.ladder"),
     ("reconnect_grace", "ingest.reconnect_grace"),
     ("webhooks_allow_private", "webhooks.allow_private_targets"),
+    ("max_strikes", "policy.max_strikes"),
 ];
 /// `LIVEFRONT_*` variables that are not configuration keys.
 const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
@@ -67,6 +69,7 @@ pub struct Config {
     pub recording: RecordingConfig,
     pub webhooks: WebhooksConfig,
     pub chat: ChatConfig,
+    pub policy: PolicyConfig,
 }
 
 /// The live channel of each stream (`/api/v1/streams/{id}/live`): chat limits and fan-out.
@@ -104,6 +107,23 @@ impl Default for ChatConfig {
             send_timeout: DEFAULT_CHAT_SEND_TIMEOUT,
             max_connections_per_stream: DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM,
             viewer_count_interval: DEFAULT_CHAT_VIEWER_COUNT_INTERVAL,
+        }
+    }
+}
+
+/// Community policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Active strikes (one per takedown) at which a creator can no longer go public, until an
+    /// admin clears them.
+    pub max_strikes: u32,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            max_strikes: DEFAULT_MAX_STRIKES,
         }
     }
 }
@@ -222,6 +242,7 @@ impl Default for Config {
             recording: RecordingConfig::default(),
             webhooks: WebhooksConfig::default(),
             chat: ChatConfig::default(),
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -362,6 +383,12 @@ impl Config {
             });
         }
         self.chat.validate()?;
+        if self.policy.max_strikes == 0 {
+            return Err(Error::Invalid {
+                key: "policy.max_strikes",
+                message: "must be at least 1".into(),
+            });
+        }
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {
             return Err(Error::Invalid {
                 key: "admin_token",
@@ -463,6 +490,7 @@ mod tests {
             jail.set_env("LIVEFRONT_LOG_FORMAT", "json");
             jail.set_env("LIVEFRONT_CHAT__RATE_MESSAGES", "20");
             jail.set_env("LIVEFRONT_CHAT__SEND_TIMEOUT", "3s");
+            jail.set_env("LIVEFRONT_MAX_STRIKES", "5");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.http.addr, "127.0.0.1:9000".parse().unwrap());
             assert_eq!(c.rtmp.addr, "127.0.0.1:0".parse().unwrap());
@@ -472,6 +500,7 @@ mod tests {
             assert_eq!(c.srt.passphrase.as_deref(), Some("correct horse battery"));
             assert_eq!(c.chat.rate_messages, 20);
             assert_eq!(c.chat.send_timeout, Duration::from_secs(3));
+            assert_eq!(c.policy.max_strikes, 5);
             Ok(())
         });
     }

@@ -121,6 +121,7 @@ pub async fn download(
         },
         None => false,
     };
+    let signed = signed && super::moderation::signed_links_allowed(&state, &stream_id).await?;
     if !signed {
         // Without a link: whoever may see the stream (404 for everyone else).
         visible_stream(&state, &id, &who).await?;

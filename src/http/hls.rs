@@ -75,7 +75,10 @@ async fn access(
         Some(crate::store::Principal::Creator(c)) => c == creator_id,
         Some(crate::store::Principal::Viewer(_)) | None => false,
     };
-    if owner || token.is_some() {
+    // A signed token does not open a stream that was taken down (the bearer still does).
+    let signed =
+        token.is_some() && (owner || super::moderation::signed_links_allowed(state, &id).await?);
+    if owner || signed {
         Ok(Access {
             id,
             live,

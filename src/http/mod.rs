@@ -8,7 +8,9 @@ pub mod focus;
 pub mod hls;
 pub mod listings;
 pub mod live;
+pub mod moderation;
 pub mod products;
+pub mod promos;
 pub mod recordings;
 pub mod signing;
 pub mod streams;
@@ -156,6 +158,13 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(chat::ban, chat::bans))
         .routes(routes!(chat::unban))
         .routes(routes!(chat::set_blocked_words, chat::blocked_words))
+        .routes(routes!(promos::create, promos::list))
+        .routes(routes!(promos::redeem))
+        .routes(routes!(moderation::report))
+        .routes(routes!(moderation::reports))
+        .routes(routes!(moderation::takedown))
+        .routes(routes!(moderation::violations))
+        .routes(routes!(moderation::clear_strikes))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())

@@ -72,6 +72,7 @@ pub async fn download(
         None => false,
     };
     let stream = state.store.stream(&id).await?.ok_or(ApiError::NotFound)?;
+    let signed = signed && super::moderation::signed_links_allowed(&state, &id).await?;
     let owner = who.as_ref().is_some_and(|p| p.owns(&stream));
     if !(signed || owner) {
         return Err(ApiError::NotFound);

@@ -75,7 +75,7 @@ pub struct NewSource {
     transport: Option<Transport>,
 }
 
-#[utoipa::path(post, path = "/api/v1/streams", tag = "streams", request_body = CreateStream, responses((status = 201, description = "created"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 413, description = "body too large"), (status = 415, description = "not JSON")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/streams", tag = "streams", request_body = CreateStream, responses((status = 201, description = "created"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 409, description = "a public stream while the creator has policy.max_strikes strikes"), (status = 413, description = "body too large"), (status = 415, description = "not JSON")), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -104,6 +104,9 @@ pub async fn create(
             "unknown ladder {ladder:?}; choose one of {}",
             LadderSpec::builtin_names().join(", ")
         )));
+    }
+    if body.mode == Some(Mode::Public) {
+        super::moderation::ensure_may_go_public(&state, &creator_id).await?;
     }
     let source = body
         .source
@@ -281,7 +284,11 @@ pub async fn get_one(
     };
     let v = stream_json(&state, &stream, owner, recording);
     let v = if owner {
-        with_source(&state, &stream.id, v).await?
+        let mut v = with_source(&state, &stream.id, v).await?;
+        if let Some(t) = state.store.takedown(&stream.id).await? {
+            v["takedown"] = serde_json::to_value(t).unwrap_or(Value::Null);
+        }
+        v
     } else {
         v
     };
@@ -294,7 +301,7 @@ pub struct SetMode {
     mode: Mode,
 }
 
-#[utoipa::path(put, path = "/api/v1/streams/{id}/mode", tag = "streams", params(("id" = String, Path, description = "stream id")), request_body = SetMode, responses((status = 200, description = "OK"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/streams/{id}/mode", tag = "streams", params(("id" = String, Path, description = "stream id")), request_body = SetMode, responses((status = 200, description = "OK"), (status = 400, description = "bad input"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "public refused: the stream was taken down, or its creator has policy.max_strikes strikes")), security(("bearer" = [])))]
 pub async fn set_mode(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -302,12 +309,20 @@ pub async fn set_mode(
     Json(body): Json<SetMode>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut stream = owned_stream(&state, &id, &who).await?;
+    if body.mode == Mode::Public && stream.mode != Mode::Public {
+        super::moderation::ensure_not_taken_down(&state, &stream.id).await?;
+        super::moderation::ensure_may_go_public(&state, &stream.creator_id).await?;
+    }
     if stream.state == StreamState::Ended {
         // The recording and VOD keep following the mode, so this is allowed after the end too.
         tracing::debug!(stream = %stream.id, "mode changed after the end");
     }
+    let was = stream.mode;
     state.registry.set_mode(&stream.id, body.mode).await?;
     stream.mode = body.mode;
+    if was != Mode::Public && body.mode == Mode::Public {
+        super::promos::announce_active(&state, &stream).await?;
+    }
     let recording = state.store.recording(&stream.id).await?;
     Ok(axum::Json(stream_json(&state, &stream, true, recording)))
 }

@@ -31,6 +31,8 @@ pub const EVENT_BUFFER: usize = 256;
 pub enum LiveEvent {
     /// The host focused a product (or cleared the focus: `product_id` null).
     ProductFocused(Focus),
+    /// A promo code became visible to viewers (created while active, or its stream went public).
+    PromoStarted(PromoOffer),
     /// A chat message (also replayed on join, oldest first).
     ChatMessage(ChatMessage),
     /// A chat message was deleted by a moderator: remove it.
@@ -207,6 +209,19 @@ impl LiveHub {
             .or_insert_with(|| broadcast::channel(self.buffer).0)
             .subscribe()
     }
+}
+
+/// A promo code as viewers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PromoOffer {
+    pub code: String,
+    pub description: String,
+    /// "10%" or "5.00 EUR".
+    pub discount: String,
+    /// Valid only while the stream is live (and public).
+    pub live_only: bool,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -179,6 +179,17 @@ impl StreamRegistry {
         Ok(())
     }
 
+    /// Takes a stream down (the store has recorded it): a live one turns practice at once and
+    /// ends as with [`end`](Self::end); an idle one just ends.
+    pub async fn take_down(&self, id: &StreamId) -> Result<(), Error> {
+        match self.live(id) {
+            Some(s) => s.take_down(),
+            None => self.inner.store.mark_ended(id).await?,
+        }
+        tracing::info!(stream = %id, "taken down");
+        Ok(())
+    }
+
     /// Ends every live stream and waits until their files are finalised.
     ///
     /// Bounded by `DEFAULT_SHUTDOWN_GRACE`: what is not finalised by then is left as after a crash,

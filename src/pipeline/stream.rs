@@ -53,6 +53,8 @@ pub struct LiveStream {
     failure: Mutex<Option<String>>,
     /// Set when the creator ended the stream (not just a publisher leaving or a shutdown).
     ended_by_creator: std::sync::atomic::AtomicBool,
+    /// Set when an admin took the stream down: it is practice from then on, whatever sets a mode.
+    taken_down: std::sync::atomic::AtomicBool,
     /// The latest focus change (held while one is being made, so that changes apply in order).
     pub focus: tokio::sync::Mutex<Option<FocusEvent>>,
 }
@@ -109,11 +111,16 @@ impl LiveStream {
             running: Mutex::new(None),
             failure: Mutex::new(None),
             ended_by_creator: std::sync::atomic::AtomicBool::new(false),
+            taken_down: std::sync::atomic::AtomicBool::new(false),
             focus: tokio::sync::Mutex::new(None),
         }
     }
 
+    /// The mode viewers get; a stream that was taken down is practice.
     pub fn mode(&self) -> Mode {
+        if self.taken_down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Mode::Practice;
+        }
         *lock(&self.mode)
     }
 
@@ -206,6 +213,15 @@ impl LiveStream {
         self.ended_by_creator
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.end.cancel();
+    }
+
+    /// An admin took the stream down: hidden from viewers at once (practice), then ended as by
+    /// its creator (the publisher is disconnected, the outputs finalised).
+    pub fn take_down(&self) {
+        self.taken_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        *lock(&self.mode) = Mode::Practice;
+        self.end_by_creator();
     }
 
     pub fn ended_by_creator(&self) -> bool {

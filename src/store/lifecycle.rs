@@ -84,7 +84,12 @@ impl Store {
             if !unused {
                 return Ok(false);
             }
+            tx.execute(
+                "DELETE FROM promo_redemptions WHERE promo_id IN (SELECT id FROM promos WHERE stream_id = ?1)",
+                [&id.0],
+            )?;
             for table in [
+                "promos",
                 "notifications",
                 "stream_announcements",
                 "recordings",

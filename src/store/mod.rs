@@ -8,6 +8,7 @@ mod lifecycle;
 pub mod model;
 mod products;
 mod social;
+mod trust;
 mod webhooks;
 
 use std::path::Path;
@@ -25,6 +26,9 @@ pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;
+pub use trust::{
+    NewPromo, Promo, PromoError, Redeemed, Redemption, Report, ReportTarget, Strike, Takedown,
+};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
@@ -36,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_focus.sql"),
     include_str!("migrations/0008_chat.sql"),
     include_str!("migrations/0009_clips.sql"),
+    include_str!("migrations/0010_trust.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -350,11 +355,13 @@ impl Store {
         .await
     }
 
+    /// Sets a stream's mode; a stream that was taken down never becomes public again.
     pub async fn set_mode(&self, id: &StreamId, mode: Mode) -> Result<(), Error> {
         let id = id.clone();
         self.call(move |c| {
             c.execute(
-                "UPDATE streams SET mode = ?1 WHERE id = ?2",
+                "UPDATE streams SET mode = ?1 WHERE id = ?2 \
+                 AND NOT (?1 = 'public' AND EXISTS (SELECT 1 FROM takedowns WHERE stream_id = ?2))",
                 params![mode.as_str(), id.0],
             )?;
             Ok(())

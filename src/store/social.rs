@@ -168,7 +168,8 @@ impl Store {
         let v = viewer.clone();
         self.call(move |c| {
             let mut stmt = c.prepare(&format!(
-                "{NOTIFICATION_SELECT} WHERE n.viewer_id = ?1 AND n.id < ?2 ORDER BY n.id DESC LIMIT ?3"
+                "{NOTIFICATION_SELECT} WHERE n.viewer_id = ?1 AND n.id < ?2 \
+                 AND n.stream_id NOT IN (SELECT stream_id FROM takedowns) ORDER BY n.id DESC LIMIT ?3"
             ))?;
             let rows = stmt.query_map(
                 params![v.0, before.unwrap_or(i64::MAX), limit],

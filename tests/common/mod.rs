@@ -20,6 +20,37 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// Generous deadline for anything media-related on a loaded 2-core CI machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// URLs about one stream; `{id}` is replaced. Every URL that could reveal a stream gets a row:
+/// practice streams (tests/privacy.rs) and taken-down ones (tests/trust.rs) must answer each of
+/// them exactly as an unknown id does for anyone but their creator and the admin.
+pub const PER_STREAM: &[&str] = &[
+    "/api/v1/streams/{id}",
+    "/api/v1/streams/{id}/recording",
+    "/api/v1/streams/{id}/thumbnail.jpg",
+    "/api/v1/streams/{id}/products",
+    "/api/v1/streams/{id}/chapters",
+    "/api/v1/streams/{id}/clips",
+    "/api/v1/streams/{id}/promos",
+    "/api/v1/streams/{id}/chat",
+    "/clips/{id}/1.mp4",
+    "/hls/{id}/master.m3u8",
+    "/hls/{id}/source/index.m3u8",
+    "/hls/{id}/source/event.m3u8",
+    "/hls/{id}/source/seg00000.ts",
+    "/hls/{id}/source/seg00001.ts",
+    "/recordings/{id}.mp4",
+];
+
+/// URLs that list or count streams: hidden ids must not appear.
+pub const LISTINGS: &[&str] = &[
+    "/api/v1/live",
+    "/api/v1/categories",
+    "/api/v1/creators/demo/storefront",
+    "/api/v1/streams",
+    "/api/v1/me/notifications",
+    "/metrics",
+];
+
 /// Polls `f` until it returns `Some`, or fails after `deadline` with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> Result<T>
 where
