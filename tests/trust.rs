@@ -115,8 +115,14 @@ async fn live_only_promo_is_visible_only_while_public_and_live() -> Result<()> {
     let mut events = app.state.live.subscribe(&StreamId(id.clone()));
     api.set_mode(&creator, &id, "public").await?;
     for code in ["Live10", "vod5"] {
-        let event = tokio::time::timeout(DEADLINE, events.recv()).await??;
-        let event: Value = serde_json::from_str(&event)?;
+        // The mode change itself is announced too (stream_state).
+        let event = loop {
+            let event = tokio::time::timeout(DEADLINE, events.recv()).await??;
+            let event: Value = serde_json::from_str(&event)?;
+            if event["type"] != "stream_state" {
+                break event;
+            }
+        };
         assert_eq!(
             (event["type"].clone(), event["code"].clone()),
             (json!("promo_started"), json!(code)),
