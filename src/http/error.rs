@@ -12,6 +12,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// A signed request (`X-Livefront-Signature`) that is unsigned, badly signed or stale.
+    #[error("{0}")]
+    BadSignature(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("not found")]
@@ -27,6 +30,9 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
+    /// A feature that is not configured on this server.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -46,12 +52,14 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound | ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Gone(_) => (StatusCode::GONE, "gone"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -91,7 +99,7 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
             .into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),

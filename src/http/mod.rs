@@ -1,10 +1,12 @@
 //! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, health, metrics.
 pub mod audience;
 pub mod clips;
+pub mod commerce;
 pub mod error;
 pub mod extract;
 pub mod focus;
 pub mod hls;
+pub mod home;
 pub mod listings;
 pub mod products;
 pub mod recordings;
@@ -77,7 +79,7 @@ pub struct AppState {
 #[openapi(
     info(
         title = "livefront",
-        description = "Live-shopping broadcast server: streams, media, recordings, followers, webhooks."
+        description = "Live-shopping broadcast server: streams, media, recordings, followers, webhooks, commerce."
     ),
     modifiers(&BearerAuth)
 )]
@@ -143,6 +145,15 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(focus::set_focus))
         .routes(routes!(focus::list_chapters))
         .routes(routes!(clips::list))
+        .routes(routes!(commerce::edit_me))
+        .routes(routes!(commerce::create_link))
+        .routes(routes!(commerce::follow_link))
+        .routes(routes!(commerce::click_out))
+        .routes(routes!(commerce::clicks))
+        .routes(routes!(commerce::purchase))
+        .routes(routes!(commerce::earnings))
+        .routes(routes!(commerce::level))
+        .routes(routes!(home::home))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())

@@ -2,6 +2,7 @@
 //!
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
+mod commerce;
 mod focus;
 mod lifecycle;
 pub mod model;
@@ -19,6 +20,9 @@ use sha2::{Digest, Sha256};
 
 use crate::ingest::StreamKey;
 use crate::ingest::rtsp::{PullSource, Transport};
+pub use commerce::{
+    AttributionSession, Click, Earnings, EarningsRow, LedgerLine, NewPurchase, Recorded, ShareLink,
+};
 pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
@@ -33,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_products.sql"),
     include_str!("migrations/0007_focus.sql"),
     include_str!("migrations/0009_clips.sql"),
+    include_str!("migrations/0011_commerce.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -354,6 +359,7 @@ impl Store {
                 "UPDATE streams SET mode = ?1 WHERE id = ?2",
                 params![mode.as_str(), id.0],
             )?;
+            commerce::sync_public_interval(c, &id.0)?;
             Ok(())
         })
         .await
@@ -367,6 +373,7 @@ impl Store {
                 "UPDATE streams SET state = 'live', started_at = COALESCE(started_at, ?1) WHERE id = ?2",
                 params![ts(Utc::now()), id.0],
             )?;
+            commerce::sync_public_interval(c, &id.0)?;
             Ok(())
         })
         .await
@@ -380,6 +387,7 @@ impl Store {
                 "UPDATE streams SET state = 'ready' WHERE id = ?1 AND state = 'live'",
                 params![id.0],
             )?;
+            commerce::sync_public_interval(c, &id.0)?;
             Ok(())
         })
         .await
@@ -392,6 +400,7 @@ impl Store {
                 "UPDATE streams SET state = 'ended', ended_at = COALESCE(ended_at, ?1) WHERE id = ?2",
                 params![ts(Utc::now()), id.0],
             )?;
+            commerce::sync_public_interval(c, &id.0)?;
             Ok(())
         })
         .await
