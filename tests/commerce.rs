@@ -377,8 +377,39 @@ async fn levels_count_public_minutes_only() -> Result<()> {
     assert_eq!(rehearsed["public_minutes"], 0.0, "{rehearsed}");
     assert_eq!(rehearsed["next"]["level"], 2);
     assert_eq!(rehearsed["next"]["progress"]["public_minutes"], 0.0);
-    // Making the ended rehearsal public afterwards adds no streamed minutes either.
+    // Click-outs of a practice stream are its creator's alone: others get what an unknown
+    // stream gets.
     let id = practice["id"].as_str().context("id")?;
+    let thing = product(&api, &rehearser, json!({"sku": "t", "title": "Thing", "price": "3.00", "currency": "EUR", "url": "https://shop.example/t"})).await?;
+    let (status, body) = api
+        .request(
+            Method::PUT,
+            &format!("/api/v1/streams/{id}/products"),
+            Some(&rehearser),
+            Some(json!({"product_ids": [thing]})),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let click = |stream: String, token: Option<String>| {
+        let (client, url) = (no_redirects.clone(), api.url(&format!("/go/{stream}/{thing}")));
+        async move {
+            let mut req = client.get(url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await?;
+            anyhow::Ok((resp.status().as_u16(), resp.text().await?))
+        }
+    };
+    let unknown = click("zzzzzzzzzzzzzzzz".into(), None).await?;
+    assert_eq!(unknown.0, 404);
+    assert_eq!(click(id.into(), None).await?, unknown, "anonymous");
+    assert_eq!(click(id.into(), Some(pro.clone())).await?, unknown, "another creator");
+    assert_eq!(click(id.into(), Some(rehearser.clone())).await?.0, 302, "its creator");
+    // Making the ended rehearsal public afterwards adds no streamed minutes either.
     api.set_mode(&rehearser, id, "public").await?;
     assert_eq!(level(&api, &rehearser).await?["public_minutes"], 0.0);
     server.stop().await;

@@ -30,6 +30,7 @@ const PER_STREAM: &[&str] = &[
 /// URLs that list or count streams: the practice ids must not appear.
 const LISTINGS: &[&str] = &[
     "/api/v1/live",
+    "/api/v1/home",
     "/api/v1/categories",
     "/api/v1/creators/demo/storefront",
     "/api/v1/streams",
