@@ -439,7 +439,8 @@ impl Config {
             });
         }
         for (category, rate) in &self.commerce.rates {
-            if crate::shop::money::Rate::parse(rate).is_none() || *category != category.to_lowercase()
+            if crate::shop::money::Rate::parse(rate).is_none()
+                || *category != category.to_lowercase()
             {
                 return Err(Error::Invalid {
                     key: "commerce.rates",

@@ -35,7 +35,10 @@ async fn post_purchase(api: &Api, body: &Value, sig: Option<String>) -> Result<(
     let resp = req.send().await?;
     let status = resp.status().as_u16();
     let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 /// A purchase signed now with the shop secret.
@@ -117,9 +120,17 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
     // Associate tags: validated, unique.
     assert_eq!(set_tag(&api, &alice, "Alice 20").await?.0, 400);
     let (status, me) = set_tag(&api, &alice, "alice-20").await?;
-    assert_eq!((status, me["associate_tag"].as_str()), (200, Some("alice-20")), "{me}");
+    assert_eq!(
+        (status, me["associate_tag"].as_str()),
+        (200, Some("alice-20")),
+        "{me}"
+    );
     let (status, body) = set_tag(&api, &bob, "alice-20").await?;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
     assert_eq!(set_tag(&api, &bob, "bob-20").await?.0, 200);
 
     let lipstick = product(&api, &alice, json!({"sku": "lip", "title": "Velvet lipstick", "price": "19.99", "currency": "EUR", "category": "beauty", "url": "https://shop.example/p/1?color=dark%20red&tag=old"})).await?;
@@ -153,7 +164,9 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
     let links = format!("/api/v1/streams/{id}/links");
     let (status, _) = api.request(Method::POST, &links, Some(&bob), None).await?;
     assert_eq!(status, 403);
-    let (status, link) = api.request(Method::POST, &links, Some(&alice), None).await?;
+    let (status, link) = api
+        .request(Method::POST, &links, Some(&alice), None)
+        .await?;
     assert_eq!(status, 201, "{link}");
     assert_eq!(link["tag"], "alice-20");
     let url = link["url"].as_str().context("url")?;
@@ -161,7 +174,10 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
     assert!(url.ends_with(&format!("/s/{code}")), "{url}");
 
     // Following it: a redirect to the watch page and an attribution cookie.
-    let resp = no_redirects.get(api.url(&format!("/s/{code}"))).send().await?;
+    let resp = no_redirects
+        .get(api.url(&format!("/s/{code}")))
+        .send()
+        .await?;
     assert_eq!(resp.status().as_u16(), 302);
     assert_eq!(resp.headers()["location"], format!("/watch/{id}").as_str());
     let cookie = resp.headers()["set-cookie"].to_str()?.to_string();
@@ -175,7 +191,12 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
         .context("lf_attr cookie")?
         .to_string();
     assert_eq!(
-        no_redirects.get(api.url("/s/AAAAAAAA")).send().await?.status().as_u16(),
+        no_redirects
+            .get(api.url("/s/AAAAAAAA"))
+            .send()
+            .await?
+            .status()
+            .as_u16(),
         404
     );
 
@@ -190,10 +211,19 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
         resp.headers()["location"],
         "https://shop.example/p/1?color=dark%20red&tag=alice-20"
     );
-    let resp = no_redirects.get(api.url(&format!("/go/{id}/{mug}"))).send().await?;
+    let resp = no_redirects
+        .get(api.url(&format!("/go/{id}/{mug}")))
+        .send()
+        .await?;
     assert_eq!(resp.status().as_u16(), 302);
-    assert_eq!(resp.headers()["location"], "https://shop.example/p/2?tag=alice-20");
-    let resp = no_redirects.get(api.url(&format!("/go/{id}/{hidden}"))).send().await?;
+    assert_eq!(
+        resp.headers()["location"],
+        "https://shop.example/p/2?tag=alice-20"
+    );
+    let resp = no_redirects
+        .get(api.url(&format!("/go/{id}/{hidden}")))
+        .send()
+        .await?;
     assert_eq!(resp.status().as_u16(), 404, "not in the carousel");
     let (_, clicks) = api
         .get(&format!("/api/v1/streams/{id}/clicks"), Some(&alice))
@@ -205,7 +235,10 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
             (
                 c["product_id"].as_str().unwrap_or_default().to_string(),
                 c["attributed"] == true,
-                c["focus_product_id"].as_str().unwrap_or_default().to_string(),
+                c["focus_product_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect();
@@ -238,9 +271,18 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
         .as_array()
         .context("lines")?
         .iter()
-        .map(|l| (l["commission"].as_str().unwrap_or(""), l["commission_minor"].as_i64().unwrap_or(-1)))
+        .map(|l| {
+            (
+                l["commission"].as_str().unwrap_or(""),
+                l["commission_minor"].as_i64().unwrap_or(-1),
+            )
+        })
         .collect();
-    assert_eq!(commissions, vec![("0.80", 80), ("0.30", 30)], "19.99 × 4 % = 0.7996 → 0.80");
+    assert_eq!(
+        commissions,
+        vec![("0.80", 80), ("0.30", 30)],
+        "19.99 × 4 % = 0.7996 → 0.80"
+    );
 
     let earnings = |api: Api, token: String| async move {
         let (status, e) = api.get("/api/v1/me/earnings", Some(&token)).await?;
@@ -269,13 +311,19 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["lines"], first["lines"]);
-    assert_eq!(earnings(api.clone(), alice.clone()).await?["totals"], e["totals"]);
+    assert_eq!(
+        earnings(api.clone(), alice.clone()).await?["totals"],
+        e["totals"]
+    );
     // The same order id with other content is a conflict.
     let mut changed = order.clone();
     changed["items"][0]["amount"] = json!("199.99");
     let (status, body) = purchase(&api, &changed).await?;
     assert_eq!(status, 409, "{body}");
-    assert_eq!(earnings(api.clone(), alice.clone()).await?["totals"], e["totals"]);
+    assert_eq!(
+        earnings(api.clone(), alice.clone()).await?["totals"],
+        e["totals"]
+    );
 
     // A bare tag: the creator's stream public within the last 24 h; other currencies apart.
     let (status, by_tag) = purchase(
@@ -285,7 +333,11 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
     )
     .await?;
     assert_eq!(status, 201, "{by_tag}");
-    assert_eq!((by_tag["attribution"].as_str(), by_tag["stream_id"].as_str()), (Some("tag"), Some(id.as_str())), "{by_tag}");
+    assert_eq!(
+        (by_tag["attribution"].as_str(), by_tag["stream_id"].as_str()),
+        (Some("tag"), Some(id.as_str())),
+        "{by_tag}"
+    );
     assert_eq!(by_tag["lines"][0]["commission"], "45", "1500 JPY × 3 %");
     let (status, bobs) = purchase(
         &api,
@@ -294,7 +346,10 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
     )
     .await?;
     assert_eq!(status, 201, "{bobs}");
-    assert_eq!(bobs["attributed"], false, "bob has no public stream: {bobs}");
+    assert_eq!(
+        bobs["attributed"], false,
+        "bob has no public stream: {bobs}"
+    );
     let (status, body) = purchase(
         &api,
         &json!({"order_id": "order-4", "attribution": session, "at": Utc::now(),
@@ -303,7 +358,12 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
     .await?;
     assert_eq!(status, 400, "more decimals than the currency has: {body}");
     let e = earnings(api.clone(), alice.clone()).await?;
-    let currencies: Vec<&str> = e["totals"].as_array().context("totals")?.iter().filter_map(|t| t["currency"].as_str()).collect();
+    let currencies: Vec<&str> = e["totals"]
+        .as_array()
+        .context("totals")?
+        .iter()
+        .filter_map(|t| t["currency"].as_str())
+        .collect();
     assert_eq!(currencies.len(), 2, "EUR and JPY apart: {e}");
 
     // Home: alice (an attributed sale and public minutes) is featured; bob, live and public but
@@ -328,9 +388,18 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
     assert_eq!(ids(&kitchen["streams"]), vec![bob_id.clone()]);
     let alice_level = level(&api, &alice).await?;
     assert_eq!(alice_level["level"], 2, "{alice_level}");
-    assert!(alice_level["benefits"].as_array().context("benefits")?.contains(&json!("home_featured_row")));
+    assert!(
+        alice_level["benefits"]
+            .as_array()
+            .context("benefits")?
+            .contains(&json!("home_featured_row"))
+    );
     let bob_level = level(&api, &bob).await?;
-    assert_eq!((bob_level["level"].as_u64(), bob_level["sales"].as_u64()), (Some(1), Some(0)), "{bob_level}");
+    assert_eq!(
+        (bob_level["level"].as_u64(), bob_level["sales"].as_u64()),
+        (Some(1), Some(0)),
+        "{bob_level}"
+    );
 
     server.stop().await;
     Ok(())
@@ -371,9 +440,15 @@ async fn levels_count_public_minutes_only() -> Result<()> {
     }
     let pro_level = level(&api, &pro).await?;
     assert_eq!(pro_level["level"], 2, "{pro_level}");
-    assert!(pro_level["public_minutes"].as_f64().unwrap_or(0.0) >= 0.05, "{pro_level}");
+    assert!(
+        pro_level["public_minutes"].as_f64().unwrap_or(0.0) >= 0.05,
+        "{pro_level}"
+    );
     let rehearsed = level(&api, &rehearser).await?;
-    assert_eq!(rehearsed["level"], 1, "practice minutes never count: {rehearsed}");
+    assert_eq!(
+        rehearsed["level"], 1,
+        "practice minutes never count: {rehearsed}"
+    );
     assert_eq!(rehearsed["public_minutes"], 0.0, "{rehearsed}");
     assert_eq!(rehearsed["next"]["level"], 2);
     assert_eq!(rehearsed["next"]["progress"]["public_minutes"], 0.0);
@@ -394,7 +469,10 @@ async fn levels_count_public_minutes_only() -> Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let click = |stream: String, token: Option<String>| {
-        let (client, url) = (no_redirects.clone(), api.url(&format!("/go/{stream}/{thing}")));
+        let (client, url) = (
+            no_redirects.clone(),
+            api.url(&format!("/go/{stream}/{thing}")),
+        );
         async move {
             let mut req = client.get(url);
             if let Some(t) = token {
@@ -407,8 +485,16 @@ async fn levels_count_public_minutes_only() -> Result<()> {
     let unknown = click("zzzzzzzzzzzzzzzz".into(), None).await?;
     assert_eq!(unknown.0, 404);
     assert_eq!(click(id.into(), None).await?, unknown, "anonymous");
-    assert_eq!(click(id.into(), Some(pro.clone())).await?, unknown, "another creator");
-    assert_eq!(click(id.into(), Some(rehearser.clone())).await?.0, 302, "its creator");
+    assert_eq!(
+        click(id.into(), Some(pro.clone())).await?,
+        unknown,
+        "another creator"
+    );
+    assert_eq!(
+        click(id.into(), Some(rehearser.clone())).await?.0,
+        302,
+        "its creator"
+    );
     // Making the ended rehearsal public afterwards adds no streamed minutes either.
     api.set_mode(&rehearser, id, "public").await?;
     assert_eq!(level(&api, &rehearser).await?["public_minutes"], 0.0);
@@ -426,8 +512,14 @@ async fn unsigned_badly_signed_and_stale_purchases_are_refused() -> Result<()> {
     let now = Utc::now().timestamp();
     let cases = [
         ("unsigned", None),
-        ("other secret", Some(signature("not-the-shop-secret-000", now, &raw))),
-        ("stale (6 minutes old)", Some(signature(SHOP_SECRET, now - 360, &raw))),
+        (
+            "other secret",
+            Some(signature("not-the-shop-secret-000", now, &raw)),
+        ),
+        (
+            "stale (6 minutes old)",
+            Some(signature(SHOP_SECRET, now - 360, &raw)),
+        ),
         ("another body", Some(signature(SHOP_SECRET, now, b"{}"))),
         ("garbage", Some("t=abc,v1=zz".to_string())),
     ];
@@ -447,7 +539,10 @@ async fn unsigned_badly_signed_and_stale_purchases_are_refused() -> Result<()> {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
     assert!(
-        body["error"]["message"].as_str().unwrap_or("").contains("LIVEFRONT_SHOP_SECRET"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("LIVEFRONT_SHOP_SECRET"),
         "{body}"
     );
     server.stop().await;

@@ -60,7 +60,11 @@ pub async fn edit_me(
             "associate_tag must be 3-32 characters of a-z, 0-9 and -, starting and ending with a letter or digit",
         ));
     }
-    if !state.store.set_associate_tag(&id, &body.associate_tag).await? {
+    if !state
+        .store
+        .set_associate_tag(&id, &body.associate_tag)
+        .await?
+    {
         return Err(ApiError::Conflict(format!(
             "associate tag {:?} is taken",
             body.associate_tag
@@ -338,9 +342,7 @@ fn verify_signature(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resul
     let header = headers
         .get(signature::HEADER)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::BadSignature(format!("missing {} header", signature::HEADER))
-        })?;
+        .ok_or_else(|| ApiError::BadSignature(format!("missing {} header", signature::HEADER)))?;
     signature::verify(secret.as_bytes(), header, body, Utc::now().timestamp())
         .map_err(|e| ApiError::BadSignature(e.to_string()))
 }

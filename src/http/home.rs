@@ -32,7 +32,11 @@ pub async fn home(State(state): State<AppState>) -> Result<impl IntoResponse, Ap
         rows.push((listed(&state, &stream, &handle), level >= featured_from));
     }
     rows.sort_by_key(|(v, _)| std::cmp::Reverse(v["viewers"].as_u64().unwrap_or(0)));
-    let live: Vec<Value> = rows.iter().take(ROW_LIMIT).map(|(v, _)| v.clone()).collect();
+    let live: Vec<Value> = rows
+        .iter()
+        .take(ROW_LIMIT)
+        .map(|(v, _)| v.clone())
+        .collect();
     let featured: Vec<Value> = rows
         .iter()
         .filter(|(_, f)| *f)

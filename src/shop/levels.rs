@@ -81,7 +81,11 @@ mod tests {
         assert_eq!(standing(&th, 599.0, 50).level, 2, "minutes missing");
         let top = standing(&th, 600.0, 5);
         assert_eq!((top.level, top.next), (3, None));
-        assert_eq!(standing(&th, 30.0, 100).level, 1, "level 3's sales do not skip level 2");
+        assert_eq!(
+            standing(&th, 30.0, 100).level,
+            1,
+            "level 3's sales do not skip level 2"
+        );
         let s = standing(&th, 120.0, 1);
         let next = s.next.unwrap();
         assert_eq!(next.level, 3);

@@ -90,8 +90,17 @@ mod tests {
             assert!(valid_tag(good), "{good}");
         }
         for bad in [
-            "", "ab", "-alice", "alice-", "Alice-20", "alice_20", "alice 20", "al&ce", "a/b",
-            "ünï", &"a".repeat(33),
+            "",
+            "ab",
+            "-alice",
+            "alice-",
+            "Alice-20",
+            "alice_20",
+            "alice 20",
+            "al&ce",
+            "a/b",
+            "ünï",
+            &"a".repeat(33),
         ] {
             assert!(!valid_tag(bad), "{bad}");
         }
@@ -104,8 +113,11 @@ mod tests {
             "https://shop.example/p/1?tag=alice-20"
         );
         assert_eq!(
-            tagged_url("https://shop.example/p?id=7&color=dark%20red#reviews", "alice-20")
-                .unwrap(),
+            tagged_url(
+                "https://shop.example/p?id=7&color=dark%20red#reviews",
+                "alice-20"
+            )
+            .unwrap(),
             "https://shop.example/p?id=7&color=dark%20red&tag=alice-20#reviews"
         );
         assert_eq!(

@@ -41,10 +41,8 @@ pub enum MoneyError {
 fn split(s: &str) -> Option<(&str, &str)> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    let ok = !whole.is_empty()
-        && digits(whole)
-        && digits(frac)
-        && !(s.contains('.') && frac.is_empty());
+    let ok =
+        !whole.is_empty() && digits(whole) && digits(frac) && !(s.contains('.') && frac.is_empty());
     ok.then_some((whole, frac))
 }
 
@@ -105,8 +103,8 @@ impl Rate {
         if frac.len() > 6 || whole.len() > 1 {
             return None;
         }
-        let millionths = whole.parse::<u64>().ok()? * 1_000_000
-            + format!("{frac:0<6}").parse::<u64>().ok()?;
+        let millionths =
+            whole.parse::<u64>().ok()? * 1_000_000 + format!("{frac:0<6}").parse::<u64>().ok()?;
         (millionths <= 1_000_000).then_some(Rate { millionths })
     }
 
@@ -141,7 +139,11 @@ mod tests {
         assert_eq!(to_minor("19.9", "USD"), Ok(1990));
         assert_eq!(to_minor("19", "GBP"), Ok(1900));
         assert_eq!(to_minor("0.10", "EUR"), Ok(10));
-        assert_eq!(to_minor("19.990", "EUR"), Ok(1999), "trailing zeros are exact");
+        assert_eq!(
+            to_minor("19.990", "EUR"),
+            Ok(1999),
+            "trailing zeros are exact"
+        );
         assert_eq!(to_minor("1500", "JPY"), Ok(1500));
         assert_eq!(to_minor("1.234", "KWD"), Ok(1234));
         assert!(matches!(

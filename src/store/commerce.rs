@@ -456,21 +456,45 @@ mod tests {
         store.mark_live(&practice).await.unwrap();
         assert_eq!(open_intervals(&store, &practice).await, 0, "practice");
         store.set_mode(&practice, Mode::Public).await.unwrap();
-        assert_eq!(open_intervals(&store, &practice).await, 1, "flipped public while live");
+        assert_eq!(
+            open_intervals(&store, &practice).await,
+            1,
+            "flipped public while live"
+        );
         store.set_mode(&practice, Mode::Public).await.unwrap();
-        assert_eq!(open_intervals(&store, &practice).await, 1, "no second interval");
+        assert_eq!(
+            open_intervals(&store, &practice).await,
+            1,
+            "no second interval"
+        );
         store.set_mode(&practice, Mode::Practice).await.unwrap();
-        assert_eq!(open_intervals(&store, &practice).await, 0, "back to practice");
+        assert_eq!(
+            open_intervals(&store, &practice).await,
+            0,
+            "back to practice"
+        );
         store.mark_ended(&practice).await.unwrap();
 
         let public = stream(&store, &alice.id, Mode::Public).await;
-        assert_eq!(open_intervals(&store, &public).await, 0, "public but not live");
+        assert_eq!(
+            open_intervals(&store, &public).await,
+            0,
+            "public but not live"
+        );
         store.mark_live(&public).await.unwrap();
         assert_eq!(open_intervals(&store, &public).await, 1);
         store.mark_ended(&public).await.unwrap();
-        assert_eq!(open_intervals(&store, &public).await, 0, "closed at the end");
+        assert_eq!(
+            open_intervals(&store, &public).await,
+            0,
+            "closed at the end"
+        );
         store.set_mode(&public, Mode::Public).await.unwrap();
-        assert_eq!(open_intervals(&store, &public).await, 0, "not live any more");
+        assert_eq!(
+            open_intervals(&store, &public).await,
+            0,
+            "not live any more"
+        );
         let since = Utc::now() - chrono::TimeDelta::days(1);
         assert!(store.public_minutes(&alice.id, since).await.unwrap() >= 0.0);
         assert_eq!(
@@ -504,20 +528,36 @@ mod tests {
                 commission_minor: 80,
             }],
         };
-        assert_eq!(store.record_purchase(purchase("a")).await.unwrap(), Recorded::New);
+        assert_eq!(
+            store.record_purchase(purchase("a")).await.unwrap(),
+            Recorded::New
+        );
         assert_eq!(
             store.record_purchase(purchase("a")).await.unwrap(),
             Recorded::Duplicate("{\"first\":true}".into())
         );
-        assert_eq!(store.record_purchase(purchase("b")).await.unwrap(), Recorded::Clash);
+        assert_eq!(
+            store.record_purchase(purchase("b")).await.unwrap(),
+            Recorded::Clash
+        );
         let e = store.earnings(&alice.id, None, None).await.unwrap();
         assert_eq!(e.totals.len(), 1);
         assert_eq!(
-            (e.totals[0].sales_minor, e.totals[0].commission_minor, e.totals[0].orders),
+            (
+                e.totals[0].sales_minor,
+                e.totals[0].commission_minor,
+                e.totals[0].orders
+            ),
             (1999, 80, 1)
         );
         assert_eq!(e.by_category[0].key, "beauty");
         assert_eq!(e.by_stream[0].key, s.0);
-        assert_eq!(store.attributed_orders(&alice.id, Utc::now() - chrono::TimeDelta::days(1)).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .attributed_orders(&alice.id, Utc::now() - chrono::TimeDelta::days(1))
+                .await
+                .unwrap(),
+            1
+        );
     }
 }
