@@ -1,4 +1,5 @@
 //! Configuration: built-in defaults → TOML file → `LIVEFRONT_` environment.
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +31,11 @@ const DEFAULT_CHAT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM: usize = 5_000;
 const DEFAULT_CHAT_VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_STRIKES: u32 = 3;
+const DEFAULT_COMMISSION_RATE: &str = "0.03";
+const DEFAULT_LEVEL_WINDOW_DAYS: u32 = 30;
+const DEFAULT_FEATURED_FROM_LEVEL: u32 = 2;
+/// Level 2, 3, 4: (public minutes, attributed orders) over the window.
+const DEFAULT_LEVEL_THRESHOLDS: &[(f64, u64)] = &[(120.0, 0), (600.0, 5), (1800.0, 25)];
 
 /// Short environment names from DESIGN.md, beside the nested `LIVEFRONT_HTTP__ADDR` form.
 const ENV_ALIASES: &[(&str, &str)] = &[
@@ -45,6 +51,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("reconnect_grace", "ingest.reconnect_grace"),
     ("webhooks_allow_private", "webhooks.allow_private_targets"),
     ("max_strikes", "policy.max_strikes"),
+    ("shop_secret", "shop.secret"),
 ];
 /// `LIVEFRONT_*` variables that are not configuration keys.
 const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
@@ -70,6 +77,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub chat: ChatConfig,
     pub policy: PolicyConfig,
+    pub shop: ShopConfig,
+    pub commerce: CommerceConfig,
 }
 
 /// The live channel of each stream (`/api/v1/streams/{id}/live`): chat limits and fan-out.
@@ -111,6 +120,80 @@ impl Default for ChatConfig {
     }
 }
 
+/// The shop backend that reports purchases.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShopConfig {
+    /// Secret of the signed `POST /api/v1/purchases` (`X-Livefront-Signature`); unset = the
+    /// endpoint answers 503.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// Commissions and creator levels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommerceConfig {
+    /// Commission rate per product category (lowercase), decimal strings from 0 to 1 with up to
+    /// 6 decimals; `default` for every other category and for products without one. (Numbers are
+    /// taken too, as environment variables arrive as numbers: they print back exactly.)
+    #[serde(deserialize_with = "rates_from_strings_or_numbers")]
+    pub rates: BTreeMap<String, String>,
+    pub levels: LevelsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LevelsConfig {
+    /// The rolling window (days) over which public minutes and attributed orders count.
+    pub window_days: u32,
+    /// Creators from this level up are in the home page's featured row.
+    pub featured_from: u32,
+    /// Level 2, 3, …: reached when both numbers are reached (and every lower level).
+    pub thresholds: Vec<LevelThreshold>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelThreshold {
+    /// Minutes streamed while public and live (practice never counts).
+    pub public_minutes: f64,
+    /// Attributed orders.
+    pub sales: u64,
+}
+
+fn rates_from_strings_or_numbers<'de, D>(d: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Rate {
+        Text(String),
+        Number(f64),
+    }
+    let raw = BTreeMap::<String, Rate>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Rate::Text(s) => s,
+                Rate::Number(n) => n.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+impl Default for CommerceConfig {
+    fn default() -> Self {
+        CommerceConfig {
+            rates: BTreeMap::from([("default".to_string(), DEFAULT_COMMISSION_RATE.to_string())]),
+            levels: LevelsConfig::default(),
+        }
+    }
+}
+
 /// Community policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -125,6 +208,35 @@ impl Default for PolicyConfig {
         PolicyConfig {
             max_strikes: DEFAULT_MAX_STRIKES,
         }
+    }
+}
+
+impl Default for LevelsConfig {
+    fn default() -> Self {
+        LevelsConfig {
+            window_days: DEFAULT_LEVEL_WINDOW_DAYS,
+            featured_from: DEFAULT_FEATURED_FROM_LEVEL,
+            thresholds: DEFAULT_LEVEL_THRESHOLDS
+                .iter()
+                .map(|&(public_minutes, sales)| LevelThreshold {
+                    public_minutes,
+                    sales,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl CommerceConfig {
+    /// The commission rate of a product category.
+    pub fn rate(&self, category: Option<&str>) -> crate::shop::money::Rate {
+        let zero = || crate::shop::money::Rate::parse("0").expect("0 is a rate");
+        category
+            .map(str::to_lowercase)
+            .and_then(|c| self.rates.get(&c))
+            .or_else(|| self.rates.get("default"))
+            .and_then(|r| crate::shop::money::Rate::parse(r))
+            .unwrap_or_else(zero)
     }
 }
 
@@ -243,6 +355,8 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             chat: ChatConfig::default(),
             policy: PolicyConfig::default(),
+            shop: ShopConfig::default(),
+            commerce: CommerceConfig::default(),
         }
     }
 }
@@ -389,6 +503,48 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        if matches!(&self.shop.secret, Some(s) if s.len() < 16) {
+            return Err(Error::Invalid {
+                key: "shop.secret",
+                message: "must be at least 16 characters".into(),
+            });
+        }
+        if !self.commerce.rates.contains_key("default") {
+            return Err(Error::Invalid {
+                key: "commerce.rates",
+                message: "needs a `default` rate".into(),
+            });
+        }
+        for (category, rate) in &self.commerce.rates {
+            if crate::shop::money::Rate::parse(rate).is_none()
+                || *category != category.to_lowercase()
+            {
+                return Err(Error::Invalid {
+                    key: "commerce.rates",
+                    message: format!(
+                        "{category} = {rate:?}: categories are lowercase, rates decimal strings from 0 to 1 with up to 6 decimals"
+                    ),
+                });
+            }
+        }
+        if !(1..=365).contains(&self.commerce.levels.window_days) {
+            return Err(Error::Invalid {
+                key: "commerce.levels.window_days",
+                message: format!("{} is outside 1..=365", self.commerce.levels.window_days),
+            });
+        }
+        if self
+            .commerce
+            .levels
+            .thresholds
+            .iter()
+            .any(|t| !t.public_minutes.is_finite() || t.public_minutes < 0.0)
+        {
+            return Err(Error::Invalid {
+                key: "commerce.levels.thresholds",
+                message: "public_minutes must be a non-negative number".into(),
+            });
+        }
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {
             return Err(Error::Invalid {
                 key: "admin_token",
@@ -491,7 +647,13 @@ mod tests {
             jail.set_env("LIVEFRONT_CHAT__RATE_MESSAGES", "20");
             jail.set_env("LIVEFRONT_CHAT__SEND_TIMEOUT", "3s");
             jail.set_env("LIVEFRONT_MAX_STRIKES", "5");
+            jail.set_env("LIVEFRONT_SHOP_SECRET", "shop-secret-0123456789");
+            jail.set_env("LIVEFRONT_COMMERCE__RATES__BEAUTY", "0.04");
             let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.shop.secret.as_deref(), Some("shop-secret-0123456789"));
+            assert_eq!(c.commerce.rate(Some("Beauty")).to_string(), "0.04");
+            assert_eq!(c.commerce.rate(Some("garden")).to_string(), "0.03");
+            assert_eq!(c.commerce.rate(None).to_string(), "0.03");
             assert_eq!(c.http.addr, "127.0.0.1:9000".parse().unwrap());
             assert_eq!(c.rtmp.addr, "127.0.0.1:0".parse().unwrap());
             assert_eq!(c.hls.segment, Duration::from_secs(4));

@@ -10,6 +10,7 @@ pub mod live;
 pub mod notifications;
 pub mod output;
 pub mod pipeline;
+pub mod shop;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

@@ -12,6 +12,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// A signed request (`X-Livefront-Signature`) that is unsigned, badly signed or stale.
+    #[error("{0}")]
+    BadSignature(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("not found")]
@@ -30,7 +33,8 @@ pub enum ApiError {
     /// A WebSocket endpoint reached without a WebSocket upgrade.
     #[error("{0}")]
     UpgradeRequired(String),
-    /// A limit of the server is reached (e.g. live connections of a stream); try again later.
+    /// A limit of the server is reached (e.g. live connections of a stream), or a feature is not
+    /// configured on this server.
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -52,6 +56,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound | ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -105,7 +110,7 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("websocket"),
             );
         }
-        if status == StatusCode::UNAUTHORIZED {
+        if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),

@@ -16,7 +16,7 @@ use crate::store::{Mode, Stream, StreamState};
 const PAST_LIMIT: usize = 50;
 
 /// A stream as listings show it.
-fn listed(state: &AppState, stream: &Stream, creator: &str) -> Value {
+pub(super) fn listed(state: &AppState, stream: &Stream, creator: &str) -> Value {
     let base = &state.public_url;
     json!({
         "id": stream.id,
@@ -34,7 +34,7 @@ fn listed(state: &AppState, stream: &Stream, creator: &str) -> Value {
 }
 
 /// Public streams in `stored` state (all creators when `creator` is `None`), with creator handles.
-async fn public_streams(
+pub(super) async fn public_streams(
     state: &AppState,
     creator: Option<&crate::store::CreatorId>,
     stored: Option<StreamState>,

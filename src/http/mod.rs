@@ -2,10 +2,12 @@
 pub mod audience;
 pub mod chat;
 pub mod clips;
+pub mod commerce;
 pub mod error;
 pub mod extract;
 pub mod focus;
 pub mod hls;
+pub mod home;
 pub mod listings;
 pub mod live;
 pub mod moderation;
@@ -84,7 +86,7 @@ pub struct AppState {
 #[openapi(
     info(
         title = "livefront",
-        description = "Live-shopping broadcast server: streams, media, recordings, followers, webhooks."
+        description = "Live-shopping broadcast server: streams, media, recordings, followers, webhooks, commerce."
     ),
     // What clients send on a stream's live channel (the WebSocket has no request body to hang it on).
     components(schemas(crate::live::ClientMessage)),
@@ -165,6 +167,15 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(moderation::takedown))
         .routes(routes!(moderation::violations))
         .routes(routes!(moderation::clear_strikes))
+        .routes(routes!(commerce::edit_me))
+        .routes(routes!(commerce::create_link))
+        .routes(routes!(commerce::follow_link))
+        .routes(routes!(commerce::click_out))
+        .routes(routes!(commerce::clicks))
+        .routes(routes!(commerce::purchase))
+        .routes(routes!(commerce::earnings))
+        .routes(routes!(commerce::level))
+        .routes(routes!(home::home))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())

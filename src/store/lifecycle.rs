@@ -77,7 +77,8 @@ impl Store {
         self.call(move |c| {
             let tx = c.transaction()?;
             let unused: bool = tx.query_row(
-                "SELECT COUNT(*) FROM streams WHERE id = ?1 AND state = 'ready' AND started_at IS NULL",
+                "SELECT COUNT(*) FROM streams WHERE id = ?1 AND state = 'ready' AND started_at IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM commissions WHERE stream_id = ?1)",
                 [&id.0],
                 |r| r.get::<_, i64>(0),
             )? > 0;
@@ -97,6 +98,10 @@ impl Store {
                 "stream_products",
                 "focus_events",
                 "clips",
+                "clicks",
+                "attribution_sessions",
+                "share_links",
+                "public_intervals",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [&id.0])?;
             }

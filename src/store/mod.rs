@@ -3,6 +3,7 @@
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
 mod chat;
+mod commerce;
 mod focus;
 mod lifecycle;
 pub mod model;
@@ -22,6 +23,9 @@ use sha2::{Digest, Sha256};
 use crate::ingest::StreamKey;
 use crate::ingest::rtsp::{PullSource, Transport};
 pub use chat::{ChatAuthor, ChatBan, ChatMessage, ChatRole, ChatRules};
+pub use commerce::{
+    AttributionSession, Click, Earnings, EarningsRow, LedgerLine, NewPurchase, Recorded, ShareLink,
+};
 pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
@@ -41,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_chat.sql"),
     include_str!("migrations/0009_clips.sql"),
     include_str!("migrations/0010_trust.sql"),
+    include_str!("migrations/0011_commerce.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -364,6 +369,7 @@ impl Store {
                  AND NOT (?1 = 'public' AND EXISTS (SELECT 1 FROM takedowns WHERE stream_id = ?2))",
                 params![mode.as_str(), id.0],
             )?;
+            commerce::sync_public_interval(c, &id.0)?;
             Ok(())
         })
         .await
@@ -377,6 +383,7 @@ impl Store {
                 "UPDATE streams SET state = 'live', started_at = COALESCE(started_at, ?1) WHERE id = ?2",
                 params![ts(Utc::now()), id.0],
             )?;
+            commerce::sync_public_interval(c, &id.0)?;
             Ok(())
         })
         .await
@@ -390,6 +397,7 @@ impl Store {
                 "UPDATE streams SET state = 'ready' WHERE id = ?1 AND state = 'live'",
                 params![id.0],
             )?;
+            commerce::sync_public_interval(c, &id.0)?;
             Ok(())
         })
         .await
@@ -402,6 +410,7 @@ impl Store {
                 "UPDATE streams SET state = 'ended', ended_at = COALESCE(ended_at, ?1) WHERE id = ?2",
                 params![ts(Utc::now()), id.0],
             )?;
+            commerce::sync_public_interval(c, &id.0)?;
             Ok(())
         })
         .await

@@ -44,6 +44,7 @@ pub const PER_STREAM: &[&str] = &[
 /// URLs that list or count streams: hidden ids must not appear.
 pub const LISTINGS: &[&str] = &[
     "/api/v1/live",
+    "/api/v1/home",
     "/api/v1/categories",
     "/api/v1/creators/demo/storefront",
     "/api/v1/streams",
