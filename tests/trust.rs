@@ -202,6 +202,39 @@ async fn live_only_promo_is_visible_only_while_public_and_live() -> Result<()> {
     Ok(())
 }
 
+/// A code made for a public stream before it goes live starts when the stream does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_stream_going_live_starts_its_live_only_codes() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, creator) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    api.set_mode(&creator, &id, "public").await?;
+    let (status, v) = create_promo(
+        &api,
+        &creator,
+        &id,
+        json!({"code": "EARLY20", "description": "20% for the first minutes", "discount": "20%"}),
+    )
+    .await?;
+    assert_eq!((status, v["state"].clone()), (201, json!("pending")), "{v}");
+    let app = server.app.as_ref().context("running")?;
+    let mut events = app.state.live.subscribe(&StreamId(id.clone()));
+    let publisher = Publish::small(4.0).spawn(&server.publish_url(&stream))?;
+    let started = loop {
+        let event = tokio::time::timeout(DEADLINE, events.recv()).await??;
+        let event: Value = serde_json::from_str(&event)?;
+        if event["type"] == "promo_started" {
+            break event;
+        }
+    };
+    assert_eq!(started["code"], "EARLY20", "{started}");
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
+    assert!(status.success(), "{stderr}");
+    server.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_viewers_never_take_more_redemptions_than_there_are() -> Result<()> {
     let mut server = Server::start().await?;

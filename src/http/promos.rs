@@ -16,8 +16,9 @@ use super::extract::{Auth, Json, MaybeAuth};
 use super::moderation::ensure_not_taken_down;
 use super::streams::{owned_stream, visible_stream};
 use crate::live::{LiveEvent, PromoOffer};
+use crate::shop::promos::{Phase, PromoState, offer, promo_state};
 use crate::store::{
-    Mode, NewPromo, Principal, Promo, PromoError, Redeemed, Stream, StreamId, StreamState,
+    NewPromo, Principal, Promo, PromoError, Redeemed, Stream, StreamId, StreamState,
 };
 
 const MIN_CODE_CHARS: usize = 3;
@@ -85,66 +86,12 @@ pub struct NewPromoBody {
     max_redemptions: Option<u32>,
 }
 
-/// Where a code stands, for viewers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PromoState {
-    /// Viewers see it and may redeem it.
-    Active,
-    /// Not yet: the stream is practice or not live yet (live-only), or `starts_at` is ahead.
-    Pending,
-    /// `ends_at` has passed.
-    Expired,
-    /// A live-only code whose stream has ended.
-    Ended,
-    /// Every redemption is taken.
-    Exhausted,
-}
-
-/// Where a stream is in its life, for promo codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Before,
-    Live,
-    After,
-}
-
 fn phase(state: &AppState, stream: &Stream) -> Phase {
-    match state.registry.live(&stream.id) {
-        Some(l) if l.is_ending() || l.finished.is_cancelled() => Phase::After,
-        Some(_) if stream.state == StreamState::Live => Phase::Live,
-        _ if stream.state == StreamState::Ended => Phase::After,
-        _ => Phase::Before,
-    }
-}
-
-/// `stream.mode` must be the effective one (as [`visible_stream`] returns it).
-fn promo_state(p: &Promo, stream: &Stream, phase: Phase, now: DateTime<Utc>) -> PromoState {
-    if p.live_only && phase == Phase::After {
-        PromoState::Ended
-    } else if p.ends_at.is_some_and(|t| t <= now) {
-        PromoState::Expired
-    } else if stream.mode != Mode::Public
-        || p.starts_at.is_some_and(|t| t > now)
-        || (p.live_only && phase != Phase::Live)
-    {
-        PromoState::Pending
-    } else if p.max_redemptions.is_some_and(|m| p.redemptions >= m) {
-        PromoState::Exhausted
-    } else {
-        PromoState::Active
-    }
-}
-
-fn offer(p: &Promo) -> PromoOffer {
-    PromoOffer {
-        code: p.code.clone(),
-        description: p.description.clone(),
-        discount: p.discount.clone(),
-        live_only: p.live_only,
-        starts_at: p.starts_at,
-        ends_at: p.ends_at,
-    }
+    let live = state.registry.live(&stream.id);
+    Phase::of(
+        stream.state,
+        live.map(|l| l.is_ending() || l.finished.is_cancelled()),
+    )
 }
 
 /// A code as its creator sees it: the offer plus its state and counts.
@@ -240,15 +187,10 @@ pub async fn create(
 /// Sends `promo_started` for every code of the stream that is active now (after the stream went
 /// public).
 pub async fn announce_active(state: &AppState, stream: &Stream) -> Result<(), ApiError> {
-    let (phase, now) = (phase(state, stream), Utc::now());
-    for p in state.store.promos_of_stream(&stream.id).await? {
-        if promo_state(&p, stream, phase, now) == PromoState::Active {
-            state
-                .live
-                .send(&stream.id, &LiveEvent::PromoStarted(offer(&p)));
-        }
-    }
-    Ok(())
+    Ok(
+        crate::live::announce_promos(&state.store, &state.live, stream, phase(state, stream))
+            .await?,
+    )
 }
 
 /// Viewers get the codes that are active now; the stream's creator (and the admin) get every

@@ -165,6 +165,24 @@ impl From<&FocusEvent> for Focus {
     }
 }
 
+/// Sends `promo_started` for every code of the stream active now (`stream.mode` the effective
+/// one): when a live stream turns public, or a public stream goes live.
+pub async fn announce_promos(
+    store: &crate::store::Store,
+    hub: &LiveHub,
+    stream: &crate::store::Stream,
+    phase: crate::shop::promos::Phase,
+) -> Result<(), crate::store::Error> {
+    use crate::shop::promos::{PromoState, offer, promo_state};
+    let now = Utc::now();
+    for p in store.promos_of_stream(&stream.id).await? {
+        if promo_state(&p, stream, phase, now) == PromoState::Active {
+            hub.send(&stream.id, &LiveEvent::PromoStarted(offer(&p)));
+        }
+    }
+    Ok(())
+}
+
 /// The channels of the streams that have listeners.
 #[derive(Clone)]
 pub struct LiveHub {

@@ -22,6 +22,7 @@ use crate::notifications::Notifier;
 use crate::output::hls::{self, HlsOutput};
 use crate::output::recording;
 use crate::output::rtsp::RtspOut;
+use crate::shop::promos::Phase;
 use crate::store::{Announcement, Mode, Recording, RecordingState, Store, StreamId, StreamState};
 use crate::webhooks::Webhooks;
 
@@ -451,6 +452,27 @@ impl StreamRegistry {
             "pipeline started"
         );
         self.announce_state(&stream.id, StreamState::Live, stream.mode(), false);
+        if stream.mode() == Mode::Public {
+            // A public stream going live starts its live-only promo codes.
+            let (store, hub) = (self.inner.store.clone(), self.inner.events.clone());
+            let (id, mode) = (stream.id.clone(), stream.mode());
+            self.inner.tasks.spawn(
+                async move {
+                    let announced = match store.stream(&id).await {
+                        Ok(Some(mut s)) => {
+                            s.mode = mode;
+                            crate::live::announce_promos(&store, &hub, &s, Phase::Live).await
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = announced {
+                        tracing::error!(error = %e, "could not announce the stream's promo codes");
+                    }
+                }
+                .in_current_span(),
+            );
+        }
         let (webhooks, creator) = (self.inner.webhooks.clone(), stream.creator_id.clone());
         let (notifier, id, public) = (
             self.inner.notifier.clone(),

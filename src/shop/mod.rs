@@ -1,7 +1,8 @@
 //! Commerce rules as plain code (no HTTP, no SQL): money, associate tags and tagged product
-//! links, and creator levels.
+//! links, creator levels, promo codes.
 pub mod levels;
 pub mod money;
+pub mod promos;
 
 use rand::Rng;
 
