@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use common::ws::{LiveClient, Token};
 use common::*;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A DATERANGE as m3u8-rs reads it, with the segment it was written before.
 #[derive(Debug, Clone)]
@@ -110,42 +110,6 @@ async fn stream_params(file: &str) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-async fn product(api: &Api, token: &str, sku: &str) -> Result<String> {
-    let (status, p) = api
-        .request(
-            Method::POST,
-            "/api/v1/products",
-            Some(token),
-            Some(json!({"sku": sku, "title": format!("Product {sku}"), "price": "12.50", "currency": "EUR"})),
-        )
-        .await?;
-    anyhow::ensure!(status == 201, "{p}");
-    Ok(p["id"].as_str().unwrap().to_string())
-}
-
-async fn focus(api: &Api, token: &str, id: &str, product: Option<&str>) -> Result<(u16, Value)> {
-    api.request(
-        Method::PUT,
-        &format!("/api/v1/streams/{id}/focus"),
-        Some(token),
-        Some(json!({ "product_id": product })),
-    )
-    .await
-}
-
-async fn carousel(api: &Api, token: &str, id: &str, products: &[&str]) -> Result<()> {
-    let (status, v) = api
-        .request(
-            Method::PUT,
-            &format!("/api/v1/streams/{id}/products"),
-            Some(token),
-            Some(json!({ "product_ids": products })),
-        )
-        .await?;
-    anyhow::ensure!(status == 200, "{v}");
-    Ok(())
-}
-
 /// Waits until a rendition's playlist lists the markers `ids`, and returns the playlist.
 async fn with_markers(api: &Api, token: &str, path: &str, ids: &[&str]) -> Result<String> {
     wait_for(&format!("markers {ids:?} in {path}"), DEADLINE, || async {
@@ -201,13 +165,14 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
     let id = stream["id"].as_str().unwrap().to_string();
     api.set_mode(&token, &id, "public").await?;
     let (lipstick, mascara) = (
-        product(&api, &token, "LIP").await?,
-        product(&api, &token, "MAS").await?,
+        api.create_product(&token, "LIP").await?,
+        api.create_product(&token, "MAS").await?,
     );
-    let foreign = product(&api, &token, "NOT-IN-CAROUSEL").await?;
-    carousel(&api, &token, &id, &[&lipstick, &mascara]).await?;
+    let foreign = api.create_product(&token, "NOT-IN-CAROUSEL").await?;
+    api.set_carousel(&token, &id, &[&lipstick, &mascara])
+        .await?;
 
-    let (status, v) = focus(&api, &token, &id, Some(&lipstick)).await?;
+    let (status, v) = api.focus(&token, &id, Some(&lipstick)).await?;
     assert_eq!(status, 409, "not live yet: {v}");
 
     let publisher = Publish {
@@ -216,12 +181,12 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
     }
     .spawn(&server.publish_url(&stream))?;
     source_segments(&api, &token, &id, 1).await?;
-    let (status, v) = focus(&api, &token, &id, Some(&foreign)).await?;
+    let (status, v) = api.focus(&token, &id, Some(&foreign)).await?;
     assert_eq!(status, 400, "only the carousel's products: {v}");
-    let (status, v) = focus(&api, &token, &id, Some("nonsense")).await?;
+    let (status, v) = api.focus(&token, &id, Some("nonsense")).await?;
     assert_eq!(status, 400, "{v}");
     let viewer = api.create_creator("someone").await?;
-    let (status, _) = focus(&api, &viewer, &id, Some(&lipstick)).await?;
+    let (status, _) = api.focus(&viewer, &id, Some(&lipstick)).await?;
     assert_eq!(status, 403, "only the stream's creator");
 
     // A viewer on the live channel hears every change as it is made; one who joins later is told
@@ -229,7 +194,7 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
     let mut listening = LiveClient::connect(&api, &id, Token::None).await?;
     let mut changes = Vec::new();
     for product in [Some(&lipstick), Some(&mascara), None] {
-        let (status, change) = focus(&api, &token, &id, product.map(|p| p.as_str())).await?;
+        let (status, change) = api.focus(&token, &id, product.map(|p| p.as_str())).await?;
         assert_eq!(status, 200, "{change}");
         let heard = listening.expect("product_focused").await?;
         assert_eq!(heard["id"], change["id"]);
@@ -243,7 +208,7 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
         changes.push(change);
         tokio::time::sleep(Duration::from_millis(2_500)).await;
     }
-    let (_, again) = focus(&api, &token, &id, None).await?;
+    let (_, again) = api.focus(&token, &id, None).await?;
     assert_eq!(again, changes[2], "the same focus again changes nothing");
     let ms: Vec<u64> = changes
         .iter()
@@ -309,15 +274,7 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
     assert_eq!(chapters[0]["title"], "Product LIP");
 
     // Clips: one per chapter, cut without re-encoding from the recording.
-    let clips = wait_for("clips cut", DEADLINE, || async {
-        let (_, v) = api
-            .get(&format!("/api/v1/streams/{id}/clips"), None)
-            .await
-            .ok()?;
-        let clips = v["clips"].as_array()?.clone();
-        (clips.len() == 2 && clips.iter().all(|c| c["state"] != "cutting")).then_some(clips)
-    })
-    .await?;
+    let clips = api.clips_cut(None, &id, 2).await?;
     let recording_file = server
         .data_dir()
         .join(format!("streams/{id}/recording.mp4"));
@@ -384,7 +341,7 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
         .get(&format!("/api/v1/streams/{id}/clips"), Some(&viewer))
         .await?;
     assert_eq!(status, 200, "a public stream's clips are listed to anyone");
-    let (status, _) = focus(&api, &token, &id, Some(&lipstick)).await?;
+    let (status, _) = api.focus(&token, &id, Some(&lipstick)).await?;
     assert_eq!(status, 409, "no focus after the end");
     server.stop().await;
     Ok(())
@@ -401,15 +358,15 @@ async fn markers_survive_a_reconnect_once_each() -> Result<()> {
     let stream = server.demo_stream.clone();
     let id = stream["id"].as_str().unwrap().to_string();
     let (a, b) = (
-        product(&api, &token, "A").await?,
-        product(&api, &token, "B").await?,
+        api.create_product(&token, "A").await?,
+        api.create_product(&token, "B").await?,
     );
-    carousel(&api, &token, &id, &[&a, &b]).await?;
+    api.set_carousel(&token, &id, &[&a, &b]).await?;
     let url = server.publish_url(&stream);
 
     let first = Publish::small(60.0).spawn(&url)?;
     source_segments(&api, &token, &id, 1).await?;
-    let (_, first_focus) = focus(&api, &token, &id, Some(&a)).await?;
+    let (_, first_focus) = api.focus(&token, &id, Some(&a)).await?;
     source_segments(&api, &token, &id, 3).await?;
     crash(&api, &token, &id, first).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -424,7 +381,7 @@ async fn markers_survive_a_reconnect_once_each() -> Result<()> {
         (after.matches("#EXTINF").count() >= 2).then_some(())
     })
     .await?;
-    let (status, second_focus) = focus(&api, &token, &id, Some(&b)).await?;
+    let (status, second_focus) = api.focus(&token, &id, Some(&b)).await?;
     assert_eq!(status, 200, "{second_focus}");
     let ids = [
         first_focus["id"].as_str().unwrap(),

@@ -190,23 +190,8 @@ async fn hls_js_fires_a_metadata_cue_for_the_focused_product() -> Result<()> {
     let stream = server.demo_stream.clone();
     let id = stream["id"].as_str().unwrap().to_string();
     api.set_mode(&token, &id, "public").await?;
-    let (status, product) = api
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/products",
-            Some(&token),
-            Some(serde_json::json!({"sku": "LIP", "title": "Velvet lipstick", "price": "19.99", "currency": "EUR"})),
-        )
-        .await?;
-    ensure!(status == 201, "{product}");
-    let product_id = product["id"].as_str().unwrap().to_string();
-    api.request(
-        reqwest::Method::PUT,
-        &format!("/api/v1/streams/{id}/products"),
-        Some(&token),
-        Some(serde_json::json!({ "product_ids": [product_id] })),
-    )
-    .await?;
+    let product_id = api.create_product(&token, "LIP").await?;
+    api.set_carousel(&token, &id, &[&product_id]).await?;
     let watch_url = stream["playback"]["hls"].as_str().context("playback.hls")?;
     let publisher = Publish::small(16.0).spawn(&server.publish_url(&stream))?;
     api.playlist_with_segments(&media_url(watch_url), 2).await?;
@@ -216,14 +201,7 @@ async fn hls_js_fires_a_metadata_cue_for_the_focused_product() -> Result<()> {
         (position(&lines) >= 1.0).then_some(())
     })
     .await?;
-    let (status, focus) = api
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/v1/streams/{id}/focus"),
-            Some(&token),
-            Some(serde_json::json!({ "product_id": product_id })),
-        )
-        .await?;
+    let (status, focus) = api.focus(&token, &id, Some(&product_id)).await?;
     ensure!(status == 200, "{focus}");
     let lines = player.finish().await?;
     finish(publisher, DEADLINE).await?;

@@ -27,33 +27,12 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
         )
         .await?;
     let ended_id = ended["id"].as_str().unwrap().to_string();
-    let (_, product) = api
-        .request(
-            Method::POST,
-            "/api/v1/products",
-            Some(&creator),
-            Some(json!({"sku": "secret", "title": "Secret", "price": "1.00", "currency": "EUR"})),
-        )
-        .await?;
-    let product = product["id"].as_str().unwrap().to_string();
-    api.request(
-        Method::PUT,
-        &format!("/api/v1/streams/{ended_id}/products"),
-        Some(&creator),
-        Some(json!({"product_ids": [product]})),
-    )
-    .await?;
+    let product = api.create_product(&creator, "secret").await?;
+    api.set_carousel(&creator, &ended_id, &[&product]).await?;
     let mut publisher = Publish::small(60.0).spawn(&server.publish_url(&ended))?;
     source_segments(&api, &creator, &ended_id, 1).await?;
     // A product in focus leaves a chapter, and so a clip (`/clips/{id}/1.mp4`).
-    let (status, v) = api
-        .request(
-            Method::PUT,
-            &format!("/api/v1/streams/{ended_id}/focus"),
-            Some(&creator),
-            Some(json!({"product_id": product})),
-        )
-        .await?;
+    let (status, v) = api.focus(&creator, &ended_id, Some(&product)).await?;
     assert_eq!(status, 200, "{v}");
     source_segments(&api, &creator, &ended_id, 2).await?;
     let (status, v) = api
@@ -67,14 +46,8 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
     assert_eq!(status, 200, "{v}");
     tokio::time::timeout(DEADLINE, publisher.wait()).await??;
     api.recording_ready(&creator, &ended_id).await?;
-    wait_for("the clip is cut", DEADLINE, || async {
-        let (_, v) = api
-            .get(&format!("/api/v1/streams/{ended_id}/clips"), Some(&creator))
-            .await
-            .ok()?;
-        (v["clips"][0]["state"] == "ready").then_some(())
-    })
-    .await?;
+    let clips = api.clips_cut(Some(&creator), &ended_id, 1).await?;
+    assert_eq!(clips[0]["state"], "ready", "{clips:?}");
     let live = server.demo_stream.clone();
     let live_id = live["id"].as_str().unwrap().to_string();
     let _publisher = Publish::small(30.0).spawn(&server.publish_url(&live))?;

@@ -357,22 +357,8 @@ async fn takedown_mid_publish_disconnects_the_publisher_and_hides_every_url() ->
         None,
     )
     .await?;
-    let (_, product) = api
-        .request(
-            Method::POST,
-            "/api/v1/products",
-            Some(&creator),
-            Some(json!({"sku": "fake-bag", "title": "Bag", "price": "10.00", "currency": "EUR"})),
-        )
-        .await?;
-    let product = product["id"].as_str().context("product id")?.to_string();
-    api.request(
-        Method::PUT,
-        &format!("/api/v1/streams/{id}/products"),
-        Some(&creator),
-        Some(json!({"product_ids": [product]})),
-    )
-    .await?;
+    let product = api.create_product(&creator, "fake-bag").await?;
+    api.set_carousel(&creator, &id, &[&product]).await?;
     create_promo(
         &api,
         &creator,
@@ -386,14 +372,7 @@ async fn takedown_mid_publish_disconnects_the_publisher_and_hides_every_url() ->
     api.set_mode(&creator, &id, "public").await?;
     let master = format!("{}/hls/{id}/master.m3u8", api.base);
     api.playlist_with_segments(&media_url(&master), 1).await?;
-    let (status, v) = api
-        .request(
-            Method::PUT,
-            &format!("/api/v1/streams/{id}/focus"),
-            Some(&creator),
-            Some(json!({"product_id": product})),
-        )
-        .await?;
+    let (status, v) = api.focus(&creator, &id, Some(&product)).await?;
     assert_eq!(status, 200, "{v}");
     api.playlist_with_segments(&media_url(&master), 3).await?;
     assert_eq!(api.status(&master, None).await?, 200);
@@ -424,14 +403,8 @@ async fn takedown_mid_publish_disconnects_the_publisher_and_hides_every_url() ->
         "{ended}"
     );
     let recording = api.recording_ready(&creator, &id).await?;
-    wait_for("the clip is cut", DEADLINE, || async {
-        let (_, v) = api
-            .get(&format!("/api/v1/streams/{id}/clips"), Some(&creator))
-            .await
-            .ok()?;
-        (v["clips"][0]["state"] == "ready").then_some(())
-    })
-    .await?;
+    let clips = api.clips_cut(Some(&creator), &id, 1).await?;
+    assert_eq!(clips[0]["state"], "ready", "{clips:?}");
 
     // The creator and the admin still see every URL.
     for token in [creator.as_str(), ADMIN_TOKEN] {

@@ -178,6 +178,58 @@ impl Api {
         Ok(v)
     }
 
+    /// A product in the creator's catalog (`Product {sku}`, 12.50 EUR); returns its id.
+    pub async fn create_product(&self, token: &str, sku: &str) -> Result<String> {
+        let body = json!({"sku": sku, "title": format!("Product {sku}"), "price": "12.50", "currency": "EUR"});
+        let (status, p) = self
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/products",
+                Some(token),
+                Some(body),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "{p}");
+        Ok(p["id"].as_str().context("product id")?.to_string())
+    }
+
+    /// Replaces a stream's carousel.
+    pub async fn set_carousel(&self, token: &str, id: &str, products: &[&str]) -> Result<()> {
+        let path = format!("/api/v1/streams/{id}/products");
+        let body = json!({ "product_ids": products });
+        let (status, v) = self
+            .request(reqwest::Method::PUT, &path, Some(token), Some(body))
+            .await?;
+        anyhow::ensure!(status == 200, "{v}");
+        Ok(())
+    }
+
+    /// Focuses a product of a live stream (`None` clears); the status and answer.
+    pub async fn focus(
+        &self,
+        token: &str,
+        id: &str,
+        product: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let path = format!("/api/v1/streams/{id}/focus");
+        let body = json!({ "product_id": product });
+        self.request(reqwest::Method::PUT, &path, Some(token), Some(body))
+            .await
+    }
+
+    /// Waits until a stream's `n` clips are cut (none `cutting`); returns them.
+    pub async fn clips_cut(&self, token: Option<&str>, id: &str, n: usize) -> Result<Vec<Value>> {
+        wait_for(&format!("{n} clips cut"), DEADLINE, || async {
+            let (_, v) = self
+                .get(&format!("/api/v1/streams/{id}/clips"), token)
+                .await
+                .ok()?;
+            let clips = v["clips"].as_array()?.clone();
+            (clips.len() == n && clips.iter().all(|c| c["state"] != "cutting")).then_some(clips)
+        })
+        .await
+    }
+
     /// Waits until the recording reaches `ready` (or fails the test on `failed`).
     pub async fn recording_ready(&self, token: &str, id: &str) -> Result<Value> {
         wait_for("recording ready", DEADLINE, || async {
