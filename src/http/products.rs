@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use super::streams::{owned_stream, visible_stream};
+use crate::shop::money;
 use crate::store::{CatalogError, CreatorId, Principal, Product, ProductId};
 
 const MAX_SKU_CHARS: usize = 64;
@@ -45,13 +46,7 @@ pub struct ProductFields {
 }
 
 fn valid_price(p: &str) -> bool {
-    let digits = |s: &str, len: std::ops::RangeInclusive<usize>| {
-        len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
-    };
-    match p.split_once('.') {
-        Some((whole, frac)) => digits(whole, 1..=9) && digits(frac, 1..=4),
-        None => digits(p, 1..=9),
-    }
+    money::is_decimal(p, 9, 4)
 }
 
 fn valid_url(u: &str) -> bool {
@@ -91,7 +86,7 @@ fn apply(p: &mut Product, fields: ProductFields) -> Result<(), ApiError> {
     if !valid_price(&p.price) {
         return bad("price must be a decimal string such as \"19.99\" (up to 4 decimals)".into());
     }
-    if !(p.currency.len() == 3 && p.currency.bytes().all(|b| b.is_ascii_uppercase())) {
+    if !money::is_currency_code(&p.currency) {
         return bad("currency must be an ISO 4217 code such as \"EUR\"".into());
     }
     for (name, u) in [("image_url", &p.image_url), ("url", &p.url)] {

@@ -16,6 +16,7 @@ use super::extract::{Auth, Json, MaybeAuth};
 use super::moderation::ensure_not_taken_down;
 use super::streams::{owned_stream, visible_stream};
 use crate::live::{LiveEvent, PromoOffer};
+use crate::shop::money;
 use crate::shop::promos::{Phase, PromoState, offer, promo_state};
 use crate::store::{
     NewPromo, Principal, Promo, PromoError, Redeemed, Stream, StreamId, StreamState,
@@ -41,17 +42,11 @@ fn valid_code(c: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn digits(s: &str, len: std::ops::RangeInclusive<usize>) -> bool {
-    len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// A positive decimal with at most `decimals` decimals, and its value.
+/// The value of a plain decimal string (see [`money::is_decimal`]), for range checks only.
 fn decimal(s: &str, whole_digits: usize, decimals: usize) -> Option<f64> {
-    let ok = match s.split_once('.') {
-        Some((w, f)) => digits(w, 1..=whole_digits) && digits(f, 1..=decimals),
-        None => digits(s, 1..=whole_digits),
-    };
-    ok.then(|| s.parse::<f64>().ok()).flatten()
+    money::is_decimal(s, whole_digits, decimals)
+        .then(|| s.parse::<f64>().ok())
+        .flatten()
 }
 
 /// `"10%"` (more than 0, at most 100, up to 2 decimals) or `"5.00 EUR"` (an amount above 0 with
@@ -62,9 +57,7 @@ fn valid_discount(d: &str) -> bool {
     }
     match d.split_once(' ') {
         Some((amount, currency)) => {
-            decimal(amount, 9, 4).is_some_and(|v| v > 0.0)
-                && currency.len() == 3
-                && currency.bytes().all(|b| b.is_ascii_uppercase())
+            decimal(amount, 9, 4).is_some_and(|v| v > 0.0) && money::is_currency_code(currency)
         }
         None => false,
     }

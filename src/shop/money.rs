@@ -1,6 +1,22 @@
 //! Money as integer minor units. Decimal strings are parsed exactly (no floats anywhere), and a
 //! commission is `amount × rate` rounded half up to the minor unit.
 
+/// Whether `code` has the form of an ISO 4217 code (three uppercase letters, e.g. "EUR").
+pub fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+/// Whether `s` is a plain decimal string: 1 to `whole` digits, then optionally `.` and 1 to
+/// `decimals` digits (no sign, no exponent, no spaces), e.g. "19.99".
+pub fn is_decimal(s: &str, whole: usize, decimals: usize) -> bool {
+    let digits =
+        |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    match s.split_once('.') {
+        Some((w, f)) => digits(w, whole) && digits(f, decimals),
+        None => digits(s, whole),
+    }
+}
+
 /// Minor-unit exponent of an ISO 4217 currency: 0 for the zero-decimal currencies, 3 for the
 /// three-decimal ones, 2 for every other well-formed code.
 pub fn exponent(currency: &str) -> Option<u32> {
@@ -9,7 +25,7 @@ pub fn exponent(currency: &str) -> Option<u32> {
         "VUV", "XAF", "XOF", "XPF",
     ];
     const THREE: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+    if !is_currency_code(currency) {
         return None;
     }
     Some(if ZERO.contains(&currency) {

@@ -102,6 +102,11 @@ fn parse_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, rusqlite::Error>
     .transpose()
 }
 
+/// A UNIQUE (or other constraint) refused the write.
+fn unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         0,

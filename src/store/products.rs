@@ -1,7 +1,7 @@
 //! A creator's product catalog and the carousels of their streams.
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Error, Store, corrupt, parse_ts, ts};
+use super::{Error, Store, corrupt, parse_ts, ts, unique_violation};
 use crate::store::model::{CreatorId, Product, ProductId, StreamId};
 
 const PRODUCT_COLUMNS: &str =
@@ -31,10 +31,6 @@ pub enum CatalogError {
     NotYours(String),
     #[error(transparent)]
     Store(#[from] Error),
-}
-
-fn unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
 impl Store {

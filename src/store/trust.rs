@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 
-use super::{Error, Store, corrupt, parse_ts, ts};
+use super::{Error, Store, corrupt, parse_ts, ts, unique_violation};
 use crate::store::model::{CreatorId, Stream, StreamId, ViewerId};
 
 /// A promo code of a stream, with how often it was redeemed.
@@ -171,10 +171,6 @@ fn strike_from_row(r: &Row<'_>) -> rusqlite::Result<Strike> {
         created_at: parse_ts(Some(r.get(4)?))?.ok_or_else(|| corrupt("created_at"))?,
         cleared_at: parse_ts(r.get(5)?)?,
     })
-}
-
-fn unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
 /// The form codes are compared in.
