@@ -15,6 +15,8 @@ const DEFAULT_SRT_ADDR: &str = "0.0.0.0:8890";
 const DEFAULT_RTSP_ADDR: &str = "0.0.0.0:8554";
 const DEFAULT_DATA_DIR: &str = "data";
 const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
+/// Low-latency HLS part: ten per default segment (MEDIA-NOTES, "Low-latency HLS").
+const DEFAULT_HLS_PART: Duration = Duration::from_millis(200);
 const DEFAULT_HLS_WINDOW: usize = 6;
 const DEFAULT_LADDER: &str = "default";
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
@@ -329,6 +331,18 @@ pub struct HlsConfig {
     pub window: usize,
     /// Ladder preset: a built-in name (`default`, `lowcpu`, `passthrough`) or a path to a TOML file.
     pub ladder: String,
+    /// Serve low-latency HLS (CMAF parts, blocking reload) at the master URL, besides MPEG-TS.
+    pub low_latency: bool,
+    /// Low-latency part duration; the segment must be an exact multiple of it.
+    #[serde(with = "humantime_serde")]
+    pub part: Duration,
+}
+
+impl HlsConfig {
+    /// The part duration when low latency is on.
+    pub fn low_latency_part(&self) -> Option<Duration> {
+        self.low_latency.then_some(self.part)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -402,6 +416,8 @@ impl Default for HlsConfig {
             segment: DEFAULT_HLS_SEGMENT,
             window: DEFAULT_HLS_WINDOW,
             ladder: DEFAULT_LADDER.into(),
+            low_latency: true,
+            part: DEFAULT_HLS_PART,
         }
     }
 }
@@ -459,6 +475,24 @@ impl Config {
                 key: "hls.segment",
                 message: format!("{:?} is outside 500ms..20s", self.hls.segment),
             });
+        }
+        if self.hls.low_latency {
+            let (part, segment) = (self.hls.part, self.hls.segment);
+            if part < Duration::from_millis(100) || part > Duration::from_secs(1) {
+                return Err(Error::Invalid {
+                    key: "hls.part",
+                    message: format!("{part:?} is outside 100ms..1s"),
+                });
+            }
+            if segment.as_nanos() % part.as_nanos() != 0 {
+                return Err(Error::Invalid {
+                    key: "hls.part",
+                    message: format!(
+                        "the segment ({segment:?}) must be an exact multiple of the part ({part:?}); \
+                         players drift on a remainder"
+                    ),
+                });
+            }
         }
         if let Err(e) = crate::pipeline::ladder::LadderSpec::resolve(&self.hls.ladder) {
             return Err(Error::Invalid {

@@ -168,7 +168,13 @@ async fn creator_add(config: Config, handle: &str) -> anyhow::Result<ExitCode> {
 fn doctor() -> anyhow::Result<ExitCode> {
     let mut ok = true;
     match gstreamer::init() {
-        Ok(()) => println!("ok       GStreamer {}", gstreamer::version_string()),
+        Ok(()) => {
+            println!("ok       GStreamer {}", gstreamer::version_string());
+            if let Err(e) = pipeline::register_plugins() {
+                println!("MISSING  built-in CMAF muxer: {e}");
+                ok = false;
+            }
+        }
         Err(e) => {
             println!("MISSING  GStreamer runtime ({e}): apt-get install libgstreamer1.0-0");
             return Ok(ExitCode::FAILURE);

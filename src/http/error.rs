@@ -104,6 +104,11 @@ impl IntoResponse for ApiError {
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
             .into_response();
+        // Nothing refused is worth keeping: a CDN must ask again (a 404 of a part not written yet).
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
         if status == StatusCode::UPGRADE_REQUIRED {
             response.headers_mut().insert(
                 axum::http::header::UPGRADE,

@@ -67,10 +67,14 @@ pub async fn set_focus(
         .add_focus(&stream.id, product, media_ms, date)
         .await?;
     if let Some(previous) = current.as_ref().filter(|c| c.product.is_some()) {
-        live.hls.end_marker(&previous.marker_id(), at);
+        for out in live.outputs() {
+            out.end_marker(&previous.marker_id(), at);
+        }
     }
     if let Some(p) = &event.product {
-        live.hls.start_marker(marker(&event, p), at);
+        for out in live.outputs() {
+            out.start_marker(marker(&event, p), at);
+        }
     }
     tracing::info!(stream = %stream.id, product = ?event.product.as_ref().map(|p| &p.id), media_ms, "focus changed");
     let focus = Focus::from(&event);

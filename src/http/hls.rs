@@ -17,6 +17,9 @@ use crate::output::hls::{self as hls_out, EVENT_PLAYLIST, LIVE_PLAYLIST, MASTER_
 use crate::pipeline::stream::LiveStream;
 use crate::store::{Mode, StreamId};
 
+/// The MPEG-TS master playlist, for players without low-latency HLS or fMP4.
+pub const TS_MASTER_FILE: &str = "master-ts.m3u8";
+
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
 /// For `/metrics`: what viewers fetched.
@@ -27,7 +30,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn served(&self, bytes: usize) {
+    pub(super) fn served(&self, bytes: usize) {
         use std::sync::atomic::Ordering::Relaxed;
         self.requests.fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes as u64, Relaxed);
@@ -35,15 +38,15 @@ impl Counters {
 }
 const SEGMENT_TYPE: &str = "video/mp2t";
 
-struct Access {
-    id: StreamId,
-    live: Option<std::sync::Arc<LiveStream>>,
-    public: bool,
+pub(super) struct Access {
+    pub(super) id: StreamId,
+    pub(super) live: Option<std::sync::Arc<LiveStream>>,
+    pub(super) public: bool,
     /// `token=…` to carry into child URIs.
-    query: Option<String>,
+    pub(super) query: Option<String>,
 }
 
-async fn access(
+pub(super) async fn access(
     state: &AppState,
     id: &str,
     who: Option<crate::store::Principal>,
@@ -90,13 +93,17 @@ async fn access(
     }
 }
 
-fn cache_control(public: bool, value: &str) -> HeaderValue {
+pub(super) fn cache_control(public: bool, value: &str) -> HeaderValue {
     let scope = if public { "public" } else { "private" };
     HeaderValue::from_str(&format!("{scope}, {value}")).expect("valid header")
 }
 
-fn playlist_response(text: String, public: bool, live: bool) -> Response {
+pub(super) fn playlist_response(text: String, public: bool, live: bool) -> Response {
     let cache = if live { "max-age=1" } else { "max-age=3600" };
+    playlist_with_cache(text, public, cache)
+}
+
+pub(super) fn playlist_with_cache(text: String, public: bool, cache: &str) -> Response {
     (
         [
             (
@@ -110,24 +117,27 @@ fn playlist_response(text: String, public: bool, live: bool) -> Response {
         .into_response()
 }
 
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `GET /hls/{id}/master.m3u8`
-#[utoipa::path(get, path = "/hls/{id}/{file}", tag = "media", params(("id" = String, Path), ("file" = String, Path, description = "master.m3u8"), ("token" = Option<String>, Query, description = "signed playback token (practice)")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
+/// `GET /hls/{id}/master.m3u8` (low-latency CMAF renditions when on, MPEG-TS otherwise) and
+/// `GET /hls/{id}/master-ts.m3u8` (MPEG-TS, for old devices).
+#[utoipa::path(get, path = "/hls/{id}/{file}", tag = "media", params(("id" = String, Path), ("file" = String, Path, description = "master.m3u8 (low-latency HLS when on) or master-ts.m3u8 (MPEG-TS)"), ("token" = Option<String>, Query, description = "signed playback token (practice)")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn master(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
     Path((id, file)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if file != MASTER_FILE {
-        return Err(ApiError::NotFound);
-    }
+    let low_latency = match file.as_str() {
+        MASTER_FILE => true,
+        TS_MASTER_FILE => false,
+        _ => return Err(ApiError::NotFound),
+    };
     let a = access(&state, &id, who, &params).await?;
     // Each player gets a session id in its media playlist URIs (not in segment URIs, which stay
     // cacheable), so that viewers are counted per session.
@@ -138,12 +148,23 @@ pub async fn master(
     });
     let query = query.as_deref();
     let (text, live) = match &a.live {
-        Some(s) if !s.finished.is_cancelled() => (s.hls.master_playlist(query), true),
-        _ => (
-            hls_out::read_persisted(&state.registry.paths(&a.id).hls_dir(), None, MASTER_FILE)
-                .map(|t| hls_out::with_query(&t, query)),
-            false,
-        ),
+        Some(s) if !s.finished.is_cancelled() => {
+            let out = s.ll.as_deref().filter(|_| low_latency).unwrap_or(&s.hls);
+            (out.master_playlist(query), true)
+        }
+        _ => {
+            let paths = state.registry.paths(&a.id);
+            let persisted = |dir: &std::path::Path| {
+                hls_out::read_persisted(dir, None, MASTER_FILE)
+                    .map(|t| hls_out::with_query(&t, query))
+            };
+            let ll = if low_latency {
+                persisted(&paths.low_latency_dir())
+            } else {
+                None
+            };
+            (ll.or_else(|| persisted(&paths.hls_dir())), false)
+        }
     };
     let text = text.ok_or(ApiError::NotFound)?;
     state.hls_counters.served(text.len());

@@ -10,6 +10,7 @@ pub mod hls;
 pub mod home;
 pub mod listings;
 pub mod live;
+pub mod low_latency;
 pub mod moderation;
 pub mod products;
 pub mod promos;
@@ -121,6 +122,7 @@ fn routes() -> OpenApiRouter<AppState> {
     let media = OpenApiRouter::new()
         .routes(routes!(hls::master))
         .routes(routes!(hls::rendition_file))
+        .routes(routes!(low_latency::rendition_file))
         .routes(routes!(recordings::download))
         .routes(routes!(clips::download))
         .routes(routes!(hls::thumbnail))

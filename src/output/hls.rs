@@ -1,20 +1,25 @@
 //! HLS output of one live stream: the segments its pipeline closes, our playlists over them, and the
 //! files that keep them after the stream (VOD) or a crash (recovery).
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::daterange::Marker;
-use super::playlist::{self, MediaPlaylist, Segment, Variant};
+use super::playlist::{self, LiveEdge, MediaPlaylist, Part, RenditionReport, Segment, Variant};
 
 pub const MASTER_FILE: &str = "master.m3u8";
 /// The live window while live, the complete VOD list after.
 pub const LIVE_PLAYLIST: &str = "index.m3u8";
 /// Every segment since the start (EVENT while live, VOD after); also what is kept on disk.
 pub const EVENT_PLAYLIST: &str = "event.m3u8";
+/// Segments before the open one whose parts stay in memory (they are listed for three target
+/// durations; one more for players that are a little behind).
+const KEPT_PART_SEGMENTS: u64 = 4;
 
 /// What the master playlist says about a rendition besides bandwidth.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -41,6 +46,54 @@ struct Rendition {
     /// Marker starts and ends stamped with a media time this rendition has not closed a segment
     /// over yet (its encoder may lag the source); placed when that segment closes.
     pending: Vec<Pending>,
+    /// Low-latency parts (CMAF renditions only).
+    parts: Parts,
+}
+
+/// The parts of a low-latency rendition: those of the segment being written, and the bytes of
+/// recent ones, served from memory.
+#[derive(Default)]
+struct Parts {
+    open: Vec<Part>,
+    /// By (media sequence number, part index).
+    bytes: BTreeMap<(u64, usize), Bytes>,
+    /// Init sections by file name.
+    maps: Vec<(String, Bytes)>,
+    /// The init section of the segment being written.
+    map: Option<String>,
+}
+
+/// One chunk of a CMAF muxer: a part, and the init section that comes before it when the
+/// stream starts or its codec parameters change.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub init: Option<Bytes>,
+    pub data: Bytes,
+    pub duration: Duration,
+    /// Starts with a keyframe: the first part of a segment.
+    pub independent: bool,
+    /// Running time of its start.
+    pub running_time: Duration,
+}
+
+/// Where a low-latency rendition's live edge is: its newest part, and its newest whole segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgePosition {
+    pub last_msn: u64,
+    pub last_part: u64,
+    /// Media sequence number of the newest closed segment.
+    pub last_segment: Option<u64>,
+    pub ended: bool,
+}
+
+/// What became of a part asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartLookup {
+    Ready(Bytes),
+    /// Not written yet, but the next one or so: worth waiting for.
+    Soon,
+    /// Never will be, or no longer kept.
+    Missing,
 }
 
 /// What a marker is, before its dates are known.
@@ -75,6 +128,105 @@ impl Rendition {
             resumed_at: None,
             away: chrono::Duration::zero(),
             pending: Vec::new(),
+            parts: Parts::default(),
+        }
+    }
+
+    /// Media sequence number of the segment being written.
+    fn open_msn(&self) -> u64 {
+        self.playlist.next_sequence()
+    }
+
+    fn edge_position(&self) -> Option<EdgePosition> {
+        let last_segment = self.playlist.next_sequence().checked_sub(1);
+        let (last_msn, last_part) = match self.parts.open.len() {
+            0 => {
+                let msn = last_segment?;
+                let parts = self.playlist.segments().last().map_or(0, |s| s.parts.len());
+                (msn, parts.saturating_sub(1) as u64)
+            }
+            n => (self.open_msn(), n as u64 - 1),
+        };
+        Some(EdgePosition {
+            last_msn,
+            last_part,
+            last_segment,
+            ended: self.playlist.is_ended(),
+        })
+    }
+
+    /// Lists a closed segment (of `bytes` on disk, ending at `running_time`), dates it, places
+    /// the markers it covers.
+    fn close_segment(
+        &mut self,
+        epoch: DateTime<Utc>,
+        uri: String,
+        bytes: u64,
+        running_time: Duration,
+        parts: Vec<Part>,
+    ) {
+        // The next segment starts where this one ends.
+        let start = self.opened_at.replace(running_time).unwrap_or_default();
+        let duration = running_time.saturating_sub(start);
+        let start_offset = chrono::Duration::from_std(start).unwrap_or_default();
+        let discontinuity = self.closes_before_discontinuity == Some(0);
+        self.closes_before_discontinuity = match self.closes_before_discontinuity {
+            Some(n) if n > 0 => Some(n - 1),
+            _ => None,
+        };
+        if discontinuity && let Some(resumed_at) = self.resumed_at.take() {
+            let media_clock = epoch + start_offset + self.away;
+            self.away += (resumed_at - media_clock).max(chrono::Duration::zero());
+        }
+        let date = epoch + start_offset + self.away;
+        let mut segment = Segment::new(uri, duration, date);
+        segment.discontinuity = discontinuity;
+        segment.bytes = bytes;
+        segment.map = self.parts.map.clone();
+        segment.parts = parts;
+        self.playlist.push(segment);
+        self.place_markers(start, date, running_time);
+    }
+
+    /// Closes the segment being written from its parts: the file is their concatenation.
+    fn close_open_parts(&mut self, epoch: DateTime<Utc>, dir: &Path) -> io::Result<()> {
+        if self.parts.open.is_empty() {
+            return Ok(());
+        }
+        let msn = self.open_msn();
+        let uri = format!("seg{msn:05}.m4s");
+        let mut file = Vec::new();
+        for i in 0..self.parts.open.len() {
+            if let Some(b) = self.parts.bytes.get(&(msn, i)) {
+                file.extend_from_slice(b);
+            }
+        }
+        write_atomic_bytes(&dir.join(&self.name).join(&uri), &file)?;
+        let parts = std::mem::take(&mut self.parts.open);
+        let end =
+            self.opened_at.unwrap_or_default() + parts.iter().map(|p| p.duration).sum::<Duration>();
+        self.close_segment(epoch, uri, file.len() as u64, end, parts);
+        Ok(())
+    }
+
+    /// The live edge of this rendition's low-latency playlist, for segments of `segment`.
+    fn live_edge(&self, segment: Duration, part_target: Duration, skip: bool) -> LiveEdge {
+        let msn = self.open_msn();
+        // After the last part a segment may hold, the next one starts the next segment.
+        let per_segment = (segment.as_nanos() / part_target.as_nanos().max(1)) as usize;
+        let hint = if self.parts.open.len() >= per_segment.max(1) {
+            format!("part{:05}.0.m4s", msn + 1)
+        } else {
+            format!("part{msn:05}.{}.m4s", self.parts.open.len())
+        };
+        LiveEdge {
+            part_target,
+            open: self.parts.open.clone(),
+            open_discontinuity: self.closes_before_discontinuity == Some(0),
+            open_map: self.parts.map.clone(),
+            hint: (!self.playlist.is_ended()).then_some(hint),
+            reports: Vec::new(),
+            skip,
         }
     }
 
@@ -144,12 +296,25 @@ struct Inner {
     window: usize,
     target: Duration,
     renditions: Vec<Rendition>,
+    low_latency: Option<LowLatency>,
+}
+
+/// How a low-latency (CMAF) output differs.
+#[derive(Debug, Clone)]
+pub struct LowLatency {
+    /// Part duration (`EXT-X-PART-INF:PART-TARGET`).
+    pub part: Duration,
+    /// Put before the media playlist URIs in the master playlist (its directory, seen from where
+    /// the master is served), e.g. `ll/`.
+    pub master_prefix: String,
 }
 
 /// The HLS state of one stream, shared by its pipeline's bus task (writer) and HTTP (readers).
 pub struct HlsOutput {
     dir: PathBuf,
     inner: Mutex<Inner>,
+    /// Bumped whenever a part or segment is listed, for blocking playlist reloads.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl HlsOutput {
@@ -161,8 +326,30 @@ impl HlsOutput {
                 window,
                 target,
                 renditions: Vec::new(),
+                low_latency: None,
             }),
+            changed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// A low-latency output: CMAF segments made of parts (see [`HlsOutput::part_ready`]).
+    pub fn low_latency(dir: PathBuf, window: usize, target: Duration, ll: LowLatency) -> Self {
+        let out = Self::new(dir, window, target);
+        out.lock().low_latency = Some(ll);
+        out
+    }
+
+    pub fn is_low_latency(&self) -> bool {
+        self.lock().low_latency.is_some()
+    }
+
+    /// Told whenever a part or segment is listed or the stream ends.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Adds renditions (once the pipeline knows which it writes); known names are kept as they are.
@@ -248,6 +435,11 @@ impl HlsOutput {
     /// the old publish, and the one after it, the first of the new publish, starts a
     /// discontinuity (EXT-X-DISCONTINUITY; RFC 8216 4.3.2.3).
     pub fn discontinuity(&self, rendition: &str) {
+        self.discontinuity_at(rendition, Utc::now());
+    }
+
+    /// [`HlsOutput::discontinuity`], the publisher having come back at `resumed_at`.
+    pub fn discontinuity_at(&self, rendition: &str, resumed_at: DateTime<Utc>) {
         if let Some(r) = self
             .lock()
             .renditions
@@ -255,7 +447,7 @@ impl HlsOutput {
             .find(|r| r.name == rendition)
         {
             r.closes_before_discontinuity = Some(1);
-            r.resumed_at = Some(Utc::now());
+            r.resumed_at = Some(resumed_at);
         }
     }
 
@@ -288,38 +480,138 @@ impl HlsOutput {
             let Some(r) = inner.renditions.iter_mut().find(|r| r.name == rendition) else {
                 return Ok(());
             };
-            // The next segment starts where this one ends.
-            let start = r.opened_at.replace(running_time).unwrap_or_default();
-            let duration = running_time.saturating_sub(start);
-            let start_offset = chrono::Duration::from_std(start).unwrap_or_default();
-            let discontinuity = r.closes_before_discontinuity == Some(0);
-            r.closes_before_discontinuity = match r.closes_before_discontinuity {
-                Some(n) if n > 0 => Some(n - 1),
-                _ => None,
-            };
-            if discontinuity && let Some(resumed_at) = r.resumed_at.take() {
-                let media_clock = epoch + start_offset + r.away;
-                r.away += (resumed_at - media_clock).max(chrono::Duration::zero());
-            }
-            let date = epoch + start_offset + r.away;
-            r.playlist.push(Segment {
-                uri,
-                duration,
-                program_date_time: date,
-                discontinuity,
-                bytes,
-            });
-            r.place_markers(start, date, running_time);
+            r.close_segment(epoch, uri, bytes, running_time, Vec::new());
             let event = r.playlist.render_event(None);
             (event, render_master_locked(&inner))
         };
+        self.notify();
         self.persist(rendition, &event, master.as_deref())
+    }
+
+    /// A low-latency rendition's muxer gave a chunk: list it as a part of the segment being
+    /// written; a chunk that starts with a keyframe closes that segment (written to disk, listed)
+    /// and opens the next. An init section before it is kept for `EXT-X-MAP`, on disk too.
+    pub fn part_ready(&self, rendition: &str, chunk: Chunk) -> io::Result<()> {
+        let persist = {
+            let mut inner = self.lock();
+            let epoch = inner.epoch;
+            let Some(r) = inner.renditions.iter_mut().find(|r| r.name == rendition) else {
+                return Ok(());
+            };
+            if r.opened_at.is_none() {
+                r.opened_at = Some(chunk.running_time);
+            }
+            let closing = chunk.independent && !r.parts.open.is_empty();
+            if closing {
+                r.close_open_parts(epoch, &self.dir)?;
+            }
+            if let Some(init) = chunk.init {
+                // Named after the segment it starts with: never the name of an earlier session's.
+                let name = format!("init{:05}.mp4", r.open_msn());
+                write_atomic_bytes(&self.dir.join(&r.name).join(&name), &init)?;
+                r.parts.maps.push((name.clone(), init));
+                r.parts.map = Some(name);
+            }
+            let msn = r.open_msn();
+            let index = r.parts.open.len();
+            r.parts.open.push(Part {
+                uri: format!("part{msn:05}.{index}.m4s"),
+                duration: chunk.duration,
+                independent: chunk.independent,
+            });
+            r.parts.bytes.insert((msn, index), chunk.data);
+            let oldest = msn.saturating_sub(KEPT_PART_SEGMENTS);
+            r.parts.bytes = r.parts.bytes.split_off(&(oldest, 0));
+            let event = closing.then(|| r.playlist.render_event(None));
+            event.map(|e| (e, render_master_locked(&inner)))
+        };
+        self.notify();
+        match persist {
+            Some((event, master)) => self.persist(rendition, &event, master.as_deref()),
+            None => Ok(()),
+        }
+    }
+
+    /// Where a low-latency rendition's live edge is (`None` before its first part).
+    pub fn edge_position(&self, rendition: &str) -> Option<EdgePosition> {
+        let inner = self.lock();
+        inner
+            .renditions
+            .iter()
+            .find(|r| r.name == rendition)?
+            .edge_position()
+    }
+
+    /// A low-latency rendition's live playlist (`index.m3u8`), with the parts and the other
+    /// renditions' reports; `skip` makes it a delta update. `None` before its first part.
+    pub fn low_latency_playlist(
+        &self,
+        rendition: &str,
+        skip: bool,
+        query: Option<&str>,
+    ) -> Option<String> {
+        let inner = self.lock();
+        let ll = inner.low_latency.as_ref()?;
+        let r = inner.renditions.iter().find(|r| r.name == rendition)?;
+        r.edge_position()?;
+        let mut edge = r.live_edge(inner.target, ll.part, skip);
+        edge.reports = inner
+            .renditions
+            .iter()
+            .filter(|o| o.name != r.name && !o.dropped)
+            .filter_map(|o| {
+                let p = o.edge_position()?;
+                Some(RenditionReport {
+                    uri: format!("../{}/{LIVE_PLAYLIST}", o.name),
+                    last_msn: p.last_msn,
+                    last_part: p.last_part,
+                })
+            })
+            .collect();
+        Some(r.playlist.render_low_latency(&edge, query))
+    }
+
+    /// Part `index` of segment `msn`, from memory.
+    pub fn part(&self, rendition: &str, msn: u64, index: usize) -> PartLookup {
+        let inner = self.lock();
+        let Some(r) = inner.renditions.iter().find(|r| r.name == rendition) else {
+            return PartLookup::Missing;
+        };
+        if let Some(bytes) = r.parts.bytes.get(&(msn, index)) {
+            return PartLookup::Ready(bytes.clone());
+        }
+        let open = r.open_msn();
+        let next = r.parts.open.len();
+        let soon = !r.playlist.is_ended()
+            && ((msn == open && index <= next + 1) || (msn == open + 1 && index == 0));
+        if soon {
+            PartLookup::Soon
+        } else {
+            PartLookup::Missing
+        }
+    }
+
+    /// An init section (`initN.mp4`) kept in memory.
+    pub fn init_section(&self, rendition: &str, name: &str) -> Option<Bytes> {
+        let inner = self.lock();
+        let r = inner.renditions.iter().find(|r| r.name == rendition)?;
+        r.parts
+            .maps
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
     }
 
     /// The stream is over: every playlist becomes a complete VOD list, on disk too.
     pub fn end(&self) -> io::Result<()> {
         let rendered: Vec<(String, String)> = {
             let mut inner = self.lock();
+            let epoch = inner.epoch;
+            for r in &mut inner.renditions {
+                if let Err(e) = r.close_open_parts(epoch, &self.dir) {
+                    tracing::warn!(rendition = %r.name, error = %e, "writing the last segment");
+                }
+            }
             inner
                 .renditions
                 .iter_mut()
@@ -331,6 +623,7 @@ impl HlsOutput {
                 .collect()
         };
         let master = render_master_locked(&self.lock());
+        self.notify();
         for (name, event) in rendered {
             self.persist(&name, &event, master.as_deref())?;
         }
@@ -422,8 +715,12 @@ fn render_master_locked(inner: &Inner) -> Option<String> {
         .filter(|r| !r.dropped)
         .filter_map(|r| {
             let bandwidth = r.playlist.peak_bandwidth()?;
+            let prefix = inner
+                .low_latency
+                .as_ref()
+                .map_or("", |ll| ll.master_prefix.as_str());
             Some(Variant {
-                uri: format!("{}/{LIVE_PLAYLIST}", r.name),
+                uri: format!("{prefix}{}/{LIVE_PLAYLIST}", r.name),
                 bandwidth,
                 average_bandwidth: r.playlist.average_bandwidth(),
                 resolution: r.info.resolution,
@@ -485,8 +782,14 @@ pub fn read_persisted(hls_dir: &Path, rendition: Option<&str>, file: &str) -> Op
 }
 
 fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
-    let tmp = path.with_extension("m3u8.tmp");
-    std::fs::write(&tmp, text)?;
+    write_atomic_bytes(path, text.as_bytes())
+}
+
+/// Writes to a temporary name and renames, so a reader (or a crash) never sees half a file.
+fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
 

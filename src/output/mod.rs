@@ -1,5 +1,6 @@
 //! Outputs of a live stream's pipeline: HLS playlists and segments, the recording, clips cut from it.
 pub mod clips;
+pub mod cmaf;
 pub mod codecs;
 pub mod daterange;
 pub mod hls;

@@ -8,13 +8,12 @@
 //!
 //! Once [`MediaPlaylist::end`] is called both views render the complete list as VOD with `EXT-X-ENDLIST`.
 //!
-//! Room to grow (not built yet): LL-HLS parts attach to [`Segment`] (a `parts` list, written as
-//! `EXT-X-PART` lines through `m3u8_rs::MediaSegment::unknown_tags`, which m3u8-rs writes before the segment's
-//! `EXTINF`); an init section (`EXT-X-MAP`, version 6) becomes a field mapped onto
-//! `m3u8_rs::MediaSegment::map` in `MediaPlaylist::media_segment`. Playlist-level LL-HLS tags (`EXT-X-SERVER-CONTROL`,
-//! `EXT-X-PART-INF`) and what follows the last closed segment (parts of the open one, `EXT-X-PRELOAD-HINT`) are
-//! dropped or not modelled by m3u8-rs, so they will be spliced into the text in `MediaPlaylist::render`, the one
-//! place that produces media playlist text.
+//! Low-latency HLS (RFC 8216bis): a segment may carry its init section (`EXT-X-MAP`, fMP4) and its parts
+//! (`EXT-X-PART`, written through `m3u8_rs::MediaSegment::unknown_tags`, which m3u8-rs writes before the
+//! segment's `EXTINF`). [`MediaPlaylist::render_low_latency`] adds what m3u8-rs does not model: the
+//! playlist-level tags (`EXT-X-SERVER-CONTROL`, `EXT-X-PART-INF`, `EXT-X-SKIP` of a delta update) spliced into
+//! the header, and the live edge after the last closed segment (the open segment's parts,
+//! `EXT-X-PRELOAD-HINT`, `EXT-X-RENDITION-REPORT`), described by a [`LiveEdge`].
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -29,8 +28,28 @@ pub const DEFAULT_WINDOW: usize = 6;
 /// `EXT-X-VERSION` written today: 3 is the lowest version that allows decimal `EXTINF` durations
 /// (RFC 8216 §7). Nothing else we write needs more: `EXT-X-PROGRAM-DATE-TIME`, `EXT-X-INDEPENDENT-SEGMENTS`,
 /// `EXT-X-DISCONTINUITY-SEQUENCE` and `EXT-X-PLAYLIST-TYPE` carry no version requirement.
-/// An `EXT-X-MAP` (fMP4 / LL-HLS) will need 6; see [`MediaPlaylist::version`].
 const VERSION_DECIMAL_EXTINF: usize = 3;
+/// `EXT-X-MAP` outside I-frame playlists needs 6 (RFC 8216 §7).
+const VERSION_MAP: usize = 6;
+/// `EXT-X-SKIP` (a delta update) needs 9 (RFC 8216bis §7).
+const VERSION_SKIP: usize = 9;
+/// Decimal places of `EXT-X-PART` durations: fine enough that parts add up to their segment's `EXTINF`.
+const PART_DECIMALS: usize = 5;
+/// Parts are listed for segments that end within this many target durations of the live edge
+/// (RFC 8216bis §6.2.2 asks to remove older ones).
+const PART_LISTING_TARGETS: u32 = 3;
+/// Playlist-level tags m3u8-rs writes before the first segment.
+const HEADER_TAGS: [&str; 9] = [
+    "#EXTM3U",
+    "#EXT-X-VERSION:",
+    "#EXT-X-TARGETDURATION:",
+    "#EXT-X-MEDIA-SEQUENCE:",
+    "#EXT-X-DISCONTINUITY-SEQUENCE:",
+    "#EXT-X-PLAYLIST-TYPE:",
+    "#EXT-X-INDEPENDENT-SEGMENTS",
+    "#EXT-X-START:",
+    "#EXT-X-I-FRAMES-ONLY",
+];
 
 /// Decimal places of `EXTINF` (milliseconds).
 const EXTINF_DECIMALS: usize = 3;
@@ -52,8 +71,7 @@ pub enum Error {
 
 /// A closed media segment.
 ///
-/// Build it with [`Segment::new`] and set the other fields, rather than with a struct literal: LL-HLS will
-/// add fields here (a list of parts, an optional init section, markers) and `new` keeps callers compiling.
+/// Build it with [`Segment::new`] and set the other fields, rather than with a struct literal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
     /// File name relative to the playlist, e.g. `seg00012.ts`.
@@ -65,6 +83,45 @@ pub struct Segment {
     pub discontinuity: bool,
     /// Size on disk; 0 when unknown (e.g. after [`MediaPlaylist::parse_event`]).
     pub bytes: u64,
+    /// Its init section (fMP4): `EXT-X-MAP` is written wherever it changes.
+    pub map: Option<String>,
+    /// Its parts (low-latency HLS), listed while the segment is near the live edge.
+    pub parts: Vec<Part>,
+}
+
+/// A partial segment (`EXT-X-PART`, RFC 8216bis §4.4.4.9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub uri: String,
+    pub duration: Duration,
+    /// Starts with a keyframe (`INDEPENDENT=YES`).
+    pub independent: bool,
+}
+
+/// Another rendition's live edge (`EXT-X-RENDITION-REPORT`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionReport {
+    /// Relative to the playlist that carries the report, e.g. `../720p/index.m3u8`.
+    pub uri: String,
+    pub last_msn: u64,
+    pub last_part: u64,
+}
+
+/// What a low-latency live playlist shows besides its closed segments.
+#[derive(Debug, Clone, Default)]
+pub struct LiveEdge {
+    pub part_target: Duration,
+    /// Parts of the segment being written, after the last closed segment.
+    pub open: Vec<Part>,
+    /// The open segment is the first of a new publish.
+    pub open_discontinuity: bool,
+    /// The open segment's init section.
+    pub open_map: Option<String>,
+    /// The part expected next (`EXT-X-PRELOAD-HINT`).
+    pub hint: Option<String>,
+    pub reports: Vec<RenditionReport>,
+    /// `_HLS_skip=YES`: replace the segments older than `CAN-SKIP-UNTIL` with `EXT-X-SKIP`.
+    pub skip: bool,
 }
 
 impl Segment {
@@ -80,6 +137,8 @@ impl Segment {
             program_date_time,
             discontinuity: false,
             bytes: 0,
+            map: None,
+            parts: Vec::new(),
         }
     }
 }
@@ -273,6 +332,12 @@ impl MediaPlaylist {
             previous = Some((program_date_time, duration));
             let mut segment = Segment::new(s.uri, duration, program_date_time);
             segment.discontinuity = s.discontinuity;
+            segment.map = s.map.map(|m| m.uri).or_else(|| {
+                playlist
+                    .segments
+                    .last()
+                    .and_then(|previous: &Segment| previous.map.clone())
+            });
             playlist.target_duration = playlist.target_duration.max(rounded_secs(duration));
             playlist.segments.push(segment);
         }
@@ -331,18 +396,51 @@ impl MediaPlaylist {
         }
     }
 
-    /// `EXT-X-VERSION` needed by what this playlist contains. Becomes 6 once segments can carry an
-    /// `EXT-X-MAP` (RFC 8216 §7).
-    fn version(&self) -> usize {
-        VERSION_DECIMAL_EXTINF
+    /// `EXT-X-VERSION` needed by what `view` contains (RFC 8216 §7, RFC 8216bis §7).
+    fn version(view: &[Segment], skip: bool) -> usize {
+        if skip {
+            VERSION_SKIP
+        } else if view.iter().any(|s| s.map.is_some()) {
+            VERSION_MAP
+        } else {
+            VERSION_DECIMAL_EXTINF
+        }
+    }
+
+    /// A low-latency live playlist (RFC 8216bis): the live window with the parts of its last segments,
+    /// `EXT-X-SERVER-CONTROL` and `EXT-X-PART-INF`, then `edge` (the open segment's parts, the preload hint,
+    /// the other renditions' reports). Once ended, the plain VOD list. `query` goes into every URI,
+    /// including those in attributes.
+    pub fn render_low_latency(&self, edge: &LiveEdge, query: Option<&str>) -> String {
+        if self.ended {
+            return self.render(View::Live, query);
+        }
+        self.render_with(View::Live, query, Some(edge))
+    }
+
+    /// `CAN-SKIP-UNTIL` of a low-latency playlist: the least RFC 8216bis allows, six target durations.
+    pub fn skip_until(&self) -> Duration {
+        Duration::from_secs(self.target_duration.saturating_mul(6))
     }
 
     /// The one place that produces media playlist text.
     fn render(&self, view: View, query: Option<&str>) -> String {
-        let start = match view {
+        self.render_with(view, query, None)
+    }
+
+    fn render_with(&self, view: View, query: Option<&str>, edge: Option<&LiveEdge>) -> String {
+        let mut start = match view {
             View::Live if !self.ended => self.live_start,
             _ => 0,
         };
+        let skipped = match edge {
+            Some(e) if e.skip => self.skippable(start),
+            _ => 0,
+        };
+        let previous_map = start
+            .checked_sub(1)
+            .and_then(|i| self.segments[i].map.clone());
+        start += skipped;
         let playlist_type = match (view, self.ended) {
             (_, true) => Some(m3u8_rs::MediaPlaylistType::Vod),
             (View::Event, false) => Some(m3u8_rs::MediaPlaylistType::Event),
@@ -352,8 +450,31 @@ impl MediaPlaylist {
             .iter()
             .filter(|s| s.discontinuity)
             .count() as u64;
+        let shown = &self.segments[start..];
+        // Parts are listed for the segments that end within a few target durations of the edge.
+        let listed_from = match edge {
+            Some(_) => {
+                let horizon =
+                    Duration::from_secs(self.target_duration).saturating_mul(PART_LISTING_TARGETS);
+                let mut tail = Duration::ZERO;
+                let recent = shown
+                    .iter()
+                    .rev()
+                    .take_while(|s| {
+                        let inside = tail < horizon;
+                        tail = tail.saturating_add(s.duration);
+                        inside
+                    })
+                    .count();
+                shown.len() - recent
+            }
+            None => shown.len(),
+        };
+        // Without skipping, the first segment shown always carries its map; with skipping, the
+        // client has it from the full playlist it loaded before.
+        let mut map = if skipped > 0 { previous_map } else { None };
         let playlist = m3u8_rs::MediaPlaylist {
-            version: Some(self.version()),
+            version: Some(Self::version(shown, skipped > 0)),
             independent_segments: true,
             target_duration: self.target_duration,
             media_sequence: self.first_sequence.saturating_add(start as u64),
@@ -362,12 +483,25 @@ impl MediaPlaylist {
                 .saturating_add(removed_discontinuities),
             playlist_type,
             end_list: self.ended,
-            segments: self.segments[start..]
+            segments: shown
                 .iter()
-                .zip(self.marker_tags(&self.segments[start..]))
-                .map(|(s, markers)| {
+                .zip(self.marker_tags(shown))
+                .enumerate()
+                .map(|(i, (s, markers))| {
                     let mut segment = Self::media_segment(s, query);
+                    if s.map != map {
+                        map.clone_from(&s.map);
+                        segment.map = s.map.as_ref().map(|uri| m3u8_rs::Map {
+                            uri: with_query(uri, query),
+                            ..Default::default()
+                        });
+                    }
                     segment.unknown_tags = markers;
+                    if i >= listed_from {
+                        segment
+                            .unknown_tags
+                            .extend(s.parts.iter().map(|p| part_tag(p, query)));
+                    }
                     segment
                 })
                 .collect(),
@@ -381,7 +515,97 @@ impl MediaPlaylist {
         playlist
             .write_to(&mut out)
             .expect("writing a playlist into a Vec cannot fail");
-        String::from_utf8_lossy(&out).into_owned()
+        let text = String::from_utf8_lossy(&out).into_owned();
+        match edge {
+            Some(edge) => self.splice_live_edge(&text, edge, skipped, map.as_deref(), query),
+            None => text,
+        }
+    }
+
+    /// Segments from `start` that a delta update may skip: those that end more than `CAN-SKIP-UNTIL`
+    /// before the end of the playlist.
+    fn skippable(&self, start: usize) -> usize {
+        let shown = &self.segments[start..];
+        let total = shown
+            .iter()
+            .fold(Duration::ZERO, |sum, s| sum.saturating_add(s.duration));
+        let mut elapsed = Duration::ZERO;
+        shown
+            .iter()
+            .take_while(|s| {
+                elapsed = elapsed.saturating_add(s.duration);
+                total.saturating_sub(elapsed) > self.skip_until()
+            })
+            .count()
+    }
+
+    /// Adds the low-latency lines m3u8-rs does not model to a rendered live playlist: the server
+    /// control and part information after the header (and the skip of a delta update), and the
+    /// live edge after the last segment. `map` is the init section in effect after the last segment.
+    fn splice_live_edge(
+        &self,
+        text: &str,
+        edge: &LiveEdge,
+        skipped: usize,
+        map: Option<&str>,
+        query: Option<&str>,
+    ) -> String {
+        let part_target = edge.part_target.as_secs_f64();
+        let target = self.target_duration as f64;
+        let mut header = vec![
+            format!(
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.1},PART-HOLD-BACK={:.3},HOLD-BACK={:.1}",
+                self.skip_until().as_secs_f64(),
+                3.0 * part_target,
+                3.0 * target,
+            ),
+            format!("#EXT-X-PART-INF:PART-TARGET={part_target:.3}"),
+        ];
+        if skipped > 0 {
+            header.push(format!("#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}"));
+        }
+        let mut out = String::with_capacity(text.len() + 512);
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next_if(|l| HEADER_TAGS.iter().any(|t| l.starts_with(t))) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        for line in header.iter().map(String::as_str).chain(lines) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if !edge.open.is_empty() {
+            if edge.open_discontinuity {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if let Some(open_map) = edge.open_map.as_deref().filter(|m| Some(*m) != map) {
+                out.push_str(&format!(
+                    "#EXT-X-MAP:URI=\"{}\"\n",
+                    with_query(open_map, query)
+                ));
+            }
+            for part in &edge.open {
+                let tag = part_tag(part, query);
+                out.push_str(&format!(
+                    "#EXT-{}:{}\n",
+                    tag.tag,
+                    tag.rest.unwrap_or_default()
+                ));
+            }
+        }
+        if let Some(hint) = &edge.hint {
+            out.push_str(&format!(
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"\n",
+                with_query(hint, query)
+            ));
+        }
+        for r in &edge.reports {
+            out.push_str(&format!(
+                "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}\n",
+                r.uri, r.last_msn, r.last_part
+            ));
+        }
+        out
     }
 
     /// The DATERANGE tags to write before each of `view`'s segments: a marker goes before the
@@ -409,7 +633,7 @@ impl MediaPlaylist {
         tags
     }
 
-    /// One segment's lines. Parts and an init map will be mapped here.
+    /// One segment's lines, without its map and parts (see `render_with`).
     fn media_segment(seg: &Segment, query: Option<&str>) -> m3u8_rs::MediaSegment {
         m3u8_rs::MediaSegment {
             uri: with_query(&seg.uri, query),
@@ -523,6 +747,24 @@ fn with_query(uri: &str, query: Option<&str>) -> String {
         }
     }
     out
+}
+
+/// `EXT-X-PART` of `part`, as an m3u8-rs tag.
+fn part_tag(part: &Part, query: Option<&str>) -> m3u8_rs::ExtTag {
+    let independent = if part.independent {
+        ",INDEPENDENT=YES"
+    } else {
+        ""
+    };
+    m3u8_rs::ExtTag {
+        tag: "X-PART".into(),
+        rest: Some(format!(
+            "DURATION={:.*},URI=\"{}\"{independent}",
+            PART_DECIMALS,
+            part.duration.as_secs_f64(),
+            with_query(&part.uri, query)
+        )),
+    }
 }
 
 #[cfg(test)]

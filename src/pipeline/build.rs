@@ -25,6 +25,10 @@ const DECODE_QUEUE_NS: u64 = 2_000_000_000;
 /// Raw frames waiting for one rung's scaler and encoder before that rung drops frames (leaky),
 /// which is also how overload is detected.
 const RUNG_QUEUE_FRAMES: u32 = 15;
+/// How late a CMAF muxer lets a track be before it gives up waiting and cuts a chunk with what it
+/// has (the aggregator's live timeout). Ingest over the network arrives in bursts; cutting at every
+/// late burst made parts of uneven length. Data on time is muxed at once, whatever this is.
+const CMAF_LATENCY_NS: u64 = 1_000_000_000;
 /// A poster every this many seconds.
 const THUMBNAIL_EVERY_S: u32 = 5;
 const THUMBNAIL_QUALITY: u32 = 85;
@@ -60,6 +64,21 @@ fn segmenter(spec: &PipelineSpec, rendition: &str) -> String {
     )
 }
 
+/// A rendition's CMAF muxer for low-latency HLS: fragments of a segment, chunks of a part, each
+/// chunk handed to the application by an appsink (`output::cmaf`). Keyframes come from the
+/// publisher or the rung's encoder (forced on the segment grid): the muxer never asks for any.
+fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: std::time::Duration) -> String {
+    format!(
+        "isofmp4mux name=cmaf-{rendition} fragment-duration={seg} chunk-duration={part} send-force-keyunit=false \
+         latency={CMAF_LATENCY_NS} ! \
+         appsink name=ll-{rendition} sync=false async=false buffer-list=true enable-last-sample=false",
+        // A fragment ends at the first keyframe this far in (publisher timestamps jitter by a
+        // millisecond or so: do not miss a keyframe by that), as `cut_segments` does.
+        seg = spec.segment.as_nanos() * 95 / 100,
+        part = part.as_nanos(),
+    )
+}
+
 /// The gst-launch description of a live stream's pipeline.
 ///
 /// - `source` rendition: the publisher's H.264 and AAC, no re-encode, into MPEG-TS segments cut on
@@ -68,6 +87,8 @@ fn segmenter(spec: &PipelineSpec, rendition: &str) -> String {
 /// - Rungs: one decode, then per rung a leaky queue, frame-rate cap, scaler and x264 into its own
 ///   segments; audio copied into every rung. Keyframes are forced on the segment grid (see
 ///   `build`), so segment N of every rendition covers the same media time.
+/// - Low latency (`spec.part`): every rendition also goes into a CMAF muxer (`cmaf_muxer`), after
+///   its own parser.
 /// - Poster: a JPEG every few seconds from the decoded frames.
 /// - RTSP out: the publisher's H.264/AAC through a leaky queue into an appsink per track, which
 ///   `output::rtsp` forwards to the RTSP media of the stream's viewers (dropped when there are none).
@@ -103,6 +124,21 @@ pub fn describe(spec: &PipelineSpec) -> String {
                 "tee-audio. ! {} ! aacparse name=parse-hls-audio ! mux-{SOURCE_RENDITION}.sink_%d",
                 queue("queue-hls-audio")
             ));
+        }
+        if let Some(part) = spec.part {
+            parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
+            if video {
+                parts.push(format!(
+                    "tee-video. ! {} ! h264parse name=parse-ll-video ! cmaf-{SOURCE_RENDITION}.sink_%u",
+                    queue("queue-ll-video")
+                ));
+            }
+            if audio {
+                parts.push(format!(
+                    "tee-audio. ! {} ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u",
+                    queue("queue-ll-audio")
+                ));
+            }
         }
     }
     parts.push(format!(
@@ -169,23 +205,53 @@ pub fn describe(spec: &PipelineSpec) -> String {
              {rate_after}valve name=valve-{r} drop-mode=forward-sticky-events ! \
              x264enc name=enc-{r} {x264} bitrate={kbps} key-int-max={gop} option-string=scenecut=0 ! \
              capsfilter name=profile-{r} caps=\"video/x-h264,profile={profile}\" ! \
-             h264parse name=parse-{r} config-interval=-1 ! mux-{r}.sink_%d",
+             h264parse name=parse-{r} config-interval=-1 ! {to_mux}",
             w = rung.width,
             h = rung.height,
             x264 = rung.x264.encoder_properties(),
             kbps = rung.video_bitrate_kbps,
             gop = 2 * keyframe_interval_frames(rung.fps, spec.segment),
             profile = rung.x264.profile.caps_value(),
+            to_mux = match spec.part {
+                None => format!("mux-{r}.sink_%d"),
+                Some(_) => format!("tee name=tee-{r}"),
+            },
         ));
+        if let Some(part) = spec.part {
+            parts.push(cmaf_muxer(spec, r, part));
+            parts.push(format!(
+                "tee-{r}. ! {} ! mux-{r}.sink_%d",
+                queue(&format!("queue-ts-{r}"))
+            ));
+            parts.push(format!(
+                "tee-{r}. ! {} ! h264parse name=parse-ll-{r} ! cmaf-{r}.sink_%u",
+                queue(&format!("queue-ll-{r}"))
+            ));
+        }
         if audio {
             // Leaky: a rung whose video lags holds its audio in the muxer; a full queue here must
             // drop that rung's audio, not block the tee feeding the source rendition and the
             // recording.
-            parts.push(format!(
-                "tee-audio. ! {} ! valve name=valve-{r}-audio drop-mode=forward-sticky-events ! \
-                 aacparse name=parse-{r}-audio ! mux-{r}.sink_%d",
+            let valve = format!(
+                "tee-audio. ! {} ! valve name=valve-{r}-audio drop-mode=forward-sticky-events",
                 leaky_queue(&format!("queue-{r}-audio"))
-            ));
+            );
+            match spec.part {
+                None => parts.push(format!(
+                    "{valve} ! aacparse name=parse-{r}-audio ! mux-{r}.sink_%d"
+                )),
+                Some(_) => {
+                    parts.push(format!("{valve} ! tee name=tee-{r}-audio"));
+                    parts.push(format!(
+                        "tee-{r}-audio. ! {} ! aacparse name=parse-{r}-audio ! mux-{r}.sink_%d",
+                        queue(&format!("queue-ts-{r}-audio"))
+                    ));
+                    parts.push(format!(
+                        "tee-{r}-audio. ! {} ! aacparse name=parse-ll-{r}-audio ! cmaf-{r}.sink_%u",
+                        queue(&format!("queue-ll-{r}-audio"))
+                    ));
+                }
+            }
         }
     }
     if let (true, Some((w, h))) = (video, spec.thumbnail) {
@@ -218,7 +284,13 @@ pub struct Built {
     pub audio: Option<gst_app::AppSrc>,
     pub overruns: Overruns,
     pub resumes: Resumes,
+    /// Low-latency renditions: name, the appsink of its CMAF muxer, and where its comebacks show.
+    pub low_latency: Vec<(String, gst_app::AppSink, Comeback)>,
 }
+
+/// The running time and wall-clock instant of a publisher's comeback, set when its first keyframe
+/// reaches a rendition's CMAF muxer; the chunk that starts there begins a discontinuity.
+pub type Comeback = Arc<Mutex<Option<(gst::ClockTime, chrono::DateTime<chrono::Utc>)>>>;
 
 /// Caps for the video appsrc from the publisher's avcC.
 pub fn video_caps(avcc: &[u8]) -> gst::Caps {
@@ -245,9 +317,14 @@ pub fn audio_caps(asc: &[u8]) -> gst::Caps {
 
 pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
     for rendition in spec.renditions() {
-        let dir = spec.paths.rendition_dir(&rendition);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::Gst(format!("creating {}: {e}", dir.display())))?;
+        let mut dirs = vec![spec.paths.rendition_dir(&rendition)];
+        if spec.part.is_some() {
+            dirs.push(spec.paths.low_latency_dir().join(&rendition));
+        }
+        for dir in dirs {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::Gst(format!("creating {}: {e}", dir.display())))?;
+        }
     }
     let pipeline = gst::parse::launch(&describe(spec))?
         .downcast::<gst::Pipeline>()
@@ -302,6 +379,36 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         )?;
         drop_encoder_cuts(&pipeline, &format!("enc-{}", rung.name))?;
     }
+    let mut low_latency = Vec::new();
+    if spec.part.is_some() {
+        let mut parsers = Vec::new();
+        if spec.source {
+            let track = if spec.tracks.has_video() {
+                "video"
+            } else {
+                "audio"
+            };
+            parsers.push((SOURCE_RENDITION.to_string(), format!("parse-ll-{track}")));
+        }
+        for rung in spec.rungs.iter().filter(|_| spec.tracks.has_video()) {
+            parsers.push((rung.name.clone(), format!("parse-ll-{}", rung.name)));
+        }
+        for (rendition, parser) in parsers {
+            let comeback = Comeback::default();
+            split_on_comeback(
+                &pipeline,
+                &parser,
+                &rendition,
+                resumes.clone(),
+                comeback.clone(),
+            )?;
+            let sink = pipeline
+                .by_name(&format!("ll-{rendition}"))
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                .ok_or_else(|| Error::Gst(format!("no appsink ll-{rendition}")))?;
+            low_latency.push((rendition, sink, comeback));
+        }
+    }
     if spec.tracks.has_video() {
         keep_recording_caps(&pipeline)?;
     }
@@ -329,6 +436,7 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         audio,
         overruns,
         resumes,
+        low_latency,
     })
 }
 
@@ -526,6 +634,43 @@ fn cut_segments(
     Ok(())
 }
 
+/// Makes a rendition's CMAF muxer start a fragment at a comeback's first keyframe (the
+/// force-key-unit events of `cut_segments` do not reach it), and notes where that is.
+fn split_on_comeback(
+    pipeline: &gst::Pipeline,
+    parser: &str,
+    rendition: &str,
+    resumes: Resumes,
+    comeback: Comeback,
+) -> Result<(), Error> {
+    let pad = pipeline
+        .by_name(parser)
+        .and_then(|p| p.static_pad("src"))
+        .ok_or_else(|| Error::Gst(format!("no {parser} src pad")))?;
+    let muxer = pipeline
+        .by_name(&format!("cmaf-{rendition}"))
+        .ok_or_else(|| Error::Gst(format!("no cmaf-{rendition}")))?;
+    let seen = AtomicU32::new(0);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let resumed = resumes.load(Ordering::Acquire);
+        if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)
+            || seen.load(Ordering::Relaxed) == resumed
+        {
+            return gst::PadProbeReturn::Ok;
+        }
+        seen.store(resumed, Ordering::Relaxed);
+        if let Some(rt) = buffer.pts().and_then(|pts| running_time(pad, pts)) {
+            *comeback.lock().unwrap_or_else(|p| p.into_inner()) = Some((rt, chrono::Utc::now()));
+            muxer.emit_by_name::<()>("split-at-running-time", &[&rt.nseconds()]);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
 /// Tells the bus task about a rendition's segment boundary (an element message from `pad`'s element).
 fn post(pad: &gst::Pad, name: &str, rendition: &str, running_time: gst::ClockTime) {
     let structure = gst::Structure::builder(name)
@@ -634,6 +779,7 @@ mod tests {
     #[test]
     fn every_description_parses_into_a_pipeline() {
         gst::init().unwrap();
+        super::super::register_plugins().unwrap();
         for preset in LadderSpec::builtin_names() {
             for (v, a) in [(true, true), (true, false), (false, true)] {
                 let desc = describe(&spec_1080p30(preset, v, a));

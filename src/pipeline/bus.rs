@@ -72,7 +72,9 @@ pub async fn watch(
                         };
                         if described.insert(rendition.clone()) {
                             let info = rendition_info(&pipeline, &rendition, &config);
-                            stream.hls.set_info(&rendition, info);
+                            for out in stream.outputs() {
+                                out.set_info(&rendition, info.clone());
+                            }
                         }
                         let Ok(location) = s.get::<String>("filename") else {
                             continue;

@@ -66,11 +66,23 @@ pub const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("jpegenc", "gstreamer1.0-plugins-good"),
     ("rtph264pay", "gstreamer1.0-plugins-good"),
     ("rtpmp4gpay", "gstreamer1.0-plugins-good"),
+    ("isofmp4mux", "built in (gst-plugin-fmp4)"),
 ];
+
+/// Registers the GStreamer plugins built into livefront (the CMAF muxers of gst-plugin-fmp4),
+/// once per process; GStreamer must be initialised.
+pub fn register_plugins() -> Result<(), Error> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| gstfmp4::plugin_register_static().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Error::Gst)
+}
 
 /// Initialises GStreamer and checks that every element livefront needs exists.
 pub fn init() -> Result<(), Error> {
     gstreamer::init()?;
+    register_plugins()?;
     for (factory, apt_package) in REQUIRED_ELEMENTS {
         if gstreamer::ElementFactory::find(factory).is_none() {
             return Err(Error::MissingElement {

@@ -62,7 +62,9 @@ pub async fn watch(stream: Arc<LiveStream>, pipeline: gst::Pipeline, watched: Ve
             continue;
         };
         stop_rung(&pipeline, victim);
-        stream.hls.drop_rendition(victim);
+        for out in stream.outputs() {
+            out.drop_rendition(victim);
+        }
         let warning = format!(
             "rung {victim} dropped: CPU overloaded ({} lagging)",
             lagging.join(", ")

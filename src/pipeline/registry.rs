@@ -13,13 +13,14 @@ use super::bus::{self, TrackConfig};
 use super::clips;
 use super::ladder::LadderSpec;
 use super::overload::{self, Watched};
-use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
+use super::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use super::stream::{self, LiveStream, Running, Start, Starter};
 use crate::config::Config;
 use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers, stream_key};
 use crate::live::{LiveEvent, LiveHub, StreamStatus};
 use crate::notifications::Notifier;
-use crate::output::hls::{self, HlsOutput};
+use crate::output::cmaf;
+use crate::output::hls::{self, HlsOutput, LowLatency};
 use crate::output::recording;
 use crate::output::rtsp::RtspOut;
 use crate::shop::promos::Phase;
@@ -248,8 +249,10 @@ impl StreamRegistry {
             tracing::warn!(stream = %id, "recovering a stream left live by an unclean stop");
             let paths = self.paths(&id);
             let (window, target) = (self.inner.config.hls.window, self.inner.config.hls.segment);
-            if let Err(e) = hls::close_persisted(&paths.hls_dir(), window, target) {
-                tracing::error!(stream = %id, error = %e, "could not close the playlists");
+            for dir in [paths.hls_dir(), paths.low_latency_dir()] {
+                if let Err(e) = hls::close_persisted(&dir, window, target) {
+                    tracing::error!(stream = %id, error = %e, "could not close the playlists");
+                }
             }
             self.finalize_recording(&id, &paths).await;
             if store.source(&id).await?.is_some() {
@@ -336,8 +339,10 @@ impl StreamRegistry {
                 if let Some(rtsp) = self.inner.rtsp.get() {
                     rtsp.unpublish(&stream.id);
                 }
-                if let Err(e) = stream.hls.end() {
-                    tracing::error!(error = %e, "could not write the VOD playlists");
+                for out in stream.outputs() {
+                    if let Err(e) = out.end() {
+                        tracing::error!(error = %e, "could not write the VOD playlists");
+                    }
                 }
                 self.finalize_recording(&stream.id, &stream.paths).await;
                 self.inner
@@ -393,23 +398,35 @@ impl StreamRegistry {
         else {
             return Ok(());
         };
-        let spec = PipelineSpec::new(
+        let mut spec = PipelineSpec::new(
             &stream.ladder,
             tracks.clone(),
             stream.paths.clone(),
             self.inner.config.hls.segment,
             stream.hls.next_segment_index(SOURCE_RENDITION),
         );
-        stream.hls.add_renditions(&spec.renditions());
-        stream.hls.set_epoch(epoch);
+        spec.part = stream
+            .ll
+            .as_ref()
+            .and(self.inner.config.hls.low_latency_part());
+        for out in stream.outputs() {
+            out.add_renditions(&spec.renditions());
+            out.set_epoch(epoch);
+        }
         let (eos_tx, eos_rx) = oneshot::channel();
-        let (running, bus, overruns) = Running::start(&spec, base_ms, eos_rx).map_err(|e| {
-            self.inner
-                .counters
-                .pipeline_failures
-                .fetch_add(1, Ordering::Relaxed);
-            ingest::Error::Pipeline(e.to_string())
-        })?;
+        let (running, bus, overruns, low_latency) = Running::start(&spec, base_ms, eos_rx)
+            .map_err(|e| {
+                self.inner
+                    .counters
+                    .pipeline_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                ingest::Error::Pipeline(e.to_string())
+            })?;
+        if let Some(ll) = &stream.ll {
+            for (rendition, sink, comeback) in low_latency {
+                cmaf::attach(&sink, rendition, ll.clone(), comeback);
+            }
+        }
         let pipeline = running.pipeline_handle();
         stream.set_running(running);
         if let Some(rtsp) = self.inner.rtsp.get()
@@ -570,15 +587,30 @@ impl Publishers for StreamRegistry {
                 });
             }
             let hls = HlsOutput::new(paths.hls_dir(), config.hls.window, config.hls.segment);
+            let ll = config.hls.low_latency_part().map(|part| {
+                HlsOutput::low_latency(
+                    paths.low_latency_dir(),
+                    config.hls.window,
+                    config.hls.segment,
+                    LowLatency {
+                        part,
+                        master_prefix: format!("{LOW_LATENCY_DIR}/"),
+                    },
+                )
+            });
             if stream.started_at.is_some() {
                 // A stream that was live before and goes on (a pulled camera after a restart).
                 keep_previous_session(&hls, &paths);
+                if let Some(ll) = &ll {
+                    restore_playlists(ll);
+                }
             }
             let live = Arc::new(LiveStream::new(
                 &stream,
                 proto,
                 paths,
                 hls,
+                ll,
                 ladder,
                 config.hls.segment,
             ));
@@ -607,7 +639,7 @@ impl Publishers for StreamRegistry {
 /// A new session of a stream that had one (a pulled camera resumed after a server restart) must
 /// not overwrite it: the playlists continue (numbering goes on, a discontinuity marks the new
 /// session) and the finished recording is kept as `recording-partN.mp4` beside the new one.
-fn keep_previous_session(hls: &HlsOutput, paths: &StreamPaths) {
+fn restore_playlists(hls: &HlsOutput) {
     match hls.restore() {
         Ok(n) if n > 0 => tracing::info!(
             renditions = n,
@@ -616,6 +648,10 @@ fn keep_previous_session(hls: &HlsOutput, paths: &StreamPaths) {
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not read the previous session's playlists"),
     }
+}
+
+fn keep_previous_session(hls: &HlsOutput, paths: &StreamPaths) {
+    restore_playlists(hls);
     let recording = paths.recording();
     if recording.exists() {
         let part = (1..)

@@ -26,6 +26,9 @@ impl Tracks {
     }
 }
 
+/// Directory (and URL path) of the low-latency renditions under a stream's HLS directory.
+pub const LOW_LATENCY_DIR: &str = "ll";
+
 /// Where a stream's files live: `data/streams/{id}/…`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamPaths {
@@ -43,6 +46,11 @@ impl StreamPaths {
     pub fn hls_dir(&self) -> PathBuf {
         self.dir.join("hls")
     }
+    /// Where the low-latency (CMAF) renditions are, beside the MPEG-TS ones.
+    pub fn low_latency_dir(&self) -> PathBuf {
+        self.hls_dir().join(LOW_LATENCY_DIR)
+    }
+
     pub fn rendition_dir(&self, rendition: &str) -> PathBuf {
         self.hls_dir().join(rendition)
     }
@@ -82,6 +90,8 @@ pub struct PipelineSpec {
     pub rungs: Vec<PlannedRung>,
     /// Size of the JPEG poster, when there is video.
     pub thumbnail: Option<(u32, u32)>,
+    /// Low-latency HLS part duration: every rendition is also muxed into CMAF chunks this long.
+    pub part: Option<Duration>,
 }
 
 impl PipelineSpec {
@@ -107,6 +117,7 @@ impl PipelineSpec {
             // Without rungs (audio only, or nothing below the source) the source is what there is.
             source: ladder.source || rungs.is_empty(),
             thumbnail: format.map(|f| thumbnail_size(f.width, f.height)),
+            part: None,
             rungs,
             tracks,
             paths,

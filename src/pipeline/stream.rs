@@ -1,5 +1,6 @@
 //! One live stream: its immutable spec, the outputs readers look at, and `Option<Running>` — the
 //! GStreamer pipeline that exists only between the first usable frame and the stop.
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -41,7 +42,10 @@ pub struct LiveStream {
     proto: Mutex<Proto>,
     publisher: tokio::sync::watch::Sender<Publisher>,
     pub paths: StreamPaths,
+    /// MPEG-TS renditions.
     pub hls: HlsOutput,
+    /// Low-latency (CMAF) renditions, when on.
+    pub ll: Option<Arc<HlsOutput>>,
     pub ladder: LadderSpec,
     mode: Mutex<Mode>,
     health: Mutex<IngestHealth>,
@@ -70,6 +74,9 @@ enum Publisher {
     Gone,
 }
 
+/// The appsinks of the low-latency renditions' CMAF muxers (see `build::Built`).
+pub type LowLatencySinks = Vec<(String, gst_app::AppSink, build::Comeback)>;
+
 /// The pipeline of a stream while it runs.
 pub struct Running {
     pipeline: gst::Pipeline,
@@ -93,6 +100,7 @@ impl LiveStream {
         proto: Proto,
         paths: StreamPaths,
         hls: HlsOutput,
+        ll: Option<HlsOutput>,
         ladder: LadderSpec,
         segment: Duration,
     ) -> Self {
@@ -103,6 +111,7 @@ impl LiveStream {
             publisher: tokio::sync::watch::Sender::new(Publisher::Connected(0)),
             paths,
             hls,
+            ll: ll.map(Arc::new),
             ladder,
             mode: Mutex::new(stream.mode),
             health: Mutex::new(IngestHealth::new(segment)),
@@ -114,6 +123,12 @@ impl LiveStream {
             taken_down: std::sync::atomic::AtomicBool::new(false),
             focus: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Its HLS outputs: MPEG-TS, then low-latency CMAF when on. What happens to the stream
+    /// (renditions, markers, the end) happens to both.
+    pub fn outputs(&self) -> impl Iterator<Item = &HlsOutput> {
+        std::iter::once(&self.hls).chain(self.ll.as_deref())
     }
 
     /// The mode viewers get; a stream that was taken down is practice.
@@ -283,7 +298,7 @@ impl Running {
         spec: &PipelineSpec,
         origin_ms: u64,
         eos: oneshot::Receiver<Result<(), String>>,
-    ) -> Result<(Running, gst::Bus, build::Overruns), super::Error> {
+    ) -> Result<(Running, gst::Bus, build::Overruns, LowLatencySinks), super::Error> {
         let built = build::build(spec)?;
         let bus = built
             .pipeline
@@ -302,7 +317,7 @@ impl Running {
             resumes: built.resumes,
             eos,
         };
-        Ok((running, bus, built.overruns))
+        Ok((running, bus, built.overruns, built.low_latency))
     }
 
     pub fn pipeline_handle(&self) -> gst::Pipeline {

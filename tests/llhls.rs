@@ -1,0 +1,420 @@
+//! Low-latency HLS (RFC 8216bis) end to end with real publishers and players: CMAF parts,
+//! blocking playlist reload, preload hints, rendition reports, delta updates, the MPEG-TS
+//! fallback, practice access, and a publisher's comeback.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use common::*;
+
+/// A low-latency media playlist, read line by line (m3u8-rs has no LL-HLS types).
+#[derive(Debug, Default)]
+struct LlPlaylist {
+    version: u64,
+    media_sequence: u64,
+    part_target: f64,
+    part_hold_back: f64,
+    can_block: bool,
+    skipped: u64,
+    segments: Vec<LlSegment>,
+    /// Parts after the last closed segment.
+    open: Vec<LlPart>,
+    open_discontinuity: bool,
+    hint: Option<String>,
+    /// (uri, last msn, last part)
+    reports: Vec<(String, u64, u64)>,
+    maps: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct LlSegment {
+    msn: u64,
+    duration: f64,
+    uri: String,
+    discontinuity: bool,
+    parts: Vec<LlPart>,
+}
+
+#[derive(Debug, Clone)]
+struct LlPart {
+    duration: f64,
+    uri: String,
+    independent: bool,
+}
+
+/// `KEY=VALUE,KEY="VALUE"` → value of `key`.
+fn attr<'a>(list: &'a str, key: &str) -> Option<&'a str> {
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (k, after) = rest.split_once('=')?;
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            (&quoted[..end], quoted[end + 1..].trim_start_matches(','))
+        } else {
+            match after.split_once(',') {
+                Some((v, n)) => (v, n),
+                None => (after, ""),
+            }
+        };
+        if k == key {
+            return Some(value);
+        }
+        rest = next;
+    }
+    None
+}
+
+fn parse_ll(text: &str) -> Result<LlPlaylist> {
+    ensure!(text.starts_with("#EXTM3U"), "not a playlist: {text}");
+    let mut pl = LlPlaylist::default();
+    let mut pending = LlSegment::default();
+    let mut duration = None;
+    for line in text.lines() {
+        let (tag, value) = line.split_once(':').unwrap_or((line, ""));
+        match tag {
+            "#EXT-X-VERSION" => pl.version = value.parse()?,
+            "#EXT-X-MEDIA-SEQUENCE" => pl.media_sequence = value.parse()?,
+            "#EXT-X-PART-INF" => {
+                pl.part_target = attr(value, "PART-TARGET")
+                    .context(line.to_string())?
+                    .parse()?
+            }
+            "#EXT-X-SERVER-CONTROL" => {
+                pl.can_block = attr(value, "CAN-BLOCK-RELOAD") == Some("YES");
+                pl.part_hold_back = attr(value, "PART-HOLD-BACK")
+                    .context(line.to_string())?
+                    .parse()?;
+            }
+            "#EXT-X-SKIP" => {
+                pl.skipped = attr(value, "SKIPPED-SEGMENTS")
+                    .context(line.to_string())?
+                    .parse()?
+            }
+            "#EXT-X-MAP" => pl
+                .maps
+                .push(attr(value, "URI").context(line.to_string())?.to_string()),
+            "#EXT-X-DISCONTINUITY" => pending.discontinuity = true,
+            "#EXT-X-PART" => pending.parts.push(LlPart {
+                duration: attr(value, "DURATION").context(line.to_string())?.parse()?,
+                uri: attr(value, "URI").context(line.to_string())?.to_string(),
+                independent: attr(value, "INDEPENDENT") == Some("YES"),
+            }),
+            "#EXTINF" => duration = Some(value.trim_end_matches(',').parse::<f64>()?),
+            "#EXT-X-PRELOAD-HINT" => pl.hint = attr(value, "URI").map(str::to_string),
+            "#EXT-X-RENDITION-REPORT" => pl.reports.push((
+                attr(value, "URI").context(line.to_string())?.to_string(),
+                attr(value, "LAST-MSN").context(line.to_string())?.parse()?,
+                attr(value, "LAST-PART")
+                    .context(line.to_string())?
+                    .parse()?,
+            )),
+            _ if !line.starts_with('#') && !line.is_empty() => {
+                let mut seg = std::mem::take(&mut pending);
+                seg.msn = pl.media_sequence + pl.skipped + pl.segments.len() as u64;
+                seg.duration = duration.take().context("EXTINF before the URI")?;
+                seg.uri = line.to_string();
+                pl.segments.push(seg);
+            }
+            _ => {}
+        }
+    }
+    pl.open = pending.parts;
+    pl.open_discontinuity = pending.discontinuity;
+    Ok(pl)
+}
+
+impl LlPlaylist {
+    /// (msn, part index) of the newest part.
+    fn edge(&self) -> (u64, u64) {
+        let open_msn = self.media_sequence + self.skipped + self.segments.len() as u64;
+        match self.open.len() {
+            0 => {
+                let last = self.segments.last().expect("a segment");
+                (last.msn, last.parts.len().saturating_sub(1) as u64)
+            }
+            n => (open_msn, n as u64 - 1),
+        }
+    }
+
+    /// Whether part `p` of segment `m` (or anything later) is listed.
+    fn lists(&self, m: u64, p: u64) -> bool {
+        let (em, ep) = self.edge();
+        em > m || (em == m && ep >= p)
+    }
+}
+
+async fn ll_playlist(
+    api: &Api,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String, Duration)> {
+    let started = Instant::now();
+    let (status, text) = api.get_text(path, token).await?;
+    Ok((status, text, started.elapsed()))
+}
+
+/// Every rendition of a small ladder as CMAF with parts: parts add up to their segment, each
+/// segment starts with an independent part, the other renditions are reported, a blocking reload
+/// waits for the part it names, the hinted part blocks until complete, requests too far ahead get
+/// 400, delta updates skip, and ffprobe reads the same master as plain HLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rendition_is_served_as_low_latency_hls() -> Result<()> {
+    let mut server = small_ladder_server().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    let publisher = Publish {
+        size: "480x360",
+        ..Publish::small(24.0)
+    }
+    .spawn(&server.publish_url(&stream))?;
+    let tok = Some(token.as_str());
+
+    // The master points at the low-latency renditions.
+    let master = wait_for("a master with every rendition", DEADLINE, || async {
+        let (s, t) = api
+            .get_text(&format!("/hls/{id}/master.m3u8"), tok)
+            .await
+            .ok()?;
+        (s == 200 && t.matches("#EXT-X-STREAM-INF").count() == 3).then_some(t)
+    })
+    .await?;
+    let renditions: Vec<String> = master
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let path = l.split('?').next().unwrap();
+            path.strip_prefix("ll/")
+                .and_then(|p| p.strip_suffix("/index.m3u8"))
+                .map(str::to_string)
+                .with_context(|| format!("a low-latency media playlist: {l}"))
+        })
+        .collect::<Result<_>>()?;
+    ensure!(renditions.len() == 3, "{master}");
+
+    let base = |r: &str| format!("/hls/{id}/ll/{r}/index.m3u8");
+    for r in &renditions {
+        let pl = wait_for(
+            &format!("{r}: two segments with parts"),
+            DEADLINE,
+            || async {
+                let (s, t) = api.get_text(&base(r), tok).await.ok()?;
+                let pl = parse_ll(&t).ok()?;
+                (s == 200 && pl.segments.iter().filter(|s| !s.parts.is_empty()).count() >= 2)
+                    .then_some(pl)
+            },
+        )
+        .await?;
+        ensure!(pl.version >= 6 && pl.can_block, "{r}: {pl:?}");
+        ensure!((pl.part_target - 0.2).abs() < 1e-9, "{r}: {pl:?}");
+        ensure!(
+            pl.part_hold_back >= 3.0 * pl.part_target - 1e-9,
+            "{r}: {pl:?}"
+        );
+        ensure!(pl.maps.len() == 1, "{r}: one init section: {pl:?}");
+        for seg in pl.segments.iter().filter(|s| !s.parts.is_empty()) {
+            let sum: f64 = seg.parts.iter().map(|p| p.duration).sum();
+            ensure!(
+                (sum - seg.duration).abs() < 0.0015,
+                "{r}: parts of {} add up to {sum:.5} s, EXTINF {:.3}",
+                seg.uri,
+                seg.duration
+            );
+            ensure!(
+                seg.parts[0].independent,
+                "{r}: {} starts with a keyframe",
+                seg.uri
+            );
+            ensure!(
+                seg.parts[1..].iter().all(|p| !p.independent),
+                "{r}: one keyframe per segment (2 s GOP): {seg:?}"
+            );
+            ensure!(
+                (seg.duration - 2.0).abs() < 0.05,
+                "{r}: segment on the 2 s grid: {seg:?}"
+            );
+        }
+        let others: Vec<&String> = renditions.iter().filter(|o| *o != r).collect();
+        ensure!(
+            pl.reports.len() == others.len(),
+            "{r}: reports {:?}",
+            pl.reports
+        );
+        for (uri, _, _) in &pl.reports {
+            ensure!(
+                others.iter().any(|o| uri == &format!("../{o}/index.m3u8")),
+                "{r}: report {uri}"
+            );
+        }
+        // Transcoded rungs have no B-frames: every part but a segment's last is exactly 200 ms
+        // (but for the stream's very first, which starts with the earliest sample).
+        if r != "source" {
+            for seg in pl
+                .segments
+                .iter()
+                .filter(|s| !s.parts.is_empty() && s.msn > 0)
+            {
+                let n = seg.parts.len();
+                ensure!(
+                    seg.parts[..n - 1]
+                        .iter()
+                        .all(|p| (p.duration - 0.2).abs() < 0.0005),
+                    "{r}: {seg:?}"
+                );
+            }
+        }
+    }
+
+    // Blocking reload: ask for the part after the newest; the answer lists it.
+    let r = "source";
+    let (_, now) = api.get_text(&base(r), tok).await?;
+    let now = parse_ll(&now)?;
+    let (m, p) = now.edge();
+    let (next_m, next_p) = (m, p + 1);
+    ensure!(!now.lists(next_m, next_p));
+    let (status, text, waited) = ll_playlist(
+        &api,
+        &format!("{}?_HLS_msn={next_m}&_HLS_part={next_p}", base(r)),
+        tok,
+    )
+    .await?;
+    ensure!(status == 200, "{status}: {text}");
+    let after = parse_ll(&text)?;
+    ensure!(
+        after.lists(next_m, next_p),
+        "waited {waited:?} for {next_m}.{next_p}: {text}"
+    );
+    eprintln!("blocking reload for part {next_m}.{next_p} answered after {waited:?}");
+
+    // A whole segment: _HLS_msn alone waits until it is complete.
+    let want = after.edge().0;
+    let (status, text, _) = ll_playlist(&api, &format!("{}?_HLS_msn={want}", base(r)), tok).await?;
+    ensure!(status == 200, "{status}: {text}");
+    ensure!(
+        parse_ll(&text)?.segments.last().unwrap().msn >= want,
+        "{text}"
+    );
+
+    // The hinted part: requested before it exists, answered when complete.
+    let (_, text) = api.get_text(&base(r), tok).await?;
+    let pl = parse_ll(&text)?;
+    let hint = pl.hint.clone().context("a preload hint")?;
+    ensure!(
+        !pl.open.iter().any(|p| p.uri == hint),
+        "the hint is not listed yet"
+    );
+    let hinted = api
+        .http
+        .get(api.url(&format!("/hls/{id}/ll/{r}/{hint}")))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(hinted.status() == 200, "{}", hinted.status());
+    ensure!(hinted.headers()["content-type"] == "video/mp4");
+    ensure!(
+        hinted.headers()["cache-control"]
+            .to_str()?
+            .contains("immutable"),
+        "parts are cached for good"
+    );
+    let bytes = hinted.bytes().await?;
+    ensure!(
+        &bytes[4..8] == b"moof",
+        "a part is a CMAF chunk: {:?}",
+        &bytes[..8]
+    );
+    let (_, text) = api.get_text(&base(r), tok).await?;
+    let listed = parse_ll(&text)?;
+    let all_parts = listed
+        .segments
+        .iter()
+        .flat_map(|s| &s.parts)
+        .chain(&listed.open);
+    ensure!(
+        all_parts.into_iter().any(|p| p.uri == hint),
+        "the hinted part is listed now: {text}"
+    );
+
+    // Init section and a whole segment from disk.
+    let init = api
+        .http
+        .get(api.url(&format!("/hls/{id}/ll/{r}/{}", listed.maps[0])))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(init.status() == 200);
+    ensure!(&init.bytes().await?[4..8] == b"ftyp");
+    let seg = &listed.segments[0].uri;
+    let seg = api
+        .http
+        .get(api.url(&format!("/hls/{id}/ll/{r}/{seg}")))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(seg.status() == 200);
+
+    // Too far ahead, or malformed: 400 at once, not kept by caches.
+    let (m, _) = listed.edge();
+    for query in [
+        format!("_HLS_msn={}", m + 3),
+        format!("_HLS_msn={m}&_HLS_part=50"),
+        "_HLS_part=1".to_string(),
+        "_HLS_msn=abc".to_string(),
+    ] {
+        let resp = api
+            .http
+            .get(api.url(&format!("{}?{query}", base(r))))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        ensure!(resp.status() == 400, "{query}: {}", resp.status());
+        ensure!(resp.headers()["cache-control"] == "no-store", "{query}");
+    }
+    // A part that will never be: 404.
+    let resp = api
+        .http
+        .get(api.url(&format!("/hls/{id}/ll/{r}/part{:05}.0.m4s", m + 5)))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(resp.status() == 404 && resp.headers()["cache-control"] == "no-store");
+
+    // Delta update: the window (six segments) is shorter than CAN-SKIP-UNTIL (six target
+    // durations), so nothing may be skipped yet; the answer is a full playlist.
+    let (status, text) = api
+        .get_text(&format!("{}?_HLS_skip=YES", base(r)), tok)
+        .await?;
+    ensure!(status == 200 && parse_ll(&text)?.skipped == 0, "{text}");
+
+    // Players without low-latency HLS read the same master as plain HLS.
+    let watch_url = stream["playback"]["hls"].as_str().context("playback.hls")?;
+    ensure!(watch_url.contains("/master.m3u8"), "{watch_url}");
+    let (streams, _) = probe(watch_url).await?;
+    ensure!(
+        streams.iter().any(|s| s == "h264") && streams.iter().any(|s| s == "aac"),
+        "{streams:?}"
+    );
+    // And the MPEG-TS renditions stay at master-ts.m3u8.
+    let (status, ts) = api
+        .get_text(&format!("/hls/{id}/master-ts.m3u8"), tok)
+        .await?;
+    ensure!(
+        status == 200 && ts.contains("source/index.m3u8") && !ts.contains("ll/"),
+        "{ts}"
+    );
+
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
+    ensure!(status.success(), "{stderr}");
+    api.recording_ready(&token, &id).await?;
+    // Once ended, the low-latency list is a VOD list of whole segments.
+    let (_, vod) = api.get_text(&base(r), tok).await?;
+    ensure!(
+        vod.contains("#EXT-X-ENDLIST") && !vod.contains("#EXT-X-PART:"),
+        "{vod}"
+    );
+    let vod = parse_ll(&vod)?;
+    ensure!(vod.segments.len() >= 10, "{vod:?}");
+    server.stop().await;
+    Ok(())
+}
