@@ -216,17 +216,23 @@ async fn focus_changes_are_markers_in_every_rendition_kept_in_the_vod_and_chapte
         .collect();
     assert!(ms.windows(2).all(|w| w[0] < w[1]), "{ms:?}");
 
-    // Live: every rendition lists both markers, dated alike.
-    let master = api
-        .get_text(&format!("/hls/{id}/master.m3u8"), None)
-        .await?
-        .1;
-    let renditions: Vec<String> = master
-        .lines()
-        .filter(|l| l.contains("/index.m3u8"))
-        .map(|l| l.split('/').next().unwrap().to_string())
-        .collect();
-    assert_eq!(renditions.len(), 3, "{master}");
+    // Live: every rendition lists both markers, dated alike, low-latency (CMAF, master.m3u8)
+    // and MPEG-TS (master-ts.m3u8).
+    let mut renditions: Vec<String> = Vec::new();
+    for master in ["master.m3u8", "master-ts.m3u8"] {
+        let master = api.get_text(&format!("/hls/{id}/{master}"), None).await?.1;
+        let found: Vec<String> = master
+            .lines()
+            .filter_map(|l| l.split_once("/index.m3u8"))
+            .map(|(dir, _)| dir.to_string())
+            .collect();
+        assert_eq!(found.len(), 3, "{master}");
+        renditions.extend(found);
+    }
+    assert!(
+        renditions.iter().any(|r| r == "ll/source"),
+        "{renditions:?}"
+    );
     let ids = [
         changes[0]["id"].as_str().unwrap(),
         changes[1]["id"].as_str().unwrap(),
@@ -406,23 +412,27 @@ async fn markers_survive_a_reconnect_once_each() -> Result<()> {
     finish(second, DEADLINE).await?;
     api.recording_ready(&token, &id).await?;
 
-    let (_, vod) = api
-        .get_text(&format!("/hls/{id}/source/index.m3u8"), Some(&token))
-        .await?;
-    let found = check_rendition(&vod, &[first_focus.clone(), second_focus.clone()])?;
-    assert_eq!(found.len(), 2, "{vod}");
-    assert!(!found[ids[0]].after_discontinuity, "{vod}");
-    assert!(found[ids[1]].after_discontinuity, "{vod}");
-    let last = found[ids[1]].clone();
-    let closed = last
-        .duration_s
-        .context("the open marker ends with the stream")?;
-    let parsed = m3u8_rs::parse_media_playlist_res(vod.as_bytes()).unwrap();
-    let seg = parsed.segments.last().unwrap();
-    let stream_end = seg.program_date_time.unwrap().to_utc()
-        + chrono::Duration::milliseconds((seg.duration * 1000.0).round() as i64);
-    let marker_end = last.start + chrono::Duration::milliseconds((closed * 1000.0).round() as i64);
-    assert_eq!(marker_end, stream_end, "{vod}");
+    // MPEG-TS and low-latency CMAF alike.
+    for rendition in ["source", "ll/source"] {
+        let (_, vod) = api
+            .get_text(&format!("/hls/{id}/{rendition}/index.m3u8"), Some(&token))
+            .await?;
+        let found = check_rendition(&vod, &[first_focus.clone(), second_focus.clone()])?;
+        assert_eq!(found.len(), 2, "{vod}");
+        assert!(!found[ids[0]].after_discontinuity, "{vod}");
+        assert!(found[ids[1]].after_discontinuity, "{vod}");
+        let last = found[ids[1]].clone();
+        let closed = last
+            .duration_s
+            .context("the open marker ends with the stream")?;
+        let parsed = m3u8_rs::parse_media_playlist_res(vod.as_bytes()).unwrap();
+        let seg = parsed.segments.last().unwrap();
+        let stream_end = seg.program_date_time.unwrap().to_utc()
+            + chrono::Duration::milliseconds((seg.duration * 1000.0).round() as i64);
+        let marker_end =
+            last.start + chrono::Duration::milliseconds((closed * 1000.0).round() as i64);
+        assert_eq!(marker_end, stream_end, "{rendition}: {vod}");
+    }
     server.stop().await;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! A real browser player: hls.js in Debian's headless chromium (driven by `tests/web/watch.mjs`
 //! through Playwright; `make test` installs both) watches a stream whose publisher crashes and
-//! comes back within the reconnect grace, and one whose host focuses a product.
+//! comes back within the reconnect grace, and one whose host focuses a product (and plays the
+//! master in low-latency mode).
 mod common;
 
 use std::path::Path;
@@ -212,6 +213,25 @@ async fn hls_js_fires_a_metadata_cue_for_the_focused_product() -> Result<()> {
     assert_eq!(cue["data"], product_id.as_str(), "{cue}");
     assert_eq!(cue["id"], focus["id"], "{cue}");
     eprintln!("hls.js product cue: {cue}");
+    // The master is low-latency HLS and hls.js plays it as such: parts of 200 ms, and the
+    // picture moves on.
+    let ll: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["kind"] == "sample" && l["part_target"].as_f64() > Some(0.0))
+        .collect();
+    let last = ll
+        .last()
+        .with_context(|| format!("never saw parts: {lines:?}"))?;
+    ensure!(last["low_latency"] == true, "{last}");
+    ensure!(
+        (last["part_target"].as_f64().unwrap() - 0.2).abs() < 1e-6,
+        "{last}"
+    );
+    ensure!(
+        position(&Arc::new(Mutex::new(lines.clone()))) > 5.0,
+        "{last}"
+    );
+    eprintln!("hls.js in low-latency mode: {last}");
     server.stop().await;
     Ok(())
 }

@@ -418,3 +418,147 @@ async fn every_rendition_is_served_as_low_latency_hls() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+/// A practice stream's low-latency URLs answer 404 to everyone but the creator, blocking ones
+/// included and at once; a blocked request with nothing coming (the publisher dropped) gets 503
+/// after three target durations; the publisher's comeback continues the numbering after a
+/// discontinuity, with a new init section for its new size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn practice_access_a_dropped_publisher_and_its_comeback() -> Result<()> {
+    let mut server =
+        Server::start_with(|c| c.ingest.reconnect_grace = Duration::from_secs(30)).await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    ensure!(stream["mode"] == "practice", "{stream}");
+    let id = stream["id"].as_str().unwrap().to_string();
+    let url = server.publish_url(&stream);
+    let tok = Some(token.as_str());
+    let index = format!("/hls/{id}/ll/source/index.m3u8");
+
+    let first = Publish::small(60.0).spawn(&url)?;
+    let pl = wait_for("two segments with parts", DEADLINE, || async {
+        let (s, t) = api.get_text(&index, tok).await.ok()?;
+        let pl = parse_ll(&t).ok()?;
+        (s == 200 && pl.segments.len() >= 2).then_some(pl)
+    })
+    .await?;
+    let (m, p) = pl.edge();
+    let part = &pl.segments[0].parts[0].uri;
+    for path in [
+        format!("/hls/{id}/master.m3u8"),
+        index.clone(),
+        format!("{index}?_HLS_msn={m}&_HLS_part={}", p + 1),
+        format!("{index}?_HLS_msn={}", m + 1),
+        format!("/hls/{id}/ll/source/event.m3u8"),
+        format!("/hls/{id}/ll/source/{part}"),
+        format!("/hls/{id}/ll/source/{}", pl.maps[0]),
+        format!("/hls/{id}/ll/source/{}", pl.segments[0].uri),
+    ] {
+        let started = Instant::now();
+        let status = api.status(&path, None).await?;
+        ensure!(status == 404, "{path}: {status} for a stranger");
+        ensure!(
+            started.elapsed() < Duration::from_secs(2),
+            "{path}: refused at once, not after a wait"
+        );
+        ensure!(
+            api.status(&path, tok).await? == 200,
+            "{path}: 200 for the creator"
+        );
+    }
+
+    // The publisher drops: a request for the next part waits, then 503 (not cached).
+    let away = crash(&api, &token, &id, first).await?;
+    ensure!(away["state"] == "live", "{away}");
+    let (_, now) = api.get_text(&index, tok).await?;
+    let (m, p) = parse_ll(&now)?.edge();
+    let started = Instant::now();
+    let resp = api
+        .http
+        .get(api.url(&format!("{index}?_HLS_msn={m}&_HLS_part={}", p + 1)))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    let waited = started.elapsed();
+    ensure!(resp.status() == 503, "{}", resp.status());
+    ensure!(resp.headers()["cache-control"] == "no-store");
+    ensure!(
+        waited >= Duration::from_secs(5),
+        "held about three target durations: {waited:?}"
+    );
+
+    // It comes back at another size.
+    let second = Publish {
+        size: "480x360",
+        ..Publish::small(6.0)
+    };
+    let (status, stderr) = finish(second.spawn(&url)?, DEADLINE).await?;
+    ensure!(status.success(), "{stderr}");
+    api.recording_ready(&token, &id).await?;
+    let (_, vod) = api
+        .get_text(&format!("/hls/{id}/ll/source/event.m3u8"), tok)
+        .await?;
+    let vod = parse_ll(&vod)?;
+    let numbers: Vec<u64> = vod
+        .segments
+        .iter()
+        .map(|s| {
+            s.uri
+                .trim_start_matches("seg")
+                .trim_end_matches(".m4s")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    ensure!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1) && numbers[0] == 0,
+        "continuous numbering: {numbers:?}"
+    );
+    let discontinuities: Vec<usize> = vod
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.discontinuity)
+        .map(|(i, _)| i)
+        .collect();
+    ensure!(discontinuities.len() == 1, "one discontinuity: {vod:?}");
+    ensure!(
+        vod.maps.len() == 2,
+        "a new init section for the new size: {:?}",
+        vod.maps
+    );
+    // The comeback's segments play: ffprobe reads the new size from them.
+    let back = &vod.segments[discontinuities[0]];
+    let dir = server
+        .data_dir()
+        .join("streams")
+        .join(&id)
+        .join("hls/ll/source");
+    let init = std::fs::read(dir.join(&vod.maps[1]))?;
+    let mut file = init.clone();
+    file.extend(std::fs::read(dir.join(&back.uri))?);
+    let joined = server.data_dir().join("comeback.mp4");
+    std::fs::write(&joined, &file)?;
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+            joined.to_str().unwrap(),
+        ],
+        DEADLINE,
+    )
+    .await?;
+    ensure!(
+        String::from_utf8_lossy(&out.stdout).trim() == "480,360",
+        "{out:?}"
+    );
+    server.stop().await;
+    Ok(())
+}

@@ -13,7 +13,7 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 
 use super::hls::{Chunk, HlsOutput};
-use crate::pipeline::build::Comeback;
+use crate::pipeline::build::{Comeback, ResumedAt};
 
 /// Feeds `rendition` of `output` from the appsink of its CMAF muxer.
 pub fn attach(
@@ -21,19 +21,24 @@ pub fn attach(
     rendition: String,
     output: Arc<HlsOutput>,
     comeback: Comeback,
+    resumed_at: ResumedAt,
 ) {
+    // An init section may come alone (a caps change): it goes with the next chunk.
+    let mut init = None;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(chunk) = chunk(&sample) else {
-                    tracing::warn!(%rendition, "CMAF muxer gave a sample that is not a chunk");
+                let Some(mut chunk) = chunk(&sample, &mut init) else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                if chunk.independent
-                    && let Some(wall) = came_back(&comeback, &chunk)
-                {
-                    output.discontinuity_at(&rendition, wall);
+                chunk.init = chunk.init.or_else(|| init.take());
+                if chunk.independent && came_back(&comeback, &chunk) {
+                    let at = *resumed_at.lock().unwrap_or_else(|p| p.into_inner());
+                    match at {
+                        Some(at) => output.discontinuity_at(&rendition, at),
+                        None => output.discontinuity(&rendition),
+                    }
                 }
                 if let Err(e) = output.part_ready(&rendition, chunk) {
                     tracing::error!(%rendition, error = %e, "writing a low-latency part");
@@ -44,30 +49,42 @@ pub fn attach(
     );
 }
 
-/// The comeback this chunk starts, if it is the first at or after one.
-fn came_back(comeback: &Comeback, chunk: &Chunk) -> Option<chrono::DateTime<chrono::Utc>> {
+/// Whether this chunk starts a comeback (it is the first at or after one).
+fn came_back(comeback: &Comeback, chunk: &Chunk) -> bool {
     let mut pending = comeback.lock().unwrap_or_else(|p| p.into_inner());
-    let (at, wall) = (*pending)?;
+    let Some(at) = *pending else {
+        return false;
+    };
     // The chunk's start is its earliest sample, which may be audio a frame before the keyframe.
     let slack = Duration::from_millis(50);
-    (chunk.running_time + slack >= Duration::from_nanos(at.nseconds())).then(|| {
+    let starts = chunk.running_time + slack >= Duration::from_nanos(at.nseconds());
+    if starts {
         *pending = None;
-        wall
-    })
+    }
+    starts
 }
 
-/// The chunk in a sample of the muxer's appsink (`buffer-list=true`).
-fn chunk(sample: &gst::Sample) -> Option<Chunk> {
-    let list = sample.buffer_list()?;
-    let mut buffers = list.iter().peekable();
-    let init = buffers
-        .next_if(|b| {
-            b.flags()
-                .contains(gst::BufferFlags::DISCONT | gst::BufferFlags::HEADER)
-        })
-        .and_then(|b| b.map_readable().ok().map(|m| Bytes::copy_from_slice(&m)));
-    let moof = buffers.peek()?;
+/// The chunk in a sample of the muxer's appsink (`buffer-list=true`); an init section that
+/// comes without one is kept in `alone`.
+fn chunk(sample: &gst::Sample, alone: &mut Option<Bytes>) -> Option<Chunk> {
+    let bytes = |b: &gst::BufferRef| b.map_readable().ok().map(|m| Bytes::copy_from_slice(&m));
+    let is_init = |b: &gst::BufferRef| {
+        b.flags()
+            .contains(gst::BufferFlags::DISCONT | gst::BufferFlags::HEADER)
+    };
+    let buffers: Vec<&gst::BufferRef> = match (sample.buffer_list(), sample.buffer()) {
+        (Some(list), _) => list.iter().collect(),
+        (None, Some(b)) => vec![b],
+        (None, None) => return None,
+    };
+    let mut buffers = buffers.into_iter().peekable();
+    let init = buffers.next_if(|b| is_init(b)).and_then(bytes);
+    let Some(moof) = buffers.peek() else {
+        *alone = init.or(alone.take());
+        return None;
+    };
     if !moof.flags().contains(gst::BufferFlags::HEADER) {
+        tracing::warn!("CMAF muxer gave a sample that is not a chunk");
         return None;
     }
     let independent = !moof.flags().contains(gst::BufferFlags::DELTA_UNIT);

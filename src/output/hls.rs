@@ -39,7 +39,7 @@ struct Rendition {
     /// Segments to close before the one that starts a discontinuity (see `discontinuity`).
     closes_before_discontinuity: Option<u8>,
     /// When the publisher came back (wall clock), for the discontinuity's PROGRAM-DATE-TIME.
-    resumed_at: Option<DateTime<Utc>>,
+    resumed_at: Option<Resumed>,
     /// Added to `epoch + running time` for PROGRAM-DATE-TIME: the time publishers were away
     /// (media time closes those gaps, the wall clock does not).
     away: chrono::Duration,
@@ -94,6 +94,14 @@ pub enum PartLookup {
     Soon,
     /// Never will be, or no longer kept.
     Missing,
+}
+
+/// When (wall clock) and at which media time a publisher came back; the media time is that of
+/// its first frame when known, else the start of the first segment after the discontinuity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resumed {
+    pub at: DateTime<Utc>,
+    pub media: Option<Duration>,
 }
 
 /// What a marker is, before its dates are known.
@@ -174,9 +182,15 @@ impl Rendition {
             Some(n) if n > 0 => Some(n - 1),
             _ => None,
         };
-        if discontinuity && let Some(resumed_at) = self.resumed_at.take() {
-            let media_clock = epoch + start_offset + self.away;
-            self.away += (resumed_at - media_clock).max(chrono::Duration::zero());
+        if discontinuity && let Some(resumed) = self.resumed_at.take() {
+            // Every output and rendition dates the comeback alike: by the publisher's first
+            // frame, whatever frame their segment starts with.
+            let media = resumed
+                .media
+                .and_then(|m| chrono::Duration::from_std(m).ok())
+                .unwrap_or(start_offset);
+            let media_clock = epoch + media + self.away;
+            self.away += (resumed.at - media_clock).max(chrono::Duration::zero());
         }
         let date = epoch + start_offset + self.away;
         let mut segment = Segment::new(uri, duration, date);
@@ -435,11 +449,17 @@ impl HlsOutput {
     /// the old publish, and the one after it, the first of the new publish, starts a
     /// discontinuity (EXT-X-DISCONTINUITY; RFC 8216 4.3.2.3).
     pub fn discontinuity(&self, rendition: &str) {
-        self.discontinuity_at(rendition, Utc::now());
+        self.discontinuity_at(
+            rendition,
+            Resumed {
+                at: Utc::now(),
+                media: None,
+            },
+        );
     }
 
-    /// [`HlsOutput::discontinuity`], the publisher having come back at `resumed_at`.
-    pub fn discontinuity_at(&self, rendition: &str, resumed_at: DateTime<Utc>) {
+    /// [`HlsOutput::discontinuity`], saying when the publisher came back.
+    pub fn discontinuity_at(&self, rendition: &str, resumed_at: Resumed) {
         if let Some(r) = self
             .lock()
             .renditions

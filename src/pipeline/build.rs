@@ -66,11 +66,12 @@ fn segmenter(spec: &PipelineSpec, rendition: &str) -> String {
 
 /// A rendition's CMAF muxer for low-latency HLS: fragments of a segment, chunks of a part, each
 /// chunk handed to the application by an appsink (`output::cmaf`). Keyframes come from the
-/// publisher or the rung's encoder (forced on the segment grid): the muxer never asks for any.
+/// publisher or the rung's encoder (forced on the segment grid): the muxer never asks for any. A
+/// publisher that comes back at another size gets a new init section (`header-update-mode=caps`).
 fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: std::time::Duration) -> String {
     format!(
         "isofmp4mux name=cmaf-{rendition} fragment-duration={seg} chunk-duration={part} send-force-keyunit=false \
-         latency={CMAF_LATENCY_NS} ! \
+         latency={CMAF_LATENCY_NS} header-update-mode=caps ! \
          appsink name=ll-{rendition} sync=false async=false buffer-list=true enable-last-sample=false",
         // A fragment ends at the first keyframe this far in (publisher timestamps jitter by a
         // millisecond or so: do not miss a keyframe by that), as `cut_segments` does.
@@ -288,9 +289,13 @@ pub struct Built {
     pub low_latency: Vec<(String, gst_app::AppSink, Comeback)>,
 }
 
-/// The running time and wall-clock instant of a publisher's comeback, set when its first keyframe
-/// reaches a rendition's CMAF muxer; the chunk that starts there begins a discontinuity.
-pub type Comeback = Arc<Mutex<Option<(gst::ClockTime, chrono::DateTime<chrono::Utc>)>>>;
+/// The running time of a publisher's comeback, set when its first keyframe reaches a rendition's
+/// CMAF muxer; the chunk that starts there begins a discontinuity.
+pub type Comeback = Arc<Mutex<Option<gst::ClockTime>>>;
+
+/// When the latest publisher came back, and its first frame's media time: the dates after the
+/// discontinuity, in every output alike.
+pub type ResumedAt = Arc<Mutex<Option<crate::output::hls::Resumed>>>;
 
 /// Caps for the video appsrc from the publisher's avcC.
 pub fn video_caps(avcc: &[u8]) -> gst::Caps {
@@ -663,7 +668,7 @@ fn split_on_comeback(
         }
         seen.store(resumed, Ordering::Relaxed);
         if let Some(rt) = buffer.pts().and_then(|pts| running_time(pad, pts)) {
-            *comeback.lock().unwrap_or_else(|p| p.into_inner()) = Some((rt, chrono::Utc::now()));
+            *comeback.lock().unwrap_or_else(|p| p.into_inner()) = Some(rt);
             muxer.emit_by_name::<()>("split-at-running-time", &[&rt.nseconds()]);
         }
         gst::PadProbeReturn::Ok

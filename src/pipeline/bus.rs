@@ -61,7 +61,7 @@ pub async fn watch(
                         };
                         // The new publisher may send another size or profile.
                         described.remove(rendition);
-                        stream.hls.discontinuity(rendition);
+                        stream.hls.discontinuity_at(rendition, stream.resumed_at());
                     }
                     SEGMENT_CLOSED => {
                         let Some(rendition) = msg

@@ -424,7 +424,13 @@ impl StreamRegistry {
             })?;
         if let Some(ll) = &stream.ll {
             for (rendition, sink, comeback) in low_latency {
-                cmaf::attach(&sink, rendition, ll.clone(), comeback);
+                cmaf::attach(
+                    &sink,
+                    rendition,
+                    ll.clone(),
+                    comeback,
+                    stream.resumed_at.clone(),
+                );
             }
         }
         let pipeline = running.pipeline_handle();

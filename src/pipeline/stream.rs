@@ -17,7 +17,7 @@ use super::ladder::LadderSpec;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
 use crate::output::codecs;
-use crate::output::hls::HlsOutput;
+use crate::output::hls::{HlsOutput, Resumed};
 use crate::store::{CreatorId, FocusEvent, Mode, Stream, StreamId};
 
 /// How long a stopping pipeline may take to drain after EOS before it is torn down anyway.
@@ -61,6 +61,8 @@ pub struct LiveStream {
     taken_down: std::sync::atomic::AtomicBool,
     /// The latest focus change (held while one is being made, so that changes apply in order).
     pub focus: tokio::sync::Mutex<Option<FocusEvent>>,
+    /// When the latest publisher came back.
+    pub resumed_at: build::ResumedAt,
 }
 
 /// Who feeds a live stream. The number counts publishers, so that a grace period that ran out can
@@ -122,7 +124,16 @@ impl LiveStream {
             ended_by_creator: std::sync::atomic::AtomicBool::new(false),
             taken_down: std::sync::atomic::AtomicBool::new(false),
             focus: tokio::sync::Mutex::new(None),
+            resumed_at: build::ResumedAt::default(),
         }
+    }
+
+    /// When the latest publisher came back (now, if none did).
+    pub fn resumed_at(&self) -> Resumed {
+        lock(&self.resumed_at).unwrap_or_else(|| Resumed {
+            at: chrono::Utc::now(),
+            media: None,
+        })
     }
 
     /// Its HLS outputs: MPEG-TS, then low-latency CMAF when on. What happens to the stream
@@ -596,6 +607,10 @@ pub(crate) fn resume_running(
         .as_mut()
         .ok_or_else(|| IngestError::Ended(stream.id.to_string()))?;
     running.resume(tracks, origin_ms)?;
+    *lock(&stream.resumed_at) = Some(Resumed {
+        at: chrono::Utc::now(),
+        media: Some(Duration::from_nanos(running.at.nseconds())),
+    });
     frames.into_iter().try_for_each(|f| running.push(f))
 }
 

@@ -91,6 +91,11 @@ try {
         paused: video.paused,
         ready_state: video.readyState,
         buffered_end: b.length ? b.end(b.length - 1) : 0,
+        // Low-latency HLS: the playlist's part target (0 without parts) and hls.js's estimate of
+        // how far behind the live edge the picture is.
+        part_target: hls.levels[hls.currentLevel]?.details?.partTarget ?? 0,
+        low_latency: hls.lowLatencyMode,
+        latency: Number.isFinite(hls.latency) ? hls.latency : null,
       });
     }, 250);
   }, url);
