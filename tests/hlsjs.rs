@@ -224,7 +224,7 @@ async fn hls_js_fires_a_metadata_cue_for_the_focused_product() -> Result<()> {
         .with_context(|| format!("never saw parts: {lines:?}"))?;
     ensure!(last["low_latency"] == true, "{last}");
     ensure!(
-        (last["part_target"].as_f64().unwrap() - 0.2).abs() < 1e-6,
+        (0.2..=0.4).contains(&last["part_target"].as_f64().unwrap()),
         "{last}"
     );
     ensure!(

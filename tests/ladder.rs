@@ -15,7 +15,7 @@ fn stream_inf(master: &str) -> Vec<(String, String)> {
         .map(|w| {
             (
                 w[0].to_string(),
-                w[1].split('/').next().unwrap().to_string(),
+                w[1].split_once("/index.m3u8").unwrap().0.to_string(),
             )
         })
         .collect()
@@ -43,62 +43,65 @@ async fn rungs_below_the_source_are_aligned_with_it_and_playable() -> Result<()>
     assert!(status.success(), "{stderr}");
     api.recording_ready(&token, &id).await?;
 
-    let (_, master) = api
-        .get_text(&format!("/hls/{id}/master.m3u8"), Some(&token))
-        .await?;
-    let variants = stream_inf(&master);
-    let names: Vec<&str> = variants.iter().map(|v| v.1.as_str()).collect();
-    assert_eq!(
-        names,
-        ["144p", "240p", "source"],
-        "sorted by bandwidth: {master}"
-    );
-    assert!(
-        variants[0].0.contains("RESOLUTION=256x144") && variants[0].0.contains("FRAME-RATE=15"),
-        "{master}"
-    );
-    assert!(
-        variants[0].0.contains("CODECS=\"avc1.42c0"),
-        "baseline rung: {master}"
-    );
-    assert!(
-        variants[1].0.contains("RESOLUTION=426x240")
-            && variants[1].0.contains("CODECS=\"avc1.4d40"),
-        "{master}"
-    );
-    assert!(
-        variants[2].0.contains("RESOLUTION=640x360") && variants[2].0.contains("avc1.6400"),
-        "{master}"
-    );
-    for (inf, _) in &variants {
+    // The same ladder as low-latency CMAF (master.m3u8) and MPEG-TS (master-ts.m3u8).
+    for (master, dir) in [("master.m3u8", "ll/"), ("master-ts.m3u8", "")] {
+        let (_, master) = api
+            .get_text(&format!("/hls/{id}/{master}"), Some(&token))
+            .await?;
+        let variants = stream_inf(&master);
+        let names: Vec<&str> = variants.iter().map(|v| v.1.as_str()).collect();
+        assert_eq!(
+            names,
+            ["144p", "240p", "source"].map(|n| format!("{dir}{n}")),
+            "sorted by bandwidth: {master}"
+        );
         assert!(
-            inf.contains("AVERAGE-BANDWIDTH=") && inf.contains("mp4a.40.2"),
-            "{inf}"
+            variants[0].0.contains("RESOLUTION=256x144") && variants[0].0.contains("FRAME-RATE=15"),
+            "{master}"
+        );
+        assert!(
+            variants[0].0.contains("CODECS=\"avc1.42c0"),
+            "baseline rung: {master}"
+        );
+        assert!(
+            variants[1].0.contains("RESOLUTION=426x240")
+                && variants[1].0.contains("CODECS=\"avc1.4d40"),
+            "{master}"
+        );
+        assert!(
+            variants[2].0.contains("RESOLUTION=640x360") && variants[2].0.contains("avc1.6400"),
+            "{master}"
+        );
+        for (inf, _) in &variants {
+            assert!(
+                inf.contains("AVERAGE-BANDWIDTH=") && inf.contains("mp4a.40.2"),
+                "{inf}"
+            );
+        }
+
+        let mut lists = Vec::new();
+        for name in ["source", "240p", "144p"] {
+            let (status, vod) = api
+                .get_text(&format!("/hls/{id}/{dir}{name}/index.m3u8"), Some(&token))
+                .await?;
+            assert_eq!(status, 200);
+            assert!(vod.contains("#EXT-X-ENDLIST"), "{vod}");
+            lists.push(extinfs(&vod));
+        }
+        assert!(lists[0].len() >= 3, "{:?}", lists[0]);
+        assert_eq!(
+            lists[1], lists[0],
+            "240p segments cover the same media time as the source"
+        );
+        // 144p runs at 15 fps: the same cuts, only the last segment's last frame lasts 2 source frames.
+        let n = lists[0].len();
+        assert_eq!(lists[2].len(), n, "{:?}", lists[2]);
+        assert_eq!(
+            lists[2][..n - 1],
+            lists[0][..n - 1],
+            "144p segments cover the same media time as the source"
         );
     }
-
-    let mut lists = Vec::new();
-    for name in ["source", "240p", "144p"] {
-        let (status, vod) = api
-            .get_text(&format!("/hls/{id}/{name}/index.m3u8"), Some(&token))
-            .await?;
-        assert_eq!(status, 200);
-        assert!(vod.contains("#EXT-X-ENDLIST"), "{vod}");
-        lists.push(extinfs(&vod));
-    }
-    assert!(lists[0].len() >= 3, "{:?}", lists[0]);
-    assert_eq!(
-        lists[1], lists[0],
-        "240p segments cover the same media time as the source"
-    );
-    // 144p runs at 15 fps: the same cuts, only the last segment's last frame lasts 2 source frames.
-    let n = lists[0].len();
-    assert_eq!(lists[2].len(), n, "{:?}", lists[2]);
-    assert_eq!(
-        lists[2][..n - 1],
-        lists[0][..n - 1],
-        "144p segments cover the same media time as the source"
-    );
 
     for (name, size) in [("240p", (426, 240)), ("144p", (256, 144))] {
         let seg = server

@@ -122,12 +122,15 @@ async fn obs_like_stream_is_private_in_practice_public_on_switch_and_recorded() 
         (listed - published).abs() < 0.5,
         "VOD lists {listed} s of {published} s"
     );
+    // GStreamer's older hlsdemux reads MPEG-TS (master-ts.m3u8); playbin3 (hlsdemux2) the
+    // low-latency master, as a plain HLS player.
+    let ts_master = plain_master.replace("master.m3u8", "master-ts.m3u8");
     let hlsdemux = run(
         "gst-launch-1.0",
         &[
             "-q",
             "souphttpsrc",
-            &format!("location={}{plain_master}", api.base),
+            &format!("location={}{ts_master}", api.base),
             "!",
             "hlsdemux",
             "!",
@@ -147,6 +150,23 @@ async fn obs_like_stream_is_private_in_practice_public_on_switch_and_recorded() 
         hlsdemux.status.success(),
         "GStreamer hlsdemux plays the VOD: {}",
         String::from_utf8_lossy(&hlsdemux.stderr)
+    );
+    let playbin3 = run(
+        "gst-launch-1.0",
+        &[
+            "-q",
+            "playbin3",
+            &format!("uri={}{plain_master}", api.base),
+            "video-sink=fakesink sync=false",
+            "audio-sink=fakesink sync=false",
+        ],
+        DEADLINE,
+    )
+    .await?;
+    assert!(
+        playbin3.status.success(),
+        "GStreamer playbin3 plays the low-latency master's VOD: {}",
+        String::from_utf8_lossy(&playbin3.stderr)
     );
 
     let duration = rec["duration_s"].as_f64().unwrap();

@@ -624,7 +624,7 @@ async fn camera_without_audio_goes_live_with_video_only() -> Result<()> {
     let camera = Camera::start_with(0, &["--no-audio"]).await?;
     let id = create_pulled(&api, &token, &camera.url()).await?;
     wait_state(&api, &token, &id, "live").await?;
-    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+    api.playlist_with_segments(&format!("/hls/{id}/ll/source/index.m3u8"), 1)
         .await?;
     let (codecs, _) = probe(&api.url(&format!("/hls/{id}/master.m3u8"))).await?;
     assert_eq!(codecs, ["h264"]);

@@ -61,6 +61,9 @@ struct Parts {
     maps: Vec<(String, Bytes)>,
     /// The init section of the segment being written.
     map: Option<String>,
+    /// The longest part so far. A publisher's B-frames make the muxer cut a part up to two
+    /// frames past the part duration (it cuts in decode order).
+    longest: Duration,
 }
 
 /// One chunk of a CMAF muxer: a part, and the init section that comes before it when the
@@ -163,6 +166,28 @@ impl Rendition {
         })
     }
 
+    /// Where the segment being written starts (running time), the `PROGRAM-DATE-TIME` it gets,
+    /// and the time away that date includes: after a comeback, the first segment's date is moved
+    /// to the wall clock.
+    fn open_date(&self, epoch: DateTime<Utc>) -> (Duration, DateTime<Utc>, chrono::Duration) {
+        let start = self.opened_at.unwrap_or_default();
+        let start_offset = chrono::Duration::from_std(start).unwrap_or_default();
+        let mut away = self.away;
+        if self.closes_before_discontinuity == Some(0)
+            && let Some(resumed) = self.resumed_at
+        {
+            // Every output and rendition dates the comeback alike: by the publisher's first
+            // frame, whatever frame their segment starts with.
+            let media = resumed
+                .media
+                .and_then(|m| chrono::Duration::from_std(m).ok())
+                .unwrap_or(start_offset);
+            let media_clock = epoch + media + away;
+            away += (resumed.at - media_clock).max(chrono::Duration::zero());
+        }
+        (start, epoch + start_offset + away, away)
+    }
+
     /// Lists a closed segment (of `bytes` on disk, ending at `running_time`), dates it, places
     /// the markers it covers.
     fn close_segment(
@@ -173,26 +198,19 @@ impl Rendition {
         running_time: Duration,
         parts: Vec<Part>,
     ) {
-        // The next segment starts where this one ends.
-        let start = self.opened_at.replace(running_time).unwrap_or_default();
-        let duration = running_time.saturating_sub(start);
-        let start_offset = chrono::Duration::from_std(start).unwrap_or_default();
+        let (start, date, away) = self.open_date(epoch);
         let discontinuity = self.closes_before_discontinuity == Some(0);
+        if discontinuity {
+            self.resumed_at = None;
+            self.away = away;
+        }
+        // The next segment starts where this one ends.
+        self.opened_at = Some(running_time);
+        let duration = running_time.saturating_sub(start);
         self.closes_before_discontinuity = match self.closes_before_discontinuity {
             Some(n) if n > 0 => Some(n - 1),
             _ => None,
         };
-        if discontinuity && let Some(resumed) = self.resumed_at.take() {
-            // Every output and rendition dates the comeback alike: by the publisher's first
-            // frame, whatever frame their segment starts with.
-            let media = resumed
-                .media
-                .and_then(|m| chrono::Duration::from_std(m).ok())
-                .unwrap_or(start_offset);
-            let media_clock = epoch + media + self.away;
-            self.away += (resumed.at - media_clock).max(chrono::Duration::zero());
-        }
-        let date = epoch + start_offset + self.away;
         let mut segment = Segment::new(uri, duration, date);
         segment.discontinuity = discontinuity;
         segment.bytes = bytes;
@@ -226,15 +244,20 @@ impl Rendition {
     /// The live edge of this rendition's low-latency playlist, for segments of `segment`.
     fn live_edge(&self, segment: Duration, part_target: Duration, skip: bool) -> LiveEdge {
         let msn = self.open_msn();
-        // After the last part a segment may hold, the next one starts the next segment.
-        let per_segment = (segment.as_nanos() / part_target.as_nanos().max(1)) as usize;
-        let hint = if self.parts.open.len() >= per_segment.max(1) {
+        // Once the open segment is within half a part of the segment duration, the next part
+        // starts the next segment (at the keyframe the muxer waits for).
+        let elapsed: Duration = self.parts.open.iter().map(|p| p.duration).sum();
+        let hint = if elapsed + part_target / 2 >= segment {
             format!("part{:05}.0.m4s", msn + 1)
         } else {
             format!("part{msn:05}.{}.m4s", self.parts.open.len())
         };
+        // Every part must fit in PART-TARGET (RFC 8216bis §4.4.3.7): the configured part, or
+        // the longest so far in whole milliseconds, rounded up.
+        let longest =
+            Duration::from_millis(self.parts.longest.as_nanos().div_ceil(1_000_000) as u64);
         LiveEdge {
-            part_target,
+            part_target: part_target.max(longest),
             open: self.parts.open.clone(),
             open_discontinuity: self.closes_before_discontinuity == Some(0),
             open_map: self.parts.map.clone(),
@@ -251,8 +274,10 @@ impl Rendition {
             self.pending.drain(..).partition(|p| p.at < until);
         self.pending = later;
         for p in due {
-            let offset = signed_millis(p.at) - signed_millis(start);
-            self.place(p.edge, date + chrono::Duration::milliseconds(offset));
+            // Exact to the nanosecond: the date is `epoch + at + away` whichever segment (and
+            // rendition, and output) carries it.
+            let offset = signed_nanos(p.at) - signed_nanos(start);
+            self.place(p.edge, date + chrono::Duration::nanoseconds(offset));
         }
     }
 
@@ -300,8 +325,8 @@ impl Rendition {
     }
 }
 
-fn signed_millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+fn signed_nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 struct Inner {
@@ -534,12 +559,17 @@ impl HlsOutput {
             }
             let msn = r.open_msn();
             let index = r.parts.open.len();
+            r.parts.longest = r.parts.longest.max(chunk.duration);
             r.parts.open.push(Part {
                 uri: format!("part{msn:05}.{index}.m4s"),
                 duration: chunk.duration,
                 independent: chunk.independent,
             });
             r.parts.bytes.insert((msn, index), chunk.data);
+            // Markers go out with the part that covers them, not a segment later.
+            let (start, date, _) = r.open_date(epoch);
+            let end = start + r.parts.open.iter().map(|p| p.duration).sum::<Duration>();
+            r.place_markers(start, date, end);
             let oldest = msn.saturating_sub(KEPT_PART_SEGMENTS);
             r.parts.bytes = r.parts.bytes.split_off(&(oldest, 0));
             let event = closing.then(|| r.playlist.render_event(None));
@@ -734,7 +764,10 @@ fn render_master_locked(inner: &Inner) -> Option<String> {
         .iter()
         .filter(|r| !r.dropped)
         .filter_map(|r| {
+            // Announced once it has a whole segment: players without low-latency HLS (ffprobe)
+            // give up on a playlist of parts only.
             let bandwidth = r.playlist.peak_bandwidth()?;
+            let average_bandwidth = r.playlist.average_bandwidth();
             let prefix = inner
                 .low_latency
                 .as_ref()
@@ -742,7 +775,7 @@ fn render_master_locked(inner: &Inner) -> Option<String> {
             Some(Variant {
                 uri: format!("{prefix}{}/{LIVE_PLAYLIST}", r.name),
                 bandwidth,
-                average_bandwidth: r.playlist.average_bandwidth(),
+                average_bandwidth,
                 resolution: r.info.resolution,
                 codecs: r.info.codecs.clone(),
                 frame_rate: r.info.frame_rate,
@@ -752,17 +785,32 @@ fn render_master_locked(inner: &Inner) -> Option<String> {
     (!variants.is_empty()).then(|| playlist::render_master(&variants, None))
 }
 
-/// Appends `?query` to every URI line of a playlist (a signed token travels into child requests).
+/// Appends `?query` to every URI of a playlist, URI lines and `URI="…"` attributes (`EXT-X-MAP`):
+/// a signed token travels into child requests.
 pub fn with_query(playlist: &str, query: Option<&str>) -> String {
     let Some(query) = query else {
         return playlist.to_string();
     };
+    let append = |out: &mut String, uri: &str| {
+        out.push_str(uri);
+        out.push(if uri.contains('?') { '&' } else { '?' });
+        out.push_str(query);
+    };
     let mut out = String::with_capacity(playlist.len() + 64);
     for line in playlist.lines() {
-        out.push_str(line);
-        if !line.is_empty() && !line.starts_with('#') {
-            out.push(if line.contains('?') { '&' } else { '?' });
-            out.push_str(query);
+        if line.is_empty() {
+        } else if !line.starts_with('#') {
+            append(&mut out, line);
+        } else if let Some((head, rest)) = line.split_once("URI=\"")
+            && let Some((uri, tail)) = rest.split_once('"')
+        {
+            out.push_str(head);
+            out.push_str("URI=\"");
+            append(&mut out, uri);
+            out.push('"');
+            out.push_str(tail);
+        } else {
+            out.push_str(line);
         }
         out.push('\n');
     }
@@ -826,6 +874,11 @@ mod tests {
             "#EXTM3U\n#EXTINF:2.000,\nseg00000.ts?token=abc\n\n#EXT-X-ENDLIST\n"
         );
         assert_eq!(with_query(text, None), text);
+        let fmp4 = "#EXT-X-MAP:URI=\"init00000.mp4\"\n#EXTINF:2.000,\nseg00000.m4s\n";
+        assert_eq!(
+            with_query(fmp4, Some("token=abc")),
+            "#EXT-X-MAP:URI=\"init00000.mp4?token=abc\"\n#EXTINF:2.000,\nseg00000.m4s?token=abc\n"
+        );
     }
 
     /// The cut for a comeback closes the old publish's last segment; the next one is the first

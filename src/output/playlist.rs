@@ -108,7 +108,7 @@ pub struct RenditionReport {
 }
 
 /// What a low-latency live playlist shows besides its closed segments.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LiveEdge {
     pub part_target: Duration,
     /// Parts of the segment being written, after the last closed segment.
@@ -470,6 +470,15 @@ impl MediaPlaylist {
             }
             None => shown.len(),
         };
+        // Markers that start after the last closed segment belong to the open one: written before
+        // its parts at the live edge, left out elsewhere until it closes.
+        let closed_end = self.segments.last().map(|s| {
+            s.program_date_time + chrono::Duration::from_std(s.duration).unwrap_or_default()
+        });
+        let (edge_markers, listed_markers): (Vec<&Marker>, Vec<&Marker>) = self
+            .markers
+            .iter()
+            .partition(|m| !self.ended && closed_end.is_some_and(|end| m.start >= end));
         // Without skipping, the first segment shown always carries its map; with skipping, the
         // client has it from the full playlist it loaded before.
         let mut map = if skipped > 0 { previous_map } else { None };
@@ -485,7 +494,7 @@ impl MediaPlaylist {
             end_list: self.ended,
             segments: shown
                 .iter()
-                .zip(self.marker_tags(shown))
+                .zip(self.marker_tags(shown, &listed_markers))
                 .enumerate()
                 .map(|(i, (s, markers))| {
                     let mut segment = Self::media_segment(s, query);
@@ -517,7 +526,9 @@ impl MediaPlaylist {
             .expect("writing a playlist into a Vec cannot fail");
         let text = String::from_utf8_lossy(&out).into_owned();
         match edge {
-            Some(edge) => self.splice_live_edge(&text, edge, skipped, map.as_deref(), query),
+            Some(edge) => {
+                self.splice_live_edge(&text, edge, &edge_markers, skipped, map.as_deref(), query)
+            }
             None => text,
         }
     }
@@ -546,6 +557,7 @@ impl MediaPlaylist {
         &self,
         text: &str,
         edge: &LiveEdge,
+        markers: &[&Marker],
         skipped: usize,
         map: Option<&str>,
         query: Option<&str>,
@@ -584,6 +596,9 @@ impl MediaPlaylist {
                     with_query(open_map, query)
                 ));
             }
+            for marker in markers {
+                out.push_str(&format!("#EXT-X-DATERANGE:{}\n", marker.attribute_list()));
+            }
             for part in &edge.open {
                 let tag = part_tag(part, query);
                 out.push_str(&format!(
@@ -611,12 +626,12 @@ impl MediaPlaylist {
     /// The DATERANGE tags to write before each of `view`'s segments: a marker goes before the
     /// segment its start falls in (by `PROGRAM-DATE-TIME`), or before the first one when it began
     /// earlier and still overlaps the view; markers that ended before the view are left out.
-    fn marker_tags(&self, view: &[Segment]) -> Vec<Vec<m3u8_rs::ExtTag>> {
+    fn marker_tags(&self, view: &[Segment], markers: &[&Marker]) -> Vec<Vec<m3u8_rs::ExtTag>> {
         let mut tags = vec![Vec::new(); view.len()];
         let Some(first) = view.first() else {
             return tags;
         };
-        for marker in &self.markers {
+        for marker in markers {
             if marker.end.is_some_and(|end| end <= first.program_date_time) {
                 continue;
             }

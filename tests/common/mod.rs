@@ -656,14 +656,16 @@ pub async fn small_ladder_server() -> Result<Server> {
     Server::start_with(|c| c.hls.ladder = preset.to_string_lossy().into_owned()).await
 }
 
-/// Waits until the source rendition lists `n` segments (practice streams need the creator).
+/// Waits until the source rendition lists `n` segments, as MPEG-TS and as low-latency CMAF
+/// (practice streams need the creator); returns the MPEG-TS playlist.
 pub async fn source_segments(api: &Api, token: &str, id: &str, n: usize) -> Result<String> {
-    wait_for(&format!("{n} segments"), DEADLINE, || async {
-        let (status, text) = api
-            .get_text(&format!("/hls/{id}/source/index.m3u8"), Some(token))
-            .await
-            .ok()?;
+    let segments = |path: String| async move {
+        let (status, text) = api.get_text(&path, Some(token)).await.ok()?;
         (status == 200 && text.matches("#EXTINF").count() >= n).then_some(text)
+    };
+    wait_for(&format!("{n} segments"), DEADLINE, || async {
+        segments(format!("/hls/{id}/ll/source/index.m3u8")).await?;
+        segments(format!("/hls/{id}/source/index.m3u8")).await
     })
     .await
 }
