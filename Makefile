@@ -29,7 +29,7 @@ clean:
 # Benchmarks (bench/README.md): livefront next to nginx-rtmp (passthrough.sh; PROTO=srt for SRT), next to
 # ffmpeg doing the same transcoding ladder (ladder.sh), RTSP pull/out next to RTMP (rtsp.sh), where
 # product markers land (markers.sh), and 1000 WebSocket viewers of one stream's live channel: memory,
-# CPU, chat fan-out (ws.sh).
+# CPU, chat fan-out (ws.sh), and an nginx edge collapsing low-latency HLS requests (edge.sh).
 bench: deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
@@ -39,3 +39,4 @@ bench: deps
 	bench/rtsp.sh
 	bench/markers.sh
 	bench/ws.sh
+	bench/edge.sh

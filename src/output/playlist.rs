@@ -429,24 +429,25 @@ impl MediaPlaylist {
     }
 
     fn render_with(&self, view: View, query: Option<&str>, edge: Option<&LiveEdge>) -> String {
-        let mut start = match view {
+        let first = match view {
             View::Live if !self.ended => self.live_start,
             _ => 0,
         };
         let skipped = match edge {
-            Some(e) if e.skip => self.skippable(start),
+            Some(e) if e.skip => self.skippable(first),
             _ => 0,
         };
+        // The segments written; the skipped ones still count in the sequence numbers.
+        let start = first + skipped;
         let previous_map = start
             .checked_sub(1)
             .and_then(|i| self.segments[i].map.clone());
-        start += skipped;
         let playlist_type = match (view, self.ended) {
             (_, true) => Some(m3u8_rs::MediaPlaylistType::Vod),
             (View::Event, false) => Some(m3u8_rs::MediaPlaylistType::Event),
             (View::Live, false) => None,
         };
-        let removed_discontinuities = self.segments[..start]
+        let removed_discontinuities = self.segments[..first]
             .iter()
             .filter(|s| s.discontinuity)
             .count() as u64;
@@ -486,7 +487,7 @@ impl MediaPlaylist {
             version: Some(Self::version(shown, skipped > 0)),
             independent_segments: true,
             target_duration: self.target_duration,
-            media_sequence: self.first_sequence.saturating_add(start as u64),
+            media_sequence: self.first_sequence.saturating_add(first as u64),
             discontinuity_sequence: self
                 .first_discontinuity_sequence
                 .saturating_add(removed_discontinuities),
@@ -1561,5 +1562,153 @@ mod tests {
             &[variant("a/index.m3u8", 1), variant("b/index.m3u8", 2)],
             Some("token=abc"),
         ));
+    }
+
+    /// CMAF segment `n` of ten 200 ms parts, starting at `2n` s, with init section `map`.
+    fn cmaf(n: u64, map: &str) -> Segment {
+        let mut s = seg(n, TARGET, TARGET * n as u32);
+        s.uri = format!("seg{n:05}.m4s");
+        s.map = Some(map.into());
+        s.parts = (0..10)
+            .map(|i| Part {
+                uri: format!("part{n:05}.{i}.m4s"),
+                duration: Duration::from_millis(200),
+                independent: i == 0,
+            })
+            .collect();
+        s
+    }
+
+    fn edge(open: usize, skip: bool) -> LiveEdge {
+        LiveEdge {
+            part_target: Duration::from_millis(200),
+            open: (0..open)
+                .map(|i| Part {
+                    uri: format!("part00005.{i}.m4s"),
+                    duration: Duration::from_millis(200),
+                    independent: i == 0,
+                })
+                .collect(),
+            open_discontinuity: false,
+            open_map: Some("init00000.mp4".into()),
+            hint: Some(format!("part00005.{open}.m4s")),
+            reports: vec![RenditionReport {
+                uri: "../360p/index.m3u8".into(),
+                last_msn: 5,
+                last_part: 1,
+            }],
+            skip,
+        }
+    }
+
+    fn lines_with<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(tag)).collect()
+    }
+
+    #[test]
+    fn low_latency_playlist_has_parts_near_the_edge_then_the_open_segment_hint_and_reports() {
+        let mut pl = MediaPlaylist::new(6, TARGET);
+        for n in 0..5 {
+            pl.push(cmaf(n, "init00000.mp4"));
+        }
+        let text = pl.render_low_latency(&edge(3, false), Some("token=t"));
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |tag: &str| lines.iter().position(|l| l.starts_with(tag)).unwrap();
+        // Server control and part information right after the header, before any segment.
+        assert!(at("#EXT-X-TARGETDURATION") < at("#EXT-X-SERVER-CONTROL"));
+        assert!(at("#EXT-X-PART-INF") < at("#EXT-X-MAP"));
+        assert_eq!(
+            tag_value(&text, "#EXT-X-SERVER-CONTROL"),
+            Some("CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,PART-HOLD-BACK=0.600,HOLD-BACK=6.0")
+        );
+        assert_eq!(tag_value(&text, "#EXT-X-VERSION"), Some("6"));
+        // One map (unchanged), with the token.
+        assert_eq!(
+            lines_with(&text, "#EXT-X-MAP"),
+            ["#EXT-X-MAP:URI=\"init00000.mp4?token=t\""]
+        );
+        // Parts of the last three target durations (segments 2..=4) and of the open one.
+        let parts = lines_with(&text, "#EXT-X-PART:");
+        assert_eq!(parts.len(), 3 * 10 + 3, "{text}");
+        assert!(!text.contains("part00001."), "{text}");
+        assert_eq!(
+            parts[0],
+            "#EXT-X-PART:DURATION=0.20000,URI=\"part00002.0.m4s?token=t\",INDEPENDENT=YES"
+        );
+        // The open segment's parts follow the last segment; then the hint and the reports.
+        let last_segment = lines
+            .iter()
+            .rposition(|l| *l == "seg00004.m4s?token=t")
+            .unwrap();
+        assert!(
+            lines[last_segment + 1]
+                .starts_with("#EXT-X-PART:DURATION=0.20000,URI=\"part00005.0.m4s")
+        );
+        assert_eq!(
+            lines[lines.len() - 2],
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part00005.3.m4s?token=t\""
+        );
+        assert_eq!(
+            lines[lines.len() - 1],
+            "#EXT-X-RENDITION-REPORT:URI=\"../360p/index.m3u8\",LAST-MSN=5,LAST-PART=1"
+        );
+        // The parsed segments add up; m3u8-rs reads it as a media playlist.
+        let parsed = parse_media(&text);
+        assert_eq!(parsed.segments.len(), 5);
+        // The event view (on disk) has the map but no parts.
+        let event = pl.render_event(None);
+        assert!(
+            event.contains("#EXT-X-MAP") && !event.contains("#EXT-X-PART"),
+            "{event}"
+        );
+    }
+
+    #[test]
+    fn a_delta_update_skips_what_is_older_than_can_skip_until() {
+        let mut pl = MediaPlaylist::new(20, TARGET);
+        for n in 0..20 {
+            pl.push(cmaf(n, "init00000.mp4"));
+        }
+        let text = pl.render_low_latency(&edge(1, true), None);
+        // 40 s listed, skip until 12 s: the 13 segments that end more than 12 s before the end.
+        assert_eq!(
+            tag_value(&text, "#EXT-X-SKIP"),
+            Some("SKIPPED-SEGMENTS=13"),
+            "{text}"
+        );
+        assert_eq!(tag_value(&text, "#EXT-X-VERSION"), Some("9"));
+        // The first segment is still number 0 (m3u8-rs leaves out a sequence of 0).
+        assert_eq!(
+            tag_value(&text, "#EXT-X-MEDIA-SEQUENCE").unwrap_or("0"),
+            "0"
+        );
+        assert_eq!(lines_with(&text, "#EXTINF").len(), 7);
+        assert!(text.find("#EXT-X-SKIP").unwrap() < text.find("#EXTINF").unwrap());
+        // The client has the map from the full playlist; not repeated.
+        assert!(!text.contains("#EXT-X-MAP"), "{text}");
+        // Without the directive: everything.
+        let full = pl.render_low_latency(&edge(1, false), None);
+        assert_eq!(lines_with(&full, "#EXTINF").len(), 20);
+    }
+
+    #[test]
+    fn a_new_init_section_is_written_where_it_starts() {
+        let mut pl = MediaPlaylist::new(6, TARGET);
+        pl.push(cmaf(0, "init00000.mp4"));
+        let mut back = cmaf(1, "init00001.mp4");
+        back.discontinuity = true;
+        pl.push(back);
+        let text = pl.render_event(None);
+        let maps = lines_with(&text, "#EXT-X-MAP");
+        assert_eq!(maps.len(), 2, "{text}");
+        assert!(text.find("init00001.mp4").unwrap() > text.find("seg00000.m4s").unwrap());
+        // And it reads back from disk.
+        let read = MediaPlaylist::parse_event(&text, 6, TARGET).unwrap();
+        let maps: Vec<_> = read
+            .segments()
+            .iter()
+            .map(|s| s.map.clone().unwrap())
+            .collect();
+        assert_eq!(maps, ["init00000.mp4", "init00001.mp4"]);
     }
 }

@@ -127,7 +127,8 @@ impl PipelineSpec {
     }
 
     /// The spec a typical OBS publisher (x264 High 1920x1080 at 30 fps, AAC-LC 48 kHz stereo) gets
-    /// with `ladder`: what `examples/pipeline_description.rs` prints and the golden tests pin.
+    /// with `ladder` and the default low-latency part: what `examples/pipeline_description.rs`
+    /// prints and the golden tests pin.
     pub fn example(ladder: &LadderSpec, video: bool, audio: bool, data_dir: &Path) -> Self {
         const AVCC_1080P30: &str =
             "01640028ffe1001b67640028acd940780227e5c044000003000400000300f03c60c65801000468ebe3cb";
@@ -135,13 +136,15 @@ impl PipelineSpec {
             video: video.then(|| Bytes::from(hex::decode(AVCC_1080P30).expect("valid hex"))),
             audio: audio.then(|| Bytes::from_static(&[0x11, 0x90])),
         };
-        PipelineSpec::new(
+        let mut spec = PipelineSpec::new(
             ladder,
             tracks,
             StreamPaths::new(data_dir, "abc"),
             Duration::from_secs(2),
             0,
-        )
+        );
+        spec.part = crate::config::HlsConfig::default().low_latency_part();
+        spec
     }
 
     /// The renditions this pipeline writes, in master-playlist order of preference.

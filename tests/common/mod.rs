@@ -22,7 +22,8 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// URLs about one stream; `{id}` is replaced. Every URL that could reveal a stream gets a row:
 /// practice streams (tests/privacy.rs) and taken-down ones (tests/trust.rs) must answer each of
-/// them exactly as an unknown id does for anyone but their creator and the admin.
+/// them exactly as an unknown id does for anyone but their creator and the admin. (Low-latency
+/// parts live in memory while live only: tests/llhls.rs checks them on a live practice stream.)
 pub const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}",
     "/api/v1/streams/{id}/recording",
@@ -38,6 +39,12 @@ pub const PER_STREAM: &[&str] = &[
     "/hls/{id}/source/event.m3u8",
     "/hls/{id}/source/seg00000.ts",
     "/hls/{id}/source/seg00001.ts",
+    "/hls/{id}/master-ts.m3u8",
+    "/hls/{id}/ll/source/index.m3u8",
+    "/hls/{id}/ll/source/index.m3u8?_HLS_msn=1&_HLS_part=0",
+    "/hls/{id}/ll/source/event.m3u8",
+    "/hls/{id}/ll/source/init00000.mp4",
+    "/hls/{id}/ll/source/seg00000.m4s",
     "/recordings/{id}.mp4",
 ];
 
