@@ -420,6 +420,19 @@ async fn every_rendition_is_served_as_low_latency_hls() -> Result<()> {
         "{ts}"
     );
 
+    // The server's share of the latency: last frame of a part in → part listed.
+    let (_, metrics) = api.get_text("/metrics", None).await?;
+    let median: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("livefront_ll_part_latency_seconds{quantile=\"0.5\"} "))
+        .with_context(|| format!("part latency in the metrics: {metrics}"))?
+        .parse()?;
+    ensure!(median > 0.0 && median < 5.0, "{median}");
+    eprintln!(
+        "last frame of a part -> part listed, median {:.0} ms",
+        median * 1000.0
+    );
+
     let (status, stderr) = finish(publisher, DEADLINE).await?;
     ensure!(status.success(), "{stderr}");
     api.recording_ready(&token, &id).await?;

@@ -339,6 +339,21 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Webhook deliveries given up after the last attempt.",
         w.given_up.load(Ordering::Relaxed),
     );
+    let latency = &c.part_latency;
+    let quantiles: Vec<(f64, f64)> = [0.5, 0.9, 0.99]
+        .into_iter()
+        .filter_map(|q| Some((q, latency.quantile(q)?.as_secs_f64())))
+        .collect();
+    if !quantiles.is_empty() {
+        let name = "livefront_ll_part_latency_seconds";
+        let _ = write!(
+            body,
+            "# HELP {name} Low-latency HLS: from the last frame of a part reaching the pipeline to the part listed (recent 1000 parts).\n# TYPE {name} summary\n"
+        );
+        for (q, seconds) in quantiles {
+            let _ = writeln!(body, "{name}{{quantile=\"{q}\"}} {seconds:.4}");
+        }
+    }
     if let Ok(counts) = state.store.stream_counts().await {
         let name = "livefront_streams";
         let _ = write!(

@@ -5,8 +5,9 @@
 //! start and when codec parameters change), then a moof flagged `HEADER` (a fragment, i.e. a
 //! segment, starts here with a keyframe) or `HEADER|DELTA_UNIT` (a chunk within it), carrying the
 //! chunk's duration, then its samples.
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gstreamer as gst;
@@ -15,6 +16,72 @@ use gstreamer_app as gst_app;
 use super::hls::{Chunk, HlsOutput};
 use crate::pipeline::build::{Comeback, ResumedAt};
 
+/// Frames kept in [`Arrivals`]: ten seconds at 50 fps.
+const ARRIVALS_KEPT: usize = 500;
+/// Parts kept in [`PartLatency`].
+const LATENCIES_KEPT: usize = 1000;
+
+/// When a stream's frames reached the pipeline (media time, instant), newest last.
+#[derive(Debug, Clone, Default)]
+pub struct Arrivals(Arc<Mutex<VecDeque<(Duration, Instant)>>>);
+
+impl Arrivals {
+    pub fn note(&self, media_time: Duration) {
+        let mut frames = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if frames.len() == ARRIVALS_KEPT {
+            frames.pop_front();
+        }
+        frames.push_back((media_time, Instant::now()));
+    }
+
+    /// When the last of the frames before media time `end` arrived: the moment a part ending
+    /// there could be complete.
+    fn complete_at(&self, end: Duration) -> Option<Instant> {
+        let frames = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        frames
+            .iter()
+            .filter(|(at, _)| *at < end)
+            .map(|(_, instant)| *instant)
+            .max()
+    }
+}
+
+/// How long after its last frame reached the pipeline each recent part was listed (every
+/// low-latency rendition of every stream): the server's share of the latency.
+#[derive(Debug, Default)]
+pub struct PartLatency(Mutex<VecDeque<Duration>>);
+
+impl PartLatency {
+    fn record(&self, latency: Duration) {
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == LATENCIES_KEPT {
+            recent.pop_front();
+        }
+        recent.push_back(latency);
+    }
+
+    /// The `q` quantile (0..=1) of the recent parts, if any.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let mut sorted: Vec<Duration> = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        sorted.sort();
+        let last = sorted.len().checked_sub(1)?;
+        Some(sorted[((last as f64) * q.clamp(0.0, 1.0)).round() as usize])
+    }
+}
+
+/// How a rendition's chunks are measured.
+#[derive(Debug, Clone, Default)]
+pub struct Timing {
+    pub arrivals: Arrivals,
+    pub latency: Arc<PartLatency>,
+}
+
 /// Feeds `rendition` of `output` from the appsink of its CMAF muxer.
 pub fn attach(
     sink: &gst_app::AppSink,
@@ -22,6 +89,7 @@ pub fn attach(
     output: Arc<HlsOutput>,
     comeback: Comeback,
     resumed_at: ResumedAt,
+    timing: Timing,
 ) {
     // An init section may come alone (a caps change): it goes with the next chunk.
     let mut init = None;
@@ -40,8 +108,11 @@ pub fn attach(
                         None => output.discontinuity(&rendition),
                     }
                 }
+                let end = chunk.running_time + chunk.duration;
                 if let Err(e) = output.part_ready(&rendition, chunk) {
                     tracing::error!(%rendition, error = %e, "writing a low-latency part");
+                } else if let Some(complete) = timing.arrivals.complete_at(end) {
+                    timing.latency.record(complete.elapsed());
                 }
                 Ok(gst::FlowSuccess::Ok)
             })

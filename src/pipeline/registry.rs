@@ -37,6 +37,8 @@ pub struct Counters {
     pub publishes_refused: AtomicU64,
     pub streams_finalized: AtomicU64,
     pub pipeline_failures: AtomicU64,
+    /// How long after their last frame low-latency parts are listed.
+    pub part_latency: Arc<cmaf::PartLatency>,
 }
 
 struct Inner {
@@ -430,6 +432,10 @@ impl StreamRegistry {
                     ll.clone(),
                     comeback,
                     stream.resumed_at.clone(),
+                    cmaf::Timing {
+                        arrivals: stream.arrivals.clone(),
+                        latency: self.inner.counters.part_latency.clone(),
+                    },
                 );
             }
         }

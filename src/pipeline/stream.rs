@@ -16,6 +16,7 @@ use super::health::{HealthReport, IngestHealth};
 use super::ladder::LadderSpec;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
+use crate::output::cmaf::Arrivals;
 use crate::output::codecs;
 use crate::output::hls::{HlsOutput, Resumed};
 use crate::store::{CreatorId, FocusEvent, Mode, Stream, StreamId};
@@ -63,6 +64,8 @@ pub struct LiveStream {
     pub focus: tokio::sync::Mutex<Option<FocusEvent>>,
     /// When the latest publisher came back.
     pub resumed_at: build::ResumedAt,
+    /// When its frames reached the pipeline (for the low-latency part latency).
+    pub arrivals: Arrivals,
 }
 
 /// Who feeds a live stream. The number counts publishers, so that a grace period that ran out can
@@ -92,6 +95,8 @@ pub struct Running {
     end: gst::ClockTime,
     /// Media time of the newest frame of the stream's picture (of its sound without video).
     newest_frame: gst::ClockTime,
+    /// Media time of the last picture (sound without video) pushed, taken by `push_running`.
+    pushed: Option<gst::ClockTime>,
     resumes: build::Resumes,
     eos: oneshot::Receiver<Result<(), String>>,
 }
@@ -125,6 +130,7 @@ impl LiveStream {
             taken_down: std::sync::atomic::AtomicBool::new(false),
             focus: tokio::sync::Mutex::new(None),
             resumed_at: build::ResumedAt::default(),
+            arrivals: Arrivals::default(),
         }
     }
 
@@ -325,6 +331,7 @@ impl Running {
             at: gst::ClockTime::ZERO,
             end: gst::ClockTime::ZERO,
             newest_frame: gst::ClockTime::ZERO,
+            pushed: None,
             resumes: built.resumes,
             eos,
         };
@@ -398,6 +405,7 @@ impl Running {
                 self.end = self.end.max(pts);
                 // Frames arrive in decoding order: the newest picture is the latest to show.
                 self.newest_frame = self.newest_frame.max(pts);
+                self.pushed = Some(pts);
                 if !keyframe {
                     b.set_flags(gst::BufferFlags::DELTA_UNIT);
                 }
@@ -414,6 +422,7 @@ impl Running {
                 self.end = self.end.max(ms(dts_ms));
                 if self.video.is_none() {
                     self.newest_frame = self.newest_frame.max(ms(dts_ms));
+                    self.pushed = Some(ms(dts_ms));
                 }
                 (src, buffer)
             }
@@ -618,7 +627,13 @@ pub(crate) fn resume_running(
 pub(crate) fn push_running(stream: &LiveStream, frame: MediaFrame) -> Result<bool, IngestError> {
     let mut guard = lock(&stream.running);
     match guard.as_mut() {
-        Some(running) => running.push(frame).map(|_| true),
+        Some(running) => {
+            running.push(frame)?;
+            if let Some(pts) = running.pushed.take() {
+                stream.arrivals.note(Duration::from_nanos(pts.nseconds()));
+            }
+            Ok(true)
+        }
         None => Ok(false),
     }
 }
