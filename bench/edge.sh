@@ -39,9 +39,9 @@ LIVEFRONT_DATA_DIR=$WORK/data LIVEFRONT_HTTP_ADDR=127.0.0.1:$HTTP LIVEFRONT_RTMP
   "$BIN" serve >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q "OBS Stream Key" "$WORK/server.log" && break; sleep 0.2; done
-TOKEN=$(awk '/demo API token/ {print $4}' "$WORK/server.log")
-ID=$(awk '/stream id/ {print $3}' "$WORK/server.log")
-KEY=$(awk '/OBS Stream Key/ {print $4}' "$WORK/server.log")
+TOKEN=$(awk '/^  demo API token / {print $4}' "$WORK/server.log")
+ID=$(awk '/^  stream id / {print $3}' "$WORK/server.log")
+KEY=$(awk '/^  OBS Stream Key / {print $4}' "$WORK/server.log")
 API=http://127.0.0.1:$HTTP
 curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"mode":"public"}' "$API/api/v1/streams/$ID/mode" >/dev/null
@@ -54,7 +54,10 @@ PIDS+=($!)
 mkdir -p "$WORK/cache"
 sed -e "s|/var/cache/nginx/livefront|$WORK/cache|" -e "s|127.0.0.1:8080|127.0.0.1:$HTTP|" \
   -e "s|listen 8081|listen 127.0.0.1:$EDGE|" "$ROOT/examples/nginx-edge/livefront-edge.conf" >"$WORK/edge.conf"
+# Workers run as the caller (as root, nginx would switch to an unprivileged user that cannot
+# write the temporary cache directory).
 cat >"$WORK/nginx.conf" <<CONF
+user $(id -un) $(id -gn);
 daemon on;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
@@ -74,7 +77,8 @@ served() { curl -fsS "$API/metrics" | awk '/^livefront_hls_requests_total/ {prin
 
 total_requests=0; total_origin=0; waits=()
 for round in $(seq "$ROUNDS"); do
-  playlist=$(curl -fsS "$EDGE_URL/index.m3u8")
+  # The hint of the origin's current playlist: a part no viewer has asked for yet.
+  playlist=$(curl -fsS "$API/hls/$ID/ll/source/index.m3u8")
   hint=$(grep -o 'PRELOAD-HINT:TYPE=PART,URI="[^"]*"' <<<"$playlist" | sed 's/.*URI="//; s/"$//')
   msn=${hint#part}; msn=${msn%%.*}; part=${hint#*.}; part=${part%%.*}
   msn=$((10#$msn))
