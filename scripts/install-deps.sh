@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins, the RTSP
 # server library for RTSP out), OpenSSL headers (webhooks over https), ffmpeg, srt-tools and
-# GStreamer's RTSP server for Python (tests, benchmarks: publishers and cameras), build tools, and
-# any extra packages named as arguments.
+# GStreamer's RTSP server for Python (tests, benchmarks: publishers and cameras), curl (HTTP/2
+# client) and openssl (test certificates) for the HTTPS tests, build tools, and any extra packages
+# named as arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ packages=(
   ffmpeg srt-tools
   libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   python3-gi gir1.2-gst-rtsp-server-1.0
-  ffmpeg
+  curl openssl
   "$@"
 )
 

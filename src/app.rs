@@ -41,6 +41,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Rtsp(#[from] rtsp::Error),
+    #[error("TLS (http.tls_cert, http.tls_key): {0}")]
+    Tls(#[from] http::serve::TlsError),
     #[error("{what} {addr}: {source}")]
     Io {
         what: &'static str,
@@ -118,6 +120,10 @@ impl App {
         registry.recover().await?;
         let first_start = bootstrap(&store, &config).await?;
 
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(http::serve::tls_acceptor(cert, key)?),
+            _ => None,
+        };
         let http_listener = TcpListener::bind(config.http.addr)
             .await
             .map_err(|source| Error::Io {
@@ -155,7 +161,10 @@ impl App {
         let public_url = config
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://localhost:{}", http_addr.port()))
+            .unwrap_or_else(|| {
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://localhost:{}", http_addr.port())
+            })
             .trim_end_matches('/')
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
@@ -213,11 +222,7 @@ impl App {
         let http_shutdown = shutdown.child_token();
         let router = http::router(state.clone());
         let http_task = tokio::spawn(async move {
-            // The peer address feeds per-client limits (viewer registration).
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(http_listener, service)
-                .with_graceful_shutdown(http_shutdown.cancelled_owned());
-            if let Err(e) = serve.await {
+            if let Err(e) = http::serve::serve(http_listener, router, tls, http_shutdown).await {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });

@@ -272,6 +272,12 @@ pub struct HttpConfig {
     /// Lifetime of the signed `?token=` in a practice stream's playback URL.
     #[serde(with = "humantime_serde")]
     pub playback_token_ttl: Duration,
+    /// PEM certificate chain: with `tls_key`, the listener speaks TLS with HTTP/2 and HTTP/1.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// What happens around publishers, whatever their protocol.
@@ -380,6 +386,8 @@ impl Default for HttpConfig {
         HttpConfig {
             addr: DEFAULT_HTTP_ADDR.parse().expect("valid default address"),
             playback_token_ttl: DEFAULT_PLAYBACK_TOKEN_TTL,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -475,6 +483,21 @@ impl Config {
                 key: "hls.segment",
                 message: format!("{:?} is outside 500ms..20s", self.hls.segment),
             });
+        }
+        match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(_), None) => {
+                return Err(Error::Invalid {
+                    key: "http.tls_key",
+                    message: "http.tls_cert is set: set the key of that certificate too".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(Error::Invalid {
+                    key: "http.tls_cert",
+                    message: "http.tls_key is set: set the certificate (chain) too".into(),
+                });
+            }
+            _ => {}
         }
         if self.hls.low_latency {
             let (part, segment) = (self.hls.part, self.hls.segment);

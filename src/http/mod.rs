@@ -15,6 +15,7 @@ pub mod moderation;
 pub mod products;
 pub mod promos;
 pub mod recordings;
+pub mod serve;
 pub mod signing;
 pub mod streams;
 pub mod viewers;

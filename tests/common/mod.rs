@@ -86,9 +86,13 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str) -> Self {
+        Self::with_client(base, reqwest::Client::new())
+    }
+
+    pub fn with_client(base: &str, http: reqwest::Client) -> Self {
         Api {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            http,
         }
     }
 
@@ -319,7 +323,17 @@ impl Server {
             .first_start
             .clone()
             .context("first start on an empty store")?;
-        let api = Api::new(&format!("http://{}", app.http_addr));
+        let api = match &app.state.config.http.tls_cert {
+            // A test's own certificate for 127.0.0.1 (tests/tls.rs).
+            Some(cert) => {
+                let pem = std::fs::read(cert)?;
+                let client = reqwest::Client::builder()
+                    .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+                    .build()?;
+                Api::with_client(&format!("https://{}", app.http_addr), client)
+            }
+            None => Api::new(&format!("http://{}", app.http_addr)),
+        };
         let demo_stream = api
             .stream(&first.demo_token, first.demo_stream.id.as_str())
             .await?;
