@@ -39,6 +39,7 @@ pub const PER_STREAM: &[&str] = &[
     "/hls/{id}/source/seg00000.ts",
     "/hls/{id}/source/seg00001.ts",
     "/recordings/{id}.mp4",
+    "/watch/{id}",
 ];
 
 /// URLs that list or count streams: hidden ids must not appear.
