@@ -1,8 +1,10 @@
 // The video player of the watch page and the studio preview: hls.js (low-latency mode) where
 // Media Source Extensions exist, the browser's own HLS otherwise (Safari, iOS). While live it
 // keeps near the live edge: hls.js only catches up by itself with more than a second buffered,
-// so when the latency drifts past the target we jump to the live sync position.
+// so when the latency drifts past the target we play a little faster, and jump to the live sync
+// position when it is far behind (after a stall).
 const DRIFT_S = 0.3;
+const JUMP_S = 2;
 
 export function play(video, url, { onLevels, onCue, onLatency, onError } = {}) {
   // The API's links carry the server's public URL; the page plays from its own origin (the CSP
@@ -35,9 +37,9 @@ export function play(video, url, { onLevels, onCue, onLatency, onError } = {}) {
       const live = hls.levels[hls.currentLevel]?.details?.live;
       if (!live || video.paused) return onLatency?.(null);
       const latency = hls.latency;
-      if (latency > hls.targetLatency + DRIFT_S && hls.liveSyncPosition) {
-        video.currentTime = hls.liveSyncPosition;
-      }
+      const drift = latency - hls.targetLatency;
+      if (drift > JUMP_S && hls.liveSyncPosition) video.currentTime = hls.liveSyncPosition;
+      else video.playbackRate = drift > DRIFT_S ? 1.1 : 1;
       onLatency?.(latency);
     }, 500);
     return {

@@ -174,6 +174,7 @@ try {
   await phoneStudio.goto(`${base}/studio`);
   await phoneStudio.click(`[data-stream-id="${streamId}"]`);
   await phoneStudio.waitForFunction(() => document.querySelector("#health-fps")?.textContent.includes("fps"), null, { timeout: MEDIA_TIMEOUT });
+  await phoneStudio.waitForFunction(() => document.querySelector("#preview")?.currentTime > 0.5, null, { timeout: MEDIA_TIMEOUT });
   await phoneStudio.screenshot({ path: join(artifacts, "studio-phone.png") });
   await phoneStudio.close();
   await studio.screenshot({ path: join(artifacts, "studio-desktop.png"), fullPage: true });
