@@ -208,3 +208,37 @@ async fn a_practice_watch_page_is_not_found_for_everyone_but_its_creator() -> Re
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_page_shares_the_creators_newest_link() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let id = server.demo_stream["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/streams/{id}/links");
+    // Practice: like a missing stream for others; the creator sees no link yet.
+    let (status, _) = api.get(&path, None).await?;
+    assert_eq!(status, 404);
+    let (status, none) = api.get(&path, Some(&token)).await?;
+    assert_eq!((status, &none["url"]), (200, &Value::Null));
+    api.set_mode(&token, &id, "public").await?;
+    let (status, _) = api
+        .request(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&token),
+            Some(json!({"associate_tag": "demo-20"})),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let (status, link) = api.request(Method::POST, &path, Some(&token), None).await?;
+        assert_eq!(status, 201, "{link}");
+        made.push(link["url"].as_str().context("url")?.to_string());
+    }
+    let (status, latest) = api.get(&path, None).await?;
+    assert_eq!(status, 200);
+    assert_eq!(latest["url"], made[1].as_str(), "the newest link");
+    server.stop().await;
+    Ok(())
+}

@@ -355,7 +355,19 @@ function drawChart(box, values) {
 }
 
 async function renderEarnings(box) {
-  box.replaceChildren(el("h2", {}, "Earnings and level"));
+  const tag = el("input", { id: "associate-tag", "aria-label": "Associate tag", placeholder: "alice-20", pattern: "[a-z0-9-]{3,32}", required: true });
+  const tagStatus = message("Your associate tag goes on product links and share links.");
+  const tagForm = el("form", { id: "tag-form", class: "inline" }, tag, el("button", { type: "submit" }, "Save tag"));
+  tagForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const me = await api("PATCH", "/api/v1/me", { associate_tag: tag.value.trim() });
+      tagStatus.textContent = `Saved: ${me.associate_tag}`;
+    } catch (err) {
+      tagStatus.textContent = err.message;
+    }
+  });
+  box.replaceChildren(el("h2", {}, "Earnings and level"), tagForm, tagStatus);
   try {
     const [e, l] = await Promise.all([api("GET", "/api/v1/me/earnings"), api("GET", "/api/v1/me/level")]);
     box.append(el("p", { id: "level" }, `Level ${l.level} · ${l.public_minutes} public minutes in ${l.window_days} days`));

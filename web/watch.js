@@ -254,8 +254,10 @@ async function waitUntilPlayable() {
   }
 }
 
+/** Shares the creator's share link (it credits the creator's sales), or this page without one. */
 async function share(stream) {
-  const url = stream.share_url || location.href;
+  const link = await api("GET", `/api/v1/streams/${encodeURIComponent(id)}/links`).catch(() => null);
+  const url = link?.url || location.href;
   if (navigator.share) {
     try {
       await navigator.share({ title: stream.title, url });

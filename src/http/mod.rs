@@ -171,7 +171,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(moderation::violations))
         .routes(routes!(moderation::clear_strikes))
         .routes(routes!(commerce::edit_me))
-        .routes(routes!(commerce::create_link))
+        .routes(routes!(commerce::create_link, commerce::latest_link))
         .routes(routes!(commerce::follow_link))
         .routes(routes!(commerce::click_out))
         .routes(routes!(commerce::clicks))
