@@ -12,6 +12,7 @@ const CHART_POINTS = 60;
 let catalog = [];
 let current = null; // the open stream's panel state
 let session = null;
+let refreshList = () => {};
 
 function message(text, kind = "hint") {
   return el("p", { class: kind, role: kind === "error" ? "alert" : null }, text);
@@ -55,6 +56,7 @@ async function start() {
   renderCatalog(catalogBox);
   renderNewStream(newStream, streams, panel);
   await renderStreams(streams, panel);
+  refreshList = () => renderStreams(streams, panel).catch(() => {});
   renderEarnings(money);
 }
 
@@ -296,6 +298,8 @@ async function openStream(panel, id) {
       return;
     }
     const x = st.stream;
+    if (x.state !== st.shown?.state || x.mode !== st.shown?.mode) refreshList();
+    st.shown = { state: x.state, mode: x.mode };
     if (x.health?.video?.bitrate_kbps != null) {
       st.bitrate.push(x.health.video.bitrate_kbps);
       if (st.bitrate.length > CHART_POINTS) st.bitrate.shift();

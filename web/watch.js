@@ -181,6 +181,9 @@ function onEvent(ev) {
       if (ev.state === "ended" && !ended) {
         ended = true;
         promo.hidden = true;
+        viewers.hidden = true;
+        player?.destroy();
+        player = null;
         // The playlist is now a complete VOD: play it from the start.
         setTimeout(() => startPlayer(playbackUrl), 1000);
         showReplay();
@@ -234,6 +237,7 @@ async function main() {
   if (activePromo && stream.state === "live") showPromo(activePromo);
   if (stream.state === "ended") {
     ended = true;
+    viewers.hidden = true;
     showReplay();
     const page = await api("GET", `/api/v1/streams/${id}/chat?limit=100`).catch(() => ({ messages: [] }));
     page.messages.reverse().forEach(addChat);
