@@ -76,8 +76,7 @@ async fn pages_carry_a_content_security_policy() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_session_cookie_is_httponly_and_strict_and_the_token_stays_out_of_urls() -> Result<()>
-{
+async fn the_session_cookie_is_httponly_and_strict_and_the_token_stays_out_of_urls() -> Result<()> {
     let mut server = Server::start().await?;
     let api = server.api.clone();
     let (cookie, body) = sign_in(&api, &server.demo_token).await?;
@@ -89,7 +88,10 @@ async fn the_session_cookie_is_httponly_and_strict_and_the_token_stays_out_of_ur
     assert_eq!(body["handle"], "demo");
     let csrf = body["csrf"].as_str().context("csrf")?;
     assert_eq!(csrf.len(), 32);
-    assert!(!body.to_string().contains(&server.demo_token), "the token is not echoed");
+    assert!(
+        !body.to_string().contains(&server.demo_token),
+        "the token is not echoed"
+    );
     // The cookie identifies the browser on GETs.
     let r = api
         .http
@@ -146,9 +148,20 @@ async fn cookie_writes_without_the_csrf_token_are_refused() -> Result<()> {
     assert_eq!(refused.status(), 403);
     let err: Value = refused.json().await?;
     assert_eq!(err["error"]["code"], "forbidden", "{err}");
-    assert_eq!(post(Some("0123456789abcdef0123456789abcdef")).await?.status(), 403);
-    let (_, catalog) = api.get("/api/v1/products", Some(&server.demo_token)).await?;
-    assert_eq!(catalog["products"].as_array().map(Vec::len), Some(0), "nothing was written");
+    assert_eq!(
+        post(Some("0123456789abcdef0123456789abcdef"))
+            .await?
+            .status(),
+        403
+    );
+    let (_, catalog) = api
+        .get("/api/v1/products", Some(&server.demo_token))
+        .await?;
+    assert_eq!(
+        catalog["products"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was written"
+    );
     assert_eq!(post(Some(csrf)).await?.status(), 201);
     // Bearer calls need no CSRF token, cookie or not.
     let r = api
@@ -178,7 +191,12 @@ async fn a_practice_watch_page_is_not_found_for_everyone_but_its_creator() -> Re
     assert_eq!(api.get_text(&format!("/watch/{id}"), None).await?, unknown);
     let (viewer_cookie, _) = {
         let (_, v) = api
-            .request(Method::POST, "/api/v1/viewers", None, Some(json!({"handle": "vic"})))
+            .request(
+                Method::POST,
+                "/api/v1/viewers",
+                None,
+                Some(json!({"handle": "vic"})),
+            )
             .await?;
         sign_in(&api, v["token"].as_str().context("viewer token")?).await?
     };

@@ -116,8 +116,16 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
     let (_, chapters) = api
         .get(&format!("/api/v1/streams/{stream_id}/chapters"), None)
         .await?;
-    assert_eq!(chapters["chapters"].as_array().map(Vec::len), Some(1), "{chapters}");
-    for shot in ["watch-phone.png", "storefront-phone.png", "studio-phone.png"] {
+    assert_eq!(
+        chapters["chapters"].as_array().map(Vec::len),
+        Some(1),
+        "{chapters}"
+    );
+    for shot in [
+        "watch-phone.png",
+        "storefront-phone.png",
+        "studio-phone.png",
+    ] {
         let meta = std::fs::metadata(artifacts.join(shot)).with_context(|| shot.to_string())?;
         assert!(meta.len() > 1000, "{shot} is a picture");
     }

@@ -179,7 +179,11 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::earnings))
         .routes(routes!(commerce::level))
         .routes(routes!(home::home))
-        .routes(routes!(session::sign_in, session::current, session::sign_out))
+        .routes(routes!(
+            session::sign_in,
+            session::current,
+            session::sign_out
+        ))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     let pages = OpenApiRouter::new()

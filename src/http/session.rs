@@ -51,18 +51,20 @@ pub fn is_write(method: &Method) -> bool {
 }
 
 /// A cookie-authenticated write must carry the session's CSRF token.
-pub fn check_csrf(
-    secret: &[u8],
-    session_token: &str,
-    headers: &HeaderMap,
-) -> Result<(), ApiError> {
+pub fn check_csrf(secret: &[u8], session_token: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = csrf_token(secret, session_token);
     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     // Constant-time enough for a 32-character hex string compared once per request.
     match sent {
-        Some(s) if s.len() == expected.len() && s.bytes().zip(expected.bytes()).all(|(a, b)| a == b) => Ok(()),
+        Some(s)
+            if s.len() == expected.len()
+                && s.bytes().zip(expected.bytes()).all(|(a, b)| a == b) =>
+        {
+            Ok(())
+        }
         _ => Err(ApiError::Forbidden(
-            "a cookie-authenticated write needs the X-CSRF-Token header (from GET /api/v1/session)".into(),
+            "a cookie-authenticated write needs the X-CSRF-Token header (from GET /api/v1/session)"
+                .into(),
         )),
     }
 }
@@ -79,13 +81,14 @@ fn set_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("lf_session=; Max-Age=0; Path=/"))
 }
 
-async fn describe(state: &AppState, who: &Principal, token: &str) -> Result<serde_json::Value, ApiError> {
+async fn describe(
+    state: &AppState,
+    who: &Principal,
+    token: &str,
+) -> Result<serde_json::Value, ApiError> {
     let (role, handle) = match who {
         Principal::Admin => ("admin", None),
-        Principal::Creator(id) => (
-            "creator",
-            state.store.creator(id).await?.map(|c| c.handle),
-        ),
+        Principal::Creator(id) => ("creator", state.store.creator(id).await?.map(|c| c.handle)),
         Principal::Viewer(_) => (
             "viewer",
             state.store.chat_author(who).await?.map(|a| a.handle),
