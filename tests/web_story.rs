@@ -3,7 +3,8 @@
 //! from the page; ffmpeg publishes; the practice preview plays and shows ingest health while a
 //! viewer (phone-sized, own cookies) gets "not found"; the creator goes public and the viewer's
 //! page plays; a focused product is highlighted in the viewer's carousel; chat goes both ways and
-//! a `<script>` message stays text; the creator ends the stream and the viewer's page turns into a
+//! a `<script>` message stays text; the viewer reports the stream and
+//! the admin finds it in the queue; the creator ends the stream and the viewer's page turns into a
 //! replay with chapters. Phone screenshots land in target/web-artifacts/.
 mod common;
 
@@ -36,6 +37,7 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
         .arg(&api.base)
         .arg(&token)
         .arg("demo")
+        .arg(ADMIN_TOKEN)
         .arg(&artifacts)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -103,6 +105,7 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
             "viewer_plays",
             "carousel_follows",
             "chat_both_ways",
+            "reported_to_admin",
             "screenshots",
             "replay_with_chapters",
             "recording_ready",

@@ -86,6 +86,7 @@ function renderCompose() {
       input.value = "";
     });
     chatArea.replaceChildren(el("p", { class: "hint" }, `Chatting as @${s.handle ?? s.role}`), form);
+    if (s.role === "viewer") chatArea.append(reportForm());
   } else {
     const handle = el("input", { id: "chat-handle", placeholder: "your_name", pattern: "[a-z0-9_]{2,32}", "aria-label": "Chat name", required: true });
     const form = el("form", { id: "chat-signin", class: "inline" }, handle, el("button", { type: "submit" }, "Join chat"));
@@ -102,6 +103,24 @@ function renderCompose() {
     });
     chatArea.replaceChildren(el("p", { class: "hint" }, "Pick a name (a-z, 0-9, _) to chat."), form);
   }
+}
+
+/** Viewers can report the stream to the admins. */
+function reportForm() {
+  const reason = el("input", { id: "report-reason", maxlength: 500, required: true, "aria-label": "Why report this stream?", placeholder: "What is wrong?" });
+  const status = el("span", { id: "report-status", class: "hint" });
+  const form = el("form", { id: "report-form", class: "inline" }, reason, el("button", { type: "submit" }, "Report"), status);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/api/v1/reports", { target: { stream_id: id }, reason: reason.value.trim() });
+      status.textContent = "Reported. Thank you.";
+      reason.value = "";
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  });
+  return el("details", { class: "report" }, el("summary", {}, "Report this stream"), form);
 }
 
 async function showReplay() {

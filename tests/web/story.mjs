@@ -2,7 +2,7 @@
 // tests/web_story.rs: a creator in the studio and a viewer on a phone-sized screen, each in their
 // own browser context (own cookies).
 //
-//   node story.mjs BASE_URL CREATOR_TOKEN CREATOR_HANDLE ARTIFACT_DIR
+//   node story.mjs BASE_URL CREATOR_TOKEN CREATOR_HANDLE ADMIN_TOKEN ARTIFACT_DIR
 //
 // Reports one JSON object per line on stdout:
 //   {"kind":"ingest","server":…,"key":…,"stream_id":…}  read from the studio page; the Rust test
@@ -15,9 +15,9 @@ import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-const [base, token, handle, artifacts] = process.argv.slice(2);
-if (!base || !token || !handle || !artifacts) {
-  console.error("usage: node story.mjs BASE_URL CREATOR_TOKEN CREATOR_HANDLE ARTIFACT_DIR");
+const [base, token, handle, adminToken, artifacts] = process.argv.slice(2);
+if (!base || !token || !handle || !adminToken || !artifacts) {
+  console.error("usage: node story.mjs BASE_URL CREATOR_TOKEN CREATOR_HANDLE ADMIN_TOKEN ARTIFACT_DIR");
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
@@ -156,6 +156,24 @@ try {
     expect(safe, "the <script> message is text, nothing ran");
   }
   step("chat_both_ways");
+
+  // The viewer reports the stream; the admin sees it in the queue.
+  await watch.click("details.report summary");
+  await watch.fill("#report-reason", "<i>misleading</i> claims");
+  await watch.press("#report-reason", "Enter");
+  await watch.waitForFunction(() => document.querySelector("#report-status")?.textContent.startsWith("Reported"));
+  const admin = await browser.newContext({ viewport: PHONE });
+  const queue = await admin.newPage();
+  watchConsole(queue, "admin");
+  await queue.goto(`${base}/admin`);
+  await queue.fill("#token", adminToken);
+  await queue.press("#token", "Enter");
+  await queue.waitForSelector("#reports li.report");
+  const reported = await queue.textContent("#reports li.report");
+  expect(reported.includes(streamId) && reported.includes("<i>misleading</i> claims"), `the report in the queue: ${reported}`);
+  await queue.screenshot({ path: join(artifacts, "admin-phone.png") });
+  await admin.close();
+  step("reported_to_admin");
 
   // Phone screenshots: watch, storefront, studio.
   await watch.screenshot({ path: join(artifacts, "watch-phone.png") });
