@@ -162,7 +162,10 @@ export function streamRow(title, streams, emptyText) {
         el(
           "a",
           { href: `/watch/${encodeURIComponent(s.id)}` },
-          el("img", { src: `/api/v1/streams/${encodeURIComponent(s.id)}/thumbnail.jpg`, alt: "", loading: "lazy", class: "thumb", onerror: (e) => e.target.classList.add("missing") }),
+          // Posters exist once a stream went live; scheduled ones get a plain tile.
+          s.state === "live" || s.state === "ended"
+            ? el("img", { src: `/api/v1/streams/${encodeURIComponent(s.id)}/thumbnail.jpg`, alt: "", loading: "lazy", class: "thumb" })
+            : el("div", { class: "thumb placeholder", "aria-hidden": "true" }, "Soon"),
           badge,
           el("span", { class: "title" }, s.title),
           el("span", { class: "meta" }, s.creator ? `@${s.creator}` : "", s.state === "scheduled" ? ` · ${when(s.scheduled_at)}` : "", s.state === "live" ? ` · ${s.viewers ?? 0} watching` : ""),

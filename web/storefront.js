@@ -1,5 +1,5 @@
 // /@{handle}: the creator card with the follow button, then live, upcoming and past livestreams.
-import { el, $, api, loadSession, currentSession, streamRow } from "/assets/common.js";
+import { el, $, api, loadSession, currentSession, signIn, streamRow } from "/assets/common.js";
 
 const app = $("#app");
 const handle = decodeURIComponent(location.pathname.slice(2));
@@ -20,7 +20,8 @@ async function render() {
   paint();
   follow.addEventListener("click", async () => {
     if (currentSession()?.role !== "viewer") {
-      status.textContent = "Join a chat on a watch page to get a viewer name, then follow.";
+      nameForm.hidden = false;
+      nameInput.focus();
       return;
     }
     try {
@@ -33,8 +34,22 @@ async function render() {
       status.textContent = err.message;
     }
   });
+  // Following needs a viewer name: pick one here (it is a viewer account, kept in the session).
+  const nameInput = el("input", { id: "viewer-handle", placeholder: "your_name", pattern: "[a-z0-9_]{2,32}", required: true, "aria-label": "Your name" });
+  const nameForm = el("form", { id: "viewer-signin", class: "inline", hidden: true }, nameInput, el("button", { type: "submit" }, "Pick name and follow"));
+  nameForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const v = await api("POST", "/api/v1/viewers", { handle: nameInput.value.trim() });
+      await signIn(v.token);
+      nameForm.hidden = true;
+      follow.click();
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  });
   app.replaceChildren(
-    el("section", { class: "creator-card" }, el("div", { class: "avatar", "aria-hidden": "true" }, handle.slice(0, 1).toUpperCase()), el("div", {}, el("h1", {}, `@${handle}`), followers), follow, status),
+    el("section", { class: "creator-card" }, el("div", { class: "avatar", "aria-hidden": "true" }, handle.slice(0, 1).toUpperCase()), el("div", {}, el("h1", {}, `@${handle}`), followers), follow, nameForm, status),
     streamRow("Live", s.live, "Not live right now."),
     streamRow("Upcoming", s.upcoming, "Nothing scheduled."),
     streamRow("Past livestreams", s.past, "No past livestreams yet."),

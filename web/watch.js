@@ -262,6 +262,10 @@ async function main() {
     page.messages.reverse().forEach(addChat);
   }
   if (stream.playback.ready) startPlayer(playbackUrl);
+  else if (stream.state !== "live") {
+    const starts = stream.scheduled_at ? `Starts ${new Date(stream.scheduled_at).toLocaleString()}.` : "Not live yet.";
+    latency.textContent = `${starts} The video starts by itself.`;
+  }
   live = liveChannel(id, (ev) => {
     onEvent(ev);
     if (ev.type === "stream_state" && ev.state === "live" && !player) waitUntilPlayable();

@@ -175,12 +175,15 @@ try {
   await admin.close();
   step("reported_to_admin");
 
-  // Phone screenshots: watch, storefront, studio.
+  // Phone screenshots: watch, storefront (after following), home, studio.
   await watch.screenshot({ path: join(artifacts, "watch-phone.png") });
   const front = await viewer.newPage();
   watchConsole(front, "storefront");
   await front.goto(`${base}/@${handle}`);
   await front.waitForSelector("#followers");
+  await front.click("#follow");
+  await front.waitForFunction(() => document.querySelector("#followers").textContent.startsWith("1 "));
+  expect((await front.textContent("#follow")).startsWith("Following"), "the follow button says so");
   await front.screenshot({ path: join(artifacts, "storefront-phone.png"), fullPage: true });
   await front.goto(`${base}/`);
   await front.waitForSelector("section.row");
