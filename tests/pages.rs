@@ -260,3 +260,43 @@ async fn the_watch_page_shares_the_creators_newest_link() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_home_page_lists_public_scheduled_streams_as_upcoming() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let later = (chrono::Utc::now() + chrono::Duration::hours(5)).to_rfc3339();
+    let mut ids = Vec::new();
+    for (title, at, mode) in [
+        ("later", &later, "public"),
+        ("soon", &soon, "public"),
+        ("rehearsal", &soon, "practice"),
+    ] {
+        let (status, s) = api
+            .request(
+                Method::POST,
+                "/api/v1/streams",
+                Some(&token),
+                Some(json!({"title": title, "scheduled_at": at, "mode": mode})),
+            )
+            .await?;
+        assert_eq!(status, 201, "{s}");
+        ids.push(s["id"].as_str().context("id")?.to_string());
+    }
+    let (status, home) = api.get("/api/v1/home", None).await?;
+    assert_eq!(status, 200);
+    let upcoming: Vec<&str> = home["upcoming"]
+        .as_array()
+        .context("upcoming")?
+        .iter()
+        .filter_map(|s| s["title"].as_str())
+        .collect();
+    assert_eq!(upcoming, ["soon", "later"], "{home}");
+    assert!(
+        !home.to_string().contains(&ids[2]),
+        "no practice stream: {home}"
+    );
+    server.stop().await;
+    Ok(())
+}

@@ -109,6 +109,7 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
             "screenshots",
             "replay_with_chapters",
             "recording_ready",
+            "token_never_in_urls",
         ]
     );
     assert!(console.is_empty(), "console errors: {console:?}");

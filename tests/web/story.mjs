@@ -63,6 +63,9 @@ try {
   const creator = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const viewer = await browser.newContext({ viewport: PHONE, hasTouch: true });
   await creator.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  // The creator token must never travel in a URL (only in the sign-in body, then as a cookie).
+  const leaks = [];
+  for (const ctx of [creator, viewer]) ctx.on("request", (r) => r.url().includes(token) && leaks.push(r.url()));
 
   // 1. The creator signs in; the token goes into a form, never into a URL.
   const studio = await creator.newPage();
@@ -212,6 +215,8 @@ try {
   await studio.waitForSelector("#recording-link", { timeout: MEDIA_TIMEOUT });
   step("recording_ready", { href: await studio.getAttribute("#recording-link", "href") });
   await watch.screenshot({ path: join(artifacts, "replay-phone.png") });
+  expect(leaks.length === 0, `no URL carries the creator token: ${leaks}`);
+  step("token_never_in_urls");
   report({ kind: "done" });
 } finally {
   await browser.close();
