@@ -185,6 +185,19 @@ async function openStream(panel, id) {
     focusBox.append(el("button", { type: "button", class: "focus-btn", "data-product-id": p.id, onclick: () => focus(p.id) }, `Focus: ${p.title}`));
   }
   focusBox.append(el("button", { type: "button", id: "clear-focus", onclick: () => focus(null) }, "Clear focus"));
+  // The carousel itself: which catalog products this stream shows.
+  const inCarousel = new Set(products.map((p) => p.id));
+  const carouselForm = el("form", { id: "carousel-form" }, ...catalog.map((p) => el("label", { class: "check" }, el("input", { type: "checkbox", value: p.id, checked: inCarousel.has(p.id) }), ` ${p.title}`)), el("button", { type: "submit" }, "Save carousel"));
+  carouselForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const ids = [...carouselForm.querySelectorAll("input:checked")].map((i) => i.value);
+      await api("PUT", `/api/v1/streams/${id}/products`, { product_ids: ids });
+      openStream(panel, id);
+    } catch (err) {
+      focusStatus.textContent = err.message;
+    }
+  });
   const focusStatus = message("");
   async function focus(pid) {
     try {
@@ -252,6 +265,7 @@ async function openStream(panel, id) {
       el("div", { class: "health", id: "health" }, el("h3", {}, "Ingest health"), chart, el("dl", {}, el("dt", {}, "Bitrate"), kbps, el("dt", {}, "Frame rate"), fps, el("dt", {}, "Keyframe every"), keyint, el("dt", {}, "Picture"), size), warnings),
     ),
     el("h3", {}, "Products"), focusBox, focusStatus,
+    el("details", { id: "carousel-edit" }, el("summary", {}, "Edit the carousel"), carouselForm),
     el(
       "details",
       { id: "ingest", open: true },
