@@ -210,8 +210,13 @@ try {
   const chapters = await watch.$$eval("#chapters button.chapter", (bs) => bs.map((b) => ({ product_id: b.dataset.productId, text: b.textContent })));
   expect(chapters.some((c) => c.product_id === focused), `a chapter for the focused product: ${JSON.stringify(chapters)}`);
   await watch.waitForFunction(() => document.querySelector("#video")?.currentTime > 0.5, null, { timeout: MEDIA_TIMEOUT });
+  // Clicking a chapter seeks the replay to it (the video was playing from the start).
+  await watch.waitForFunction(() => document.querySelector("#video").currentTime > 2, null, { timeout: MEDIA_TIMEOUT });
+  await watch.evaluate(() => (document.querySelector("#video").currentTime = 0));
   await watch.click("#chapters button.chapter");
-  step("replay_with_chapters", { chapters });
+  const chapterStart = await watch.evaluate(async (id) => (await (await fetch(`/api/v1/streams/${id}/chapters`)).json()).chapters[0].start_s, streamId);
+  await watch.waitForFunction((t) => Math.abs(document.querySelector("#video").currentTime - t) < 3, chapterStart, { timeout: 10_000 });
+  step("replay_with_chapters", { chapters, chapter_start_s: chapterStart, position: await watch.evaluate(() => document.querySelector("#video").currentTime) });
   await studio.waitForSelector("#recording-link", { timeout: MEDIA_TIMEOUT });
   step("recording_ready", { href: await studio.getAttribute("#recording-link", "href") });
   await watch.screenshot({ path: join(artifacts, "replay-phone.png") });
