@@ -105,6 +105,8 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
             "viewer_plays",
             "carousel_follows",
             "chat_both_ways",
+            "message_deleted",
+            "promo_banner",
             "reported_to_admin",
             "screenshots",
             "replay_with_chapters",

@@ -160,6 +160,20 @@ try {
   }
   step("chat_both_ways");
 
+  // Moderation: the host deletes the <script> message; it leaves the viewer's chat too.
+  await studio.click("#studio-chat li:last-child button:text('Delete')");
+  await watch.waitForFunction((m) => ![...document.querySelectorAll("#chat-messages li .text")].some((t) => t.textContent === m), evil, { timeout: 20_000 });
+  step("message_deleted");
+
+  // A live promo code: the viewer's banner shows it with a copy button.
+  await studio.fill("#promo-form input[aria-label=Code]", "SPRING10");
+  await studio.fill("#promo-form input[aria-label=Description]", "10% off the palette");
+  await studio.fill("#promo-form input[aria-label=Discount]", "10%");
+  await studio.click("#promo-form button[type=submit]");
+  await watch.waitForFunction(() => document.querySelector("#promo-code")?.textContent === "SPRING10", null, { timeout: 20_000 });
+  expect(await watch.isVisible("#promo button"), "a copy button on the promo banner");
+  step("promo_banner");
+
   // The viewer reports the stream; the admin sees it in the queue.
   await watch.click("details.report summary");
   await watch.fill("#report-reason", "<i>misleading</i> claims");
