@@ -193,6 +193,11 @@ try {
   step("reported_to_admin");
 
   // Phone screenshots: watch, storefront (after following), home, studio.
+  await watch.evaluate(() => {
+    document.activeElement?.blur();
+    document.querySelector("details.report")?.removeAttribute("open");
+    window.scrollTo(0, 0);
+  });
   await watch.screenshot({ path: join(artifacts, "watch-phone.png") });
   const front = await viewer.newPage();
   watchConsole(front, "storefront");
