@@ -1,25 +1,29 @@
 # livefront: `make run` starts the server, `make test` runs every test. Both install what is missing.
 CARGO ?= cargo
 
-.PHONY: deps web-test-deps build run test lint bench clean
+.PHONY: deps web-deps web-test-deps build run test lint bench clean
 
 deps:
 	@scripts/install-deps.sh
+
+# The pages' npm dependencies (hls.js), embedded into the binary at build time (build.rs).
+web-deps:
+	@scripts/install-web-deps.sh
 
 # Browser tests: chromium, Node.js, and tests/web's Playwright + hls.js.
 web-test-deps:
 	@scripts/install-web-test-deps.sh
 
-build: deps
+build: deps web-deps
 	$(CARGO) build --release --locked
 
 run: build
 	./target/release/livefront serve
 
-test: deps web-test-deps
+test: deps web-deps web-test-deps
 	$(CARGO) test --locked --all-targets
 
-lint: deps
+lint: deps web-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
@@ -30,7 +34,7 @@ clean:
 # ffmpeg doing the same transcoding ladder (ladder.sh), RTSP pull/out next to RTMP (rtsp.sh), where
 # product markers land (markers.sh), and 1000 WebSocket viewers of one stream's live channel: memory,
 # CPU, chat fan-out (ws.sh), and an nginx edge collapsing low-latency HLS requests (edge.sh).
-bench: deps
+bench: deps web-deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
 	$(CARGO) build --release --locked --example pipeline_description --example focus_offset --example ws_fanout

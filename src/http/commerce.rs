@@ -112,6 +112,23 @@ pub async fn create_link(
     ))
 }
 
+/// The stream's newest share link, for the watch page's share button: `{url}`, null until the
+/// creator made one.
+#[utoipa::path(get, path = "/api/v1/streams/{id}/links", tag = "commerce", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "`{url}`: the newest share link of the stream, or null"), (status = 404, description = "not found (or not yours to see)")))]
+pub async fn latest_link(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (stream, _) = visible_stream(&state, &id, &who).await?;
+    let url = state
+        .store
+        .latest_share_link(&stream.id)
+        .await?
+        .map(|code| format!("{}/s/{code}", state.public_url));
+    Ok(axum::Json(json!({ "url": url })))
+}
+
 /// The attribution session id in the request's cookies, if it is well-formed.
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
+use super::session;
 use crate::store::Principal;
 
 /// `axum::Json`, but a malformed body answers 400 `{"error":{"code":"invalid_json",…}}`.
@@ -33,6 +34,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 }
 
 /// The bearer token's principal, if a token was sent. A token that is sent but unknown is a 401.
+/// Without an `Authorization` header the browser session cookie counts (see [`super::session`]):
+/// an unknown session is anonymous, and a write (non-GET) needs the session's `X-CSRF-Token`.
 pub struct MaybeAuth(pub Option<Principal>);
 
 /// A principal is required (401 otherwise).
@@ -51,7 +54,16 @@ impl FromRequestParts<AppState> for MaybeAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.headers.get(AUTHORIZATION).is_none() {
-            return Ok(MaybeAuth(None));
+            let Some(token) = session::cookie_token(&parts.headers) else {
+                return Ok(MaybeAuth(None));
+            };
+            let Some(who) = state.store.authenticate(&token).await? else {
+                return Ok(MaybeAuth(None));
+            };
+            if session::is_write(&parts.method) {
+                session::check_csrf(&state.secret, &token, &parts.headers)?;
+            }
+            return Ok(MaybeAuth(Some(who)));
         }
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         match state.store.authenticate(token).await? {

@@ -1,5 +1,5 @@
 //! The home page's rows: live now, featured (creators from `commerce.levels.featured_from` up),
-//! and live streams by category. Public live streams only, most watched first in every row.
+//! live streams by category, and upcoming (scheduled) streams. Public live streams only, most watched first in every row.
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::State;
@@ -15,7 +15,7 @@ use crate::store::StreamState;
 /// Streams per row.
 const ROW_LIMIT: usize = 24;
 
-#[utoipa::path(get, path = "/api/v1/home", tag = "listings", responses((status = 200, description = "`{live, featured, categories: [{category, streams}]}`: public live streams, most watched first; `featured` only has creators from the featured level up")))]
+#[utoipa::path(get, path = "/api/v1/home", tag = "listings", responses((status = 200, description = "`{live, featured, categories: [{category, streams}], upcoming}`: public live streams, most watched first; `featured` only has creators from the featured level up; `upcoming`: public scheduled streams, soonest first")))]
 pub async fn home(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let featured_from = state.config.commerce.levels.featured_from;
     let mut levels = HashMap::new();
@@ -56,9 +56,22 @@ pub async fn home(State(state): State<AppState>) -> Result<impl IntoResponse, Ap
         .into_iter()
         .map(|(category, streams)| json!({"category": category, "streams": streams}))
         .collect();
+    let mut upcoming: Vec<(Option<chrono::DateTime<chrono::Utc>>, Value)> = Vec::new();
+    for (stream, handle) in public_streams(&state, None, Some(StreamState::Ready)).await? {
+        if super::streams::display_state(&stream) == "scheduled" {
+            upcoming.push((stream.scheduled_at, listed(&state, &stream, &handle)));
+        }
+    }
+    upcoming.sort_by_key(|(at, _)| *at);
+    let upcoming: Vec<Value> = upcoming
+        .into_iter()
+        .take(ROW_LIMIT)
+        .map(|(_, v)| v)
+        .collect();
     Ok(axum::Json(json!({
         "live": live,
         "featured": featured,
         "categories": categories,
+        "upcoming": upcoming,
     })))
 }

@@ -1,4 +1,5 @@
-//! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, health, metrics.
+//! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, the web pages
+//! (`/`, `/@{handle}`, `/watch/{id}`, `/studio`, `/admin`), health, metrics.
 pub mod audience;
 pub mod chat;
 pub mod clips;
@@ -12,10 +13,12 @@ pub mod listings;
 pub mod live;
 pub mod low_latency;
 pub mod moderation;
+pub mod pages;
 pub mod products;
 pub mod promos;
 pub mod recordings;
 pub mod serve;
+pub mod session;
 pub mod signing;
 pub mod streams;
 pub mod viewers;
@@ -171,7 +174,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(moderation::violations))
         .routes(routes!(moderation::clear_strikes))
         .routes(routes!(commerce::edit_me))
-        .routes(routes!(commerce::create_link))
+        .routes(routes!(commerce::create_link, commerce::latest_link))
         .routes(routes!(commerce::follow_link))
         .routes(routes!(commerce::click_out))
         .routes(routes!(commerce::clicks))
@@ -179,10 +182,23 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::earnings))
         .routes(routes!(commerce::level))
         .routes(routes!(home::home))
+        .routes(routes!(
+            session::sign_in,
+            session::current,
+            session::sign_out
+        ))
         .routes(routes!(openapi_json))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let pages = OpenApiRouter::new()
+        .routes(routes!(pages::home))
+        .routes(routes!(pages::storefront))
+        .routes(routes!(pages::watch))
+        .routes(routes!(pages::studio))
+        .routes(routes!(pages::admin))
+        .routes(routes!(pages::asset));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(healthz))
+        .merge(pages)
         .routes(routes!(metrics))
         .merge(api)
         .merge(media)

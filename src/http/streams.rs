@@ -213,6 +213,21 @@ pub(crate) fn display_state(stream: &Stream) -> &'static str {
     }
 }
 
+/// Whether the master playlist answers yet: a stream that just went live has none until its first
+/// segments are cut (pages wait for this instead of polling the playlist into 404s).
+fn playback_ready(state: &AppState, stream: &Stream) -> bool {
+    match state.registry.live(&stream.id) {
+        // The master URL serves the low-latency renditions when they are on.
+        Some(live) if !live.finished.is_cancelled() => live
+            .ll
+            .as_deref()
+            .unwrap_or(&live.hls)
+            .master_playlist(None)
+            .is_some(),
+        _ => stream.state == StreamState::Ended,
+    }
+}
+
 /// The stream object of DESIGN.md. Owners see the key, ingest URLs, recording and health.
 pub fn stream_json(
     state: &AppState,
@@ -234,6 +249,7 @@ pub fn stream_json(
         "playback": {
             "hls": playback_url(state, stream, owner),
             "rtsp": rtsp_playback_url(state, stream, owner),
+            "ready": playback_ready(state, stream),
         },
     });
     if owner {

@@ -193,6 +193,20 @@ impl Store {
         .await
     }
 
+    /// The newest share link of a stream (what its watch page's share button gives out).
+    pub async fn latest_share_link(&self, stream: &StreamId) -> Result<Option<String>, Error> {
+        let stream = stream.0.clone();
+        self.call(move |c| {
+            Ok(c.query_row(
+                "SELECT code FROM share_links WHERE stream_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                [stream],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
     pub async fn start_session(&self, s: AttributionSession) -> Result<(), Error> {
         self.call(move |c| {
             c.execute(

@@ -33,6 +33,7 @@ pub const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/clips",
     "/api/v1/streams/{id}/promos",
     "/api/v1/streams/{id}/chat",
+    "/api/v1/streams/{id}/links",
     "/clips/{id}/1.mp4",
     "/hls/{id}/master.m3u8",
     "/hls/{id}/source/index.m3u8",
@@ -46,6 +47,7 @@ pub const PER_STREAM: &[&str] = &[
     "/hls/{id}/ll/source/init00000.mp4",
     "/hls/{id}/ll/source/seg00000.m4s",
     "/recordings/{id}.mp4",
+    "/watch/{id}",
 ];
 
 /// URLs that list or count streams: hidden ids must not appear.

@@ -1,0 +1,193 @@
+//! The web pages (home, storefront, watch, studio, admin) and their assets, embedded in the
+//! binary. Each page is a small HTML shell plus a plain JS module under `web/`; the modules talk
+//! to the JSON API with the session cookie (see [`super::session`]).
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::MaybeAuth;
+use super::streams::visible_stream;
+
+/// Scripts and styles only from this origin (no inline code), media from here and hls.js's
+/// blob: URLs, product images from anywhere over https.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' https: data:; media-src 'self' blob:; connect-src 'self'; \
+     worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+/// One embedded file: name under `/assets/`, content type, bytes.
+struct Asset(&'static str, &'static str, &'static [u8]);
+
+macro_rules! web {
+    ($name:literal, $ty:expr) => {
+        Asset(
+            $name,
+            $ty,
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/", $name)),
+        )
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+static ASSETS: &[Asset] = &[
+    Asset(
+        "hls.min.js",
+        JS,
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/web/node_modules/hls.js/dist/hls.min.js"
+        )),
+    ),
+    web!("app.css", "text/css; charset=utf-8"),
+    web!("common.js", JS),
+    web!("player.js", JS),
+    web!("home.js", JS),
+    web!("storefront.js", JS),
+    web!("watch.js", JS),
+    web!("studio.js", JS),
+    web!("admin.js", JS),
+];
+
+/// The security headers every page and asset carries.
+fn secured(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A page: the shell that loads `/assets/{module}.js` (and hls.js where video plays).
+fn page(title: &str, module: &str, video: bool) -> Response {
+    let hls = if video {
+        r#"<script src="/assets/hls.min.js"></script>"#
+    } else {
+        ""
+    };
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · livefront</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/assets/app.css">
+</head>
+<body>
+<header class="top"><a class="brand" href="/">livefront</a><nav><a href="/studio">Studio</a></nav></header>
+<main id="app" aria-live="polite"></main>
+{hls}<script type="module" src="/assets/{module}.js"></script>
+</body>
+</html>
+"#
+    );
+    secured(
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            html,
+        )
+            .into_response(),
+    )
+}
+
+/// What a missing page, an unknown creator and someone else's practice stream all answer.
+fn not_found() -> Response {
+    let html = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+        <title>Not found · livefront</title>\n<link rel=\"icon\" href=\"data:,\">\n<link rel=\"stylesheet\" href=\"/assets/app.css\">\n\
+        </head>\n<body>\n<header class=\"top\"><a class=\"brand\" href=\"/\">livefront</a></header>\n\
+        <main id=\"app\"><h1 class=\"notfound\">Not found</h1><p>There is nothing here.</p></main>\n\
+        </body>\n</html>\n";
+    let mut r = secured(
+        (
+            StatusCode::NOT_FOUND,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            html,
+        )
+            .into_response(),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Home: live now, featured, one row per category, upcoming.
+#[utoipa::path(get, path = "/", tag = "pages", responses((status = 200, description = "HTML")))]
+pub async fn home() -> Response {
+    page("Live shopping", "home", false)
+}
+
+/// A creator's storefront.
+#[utoipa::path(get, path = "/@{handle}", tag = "pages", params(("handle" = String, Path)), responses((status = 200, description = "HTML"), (status = 404, description = "no such creator")))]
+pub async fn storefront(
+    State(state): State<AppState>,
+    Path(handle): Path<String>,
+) -> Result<Response, ApiError> {
+    if !super::streams::valid_handle(&handle)
+        || state.store.creator_by_handle(&handle).await?.is_none()
+    {
+        return Ok(not_found());
+    }
+    Ok(page(&format!("@{handle}"), "storefront", false))
+}
+
+/// The viewer page of a stream; someone else's practice stream answers like a missing one.
+#[utoipa::path(get, path = "/watch/{id}", tag = "pages", params(("id" = String, Path)), responses((status = 200, description = "HTML"), (status = 404, description = "not found (or not yours to see)")))]
+pub async fn watch(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match visible_stream(&state, &id, &who).await {
+        Ok(_) => Ok(page("Watch", "watch", true)),
+        Err(ApiError::NotFound) => Ok(not_found()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The creator studio.
+#[utoipa::path(get, path = "/studio", tag = "pages", responses((status = 200, description = "HTML")))]
+pub async fn studio() -> Response {
+    page("Studio", "studio", true)
+}
+
+/// Reports and takedowns.
+#[utoipa::path(get, path = "/admin", tag = "pages", responses((status = 200, description = "HTML")))]
+pub async fn admin() -> Response {
+    page("Admin", "admin", false)
+}
+
+/// The pages' scripts and styles (and hls.js), embedded at build time.
+#[utoipa::path(get, path = "/assets/{file}", tag = "pages", params(("file" = String, Path)), responses((status = 200, description = "the file"), (status = 404, description = "no such asset")))]
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|a| a.0 == file) {
+        Some(Asset(_, ty, bytes)) => secured(
+            (
+                [(header::CONTENT_TYPE, HeaderValue::from_static(ty))],
+                *bytes,
+            )
+                .into_response(),
+        ),
+        None => not_found(),
+    }
+}

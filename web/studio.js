@@ -1,0 +1,400 @@
+// /studio: the creator's desk. Sign in with the creator token (exchanged for the session
+// cookie), prepare livestreams and the catalog, then run one: ingest settings, the practice
+// preview beside ingest health, go public, focus products, promo codes, chat moderation, end,
+// and afterwards the recording and clips. Earnings and level at the bottom.
+import { el, $, api, loadSession, signIn, signOut, liveChannel, money, copy, when } from "/assets/common.js";
+import { play } from "/assets/player.js";
+
+const app = $("#app");
+const POLL_MS = 2000;
+const CHART_POINTS = 60;
+
+let catalog = [];
+let current = null; // the open stream's panel state
+let session = null;
+let refreshList = () => {};
+
+function message(text, kind = "hint") {
+  return el("p", { class: kind, role: kind === "error" ? "alert" : null }, text);
+}
+
+function signInForm(note) {
+  const token = el("input", { id: "token", type: "password", autocomplete: "off", required: true, "aria-label": "Creator token" });
+  const status = message(note || "");
+  const form = el("form", { id: "signin", class: "card-form" }, el("h1", {}, "Creator studio"), el("label", {}, "Creator token ", token), el("button", { type: "submit" }, "Sign in"), status);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const s = await signIn(token.value.trim());
+      if (s.role !== "creator") {
+        await signOut();
+        throw new Error("That is not a creator token.");
+      }
+      start();
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  });
+  app.replaceChildren(form);
+  token.focus();
+}
+
+async function start() {
+  session = await loadSession();
+  if (!session || session.role !== "creator") return signInForm();
+  const streams = el("section", { id: "streams", class: "panel" });
+  const panel = el("section", { id: "stream-panel", class: "panel", hidden: true });
+  const catalogBox = el("section", { id: "catalog", class: "panel" });
+  const newStream = el("section", { id: "new-stream", class: "panel" });
+  const money = el("section", { id: "earnings", class: "panel" });
+  app.replaceChildren(
+    el("div", { class: "studio-head" }, el("h1", {}, "Studio"), el("span", { id: "who" }, `@${session.handle}`), el("a", { href: `/@${session.handle}` }, "Storefront"), el("button", { type: "button", id: "signout", onclick: async () => { await signOut(); signInForm("Signed out."); } }, "Sign out")),
+    panel,
+    el("div", { class: "studio-grid" }, newStream, streams, catalogBox, money),
+  );
+  await loadCatalog();
+  renderCatalog(catalogBox);
+  renderNewStream(newStream, streams, panel);
+  await renderStreams(streams, panel);
+  refreshList = () => renderStreams(streams, panel).catch(() => {});
+  renderEarnings(money);
+}
+
+async function loadCatalog() {
+  catalog = (await api("GET", "/api/v1/products")).products;
+}
+
+function renderCatalog(box) {
+  const list = el("ul", { class: "list" }, ...catalog.map((p) => el("li", {}, el("span", { class: "title" }, p.title), ` · ${p.sku} · ${money(p.price, p.currency)}`, " ", el("button", { type: "button", class: "small", onclick: async () => { await api("DELETE", `/api/v1/products/${p.id}`); await loadCatalog(); renderCatalog(box); } }, "Delete"))));
+  const f = {
+    sku: el("input", { name: "sku", required: true, "aria-label": "SKU", placeholder: "SKU" }),
+    title: el("input", { name: "title", required: true, "aria-label": "Product title", placeholder: "Title" }),
+    price: el("input", { name: "price", required: true, "aria-label": "Price", placeholder: "19.99", inputmode: "decimal" }),
+    currency: el("input", { name: "currency", required: true, "aria-label": "Currency", value: "EUR", size: 4 }),
+    url: el("input", { name: "url", type: "url", "aria-label": "Shop URL", placeholder: "https://shop…" }),
+  };
+  const status = message("");
+  const form = el("form", { id: "product-form", class: "grid-form" }, ...Object.values(f), el("button", { type: "submit" }, "Add product"), status);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const body = { sku: f.sku.value.trim(), title: f.title.value.trim(), price: f.price.value.trim(), currency: f.currency.value.trim().toUpperCase() };
+      if (f.url.value.trim()) body.url = f.url.value.trim();
+      await api("POST", "/api/v1/products", body);
+      await loadCatalog();
+      renderCatalog(box);
+      document.dispatchEvent(new Event("catalog"));
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  });
+  box.replaceChildren(el("h2", {}, "Catalog"), catalog.length ? list : message("No products yet."), form);
+}
+
+function renderNewStream(box, streamsBox, panel) {
+  const titleIn = el("input", { id: "new-title", required: true, maxlength: 200, "aria-label": "Title" });
+  const whenIn = el("input", { id: "new-when", type: "datetime-local", "aria-label": "Scheduled time (optional)" });
+  const categoryIn = el("input", { id: "new-category", maxlength: 64, "aria-label": "Category", placeholder: "beauty" });
+  const picks = el("fieldset", { id: "new-products" });
+  const fillPicks = () => picks.replaceChildren(el("legend", {}, "Carousel"), ...(catalog.length ? catalog.map((p) => el("label", { class: "check" }, el("input", { type: "checkbox", name: "product", value: p.id }), ` ${p.title}`)) : [message("Add products to the catalog first.")]));
+  fillPicks();
+  document.addEventListener("catalog", fillPicks);
+  const status = message("");
+  const form = el("form", { id: "create-stream", class: "card-form" }, el("label", {}, "Title ", titleIn), el("label", {}, "Starts (optional) ", whenIn), el("label", {}, "Category ", categoryIn), picks, el("button", { type: "submit" }, "Create livestream"), status);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const body = { title: titleIn.value.trim() };
+      if (whenIn.value) body.scheduled_at = new Date(whenIn.value).toISOString();
+      if (categoryIn.value.trim()) body.category = categoryIn.value.trim();
+      const s = await api("POST", "/api/v1/streams", body);
+      const ids = [...picks.querySelectorAll("input:checked")].map((i) => i.value);
+      if (ids.length) await api("PUT", `/api/v1/streams/${s.id}/products`, { product_ids: ids });
+      form.reset();
+      await renderStreams(streamsBox, panel);
+      openStream(panel, s.id);
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  });
+  box.replaceChildren(el("h2", {}, "New livestream"), form);
+}
+
+async function renderStreams(box, panel) {
+  const { streams } = await api("GET", "/api/v1/streams");
+  const list = el("ul", { class: "list" }, ...streams.map((s) => el("li", {}, el("button", { type: "button", class: "link", "data-stream-id": s.id, onclick: () => openStream(panel, s.id) }, s.title), ` · ${s.state} · ${s.mode}`, s.scheduled_at ? ` · ${when(s.scheduled_at)}` : "")));
+  box.replaceChildren(el("h2", {}, "Your livestreams"), streams.length ? list : message("None yet."));
+}
+
+// ---- one stream ----
+
+async function openStream(panel, id) {
+  current?.close();
+  const s = await api("GET", `/api/v1/streams/${id}`);
+  const products = (await api("GET", `/api/v1/streams/${id}/products`)).products;
+  const st = { id, stream: s, preview: null, timer: null, live: null, bitrate: [], closed: false };
+  current = st;
+  st.close = () => {
+    st.closed = true;
+    clearInterval(st.timer);
+    st.preview?.destroy();
+    st.live?.close();
+  };
+
+  const stateLine = el("p", { id: "stream-status" });
+  const modeButton = el("button", { type: "button", id: "mode-toggle" });
+  const endButton = el("button", { type: "button", id: "end-stream", class: "danger" }, "End stream");
+  const server = el("input", { id: "ingest-server", readonly: true, value: s.ingest.rtmp_server, "aria-label": "RTMP server" });
+  const key = el("input", { id: "ingest-key", type: "password", readonly: true, value: s.stream_key, "aria-label": "Stream key" });
+  const srt = el("input", { id: "ingest-srt", readonly: true, value: s.ingest.srt, "aria-label": "SRT URL" });
+  const reveal = el("button", { type: "button", id: "reveal-key", onclick: () => { const hidden = key.type === "password"; key.type = hidden ? "text" : "password"; reveal.textContent = hidden ? "Hide" : "Reveal"; } }, "Reveal");
+  const rotate = el("button", { type: "button", id: "rotate-key", onclick: async () => { const r = await api("POST", `/api/v1/streams/${id}/key`); key.value = r.stream_key; srt.value = r.ingest?.srt ?? srt.value; } }, "Rotate");
+  const video = el("video", { id: "preview", controls: true, muted: true, autoplay: true, playsinline: true });
+  video.muted = true;
+  const chart = el("div", { id: "bitrate-chart", class: "chart", role: "img", "aria-label": "Video bitrate over time" });
+  const fps = el("dd", { id: "health-fps" }, "–");
+  const kbps = el("dd", { id: "health-bitrate" }, "–");
+  const keyint = el("dd", { id: "health-keyframe" }, "–");
+  const size = el("dd", { id: "health-size" }, "–");
+  const warnings = el("ul", { id: "health-warnings", class: "warnings" });
+  const focusBox = el("div", { id: "focus-buttons", class: "buttons" });
+  const chatList = el("ul", { id: "studio-chat", class: "chat" });
+  const after = el("div", { id: "after" });
+  const shareOut = el("span", { id: "share-url" });
+
+  modeButton.addEventListener("click", async () => {
+    const next = st.stream.mode === "public" ? "practice" : "public";
+    try {
+      await api("PUT", `/api/v1/streams/${id}/mode`, { mode: next });
+      st.stream.mode = next;
+      paint();
+    } catch (err) {
+      stateLine.textContent = err.message;
+    }
+  });
+  endButton.addEventListener("click", async () => {
+    try {
+      await api("POST", `/api/v1/streams/${id}/end`);
+      refresh();
+    } catch (err) {
+      stateLine.textContent = err.message;
+    }
+  });
+
+  for (const p of products) {
+    focusBox.append(el("button", { type: "button", class: "focus-btn", "data-product-id": p.id, onclick: () => focus(p.id) }, `Focus: ${p.title}`));
+  }
+  focusBox.append(el("button", { type: "button", id: "clear-focus", onclick: () => focus(null) }, "Clear focus"));
+  // The carousel itself: which catalog products this stream shows.
+  const inCarousel = new Set(products.map((p) => p.id));
+  const carouselForm = el("form", { id: "carousel-form" }, ...catalog.map((p) => el("label", { class: "check" }, el("input", { type: "checkbox", value: p.id, checked: inCarousel.has(p.id) }), ` ${p.title}`)), el("button", { type: "submit" }, "Save carousel"));
+  carouselForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const ids = [...carouselForm.querySelectorAll("input:checked")].map((i) => i.value);
+      await api("PUT", `/api/v1/streams/${id}/products`, { product_ids: ids });
+      openStream(panel, id);
+    } catch (err) {
+      focusStatus.textContent = err.message;
+    }
+  });
+  const focusStatus = message("");
+  async function focus(pid) {
+    try {
+      await api("PUT", `/api/v1/streams/${id}/focus`, { product_id: pid });
+      for (const b of focusBox.querySelectorAll(".focus-btn")) b.classList.toggle("focused", b.dataset.productId === pid);
+      focusStatus.textContent = "";
+    } catch (err) {
+      focusStatus.textContent = err.message;
+    }
+  }
+
+  // Chat: read, post as the host, delete and ban.
+  const chatIn = el("input", { id: "studio-chat-input", maxlength: 500, "aria-label": "Chat as host", autocomplete: "off" });
+  const chatForm = el("form", { class: "inline" }, chatIn, el("button", { type: "submit" }, "Send"));
+  chatForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (chatIn.value.trim()) st.live?.send({ type: "chat_message", text: chatIn.value.trim() });
+    chatIn.value = "";
+  });
+  const chatStatus = message("");
+  st.live = liveChannel(id, (ev) => {
+    if (ev.type === "chat_message" && !chatList.querySelector(`li[data-id="${Number(ev.id)}"]`)) {
+      const li = el("li", { "data-id": ev.id, class: `msg ${ev.role}` }, el("strong", {}, ev.user), " ", el("span", { class: "text" }, ev.text), " ");
+      li.append(el("button", { type: "button", class: "small", onclick: () => api("DELETE", `/api/v1/streams/${id}/chat/${ev.id}`).catch((e) => (chatStatus.textContent = e.message)) }, "Delete"));
+      if (ev.role === "viewer") li.append(el("button", { type: "button", class: "small", onclick: () => api("POST", "/api/v1/me/chat/bans", { user: ev.user }).then(() => (chatStatus.textContent = `@${ev.user} is banned.`)).catch((e) => (chatStatus.textContent = e.message)) }, "Ban"));
+      chatList.append(li);
+      chatList.scrollTop = chatList.scrollHeight;
+    } else if (ev.type === "message_deleted") chatList.querySelector(`li[data-id="${Number(ev.id)}"]`)?.remove();
+    else if (ev.type === "stream_state") refresh();
+    else if (ev.type === "error") chatStatus.textContent = ev.message;
+  });
+
+  // Promo codes.
+  const promoList = el("ul", { id: "promo-list", class: "list" });
+  const pc = { code: el("input", { "aria-label": "Code", placeholder: "CODE", required: true }), description: el("input", { "aria-label": "Description", placeholder: "What it gives", required: true }), discount: el("input", { "aria-label": "Discount", placeholder: "10%", required: true }) };
+  const promoStatus = message("");
+  const promoForm = el("form", { id: "promo-form", class: "grid-form" }, ...Object.values(pc), el("button", { type: "submit" }, "Add code"), promoStatus);
+  async function loadPromos() {
+    const { promos } = await api("GET", `/api/v1/streams/${id}/promos`);
+    promoList.replaceChildren(...promos.map((p) => el("li", {}, el("code", {}, p.code), ` ${p.discount} · ${p.description} · ${p.state ?? ""}`)));
+  }
+  promoForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", `/api/v1/streams/${id}/promos`, { code: pc.code.value.trim(), description: pc.description.value.trim(), discount: pc.discount.value.trim() });
+      promoForm.reset();
+      loadPromos();
+    } catch (err) {
+      promoStatus.textContent = err.message;
+    }
+  });
+  loadPromos().catch(() => {});
+
+  const shareButton = el("button", { type: "button", id: "make-share", onclick: async () => { try { const l = await api("POST", `/api/v1/streams/${id}/links`); shareOut.textContent = l.url; copy(shareButton, l.url); } catch (err) { shareOut.textContent = err.message; } } }, "Share link");
+
+  panel.hidden = false;
+  panel.replaceChildren(
+    el("h2", { id: "stream-title" }, s.title),
+    stateLine,
+    el("div", { class: "buttons" }, modeButton, endButton, shareButton, el("a", { href: `/watch/${id}` }, "Viewer page"), shareOut),
+    el(
+      "div",
+      { class: "live-grid" },
+      el("div", { class: "preview" }, el("h3", {}, "Preview"), el("div", { class: "video-box" }, video)),
+      el("div", { class: "health", id: "health" }, el("h3", {}, "Ingest health"), chart, el("dl", {}, el("dt", {}, "Bitrate"), kbps, el("dt", {}, "Frame rate"), fps, el("dt", {}, "Keyframe every"), keyint, el("dt", {}, "Picture"), size), warnings),
+    ),
+    el("h3", {}, "Products"), focusBox, focusStatus,
+    el("details", { id: "carousel-edit" }, el("summary", {}, "Edit the carousel"), carouselForm),
+    el(
+      "details",
+      { id: "ingest", open: true },
+      el("summary", {}, "Ingest settings"),
+      el("label", {}, "RTMP server ", server), el("button", { type: "button", onclick: (e) => copy(e.target, server.value) }, "Copy"),
+      el("label", {}, "Stream key ", key), reveal, el("button", { type: "button", onclick: (e) => copy(e.target, key.value) }, "Copy"), rotate,
+      el("label", {}, "SRT URL ", srt), el("button", { type: "button", onclick: (e) => copy(e.target, srt.value) }, "Copy"),
+      el("ol", { class: "setup" },
+        el("li", {}, "OBS: Settings → Stream → Service “Custom…”, Server = RTMP server, Stream Key = stream key."),
+        el("li", {}, "OBS: Output → keyframe interval 2 s, x264 CBR; Audio AAC 48 kHz."),
+        el("li", {}, "Phone (Larix, Prism…): new RTMP connection with server + “/” + key, or the SRT URL as is."),
+        el("li", {}, "Start streaming: you are in practice; only you see the preview. Then Go public.")),
+    ),
+    el("div", { class: "two" }, el("div", {}, el("h3", {}, "Chat"), chatList, chatForm, chatStatus), el("div", {}, el("h3", {}, "Promo codes"), promoList, promoForm)),
+    after,
+  );
+
+  function paint() {
+    const x = st.stream;
+    stateLine.textContent = `${x.state} · ${x.mode === "public" ? "public" : "practice (only you can see it)"}`;
+    stateLine.dataset.state = x.state;
+    stateLine.dataset.mode = x.mode;
+    modeButton.textContent = x.mode === "public" ? "Back to practice" : "Go public";
+    modeButton.disabled = x.state === "ended";
+    endButton.disabled = x.state === "ended";
+    const h = x.health;
+    const v = h?.video;
+    kbps.textContent = v?.bitrate_kbps != null ? `${Math.round(v.bitrate_kbps)} kb/s` : "–";
+    fps.textContent = v?.fps != null ? `${v.fps.toFixed(1)} fps` : "–";
+    keyint.textContent = v?.keyframe_interval_s != null ? `${v.keyframe_interval_s.toFixed(1)} s` : "–";
+    size.textContent = v?.width ? `${v.width}×${v.height} ${v.codec ?? ""}` : "–";
+    const w = [...(h?.warnings ?? [])];
+    if (h?.reconnecting) w.unshift("The encoder dropped; waiting for it to come back.");
+    if (x.state !== "live" && x.state !== "ended") w.unshift("Waiting for your encoder: start streaming to the RTMP server with your key.");
+    warnings.replaceChildren(...w.map((t) => el("li", {}, t)));
+    drawChart(chart, st.bitrate);
+  }
+
+  async function refresh() {
+    if (st.closed) return;
+    try {
+      st.stream = await api("GET", `/api/v1/streams/${id}`);
+    } catch {
+      return;
+    }
+    const x = st.stream;
+    if (x.state !== st.shown?.state || x.mode !== st.shown?.mode) refreshList();
+    st.shown = { state: x.state, mode: x.mode };
+    if (x.health?.video?.bitrate_kbps != null) {
+      st.bitrate.push(x.health.video.bitrate_kbps);
+      if (st.bitrate.length > CHART_POINTS) st.bitrate.shift();
+    }
+    if (x.state === "live" && x.playback.ready && !st.preview) st.preview = play(video, x.playback.hls, {});
+    if (x.state === "ended" && !st.ended) {
+      st.ended = true;
+      st.preview?.destroy();
+      st.preview = null;
+      clearInterval(st.timer);
+      showAfter(after, id);
+    }
+    paint();
+  }
+  paint();
+  refresh();
+  st.timer = setInterval(refresh, POLL_MS);
+}
+
+async function showAfter(box, id) {
+  box.replaceChildren(el("h3", {}, "Recording and clips"), message("Finishing the recording…"));
+  for (let i = 0; i < 60; i++) {
+    const r = await api("GET", `/api/v1/streams/${id}/recording`).catch(() => null);
+    if (r && r.state !== "recording" && r.state !== "finalizing") {
+      const clips = (await api("GET", `/api/v1/streams/${id}/clips`).catch(() => ({ clips: [] }))).clips;
+      box.replaceChildren(
+        el("h3", {}, "Recording and clips"),
+        r.download_url ? el("a", { id: "recording-link", href: r.download_url }, `Download recording (${Math.round((r.bytes || 0) / 1e6)} MB)`) : message(`Recording ${r.state}`),
+        el("ul", { class: "list" }, ...clips.map((c) => el("li", {}, c.download_url ? el("a", { href: c.download_url }, `Clip: ${c.title}`) : `Clip: ${c.title} (${c.state})`))),
+      );
+      return;
+    }
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+}
+
+/** Bitrate over the last samples as a small SVG line chart. */
+function drawChart(box, values) {
+  const NS = "http://www.w3.org/2000/svg";
+  const W = 300;
+  const H = 80;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("class", "chart-svg");
+  const max = Math.max(1, ...values) * 1.15;
+  const pts = values.map((v, i) => `${((i / Math.max(1, CHART_POINTS - 1)) * W).toFixed(1)},${(H - (v / max) * H).toFixed(1)}`);
+  const line = document.createElementNS(NS, "polyline");
+  line.setAttribute("points", pts.join(" "));
+  line.setAttribute("class", "chart-line");
+  const label = document.createElementNS(NS, "text");
+  label.setAttribute("x", "4");
+  label.setAttribute("y", "12");
+  label.setAttribute("class", "chart-label");
+  label.textContent = values.length ? `max ${Math.round(Math.max(...values))} kb/s` : "no video yet";
+  svg.append(line, label);
+  box.replaceChildren(svg);
+}
+
+async function renderEarnings(box) {
+  const tag = el("input", { id: "associate-tag", "aria-label": "Associate tag", placeholder: "alice-20", pattern: "[a-z0-9-]{3,32}", required: true });
+  const tagStatus = message("Your associate tag goes on product links and share links.");
+  const tagForm = el("form", { id: "tag-form", class: "inline" }, tag, el("button", { type: "submit" }, "Save tag"));
+  tagForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const me = await api("PATCH", "/api/v1/me", { associate_tag: tag.value.trim() });
+      tagStatus.textContent = `Saved: ${me.associate_tag}`;
+    } catch (err) {
+      tagStatus.textContent = err.message;
+    }
+  });
+  box.replaceChildren(el("h2", {}, "Earnings and level"), tagForm, tagStatus);
+  try {
+    const [e, l] = await Promise.all([api("GET", "/api/v1/me/earnings"), api("GET", "/api/v1/me/level")]);
+    box.append(el("p", { id: "level" }, `Level ${l.level} · ${l.public_minutes} public minutes in ${l.window_days} days`));
+    if (l.next) box.append(message(`Next: level ${l.next.level} at ${l.next.public_minutes} minutes and ${l.next.sales} sales.`));
+    const totals = e.totals.length ? e.totals.map((t) => el("li", {}, `${t.commission} ${t.currency} commission on ${t.sales} ${t.currency} sales (${t.orders} orders)`)) : [el("li", {}, "No sales yet.")];
+    box.append(el("ul", { class: "list" }, ...totals));
+  } catch (err) {
+    box.append(message(err.message));
+  }
+}
+
+start();
