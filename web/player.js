@@ -2,9 +2,9 @@
 // Media Source Extensions exist, the browser's own HLS otherwise (Safari, iOS). While live it
 // keeps near the live edge: hls.js only catches up by itself with more than a second buffered,
 // so when the latency drifts past the target we play a little faster, and jump to the live sync
-// position when it is far behind (after a stall).
-const DRIFT_S = 0.3;
-const JUMP_S = 2;
+// position when it is far behind (after a stall). Thresholds as measured by bench/llhls.sh.
+const DRIFT_S = 0.15;
+const JUMP_S = 1;
 
 export function play(video, url, { onLevels, onCue, onLatency, onError } = {}) {
   // The API's links carry the server's public URL; the page plays from its own origin (the CSP
@@ -15,6 +15,8 @@ export function play(video, url, { onLevels, onCue, onLatency, onError } = {}) {
   if (Hls && Hls.isSupported()) {
     const hls = new Hls({
       lowLatencyMode: true,
+      // By default hls.js adds a second to its target latency after every stall, for good.
+      liveSyncOnStallIncrease: 0,
       liveDurationInfinity: true,
       enableDateRangeMetadataCues: true,
       backBufferLength: 30,

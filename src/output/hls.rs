@@ -559,7 +559,13 @@ impl HlsOutput {
             }
             let msn = r.open_msn();
             let index = r.parts.open.len();
-            r.parts.longest = r.parts.longest.max(chunk.duration);
+            // The stream's very first part starts with its earliest sample (audio a frame or so
+            // before the first picture) and is that much longer; it is not held against
+            // PART-TARGET for the rest of the stream (it leaves the playlist within 6 s).
+            let first = r.parts.open.is_empty() && r.playlist.segments().is_empty();
+            if !first {
+                r.parts.longest = r.parts.longest.max(chunk.duration);
+            }
             r.parts.open.push(Part {
                 uri: format!("part{msn:05}.{index}.m4s"),
                 duration: chunk.duration,
