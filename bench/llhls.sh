@@ -17,7 +17,8 @@
 #   WARMUP_S=10         seconds discarded first
 #   BITRATE=1500k       publisher's video bitrate
 #   AUDIO=1             0: publish video only (no lavfi sine + AAC)
-#   HLSJS_CONFIG='{}'   hls.js options (JSON) on top of lowLatencyMode: true
+#   HLSJS_CONFIG='{"liveSyncOnStallIncrease":0}'   hls.js options (JSON) on top of lowLatencyMode:
+#                       true; hls.js's default adds 1 s to its target latency per stall, for good
 #   BENCH_NOTE=…        free text stored with the results
 #   BENCH_NO_README=1   do not append to bench/README.md
 #   KEEP_TMP=1          keep the temp dir (logs)
@@ -30,10 +31,13 @@ MEASURE_S=${MEASURE_S:-60}
 WARMUP_S=${WARMUP_S:-10}
 BITRATE=${BITRATE:-1500k}
 AUDIO=${AUDIO:-1}
-AUDIO_IN=(-re -f lavfi -i sine=frequency=440:sample_rate=48000)
+# No -re on the sine: paced from ffmpeg's start, its timestamps lag the video's (whose clock started
+# with stamp_publisher) and the FLV interleaver then holds every video packet ~0.4 s for audio.
+# Unpaced, the audio runs ahead and waits instead; the raw video pipe paces the whole publisher.
+AUDIO_IN=(-f lavfi -i sine=frequency=440:sample_rate=48000)
 AUDIO_OUT=(-c:a aac -shortest)
 [ "$AUDIO" = 1 ] || { AUDIO_IN=(); AUDIO_OUT=(-an); }
-HLSJS_CONFIG=${HLSJS_CONFIG:-\{\}}
+HLSJS_CONFIG=${HLSJS_CONFIG:-'{"liveSyncOnStallIncrease":0}'}
 BIN=${SERVER_BIN:-$ROOT/target/release/livefront}
 STAMP=${STAMP_BIN:-$ROOT/target/release/examples/stamp_publisher}
 [ -x "$BIN" ] || { echo "build it first: cargo build --release --locked" >&2; exit 1; }
