@@ -137,7 +137,10 @@ try {
   await page.waitForTimeout(Number(warmupS) * 1000);
   await page.evaluate(() => (window.measuring = true));
   await page.waitForTimeout(Number(measureS) * 1000);
-  const r = await page.evaluate(() => ({ ...window.results, part_target: window.partTarget() }));
+  const r = await page.evaluate(() => {
+    const v = document.getElementById("v");
+    return { ...window.results, part_target: window.partTarget(), size: `${v.videoWidth}x${v.videoHeight}` };
+  });
 
   const q = (xs, p) => {
     if (!xs.length) return null;
@@ -161,6 +164,7 @@ try {
       hlsjs_latency_median_s: round3(q(r.latency, 0.5)),
       hlsjs_target_latency_median_s: round3(q(r.target, 0.5)),
       part_target_s: r.part_target,
+      video_size: r.size,
       hlsjs_config: hlsConfig,
       seeks: r.seeks,
       errors: r.errors,

@@ -101,7 +101,7 @@ quantile() { curl -fsS "$API/metrics" | awk -v q="$1" -F'[ "]' '$1 ~ /^livefront
 P50=$(quantile 0.5); P90=$(quantile 0.9); P99=$(quantile 0.99)
 field() { node -e 'const r = JSON.parse(process.argv[1]); console.log(r[process.argv[2]] ?? "-")' "$WATCH_JSON" "$1"; }
 
-RESULT="glass-to-screen in hls.js: median $(field median_ms) ms, p90 $(field p90_ms) ms (p10 $(field p10_ms), min $(field min_ms), max $(field max_ms); $(field count) frames over ${MEASURE_S} s, $(field undecodable) undecodable, $(field seeks) seeks); hls.js latency median $(field hlsjs_latency_median_s) s, target $(field hlsjs_target_latency_median_s) s; server part latency p50 ${P50} ms, p90 ${P90} ms, p99 ${P99} ms; parts ${PART} s, ladder ${LADDER}, audio ${AUDIO}, hls.js options $HLSJS_CONFIG"
+RESULT="glass-to-screen in hls.js: median $(field median_ms) ms, p90 $(field p90_ms) ms (p10 $(field p10_ms), min $(field min_ms), max $(field max_ms); $(field count) frames over ${MEASURE_S} s, $(field undecodable) undecodable, $(field seeks) seeks); hls.js latency median $(field hlsjs_latency_median_s) s, target $(field hlsjs_target_latency_median_s) s; server part latency p50 ${P50} ms, p90 ${P90} ms, p99 ${P99} ms; parts ${PART} s (hls.js's rendition: $(field part_target_s) s, $(field video_size)), ladder ${LADDER}, audio ${AUDIO}, hls.js options $HLSJS_CONFIG"
 echo "$RESULT"
 echo "$WATCH_JSON"
 if [ -z "${BENCH_NO_README:-}" ]; then
