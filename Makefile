@@ -33,14 +33,16 @@ clean:
 # Benchmarks (bench/README.md): livefront next to nginx-rtmp (passthrough.sh; PROTO=srt for SRT), next to
 # ffmpeg doing the same transcoding ladder (ladder.sh), RTSP pull/out next to RTMP (rtsp.sh), where
 # product markers land (markers.sh), and 1000 WebSocket viewers of one stream's live channel: memory,
-# CPU, chat fan-out (ws.sh), and an nginx edge collapsing low-latency HLS requests (edge.sh).
-bench: deps web-deps
+# CPU, chat fan-out (ws.sh), an nginx edge collapsing low-latency HLS requests (edge.sh), and
+# glass-to-screen latency of low-latency HLS in hls.js (llhls.sh).
+bench: deps web-deps web-test-deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
-	$(CARGO) build --release --locked --example pipeline_description --example focus_offset --example ws_fanout
+	$(CARGO) build --release --locked --example pipeline_description --example focus_offset --example ws_fanout --example stamp_publisher
 	bench/passthrough.sh
 	bench/ladder.sh
 	bench/rtsp.sh
 	bench/markers.sh
 	bench/ws.sh
 	bench/edge.sh
+	bench/llhls.sh
