@@ -109,6 +109,7 @@ pub fn attach(
                     }
                 }
                 let end = chunk.running_time + chunk.duration;
+                tracing::trace!(%rendition, start = ?chunk.running_time, duration = ?chunk.duration, independent = chunk.independent, "part");
                 if let Err(e) = output.part_ready(&rendition, chunk) {
                     tracing::error!(%rendition, error = %e, "writing a low-latency part");
                 } else if let Some(complete) = timing.arrivals.complete_at(end) {

@@ -29,6 +29,8 @@ const RUNG_QUEUE_FRAMES: u32 = 15;
 /// has (the aggregator's live timeout). Ingest over the network arrives in bursts; cutting at every
 /// late burst made parts of uneven length. Data on time is muxed at once, whatever this is.
 const CMAF_LATENCY_NS: u64 = 1_000_000_000;
+/// See `cmaf_muxer`.
+const PART_SLACK_NS: u128 = 1_000_000;
 /// A poster every this many seconds.
 const THUMBNAIL_EVERY_S: u32 = 5;
 const THUMBNAIL_QUALITY: u32 = 85;
@@ -76,7 +78,11 @@ fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: std::time::Duration) -
         // A fragment ends at the first keyframe this far in (publisher timestamps jitter by a
         // millisecond or so: do not miss a keyframe by that), as `cut_segments` does.
         seg = spec.segment.as_nanos() * 95 / 100,
-        part = part.as_nanos(),
+        // A chunk takes the frames stamped before its start plus this. Publisher timestamps are
+        // whole milliseconds around the frame grid: at exactly the part duration, a frame
+        // stamped a fraction of a millisecond early joined the part (7 frames, 233 ms, at
+        // 30 fps). A millisecond less keeps whole frames within the part.
+        part = part.as_nanos().saturating_sub(PART_SLACK_NS),
     )
 }
 
