@@ -11,12 +11,13 @@ import { createRequire } from "node:module";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const web = join(dirname(fileURLToPath(import.meta.url)), "..", "tests", "web");
 const require = createRequire(join(web, "package.json"));
 const { chromium } = require("playwright-core");
 const hlsJs = require.resolve("hls.js/dist/hls.min.js");
+const { CHROMIUM } = await import(pathToFileURL(join(web, "chromium.mjs")).href);
 
 const [url, measureS = "60", warmupS = "10", configJson = "{}"] = process.argv.slice(2);
 // hls.js options on top of { lowLatencyMode: true }, e.g. '{"liveSyncOnStallIncrease":0}'.
@@ -27,21 +28,7 @@ if (!url) {
 }
 const profile = mkdtempSync(join(tmpdir(), "llhls-chromium-"));
 
-// Same flags as tests/web/watch.mjs.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const context = await chromium.launchPersistentContext(profile, CHROMIUM);
 try {
   const page = context.pages()[0] ?? (await context.newPage());
   page.on("pageerror", (e) => console.error("page error:", e.message));

@@ -216,17 +216,26 @@ pub async fn rendition_file(
         .await
         .map_err(|_| ApiError::NotFound)?;
     state.hls_counters.served(bytes.len());
-    Ok((
+    Ok(media_response(bytes, SEGMENT_TYPE, a.public))
+}
+
+/// A segment, part or init section: never changes once written, so cached for good.
+pub(super) fn media_response(
+    bytes: impl Into<Body>,
+    content_type: &'static str,
+    public: bool,
+) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(SEGMENT_TYPE)),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
                 header::CACHE_CONTROL,
-                cache_control(a.public, "max-age=31536000, immutable"),
+                cache_control(public, "max-age=31536000, immutable"),
             ),
         ],
-        Body::from(bytes),
+        bytes.into(),
     )
-        .into_response())
+        .into_response()
 }
 
 /// `GET /api/v1/streams/{id}/thumbnail.jpg`: the latest poster, under the same rule as the video.

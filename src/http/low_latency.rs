@@ -13,15 +13,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
-use super::hls::{access, cache_control, playlist_response, playlist_with_cache, valid_name};
+use super::hls::{access, media_response, playlist_response, playlist_with_cache, valid_name};
 use crate::output::hls::{
     self as hls_out, EVENT_PLAYLIST, EdgePosition, HlsOutput, LIVE_PLAYLIST, PartLookup,
 };
@@ -202,17 +200,7 @@ pub async fn rendition_file(
         return Err(ApiError::NotFound);
     };
     state.hls_counters.served(bytes.len());
-    Ok((
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE)),
-            (
-                header::CACHE_CONTROL,
-                cache_control(a.public, "max-age=31536000, immutable"),
-            ),
-        ],
-        Body::from(bytes),
-    )
-        .into_response())
+    Ok(media_response(bytes, MEDIA_TYPE, a.public))
 }
 
 /// `partNNNNN.P.m4s` → (N, P).

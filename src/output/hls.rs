@@ -378,10 +378,6 @@ impl HlsOutput {
         out
     }
 
-    pub fn is_low_latency(&self) -> bool {
-        self.lock().low_latency.is_some()
-    }
-
     /// Told whenever a part or segment is listed or the stream ends.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
@@ -797,24 +793,15 @@ pub fn with_query(playlist: &str, query: Option<&str>) -> String {
     let Some(query) = query else {
         return playlist.to_string();
     };
-    let append = |out: &mut String, uri: &str| {
-        out.push_str(uri);
-        out.push(if uri.contains('?') { '&' } else { '?' });
-        out.push_str(query);
-    };
+    let with = |uri: &str| playlist::with_query(uri, Some(query));
     let mut out = String::with_capacity(playlist.len() + 64);
     for line in playlist.lines() {
-        if line.is_empty() {
-        } else if !line.starts_with('#') {
-            append(&mut out, line);
+        if !line.is_empty() && !line.starts_with('#') {
+            out.push_str(&with(line));
         } else if let Some((head, rest)) = line.split_once("URI=\"")
             && let Some((uri, tail)) = rest.split_once('"')
         {
-            out.push_str(head);
-            out.push_str("URI=\"");
-            append(&mut out, uri);
-            out.push('"');
-            out.push_str(tail);
+            out.push_str(&format!("{head}URI=\"{}\"{tail}", with(uri)));
         } else {
             out.push_str(line);
         }

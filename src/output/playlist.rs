@@ -741,7 +741,7 @@ fn bits_per_second(bytes: u128, nanos: u128) -> u64 {
 /// `uri` with `query` appended (`?` or `&` as needed). A leading `?` on `query` is accepted; characters
 /// that could end the URI line or quoted attribute (controls, spaces, `"`) or start a fragment (`#`) are
 /// percent-encoded, so a query can never inject playlist lines.
-fn with_query(uri: &str, query: Option<&str>) -> String {
+pub(super) fn with_query(uri: &str, query: Option<&str>) -> String {
     let query = query
         .map(|q| q.trim_start_matches(['?', '&']))
         .unwrap_or("");

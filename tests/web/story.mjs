@@ -12,6 +12,7 @@
 //   {"kind":"done"}
 // Any failed expectation throws: the script exits non-zero with the reason on stderr.
 import { chromium } from "playwright-core";
+import { CHROMIUM } from "./chromium.mjs";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -52,20 +53,7 @@ function watchConsole(page, name) {
   page.on("pageerror", (e) => report({ kind: "console", page: name, type: "exception", text: String(e) }));
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const browser = await chromium.launch(CHROMIUM);
 try {
   const creator = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const viewer = await browser.newContext({ viewport: PHONE, hasTouch: true });

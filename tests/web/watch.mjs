@@ -10,6 +10,7 @@
 //        {"kind":"cue","t_ms":…,"id":…,"key":…,"data":…,"start":…,"end":…,"position":…}
 //        {"kind":"done"}
 import { chromium } from "playwright-core";
+import { CHROMIUM } from "./chromium.mjs";
 import { createRequire } from "node:module";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,22 +24,7 @@ if (!url || !seconds) {
 const hlsJs = createRequire(import.meta.url).resolve("hls.js/dist/hls.min.js");
 const profile = mkdtempSync(join(tmpdir(), "livefront-chromium-"));
 
-// Flags from the machine notes: no background networking (the network is closed), no sandbox
-// (root), muted autoplay without a gesture.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const context = await chromium.launchPersistentContext(profile, CHROMIUM);
 try {
   const page = context.pages()[0] ?? (await context.newPage());
   await page.exposeFunction("report", (line) => console.log(JSON.stringify(line)));
