@@ -14,8 +14,10 @@ use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use super::streams::{owned_stream, visible_stream};
 use crate::live::{Focus, LiveEvent};
-use crate::output::hls::MarkerSpec;
-use crate::store::{Chapter, FocusEvent, FocusedProduct, ProductId, chapters};
+use crate::output::hls::{self, MarkerSpec};
+use crate::output::visibility::PublicIntervals;
+use crate::pipeline::clips;
+use crate::store::{Chapter, FocusEvent, FocusedProduct, ProductId, StreamId, chapters};
 
 /// `CLASS` of the product markers.
 pub const MARKER_CLASS: &str = "com.livefront.product";
@@ -125,13 +127,13 @@ pub fn seconds(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
-#[utoipa::path(get, path = "/api/v1/streams/{id}/chapters", tag = "products", params(("id" = String, Path)), responses((status = 200, description = "one chapter per product focus, in recording seconds"), (status = 404, description = "not found (or not yours to see)")))]
+#[utoipa::path(get, path = "/api/v1/streams/{id}/chapters", tag = "products", params(("id" = String, Path)), responses((status = 200, description = "one chapter per product focus: for the owner in recording seconds; for anyone else in seconds of the public replay, clipped to public media"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn list_chapters(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (stream, _) = visible_stream(&state, &id, &who).await?;
+    let (stream, owner) = visible_stream(&state, &id, &who).await?;
     let timeline = state.store.focus_timeline(&stream.id).await?;
     // While live the last chapter is open; after the end it closes with the recording.
     let end_ms = match state.registry.live(&stream.id) {
@@ -143,9 +145,29 @@ pub async fn list_chapters(
             .map(|r| r.duration_ms)
             .filter(|&d| d > 0),
     };
-    let chapters: Vec<ChapterView> = chapters(&timeline, end_ms)
-        .iter()
-        .map(ChapterView::from)
-        .collect();
+    let chapters = match public_media(&state, &stream.id).await? {
+        Some(public) if !owner => clips::public_chapters(&timeline, end_ms, &public),
+        _ => chapters(&timeline, end_ms),
+    };
+    let chapters: Vec<ChapterView> = chapters.iter().map(ChapterView::from).collect();
     Ok(axum::Json(json!({ "chapters": chapters })))
+}
+
+/// Where a stream's public media is on its recording's timeline: from the live stream while it
+/// runs, from its public replay (or the persisted intervals) after. `None` for a stream from
+/// before public media was kept apart, whose recording is shown as it is.
+pub async fn public_media(
+    state: &AppState,
+    id: &StreamId,
+) -> Result<Option<PublicIntervals>, ApiError> {
+    if let Some(live) = state.registry.live(id) {
+        return Ok(Some(live.hls.public_media()));
+    }
+    if let Some(replay) = state.store.public_replay(id).await? {
+        return Ok(Some(PublicIntervals {
+            intervals_ms: replay.intervals_ms,
+        }));
+    }
+    let dir = state.registry.paths(id).hls_dir();
+    Ok(hls::keeps_public_files(&dir).then(|| hls::read_public_media(&dir).unwrap_or_default()))
 }

@@ -13,7 +13,7 @@ use super::audience;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
 use super::signing::{self, Purpose, Verdict};
-use crate::output::hls::{self as hls_out, EVENT_PLAYLIST, LIVE_PLAYLIST, MASTER_FILE};
+use crate::output::hls::{self as hls_out, Audience, EVENT_PLAYLIST, LIVE_PLAYLIST, MASTER_FILE};
 use crate::pipeline::stream::LiveStream;
 use crate::store::{Mode, StreamId};
 
@@ -41,7 +41,10 @@ const SEGMENT_TYPE: &str = "video/mp2t";
 pub(super) struct Access {
     pub(super) id: StreamId,
     pub(super) live: Option<std::sync::Arc<LiveStream>>,
+    /// The stream is public (responses may be cached by shared caches).
     pub(super) public: bool,
+    /// What the caller is shown: the owner everything, anyone else the public media only.
+    pub(super) audience: Audience,
     /// `token=…` to carry into child URIs.
     pub(super) query: Option<String>,
 }
@@ -65,19 +68,27 @@ pub(super) async fn access(
         .get("token")
         .filter(|t| signing::verify(&state.secret, Purpose::Playback, &id, t) == Verdict::Valid);
     let query = token.map(|t| format!("token={t}"));
-    if mode == Mode::Public {
-        return Ok(Access {
-            id,
-            live,
-            public: true,
-            query,
-        });
-    }
     let owner = match who {
         Some(crate::store::Principal::Admin) => true,
         Some(crate::store::Principal::Creator(c)) => c == creator_id,
         Some(crate::store::Principal::Viewer(_)) | None => false,
     };
+    if mode == Mode::Public {
+        // The owner's signed URL (from practice) keeps showing everything; a public stream
+        // cannot have been taken down.
+        let audience = if owner || token.is_some() {
+            Audience::Owner
+        } else {
+            Audience::Public
+        };
+        return Ok(Access {
+            id,
+            live,
+            public: audience == Audience::Public,
+            audience,
+            query,
+        });
+    }
     // A signed token does not open a stream that was taken down (the bearer still does).
     let signed =
         token.is_some() && (owner || super::moderation::signed_links_allowed(state, &id).await?);
@@ -86,10 +97,33 @@ pub(super) async fn access(
             id,
             live,
             public: false,
+            audience: Audience::Owner,
             query,
         })
     } else {
         Err(ApiError::NotFound)
+    }
+}
+
+impl Access {
+    /// Whether the caller may fetch a segment (or init section) by name: the owner any, the
+    /// public only those of public media. `low_latency` picks the output (CMAF or MPEG-TS);
+    /// `dir` is where that output keeps its files.
+    pub(super) fn serves(
+        &self,
+        dir: &std::path::Path,
+        rendition: &str,
+        file: &str,
+        low_latency: bool,
+    ) -> bool {
+        let output = |s: &'_ LiveStream| match (low_latency, &s.ll) {
+            (true, Some(ll)) => ll.serves(rendition, file, self.audience),
+            _ => s.hls.serves(rendition, file, self.audience),
+        };
+        match &self.live {
+            Some(s) => output(s),
+            None => hls_out::persisted_serves(dir, rendition, file, self.audience),
+        }
     }
 }
 
@@ -150,12 +184,12 @@ pub async fn master(
     let (text, live) = match &a.live {
         Some(s) if !s.finished.is_cancelled() => {
             let out = s.ll.as_deref().filter(|_| low_latency).unwrap_or(&s.hls);
-            (out.master_playlist(query), true)
+            (out.master_playlist(a.audience, query), true)
         }
         _ => {
             let paths = state.registry.paths(&a.id);
             let persisted = |dir: &std::path::Path| {
-                hls_out::read_persisted(dir, None, MASTER_FILE)
+                hls_out::read_persisted(dir, None, MASTER_FILE, a.audience)
                     .map(|t| hls_out::with_query(&t, query))
             };
             let ll = if low_latency {
@@ -192,11 +226,11 @@ pub async fn rendition_file(
         // While finalising, the in-memory list is already complete (VOD), so keep serving it.
         let (text, live) = match &a.live {
             Some(s) => (
-                s.hls.media_playlist(&rendition, &file, query),
+                s.hls.media_playlist(&rendition, &file, a.audience, query),
                 !s.finished.is_cancelled(),
             ),
             None => (
-                hls_out::read_persisted(&hls_dir, Some(&rendition), &file)
+                hls_out::read_persisted(&hls_dir, Some(&rendition), &file, a.audience)
                     .map(|t| hls_out::with_query(&t, query)),
                 false,
             ),
@@ -209,6 +243,10 @@ pub async fn rendition_file(
         return Err(ApiError::NotFound);
     };
     if !stem.starts_with("seg") || !valid_name(stem) {
+        return Err(ApiError::NotFound);
+    }
+    // Practice media of a public stream is the owner's: by name too.
+    if !a.serves(&hls_dir, &rendition, &file, false) {
         return Err(ApiError::NotFound);
     }
     let path = hls_dir.join(&rendition).join(&file);
@@ -247,7 +285,15 @@ pub async fn thumbnail(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let a = access(&state, &id, who, &params).await?;
-    let bytes = tokio::fs::read(state.registry.paths(&a.id).thumbnail())
+    // The public's poster comes from public media (streams from before it was kept: the one).
+    let paths = state.registry.paths(&a.id);
+    let poster = match a.audience {
+        Audience::Public if hls_out::keeps_public_files(&paths.hls_dir()) => {
+            paths.public_thumbnail()
+        }
+        _ => paths.thumbnail(),
+    };
+    let bytes = tokio::fs::read(poster)
         .await
         .map_err(|_| ApiError::NotFound)?;
     Ok((

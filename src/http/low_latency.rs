@@ -130,7 +130,7 @@ pub async fn rendition_file(
         }
         let want = Want::from_query(&params)?;
         let Some(out) = out else {
-            let text = hls_out::read_persisted(&dir, Some(&rendition), &file)
+            let text = hls_out::read_persisted(&dir, Some(&rendition), &file, a.audience)
                 .map(|t| hls_out::with_query(&t, query))
                 .ok_or(ApiError::NotFound)?;
             state.hls_counters.served(text.len());
@@ -138,14 +138,14 @@ pub async fn rendition_file(
         };
         if file == EVENT_PLAYLIST {
             let text = out
-                .media_playlist(&rendition, EVENT_PLAYLIST, query)
+                .media_playlist(&rendition, EVENT_PLAYLIST, a.audience, query)
                 .ok_or(ApiError::NotFound)?;
             state.hls_counters.served(text.len());
             return Ok(playlist_response(text, a.public, true));
         }
         if let Some(want) = want {
             wait_until(&out, block_limit(&state), || {
-                Ok(match out.edge_position(&rendition) {
+                Ok(match out.edge_position(&rendition, a.audience) {
                     Some(at) if want.too_far(&at) => {
                         return Err(ApiError::BadRequest {
                             code: "too_far_ahead",
@@ -163,7 +163,7 @@ pub async fn rendition_file(
         }
         let skip = params.get("_HLS_skip").is_some_and(|v| v == "YES");
         let text = out
-            .low_latency_playlist(&rendition, skip, query)
+            .low_latency_playlist(&rendition, a.audience, skip, query)
             .ok_or(ApiError::NotFound)?;
         state.hls_counters.served(text.len());
         // A blocked request names the playlist it waited for: a CDN may keep it (and collapse
@@ -178,7 +178,7 @@ pub async fn rendition_file(
         let out = out.ok_or(ApiError::NotFound)?;
         let mut found = None;
         wait_until(&out, block_limit(&state), || {
-            match out.part(&rendition, msn, index) {
+            match out.part(&rendition, msn, index, a.audience) {
                 PartLookup::Ready(b) => found = Some(b),
                 PartLookup::Soon => return Ok(false),
                 PartLookup::Missing => return Err(ApiError::NotFound),
@@ -188,7 +188,13 @@ pub async fn rendition_file(
         .await?;
         found.ok_or(ApiError::NotFound)?
     } else if media_name(&file, "seg", ".m4s") || media_name(&file, "init", ".mp4") {
-        let in_memory = out.as_ref().and_then(|o| o.init_section(&rendition, &file));
+        // Practice media of a public stream is the owner's: by name too.
+        if !a.serves(&dir, &rendition, &file, true) {
+            return Err(ApiError::NotFound);
+        }
+        let in_memory = out
+            .as_ref()
+            .and_then(|o| o.init_section(&rendition, &file, a.audience));
         match in_memory {
             Some(b) => b,
             None => tokio::fs::read(dir.join(&rendition).join(&file))

@@ -128,6 +128,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hls::rendition_file))
         .routes(routes!(low_latency::rendition_file))
         .routes(routes!(recordings::download))
+        .routes(routes!(recordings::replay_download))
         .routes(routes!(clips::download))
         .routes(routes!(hls::thumbnail))
         .layer(media_cors);
@@ -139,6 +140,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(streams::set_mode))
         .routes(routes!(streams::end))
         .routes(routes!(recordings::status))
+        .routes(routes!(recordings::replay_status))
         .routes(routes!(streams::pipeline_dot))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::remove))

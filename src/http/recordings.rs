@@ -13,8 +13,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, MaybeAuth};
 use super::signing::{self, Purpose, Verdict};
-use super::streams::owned_stream;
-use crate::store::{RecordingState, StreamId};
+use super::streams::{owned_stream, visible_stream};
+use crate::store::{PublicReplay, RecordingState, StreamId};
 
 /// `GET /api/v1/streams/{id}/recording`
 #[utoipa::path(get, path = "/api/v1/streams/{id}/recording", tag = "recordings", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed"), (status = 404, description = "not found (or not yours to see)")), security(("bearer" = [])))]
@@ -37,13 +37,80 @@ pub async fn status(
             state.public_url, stream.id
         )
     });
+    let replay = state.store.public_replay(&stream.id).await?;
     Ok(axum::Json(json!({
         "state": rec.state,
         "bytes": rec.bytes,
         "duration_s": rec.duration_ms as f64 / 1000.0,
         "download_url": download_url,
         "error": rec.error,
+        "public_replay": replay.as_ref().map(|r| replay_json(&state, r, true)),
     })))
+}
+
+/// The public replay as listed: `intervals` (recording seconds) only for the owner.
+fn replay_json(state: &AppState, r: &PublicReplay, owner: bool) -> serde_json::Value {
+    let mut v = json!({
+        "state": r.state,
+        "bytes": r.bytes,
+        "duration_s": r.duration_ms as f64 / 1000.0,
+        "download_url": (r.state == RecordingState::Ready)
+            .then(|| format!("{}/replays/{}.mp4", state.public_url, r.stream_id)),
+        "error": r.error,
+    });
+    if owner {
+        v["intervals"] = json!(
+            r.intervals_ms
+                .iter()
+                .map(|&(s, e)| [s as f64 / 1000.0, e as f64 / 1000.0])
+                .collect::<Vec<_>>()
+        );
+    }
+    v
+}
+
+/// `GET /api/v1/streams/{id}/replay`: the public replay, for whoever may see the stream.
+#[utoipa::path(get, path = "/api/v1/streams/{id}/replay", tag = "recordings", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "the public replay: its public intervals back to back"), (status = 404, description = "not found (or not yours to see), or no public media")))]
+pub async fn replay_status(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (stream, owner) = visible_stream(&state, &id, &who).await?;
+    let replay = state
+        .store
+        .public_replay(&stream.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(replay_json(&state, &replay, owner)))
+}
+
+/// `GET /replays/{id}.mp4`: the public replay, for whoever may see the stream (no link needed
+/// for a public one; the owner's bearer token for a practice one).
+#[utoipa::path(get, path = "/replays/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 404, description = "not found (or not yours to see)")))]
+pub async fn replay_download(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(file): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let id = file.strip_suffix(".mp4").ok_or(ApiError::NotFound)?;
+    let (stream, _) = visible_stream(&state, id, &who).await?;
+    let ready = state
+        .store
+        .public_replay(&stream.id)
+        .await?
+        .is_some_and(|r| r.state == RecordingState::Ready);
+    if !ready {
+        return Err(ApiError::NotFound);
+    }
+    let path = state.registry.paths(&stream.id).public_replay();
+    attachment(
+        path,
+        &format!("livefront-{}-replay.mp4", stream.id),
+        request,
+    )
+    .await
 }
 
 /// `GET /recordings/{id}.mp4` with the creator's bearer token or a valid `sig`.

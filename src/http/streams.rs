@@ -11,6 +11,7 @@ use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use super::signing::{self, Purpose};
 use crate::ingest::rtsp::{PullSource, Transport};
+use crate::output::hls::Audience;
 use crate::pipeline::ladder::LadderSpec;
 use crate::store::{Mode, NewStream, Principal, Recording, Stream, StreamId, StreamState};
 
@@ -215,14 +216,19 @@ pub(crate) fn display_state(stream: &Stream) -> &'static str {
 
 /// Whether the master playlist answers yet: a stream that just went live has none until its first
 /// segments are cut (pages wait for this instead of polling the playlist into 404s).
-fn playback_ready(state: &AppState, stream: &Stream) -> bool {
+fn playback_ready(state: &AppState, stream: &Stream, owner: bool) -> bool {
+    let audience = if owner {
+        Audience::Owner
+    } else {
+        Audience::Public
+    };
     match state.registry.live(&stream.id) {
         // The master URL serves the low-latency renditions when they are on.
         Some(live) if !live.finished.is_cancelled() => live
             .ll
             .as_deref()
             .unwrap_or(&live.hls)
-            .master_playlist(None)
+            .master_playlist(audience, None)
             .is_some(),
         _ => stream.state == StreamState::Ended,
     }
@@ -249,7 +255,7 @@ pub fn stream_json(
         "playback": {
             "hls": playback_url(state, stream, owner),
             "rtsp": rtsp_playback_url(state, stream, owner),
-            "ready": playback_ready(state, stream),
+            "ready": playback_ready(state, stream, owner),
         },
     });
     if owner {

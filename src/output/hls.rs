@@ -1,6 +1,6 @@
 //! HLS output of one live stream: the segments its pipeline closes, our playlists over them, and the
 //! files that keep them after the stream (VOD) or a crash (recovery).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -11,12 +11,30 @@ use chrono::{DateTime, Utc};
 
 use super::daterange::Marker;
 use super::playlist::{self, LiveEdge, MediaPlaylist, Part, RenditionReport, Segment, Variant};
+use super::visibility::{PublicIntervals, Visibility};
 
 pub const MASTER_FILE: &str = "master.m3u8";
 /// The live window while live, the complete VOD list after.
 pub const LIVE_PLAYLIST: &str = "index.m3u8";
 /// Every segment since the start (EVENT while live, VOD after); also what is kept on disk.
 pub const EVENT_PLAYLIST: &str = "event.m3u8";
+/// On disk: the public segments of a rendition (what anyone but the owner is shown).
+pub const PUBLIC_PLAYLIST: &str = "public.m3u8";
+/// On disk: the master playlist of the public renditions.
+pub const PUBLIC_MASTER_FILE: &str = "master-public.m3u8";
+/// On disk: the public media of the first rendition (the source), as [`PublicIntervals`]. Its
+/// presence also says that the public files above are kept (streams from before they were have
+/// none, and are served as they always were).
+pub const PUBLIC_MEDIA_FILE: &str = "public-media.json";
+
+/// Who a view of the playlists and media is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The creator (and the admin): everything, the rehearsal included.
+    Owner,
+    /// Everyone else: only media that was public throughout, numbered on its own.
+    Public,
+}
 /// Segments before the open one whose parts stay in memory (they are listed for three target
 /// durations; one more for players that are a little behind).
 const KEPT_PART_SEGMENTS: u64 = 4;
@@ -32,6 +50,15 @@ pub struct RenditionInfo {
 struct Rendition {
     name: String,
     playlist: MediaPlaylist,
+    /// Its public segments only, numbered on their own: a cut-out practice interval becomes a
+    /// discontinuity, and the numbering starts at the first public segment's number.
+    public: MediaPlaylist,
+    /// The last segment closed was public.
+    last_public: bool,
+    /// Where its public media is on the media timeline.
+    public_media: PublicIntervals,
+    /// Names of its public segments and their init sections: what the public may fetch.
+    public_files: HashSet<String>,
     opened_at: Option<Duration>,
     info: RenditionInfo,
     /// Left out of the master playlist.
@@ -128,10 +155,14 @@ enum Edge {
 }
 
 impl Rendition {
-    fn new(name: String, playlist: MediaPlaylist) -> Self {
+    fn new(name: String, playlist: MediaPlaylist, public: MediaPlaylist) -> Self {
         Rendition {
             name,
             playlist,
+            public,
+            last_public: false,
+            public_media: PublicIntervals::default(),
+            public_files: HashSet::new(),
             opened_at: None,
             info: RenditionInfo::default(),
             dropped: false,
@@ -148,22 +179,75 @@ impl Rendition {
         self.playlist.next_sequence()
     }
 
-    fn edge_position(&self) -> Option<EdgePosition> {
-        let last_segment = self.playlist.next_sequence().checked_sub(1);
-        let (last_msn, last_part) = match self.parts.open.len() {
+    /// Whether the segment being written holds public media only (so far).
+    fn open_public(&self, visibility: &Visibility) -> bool {
+        let start = self.opened_at.unwrap_or_default();
+        let end = start + self.parts.open.iter().map(|p| p.duration).sum::<Duration>();
+        !self.parts.open.is_empty() && visibility.public_throughout(start, end)
+    }
+
+    /// What `audience` is shown: the playlist, the number the open segment has in it, and the
+    /// open segment's parts (none when they are not for this audience).
+    fn view(&self, audience: Audience, visibility: &Visibility) -> View<'_> {
+        match audience {
+            Audience::Owner => View {
+                playlist: &self.playlist,
+                open_msn: self.open_msn(),
+                open: &self.parts.open,
+                cut: false,
+            },
+            Audience::Public => {
+                let list = &self.public;
+                let open = if self.open_public(visibility) {
+                    &self.parts.open[..]
+                } else {
+                    &[]
+                };
+                View {
+                    playlist: list,
+                    open_msn: match list.segments() {
+                        [] => self.open_msn(),
+                        _ => list.next_sequence(),
+                    },
+                    open,
+                    cut: !self.last_public && !list.segments().is_empty(),
+                }
+            }
+        }
+    }
+
+    fn edge_position(&self, audience: Audience, visibility: &Visibility) -> Option<EdgePosition> {
+        let view = self.view(audience, visibility);
+        let list = view.playlist;
+        let last_segment = (!list.segments().is_empty()).then(|| list.next_sequence() - 1);
+        let (last_msn, last_part) = match view.open.len() {
             0 => {
                 let msn = last_segment?;
-                let parts = self.playlist.segments().last().map_or(0, |s| s.parts.len());
+                let parts = list.segments().last().map_or(0, |s| s.parts.len());
                 (msn, parts.saturating_sub(1) as u64)
             }
-            n => (self.open_msn(), n as u64 - 1),
+            n => (view.open_msn, n as u64 - 1),
         };
         Some(EdgePosition {
             last_msn,
             last_part,
             last_segment,
-            ended: self.playlist.is_ended(),
+            ended: list.is_ended(),
         })
+    }
+
+    /// Whether the public may have part `msn`.`index` (`msn` as in its name).
+    fn part_public(&self, msn: u64, visibility: &Visibility) -> bool {
+        if msn == self.open_msn() {
+            return self.open_public(visibility);
+        }
+        self.public_files.contains(&format!("seg{msn:05}.m4s"))
+    }
+
+    /// Whether the public may fetch the file `name` of this rendition (segment or init section).
+    fn file_public(&self, name: &str, visibility: &Visibility) -> bool {
+        self.public_files.contains(name)
+            || (self.parts.map.as_deref() == Some(name) && self.open_public(visibility))
     }
 
     /// Where the segment being written starts (running time), the `PROGRAM-DATE-TIME` it gets,
@@ -193,6 +277,7 @@ impl Rendition {
     fn close_segment(
         &mut self,
         epoch: DateTime<Utc>,
+        visibility: &Visibility,
         uri: String,
         bytes: u64,
         running_time: Duration,
@@ -216,12 +301,28 @@ impl Rendition {
         segment.bytes = bytes;
         segment.map = self.parts.map.clone();
         segment.parts = parts;
+        let public = visibility.public_throughout(start, running_time);
+        if public {
+            let mut copy = segment.clone();
+            copy.discontinuity |= !self.last_public && !self.public.segments().is_empty();
+            self.public_files.insert(copy.uri.clone());
+            self.public_files.extend(copy.map.clone());
+            self.public_media.add(start, running_time);
+            self.public
+                .push_numbered(self.playlist.next_sequence(), copy);
+        }
+        self.last_public = public;
         self.playlist.push(segment);
         self.place_markers(start, date, running_time);
     }
 
     /// Closes the segment being written from its parts: the file is their concatenation.
-    fn close_open_parts(&mut self, epoch: DateTime<Utc>, dir: &Path) -> io::Result<()> {
+    fn close_open_parts(
+        &mut self,
+        epoch: DateTime<Utc>,
+        visibility: &Visibility,
+        dir: &Path,
+    ) -> io::Result<()> {
         if self.parts.open.is_empty() {
             return Ok(());
         }
@@ -237,31 +338,41 @@ impl Rendition {
         let parts = std::mem::take(&mut self.parts.open);
         let end =
             self.opened_at.unwrap_or_default() + parts.iter().map(|p| p.duration).sum::<Duration>();
-        self.close_segment(epoch, uri, file.len() as u64, end, parts);
+        self.close_segment(epoch, visibility, uri, file.len() as u64, end, parts);
         Ok(())
     }
 
-    /// The live edge of this rendition's low-latency playlist, for segments of `segment`.
-    fn live_edge(&self, segment: Duration, part_target: Duration, skip: bool) -> LiveEdge {
+    /// The live edge of this rendition's low-latency playlist as `view` shows it, for segments
+    /// of `segment`.
+    fn live_edge(
+        &self,
+        view: &View<'_>,
+        segment: Duration,
+        part_target: Duration,
+        skip: bool,
+    ) -> LiveEdge {
+        // Part names carry the segment's own number, whatever number a view gives it.
         let msn = self.open_msn();
         // Once the open segment is within half a part of the segment duration, the next part
-        // starts the next segment (at the keyframe the muxer waits for).
+        // starts the next segment (at the keyframe the muxer waits for). When the open segment
+        // is not for this view, the next segment's first part is what may be.
         let elapsed: Duration = self.parts.open.iter().map(|p| p.duration).sum();
-        let hint = if elapsed + part_target / 2 >= segment {
-            format!("part{:05}.0.m4s", msn + 1)
-        } else {
-            format!("part{msn:05}.{}.m4s", self.parts.open.len())
-        };
+        let hint =
+            if elapsed + part_target / 2 >= segment || view.open.len() < self.parts.open.len() {
+                format!("part{:05}.0.m4s", msn + 1)
+            } else {
+                format!("part{msn:05}.{}.m4s", self.parts.open.len())
+            };
         // Every part must fit in PART-TARGET (RFC 8216bis §4.4.3.7): the configured part, or
         // the longest so far in whole milliseconds, rounded up.
         let longest =
             Duration::from_millis(self.parts.longest.as_nanos().div_ceil(1_000_000) as u64);
         LiveEdge {
             part_target: part_target.max(longest),
-            open: self.parts.open.clone(),
-            open_discontinuity: self.closes_before_discontinuity == Some(0),
+            open: view.open.to_vec(),
+            open_discontinuity: self.closes_before_discontinuity == Some(0) || view.cut,
             open_map: self.parts.map.clone(),
-            hint: (!self.playlist.is_ended()).then_some(hint),
+            hint: (!view.playlist.is_ended()).then_some(hint),
             reports: Vec::new(),
             skip,
         }
@@ -282,23 +393,27 @@ impl Rendition {
     }
 
     fn place(&mut self, edge: Edge, date: DateTime<Utc>) {
-        match edge {
-            Edge::Start(spec) => self.playlist.set_marker(Marker {
+        let marker = match edge {
+            Edge::Start(spec) => Marker {
                 id: spec.id,
                 class: spec.class,
                 start: date,
                 end: None,
                 attributes: spec.attributes,
-            }),
+            },
             Edge::End(id) => {
-                if let Some(mut marker) =
-                    self.playlist.markers().iter().find(|m| m.id == id).cloned()
-                {
-                    marker.end = Some(date.max(marker.start));
-                    self.playlist.set_marker(marker);
-                }
+                let Some(mut marker) = self.playlist.markers().iter().find(|m| m.id == id).cloned()
+                else {
+                    return;
+                };
+                marker.end = Some(date.max(marker.start));
+                marker
             }
-        }
+        };
+        // The public list carries them too, dated alike; where it shows no media they are
+        // dropped when rendered.
+        self.public.set_marker(marker.clone());
+        self.playlist.set_marker(marker);
     }
 
     /// The stream ended: what is still pending or open ends with the last segment.
@@ -325,6 +440,17 @@ impl Rendition {
     }
 }
 
+/// A rendition as one audience sees it (see `Rendition::view`).
+struct View<'a> {
+    playlist: &'a MediaPlaylist,
+    /// The number the segment being written has in `playlist`.
+    open_msn: u64,
+    /// Its parts shown.
+    open: &'a [Part],
+    /// The open segment comes after media this view left out: it starts a discontinuity.
+    cut: bool,
+}
+
 fn signed_nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -336,6 +462,21 @@ struct Inner {
     target: Duration,
     renditions: Vec<Rendition>,
     low_latency: Option<LowLatency>,
+    /// When the stream's media was public.
+    visibility: Visibility,
+}
+
+impl Inner {
+    fn playlists(&self) -> (MediaPlaylist, MediaPlaylist) {
+        (
+            MediaPlaylist::new(self.window, self.target),
+            MediaPlaylist::new(self.window, self.target),
+        )
+    }
+
+    fn rendition(&self, name: &str) -> Option<&Rendition> {
+        self.renditions.iter().find(|r| r.name == name)
+    }
 }
 
 /// How a low-latency (CMAF) output differs.
@@ -366,6 +507,8 @@ impl HlsOutput {
                 target,
                 renditions: Vec::new(),
                 low_latency: None,
+                // Nothing is public until the stream says so.
+                visibility: Visibility::new(false),
             }),
             changed: tokio::sync::watch::Sender::new(0),
         }
@@ -376,6 +519,11 @@ impl HlsOutput {
         let out = Self::new(dir, window, target);
         out.lock().low_latency = Some(ll);
         out
+    }
+
+    /// Decides from now on which media is public (the stream's own timeline).
+    pub fn set_visibility(&self, visibility: Visibility) {
+        self.lock().visibility = visibility;
     }
 
     /// Told whenever a part or segment is listed or the stream ends.
@@ -390,13 +538,12 @@ impl HlsOutput {
     /// Adds renditions (once the pipeline knows which it writes); known names are kept as they are.
     pub fn add_renditions(&self, names: &[String]) {
         let mut inner = self.lock();
-        let (window, target) = (inner.window, inner.target);
         for name in names {
-            if !inner.renditions.iter().any(|r| &r.name == name) {
-                inner.renditions.push(Rendition::new(
-                    name.clone(),
-                    MediaPlaylist::new(window, target),
-                ));
+            if inner.rendition(name).is_none() {
+                let (playlist, public) = inner.playlists();
+                inner
+                    .renditions
+                    .push(Rendition::new(name.clone(), playlist, public));
             }
         }
     }
@@ -417,12 +564,26 @@ impl HlsOutput {
                 continue;
             };
             let name = entry.file_name().to_string_lossy().into_owned();
-            let mut playlist = MediaPlaylist::parse_event(&text, window, target)
-                .map_err(|e| io::Error::other(format!("{}: {e}", dir.display())))?;
-            playlist.reopen();
-            playlist.restat(&dir);
+            let read = |file: &str, text: &str| {
+                let mut playlist = MediaPlaylist::parse_event(text, window, target)
+                    .map_err(|e| io::Error::other(format!("{}: {e}", dir.join(file).display())))?;
+                playlist.reopen();
+                playlist.restat(&dir);
+                Ok::<_, io::Error>(playlist)
+            };
+            let playlist = read(EVENT_PLAYLIST, &text)?;
+            let public = match std::fs::read_to_string(dir.join(PUBLIC_PLAYLIST)) {
+                Ok(text) => read(PUBLIC_PLAYLIST, &text)?,
+                Err(_) => MediaPlaylist::new(window, target),
+            };
             inner.renditions.retain(|r| r.name != name);
-            let mut rendition = Rendition::new(name, playlist);
+            let mut rendition = Rendition::new(name, playlist, public);
+            rendition.public_files = rendition
+                .public
+                .segments()
+                .iter()
+                .flat_map(|s| std::iter::once(s.uri.clone()).chain(s.map.clone()))
+                .collect();
             rendition.closes_before_discontinuity = Some(0);
             inner.renditions.push(rendition);
             restored += 1;
@@ -515,27 +676,26 @@ impl HlsOutput {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| io::Error::other("segment path has no file name"))?;
-        let (event, master) = {
+        let persisted = {
             let mut inner = self.lock();
-            let epoch = inner.epoch;
+            let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
             let Some(r) = inner.renditions.iter_mut().find(|r| r.name == rendition) else {
                 return Ok(());
             };
-            r.close_segment(epoch, uri, bytes, running_time, Vec::new());
-            let event = r.playlist.render_event(None);
-            (event, render_master_locked(&inner))
+            r.close_segment(epoch, &visibility, uri, bytes, running_time, Vec::new());
+            Persisted::of(&inner, rendition)
         };
         self.notify();
-        self.persist(rendition, &event, master.as_deref())
+        self.persist(&persisted)
     }
 
     /// A low-latency rendition's muxer gave a chunk: list it as a part of the segment being
     /// written; a chunk that starts with a keyframe closes that segment (written to disk, listed)
     /// and opens the next. An init section before it is kept for `EXT-X-MAP`, on disk too.
     pub fn part_ready(&self, rendition: &str, chunk: Chunk) -> io::Result<()> {
-        let persist = {
+        let persisted = {
             let mut inner = self.lock();
-            let epoch = inner.epoch;
+            let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
             let Some(r) = inner.renditions.iter_mut().find(|r| r.name == rendition) else {
                 return Ok(());
             };
@@ -544,7 +704,7 @@ impl HlsOutput {
             }
             let closing = chunk.independent && !r.parts.open.is_empty();
             if closing {
-                r.close_open_parts(epoch, &self.dir)?;
+                r.close_open_parts(epoch, &visibility, &self.dir)?;
             }
             if let Some(init) = chunk.init {
                 // Named after the segment it starts with: never the name of an earlier session's.
@@ -574,45 +734,46 @@ impl HlsOutput {
             r.place_markers(start, date, end);
             let oldest = msn.saturating_sub(KEPT_PART_SEGMENTS);
             r.parts.bytes = r.parts.bytes.split_off(&(oldest, 0));
-            let event = closing.then(|| r.playlist.render_event(None));
-            event.map(|e| (e, render_master_locked(&inner)))
+            closing.then(|| Persisted::of(&inner, rendition))
         };
         self.notify();
-        match persist {
-            Some((event, master)) => self.persist(rendition, &event, master.as_deref()),
+        match persisted {
+            Some(persisted) => self.persist(&persisted),
             None => Ok(()),
         }
     }
 
-    /// Where a low-latency rendition's live edge is (`None` before its first part).
-    pub fn edge_position(&self, rendition: &str) -> Option<EdgePosition> {
+    /// Where a low-latency rendition's live edge is for `audience` (`None` before its first
+    /// part that `audience` may see).
+    pub fn edge_position(&self, rendition: &str, audience: Audience) -> Option<EdgePosition> {
         let inner = self.lock();
         inner
-            .renditions
-            .iter()
-            .find(|r| r.name == rendition)?
-            .edge_position()
+            .rendition(rendition)?
+            .edge_position(audience, &inner.visibility)
     }
 
-    /// A low-latency rendition's live playlist (`index.m3u8`), with the parts and the other
-    /// renditions' reports; `skip` makes it a delta update. `None` before its first part.
+    /// A low-latency rendition's live playlist (`index.m3u8`) for `audience`, with the parts and
+    /// the other renditions' reports; `skip` makes it a delta update. `None` before its first
+    /// part that `audience` may see.
     pub fn low_latency_playlist(
         &self,
         rendition: &str,
+        audience: Audience,
         skip: bool,
         query: Option<&str>,
     ) -> Option<String> {
         let inner = self.lock();
         let ll = inner.low_latency.as_ref()?;
-        let r = inner.renditions.iter().find(|r| r.name == rendition)?;
-        r.edge_position()?;
-        let mut edge = r.live_edge(inner.target, ll.part, skip);
+        let r = inner.rendition(rendition)?;
+        r.edge_position(audience, &inner.visibility)?;
+        let view = r.view(audience, &inner.visibility);
+        let mut edge = r.live_edge(&view, inner.target, ll.part, skip);
         edge.reports = inner
             .renditions
             .iter()
             .filter(|o| o.name != r.name && !o.dropped)
             .filter_map(|o| {
-                let p = o.edge_position()?;
+                let p = o.edge_position(audience, &inner.visibility)?;
                 Some(RenditionReport {
                     uri: format!("../{}/{LIVE_PLAYLIST}", o.name),
                     last_msn: p.last_msn,
@@ -620,16 +781,19 @@ impl HlsOutput {
                 })
             })
             .collect();
-        Some(r.playlist.render_low_latency(&edge, query))
+        Some(view.playlist.render_low_latency(&edge, query))
     }
 
-    /// Part `index` of segment `msn`, from memory.
-    pub fn part(&self, rendition: &str, msn: u64, index: usize) -> PartLookup {
+    /// Part `index` of segment `msn` (as in its name), from memory, if `audience` may have it.
+    pub fn part(&self, rendition: &str, msn: u64, index: usize, audience: Audience) -> PartLookup {
         let inner = self.lock();
-        let Some(r) = inner.renditions.iter().find(|r| r.name == rendition) else {
+        let Some(r) = inner.rendition(rendition) else {
             return PartLookup::Missing;
         };
         if let Some(bytes) = r.parts.bytes.get(&(msn, index)) {
+            if audience == Audience::Public && !r.part_public(msn, &inner.visibility) {
+                return PartLookup::Missing;
+            }
             return PartLookup::Ready(bytes.clone());
         }
         let open = r.open_msn();
@@ -643,10 +807,13 @@ impl HlsOutput {
         }
     }
 
-    /// An init section (`initN.mp4`) kept in memory.
-    pub fn init_section(&self, rendition: &str, name: &str) -> Option<Bytes> {
+    /// An init section (`initN.mp4`) kept in memory, if `audience` may have it.
+    pub fn init_section(&self, rendition: &str, name: &str, audience: Audience) -> Option<Bytes> {
         let inner = self.lock();
-        let r = inner.renditions.iter().find(|r| r.name == rendition)?;
+        let r = inner.rendition(rendition)?;
+        if audience == Audience::Public && !r.file_public(name, &inner.visibility) {
+            return None;
+        }
         r.parts
             .maps
             .iter()
@@ -654,40 +821,64 @@ impl HlsOutput {
             .map(|(_, b)| b.clone())
     }
 
+    /// Whether `audience` may fetch the segment or init section `name` of a rendition by name.
+    pub fn serves(&self, rendition: &str, name: &str, audience: Audience) -> bool {
+        let inner = self.lock();
+        match audience {
+            Audience::Owner => true,
+            Audience::Public => inner
+                .rendition(rendition)
+                .is_some_and(|r| r.file_public(name, &inner.visibility)),
+        }
+    }
+
     /// The stream is over: every playlist becomes a complete VOD list, on disk too.
     pub fn end(&self) -> io::Result<()> {
-        let rendered: Vec<(String, String)> = {
+        let persisted: Vec<Persisted> = {
             let mut inner = self.lock();
-            let epoch = inner.epoch;
+            let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
             for r in &mut inner.renditions {
-                if let Err(e) = r.close_open_parts(epoch, &self.dir) {
+                if let Err(e) = r.close_open_parts(epoch, &visibility, &self.dir) {
                     tracing::warn!(rendition = %r.name, error = %e, "writing the last segment");
                 }
+                r.close_markers();
+                r.playlist.end();
+                r.public.end();
             }
-            inner
-                .renditions
-                .iter_mut()
-                .map(|r| {
-                    r.close_markers();
-                    r.playlist.end();
-                    (r.name.clone(), r.playlist.render_event(None))
-                })
-                .collect()
+            let names: Vec<String> = inner.renditions.iter().map(|r| r.name.clone()).collect();
+            names.iter().map(|n| Persisted::of(&inner, n)).collect()
         };
-        let master = render_master_locked(&self.lock());
         self.notify();
-        for (name, event) in rendered {
-            self.persist(&name, &event, master.as_deref())?;
+        for p in &persisted {
+            self.persist(p)?;
         }
         Ok(())
     }
 
-    fn persist(&self, rendition: &str, event: &str, master: Option<&str>) -> io::Result<()> {
-        write_atomic(&self.dir.join(rendition).join(EVENT_PLAYLIST), event)?;
-        if let Some(master) = master {
+    fn persist(&self, p: &Persisted) -> io::Result<()> {
+        let dir = self.dir.join(&p.rendition);
+        write_atomic(&dir.join(EVENT_PLAYLIST), &p.event)?;
+        write_atomic(&dir.join(PUBLIC_PLAYLIST), &p.public)?;
+        if let Some(master) = &p.master {
             write_atomic(&self.dir.join(MASTER_FILE), master)?;
         }
+        match &p.public_master {
+            Some(master) => write_atomic(&self.dir.join(PUBLIC_MASTER_FILE), master)?,
+            None => remove_if_there(&self.dir.join(PUBLIC_MASTER_FILE))?,
+        }
+        if let Some(media) = &p.public_media {
+            write_atomic(&self.dir.join(PUBLIC_MEDIA_FILE), media)?;
+        }
         Ok(())
+    }
+
+    /// Where the public media of the first rendition (the source) is on the media timeline.
+    pub fn public_media(&self) -> PublicIntervals {
+        self.lock()
+            .renditions
+            .first()
+            .map(|r| r.public_media.clone())
+            .unwrap_or_default()
     }
 
     /// Starts a marker at media time `at` in every rendition: it is listed once the segment that
@@ -722,35 +913,36 @@ impl HlsOutput {
         inner.epoch + chrono::Duration::from_std(at).unwrap_or_default() + away
     }
 
-    /// The master playlist, once some rendition has a segment.
-    pub fn master_playlist(&self, query: Option<&str>) -> Option<String> {
-        render_master_locked(&self.lock()).map(|m| with_query(&m, query))
+    /// The master playlist for `audience`, once some rendition has a segment it may see.
+    pub fn master_playlist(&self, audience: Audience, query: Option<&str>) -> Option<String> {
+        render_master_locked(&self.lock(), audience).map(|m| with_query(&m, query))
     }
 
-    /// `index.m3u8` (live window) or `event.m3u8` (everything) of a rendition, once it has a segment.
+    /// `index.m3u8` (live window) or `event.m3u8` (everything) of a rendition for `audience`,
+    /// once it has a segment `audience` may see.
     pub fn media_playlist(
         &self,
         rendition: &str,
         file: &str,
+        audience: Audience,
         query: Option<&str>,
     ) -> Option<String> {
         let inner = self.lock();
-        let r = inner.renditions.iter().find(|r| r.name == rendition)?;
-        if r.playlist.segments().is_empty() {
+        let r = inner.rendition(rendition)?;
+        let list = r.view(audience, &inner.visibility).playlist;
+        if list.segments().is_empty() {
             return None;
         }
         match file {
-            LIVE_PLAYLIST => Some(r.playlist.render_live(query)),
-            EVENT_PLAYLIST => Some(r.playlist.render_event(query)),
+            LIVE_PLAYLIST => Some(list.render_live(query)),
+            EVENT_PLAYLIST => Some(list.render_event(query)),
             _ => None,
         }
     }
 
     pub fn segment_count(&self, rendition: &str) -> usize {
         self.lock()
-            .renditions
-            .iter()
-            .find(|r| r.name == rendition)
+            .rendition(rendition)
             .map_or(0, |r| r.playlist.segments().len())
     }
 
@@ -760,16 +952,48 @@ impl HlsOutput {
     }
 }
 
-fn render_master_locked(inner: &Inner) -> Option<String> {
+/// What is written to disk after a rendition changed.
+struct Persisted {
+    rendition: String,
+    event: String,
+    public: String,
+    master: Option<String>,
+    public_master: Option<String>,
+    /// The public media of the first rendition, when `rendition` is that one.
+    public_media: Option<String>,
+}
+
+impl Persisted {
+    fn of(inner: &Inner, rendition: &str) -> Persisted {
+        let r = inner.rendition(rendition);
+        let first = inner
+            .renditions
+            .first()
+            .is_some_and(|f| f.name == rendition);
+        Persisted {
+            rendition: rendition.to_string(),
+            event: r.map(|r| r.playlist.render_event(None)).unwrap_or_default(),
+            public: r.map(|r| r.public.render_event(None)).unwrap_or_default(),
+            master: render_master_locked(inner, Audience::Owner),
+            public_master: render_master_locked(inner, Audience::Public),
+            public_media: r
+                .filter(|_| first)
+                .map(|r| serde_json::to_string(&r.public_media).expect("intervals serialise")),
+        }
+    }
+}
+
+fn render_master_locked(inner: &Inner, audience: Audience) -> Option<String> {
     let variants: Vec<Variant> = inner
         .renditions
         .iter()
         .filter(|r| !r.dropped)
         .filter_map(|r| {
+            let list = r.view(audience, &inner.visibility).playlist;
             // Announced once it has a whole segment: players without low-latency HLS (ffprobe)
             // give up on a playlist of parts only.
-            let bandwidth = r.playlist.peak_bandwidth()?;
-            let average_bandwidth = r.playlist.average_bandwidth();
+            let bandwidth = list.peak_bandwidth()?;
+            let average_bandwidth = list.average_bandwidth();
             let prefix = inner
                 .low_latency
                 .as_ref()
@@ -810,36 +1034,84 @@ pub fn with_query(playlist: &str, query: Option<&str>) -> String {
     out
 }
 
-/// Closes the playlists a crashed run left open: the event list gets EXT-X-ENDLIST.
+/// Closes the playlists a crashed run left open: the event and public lists get EXT-X-ENDLIST.
 pub fn close_persisted(hls_dir: &Path, window: usize, target: Duration) -> io::Result<()> {
     let Ok(entries) = std::fs::read_dir(hls_dir) else {
         return Ok(());
     };
     for entry in entries.flatten() {
-        let path = entry.path().join(EVENT_PLAYLIST);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let mut list = MediaPlaylist::parse_event(&text, window, target)
-            .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
-        if !list.is_ended() {
-            list.end();
-            write_atomic(&path, &list.render_event(None))?;
+        for file in [EVENT_PLAYLIST, PUBLIC_PLAYLIST] {
+            let path = entry.path().join(file);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let mut list = MediaPlaylist::parse_event(&text, window, target)
+                .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+            if !list.is_ended() {
+                list.end();
+                write_atomic(&path, &list.render_event(None))?;
+            }
         }
     }
     Ok(())
 }
 
-/// A persisted playlist of an ended stream (`master.m3u8`, or a rendition's VOD list under either name).
-pub fn read_persisted(hls_dir: &Path, rendition: Option<&str>, file: &str) -> Option<String> {
+/// Whether the stream kept its public files apart (every stream since they were introduced).
+pub fn keeps_public_files(hls_dir: &Path) -> bool {
+    hls_dir.join(PUBLIC_MEDIA_FILE).exists()
+}
+
+/// A persisted playlist of an ended stream for `audience` (`master.m3u8`, or a rendition's VOD
+/// list under either name).
+pub fn read_persisted(
+    hls_dir: &Path,
+    rendition: Option<&str>,
+    file: &str,
+    audience: Audience,
+) -> Option<String> {
+    let public = audience == Audience::Public && keeps_public_files(hls_dir);
     let path = match rendition {
+        None if file == MASTER_FILE && public => hls_dir.join(PUBLIC_MASTER_FILE),
         None if file == MASTER_FILE => hls_dir.join(MASTER_FILE),
         Some(r) if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST => {
-            hls_dir.join(r).join(EVENT_PLAYLIST)
+            hls_dir.join(r).join(if public {
+                PUBLIC_PLAYLIST
+            } else {
+                EVENT_PLAYLIST
+            })
         }
         _ => return None,
     };
-    std::fs::read_to_string(path).ok()
+    let text = std::fs::read_to_string(path).ok()?;
+    // A public list without segments (the stream was never public long enough) is not served.
+    (!public || rendition.is_none() || text.contains("#EXTINF")).then_some(text)
+}
+
+/// Whether `audience` may fetch the file `name` (segment or init section) of a rendition of an
+/// ended stream: the public only what its list names.
+pub fn persisted_serves(hls_dir: &Path, rendition: &str, name: &str, audience: Audience) -> bool {
+    if audience == Audience::Owner || !keeps_public_files(hls_dir) {
+        return true;
+    }
+    let Ok(text) = std::fs::read_to_string(hls_dir.join(rendition).join(PUBLIC_PLAYLIST)) else {
+        return false;
+    };
+    let quoted = format!("URI=\"{name}\"");
+    text.lines().any(|l| l == name || l.contains(&quoted))
+}
+
+/// The public media of an ended stream's first rendition, as persisted (empty when it kept none:
+/// never public, or from before public media was kept).
+pub fn read_public_media(hls_dir: &Path) -> Option<PublicIntervals> {
+    let text = std::fs::read_to_string(hls_dir.join(PUBLIC_MEDIA_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
@@ -896,7 +1168,9 @@ mod tests {
         close(1, 3); // the old publish's last segment, cut short by the comeback
         close(2, 5);
         close(3, 7);
-        let text = hls.media_playlist("source", EVENT_PLAYLIST, None).unwrap();
+        let text = hls
+            .media_playlist("source", EVENT_PLAYLIST, Audience::Owner, None)
+            .unwrap();
         let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
         let flags: Vec<bool> = parsed.segments.iter().map(|s| s.discontinuity).collect();
         assert_eq!(flags, [false, false, true, false], "{text}");
@@ -907,6 +1181,104 @@ mod tests {
             "the time away shows in the dates: {text}"
         );
         assert_eq!(date(3) - date(2), chrono::Duration::seconds(2));
+    }
+
+    /// Only segments that were public throughout are shown to the public: the rehearsal before
+    /// going public and a practice interval in the middle are left out (the latter as a
+    /// discontinuity), numbered on their own from the first public segment, and nothing of them
+    /// can be fetched by name; the owner keeps everything.
+    #[test]
+    fn the_public_is_shown_public_media_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let hls = HlsOutput::new(dir.path().to_path_buf(), 6, Duration::from_secs(2));
+        let visibility = Visibility::new(false);
+        hls.set_visibility(visibility.clone());
+        hls.add_renditions(&["source".to_string()]);
+        hls.fragment_opened("source", Duration::ZERO);
+        let close = |n: u32| {
+            let path = dir.path().join(format!("source/seg{n:05}.ts"));
+            std::fs::write(&path, [0u8; 188]).unwrap();
+            hls.fragment_closed("source", &path, Duration::from_secs(2 * (u64::from(n) + 1)))
+                .unwrap();
+        };
+        close(0);
+        visibility.set(Duration::from_millis(3_000), true); // mid-segment 1
+        close(1);
+        assert!(hls.master_playlist(Audience::Public, None).is_none());
+        assert!(
+            hls.media_playlist("source", LIVE_PLAYLIST, Audience::Public, None)
+                .is_none()
+        );
+        close(2);
+        close(3);
+        visibility.set(Duration::from_millis(8_500), false);
+        visibility.set(Duration::from_millis(9_000), true);
+        close(4); // 8..10 s held practice media
+        close(5);
+        let parse = |audience| {
+            let text = hls
+                .media_playlist("source", EVENT_PLAYLIST, audience, None)
+                .unwrap();
+            m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap()
+        };
+        let public = parse(Audience::Public);
+        let uris: Vec<&str> = public.segments.iter().map(|s| s.uri.as_str()).collect();
+        assert_eq!(uris, ["seg00002.ts", "seg00003.ts", "seg00005.ts"]);
+        assert_eq!(
+            public.media_sequence, 2,
+            "numbered from the first public segment"
+        );
+        let cuts: Vec<bool> = public.segments.iter().map(|s| s.discontinuity).collect();
+        assert_eq!(cuts, [false, false, true]);
+        assert_eq!(parse(Audience::Owner).segments.len(), 6);
+        for (file, public) in [
+            ("seg00000.ts", false),
+            ("seg00001.ts", false),
+            ("seg00002.ts", true),
+            ("seg00004.ts", false),
+            ("seg00005.ts", true),
+        ] {
+            assert_eq!(
+                hls.serves("source", file, Audience::Public),
+                public,
+                "{file}"
+            );
+            assert!(hls.serves("source", file, Audience::Owner));
+        }
+        assert_eq!(
+            hls.public_media().intervals_ms,
+            vec![(4_000, 8_000), (10_000, 12_000)]
+        );
+        hls.end().unwrap();
+        let hls_dir = dir.path();
+        let vod = read_persisted(hls_dir, Some("source"), LIVE_PLAYLIST, Audience::Public).unwrap();
+        assert!(
+            !vod.contains("seg00000") && !vod.contains("seg00004"),
+            "{vod}"
+        );
+        assert!(vod.contains("#EXT-X-ENDLIST"));
+        assert!(persisted_serves(
+            hls_dir,
+            "source",
+            "seg00003.ts",
+            Audience::Public
+        ));
+        assert!(!persisted_serves(
+            hls_dir,
+            "source",
+            "seg00001.ts",
+            Audience::Public
+        ));
+        assert!(persisted_serves(
+            hls_dir,
+            "source",
+            "seg00001.ts",
+            Audience::Owner
+        ));
+        assert_eq!(read_public_media(hls_dir).unwrap(), hls.public_media());
+        let master = read_persisted(hls_dir, None, MASTER_FILE, Audience::Public).unwrap();
+        assert!(master.contains("source/index.m3u8"));
     }
 
     fn spec(id: &str) -> MarkerSpec {
@@ -940,7 +1312,9 @@ mod tests {
                 .unwrap();
         };
         let markers = |r: &str| {
-            let text = hls.media_playlist(r, EVENT_PLAYLIST, None).unwrap();
+            let text = hls
+                .media_playlist(r, EVENT_PLAYLIST, Audience::Owner, None)
+                .unwrap();
             text.lines()
                 .filter_map(Marker::parse_line)
                 .collect::<Vec<_>>()
@@ -978,7 +1352,9 @@ mod tests {
         close("360p", 2, 4_500);
         close("360p", 3, 6_500);
         for r in ["source", "360p"] {
-            let text = hls.media_playlist(r, EVENT_PLAYLIST, None).unwrap();
+            let text = hls
+                .media_playlist(r, EVENT_PLAYLIST, Audience::Owner, None)
+                .unwrap();
             let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
             let new_publish = parsed.segments[3].program_date_time.unwrap();
             let expected = new_publish.with_timezone(&Utc) + chrono::Duration::milliseconds(500);
@@ -999,7 +1375,9 @@ mod tests {
         }
         hls.end().unwrap();
         let ended = markers("source");
-        let last = hls.media_playlist("source", EVENT_PLAYLIST, None).unwrap();
+        let last = hls
+            .media_playlist("source", EVENT_PLAYLIST, Audience::Owner, None)
+            .unwrap();
         let parsed = m3u8_rs::parse_media_playlist_res(last.as_bytes()).unwrap();
         let seg = parsed.segments.last().unwrap();
         let end = seg.program_date_time.unwrap().with_timezone(&Utc)

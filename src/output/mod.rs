@@ -6,4 +6,6 @@ pub mod daterange;
 pub mod hls;
 pub mod playlist;
 pub mod recording;
+pub mod replay;
 pub mod rtsp;
+pub mod visibility;

@@ -202,6 +202,15 @@ impl MediaPlaylist {
         &self.markers
     }
 
+    /// Appends a closed segment as media sequence number `sequence` when the playlist is still empty (a
+    /// view that starts later than the stream, e.g. its public part), as the next one otherwise.
+    pub fn push_numbered(&mut self, sequence: u64, seg: Segment) {
+        if self.segments.is_empty() {
+            self.first_sequence = sequence;
+        }
+        self.push(seg);
+    }
+
     /// Appends a closed segment. Ignored (with a warning) once the playlist has ended: an ended playlist is
     /// a finished VOD and must not change.
     pub fn push(&mut self, seg: Segment) {

@@ -12,8 +12,9 @@ use gstreamer_video as gst_video;
 use super::Error;
 use super::bus::{DISCONTINUITY, SEGMENT_OPENED};
 use super::ladder::keyframe_interval_frames;
-use super::spec::{PipelineSpec, SOURCE_RENDITION};
+use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use crate::output::codecs;
+use crate::output::visibility::Visibility;
 
 /// Queues after a tee hold up to this much media, so one slow branch never stalls the other.
 const BRANCH_QUEUE_NS: u64 = 5_000_000_000;
@@ -326,7 +327,7 @@ pub fn audio_caps(asc: &[u8]) -> gst::Caps {
     caps.build()
 }
 
-pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
+pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Error> {
     for rendition in spec.renditions() {
         let mut dirs = vec![spec.paths.rendition_dir(&rendition)];
         if spec.part.is_some() {
@@ -424,7 +425,7 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, Error> {
         keep_recording_caps(&pipeline)?;
     }
     if spec.decodes() && spec.thumbnail.is_some() {
-        write_thumbnails(&pipeline, spec.paths.thumbnail())?;
+        write_thumbnails(&pipeline, &spec.paths, visibility.clone())?;
     }
     let mut overruns = Vec::new();
     let decoder = spec.decodes().then(|| "dec".to_string());
@@ -727,22 +728,41 @@ fn drop_encoder_cuts(pipeline: &gst::Pipeline, encoder: &str) -> Result<(), Erro
     Ok(())
 }
 
-/// Writes each poster JPEG to `path` (atomically, so readers never see half a file).
-fn write_thumbnails(pipeline: &gst::Pipeline, path: PathBuf) -> Result<(), Error> {
+/// Writes each poster JPEG (atomically, so readers never see half a file): every one for the
+/// owner, and those of media that was public (`visibility`) as the public's poster too.
+fn write_thumbnails(
+    pipeline: &gst::Pipeline,
+    paths: &StreamPaths,
+    visibility: Visibility,
+) -> Result<(), Error> {
     let sink = pipeline
         .by_name("thumb-sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| Error::Gst("no thumb-sink".into()))?;
-    let tmp = path.with_extension("jpg.tmp");
+    let (owner, public) = (paths.thumbnail(), paths.public_thumbnail());
+    let write = |path: &PathBuf, bytes: &[u8]| {
+        let tmp = path.with_extension("jpg.tmp");
+        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::warn!(error = %e, path = %path.display(), "could not write the poster");
+        }
+    };
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) else {
+                let Some(buffer) = sample.buffer() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                if let Err(e) = std::fs::write(&tmp, map.as_slice()).and_then(|()| std::fs::rename(&tmp, &path)) {
-                    tracing::warn!(error = %e, path = %path.display(), "could not write the poster");
+                let Ok(map) = buffer.map_readable() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                write(&owner, map.as_slice());
+                // The frame's media time (running time: the pipeline's segment starts at 0).
+                let at = buffer
+                    .pts()
+                    .map(|t| std::time::Duration::from_nanos(t.nseconds()));
+                if at.is_some_and(|at| visibility.public_throughout(at, at)) {
+                    write(&public, map.as_slice());
                 }
                 Ok(gst::FlowSuccess::Ok)
             })

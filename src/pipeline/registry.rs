@@ -267,8 +267,8 @@ impl StreamRegistry {
         Ok(())
     }
 
-    /// Finalises the recording; once it is ready, the clips of its product chapters are cut in
-    /// the background.
+    /// Finalises the recording; once it is ready, its public replay and the clips of its product
+    /// chapters are cut in the background.
     async fn finalize_recording(&self, id: &StreamId, paths: &StreamPaths) {
         let store = &self.inner.store;
         let mark = |state, bytes, duration_ms, error| Recording {
@@ -303,10 +303,11 @@ impl StreamRegistry {
                         .await;
                 }
                 let _ = std::fs::remove_file(paths.recording_fragmented());
+                // What was public of it: the replay anyone may watch, and the clips.
+                let public = hls::read_public_media(&paths.hls_dir()).unwrap_or_default();
                 let (store, paths, id) = (store.clone(), paths.clone(), id.clone());
-                let duration_ms = done.duration.as_millis() as u64;
                 self.inner.tasks.spawn(
-                    async move { clips::cut_all(&store, &paths, &id, duration_ms).await }
+                    async move { clips::cut_public(&store, &paths, &id, public).await }
                         .in_current_span(),
                 );
                 mark(
@@ -416,8 +417,8 @@ impl StreamRegistry {
             out.set_epoch(epoch);
         }
         let (eos_tx, eos_rx) = oneshot::channel();
-        let (running, bus, overruns, low_latency) = Running::start(&spec, base_ms, eos_rx)
-            .map_err(|e| {
+        let (running, bus, overruns, low_latency) =
+            Running::start(&spec, &stream.visibility, base_ms, eos_rx).map_err(|e| {
                 self.inner
                     .counters
                     .pipeline_failures

@@ -62,7 +62,7 @@ impl StreamPaths {
     pub fn recording(&self) -> PathBuf {
         self.dir.join("recording.mp4")
     }
-    /// Clips cut from the recording, one per product chapter.
+    /// Clips cut from the public replay, one per product chapter.
     pub fn clips_dir(&self) -> PathBuf {
         self.dir.join("clips")
     }
@@ -73,6 +73,14 @@ impl StreamPaths {
     /// The latest poster frame.
     pub fn thumbnail(&self) -> PathBuf {
         self.dir.join("thumbnail.jpg")
+    }
+    /// The latest poster frame of public media (what anyone but the owner is shown).
+    pub fn public_thumbnail(&self) -> PathBuf {
+        self.dir.join("thumbnail-public.jpg")
+    }
+    /// The public replay: the recording's public intervals back to back.
+    pub fn public_replay(&self) -> PathBuf {
+        self.dir.join("replay.mp4")
     }
 }
 

@@ -19,6 +19,7 @@ use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
 use crate::output::cmaf::Arrivals;
 use crate::output::codecs;
 use crate::output::hls::{HlsOutput, Resumed};
+use crate::output::visibility::Visibility;
 use crate::store::{CreatorId, FocusEvent, Mode, Stream, StreamId};
 
 /// How long a stopping pipeline may take to drain after EOS before it is torn down anyway.
@@ -49,6 +50,8 @@ pub struct LiveStream {
     pub ll: Option<Arc<HlsOutput>>,
     pub ladder: LadderSpec,
     mode: Mutex<Mode>,
+    /// Which of its media was public: what the outputs show to anyone but the owner.
+    pub visibility: Visibility,
     health: Mutex<IngestHealth>,
     /// Cancelled when the server wants the publisher gone (API end, pipeline error, shutdown).
     end: CancellationToken,
@@ -111,6 +114,11 @@ impl LiveStream {
         ladder: LadderSpec,
         segment: Duration,
     ) -> Self {
+        let visibility = Visibility::new(stream.mode == Mode::Public);
+        hls.set_visibility(visibility.clone());
+        if let Some(ll) = &ll {
+            ll.set_visibility(visibility.clone());
+        }
         LiveStream {
             id: stream.id.clone(),
             creator_id: stream.creator_id.clone(),
@@ -121,6 +129,7 @@ impl LiveStream {
             ll: ll.map(Arc::new),
             ladder,
             mode: Mutex::new(stream.mode),
+            visibility,
             health: Mutex::new(IngestHealth::new(segment)),
             end: CancellationToken::new(),
             finished: CancellationToken::new(),
@@ -225,8 +234,14 @@ impl LiveStream {
         self.end.is_cancelled()
     }
 
+    /// Flips the mode viewers get, at once. Media from the newest frame ingested on has the new
+    /// mode: what was rehearsed before a switch to public stays the owner's, and what comes after
+    /// a switch to practice is never shown to the public.
     pub fn set_mode(&self, mode: Mode) {
         *lock(&self.mode) = mode;
+        let public = self.mode() == Mode::Public;
+        self.visibility
+            .set(self.media_time().unwrap_or_default(), public);
     }
 
     /// Remembers a warning about something that happened (not a measured condition).
@@ -253,6 +268,8 @@ impl LiveStream {
         self.taken_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
         *lock(&self.mode) = Mode::Practice;
+        self.visibility
+            .set(self.media_time().unwrap_or_default(), false);
         self.end_by_creator();
     }
 
@@ -313,10 +330,11 @@ impl Running {
     /// leaky queues (see `overload`).
     pub fn start(
         spec: &PipelineSpec,
+        visibility: &Visibility,
         origin_ms: u64,
         eos: oneshot::Receiver<Result<(), String>>,
     ) -> Result<(Running, gst::Bus, build::Overruns, LowLatencySinks), super::Error> {
-        let built = build::build(spec)?;
+        let built = build::build(spec, visibility)?;
         let bus = built
             .pipeline
             .bus()

@@ -102,6 +102,7 @@ impl Store {
                 "attribution_sessions",
                 "share_links",
                 "public_intervals",
+                "public_replays",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [&id.0])?;
             }

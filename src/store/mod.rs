@@ -8,6 +8,7 @@ mod focus;
 mod lifecycle;
 pub mod model;
 mod products;
+mod replays;
 mod social;
 mod trust;
 mod webhooks;
@@ -30,6 +31,7 @@ pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;
+pub use replays::PublicReplay;
 pub use trust::{
     NewPromo, Promo, PromoError, Redeemed, Redemption, Report, ReportTarget, Strike, Takedown,
 };
@@ -46,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_clips.sql"),
     include_str!("migrations/0010_trust.sql"),
     include_str!("migrations/0011_commerce.sql"),
+    include_str!("migrations/0012_public_replays.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

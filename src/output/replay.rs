@@ -1,0 +1,163 @@
+//! The public replay: the public intervals of a finished recording back to back, cut without
+//! re-encoding. What a stream's public may download and watch after the end; the recording
+//! itself (rehearsal included) stays its owner's.
+//!
+//! Each interval is cut like a clip (`clips::cut`) and the pieces are joined with `splitmuxsrc`
+//! (which plays files one after the other on one timeline) into `mp4mux faststart=true`. Every
+//! packet of the replay is a packet of the recording.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::clips;
+use super::recording::{self, Ended};
+use super::visibility::PublicIntervals;
+
+/// Asked start of a piece past its interval's start: the cut goes back to the keyframe at or
+/// before what it is asked, and the interval starts on a keyframe that the recording may date
+/// a rounding error later.
+const START_GUARD: Duration = Duration::from_millis(50);
+/// Asked end of a piece before its interval's end: a cut keeps frames decoded before its end,
+/// and with B-frames the keyframe that starts the practice media after the interval is decoded
+/// a few frames before it is shown (up to ~100 ms at 30 fps). The replay loses this much public
+/// media at each interval's end instead.
+const END_GUARD: Duration = Duration::from_millis(200);
+/// How far before its interval a piece may start before it is refused: it would show practice.
+const START_TOLERANCE: Duration = Duration::from_millis(100);
+/// How long joining the pieces may take.
+const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the stream has no public media")]
+    NothingPublic,
+    #[error("cutting {start:?}..{end:?}: {source}")]
+    Cut {
+        start: Duration,
+        end: Duration,
+        source: clips::Error,
+    },
+    #[error("the cut of {start:?}.. would start at {keyframe:?}, in practice media")]
+    StartsEarly { start: Duration, keyframe: Duration },
+    #[error("replay i/o on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("joining the pieces: {0}")]
+    Join(String),
+}
+
+/// The written replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Built {
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+/// Writes the public intervals of the progressive MP4 `recording` to `out`. Blocking: run it on
+/// a blocking thread. Intervals too short to hold media after the guards are left out.
+pub fn build(recording: &Path, intervals: &PublicIntervals, out: &Path) -> Result<Built, Error> {
+    let pieces_dir = out.with_extension("pieces");
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| Error::Io { path, source }
+    };
+    let _ = std::fs::remove_dir_all(&pieces_dir);
+    std::fs::create_dir_all(&pieces_dir).map_err(io(&pieces_dir))?;
+    let result = cut_pieces(recording, intervals, &pieces_dir).and_then(|pieces| {
+        let part = out.with_extension("mp4.part");
+        match pieces.as_slice() {
+            [] => return Err(Error::NothingPublic),
+            [one] => std::fs::rename(one, &part).map_err(io(&part))?,
+            _ => join(&pieces_dir, &part)?,
+        }
+        std::fs::rename(&part, out).map_err(io(out))?;
+        let bytes = std::fs::metadata(out).map_err(io(out))?.len();
+        let duration = recording::mp4_duration(out)
+            .map_err(io(out))?
+            .unwrap_or_default();
+        Ok(Built { bytes, duration })
+    });
+    let _ = std::fs::remove_dir_all(&pieces_dir);
+    result
+}
+
+fn cut_pieces(
+    recording: &Path,
+    intervals: &PublicIntervals,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut pieces = Vec::new();
+    for &(start_ms, end_ms) in &intervals.intervals_ms {
+        let (start, end) = (
+            Duration::from_millis(start_ms),
+            Duration::from_millis(end_ms),
+        );
+        let (from, to) = (start + START_GUARD, end.saturating_sub(END_GUARD));
+        if to <= from {
+            continue;
+        }
+        let piece = dir.join(format!("piece{:05}.mp4", pieces.len()));
+        match clips::cut(recording, &piece, from, to) {
+            Ok(cut) if cut.start + START_TOLERANCE < start => {
+                let _ = std::fs::remove_file(&piece);
+                return Err(Error::StartsEarly {
+                    start,
+                    keyframe: cut.start,
+                });
+            }
+            Ok(_) => pieces.push(piece),
+            // The recording ends before this interval (its last segment outlived the file).
+            Err(clips::Error::AfterEnd { .. } | clips::Error::NoMedia { .. }) => {}
+            Err(source) => return Err(Error::Cut { start, end, source }),
+        }
+    }
+    Ok(pieces)
+}
+
+/// Joins `dir/piece*.mp4` (in name order) into the MP4 `out`, packets copied.
+fn join(dir: &Path, out: &Path) -> Result<(), Error> {
+    let first = dir.join("piece00000.mp4");
+    let (video, audio) = recording::tracks_in(&first).map_err(|source| Error::Io {
+        path: first.display().to_string(),
+        source,
+    })?;
+    let q = |p: &Path| format!("\"{}\"", p.to_string_lossy().replace('"', "\\\""));
+    let mut description = vec![
+        format!(
+            "splitmuxsrc name=replay-src location={}",
+            q(&dir.join("piece*.mp4"))
+        ),
+        format!(
+            "mp4mux name=replay-mux faststart=true ! filesink name=replay-sink location={}",
+            q(out)
+        ),
+    ];
+    for (kind, present) in [("video", video), ("audio", audio)] {
+        if present {
+            description.push(format!(
+                "replay-src.{kind}_0 ! queue name=replay-queue-{kind} ! replay-mux.{kind}_0"
+            ));
+        }
+    }
+    let join_err = |e: &dyn std::fmt::Display| Error::Join(e.to_string());
+    let pipeline = gst::parse::launch(&description.join("\n")).map_err(|e| join_err(&e))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| Error::Join("pipeline without bus".into()))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| join_err(&e))?;
+    let result = match recording::wait_for_eos(&bus, DEFAULT_JOIN_TIMEOUT) {
+        Ended::Eos => Ok(()),
+        Ended::Error(text) => Err(Error::Join(text)),
+        Ended::TimedOut => Err(Error::Join(format!(
+            "timed out after {DEFAULT_JOIN_TIMEOUT:?}"
+        ))),
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
