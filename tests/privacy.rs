@@ -17,7 +17,8 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
     let mut server = Server::start().await?;
     let (api, creator) = (server.api.clone(), server.demo_token.clone());
 
-    // One practice stream that has ended (segments, recording, poster, a clip on disk), one live.
+    // One practice stream that has ended (segments, recording, poster, a clip on disk: it was
+    // public for a while, then back in practice), one live.
     let (_, ended) = api
         .request(
             Method::POST,
@@ -31,10 +32,13 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
     api.set_carousel(&creator, &ended_id, &[&product]).await?;
     let mut publisher = Publish::small(60.0).spawn(&server.publish_url(&ended))?;
     source_segments(&api, &creator, &ended_id, 1).await?;
-    // A product in focus leaves a chapter, and so a clip (`/clips/{id}/1.mp4`).
+    api.set_mode(&creator, &ended_id, "public").await?;
+    // A product in focus in public leaves a chapter, and so a clip (`/clips/{id}/1.mp4`).
     let (status, v) = api.focus(&creator, &ended_id, Some(&product)).await?;
     assert_eq!(status, 200, "{v}");
-    source_segments(&api, &creator, &ended_id, 2).await?;
+    api.playlist_with_segments(&format!("/hls/{ended_id}/source/index.m3u8"), 2)
+        .await?;
+    api.set_mode(&creator, &ended_id, "practice").await?;
     let (status, v) = api
         .request(
             Method::POST,

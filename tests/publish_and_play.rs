@@ -26,7 +26,7 @@ async fn obs_like_stream_is_private_in_practice_public_on_switch_and_recorded() 
     let plain_master = format!("/hls/{id}/master.m3u8");
     let plain_media = format!("/hls/{id}/source/index.m3u8");
 
-    let published = 8.0;
+    let published = 12.0;
     let publisher = Publish::obs_like(published).spawn(&server.publish_url(&stream))?;
 
     // Practice: the creator sees it (signed URL, or bearer), nobody else does.
@@ -85,11 +85,17 @@ async fn obs_like_stream_is_private_in_practice_public_on_switch_and_recorded() 
     assert_eq!(live["health"]["audio"]["sample_rate"], 48000);
     assert_eq!(live["health"]["audio"]["channels"], 2);
 
-    // Public without reconnecting: anyone can watch; back to practice hides it again.
+    // Public without reconnecting: anyone can watch from the first segment that began after the
+    // switch (the rehearsal stays the creator's, tests/rehearsal.rs); back to practice hides it
+    // again.
     api.set_mode(&token, &id, "public").await?;
-    assert_eq!(api.status(&plain_master, None).await?, 200);
-    assert_eq!(api.status(&plain_media, None).await?, 200);
-    assert_eq!(api.status(&segment_path, None).await?, 200);
+    api.playlist_with_segments(&plain_media, 1).await?;
+    wait_for("the public master", DEADLINE, || async {
+        (api.status(&plain_master, None).await.ok()? == 200).then_some(())
+    })
+    .await?;
+    assert_eq!(api.status(&segment_path, None).await?, 404, "rehearsed");
+    assert_eq!(api.status(&segment_path, Some(&token)).await?, 200);
     let (_, metrics) = api.get_text("/metrics", None).await?;
     assert!(
         metrics.contains(&format!("livefront_ingest_video_fps{{stream=\"{id}\"}}")),
@@ -110,9 +116,10 @@ async fn obs_like_stream_is_private_in_practice_public_on_switch_and_recorded() 
         "the publisher was never disconnected by the mode flips: {stderr}"
     );
 
-    // After the end: complete VOD playlist, recording ready and downloadable.
+    // After the end: complete VOD playlists (the creator's everything, the public's its public
+    // part), recording ready and downloadable.
     let rec = api.recording_ready(&token, &id).await?;
-    let (_, vod) = api.get_text(&plain_media, None).await?;
+    let (_, vod) = api.get_text(&plain_media, Some(&token)).await?;
     assert!(
         vod.contains("#EXT-X-ENDLIST") && vod.contains("#EXT-X-PLAYLIST-TYPE:VOD"),
         "{vod}"
@@ -121,6 +128,12 @@ async fn obs_like_stream_is_private_in_practice_public_on_switch_and_recorded() 
     assert!(
         (listed - published).abs() < 0.5,
         "VOD lists {listed} s of {published} s"
+    );
+    let (_, public_vod) = api.get_text(&plain_media, None).await?;
+    let public_listed = playlist_duration(&public_vod);
+    assert!(
+        public_vod.contains("#EXT-X-ENDLIST") && public_listed > 0.0 && public_listed < listed,
+        "{public_vod}"
     );
     // GStreamer's older hlsdemux reads MPEG-TS (master-ts.m3u8); playbin3 (hlsdemux2) the
     // low-latency master, as a plain HLS player.

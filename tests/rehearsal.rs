@@ -230,6 +230,7 @@ async fn the_rehearsal_stays_private_after_going_public() -> Result<()> {
         (recording_s - owner_s).abs() < 1.5,
         "recording {recording_s} s, owner VOD {owner_s} s"
     );
+    let recording = api.recording_ready(&creator, &id).await?;
     assert_eq!(recording["public_replay"]["state"], "ready", "{recording}");
     let replay_s = replay["duration_s"].as_f64().context("replay duration")?;
     assert!(

@@ -301,13 +301,20 @@ impl Rendition {
         segment.bytes = bytes;
         segment.map = self.parts.map.clone();
         segment.parts = parts;
-        let public = visibility.public_throughout(start, running_time);
+        // The first segment holds everything from the stream's start (audio a little before the
+        // first picture).
+        let media_start = if self.playlist.segments().is_empty() {
+            Duration::ZERO
+        } else {
+            start
+        };
+        let public = visibility.public_throughout(media_start, running_time);
         if public {
             let mut copy = segment.clone();
             copy.discontinuity |= !self.last_public && !self.public.segments().is_empty();
             self.public_files.insert(copy.uri.clone());
             self.public_files.extend(copy.map.clone());
-            self.public_media.add(start, running_time);
+            self.public_media.add(media_start, running_time);
             self.public
                 .push_numbered(self.playlist.next_sequence(), copy);
         }

@@ -635,14 +635,22 @@ impl MediaPlaylist {
 
     /// The DATERANGE tags to write before each of `view`'s segments: a marker goes before the
     /// segment its start falls in (by `PROGRAM-DATE-TIME`), or before the first one when it began
-    /// earlier and still overlaps the view; markers that ended before the view are left out.
+    /// earlier and still overlaps the view; markers that ended without covering any segment of
+    /// the view (before it, or in a gap it leaves out) are left out.
     fn marker_tags(&self, view: &[Segment], markers: &[&Marker]) -> Vec<Vec<m3u8_rs::ExtTag>> {
         let mut tags = vec![Vec::new(); view.len()];
-        let Some(first) = view.first() else {
+        if view.is_empty() {
             return tags;
-        };
+        }
         for marker in markers {
-            if marker.end.is_some_and(|end| end <= first.program_date_time) {
+            // A marker that ended covers some shown segment, or it is not shown (it ended before
+            // the view, or lay in media the view leaves out).
+            let covers = |s: &Segment| {
+                let end = s.program_date_time
+                    + chrono::Duration::from_std(s.duration).unwrap_or_default();
+                marker.start < end && marker.end.is_some_and(|e| e > s.program_date_time)
+            };
+            if marker.end.is_some() && !view.iter().any(covers) {
                 continue;
             }
             let at = view

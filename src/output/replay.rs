@@ -24,8 +24,13 @@ const START_GUARD: Duration = Duration::from_millis(50);
 /// a few frames before it is shown (up to ~100 ms at 30 fps). The replay loses this much public
 /// media at each interval's end instead.
 const END_GUARD: Duration = Duration::from_millis(200);
+/// Asked start of a piece from the recording's start (see `cut_pieces`).
+const FIRST_PIECE_START: Duration = Duration::from_millis(300);
 /// How far before its interval a piece may start before it is refused: it would show practice.
 const START_TOLERANCE: Duration = Duration::from_millis(100);
+/// How far before the recording's end a single public interval from its start may end and still
+/// be the whole recording: the last segment ends with the last frame pushed.
+const WHOLE_TOLERANCE: Duration = Duration::from_millis(250);
 /// How long joining the pieces may take.
 const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -65,24 +70,50 @@ pub fn build(recording: &Path, intervals: &PublicIntervals, out: &Path) -> Resul
         let path = path.display().to_string();
         move |source| Error::Io { path, source }
     };
+    let part = out.with_extension("mp4.part");
+    if is_whole(recording, intervals) {
+        // Public from start to end: the replay is the recording.
+        let _ = std::fs::remove_file(&part);
+        std::fs::hard_link(recording, &part)
+            .or_else(|_| std::fs::copy(recording, &part).map(|_| ()))
+            .map_err(io(&part))?;
+        std::fs::rename(&part, out).map_err(io(out))?;
+        return written(out);
+    }
     let _ = std::fs::remove_dir_all(&pieces_dir);
     std::fs::create_dir_all(&pieces_dir).map_err(io(&pieces_dir))?;
     let result = cut_pieces(recording, intervals, &pieces_dir).and_then(|pieces| {
-        let part = out.with_extension("mp4.part");
         match pieces.as_slice() {
             [] => return Err(Error::NothingPublic),
             [one] => std::fs::rename(one, &part).map_err(io(&part))?,
             _ => join(&pieces_dir, &part)?,
         }
         std::fs::rename(&part, out).map_err(io(out))?;
-        let bytes = std::fs::metadata(out).map_err(io(out))?.len();
-        let duration = recording::mp4_duration(out)
-            .map_err(io(out))?
-            .unwrap_or_default();
-        Ok(Built { bytes, duration })
+        written(out)
     });
     let _ = std::fs::remove_dir_all(&pieces_dir);
     result
+}
+
+fn written(out: &Path) -> Result<Built, Error> {
+    let io = |source| Error::Io {
+        path: out.display().to_string(),
+        source,
+    };
+    let bytes = std::fs::metadata(out).map_err(io)?.len();
+    let duration = recording::mp4_duration(out)
+        .map_err(io)?
+        .unwrap_or_default();
+    Ok(Built { bytes, duration })
+}
+
+/// One interval from the recording's start to (within a few frames of) its end.
+fn is_whole(recording: &Path, intervals: &PublicIntervals) -> bool {
+    let Ok(Some(duration)) = recording::mp4_duration(recording) else {
+        return false;
+    };
+    matches!(intervals.intervals_ms.as_slice(),
+        [(0, end)] if Duration::from_millis(*end) + WHOLE_TOLERANCE >= duration)
 }
 
 fn cut_pieces(
@@ -96,7 +127,14 @@ fn cut_pieces(
             Duration::from_millis(start_ms),
             Duration::from_millis(end_ms),
         );
-        let (from, to) = (start + START_GUARD, end.saturating_sub(END_GUARD));
+        // From the recording's start, anywhere in its first GOP: nothing is before it, and a cut
+        // must not start before the first picture (whose time is the B-frame delay after 0).
+        let from = if start.is_zero() {
+            FIRST_PIECE_START
+        } else {
+            start + START_GUARD
+        };
+        let to = end.saturating_sub(END_GUARD);
         if to <= from {
             continue;
         }

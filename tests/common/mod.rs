@@ -47,6 +47,8 @@ pub const PER_STREAM: &[&str] = &[
     "/hls/{id}/ll/source/init00000.mp4",
     "/hls/{id}/ll/source/seg00000.m4s",
     "/recordings/{id}.mp4",
+    "/api/v1/streams/{id}/replay",
+    "/replays/{id}.mp4",
     "/watch/{id}",
 ];
 
