@@ -342,6 +342,11 @@ async function showAfter(box, id) {
       box.replaceChildren(
         el("h3", {}, "Recording and clips"),
         r.download_url ? el("a", { id: "recording-link", href: r.download_url }, `Download recording (${Math.round((r.bytes || 0) / 1e6)} MB)`) : message(`Recording ${r.state}`),
+        r.public_replay
+          ? (r.public_replay.download_url
+            ? el("a", { id: "replay-link", href: r.public_replay.download_url }, `Public replay, what viewers get (${Math.round((r.public_replay.bytes || 0) / 1e6)} MB)`)
+            : message(`Public replay ${r.public_replay.state}`))
+          : message("Nothing was public: no public replay."),
         el("ul", { class: "list" }, ...clips.map((c) => el("li", {}, c.download_url ? el("a", { href: c.download_url }, `Clip: ${c.title}`) : `Clip: ${c.title} (${c.state})`))),
       );
       return;

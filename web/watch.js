@@ -147,6 +147,11 @@ async function showReplay() {
     for (const clip of k.clips) {
       clips.append(el("li", {}, clip.state === "ready" ? el("a", { href: clip.download_url }, `Clip: ${clip.title}`) : `Clip: ${clip.title} (${clip.state})`));
     }
+    // The public replay (what was public, back to back) as a file.
+    const r = await api("GET", `/api/v1/streams/${id}/replay`).catch(() => null);
+    if (r && r.download_url) {
+      replay.append(el("a", { id: "replay-link", href: r.download_url }, `Download the replay (${Math.round((r.bytes || 0) / 1e6)} MB)`));
+    }
   } catch (err) {
     replay.append(el("p", { class: "hint" }, err.message));
   }

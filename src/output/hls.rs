@@ -1288,6 +1288,89 @@ mod tests {
         assert!(master.contains("source/index.m3u8"));
     }
 
+    /// At low latency the public's playlist numbers its segments on its own (blocking requests
+    /// and rendition reports use those numbers) while part names keep the segment's own number;
+    /// parts of practice media are neither listed nor served to the public.
+    #[test]
+    fn low_latency_public_view_has_its_own_numbering_and_only_public_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let ll = LowLatency {
+            part: Duration::from_millis(200),
+            master_prefix: String::new(),
+        };
+        let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);
+        let visibility = Visibility::new(false);
+        hls.set_visibility(visibility.clone());
+        hls.add_renditions(&["source".to_string()]);
+        let feed = |from_part: u64, to_part: u64| {
+            for i in from_part..to_part {
+                let chunk = Chunk {
+                    init: (i == 0).then(|| Bytes::from_static(b"init")),
+                    data: Bytes::from(vec![i as u8; 100]),
+                    duration: Duration::from_millis(200),
+                    independent: i % 10 == 0,
+                    running_time: Duration::from_millis(200 * i),
+                };
+                hls.part_ready("source", chunk).unwrap();
+            }
+        };
+        feed(0, 10); // segment 0: rehearsal
+        visibility.set(Duration::from_millis(2_100), true);
+        feed(10, 40); // 1 straddles the switch; 2 and 3 public
+        visibility.set(Duration::from_millis(8_500), false);
+        visibility.set(Duration::from_millis(9_000), true);
+        feed(40, 63); // 4 straddles practice; 5 public; 6 open, public
+        let text = hls
+            .low_latency_playlist("source", Audience::Public, false, None)
+            .unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        let uris: Vec<&str> = parsed.segments.iter().map(|s| s.uri.as_str()).collect();
+        assert_eq!(
+            uris,
+            ["seg00002.m4s", "seg00003.m4s", "seg00005.m4s"],
+            "{text}"
+        );
+        assert_eq!(parsed.media_sequence, 2);
+        assert!(parsed.segments[2].discontinuity, "{text}");
+        assert!(
+            !text.contains("part00004") && !text.contains("part00001"),
+            "{text}"
+        );
+        assert!(
+            text.contains("part00006.2.m4s"),
+            "the open segment's parts: {text}"
+        );
+        let edge = hls.edge_position("source", Audience::Public).unwrap();
+        assert_eq!(
+            (edge.last_msn, edge.last_part, edge.last_segment),
+            (5, 2, Some(4))
+        );
+        let owner = hls.edge_position("source", Audience::Owner).unwrap();
+        assert_eq!((owner.last_msn, owner.last_part), (6, 2));
+        assert!(matches!(
+            hls.part("source", 4, 0, Audience::Public),
+            PartLookup::Missing
+        ));
+        assert!(matches!(
+            hls.part("source", 4, 0, Audience::Owner),
+            PartLookup::Ready(_)
+        ));
+        assert!(matches!(
+            hls.part("source", 6, 1, Audience::Public),
+            PartLookup::Ready(_)
+        ));
+        assert!(hls.serves("source", "init00000.mp4", Audience::Public));
+        assert!(!hls.serves("source", "seg00001.m4s", Audience::Public));
+        // A switch to practice: the open segment is no longer shown to the public.
+        visibility.set(Duration::from_millis(12_700), false);
+        feed(63, 64);
+        assert!(matches!(
+            hls.part("source", 6, 0, Audience::Public),
+            PartLookup::Missing
+        ));
+    }
+
     fn spec(id: &str) -> MarkerSpec {
         MarkerSpec {
             id: id.into(),
