@@ -25,9 +25,10 @@ use crate::output::hls::{
 };
 
 const MEDIA_TYPE: &str = "video/mp4";
-/// How far past the newest part a blocking request may ask (RFC 8216bis §6.2.5.2: the Advance Part
-/// Limit is 3 when the part target is under a second).
-const ADVANCE_PART_LIMIT: u64 = 3;
+/// Parts' worth of media past the newest part that a blocking request may ask for (RFC 8216bis
+/// §6.2.5.2: the Advance Part Limit is three divided by the part target when that is under a
+/// second, three otherwise): three seconds ahead.
+const ADVANCE_LIMIT: Duration = Duration::from_secs(3);
 /// Target durations a blocked request waits before 503.
 const BLOCK_TARGETS: u32 = 3;
 
@@ -62,6 +63,15 @@ impl Want {
         }
     }
 
+    /// A part index past the final part of its (closed) segment asks for part 0 of the next
+    /// segment (RFC 8216bis §6.2.5.2). `parts` tells how many parts a closed segment has.
+    fn normalized(self, parts: impl Fn(u64) -> Option<u64>) -> Want {
+        match self {
+            Want::Part(m, p) if parts(m).is_some_and(|n| p >= n) => Want::Part(m + 1, 0),
+            other => other,
+        }
+    }
+
     fn met(self, at: &EdgePosition) -> bool {
         at.ended
             || match self {
@@ -70,15 +80,35 @@ impl Want {
             }
     }
 
-    /// Too far ahead to wait for (RFC 8216bis §6.2.5.2).
-    fn too_far(self, at: &EdgePosition) -> bool {
+    /// Too far ahead to wait for (RFC 8216bis §6.2.5.2): a segment more than two past the
+    /// newest, or a part more than the Advance Part Limit past the newest part (counting
+    /// `per_segment` parts to a segment).
+    fn too_far(self, at: &EdgePosition, limit: u64, per_segment: u64) -> bool {
         let (m, p) = match self {
             Want::Segment(m) => (m, None),
             Want::Part(m, p) => (m, Some(p)),
         };
-        m > at.last_msn + 2
-            || p.is_some_and(|p| m == at.last_msn && p > at.last_part + ADVANCE_PART_LIMIT)
+        if m > at.last_msn + 2 {
+            return true;
+        }
+        p.is_some_and(|p| {
+            let ahead = (i128::from(m) - i128::from(at.last_msn)) * i128::from(per_segment)
+                + i128::from(p)
+                - i128::from(at.last_part);
+            ahead > i128::from(limit)
+        })
     }
+}
+
+/// The Advance Part Limit for parts of `part` (RFC 8216bis §6.2.5.2), and parts per segment.
+fn part_limits(part: Duration, segment: Duration) -> (u64, u64) {
+    let limit = if part < Duration::from_secs(1) {
+        ADVANCE_LIMIT.as_nanos().div_ceil(part.as_nanos().max(1))
+    } else {
+        3
+    };
+    let per_segment = (segment.as_nanos() / part.as_nanos().max(1)).max(1);
+    (limit as u64, per_segment as u64)
 }
 
 /// Waits until `ready` says yes (checked at once and after every change of `out`), or `limit`.
@@ -144,9 +174,11 @@ pub async fn rendition_file(
             return Ok(playlist_response(text, a.public, true));
         }
         if let Some(want) = want {
+            let want = want.normalized(|msn| out.parts_in_segment(&rendition, msn, a.audience));
+            let (limit, per_segment) = part_limits(state.config.hls.part, state.config.hls.segment);
             wait_until(&out, block_limit(&state), || {
                 Ok(match out.edge_position(&rendition, a.audience) {
-                    Some(at) if want.too_far(&at) => {
+                    Some(at) if want.too_far(&at, limit, per_segment) => {
                         return Err(ApiError::BadRequest {
                             code: "too_far_ahead",
                             message: format!(
@@ -250,13 +282,48 @@ mod tests {
     }
 
     #[test]
+    fn the_advance_part_limit_is_three_seconds_of_parts_under_a_second() {
+        let (limit, per_segment) = part_limits(Duration::from_millis(200), Duration::from_secs(2));
+        assert_eq!((limit, per_segment), (15, 10));
+        assert_eq!(
+            part_limits(Duration::from_millis(333), Duration::from_secs(2)).0,
+            10
+        );
+        assert_eq!(
+            part_limits(Duration::from_secs(1), Duration::from_secs(4)),
+            (3, 4)
+        );
+    }
+
+    #[test]
     fn requests_too_far_ahead_are_refused() {
-        assert!(!Want::Part(11, 0).too_far(&at(10, 9)));
-        assert!(!Want::Part(12, 0).too_far(&at(10, 9)));
-        assert!(Want::Part(13, 0).too_far(&at(10, 9)));
-        assert!(!Want::Part(10, 5).too_far(&at(10, 2)));
-        assert!(Want::Part(10, 6).too_far(&at(10, 2)));
-        assert!(Want::Segment(13).too_far(&at(10, 2)));
+        let far = |want: Want, edge: EdgePosition| want.too_far(&edge, 15, 10);
+        assert!(!far(Want::Part(11, 0), at(10, 9)));
+        assert!(!far(Want::Part(12, 0), at(10, 9)));
+        assert!(far(Want::Part(13, 0), at(10, 9)));
+        assert!(!far(Want::Part(10, 6), at(10, 2)), "4 parts ahead");
+        assert!(!far(Want::Part(10, 17), at(10, 2)), "15 parts ahead");
+        assert!(far(Want::Part(10, 18), at(10, 2)));
+        // hls.js asks for the part after the newest it has, across a segment boundary.
+        assert!(!far(Want::Part(4, 9), at(4, 2)));
+        assert!(!far(Want::Part(11, 5), at(10, 9)));
+        assert!(far(Want::Part(12, 9), at(10, 2)));
+        assert!(far(Want::Segment(13), at(10, 2)));
+    }
+
+    #[test]
+    fn a_part_past_a_segments_end_is_part_zero_of_the_next() {
+        let parts = |msn: u64| (msn <= 9).then_some(10);
+        assert_eq!(Want::Part(9, 10).normalized(parts), Want::Part(10, 0));
+        assert_eq!(Want::Part(9, 14).normalized(parts), Want::Part(10, 0));
+        assert_eq!(Want::Part(9, 9).normalized(parts), Want::Part(9, 9));
+        assert_eq!(
+            Want::Part(10, 12).normalized(parts),
+            Want::Part(10, 12),
+            "open: unknown"
+        );
+        assert!(!Want::Part(9, 10).normalized(parts).met(&at(9, 9)));
+        assert!(Want::Part(9, 10).normalized(parts).met(&at(10, 0)));
     }
 
     #[test]

@@ -791,6 +791,16 @@ impl HlsOutput {
         Some(view.playlist.render_low_latency(&edge, query))
     }
 
+    /// How many parts segment `msn` (as `audience` numbers it) has, once it is closed.
+    pub fn parts_in_segment(&self, rendition: &str, msn: u64, audience: Audience) -> Option<u64> {
+        let inner = self.lock();
+        let r = inner.rendition(rendition)?;
+        let list = r.view(audience, &inner.visibility).playlist;
+        let first = list.next_sequence() - list.segments().len() as u64;
+        let index = usize::try_from(msn.checked_sub(first)?).ok()?;
+        list.segments().get(index).map(|s| s.parts.len() as u64)
+    }
+
     /// Part `index` of segment `msn` (as in its name), from memory, if `audience` may have it.
     pub fn part(&self, rendition: &str, msn: u64, index: usize, audience: Audience) -> PartLookup {
         let inner = self.lock();
