@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// Media sequence numbers named in a playlist (`segNNNNN.ts`/`.m4s`, parts `partNNNNN.P.m4s`).
 fn numbers(text: &str, prefix: &str) -> Vec<u64> {
-    text.split(|c: char| c == '\n' || c == '"' || c == '?')
+    text.split(['\n', '"', '?'])
         .filter_map(|t| t.strip_prefix(prefix))
         .filter_map(|t| t.split(['.', '?']).next()?.parse().ok())
         .collect()
