@@ -278,17 +278,20 @@ impl Drop for App {
     }
 }
 
-/// Who may watch a live stream over RTSP: anyone while it is public; while in practice, whoever
-/// presents the signed playback token of its URLs (`?token=`, as for HLS).
+/// Who may watch a live stream over RTSP: whoever presents the signed playback token of its URLs
+/// (`?token=`, as for HLS), and anyone while it is public (until it is not).
 fn rtsp_access(registry: StreamRegistry, secret: Arc<Vec<u8>>) -> rtsp::Access {
     Arc::new(move |id: &StreamId, token: Option<&str>| {
-        let Some(live) = registry.live(id) else {
-            return false;
-        };
-        live.mode() == Mode::Public
-            || token.is_some_and(|t| {
-                signing::verify(&secret, Purpose::Playback, id, t) == Verdict::Valid
-            })
+        let live = registry.live(id)?;
+        let owner = token
+            .is_some_and(|t| signing::verify(&secret, Purpose::Playback, id, t) == Verdict::Valid);
+        if owner && !live.is_taken_down() {
+            Some(rtsp::Grant::Owner)
+        } else if live.mode() == Mode::Public {
+            Some(rtsp::Grant::Public)
+        } else {
+            None
+        }
     })
 }
 

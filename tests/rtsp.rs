@@ -198,6 +198,92 @@ async fn practice_stream_over_rtsp_needs_the_signed_token() -> Result<()> {
     Ok(())
 }
 
+/// An RTSP player that reads until the server closes the connection.
+fn rtsp_viewer(url: &str) -> Result<tokio::process::Child> {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args([
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            url,
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("ffmpeg")
+}
+
+/// Waits until an RTSP player is reading (the server counts it as a viewer of the stream).
+async fn playing(viewer: &mut tokio::process::Child, url: &str) -> Result<()> {
+    // ffprobe on the same URL answers once the mount serves media; the viewer started earlier.
+    probe_rtsp(url).await?;
+    anyhow::ensure!(viewer.try_wait()?.is_none(), "the viewer of {url} stopped");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_viewers_of_a_public_stream_are_disconnected_when_it_is_hidden() -> Result<()> {
+    let mut server = Server::start().await?;
+    let api = server.api.clone();
+    let token = server.demo_token.clone();
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    let signed = rtsp_url(&stream);
+    let plain = signed.split('?').next().unwrap().to_string();
+    let _publisher = Publish::small(60.0).spawn(&server.publish_url(&stream))?;
+    api.set_mode(&token, &id, "public").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+
+    // A stranger and the owner (signed URL) watch; back to practice: the stranger is cut off at
+    // once (the stream is still live), the owner goes on.
+    let mut stranger = rtsp_viewer(&plain)?;
+    let mut owner = rtsp_viewer(&signed)?;
+    playing(&mut stranger, &plain).await?;
+    playing(&mut owner, &signed).await?;
+    let switched = std::time::Instant::now();
+    api.set_mode(&token, &id, "practice").await?;
+    finish(stranger, DEADLINE)
+        .await
+        .context("the stranger kept watching a practice stream")?;
+    tracing::info!(after = ?switched.elapsed(), "stranger disconnected");
+    assert!(owner.try_wait()?.is_none(), "the owner's viewer goes on");
+    assert!(probe_rtsp_refused(&plain).await?.contains("404"));
+    assert_eq!(
+        stream_state(&api, &token, &id).await.as_deref(),
+        Some("live")
+    );
+
+    // Public again, a stranger watches; a takedown cuts them off too.
+    api.set_mode(&token, &id, "public").await?;
+    let mut stranger = rtsp_viewer(&plain)?;
+    playing(&mut stranger, &plain).await?;
+    let (status, v) = api
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/admin/streams/{id}/takedown"),
+            Some(ADMIN_TOKEN),
+            Some(json!({"reason": "x", "policy": "spam"})),
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    finish(stranger, DEADLINE)
+        .await
+        .context("the stranger kept watching a stream taken down")?;
+    assert!(probe_rtsp_refused(&signed).await?.contains("404"));
+    drop(owner);
+    server.stop().await;
+    Ok(())
+}
+
 const CAMERA_USER: &str = "camuser7";
 const CAMERA_PASSWORD: &str = "pw-Kq93xZt1";
 const WRONG_PASSWORD: &str = "pw-wrong-Zz81";

@@ -137,6 +137,11 @@ impl StreamRegistry {
         let live = self.live(id);
         if let Some(s) = &live {
             s.set_mode(mode);
+            if s.mode() == Mode::Practice
+                && let Some(rtsp) = self.inner.rtsp.get()
+            {
+                rtsp.hide(id);
+            }
         }
         tracing::info!(stream = %id, mode = mode.as_str(), "mode changed");
         if let Some(before) = &before {
@@ -187,7 +192,12 @@ impl StreamRegistry {
     /// ends as with [`end`](Self::end); an idle one just ends.
     pub async fn take_down(&self, id: &StreamId) -> Result<(), Error> {
         match self.live(id) {
-            Some(s) => s.take_down(),
+            Some(s) => {
+                s.take_down();
+                if let Some(rtsp) = self.inner.rtsp.get() {
+                    rtsp.hide(id);
+                }
+            }
             None => self.inner.store.mark_ended(id).await?,
         }
         tracing::info!(stream = %id, "taken down");

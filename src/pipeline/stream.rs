@@ -273,6 +273,10 @@ impl LiveStream {
         self.end_by_creator();
     }
 
+    pub fn is_taken_down(&self) -> bool {
+        self.taken_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn ended_by_creator(&self) -> bool {
         self.ended_by_creator
             .load(std::sync::atomic::Ordering::SeqCst)

@@ -37,8 +37,20 @@ use crate::store::StreamId;
 pub const MOUNT_PREFIX: &str = "/live/";
 
 /// Decides whether a viewer may play a stream, given the `?token=` of the request URL (called on
-/// the RTSP thread; must not block).
-pub type Access = Arc<dyn Fn(&StreamId, Option<&str>) -> bool + Send + Sync>;
+/// the RTSP thread; must not block): `None` refuses.
+pub type Access = Arc<dyn Fn(&StreamId, Option<&str>) -> Option<Grant> + Send + Sync>;
+
+/// Why a viewer may play a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// The stream is public: until it is not ([`RtspOut::hide`]).
+    Public,
+    /// The owner's signed token: whatever the mode.
+    Owner,
+}
+
+/// Clients let in because a stream was public, by stream (weak: a closed client goes away).
+type PublicViewers = Arc<Mutex<HashMap<StreamId, Vec<glib::WeakRef<RTSPClient>>>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -60,6 +72,7 @@ pub struct RtspOut {
     /// The access check of new clients; disconnected at stop, so that nothing it holds stays
     /// alive through the server.
     guard: Mutex<Option<glib::SignalHandlerId>>,
+    public_viewers: PublicViewers,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,8 +89,11 @@ impl RtspOut {
         let mounts = server
             .mount_points()
             .ok_or_else(|| bind_error("server without mount points".into()))?;
-        let guard =
-            server.connect_client_connected(move |_, client| guard_client(client, access.clone()));
+        let public_viewers = PublicViewers::default();
+        let viewers = public_viewers.clone();
+        let guard = server.connect_client_connected(move |_, client| {
+            guard_client(client, access.clone(), viewers.clone())
+        });
         let context = glib::MainContext::new();
         // The listening source lives as long as the context, which the loop below runs.
         server
@@ -106,6 +122,7 @@ impl RtspOut {
             local_addr,
             feeds: Mutex::new(HashMap::new()),
             guard: Mutex::new(Some(guard)),
+            public_viewers,
         }))
     }
 
@@ -167,6 +184,24 @@ impl RtspOut {
         });
     }
 
+    /// The stream is no longer public (back to practice, taken down): the viewers it let in for
+    /// that are disconnected at once; those with the owner's token stay.
+    pub fn hide(&self, id: &StreamId) {
+        let Some(viewers) = lock(&self.public_viewers).remove(id) else {
+            return;
+        };
+        let clients: Vec<RTSPClient> = viewers.iter().filter_map(|w| w.upgrade()).collect();
+        if clients.is_empty() {
+            return;
+        }
+        tracing::info!(stream = %id, viewers = clients.len(), "rtsp viewers of a stream no longer public disconnected");
+        self.context.invoke(move || {
+            for client in clients {
+                client.close();
+            }
+        });
+    }
+
     /// Stops the server thread without waiting for it (viewers are disconnected).
     pub fn quit(&self) {
         if let Some(guard) = lock(&self.guard).take() {
@@ -222,9 +257,11 @@ fn viewers_of(server: &RTSPServer, path: &str) -> Vec<RTSPClient> {
 
 /// Checks every DESCRIBE, SETUP and PLAY of a client against `access`. Players build SETUP and
 /// PLAY URLs from the DESCRIBE answer's base, without the query, so a stream granted once on a
-/// connection stays granted on it.
-fn guard_client(client: &RTSPClient, access: Access) {
+/// connection stays granted on it (a client let in because the stream was public is listed in
+/// `public_viewers`, and disconnected when it no longer is).
+fn guard_client(client: &RTSPClient, access: Access, public_viewers: PublicViewers) {
     let granted: Mutex<HashSet<StreamId>> = Mutex::new(HashSet::new());
+    let weak = client.downgrade();
     let check = move |ctx: &RTSPContext| -> RTSPStatusCode {
         let Some(url) = ctx.uri().map(|u| u.request_uri().to_string()) else {
             return RTSPStatusCode::BadRequest;
@@ -232,12 +269,24 @@ fn guard_client(client: &RTSPClient, access: Access) {
         let Some((id, token)) = stream_of(&url) else {
             return RTSPStatusCode::NotFound;
         };
-        if lock(&granted).contains(&id) || access(&id, token.as_deref()) {
-            lock(&granted).insert(id);
-            RTSPStatusCode::Ok
-        } else {
-            tracing::debug!(stream = %id, "rtsp viewer refused");
-            RTSPStatusCode::NotFound
+        if lock(&granted).contains(&id) {
+            return RTSPStatusCode::Ok;
+        }
+        match access(&id, token.as_deref()) {
+            Some(grant) => {
+                if grant == Grant::Public {
+                    let mut viewers = lock(&public_viewers);
+                    let list = viewers.entry(id.clone()).or_default();
+                    list.retain(|w| w.upgrade().is_some());
+                    list.push(weak.clone());
+                }
+                lock(&granted).insert(id);
+                RTSPStatusCode::Ok
+            }
+            None => {
+                tracing::debug!(stream = %id, "rtsp viewer refused");
+                RTSPStatusCode::NotFound
+            }
         }
     };
     let check = Arc::new(check);
