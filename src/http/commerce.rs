@@ -394,6 +394,7 @@ pub async fn purchase(
     if order.items.is_empty() || order.items.len() > MAX_ITEMS {
         return bad(format!("an order has 1-{MAX_ITEMS} items"));
     }
+    super::dates::check("at", order.at)?;
     if order.at > Utc::now() + chrono::TimeDelta::seconds(signature::MAX_AGE_S) {
         return bad("at is in the future".into());
     }
@@ -502,15 +503,6 @@ fn totals(lines: &[LedgerLine]) -> Vec<Value> {
         .collect()
 }
 
-fn parse_time(name: &str, v: Option<&String>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    v.map(|s| {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ApiError::bad_request(format!("{name} must be an RFC 3339 time")))
-    })
-    .transpose()
-}
-
 fn earnings_json(r: &EarningsRow) -> Value {
     json!({
         "currency": r.currency,
@@ -529,8 +521,8 @@ pub async fn earnings(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = creator(&who)?;
-    let from = parse_time("from", q.get("from"))?;
-    let to = parse_time("to", q.get("to"))?;
+    let from = super::dates::parse_query("from", q.get("from").map(String::as_str))?;
+    let to = super::dates::parse_query("to", q.get("to").map(String::as_str))?;
     let ledger = state.store.earnings(&id, from, to).await?;
     let mut by_stream = Vec::new();
     for row in &ledger.by_stream {

@@ -105,6 +105,7 @@ pub async fn create(
             LadderSpec::builtin_names().join(", ")
         )));
     }
+    let scheduled_at = super::dates::check_opt("scheduled_at", body.scheduled_at)?;
     if body.mode == Some(Mode::Public) {
         super::moderation::ensure_may_go_public(&state, &creator_id).await?;
     }
@@ -119,7 +120,7 @@ pub async fn create(
             creator_id,
             title,
             category: body.category,
-            scheduled_at: body.scheduled_at,
+            scheduled_at,
             mode: body.mode.unwrap_or(Mode::Practice),
             ladder: body.ladder,
         })
@@ -490,10 +491,14 @@ pub async fn edit(
             "category must be at most {MAX_CATEGORY_CHARS} characters"
         )));
     }
+    let scheduled_at = match body.scheduled_at {
+        Some(at) => Some(super::dates::check_opt("scheduled_at", at)?),
+        None => None,
+    };
     let edit = crate::store::StreamEdit {
         title,
         category: body.category,
-        scheduled_at: body.scheduled_at,
+        scheduled_at,
     };
     if !state.store.edit_stream(&stream.id, edit).await? {
         return Err(ApiError::Conflict(

@@ -87,17 +87,13 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Reads a stored time. Lenient (`+10000-…` is read too), as older versions stored any year a
+/// request named; the API now takes only years 1970–9999.
 fn parse_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, rusqlite::Error> {
     s.map(|s| {
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
+        s.parse::<DateTime<Utc>>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
     })
     .transpose()
 }
@@ -115,7 +111,38 @@ fn corrupt(what: &str) -> rusqlite::Error {
     )
 }
 
+/// The rows that convert; a row that does not (a value written by an older version or by hand)
+/// is logged and skipped, so that one bad row cannot break a listing or the start-up.
+fn parsed_rows<T>(
+    what: &str,
+    rows: impl Iterator<Item = rusqlite::Result<T>>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for row in rows {
+        match row {
+            Ok(v) => out.push(v),
+            Err(
+                e @ (rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::InvalidColumnType(..)),
+            ) => tracing::warn!(what, error = %e, "skipping a row that does not convert"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// A stream row; a conversion error names the stream.
 fn stream_from_row(row: &Row<'_>) -> rusqlite::Result<Stream> {
+    let id: String = row.get(0)?;
+    stream_fields(row).map_err(|e| match e {
+        rusqlite::Error::FromSqlConversionFailure(i, t, err) => {
+            rusqlite::Error::FromSqlConversionFailure(i, t, format!("stream {id}: {err}").into())
+        }
+        other => other,
+    })
+}
+
+fn stream_fields(row: &Row<'_>) -> rusqlite::Result<Stream> {
     Ok(Stream {
         id: StreamId(row.get(0)?),
         creator_id: CreatorId(row.get(1)?),
@@ -360,7 +387,7 @@ impl Store {
             );
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map([state.as_str()], stream_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(parsed_rows("stream", rows)?)
         })
         .await
     }
@@ -521,9 +548,13 @@ impl Store {
                 ))
             })?;
             let mut out = Vec::new();
-            for row in rows {
-                let (stream, url, transport) = row?;
-                out.push((stream, source_from(&url, &transport)?));
+            for (stream, url, transport) in parsed_rows("pulled stream", rows)? {
+                match source_from(&url, &transport) {
+                    Ok(source) => out.push((stream, source)),
+                    Err(e) => {
+                        tracing::warn!(stream = %stream.id, error = %e, "skipping a pulled stream")
+                    }
+                }
             }
             Ok(out)
         })
