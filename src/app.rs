@@ -221,8 +221,15 @@ impl App {
         let srt_task = tokio::spawn(srt.run(Arc::new(registry.clone()), shutdown.child_token()));
         let http_shutdown = shutdown.child_token();
         let router = http::router(state.clone());
+        let limits = http::serve::Limits {
+            header_read_timeout: config.http.header_read_timeout,
+            idle_timeout: config.http.idle_timeout,
+            max_connections: http::serve::connection_cap(config.http.max_connections),
+        };
         let http_task = tokio::spawn(async move {
-            if let Err(e) = http::serve::serve(http_listener, router, tls, http_shutdown).await {
+            if let Err(e) =
+                http::serve::serve(http_listener, router, tls, limits, http_shutdown).await
+            {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });

@@ -21,6 +21,9 @@ const DEFAULT_HLS_WINDOW: usize = 6;
 const DEFAULT_LADDER: &str = "default";
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 8192;
 const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
 const DEFAULT_WEBHOOK_RETRY_INITIAL: Duration = Duration::from_secs(10);
 const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
@@ -278,6 +281,16 @@ pub struct HttpConfig {
     /// PEM private key of `tls_cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// A client must send a request's headers within this (also the keep-alive wait between
+    /// HTTP/1.1 requests); then the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves for this long is closed (HTTP/2 included).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open HTTP connections (live WebSockets included); beyond this a new one gets a 503 and is
+    /// closed. Lowered at start-up to keep 1024 file descriptors for media.
+    pub max_connections: usize,
 }
 
 /// What happens around publishers, whatever their protocol.
@@ -388,6 +401,9 @@ impl Default for HttpConfig {
             playback_token_ttl: DEFAULT_PLAYBACK_TOKEN_TTL,
             tls_cert: None,
             tls_key: None,
+            header_read_timeout: DEFAULT_HTTP_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
+            max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
         }
     }
 }
@@ -482,6 +498,23 @@ impl Config {
             return Err(Error::Invalid {
                 key: "hls.segment",
                 message: format!("{:?} is outside 500ms..20s", self.hls.segment),
+            });
+        }
+        for (key, value) in [
+            ("http.header_read_timeout", self.http.header_read_timeout),
+            ("http.idle_timeout", self.http.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::Invalid {
+                    key,
+                    message: "must be above 0".into(),
+                });
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err(Error::Invalid {
+                key: "http.max_connections",
+                message: "must be at least 1".into(),
             });
         }
         match (&self.http.tls_cert, &self.http.tls_key) {

@@ -167,3 +167,100 @@ async fn one_bad_stream_row_does_not_break_listings_or_start_up() -> Result<()> 
     app.stop().await;
     Ok(())
 }
+
+/// Reads until the server closes the socket (end of stream or reset); returns what it sent.
+async fn until_closed(mut socket: tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_finish_their_headers_are_closed_while_clients_are_served()
+-> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut server = Server::start_with(|c| {
+        c.http.header_read_timeout = std::time::Duration::from_secs(2);
+    })
+    .await?;
+    let addr = server.app.as_ref().context("running")?.http_addr;
+    let mut slow = Vec::new();
+    for i in 0..200 {
+        let mut socket = tokio::net::TcpStream::connect(addr).await?;
+        // Half never send a byte; half send the start of a request and stop.
+        if i % 2 == 1 {
+            socket
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .await?;
+        }
+        slow.push(tokio::spawn(until_closed(socket)));
+    }
+    // One more trickles a header that never ends, a byte at a time.
+    let mut trickle = tokio::net::TcpStream::connect(addr).await?;
+    let trickler = tokio::spawn(async move {
+        trickle.write_all(b"GET /healthz HTTP/1.1\r\n").await?;
+        loop {
+            trickle.write_all(b"X").await?;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        #[allow(unreachable_code)]
+        anyhow::Ok(())
+    });
+    let (status, v) = server.api.get("/api/v1/home", None).await?;
+    assert_eq!(status, 200, "a real client is served meanwhile: {v}");
+    tokio::time::timeout(DEADLINE, async {
+        for socket in slow {
+            assert!(socket.await?.is_empty(), "closed without an answer");
+        }
+        assert!(trickler.await?.is_err(), "the trickling client is cut off");
+        anyhow::Ok(())
+    })
+    .await
+    .context("the server closes slow connections")??;
+    let (status, v) = server.api.get("/api/v1/home", None).await?;
+    assert_eq!(status, 200, "{v}");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_refused_with_503_until_one_closes() -> Result<()> {
+    let mut server = Server::start_with(|c| {
+        c.http.max_connections = 8;
+        // Held sockets stay open for the whole test.
+        c.http.header_read_timeout = std::time::Duration::from_secs(600);
+    })
+    .await?;
+    let addr = server.app.as_ref().context("running")?.http_addr;
+    // Fill every slot (the test's own HTTP client may hold one) with silent sockets.
+    let mut held = Vec::new();
+    let refusal = loop {
+        anyhow::ensure!(held.len() <= 20, "no refusal after {} sockets", held.len());
+        let socket = tokio::net::TcpStream::connect(addr).await?;
+        // A held socket stays silent; a refused one is answered and closed at once.
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(std::time::Duration::from_millis(500), socket.peek(&mut buf))
+            .await
+        {
+            Ok(_) => break until_closed(socket).await,
+            Err(_) => held.push(socket),
+        }
+    };
+    let text = String::from_utf8_lossy(&refusal);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains(r#""code":"unavailable""#), "{text}");
+    drop(held);
+    let api = Api::new(&server.api.base);
+    wait_for("a slot again", DEADLINE, || async {
+        (api.status("/healthz", None).await.ok()? == 200).then_some(())
+    })
+    .await?;
+    server.stop().await;
+    Ok(())
+}
