@@ -181,7 +181,7 @@ impl App {
         registry.attach_rtsp(rtsp.clone());
         let rtsp_addr = rtsp.local_addr();
         let rtsp_url = format!("rtsp://{}:{}", host_of(&public_url), rtsp_addr.port());
-        let audience = Arc::<http::audience::Audience>::default();
+        let audience = Arc::new(http::audience::Audience::new(&secret));
         let chat = Chat::new(store.clone(), live.clone(), config.chat.clone());
         let viewer_counts_task = tokio::spawn({
             let audience = audience.clone();

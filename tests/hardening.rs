@@ -264,3 +264,50 @@ async fn connections_beyond_the_cap_are_refused_with_503_until_one_closes() -> R
     server.stop().await;
     Ok(())
 }
+
+/// The first media playlist URI of a master playlist.
+fn first_variant(master: &str) -> Option<&str> {
+    master
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_session_ids_and_404s_do_not_count_as_viewers() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let live = create(&api, &token, json!({"title": "Now", "mode": "public"})).await?;
+    let id = live["id"].as_str().context("id")?.to_string();
+    let _publisher = Publish::small(60.0).spawn(&server.publish_url(&live))?;
+    let master_url = format!("/hls/{id}/master.m3u8");
+    let master = wait_for("the stream playing", DEADLINE, || async {
+        let (status, text) = api.get_text(&master_url, None).await.ok()?;
+        (status == 200).then_some(text)
+    })
+    .await?;
+    let media = first_variant(&master).context("a variant")?.to_string();
+    let (path, query) = media.split_once('?').context("a query")?;
+    let viewers = || async {
+        let (_, row) = api.get("/api/v1/live", None).await?;
+        anyhow::Ok(row["streams"][0]["viewers"].as_u64().unwrap_or(0))
+    };
+    // 40 made-up sids in the shape a player gets, on the real playlist.
+    for i in 0..40 {
+        let made_up = format!("{i:0>12}");
+        let (status, _) = api
+            .get_text(&format!("/hls/{id}/{path}?sid={made_up}"), None)
+            .await?;
+        assert_eq!(status, 200);
+    }
+    // A real sid on a playlist that does not exist.
+    let (status, _) = api
+        .get_text(&format!("/hls/{id}/nosuch/index.m3u8?{query}"), None)
+        .await?;
+    assert_eq!(status, 404);
+    assert_eq!(viewers().await?, 0, "made-up sids and 404s count nobody");
+    let (status, _) = api.get_text(&format!("/hls/{id}/{media}"), None).await?;
+    assert_eq!(status, 200);
+    assert_eq!(viewers().await?, 1, "the real player counts");
+    server.stop().await;
+    Ok(())
+}
