@@ -311,3 +311,69 @@ async fn made_up_session_ids_and_404s_do_not_count_as_viewers() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_notifications_read_takes_at_most_500_ids() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let (status, v) = api
+        .request(
+            Method::POST,
+            "/api/v1/viewers",
+            None,
+            Some(json!({"handle": "vera"})),
+        )
+        .await?;
+    assert_eq!(status, 201, "{v}");
+    let vera = v["token"].as_str().context("token")?.to_string();
+    let (status, v) = api
+        .request(
+            Method::PUT,
+            "/api/v1/creators/demo/follow",
+            Some(&vera),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 204, "{v}");
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    for title in ["One", "Two"] {
+        create(
+            &api,
+            &token,
+            json!({"title": title, "mode": "public", "scheduled_at": soon}),
+        )
+        .await?;
+    }
+    let feed = || async {
+        let (status, v) = api.get("/api/v1/me/notifications", Some(&vera)).await?;
+        anyhow::ensure!(status == 200, "{status} {v}");
+        anyhow::Ok(v["notifications"].as_array().cloned().unwrap_or_default())
+    };
+    let notes = feed().await?;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    let first = notes[0]["id"].as_i64().context("id")?;
+    let read = |ids: Vec<i64>| {
+        api.request(
+            Method::POST,
+            "/api/v1/me/notifications/read",
+            Some(&vera),
+            Some(json!({ "ids": ids })),
+        )
+    };
+    let (status, v) = read((0..501).collect()).await?;
+    assert_eq!(status, 400, "{v}");
+    assert!(feed().await?.iter().all(|n| n["read"] == false));
+    let mut ids: Vec<i64> = (1_000_000..1_000_499).collect();
+    ids.push(first);
+    let (status, v) = read(ids).await?;
+    assert_eq!((status, &v["marked"]), (200, &json!(1)), "{v}");
+    let notes = feed().await?;
+    let read_ids: Vec<i64> = notes
+        .iter()
+        .filter(|n| n["read"] == true)
+        .filter_map(|n| n["id"].as_i64())
+        .collect();
+    assert_eq!(read_ids, [first], "{notes:?}");
+    server.stop().await;
+    Ok(())
+}

@@ -192,19 +192,31 @@ pub async fn notifications(
     ))
 }
 
+/// Ids one `POST /api/v1/me/notifications/read` may name.
+pub const MAX_READ_IDS: usize = 500;
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
-    /// These notifications; absent: all of them.
+    /// These notifications (at most 500); absent: all of them.
     ids: Option<Vec<i64>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/me/notifications/read", tag = "followers", request_body = MarkRead, responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/me/notifications/read", tag = "followers", request_body = MarkRead, responses((status = 200, description = "OK"), (status = 400, description = "more than 500 ids"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
 pub async fn mark_read(
     State(state): State<AppState>,
     Auth(who): Auth,
     Json(body): Json<MarkRead>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if body
+        .ids
+        .as_ref()
+        .is_some_and(|ids| ids.len() > MAX_READ_IDS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "ids: at most {MAX_READ_IDS} at a time; leave it out to mark every notification"
+        )));
+    }
     let marked = state.store.mark_read(&viewer(who)?, body.ids).await?;
     Ok(axum::Json(json!({ "marked": marked })))
 }
