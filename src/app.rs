@@ -304,7 +304,8 @@ fn rtsp_access(registry: StreamRegistry, secret: Arc<Vec<u8>>) -> rtsp::Access {
 async fn bootstrap(store: &Store, config: &Config) -> Result<Option<FirstStart>, Error> {
     let mut generated_admin = None;
     match &config.admin_token {
-        Some(token) => store.add_admin_token(token).await?,
+        // The configured token is the only admin token: a replaced one stops working.
+        Some(token) => store.set_admin_token(token).await?,
         None if !store.has_admin_token().await? => {
             let token = store::generate_token();
             store.add_admin_token(&token).await?;

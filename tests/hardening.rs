@@ -377,3 +377,138 @@ async fn marking_notifications_read_takes_at_most_500_ids() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+/// Whether `token` is an admin token (it may create a creator).
+async fn is_admin(api: &Api, token: &str, handle: &str) -> Result<bool> {
+    let (status, v) = api
+        .request(
+            Method::POST,
+            "/api/v1/creators",
+            Some(token),
+            Some(json!({ "handle": handle })),
+        )
+        .await?;
+    anyhow::ensure!(status == 201 || status == 401, "{status} {v}");
+    Ok(status == 201)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_admin_token_is_the_only_admin_token() -> Result<()> {
+    // First start without a configured token: one is generated.
+    let mut server = Server::start_with(|c| c.admin_token = None).await?;
+    let generated = server
+        .app
+        .as_ref()
+        .and_then(|a| a.first_start.as_ref())
+        .and_then(|f| f.admin_token.clone())
+        .context("a generated admin token")?;
+    assert!(is_admin(&server.api, &generated, "first").await?);
+    server.stop().await;
+    let restart = |token: &str| {
+        let mut config = test_config(&server.data_dir());
+        config.admin_token = Some(token.to_string());
+        App::start(config)
+    };
+    // Configured: the generated one stops working.
+    let app = restart(ADMIN_TOKEN).await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    assert!(is_admin(&api, ADMIN_TOKEN, "second").await?);
+    assert!(!is_admin(&api, &generated, "third").await?);
+    app.stop().await;
+    // Changed: the previous one stops working.
+    let replaced = "a-new-admin-token-9876543210";
+    let app = restart(replaced).await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    assert!(is_admin(&api, replaced, "fourth").await?);
+    assert!(!is_admin(&api, ADMIN_TOKEN, "fifth").await?);
+    assert!(!is_admin(&api, &generated, "sixth").await?);
+    app.stop().await;
+    Ok(())
+}
+
+const SHOP_SECRET: &str = "shop-secret-for-tests-0123";
+
+/// A purchase signed now with the shop secret (the signature written here again, independently).
+async fn purchase(api: &Api, body: &Value) -> Result<(u16, Value)> {
+    use hmac::Mac;
+    let raw = serde_json::to_vec(body)?;
+    let t = chrono::Utc::now().timestamp();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SHOP_SECRET.as_bytes())?;
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&raw);
+    let sig = format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()));
+    let resp = api
+        .http
+        .post(api.url("/api/v1/purchases"))
+        .header("Content-Type", "application/json")
+        .header("X-Livefront-Signature", sig)
+        .body(raw)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.json().await?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purchases_in_the_second_of_the_click_or_within_the_clock_skew_are_attributed() -> Result<()>
+{
+    let mut server = Server::start_with(|c| c.shop.secret = Some(SHOP_SECRET.into())).await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = create(&api, &token, json!({"title": "Shop", "mode": "public"})).await?;
+    let id = stream["id"].as_str().context("id")?;
+    let (status, v) = api
+        .request(
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&token),
+            Some(json!({"associate_tag": "demo-20"})),
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    let (status, link) = api
+        .request(
+            Method::POST,
+            &format!("/api/v1/streams/{id}/links"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 201, "{link}");
+    let code = link["code"].as_str().context("code")?;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let resp = no_redirects
+        .get(api.url(&format!("/s/{code}")))
+        .send()
+        .await?;
+    let cookie = resp.headers()["set-cookie"].to_str()?.to_string();
+    let session = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.strip_prefix("lf_attr="))
+        .context("lf_attr cookie")?
+        .to_string();
+    let now = chrono::Utc::now();
+    let second = chrono::SubsecRound::trunc_subsecs(now, 0);
+    for (n, at, attributed) in [
+        // The shop's whole-second `at`, in the very second of the click.
+        (1, second, true),
+        // The shop's clock two minutes behind ours.
+        (2, now - chrono::Duration::minutes(2), true),
+        // Far before the click: not this session's.
+        (3, now - chrono::Duration::minutes(30), false),
+    ] {
+        let order = json!({
+            "order_id": format!("order-{n}"),
+            "items": [{"product_id": "p", "amount": "1.00", "currency": "EUR"}],
+            "attribution": session,
+            "at": at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        });
+        let (status, v) = purchase(&api, &order).await?;
+        assert_eq!(status, 201, "{v}");
+        assert_eq!(v["attributed"], attributed, "order {n} at {at}: {v}");
+    }
+    server.stop().await;
+    Ok(())
+}

@@ -18,7 +18,7 @@ use super::extract::{Auth, Json, MaybeAuth};
 use super::streams::{owned_stream, visible_stream};
 use crate::shop::levels::{Standing, benefits, standing};
 use crate::shop::money::{self, to_decimal};
-use crate::shop::{self as rules, ATTRIBUTION_WINDOW, SESSION_COOKIE};
+use crate::shop::{self as rules, ATTRIBUTION_WINDOW, CLOCK_SKEW, SESSION_COOKIE};
 use crate::store::{
     AttributionSession, Click, CreatorId, EarningsRow, LedgerLine, NewPurchase, Principal,
     ProductId, Recorded, ShareLink, StreamId,
@@ -319,7 +319,8 @@ async fn attribute(
     if rules::valid_session_id(key)
         && let Some(s) = state.store.session(key).await?
     {
-        let inside = s.created_at <= at && at <= s.created_at + ATTRIBUTION_WINDOW;
+        let inside =
+            s.created_at - CLOCK_SKEW <= at && at <= s.created_at + ATTRIBUTION_WINDOW + CLOCK_SKEW;
         return Ok(Attribution {
             to: inside.then(|| (s.creator_id.clone(), s.stream_id.clone())),
             via: if inside {
@@ -335,7 +336,11 @@ async fn attribute(
     {
         let stream = state
             .store
-            .latest_public_stream(&creator, at - ATTRIBUTION_WINDOW, at)
+            .latest_public_stream(
+                &creator,
+                at - ATTRIBUTION_WINDOW - CLOCK_SKEW,
+                at + CLOCK_SKEW,
+            )
             .await?;
         return Ok(match stream {
             Some(stream) => Attribution {

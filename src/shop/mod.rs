@@ -8,6 +8,9 @@ use rand::Rng;
 
 /// Lifetime of an attribution session (and the window a bare tag looks back over).
 pub const ATTRIBUTION_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// How far a shop's clock may be off ours: an order's `at` (whole seconds, the shop's clock)
+/// counts this much before a session's start (fractions, our clock) and after the window's end.
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// Name of the attribution cookie.
 pub const SESSION_COOKIE: &str = "lf_attr";
 const SESSION_LEN: usize = 32;

@@ -230,6 +230,29 @@ impl Store {
         .await
     }
 
+    /// Makes `token` the only admin token: any other (a replaced configured one, the one
+    /// generated on the first start) stops working.
+    pub async fn set_admin_token(&self, token: &str) -> Result<(), Error> {
+        let hash = hash_token(token);
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let revoked = tx.execute(
+                "DELETE FROM tokens WHERE role = 'admin' AND hash != ?1",
+                [&hash],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO tokens (hash, role, creator_id, created_at) VALUES (?1, 'admin', NULL, ?2)",
+                params![hash, ts(Utc::now())],
+            )?;
+            tx.commit()?;
+            if revoked > 0 {
+                tracing::info!(revoked, "admin_token is set: earlier admin tokens revoked");
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Stores (the hash of) an admin token; storing the same token twice is harmless.
     pub async fn add_admin_token(&self, token: &str) -> Result<(), Error> {
         let hash = hash_token(token);
