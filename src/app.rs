@@ -173,7 +173,11 @@ impl App {
         // Read before the RTSP thread starts, so that no error below leaves it running.
         let resume = store.pulled_streams().await?;
         let shutdown = CancellationToken::new();
-        let pulls = Pulls::new(Arc::new(registry.clone()), shutdown.child_token());
+        let pulls = Pulls::new(
+            Arc::new(registry.clone()),
+            config.rtsp.allow_private_sources,
+            shutdown.child_token(),
+        );
         let rtsp = RtspOut::start(
             config.rtsp.addr,
             rtsp_access(registry.clone(), secret.clone()),

@@ -50,6 +50,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("srt_passphrase", "srt.passphrase"),
     ("srt_latency", "srt.latency"),
     ("rtsp_addr", "rtsp.addr"),
+    ("rtsp_allow_private", "rtsp.allow_private_sources"),
     ("hls_segment", "hls.segment"),
     ("hls_window", "hls.window"),
     ("ladder", "hls.ladder"),
@@ -323,6 +324,9 @@ pub struct RtmpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RtspConfig {
     pub addr: SocketAddr,
+    /// Let pulled streams (`source` of a stream) connect to loopback, private and link-local
+    /// addresses (off: a creator could otherwise make the server pull from its own network).
+    pub allow_private_sources: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -430,6 +434,7 @@ impl Default for RtspConfig {
     fn default() -> Self {
         RtspConfig {
             addr: DEFAULT_RTSP_ADDR.parse().expect("valid default address"),
+            allow_private_sources: false,
         }
     }
 }

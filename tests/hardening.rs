@@ -512,3 +512,53 @@ async fn purchases_in_the_second_of_the_click_or_within_the_clock_skew_are_attri
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_sources_on_private_addresses_are_refused_unless_allowed() -> Result<()> {
+    let mut server = Server::start_with(|c| c.rtsp.allow_private_sources = false).await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    for url in [
+        "rtsp://127.0.0.1:8554/cam",
+        "rtsp://localhost/cam",
+        "rtsp://192.168.1.10/stream1",
+        "rtsp://169.254.169.254/latest",
+        "rtsp://[::1]/cam",
+    ] {
+        let (status, v) = api
+            .request(
+                Method::POST,
+                "/api/v1/streams",
+                Some(&token),
+                Some(json!({"title": "cam", "source": {"url": url}})),
+            )
+            .await?;
+        assert_eq!(status, 400, "{url}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("rtsp.allow_private_sources")),
+            "{url}: {v}"
+        );
+    }
+    let (_, streams) = api.get("/api/v1/streams", Some(&token)).await?;
+    assert_eq!(
+        streams["streams"].as_array().map(Vec::len),
+        Some(1),
+        "{streams}"
+    );
+    server.stop().await;
+
+    let mut server = Server::start_with(|c| c.rtsp.allow_private_sources = true).await?;
+    let (status, v) = server
+        .api
+        .request(
+            Method::POST,
+            "/api/v1/streams",
+            Some(&server.demo_token),
+            Some(json!({"title": "cam", "source": {"url": "rtsp://127.0.0.1:9/cam"}})),
+        )
+        .await?;
+    assert_eq!(status, 201, "the operator allows LAN cameras: {v}");
+    server.stop().await;
+    Ok(())
+}

@@ -114,6 +114,13 @@ pub async fn create(
         .map(|s| PullSource::parse(&s.url, s.transport.unwrap_or_default()))
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(source) = &source {
+        state
+            .pulls
+            .check(source)
+            .await
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     let stream = state
         .store
         .create_stream(NewStream {
