@@ -34,6 +34,8 @@ const DEFAULT_CHAT_REPLAY: usize = 50;
 const DEFAULT_CHAT_QUEUE: usize = crate::live::EVENT_BUFFER;
 const DEFAULT_CHAT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM: usize = 5_000;
+const DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS: usize = 20;
+const DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS_ALL_STREAMS: usize = 100;
 const DEFAULT_CHAT_VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_STRIKES: u32 = 3;
 const DEFAULT_COMMISSION_RATE: &str = "0.03";
@@ -106,6 +108,11 @@ pub struct ChatConfig {
     pub send_timeout: Duration,
     /// Open live connections per stream; beyond this the upgrade is refused with 503.
     pub max_connections_per_stream: usize,
+    /// Open live connections to one stream from one client address (IPv6: per /64); beyond this
+    /// the upgrade is refused with 429. Behind a reverse proxy every client has its address.
+    pub max_connections_per_address: usize,
+    /// Open live connections to all streams together from one client address.
+    pub max_connections_per_address_all_streams: usize,
     /// How often `viewer_count` events are considered (sent only when the counts changed).
     #[serde(with = "humantime_serde")]
     pub viewer_count_interval: Duration,
@@ -121,6 +128,9 @@ impl Default for ChatConfig {
             queue: DEFAULT_CHAT_QUEUE,
             send_timeout: DEFAULT_CHAT_SEND_TIMEOUT,
             max_connections_per_stream: DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM,
+            max_connections_per_address: DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS,
+            max_connections_per_address_all_streams:
+                DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS_ALL_STREAMS,
             viewer_count_interval: DEFAULT_CHAT_VIEWER_COUNT_INTERVAL,
         }
     }
