@@ -562,3 +562,34 @@ async fn rtsp_sources_on_private_addresses_are_refused_unless_allowed() -> Resul
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_urls_are_http_or_https_with_a_host_and_no_userinfo() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let product = |sku: &str, url: &str| {
+        api.request(
+            Method::POST,
+            "/api/v1/products",
+            Some(&token),
+            Some(json!({"sku": sku, "title": "Mug", "price": "10.00", "currency": "EUR", "url": url})),
+        )
+    };
+    for (i, url) in [
+        "https://shop.example@evil.example/login",
+        "https://user:pw@shop.example/p/1",
+        "javascript:alert(1)//https://shop.example/",
+        "https://",
+        "ftp://shop.example/p/1",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, v) = product(&format!("bad-{i}"), url).await?;
+        assert_eq!(status, 400, "{url}: {v}");
+    }
+    let (status, v) = product("good", "https://shop.example/p/1?color=red").await?;
+    assert_eq!(status, 201, "{v}");
+    server.stop().await;
+    Ok(())
+}

@@ -215,10 +215,15 @@ pub async fn click_out(
         .into_iter()
         .find(|p| p.id == product_id)
         .ok_or(ApiError::NotFound)?;
-    let url = product.url.clone().ok_or(ApiError::NotFound)?;
+    // Only an http(s) URL with a host and no userinfo (stored before that was checked too).
+    let url = product
+        .url
+        .as_deref()
+        .and_then(rules::product_url)
+        .ok_or(ApiError::NotFound)?;
     let location = match state.store.associate_tag(&stream.creator_id).await? {
-        Some(tag) => rules::tagged_url(&url, &tag).ok_or(ApiError::NotFound)?,
-        None => url,
+        Some(tag) => rules::tagged_url(url.as_str(), &tag).ok_or(ApiError::NotFound)?,
+        None => url.into(),
     };
     let session_id = match session_cookie(&headers) {
         Some(id) => state.store.session(&id).await?.map(|s| s.id),

@@ -54,6 +54,17 @@ pub fn valid_tag(tag: &str) -> bool {
         && tag.bytes().last().is_some_and(edge)
 }
 
+/// A product URL a click-out may redirect to: absolute http(s) with a host and no userinfo
+/// (`https://shop.example@elsewhere.example/` reads as the shop but goes elsewhere).
+pub fn product_url(url: &str) -> Option<url::Url> {
+    let parsed = url::Url::parse(url).ok()?;
+    (matches!(parsed.scheme(), "http" | "https")
+        && parsed.host_str().is_some_and(|h| !h.is_empty())
+        && parsed.username().is_empty()
+        && parsed.password().is_none())
+    .then_some(parsed)
+}
+
 /// `url` with `tag=<tag>` as its query parameter: other parameters and the fragment stay as they
 /// are, an existing `tag` is replaced. `None` when `url` is not an absolute http(s) URL.
 pub fn tagged_url(url: &str, tag: &str) -> Option<String> {
