@@ -57,10 +57,10 @@ impl Admission {
     pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Ticket> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let same_address = state.pending.iter().filter(|p| p.ip == ip).count();
-        if same_address >= self.max_pending_per_address {
-            if let Some(i) = state.pending.iter().position(|p| p.ip == ip) {
-                evict(&mut state, i);
-            }
+        if same_address >= self.max_pending_per_address
+            && let Some(i) = state.pending.iter().position(|p| p.ip == ip)
+        {
+            evict(&mut state, i);
         }
         if state.pending.len() + state.publishing >= self.max_connections {
             if state.pending.is_empty() {
