@@ -11,6 +11,18 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// The unit per-client limits count in: an IPv4 address, or an IPv6 /64 (one subscriber's usual
+/// allocation, so that one client cannot step through its own addresses).
+pub fn client_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    }
+}
+
 fn is_private_v4(v4: Ipv4Addr) -> bool {
     let [a, b, ..] = v4.octets();
     v4.is_loopback()
@@ -60,6 +72,15 @@ fn is_private_v6(v6: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_are_grouped_by_ipv4_address_and_ipv6_64() {
+        let g = |s: &str| client_group(s.parse().unwrap());
+        assert_eq!(g("2001:db8::1"), g("2001:db8::ffff:1"));
+        assert_ne!(g("2001:db8::1"), g("2001:db8:0:1::1"));
+        assert_eq!(g("::ffff:10.0.0.1"), g("10.0.0.1"));
+        assert_ne!(g("10.0.0.1"), g("10.0.0.2"));
+    }
 
     #[test]
     fn private_and_special_addresses_are_recognised() {

@@ -41,7 +41,10 @@ impl RateLimit {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         windows.retain(|_, (start, _)| now.duration_since(*start) < REGISTRATION_WINDOW);
-        let (_, count) = windows.entry(ip).or_insert((now, 0));
+        // Per IPv6 /64: one client cannot step through its own addresses.
+        let (_, count) = windows
+            .entry(crate::address::client_group(ip))
+            .or_insert((now, 0));
         *count += 1;
         *count <= REGISTRATIONS_PER_WINDOW
     }
@@ -258,4 +261,23 @@ pub async fn events(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_from_one_ipv6_64_share_one_limit() {
+        let limit = RateLimit::default();
+        for i in 0..REGISTRATIONS_PER_WINDOW {
+            let ip: IpAddr = format!("2001:db8::{:x}", i + 1).parse().unwrap();
+            assert!(limit.allow(ip), "{ip}");
+        }
+        assert!(!limit.allow("2001:db8::ffff".parse().unwrap()), "same /64");
+        assert!(
+            limit.allow("2001:db8:0:1::1".parse().unwrap()),
+            "another /64"
+        );
+    }
 }

@@ -55,17 +55,6 @@ pub struct Seat {
     address: IpAddr,
 }
 
-/// Counts IPv6 clients per /64 (one subscriber's usual allocation), IPv4 per address.
-fn group(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-        v4 => v4,
-    }
-}
-
 /// Lowers a count, forgetting it at zero (the maps hold only open connections).
 fn leave(counts: &mut HashMap<IpAddr, usize>, address: IpAddr) {
     if let Some(n) = counts.get_mut(&address) {
@@ -109,7 +98,7 @@ impl Rooms {
         creator: &CreatorId,
         address: IpAddr,
     ) -> Result<Seat, Full> {
-        let address = group(address);
+        let address = crate::address::client_group(address);
         let mut state = self.lock();
         let State { rooms, per_address } = &mut *state;
         if per_address.get(&address).copied().unwrap_or(0) >= self.limits.per_address_all_streams {
