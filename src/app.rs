@@ -173,7 +173,11 @@ impl App {
         // Read before the RTSP thread starts, so that no error below leaves it running.
         let resume = store.pulled_streams().await?;
         let shutdown = CancellationToken::new();
-        let pulls = Pulls::new(Arc::new(registry.clone()), shutdown.child_token());
+        let pulls = Pulls::new(
+            Arc::new(registry.clone()),
+            config.rtsp.allow_private_sources,
+            shutdown.child_token(),
+        );
         let rtsp = RtspOut::start(
             config.rtsp.addr,
             rtsp_access(registry.clone(), secret.clone()),
@@ -181,7 +185,7 @@ impl App {
         registry.attach_rtsp(rtsp.clone());
         let rtsp_addr = rtsp.local_addr();
         let rtsp_url = format!("rtsp://{}:{}", host_of(&public_url), rtsp_addr.port());
-        let audience = Arc::<http::audience::Audience>::default();
+        let audience = Arc::new(http::audience::Audience::new(&secret));
         let chat = Chat::new(store.clone(), live.clone(), config.chat.clone());
         let viewer_counts_task = tokio::spawn({
             let audience = audience.clone();
@@ -221,8 +225,15 @@ impl App {
         let srt_task = tokio::spawn(srt.run(Arc::new(registry.clone()), shutdown.child_token()));
         let http_shutdown = shutdown.child_token();
         let router = http::router(state.clone());
+        let limits = http::serve::Limits {
+            header_read_timeout: config.http.header_read_timeout,
+            idle_timeout: config.http.idle_timeout,
+            max_connections: http::serve::connection_cap(config.http.max_connections),
+        };
         let http_task = tokio::spawn(async move {
-            if let Err(e) = http::serve::serve(http_listener, router, tls, http_shutdown).await {
+            if let Err(e) =
+                http::serve::serve(http_listener, router, tls, limits, http_shutdown).await
+            {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
@@ -300,7 +311,8 @@ fn rtsp_access(registry: StreamRegistry, secret: Arc<Vec<u8>>) -> rtsp::Access {
 async fn bootstrap(store: &Store, config: &Config) -> Result<Option<FirstStart>, Error> {
     let mut generated_admin = None;
     match &config.admin_token {
-        Some(token) => store.add_admin_token(token).await?,
+        // The configured token is the only admin token: a replaced one stops working.
+        Some(token) => store.set_admin_token(token).await?,
         None if !store.has_admin_token().await? => {
             let token = store::generate_token();
             store.add_admin_token(&token).await?;

@@ -21,6 +21,9 @@ const DEFAULT_HLS_WINDOW: usize = 6;
 const DEFAULT_LADDER: &str = "default";
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+const DEFAULT_HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 8192;
 const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
 const DEFAULT_WEBHOOK_RETRY_INITIAL: Duration = Duration::from_secs(10);
 const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
@@ -31,6 +34,8 @@ const DEFAULT_CHAT_REPLAY: usize = 50;
 const DEFAULT_CHAT_QUEUE: usize = crate::live::EVENT_BUFFER;
 const DEFAULT_CHAT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM: usize = 5_000;
+const DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS: usize = 20;
+const DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS_ALL_STREAMS: usize = 100;
 const DEFAULT_CHAT_VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_STRIKES: u32 = 3;
 const DEFAULT_COMMISSION_RATE: &str = "0.03";
@@ -47,6 +52,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("srt_passphrase", "srt.passphrase"),
     ("srt_latency", "srt.latency"),
     ("rtsp_addr", "rtsp.addr"),
+    ("rtsp_allow_private", "rtsp.allow_private_sources"),
     ("hls_segment", "hls.segment"),
     ("hls_window", "hls.window"),
     ("ladder", "hls.ladder"),
@@ -102,6 +108,11 @@ pub struct ChatConfig {
     pub send_timeout: Duration,
     /// Open live connections per stream; beyond this the upgrade is refused with 503.
     pub max_connections_per_stream: usize,
+    /// Open live connections to one stream from one client address (IPv6: per /64); beyond this
+    /// the upgrade is refused with 429. Behind a reverse proxy every client has its address.
+    pub max_connections_per_address: usize,
+    /// Open live connections to all streams together from one client address.
+    pub max_connections_per_address_all_streams: usize,
     /// How often `viewer_count` events are considered (sent only when the counts changed).
     #[serde(with = "humantime_serde")]
     pub viewer_count_interval: Duration,
@@ -117,6 +128,9 @@ impl Default for ChatConfig {
             queue: DEFAULT_CHAT_QUEUE,
             send_timeout: DEFAULT_CHAT_SEND_TIMEOUT,
             max_connections_per_stream: DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM,
+            max_connections_per_address: DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS,
+            max_connections_per_address_all_streams:
+                DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS_ALL_STREAMS,
             viewer_count_interval: DEFAULT_CHAT_VIEWER_COUNT_INTERVAL,
         }
     }
@@ -278,6 +292,16 @@ pub struct HttpConfig {
     /// PEM private key of `tls_cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// A client must send a request's headers within this (also the keep-alive wait between
+    /// HTTP/1.1 requests); then the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves for this long is closed (HTTP/2 included).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open HTTP connections (live WebSockets included); beyond this a new one gets a 503 and is
+    /// closed. Lowered at start-up to keep 1024 file descriptors for media.
+    pub max_connections: usize,
 }
 
 /// What happens around publishers, whatever their protocol.
@@ -310,6 +334,9 @@ pub struct RtmpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RtspConfig {
     pub addr: SocketAddr,
+    /// Let pulled streams (`source` of a stream) connect to loopback, private and link-local
+    /// addresses (off: a creator could otherwise make the server pull from its own network).
+    pub allow_private_sources: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -388,6 +415,9 @@ impl Default for HttpConfig {
             playback_token_ttl: DEFAULT_PLAYBACK_TOKEN_TTL,
             tls_cert: None,
             tls_key: None,
+            header_read_timeout: DEFAULT_HTTP_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
+            max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
         }
     }
 }
@@ -414,6 +444,7 @@ impl Default for RtspConfig {
     fn default() -> Self {
         RtspConfig {
             addr: DEFAULT_RTSP_ADDR.parse().expect("valid default address"),
+            allow_private_sources: false,
         }
     }
 }
@@ -482,6 +513,23 @@ impl Config {
             return Err(Error::Invalid {
                 key: "hls.segment",
                 message: format!("{:?} is outside 500ms..20s", self.hls.segment),
+            });
+        }
+        for (key, value) in [
+            ("http.header_read_timeout", self.http.header_read_timeout),
+            ("http.idle_timeout", self.http.idle_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::Invalid {
+                    key,
+                    message: "must be above 0".into(),
+                });
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err(Error::Invalid {
+                key: "http.max_connections",
+                message: "must be at least 1".into(),
             });
         }
         match (&self.http.tls_cert, &self.http.tls_key) {

@@ -476,6 +476,68 @@ async fn a_full_stream_refuses_the_upgrade_with_503_until_a_seat_frees() -> Resu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_fill_a_stream_or_inflate_its_connected_count() -> Result<()> {
+    let mut server = Server::start_with(|c| {
+        c.chat.max_connections_per_address = 3;
+        c.chat.max_connections_per_address_all_streams = 5;
+    })
+    .await?;
+    let (api, host) = (server.api.clone(), server.demo_token.clone());
+    let id = public_stream(&api, &host, "popular").await?;
+    let other = public_stream(&api, &host, "rival").await?;
+    let refused_with_429 = |refused: Result<LiveClient, Refused>| match refused {
+        Err(r) => {
+            let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+            r.status == 429 && body["error"]["code"] == "too_many_requests"
+        }
+        Ok(_) => false,
+    };
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(LiveClient::connect(&api, &id, Token::None).await?);
+    }
+    assert!(
+        refused_with_429(LiveClient::try_connect(&api, &id, Token::None).await?),
+        "a fourth connection to one stream from one address"
+    );
+    for _ in 0..2 {
+        held.push(LiveClient::connect(&api, &other, Token::None).await?);
+    }
+    let third = public_stream(&api, &host, "third").await?;
+    assert!(
+        refused_with_429(LiveClient::try_connect(&api, &third, Token::None).await?),
+        "a sixth connection from one address over all streams"
+    );
+    // Someone else (another address) still gets in, and the stream counts the 3 + 1 seats.
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.2:0".parse()?)?;
+    let addr = server.app.as_ref().context("running")?.http_addr;
+    let tcp = socket.connect(addr).await?;
+    let url = common::ws::live_url(&api, &id, Token::None);
+    let (socket, _) = tokio_tungstenite::client_async(
+        common::ws::request(&url, Token::None)?,
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+    )
+    .await?;
+    let mut outsider = LiveClient { socket };
+    assert_eq!(outsider.next_any().await?["type"], "stream_state");
+    let counts = outsider.next_any().await?;
+    assert_eq!(counts["type"], "viewer_count", "{counts}");
+    assert_eq!(counts["connected"], 4, "{counts}");
+    // A seat given back is free again.
+    held.remove(0);
+    wait_for("a free seat for the address", DEADLINE, || async {
+        LiveClient::try_connect(&api, &id, Token::None)
+            .await
+            .ok()?
+            .ok()
+    })
+    .await?;
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn practice_chat_is_a_rehearsal_for_the_creator_alone() -> Result<()> {
     let mut server = Server::start().await?;
     let (api, host) = (server.api.clone(), server.demo_token.clone());

@@ -565,6 +565,43 @@ async fn rtmp_silent_client_is_dropped_while_publisher_streams() -> Result<()> {
     Ok(())
 }
 
+/// Opens a socket to `addr` from `from` and sends nothing.
+async fn idle_socket(from: &str, addr: SocketAddr) -> Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{from}:0").parse()?)?;
+    Ok(socket.connect(addr).await?)
+}
+
+#[tokio::test]
+async fn rtmp_publisher_gets_in_while_idle_sockets_hold_the_server() -> Result<()> {
+    // The server's own limits: 256 connections, a few pending ones per address.
+    let h = Harness::start(RtmpConfig::default(), None).await?;
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        // From another address, and from the publisher's own.
+        let from = if i % 2 == 0 { "127.0.0.2" } else { "127.0.0.1" };
+        idle.push(idle_socket(from, h.addr).await?);
+    }
+    let child = spawn(ffmpeg_publish(&h.url(GOOD_KEY), 2), "ffmpeg")?;
+    let output = wait_exit(child).await?;
+    ensure!(
+        output.status.success(),
+        "ffmpeg failed: {}",
+        stderr(&output)
+    );
+    h.wait_until("finish", |e| {
+        e.iter().any(|e| matches!(e, Event::Finished(_)))
+    })
+    .await?;
+    ensure!(h.finished() == Some(EndReason::PublisherStopped));
+    assert_about("video frames", video_frames(&h.frames()).len(), 60, 5)?;
+    // Every idle socket is closed by the server in the end (made room, or out of setup time).
+    for socket in &mut idle {
+        closed_by_server(socket).await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn rtmp_publish_from_gstreamer_delivers_frames() -> Result<()> {
     for (element, package) in [

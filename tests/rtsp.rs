@@ -371,6 +371,7 @@ async fn start_logged(
         .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("LIVEFRONT_CONFIG", "/dev/null")
         .env("LIVEFRONT_LADDER", "passthrough")
+        .env("LIVEFRONT_RTSP_ALLOW_PRIVATE", "true")
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -244,3 +244,88 @@ async fn a_pending_delivery_is_delivered_after_a_restart() -> Result<()> {
     app.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_creators_slow_endpoints_do_not_hold_up_another_creators_deliveries() -> Result<()> {
+    let mut server = Server::start_with(|c| c.webhooks.allow_private_targets = true).await?;
+    let api = server.api.clone();
+    let slow_creator = server.demo_token.clone();
+    let other_creator = api.create_creator("other").await?;
+    // A receiver that accepts connections and never answers: each attempt waits for its timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let silent_addr = silent.local_addr()?;
+    let silent_task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut slow_hooks = Vec::new();
+    for i in 0..20 {
+        let (status, hook) = create_webhook(
+            &api,
+            &slow_creator,
+            &format!("http://{silent_addr}/hook{i}"),
+            &["follower.added"],
+        )
+        .await?;
+        assert_eq!(status, 201, "{hook}");
+        slow_hooks.push(hook["id"].as_str().context("id")?.to_string());
+    }
+    let (addr, got, _task) = receiver("127.0.0.1:0".parse()?).await?;
+    let (status, hook) = create_webhook(
+        &api,
+        &other_creator,
+        &format!("http://{addr}/hook"),
+        &["follower.added"],
+    )
+    .await?;
+    assert_eq!(status, 201, "{hook}");
+    let (status, v) = api
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/viewers",
+            None,
+            Some(json!({"handle": "looper"})),
+        )
+        .await?;
+    assert_eq!(status, 201, "{v}");
+    let looper = v["token"].as_str().context("token")?.to_string();
+    let follow = |method: reqwest::Method, handle: &'static str| {
+        let (api, looper) = (api.clone(), looper.clone());
+        async move {
+            api.request(
+                method,
+                &format!("/api/v1/creators/{handle}/follow"),
+                Some(&looper),
+                None,
+            )
+            .await
+        }
+    };
+    // Follow/unfollow loops on the slow creator: one pending follower.added per webhook.
+    for _ in 0..10 {
+        assert_eq!(follow(reqwest::Method::PUT, "demo").await?.0, 204);
+        assert_eq!(follow(reqwest::Method::DELETE, "demo").await?.0, 204);
+    }
+    assert_eq!(follow(reqwest::Method::PUT, "other").await?.0, 204);
+    let received = wait_for("the other creator's delivery", DEADLINE, || async {
+        let g = got.lock().unwrap().clone();
+        (!g.is_empty()).then_some(g)
+    })
+    .await?;
+    assert_eq!(received[0].0, "follower.added");
+    for hook in &slow_hooks {
+        let (_, log) = api
+            .get(
+                &format!("/api/v1/webhooks/{hook}/deliveries"),
+                Some(&slow_creator),
+            )
+            .await?;
+        let deliveries = log["deliveries"].as_array().context("deliveries")?;
+        assert_eq!(deliveries.len(), 1, "follow loops coalesce: {log}");
+    }
+    silent_task.abort();
+    server.stop().await;
+    Ok(())
+}

@@ -2,74 +2,136 @@
 //! playlist gives each player a session id (`sid`) that its media playlist requests carry; a
 //! session counts while it fetched a media playlist within the last `WINDOW` (live players reload
 //! one every segment).
+//!
+//! A sid is signed for its stream by the server, so made-up ones do not count, and memory is
+//! bounded per stream and in all: sessions older than the window are pruned, and beyond the caps
+//! new sessions are simply not counted (the count saturates).
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, Mac};
 use rand::Rng;
+use sha2::Sha256;
 
 use crate::store::StreamId;
 
 pub const WINDOW: Duration = Duration::from_secs(30);
-/// Sessions remembered per stream; beyond this the oldest are forgotten first.
-const MAX_SESSIONS: usize = 100_000;
-const SID_LEN: usize = 12;
-const SID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// Sessions remembered per stream.
+const MAX_SESSIONS_PER_STREAM: usize = 50_000;
+/// Sessions remembered over all streams.
+const MAX_SESSIONS: usize = 200_000;
+const NONCE_LEN: usize = 10;
+const NONCE_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+/// Hex digits of the signature kept in the sid (64 bits).
+const TAG_LEN: usize = 16;
 
-#[derive(Default)]
 pub struct Audience {
-    sessions: Mutex<HashMap<StreamId, HashMap<String, Instant>>>,
+    secret: Vec<u8>,
+    state: Mutex<State>,
 }
 
-/// A new session id.
-pub fn new_session() -> String {
-    let mut rng = rand::rng();
-    (0..SID_LEN)
-        .map(|_| SID_ALPHABET[rng.random_range(0..SID_ALPHABET.len())] as char)
-        .collect()
-}
-
-fn valid(sid: &str) -> bool {
-    sid.len() == SID_LEN && sid.bytes().all(|b| SID_ALPHABET.contains(&b))
+struct State {
+    sessions: HashMap<StreamId, HashMap<String, Instant>>,
+    total: usize,
+    pruned: Instant,
 }
 
 impl Audience {
-    /// A media playlist request of session `sid`.
+    pub fn new(secret: &[u8]) -> Self {
+        Audience {
+            secret: secret.to_vec(),
+            state: Mutex::new(State {
+                sessions: HashMap::new(),
+                total: 0,
+                pruned: Instant::now(),
+            }),
+        }
+    }
+
+    fn tag(&self, stream: &StreamId, nonce: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("hmac takes any key length");
+        mac.update(format!("sid:{}:{nonce}", stream.as_str()).as_bytes());
+        let mut tag = hex::encode(mac.finalize().into_bytes());
+        tag.truncate(TAG_LEN);
+        tag
+    }
+
+    /// A new session id for a player of `stream`.
+    pub fn new_session(&self, stream: &StreamId) -> String {
+        let mut rng = rand::rng();
+        let nonce: String = (0..NONCE_LEN)
+            .map(|_| NONCE_ALPHABET[rng.random_range(0..NONCE_ALPHABET.len())] as char)
+            .collect();
+        let tag = self.tag(stream, &nonce);
+        format!("{nonce}{tag}")
+    }
+
+    /// Whether this server issued `sid` for `stream`.
+    fn issued(&self, stream: &StreamId, sid: &str) -> bool {
+        if sid.len() != NONCE_LEN + TAG_LEN || !sid.is_ascii() {
+            return false;
+        }
+        let (nonce, tag) = sid.split_at(NONCE_LEN);
+        nonce.bytes().all(|b| NONCE_ALPHABET.contains(&b))
+            && hmac_eq(self.tag(stream, nonce).as_bytes(), tag.as_bytes())
+    }
+
+    /// A media playlist served to session `sid` (call only once the playlist was found).
     pub fn seen(&self, stream: &StreamId, sid: &str) {
-        if !valid(sid) {
+        if !self.issued(stream, sid) {
             return;
         }
         let now = Instant::now();
-        let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let sessions = all.entry(stream.clone()).or_default();
-        if sessions.len() >= MAX_SESSIONS && !sessions.contains_key(sid) {
-            sessions.retain(|_, at| now.duration_since(*at) < WINDOW);
-            if sessions.len() >= MAX_SESSIONS
-                && let Some(oldest) = sessions
-                    .iter()
-                    .min_by_key(|(_, at)| **at)
-                    .map(|(k, _)| k.clone())
-            {
-                sessions.remove(&oldest);
-            }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if now.duration_since(state.pruned) >= WINDOW {
+            state.prune(now);
         }
-        sessions.insert(sid.to_string(), now);
+        let State {
+            sessions, total, ..
+        } = &mut *state;
+        let known = sessions.get(stream).is_some_and(|s| s.contains_key(sid));
+        if !known {
+            let per_stream = sessions.get(stream).map_or(0, HashMap::len);
+            if per_stream >= MAX_SESSIONS_PER_STREAM || *total >= MAX_SESSIONS {
+                return;
+            }
+            *total += 1;
+        }
+        sessions
+            .entry(stream.clone())
+            .or_default()
+            .insert(sid.to_string(), now);
     }
 
     /// Sessions of `stream` seen within the window.
     pub fn count(&self, stream: &StreamId) -> usize {
         let now = Instant::now();
-        let mut all = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(sessions) = all.get_mut(stream) else {
-            return 0;
-        };
-        sessions.retain(|_, at| now.duration_since(*at) < WINDOW);
-        let n = sessions.len();
-        if n == 0 {
-            all.remove(stream);
-        }
-        n
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.sessions.get(stream).map_or(0, |s| {
+            s.values()
+                .filter(|at| now.duration_since(**at) < WINDOW)
+                .count()
+        })
     }
+}
+
+impl State {
+    /// Forgets sessions not seen within the window, on every stream.
+    fn prune(&mut self, now: Instant) {
+        self.sessions.retain(|_, s| {
+            s.retain(|_, at| now.duration_since(*at) < WINDOW);
+            !s.is_empty()
+        });
+        self.total = self.sessions.values().map(HashMap::len).sum();
+        self.pruned = now;
+    }
+}
+
+/// Compares without an early exit (the tag is a capability of sorts).
+fn hmac_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -78,9 +140,9 @@ mod tests {
 
     #[test]
     fn sessions_are_counted_once_however_often_they_ask() {
-        let audience = Audience::default();
+        let audience = Audience::new(b"k");
         let id = StreamId("abc".into());
-        let (a, b) = (new_session(), new_session());
+        let (a, b) = (audience.new_session(&id), audience.new_session(&id));
         for _ in 0..5 {
             audience.seen(&id, &a);
         }
@@ -88,5 +150,29 @@ mod tests {
         audience.seen(&id, "not a session id");
         assert_eq!(audience.count(&id), 2);
         assert_eq!(audience.count(&StreamId("other".into())), 0);
+    }
+
+    #[test]
+    fn only_sessions_issued_for_the_stream_count() {
+        let audience = Audience::new(b"k");
+        let (id, other) = (StreamId("abc".into()), StreamId("def".into()));
+        let theirs = audience.new_session(&other);
+        audience.seen(&id, &theirs);
+        audience.seen(&id, "abcdefghij0123456789abcdef");
+        audience.seen(&id, &Audience::new(b"another server").new_session(&id));
+        let mut forged = audience.new_session(&id);
+        forged.replace_range(0..1, if forged.starts_with('a') { "b" } else { "a" });
+        audience.seen(&id, &forged);
+        assert_eq!(audience.count(&id), 0);
+    }
+
+    #[test]
+    fn the_count_saturates_at_the_cap() {
+        let audience = Audience::new(b"k");
+        let id = StreamId("abc".into());
+        for _ in 0..MAX_SESSIONS_PER_STREAM + 10 {
+            audience.seen(&id, &audience.new_session(&id));
+        }
+        assert_eq!(audience.count(&id), MAX_SESSIONS_PER_STREAM);
     }
 }

@@ -18,7 +18,7 @@ use super::extract::{Auth, Json, MaybeAuth};
 use super::streams::{owned_stream, visible_stream};
 use crate::shop::levels::{Standing, benefits, standing};
 use crate::shop::money::{self, to_decimal};
-use crate::shop::{self as rules, ATTRIBUTION_WINDOW, SESSION_COOKIE};
+use crate::shop::{self as rules, ATTRIBUTION_WINDOW, CLOCK_SKEW, SESSION_COOKIE};
 use crate::store::{
     AttributionSession, Click, CreatorId, EarningsRow, LedgerLine, NewPurchase, Principal,
     ProductId, Recorded, ShareLink, StreamId,
@@ -215,10 +215,15 @@ pub async fn click_out(
         .into_iter()
         .find(|p| p.id == product_id)
         .ok_or(ApiError::NotFound)?;
-    let url = product.url.clone().ok_or(ApiError::NotFound)?;
+    // Only an http(s) URL with a host and no userinfo (stored before that was checked too).
+    let url = product
+        .url
+        .as_deref()
+        .and_then(rules::product_url)
+        .ok_or(ApiError::NotFound)?;
     let location = match state.store.associate_tag(&stream.creator_id).await? {
-        Some(tag) => rules::tagged_url(&url, &tag).ok_or(ApiError::NotFound)?,
-        None => url,
+        Some(tag) => rules::tagged_url(url.as_str(), &tag).ok_or(ApiError::NotFound)?,
+        None => url.into(),
     };
     let session_id = match session_cookie(&headers) {
         Some(id) => state.store.session(&id).await?.map(|s| s.id),
@@ -319,7 +324,8 @@ async fn attribute(
     if rules::valid_session_id(key)
         && let Some(s) = state.store.session(key).await?
     {
-        let inside = s.created_at <= at && at <= s.created_at + ATTRIBUTION_WINDOW;
+        let inside =
+            s.created_at - CLOCK_SKEW <= at && at <= s.created_at + ATTRIBUTION_WINDOW + CLOCK_SKEW;
         return Ok(Attribution {
             to: inside.then(|| (s.creator_id.clone(), s.stream_id.clone())),
             via: if inside {
@@ -335,7 +341,11 @@ async fn attribute(
     {
         let stream = state
             .store
-            .latest_public_stream(&creator, at - ATTRIBUTION_WINDOW, at)
+            .latest_public_stream(
+                &creator,
+                at - ATTRIBUTION_WINDOW - CLOCK_SKEW,
+                at + CLOCK_SKEW,
+            )
             .await?;
         return Ok(match stream {
             Some(stream) => Attribution {
@@ -394,6 +404,7 @@ pub async fn purchase(
     if order.items.is_empty() || order.items.len() > MAX_ITEMS {
         return bad(format!("an order has 1-{MAX_ITEMS} items"));
     }
+    super::dates::check("at", order.at)?;
     if order.at > Utc::now() + chrono::TimeDelta::seconds(signature::MAX_AGE_S) {
         return bad("at is in the future".into());
     }
@@ -502,15 +513,6 @@ fn totals(lines: &[LedgerLine]) -> Vec<Value> {
         .collect()
 }
 
-fn parse_time(name: &str, v: Option<&String>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    v.map(|s| {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ApiError::bad_request(format!("{name} must be an RFC 3339 time")))
-    })
-    .transpose()
-}
-
 fn earnings_json(r: &EarningsRow) -> Value {
     json!({
         "currency": r.currency,
@@ -529,8 +531,8 @@ pub async fn earnings(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = creator(&who)?;
-    let from = parse_time("from", q.get("from"))?;
-    let to = parse_time("to", q.get("to"))?;
+    let from = super::dates::parse_query("from", q.get("from").map(String::as_str))?;
+    let to = super::dates::parse_query("to", q.get("to").map(String::as_str))?;
     let ledger = state.store.earnings(&id, from, to).await?;
     let mut by_stream = Vec::new();
     for row in &ledger.by_stream {

@@ -9,7 +9,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::audience;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
 use super::signing::{self, Purpose, Verdict};
@@ -175,7 +174,7 @@ pub async fn master(
     let a = access(&state, &id, who, &params).await?;
     // Each player gets a session id in its media playlist URIs (not in segment URIs, which stay
     // cacheable), so that viewers are counted per session.
-    let sid = format!("sid={}", audience::new_session());
+    let sid = format!("sid={}", state.audience.new_session(&a.id));
     let query = Some(match &a.query {
         Some(token) => format!("{token}&{sid}"),
         None => sid,
@@ -220,9 +219,6 @@ pub async fn rendition_file(
     let query = a.query.as_deref();
     let hls_dir = state.registry.paths(&a.id).hls_dir();
     if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST {
-        if let Some(sid) = params.get("sid") {
-            state.audience.seen(&a.id, sid);
-        }
         // While finalising, the in-memory list is already complete (VOD), so keep serving it.
         let (text, live) = match &a.live {
             Some(s) => (
@@ -236,6 +232,9 @@ pub async fn rendition_file(
             ),
         };
         let text = text.ok_or(ApiError::NotFound)?;
+        if let Some(sid) = params.get("sid") {
+            state.audience.seen(&a.id, sid);
+        }
         state.hls_counters.served(text.len());
         return Ok(playlist_response(text, a.public, live));
     }

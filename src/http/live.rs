@@ -10,7 +10,7 @@ use axum::extract::ws::{
     CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
     rejection::WebSocketUpgradeRejection,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::Response;
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -23,7 +23,7 @@ use super::error::ApiError;
 use super::extract::MaybeAuth;
 use super::streams::visible_stream;
 use crate::live::chat::Refusal;
-use crate::live::rooms::Seat;
+use crate::live::rooms::{Full, Seat};
 use crate::live::{
     ClientMessage, Focus, LiveEvent, StreamStatus, ViewerCount, announced_mode, chat_message_id,
 };
@@ -60,10 +60,12 @@ pub struct LiveQuery {
               (status = 401, description = "unknown token"),
               (status = 404, description = "not found (or not yours to see)"),
               (status = 426, description = "not a WebSocket upgrade request"),
+              (status = 429, description = "this client address has its maximum of live connections"),
               (status = 503, description = "the stream has its maximum of live connections")),
     security((), ("bearer" = [])))]
 pub async fn connect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     MaybeAuth(header_auth): MaybeAuth,
     Path(id): Path<String>,
     Query(query): Query<LiveQuery>,
@@ -95,12 +97,20 @@ pub async fn connect(
     };
     let seat = state
         .chat
-        .join(&stream.id, &stream.creator_id)
-        .ok_or_else(|| {
-            ApiError::Unavailable(format!(
-                "this stream has its maximum of {} live connections; try again later",
-                state.chat.config().max_connections_per_stream
-            ))
+        .join(&stream.id, &stream.creator_id, peer.ip())
+        .map_err(|full| {
+            let limits = state.chat.config();
+            match full {
+                Full::Stream => ApiError::Unavailable(format!(
+                    "this stream has its maximum of {} live connections; try again later",
+                    limits.max_connections_per_stream
+                )),
+                Full::Address => ApiError::TooManyRequests(format!(
+                    "at most {} live connections to a stream (and {} in all) from one address",
+                    limits.max_connections_per_address,
+                    limits.max_connections_per_address_all_streams
+                )),
+            }
         })?;
     let status = StreamStatus {
         state: stream.state,

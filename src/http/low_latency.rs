@@ -155,14 +155,18 @@ pub async fn rendition_file(
     let dir = state.registry.paths(&a.id).low_latency_dir();
     let out = a.live.as_ref().and_then(|s| s.ll.clone());
     if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST {
-        if let Some(sid) = params.get("sid") {
-            state.audience.seen(&a.id, sid);
-        }
+        // Counted only once a playlist is found (a 404 never counts).
+        let seen = || {
+            if let Some(sid) = params.get("sid") {
+                state.audience.seen(&a.id, sid);
+            }
+        };
         let want = Want::from_query(&params)?;
         let Some(out) = out else {
             let text = hls_out::read_persisted(&dir, Some(&rendition), &file, a.audience)
                 .map(|t| hls_out::with_query(&t, query))
                 .ok_or(ApiError::NotFound)?;
+            seen();
             state.hls_counters.served(text.len());
             return Ok(playlist_response(text, a.public, false));
         };
@@ -170,6 +174,7 @@ pub async fn rendition_file(
             let text = out
                 .media_playlist(&rendition, EVENT_PLAYLIST, a.audience, query)
                 .ok_or(ApiError::NotFound)?;
+            seen();
             state.hls_counters.served(text.len());
             return Ok(playlist_response(text, a.public, true));
         }
@@ -197,6 +202,7 @@ pub async fn rendition_file(
         let text = out
             .low_latency_playlist(&rendition, a.audience, skip, query)
             .ok_or(ApiError::NotFound)?;
+        seen();
         state.hls_counters.served(text.len());
         // A blocked request names the playlist it waited for: a CDN may keep it (and collapse
         // identical ones); the plain reload must stay fresh.

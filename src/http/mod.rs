@@ -4,6 +4,7 @@ pub mod audience;
 pub mod chat;
 pub mod clips;
 pub mod commerce;
+pub mod dates;
 pub mod error;
 pub mod extract;
 pub mod focus;

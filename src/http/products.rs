@@ -50,7 +50,7 @@ fn valid_price(p: &str) -> bool {
 }
 
 fn valid_url(u: &str) -> bool {
-    u.len() <= MAX_URL_CHARS && (u.starts_with("https://") || u.starts_with("http://"))
+    u.len() <= MAX_URL_CHARS && crate::shop::product_url(u).is_some()
 }
 
 /// Applies `fields` to `p` and checks the result.

@@ -137,7 +137,9 @@ pub async fn create(
                 .into(),
         );
     }
-    if let (Some(s), Some(e)) = (body.starts_at, body.ends_at)
+    let starts_at = super::dates::check_opt("starts_at", body.starts_at)?;
+    let ends_at = super::dates::check_opt("ends_at", body.ends_at)?;
+    if let (Some(s), Some(e)) = (starts_at, ends_at)
         && e <= s
     {
         return bad("ends_at must be after starts_at".into());
@@ -159,8 +161,8 @@ pub async fn create(
             description,
             discount: body.discount,
             live_only: body.live_only.unwrap_or(true),
-            starts_at: body.starts_at,
-            ends_at: body.ends_at,
+            starts_at,
+            ends_at,
             max_redemptions: body.max_redemptions,
         })
         .await?;

@@ -106,6 +106,7 @@ pub async fn create(
             LadderSpec::builtin_names().join(", ")
         )));
     }
+    let scheduled_at = super::dates::check_opt("scheduled_at", body.scheduled_at)?;
     if body.mode == Some(Mode::Public) {
         super::moderation::ensure_may_go_public(&state, &creator_id).await?;
     }
@@ -114,13 +115,20 @@ pub async fn create(
         .map(|s| PullSource::parse(&s.url, s.transport.unwrap_or_default()))
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(source) = &source {
+        state
+            .pulls
+            .check(source)
+            .await
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     let stream = state
         .store
         .create_stream(NewStream {
             creator_id,
             title,
             category: body.category,
-            scheduled_at: body.scheduled_at,
+            scheduled_at,
             mode: body.mode.unwrap_or(Mode::Practice),
             ladder: body.ladder,
         })
@@ -496,10 +504,14 @@ pub async fn edit(
             "category must be at most {MAX_CATEGORY_CHARS} characters"
         )));
     }
+    let scheduled_at = match body.scheduled_at {
+        Some(at) => Some(super::dates::check_opt("scheduled_at", at)?),
+        None => None,
+    };
     let edit = crate::store::StreamEdit {
         title,
         category: body.category,
-        scheduled_at: body.scheduled_at,
+        scheduled_at,
     };
     if !state.store.edit_stream(&stream.id, edit).await? {
         return Err(ApiError::Conflict(

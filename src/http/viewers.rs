@@ -41,7 +41,10 @@ impl RateLimit {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         windows.retain(|_, (start, _)| now.duration_since(*start) < REGISTRATION_WINDOW);
-        let (_, count) = windows.entry(ip).or_insert((now, 0));
+        // Per IPv6 /64: one client cannot step through its own addresses.
+        let (_, count) = windows
+            .entry(crate::address::client_group(ip))
+            .or_insert((now, 0));
         *count += 1;
         *count <= REGISTRATIONS_PER_WINDOW
     }
@@ -192,19 +195,31 @@ pub async fn notifications(
     ))
 }
 
+/// Ids one `POST /api/v1/me/notifications/read` may name.
+pub const MAX_READ_IDS: usize = 500;
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRead {
-    /// These notifications; absent: all of them.
+    /// These notifications (at most 500); absent: all of them.
     ids: Option<Vec<i64>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/me/notifications/read", tag = "followers", request_body = MarkRead, responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/me/notifications/read", tag = "followers", request_body = MarkRead, responses((status = 200, description = "OK"), (status = 400, description = "more than 500 ids"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
 pub async fn mark_read(
     State(state): State<AppState>,
     Auth(who): Auth,
     Json(body): Json<MarkRead>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if body
+        .ids
+        .as_ref()
+        .is_some_and(|ids| ids.len() > MAX_READ_IDS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "ids: at most {MAX_READ_IDS} at a time; leave it out to mark every notification"
+        )));
+    }
     let marked = state.store.mark_read(&viewer(who)?, body.ids).await?;
     Ok(axum::Json(json!({ "marked": marked })))
 }
@@ -246,4 +261,23 @@ pub async fn events(
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(SSE_KEEPALIVE)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrations_from_one_ipv6_64_share_one_limit() {
+        let limit = RateLimit::default();
+        for i in 0..REGISTRATIONS_PER_WINDOW {
+            let ip: IpAddr = format!("2001:db8::{:x}", i + 1).parse().unwrap();
+            assert!(limit.allow(ip), "{ip}");
+        }
+        assert!(!limit.allow("2001:db8::ffff".parse().unwrap()), "same /64");
+        assert!(
+            limit.allow("2001:db8:0:1::1".parse().unwrap()),
+            "another /64"
+        );
+    }
 }

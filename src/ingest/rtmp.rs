@@ -6,6 +6,7 @@
 //!
 //! OBS: server `rtmp://host:1935/live`, stream key = the key. Any other app name is accepted too
 //! (and logged); the key is the publish stream name without any `?query` suffix.
+mod admission;
 mod connection;
 mod flv;
 mod metadata;
@@ -22,15 +23,19 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::ingest::Publishers;
 
-/// Handshake + connect + publish (including the key check) must complete within this.
-pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshake + connect + publish (including the key check) must complete within this (encoders
+/// need well under a second; idle sockets must not hold a slot for long).
+pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Once publishing, a connection that sends no bytes for this long is dropped.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A write to a publisher (handshake and command responses) that does not finish within this
 /// drops the connection.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections beyond this are closed right after accept.
+/// Connections in all; when full, the oldest one that has not published yet makes room, and
+/// only when every slot is publishing is a new connection closed right after accept.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Connections from one address that have not published yet; a newer one evicts the oldest.
+pub const DEFAULT_MAX_PENDING_PER_ADDRESS: usize = 8;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -46,6 +51,8 @@ pub struct RtmpConfig {
     pub write_timeout: Duration,
     /// Simultaneous connections (publishing or not).
     pub max_connections: usize,
+    /// Simultaneous connections from one address that have not published yet.
+    pub max_pending_per_address: usize,
 }
 
 impl Default for RtmpConfig {
@@ -55,6 +62,7 @@ impl Default for RtmpConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending_per_address: DEFAULT_MAX_PENDING_PER_ADDRESS,
         }
     }
 }
@@ -104,6 +112,8 @@ impl RtmpServer {
         } = self;
         info!(addr = %local_addr, "rtmp ingest listening");
         let mut connections = JoinSet::new();
+        let admission =
+            admission::Admission::new(config.max_connections, config.max_pending_per_address);
         loop {
             tokio::select! {
                 biased;
@@ -113,15 +123,15 @@ impl RtmpServer {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
-                        if connections.len() >= config.max_connections {
+                        let Some(ticket) = admission.admit(peer.ip()) else {
                             warn!(
                                 %peer,
                                 max = config.max_connections,
-                                "rtmp connection limit reached, closing new connection"
+                                "rtmp connection limit reached (all publishing), closing new connection"
                             );
                             drop(socket);
                             continue;
-                        }
+                        };
                         let span = tracing::info_span!(
                             "rtmp",
                             %peer,
@@ -132,6 +142,7 @@ impl RtmpServer {
                             socket,
                             Arc::clone(&publishers),
                             config.clone(),
+                            ticket,
                             shutdown.child_token(),
                         );
                         connections.spawn(task.instrument(span));

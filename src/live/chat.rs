@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::rate::RateLimiter;
-use super::rooms::{Rooms, Seat};
+use super::rooms::{Full, Limits, Rooms, Seat};
 use super::words::{self, BlockedWords};
 use super::{ErrorEvent, LiveEvent, LiveHub, MessageDeleted, UserBanned, UserUnbanned};
 use crate::config::ChatConfig;
@@ -118,7 +118,11 @@ impl Chat {
                 store,
                 hub,
                 rate: RateLimiter::new(config.rate_messages, config.rate_window),
-                rooms: Rooms::new(config.max_connections_per_stream),
+                rooms: Rooms::new(Limits {
+                    per_stream: config.max_connections_per_stream,
+                    per_address: config.max_connections_per_address,
+                    per_address_all_streams: config.max_connections_per_address_all_streams,
+                }),
                 config,
                 rules: Mutex::new(HashMap::new()),
             }),
@@ -137,9 +141,15 @@ impl Chat {
         &self.inner.rooms
     }
 
-    /// A seat in a stream's room, or `None` when it has `chat.max_connections_per_stream`.
-    pub fn join(&self, stream: &StreamId, creator: &CreatorId) -> Option<Seat> {
-        self.inner.rooms.join(stream, creator)
+    /// A seat in a stream's room for a client at `address`, unless the stream has
+    /// `chat.max_connections_per_stream` or the address its share.
+    pub fn join(
+        &self,
+        stream: &StreamId,
+        creator: &CreatorId,
+        address: std::net::IpAddr,
+    ) -> Result<Seat, Full> {
+        self.inner.rooms.join(stream, creator, address)
     }
 
     /// The last `chat.replay` messages of a stream, oldest first.
@@ -422,7 +432,9 @@ mod tests {
     async fn a_ban_refuses_the_viewer_and_is_announced_where_the_creator_has_listeners() {
         let (_d, chat, store, stream, creator) = setup(ChatConfig::default()).await;
         let troll = viewer(&store, "troll").await;
-        let _seat = chat.join(&stream, &creator).unwrap();
+        let _seat = chat
+            .join(&stream, &creator, std::net::Ipv4Addr::LOCALHOST.into())
+            .unwrap();
         let mut rx = chat.hub().subscribe(&stream);
         // Rules are cached before the ban: the ban must still apply.
         chat.post(&stream, &creator, &troll, "first").await.unwrap();

@@ -1,6 +1,9 @@
 //! Who is connected to which stream's live channel: a seat per connection, at most `max` per
-//! stream, and the audience counts last announced in each.
+//! stream and a few per client address (per stream and over all streams, so that one client
+//! cannot fill a stream's chat or inflate its `connected` count), and the audience counts last
+//! announced in each.
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::ViewerCount;
@@ -9,71 +12,135 @@ use crate::store::{CreatorId, StreamId};
 struct Room {
     creator: CreatorId,
     connected: usize,
+    /// Connections per client address (IPv6 grouped by /64).
+    per_address: HashMap<IpAddr, usize>,
     /// The counts last sent as a `viewer_count` event.
     announced: Option<ViewerCount>,
 }
 
+/// The limits of [`Rooms`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_stream: usize,
+    /// Connections from one address to one stream.
+    pub per_address: usize,
+    /// Connections from one address to all streams together.
+    pub per_address_all_streams: usize,
+}
+
+#[derive(Default)]
+struct State {
+    rooms: HashMap<StreamId, Room>,
+    per_address: HashMap<IpAddr, usize>,
+}
+
 pub struct Rooms {
-    max_per_stream: usize,
-    rooms: Mutex<HashMap<StreamId, Room>>,
+    limits: Limits,
+    state: Mutex<State>,
+}
+
+/// Why there is no seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The stream has `per_stream` connections.
+    Stream,
+    /// This address has its share of connections (to this stream or to all).
+    Address,
 }
 
 /// One connection's place in a stream's room; leaving (drop) frees it.
 pub struct Seat {
     rooms: Arc<Rooms>,
     stream: StreamId,
+    address: IpAddr,
+}
+
+/// Lowers a count, forgetting it at zero (the maps hold only open connections).
+fn leave(counts: &mut HashMap<IpAddr, usize>, address: IpAddr) {
+    if let Some(n) = counts.get_mut(&address) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&address);
+        }
+    }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        let mut rooms = self.rooms.lock();
-        if let Some(room) = rooms.get_mut(&self.stream) {
+        let mut state = self.rooms.lock();
+        leave(&mut state.per_address, self.address);
+        if let Some(room) = state.rooms.get_mut(&self.stream) {
             room.connected -= 1;
+            leave(&mut room.per_address, self.address);
             if room.connected == 0 {
-                rooms.remove(&self.stream);
+                state.rooms.remove(&self.stream);
             }
         }
     }
 }
 
 impl Rooms {
-    pub fn new(max_per_stream: usize) -> Arc<Self> {
+    pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Rooms {
-            max_per_stream,
-            rooms: Mutex::new(HashMap::new()),
+            limits,
+            state: Mutex::new(State::default()),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<StreamId, Room>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A seat in the stream's room, or `None` when it is full.
-    pub fn join(self: &Arc<Self>, stream: &StreamId, creator: &CreatorId) -> Option<Seat> {
-        let mut rooms = self.lock();
+    /// A seat in the stream's room for a client at `address`.
+    pub fn join(
+        self: &Arc<Self>,
+        stream: &StreamId,
+        creator: &CreatorId,
+        address: IpAddr,
+    ) -> Result<Seat, Full> {
+        let address = crate::address::client_group(address);
+        let mut state = self.lock();
+        let State { rooms, per_address } = &mut *state;
+        if per_address.get(&address).copied().unwrap_or(0) >= self.limits.per_address_all_streams {
+            return Err(Full::Address);
+        }
+        let (connected, from_address) = rooms.get(stream).map_or((0, 0), |r| {
+            (
+                r.connected,
+                r.per_address.get(&address).copied().unwrap_or(0),
+            )
+        });
+        if connected >= self.limits.per_stream {
+            return Err(Full::Stream);
+        }
+        if from_address >= self.limits.per_address {
+            return Err(Full::Address);
+        }
         let room = rooms.entry(stream.clone()).or_insert_with(|| Room {
             creator: creator.clone(),
             connected: 0,
+            per_address: HashMap::new(),
             announced: None,
         });
-        if room.connected >= self.max_per_stream {
-            return None;
-        }
         room.connected += 1;
-        Some(Seat {
+        *room.per_address.entry(address).or_default() += 1;
+        *per_address.entry(address).or_default() += 1;
+        Ok(Seat {
             rooms: self.clone(),
             stream: stream.clone(),
+            address,
         })
     }
 
     /// Open connections to a stream.
     pub fn connected(&self, stream: &StreamId) -> usize {
-        self.lock().get(stream).map_or(0, |r| r.connected)
+        self.lock().rooms.get(stream).map_or(0, |r| r.connected)
     }
 
     /// The creator's streams that have connections.
     pub fn streams_of(&self, creator: &CreatorId) -> Vec<StreamId> {
         self.lock()
+            .rooms
             .iter()
             .filter(|(_, r)| r.creator == *creator)
             .map(|(id, _)| id.clone())
@@ -82,14 +149,14 @@ impl Rooms {
 
     /// Streams with connections.
     pub fn streams(&self) -> Vec<StreamId> {
-        self.lock().keys().cloned().collect()
+        self.lock().rooms.keys().cloned().collect()
     }
 
     /// Records `watching` for a stream; returns the counts when they differ from the last ones
     /// announced there.
     pub fn count_changed(&self, stream: &StreamId, watching: usize) -> Option<ViewerCount> {
-        let mut rooms = self.lock();
-        let room = rooms.get_mut(stream)?;
+        let mut state = self.lock();
+        let room = state.rooms.get_mut(stream)?;
         let now = ViewerCount {
             watching,
             connected: room.connected,
@@ -105,29 +172,73 @@ impl Rooms {
 mod tests {
     use super::*;
 
+    fn limits(per_stream: usize) -> Limits {
+        Limits {
+            per_stream,
+            per_address: 100,
+            per_address_all_streams: 100,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn seats_are_limited_per_stream_and_freed_on_drop() {
-        let rooms = Rooms::new(2);
-        let (s1, s2, c) = (
-            StreamId("s1".into()),
-            StreamId("s2".into()),
-            CreatorId("c".into()),
+        let rooms = Rooms::new(limits(2));
+        let c = CreatorId("c".into());
+        let (s1, s2) = (StreamId("s1".into()), StreamId("s2".into()));
+        let a = rooms.join(&s1, &c, ip("10.0.0.1")).unwrap();
+        let _b = rooms.join(&s1, &c, ip("10.0.0.2")).unwrap();
+        assert_eq!(
+            rooms.join(&s1, &c, ip("10.0.0.3")).err(),
+            Some(Full::Stream)
         );
-        let a = rooms.join(&s1, &c).unwrap();
-        let _b = rooms.join(&s1, &c).unwrap();
-        assert!(rooms.join(&s1, &c).is_none(), "full");
-        let _other = rooms.join(&s2, &c).unwrap();
+        let _other = rooms.join(&s2, &c, ip("10.0.0.3")).unwrap();
         assert_eq!(rooms.streams_of(&c).len(), 2);
         drop(a);
         assert_eq!(rooms.connected(&s1), 1);
-        assert!(rooms.join(&s1, &c).is_some());
+        assert!(rooms.join(&s1, &c, ip("10.0.0.3")).is_ok());
+    }
+
+    #[test]
+    fn one_address_gets_its_share_per_stream_and_over_all_streams() {
+        let rooms = Rooms::new(Limits {
+            per_stream: 100,
+            per_address: 2,
+            per_address_all_streams: 3,
+        });
+        let c = CreatorId("c".into());
+        let (s1, s2, s3) = (
+            StreamId("s1".into()),
+            StreamId("s2".into()),
+            StreamId("s3".into()),
+        );
+        let a = rooms.join(&s1, &c, ip("2001:db8::1")).unwrap();
+        // The same /64.
+        let _b = rooms.join(&s1, &c, ip("2001:db8::2")).unwrap();
+        assert_eq!(
+            rooms.join(&s1, &c, ip("2001:db8::3")).err(),
+            Some(Full::Address)
+        );
+        assert!(rooms.join(&s1, &c, ip("2001:db8:0:1::1")).is_ok());
+        let _c = rooms.join(&s2, &c, ip("2001:db8::4")).unwrap();
+        assert_eq!(
+            rooms.join(&s3, &c, ip("2001:db8::5")).err(),
+            Some(Full::Address),
+            "three over all streams"
+        );
+        drop(a);
+        let _d = rooms.join(&s3, &c, ip("2001:db8::5")).unwrap();
+        assert_eq!(rooms.connected(&s1), 1);
     }
 
     #[test]
     fn counts_are_announced_only_when_they_change() {
-        let rooms = Rooms::new(10);
+        let rooms = Rooms::new(limits(10));
         let (s, c) = (StreamId("s".into()), CreatorId("c".into()));
-        let _seat = rooms.join(&s, &c).unwrap();
+        let _seat = rooms.join(&s, &c, ip("10.0.0.1")).unwrap();
         assert_eq!(
             rooms.count_changed(&s, 3),
             Some(ViewerCount {
@@ -136,7 +247,7 @@ mod tests {
             })
         );
         assert_eq!(rooms.count_changed(&s, 3), None);
-        let _second = rooms.join(&s, &c).unwrap();
+        let _second = rooms.join(&s, &c, ip("10.0.0.2")).unwrap();
         assert!(rooms.count_changed(&s, 3).is_some());
         assert_eq!(rooms.count_changed(&StreamId("none".into()), 3), None);
     }

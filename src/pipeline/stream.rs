@@ -31,6 +31,18 @@ const MAX_PENDING_FRAMES: usize = 2_000;
 /// Media time between the last frame of a publisher that dropped and the first of the one that
 /// came back: about a frame, so the gap is closed rather than filled with the time it was away.
 const RESUME_GAP: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+/// Media time beyond this is refused (the publisher is disconnected): a publisher stepping its
+/// timestamps by 2^31-1 ms once overflowed the clock arithmetic and panicked outside the RTMP
+/// panic guard, leaving the stream live for ever.
+const MAX_MEDIA_TIME: gst::ClockTime = gst::ClockTime::from_seconds(366 * 24 * 3600);
+
+/// Where a frame stamped `t_ms` (publisher milliseconds) lands on the stream's clock, which
+/// continues at `at` from the publisher's `origin_ms`; `None` beyond [`MAX_MEDIA_TIME`].
+fn media_time(at: gst::ClockTime, origin_ms: u64, t_ms: u64) -> Option<gst::ClockTime> {
+    let offset = t_ms.saturating_sub(origin_ms).checked_mul(1_000_000)?;
+    let ns = at.nseconds().checked_add(offset)?;
+    (ns <= MAX_MEDIA_TIME.nseconds()).then(|| gst::ClockTime::from_nseconds(ns))
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -408,7 +420,13 @@ impl Running {
 
     fn push(&mut self, frame: MediaFrame) -> Result<(), IngestError> {
         let (origin, at) = (self.origin_ms, self.at);
-        let ms = |t: u64| at + gst::ClockTime::from_mseconds(t.saturating_sub(origin));
+        let ms = |t: u64| {
+            media_time(at, origin, t).ok_or_else(|| {
+                IngestError::Pipeline(format!(
+                    "publisher timestamp {t} ms is out of range (more than a year of media)"
+                ))
+            })
+        };
         let (src, buffer) = match frame {
             MediaFrame::Video {
                 dts_ms,
@@ -421,8 +439,8 @@ impl Running {
                 };
                 let mut buffer = gst::Buffer::from_slice(data);
                 let b = buffer.get_mut().expect("a new buffer is writable");
-                b.set_dts(ms(dts_ms));
-                let pts = ms(dts_ms.saturating_add_signed(cts_ms as i64));
+                b.set_dts(ms(dts_ms)?);
+                let pts = ms(dts_ms.saturating_add_signed(cts_ms as i64))?;
                 b.set_pts(pts);
                 self.end = self.end.max(pts);
                 // Frames arrive in decoding order: the newest picture is the latest to show.
@@ -439,12 +457,13 @@ impl Running {
                 };
                 let mut buffer = gst::Buffer::from_slice(data);
                 let b = buffer.get_mut().expect("a new buffer is writable");
-                b.set_dts(ms(dts_ms));
-                b.set_pts(ms(dts_ms));
-                self.end = self.end.max(ms(dts_ms));
+                let t = ms(dts_ms)?;
+                b.set_dts(t);
+                b.set_pts(t);
+                self.end = self.end.max(t);
                 if self.video.is_none() {
-                    self.newest_frame = self.newest_frame.max(ms(dts_ms));
-                    self.pushed = Some(ms(dts_ms));
+                    self.newest_frame = self.newest_frame.max(t);
+                    self.pushed = Some(t);
                 }
                 (src, buffer)
             }
@@ -679,6 +698,32 @@ mod tests {
             dts_ms,
             data: Bytes::from_static(b"a"),
         }
+    }
+
+    #[test]
+    fn publisher_timestamps_stepping_by_2_pow_31_ms_are_refused_without_panicking() {
+        let at = gst::ClockTime::from_seconds(5);
+        assert_eq!(
+            media_time(at, 1_000, 1_040),
+            Some(gst::ClockTime::from_mseconds(5_040))
+        );
+        assert_eq!(
+            media_time(at, 1_000, 500),
+            Some(at),
+            "before the origin: clamped"
+        );
+        // A hostile publisher: every frame 2^31-1 ms after the previous one (what the RTMP
+        // timestamp unwrapper makes of it).
+        let mut refused = false;
+        for i in 0..20_000u64 {
+            match media_time(at, 0, i * 0x7fff_ffff) {
+                Some(ms) => assert!(ms <= MAX_MEDIA_TIME),
+                None => refused = true,
+            }
+        }
+        assert!(refused, "more than a year of media is refused");
+        assert_eq!(media_time(at, 0, u64::MAX), None);
+        assert_eq!(media_time(gst::ClockTime::MAX, 0, 1), None);
     }
 
     #[test]

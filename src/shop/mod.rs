@@ -8,6 +8,9 @@ use rand::Rng;
 
 /// Lifetime of an attribution session (and the window a bare tag looks back over).
 pub const ATTRIBUTION_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// How far a shop's clock may be off ours: an order's `at` (whole seconds, the shop's clock)
+/// counts this much before a session's start (fractions, our clock) and after the window's end.
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// Name of the attribution cookie.
 pub const SESSION_COOKIE: &str = "lf_attr";
 const SESSION_LEN: usize = 32;
@@ -49,6 +52,17 @@ pub fn valid_tag(tag: &str) -> bool {
         && tag.bytes().all(|b| edge(b) || b == b'-')
         && tag.bytes().next().is_some_and(edge)
         && tag.bytes().last().is_some_and(edge)
+}
+
+/// A product URL a click-out may redirect to: absolute http(s) with a host and no userinfo
+/// (`https://shop.example@elsewhere.example/` reads as the shop but goes elsewhere).
+pub fn product_url(url: &str) -> Option<url::Url> {
+    let parsed = url::Url::parse(url).ok()?;
+    (matches!(parsed.scheme(), "http" | "https")
+        && parsed.host_str().is_some_and(|h| !h.is_empty())
+        && parsed.username().is_empty()
+        && parsed.password().is_none())
+    .then_some(parsed)
 }
 
 /// `url` with `tag=<tag>` as its query parameter: other parameters and the fragment stay as they

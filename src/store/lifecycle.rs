@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-use super::{Error, STREAM_COLUMNS, Store, stream_from_row, ts};
+use super::{Error, STREAM_COLUMNS, Store, parsed_rows, stream_from_row, ts};
 use crate::ingest::StreamKey;
 use crate::store::model::{CreatorId, Stream, StreamId, StreamState};
 
@@ -30,7 +30,7 @@ impl Store {
             ))?;
             let rows =
                 stmt.query_map(params![creator, state.map(|s| s.as_str())], stream_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(parsed_rows("stream", rows)?)
         })
         .await
     }

@@ -90,17 +90,13 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Reads a stored time. Lenient (`+10000-…` is read too), as older versions stored any year a
+/// request named; the API now takes only years 1970–9999.
 fn parse_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, rusqlite::Error> {
     s.map(|s| {
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
+        s.parse::<DateTime<Utc>>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
     })
     .transpose()
 }
@@ -118,7 +114,38 @@ fn corrupt(what: &str) -> rusqlite::Error {
     )
 }
 
+/// The rows that convert; a row that does not (a value written by an older version or by hand)
+/// is logged and skipped, so that one bad row cannot break a listing or the start-up.
+fn parsed_rows<T>(
+    what: &str,
+    rows: impl Iterator<Item = rusqlite::Result<T>>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for row in rows {
+        match row {
+            Ok(v) => out.push(v),
+            Err(
+                e @ (rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::InvalidColumnType(..)),
+            ) => tracing::warn!(what, error = %e, "skipping a row that does not convert"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// A stream row; a conversion error names the stream.
 fn stream_from_row(row: &Row<'_>) -> rusqlite::Result<Stream> {
+    let id: String = row.get(0)?;
+    stream_fields(row).map_err(|e| match e {
+        rusqlite::Error::FromSqlConversionFailure(i, t, err) => {
+            rusqlite::Error::FromSqlConversionFailure(i, t, format!("stream {id}: {err}").into())
+        }
+        other => other,
+    })
+}
+
+fn stream_fields(row: &Row<'_>) -> rusqlite::Result<Stream> {
     Ok(Stream {
         id: StreamId(row.get(0)?),
         creator_id: CreatorId(row.get(1)?),
@@ -202,6 +229,29 @@ impl Store {
                 [],
                 |r| r.get(0),
             )?)
+        })
+        .await
+    }
+
+    /// Makes `token` the only admin token: any other (a replaced configured one, the one
+    /// generated on the first start) stops working.
+    pub async fn set_admin_token(&self, token: &str) -> Result<(), Error> {
+        let hash = hash_token(token);
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let revoked = tx.execute(
+                "DELETE FROM tokens WHERE role = 'admin' AND hash != ?1",
+                [&hash],
+            )?;
+            tx.execute(
+                "INSERT OR IGNORE INTO tokens (hash, role, creator_id, created_at) VALUES (?1, 'admin', NULL, ?2)",
+                params![hash, ts(Utc::now())],
+            )?;
+            tx.commit()?;
+            if revoked > 0 {
+                tracing::info!(revoked, "admin_token is set: earlier admin tokens revoked");
+            }
+            Ok(())
         })
         .await
     }
@@ -363,7 +413,7 @@ impl Store {
             );
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map([state.as_str()], stream_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(parsed_rows("stream", rows)?)
         })
         .await
     }
@@ -524,9 +574,13 @@ impl Store {
                 ))
             })?;
             let mut out = Vec::new();
-            for row in rows {
-                let (stream, url, transport) = row?;
-                out.push((stream, source_from(&url, &transport)?));
+            for (stream, url, transport) in parsed_rows("pulled stream", rows)? {
+                match source_from(&url, &transport) {
+                    Ok(source) => out.push((stream, source)),
+                    Err(e) => {
+                        tracing::warn!(stream = %stream.id, error = %e, "skipping a pulled stream")
+                    }
+                }
             }
             Ok(out)
         })

@@ -194,17 +194,13 @@ impl Store {
                     "UPDATE notifications SET read_at = ?2 WHERE viewer_id = ?1 AND read_at IS NULL",
                     params![v.0, now],
                 )?,
-                Some(ids) => {
-                    let mut n = 0;
-                    for id in ids {
-                        n += c.execute(
-                            "UPDATE notifications SET read_at = ?3 \
-                             WHERE viewer_id = ?1 AND id = ?2 AND read_at IS NULL",
-                            params![v.0, id, now],
-                        )?;
-                    }
-                    n
-                }
+                // One statement whatever the count (the API bounds the list).
+                Some(ids) => c.execute(
+                    "UPDATE notifications SET read_at = ?3 \
+                     WHERE viewer_id = ?1 AND read_at IS NULL \
+                     AND id IN (SELECT value FROM json_each(?2))",
+                    params![v.0, serde_json::to_string(&ids).unwrap_or_default(), now],
+                )?,
             };
             Ok(n)
         })

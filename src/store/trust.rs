@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 
-use super::{Error, Store, corrupt, parse_ts, ts, unique_violation};
+use super::{Error, Store, corrupt, parse_ts, parsed_rows, ts, unique_violation};
 use crate::store::model::{CreatorId, Stream, StreamId, ViewerId};
 
 /// A promo code of a stream, with how often it was redeemed.
@@ -222,7 +222,7 @@ impl Store {
                 "{PROMO_SELECT} WHERE p.stream_id = ?1 ORDER BY p.id"
             ))?;
             let rows = stmt.query_map([stream.0], promo_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(parsed_rows("promo", rows)?)
         })
         .await
     }
@@ -235,7 +235,7 @@ impl Store {
                 "{PROMO_SELECT} WHERE p.code_key = ?1 ORDER BY p.id DESC"
             ))?;
             let rows = stmt.query_map([key], promo_from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            Ok(parsed_rows("promo", rows)?)
         })
         .await
     }

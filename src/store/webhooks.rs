@@ -7,6 +7,8 @@ use crate::store::model::{CreatorId, Delivery, DeliveryState, Webhook, WebhookId
 
 /// Deliveries listed per request, newest first.
 const DELIVERY_PAGE: u32 = 100;
+/// Events queued once per webhook while an identical one (same `data`) is still pending.
+const COALESCED: &[&str] = &["follower.added"];
 
 fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
     let events: String = r.get(3)?;
@@ -127,6 +129,20 @@ impl Store {
             let now = ts(Utc::now());
             let mut queued = 0;
             for (id, events) in hooks {
+                // The same event still waiting for this webhook (a follow/unfollow loop) is
+                // sent once.
+                if COALESCED.contains(&event.as_str()) {
+                    let waiting: bool = tx.query_row(
+                        "SELECT EXISTS(SELECT 1 FROM webhook_deliveries WHERE webhook_id = ?1 \
+                         AND event = ?2 AND state = 'pending' \
+                         AND json_extract(body, '$.data') = json_extract(?3, '$.data'))",
+                        params![id, event, body],
+                        |r| r.get(0),
+                    )?;
+                    if waiting {
+                        continue;
+                    }
+                }
                 if events.split(',').any(|e| e == event) {
                     tx.execute(
                         "INSERT INTO webhook_deliveries \
@@ -143,18 +159,29 @@ impl Store {
         .await
     }
 
-    /// Pending deliveries due by `now`, oldest first.
+    /// Pending deliveries due by `now`: the oldest of each webhook, oldest first, with the
+    /// webhook's creator (the sender spreads its slots over webhooks and creators).
     pub async fn due_deliveries(
         &self,
         now: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<Delivery>, Error> {
+    ) -> Result<Vec<(CreatorId, Delivery)>, Error> {
         self.call(move |c| {
+            let columns = DELIVERY_COLUMNS
+                .split(", ")
+                .map(|col| format!("d.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let mut stmt = c.prepare(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
-                 WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
+                "SELECT {columns}, w.creator_id FROM webhook_deliveries d \
+                 JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.id IN (SELECT MIN(id) FROM webhook_deliveries \
+                   WHERE state = 'pending' AND next_attempt_at <= ?1 GROUP BY webhook_id) \
+                 ORDER BY d.id LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(params![ts(now), limit], delivery_from_row)?;
+            let rows = stmt.query_map(params![ts(now), limit], |r| {
+                Ok((CreatorId(r.get(11)?), delivery_from_row(r)?))
+            })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

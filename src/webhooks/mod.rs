@@ -4,18 +4,19 @@
 pub mod signature;
 pub mod target;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhooksConfig;
-use crate::store::{CreatorId, Delivery, DeliveryState, Store};
+use crate::store::{CreatorId, Delivery, DeliveryState, Store, WebhookId};
 
 /// What a webhook can subscribe to.
 pub const EVENTS: &[&str] = &[
@@ -29,6 +30,10 @@ pub const EVENTS: &[&str] = &[
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries in flight at once.
 const PARALLEL: usize = 8;
+/// Deliveries of one creator's webhooks in flight at once (one per webhook in any case).
+const PER_CREATOR: usize = 2;
+/// After the outbox could not be read, try again after this.
+const RETRY_READ: Duration = Duration::from_secs(1);
 /// Without news, look at the outbox this often anyway.
 const IDLE_POLL: Duration = Duration::from_secs(30);
 /// Backoff never grows beyond this.
@@ -87,32 +92,77 @@ impl Webhooks {
         }
     }
 
-    /// Delivers due deliveries until `shutdown`.
+    /// Delivers due deliveries until `shutdown`: up to `PARALLEL` at once, one per webhook and
+    /// `PER_CREATOR` per creator, so that one creator's slow endpoints cannot hold every slot; a
+    /// slot is refilled as soon as its attempt ends.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut attempts = JoinSet::new();
+        let mut in_flight: HashMap<tokio::task::Id, (WebhookId, CreatorId)> = HashMap::new();
         loop {
-            let now = Utc::now();
-            match self.store.due_deliveries(now, PARALLEL as u32 * 4).await {
-                Ok(due) => {
-                    futures_util::stream::iter(due)
-                        .for_each_concurrent(PARALLEL, |d| self.attempt(d))
-                        .await
+            // Due deliveries that must wait for a slot (their webhook or creator is busy, or
+            // all slots are): wake on a finished attempt rather than on the clock.
+            let mut waiting = false;
+            let mut failed = false;
+            if in_flight.len() < PARALLEL {
+                match self
+                    .store
+                    .due_deliveries(Utc::now(), PARALLEL as u32 * 4)
+                    .await
+                {
+                    Ok(due) => {
+                        for (creator, delivery) in due {
+                            let creator_busy =
+                                in_flight.values().filter(|(_, c)| *c == creator).count();
+                            if in_flight.len() >= PARALLEL
+                                || creator_busy >= PER_CREATOR
+                                || in_flight.values().any(|(h, _)| *h == delivery.webhook_id)
+                            {
+                                waiting = true;
+                                continue;
+                            }
+                            let hook = delivery.webhook_id.clone();
+                            let this = self.clone();
+                            let task = attempts.spawn(async move { this.attempt(delivery).await });
+                            in_flight.insert(task.id(), (hook, creator));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not read the webhook outbox");
+                        failed = true;
+                    }
                 }
-                Err(e) => tracing::error!(error = %e, "could not read the webhook outbox"),
+            } else {
+                waiting = true;
             }
-            let wait = match self.store.next_delivery_at().await {
-                Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-                _ => IDLE_POLL,
-            }
-            .min(IDLE_POLL);
-            if wait.is_zero() {
-                continue;
-            }
+            let wait = if failed {
+                RETRY_READ
+            } else if waiting {
+                IDLE_POLL
+            } else {
+                match self.store.next_delivery_at().await {
+                    Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                    _ => IDLE_POLL,
+                }
+                .min(IDLE_POLL)
+            };
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                () = shutdown.cancelled() => break,
+                Some(done) = attempts.join_next_with_id(), if !attempts.is_empty() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a webhook attempt failed to run");
+                            e.id()
+                        }
+                    };
+                    in_flight.remove(&id);
+                }
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
+        // Attempts cut short stay pending and are sent again after the restart.
+        attempts.shutdown().await;
     }
 
     fn backoff(&self, attempts: u32) -> Duration {

@@ -46,7 +46,8 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), 
     let (Some(t), Some(v1)) = (t, v1) else {
         return Err(Invalid::Malformed);
     };
-    if (now - t).abs() > MAX_AGE_S {
+    // abs_diff: `now - t` overflows for a `t` near i64::MIN or MAX.
+    if now.abs_diff(t) > MAX_AGE_S.unsigned_abs() {
         return Err(Invalid::Stale);
     }
     mac(secret, t, body)
@@ -57,6 +58,19 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        let now = 1_700_000_000;
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            let header = sign(b"secret", t, b"{}");
+            assert_eq!(
+                verify(b"secret", &header, b"{}", now),
+                Err(Invalid::Stale),
+                "{t}"
+            );
+        }
+    }
 
     #[test]
     fn a_signature_verifies_and_any_change_breaks_it() {

@@ -308,6 +308,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     // A dropped publisher keeps its stream live this long (30 s by default); tests/reconnect.rs
     // sets its own.
     config.ingest.reconnect_grace = Duration::from_secs(2);
+    // Test cameras are on loopback.
+    config.rtsp.allow_private_sources = true;
     config
 }
 
@@ -588,6 +590,7 @@ impl Process {
             .env("LIVEFRONT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("LIVEFRONT_CONFIG", "/dev/null")
             .env("LIVEFRONT_LADDER", "passthrough")
+            .env("LIVEFRONT_RTSP_ALLOW_PRIVATE", "true")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

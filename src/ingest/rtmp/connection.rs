@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Span, debug, info, warn};
 
 use super::RtmpConfig;
+use super::admission::Ticket;
 use super::flv::{self, AudioTag, VideoTag};
 use super::metadata;
 use super::timestamp::TimestampUnwrapper;
@@ -46,13 +47,14 @@ pub(super) async fn serve<P: Publishers>(
     socket: TcpStream,
     publishers: Arc<P>,
     config: RtmpConfig,
+    ticket: Ticket,
     shutdown: CancellationToken,
 ) {
     // Handshake and command responses are small and latency matters more than packing them.
     if let Err(e) = socket.set_nodelay(true) {
         debug!(error = %e, "could not set TCP_NODELAY");
     }
-    let mut conn = Connection::<P::Sink>::new(socket, config);
+    let mut conn = Connection::<P::Sink>::new(socket, config, ticket);
     let exit = conn.run(&*publishers, &shutdown).await;
     conn.close(exit).await;
 }
@@ -130,6 +132,8 @@ impl<S: MediaSink> Publishing<S> {
 struct Connection<S> {
     socket: TcpStream,
     config: RtmpConfig,
+    /// The connection's slot; it stops being evictable once publishing.
+    ticket: Ticket,
     setup_deadline: Instant,
     phase: Phase,
     /// Outbound bytes in the order the session produced them; flushed after each input batch.
@@ -144,9 +148,10 @@ struct Connection<S> {
 }
 
 impl<S: MediaSink> Connection<S> {
-    fn new(socket: TcpStream, config: RtmpConfig) -> Self {
+    fn new(socket: TcpStream, config: RtmpConfig, ticket: Ticket) -> Self {
         Self {
             socket,
+            ticket,
             setup_deadline: Instant::now() + config.setup_timeout,
             config,
             phase: Phase::Handshake(Box::new(Handshake::new(PeerType::Server))),
@@ -175,6 +180,9 @@ impl<S: MediaSink> Connection<S> {
                 biased;
                 () = shutdown.cancelled() => {
                     return Exit::ServerEnded("server shutting down".into());
+                }
+                () = self.ticket.evicted.cancelled(), if self.publishing.is_none() => {
+                    return Exit::ServerEnded("made room for a newer connection before publishing".into());
                 }
                 () = wait_ended(&mut self.publishing) => {
                     return Exit::ServerEnded("stream ended".into());
@@ -393,6 +401,7 @@ impl<S: MediaSink> Connection<S> {
         };
         self.queue(results);
         let ended: EndedFuture = Box::pin(sink.ended());
+        self.ticket.publishing();
         self.publishing = Some(Publishing {
             sink,
             ended,

@@ -43,17 +43,25 @@ pub struct Pulls<P: Publishers> {
     tasks: TaskTracker,
     pulls: Mutex<HashMap<StreamId, Pull>>,
     generations: std::sync::atomic::AtomicU64,
+    /// `rtsp.allow_private_sources`: pull from loopback, private and link-local addresses too.
+    allow_private: bool,
 }
 
 impl<P: Publishers> Pulls<P> {
-    pub fn new(publishers: Arc<P>, shutdown: CancellationToken) -> Arc<Self> {
+    pub fn new(publishers: Arc<P>, allow_private: bool, shutdown: CancellationToken) -> Arc<Self> {
         Arc::new(Pulls {
             publishers,
             shutdown,
             tasks: TaskTracker::new(),
             pulls: Mutex::new(HashMap::new()),
             generations: std::sync::atomic::AtomicU64::new(0),
+            allow_private,
         })
+    }
+
+    /// Whether pulling from `source` is allowed here (see `rtsp.allow_private_sources`).
+    pub async fn check(&self, source: &PullSource) -> Result<(), SourceError> {
+        source.check_address(self.allow_private).await
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<StreamId, Pull>> {
@@ -133,6 +141,20 @@ impl<P: Publishers> Pulls<P> {
 
     /// One camera connection: connect, authorize, push frames until something ends it.
     async fn pull_once(&self, key: &str, source: &PullSource, stop: &CancellationToken) -> Next {
+        // Again before every connection: a name may resolve elsewhere now (or the store holds a
+        // source from before the check existed).
+        let checked = tokio::select! {
+            () = stop.cancelled() => return Next::Stop,
+            c = self.check(source) => c,
+        };
+        match checked {
+            Ok(()) => {}
+            Err(e @ SourceError::Private { .. }) => {
+                warn!(reason = %e, "source refused; pulling stops");
+                return Next::Stop;
+            }
+            Err(e) => return Next::Retry(e.to_string()),
+        }
         let connected = tokio::select! {
             () = stop.cancelled() => return Next::Stop,
             c = session::connect(source) => c,

@@ -49,7 +49,20 @@ pub enum SourceError {
     NotRtsp,
     #[error("source url has no host")]
     NoHost,
+    #[error("source host {0} does not resolve")]
+    Unresolved(String),
+    #[error(
+        "source host {host} resolves to {addr}, a loopback, private or link-local address \
+         (allow with rtsp.allow_private_sources)"
+    )]
+    Private {
+        host: String,
+        addr: std::net::IpAddr,
+    },
 }
+
+/// RTSP's default port.
+const DEFAULT_PORT: u16 = 554;
 
 impl PullSource {
     pub fn parse(url: &str, transport: Transport) -> Result<PullSource, SourceError> {
@@ -61,6 +74,31 @@ impl PullSource {
             return Err(SourceError::NoHost);
         }
         Ok(PullSource { url, transport })
+    }
+
+    /// Resolves the host and refuses loopback, private and link-local addresses unless
+    /// `allow_private` (the webhooks' policy: a creator must not make the server pull from its
+    /// own network). Checked when a pull is created and before every connection.
+    pub async fn check_address(&self, allow_private: bool) -> Result<(), SourceError> {
+        let host = self.url.host_str().ok_or(SourceError::NoHost)?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let port = self.url.port().unwrap_or(DEFAULT_PORT);
+        let unresolved = || SourceError::Unresolved(host.to_string());
+        let addrs: Vec<_> = tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(|_| unresolved())?
+            .collect();
+        if addrs.is_empty() {
+            return Err(unresolved());
+        }
+        if !allow_private && let Some(a) = addrs.iter().find(|a| crate::address::is_private(a.ip()))
+        {
+            return Err(SourceError::Private {
+                host: host.to_string(),
+                addr: a.ip(),
+            });
+        }
+        Ok(())
     }
 
     /// The whole URL, credentials included: for the store and the RTSP client only.
@@ -126,6 +164,28 @@ impl fmt::Display for PullSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn loopback_and_private_sources_are_refused_unless_allowed() {
+        for url in [
+            "rtsp://127.0.0.1:8554/cam",
+            "rtsp://localhost/cam",
+            "rtsp://10.0.0.9/live",
+            "rtsp://[::1]:8554/cam",
+        ] {
+            let s = PullSource::parse(url, Transport::Tcp).unwrap();
+            assert!(
+                matches!(
+                    s.check_address(false).await,
+                    Err(SourceError::Private { .. })
+                ),
+                "{url}"
+            );
+            assert_eq!(s.check_address(true).await, Ok(()), "{url}");
+        }
+        let public = PullSource::parse("rtsp://93.184.216.34/cam", Transport::Tcp).unwrap();
+        assert_eq!(public.check_address(false).await, Ok(()));
+    }
 
     #[test]
     fn credentials_stay_out_of_logs_and_responses() {
