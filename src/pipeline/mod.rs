@@ -8,6 +8,7 @@ pub mod overload;
 pub mod registry;
 pub mod spec;
 pub mod stream;
+pub mod timeline;
 
 pub use registry::StreamRegistry;
 

@@ -15,6 +15,7 @@ use super::build;
 use super::health::{HealthReport, IngestHealth};
 use super::ladder::LadderSpec;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
+use super::timeline::{Adjustment, Stamp, TrackTimeline};
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
 use crate::output::cmaf::Arrivals;
 use crate::output::codecs;
@@ -97,6 +98,9 @@ pub struct Running {
     newest_frame: gst::ClockTime,
     /// Media time of the last picture (sound without video) pushed, taken by `push_running`.
     pushed: Option<gst::ClockTime>,
+    /// Each track's buffer timestamps: strictly increasing decoding times (see `timeline`).
+    video_time: TrackTimeline,
+    audio_time: TrackTimeline,
     resumes: build::Resumes,
     eos: oneshot::Receiver<Result<(), String>>,
 }
@@ -332,6 +336,8 @@ impl Running {
             end: gst::ClockTime::ZERO,
             newest_frame: gst::ClockTime::ZERO,
             pushed: None,
+            video_time: TrackTimeline::default(),
+            audio_time: TrackTimeline::default(),
             resumes: built.resumes,
             eos,
         };
@@ -376,6 +382,8 @@ impl Running {
         }
         self.origin_ms = origin_ms;
         self.at = self.end + RESUME_GAP;
+        self.video_time.restart();
+        self.audio_time.restart();
         self.resumes
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         if let Some(avcc) = &tracks.video {
@@ -397,10 +405,14 @@ impl Running {
                 let Some(src) = &self.video else {
                     return Ok(());
                 };
+                let stamp = self
+                    .video_time
+                    .stamp(ms(dts_ms).nseconds(), i64::from(cts_ms) * 1_000_000);
+                note_adjustment("video", stamp, &self.video_time);
+                let pts = gst::ClockTime::from_nseconds(stamp.pts);
                 let mut buffer = gst::Buffer::from_slice(data);
                 let b = buffer.get_mut().expect("a new buffer is writable");
-                b.set_dts(ms(dts_ms));
-                let pts = ms(dts_ms.saturating_add_signed(cts_ms as i64));
+                b.set_dts(gst::ClockTime::from_nseconds(stamp.dts));
                 b.set_pts(pts);
                 self.end = self.end.max(pts);
                 // Frames arrive in decoding order: the newest picture is the latest to show.
@@ -415,14 +427,17 @@ impl Running {
                 let Some(src) = &self.audio else {
                     return Ok(());
                 };
+                let stamp = self.audio_time.stamp(ms(dts_ms).nseconds(), 0);
+                note_adjustment("audio", stamp, &self.audio_time);
+                let pts = gst::ClockTime::from_nseconds(stamp.pts);
                 let mut buffer = gst::Buffer::from_slice(data);
                 let b = buffer.get_mut().expect("a new buffer is writable");
-                b.set_dts(ms(dts_ms));
-                b.set_pts(ms(dts_ms));
-                self.end = self.end.max(ms(dts_ms));
+                b.set_dts(pts);
+                b.set_pts(pts);
+                self.end = self.end.max(pts);
                 if self.video.is_none() {
-                    self.newest_frame = self.newest_frame.max(ms(dts_ms));
-                    self.pushed = Some(ms(dts_ms));
+                    self.newest_frame = self.newest_frame.max(pts);
+                    self.pushed = Some(pts);
                 }
                 (src, buffer)
             }
@@ -475,6 +490,25 @@ impl Running {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         result
+    }
+}
+
+/// Logs the first frames of a track whose timestamps had to be changed, and each restart of the
+/// publisher's clock.
+fn note_adjustment(track: &'static str, stamp: Stamp, timeline: &TrackTimeline) {
+    match stamp.adjustment {
+        Adjustment::Kept => {}
+        Adjustment::Nudged if timeline.adjusted <= 3 => tracing::debug!(
+            track,
+            dts_ns = stamp.dts,
+            "publisher timestamp not after the previous frame's; moved 1 ms on"
+        ),
+        Adjustment::Nudged => {}
+        Adjustment::Rebased => tracing::warn!(
+            track,
+            dts_ns = stamp.dts,
+            "publisher clock went back; the track continues after its previous frame"
+        ),
     }
 }
 
