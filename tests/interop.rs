@@ -82,7 +82,8 @@ async fn publish_and_check(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("{label}: cannot start the publisher"))?;
-    // Live while it publishes (the bug ended the stream 0.3 s after the publish was accepted).
+    // Live with HLS while it publishes (the bug ended the stream 0.3 s after the publish was
+    // accepted); that it stayed live to the end shows in the durations below.
     let api = &server.api;
     wait_for(
         &format!("{label}: live with a segment"),
