@@ -1,4 +1,5 @@
 //! Pipelines: one GStreamer pipeline per live stream, and the registry that owns them.
+pub mod branch;
 pub mod build;
 pub mod bus;
 pub mod clips;

@@ -11,6 +11,7 @@ use gstreamer_app as gst_app;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::branch::Branch;
 use super::build;
 use super::health::{HealthReport, IngestHealth};
 use super::ladder::LadderSpec;
@@ -57,6 +58,8 @@ pub struct LiveStream {
     pub finished: CancellationToken,
     running: Mutex<Option<Running>>,
     failure: Mutex<Option<String>>,
+    /// Branches that failed and were dropped while the stream went on, with why.
+    failed_branches: Mutex<Vec<(Branch, String)>>,
     /// Set when the creator ended the stream (not just a publisher leaving or a shutdown).
     ended_by_creator: std::sync::atomic::AtomicBool,
     /// Set when an admin took the stream down: it is practice from then on, whatever sets a mode.
@@ -130,6 +133,7 @@ impl LiveStream {
             finished: CancellationToken::new(),
             running: Mutex::new(None),
             failure: Mutex::new(None),
+            failed_branches: Mutex::new(Vec::new()),
             ended_by_creator: std::sync::atomic::AtomicBool::new(false),
             taken_down: std::sync::atomic::AtomicBool::new(false),
             focus: tokio::sync::Mutex::new(None),
@@ -281,6 +285,23 @@ impl LiveStream {
 
     pub fn failure(&self) -> Option<String> {
         lock(&self.failure).clone()
+    }
+
+    /// A branch failed and was dropped; the stream goes on. Reported in health until the end.
+    pub fn branch_failed(&self, branch: &Branch, reason: &str) {
+        lock(&self.health).add_warning(format!(
+            "{} failed and was stopped; the stream goes on without it ({reason})",
+            branch.label()
+        ));
+        lock(&self.failed_branches).push((branch.clone(), reason.to_string()));
+    }
+
+    /// Why `branch` failed, if it did.
+    pub fn branch_failure(&self, branch: &Branch) -> Option<String> {
+        lock(&self.failed_branches)
+            .iter()
+            .find(|(b, _)| b == branch)
+            .map(|(_, why)| why.clone())
     }
 
     pub fn has_pipeline(&self) -> bool {
