@@ -16,6 +16,8 @@
 //!   frame on the track continues [`MIN_STEP_NS`] after its previous frame.
 //! - PTS is the (moved) DTS plus the frame's composition offset, and never before the DTS: a
 //!   negative offset that would put it there is clamped (no container can hold PTS < DTS).
+//! - A PTS equal to the previous frame's (with another DTS: a clamped offset, a broken encoder)
+//!   moves [`MIN_STEP_NS`] later, for the same reason as equal DTS: the parser would drop it.
 //! - Forward jumps are kept: an encoder that paused leaves a gap in the media.
 
 /// The smallest step between two decoding times: a millisecond, the resolution of RTMP.
@@ -47,6 +49,7 @@ pub struct Stamp {
 #[derive(Debug, Default, Clone)]
 pub struct TrackTimeline {
     last_dts: Option<u64>,
+    last_pts: Option<u64>,
     /// Added to every DTS after a clock restart.
     offset: u64,
     /// Frames whose timestamps were changed.
@@ -73,10 +76,20 @@ impl TrackTimeline {
         if adjustment != Adjustment::Kept {
             self.adjusted += 1;
         }
+        let mut pts = dts.saturating_add_signed(cts_ns).max(dts);
+        let mut adjustment = adjustment;
+        if self.last_pts == Some(pts) {
+            pts = pts.saturating_add(MIN_STEP_NS);
+            if adjustment == Adjustment::Kept {
+                adjustment = Adjustment::Nudged;
+                self.adjusted += 1;
+            }
+        }
         self.last_dts = Some(dts);
+        self.last_pts = Some(pts);
         Stamp {
             dts,
-            pts: dts.saturating_add_signed(cts_ns).max(dts),
+            pts,
             adjustment,
         }
     }
@@ -84,6 +97,7 @@ impl TrackTimeline {
     /// Starts over at a new base (a publisher that came back): nothing before is compared with.
     pub fn restart(&mut self) {
         self.last_dts = None;
+        self.last_pts = None;
         self.offset = 0;
     }
 }
@@ -178,6 +192,16 @@ mod tests {
         t.stamp(0, 0);
         assert_eq!(ms(t.stamp(3_600_000 * MS, 0)), (3_600_000, 3_600_000));
         assert_eq!(t.adjusted, 0);
+    }
+
+    #[test]
+    fn a_presentation_time_equal_to_the_previous_one_moves_on() {
+        // A P-frame whose negative offset is clamped lands on the B-frame before it.
+        let mut t = TrackTimeline::default();
+        assert_eq!(ms(t.stamp(0, 33 * MS as i64)), (0, 33));
+        let s = t.stamp(33 * MS, -40 * MS as i64);
+        assert_eq!((ms(s), s.adjustment), ((33, 34), Adjustment::Nudged));
+        assert_eq!(ms(t.stamp(67 * MS, 0)), (67, 67));
     }
 
     #[test]
