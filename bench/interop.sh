@@ -53,7 +53,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- server -------------------------------------------------------------------------------------
-LIVEFRONT_DATA_DIR=$TMP/data LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 \
+# (LIVEFRONT_BIN is this script's knob, not the server's: every LIVEFRONT_ variable is config.)
+env -u LIVEFRONT_BIN LIVEFRONT_DATA_DIR=$TMP/data LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 \
   LIVEFRONT_SRT_ADDR=127.0.0.1:0 LIVEFRONT_RTSP_ADDR=127.0.0.1:0 LIVEFRONT_ADMIN_TOKEN=$ADMIN \
   LIVEFRONT_CONFIG=/dev/null LIVEFRONT_LADDER=passthrough RUST_LOG=${RUST_LOG:-warn} \
   "$LIVEFRONT_BIN" serve >"$TMP/server.out" 2>"$TMP/server.log" &
@@ -145,6 +146,12 @@ PUBLISHERS=(ffmpeg-bf0-gop1-44k-mono ffmpeg-bf2-gop2-48k-stereo ffmpeg-bf3-gop4-
   ffmpeg-audio-only ffmpeg-video-only ffmpeg-srt gst-rtmp2sink-30fps-bf0 gst-rtmp2sink-30fps-bf2
   gst-rtmp2sink-60fps-bf0 gst-rtmp2sink-60fps-bf2 gst-srtsink-mpegtsmux srt-live-transmit)
 
+# "h264,aac": the codecs ffprobe finds (a master playlist's programs list them again: not counted).
+codecs_of() {
+  timeout 60 ffprobe -v error -show_entries stream=codec_name -of json "$1" |
+    jq -r '[.streams[].codec_name] | join(",")'
+}
+
 # One try; sets RESULT to "ok" or the reason it failed.
 try_once() {
   local name=$1 n=$2 id key
@@ -177,11 +184,9 @@ check_try() {
   [ "$state" = ready ] || { echo "recording $state: $(jq -c .recording <<<"$v")"; return; }
   dur=$(jq -r .recording.duration_s <<<"$v")
   awk -v d="$dur" -v s="$S" 'BEGIN { exit !(d >= s - 0.7) }' || { echo "recording $dur s of $S"; return; }
-  rec_codecs=$(ffprobe -v error -show_entries stream=codec_name -of csv=p=0 \
-    "$TMP/data/streams/$id/recording.mp4" | paste -sd, -)
+  rec_codecs=$(codecs_of "$TMP/data/streams/$id/recording.mp4")
   [ "$rec_codecs" = "$(tracks_of "$name")" ] || { echo "recording has $rec_codecs"; return; }
-  codecs=$(timeout 60 ffprobe -v error -show_entries stream=codec_name -of csv=p=0 \
-    "$HTTP/hls/$id/master.m3u8" | paste -sd, -)
+  codecs=$(codecs_of "$HTTP/hls/$id/master.m3u8")
   [ "$codecs" = "$(tracks_of "$name")" ] || { echo "HLS has $codecs"; return; }
   echo ok
 }
@@ -202,6 +207,11 @@ for n in $(seq "$N"); do
   done
 done
 ELAPSED=$(($(date +%s) - START))
+LOAD_STATE=none
+if [ "$LOAD" = 1 ]; then
+  LOAD_STATE=$(stream_json "$LOAD_ID" | jq -r '"\(.state); warnings: \((.health.warnings // []) | join("; "))"' 2>/dev/null || echo "?")
+  log "load stream at the end: $LOAD_STATE"
+fi
 
 TABLE="| publisher | successes / tries |
 |---|---|"
@@ -216,7 +226,7 @@ if [ -z "${BENCH_NO_README:-}" ]; then
     echo
     echo "### interop.sh, $(date -u +%Y-%m-%dT%H:%MZ) ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
     echo
-    echo "N=$N, ${PUBLISH_S} s per publish at 320x240, load: $([ "$LOAD" = 1 ] && echo '720p30 through the default ladder beside it' || echo none);" \
+    echo "N=$N, ${PUBLISH_S} s per publish at 320x240, load: $([ "$LOAD" = 1 ] && echo "720p30 through the default ladder beside it (at the end: $LOAD_STATE)" || echo none);" \
       "binary \`${LIVEFRONT_BIN#"$ROOT"/}\`; $(nproc) cores; ${ELAPSED} s.${BENCH_NOTE:+ Note: $BENCH_NOTE}"
     echo
     echo "$TABLE"
