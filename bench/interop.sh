@@ -209,7 +209,7 @@ done
 ELAPSED=$(($(date +%s) - START))
 LOAD_STATE=none
 if [ "$LOAD" = 1 ]; then
-  LOAD_STATE=$(stream_json "$LOAD_ID" | jq -r '"\(.state); warnings: \((.health.warnings // []) | join("; "))"' 2>/dev/null || echo "?")
+  LOAD_STATE=$(stream_json "$LOAD_ID" | jq -r '"\(.state); health warnings: \((.health.warnings // []) | if . == [] then "none" else join("; ") end)"' 2>/dev/null || echo "?")
   log "load stream at the end: $LOAD_STATE"
 fi
 
