@@ -200,7 +200,85 @@ pub fn remove(pipeline: &gst::Pipeline, branch: &Branch, rungs: &[&str]) -> Vec<
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
     use super::*;
+
+    /// A tee feeding a "source rendition" and a "recording" whose file sink writes to a full disk.
+    #[test]
+    fn a_failed_branch_is_cut_off_and_the_rest_flows_on_to_eos() {
+        gst::init().unwrap();
+        let pipeline = gst::parse::launch(
+            "videotestsrc name=src-video is-live=true ! video/x-raw,width=64,height=48,framerate=100/1 \
+             ! tee name=tee-video ! queue name=queue-hls-video ! fakesink name=hls-source sync=false \
+             tee-video. ! queue name=queue-rec-video ! capsfilter ! filesink name=rec-sink location=/dev/full async=false",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        guard(&pipeline, &[]);
+        let shown = Arc::new(AtomicU64::new(0));
+        let counter = shown.clone();
+        let sink = pipeline.by_name("hls-source").unwrap();
+        sink.static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        let bus = pipeline.bus().unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let error = bus
+            .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
+            .expect("the recording fails");
+        let source = error.src().unwrap().downcast_ref::<gst::Element>().unwrap();
+        assert_eq!(source.name(), "rec-sink");
+        assert_eq!(of_element(source, &[]), Branch::Recording);
+        // The guard alone: the source rendition goes on, no error reaches the ingest (without it,
+        // `src-video` stops with "streaming stopped, reason error").
+        let before = shown.load(Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while shown.load(Ordering::Relaxed) < before + 50 {
+            assert!(Instant::now() < deadline, "the source rendition stopped");
+            if let Some(msg) = bus.timed_pop_filtered(
+                gst::ClockTime::from_mseconds(100),
+                &[gst::MessageType::Error],
+            ) {
+                let name = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+                assert!(
+                    of_name(&name, &[]) == Some(Branch::Recording),
+                    "an error outside the recording: {msg:?}"
+                );
+            }
+        }
+        // Then the branch leaves the pipeline.
+        let removed = remove(&pipeline, &Branch::Recording, &[]);
+        assert_eq!(removed.len(), 3, "{removed:?}");
+        assert!(
+            removed
+                .iter()
+                .all(|n| n.starts_with("capsfilter") || of_name(n, &[]) == Some(Branch::Recording))
+        );
+        assert!(pipeline.by_name("rec-sink").is_none());
+        // EOS no longer waits for the recording's sink.
+        pipeline.send_event(gst::event::Eos::new());
+        loop {
+            let msg = bus
+                .timed_pop_filtered(
+                    gst::ClockTime::from_seconds(10),
+                    &[gst::MessageType::Eos, gst::MessageType::Error],
+                )
+                .expect("EOS");
+            if msg.type_() == gst::MessageType::Eos {
+                break;
+            }
+            let name = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+            assert_eq!(of_name(&name, &[]), Some(Branch::Recording), "{msg:?}");
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
 
     const RUNGS: &[&str] = &["720p", "240p"];
 
