@@ -374,6 +374,17 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             let _ = writeln!(body, "{name}{{quantile=\"{q}\"}} {seconds:.4}");
         }
     }
+    let _ = write!(
+        body,
+        "# HELP livefront_branch_failures_total Pipeline branches that failed and were dropped while their stream went on.\n\
+         # TYPE livefront_branch_failures_total counter\n"
+    );
+    for (kind, n) in c.branch_failures.by_kind() {
+        let _ = writeln!(
+            body,
+            "livefront_branch_failures_total{{branch=\"{kind}\"}} {n}"
+        );
+    }
     if let Ok(counts) = state.store.stream_counts().await {
         let name = "livefront_streams";
         let _ = write!(

@@ -424,6 +424,8 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
     if spec.tracks.has_video() {
         keep_recording_caps(&pipeline)?;
     }
+    let rungs: Vec<&str> = spec.rungs.iter().map(|r| r.name.as_str()).collect();
+    super::branch::guard(&pipeline, &rungs);
     if spec.decodes() && spec.thumbnail.is_some() {
         write_thumbnails(&pipeline, &spec.paths, visibility.clone())?;
     }

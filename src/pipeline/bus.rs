@@ -1,5 +1,6 @@
-//! A stream pipeline's bus: closed segments go to the HLS output, errors end the stream, EOS
-//! tells the stopper that the files are complete.
+//! A stream pipeline's bus: closed segments go to the HLS output, an error in a branch (recording,
+//! poster, RTSP out, a rung) drops that branch, an error in the ingest ends the stream, EOS tells
+//! the stopper that the files are complete.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio::sync::oneshot;
 
+use super::branch::{self, Branch};
 use super::spec::SOURCE_RENDITION;
 use super::stream::LiveStream;
 use crate::output::codecs;
@@ -27,16 +29,23 @@ pub struct TrackConfig {
     pub asc: Option<bytes::Bytes>,
 }
 
+/// Told once per branch that failed, with the reason (the element and its error), after the
+/// branch was taken out of the pipeline.
+pub type OnBranchFailure = Box<dyn Fn(&Branch, &str) + Send + Sync>;
+
 /// Runs until EOS or an error; reports which on `eos`.
 pub async fn watch(
     bus: gst::Bus,
     pipeline: gst::Pipeline,
     stream: Arc<LiveStream>,
     config: TrackConfig,
+    rungs: Vec<String>,
+    on_branch_failure: OnBranchFailure,
     eos: oneshot::Sender<Result<(), String>>,
 ) {
     let mut messages = bus.stream();
     let mut described = std::collections::HashSet::new();
+    let mut failed = std::collections::HashSet::new();
     let result = loop {
         let Some(msg) = messages.next().await else {
             break Err("bus closed".to_string());
@@ -97,6 +106,28 @@ pub async fn watch(
                     .map(|s| s.path_string().to_string())
                     .unwrap_or_default();
                 let details = err.debug().map(|d| d.to_string()).unwrap_or_default();
+                let names: Vec<&str> = rungs.iter().map(String::as_str).collect();
+                let source = msg.src().and_then(|s| s.downcast_ref::<gst::Element>());
+                let failed_branch =
+                    source.map_or(Branch::Ingest, |e| branch::of_element(e, &names));
+                if failed_branch != Branch::Ingest {
+                    if !failed.insert(failed_branch.clone()) {
+                        // The branch's queues report the same failure as their own.
+                        tracing::debug!(branch = %failed_branch.label(), %element, error = %err.error(), "failed branch");
+                        continue;
+                    }
+                    tracing::warn!(branch = %failed_branch.label(), %element, error = %err.error(), %details,
+                        "branch failed; dropping it, the stream goes on");
+                    let (p, b, r) = (pipeline.clone(), failed_branch.clone(), rungs.clone());
+                    let removed = tokio::task::spawn_blocking(move || {
+                        let names: Vec<&str> = r.iter().map(String::as_str).collect();
+                        branch::remove(&p, &b, &names)
+                    })
+                    .await;
+                    tracing::debug!(branch = %failed_branch.label(), ?removed, "branch removed");
+                    on_branch_failure(&failed_branch, &format!("{element}: {}", err.error()));
+                    continue;
+                }
                 tracing::error!(%element, error = %err.error(), %details, "pipeline error; ending the stream");
                 stream.fail(format!("{element}: {}", err.error()));
                 break Err(format!("{element}: {}", err.error()));

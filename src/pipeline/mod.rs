@@ -1,4 +1,5 @@
 //! Pipelines: one GStreamer pipeline per live stream, and the registry that owns them.
+pub mod branch;
 pub mod build;
 pub mod bus;
 pub mod clips;
@@ -8,6 +9,7 @@ pub mod overload;
 pub mod registry;
 pub mod spec;
 pub mod stream;
+pub mod timeline;
 
 pub use registry::StreamRegistry;
 

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::branch::Branch;
 use super::bus::{self, TrackConfig};
 use super::clips;
 use super::ladder::LadderSpec;
@@ -37,8 +38,41 @@ pub struct Counters {
     pub publishes_refused: AtomicU64,
     pub streams_finalized: AtomicU64,
     pub pipeline_failures: AtomicU64,
+    /// Branches (recording, poster, RTSP out, rungs) that failed and were dropped, by kind.
+    pub branch_failures: BranchFailures,
     /// How long after their last frame low-latency parts are listed.
     pub part_latency: Arc<cmaf::PartLatency>,
+}
+
+/// Failed branches by kind (`Branch::kind`).
+#[derive(Debug, Default)]
+pub struct BranchFailures {
+    pub recording: AtomicU64,
+    pub poster: AtomicU64,
+    pub rtsp: AtomicU64,
+    pub rung: AtomicU64,
+}
+
+impl BranchFailures {
+    fn counter(&self, branch: &Branch) -> Option<&AtomicU64> {
+        match branch {
+            Branch::Recording => Some(&self.recording),
+            Branch::Poster => Some(&self.poster),
+            Branch::RtspOut => Some(&self.rtsp),
+            Branch::Rung(_) => Some(&self.rung),
+            Branch::Ingest => None,
+        }
+    }
+
+    /// (kind, count) of every kind.
+    pub fn by_kind(&self) -> [(&'static str, u64); 4] {
+        [
+            ("recording", self.recording.load(Ordering::Relaxed)),
+            ("poster", self.poster.load(Ordering::Relaxed)),
+            ("rtsp", self.rtsp.load(Ordering::Relaxed)),
+            ("rung", self.rung.load(Ordering::Relaxed)),
+        ]
+    }
 }
 
 struct Inner {
@@ -337,6 +371,49 @@ impl StreamRegistry {
         }
     }
 
+    /// What happens when a branch of `stream`'s pipeline fails (it is already out of the
+    /// pipeline): counted, warned about in health, and a failed recording is marked failed with
+    /// the reason at once; a failed rung leaves the master playlist; RTSP viewers are let go.
+    fn on_branch_failure(
+        &self,
+        stream: Arc<LiveStream>,
+        span: tracing::Span,
+    ) -> bus::OnBranchFailure {
+        let registry = self.clone();
+        Box::new(move |branch: &Branch, reason: &str| {
+            let _enter = span.enter();
+            if let Some(counter) = registry.inner.counters.branch_failures.counter(branch) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            stream.branch_failed(branch, reason);
+            match branch {
+                Branch::Recording => {
+                    let store = registry.inner.store.clone();
+                    let rec = recording_failed(&stream.id, reason);
+                    registry.inner.tasks.spawn(
+                        async move {
+                            if let Err(e) = store.set_recording(rec).await {
+                                tracing::error!(error = %e, "could not mark the recording failed");
+                            }
+                        }
+                        .in_current_span(),
+                    );
+                }
+                Branch::Rung(rung) => {
+                    for out in stream.outputs() {
+                        out.drop_rendition(rung);
+                    }
+                }
+                Branch::RtspOut => {
+                    if let Some(rtsp) = registry.inner.rtsp.get() {
+                        rtsp.unpublish(&stream.id);
+                    }
+                }
+                Branch::Poster | Branch::Ingest => {}
+            }
+        })
+    }
+
     /// Stops the pipeline, closes the playlists, finalises the recording, marks the stream ended.
     /// A publisher that leaves before sending any media ends nothing: the stream stays ready for
     /// the next attempt (OBS connection tests, a misconfigured encoder), unless the creator ended it.
@@ -357,7 +434,17 @@ impl StreamRegistry {
                         tracing::error!(error = %e, "could not write the VOD playlists");
                     }
                 }
-                self.finalize_recording(&stream.id, &stream.paths).await;
+                match stream.branch_failure(&Branch::Recording) {
+                    // Failed while live: nothing to finalise; it stays failed.
+                    Some(why) => {
+                        tracing::warn!(reason = %why, "the recording failed during the stream");
+                        let rec = recording_failed(&stream.id, &why);
+                        if let Err(e) = store.set_recording(rec).await {
+                            tracing::error!(error = %e, "could not mark the recording failed");
+                        }
+                    }
+                    None => self.finalize_recording(&stream.id, &stream.paths).await,
+                }
                 self.inner
                     .counters
                     .streams_finalized
@@ -462,9 +549,20 @@ impl StreamRegistry {
             asc: tracks.audio.clone(),
         };
         let span = tracing::info_span!("stream", id = %stream.id, proto = stream.proto().as_str());
-        self.inner
-            .tasks
-            .spawn(bus::watch(bus, pipeline, stream.clone(), config, eos_tx).instrument(span));
+        let rungs = spec.rungs.iter().map(|r| r.name.clone()).collect();
+        let on_branch_failure = self.on_branch_failure(stream.clone(), span.clone());
+        self.inner.tasks.spawn(
+            bus::watch(
+                bus,
+                pipeline,
+                stream.clone(),
+                config,
+                rungs,
+                on_branch_failure,
+                eos_tx,
+            )
+            .instrument(span),
+        );
         let watched: Vec<Watched> = overruns
             .into_iter()
             .map(|(name, overruns)| Watched {
@@ -548,6 +646,17 @@ impl StreamRegistry {
             stream::push_running(stream, frame)?;
         }
         Ok(())
+    }
+}
+
+/// The recording of a stream whose recording branch failed while it was live.
+fn recording_failed(id: &StreamId, reason: &str) -> Recording {
+    Recording {
+        stream_id: id.clone(),
+        state: RecordingState::Failed,
+        bytes: 0,
+        duration_ms: 0,
+        error: Some(format!("recording stopped during the stream: {reason}")),
     }
 }
 

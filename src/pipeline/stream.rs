@@ -11,10 +11,12 @@ use gstreamer_app as gst_app;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::branch::Branch;
 use super::build;
 use super::health::{HealthReport, IngestHealth};
 use super::ladder::LadderSpec;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
+use super::timeline::{Adjustment, Stamp, TrackTimeline};
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
 use crate::output::cmaf::Arrivals;
 use crate::output::codecs;
@@ -71,6 +73,8 @@ pub struct LiveStream {
     pub finished: CancellationToken,
     running: Mutex<Option<Running>>,
     failure: Mutex<Option<String>>,
+    /// Branches that failed and were dropped while the stream went on, with why.
+    failed_branches: Mutex<Vec<(Branch, String)>>,
     /// Set when the creator ended the stream (not just a publisher leaving or a shutdown).
     ended_by_creator: std::sync::atomic::AtomicBool,
     /// Set when an admin took the stream down: it is practice from then on, whatever sets a mode.
@@ -112,6 +116,9 @@ pub struct Running {
     newest_frame: gst::ClockTime,
     /// Media time of the last picture (sound without video) pushed, taken by `push_running`.
     pushed: Option<gst::ClockTime>,
+    /// Each track's buffer timestamps: strictly increasing decoding times (see `timeline`).
+    video_time: TrackTimeline,
+    audio_time: TrackTimeline,
     resumes: build::Resumes,
     eos: oneshot::Receiver<Result<(), String>>,
 }
@@ -147,6 +154,7 @@ impl LiveStream {
             finished: CancellationToken::new(),
             running: Mutex::new(None),
             failure: Mutex::new(None),
+            failed_branches: Mutex::new(Vec::new()),
             ended_by_creator: std::sync::atomic::AtomicBool::new(false),
             taken_down: std::sync::atomic::AtomicBool::new(false),
             focus: tokio::sync::Mutex::new(None),
@@ -312,6 +320,23 @@ impl LiveStream {
         lock(&self.failure).clone()
     }
 
+    /// A branch failed and was dropped; the stream goes on. Reported in health until the end.
+    pub fn branch_failed(&self, branch: &Branch, reason: &str) {
+        lock(&self.health).add_warning(format!(
+            "{} failed and was stopped; the stream goes on without it ({reason})",
+            branch.label()
+        ));
+        lock(&self.failed_branches).push((branch.clone(), reason.to_string()));
+    }
+
+    /// Why `branch` failed, if it did.
+    pub fn branch_failure(&self, branch: &Branch) -> Option<String> {
+        lock(&self.failed_branches)
+            .iter()
+            .find(|(b, _)| b == branch)
+            .map(|(_, why)| why.clone())
+    }
+
     pub fn has_pipeline(&self) -> bool {
         lock(&self.running).is_some()
     }
@@ -366,6 +391,8 @@ impl Running {
             end: gst::ClockTime::ZERO,
             newest_frame: gst::ClockTime::ZERO,
             pushed: None,
+            video_time: TrackTimeline::default(),
+            audio_time: TrackTimeline::default(),
             resumes: built.resumes,
             eos,
         };
@@ -410,6 +437,8 @@ impl Running {
         }
         self.origin_ms = origin_ms;
         self.at = self.end + RESUME_GAP;
+        self.video_time.restart();
+        self.audio_time.restart();
         self.resumes
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         if let Some(avcc) = &tracks.video {
@@ -437,10 +466,14 @@ impl Running {
                 let Some(src) = &self.video else {
                     return Ok(());
                 };
+                let stamp = self
+                    .video_time
+                    .stamp(ms(dts_ms)?.nseconds(), i64::from(cts_ms) * 1_000_000);
+                note_adjustment("video", stamp, &self.video_time);
+                let pts = gst::ClockTime::from_nseconds(stamp.pts);
                 let mut buffer = gst::Buffer::from_slice(data);
                 let b = buffer.get_mut().expect("a new buffer is writable");
-                b.set_dts(ms(dts_ms)?);
-                let pts = ms(dts_ms.saturating_add_signed(cts_ms as i64))?;
+                b.set_dts(gst::ClockTime::from_nseconds(stamp.dts));
                 b.set_pts(pts);
                 self.end = self.end.max(pts);
                 // Frames arrive in decoding order: the newest picture is the latest to show.
@@ -455,15 +488,17 @@ impl Running {
                 let Some(src) = &self.audio else {
                     return Ok(());
                 };
+                let stamp = self.audio_time.stamp(ms(dts_ms)?.nseconds(), 0);
+                note_adjustment("audio", stamp, &self.audio_time);
+                let pts = gst::ClockTime::from_nseconds(stamp.pts);
                 let mut buffer = gst::Buffer::from_slice(data);
                 let b = buffer.get_mut().expect("a new buffer is writable");
-                let t = ms(dts_ms)?;
-                b.set_dts(t);
-                b.set_pts(t);
-                self.end = self.end.max(t);
+                b.set_dts(pts);
+                b.set_pts(pts);
+                self.end = self.end.max(pts);
                 if self.video.is_none() {
-                    self.newest_frame = self.newest_frame.max(t);
-                    self.pushed = Some(t);
+                    self.newest_frame = self.newest_frame.max(pts);
+                    self.pushed = Some(pts);
                 }
                 (src, buffer)
             }
@@ -516,6 +551,25 @@ impl Running {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         result
+    }
+}
+
+/// Logs the first frames of a track whose timestamps had to be changed, and each restart of the
+/// publisher's clock.
+fn note_adjustment(track: &'static str, stamp: Stamp, timeline: &TrackTimeline) {
+    match stamp.adjustment {
+        Adjustment::Kept => {}
+        Adjustment::Nudged if timeline.adjusted <= 3 => tracing::debug!(
+            track,
+            dts_ns = stamp.dts,
+            "publisher timestamp not after the previous frame's; moved 1 ms on"
+        ),
+        Adjustment::Nudged => {}
+        Adjustment::Rebased => tracing::warn!(
+            track,
+            dts_ns = stamp.dts,
+            "publisher clock went back; the track continues after its previous frame"
+        ),
     }
 }
 

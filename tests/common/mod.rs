@@ -396,6 +396,11 @@ pub struct Publish {
     pub fps: u32,
     /// Keyframe interval in frames.
     pub gop: u32,
+    /// x264 B-frames between references (0: none).
+    pub bframes: u32,
+    /// AAC sample rate (Hz) and channels.
+    pub sample_rate: u32,
+    pub channels: u32,
     pub seconds: f64,
 }
 
@@ -408,6 +413,9 @@ impl Publish {
             size: "1280x720",
             fps: 30,
             gop: 60,
+            bframes: 2,
+            sample_rate: 48_000,
+            channels: 2,
             seconds,
         }
     }
@@ -438,9 +446,11 @@ impl Publish {
             a.push(format!("testsrc2=size={}:rate={}", self.size, self.fps));
         }
         if self.audio {
-            a.extend(
-                ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"].map(String::from),
-            );
+            a.extend(["-f", "lavfi", "-i"].map(String::from));
+            a.push(format!(
+                "sine=frequency=440:sample_rate={}",
+                self.sample_rate
+            ));
         }
         a.extend(["-t".to_string(), format!("{}", self.seconds)]);
         if self.video {
@@ -452,14 +462,14 @@ impl Publish {
                     "veryfast",
                     "-profile:v",
                     "high",
-                    "-bf",
-                    "2",
                     "-pix_fmt",
                     "yuv420p",
                 ]
                 .map(String::from),
             );
             a.extend([
+                "-bf".to_string(),
+                self.bframes.to_string(),
                 "-g".to_string(),
                 self.gop.to_string(),
                 "-keyint_min".to_string(),
@@ -469,7 +479,13 @@ impl Publish {
             a.extend(["-sc_threshold", "0"].map(String::from));
         }
         if self.audio {
-            a.extend(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"].map(String::from));
+            a.extend(["-c:a", "aac", "-b:a", "128k"].map(String::from));
+            a.extend([
+                "-ar".to_string(),
+                self.sample_rate.to_string(),
+                "-ac".to_string(),
+                self.channels.to_string(),
+            ]);
         }
         a.extend(["-f".to_string(), format.to_string(), url.to_string()]);
         a
