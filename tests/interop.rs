@@ -217,6 +217,8 @@ async fn ffmpeg_publishers_with_and_without_b_frames_every_gop_and_aac_format() 
         (2, 1, 48_000, 1),
         (0, 2, 48_000, 2),
         (3, 4, 44_100, 2),
+        // OBS's "auto" keyframe interval can be this long: one segment per GOP.
+        (2, 10, 48_000, 2),
     ] {
         let label = format!("ffmpeg bf={bframes} gop={gop_s}s {rate} Hz x{channels}");
         // At least two GOPs.

@@ -697,57 +697,42 @@ impl Publishers for StreamRegistry {
         let ladder = LadderSpec::resolve(ladder_name)
             .map_err(|e| refuse(ingest::Error::Pipeline(e.to_string())))?;
         let span = tracing::info_span!("stream", id = %stream.id, proto = proto.as_str());
-        let live = {
+        // The outputs are made (and a previous session's files read back) before the registry
+        // is locked: one stream's slow disk never holds up another's publish.
+        let mut fresh = None;
+        let live = loop {
+            if fresh.is_none() && self.live(&stream.id).is_none() {
+                let (config, paths, started) =
+                    (config.clone(), paths.clone(), stream.started_at.is_some());
+                let outputs =
+                    tokio::task::spawn_blocking(move || new_outputs(&config, &paths, started))
+                        .await
+                        .map_err(|e| ingest::Error::Pipeline(e.to_string()))?;
+                fresh = Some(outputs);
+            }
             let mut map = self.live_map();
-            if let Some(live) = map.get(&stream.id).cloned() {
-                drop(map);
-                if !live.comeback(proto) {
-                    return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
+            // Another publisher with this key may have been let in meanwhile (or the stream it
+            // had ended: then outputs are made after all).
+            match (map.get(&stream.id).cloned(), fresh.take()) {
+                (Some(live), _) => {
+                    drop(map);
+                    return self.continue_with(live, proto, key, span, &refuse);
                 }
-                self.inner
-                    .counters
-                    .publishes_accepted
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(stream = %stream.id, proto = proto.as_str(), "publisher came back; continuing the stream");
-                self.announce_state(&stream.id, StreamState::Live, live.mode(), false);
-                return Ok(PublishSink {
-                    registry: self.clone(),
-                    stream: live,
-                    starter: Some(Starter::default()),
-                    refused_comeback: false,
-                    span,
-                });
-            }
-            let hls = HlsOutput::new(paths.hls_dir(), config.hls.window, config.hls.segment);
-            let ll = config.hls.low_latency_part().map(|part| {
-                HlsOutput::low_latency(
-                    paths.low_latency_dir(),
-                    config.hls.window,
-                    config.hls.segment,
-                    LowLatency {
-                        part,
-                        master_prefix: format!("{LOW_LATENCY_DIR}/"),
-                    },
-                )
-            });
-            if stream.started_at.is_some() {
-                // A stream that was live before and goes on (a pulled camera after a restart).
-                keep_previous_session(&hls, &paths);
-                if let Some(ll) = &ll {
-                    restore_playlists(ll);
+                (None, Some((hls, ll))) => {
+                    let live = Arc::new(LiveStream::new(
+                        &stream,
+                        proto,
+                        paths.clone(),
+                        hls,
+                        ll,
+                        ladder.clone(),
+                        config.hls.segment,
+                    ));
+                    map.insert(stream.id.clone(), live.clone());
+                    break live;
                 }
+                (None, None) => {}
             }
-            let live = Arc::new(LiveStream::new(
-                &stream,
-                proto,
-                paths,
-                hls,
-                ll,
-                ladder,
-                config.hls.segment,
-            ));
-            map.insert(stream.id.clone(), live.clone());
-            live
         };
         if let Err(e) = self.inner.store.mark_live(&stream.id).await {
             self.live_map().remove(&stream.id);
@@ -766,6 +751,64 @@ impl Publishers for StreamRegistry {
             span,
         })
     }
+}
+
+impl StreamRegistry {
+    /// A publisher with the key of a live stream: it continues the stream when the stream waits
+    /// for its publisher to come back, and is refused when another one is publishing.
+    fn continue_with(
+        &self,
+        live: Arc<LiveStream>,
+        proto: Proto,
+        key: &str,
+        span: tracing::Span,
+        refuse: &impl Fn(ingest::Error) -> ingest::Error,
+    ) -> Result<PublishSink, ingest::Error> {
+        if !live.comeback(proto) {
+            return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
+        }
+        self.inner
+            .counters
+            .publishes_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(stream = %live.id, proto = proto.as_str(), "publisher came back; continuing the stream");
+        self.announce_state(&live.id, StreamState::Live, live.mode(), false);
+        Ok(PublishSink {
+            registry: self.clone(),
+            stream: live,
+            starter: Some(Starter::default()),
+            refused_comeback: false,
+            span,
+        })
+    }
+}
+
+/// The HLS outputs of a stream about to go live; one that was live before (`started`: a pulled
+/// camera after a restart) continues its previous session's playlists. Blocking (disk).
+fn new_outputs(
+    config: &Config,
+    paths: &StreamPaths,
+    started: bool,
+) -> (HlsOutput, Option<HlsOutput>) {
+    let hls = HlsOutput::new(paths.hls_dir(), config.hls.window, config.hls.segment);
+    let ll = config.hls.low_latency_part().map(|part| {
+        HlsOutput::low_latency(
+            paths.low_latency_dir(),
+            config.hls.window,
+            config.hls.segment,
+            LowLatency {
+                part,
+                master_prefix: format!("{LOW_LATENCY_DIR}/"),
+            },
+        )
+    });
+    if started {
+        keep_previous_session(&hls, paths);
+        if let Some(ll) = &ll {
+            restore_playlists(ll);
+        }
+    }
+    (hls, ll)
 }
 
 /// A new session of a stream that had one (a pulled camera resumed after a server restart) must
