@@ -107,6 +107,22 @@ async fn followers_are_told_once_when_a_stream_is_live_in_public_never_in_practi
     assert_eq!(notes[0]["stream_id"], id.as_str());
     assert_eq!(notes[0]["creator"], "demo");
     assert_eq!(notes[0]["read"], false);
+    let announced = notes[0]["title"].clone();
+    assert_eq!(announced, stream["title"], "{notes:?}");
+
+    // Back in practice, a rename is the creator's business: followers keep the announced title.
+    api.set_mode(&creator, &id, "practice").await?;
+    let (status, v) = api
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/streams/{id}"),
+            Some(&creator),
+            Some(json!({"title": "secret rehearsal title"})),
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(feed(&api, &vera).await?[0]["title"], announced);
+    api.set_mode(&creator, &id, "public").await?;
 
     let text = tokio::time::timeout(DEADLINE, pushed).await??;
     assert!(

@@ -356,6 +356,16 @@ async fn a_practice_interval_in_the_middle_is_cut_from_the_public_replay() -> Re
     assert!(end_s <= replay_s + 0.1, "{chapters:?}");
     let clips = api.clips_cut(None, &id, 1).await?;
     assert_eq!(clips[0]["product_id"], a.as_str(), "{clips:?}");
+
+    // Back in practice after the end: the signed clip link and the replay no longer open for
+    // anyone but the owner.
+    let link = clips[0]["download_url"].as_str().context("link")?;
+    assert_eq!(api.http.get(link).send().await?.status(), 200);
+    api.set_mode(&creator, &id, "practice").await?;
+    assert_eq!(api.http.get(link).send().await?.status(), 404);
+    let replay_file = format!("/replays/{id}.mp4");
+    assert_eq!(api.status(&replay_file, None).await?, 404);
+    assert_eq!(api.status(&replay_file, Some(&creator)).await?, 200);
     server.stop().await;
     Ok(())
 }

@@ -95,7 +95,7 @@ pub async fn list(
     Ok(axum::Json(json!({ "clips": clips })))
 }
 
-/// `GET /clips/{id}/{n}.mp4` with a valid `sig`, or the bearer token of whoever may see the stream.
+/// `GET /clips/{id}/{n}.mp4` for whoever may see the stream; an expired `sig` gets 403.
 #[utoipa::path(get, path = "/clips/{id}/{file}", tag = "products", params(("id" = String, Path, description = "stream id"), ("file" = String, Path, description = "{n}.mp4"), ("sig" = Option<String>, Query, description = "signed download link")), responses((status = 200, description = "the clip"), (status = 206, description = "partial content"), (status = 403, description = "link expired"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn download(
     State(state): State<AppState>,
@@ -109,23 +109,17 @@ pub async fn download(
         .strip_suffix(".mp4")
         .and_then(|n| n.parse().ok())
         .ok_or(ApiError::NotFound)?;
-    let signed = match params.get("sig") {
-        Some(sig) => match signing::verify(&state.secret, Purpose::Clip(seq), &stream_id, sig) {
-            Verdict::Valid => true,
-            Verdict::Expired => {
-                return Err(ApiError::Forbidden(
-                    "this download link has expired; list the clips again for a new one".into(),
-                ));
-            }
-            Verdict::Invalid => false,
-        },
-        None => false,
-    };
-    let signed = signed && super::moderation::signed_links_allowed(&state, &stream_id).await?;
-    if !signed {
-        // Without a link: whoever may see the stream (404 for everyone else).
-        visible_stream(&state, &id, &who).await?;
+    if let Some(sig) = params.get("sig")
+        && signing::verify(&state.secret, Purpose::Clip(seq), &stream_id, sig) == Verdict::Expired
+    {
+        return Err(ApiError::Forbidden(
+            "this download link has expired; list the clips again for a new one".into(),
+        ));
     }
+    // A link never opens more than the stream shows: a clip is public media, so anyone while the
+    // stream is public, only its owner once it is back in practice or taken down (404 for
+    // everyone else, as for an unknown id).
+    visible_stream(&state, &id, &who).await?;
     let ready = state
         .store
         .clips(&stream_id)

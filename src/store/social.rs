@@ -137,8 +137,8 @@ impl Store {
                 return Ok(Vec::new());
             }
             tx.execute(
-                "INSERT INTO notifications (viewer_id, kind, stream_id, created_at) \
-                 SELECT follows.viewer_id, ?2, streams.id, ?3 FROM streams \
+                "INSERT INTO notifications (viewer_id, kind, stream_id, created_at, title) \
+                 SELECT follows.viewer_id, ?2, streams.id, ?3, streams.title FROM streams \
                  JOIN follows ON follows.creator_id = streams.creator_id \
                  WHERE streams.id = ?1 ON CONFLICT DO NOTHING",
                 params![stream.0, kind.as_str(), ts(now)],
@@ -208,7 +208,7 @@ impl Store {
     }
 }
 
-const NOTIFICATION_SELECT: &str = "SELECT n.id, n.kind, n.stream_id, streams.title, creators.handle, \
+const NOTIFICATION_SELECT: &str = "SELECT n.id, n.kind, n.stream_id, COALESCE(n.title, streams.title), creators.handle, \
      n.created_at, n.read_at, n.viewer_id FROM notifications n \
      JOIN streams ON streams.id = n.stream_id JOIN creators ON creators.id = streams.creator_id";
 
