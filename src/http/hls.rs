@@ -115,12 +115,11 @@ impl Access {
         file: &str,
         low_latency: bool,
     ) -> bool {
-        let output = |s: &'_ LiveStream| match (low_latency, &s.ll) {
-            (true, Some(ll)) => ll.serves(rendition, file, self.audience),
-            _ => s.hls.serves(rendition, file, self.audience),
-        };
         match &self.live {
-            Some(s) => output(s),
+            Some(s) => match (low_latency, &s.ll) {
+                (true, Some(ll)) => ll.serves(rendition, file, self.audience),
+                _ => s.hls.serves(rendition, file, self.audience),
+            },
             None => hls_out::persisted_serves(dir, rendition, file, self.audience),
         }
     }

@@ -627,11 +627,7 @@ impl HlsOutput {
     }
 
     pub fn info(&self, rendition: &str) -> Option<RenditionInfo> {
-        self.lock()
-            .renditions
-            .iter()
-            .find(|r| r.name == rendition)
-            .map(|r| r.info.clone())
+        self.lock().rendition(rendition).map(|r| r.info.clone())
     }
 
     /// The rendition was just cut for a publisher that came back: the segment being closed ends

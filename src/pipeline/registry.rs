@@ -738,18 +738,8 @@ impl Publishers for StreamRegistry {
             self.live_map().remove(&stream.id);
             return Err(ingest::Error::Store(e.to_string()));
         }
-        self.inner
-            .counters
-            .publishes_accepted
-            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(stream = %stream.id, key = %stream.stream_key, proto = proto.as_str(), "publish accepted");
-        Ok(PublishSink {
-            registry: self.clone(),
-            stream: live,
-            starter: Some(Starter::default()),
-            refused_comeback: false,
-            span,
-        })
+        Ok(self.accepted(live, span))
     }
 }
 
@@ -767,19 +757,24 @@ impl StreamRegistry {
         if !live.comeback(proto) {
             return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
         }
+        tracing::info!(stream = %live.id, proto = proto.as_str(), "publisher came back; continuing the stream");
+        self.announce_state(&live.id, StreamState::Live, live.mode(), false);
+        Ok(self.accepted(live, span))
+    }
+
+    /// The sink of a publisher let in (counted for `/metrics`).
+    fn accepted(&self, stream: Arc<LiveStream>, span: tracing::Span) -> PublishSink {
         self.inner
             .counters
             .publishes_accepted
             .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(stream = %live.id, proto = proto.as_str(), "publisher came back; continuing the stream");
-        self.announce_state(&live.id, StreamState::Live, live.mode(), false);
-        Ok(PublishSink {
+        PublishSink {
             registry: self.clone(),
-            stream: live,
+            stream,
             starter: Some(Starter::default()),
             refused_comeback: false,
             span,
-        })
+        }
     }
 }
 
