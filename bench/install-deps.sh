@@ -2,4 +2,4 @@
 # Extra Debian packages the benchmarks need: nginx with the RTMP module (the peer livefront is
 # compared with), curl and jq (API calls, playlist polling). Services are not started here:
 # passthrough.sh runs its own nginx on 127.0.0.1 ports from a temp dir.
-exec "$(dirname "$0")/../scripts/install-deps.sh" nginx libnginx-mod-rtmp curl jq coreutils
+exec "$(dirname "$0")/../scripts/install-deps.sh" nginx libnginx-mod-rtmp curl jq coreutils wrk

@@ -581,12 +581,22 @@ async fn practice_chat_is_a_rehearsal_for_the_creator_alone() -> Result<()> {
         assert_eq!(status, 404);
     }
 
-    // Public: the fan joins and sees the rehearsal. Back to practice: the fan is closed with
-    // 4404 before anything else is said; the host goes on.
+    // Public: the fan joins and is not replayed the rehearsal (the page leaves it out too); the
+    // first message the fan gets is one said in public. Back to practice: the fan is closed
+    // with 4404 before anything else is said; the host goes on.
     api.set_mode(&host, &id, "public").await?;
     assert_eq!(h.expect("stream_state").await?["mode"], "public");
     let mut f = LiveClient::connect(&api, &id, Token::Header(&fan)).await?;
-    assert_eq!(f.expect("chat_message").await?["text"], "testing, testing");
+    h.say("hello everyone").await?;
+    assert_eq!(h.expect("chat_message").await?["text"], "hello everyone");
+    assert_eq!(f.expect("chat_message").await?["text"], "hello everyone");
+    let (_, page) = api
+        .get(&format!("/api/v1/streams/{id}/chat"), Some(&fan))
+        .await?;
+    assert_eq!(
+        texts(page["messages"].as_array().unwrap()),
+        vec!["hello everyone"]
+    );
     api.set_mode(&host, &id, "practice").await?;
     assert_eq!(h.expect("stream_state").await?["mode"], "practice");
     h.say("just us again").await?;

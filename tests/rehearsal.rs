@@ -4,6 +4,7 @@
 mod common;
 
 use anyhow::{Context, Result};
+use common::ws::{LiveClient, Token};
 use common::*;
 use reqwest::Method;
 use serde_json::Value;
@@ -95,6 +96,16 @@ async fn first_picture(target: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Waits until `client` hears its own chat message `text` (it is stored then).
+async fn said(client: &mut LiveClient, text: &str) -> Result<()> {
+    loop {
+        let event = client.next().await?;
+        if event["type"] == "chat_message" && event["text"] == text {
+            return Ok(());
+        }
+    }
+}
+
 async fn download(api: &Api, url: &str, to: &std::path::Path) -> Result<()> {
     let resp = api.http.get(url).send().await?;
     anyhow::ensure!(resp.status() == 200, "{url}: {}", resp.status());
@@ -118,10 +129,13 @@ async fn the_rehearsal_stays_private_after_going_public() -> Result<()> {
         .await?;
     let publisher = Publish::small(90.0).spawn(&server.publish_url(&stream))?;
 
-    // Rehearsal: 5 segments (~10 s), a product focused in it.
+    // Rehearsal: 5 segments (~10 s), a product focused in it, a line said in the chat.
     source_segments(&api, &creator, &id, 1).await?;
     let (status, v) = api.focus(&creator, &id, Some(&rehearsed)).await?;
     assert_eq!(status, 200, "{v}");
+    let mut host = LiveClient::connect(&api, &id, Token::Header(&creator)).await?;
+    host.say("rehearsal line").await?;
+    said(&mut host, "rehearsal line").await?;
     more_segments(&api, &creator, &id, 0, 5).await?;
     api.set_mode(&creator, &id, "public").await?;
     let at_switch = owner_segments(&api, &creator, &id).await?;
@@ -149,9 +163,33 @@ async fn the_rehearsal_stays_private_after_going_public() -> Result<()> {
         );
     }
 
-    // Public for 5 segments (~10 s), a product shown.
+    // Public for 5 segments (~10 s), a product shown, a line said.
     let (status, v) = api.focus(&creator, &id, Some(&shown)).await?;
     assert_eq!(status, 200, "{v}");
+    host.say("live line").await?;
+    said(&mut host, "live line").await?;
+    // A viewer joining now is replayed the public chat only; the page of messages too.
+    let mut viewer = LiveClient::connect(&api, &id, Token::None).await?;
+    loop {
+        let event = viewer.next().await?;
+        let text = event["text"].as_str().unwrap_or_default();
+        assert_ne!(text, "rehearsal line", "the rehearsal's chat was replayed");
+        if text == "live line" {
+            break;
+        }
+    }
+    let chat = |token| {
+        let path = format!("/api/v1/streams/{id}/chat");
+        let api = api.clone();
+        async move { api.get_text(&path, token).await }
+    };
+    let (_, public_chat) = chat(None).await?;
+    assert!(
+        public_chat.contains("live line") && !public_chat.contains("rehearsal line"),
+        "{public_chat}"
+    );
+    let (_, owner_chat) = chat(Some(creator.as_str())).await?;
+    assert!(owner_chat.contains("rehearsal line"), "{owner_chat}");
     let live_ts = public_playlist(&api, &format!("/hls/{id}/source/index.m3u8"), 5).await?;
     let live_ll = public_playlist(&api, &format!("/hls/{id}/ll/source/index.m3u8"), 4).await?;
     for (what, text) in [("ts", &live_ts), ("ll", &live_ll)] {

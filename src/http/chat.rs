@@ -48,9 +48,12 @@ pub async fn page(
     Path(id): Path<String>,
     Query(q): Query<ChatPageQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (stream, _) = visible_stream(&state, &id, &who).await?;
+    let (stream, owner) = visible_stream(&state, &id, &who).await?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let messages = state.store.chat_page(&stream.id, q.before, limit).await?;
+    let messages = state
+        .store
+        .chat_page(&stream.id, q.before, limit, owner)
+        .await?;
     let next_before = (messages.len() as u32 == limit)
         .then(|| messages.last().map(|m| m.id))
         .flatten();

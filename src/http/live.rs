@@ -184,7 +184,7 @@ impl Connection {
 
     async fn serve(&mut self, socket: &mut WebSocket, status: StreamStatus) -> End {
         let chat = self.state.chat.clone();
-        let replay = match chat.replay(&self.stream).await {
+        let replay = match chat.replay(&self.stream, self.owner).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(stream = %self.stream, error = %e, "could not read the chat to replay");

@@ -152,15 +152,20 @@ impl Chat {
         self.inner.rooms.join(stream, creator, address)
     }
 
-    /// The last `chat.replay` messages of a stream, oldest first.
-    pub async fn replay(&self, stream: &StreamId) -> Result<Vec<ChatMessage>, store::Error> {
+    /// The last `chat.replay` messages of a stream, oldest first (the rehearsal's only for its
+    /// owner).
+    pub async fn replay(
+        &self,
+        stream: &StreamId,
+        owner: bool,
+    ) -> Result<Vec<ChatMessage>, store::Error> {
         if self.inner.config.replay == 0 {
             return Ok(Vec::new());
         }
         let mut page = self
             .inner
             .store
-            .chat_page(stream, None, self.inner.config.replay as u32)
+            .chat_page(stream, None, self.inner.config.replay as u32, owner)
             .await?;
         page.reverse();
         Ok(page)

@@ -149,8 +149,9 @@ impl Store {
         self.call(move |c| {
             let at = Utc::now();
             let inserted = c.execute(
-                "INSERT INTO chat_messages (stream_id, handle, role, viewer_id, text, created_at) \
-                 SELECT id, ?2, ?3, ?4, ?5, ?6 FROM streams WHERE id = ?1 AND state != 'ended'",
+                "INSERT INTO chat_messages (stream_id, handle, role, viewer_id, text, created_at, practice) \
+                 SELECT id, ?2, ?3, ?4, ?5, ?6, mode != 'public' FROM streams \
+                 WHERE id = ?1 AND state != 'ended'",
                 params![
                     stream.0,
                     author.handle,
@@ -176,21 +177,24 @@ impl Store {
         .await
     }
 
-    /// A stream's messages (not deleted), newest first, older than `before` (an id) when given.
+    /// A stream's messages (not deleted), newest first, older than `before` (an id) when given;
+    /// those posted while it was practice (the rehearsal) only with `rehearsal`, for its owner.
     pub async fn chat_page(
         &self,
         stream: &StreamId,
         before: Option<i64>,
         limit: u32,
+        rehearsal: bool,
     ) -> Result<Vec<ChatMessage>, Error> {
         let stream = stream.clone();
         self.call(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM chat_messages \
-                 WHERE stream_id = ?1 AND id < ?2 AND deleted_at IS NULL ORDER BY id DESC LIMIT ?3"
+                 WHERE stream_id = ?1 AND id < ?2 AND deleted_at IS NULL AND (?4 OR practice = 0) \
+                 ORDER BY id DESC LIMIT ?3"
             ))?;
             let rows = stmt.query_map(
-                params![stream.0, before.unwrap_or(i64::MAX), limit],
+                params![stream.0, before.unwrap_or(i64::MAX), limit, rehearsal],
                 message_from_row,
             )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -375,11 +379,11 @@ mod tests {
         }
         assert!(store.delete_chat(&stream, ids[3]).await.unwrap());
         assert!(!store.delete_chat(&stream, ids[3]).await.unwrap());
-        let page = store.chat_page(&stream, None, 2).await.unwrap();
+        let page = store.chat_page(&stream, None, 2, true).await.unwrap();
         let texts: Vec<_> = page.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, ["m4", "m2"]);
         let older = store
-            .chat_page(&stream, Some(page[1].id), 10)
+            .chat_page(&stream, Some(page[1].id), 10, true)
             .await
             .unwrap();
         let texts: Vec<_> = older.iter().map(|m| m.text.as_str()).collect();

@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_commerce.sql"),
     include_str!("migrations/0012_public_replays.sql"),
     include_str!("migrations/0013_notification_title.sql"),
+    include_str!("migrations/0014_chat_practice.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

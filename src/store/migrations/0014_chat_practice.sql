@@ -1,0 +1,3 @@
+-- A chat message posted while its stream was practice is part of the rehearsal: only the
+-- creator reads it back, also after the stream goes public.
+ALTER TABLE chat_messages ADD COLUMN practice INTEGER NOT NULL DEFAULT 0;
