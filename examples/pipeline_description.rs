@@ -5,8 +5,8 @@
 //! (defaults: `default av /data`). The golden files in `tests/golden/` are this output.
 use std::path::PathBuf;
 
+use livefront::config::ladder::LadderSpec;
 use livefront::pipeline::build::describe;
-use livefront::pipeline::ladder::LadderSpec;
 use livefront::pipeline::spec::PipelineSpec;
 
 fn main() -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::config::ladder::LadderSpec;
 use crate::http::signing::{self, Purpose, Verdict};
 use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
@@ -16,9 +17,9 @@ use crate::live::LiveHub;
 use crate::live::chat::Chat;
 use crate::notifications::Notifier;
 use crate::output::rtsp::{self, RtspOut};
-use crate::pipeline::ladder::LadderSpec;
-use crate::pipeline::{self, StreamRegistry};
+use crate::pipeline;
 use crate::store::{self, Mode, NewStream, Store, Stream, StreamId};
+use crate::streams::StreamRegistry;
 use crate::webhooks::Webhooks;
 
 const DB_FILE: &str = "livefront.db";
@@ -33,7 +34,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error(transparent)]
-    Registry(#[from] pipeline::registry::Error),
+    Registry(#[from] crate::streams::registry::Error),
     #[error("binding SRT on {addr}: {source}")]
     Srt {
         addr: String,

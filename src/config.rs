@@ -1,4 +1,6 @@
 //! Configuration: built-in defaults → TOML file → `LIVEFRONT_` environment.
+pub mod ladder;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,13 +14,16 @@ pub const DEFAULT_CONFIG_FILE: &str = "config/livefront.toml";
 const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";
 const DEFAULT_RTMP_ADDR: &str = "0.0.0.0:1935";
 const DEFAULT_SRT_ADDR: &str = "0.0.0.0:8890";
+/// SRT receiver latency: how long SRT may wait for a retransmission before giving a packet up.
+/// The connection runs at the larger of this and the publisher's own setting. 120 ms is libsrt's
+/// default: enough for a few retransmissions on links up to ~40 ms RTT.
+pub const DEFAULT_SRT_LATENCY: Duration = Duration::from_millis(120);
 const DEFAULT_RTSP_ADDR: &str = "0.0.0.0:8554";
 const DEFAULT_DATA_DIR: &str = "data";
 const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
 /// Low-latency HLS part: ten per default segment (MEDIA-NOTES, "Low-latency HLS").
 const DEFAULT_HLS_PART: Duration = Duration::from_millis(200);
 const DEFAULT_HLS_WINDOW: usize = 6;
-const DEFAULT_LADDER: &str = "default";
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
@@ -31,7 +36,9 @@ const DEFAULT_CHAT_MAX_MESSAGE_CHARS: usize = 500;
 const DEFAULT_CHAT_RATE_MESSAGES: u32 = 5;
 const DEFAULT_CHAT_RATE_WINDOW: Duration = Duration::from_secs(10);
 const DEFAULT_CHAT_REPLAY: usize = 50;
-const DEFAULT_CHAT_QUEUE: usize = crate::live::EVENT_BUFFER;
+/// Events a live-channel receiver may fall behind before it is dropped.
+pub const EVENT_BUFFER: usize = 256;
+const DEFAULT_CHAT_QUEUE: usize = EVENT_BUFFER;
 const DEFAULT_CHAT_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CHAT_MAX_CONNECTIONS_PER_STREAM: usize = 5_000;
 const DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS: usize = 20;
@@ -245,13 +252,13 @@ impl Default for LevelsConfig {
 
 impl CommerceConfig {
     /// The commission rate of a product category.
-    pub fn rate(&self, category: Option<&str>) -> crate::shop::money::Rate {
-        let zero = || crate::shop::money::Rate::parse("0").expect("0 is a rate");
+    pub fn rate(&self, category: Option<&str>) -> crate::store::money::Rate {
+        let zero = || crate::store::money::Rate::parse("0").expect("0 is a rate");
         category
             .map(str::to_lowercase)
             .and_then(|c| self.rates.get(&c))
             .or_else(|| self.rates.get("default"))
-            .and_then(|r| crate::shop::money::Rate::parse(r))
+            .and_then(|r| crate::store::money::Rate::parse(r))
             .unwrap_or_else(zero)
     }
 }
@@ -434,7 +441,7 @@ impl Default for SrtConfig {
     fn default() -> Self {
         SrtConfig {
             addr: DEFAULT_SRT_ADDR.parse().expect("valid default address"),
-            latency: crate::ingest::srt::DEFAULT_LATENCY,
+            latency: DEFAULT_SRT_LATENCY,
             passphrase: None,
         }
     }
@@ -454,7 +461,7 @@ impl Default for HlsConfig {
         HlsConfig {
             segment: DEFAULT_HLS_SEGMENT,
             window: DEFAULT_HLS_WINDOW,
-            ladder: DEFAULT_LADDER.into(),
+            ladder: ladder::DEFAULT_LADDER.into(),
             low_latency: true,
             part: DEFAULT_HLS_PART,
         }
@@ -565,7 +572,7 @@ impl Config {
                 });
             }
         }
-        if let Err(e) = crate::pipeline::ladder::LadderSpec::resolve(&self.hls.ladder) {
+        if let Err(e) = ladder::LadderSpec::resolve(&self.hls.ladder) {
             return Err(Error::Invalid {
                 key: "hls.ladder",
                 message: e.to_string(),
@@ -621,7 +628,7 @@ impl Config {
             });
         }
         for (category, rate) in &self.commerce.rates {
-            if crate::shop::money::Rate::parse(rate).is_none()
+            if crate::store::money::Rate::parse(rate).is_none()
                 || *category != category.to_lowercase()
             {
                 return Err(Error::Invalid {

@@ -13,5 +13,6 @@ pub mod output;
 pub mod pipeline;
 pub mod shop;
 pub mod store;
+pub mod streams;
 pub mod telemetry;
 pub mod webhooks;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use livefront::ingest::rtmp::{RtmpConfig, RtmpServer};
-use livefront::ingest::stream_key::redact;
 use livefront::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers};
+use livefront::store::stream_key::redact;
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

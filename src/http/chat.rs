@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use super::streams::{owned_stream, valid_handle, visible_stream};
+use super::streams::valid_handle;
 use crate::store::{CreatorId, Principal};
 
 /// Messages per page of `GET …/chat` (default and maximum).

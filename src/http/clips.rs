@@ -9,12 +9,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
+use super::access::visible_stream;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
 use super::focus::{ChapterView, seconds};
 use super::recordings::attachment;
 use super::signing::{self, Purpose, Verdict};
-use super::streams::visible_stream;
 use crate::store::{ClipState, StreamId};
 
 /// A clip as listed.

@@ -1,7 +1,7 @@
 //! Commerce: associate tags, share links and their attribution sessions, product click-outs,
 //! signed purchases from the shop backend, the commission ledger, and creator levels.
 //!
-//! Money is integer minor units throughout ([`crate::shop::money`]); commissions are rounded half
+//! Money is integer minor units throughout ([`crate::store::money`]); commissions are rounded half
 //! up to the minor unit of the sale's currency.
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use super::streams::{owned_stream, visible_stream};
 use crate::shop::levels::{Standing, benefits, standing};
-use crate::shop::money::{self, to_decimal};
 use crate::shop::{self as rules, ATTRIBUTION_WINDOW, CLOCK_SKEW, SESSION_COOKIE};
+use crate::store::money::{self, to_decimal};
 use crate::store::{
     AttributionSession, Click, CreatorId, EarningsRow, LedgerLine, NewPurchase, Principal,
     ProductId, Recorded, ShareLink, StreamId,
@@ -131,15 +131,7 @@ pub async fn latest_link(
 
 /// The attribution session id in the request's cookies, if it is well-formed.
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim().to_string())
-        .filter(|v| rules::valid_session_id(v))
+    super::cookie::named(headers, SESSION_COOKIE).filter(|v| rules::valid_session_id(v))
 }
 
 /// Follows a share link: starts an attribution session (cookie) and redirects to the watch page.

@@ -81,8 +81,8 @@ impl From<crate::store::Error> for ApiError {
     }
 }
 
-impl From<crate::pipeline::registry::Error> for ApiError {
-    fn from(e: crate::pipeline::registry::Error) -> Self {
+impl From<crate::streams::registry::Error> for ApiError {
+    fn from(e: crate::streams::registry::Error) -> Self {
         ApiError::Internal(e.to_string())
     }
 }

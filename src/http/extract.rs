@@ -6,8 +6,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
+use super::cookie;
 use super::error::ApiError;
-use super::session;
 use crate::store::Principal;
 
 /// `axum::Json`, but a malformed body answers 400 `{"error":{"code":"invalid_json",…}}`.
@@ -54,14 +54,14 @@ impl FromRequestParts<AppState> for MaybeAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if parts.headers.get(AUTHORIZATION).is_none() {
-            let Some(token) = session::cookie_token(&parts.headers) else {
+            let Some(token) = cookie::cookie_token(&parts.headers) else {
                 return Ok(MaybeAuth(None));
             };
             let Some(who) = state.store.authenticate(&token).await? else {
                 return Ok(MaybeAuth(None));
             };
-            if session::is_write(&parts.method) {
-                session::check_csrf(&state.secret, &token, &parts.headers)?;
+            if cookie::is_write(&parts.method) {
+                cookie::check_csrf(&state.secret, &token, &parts.headers)?;
             }
             return Ok(MaybeAuth(Some(who)));
         }

@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
+use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use super::streams::{owned_stream, visible_stream};
 use crate::live::{Focus, LiveEvent};
 use crate::output::hls::{self, MarkerSpec};
 use crate::output::visibility::PublicIntervals;
-use crate::pipeline::clips;
 use crate::store::{Chapter, FocusEvent, FocusedProduct, ProductId, StreamId, chapters};
+use crate::streams::clips;
 
 /// `CLASS` of the product markers.
 pub const MARKER_CLASS: &str = "com.livefront.product";

@@ -13,8 +13,8 @@ use super::error::ApiError;
 use super::extract::MaybeAuth;
 use super::signing::{self, Purpose, Verdict};
 use crate::output::hls::{self as hls_out, Audience, EVENT_PLAYLIST, LIVE_PLAYLIST, MASTER_FILE};
-use crate::pipeline::stream::LiveStream;
 use crate::store::{Mode, StreamId};
+use crate::streams::stream::LiveStream;
 
 /// The MPEG-TS master playlist, for players without low-latency HLS or fMP4.
 pub const TS_MASTER_FILE: &str = "master-ts.m3u8";
@@ -90,7 +90,7 @@ pub(super) async fn access(
     }
     // A signed token does not open a stream that was taken down (the bearer still does).
     let signed =
-        token.is_some() && (owner || super::moderation::signed_links_allowed(state, &id).await?);
+        token.is_some() && (owner || super::access::signed_links_allowed(state, &id).await?);
     if owner || signed {
         Ok(Access {
             id,

@@ -19,9 +19,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::AppState;
+use super::access::visible_stream;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
-use super::streams::visible_stream;
 use crate::live::chat::Refusal;
 use crate::live::rooms::{Full, Seat};
 use crate::live::{

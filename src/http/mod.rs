@@ -1,9 +1,11 @@
 //! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, the web pages
 //! (`/`, `/@{handle}`, `/watch/{id}`, `/studio`, `/admin`), health, metrics.
+pub mod access;
 pub mod audience;
 pub mod chat;
 pub mod clips;
 pub mod commerce;
+pub mod cookie;
 pub mod dates;
 pub mod error;
 pub mod extract;
@@ -42,10 +44,10 @@ use crate::ingest::rtsp::Pulls;
 use crate::live::LiveHub;
 use crate::live::chat::Chat;
 use crate::notifications::Notifier;
-use crate::pipeline::StreamRegistry;
 use crate::pipeline::health::HealthReport;
 use crate::store::Mode;
 use crate::store::Store;
+use crate::streams::StreamRegistry;
 use crate::webhooks::Webhooks;
 
 /// Request bodies of the API (JSON) beyond this are refused with 413.

@@ -10,46 +10,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::access::visible_stream;
 use super::error::ApiError;
 use super::extract::{Auth, Json};
-use super::streams::visible_stream;
-use crate::store::{CreatorId, Principal, ReportTarget, StreamId};
+use crate::store::{Principal, ReportTarget, StreamId};
 
 const MAX_REASON_CHARS: usize = 1000;
 const MAX_POLICY_CHARS: usize = 64;
 const MAX_MESSAGE_ID_CHARS: usize = 128;
 /// Reports per page of the admin queue.
 const REPORTS_PAGE: u32 = 50;
-
-/// 409 when the stream was taken down.
-pub async fn ensure_not_taken_down(state: &AppState, id: &StreamId) -> Result<(), ApiError> {
-    match state.store.takedown(id).await? {
-        Some(t) => Err(ApiError::Conflict(format!(
-            "this stream was taken down for breaking the policy {:?}: {}",
-            t.policy, t.reason
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// 409 when the creator has `policy.max_strikes` active strikes: they may not go public.
-pub async fn ensure_may_go_public(state: &AppState, creator: &CreatorId) -> Result<(), ApiError> {
-    let strikes = state.store.active_strikes(creator).await?;
-    let max = state.config.policy.max_strikes;
-    if strikes >= max {
-        return Err(ApiError::Conflict(format!(
-            "this creator has {strikes} policy strikes (limit {max}) and cannot go public until an \
-             admin clears them; see GET /api/v1/me/violations"
-        )));
-    }
-    Ok(())
-}
-
-/// Signed links (`?sig=` for recordings and clips) do not open a stream that was taken down:
-/// only the creator's and the admin's bearer tokens do.
-pub async fn signed_links_allowed(state: &AppState, id: &StreamId) -> Result<bool, ApiError> {
-    Ok(state.store.takedown(id).await?.is_none())
-}
 
 fn text(value: &str, name: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();

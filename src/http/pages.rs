@@ -6,9 +6,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::access::visible_stream;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
-use super::streams::visible_stream;
 
 /// Scripts and styles only from this origin (no inline code), media from here and hls.js's
 /// blob: URLs, product images from anywhere over https.

@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use super::streams::{owned_stream, visible_stream};
-use crate::shop::money;
+use crate::store::money;
 use crate::store::{CatalogError, CreatorId, Principal, Product, ProductId};
 
 const MAX_SKU_CHARS: usize = 64;

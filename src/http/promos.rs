@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
+use super::access::{ensure_not_taken_down, owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use super::moderation::ensure_not_taken_down;
-use super::streams::{owned_stream, visible_stream};
-use crate::live::{LiveEvent, PromoOffer};
-use crate::shop::money;
+use crate::live::LiveEvent;
+use crate::shop::promos::PromoOffer;
 use crate::shop::promos::{Phase, PromoState, offer, promo_state};
+use crate::store::money;
 use crate::store::{
     NewPromo, Principal, Promo, PromoError, Redeemed, Stream, StreamId, StreamState,
 };

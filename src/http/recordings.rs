@@ -10,10 +10,10 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use super::AppState;
+use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, MaybeAuth};
 use super::signing::{self, Purpose, Verdict};
-use super::streams::{owned_stream, visible_stream};
 use crate::store::{PublicReplay, RecordingState, StreamId};
 
 /// `GET /api/v1/streams/{id}/recording`
@@ -139,7 +139,7 @@ pub async fn download(
         None => false,
     };
     let stream = state.store.stream(&id).await?.ok_or(ApiError::NotFound)?;
-    let signed = signed && super::moderation::signed_links_allowed(&state, &id).await?;
+    let signed = signed && super::access::signed_links_allowed(&state, &id).await?;
     let owner = who.as_ref().is_some_and(|p| p.owns(&stream));
     if !(signed || owner) {
         return Err(ApiError::NotFound);

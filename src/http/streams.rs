@@ -7,13 +7,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use super::signing::{self, Purpose};
-use crate::ingest::rtsp::{PullSource, Transport};
+use crate::config::ladder::LadderSpec;
 use crate::output::hls::Audience;
-use crate::pipeline::ladder::LadderSpec;
 use crate::store::{Mode, NewStream, Principal, Recording, Stream, StreamId, StreamState};
+use crate::store::{PullSource, Transport};
 
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_CATEGORY_CHARS: usize = 64;
@@ -108,7 +109,7 @@ pub async fn create(
     }
     let scheduled_at = super::dates::check_opt("scheduled_at", body.scheduled_at)?;
     if body.mode == Some(Mode::Public) {
-        super::moderation::ensure_may_go_public(&state, &creator_id).await?;
+        super::access::ensure_may_go_public(&state, &creator_id).await?;
     }
     let source = body
         .source
@@ -150,37 +151,6 @@ pub async fn create(
             .start(stream.id.clone(), stream.stream_key.clone(), source);
     }
     Ok((StatusCode::CREATED, axum::Json(v)))
-}
-
-/// Loads a stream the caller may see: its owner and the admin always; others only when public.
-/// Anything else is a 404, exactly like a stream that does not exist.
-pub async fn visible_stream(
-    state: &AppState,
-    id: &str,
-    who: &Option<Principal>,
-) -> Result<(Stream, bool), ApiError> {
-    let id = StreamId::parse(id).ok_or(ApiError::NotFound)?;
-    let mut stream = state.store.stream(&id).await?.ok_or(ApiError::NotFound)?;
-    if let Some(live) = state.registry.live(&stream.id) {
-        stream.mode = live.mode();
-    }
-    let owner = who.as_ref().is_some_and(|p| p.owns(&stream));
-    if owner || stream.mode == Mode::Public {
-        Ok((stream, owner))
-    } else {
-        Err(ApiError::NotFound)
-    }
-}
-
-/// Like [`visible_stream`] but only for its owner (404 for everyone else, public or not, when
-/// the stream is practice; 403 when it is public).
-pub async fn owned_stream(state: &AppState, id: &str, who: &Principal) -> Result<Stream, ApiError> {
-    match visible_stream(state, id, &Some(who.clone())).await? {
-        (stream, true) => Ok(stream),
-        (_, false) => Err(ApiError::Forbidden(
-            "only the stream's creator may do this".into(),
-        )),
-    }
 }
 
 pub fn playback_url(state: &AppState, stream: &Stream, owner: bool) -> String {
@@ -340,8 +310,8 @@ pub async fn set_mode(
 ) -> Result<impl IntoResponse, ApiError> {
     let mut stream = owned_stream(&state, &id, &who).await?;
     if body.mode == Mode::Public && stream.mode != Mode::Public {
-        super::moderation::ensure_not_taken_down(&state, &stream.id).await?;
-        super::moderation::ensure_may_go_public(&state, &stream.creator_id).await?;
+        super::access::ensure_not_taken_down(&state, &stream.id).await?;
+        super::access::ensure_may_go_public(&state, &stream.creator_id).await?;
     }
     if stream.state == StreamState::Ended {
         // The recording and VOD keep following the mode, so this is allowed after the end too.

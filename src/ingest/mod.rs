@@ -7,13 +7,12 @@ pub mod avc;
 pub mod rtmp;
 pub mod rtsp;
 pub mod srt;
-pub mod stream_key;
 
 use std::future::Future;
 
 use bytes::Bytes;
 
-pub use stream_key::StreamKey;
+pub use crate::store::StreamKey;
 
 /// Which protocol a publisher used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

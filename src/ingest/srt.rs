@@ -26,10 +26,6 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use crate::ingest::Publishers;
 
-/// Receiver latency: how long SRT may wait for a retransmission before giving a packet up.
-/// The connection runs at the larger of this and the publisher's own setting. 120 ms is libsrt's
-/// default: enough for a few retransmissions on links up to ~40 ms RTT.
-pub const DEFAULT_LATENCY: Duration = Duration::from_millis(120);
 /// Answering the handshake (key check included) must complete within this.
 pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connected publisher that sends no media for this long is dropped (as RTMP).
@@ -61,7 +57,7 @@ pub struct SrtConfig {
 impl Default for SrtConfig {
     fn default() -> Self {
         SrtConfig {
-            latency: DEFAULT_LATENCY,
+            latency: crate::config::DEFAULT_SRT_LATENCY,
             passphrase: None,
             setup_timeout: DEFAULT_SETUP_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,

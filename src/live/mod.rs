@@ -19,11 +19,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::config::EVENT_BUFFER;
+use crate::shop::promos::PromoOffer;
 pub use crate::store::{ChatBan, ChatMessage, ChatRole};
 use crate::store::{FocusEvent, Mode, ProductId, StreamId, StreamState};
-
-/// Events a receiver may fall behind before it is dropped.
-pub const EVENT_BUFFER: usize = 256;
 
 /// One event of a stream's live channel, as clients receive it (`{"type":"…",…}`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -227,19 +226,6 @@ impl LiveHub {
             .or_insert_with(|| broadcast::channel(self.buffer).0)
             .subscribe()
     }
-}
-
-/// A promo code as viewers see it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct PromoOffer {
-    pub code: String,
-    pub description: String,
-    /// "10%" or "5.00 EUR".
-    pub discount: String,
-    /// Valid only while the stream is live (and public).
-    pub live_only: bool,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -126,6 +126,10 @@ pub enum PartLookup {
     Missing,
 }
 
+/// When the latest publisher came back, and its first frame's media time: the dates after the
+/// discontinuity, in every output alike.
+pub type ResumedAt = std::sync::Arc<std::sync::Mutex<Option<Resumed>>>;
+
 /// When (wall clock) and at which media time a publisher came back; the media time is that of
 /// its first frame when known, else the start of the first segment after the discontinuity.
 #[derive(Debug, Clone, Copy, PartialEq)]

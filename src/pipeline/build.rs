@@ -10,9 +10,9 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::Error;
-use super::bus::{DISCONTINUITY, SEGMENT_OPENED};
-use super::ladder::keyframe_interval_frames;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
+use crate::config::ladder::keyframe_interval_frames;
+use crate::output::cmaf::Comeback;
 use crate::output::codecs;
 use crate::output::visibility::Visibility;
 
@@ -296,13 +296,11 @@ pub struct Built {
     pub low_latency: Vec<(String, gst_app::AppSink, Comeback)>,
 }
 
-/// The running time of a publisher's comeback, set when its first keyframe reaches a rendition's
-/// CMAF muxer; the chunk that starts there begins a discontinuity.
-pub type Comeback = Arc<Mutex<Option<gst::ClockTime>>>;
-
-/// When the latest publisher came back, and its first frame's media time: the dates after the
-/// discontinuity, in every output alike.
-pub type ResumedAt = Arc<Mutex<Option<crate::output::hls::Resumed>>>;
+/// Posted by `cut_segments` at a rendition's first buffer.
+pub const SEGMENT_OPENED: &str = "livefront-segment-opened";
+/// Posted where a rendition is cut for a publisher that came back: the segment that starts there
+/// begins a discontinuity.
+pub const DISCONTINUITY: &str = "livefront-discontinuity";
 
 /// Caps for the video appsrc from the publisher's avcC.
 pub fn video_caps(avcc: &[u8]) -> gst::Caps {
@@ -778,7 +776,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::pipeline::ladder::LadderSpec;
+    use crate::config::ladder::LadderSpec;
 
     fn spec_1080p30(preset: &str, video: bool, audio: bool) -> PipelineSpec {
         let ladder = LadderSpec::builtin(preset).expect("shipped preset");

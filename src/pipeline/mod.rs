@@ -1,17 +1,11 @@
-//! Pipelines: one GStreamer pipeline per live stream, and the registry that owns them.
+//! Pipelines: GStreamer only. Builds a live stream's pipeline from a spec, isolates its branches,
+//! keeps its timestamps in order and measures its ingest health; knows nothing of webhooks,
+//! notifications, shop, live or HTTP.
 pub mod branch;
 pub mod build;
-pub mod bus;
-pub mod clips;
 pub mod health;
-pub mod ladder;
-pub mod overload;
-pub mod registry;
 pub mod spec;
-pub mod stream;
 pub mod timeline;
-
-pub use registry::StreamRegistry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use super::ladder::PlannedRung;
-use super::ladder::{LadderSpec, SourceFormat};
+pub use crate::config::ladder::PlannedRung;
+use crate::config::ladder::{LadderSpec, SourceFormat};
 use crate::ingest::avc;
 
 /// The tracks a publisher sends, with their codec configuration.

@@ -1,7 +1,6 @@
-//! Commerce rules as plain code (no HTTP, no SQL): money, associate tags and tagged product
-//! links, creator levels, promo codes.
+//! Commerce rules as plain code (no HTTP, no SQL): associate tags and tagged product links,
+//! creator levels, promo codes (money itself is `crate::store::money`).
 pub mod levels;
-pub mod money;
 pub mod promos;
 
 use rand::Rng;

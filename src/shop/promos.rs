@@ -2,8 +2,20 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::live::PromoOffer;
 use crate::store::{Mode, Promo, Stream, StreamState};
+
+/// A promo code as viewers see it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PromoOffer {
+    pub code: String,
+    pub description: String,
+    /// "10%" or "5.00 EUR".
+    pub discount: String,
+    /// Valid only while the stream is live (and public).
+    pub live_only: bool,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+}
 
 /// Where a code stands, for viewers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

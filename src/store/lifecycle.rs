@@ -2,8 +2,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
+use super::StreamKey;
 use super::{Error, STREAM_COLUMNS, Store, parsed_rows, stream_from_row, ts};
-use crate::ingest::StreamKey;
 use crate::store::model::{CreatorId, Stream, StreamId, StreamState};
 
 /// Changes to a stream; `None` leaves a field as it is (`Some(None)` clears a nullable one).

@@ -7,9 +7,12 @@ mod commerce;
 mod focus;
 mod lifecycle;
 pub mod model;
+pub mod money;
 mod products;
+mod pull_source;
 mod replays;
 mod social;
+pub mod stream_key;
 mod trust;
 mod webhooks;
 
@@ -21,8 +24,6 @@ use rand::Rng;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
-use crate::ingest::StreamKey;
-use crate::ingest::rtsp::{PullSource, Transport};
 pub use chat::{ChatAuthor, ChatBan, ChatMessage, ChatRole, ChatRules};
 pub use commerce::{
     AttributionSession, Click, Earnings, EarningsRow, LedgerLine, NewPurchase, Recorded, ShareLink,
@@ -31,7 +32,9 @@ pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;
+pub use pull_source::{PullSource, SourceError, Transport};
 pub use replays::PublicReplay;
+pub use stream_key::StreamKey;
 pub use trust::{
     NewPromo, Promo, PromoError, Redeemed, Redemption, Report, ReportTarget, Strike, Takedown,
 };

@@ -26,8 +26,8 @@ use super::admission::Ticket;
 use super::flv::{self, AudioTag, VideoTag};
 use super::metadata;
 use super::timestamp::TimestampUnwrapper;
-use crate::ingest::stream_key::redact;
 use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers};
+use crate::store::stream_key::redact;
 
 /// The app name OBS and our docs use (`rtmp://host:1935/live`). Others are accepted and logged.
 const EXPECTED_APP: &str = "live";

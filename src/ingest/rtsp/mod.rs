@@ -8,7 +8,6 @@
 //! accepts a publisher (a stream that has ended refuses, which stops the task). Ending the stream
 //! through the API, or stopping the server, stops the task.
 mod session;
-pub mod source;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,10 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
-pub use source::{PullSource, SourceError, Transport};
-
 use crate::ingest::{EndReason, Error, MediaSink, Proto, Publishers, StreamKey};
-use crate::store::StreamId;
+use crate::store::{PullSource, SourceError, StreamId};
 
 /// First wait after a failed or lost connection; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);

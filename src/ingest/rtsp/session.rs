@@ -7,8 +7,8 @@ use futures_util::StreamExt;
 use retina::client::{self, Credentials, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
-use super::source::{PullSource, Transport};
 use crate::ingest::{MediaFrame, StreamMetadata};
+use crate::store::{PullSource, Transport};
 
 /// DESCRIBE, SETUP and PLAY together must complete within this.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

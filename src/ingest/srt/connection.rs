@@ -19,8 +19,8 @@ use tracing::{Span, debug, info, warn};
 use super::stats::srt_stats;
 use super::ts_demux::{Demuxed, TsDemuxer};
 use super::{PEER_IDLE_TIMEOUT, SrtConfig, key_size_name, stream_id};
-use crate::ingest::stream_key::redact;
 use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers};
+use crate::store::stream_key::redact;
 
 /// After the publisher leaves, how long the demuxer may take to hand over what it still holds.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);

@@ -4,9 +4,9 @@
 //! store as they are made.
 use std::time::Duration;
 
-use super::spec::StreamPaths;
 use crate::output::visibility::PublicIntervals;
 use crate::output::{clips, replay};
+use crate::pipeline::spec::StreamPaths;
 use crate::store::{Chapter, ClipState, PublicReplay, RecordingState, Store, StreamId, chapters};
 
 /// Builds the public replay of a stream whose recording is final and whose public media was

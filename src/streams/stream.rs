@@ -11,17 +11,17 @@ use gstreamer_app as gst_app;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::branch::Branch;
-use super::build;
-use super::health::{HealthReport, IngestHealth};
-use super::ladder::LadderSpec;
-use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
-use super::timeline::{Adjustment, Stamp, TrackTimeline};
+use crate::config::ladder::LadderSpec;
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
-use crate::output::cmaf::Arrivals;
+use crate::output::cmaf::{Arrivals, Comeback};
 use crate::output::codecs;
-use crate::output::hls::{HlsOutput, Resumed};
+use crate::output::hls::{HlsOutput, Resumed, ResumedAt};
 use crate::output::visibility::Visibility;
+use crate::pipeline::branch::Branch;
+use crate::pipeline::build;
+use crate::pipeline::health::{HealthReport, IngestHealth};
+use crate::pipeline::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
+use crate::pipeline::timeline::{Adjustment, Stamp, TrackTimeline};
 use crate::store::{CreatorId, FocusEvent, Mode, Stream, StreamId};
 
 /// How long a stopping pipeline may take to drain after EOS before it is torn down anyway.
@@ -82,7 +82,7 @@ pub struct LiveStream {
     /// The latest focus change (held while one is being made, so that changes apply in order).
     pub focus: tokio::sync::Mutex<Option<FocusEvent>>,
     /// When the latest publisher came back.
-    pub resumed_at: build::ResumedAt,
+    pub resumed_at: ResumedAt,
     /// When its frames reached the pipeline (for the low-latency part latency).
     pub arrivals: Arrivals,
 }
@@ -99,7 +99,7 @@ enum Publisher {
 }
 
 /// The appsinks of the low-latency renditions' CMAF muxers (see `build::Built`).
-pub type LowLatencySinks = Vec<(String, gst_app::AppSink, build::Comeback)>;
+pub type LowLatencySinks = Vec<(String, gst_app::AppSink, Comeback)>;
 
 /// The pipeline of a stream while it runs.
 pub struct Running {
@@ -158,7 +158,7 @@ impl LiveStream {
             ended_by_creator: std::sync::atomic::AtomicBool::new(false),
             taken_down: std::sync::atomic::AtomicBool::new(false),
             focus: tokio::sync::Mutex::new(None),
-            resumed_at: build::ResumedAt::default(),
+            resumed_at: ResumedAt::default(),
             arrivals: Arrivals::default(),
         }
     }
@@ -374,12 +374,12 @@ impl Running {
         visibility: &Visibility,
         origin_ms: u64,
         eos: oneshot::Receiver<Result<(), String>>,
-    ) -> Result<(Running, gst::Bus, build::Overruns, LowLatencySinks), super::Error> {
+    ) -> Result<(Running, gst::Bus, build::Overruns, LowLatencySinks), crate::pipeline::Error> {
         let built = build::build(spec, visibility)?;
         let bus = built
             .pipeline
             .bus()
-            .ok_or_else(|| super::Error::Gst("pipeline without bus".into()))?;
+            .ok_or_else(|| crate::pipeline::Error::Gst("pipeline without bus".into()))?;
         built.pipeline.set_state(gst::State::Playing)?;
         let running = Running {
             pipeline: built.pipeline,

@@ -9,23 +9,25 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::branch::Branch;
 use super::bus::{self, TrackConfig};
 use super::clips;
-use super::ladder::LadderSpec;
 use super::overload::{self, Watched};
-use super::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use super::stream::{self, LiveStream, Running, Start, Starter};
 use crate::config::Config;
-use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers, stream_key};
+use crate::config::ladder::LadderSpec;
+use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers};
 use crate::live::{LiveEvent, LiveHub, StreamStatus};
 use crate::notifications::Notifier;
 use crate::output::cmaf;
 use crate::output::hls::{self, HlsOutput, LowLatency};
 use crate::output::recording;
 use crate::output::rtsp::RtspOut;
+use crate::pipeline::branch::Branch;
+use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use crate::shop::promos::Phase;
-use crate::store::{Announcement, Mode, Recording, RecordingState, Store, StreamId, StreamState};
+use crate::store::{
+    Announcement, Mode, Recording, RecordingState, Store, StreamId, StreamState, stream_key,
+};
 use crate::webhooks::Webhooks;
 
 /// How long a graceful shutdown may take to end and finalise every live stream.

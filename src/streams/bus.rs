@@ -9,17 +9,13 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio::sync::oneshot;
 
-use super::branch::{self, Branch};
-use super::spec::SOURCE_RENDITION;
 use super::stream::LiveStream;
 use crate::output::codecs;
 use crate::output::hls::RenditionInfo;
+use crate::pipeline::branch::{self, Branch};
+use crate::pipeline::build::{DISCONTINUITY, SEGMENT_OPENED};
+use crate::pipeline::spec::SOURCE_RENDITION;
 
-/// Posted by `build::cut_segments` at a rendition's first buffer.
-pub const SEGMENT_OPENED: &str = "livefront-segment-opened";
-/// Posted where a rendition is cut for a publisher that came back: the segment that starts there
-/// begins a discontinuity.
-pub const DISCONTINUITY: &str = "livefront-discontinuity";
 /// Posted by multifilesink when it closes a segment file; `running-time` is where it ended.
 const SEGMENT_CLOSED: &str = "GstMultiFileSink";
 

@@ -1,0 +1,11 @@
+//! Streams: the one owner of every live stream's life. HTTP, ingest servers and shutdown call its
+//! commands (authorize/publish, end, set mode, take down, focus, rotate key, pull, recover); it runs
+//! the stream's pipeline (`crate::pipeline`), feeds its outputs (`crate::output`) and keeps the store
+//! in step.
+pub mod bus;
+pub mod clips;
+pub mod overload;
+pub mod registry;
+pub mod stream;
+
+pub use registry::StreamRegistry;
