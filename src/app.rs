@@ -1,6 +1,7 @@
 //! Wires the parts together: store, registry, RTMP server, HTTP server; and stops them in order.
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -13,13 +14,14 @@ use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
 use crate::ingest::rtsp::Pulls;
 use crate::ingest::srt::{self as srt_ingest, SrtServer};
-use crate::live::LiveHub;
 use crate::live::chat::Chat;
+use crate::live::{Channel, LiveHub};
 use crate::notifications::Notifier;
 use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline;
 use crate::store::{self, Mode, NewStream, Store, Stream, StreamId};
 use crate::streams::StreamRegistry;
+use crate::streams::events::{self, Listener};
 use crate::webhooks::Webhooks;
 
 const DB_FILE: &str = "livefront.db";
@@ -111,12 +113,12 @@ impl App {
         let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
         let notifier = Notifier::new(store.clone());
         let live = LiveHub::with_buffer(config.chat.queue);
+        let events_dropped = Arc::new(AtomicU64::new(0));
         let registry = StreamRegistry::new(
             store.clone(),
             config.clone(),
-            webhooks.clone(),
-            notifier.clone(),
-            live.clone(),
+            listeners(&live, &store, &webhooks, &notifier, &events_dropped),
+            events_dropped,
         );
         registry.recover().await?;
         let first_start = bootstrap(&store, &config).await?;
@@ -292,6 +294,29 @@ impl Drop for App {
 
 /// Who may watch a live stream over RTSP: whoever presents the signed playback token of its URLs
 /// (`?token=`, as for HLS), and anyone while it is public (until it is not).
+/// What reacts to stream events: the live channel at once; webhooks and follower notifications
+/// in order on tasks of their own (they wait on the store and the network).
+fn listeners(
+    live: &LiveHub,
+    store: &Store,
+    webhooks: &Webhooks,
+    notifier: &Notifier,
+    dropped: &Arc<AtomicU64>,
+) -> Vec<Arc<dyn Listener>> {
+    let (webhooks, notifier) = (webhooks.clone(), notifier.clone());
+    vec![
+        Arc::new(Channel::new(live.clone(), store.clone())),
+        events::queued("webhooks", dropped.clone(), move |e| {
+            let webhooks = webhooks.clone();
+            async move { webhooks.on_stream_event(&e).await }
+        }),
+        events::queued("notifications", dropped.clone(), move |e| {
+            let notifier = notifier.clone();
+            async move { notifier.on_stream_event(&e).await }
+        }),
+    ]
+}
+
 fn rtsp_access(registry: StreamRegistry, secret: Arc<Vec<u8>>) -> rtsp::Access {
     Arc::new(move |id: &StreamId, token: Option<&str>| {
         let live = registry.live(id)?;

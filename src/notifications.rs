@@ -3,7 +3,8 @@
 //! `GET /api/v1/me/events`. Practice streams never notify.
 use tokio::sync::broadcast;
 
-use crate::store::{Announcement, Notification, Store, StreamId, ViewerId};
+use crate::store::{Announcement, Mode, Notification, Store, StreamId, StreamState, ViewerId};
+use crate::streams::events::{EventKind, StreamEvent};
 
 /// Pushes waiting for slow event-stream readers; beyond this a reader skips ahead (the feed keeps
 /// everything).
@@ -20,6 +21,38 @@ impl Notifier {
         Notifier {
             store,
             push: broadcast::channel(PUSH_BUFFER).0,
+        }
+    }
+
+    /// Followers hear of a public stream once it is live (once per stream), or of an upcoming one
+    /// once it is made public while scheduled.
+    pub async fn on_stream_event(&self, e: &StreamEvent) {
+        let public = e.status.mode == Mode::Public;
+        match &e.kind {
+            EventKind::WentLive { .. } if public => {
+                self.announce(&e.stream, Announcement::Live).await
+            }
+            EventKind::ModeChanged { from, running } if public && *from != Mode::Public => {
+                if *running {
+                    self.announce(&e.stream, Announcement::Live).await;
+                } else if e.status.state == StreamState::Ready
+                    && self.scheduled_ahead(&e.stream).await
+                {
+                    self.announce(&e.stream, Announcement::Upcoming).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn scheduled_ahead(&self, stream: &StreamId) -> bool {
+        match self.store.stream(stream).await {
+            Ok(Some(s)) => s.scheduled_at.is_some_and(|t| t > chrono::Utc::now()),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(%stream, error = %e, "could not read the stream to notify followers");
+                false
+            }
         }
     }
 

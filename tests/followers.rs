@@ -30,6 +30,15 @@ async fn feed(api: &Api, token: &str) -> Result<Vec<Value>> {
     Ok(v["notifications"].as_array().cloned().unwrap_or_default())
 }
 
+/// The feed once it has at least `n` notifications (a mode change notifies from a task of its
+/// own, right after the change).
+async fn feed_of(api: &Api, token: &str, n: usize) -> Result<Vec<Value>> {
+    wait_for(&format!("{n} notifications"), DEADLINE, || async {
+        feed(api, token).await.ok().filter(|f| f.len() >= n)
+    })
+    .await
+}
+
 async fn follow(api: &Api, token: &str, method: Method, handle: &str) -> Result<u16> {
     Ok(api
         .request(
@@ -101,7 +110,7 @@ async fn followers_are_told_once_when_a_stream_is_live_in_public_never_in_practi
     api.set_mode(&creator, &id, "public").await?;
     api.set_mode(&creator, &id, "practice").await?;
     api.set_mode(&creator, &id, "public").await?;
-    let notes = feed(&api, &vera).await?;
+    let notes = feed_of(&api, &vera, 1).await?;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["kind"], "live");
     assert_eq!(notes[0]["stream_id"], id.as_str());
@@ -191,7 +200,7 @@ async fn a_scheduled_public_stream_is_announced_as_upcoming_once() -> Result<()>
     api.set_mode(&creator, pid, "public").await?;
     api.set_mode(&creator, pid, "practice").await?;
     api.set_mode(&creator, pid, "public").await?;
-    assert_eq!(feed(&api, &vera).await?.len(), 2);
+    assert_eq!(feed_of(&api, &vera, 2).await?.len(), 2);
     server.stop().await;
     Ok(())
 }

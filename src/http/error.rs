@@ -83,7 +83,10 @@ impl From<crate::store::Error> for ApiError {
 
 impl From<crate::streams::registry::Error> for ApiError {
     fn from(e: crate::streams::registry::Error) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            crate::streams::registry::Error::NotLive(_) => ApiError::Conflict(e.to_string()),
+            crate::streams::registry::Error::Store(_) => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! The product in focus while live, and the chapters it leaves in the recording.
 //!
-//! A focus change is stamped with the media time of the newest frame ingested when it is made,
-//! written into every rendition's media playlist as an `EXT-X-DATERANGE`
-//! (`CLASS="com.livefront.product"`), stored (the stream's focus timeline), and sent on the
-//! stream's live event channel.
+//! A focus change is a command of the stream's owner (`StreamRegistry::focus`): stamped with the
+//! media time of the newest frame ingested when it is made, written into every rendition's media
+//! playlist as an `EXT-X-DATERANGE` (`CLASS="com.livefront.product"`), stored (the stream's focus
+//! timeline), and announced as a stream event (the live channel sends `product_focused`).
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -13,14 +13,11 @@ use super::AppState;
 use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use crate::live::{Focus, LiveEvent};
-use crate::output::hls::{self, MarkerSpec};
+use crate::live::Focus;
+use crate::output::hls;
 use crate::output::visibility::PublicIntervals;
-use crate::store::{Chapter, FocusEvent, FocusedProduct, ProductId, StreamId, chapters};
+use crate::store::{Chapter, FocusedProduct, ProductId, StreamId, chapters};
 use crate::streams::clips;
-
-/// `CLASS` of the product markers.
-pub const MARKER_CLASS: &str = "com.livefront.product";
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,52 +49,8 @@ pub async fn set_focus(
             Some(FocusedProduct::from(found))
         }
     };
-    let not_live =
-        || ApiError::Conflict("the stream is not live: focus products while it is".into());
-    let live = state.registry.live(&stream.id).ok_or_else(not_live)?;
-    let mut current = live.focus.lock().await;
-    let same =
-        |c: &FocusEvent| c.product.as_ref().map(|p| &p.id) == product.as_ref().map(|p| &p.id);
-    if let Some(c) = current.as_ref().filter(|c| same(c)) {
-        return Ok(axum::Json(Focus::from(c)));
-    }
-    let at = live.media_time().ok_or_else(not_live)?;
-    let date = live.hls.date_at(at);
-    let media_ms = u64::try_from(at.as_millis()).unwrap_or(u64::MAX);
-    let event = state
-        .store
-        .add_focus(&stream.id, product, media_ms, date)
-        .await?;
-    if let Some(previous) = current.as_ref().filter(|c| c.product.is_some()) {
-        for out in live.outputs() {
-            out.end_marker(&previous.marker_id(), at);
-        }
-    }
-    if let Some(p) = &event.product {
-        for out in live.outputs() {
-            out.start_marker(marker(&event, p), at);
-        }
-    }
-    tracing::info!(stream = %stream.id, product = ?event.product.as_ref().map(|p| &p.id), media_ms, "focus changed");
-    let focus = Focus::from(&event);
-    state
-        .live
-        .send(&stream.id, &LiveEvent::ProductFocused(focus.clone()));
-    *current = Some(event);
-    Ok(axum::Json(focus))
-}
-
-fn marker(event: &FocusEvent, p: &FocusedProduct) -> MarkerSpec {
-    MarkerSpec {
-        id: event.marker_id(),
-        class: MARKER_CLASS.into(),
-        attributes: vec![
-            ("X-PRODUCT-ID".into(), p.id.to_string()),
-            ("X-TITLE".into(), p.title.clone()),
-            ("X-PRICE".into(), p.price.clone()),
-            ("X-CURRENCY".into(), p.currency.clone()),
-        ],
-    }
+    let event = state.registry.focus(&stream.id, product).await?;
+    Ok(axum::Json(Focus::from(&event)))
 }
 
 /// One product's span of the recording.

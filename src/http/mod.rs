@@ -286,6 +286,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         c.streams_finalized.load(Ordering::Relaxed),
     );
     metric(
+        "livefront_stream_events_dropped_total",
+        "counter",
+        "Stream events a slow listener (webhooks, notifications) was too far behind to take.",
+        c.events_dropped.load(Ordering::Relaxed),
+    );
+    metric(
         "livefront_pipeline_failures_total",
         "counter",
         "Pipelines that failed to start.",

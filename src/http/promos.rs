@@ -179,15 +179,6 @@ pub async fn create(
     ))
 }
 
-/// Sends `promo_started` for every code of the stream that is active now (after the stream went
-/// public).
-pub async fn announce_active(state: &AppState, stream: &Stream) -> Result<(), ApiError> {
-    Ok(
-        crate::live::announce_promos(&state.store, &state.live, stream, phase(state, stream))
-            .await?,
-    )
-}
-
 /// Viewers get the codes that are active now; the stream's creator (and the admin) get every
 /// code of the stream with its state and redemption count.
 #[utoipa::path(get, path = "/api/v1/streams/{id}/promos", tag = "commerce", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "{promos: [...]}: active offers, or for the owner every code with state and counts"), (status = 404, description = "not found (or not yours to see)")))]

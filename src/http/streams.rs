@@ -317,12 +317,8 @@ pub async fn set_mode(
         // The recording and VOD keep following the mode, so this is allowed after the end too.
         tracing::debug!(stream = %stream.id, "mode changed after the end");
     }
-    let was = stream.mode;
     state.registry.set_mode(&stream.id, body.mode).await?;
     stream.mode = body.mode;
-    if was != Mode::Public && body.mode == Mode::Public {
-        super::promos::announce_active(&state, &stream).await?;
-    }
     let recording = state.store.recording(&stream.id).await?;
     Ok(axum::Json(stream_json(&state, &stream, true, recording)))
 }

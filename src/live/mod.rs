@@ -20,9 +20,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::config::EVENT_BUFFER;
-use crate::shop::promos::PromoOffer;
+use crate::shop::promos::{Phase, PromoOffer};
 pub use crate::store::{ChatBan, ChatMessage, ChatRole};
-use crate::store::{FocusEvent, Mode, ProductId, StreamId, StreamState};
+use crate::store::{FocusEvent, Mode, ProductId, Store, StreamId};
+pub use crate::streams::events::StreamStatus;
+use crate::streams::events::{EventKind, Listener, StreamEvent};
 
 /// One event of a stream's live channel, as clients receive it (`{"type":"…",…}`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -72,16 +74,6 @@ pub struct ViewerCount {
     pub watching: usize,
     /// Open live-channel connections (this WebSocket), the host's included.
     pub connected: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct StreamStatus {
-    /// The stored lifecycle: `ready` (not live yet, or scheduled), `live` or `ended`.
-    #[schema(value_type = String)]
-    pub state: StreamState,
-    pub mode: Mode,
-    /// Live, but the publisher dropped and the stream waits for it (`ingest.reconnect_grace`).
-    pub reconnecting: bool,
 }
 
 /// Why a client's message was refused: `code` is one of `unauthorized`, `forbidden`,
@@ -164,6 +156,68 @@ impl From<&FocusEvent> for Focus {
     }
 }
 
+/// The live channel's share of stream events: `stream_state` on every change of state or mode,
+/// `product_focused`, and `promo_started` for the codes that turn active when a public stream goes
+/// live or a live stream turns public.
+pub struct Channel {
+    hub: LiveHub,
+    store: Store,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Channel {
+    /// Within a Tokio runtime (promo codes are read on it).
+    pub fn new(hub: LiveHub, store: Store) -> Self {
+        Channel {
+            hub,
+            store,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Listener for Channel {
+    fn on(&self, e: &StreamEvent) {
+        match &e.kind {
+            EventKind::FocusChanged { focus } => {
+                self.hub
+                    .send(&e.stream, &LiveEvent::ProductFocused(Focus::from(focus)));
+            }
+            EventKind::RecordingReady { .. } | EventKind::RecordingFailed { .. } => {}
+            _ => self
+                .hub
+                .send(&e.stream, &LiveEvent::StreamState(e.status.clone())),
+        }
+        let public = e.status.mode == Mode::Public;
+        let phase = match &e.kind {
+            EventKind::WentLive { .. } if public => Phase::Live,
+            EventKind::ModeChanged { from, running } if public && *from != Mode::Public => {
+                Phase::of(e.status.state, running.then_some(false))
+            }
+            _ => return,
+        };
+        let (store, hub, id, mode) = (
+            self.store.clone(),
+            self.hub.clone(),
+            e.stream.clone(),
+            e.status.mode,
+        );
+        self.runtime.spawn(async move {
+            let announced = match store.stream(&id).await {
+                Ok(Some(mut s)) => {
+                    s.mode = mode;
+                    announce_promos(&store, &hub, &s, phase).await
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = announced {
+                tracing::error!(stream = %id, error = %e, "could not announce the stream's promo codes");
+            }
+        });
+    }
+}
+
 /// Sends `promo_started` for every code of the stream active now (`stream.mode` the effective
 /// one): when a live stream turns public, or a public stream goes live.
 pub async fn announce_promos(
@@ -231,6 +285,7 @@ impl LiveHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StreamState;
 
     fn message(id: i64) -> LiveEvent {
         LiveEvent::ChatMessage(ChatMessage {

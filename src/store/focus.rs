@@ -7,7 +7,7 @@ use super::{Error, Store, corrupt, parse_ts, ts};
 use crate::store::model::{Product, ProductId, StreamId};
 
 /// One focus change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FocusEvent {
     /// 1, 2, … in the stream.
     pub seq: u32,
@@ -20,7 +20,7 @@ pub struct FocusEvent {
 }
 
 /// What a focus change showed of a product.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FocusedProduct {
     pub id: ProductId,
     pub title: String,

@@ -4,6 +4,7 @@
 //! in step.
 pub mod bus;
 pub mod clips;
+pub mod events;
 pub mod overload;
 pub mod registry;
 pub mod stream;

@@ -4,31 +4,28 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use serde_json::json;
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::bus::{self, TrackConfig};
 use super::clips;
+use super::events::{EventKind, Events, Listener, StreamEvent, StreamStatus};
 use super::overload::{self, Watched};
 use super::stream::{self, LiveStream, Running, Start, Starter};
 use crate::config::Config;
 use crate::config::ladder::LadderSpec;
 use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers};
-use crate::live::{LiveEvent, LiveHub, StreamStatus};
-use crate::notifications::Notifier;
 use crate::output::cmaf;
-use crate::output::hls::{self, HlsOutput, LowLatency};
+use crate::output::hls::{self, HlsOutput, LowLatency, MarkerSpec};
 use crate::output::recording;
 use crate::output::rtsp::RtspOut;
 use crate::pipeline::branch::Branch;
 use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
-use crate::shop::promos::Phase;
 use crate::store::{
-    Announcement, Mode, Recording, RecordingState, Store, StreamId, StreamState, stream_key,
+    CreatorId, FocusEvent, FocusedProduct, Mode, Recording, RecordingState, Store, StreamId,
+    StreamState, stream_key,
 };
-use crate::webhooks::Webhooks;
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
 const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
@@ -44,6 +41,8 @@ pub struct Counters {
     pub branch_failures: BranchFailures,
     /// How long after their last frame low-latency parts are listed.
     pub part_latency: Arc<cmaf::PartLatency>,
+    /// Stream events a queued listener was too far behind to take (`events::queued`).
+    pub events_dropped: Arc<AtomicU64>,
 }
 
 /// Failed branches by kind (`Branch::kind`).
@@ -80,10 +79,8 @@ impl BranchFailures {
 struct Inner {
     store: Store,
     config: Arc<Config>,
-    webhooks: Webhooks,
-    notifier: Notifier,
-    /// Each stream's live channel: lifecycle and mode changes are announced there.
-    events: LiveHub,
+    /// What happens to streams, for the live channel, webhooks, notifications and subscribers.
+    events: Events,
     live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
     tasks: TaskTracker,
     counters: Counters,
@@ -100,26 +97,31 @@ pub struct StreamRegistry {
 pub enum Error {
     #[error("store: {0}")]
     Store(#[from] crate::store::Error),
+    #[error("the stream is not live: {0}")]
+    NotLive(&'static str),
 }
+
+/// `CLASS` of the product markers.
+pub const MARKER_CLASS: &str = "com.livefront.product";
 
 impl StreamRegistry {
     pub fn new(
         store: Store,
         config: Arc<Config>,
-        webhooks: Webhooks,
-        notifier: Notifier,
-        events: LiveHub,
+        listeners: Vec<Arc<dyn Listener>>,
+        events_dropped: Arc<AtomicU64>,
     ) -> Self {
         StreamRegistry {
             inner: Arc::new(Inner {
                 store,
                 config,
-                webhooks,
-                notifier,
-                events,
+                events: Events::new(listeners),
                 live: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
-                counters: Counters::default(),
+                counters: Counters {
+                    events_dropped,
+                    ..Counters::default()
+                },
                 rtsp: OnceLock::new(),
             }),
         }
@@ -156,14 +158,35 @@ impl StreamRegistry {
         self.live_map().len()
     }
 
-    /// Tells the stream's live channel its state now.
-    fn announce_state(&self, id: &StreamId, state: StreamState, mode: Mode, reconnecting: bool) {
+    /// Every stream event from now on (see [`events`](super::events)).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StreamEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Emits what happened to a stream, with its status now.
+    fn emit(&self, stream: &StreamId, creator: &CreatorId, status: StreamStatus, kind: EventKind) {
+        self.inner.events.emit(StreamEvent {
+            stream: stream.clone(),
+            creator: creator.clone(),
+            status,
+            kind,
+        });
+    }
+
+    /// Emits what happened to a live stream, with its status now.
+    fn emit_live(
+        &self,
+        stream: &LiveStream,
+        state: StreamState,
+        reconnecting: bool,
+        kind: EventKind,
+    ) {
         let status = StreamStatus {
             state,
-            mode,
+            mode: stream.mode(),
             reconnecting,
         };
-        self.inner.events.send(id, &LiveEvent::StreamState(status));
+        self.emit(&stream.id, &stream.creator_id, status, kind);
     }
 
     /// Flips a stream between practice and public; takes effect at once for a live stream.
@@ -181,32 +204,63 @@ impl StreamRegistry {
         }
         tracing::info!(stream = %id, mode = mode.as_str(), "mode changed");
         if let Some(before) = &before {
-            let reconnecting = live.is_some_and(|s| s.health().reconnecting);
-            self.announce_state(id, before.state, mode, reconnecting);
-        }
-        if let Some(before) = before
-            && before.mode != Mode::Public
-            && mode == Mode::Public
-        {
-            let data = json!({"stream_id": id, "state": before.state});
-            self.inner
-                .webhooks
-                .emit(&before.creator_id, "stream.public", data)
-                .await;
-            // Followers hear of a public stream once it is live (once per stream), or of an
-            // upcoming one once it is scheduled.
-            if self.live(id).is_some_and(|s| s.has_pipeline()) {
-                self.inner.notifier.announce(id, Announcement::Live).await;
-            } else if before.scheduled_at.is_some_and(|t| t > chrono::Utc::now())
-                && before.state == StreamState::Ready
-            {
-                self.inner
-                    .notifier
-                    .announce(id, Announcement::Upcoming)
-                    .await;
-            }
+            let status = StreamStatus {
+                state: before.state,
+                mode: live.as_ref().map_or(mode, |s| s.mode()),
+                reconnecting: live.as_ref().is_some_and(|s| s.health().reconnecting),
+            };
+            let running = live.is_some_and(|s| s.has_pipeline() && !s.is_ending());
+            let kind = EventKind::ModeChanged {
+                from: before.mode,
+                running,
+            };
+            self.emit(id, &before.creator_id, status, kind);
         }
         Ok(())
+    }
+
+    /// Focuses a product of the carousel (checked by the caller), or clears the focus: stamped
+    /// with the media time of the newest frame, marked in every output, stored, announced. The
+    /// same product again changes nothing.
+    pub async fn focus(
+        &self,
+        id: &StreamId,
+        product: Option<FocusedProduct>,
+    ) -> Result<FocusEvent, Error> {
+        let not_live = || Error::NotLive("focus products while it is");
+        let live = self.live(id).ok_or_else(not_live)?;
+        let mut current = live.focus.lock().await;
+        let same =
+            |c: &FocusEvent| c.product.as_ref().map(|p| &p.id) == product.as_ref().map(|p| &p.id);
+        if let Some(c) = current.as_ref().filter(|c| same(c)) {
+            return Ok(c.clone());
+        }
+        let at = live.media_time().ok_or_else(not_live)?;
+        let date = live.hls.date_at(at);
+        let media_ms = u64::try_from(at.as_millis()).unwrap_or(u64::MAX);
+        let event = self
+            .inner
+            .store
+            .add_focus(id, product, media_ms, date)
+            .await?;
+        if let Some(previous) = current.as_ref().filter(|c| c.product.is_some()) {
+            for out in live.outputs() {
+                out.end_marker(&previous.marker_id(), at);
+            }
+        }
+        if let Some(p) = &event.product {
+            for out in live.outputs() {
+                out.start_marker(marker(&event, p), at);
+            }
+        }
+        tracing::info!(stream = %id, product = ?event.product.as_ref().map(|p| &p.id), media_ms, "focus changed");
+        let reconnecting = live.health().reconnecting;
+        let kind = EventKind::FocusChanged {
+            focus: event.clone(),
+        };
+        self.emit_live(&live, StreamState::Live, reconnecting, kind);
+        *current = Some(event.clone());
+        Ok(event)
     }
 
     /// Ends a stream: a live one disconnects its publisher and finalises; an idle one just ends
@@ -217,7 +271,16 @@ impl StreamRegistry {
             None => {
                 self.inner.store.mark_ended(id).await?;
                 if let Some(stream) = self.inner.store.stream(id).await? {
-                    self.announce_state(id, StreamState::Ended, stream.mode, false);
+                    let status = StreamStatus {
+                        state: StreamState::Ended,
+                        mode: stream.mode,
+                        reconnecting: false,
+                    };
+                    let kind = EventKind::Ended {
+                        was_live: false,
+                        reason: "ended_by_creator".into(),
+                    };
+                    self.emit(id, &stream.creator_id, status, kind);
                 }
             }
         }
@@ -233,8 +296,20 @@ impl StreamRegistry {
                 if let Some(rtsp) = self.inner.rtsp.get() {
                     rtsp.hide(id);
                 }
+                let reconnecting = s.health().reconnecting;
+                self.emit_live(&s, StreamState::Live, reconnecting, EventKind::TakenDown);
             }
-            None => self.inner.store.mark_ended(id).await?,
+            None => {
+                self.inner.store.mark_ended(id).await?;
+                if let Some(stream) = self.inner.store.stream(id).await? {
+                    let status = StreamStatus {
+                        state: StreamState::Ended,
+                        mode: stream.mode,
+                        reconnecting: false,
+                    };
+                    self.emit(id, &stream.creator_id, status, EventKind::TakenDown);
+                }
+            }
         }
         tracing::info!(stream = %id, "taken down");
         Ok(())
@@ -302,20 +377,30 @@ impl StreamRegistry {
                     tracing::error!(stream = %id, error = %e, "could not close the playlists");
                 }
             }
-            self.finalize_recording(&id, &paths).await;
-            if store.source(&id).await?.is_some() {
+            let recording = self.finalize_recording(&id, &paths).await;
+            let state = if store.source(&id).await?.is_some() {
                 // A pulled stream outlives the server: it is pulled again after this start.
                 store.mark_ready(&id).await?;
+                StreamState::Ready
             } else {
                 store.mark_ended(&id).await?;
+                StreamState::Ended
+            };
+            if let Some(stream) = store.stream(&id).await? {
+                let status = StreamStatus {
+                    state,
+                    mode: stream.mode,
+                    reconnecting: false,
+                };
+                self.emit(&id, &stream.creator_id, status, recording);
             }
         }
         Ok(())
     }
 
     /// Finalises the recording; once it is ready, its public replay and the clips of its product
-    /// chapters are cut in the background.
-    async fn finalize_recording(&self, id: &StreamId, paths: &StreamPaths) {
+    /// chapters are cut in the background. Returns the event that tells how it went.
+    async fn finalize_recording(&self, id: &StreamId, paths: &StreamPaths) -> EventKind {
         let store = &self.inner.store;
         let mark = |state, bytes, duration_ms, error| Recording {
             stream_id: id.clone(),
@@ -334,20 +419,9 @@ impl StreamRegistry {
         let result = tokio::task::spawn_blocking(move || recording::finalize(&src, &dst))
             .await
             .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())));
-        let rec = match result {
+        let (rec, event) = match result {
             Ok(done) => {
                 tracing::info!(stream = %id, bytes = done.bytes, duration_s = done.duration.as_secs_f64(), "recording ready");
-                if let Ok(Some(stream)) = store.stream(id).await {
-                    let data = json!({
-                        "stream_id": id,
-                        "bytes": done.bytes,
-                        "duration_s": done.duration.as_secs_f64(),
-                    });
-                    self.inner
-                        .webhooks
-                        .emit(&stream.creator_id, "recording.ready", data)
-                        .await;
-                }
                 let _ = std::fs::remove_file(paths.recording_fragmented());
                 // What was public of it: the replay anyone may watch, and the clips.
                 let public = hls::read_public_media(&paths.hls_dir()).unwrap_or_default();
@@ -356,21 +430,29 @@ impl StreamRegistry {
                     async move { clips::cut_public(&store, &paths, &id, public).await }
                         .in_current_span(),
                 );
-                mark(
+                let rec = mark(
                     RecordingState::Ready,
                     done.bytes,
                     done.duration.as_millis() as u64,
                     None,
-                )
+                );
+                let event = EventKind::RecordingReady {
+                    bytes: done.bytes,
+                    duration_s: done.duration.as_secs_f64(),
+                };
+                (rec, event)
             }
             Err(e) => {
                 tracing::error!(stream = %id, error = %e, "recording failed");
-                mark(RecordingState::Failed, 0, 0, Some(e.to_string()))
+                let error = e.to_string();
+                let rec = mark(RecordingState::Failed, 0, 0, Some(error.clone()));
+                (rec, EventKind::RecordingFailed { error })
             }
         };
         if let Err(e) = store.set_recording(rec).await {
             tracing::error!(stream = %id, error = %e, "could not store the recording state");
         }
+        event
     }
 
     /// What happens when a branch of `stream`'s pipeline fails (it is already out of the
@@ -436,7 +518,7 @@ impl StreamRegistry {
                         tracing::error!(error = %e, "could not write the VOD playlists");
                     }
                 }
-                match stream.branch_failure(&Branch::Recording) {
+                let recording = match stream.branch_failure(&Branch::Recording) {
                     // Failed while live: nothing to finalise; it stays failed.
                     Some(why) => {
                         tracing::warn!(reason = %why, "the recording failed during the stream");
@@ -444,32 +526,38 @@ impl StreamRegistry {
                         if let Err(e) = store.set_recording(rec).await {
                             tracing::error!(error = %e, "could not mark the recording failed");
                         }
+                        EventKind::RecordingFailed { error: why }
                     }
                     None => self.finalize_recording(&stream.id, &stream.paths).await,
-                }
+                };
                 self.inner
                     .counters
                     .streams_finalized
                     .fetch_add(1, Ordering::Relaxed);
-                if pulled_again_after_restart(&stream, &reason) {
+                let (stored, state) = if pulled_again_after_restart(&stream, &reason) {
                     tracing::info!(
                         "pulled stream stopped with the server; pulled again at the next start"
                     );
-                    store.mark_ready(&stream.id).await
+                    (store.mark_ready(&stream.id).await, StreamState::Ready)
                 } else {
                     let ended = store.mark_ended(&stream.id).await;
-                    self.announce_state(&stream.id, StreamState::Ended, stream.mode(), false);
-                    let data = json!({"stream_id": stream.id, "reason": format!("{reason:?}")});
-                    self.inner
-                        .webhooks
-                        .emit(&stream.creator_id, "stream.ended", data)
-                        .await;
-                    ended
-                }
+                    let kind = EventKind::Ended {
+                        was_live: true,
+                        reason: format!("{reason:?}"),
+                    };
+                    self.emit_live(&stream, StreamState::Ended, false, kind);
+                    (ended, StreamState::Ended)
+                };
+                self.emit_live(&stream, state, false, recording);
+                stored
             }
             None if stream.ended_by_creator() => {
                 let ended = store.mark_ended(&stream.id).await;
-                self.announce_state(&stream.id, StreamState::Ended, stream.mode(), false);
+                let kind = EventKind::Ended {
+                    was_live: false,
+                    reason: format!("{reason:?}"),
+                };
+                self.emit_live(&stream, StreamState::Ended, false, kind);
                 ended
             }
             None => {
@@ -478,7 +566,7 @@ impl StreamRegistry {
                     "publisher left before sending media; the stream stays ready"
                 );
                 let ready = store.mark_ready(&stream.id).await;
-                self.announce_state(&stream.id, StreamState::Ready, stream.mode(), false);
+                self.emit_live(&stream, StreamState::Ready, false, EventKind::PublisherLeft);
                 ready
             }
         };
@@ -591,45 +679,13 @@ impl StreamRegistry {
             renditions = ?spec.renditions(),
             "pipeline started"
         );
-        self.announce_state(&stream.id, StreamState::Live, stream.mode(), false);
-        if stream.mode() == Mode::Public {
-            // A public stream going live starts its live-only promo codes.
-            let (store, hub) = (self.inner.store.clone(), self.inner.events.clone());
-            let (id, mode) = (stream.id.clone(), stream.mode());
-            self.inner.tasks.spawn(
-                async move {
-                    let announced = match store.stream(&id).await {
-                        Ok(Some(mut s)) => {
-                            s.mode = mode;
-                            crate::live::announce_promos(&store, &hub, &s, Phase::Live).await
-                        }
-                        Ok(None) => Ok(()),
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = announced {
-                        tracing::error!(error = %e, "could not announce the stream's promo codes");
-                    }
-                }
-                .in_current_span(),
-            );
-        }
-        let (webhooks, creator) = (self.inner.webhooks.clone(), stream.creator_id.clone());
-        let (notifier, id, public) = (
-            self.inner.notifier.clone(),
-            stream.id.clone(),
-            stream.mode() == Mode::Public,
+        let protocol = stream.proto().as_str().to_string();
+        self.emit_live(
+            stream,
+            StreamState::Live,
+            false,
+            EventKind::WentLive { protocol },
         );
-        let data = json!({
-            "stream_id": stream.id,
-            "mode": stream.mode(),
-            "protocol": stream.proto().as_str(),
-        });
-        self.inner.tasks.spawn(async move {
-            webhooks.emit(&creator, "stream.started", data).await;
-            if public {
-                notifier.announce(&id, Announcement::Live).await;
-            }
-        });
         let store = self.inner.store.clone();
         let id = stream.id.clone();
         self.inner.tasks.spawn(async move {
@@ -760,7 +816,13 @@ impl StreamRegistry {
             return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
         }
         tracing::info!(stream = %live.id, proto = proto.as_str(), "publisher came back; continuing the stream");
-        self.announce_state(&live.id, StreamState::Live, live.mode(), false);
+        let protocol = proto.as_str().to_string();
+        self.emit_live(
+            &live,
+            StreamState::Live,
+            false,
+            EventKind::PublisherResumed { protocol },
+        );
         Ok(self.accepted(live, span))
     }
 
@@ -913,7 +975,12 @@ impl MediaSink for PublishSink {
             return;
         };
         tracing::warn!(parent: &span, ?reason, ?grace, "publisher dropped; waiting for it to come back");
-        registry.announce_state(&stream.id, StreamState::Live, stream.mode(), true);
+        registry.emit_live(
+            &stream,
+            StreamState::Live,
+            true,
+            EventKind::PublisherDropped,
+        );
         tasks.spawn(
             async move {
                 tokio::select! {
@@ -932,6 +999,20 @@ impl MediaSink for PublishSink {
 
     fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         self.stream.end_requested()
+    }
+}
+
+/// The playlist marker of a focused product.
+fn marker(event: &FocusEvent, p: &FocusedProduct) -> MarkerSpec {
+    MarkerSpec {
+        id: event.marker_id(),
+        class: MARKER_CLASS.into(),
+        attributes: vec![
+            ("X-PRODUCT-ID".into(), p.id.to_string()),
+            ("X-TITLE".into(), p.title.clone()),
+            ("X-PRICE".into(), p.price.clone()),
+            ("X-CURRENCY".into(), p.currency.clone()),
+        ],
     }
 }
 

@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhooksConfig;
-use crate::store::{CreatorId, Delivery, DeliveryState, Store, WebhookId};
+use crate::store::{CreatorId, Delivery, DeliveryState, Mode, Store, WebhookId};
+use crate::streams::events::{EventKind, StreamEvent};
 
 /// What a webhook can subscribe to.
 pub const EVENTS: &[&str] = &[
@@ -74,6 +75,36 @@ impl Webhooks {
 
     /// Queues `event` for every webhook of `creator` that subscribed to it. Errors are logged:
     /// an event that cannot be queued must not fail what caused it.
+    /// The webhook a stream event makes, if any: `stream.started`, `stream.public` (practice →
+    /// public), `stream.ended` (of a stream that was live) and `recording.ready`.
+    pub async fn on_stream_event(&self, e: &StreamEvent) {
+        let id = &e.stream;
+        let (name, data) = match &e.kind {
+            EventKind::WentLive { protocol } => (
+                "stream.started",
+                json!({"stream_id": id, "mode": e.status.mode, "protocol": protocol}),
+            ),
+            EventKind::ModeChanged { from, .. }
+                if *from != Mode::Public && e.status.mode == Mode::Public =>
+            {
+                (
+                    "stream.public",
+                    json!({"stream_id": id, "state": e.status.state}),
+                )
+            }
+            EventKind::Ended {
+                was_live: true,
+                reason,
+            } => ("stream.ended", json!({"stream_id": id, "reason": reason})),
+            EventKind::RecordingReady { bytes, duration_s } => (
+                "recording.ready",
+                json!({"stream_id": id, "bytes": bytes, "duration_s": duration_s}),
+            ),
+            _ => return,
+        };
+        self.emit(&e.creator, name, data).await;
+    }
+
     pub async fn emit(&self, creator: &CreatorId, event: &str, data: Value) {
         debug_assert!(EVENTS.contains(&event), "{event}");
         let body = json!({
