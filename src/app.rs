@@ -216,14 +216,10 @@ impl App {
                 .map(|l| l.name)
                 .unwrap_or_else(|_| config.hls.ladder.clone())
                 .into(),
-            pulls: pulls.clone(),
         };
         let webhooks_stop = CancellationToken::new();
         let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
-        for (stream, source) in resume {
-            tracing::info!(stream = %stream.id, source = %source, "pulling again after the restart");
-            pulls.start(stream.id, stream.stream_key, source);
-        }
+        registry.attach_pulls(pulls, resume);
         let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));
         let srt_task = tokio::spawn(srt.run(Arc::new(registry.clone()), shutdown.child_token()));
         let http_shutdown = shutdown.child_token();
@@ -269,7 +265,6 @@ impl App {
         self.shutdown.cancel();
         let _ = (&mut self.rtmp_task).await;
         let _ = (&mut self.srt_task).await;
-        self.state.pulls.wait().await;
         self.state.registry.shutdown().await;
         self.webhooks_stop.cancel();
         let _ = (&mut self.webhooks_task).await;
@@ -292,8 +287,6 @@ impl Drop for App {
     }
 }
 
-/// Who may watch a live stream over RTSP: whoever presents the signed playback token of its URLs
-/// (`?token=`, as for HLS), and anyone while it is public (until it is not).
 /// What reacts to stream events: the live channel at once; webhooks and follower notifications
 /// in order on tasks of their own (they wait on the store and the network).
 fn listeners(
@@ -317,6 +310,8 @@ fn listeners(
     ]
 }
 
+/// Who may watch a live stream over RTSP: whoever presents the signed playback token of its URLs
+/// (`?token=`, as for HLS), and anyone while it is public (until it is not).
 fn rtsp_access(registry: StreamRegistry, secret: Arc<Vec<u8>>) -> rtsp::Access {
     Arc::new(move |id: &StreamId, token: Option<&str>| {
         let live = registry.live(id)?;

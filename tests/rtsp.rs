@@ -591,6 +591,53 @@ async fn camera_that_comes_back_within_the_grace_continues_the_same_session() ->
     Ok(())
 }
 
+/// Rotating the key of a pulled stream leaves the pull alone: the server pulls by the stream's id,
+/// not its key, so a camera restarted after the rotation is pulled again into the same session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_key_of_a_pulled_stream_keeps_the_pull() -> Result<()> {
+    let mut server =
+        Server::start_with(|c| c.ingest.reconnect_grace = std::time::Duration::from_secs(30))
+            .await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let camera = Camera::start(0).await?;
+    let id = create_pulled(&api, &token, &camera.url()).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    let media = format!("/hls/{id}/source/index.m3u8");
+    api.playlist_with_segments(&media, 1).await?;
+    let (status, v) = api
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/streams/{id}/key"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    let port = camera.kill().await?;
+    let camera = Camera::start(port).await?;
+    let before = api
+        .get_text(&media, None)
+        .await?
+        .1
+        .matches("#EXTINF")
+        .count();
+    api.playlist_with_segments(&media, before + 2).await?;
+    assert_eq!(
+        stream_state(&api, &token, &id).await.as_deref(),
+        Some("live")
+    );
+    let (_, event) = api
+        .get_text(&format!("/hls/{id}/source/event.m3u8"), None)
+        .await?;
+    assert!(
+        event.contains("#EXT-X-DISCONTINUITY"),
+        "the camera came back into the same session: {event}"
+    );
+    server.stop().await;
+    camera.kill().await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulled_stream_is_pulled_again_after_a_server_restart() -> Result<()> {
     let camera = Camera::start(0).await?;

@@ -383,6 +383,14 @@ impl Publishers for TestPublishers {
             Err(Error::BadStreamKey(redact(key)))
         })
     }
+
+    /// Only RTSP pulls come this way; this server never pulls.
+    fn authorize_pull(
+        &self,
+        id: &livefront::store::StreamId,
+    ) -> impl Future<Output = Result<TestSink, Error>> + Send {
+        std::future::ready(Err(Error::Ended(id.to_string())))
+    }
 }
 
 struct TestSink {

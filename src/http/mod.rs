@@ -40,7 +40,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::Config;
-use crate::ingest::rtsp::Pulls;
 use crate::live::LiveHub;
 use crate::live::chat::Chat;
 use crate::notifications::Notifier;
@@ -84,7 +83,6 @@ pub struct AppState {
     /// `rtsp://host:port`, the base of RTSP playback URLs.
     pub rtsp_url: Arc<str>,
     /// Streams pulled from RTSP sources (IP cameras).
-    pub pulls: Arc<Pulls<StreamRegistry>>,
     /// Name of the server's default ladder preset (not its path).
     pub default_ladder: Arc<str>,
 }

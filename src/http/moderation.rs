@@ -160,14 +160,11 @@ pub async fn takedown(
     }
     let id = StreamId::parse(&id).ok_or(ApiError::NotFound)?;
     let stream = state.store.stream(&id).await?.ok_or(ApiError::NotFound)?;
-    let Some((takedown, strike)) = state.store.take_down(&stream, reason, policy).await? else {
+    let Some((takedown, strike)) = state.registry.take_down(&stream, reason, policy).await? else {
         return Err(ApiError::Conflict(
             "this stream was taken down before".into(),
         ));
     };
-    // The registry first (as for an API end): a pull that stops sees the stream ended.
-    state.registry.take_down(&id).await?;
-    state.pulls.stop(&id);
     let active = state.store.active_strikes(&stream.creator_id).await?;
     tracing::info!(stream = %id, policy = %takedown.policy, active_strikes = active, "stream taken down");
     Ok(axum::Json(json!({

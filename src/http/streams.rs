@@ -118,8 +118,8 @@ pub async fn create(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(source) = &source {
         state
-            .pulls
-            .check(source)
+            .registry
+            .check_source(source)
             .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
@@ -143,12 +143,8 @@ pub async fn create(
     let recording = None;
     let mut v = stream_json(&state, &stream, true, recording);
     if let Some(source) = source {
-        state.store.set_source(&stream.id, &source).await?;
-        tracing::info!(stream = %stream.id, source = %source, "pulled stream created");
         v["source"] = source_json(&source);
-        state
-            .pulls
-            .start(stream.id.clone(), stream.stream_key.clone(), source);
+        state.registry.pull(&stream.id, source).await?;
     }
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
@@ -333,9 +329,7 @@ pub async fn end(
     if stream.state == StreamState::Ended {
         return Err(ApiError::Conflict("the stream has already ended".into()));
     }
-    // The registry first: a pull that stops sees that its creator ended the stream.
     state.registry.end(&stream.id).await?;
-    state.pulls.stop(&stream.id);
     Ok(axum::Json(owner_view(&state, &stream.id).await?))
 }
 
@@ -513,7 +507,7 @@ pub async fn rotate_key(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stream = owned_stream(&state, &id, &who).await?;
-    if state.store.rotate_key(&stream.id).await?.is_none() {
+    if state.registry.rotate_key(&stream.id).await?.is_none() {
         return Err(ApiError::Conflict(
             "an ended stream has no key to rotate".into(),
         ));

@@ -124,6 +124,12 @@ pub trait Publishers: Send + Sync + 'static {
         key: &str,
         proto: Proto,
     ) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
+    /// Reserves stream `id` for the server's own pull of its camera (RTSP): no key, but the
+    /// stream must still have its pull source and not have ended.
+    fn authorize_pull(
+        &self,
+        id: &crate::store::StreamId,
+    ) -> impl Future<Output = Result<Self::Sink, Error>> + Send;
 }
 
 /// Where an authorized publisher's media goes. Dropping it without `finish` counts as a lost publisher.

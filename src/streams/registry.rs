@@ -15,6 +15,7 @@ use super::overload::{self, Watched};
 use super::stream::{self, LiveStream, Running, Start, Starter};
 use crate::config::Config;
 use crate::config::ladder::LadderSpec;
+use crate::ingest::rtsp::Pulls;
 use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers};
 use crate::output::cmaf;
 use crate::output::hls::{self, HlsOutput, LowLatency, MarkerSpec};
@@ -23,8 +24,8 @@ use crate::output::rtsp::RtspOut;
 use crate::pipeline::branch::Branch;
 use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use crate::store::{
-    CreatorId, FocusEvent, FocusedProduct, Mode, Recording, RecordingState, Store, StreamId,
-    StreamState, stream_key,
+    CreatorId, FocusEvent, FocusedProduct, Mode, PullSource, Recording, RecordingState,
+    SourceError, Store, StreamId, StreamKey, StreamState, Strike, Takedown, stream_key,
 };
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
@@ -86,6 +87,9 @@ struct Inner {
     counters: Counters,
     /// Serves every running pipeline over RTSP once attached.
     rtsp: OnceLock<Arc<RtspOut>>,
+    /// The RTSP cameras pulled into streams, once attached (let go at shutdown: they hold the
+    /// registry too).
+    pulls: Mutex<Option<Arc<Pulls<StreamRegistry>>>>,
 }
 
 #[derive(Clone)]
@@ -123,6 +127,7 @@ impl StreamRegistry {
                     ..Counters::default()
                 },
                 rtsp: OnceLock::new(),
+                pulls: Mutex::new(None),
             }),
         }
     }
@@ -130,6 +135,57 @@ impl StreamRegistry {
     /// Serves the pipelines started from now on over RTSP too.
     pub fn attach_rtsp(&self, rtsp: Arc<RtspOut>) {
         let _ = self.inner.rtsp.set(rtsp);
+    }
+
+    /// Pulls RTSP cameras with `pulls` from now on, starting with `resume` (the pulled streams
+    /// that were not ended when the server stopped).
+    pub fn attach_pulls(
+        &self,
+        pulls: Arc<Pulls<StreamRegistry>>,
+        resume: Vec<(crate::store::Stream, PullSource)>,
+    ) {
+        for (stream, source) in resume {
+            tracing::info!(stream = %stream.id, source = %source, "pulling again after the restart");
+            pulls.start(stream.id, source);
+        }
+        *self.pulls_slot() = Some(pulls);
+    }
+
+    fn pulls_slot(&self) -> MutexGuard<'_, Option<Arc<Pulls<StreamRegistry>>>> {
+        self.inner.pulls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pulls(&self) -> Option<Arc<Pulls<StreamRegistry>>> {
+        self.pulls_slot().clone()
+    }
+
+    /// Whether the server may pull from `source` (see `rtsp.allow_private_sources`).
+    pub async fn check_source(&self, source: &PullSource) -> Result<(), SourceError> {
+        source
+            .check_address(self.inner.config.rtsp.allow_private_sources)
+            .await
+    }
+
+    /// Makes `source` the stream's camera and starts pulling it (until the stream ends).
+    pub async fn pull(&self, id: &StreamId, source: PullSource) -> Result<(), Error> {
+        self.inner.store.set_source(id, &source).await?;
+        tracing::info!(stream = %id, source = %source, "pulled stream created");
+        if let Some(pulls) = self.pulls() {
+            pulls.start(id.clone(), source);
+        }
+        Ok(())
+    }
+
+    /// A new stream key: the old one stops working for new publishes (a running publish and a
+    /// pulled camera go on; pulls do not use the key). `None` for an ended stream.
+    pub async fn rotate_key(&self, id: &StreamId) -> Result<Option<StreamKey>, Error> {
+        Ok(self.inner.store.rotate_key(id).await?)
+    }
+
+    fn stop_pull(&self, id: &StreamId) {
+        if let Some(pulls) = self.pulls() {
+            pulls.stop(id);
+        }
     }
 
     fn live_map(&self) -> MutexGuard<'_, HashMap<StreamId, Arc<LiveStream>>> {
@@ -266,6 +322,13 @@ impl StreamRegistry {
     /// Ends a stream: a live one disconnects its publisher and finalises; an idle one just ends
     /// (its key stops working).
     pub async fn end(&self, id: &StreamId) -> Result<(), Error> {
+        // The stream first: a pull that stops sees that its creator ended the stream.
+        self.end_stream(id).await?;
+        self.stop_pull(id);
+        Ok(())
+    }
+
+    async fn end_stream(&self, id: &StreamId) -> Result<(), Error> {
         match self.live(id) {
             Some(s) => s.end_by_creator(),
             None => {
@@ -287,9 +350,19 @@ impl StreamRegistry {
         Ok(())
     }
 
-    /// Takes a stream down (the store has recorded it): a live one turns practice at once and
-    /// ends as with [`end`](Self::end); an idle one just ends.
-    pub async fn take_down(&self, id: &StreamId) -> Result<(), Error> {
+    /// Takes a stream down for breaking `policy` (a strike for its creator): a live one turns
+    /// practice at once and ends as with [`end`](Self::end); an idle one just ends; a pull stops.
+    /// `None` when it was taken down before.
+    pub async fn take_down(
+        &self,
+        stream: &crate::store::Stream,
+        reason: String,
+        policy: String,
+    ) -> Result<Option<(Takedown, Strike)>, Error> {
+        let Some(done) = self.inner.store.take_down(stream, reason, policy).await? else {
+            return Ok(None);
+        };
+        let id = &stream.id;
         match self.live(id) {
             Some(s) => {
                 s.take_down();
@@ -311,8 +384,9 @@ impl StreamRegistry {
                 }
             }
         }
+        self.stop_pull(id);
         tracing::info!(stream = %id, "taken down");
-        Ok(())
+        Ok(Some(done))
     }
 
     /// Ends every live stream and waits until their files are finalised.
@@ -320,6 +394,11 @@ impl StreamRegistry {
     /// Bounded by `DEFAULT_SHUTDOWN_GRACE`: what is not finalised by then is left as after a crash,
     /// and the next start recovers it.
     pub async fn shutdown(&self) {
+        // Pulls stop with the server's shutdown token; their streams are ended below.
+        let pulls = self.pulls_slot().take();
+        if let Some(pulls) = pulls {
+            pulls.wait().await;
+        }
         let live = self.live_streams();
         for s in &live {
             s.request_end();
@@ -731,14 +810,7 @@ impl Publishers for StreamRegistry {
     type Sink = PublishSink;
 
     async fn authorize(&self, key: &str, proto: Proto) -> Result<PublishSink, ingest::Error> {
-        let refuse = |e: ingest::Error| {
-            self.inner
-                .counters
-                .publishes_refused
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(key = %stream_key::redact(key), proto = proto.as_str(), reason = %e, "publish refused");
-            e
-        };
+        let refuse = self.refusal(proto, stream_key::redact(key));
         let stream = self
             .inner
             .store
@@ -746,8 +818,54 @@ impl Publishers for StreamRegistry {
             .await
             .map_err(|e| ingest::Error::Store(e.to_string()))?
             .ok_or_else(|| refuse(ingest::Error::BadStreamKey(stream_key::redact(key))))?;
+        self.admit(stream, proto, &refuse).await
+    }
+
+    async fn authorize_pull(&self, id: &StreamId) -> Result<PublishSink, ingest::Error> {
+        let refuse = self.refusal(Proto::Rtsp, format!("pull of {id}"));
+        let store = &self.inner.store;
+        let gone = || ingest::Error::Ended(id.to_string());
+        let stream = store
+            .stream(id)
+            .await
+            .map_err(|e| ingest::Error::Store(e.to_string()))?
+            .ok_or_else(|| refuse(gone()))?;
+        let pulled = store
+            .source(id)
+            .await
+            .map_err(|e| ingest::Error::Store(e.to_string()))?;
+        if pulled.is_none() {
+            return Err(refuse(gone()));
+        }
+        self.admit(stream, Proto::Rtsp, &refuse).await
+    }
+}
+
+impl StreamRegistry {
+    /// Counts and logs a refused publisher (`who`: its redacted key, or the pull).
+    fn refusal(&self, proto: Proto, who: String) -> impl Fn(ingest::Error) -> ingest::Error + '_ {
+        move |e: ingest::Error| {
+            self.inner
+                .counters
+                .publishes_refused
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(publisher = %who, proto = proto.as_str(), reason = %e, "publish refused");
+            e
+        }
+    }
+
+    /// Lets a publisher into `stream` (found by its key, or pulled): a stream that ended refuses;
+    /// a live one is continued or refused (see `continue_with`); else its outputs are made and it
+    /// is reserved.
+    async fn admit(
+        &self,
+        stream: crate::store::Stream,
+        proto: Proto,
+        refuse: &impl Fn(ingest::Error) -> ingest::Error,
+    ) -> Result<PublishSink, ingest::Error> {
+        let key = stream.stream_key.redacted();
         if stream.state == StreamState::Ended {
-            return Err(refuse(ingest::Error::StreamEnded(stream_key::redact(key))));
+            return Err(refuse(ingest::Error::StreamEnded(key)));
         }
         let config = &self.inner.config;
         let paths = self.paths(&stream.id);
@@ -774,7 +892,7 @@ impl Publishers for StreamRegistry {
             match (map.get(&stream.id).cloned(), fresh.take()) {
                 (Some(live), _) => {
                     drop(map);
-                    return self.continue_with(live, proto, key, span, &refuse);
+                    return self.continue_with(live, proto, &key, span, refuse);
                 }
                 (None, Some((hls, ll))) => {
                     let live = Arc::new(LiveStream::new(
@@ -799,9 +917,7 @@ impl Publishers for StreamRegistry {
         tracing::info!(stream = %stream.id, key = %stream.stream_key, proto = proto.as_str(), "publish accepted");
         Ok(self.accepted(live, span))
     }
-}
 
-impl StreamRegistry {
     /// A publisher with the key of a live stream: it continues the stream when the stream waits
     /// for its publisher to come back, and is refused when another one is publishing.
     fn continue_with(
@@ -813,7 +929,7 @@ impl StreamRegistry {
         refuse: &impl Fn(ingest::Error) -> ingest::Error,
     ) -> Result<PublishSink, ingest::Error> {
         if !live.comeback(proto) {
-            return Err(refuse(ingest::Error::AlreadyLive(stream_key::redact(key))));
+            return Err(refuse(ingest::Error::AlreadyLive(key.to_string())));
         }
         tracing::info!(stream = %live.id, proto = proto.as_str(), "publisher came back; continuing the stream");
         let protocol = proto.as_str().to_string();

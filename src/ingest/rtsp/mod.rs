@@ -1,5 +1,6 @@
 //! RTSP pull: livefront connects to IP cameras (retina) and feeds their H.264/AAC into the same
-//! pipeline as an RTMP publisher, through [`Publishers::authorize`] with the stream's key and a
+//! pipeline as an RTMP publisher, through [`Publishers::authorize_pull`] (by the stream's id: the
+//! server pulls for itself and needs no key, so rotating the key leaves the pull alone) and a
 //! [`MediaSink`].
 //!
 //! [`Pulls`] owns one task per pulled stream. A task connects to the camera, authorizes, and
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::ingest::{EndReason, Error, MediaSink, Proto, Publishers, StreamKey};
+use crate::ingest::{EndReason, Error, MediaSink, Publishers};
 use crate::store::{PullSource, SourceError, StreamId};
 
 /// First wait after a failed or lost connection; doubles up to [`MAX_BACKOFF`].
@@ -65,8 +66,8 @@ impl<P: Publishers> Pulls<P> {
         self.pulls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts pulling `source` into the stream with `key` (replacing a pull already running).
-    pub fn start(self: &Arc<Self>, id: StreamId, key: StreamKey, source: PullSource) {
+    /// Starts pulling `source` into the stream `id` (replacing a pull already running).
+    pub fn start(self: &Arc<Self>, id: StreamId, source: PullSource) {
         let stop = self.shutdown.child_token();
         let generation = self
             .generations
@@ -87,7 +88,7 @@ impl<P: Publishers> Pulls<P> {
         let this = self.clone();
         self.tasks.spawn(
             async move {
-                this.run(key.expose(), &source, &stop).await;
+                this.run(&id, &source, &stop).await;
                 let mut map = this.map();
                 if map.get(&id).is_some_and(|p| p.generation == generation) {
                     map.remove(&id);
@@ -115,11 +116,11 @@ impl<P: Publishers> Pulls<P> {
         self.tasks.wait().await;
     }
 
-    async fn run(&self, key: &str, source: &PullSource, stop: &CancellationToken) {
+    async fn run(&self, id: &StreamId, source: &PullSource, stop: &CancellationToken) {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let started = tokio::time::Instant::now();
-            match self.pull_once(key, source, stop).await {
+            match self.pull_once(id, source, stop).await {
                 Next::Stop => return,
                 Next::Retry(why) => {
                     if started.elapsed() >= STABLE_AFTER {
@@ -137,7 +138,12 @@ impl<P: Publishers> Pulls<P> {
     }
 
     /// One camera connection: connect, authorize, push frames until something ends it.
-    async fn pull_once(&self, key: &str, source: &PullSource, stop: &CancellationToken) -> Next {
+    async fn pull_once(
+        &self,
+        id: &StreamId,
+        source: &PullSource,
+        stop: &CancellationToken,
+    ) -> Next {
         // Again before every connection: a name may resolve elsewhere now (or the store holds a
         // source from before the check existed).
         let checked = tokio::select! {
@@ -162,7 +168,7 @@ impl<P: Publishers> Pulls<P> {
         };
         let mut sink = tokio::select! {
             () = stop.cancelled() => return Next::Stop,
-            a = self.publishers.authorize(key, Proto::Rtsp) => match a {
+            a = self.publishers.authorize_pull(id) => match a {
                 Ok(sink) => sink,
                 Err(e @ (Error::StreamEnded(_) | Error::BadStreamKey(_) | Error::Ended(_))) => {
                     info!(reason = %e, "stream no longer takes media; pulling stops");
