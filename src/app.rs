@@ -21,6 +21,7 @@ use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline;
 use crate::store::{self, Mode, NewStream, Store, Stream, StreamId};
 use crate::streams::StreamRegistry;
+use crate::streams::access::{self, Audience};
 use crate::streams::events::{self, Listener};
 use crate::webhooks::Webhooks;
 
@@ -315,14 +316,11 @@ fn listeners(
 fn rtsp_access(registry: StreamRegistry, secret: Arc<Vec<u8>>) -> rtsp::Access {
     Arc::new(move |id: &StreamId, token: Option<&str>| {
         let live = registry.live(id)?;
-        let owner = token
+        let signed = token
             .is_some_and(|t| signing::verify(&secret, Purpose::Playback, id, t) == Verdict::Valid);
-        if owner && !live.is_taken_down() {
-            Some(rtsp::Grant::Owner)
-        } else if live.mode() == Mode::Public {
-            Some(rtsp::Grant::Public)
-        } else {
-            None
+        match access::audience(live.mode(), live.is_taken_down(), false, signed)? {
+            Audience::Owner => Some(rtsp::Grant::Owner),
+            Audience::Public => Some(rtsp::Grant::Public),
         }
     })
 }

@@ -47,7 +47,12 @@ async fn a_full_life_arrives_in_the_order_it_happened() -> Result<()> {
         ("live", "practice")
     );
     let app = server.app.as_ref().context("running")?;
-    let row = app.state.store.stream(&live.stream).await?.context("stream")?;
+    let row = app
+        .state
+        .store
+        .stream(&live.stream)
+        .await?
+        .context("stream")?;
     assert_eq!(live.creator, row.creator_id);
 
     api.set_mode(&token, &id, "public").await?;

@@ -3,7 +3,8 @@
 //! working.
 use super::AppState;
 use super::error::ApiError;
-use crate::store::{CreatorId, Mode, Principal, Stream, StreamId};
+use crate::store::{CreatorId, Principal, Stream, StreamId};
+use crate::streams::access::audience;
 
 /// Loads a stream the caller may see: its owner and the admin always; others only when public.
 /// Anything else is a 404, exactly like a stream that does not exist.
@@ -18,10 +19,10 @@ pub async fn visible_stream(
         stream.mode = live.mode();
     }
     let owner = who.as_ref().is_some_and(|p| p.owns(&stream));
-    if owner || stream.mode == Mode::Public {
-        Ok((stream, owner))
-    } else {
-        Err(ApiError::NotFound)
+    // The API takes no signed links: the bearer (or session) is all there is.
+    match audience(stream.mode, false, owner, false) {
+        Some(_) => Ok((stream, owner)),
+        None => Err(ApiError::NotFound),
     }
 }
 

@@ -14,7 +14,7 @@ use super::extract::MaybeAuth;
 use super::signing::{self, Purpose, Verdict};
 use crate::output::hls::{self as hls_out, Audience, EVENT_PLAYLIST, LIVE_PLAYLIST, MASTER_FILE};
 use crate::store::{Mode, StreamId};
-use crate::streams::stream::LiveStream;
+use crate::streams::{self, stream::LiveStream};
 
 /// The MPEG-TS master playlist, for players without low-latency HLS or fMP4.
 pub const TS_MASTER_FILE: &str = "master-ts.m3u8";
@@ -72,36 +72,21 @@ pub(super) async fn access(
         Some(crate::store::Principal::Creator(c)) => c == creator_id,
         Some(crate::store::Principal::Viewer(_)) | None => false,
     };
-    if mode == Mode::Public {
-        // The owner's signed URL (from practice) keeps showing everything; a public stream
-        // cannot have been taken down.
-        let audience = if owner || token.is_some() {
-            Audience::Owner
-        } else {
-            Audience::Public
-        };
-        return Ok(Access {
-            id,
-            live,
-            public: audience == Audience::Public,
-            audience,
-            query,
-        });
-    }
-    // A signed token does not open a stream that was taken down (the bearer still does).
-    let signed =
-        token.is_some() && (owner || super::access::signed_links_allowed(state, &id).await?);
-    if owner || signed {
-        Ok(Access {
-            id,
-            live,
-            public: false,
-            audience: Audience::Owner,
-            query,
-        })
-    } else {
-        Err(ApiError::NotFound)
-    }
+    // A public stream cannot have been taken down; else the store says (only asked when a
+    // signed link is all the caller has).
+    let taken_down = token.is_some()
+        && !owner
+        && mode != Mode::Public
+        && !super::access::signed_links_allowed(state, &id).await?;
+    let audience = streams::access::audience(mode, taken_down, owner, token.is_some())
+        .ok_or(ApiError::NotFound)?;
+    Ok(Access {
+        id,
+        live,
+        public: mode == Mode::Public && audience == Audience::Public,
+        audience,
+        query,
+    })
 }
 
 impl Access {

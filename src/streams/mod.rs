@@ -2,6 +2,7 @@
 //! commands (authorize/publish, end, set mode, take down, focus, rotate key, pull, recover); it runs
 //! the stream's pipeline (`crate::pipeline`), feeds its outputs (`crate::output`) and keeps the store
 //! in step.
+pub mod access;
 pub mod bus;
 pub mod clips;
 pub mod events;
