@@ -29,6 +29,11 @@ impl Notifier {
     pub async fn on_stream_event(&self, e: &StreamEvent) {
         let public = e.status.mode == Mode::Public;
         match &e.kind {
+            EventKind::Created {
+                scheduled_at: Some(t),
+            } if public && *t > chrono::Utc::now() => {
+                self.announce(&e.stream, Announcement::Upcoming).await
+            }
             EventKind::WentLive { .. } if public => {
                 self.announce(&e.stream, Announcement::Live).await
             }

@@ -189,7 +189,7 @@ async fn a_scheduled_public_stream_is_announced_as_upcoming_once() -> Result<()>
         )
         .await?;
     assert_eq!(status, 201, "{public}");
-    let notes = feed(&api, &vera).await?;
+    let notes = feed_of(&api, &vera, 1).await?;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(
         (&notes[0]["kind"], &notes[0]["stream_id"]),

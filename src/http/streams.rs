@@ -123,28 +123,18 @@ pub async fn create(
             .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
-    let stream = state
-        .store
-        .create_stream(NewStream {
-            creator_id,
-            title,
-            category: body.category,
-            scheduled_at,
-            mode: body.mode.unwrap_or(Mode::Practice),
-            ladder: body.ladder,
-        })
-        .await?;
-    if stream.mode == Mode::Public && stream.scheduled_at.is_some_and(|t| t > Utc::now()) {
-        state
-            .notifier
-            .announce(&stream.id, crate::store::Announcement::Upcoming)
-            .await;
-    }
-    let recording = None;
-    let mut v = stream_json(&state, &stream, true, recording);
-    if let Some(source) = source {
-        v["source"] = source_json(&source);
-        state.registry.pull(&stream.id, source).await?;
+    let new = NewStream {
+        creator_id,
+        title,
+        category: body.category,
+        scheduled_at,
+        mode: body.mode.unwrap_or(Mode::Practice),
+        ladder: body.ladder,
+    };
+    let stream = state.registry.create(new, source.clone()).await?;
+    let mut v = stream_json(&state, &stream, true, None);
+    if let Some(source) = &source {
+        v["source"] = source_json(source);
     }
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
@@ -489,9 +479,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stream = owned_stream(&state, &id, &who).await?;
-    if state.registry.live(&stream.id).is_some()
-        || !state.store.delete_unused_stream(&stream.id).await?
-    {
+    if !state.registry.delete(&stream.id).await? {
         return Err(ApiError::Conflict(
             "only a stream that never went live can be deleted; end it instead".into(),
         ));

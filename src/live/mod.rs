@@ -183,7 +183,9 @@ impl Listener for Channel {
                 self.hub
                     .send(&e.stream, &LiveEvent::ProductFocused(Focus::from(focus)));
             }
-            EventKind::RecordingReady { .. } | EventKind::RecordingFailed { .. } => {}
+            EventKind::Created { .. }
+            | EventKind::RecordingReady { .. }
+            | EventKind::RecordingFailed { .. } => {}
             _ => self
                 .hub
                 .send(&e.stream, &LiveEvent::StreamState(e.status.clone())),

@@ -42,6 +42,10 @@ pub struct StreamEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
+    /// The creator made the stream (to go live now or at `scheduled_at`).
+    Created {
+        scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// The first media arrived and the pipeline runs: the stream is live.
     WentLive { protocol: String },
     /// Practice ↔ public. `running`: the stream has a running pipeline (it is live now).
@@ -68,6 +72,7 @@ impl EventKind {
     /// The event's name (its serialised `type`), for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
+            EventKind::Created { .. } => "created",
             EventKind::WentLive { .. } => "went_live",
             EventKind::ModeChanged { .. } => "mode_changed",
             EventKind::FocusChanged { .. } => "focus_changed",

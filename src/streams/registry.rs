@@ -166,8 +166,41 @@ impl StreamRegistry {
             .await
     }
 
+    /// Creates a stream; with a `source`, its camera is pulled from now on.
+    pub async fn create(
+        &self,
+        new: crate::store::NewStream,
+        source: Option<PullSource>,
+    ) -> Result<crate::store::Stream, Error> {
+        let stream = self.inner.store.create_stream(new).await?;
+        let status = StreamStatus {
+            state: stream.state,
+            mode: stream.mode,
+            reconnecting: false,
+        };
+        let scheduled_at = stream.scheduled_at;
+        self.emit(
+            &stream.id,
+            &stream.creator_id,
+            status,
+            EventKind::Created { scheduled_at },
+        );
+        if let Some(source) = source {
+            self.pull(&stream.id, source).await?;
+        }
+        Ok(stream)
+    }
+
+    /// Deletes a stream that never went live; `false` for one that did (or is live now).
+    pub async fn delete(&self, id: &StreamId) -> Result<bool, Error> {
+        if self.live(id).is_some() {
+            return Ok(false);
+        }
+        Ok(self.inner.store.delete_unused_stream(id).await?)
+    }
+
     /// Makes `source` the stream's camera and starts pulling it (until the stream ends).
-    pub async fn pull(&self, id: &StreamId, source: PullSource) -> Result<(), Error> {
+    async fn pull(&self, id: &StreamId, source: PullSource) -> Result<(), Error> {
         self.inner.store.set_source(id, &source).await?;
         tracing::info!(stream = %id, source = %source, "pulled stream created");
         if let Some(pulls) = self.pulls() {
