@@ -700,6 +700,52 @@ async fn pulled_stream_is_pulled_again_after_a_server_restart() -> Result<()> {
     Ok(())
 }
 
+/// One stream's slow disk never holds up another's publish: the pulled stream's previous playlist
+/// is replaced by a FIFO nobody writes (a read that hangs, as on a dying disk), so its restore
+/// blocks when it is pulled again after a restart; meanwhile another stream publishes and goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_restore_hangs_does_not_hold_up_another_publish() -> Result<()> {
+    let camera = Camera::start(0).await?;
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let demo = server.demo_stream.clone();
+    let id = create_pulled(&api, &token, &camera.url()).await?;
+    wait_state(&api, &token, &id, "live").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    server.stop().await;
+
+    let playlist = server
+        .data_dir()
+        .join(format!("streams/{id}/hls/source/event.m3u8"));
+    std::fs::remove_file(&playlist)?;
+    let status = std::process::Command::new("mkfifo")
+        .arg(&playlist)
+        .status()?;
+    anyhow::ensure!(status.success(), "mkfifo");
+
+    let app = livefront::app::App::start(test_config(&server.data_dir())).await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    let key = server.publish_url(&demo);
+    let key = key.rsplit('/').next().context("key")?;
+    let url = format!("rtmp://127.0.0.1:{}/live/{key}", app.rtmp_addr.port());
+    let publisher = Publish::small(30.0).spawn(&url)?;
+    let demo_id = demo["id"].as_str().context("id")?;
+    wait_state(&api, &token, demo_id, "live").await?;
+    assert_eq!(
+        stream_state(&api, &token, &id).await.as_deref(),
+        Some("ready"),
+        "the pulled stream is still restoring"
+    );
+    // The disk answers at last (an empty playlist): the restore goes on and the pull with it.
+    std::fs::OpenOptions::new().write(true).open(&playlist)?;
+    wait_state(&api, &token, &id, "live").await?;
+    app.stop().await;
+    finish(publisher, DEADLINE).await.ok();
+    camera.kill().await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_pulled_over_udp_goes_live() -> Result<()> {
     let mut server = Server::start().await?;
