@@ -50,12 +50,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A stream between publish and the end of its finalisation.
+/// What changes about a live stream besides its media and its publisher, under one lock.
+struct State {
+    /// The protocol of the current (or last) publisher.
+    proto: Proto,
+    /// The mode the creator set (a stream that was taken down is practice whatever it says).
+    mode: Mode,
+    /// Set when the creator ended the stream (not just a publisher leaving or a shutdown).
+    ended_by_creator: bool,
+    /// Set when an admin took the stream down: it is practice from then on, whatever sets a mode.
+    taken_down: bool,
+    /// Why the pipeline failed, if it did.
+    failure: Option<String>,
+    /// Branches that failed and were dropped while the stream went on, with why.
+    failed_branches: Vec<(Branch, String)>,
+}
+
+/// A stream between publish and the end of its finalisation: what never changes (ids, paths,
+/// outputs, ladder), its [`State`] under one lock, its publisher, and the pipeline while it runs.
 pub struct LiveStream {
     pub id: StreamId,
     pub creator_id: CreatorId,
-    /// The protocol of the current (or last) publisher.
-    proto: Mutex<Proto>,
+    state: Mutex<State>,
     publisher: tokio::sync::watch::Sender<Publisher>,
     pub paths: StreamPaths,
     /// MPEG-TS renditions.
@@ -63,7 +79,6 @@ pub struct LiveStream {
     /// Low-latency (CMAF) renditions, when on.
     pub ll: Option<Arc<HlsOutput>>,
     pub ladder: LadderSpec,
-    mode: Mutex<Mode>,
     /// Which of its media was public: what the outputs show to anyone but the owner.
     pub visibility: Visibility,
     health: Mutex<IngestHealth>,
@@ -72,13 +87,6 @@ pub struct LiveStream {
     /// Cancelled when the stream is fully finalised.
     pub finished: CancellationToken,
     running: Mutex<Option<Running>>,
-    failure: Mutex<Option<String>>,
-    /// Branches that failed and were dropped while the stream went on, with why.
-    failed_branches: Mutex<Vec<(Branch, String)>>,
-    /// Set when the creator ended the stream (not just a publisher leaving or a shutdown).
-    ended_by_creator: std::sync::atomic::AtomicBool,
-    /// Set when an admin took the stream down: it is practice from then on, whatever sets a mode.
-    taken_down: std::sync::atomic::AtomicBool,
     /// The latest focus change (held while one is being made, so that changes apply in order).
     pub focus: tokio::sync::Mutex<Option<FocusEvent>>,
     /// When the latest publisher came back.
@@ -141,22 +149,24 @@ impl LiveStream {
         LiveStream {
             id: stream.id.clone(),
             creator_id: stream.creator_id.clone(),
-            proto: Mutex::new(proto),
+            state: Mutex::new(State {
+                proto,
+                mode: stream.mode,
+                ended_by_creator: false,
+                taken_down: false,
+                failure: None,
+                failed_branches: Vec::new(),
+            }),
             publisher: tokio::sync::watch::Sender::new(Publisher::Connected(0)),
             paths,
             hls,
             ll: ll.map(Arc::new),
             ladder,
-            mode: Mutex::new(stream.mode),
             visibility,
             health: Mutex::new(IngestHealth::new(segment)),
             end: CancellationToken::new(),
             finished: CancellationToken::new(),
             running: Mutex::new(None),
-            failure: Mutex::new(None),
-            failed_branches: Mutex::new(Vec::new()),
-            ended_by_creator: std::sync::atomic::AtomicBool::new(false),
-            taken_down: std::sync::atomic::AtomicBool::new(false),
             focus: tokio::sync::Mutex::new(None),
             resumed_at: ResumedAt::default(),
             arrivals: Arrivals::default(),
@@ -179,14 +189,16 @@ impl LiveStream {
 
     /// The mode viewers get; a stream that was taken down is practice.
     pub fn mode(&self) -> Mode {
-        if self.taken_down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Mode::Practice;
+        let state = lock(&self.state);
+        if state.taken_down {
+            Mode::Practice
+        } else {
+            state.mode
         }
-        *lock(&self.mode)
     }
 
     pub fn proto(&self) -> Proto {
-        *lock(&self.proto)
+        lock(&self.state).proto
     }
 
     /// The publisher dropped: wait for it. Returns the publisher number to pass to
@@ -237,7 +249,7 @@ impl LiveStream {
             _ => false,
         });
         if back {
-            *lock(&self.proto) = proto;
+            lock(&self.state).proto = proto;
             self.with_health(|h| h.publisher_back());
         }
         back
@@ -258,8 +270,11 @@ impl LiveStream {
     /// mode: what was rehearsed before a switch to public stays the owner's, and what comes after
     /// a switch to practice is never shown to the public.
     pub fn set_mode(&self, mode: Mode) {
-        *lock(&self.mode) = mode;
-        let public = self.mode() == Mode::Public;
+        let public = {
+            let mut state = lock(&self.state);
+            state.mode = mode;
+            !state.taken_down && mode == Mode::Public
+        };
         self.visibility
             .set(self.media_time().unwrap_or_default(), public);
     }
@@ -277,29 +292,29 @@ impl LiveStream {
     /// Asks the publisher's connection to close; finalisation follows from its `finish`.
     /// The creator ends the stream for good (API `end`).
     pub fn end_by_creator(&self) {
-        self.ended_by_creator
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        lock(&self.state).ended_by_creator = true;
         self.end.cancel();
     }
 
     /// An admin took the stream down: hidden from viewers at once (practice), then ended as by
     /// its creator (the publisher is disconnected, the outputs finalised).
     pub fn take_down(&self) {
-        self.taken_down
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        *lock(&self.mode) = Mode::Practice;
+        {
+            let mut state = lock(&self.state);
+            state.taken_down = true;
+            state.mode = Mode::Practice;
+        }
         self.visibility
             .set(self.media_time().unwrap_or_default(), false);
         self.end_by_creator();
     }
 
     pub fn is_taken_down(&self) -> bool {
-        self.taken_down.load(std::sync::atomic::Ordering::SeqCst)
+        lock(&self.state).taken_down
     }
 
     pub fn ended_by_creator(&self) -> bool {
-        self.ended_by_creator
-            .load(std::sync::atomic::Ordering::SeqCst)
+        lock(&self.state).ended_by_creator
     }
 
     pub fn request_end(&self) {
@@ -312,12 +327,12 @@ impl LiveStream {
 
     /// The pipeline failed: remember why and end the stream.
     pub fn fail(&self, reason: String) {
-        lock(&self.failure).get_or_insert(reason);
+        lock(&self.state).failure.get_or_insert(reason);
         self.end.cancel();
     }
 
     pub fn failure(&self) -> Option<String> {
-        lock(&self.failure).clone()
+        lock(&self.state).failure.clone()
     }
 
     /// A branch failed and was dropped; the stream goes on. Reported in health until the end.
@@ -326,12 +341,15 @@ impl LiveStream {
             "{} failed and was stopped; the stream goes on without it ({reason})",
             branch.label()
         ));
-        lock(&self.failed_branches).push((branch.clone(), reason.to_string()));
+        lock(&self.state)
+            .failed_branches
+            .push((branch.clone(), reason.to_string()));
     }
 
     /// Why `branch` failed, if it did.
     pub fn branch_failure(&self, branch: &Branch) -> Option<String> {
-        lock(&self.failed_branches)
+        lock(&self.state)
+            .failed_branches
             .iter()
             .find(|(b, _)| b == branch)
             .map(|(_, why)| why.clone())
