@@ -26,6 +26,11 @@ fn date(d: DateTime<Utc>) -> String {
     d.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// `d` without its sub-millisecond part (what [`date`] writes).
+fn whole_millis(d: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(d.timestamp_millis()).unwrap_or(d)
+}
+
 /// A quoted-string attribute value (RFC 8216 §4.2): no double quote, CR or LF.
 fn quoted(value: &str) -> String {
     let clean: String = value
@@ -49,8 +54,11 @@ impl Marker {
             quoted(&date(self.start))
         );
         if let Some(end) = self.end {
-            let end = end.max(self.start);
-            let millis = (end - self.start).num_milliseconds();
+            // Both dates as written (whole milliseconds), so that END-DATE is START-DATE plus
+            // DURATION exactly (RFC 8216 §4.3.2.7), whatever fractions the two had.
+            let start = whole_millis(self.start);
+            let end = whole_millis(end).max(start);
+            let millis = (end - start).num_milliseconds();
             out.push_str(&format!(
                 ",END-DATE={},DURATION={}.{:03}",
                 quoted(&date(end)),
@@ -178,6 +186,26 @@ mod tests {
         let range = parsed.segments[0].daterange.as_ref().unwrap();
         assert_eq!(range.id, "focus-3");
         assert_eq!(range.duration, Some(61.005));
+    }
+
+    #[test]
+    fn end_date_is_start_date_plus_duration_as_written() {
+        let mut m = marker();
+        // 0.6 ms past a millisecond, ending 0.2 ms past one: 2.0336 s apart.
+        m.start += chrono::Duration::microseconds(600);
+        m.end = Some(m.start + chrono::Duration::microseconds(2_033_600));
+        let line = m.line();
+        let parsed = Marker::parse_line(&line).unwrap();
+        let duration = line
+            .split("DURATION=")
+            .nth(1)
+            .and_then(|d| d.split(',').next())
+            .unwrap();
+        let (s, ms) = duration.split_once('.').unwrap();
+        let duration = chrono::Duration::milliseconds(
+            s.parse::<i64>().unwrap() * 1000 + ms.parse::<i64>().unwrap(),
+        );
+        assert_eq!(parsed.start + duration, parsed.end.unwrap(), "{line}");
     }
 
     #[test]
