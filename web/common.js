@@ -162,10 +162,11 @@ export function streamRow(title, streams, emptyText) {
         el(
           "a",
           { href: `/watch/${encodeURIComponent(s.id)}` },
-          // Posters exist once a stream went live; scheduled ones get a plain tile.
-          s.state === "live" || s.state === "ended"
+          // A poster once the stream was public on camera; scheduled ones (and streams public too
+          // briefly for a poster) get a plain tile.
+          s.thumbnail
             ? el("img", { src: `/api/v1/streams/${encodeURIComponent(s.id)}/thumbnail.jpg`, alt: "", loading: "lazy", class: "thumb" })
-            : el("div", { class: "thumb placeholder", "aria-hidden": "true" }, "Soon"),
+            : el("div", { class: "thumb placeholder", "aria-hidden": "true" }, s.state === "scheduled" ? "Soon" : ""),
           badge,
           el("span", { class: "title" }, s.title),
           el("span", { class: "meta" }, s.creator ? `@${s.creator}` : "", s.state === "scheduled" ? ` · ${when(s.scheduled_at)}` : "", s.state === "live" ? ` · ${s.viewers ?? 0} watching` : ""),

@@ -259,6 +259,18 @@ pub(super) fn media_response(
         .into_response()
 }
 
+/// Where the poster `audience` sees is: the public's comes from public media (streams from before
+/// it was kept: the one poster). It may not exist (yet).
+pub(super) fn poster(state: &AppState, id: &StreamId, audience: Audience) -> std::path::PathBuf {
+    let paths = state.registry.paths(id);
+    match audience {
+        Audience::Public if hls_out::keeps_public_files(&paths.hls_dir()) => {
+            paths.public_thumbnail()
+        }
+        _ => paths.thumbnail(),
+    }
+}
+
 /// `GET /api/v1/streams/{id}/thumbnail.jpg`: the latest poster, under the same rule as the video.
 #[utoipa::path(get, path = "/api/v1/streams/{id}/thumbnail.jpg", tag = "media", params(("id" = String, Path, description = "stream id")), responses((status = 200, description = "OK"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn thumbnail(
@@ -268,15 +280,7 @@ pub async fn thumbnail(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let a = access(&state, &id, who, &params).await?;
-    // The public's poster comes from public media (streams from before it was kept: the one).
-    let paths = state.registry.paths(&a.id);
-    let poster = match a.audience {
-        Audience::Public if hls_out::keeps_public_files(&paths.hls_dir()) => {
-            paths.public_thumbnail()
-        }
-        _ => paths.thumbnail(),
-    };
-    let bytes = tokio::fs::read(poster)
+    let bytes = tokio::fs::read(poster(&state, &a.id, a.audience))
         .await
         .map_err(|_| ApiError::NotFound)?;
     Ok((

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::streams::display_state;
+use crate::output::hls::Audience;
 use crate::store::{Mode, Stream, StreamState};
 
 /// Past streams on a storefront.
@@ -28,7 +29,10 @@ pub(super) fn listed(state: &AppState, stream: &Stream, creator: &str) -> Value 
         "started_at": stream.started_at,
         "ended_at": stream.ended_at,
         "playback": {"hls": format!("{base}/hls/{}/master.m3u8", stream.id)},
-        "thumbnail": format!("{base}/api/v1/streams/{}/thumbnail.jpg", stream.id),
+        // Only once the public has a poster (a stream that was public too briefly has none).
+        "thumbnail": super::hls::poster(state, &stream.id, Audience::Public)
+            .exists()
+            .then(|| format!("{base}/api/v1/streams/{}/thumbnail.jpg", stream.id)),
         "viewers": state.audience.count(&stream.id),
     })
 }
