@@ -203,6 +203,7 @@ impl App {
             registrations: Arc::default(),
             audience,
             hls_counters: Arc::default(),
+            files: Arc::default(),
             secret,
             config: config.clone(),
             public_url: public_url.clone().into(),

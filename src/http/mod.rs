@@ -66,6 +66,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// HLS requests and bytes served.
     pub hls_counters: Arc<hls::Counters>,
+    /// Media files viewers fetch, kept in memory.
+    pub files: Arc<crate::output::file_cache::FileCache>,
     /// HLS sessions per stream (viewer counts).
     pub audience: Arc<audience::Audience>,
     /// Open viewer registration, limited per client address.
