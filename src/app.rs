@@ -192,7 +192,7 @@ impl App {
             chat.clone()
                 .run_viewer_counts(move |id| audience.count(id), shutdown.child_token())
         });
-        let state = AppState {
+        let state = Arc::new(http::Shared {
             store: store.clone(),
             registry: registry.clone(),
             webhooks: webhooks.clone(),
@@ -215,7 +215,7 @@ impl App {
                 .unwrap_or_else(|_| config.hls.ladder.clone())
                 .into(),
             pulls: pulls.clone(),
-        };
+        });
         let webhooks_stop = CancellationToken::new();
         let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
         for (stream, source) in resume {

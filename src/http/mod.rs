@@ -51,9 +51,11 @@ use crate::webhooks::Webhooks;
 /// Request bodies of the API (JSON) beyond this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
+/// What every handler can reach. axum clones it for every request: one pointer, not twenty.
+pub type AppState = Arc<Shared>;
+
+/// The state behind [`AppState`].
+pub struct Shared {
     pub store: Store,
     pub registry: StreamRegistry,
     pub webhooks: Webhooks,
@@ -224,8 +226,7 @@ pub fn router(state: AppState) -> Router {
             let path = req
                 .extensions()
                 .get::<MatchedPath>()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
+                .map_or("", |p| p.as_str());
             tracing::info_span!("request", method = %req.method(), path)
         }))
         .with_state(state)
