@@ -1503,6 +1503,61 @@ mod tests {
         ));
     }
 
+    /// The bytes served for a playlist are rendered once and shared, and never outlive a change:
+    /// a new part, or a switch to practice that takes the open segment's parts from the public.
+    #[test]
+    fn served_playlists_are_shared_until_something_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let ll = LowLatency {
+            part: Duration::from_millis(200),
+            master_prefix: String::new(),
+        };
+        let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);
+        let visibility = Visibility::new(true);
+        hls.set_visibility(visibility.clone());
+        hls.add_renditions(&["source".to_string()]);
+        let feed = |from_part: u64, to_part: u64| {
+            for i in from_part..to_part {
+                let chunk = Chunk {
+                    init: (i == 0).then(|| Bytes::from_static(b"init")),
+                    data: Bytes::from(vec![i as u8; 100]),
+                    duration: Duration::from_millis(200),
+                    independent: i % 10 == 0,
+                    running_time: Duration::from_millis(200 * i),
+                };
+                hls.part_ready("source", chunk).unwrap();
+            }
+        };
+        let kind = PlaylistKind::LowLatency { skip: false };
+        let served = || {
+            hls.served_playlist("source", kind, Audience::Public, None)
+                .unwrap()
+        };
+        let rendered = || {
+            hls.low_latency_playlist("source", Audience::Public, false, None)
+                .unwrap()
+        };
+        feed(0, 12); // segment 0 closed, 1 open with two parts
+        let first = served();
+        assert_eq!(first.as_ptr(), served().as_ptr(), "rendered once, shared");
+        assert_eq!(&first[..], rendered().as_bytes());
+        feed(12, 13);
+        let text = served();
+        assert_eq!(&text[..], rendered().as_bytes());
+        assert!(String::from_utf8_lossy(&text).contains("part00001.2.m4s"));
+        // Practice from inside the open segment: its parts are no longer the public's.
+        visibility.set(Duration::from_millis(2_500), false);
+        let text = served();
+        assert_eq!(&text[..], rendered().as_bytes());
+        assert!(!String::from_utf8_lossy(&text).contains("part00001."));
+        // The owner sees them, from a playlist of its own.
+        let owner = hls
+            .served_playlist("source", kind, Audience::Owner, None)
+            .unwrap();
+        assert!(String::from_utf8_lossy(&owner).contains("part00001.2.m4s"));
+    }
+
     fn spec(id: &str) -> MarkerSpec {
         MarkerSpec {
             id: id.into(),
