@@ -33,8 +33,9 @@ clean:
 # Benchmarks (bench/README.md): livefront next to nginx-rtmp (passthrough.sh; PROTO=srt for SRT), next to
 # ffmpeg doing the same transcoding ladder (ladder.sh), RTSP pull/out next to RTMP (rtsp.sh), where
 # product markers land (markers.sh), and 1000 WebSocket viewers of one stream's live channel: memory,
-# CPU, chat fan-out (ws.sh), an nginx edge collapsing low-latency HLS requests (edge.sh), and
-# glass-to-screen latency of low-latency HLS in hls.js (llhls.sh).
+# CPU, chat fan-out (ws.sh), an nginx edge collapsing low-latency HLS requests (edge.sh),
+# glass-to-screen latency of low-latency HLS in hls.js (llhls.sh), and HLS serving next to nginx
+# serving the same files (serve.sh).
 bench: deps web-deps web-test-deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
@@ -46,3 +47,4 @@ bench: deps web-deps web-test-deps
 	bench/ws.sh
 	bench/edge.sh
 	bench/llhls.sh
+	bench/serve.sh

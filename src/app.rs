@@ -196,7 +196,7 @@ impl App {
             chat.clone()
                 .run_viewer_counts(move |id| audience.count(id), shutdown.child_token())
         });
-        let state = AppState {
+        let state = Arc::new(http::Shared {
             store: store.clone(),
             registry: registry.clone(),
             webhooks: webhooks.clone(),
@@ -207,6 +207,7 @@ impl App {
             registrations: Arc::default(),
             audience,
             hls_counters: Arc::default(),
+            files: Arc::default(),
             secret,
             config: config.clone(),
             public_url: public_url.clone().into(),
@@ -217,7 +218,7 @@ impl App {
                 .map(|l| l.name)
                 .unwrap_or_else(|_| config.hls.ladder.clone())
                 .into(),
-        };
+        });
         let webhooks_stop = CancellationToken::new();
         let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
         registry.attach_pulls(pulls, resume);

@@ -7,12 +7,15 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
 use super::signing::{self, Purpose, Verdict};
-use crate::output::hls::{self as hls_out, Audience, EVENT_PLAYLIST, LIVE_PLAYLIST, MASTER_FILE};
+use crate::output::hls::{
+    self as hls_out, Audience, EVENT_PLAYLIST, LIVE_PLAYLIST, MASTER_FILE, PlaylistKind,
+};
 use crate::store::{Mode, StreamId};
 use crate::streams::{self, stream::LiveStream};
 
@@ -93,8 +96,9 @@ impl Access {
     /// Whether the caller may fetch a segment (or init section) by name: the owner any, the
     /// public only those of public media. `low_latency` picks the output (CMAF or MPEG-TS);
     /// `dir` is where that output keeps its files.
-    pub(super) fn serves(
+    pub(super) async fn serves(
         &self,
+        state: &AppState,
         dir: &std::path::Path,
         rendition: &str,
         file: &str,
@@ -105,7 +109,9 @@ impl Access {
                 (true, Some(ll)) => ll.serves(rendition, file, self.audience),
                 _ => s.hls.serves(rendition, file, self.audience),
             },
-            None => hls_out::persisted_serves(dir, rendition, file, self.audience),
+            None => {
+                hls_out::persisted_serves(&state.files, dir, rendition, file, self.audience).await
+            }
         }
     }
 }
@@ -115,12 +121,12 @@ pub(super) fn cache_control(public: bool, value: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("{scope}, {value}")).expect("valid header")
 }
 
-pub(super) fn playlist_response(text: String, public: bool, live: bool) -> Response {
+pub(super) fn playlist_response(text: impl Into<Body>, public: bool, live: bool) -> Response {
     let cache = if live { "max-age=1" } else { "max-age=3600" };
     playlist_with_cache(text, public, cache)
 }
 
-pub(super) fn playlist_with_cache(text: String, public: bool, cache: &str) -> Response {
+pub(super) fn playlist_with_cache(text: impl Into<Body>, public: bool, cache: &str) -> Response {
     (
         [
             (
@@ -129,7 +135,7 @@ pub(super) fn playlist_with_cache(text: String, public: bool, cache: &str) -> Re
             ),
             (header::CACHE_CONTROL, cache_control(public, cache)),
         ],
-        text,
+        text.into(),
     )
         .into_response()
 }
@@ -167,20 +173,26 @@ pub async fn master(
     let (text, live) = match &a.live {
         Some(s) if !s.finished.is_cancelled() => {
             let out = s.ll.as_deref().filter(|_| low_latency).unwrap_or(&s.hls);
-            (out.master_playlist(a.audience, query), true)
+            (
+                out.master_playlist(a.audience, query).map(Bytes::from),
+                true,
+            )
         }
         _ => {
             let paths = state.registry.paths(&a.id);
-            let persisted = |dir: &std::path::Path| {
-                hls_out::read_persisted(dir, None, MASTER_FILE, a.audience)
-                    .map(|t| hls_out::with_query(&t, query))
+            let persisted = async |dir: &std::path::Path| {
+                hls_out::read_persisted(&state.files, dir, None, MASTER_FILE, a.audience, query)
+                    .await
             };
-            let ll = if low_latency {
-                persisted(&paths.low_latency_dir())
-            } else {
-                None
+            let ll = match low_latency {
+                true => persisted(&paths.low_latency_dir()).await,
+                false => None,
             };
-            (ll.or_else(|| persisted(&paths.hls_dir())), false)
+            let text = match ll {
+                Some(text) => Some(text),
+                None => persisted(&paths.hls_dir()).await,
+            };
+            (text, false)
         }
     };
     let text = text.ok_or(ApiError::NotFound)?;
@@ -203,15 +215,26 @@ pub async fn rendition_file(
     let query = a.query.as_deref();
     let hls_dir = state.registry.paths(&a.id).hls_dir();
     if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST {
+        let kind = match file.as_str() {
+            LIVE_PLAYLIST => PlaylistKind::Live,
+            _ => PlaylistKind::Event,
+        };
         // While finalising, the in-memory list is already complete (VOD), so keep serving it.
         let (text, live) = match &a.live {
             Some(s) => (
-                s.hls.media_playlist(&rendition, &file, a.audience, query),
+                s.hls.served_playlist(&rendition, kind, a.audience, query),
                 !s.finished.is_cancelled(),
             ),
             None => (
-                hls_out::read_persisted(&hls_dir, Some(&rendition), &file, a.audience)
-                    .map(|t| hls_out::with_query(&t, query)),
+                hls_out::read_persisted(
+                    &state.files,
+                    &hls_dir,
+                    Some(&rendition),
+                    &file,
+                    a.audience,
+                    query,
+                )
+                .await,
                 false,
             ),
         };
@@ -229,11 +252,13 @@ pub async fn rendition_file(
         return Err(ApiError::NotFound);
     }
     // Practice media of a public stream is the owner's: by name too.
-    if !a.serves(&hls_dir, &rendition, &file, false) {
+    if !a.serves(&state, &hls_dir, &rendition, &file, false).await {
         return Err(ApiError::NotFound);
     }
     let path = hls_dir.join(&rendition).join(&file);
-    let bytes = tokio::fs::read(&path)
+    let bytes = state
+        .files
+        .read(&path)
         .await
         .map_err(|_| ApiError::NotFound)?;
     state.hls_counters.served(bytes.len());

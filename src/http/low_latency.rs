@@ -22,6 +22,7 @@ use super::extract::MaybeAuth;
 use super::hls::{access, media_response, playlist_response, playlist_with_cache, valid_name};
 use crate::output::hls::{
     self as hls_out, EVENT_PLAYLIST, EdgePosition, HlsOutput, LIVE_PLAYLIST, PartLookup,
+    PlaylistKind,
 };
 
 const MEDIA_TYPE: &str = "video/mp4";
@@ -163,16 +164,23 @@ pub async fn rendition_file(
         };
         let want = Want::from_query(&params)?;
         let Some(out) = out else {
-            let text = hls_out::read_persisted(&dir, Some(&rendition), &file, a.audience)
-                .map(|t| hls_out::with_query(&t, query))
-                .ok_or(ApiError::NotFound)?;
+            let text = hls_out::read_persisted(
+                &state.files,
+                &dir,
+                Some(&rendition),
+                &file,
+                a.audience,
+                query,
+            )
+            .await
+            .ok_or(ApiError::NotFound)?;
             seen();
             state.hls_counters.served(text.len());
             return Ok(playlist_response(text, a.public, false));
         };
         if file == EVENT_PLAYLIST {
             let text = out
-                .media_playlist(&rendition, EVENT_PLAYLIST, a.audience, query)
+                .served_playlist(&rendition, PlaylistKind::Event, a.audience, query)
                 .ok_or(ApiError::NotFound)?;
             seen();
             state.hls_counters.served(text.len());
@@ -200,7 +208,12 @@ pub async fn rendition_file(
         }
         let skip = params.get("_HLS_skip").is_some_and(|v| v == "YES");
         let text = out
-            .low_latency_playlist(&rendition, a.audience, skip, query)
+            .served_playlist(
+                &rendition,
+                PlaylistKind::LowLatency { skip },
+                a.audience,
+                query,
+            )
             .ok_or(ApiError::NotFound)?;
         seen();
         state.hls_counters.served(text.len());
@@ -227,7 +240,7 @@ pub async fn rendition_file(
         found.ok_or(ApiError::NotFound)?
     } else if media_name(&file, "seg", ".m4s") || media_name(&file, "init", ".mp4") {
         // Practice media of a public stream is the owner's: by name too.
-        if !a.serves(&dir, &rendition, &file, true) {
+        if !a.serves(&state, &dir, &rendition, &file, true).await {
             return Err(ApiError::NotFound);
         }
         let in_memory = out
@@ -235,10 +248,11 @@ pub async fn rendition_file(
             .and_then(|o| o.init_section(&rendition, &file, a.audience));
         match in_memory {
             Some(b) => b,
-            None => tokio::fs::read(dir.join(&rendition).join(&file))
+            None => state
+                .files
+                .read(&dir.join(&rendition).join(&file))
                 .await
-                .map_err(|_| ApiError::NotFound)?
-                .into(),
+                .map_err(|_| ApiError::NotFound)?,
         }
     } else {
         return Err(ApiError::NotFound);

@@ -52,9 +52,11 @@ use crate::webhooks::Webhooks;
 /// Request bodies of the API (JSON) beyond this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
+/// What every handler can reach. axum clones it for every request: one pointer, not twenty.
+pub type AppState = Arc<Shared>;
+
+/// The state behind [`AppState`].
+pub struct Shared {
     pub store: Store,
     pub registry: StreamRegistry,
     pub webhooks: Webhooks,
@@ -67,6 +69,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// HLS requests and bytes served.
     pub hls_counters: Arc<hls::Counters>,
+    /// Media files viewers fetch, kept in memory.
+    pub files: Arc<crate::output::file_cache::FileCache>,
     /// HLS sessions per stream (viewer counts).
     pub audience: Arc<audience::Audience>,
     /// Open viewer registration, limited per client address.
@@ -222,8 +226,7 @@ pub fn router(state: AppState) -> Router {
             let path = req
                 .extensions()
                 .get::<MatchedPath>()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
+                .map_or("", |p| p.as_str());
             tracing::info_span!("request", method = %req.method(), path)
         }))
         .with_state(state)

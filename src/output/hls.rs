@@ -10,6 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::daterange::Marker;
+use super::file_cache::FileCache;
 use super::playlist::{self, LiveEdge, MediaPlaylist, Part, RenditionReport, Segment, Variant};
 use super::visibility::{PublicIntervals, Visibility};
 
@@ -475,6 +476,28 @@ struct Inner {
     low_latency: Option<LowLatency>,
     /// When the stream's media was public.
     visibility: Visibility,
+    /// Playlists as served, until the next change (see [`HlsOutput::served_playlist`]).
+    rendered: Rendered,
+}
+
+/// Which playlist of a rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistKind {
+    /// `index.m3u8` of the MPEG-TS output: the live window, VOD once ended.
+    Live,
+    /// `event.m3u8`: every segment.
+    Event,
+    /// `index.m3u8` of a low-latency output, with parts; `skip`: a delta update.
+    LowLatency { skip: bool },
+}
+
+/// Rendered playlists, by rendition, kind and audience. Valid while the output does not change
+/// (every writer empties it, see [`HlsOutput::change`]) and the visibility has made `visibility`
+/// switches (a switch can hide the open segment's parts from the public).
+#[derive(Default)]
+struct Rendered {
+    visibility: u64,
+    playlists: Vec<(String, PlaylistKind, Audience, Bytes)>,
 }
 
 impl Inner {
@@ -487,6 +510,71 @@ impl Inner {
 
     fn rendition(&self, name: &str) -> Option<&Rendition> {
         self.renditions.iter().find(|r| r.name == name)
+    }
+
+    /// See [`HlsOutput::low_latency_playlist`].
+    fn low_latency_playlist(
+        &self,
+        rendition: &str,
+        audience: Audience,
+        skip: bool,
+        query: Option<&str>,
+    ) -> Option<String> {
+        let ll = self.low_latency.as_ref()?;
+        let r = self.rendition(rendition)?;
+        r.edge_position(audience, &self.visibility)?;
+        let view = r.view(audience, &self.visibility);
+        let mut edge = r.live_edge(&view, self.target, ll.part, skip);
+        edge.reports = self
+            .renditions
+            .iter()
+            .filter(|o| o.name != r.name && !o.dropped)
+            .filter_map(|o| {
+                let p = o.edge_position(audience, &self.visibility)?;
+                Some(RenditionReport {
+                    uri: format!("../{}/{LIVE_PLAYLIST}", o.name),
+                    last_msn: p.last_msn,
+                    last_part: p.last_part,
+                })
+            })
+            .collect();
+        Some(view.playlist.render_low_latency(&edge, query))
+    }
+
+    /// See [`HlsOutput::media_playlist`].
+    fn media_playlist(
+        &self,
+        rendition: &str,
+        file: &str,
+        audience: Audience,
+        query: Option<&str>,
+    ) -> Option<String> {
+        let r = self.rendition(rendition)?;
+        let list = r.view(audience, &self.visibility).playlist;
+        if list.segments().is_empty() {
+            return None;
+        }
+        match file {
+            LIVE_PLAYLIST => Some(list.render_live(query)),
+            EVENT_PLAYLIST => Some(list.render_event(query)),
+            _ => None,
+        }
+    }
+
+    fn render(
+        &self,
+        rendition: &str,
+        kind: PlaylistKind,
+        audience: Audience,
+        query: Option<&str>,
+    ) -> Option<String> {
+        match kind {
+            PlaylistKind::Live => self.media_playlist(rendition, LIVE_PLAYLIST, audience, query),
+            PlaylistKind::Event => self.media_playlist(rendition, EVENT_PLAYLIST, audience, query),
+            PlaylistKind::LowLatency { skip } => {
+                self.low_latency_playlist(rendition, audience, skip, query)
+            }
+        }
     }
 }
 
@@ -520,6 +608,7 @@ impl HlsOutput {
                 low_latency: None,
                 // Nothing is public until the stream says so.
                 visibility: Visibility::new(false),
+                rendered: Rendered::default(),
             }),
             changed: tokio::sync::watch::Sender::new(0),
         }
@@ -528,13 +617,13 @@ impl HlsOutput {
     /// A low-latency output: CMAF segments made of parts (see [`HlsOutput::part_ready`]).
     pub fn low_latency(dir: PathBuf, window: usize, target: Duration, ll: LowLatency) -> Self {
         let out = Self::new(dir, window, target);
-        out.lock().low_latency = Some(ll);
+        out.change().low_latency = Some(ll);
         out
     }
 
     /// Decides from now on which media is public (the stream's own timeline).
     pub fn set_visibility(&self, visibility: Visibility) {
-        self.lock().visibility = visibility;
+        self.change().visibility = visibility;
     }
 
     /// Told whenever a part or segment is listed or the stream ends.
@@ -548,7 +637,7 @@ impl HlsOutput {
 
     /// Adds renditions (once the pipeline knows which it writes); known names are kept as they are.
     pub fn add_renditions(&self, names: &[String]) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         for name in names {
             if inner.rendition(name).is_none() {
                 let (playlist, public) = inner.playlists();
@@ -566,7 +655,7 @@ impl HlsOutput {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Ok(0);
         };
-        let mut inner = self.lock();
+        let mut inner = self.change();
         let (window, target) = (inner.window, inner.target);
         let mut restored = 0;
         for entry in entries.flatten() {
@@ -604,24 +693,32 @@ impl HlsOutput {
 
     /// Takes a rendition out of the master playlist (its encoder was stopped under overload).
     pub fn drop_rendition(&self, name: &str) {
-        if let Some(r) = self.lock().renditions.iter_mut().find(|r| r.name == name) {
+        if let Some(r) = self.change().renditions.iter_mut().find(|r| r.name == name) {
             r.dropped = true;
         }
     }
 
+    /// The state, to read. Whatever changes it takes it through [`HlsOutput::change`].
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The state, to change: the playlists rendered so far no longer hold.
+    fn change(&self) -> std::sync::MutexGuard<'_, Inner> {
+        let mut inner = self.lock();
+        inner.rendered.playlists.clear();
+        inner
+    }
+
     pub fn set_epoch(&self, epoch: DateTime<Utc>) {
-        self.lock().epoch = epoch;
+        self.change().epoch = epoch;
     }
 
     pub fn set_info(&self, rendition: &str, info: RenditionInfo) {
         if let Some(r) = self
-            .lock()
+            .change()
             .renditions
             .iter_mut()
             .find(|r| r.name == rendition)
@@ -650,7 +747,7 @@ impl HlsOutput {
     /// [`HlsOutput::discontinuity`], saying when the publisher came back.
     pub fn discontinuity_at(&self, rendition: &str, resumed_at: Resumed) {
         if let Some(r) = self
-            .lock()
+            .change()
             .renditions
             .iter_mut()
             .find(|r| r.name == rendition)
@@ -662,7 +759,7 @@ impl HlsOutput {
 
     pub fn fragment_opened(&self, rendition: &str, running_time: Duration) {
         if let Some(r) = self
-            .lock()
+            .change()
             .renditions
             .iter_mut()
             .find(|r| r.name == rendition)
@@ -684,7 +781,7 @@ impl HlsOutput {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| io::Error::other("segment path has no file name"))?;
         let persisted = {
-            let mut inner = self.lock();
+            let mut inner = self.change();
             let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
             let Some(r) = inner.renditions.iter_mut().find(|r| r.name == rendition) else {
                 return Ok(());
@@ -701,7 +798,7 @@ impl HlsOutput {
     /// and opens the next. An init section before it is kept for `EXT-X-MAP`, on disk too.
     pub fn part_ready(&self, rendition: &str, chunk: Chunk) -> io::Result<()> {
         let persisted = {
-            let mut inner = self.lock();
+            let mut inner = self.change();
             let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
             let Some(r) = inner.renditions.iter_mut().find(|r| r.name == rendition) else {
                 return Ok(());
@@ -769,26 +866,47 @@ impl HlsOutput {
         skip: bool,
         query: Option<&str>,
     ) -> Option<String> {
-        let inner = self.lock();
-        let ll = inner.low_latency.as_ref()?;
-        let r = inner.rendition(rendition)?;
-        r.edge_position(audience, &inner.visibility)?;
-        let view = r.view(audience, &inner.visibility);
-        let mut edge = r.live_edge(&view, inner.target, ll.part, skip);
-        edge.reports = inner
-            .renditions
+        self.lock()
+            .low_latency_playlist(rendition, audience, skip, query)
+    }
+
+    /// A rendition's playlist as served. Every request of an audience gets the same bytes, so
+    /// they are rendered once per change and shared; with a `query` (a signed token carried into
+    /// the URIs) they are rendered for the request. `None` as for the playlist's own method.
+    pub fn served_playlist(
+        &self,
+        rendition: &str,
+        kind: PlaylistKind,
+        audience: Audience,
+        query: Option<&str>,
+    ) -> Option<Bytes> {
+        let mut inner = self.lock();
+        if query.is_some() {
+            return inner
+                .render(rendition, kind, audience, query)
+                .map(Bytes::from);
+        }
+        let switches = inner.visibility.changes();
+        if inner.rendered.visibility != switches {
+            inner.rendered = Rendered {
+                visibility: switches,
+                playlists: Vec::new(),
+            };
+        }
+        let kept = inner
+            .rendered
+            .playlists
             .iter()
-            .filter(|o| o.name != r.name && !o.dropped)
-            .filter_map(|o| {
-                let p = o.edge_position(audience, &inner.visibility)?;
-                Some(RenditionReport {
-                    uri: format!("../{}/{LIVE_PLAYLIST}", o.name),
-                    last_msn: p.last_msn,
-                    last_part: p.last_part,
-                })
-            })
-            .collect();
-        Some(view.playlist.render_low_latency(&edge, query))
+            .find(|(r, k, a, _)| r == rendition && *k == kind && *a == audience);
+        if let Some((.., bytes)) = kept {
+            return Some(bytes.clone());
+        }
+        let bytes = Bytes::from(inner.render(rendition, kind, audience, None)?);
+        inner
+            .rendered
+            .playlists
+            .push((rendition.to_string(), kind, audience, bytes.clone()));
+        Some(bytes)
     }
 
     /// How many parts segment `msn` (as `audience` numbers it) has, once it is closed.
@@ -852,7 +970,7 @@ impl HlsOutput {
     /// The stream is over: every playlist becomes a complete VOD list, on disk too.
     pub fn end(&self) -> io::Result<()> {
         let persisted: Vec<Persisted> = {
-            let mut inner = self.lock();
+            let mut inner = self.change();
             let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
             for r in &mut inner.renditions {
                 if let Err(e) = r.close_open_parts(epoch, &visibility, &self.dir) {
@@ -901,7 +1019,7 @@ impl HlsOutput {
     /// Starts a marker at media time `at` in every rendition: it is listed once the segment that
     /// covers `at` is, with the date that `at` has in that segment.
     pub fn start_marker(&self, spec: MarkerSpec, at: Duration) {
-        for r in &mut self.lock().renditions {
+        for r in &mut self.change().renditions {
             r.pending.push(Pending {
                 at,
                 edge: Edge::Start(spec.clone()),
@@ -911,7 +1029,7 @@ impl HlsOutput {
 
     /// Ends the marker `id` at media time `at` (see [`HlsOutput::start_marker`]).
     pub fn end_marker(&self, id: &str, at: Duration) {
-        for r in &mut self.lock().renditions {
+        for r in &mut self.change().renditions {
             r.pending.push(Pending {
                 at,
                 edge: Edge::End(id.to_string()),
@@ -944,17 +1062,7 @@ impl HlsOutput {
         audience: Audience,
         query: Option<&str>,
     ) -> Option<String> {
-        let inner = self.lock();
-        let r = inner.rendition(rendition)?;
-        let list = r.view(audience, &inner.visibility).playlist;
-        if list.segments().is_empty() {
-            return None;
-        }
-        match file {
-            LIVE_PLAYLIST => Some(list.render_live(query)),
-            EVENT_PLAYLIST => Some(list.render_event(query)),
-            _ => None,
-        }
+        self.lock().media_playlist(rendition, file, audience, query)
     }
 
     pub fn segment_count(&self, rendition: &str) -> usize {
@@ -1079,13 +1187,15 @@ pub fn keeps_public_files(hls_dir: &Path) -> bool {
 }
 
 /// A persisted playlist of an ended stream for `audience` (`master.m3u8`, or a rendition's VOD
-/// list under either name).
-pub fn read_persisted(
+/// list under either name), as served: with `query` in its URIs.
+pub async fn read_persisted(
+    files: &FileCache,
     hls_dir: &Path,
     rendition: Option<&str>,
     file: &str,
     audience: Audience,
-) -> Option<String> {
+    query: Option<&str>,
+) -> Option<Bytes> {
     let public = audience == Audience::Public && keeps_public_files(hls_dir);
     let path = match rendition {
         None if file == MASTER_FILE && public => hls_dir.join(PUBLIC_MASTER_FILE),
@@ -1099,18 +1209,37 @@ pub fn read_persisted(
         }
         _ => return None,
     };
-    let text = std::fs::read_to_string(path).ok()?;
+    let bytes = files.read(&path).await.ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
     // A public list without segments (the stream was never public long enough) is not served.
-    (!public || rendition.is_none() || text.contains("#EXTINF")).then_some(text)
+    if public && rendition.is_some() && !text.contains("#EXTINF") {
+        return None;
+    }
+    match query {
+        None => Some(bytes),
+        Some(_) => Some(with_query(text, query).into()),
+    }
 }
 
 /// Whether `audience` may fetch the file `name` (segment or init section) of a rendition of an
 /// ended stream: the public only what its list names.
-pub fn persisted_serves(hls_dir: &Path, rendition: &str, name: &str, audience: Audience) -> bool {
+pub async fn persisted_serves(
+    files: &FileCache,
+    hls_dir: &Path,
+    rendition: &str,
+    name: &str,
+    audience: Audience,
+) -> bool {
     if audience == Audience::Owner || !keeps_public_files(hls_dir) {
         return true;
     }
-    let Ok(text) = std::fs::read_to_string(hls_dir.join(rendition).join(PUBLIC_PLAYLIST)) else {
+    let Ok(list) = files
+        .read(&hls_dir.join(rendition).join(PUBLIC_PLAYLIST))
+        .await
+    else {
+        return false;
+    };
+    let Ok(text) = std::str::from_utf8(&list) else {
         return false;
     };
     let quoted = format!("URI=\"{name}\"");
@@ -1204,8 +1333,8 @@ mod tests {
     /// going public and a practice interval in the middle are left out (the latter as a
     /// discontinuity), numbered on their own from the first public segment, and nothing of them
     /// can be fetched by name; the owner keeps everything.
-    #[test]
-    fn the_public_is_shown_public_media_only() {
+    #[tokio::test]
+    async fn the_public_is_shown_public_media_only() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("source")).unwrap();
         let hls = HlsOutput::new(dir.path().to_path_buf(), 6, Duration::from_secs(2));
@@ -1269,32 +1398,25 @@ mod tests {
         );
         hls.end().unwrap();
         let hls_dir = dir.path();
-        let vod = read_persisted(hls_dir, Some("source"), LIVE_PLAYLIST, Audience::Public).unwrap();
+        let files = FileCache::default();
+        let read = async |rendition, file| {
+            let bytes = read_persisted(&files, hls_dir, rendition, file, Audience::Public, None);
+            String::from_utf8(bytes.await.unwrap().to_vec()).unwrap()
+        };
+        let vod = read(Some("source"), LIVE_PLAYLIST).await;
         assert!(
             !vod.contains("seg00000") && !vod.contains("seg00004"),
             "{vod}"
         );
         assert!(vod.contains("#EXT-X-ENDLIST"));
-        assert!(persisted_serves(
-            hls_dir,
-            "source",
-            "seg00003.ts",
-            Audience::Public
-        ));
-        assert!(!persisted_serves(
-            hls_dir,
-            "source",
-            "seg00001.ts",
-            Audience::Public
-        ));
-        assert!(persisted_serves(
-            hls_dir,
-            "source",
-            "seg00001.ts",
-            Audience::Owner
-        ));
+        let serves = async |file, audience| {
+            persisted_serves(&files, hls_dir, "source", file, audience).await
+        };
+        assert!(serves("seg00003.ts", Audience::Public).await);
+        assert!(!serves("seg00001.ts", Audience::Public).await);
+        assert!(serves("seg00001.ts", Audience::Owner).await);
         assert_eq!(read_public_media(hls_dir).unwrap(), hls.public_media());
-        let master = read_persisted(hls_dir, None, MASTER_FILE, Audience::Public).unwrap();
+        let master = read(None, MASTER_FILE).await;
         assert!(master.contains("source/index.m3u8"));
     }
 
@@ -1379,6 +1501,61 @@ mod tests {
             hls.part("source", 6, 0, Audience::Public),
             PartLookup::Missing
         ));
+    }
+
+    /// The bytes served for a playlist are rendered once and shared, and never outlive a change:
+    /// a new part, or a switch to practice that takes the open segment's parts from the public.
+    #[test]
+    fn served_playlists_are_shared_until_something_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let ll = LowLatency {
+            part: Duration::from_millis(200),
+            master_prefix: String::new(),
+        };
+        let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);
+        let visibility = Visibility::new(true);
+        hls.set_visibility(visibility.clone());
+        hls.add_renditions(&["source".to_string()]);
+        let feed = |from_part: u64, to_part: u64| {
+            for i in from_part..to_part {
+                let chunk = Chunk {
+                    init: (i == 0).then(|| Bytes::from_static(b"init")),
+                    data: Bytes::from(vec![i as u8; 100]),
+                    duration: Duration::from_millis(200),
+                    independent: i % 10 == 0,
+                    running_time: Duration::from_millis(200 * i),
+                };
+                hls.part_ready("source", chunk).unwrap();
+            }
+        };
+        let kind = PlaylistKind::LowLatency { skip: false };
+        let served = || {
+            hls.served_playlist("source", kind, Audience::Public, None)
+                .unwrap()
+        };
+        let rendered = || {
+            hls.low_latency_playlist("source", Audience::Public, false, None)
+                .unwrap()
+        };
+        feed(0, 12); // segment 0 closed, 1 open with two parts
+        let first = served();
+        assert_eq!(first.as_ptr(), served().as_ptr(), "rendered once, shared");
+        assert_eq!(&first[..], rendered().as_bytes());
+        feed(12, 13);
+        let text = served();
+        assert_eq!(&text[..], rendered().as_bytes());
+        assert!(String::from_utf8_lossy(&text).contains("part00001.2.m4s"));
+        // Practice from inside the open segment: its parts are no longer the public's.
+        visibility.set(Duration::from_millis(2_500), false);
+        let text = served();
+        assert_eq!(&text[..], rendered().as_bytes());
+        assert!(!String::from_utf8_lossy(&text).contains("part00001."));
+        // The owner sees them, from a playlist of its own.
+        let owner = hls
+            .served_playlist("source", kind, Audience::Owner, None)
+            .unwrap();
+        assert!(String::from_utf8_lossy(&owner).contains("part00001.2.m4s"));
     }
 
     fn spec(id: &str) -> MarkerSpec {

@@ -22,25 +22,42 @@ struct Switch {
 
 /// The mode of a stream's media over its media time. Clones share one timeline.
 #[derive(Debug, Clone)]
-pub struct Visibility(Arc<Mutex<Vec<Switch>>>);
+pub struct Visibility(Arc<Mutex<Timeline>>);
+
+#[derive(Debug)]
+struct Timeline {
+    switches: Vec<Switch>,
+    /// Switches made so far (anything derived from the timeline is stale once it moves on).
+    changes: u64,
+}
 
 impl Visibility {
     /// A timeline that starts public or practice at media time 0.
     pub fn new(public: bool) -> Self {
-        Visibility(Arc::new(Mutex::new(vec![Switch {
-            at: Duration::ZERO,
-            public,
-        }])))
+        Visibility(Arc::new(Mutex::new(Timeline {
+            switches: vec![Switch {
+                at: Duration::ZERO,
+                public,
+            }],
+            changes: 0,
+        })))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Switch>> {
+    fn lock(&self) -> MutexGuard<'_, Timeline> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Grows with every switch: what was derived from the timeline at one count holds until it
+    /// changes.
+    pub fn changes(&self) -> u64 {
+        self.lock().changes
     }
 
     /// From media time `at` on, the media is public (or not). A switch earlier than the latest
     /// one (media time never runs back; a clock quirk) takes effect at the latest one's time.
     pub fn set(&self, at: Duration, public: bool) {
-        let mut switches = self.lock();
+        let mut timeline = self.lock();
+        let Timeline { switches, changes } = &mut *timeline;
         let last = *switches.last().expect("a timeline has its first switch");
         if last.public == public {
             return;
@@ -55,17 +72,19 @@ impl Visibility {
             }
         }
         switches.push(Switch { at, public });
+        *changes += 1;
     }
 
     /// The mode now (of the newest media).
     pub fn is_public(&self) -> bool {
-        self.lock().last().is_some_and(|s| s.public)
+        self.lock().switches.last().is_some_and(|s| s.public)
     }
 
     /// Whether all of `[start, end)` was public: public at `start` and no switch to practice
     /// before `end`. An empty or inverted interval asks about `start` alone.
     pub fn public_throughout(&self, start: Duration, end: Duration) -> bool {
-        let switches = self.lock();
+        let timeline = self.lock();
+        let switches = &timeline.switches;
         let at_start = switches
             .iter()
             .rev()
@@ -200,7 +219,7 @@ mod tests {
         for i in 0..(MAX_SWITCHES as u64 * 2) {
             v.set(Duration::from_millis(i * 10), i % 2 == 0);
         }
-        assert!(v.lock().len() <= MAX_SWITCHES);
+        assert!(v.lock().switches.len() <= MAX_SWITCHES);
         assert!(!v.is_public(), "the newest switch (to practice) holds");
         let last = Duration::from_millis((MAX_SWITCHES as u64 * 2 - 2) * 10);
         assert!(v.public_throughout(last, last + Duration::from_millis(5)));
