@@ -554,6 +554,36 @@ async fn camera_lost_for_longer_than_the_grace_ends_the_stream() -> Result<()> {
     Ok(())
 }
 
+/// Restarts the camera of live pulled stream `id` on its port and checks that the pull comes back
+/// within the grace into the same session: the stream stays live, the playlist goes on after a
+/// discontinuity. Returns the restarted camera.
+async fn restart_into_the_same_session(
+    api: &Api,
+    token: &str,
+    id: &str,
+    camera: Camera,
+) -> Result<Camera> {
+    let media = format!("/hls/{id}/source/index.m3u8");
+    let port = camera.kill().await?;
+    let camera = Camera::start(port).await?;
+    let before = api
+        .get_text(&media, None)
+        .await?
+        .1
+        .matches("#EXTINF")
+        .count();
+    let after = api.playlist_with_segments(&media, before + 2).await?;
+    assert_eq!(stream_state(api, token, id).await.as_deref(), Some("live"));
+    let (_, event) = api
+        .get_text(&format!("/hls/{id}/source/event.m3u8"), None)
+        .await?;
+    assert!(
+        event.contains("#EXT-X-DISCONTINUITY"),
+        "the camera's comeback is a discontinuity in the same playlist: {event}\n{after}"
+    );
+    Ok(camera)
+}
+
 /// The pull reconnects within `ingest.reconnect_grace` and the same session goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_that_comes_back_within_the_grace_continues_the_same_session() -> Result<()> {
@@ -566,26 +596,7 @@ async fn camera_that_comes_back_within_the_grace_continues_the_same_session() ->
     wait_state(&api, &token, &id, "live").await?;
     let media = format!("/hls/{id}/source/index.m3u8");
     api.playlist_with_segments(&media, 2).await?;
-    let port = camera.kill().await?;
-    let camera = Camera::start(port).await?;
-    let before = api
-        .get_text(&media, None)
-        .await?
-        .1
-        .matches("#EXTINF")
-        .count();
-    let after = api.playlist_with_segments(&media, before + 2).await?;
-    assert_eq!(
-        stream_state(&api, &token, &id).await.as_deref(),
-        Some("live")
-    );
-    let (_, event) = api
-        .get_text(&format!("/hls/{id}/source/event.m3u8"), None)
-        .await?;
-    assert!(
-        event.contains("#EXT-X-DISCONTINUITY"),
-        "the camera's comeback is a discontinuity in the same playlist: {event}\n{after}"
-    );
+    let camera = restart_into_the_same_session(&api, &token, &id, camera).await?;
     server.stop().await;
     camera.kill().await?;
     Ok(())
@@ -613,26 +624,7 @@ async fn rotating_the_key_of_a_pulled_stream_keeps_the_pull() -> Result<()> {
         )
         .await?;
     assert_eq!(status, 200, "{v}");
-    let port = camera.kill().await?;
-    let camera = Camera::start(port).await?;
-    let before = api
-        .get_text(&media, None)
-        .await?
-        .1
-        .matches("#EXTINF")
-        .count();
-    api.playlist_with_segments(&media, before + 2).await?;
-    assert_eq!(
-        stream_state(&api, &token, &id).await.as_deref(),
-        Some("live")
-    );
-    let (_, event) = api
-        .get_text(&format!("/hls/{id}/source/event.m3u8"), None)
-        .await?;
-    assert!(
-        event.contains("#EXT-X-DISCONTINUITY"),
-        "the camera came back into the same session: {event}"
-    );
+    let camera = restart_into_the_same_session(&api, &token, &id, camera).await?;
     server.stop().await;
     camera.kill().await?;
     Ok(())
