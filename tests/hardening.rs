@@ -593,3 +593,93 @@ async fn product_urls_are_http_or_https_with_a_host_and_no_userinfo() -> Result<
     server.stop().await;
     Ok(())
 }
+
+/// The first segment named in a media playlist (its URI as listed, relative to the playlist).
+fn first_segment(playlist: &str) -> Option<&str> {
+    playlist
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_media_is_cached_briefly_while_live_and_for_good_once_ended() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let live = create(&api, &token, json!({"title": "Now", "mode": "public"})).await?;
+    let id = live["id"].as_str().context("id")?.to_string();
+    let publisher = Publish::small(60.0).spawn(&server.publish_url(&live))?;
+    source_segments(&api, &token, &id, 2).await?;
+    let cache_control = |url: String, token: Option<String>| {
+        let api = api.clone();
+        async move {
+            let mut req = api.http.get(api.url(&url));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let resp = req.send().await?;
+            anyhow::ensure!(resp.status() == 200, "{url}: {}", resp.status());
+            anyhow::Ok(resp.headers()["cache-control"].to_str()?.to_string())
+        }
+    };
+    let (_, ts) = api
+        .get_text(&format!("/hls/{id}/source/index.m3u8"), None)
+        .await?;
+    let ts = format!(
+        "/hls/{id}/source/{}",
+        first_segment(&ts).context("a segment")?
+    );
+    let (_, ll) = api
+        .get_text(&format!("/hls/{id}/ll/source/index.m3u8"), None)
+        .await?;
+    let m4s = format!(
+        "/hls/{id}/ll/source/{}",
+        first_segment(&ll).context("a segment")?
+    );
+    let quoted = |tag: &str| {
+        let line = ll.lines().find(|l| l.starts_with(tag))?;
+        let (_, rest) = line.split_once("URI=\"")?;
+        rest.split('"').next()
+    };
+    let init = format!(
+        "/hls/{id}/ll/source/{}",
+        quoted("#EXT-X-MAP:").context("init")?
+    );
+    let part = format!(
+        "/hls/{id}/ll/source/{}",
+        quoted("#EXT-X-PART:").context("part")?
+    );
+
+    // Live: the stream can still go back to practice or be taken down, so a shared cache keeps
+    // public media for two segment durations (2 s each), not for a year.
+    for url in [&ts, &m4s, &init, &part] {
+        assert_eq!(
+            cache_control(url.clone(), None).await?,
+            "public, max-age=4",
+            "{url}"
+        );
+        let owner = cache_control(url.clone(), Some(token.clone())).await?;
+        assert!(owner.starts_with("private"), "{url}: {owner}");
+    }
+
+    // Ended: the public replay does not change any more.
+    let (status, v) = api
+        .request(
+            Method::POST,
+            &format!("/api/v1/streams/{id}/end"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    finish(publisher, DEADLINE).await?;
+    // (Once the pipeline has let go of it: polled.)
+    wait_for("the replay cached for good", DEADLINE, || async {
+        let value = cache_control(ts.clone(), None).await.ok()?;
+        (value == "public, max-age=31536000, immutable").then_some(())
+    })
+    .await?;
+    let owner = cache_control(ts.clone(), Some(token.clone())).await?;
+    assert!(owner.starts_with("private"), "{owner}");
+    server.stop().await;
+    Ok(())
+}
