@@ -683,3 +683,62 @@ async fn public_media_is_cached_briefly_while_live_and_for_good_once_ended() -> 
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() -> Result<()> {
+    // The limit: 10 sign-ups a minute from one address.
+    let sign_up = |api: &Api, forwarded_for: &str, handle: String| {
+        let request = api
+            .http
+            .post(api.url("/api/v1/viewers"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({ "handle": handle }));
+        async move { anyhow::Ok(request.send().await?.status().as_u16()) }
+    };
+
+    // No trusted proxy (the default): a made-up header changes nothing, the peer is the client.
+    let mut server = Server::start().await?;
+    let api = server.api.clone();
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        statuses.push(sign_up(&api, &format!("198.51.100.{i}"), format!("spoof{i}")).await?);
+    }
+    assert_eq!(statuses[..10], [201; 10]);
+    assert_eq!(statuses[10], 429, "a spoofed X-Forwarded-For is ignored");
+    server.stop().await;
+
+    // Behind a trusted proxy (here the test itself, on loopback, and a 10/8 hop before it):
+    // the rightmost address that is not a trusted proxy is the client; what the client wrote
+    // to the left of it is ignored.
+    let mut server = Server::start_with(|c| {
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+    })
+    .await?;
+    let api = server.api.clone();
+    for i in 0..10 {
+        let chain = format!("192.0.2.{i}, 203.0.113.7, 10.1.2.3");
+        assert_eq!(
+            sign_up(&api, &chain, format!("a{i}")).await?,
+            201,
+            "{chain}"
+        );
+    }
+    for chain in [
+        "203.0.113.7",
+        "192.0.2.99, 203.0.113.7",
+        "1.1.1.1, 203.0.113.7, 10.9.9.9",
+    ] {
+        assert_eq!(
+            sign_up(&api, chain, "again".into()).await?,
+            429,
+            "{chain}: the same client"
+        );
+    }
+    assert_eq!(
+        sign_up(&api, "203.0.113.7, 203.0.113.8", "other".into()).await?,
+        201,
+        "another client behind the same proxy has its own limit"
+    );
+    server.stop().await;
+    Ok(())
+}

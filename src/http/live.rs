@@ -10,7 +10,7 @@ use axum::extract::ws::{
     CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
     rejection::WebSocketUpgradeRejection,
 };
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -146,7 +146,7 @@ fn ticket_holder(state: &AppState, id: &str, ticket: &str) -> Result<Principal, 
     security((), ("bearer" = [])))]
 pub async fn connect(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    super::extract::ClientIp(client): super::extract::ClientIp,
     MaybeAuth(header_auth): MaybeAuth,
     Path(id): Path<String>,
     Query(query): Query<LiveQuery>,
@@ -180,7 +180,7 @@ pub async fn connect(
     };
     let seat = state
         .chat
-        .join(&stream.id, &stream.creator_id, peer.ip())
+        .join(&stream.id, &stream.creator_id, client)
         .map_err(|full| {
             let limits = state.chat.config();
             match full {
