@@ -67,6 +67,19 @@ pub enum Error {
     InvalidDuration { uri: String, extinf: f32 },
     #[error("segment {uri} has no program date time")]
     MissingProgramDateTime { uri: String },
+    #[error("{uri:?} is not a file name this server writes")]
+    InvalidUri { uri: String },
+}
+
+/// Whether `uri` is a plain file name as the server writes them (`seg00001.ts`, `init00000.mp4`):
+/// anything else in a playlist on disk was not written by it, and would not read back the same.
+fn is_file_name(uri: &str) -> bool {
+    !uri.is_empty()
+        && uri.len() <= 128
+        && !uri.starts_with('.')
+        && uri
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// A closed media segment.
@@ -322,6 +335,12 @@ impl MediaPlaylist {
 
         let mut previous: Option<(DateTime<Utc>, Duration)> = None;
         for s in parsed.segments {
+            if let Some(uri) = std::iter::once(&s.uri)
+                .chain(s.map.as_ref().map(|m| &m.uri))
+                .find(|u| !is_file_name(u))
+            {
+                return Err(Error::InvalidUri { uri: uri.clone() });
+            }
             if !s.duration.is_finite() || s.duration < 0.0 {
                 return Err(Error::InvalidDuration {
                     uri: s.uri,
@@ -1407,6 +1426,47 @@ mod tests {
             MediaPlaylist::parse_event(&huge, 3, TARGET),
             Err(Error::InvalidDuration { .. })
         ));
+    }
+
+    #[test]
+    fn parse_event_refuses_uris_the_server_never_writes() {
+        // Found by tests/fuzz.rs (playlist_restore): read back as a segment named ",", rendered
+        // to disk, then lost on the next read (a second crash would renumber what follows).
+        let comma = "#EXTM3U#EXT-X-PROGRAM-DATE-TIME:2026-12-03T12:00:00.0Z\n,\n";
+        assert!(matches!(
+            MediaPlaylist::parse_event(comma, 3, TARGET),
+            Err(Error::InvalidUri { ref uri }) if uri == ","
+        ));
+        let pdt =
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2026-12-03T12:00:00.000Z\n";
+        for uri in [
+            "../seg00000.ts",
+            "https://cdn.example/seg.ts",
+            ".hidden",
+            "seg 1.ts",
+        ] {
+            let text = format!("{pdt}#EXTINF:2.000,\n{uri}\n");
+            assert!(
+                matches!(
+                    MediaPlaylist::parse_event(&text, 3, TARGET),
+                    Err(Error::InvalidUri { .. })
+                ),
+                "{uri}"
+            );
+        }
+        let map = format!("{pdt}#EXT-X-MAP:URI=\"../init.mp4\"\n#EXTINF:2.000,\nseg00000.m4s\n");
+        assert!(matches!(
+            MediaPlaylist::parse_event(&map, 3, TARGET),
+            Err(Error::InvalidUri { ref uri }) if uri == "../init.mp4"
+        ));
+        let good = format!("{pdt}#EXT-X-MAP:URI=\"init00000.mp4\"\n#EXTINF:2.000,\nseg00000.m4s\n");
+        assert_eq!(
+            MediaPlaylist::parse_event(&good, 3, TARGET)
+                .unwrap()
+                .segments()
+                .len(),
+            1
+        );
     }
 
     #[test]
