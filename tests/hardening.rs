@@ -742,3 +742,39 @@ async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() -> Resul
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_end_the_store_refused_is_stored_once_it_can_write_again() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let live = create(&api, &token, json!({"title": "Now", "mode": "public"})).await?;
+    let id = live["id"].as_str().context("id")?.to_string();
+    let publisher = Publish::small(4.0).spawn(&server.publish_url(&live))?;
+    let stream = || async { api.stream(&token, &id).await.ok() };
+    wait_for("the stream live", DEADLINE, || async {
+        let v = stream().await?;
+        (v["state"] == "live" && !v["health"].is_null()).then_some(())
+    })
+    .await?;
+    // Another process holds the store's write lock (a full disk refuses writes alike): the
+    // publisher leaves, and its end cannot be stored.
+    let db = rusqlite::Connection::open(server.data_dir().join("livefront.db"))?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    db.execute_batch("BEGIN EXCLUSIVE")?;
+    finish(publisher, DEADLINE).await?;
+    let v = wait_for("the publish over (its end refused)", DEADLINE, || async {
+        let v = stream().await?;
+        v["health"].is_null().then_some(v)
+    })
+    .await?;
+    assert_eq!(v["state"], "live", "the store could not take the end: {v}");
+    // The lock goes: the end is stored without a restart or a new publish.
+    db.execute_batch("COMMIT")?;
+    drop(db);
+    wait_for("the stream ended", DEADLINE, || async {
+        (stream().await?["state"] == "ended").then_some(())
+    })
+    .await?;
+    server.stop().await;
+    Ok(())
+}

@@ -30,6 +30,10 @@ use crate::webhooks::Webhooks;
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
 const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+/// A stream's end that the store refused is tried again after this, then twice as long each
+/// time up to `STORE_RETRY_MAX`.
+const STORE_RETRY_INITIAL: std::time::Duration = std::time::Duration::from_secs(1);
+const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -420,7 +424,7 @@ impl StreamRegistry {
     async fn finish(&self, stream: Arc<LiveStream>, reason: EndReason) {
         stream.publisher_gone();
         let store = &self.inner.store;
-        let stored = match stream.take_running() {
+        let (state, stored) = match stream.take_running() {
             Some(running) => {
                 tracing::info!(?reason, "publisher gone; finalising");
                 if let Err(e) = running.stop().await {
@@ -453,7 +457,7 @@ impl StreamRegistry {
                     tracing::info!(
                         "pulled stream stopped with the server; pulled again at the next start"
                     );
-                    store.mark_ready(&stream.id).await
+                    (StreamState::Ready, store.mark_ready(&stream.id).await)
                 } else {
                     let ended = store.mark_ended(&stream.id).await;
                     self.announce_state(&stream.id, StreamState::Ended, stream.mode(), false);
@@ -462,13 +466,13 @@ impl StreamRegistry {
                         .webhooks
                         .emit(&stream.creator_id, "stream.ended", data)
                         .await;
-                    ended
+                    (StreamState::Ended, ended)
                 }
             }
             None if stream.ended_by_creator() => {
                 let ended = store.mark_ended(&stream.id).await;
                 self.announce_state(&stream.id, StreamState::Ended, stream.mode(), false);
-                ended
+                (StreamState::Ended, ended)
             }
             None => {
                 tracing::info!(
@@ -477,15 +481,49 @@ impl StreamRegistry {
                 );
                 let ready = store.mark_ready(&stream.id).await;
                 self.announce_state(&stream.id, StreamState::Ready, stream.mode(), false);
-                ready
+                (StreamState::Ready, ready)
             }
         };
         if let Err(e) = stored {
-            tracing::error!(error = %e, "could not store the stream's state");
+            tracing::error!(error = %e, ?state, "could not store the stream's state; retrying");
+            self.store_state_later(stream.id.clone(), state);
         }
         self.live_map().remove(&stream.id);
         stream.finished.cancel();
         tracing::info!("publish over");
+    }
+
+    /// Keeps trying to store a stream's end (`Ended` or back to `Ready`) that the store refused
+    /// (disk full, locked): otherwise it would read `live` until the next start. Gives up when
+    /// the stream is published again (that session stores its own end) or the server stops (the
+    /// next start ends what was left live).
+    fn store_state_later(&self, id: StreamId, state: StreamState) {
+        let registry = self.clone();
+        self.inner.tasks.spawn(
+            async move {
+                let mut wait = STORE_RETRY_INITIAL;
+                loop {
+                    tokio::time::sleep(wait).await;
+                    if registry.inner.tasks.is_closed() || registry.live(&id).is_some() {
+                        return;
+                    }
+                    let store = &registry.inner.store;
+                    let stored = match state {
+                        StreamState::Ready => store.mark_ready(&id).await,
+                        _ => store.mark_ended(&id).await,
+                    };
+                    match stored {
+                        Ok(()) => {
+                            tracing::info!(?state, "stored the stream's state at last");
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, ?state, "still cannot store the stream's state"),
+                    }
+                    wait = (wait * 2).min(STORE_RETRY_MAX);
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     fn start_pipeline(&self, stream: &Arc<LiveStream>, start: Start) -> Result<(), ingest::Error> {
