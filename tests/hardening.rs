@@ -768,12 +768,18 @@ async fn a_stream_end_the_store_refused_is_stored_once_it_can_write_again() -> R
     })
     .await?;
     assert_eq!(v["state"], "live", "the store could not take the end: {v}");
-    // The lock goes: the end is stored without a restart or a new publish.
+    // The lock goes: the end and the finished recording are stored without a restart or a
+    // new publish.
     db.execute_batch("COMMIT")?;
     drop(db);
-    wait_for("the stream ended", DEADLINE, || async {
-        (stream().await?["state"] == "ended").then_some(())
-    })
+    wait_for(
+        "the stream ended, its recording ready",
+        DEADLINE,
+        || async {
+            let v = stream().await?;
+            (v["state"] == "ended" && v["recording"]["state"] == "ready").then_some(())
+        },
+    )
     .await?;
     server.stop().await;
     Ok(())
