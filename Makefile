@@ -1,7 +1,7 @@
 # livefront: `make run` starts the server, `make test` runs every test. Both install what is missing.
 CARGO ?= cargo
 
-.PHONY: deps web-deps web-test-deps build run test lint bench clean
+.PHONY: deps web-deps web-test-deps build run test lint bench clean fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -29,6 +29,18 @@ lint: deps web-deps
 
 clean:
 	rm -rf target
+
+# Fuzzing on the stable toolchain, each harness for FUZZ_SECONDS (60 by default): first the
+# mutation harnesses of tests/fuzz.rs through the real RTMP server, HTTP API and parsers (crashing
+# inputs to target/fuzz-crashes/; FUZZ_SEED=N replays a run), then coverage-guided AFL++ on the
+# pure parsers (fuzz/afl/run.sh; installs cargo-afl on first use). Figures: target/fuzz-report.txt.
+FUZZ_SECONDS ?= 60
+fuzz: deps web-deps
+	@mkdir -p target && rm -f target/fuzz-report.txt
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_REPORT=$(CURDIR)/target/fuzz-report.txt \
+		$(CARGO) test --locked --test fuzz -- --ignored --test-threads 1 --nocapture
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_REPORT=$(CURDIR)/target/fuzz-report.txt fuzz/afl/run.sh
+	@cat target/fuzz-report.txt
 
 # Benchmarks (bench/README.md): livefront next to nginx-rtmp (passthrough.sh; PROTO=srt for SRT), next to
 # ffmpeg doing the same transcoding ladder (ladder.sh), RTSP pull/out next to RTMP (rtsp.sh), where

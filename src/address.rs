@@ -1,7 +1,109 @@
 //! Addresses a request the server makes on a user's behalf (a webhook delivery, an RTSP pull)
 //! must not reach unless the operator allows it: loopback, private, link-local and the special
-//! ranges that lead there (NAT64 and 6to4 of such an address, IPv4-compatible IPv6).
+//! ranges that lead there (NAT64 and 6to4 of such an address, IPv4-compatible IPv6). And whose
+//! address a request is, behind the operator's trusted proxies.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// An address block, `10.0.0.0/8` or `2001:db8::/32`; a bare address is one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr = IpAddr::from_str(addr)
+            .map_err(|_| format!("{s:?} is not an address or address/prefix"))?
+            .to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix must be 0..={max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        format!("{}/{}", c.addr, c.prefix)
+    }
+}
+
+/// The client a request comes from. The peer, unless it is one of the operator's `trusted`
+/// proxies: then `X-Forwarded-For` (its values in order, each a comma-separated list) is read
+/// from the right, past the trusted proxies, and the first address that is not one is the
+/// client. Everything left of it was written by the client and is ignored; an entry that is not
+/// an address stops the walk at the last address read.
+pub fn client_address<'a>(
+    peer: IpAddr,
+    forwarded_for: impl IntoIterator<Item = &'a str>,
+    trusted: &[Cidr],
+) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    let peer = peer.to_canonical();
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    // Bounded by the header size limit of the server; the walk stops at the first client.
+    for hop in hops.iter().rev() {
+        let Ok(ip) = IpAddr::from_str(hop.trim()) else {
+            break;
+        };
+        client = ip.to_canonical();
+        if !is_trusted(client) {
+            break;
+        }
+    }
+    client
+}
 
 /// Whether `ip` is loopback, private, link-local or otherwise not a public unicast address.
 pub fn is_private(ip: IpAddr) -> bool {
@@ -72,6 +174,94 @@ fn is_private_v6(v6: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn address_blocks_parse_and_contain() {
+        let c = |s: &str| s.parse::<Cidr>();
+        assert!(
+            c("10.0.0.0/8")
+                .unwrap()
+                .contains("10.255.0.1".parse().unwrap())
+        );
+        assert!(
+            !c("10.0.0.0/8")
+                .unwrap()
+                .contains("11.0.0.1".parse().unwrap())
+        );
+        assert!(
+            c("10.0.0.0/8")
+                .unwrap()
+                .contains("::ffff:10.0.0.1".parse().unwrap())
+        );
+        assert!(c("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(!c("0.0.0.0/0").unwrap().contains("::1".parse().unwrap()));
+        assert!(
+            c("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8:1::1".parse().unwrap())
+        );
+        assert!(c("::/0").unwrap().contains("2001:db8::1".parse().unwrap()));
+        assert!(
+            c("127.0.0.1")
+                .unwrap()
+                .contains("127.0.0.1".parse().unwrap())
+        );
+        assert!(
+            !c("127.0.0.1")
+                .unwrap()
+                .contains("127.0.0.2".parse().unwrap())
+        );
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "x/8",
+            "10.0.0.0/-1",
+        ] {
+            assert!(c(bad).is_err(), "{bad}");
+        }
+        assert_eq!(String::from(c("10.1.2.3/8").unwrap()), "10.1.2.3/8");
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = cidrs(&["127.0.0.1", "10.0.0.0/8"]);
+        let client =
+            |peer: &str, xff: &[&str]| client_address(ip(peer), xff.iter().copied(), &trusted);
+        // An untrusted peer is the client, whatever it writes.
+        assert_eq!(client("203.0.113.9", &["1.2.3.4"]), ip("203.0.113.9"));
+        assert_eq!(client("203.0.113.9", &[]), ip("203.0.113.9"));
+        // Behind the proxy: the rightmost address that is not a trusted proxy.
+        assert_eq!(client("127.0.0.1", &["1.2.3.4"]), ip("1.2.3.4"));
+        assert_eq!(client("127.0.0.1", &["6.6.6.6, 1.2.3.4"]), ip("1.2.3.4"));
+        assert_eq!(
+            client("127.0.0.1", &["6.6.6.6", "1.2.3.4, 10.0.0.2"]),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client("::ffff:127.0.0.1", &["2001:db8::1"]),
+            ip("2001:db8::1")
+        );
+        // No header, nothing usable, or only proxies: the last address read.
+        assert_eq!(client("127.0.0.1", &[]), ip("127.0.0.1"));
+        assert_eq!(client("127.0.0.1", &["garbage"]), ip("127.0.0.1"));
+        assert_eq!(
+            client("127.0.0.1", &["1.2.3.4, garbage, 10.0.0.3"]),
+            ip("10.0.0.3")
+        );
+        assert_eq!(client("127.0.0.1", &["10.0.0.1"]), ip("10.0.0.1"));
+        // No trusted proxies (the default): the header means nothing.
+        assert_eq!(
+            client_address(ip("127.0.0.1"), ["1.2.3.4"], &[]),
+            ip("127.0.0.1")
+        );
+    }
 
     #[test]
     fn clients_are_grouped_by_ipv4_address_and_ipv6_64() {

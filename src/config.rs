@@ -65,6 +65,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("ladder", "hls.ladder"),
     ("reconnect_grace", "ingest.reconnect_grace"),
     ("webhooks_allow_private", "webhooks.allow_private_targets"),
+    ("trusted_proxies", "http.trusted_proxies"),
     ("max_strikes", "policy.max_strikes"),
     ("shop_secret", "shop.secret"),
 ];
@@ -309,6 +310,37 @@ pub struct HttpConfig {
     /// Open HTTP connections (live WebSockets included); beyond this a new one gets a 503 and is
     /// closed. Lowered at start-up to keep 1024 file descriptors for media.
     pub max_connections: usize,
+    /// Reverse proxies (addresses or blocks, `10.0.0.0/8`) whose `X-Forwarded-For` names the
+    /// client for per-address limits (sign-up, live connections). Empty: the header is ignored
+    /// and the peer is the client. A list, or one comma-separated string
+    /// (`LIVEFRONT_TRUSTED_PROXIES=10.0.0.0/8,::1`).
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<crate::address::Cidr>,
+}
+
+/// A list of address blocks, or one string of them separated by commas (from the environment).
+fn cidr_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::address::Cidr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match List::deserialize(d)? {
+        List::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        List::Many(v) => v,
+    };
+    items
+        .iter()
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// What happens around publishers, whatever their protocol.
@@ -425,6 +457,7 @@ impl Default for HttpConfig {
             header_read_timeout: DEFAULT_HTTP_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
             max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -775,6 +808,32 @@ mod tests {
             assert_eq!(c.chat.rate_messages, 20);
             assert_eq!(c.chat.send_timeout, Duration::from_secs(3));
             assert_eq!(c.policy.max_strikes, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own signature
+    fn trusted_proxies_are_a_list_or_a_comma_separated_string() {
+        figment::Jail::expect_with(|jail| {
+            let proxies = |c: &Config| -> Vec<String> {
+                c.http.trusted_proxies.iter().map(|&c| c.into()).collect()
+            };
+            jail.set_env("LIVEFRONT_TRUSTED_PROXIES", "10.0.0.0/8, ::1");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(proxies(&c), ["10.0.0.0/8", "::1/128"]);
+            jail.clear_env();
+            jail.create_file(
+                "livefront.toml",
+                "[http]\ntrusted_proxies = [\"127.0.0.1\", \"2001:db8::/32\"]\n",
+            )?;
+            let c = Config::load(Some(std::path::Path::new("livefront.toml")))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(proxies(&c), ["127.0.0.1/32", "2001:db8::/32"]);
+            jail.set_env("LIVEFRONT_HTTP__TRUSTED_PROXIES", "10.0.0.0/33");
+            let e = Config::load(None).map(|_| ()).unwrap_err().to_string();
+            let named = e.to_lowercase().contains("http.trusted_proxies");
+            assert!(named && e.contains("prefix"), "{e}");
             Ok(())
         });
     }

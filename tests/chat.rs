@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::ws::{LiveClient, Refused, Token};
+use common::ws::{LiveClient, Refused, Token, ticket};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -559,16 +559,16 @@ async fn practice_chat_is_a_rehearsal_for_the_creator_alone() -> Result<()> {
 
     // Everyone else: exactly what an unknown stream answers.
     let unknown = "zzzzzzzzzzzzzzzz";
-    for token in [
-        Token::None,
-        Token::Header(&fan),
-        Token::Query(&fan),
-        Token::Header(&other),
-    ] {
+    for token in [Token::None, Token::Header(&fan), Token::Header(&other)] {
         let expected = LiveClient::try_connect(&api, unknown, token).await?.err();
         let got = LiveClient::try_connect(&api, &id, token).await?.err();
         assert!(matches!(&got, Some(Refused { status: 404, .. })), "{got:?}");
         assert_eq!(got, expected);
+    }
+    for token in [&fan, &other] {
+        let got = ticket(&api, &id, Some(token)).await?;
+        assert_eq!(got.0, 404, "{got:?}");
+        assert_eq!(got, ticket(&api, unknown, Some(token)).await?);
     }
     for token in [None, Some(fan.as_str()), Some(other.as_str())] {
         let (status, body) = api
@@ -612,26 +612,84 @@ async fn practice_chat_is_a_rehearsal_for_the_creator_alone() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_in_the_query_works_for_browsers() -> Result<()> {
+async fn browsers_open_the_live_channel_with_a_short_lived_ticket_not_an_api_token() -> Result<()> {
     let mut server = Server::start().await?;
     let (api, host) = (server.api.clone(), server.demo_token.clone());
     let id = public_stream(&api, &host, "browser").await?;
     let fan = viewer(&api, "fan").await?;
-    let mut f = LiveClient::connect(&api, &id, Token::Query(&fan)).await?;
+    let (status, t) = ticket(&api, &id, Some(&fan)).await?;
+    assert_eq!(status, 200, "{t}");
+    let fan_ticket = t["ticket"].as_str().context("ticket")?.to_string();
+    assert!(!fan_ticket.contains(&fan), "the ticket is not the token");
+    assert!(
+        t["url"].as_str().is_some_and(
+            |u| u.starts_with("ws://") && u.ends_with(&format!("/live?ticket={fan_ticket}"))
+        ),
+        "{t}"
+    );
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(t["expires_at"].as_str().context("expiry")?)?;
+    let left = expires.signed_duration_since(chrono::Utc::now());
+    assert!(
+        left <= chrono::TimeDelta::seconds(60),
+        "short-lived: {left}"
+    );
+    let mut f = LiveClient::connect(&api, &id, Token::Ticket(&fan_ticket)).await?;
     f.say("from a browser").await?;
     let m = f.expect("chat_message").await?;
     assert_eq!(
         (&m["user"], &m["text"]),
         (&json!("fan"), &json!("from a browser"))
     );
-    let refused = LiveClient::try_connect(&api, &id, Token::Query("lft_not_a_token"))
+    // A long-lived API token in the URL is refused (it would end up in logs and history), the
+    // fan's own included.
+    for token in [fan.as_str(), "lft_not_a_token"] {
+        let refused = LiveClient::try_connect(&api, &id, Token::Query(token))
+            .await?
+            .err()
+            .context("a token in the query")?;
+        assert_eq!(refused.status, 400, "{refused:?}");
+        assert!(refused.body.contains("token_in_query"), "{refused:?}");
+    }
+    // A ticket opens only its own stream, for whom it was given, unaltered.
+    let other = public_stream(&api, &host, "other").await?;
+    let refused = LiveClient::try_connect(&api, &other, Token::Ticket(&fan_ticket))
         .await?
         .err()
-        .context("unknown token")?;
+        .context("another stream's ticket")?;
     assert_eq!(refused.status, 401);
-    // The practice stream takes its creator's token in the query too.
+    let (_, host_ticket) = ticket(&api, &id, Some(&host)).await?;
+    let host_ticket = host_ticket["ticket"].as_str().context("ticket")?;
+    let (subject, signature) = host_ticket.split_once('.').context("subject")?;
+    let (fan_subject, _) = fan_ticket.split_once('.').context("subject")?;
+    assert_ne!(subject, fan_subject);
+    for forged in [
+        format!("{fan_subject}.{signature}"),
+        format!("admin.{signature}"),
+        "viewer:x.9999999999.00".to_string(),
+        "garbage".to_string(),
+    ] {
+        let refused = LiveClient::try_connect(&api, &id, Token::Ticket(&forged))
+            .await?
+            .err()
+            .context("a forged ticket")?;
+        assert_eq!(refused.status, 401, "{forged}: {refused:?}");
+    }
+    // A ticket needs a token; a practice stream's only for its creator (as an unknown id).
+    assert_eq!(ticket(&api, &id, None).await?.0, 401);
     let practice = server.demo_stream["id"].as_str().unwrap().to_string();
-    LiveClient::connect(&api, &practice, Token::Query(&host)).await?;
+    assert_eq!(
+        ticket(&api, &practice, Some(&fan)).await?,
+        ticket(&api, "zzzzzzzzzzzzzzzz", Some(&fan)).await?
+    );
+    let (status, t) = ticket(&api, &practice, Some(&host)).await?;
+    assert_eq!(status, 200, "{t}");
+    LiveClient::connect(
+        &api,
+        &practice,
+        Token::Ticket(t["ticket"].as_str().unwrap()),
+    )
+    .await?;
     // A plain GET (no upgrade) says what is needed.
     let (status, body) = api.get(&format!("/api/v1/streams/{id}/live"), None).await?;
     assert_eq!(

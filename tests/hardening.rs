@@ -593,3 +593,194 @@ async fn product_urls_are_http_or_https_with_a_host_and_no_userinfo() -> Result<
     server.stop().await;
     Ok(())
 }
+
+/// The first segment named in a media playlist (its URI as listed, relative to the playlist).
+fn first_segment(playlist: &str) -> Option<&str> {
+    playlist
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_media_is_cached_briefly_while_live_and_for_good_once_ended() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let live = create(&api, &token, json!({"title": "Now", "mode": "public"})).await?;
+    let id = live["id"].as_str().context("id")?.to_string();
+    let publisher = Publish::small(60.0).spawn(&server.publish_url(&live))?;
+    source_segments(&api, &token, &id, 2).await?;
+    let cache_control = |url: String, token: Option<String>| {
+        let api = api.clone();
+        async move {
+            let mut req = api.http.get(api.url(&url));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let resp = req.send().await?;
+            anyhow::ensure!(resp.status() == 200, "{url}: {}", resp.status());
+            anyhow::Ok(resp.headers()["cache-control"].to_str()?.to_string())
+        }
+    };
+    let (_, ts) = api
+        .get_text(&format!("/hls/{id}/source/index.m3u8"), None)
+        .await?;
+    let ts = format!(
+        "/hls/{id}/source/{}",
+        first_segment(&ts).context("a segment")?
+    );
+    let (_, ll) = api
+        .get_text(&format!("/hls/{id}/ll/source/index.m3u8"), None)
+        .await?;
+    let m4s = format!(
+        "/hls/{id}/ll/source/{}",
+        first_segment(&ll).context("a segment")?
+    );
+    let quoted = |tag: &str| {
+        let line = ll.lines().find(|l| l.starts_with(tag))?;
+        let (_, rest) = line.split_once("URI=\"")?;
+        rest.split('"').next()
+    };
+    let init = format!(
+        "/hls/{id}/ll/source/{}",
+        quoted("#EXT-X-MAP:").context("init")?
+    );
+    let part = format!(
+        "/hls/{id}/ll/source/{}",
+        quoted("#EXT-X-PART:").context("part")?
+    );
+
+    // Live: the stream can still go back to practice or be taken down, so a shared cache keeps
+    // public media for two segment durations (2 s each), not for a year.
+    for url in [&ts, &m4s, &init, &part] {
+        assert_eq!(
+            cache_control(url.clone(), None).await?,
+            "public, max-age=4",
+            "{url}"
+        );
+        let owner = cache_control(url.clone(), Some(token.clone())).await?;
+        assert!(owner.starts_with("private"), "{url}: {owner}");
+    }
+
+    // Ended: the public replay does not change any more.
+    let (status, v) = api
+        .request(
+            Method::POST,
+            &format!("/api/v1/streams/{id}/end"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    finish(publisher, DEADLINE).await?;
+    // (Once the pipeline has let go of it: polled.)
+    wait_for("the replay cached for good", DEADLINE, || async {
+        let value = cache_control(ts.clone(), None).await.ok()?;
+        (value == "public, max-age=31536000, immutable").then_some(())
+    })
+    .await?;
+    let owner = cache_control(ts.clone(), Some(token.clone())).await?;
+    assert!(owner.starts_with("private"), "{owner}");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() -> Result<()> {
+    // The limit: 10 sign-ups a minute from one address.
+    let sign_up = |api: &Api, forwarded_for: &str, handle: String| {
+        let request = api
+            .http
+            .post(api.url("/api/v1/viewers"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({ "handle": handle }));
+        async move { anyhow::Ok(request.send().await?.status().as_u16()) }
+    };
+
+    // No trusted proxy (the default): a made-up header changes nothing, the peer is the client.
+    let mut server = Server::start().await?;
+    let api = server.api.clone();
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        statuses.push(sign_up(&api, &format!("198.51.100.{i}"), format!("spoof{i}")).await?);
+    }
+    assert_eq!(statuses[..10], [201; 10]);
+    assert_eq!(statuses[10], 429, "a spoofed X-Forwarded-For is ignored");
+    server.stop().await;
+
+    // Behind a trusted proxy (here the test itself, on loopback, and a 10/8 hop before it):
+    // the rightmost address that is not a trusted proxy is the client; what the client wrote
+    // to the left of it is ignored.
+    let mut server = Server::start_with(|c| {
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+    })
+    .await?;
+    let api = server.api.clone();
+    for i in 0..10 {
+        let chain = format!("192.0.2.{i}, 203.0.113.7, 10.1.2.3");
+        assert_eq!(
+            sign_up(&api, &chain, format!("a{i}")).await?,
+            201,
+            "{chain}"
+        );
+    }
+    for chain in [
+        "203.0.113.7",
+        "192.0.2.99, 203.0.113.7",
+        "1.1.1.1, 203.0.113.7, 10.9.9.9",
+    ] {
+        assert_eq!(
+            sign_up(&api, chain, "again".into()).await?,
+            429,
+            "{chain}: the same client"
+        );
+    }
+    assert_eq!(
+        sign_up(&api, "203.0.113.7, 203.0.113.8", "other".into()).await?,
+        201,
+        "another client behind the same proxy has its own limit"
+    );
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_end_the_store_refused_is_stored_once_it_can_write_again() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let live = create(&api, &token, json!({"title": "Now", "mode": "public"})).await?;
+    let id = live["id"].as_str().context("id")?.to_string();
+    let publisher = Publish::small(4.0).spawn(&server.publish_url(&live))?;
+    let stream = || async { api.stream(&token, &id).await.ok() };
+    wait_for("the stream live", DEADLINE, || async {
+        let v = stream().await?;
+        (v["state"] == "live" && !v["health"].is_null()).then_some(())
+    })
+    .await?;
+    // Another process holds the store's write lock (a full disk refuses writes alike): the
+    // publisher leaves, and its end cannot be stored.
+    let db = rusqlite::Connection::open(server.data_dir().join("livefront.db"))?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    db.execute_batch("BEGIN EXCLUSIVE")?;
+    finish(publisher, DEADLINE).await?;
+    let v = wait_for("the publish over (its end refused)", DEADLINE, || async {
+        let v = stream().await?;
+        v["health"].is_null().then_some(v)
+    })
+    .await?;
+    assert_eq!(v["state"], "live", "the store could not take the end: {v}");
+    // The lock goes: the end and the finished recording are stored without a restart or a
+    // new publish.
+    db.execute_batch("COMMIT")?;
+    drop(db);
+    wait_for(
+        "the stream ended, its recording ready",
+        DEADLINE,
+        || async {
+            let v = stream().await?;
+            (v["state"] == "ended" && v["recording"]["state"] == "ready").then_some(())
+        },
+    )
+    .await?;
+    server.stop().await;
+    Ok(())
+}

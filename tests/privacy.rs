@@ -7,7 +7,7 @@
 mod common;
 
 use anyhow::Result;
-use common::ws::{LiveClient, Token};
+use common::ws::{LiveClient, Token, ticket};
 use common::*;
 use reqwest::Method;
 use serde_json::json;
@@ -96,16 +96,20 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
 
     let unknown = "zzzzzzzzzzzzzzzz";
     for (who, token) in others {
-        // The live channel answers the upgrade exactly as for an unknown id, with the token in
-        // the header or in the query (browsers).
-        let ways = [Token::from(token), token.map_or(Token::None, Token::Query)];
-        for way in ways {
-            let expected = LiveClient::try_connect(&api, unknown, way).await?.err();
-            for id in [&ended_id, &live_id] {
-                let got = LiveClient::try_connect(&api, id, way).await?.err();
-                assert!(got.is_some(), "{who} was let into the live channel of {id}");
-                assert_eq!(got, expected, "{who} on the live channel of {id}");
-            }
+        // The live channel answers the upgrade exactly as for an unknown id, and so does its
+        // ticket (for browsers).
+        let expected = LiveClient::try_connect(&api, unknown, Token::from(token))
+            .await?
+            .err();
+        let expected_ticket = ticket(&api, unknown, token).await?;
+        for id in [&ended_id, &live_id] {
+            let got = LiveClient::try_connect(&api, id, Token::from(token))
+                .await?
+                .err();
+            assert!(got.is_some(), "{who} was let into the live channel of {id}");
+            assert_eq!(got, expected, "{who} on the live channel of {id}");
+            let got = ticket(&api, id, token).await?;
+            assert_eq!(got, expected_ticket, "{who} asking a ticket for {id}");
         }
         for url in PER_STREAM {
             let (expected_status, expected_body) =

@@ -729,3 +729,134 @@ async fn rtmp_shutdown_ends_publishes_and_returns() -> Result<()> {
     );
     Ok(())
 }
+
+/// What goes wrong between a publisher and the server once it is streaming.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// The connection is reset (RST) in the middle of an RTMP chunk.
+    ResetMidChunk,
+    /// The publisher's machine vanishes: no more bytes, no FIN, no RST.
+    HalfOpen,
+}
+
+/// A TCP proxy for one publisher that forwards both ways until `trip` is cancelled, then
+/// injects `fault`. Returns its address; the task holds the sockets until it is aborted.
+async fn faulty_proxy(
+    server: SocketAddr,
+    fault: Fault,
+    trip: CancellationToken,
+) -> Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let Ok((mut client, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut upstream) = TcpStream::connect(server).await else {
+            return;
+        };
+        let (mut up_buf, mut down_buf) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+        loop {
+            tokio::select! {
+                r = client.read(&mut up_buf) => match r {
+                    Ok(n) if n > 0 => {
+                        if upstream.write_all(&up_buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                },
+                r = upstream.read(&mut down_buf) => match r {
+                    Ok(n) if n > 0 => {
+                        if client.write_all(&down_buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                },
+                _ = trip.cancelled() => break,
+            }
+        }
+        match fault {
+            Fault::ResetMidChunk => {
+                // A few bytes of the next read (a chunk header without its payload, or part
+                // of a payload), then RST.
+                if let Ok(n) = client.read(&mut up_buf).await {
+                    let _ = upstream.write_all(&up_buf[..n.min(7)]).await;
+                }
+                let _ = upstream.set_zero_linger();
+                drop(upstream);
+                // The publisher's side stays open: only the server sees the reset.
+                std::future::pending::<()>().await;
+            }
+            Fault::HalfOpen => {
+                // Hold both open and silent until the test ends.
+                let _keep = (client, upstream);
+                std::future::pending::<()>().await;
+            }
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Publishes through a faulty proxy, trips the fault once frames flow, and checks that the
+/// server ends the publish as lost and lets the publisher straight back in.
+async fn publisher_fault_ends_the_publish_and_the_key_is_free_again(
+    config: RtmpConfig,
+    fault: Fault,
+) -> Result<()> {
+    let h = Harness::start(config, None).await?;
+    let trip = CancellationToken::new();
+    let (proxy, proxy_task) = faulty_proxy(h.addr, fault, trip.clone()).await?;
+    let _ffmpeg = spawn(
+        ffmpeg_publish(&format!("rtmp://{proxy}/live/{GOOD_KEY}"), 600),
+        "ffmpeg",
+    )?;
+    h.wait_until("30 video frames", |e| video_frames(&frames(e)).len() >= 30)
+        .await?;
+    trip.cancel();
+    h.wait_until("the publish to end", |e| {
+        e.iter().any(|e| matches!(e, Event::Finished(_)))
+    })
+    .await?;
+    ensure!(
+        matches!(h.finished(), Some(EndReason::PublisherLost(_))),
+        "{:?}",
+        h.finished()
+    );
+    assert_well_formed(&h.frames())?;
+    proxy_task.abort();
+
+    // The same key publishes again at once, directly.
+    let before = h.frames().len();
+    let again = spawn(ffmpeg_publish(&h.url(GOOD_KEY), 2), "ffmpeg")?;
+    h.wait_until("a second publish", |e| {
+        e.iter()
+            .filter(|e| matches!(e, Event::Authorized(_)))
+            .count()
+            == 2
+    })
+    .await?;
+    let output = wait_exit(again).await?;
+    ensure!(output.status.success(), "{}", stderr(&output));
+    ensure!(h.frames().len() > before + 30, "{}", summary(&h.events()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn rtmp_publisher_reset_mid_chunk_ends_the_publish_and_frees_the_key() -> Result<()> {
+    publisher_fault_ends_the_publish_and_the_key_is_free_again(
+        RtmpConfig::default(),
+        Fault::ResetMidChunk,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rtmp_half_open_publisher_is_dropped_after_the_idle_timeout() -> Result<()> {
+    let config = RtmpConfig {
+        idle_timeout: Duration::from_secs(2),
+        ..RtmpConfig::default()
+    };
+    publisher_fault_ends_the_publish_and_the_key_is_free_again(config, Fault::HalfOpen).await
+}

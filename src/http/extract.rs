@@ -83,3 +83,30 @@ impl FromRequestParts<AppState> for Auth {
         }
     }
 }
+
+/// The client's address for per-address limits: the peer's, or behind one of the operator's
+/// `http.trusted_proxies` the client that proxy names in `X-Forwarded-For`
+/// ([`crate::address::client_address`]).
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let axum::extract::ConnectInfo(peer) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .copied()
+            .ok_or_else(|| ApiError::Internal("no peer address on the request".into()))?;
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        Ok(ClientIp(crate::address::client_address(
+            peer.ip(),
+            forwarded,
+            &state.config.http.trusted_proxies,
+        )))
+    }
+}

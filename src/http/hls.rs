@@ -262,22 +262,45 @@ pub async fn rendition_file(
         .await
         .map_err(|_| ApiError::NotFound)?;
     state.hls_counters.served(bytes.len());
-    Ok(media_response(bytes, SEGMENT_TYPE, a.public))
+    Ok(media_response(
+        bytes,
+        SEGMENT_TYPE,
+        a.media_cache(state.config.hls.segment),
+    ))
 }
 
-/// A segment, part or init section: never changes once written, so cached for good.
+/// How long media stays in an edge's cache while its stream is live, in segment durations.
+const LIVE_MEDIA_SEGMENTS: u32 = 2;
+
+impl Access {
+    /// `Cache-Control` of a segment, part or init section (README, "Caching"). The bytes never
+    /// change, but who may see them does: while the stream is live (it may go back to practice
+    /// or be taken down), shared caches keep public media for two segment durations only, so
+    /// an edge stops serving it that soon without a purge. The public replay of a stream that
+    /// has ended is kept for good (a takedown then needs a purge). The owner's is `private`.
+    pub(super) fn media_cache(&self, segment: std::time::Duration) -> HeaderValue {
+        if self.public && self.live.is_some() {
+            let secs = (segment * LIVE_MEDIA_SEGMENTS)
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u64;
+            cache_control(true, &format!("max-age={secs}"))
+        } else {
+            cache_control(self.public, "max-age=31536000, immutable")
+        }
+    }
+}
+
+/// A segment, part or init section, with its `Cache-Control` (`Access::media_cache`).
 pub(super) fn media_response(
     bytes: impl Into<Body>,
     content_type: &'static str,
-    public: bool,
+    cache: HeaderValue,
 ) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (
-                header::CACHE_CONTROL,
-                cache_control(public, "max-age=31536000, immutable"),
-            ),
+            (header::CACHE_CONTROL, cache),
         ],
         bytes.into(),
     )

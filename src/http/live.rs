@@ -10,7 +10,7 @@ use axum::extract::ws::{
     CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
     rejection::WebSocketUpgradeRejection,
 };
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use futures_util::SinkExt;
 use serde::Deserialize;
@@ -27,7 +27,7 @@ use crate::live::rooms::{Full, Seat};
 use crate::live::{
     ClientMessage, Focus, LiveEvent, StreamStatus, ViewerCount, announced_mode, chat_message_id,
 };
-use crate::store::{ChatAuthor, CreatorId, Mode, Principal, StreamId};
+use crate::store::{ChatAuthor, CreatorId, Mode, Principal, StreamId, ViewerId};
 
 /// The server pings a quiet client this often; one silent for three intervals is gone.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -44,10 +44,90 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_TOO_SLOW: u16 = 4000;
 const CLOSE_NOT_FOUND: u16 = 4404;
 
+/// How long a live channel ticket opens the channel (it is spent at the upgrade: the
+/// connection then lasts as long as it likes).
+const TICKET_LIFETIME: Duration = Duration::from_secs(60);
+
 #[derive(Deserialize)]
 pub struct LiveQuery {
-    /// An API token, for clients that cannot set headers on a WebSocket (browsers).
+    /// A ticket from `POST …/live/ticket`, for clients that cannot set headers on a WebSocket.
+    ticket: Option<String>,
+    /// An API token: refused (a URL ends up in logs, proxies and history).
     token: Option<String>,
+}
+
+/// A ticket's subject: whom it was given to.
+fn subject(who: &Principal) -> String {
+    match who {
+        Principal::Admin => "admin".into(),
+        Principal::Creator(c) => format!("creator:{}", c.0),
+        Principal::Viewer(v) => format!("viewer:{}", v.0),
+    }
+}
+
+fn principal(subject: &str) -> Option<Principal> {
+    match subject.split_once(':') {
+        None if subject == "admin" => Some(Principal::Admin),
+        Some(("creator", id)) => CreatorId::parse(id).map(Principal::Creator),
+        Some(("viewer", id)) => ViewerId::parse(id).map(Principal::Viewer),
+        _ => None,
+    }
+}
+
+/// A short-lived ticket to the live channel for a client that cannot send headers on a
+/// WebSocket: `{ticket, expires_at, url}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LiveTicket {
+    /// For `?ticket=` on `GET /api/v1/streams/{id}/live`; valid for 60 s, for this stream and
+    /// this principal only.
+    ticket: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    /// The channel's URL with the ticket (`ws://` or `wss://`).
+    url: String,
+}
+
+/// A ticket to the stream's live channel, for browsers and other clients that cannot set the
+/// `Authorization` header on a WebSocket: valid for 60 s, for this stream and the caller only.
+#[utoipa::path(post, path = "/api/v1/streams/{id}/live/ticket", tag = "chat",
+    params(("id" = String, Path, description = "stream id")),
+    responses((status = 200, description = "a ticket", body = LiveTicket),
+              (status = 401, description = "missing or unknown token"),
+              (status = 404, description = "not found (or not yours to see)")),
+    security(("bearer" = [])))]
+pub async fn ticket(
+    State(state): State<AppState>,
+    super::extract::Auth(who): super::extract::Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<LiveTicket>, ApiError> {
+    let (stream, _) = visible_stream(&state, &id, &Some(who.clone())).await?;
+    let expires_at =
+        chrono::Utc::now() + chrono::TimeDelta::from_std(TICKET_LIFETIME).expect("a minute fits");
+    let ticket = super::signing::sign_ticket(
+        &state.secret,
+        super::signing::Purpose::Live,
+        &stream.id,
+        &subject(&who),
+        expires_at.timestamp(),
+    );
+    let base = state
+        .public_url
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1);
+    let url = format!("{base}/api/v1/streams/{}/live?ticket={ticket}", stream.id);
+    Ok(axum::Json(LiveTicket {
+        ticket,
+        expires_at,
+        url,
+    }))
+}
+
+/// Who a ticket in the query was given to (401 for a forged, expired or foreign ticket).
+fn ticket_holder(state: &AppState, id: &str, ticket: &str) -> Result<Principal, ApiError> {
+    let id = StreamId::parse(id).ok_or(ApiError::NotFound)?;
+    super::signing::verify_ticket(&state.secret, super::signing::Purpose::Live, &id, ticket)
+        .ok()
+        .and_then(principal)
+        .ok_or(ApiError::Unauthorized)
 }
 
 /// The stream's live events (WebSocket). Anyone who may see the stream may listen; a viewer
@@ -55,9 +135,10 @@ pub struct LiveQuery {
 /// Events are JSON text frames, `{"type":…}` (see the `LiveEvent` schema).
 #[utoipa::path(get, path = "/api/v1/streams/{id}/live", tag = "chat",
     params(("id" = String, Path, description = "stream id"),
-           ("token" = Option<String>, Query, description = "API token, for browsers (instead of the Authorization header)")),
+           ("ticket" = Option<String>, Query, description = "a ticket from POST /api/v1/streams/{id}/live/ticket, for clients that cannot set the Authorization header (API tokens are refused in the query)")),
     responses((status = 101, description = "WebSocket of live events (LiveEvent) and chat", body = crate::live::LiveEvent),
-              (status = 401, description = "unknown token"),
+              (status = 400, description = "an API token in the query (use a ticket)"),
+              (status = 401, description = "unknown token, or a forged or expired ticket"),
               (status = 404, description = "not found (or not yours to see)"),
               (status = 426, description = "not a WebSocket upgrade request"),
               (status = 429, description = "this client address has its maximum of live connections"),
@@ -65,21 +146,23 @@ pub struct LiveQuery {
     security((), ("bearer" = [])))]
 pub async fn connect(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    super::extract::ClientIp(client): super::extract::ClientIp,
     MaybeAuth(header_auth): MaybeAuth,
     Path(id): Path<String>,
     Query(query): Query<LiveQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let who = match (header_auth, query.token) {
+    if query.token.is_some() {
+        return Err(ApiError::BadRequest {
+            code: "token_in_query",
+            message: "API tokens are not accepted in the URL; send the Authorization header, \
+                      or a ticket from POST /api/v1/streams/{id}/live/ticket as ?ticket="
+                .into(),
+        });
+    }
+    let who = match (header_auth, query.ticket) {
         (Some(p), _) => Some(p),
-        (None, Some(token)) => Some(
-            state
-                .store
-                .authenticate(&token)
-                .await?
-                .ok_or(ApiError::Unauthorized)?,
-        ),
+        (None, Some(ticket)) => Some(ticket_holder(&state, &id, &ticket)?),
         (None, None) => None,
     };
     let (stream, owner) = visible_stream(&state, &id, &who).await?;
@@ -97,7 +180,7 @@ pub async fn connect(
     };
     let seat = state
         .chat
-        .join(&stream.id, &stream.creator_id, peer.ip())
+        .join(&stream.id, &stream.creator_id, client)
         .map_err(|full| {
             let limits = state.chat.config();
             match full {

@@ -258,7 +258,11 @@ pub async fn rendition_file(
         return Err(ApiError::NotFound);
     };
     state.hls_counters.served(bytes.len());
-    Ok(media_response(bytes, MEDIA_TYPE, a.public))
+    Ok(media_response(
+        bytes,
+        MEDIA_TYPE,
+        a.media_cache(state.config.hls.segment),
+    ))
 }
 
 /// `partNNNNN.P.m4s` → (N, P).

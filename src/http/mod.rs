@@ -168,6 +168,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(focus::list_chapters))
         .routes(routes!(clips::list))
         .routes(routes!(live::connect))
+        .routes(routes!(live::ticket))
         .routes(routes!(chat::page))
         .routes(routes!(chat::delete_message))
         .routes(routes!(chat::ban, chat::bans))

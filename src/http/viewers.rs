@@ -2,11 +2,11 @@
 //! the notification feed and its live push (Server-Sent Events).
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Auth, Json};
+use super::extract::{Auth, ClientIp, Json};
 use super::streams::valid_handle;
 use crate::store::{CreatorId, Principal, ViewerId};
 
@@ -76,10 +76,10 @@ pub struct NewViewer {
 #[utoipa::path(post, path = "/api/v1/viewers", tag = "accounts", request_body = NewViewer, responses((status = 201, description = "created"), (status = 400, description = "bad input"), (status = 409, description = "conflict with the stream's state"), (status = 429, description = "too many requests")))]
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Json(body): Json<NewViewer>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !state.registrations.allow(peer.ip()) {
+    if !state.registrations.allow(client) {
         return Err(ApiError::TooManyRequests(format!(
             "at most {REGISTRATIONS_PER_WINDOW} registrations a minute from one address"
         )));

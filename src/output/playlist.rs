@@ -18,7 +18,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use super::daterange::Marker;
 
@@ -67,6 +67,21 @@ pub enum Error {
     InvalidDuration { uri: String, extinf: f32 },
     #[error("segment {uri} has no program date time")]
     MissingProgramDateTime { uri: String },
+    #[error("{uri:?} is not a file name this server writes")]
+    InvalidUri { uri: String },
+    #[error("segment {uri} is dated outside the years 1970-9999")]
+    DateOutOfRange { uri: String },
+}
+
+/// Whether `uri` is a plain file name as the server writes them (`seg00001.ts`, `init00000.mp4`):
+/// anything else in a playlist on disk was not written by it, and would not read back the same.
+fn is_file_name(uri: &str) -> bool {
+    !uri.is_empty()
+        && uri.len() <= 128
+        && !uri.starts_with('.')
+        && uri
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// A closed media segment.
@@ -125,6 +140,15 @@ pub struct LiveEdge {
 }
 
 impl Segment {
+    /// When the segment ends (its date plus its duration; the latest date there is if that
+    /// cannot be added).
+    pub fn end(&self) -> DateTime<Utc> {
+        chrono::TimeDelta::from_std(self.duration)
+            .ok()
+            .and_then(|d| self.program_date_time.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// A segment that continues the previous one, of unknown size.
     pub fn new(
         uri: impl Into<String>,
@@ -322,6 +346,12 @@ impl MediaPlaylist {
 
         let mut previous: Option<(DateTime<Utc>, Duration)> = None;
         for s in parsed.segments {
+            if let Some(uri) = std::iter::once(&s.uri)
+                .chain(s.map.as_ref().map(|m| &m.uri))
+                .find(|u| !is_file_name(u))
+            {
+                return Err(Error::InvalidUri { uri: uri.clone() });
+            }
             if !s.duration.is_finite() || s.duration < 0.0 {
                 return Err(Error::InvalidDuration {
                     uri: s.uri,
@@ -338,6 +368,15 @@ impl MediaPlaylist {
                     .ok_or_else(|| Error::MissingProgramDateTime { uri: s.uri.clone() })?,
                 (None, None) => return Err(Error::MissingProgramDateTime { uri: s.uri }),
             };
+            // What the server writes is dated now; a date (or an end) outside what chrono can
+            // add to would panic later, when the list is rendered.
+            let end = chrono::TimeDelta::from_std(duration)
+                .ok()
+                .and_then(|d| program_date_time.checked_add_signed(d));
+            let year = |t: DateTime<Utc>| (1970..=9999).contains(&t.year());
+            if !year(program_date_time) || !end.is_some_and(year) {
+                return Err(Error::DateOutOfRange { uri: s.uri });
+            }
             previous = Some((program_date_time, duration));
             let mut segment = Segment::new(s.uri, duration, program_date_time);
             segment.discontinuity = s.discontinuity;
@@ -482,9 +521,7 @@ impl MediaPlaylist {
         };
         // Markers that start after the last closed segment belong to the open one: written before
         // its parts at the live edge, left out elsewhere until it closes.
-        let closed_end = self.segments.last().map(|s| {
-            s.program_date_time + chrono::Duration::from_std(s.duration).unwrap_or_default()
-        });
+        let closed_end = self.segments.last().map(Segment::end);
         let (edge_markers, listed_markers): (Vec<&Marker>, Vec<&Marker>) = self
             .markers
             .iter()
@@ -646,9 +683,7 @@ impl MediaPlaylist {
             // A marker that ended covers some shown segment, or it is not shown (it ended before
             // the view, or lay in media the view leaves out).
             let covers = |s: &Segment| {
-                let end = s.program_date_time
-                    + chrono::Duration::from_std(s.duration).unwrap_or_default();
-                marker.start < end && marker.end.is_some_and(|e| e > s.program_date_time)
+                marker.start < s.end() && marker.end.is_some_and(|e| e > s.program_date_time)
             };
             if marker.end.is_some() && !view.iter().any(covers) {
                 continue;
@@ -1407,6 +1442,79 @@ mod tests {
             MediaPlaylist::parse_event(&huge, 3, TARGET),
             Err(Error::InvalidDuration { .. })
         ));
+    }
+
+    #[test]
+    fn parse_event_refuses_uris_the_server_never_writes() {
+        // Found by tests/fuzz.rs (playlist_restore): read back as a segment named ",", rendered
+        // to disk, then lost on the next read (a second crash would renumber what follows).
+        let comma = "#EXTM3U#EXT-X-PROGRAM-DATE-TIME:2026-12-03T12:00:00.0Z\n,\n";
+        assert!(matches!(
+            MediaPlaylist::parse_event(comma, 3, TARGET),
+            Err(Error::InvalidUri { ref uri }) if uri == ","
+        ));
+        let pdt =
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PROGRAM-DATE-TIME:2026-12-03T12:00:00.000Z\n";
+        for uri in [
+            "../seg00000.ts",
+            "https://cdn.example/seg.ts",
+            ".hidden",
+            "seg 1.ts",
+        ] {
+            let text = format!("{pdt}#EXTINF:2.000,\n{uri}\n");
+            assert!(
+                matches!(
+                    MediaPlaylist::parse_event(&text, 3, TARGET),
+                    Err(Error::InvalidUri { .. })
+                ),
+                "{uri}"
+            );
+        }
+        let map = format!("{pdt}#EXT-X-MAP:URI=\"../init.mp4\"\n#EXTINF:2.000,\nseg00000.m4s\n");
+        assert!(matches!(
+            MediaPlaylist::parse_event(&map, 3, TARGET),
+            Err(Error::InvalidUri { ref uri }) if uri == "../init.mp4"
+        ));
+        let good = format!("{pdt}#EXT-X-MAP:URI=\"init00000.mp4\"\n#EXTINF:2.000,\nseg00000.m4s\n");
+        assert_eq!(
+            MediaPlaylist::parse_event(&good, 3, TARGET)
+                .unwrap()
+                .segments()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn parse_event_refuses_dates_it_could_not_add_to() {
+        // Found by fuzz/afl (playlist_restore, minimised by afl-tmin): read back, then rendering
+        // panicked with "`DateTime + TimeDelta` overflowed".
+        let found =
+            "#EXTM3U#EXT-X-PROGRAM-DATE-TIME:0000-02-03T00:00:00Z\n#EXTINF:20000000000000\n0\n";
+        assert!(matches!(
+            MediaPlaylist::parse_event(found, 3, TARGET),
+            Err(Error::DateOutOfRange { ref uri }) if uri == "0"
+        ));
+        let head = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n";
+        for (pdt, extinf) in [
+            ("2026-12-03T12:00:00.000Z", "20000000000000"),
+            ("+10000-01-01T00:00:00.000Z", "2.000"),
+            ("1969-12-31T23:59:59.000Z", "2.000"),
+            ("9999-12-31T23:59:59.000Z", "2.000"),
+        ] {
+            let text =
+                format!("{head}#EXT-X-PROGRAM-DATE-TIME:{pdt}\n#EXTINF:{extinf},\nseg00000.ts\n");
+            assert!(
+                MediaPlaylist::parse_event(&text, 3, TARGET).is_err(),
+                "{pdt} + {extinf}"
+            );
+        }
+        let fine = format!(
+            "{head}#EXT-X-PROGRAM-DATE-TIME:9999-12-31T23:59:50.000Z\n#EXTINF:2.000,\nseg00000.ts\n"
+        );
+        let list = MediaPlaylist::parse_event(&fine, 3, TARGET).unwrap();
+        let _ = list.render_event(None);
+        let _ = list.render_live(None);
     }
 
     #[test]

@@ -30,6 +30,10 @@ use crate::store::{
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
 const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+/// What the store refused at a stream's end is tried again after this, then twice as long each
+/// time up to `STORE_RETRY_MAX`.
+const STORE_RETRY_INITIAL: std::time::Duration = std::time::Duration::from_secs(1);
+const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -75,6 +79,13 @@ impl BranchFailures {
             ("rung", self.rung.load(Ordering::Relaxed)),
         ]
     }
+}
+
+/// What the store refused at a stream's end, to be stored later.
+#[derive(Debug)]
+enum Refused {
+    State(StreamState),
+    Recording(Recording),
 }
 
 struct Inner {
@@ -489,7 +500,7 @@ impl StreamRegistry {
                     tracing::error!(stream = %id, error = %e, "could not close the playlists");
                 }
             }
-            let recording = self.finalize_recording(&id, &paths).await;
+            let recording = self.finalize_recording(&id, &paths, None).await;
             let state = if store.source(&id).await?.is_some() {
                 // A pulled stream outlives the server: it is pulled again after this start.
                 store.mark_ready(&id).await?;
@@ -512,7 +523,12 @@ impl StreamRegistry {
 
     /// Finalises the recording; once it is ready, its public replay and the clips of its product
     /// chapters are cut in the background. Returns the event that tells how it went.
-    async fn finalize_recording(&self, id: &StreamId, paths: &StreamPaths) -> EventKind {
+    async fn finalize_recording(
+        &self,
+        id: &StreamId,
+        paths: &StreamPaths,
+        session: Option<&Arc<LiveStream>>,
+    ) -> EventKind {
         let store = &self.inner.store;
         let mark = |state, bytes, duration_ms, error| Recording {
             stream_id: id.clone(),
@@ -561,8 +577,9 @@ impl StreamRegistry {
                 (rec, EventKind::RecordingFailed { error })
             }
         };
-        if let Err(e) = store.set_recording(rec).await {
-            tracing::error!(stream = %id, error = %e, "could not store the recording state");
+        if let Err(e) = store.set_recording(rec.clone()).await {
+            tracing::error!(stream = %id, error = %e, "could not store the recording state; retrying");
+            self.store_later(id.clone(), Refused::Recording(rec), session);
         }
         event
     }
@@ -616,7 +633,7 @@ impl StreamRegistry {
     async fn finish(&self, stream: Arc<LiveStream>, reason: EndReason) {
         stream.publisher_gone();
         let store = &self.inner.store;
-        let stored = match stream.take_running() {
+        let (state, stored) = match stream.take_running() {
             Some(running) => {
                 tracing::info!(?reason, "publisher gone; finalising");
                 if let Err(e) = running.stop().await {
@@ -635,12 +652,20 @@ impl StreamRegistry {
                     Some(why) => {
                         tracing::warn!(reason = %why, "the recording failed during the stream");
                         let rec = recording_failed(&stream.id, &why);
-                        if let Err(e) = store.set_recording(rec).await {
-                            tracing::error!(error = %e, "could not mark the recording failed");
+                        if let Err(e) = store.set_recording(rec.clone()).await {
+                            tracing::error!(error = %e, "could not mark the recording failed; retrying");
+                            self.store_later(
+                                stream.id.clone(),
+                                Refused::Recording(rec),
+                                Some(&stream),
+                            );
                         }
                         EventKind::RecordingFailed { error: why }
                     }
-                    None => self.finalize_recording(&stream.id, &stream.paths).await,
+                    None => {
+                        self.finalize_recording(&stream.id, &stream.paths, Some(&stream))
+                            .await
+                    }
                 };
                 self.inner
                     .counters
@@ -661,7 +686,7 @@ impl StreamRegistry {
                     (ended, StreamState::Ended)
                 };
                 self.emit_live(&stream, state, false, recording);
-                stored
+                (state, stored)
             }
             None if stream.ended_by_creator() => {
                 let ended = store.mark_ended(&stream.id).await;
@@ -670,7 +695,7 @@ impl StreamRegistry {
                     reason: format!("{reason:?}"),
                 };
                 self.emit_live(&stream, StreamState::Ended, false, kind);
-                ended
+                (StreamState::Ended, ended)
             }
             None => {
                 tracing::info!(
@@ -679,15 +704,61 @@ impl StreamRegistry {
                 );
                 let ready = store.mark_ready(&stream.id).await;
                 self.emit_live(&stream, StreamState::Ready, false, EventKind::PublisherLeft);
-                ready
+                (StreamState::Ready, ready)
             }
         };
         if let Err(e) = stored {
-            tracing::error!(error = %e, "could not store the stream's state");
+            tracing::error!(error = %e, ?state, "could not store the stream's state; retrying");
+            self.store_later(stream.id.clone(), Refused::State(state), Some(&stream));
         }
         self.live_map().remove(&stream.id);
         stream.finished.cancel();
         tracing::info!("publish over");
+    }
+
+    /// Keeps trying to store what the store refused at a stream's end (disk full, locked):
+    /// otherwise the stream would read `live` and its recording `recording` until the next start.
+    /// Gives up when the stream is published again (that session stores its own end) or the
+    /// server stops (the next start ends what was left live).
+    fn store_later(&self, id: StreamId, what: Refused, session: Option<&Arc<LiveStream>>) {
+        let registry = self.clone();
+        let session = session.map(Arc::downgrade);
+        // Another session of the stream than the one that ended (or any, after a crash).
+        let replaced = move |live: &Arc<LiveStream>| {
+            session
+                .as_ref()
+                .is_none_or(|s| !std::ptr::eq(s.as_ptr(), Arc::as_ptr(live)))
+        };
+        self.inner.tasks.spawn(
+            async move {
+                let mut wait = STORE_RETRY_INITIAL;
+                loop {
+                    tokio::time::sleep(wait).await;
+                    if registry.inner.tasks.is_closed()
+                        || registry.live(&id).is_some_and(|l| replaced(&l))
+                    {
+                        return;
+                    }
+                    let store = &registry.inner.store;
+                    let stored = match &what {
+                        Refused::State(StreamState::Ready) => store.mark_ready(&id).await,
+                        Refused::State(_) => store.mark_ended(&id).await,
+                        Refused::Recording(rec) => store.set_recording(rec.clone()).await,
+                    };
+                    match stored {
+                        Ok(()) => {
+                            tracing::info!(stream = %id, ?what, "stored at last");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(stream = %id, error = %e, ?what, "still cannot store")
+                        }
+                    }
+                    wait = (wait * 2).min(STORE_RETRY_MAX);
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     fn start_pipeline(&self, stream: &Arc<LiveStream>, start: Start) -> Result<(), ingest::Error> {

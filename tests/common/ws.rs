@@ -18,7 +18,10 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub enum Token<'a> {
     None,
     Header(&'a str),
+    /// An API token in `?token=` (refused: browsers use a ticket).
     Query(&'a str),
+    /// A ticket from `POST …/live/ticket` in `?ticket=`.
+    Ticket(&'a str),
 }
 
 impl<'a> From<Option<&'a str>> for Token<'a> {
@@ -32,6 +35,7 @@ pub fn live_url(api: &Api, stream_id: &str, token: Token<'_>) -> String {
     let base = api.base.replacen("http://", "ws://", 1);
     match token {
         Token::Query(t) => format!("{base}/api/v1/streams/{stream_id}/live?token={t}"),
+        Token::Ticket(t) => format!("{base}/api/v1/streams/{stream_id}/live?ticket={t}"),
         _ => format!("{base}/api/v1/streams/{stream_id}/live"),
     }
 }
@@ -45,6 +49,17 @@ pub fn request(url: &str, token: Token<'_>) -> Result<tungstenite::handshake::cl
         );
     }
     Ok(req)
+}
+
+/// `POST /api/v1/streams/{id}/live/ticket` with `token` in the header: status and body.
+pub async fn ticket(api: &Api, stream_id: &str, token: Option<&str>) -> Result<(u16, Value)> {
+    api.request(
+        reqwest::Method::POST,
+        &format!("/api/v1/streams/{stream_id}/live/ticket"),
+        token,
+        None,
+    )
+    .await
 }
 
 /// What a refused upgrade answered: status and body.
