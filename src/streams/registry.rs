@@ -184,18 +184,8 @@ impl StreamRegistry {
         source: Option<PullSource>,
     ) -> Result<crate::store::Stream, Error> {
         let stream = self.inner.store.create_stream(new).await?;
-        let status = StreamStatus {
-            state: stream.state,
-            mode: stream.mode,
-            reconnecting: false,
-        };
         let scheduled_at = stream.scheduled_at;
-        self.emit(
-            &stream.id,
-            &stream.creator_id,
-            status,
-            EventKind::Created { scheduled_at },
-        );
+        self.emit_idle(&stream, stream.state, EventKind::Created { scheduled_at });
         if let Some(source) = source {
             self.pull(&stream.id, source).await?;
         }
@@ -289,6 +279,16 @@ impl StreamRegistry {
         self.emit(&stream.id, &stream.creator_id, status, kind);
     }
 
+    /// Emits what happened to a stream that is not live (as the store has it), now in `state`.
+    fn emit_idle(&self, stream: &crate::store::Stream, state: StreamState, kind: EventKind) {
+        let status = StreamStatus {
+            state,
+            mode: stream.mode,
+            reconnecting: false,
+        };
+        self.emit(&stream.id, &stream.creator_id, status, kind);
+    }
+
     /// Flips a stream between practice and public; takes effect at once for a live stream.
     pub async fn set_mode(&self, id: &StreamId, mode: Mode) -> Result<(), Error> {
         let before = self.inner.store.stream(id).await?;
@@ -378,16 +378,11 @@ impl StreamRegistry {
             None => {
                 self.inner.store.mark_ended(id).await?;
                 if let Some(stream) = self.inner.store.stream(id).await? {
-                    let status = StreamStatus {
-                        state: StreamState::Ended,
-                        mode: stream.mode,
-                        reconnecting: false,
-                    };
                     let kind = EventKind::Ended {
                         was_live: false,
                         reason: "ended_by_creator".into(),
                     };
-                    self.emit(id, &stream.creator_id, status, kind);
+                    self.emit_idle(&stream, StreamState::Ended, kind);
                 }
             }
         }
@@ -419,12 +414,7 @@ impl StreamRegistry {
             None => {
                 self.inner.store.mark_ended(id).await?;
                 if let Some(stream) = self.inner.store.stream(id).await? {
-                    let status = StreamStatus {
-                        state: StreamState::Ended,
-                        mode: stream.mode,
-                        reconnecting: false,
-                    };
-                    self.emit(id, &stream.creator_id, status, EventKind::TakenDown);
+                    self.emit_idle(&stream, StreamState::Ended, EventKind::TakenDown);
                 }
             }
         }
@@ -510,12 +500,7 @@ impl StreamRegistry {
                 StreamState::Ended
             };
             if let Some(stream) = store.stream(&id).await? {
-                let status = StreamStatus {
-                    state,
-                    mode: stream.mode,
-                    reconnecting: false,
-                };
-                self.emit(&id, &stream.creator_id, status, recording);
+                self.emit_idle(&stream, state, recording);
             }
         }
         Ok(())
