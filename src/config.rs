@@ -23,6 +23,8 @@ const DEFAULT_DATA_DIR: &str = "data";
 const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
 /// Low-latency HLS part: ten per default segment (MEDIA-NOTES, "Low-latency HLS").
 const DEFAULT_HLS_PART: Duration = Duration::from_millis(200);
+/// PART-HOLD-BACK in parts: the spec's minimum (bench/README.md, "Low-latency HLS").
+const DEFAULT_PART_HOLD_BACK: u32 = 2;
 const DEFAULT_HLS_WINDOW: usize = 6;
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -408,6 +410,9 @@ pub struct HlsConfig {
     /// Low-latency part duration; the segment must be an exact multiple of it.
     #[serde(with = "humantime_serde")]
     pub part: Duration,
+    /// How far behind the live edge low-latency players start and stay, in parts
+    /// (`PART-HOLD-BACK` = this × `PART-TARGET`): 2 (RFC 8216bis's minimum) to 5.
+    pub part_hold_back: u32,
 }
 
 impl HlsConfig {
@@ -497,6 +502,7 @@ impl Default for HlsConfig {
             ladder: ladder::DEFAULT_LADDER.into(),
             low_latency: true,
             part: DEFAULT_HLS_PART,
+            part_hold_back: DEFAULT_PART_HOLD_BACK,
         }
     }
 }
@@ -593,6 +599,15 @@ impl Config {
                 return Err(Error::Invalid {
                     key: "hls.part",
                     message: format!("{part:?} is outside 100ms..1s"),
+                });
+            }
+            if !(2..=5).contains(&self.hls.part_hold_back) {
+                return Err(Error::Invalid {
+                    key: "hls.part_hold_back",
+                    message: format!(
+                        "{} parts is outside 2..=5 (RFC 8216bis: PART-HOLD-BACK is at least twice PART-TARGET)",
+                        self.hls.part_hold_back
+                    ),
                 });
             }
             if segment.as_nanos() % part.as_nanos() != 0 {
@@ -776,6 +791,12 @@ mod tests {
                 .to_string()
                 .contains("hls.segment")
         );
+        for below_the_rfc_or_silly in [0, 1, 6] {
+            let mut c = Config::default();
+            c.hls.part_hold_back = below_the_rfc_or_silly;
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("hls.part_hold_back"), "{err}");
+        }
     }
 
     #[test]

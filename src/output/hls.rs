@@ -360,9 +360,10 @@ impl Rendition {
         &self,
         view: &View<'_>,
         segment: Duration,
-        part_target: Duration,
+        ll: &LowLatency,
         skip: bool,
     ) -> LiveEdge {
+        let part_target = ll.part;
         // Part names carry the segment's own number, whatever number a view gives it.
         let msn = self.open_msn();
         // Once the open segment is within half a part of the segment duration, the next part
@@ -381,6 +382,7 @@ impl Rendition {
             Duration::from_millis(self.parts.longest.as_nanos().div_ceil(1_000_000) as u64);
         LiveEdge {
             part_target: part_target.max(longest),
+            hold_back_parts: ll.hold_back_parts,
             open: view.open.to_vec(),
             open_discontinuity: self.closes_before_discontinuity == Some(0) || view.cut,
             open_map: self.parts.map.clone(),
@@ -524,7 +526,7 @@ impl Inner {
         let r = self.rendition(rendition)?;
         r.edge_position(audience, &self.visibility)?;
         let view = r.view(audience, &self.visibility);
-        let mut edge = r.live_edge(&view, self.target, ll.part, skip);
+        let mut edge = r.live_edge(&view, self.target, ll, skip);
         edge.reports = self
             .renditions
             .iter()
@@ -583,6 +585,8 @@ impl Inner {
 pub struct LowLatency {
     /// Part duration (`EXT-X-PART-INF:PART-TARGET`).
     pub part: Duration,
+    /// `PART-HOLD-BACK` in parts.
+    pub hold_back_parts: u32,
     /// Put before the media playlist URIs in the master playlist (its directory, seen from where
     /// the master is served), e.g. `ll/`.
     pub master_prefix: String,
@@ -1429,6 +1433,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("source")).unwrap();
         let ll = LowLatency {
             part: Duration::from_millis(200),
+            hold_back_parts: 3,
             master_prefix: String::new(),
         };
         let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);
@@ -1511,6 +1516,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("source")).unwrap();
         let ll = LowLatency {
             part: Duration::from_millis(200),
+            hold_back_parts: 3,
             master_prefix: String::new(),
         };
         let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);

@@ -126,6 +126,8 @@ pub struct RenditionReport {
 #[derive(Debug, Clone)]
 pub struct LiveEdge {
     pub part_target: Duration,
+    /// `PART-HOLD-BACK` in parts.
+    pub hold_back_parts: u32,
     /// Parts of the segment being written, after the last closed segment.
     pub open: Vec<Part>,
     /// The open segment is the first of a new publish.
@@ -615,7 +617,7 @@ impl MediaPlaylist {
             format!(
                 "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.1},PART-HOLD-BACK={:.3},HOLD-BACK={:.1}",
                 self.skip_until().as_secs_f64(),
-                3.0 * part_target,
+                f64::from(edge.hold_back_parts) * part_target,
                 3.0 * target,
             ),
             format!("#EXT-X-PART-INF:PART-TARGET={part_target:.3}"),
@@ -1707,6 +1709,7 @@ mod tests {
     fn edge(open: usize, skip: bool) -> LiveEdge {
         LiveEdge {
             part_target: Duration::from_millis(200),
+            hold_back_parts: 3,
             open: (0..open)
                 .map(|i| Part {
                     uri: format!("part00005.{i}.m4s"),

@@ -336,7 +336,9 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
                 .map_err(|e| Error::Gst(format!("creating {}: {e}", dir.display())))?;
         }
     }
-    let pipeline = gst::parse::launch(&describe(spec))?
+    let description = describe(spec);
+    tracing::debug!(%description, "building a pipeline");
+    let pipeline = gst::parse::launch(&description)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| Error::Gst("description did not make a pipeline".into()))?;
     let appsrc = |name: &str, caps: gst::Caps| -> Result<gst_app::AppSrc, Error> {

@@ -1062,6 +1062,7 @@ fn new_outputs(
             config.hls.segment,
             LowLatency {
                 part,
+                hold_back_parts: config.hls.part_hold_back,
                 master_prefix: format!("{LOW_LATENCY_DIR}/"),
             },
         )
