@@ -234,6 +234,12 @@ try {
   step("replay_with_chapters", { chapters, chapter_start_s: chapterStart, position: await watch.evaluate(() => document.querySelector("#video").currentTime) });
   await studio.waitForSelector("#recording-link", { timeout: MEDIA_TIMEOUT });
   step("recording_ready", { href: await studio.getAttribute("#recording-link", "href") });
+  // 10. The studio's report: viewers over time drawn by uPlot (a canvas), the per-product table.
+  await studio.waitForSelector("#viewers-chart canvas", { timeout: MEDIA_TIMEOUT });
+  await studio.waitForSelector(`#report-products tr[data-product-id="${focused}"]`, { timeout: MEDIA_TIMEOUT });
+  const peak = await studio.textContent("#report-summary");
+  await studio.locator("#report").screenshot({ path: join(artifacts, "studio-report.png") });
+  step("report_chart", { summary: peak });
   await watch.screenshot({ path: join(artifacts, "replay-phone.png") });
   expect(leaks.length === 0, `no URL carries the creator token: ${leaks}`);
   step("token_never_in_urls");
