@@ -44,7 +44,13 @@ struct Inner {
     watchers: Arc<dyn Watchers>,
     /// When each live stream started (its grid's origin); only streams that are live.
     started: Mutex<HashMap<StreamId, chrono::DateTime<Utc>>>,
+    /// Sessions the store could not take yet (it was locked), to try again; at most
+    /// [`MAX_PENDING`].
+    pending: Mutex<Vec<SessionSpan>>,
 }
+
+/// Sessions kept for a store that refuses writes (as many as the audience tracks in all).
+const MAX_PENDING: usize = 200_000;
 
 impl Recorder {
     pub fn new(store: Store, step: Duration, watchers: Arc<dyn Watchers>) -> Self {
@@ -54,6 +60,7 @@ impl Recorder {
                 step,
                 watchers,
                 started: Mutex::default(),
+                pending: Mutex::default(),
             }),
         }
     }
@@ -156,9 +163,21 @@ impl Recorder {
     }
 
     async fn store_sessions(&self) {
-        let spans = self.inner.watchers.take_sessions();
-        if let Err(e) = self.inner.store.record_sessions(spans).await {
-            tracing::warn!(error = %e, "analytics: storing sessions");
+        let mut spans =
+            std::mem::take(&mut *self.inner.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        spans.extend(self.inner.watchers.take_sessions());
+        if spans.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.store.record_sessions(spans.clone()).await {
+            tracing::warn!(error = %e, sessions = spans.len(), "analytics: storing sessions (trying again next step)");
+            let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+            spans.truncate(MAX_PENDING);
+            // What came in meanwhile is newer.
+            spans.append(&mut pending);
+            let excess = spans.len().saturating_sub(MAX_PENDING);
+            spans.drain(..excess);
+            *pending = spans;
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Error, STREAM_COLUMNS, Store, corrupt, parse_ts, stream_from_row, ts};
+use super::{BUSY_TIMEOUT, Error, STREAM_COLUMNS, Store, corrupt, parse_ts, stream_from_row, ts};
 use crate::store::model::{CreatorId, Mode, Stream, StreamId};
 
 /// Player sessions kept per stream (live and replay together); beyond it new ones are not
@@ -112,6 +112,22 @@ pub struct StreamFacts {
     pub public_ms: i64,
 }
 
+/// How long an analytics write waits for another writer: samples are best effort, and the one
+/// connection must not be held for long by them while the store is locked (the stream owner's
+/// writes and everyone's reads wait behind it).
+const ANALYTICS_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs `f` with the short busy timeout, then restores the store's.
+fn briefly<T>(
+    c: &mut rusqlite::Connection,
+    f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    c.busy_timeout(ANALYTICS_BUSY_TIMEOUT)?;
+    let result = f(c);
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    result
+}
+
 fn time(s: String) -> rusqlite::Result<DateTime<Utc>> {
     parse_ts(Some(s))?.ok_or_else(|| corrupt("time"))
 }
@@ -139,7 +155,7 @@ impl Store {
         sockets: u32,
     ) -> Result<(), Error> {
         let stream = stream.0.clone();
-        self.call(move |c| {
+        self.call(move |c| briefly(c, |c| {
             let tx = c.transaction()?;
             tx.execute(
                 "INSERT OR IGNORE INTO analytics_grids (stream_id, started_at, step_ms) VALUES (?1, ?2, ?3)",
@@ -166,7 +182,7 @@ impl Store {
             )?;
             tx.commit()?;
             Ok(())
-        })
+        }))
         .await
     }
 
@@ -176,7 +192,7 @@ impl Store {
         if spans.is_empty() {
             return Ok(());
         }
-        self.call(move |c| {
+        self.call(move |c| briefly(c, |c| {
             let tx = c.transaction()?;
             for s in &spans {
                 let updated = tx.execute(
@@ -204,7 +220,7 @@ impl Store {
             }
             tx.commit()?;
             Ok(())
-        })
+        }))
         .await
     }
 

@@ -60,6 +60,8 @@ const MIGRATIONS: &[&str] = &[
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const SETTING_SIGNING_SECRET: &str = "signing_secret";
+/// How long a write waits for another writer (another process, a busy disk) before it fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const STREAM_COLUMNS: &str = "id, creator_id, title, category, scheduled_at, mode, state, stream_key, \
      created_at, started_at, ended_at, ladder";
 
@@ -178,7 +180,7 @@ impl Store {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
             migrate(&mut conn)?;
             Ok(conn)
         })
