@@ -191,8 +191,10 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
     let _studio = LiveClient::connect(&api, &id, Token::Header(&alice)).await?;
     let _anonymous = LiveClient::connect(&api, &id, Token::None).await?;
     let mut chatter = LiveClient::connect(&api, &id, Token::Header(&vera)).await?;
+    let said = Utc::now();
     chatter.say("love the colour").await?;
     chatter.expect("chat_message").await?;
+    let said = (said, Utc::now());
     // Master playlists alone, made-up and foreign session ids, and the owner's player: none of
     // them is a viewer.
     for _ in 0..5 {
@@ -209,10 +211,12 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    let clicked = Utc::now();
     let resp = no_redirects
         .get(api.url(&format!("/go/{id}/{lipstick}")))
         .send()
         .await?;
+    let clicked = (clicked, Utc::now());
     assert_eq!(resp.status().as_u16(), 302);
     let (status, v) = purchase(
         &api,
@@ -354,6 +358,22 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
     assert_eq!(sum(&r, "clicks"), 1);
     assert_eq!(sum(&r, "orders"), 1);
     assert_eq!(sum(&r, "redemptions"), 1);
+    // In the steps they happened in.
+    let step_of = |field: &str| {
+        points
+            .iter()
+            .find(|p| p[field] == 1)
+            .map(|p| time(&p["at"]))
+            .expect("a step")
+    };
+    let in_step = |at: DateTime<Utc>, (before, after): (DateTime<Utc>, DateTime<Utc>)| {
+        at <= after && before < at + chrono::TimeDelta::seconds(1)
+    };
+    assert!(
+        in_step(step_of("chat"), said),
+        "chat at {said:?}: {points:?}"
+    );
+    assert!(in_step(step_of("clicks"), clicked), "click at {clicked:?}");
     assert_eq!(s["promos"], json!([{"code": "SHOW10", "redemptions": 1}]));
     assert!(
         points
@@ -484,6 +504,41 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
     let after = analytics(&api, &alice, &id).await?;
     assert_eq!(after["series"], before["series"]);
     assert_eq!(after["summary"], before["summary"]);
+    app.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_stream_keeps_the_series_recorded_so_far() -> Result<()> {
+    let mut server = Server::start_with(|c| c.analytics.step = STEP).await?;
+    let api = server.api.clone();
+    let alice = api.create_creator("alice").await?;
+    let stream = api.create_stream(&alice, "Cut short").await?;
+    let id = stream["id"].as_str().context("id")?.to_string();
+    let _publisher = Publish::small(120.0).spawn(&server.publish_url(&stream))?;
+    source_segments(&api, &alice, &id, 1).await?;
+    api.set_mode(&alice, &id, "public").await?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 1)
+        .await?;
+    let mut viewer = player(&api, &id)?;
+    wait_for("a step with the player", DEADLINE, || async {
+        let r = analytics(&api, &alice, &id).await.ok()?;
+        series(&r).iter().any(|p| p["players"] == 1).then_some(())
+    })
+    .await?;
+    // The server stops while the stream is live (and ends it, as a stop does).
+    server.stop().await;
+    viewer.kill().await?;
+    let mut config = test_config(&server.data_dir());
+    config.analytics.step = STEP;
+    let app = livefront::app::App::start(config).await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    let r = analytics(&api, &alice, &id).await?;
+    let points = series(&r);
+    assert!(points.iter().any(|p| p["mode"] == "practice"), "{r}");
+    assert!(points.iter().any(|p| p["players"] == 1), "{r}");
+    assert_eq!(r["summary"]["unique_viewers"], 1, "{r}");
+    assert!(r["summary"]["watch_time_s"].as_f64() >= Some(2.0), "{r}");
     app.stop().await;
     Ok(())
 }
