@@ -264,10 +264,37 @@ pub fn stream_report(
     timeline: &[FocusEvent],
     now: DateTime<Utc>,
 ) -> StreamReport {
+    report(stream, facts, timeline, now, true)
+}
+
+/// The summary of `stream` alone (no series).
+pub fn stream_summary(
+    stream: &Stream,
+    facts: &StreamFacts,
+    timeline: &[FocusEvent],
+    now: DateTime<Utc>,
+) -> StreamSummary {
+    let r = report(stream, facts, timeline, now, false);
+    StreamSummary {
+        stream_id: r.stream_id,
+        title: r.title,
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        summary: r.summary,
+    }
+}
+
+fn report(
+    stream: &Stream,
+    facts: &StreamFacts,
+    timeline: &[FocusEvent],
+    now: DateTime<Utc>,
+    with_series: bool,
+) -> StreamReport {
     let end = stream.ended_at.unwrap_or(now);
     let bands = focus_bands(timeline, end);
     let (series, truncated) = match (facts.grid, stream.started_at) {
-        (Some(grid), Some(_)) => series(&grid, facts, &bands, end),
+        (Some(grid), Some(_)) if with_series => series(&grid, facts, &bands, end),
         _ => (Vec::new(), false),
     };
     let live_ms = stream
@@ -588,6 +615,10 @@ mod tests {
             },
         );
         let a = stream_report(&stream(Some(60)), &facts, &[], at(100)).summary;
+        assert_eq!(
+            stream_summary(&stream(Some(60)), &facts, &[], at(100)).summary,
+            a
+        );
         let t = totals([&a, &a]);
         assert_eq!((t.streams, t.unique_viewers, t.live_s), (2, 4, 120.0));
         assert_eq!(t.avg_watch_time_s, 30.0);

@@ -13,9 +13,9 @@ use super::AppState;
 use super::access::visible_stream;
 use super::error::ApiError;
 use super::extract::{Auth, MaybeAuth};
-use crate::analytics::report::{self, CreatorReport, StreamReport, StreamSummary};
-use crate::store::analytics::Grid;
-use crate::store::{Principal, Stream};
+use crate::analytics::report::{self, CreatorReport, StreamReport};
+use crate::store::analytics::{Grid, StreamFacts};
+use crate::store::{FocusEvent, Principal, Stream};
 
 /// The default range of `GET /me/analytics`: the last 30 days.
 const DEFAULT_RANGE_DAYS: i64 = 30;
@@ -24,15 +24,20 @@ const MAX_RANGE_DAYS: i64 = 366;
 /// Streams it lists at most.
 const MAX_STREAMS: usize = 500;
 
-async fn stream_report(state: &AppState, stream: &Stream) -> Result<StreamReport, ApiError> {
+/// A stream's facts and focus timeline; `per_step`: with the events of every step.
+async fn facts(
+    state: &AppState,
+    stream: &Stream,
+    per_step: bool,
+) -> Result<(StreamFacts, Vec<FocusEvent>), ApiError> {
     // A stream sampled before has its grid; one that never was gets the configured step.
     let fallback = stream.started_at.map(|started_at| Grid {
         started_at,
         step_ms: i64::try_from(state.config.analytics.step.as_millis()).unwrap_or(i64::MAX),
     });
-    let facts = state.store.stream_facts(stream, fallback).await?;
+    let facts = state.store.stream_facts(stream, fallback, per_step).await?;
     let timeline = state.store.focus_timeline(&stream.id).await?;
-    Ok(report::stream_report(stream, &facts, &timeline, Utc::now()))
+    Ok((facts, timeline))
 }
 
 /// `GET /api/v1/streams/{id}/analytics`
@@ -58,7 +63,8 @@ pub async fn stream_analytics(
     if !owner {
         return Err(ApiError::NotFound);
     }
-    let r = stream_report(&state, &stream).await?;
+    let (f, timeline) = facts(&state, &stream, true).await?;
+    let r = report::stream_report(&stream, &f, &timeline, Utc::now());
     if !csv {
         return Ok(axum::Json(r).into_response());
     }
@@ -117,15 +123,10 @@ pub async fn creator_analytics(
     let truncated = streams.len() > MAX_STREAMS;
     streams.truncate(MAX_STREAMS);
     let mut listed = Vec::with_capacity(streams.len());
+    let now = Utc::now();
     for s in &streams {
-        let r = stream_report(&state, s).await?;
-        listed.push(StreamSummary {
-            stream_id: r.stream_id,
-            title: r.title,
-            started_at: r.started_at,
-            ended_at: r.ended_at,
-            summary: r.summary,
-        });
+        let (f, timeline) = facts(&state, s, false).await?;
+        listed.push(report::stream_summary(s, &f, &timeline, now));
     }
     let totals = report::totals(listed.iter().map(|s| &s.summary));
     Ok(axum::Json(CreatorReport {

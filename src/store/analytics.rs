@@ -249,11 +249,13 @@ impl Store {
     }
 
     /// Everything a stream's report is made of. `fallback` is the grid when no sample was taken
-    /// (a stream that never went live has none: then there are no buckets).
+    /// (a stream that never went live has none: then there are no buckets). Without `per_step`
+    /// the events are not counted per bucket (a summary needs only the totals).
     pub async fn stream_facts(
         &self,
         stream: &Stream,
         fallback: Option<Grid>,
+        per_step: bool,
     ) -> Result<StreamFacts, Error> {
         let id = stream.id.0.clone();
         let creator = stream.creator_id.0.clone();
@@ -289,7 +291,7 @@ impl Store {
                 })?
                 .collect::<Result<_, _>>()?;
 
-            if let Some(grid) = f.grid {
+            if let Some(grid) = f.grid.filter(|_| per_step) {
                 let start = ts(grid.started_at);
                 // Each: the SQL (?1 the stream or creator, ?2 the grid's start, ?3 its step, ?4
                 // the end of the live window where it matters) and its parameters.
@@ -521,7 +523,7 @@ mod tests {
             .record_sessions(vec![span("a", false, 8_000), span("r", true, 0)])
             .await
             .unwrap();
-        let f = store.stream_facts(&s, None).await.unwrap();
+        let f = store.stream_facts(&s, None, true).await.unwrap();
         assert_eq!(f.grid, Some(grid));
         let got: Vec<_> = f
             .samples
