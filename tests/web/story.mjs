@@ -217,6 +217,8 @@ try {
   await phoneStudio.close();
   await studio.screenshot({ path: join(artifacts, "studio-desktop.png"), fullPage: true });
   step("screenshots");
+  // The studio's live numbers (from the analytics series): the audience now and the chat rate.
+  await studio.waitForFunction(() => /\d/.test(document.querySelector("#stat-viewers")?.textContent ?? "") && /a minute/.test(document.querySelector("#stat-chat-rate")?.textContent ?? ""), null, { timeout: MEDIA_TIMEOUT });
 
   // 9. The creator ends the stream; the viewer's page becomes a replay with chapters.
   streamEnded = true;
