@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The web pages' npm dependencies (web/package.json: hls.js) at the versions in web/package-lock.json.
-# build.rs embeds web/node_modules/hls.js/dist/hls.min.js into the binary.
+# The web pages' npm dependencies (web/package.json: hls.js, uPlot) at the versions in web/package-lock.json.
+# build.rs embeds web/node_modules/hls.js/dist/hls.min.js and uplot/dist/uPlot.iife.min.js (+ css) into the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::analytics::{self, Recorder};
 use crate::config::Config;
 use crate::config::ladder::LadderSpec;
 use crate::http::signing::{self, Purpose, Verdict};
@@ -88,6 +89,8 @@ pub struct App {
     srt_task: JoinHandle<()>,
     /// `viewer_count` events of the streams with live-channel listeners.
     viewer_counts_task: JoinHandle<()>,
+    /// Samples live streams for the creators' analytics.
+    analytics_task: JoinHandle<()>,
     rtsp: Arc<RtspOut>,
 }
 
@@ -114,11 +117,30 @@ impl App {
         let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
         let notifier = Notifier::new(store.clone());
         let live = LiveHub::with_buffer(config.chat.queue);
+        let secret = Arc::new(store.signing_secret().await?);
+        let audience = Arc::new(http::audience::Audience::new(&secret));
+        let chat = Chat::new(store.clone(), live.clone(), config.chat.clone());
+        let recorder = Recorder::new(
+            store.clone(),
+            config.analytics.step,
+            Arc::new(Watchers {
+                audience: audience.clone(),
+                chat: chat.clone(),
+                segment: config.hls.segment,
+            }),
+        );
         let events_dropped = Arc::new(AtomicU64::new(0));
         let registry = StreamRegistry::new(
             store.clone(),
             config.clone(),
-            listeners(&live, &store, &webhooks, &notifier, &events_dropped),
+            listeners(
+                &live,
+                &store,
+                &webhooks,
+                &notifier,
+                &recorder,
+                &events_dropped,
+            ),
             events_dropped,
         );
         registry.recover().await?;
@@ -173,7 +195,6 @@ impl App {
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
         let srt_url = format!("srt://{}:{}", host_of(&public_url), srt_addr.port());
-        let secret = Arc::new(store.signing_secret().await?);
         // Read before the RTSP thread starts, so that no error below leaves it running.
         let resume = store.pulled_streams().await?;
         let shutdown = CancellationToken::new();
@@ -189,8 +210,7 @@ impl App {
         registry.attach_rtsp(rtsp.clone());
         let rtsp_addr = rtsp.local_addr();
         let rtsp_url = format!("rtsp://{}:{}", host_of(&public_url), rtsp_addr.port());
-        let audience = Arc::new(http::audience::Audience::new(&secret));
-        let chat = Chat::new(store.clone(), live.clone(), config.chat.clone());
+        let analytics_task = tokio::spawn(recorder.run(registry.clone(), shutdown.child_token()));
         let viewer_counts_task = tokio::spawn({
             let audience = audience.clone();
             chat.clone()
@@ -257,6 +277,7 @@ impl App {
             webhooks_task,
             srt_task,
             viewer_counts_task,
+            analytics_task,
             rtsp,
         })
     }
@@ -274,6 +295,7 @@ impl App {
         let _ = tokio::task::spawn_blocking(move || rtsp.stop()).await;
         let _ = (&mut self.http_task).await;
         let _ = (&mut self.viewer_counts_task).await;
+        let _ = (&mut self.analytics_task).await;
         tracing::info!("stopped");
     }
 }
@@ -296,9 +318,10 @@ fn listeners(
     store: &Store,
     webhooks: &Webhooks,
     notifier: &Notifier,
+    recorder: &Recorder,
     dropped: &Arc<AtomicU64>,
 ) -> Vec<Arc<dyn Listener>> {
-    let (webhooks, notifier) = (webhooks.clone(), notifier.clone());
+    let (webhooks, notifier, recorder) = (webhooks.clone(), notifier.clone(), recorder.clone());
     vec![
         Arc::new(Channel::new(live.clone(), store.clone())),
         events::queued("webhooks", dropped.clone(), move |e| {
@@ -309,7 +332,35 @@ fn listeners(
             let notifier = notifier.clone();
             async move { notifier.on_stream_event(&e).await }
         }),
+        events::queued("analytics", dropped.clone(), move |e| {
+            let recorder = recorder.clone();
+            async move { recorder.on_stream_event(&e).await }
+        }),
     ]
+}
+
+/// The audience as the analytics count it: HLS sessions and live-channel connections.
+struct Watchers {
+    audience: Arc<http::audience::Audience>,
+    chat: Chat,
+    /// A session watches its last segment too.
+    segment: std::time::Duration,
+}
+
+impl analytics::Watchers for Watchers {
+    fn players(&self, stream: &StreamId) -> usize {
+        // Live players reload their playlist every segment (or part): three segments without
+        // one and the player has left.
+        self.audience.public_count(stream, self.segment * 3)
+    }
+
+    fn sockets(&self, stream: &StreamId) -> usize {
+        self.chat.rooms().audience(stream)
+    }
+
+    fn take_sessions(&self) -> Vec<store::analytics::SessionSpan> {
+        self.audience.take_sessions(self.segment)
+    }
 }
 
 /// Who may watch a live stream over RTSP: whoever presents the signed playback token of its URLs

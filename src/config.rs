@@ -47,6 +47,7 @@ const DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS: usize = 20;
 const DEFAULT_CHAT_MAX_CONNECTIONS_PER_ADDRESS_ALL_STREAMS: usize = 100;
 const DEFAULT_CHAT_VIEWER_COUNT_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_STRIKES: u32 = 3;
+const DEFAULT_ANALYTICS_STEP: Duration = Duration::from_secs(10);
 const DEFAULT_COMMISSION_RATE: &str = "0.03";
 const DEFAULT_LEVEL_WINDOW_DAYS: u32 = 30;
 const DEFAULT_FEATURED_FROM_LEVEL: u32 = 2;
@@ -97,6 +98,25 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub shop: ShopConfig,
     pub commerce: CommerceConfig,
+    pub analytics: AnalyticsConfig,
+}
+
+/// Creator analytics (`GET /api/v1/streams/{id}/analytics`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// The step of the time series recorded while a stream is live (viewers sampled once a step;
+    /// chat, click-outs, orders, redemptions and follows counted per step).
+    #[serde(with = "humantime_serde")]
+    pub step: Duration,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            step: DEFAULT_ANALYTICS_STEP,
+        }
+    }
 }
 
 /// The live channel of each stream (`/api/v1/streams/{id}/live`): chat limits and fan-out.
@@ -448,6 +468,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             shop: ShopConfig::default(),
             commerce: CommerceConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -703,6 +724,14 @@ impl Config {
             return Err(Error::Invalid {
                 key: "commerce.levels.thresholds",
                 message: "public_minutes must be a non-negative number".into(),
+            });
+        }
+        if self.analytics.step < Duration::from_secs(1)
+            || self.analytics.step > Duration::from_secs(300)
+        {
+            return Err(Error::Invalid {
+                key: "analytics.step",
+                message: format!("{:?} is outside 1s..5min", self.analytics.step),
             });
         }
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {

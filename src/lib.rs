@@ -3,6 +3,7 @@
 //! Data flows one way: [`ingest`] → [`pipeline`] → [`output`] → [`http`], with [`store`] on the side.
 //! [`app`] wires them together.
 pub mod address;
+pub mod analytics;
 pub mod app;
 pub mod config;
 pub mod http;

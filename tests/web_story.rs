@@ -5,7 +5,8 @@
 //! page plays; a focused product is highlighted in the viewer's carousel; chat goes both ways and
 //! a `<script>` message stays text; the viewer reports the stream and
 //! the admin finds it in the queue; the creator ends the stream and the viewer's page turns into a
-//! replay with chapters. Phone screenshots land in target/web-artifacts/.
+//! replay with chapters, and the studio shows the stream's report (a uPlot chart of viewers with
+//! the focus bands, the per-product table). Screenshots land in target/web-artifacts/.
 mod common;
 
 use std::path::Path;
@@ -111,6 +112,7 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
             "screenshots",
             "replay_with_chapters",
             "recording_ready",
+            "report_chart",
             "token_never_in_urls",
         ]
     );
@@ -131,6 +133,7 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
         "watch-phone.png",
         "storefront-phone.png",
         "studio-phone.png",
+        "studio-report.png",
     ] {
         let meta = std::fs::metadata(artifacts.join(shot)).with_context(|| shot.to_string())?;
         assert!(meta.len() > 1000, "{shot} is a picture");

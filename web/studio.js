@@ -1,12 +1,19 @@
 // /studio: the creator's desk. Sign in with the creator token (exchanged for the session
 // cookie), prepare livestreams and the catalog, then run one: ingest settings, the practice
 // preview beside ingest health, go public, focus products, promo codes, chat moderation, end,
-// and afterwards the recording and clips. Earnings and level at the bottom.
+// and afterwards the recording and clips. Earnings and level at the bottom. Analytics: while
+// live, the audience now, the chat rate and the focused product's clicks; after the end, the
+// report (viewers over time with the product focus bands, drawn with uPlot; per-product table;
+// CSV of the series).
 import { el, $, api, loadSession, signIn, signOut, liveChannel, money, copy, when } from "/assets/common.js";
 import { play } from "/assets/player.js";
 
 const app = $("#app");
 const POLL_MS = 2000;
+/** How often the live numbers are read (the series has a point every analytics step). */
+const STATS_MS = 5000;
+/** Steps the chat rate is averaged over. */
+const RATE_STEPS = 6;
 const CHART_POINTS = 60;
 
 let catalog = [];
@@ -160,6 +167,11 @@ async function openStream(panel, id) {
   const focusBox = el("div", { id: "focus-buttons", class: "buttons" });
   const chatList = el("ul", { id: "studio-chat", class: "chat" });
   const after = el("div", { id: "after" });
+  const report = el("section", { id: "report" });
+  const liveViewers = el("dd", { id: "stat-viewers" }, "–");
+  const liveChat = el("dd", { id: "stat-chat-rate" }, "–");
+  const liveClicks = el("dd", { id: "stat-focus-clicks" }, "–");
+  const stats = el("div", { id: "live-stats", class: "stats" }, el("h3", {}, "Audience now"), el("dl", {}, el("dt", {}, "Viewers"), liveViewers, el("dt", {}, "Chat"), liveChat, el("dt", {}, "Focused product"), liveClicks));
   const shareOut = el("span", { id: "share-url" });
 
   modeButton.addEventListener("click", async () => {
@@ -202,6 +214,7 @@ async function openStream(panel, id) {
   async function focus(pid) {
     try {
       await api("PUT", `/api/v1/streams/${id}/focus`, { product_id: pid });
+      st.focused = pid;
       for (const b of focusBox.querySelectorAll(".focus-btn")) b.classList.toggle("focused", b.dataset.productId === pid);
       focusStatus.textContent = "";
     } catch (err) {
@@ -264,6 +277,7 @@ async function openStream(panel, id) {
       el("div", { class: "preview" }, el("h3", {}, "Preview"), el("div", { class: "video-box" }, video)),
       el("div", { class: "health", id: "health" }, el("h3", {}, "Ingest health"), chart, el("dl", {}, el("dt", {}, "Bitrate"), kbps, el("dt", {}, "Frame rate"), fps, el("dt", {}, "Keyframe every"), keyint, el("dt", {}, "Picture"), size), warnings),
     ),
+    stats,
     el("h3", {}, "Products"), focusBox, focusStatus,
     el("details", { id: "carousel-edit" }, el("summary", {}, "Edit the carousel"), carouselForm),
     el(
@@ -281,7 +295,32 @@ async function openStream(panel, id) {
     ),
     el("div", { class: "two" }, el("div", {}, el("h3", {}, "Chat"), chatList, chatForm, chatStatus), el("div", {}, el("h3", {}, "Promo codes"), promoList, promoForm)),
     after,
+    report,
   );
+
+  // The live numbers, from the analytics series.
+  async function liveStats() {
+    if (st.closed || st.stream.state !== "live") return;
+    const r = await api("GET", `/api/v1/streams/${id}/analytics`).catch(() => null);
+    if (!r) return;
+    const sampled = r.series.filter((p) => p.viewers != null);
+    const last = sampled[sampled.length - 1];
+    liveViewers.textContent = last ? (last.mode === "public" ? `${last.viewers} (${last.players} players, ${last.sockets} in the live channel)` : "practice: only you") : "–";
+    const recent = r.series.slice(-RATE_STEPS);
+    const perMinute = recent.length ? (recent.reduce((n, p) => n + p.chat, 0) * 60) / (recent.length * r.step_s) : 0;
+    liveChat.textContent = `${perMinute.toFixed(1)} messages a minute (${r.summary.chat_messages} in all)`;
+    const pid = st.focused ?? r.focus[r.focus.length - 1]?.product_id;
+    const p = r.summary.products.find((x) => x.product_id === pid);
+    liveClicks.textContent = p ? `${p.title ?? pid}: ${p.clicks} clicks` : "none in focus";
+  }
+  liveStats();
+  st.stats = setInterval(liveStats, STATS_MS);
+  const close = st.close;
+  st.close = () => {
+    clearInterval(st.stats);
+    close();
+  };
+  if (s.state === "ended") showReport(report, id);
 
   function paint() {
     const x = st.stream;
@@ -324,7 +363,10 @@ async function openStream(panel, id) {
       st.preview?.destroy();
       st.preview = null;
       clearInterval(st.timer);
+      clearInterval(st.stats);
+      stats.hidden = true;
       showAfter(after, id);
+      showReport(report, id);
     }
     paint();
   }
@@ -353,6 +395,107 @@ async function showAfter(box, id) {
     }
     await new Promise((res) => setTimeout(res, 2000));
   }
+}
+
+/** Seconds as "1 h 02 min" / "3 min 05 s" / "12 s". */
+function duration(s) {
+  const t = Math.round(s);
+  if (t >= 3600) return `${Math.floor(t / 3600)} h ${String(Math.floor((t % 3600) / 60)).padStart(2, "0")} min`;
+  if (t >= 60) return `${Math.floor(t / 60)} min ${String(t % 60).padStart(2, "0")} s`;
+  return `${t} s`;
+}
+
+const BAND_COLOURS = ["rgba(255,79,109,0.18)", "rgba(138,180,255,0.18)", "rgba(62,207,142,0.18)", "rgba(255,207,112,0.18)"];
+
+/** The report of an ended stream: summary, viewers over time with focus bands, products, codes. */
+async function showReport(box, id) {
+  box.replaceChildren(el("h3", {}, "Report"), message("Loading the report…"));
+  let r;
+  try {
+    r = await api("GET", `/api/v1/streams/${id}/analytics`);
+  } catch (err) {
+    box.replaceChildren(el("h3", {}, "Report"), message(err.message, "error"));
+    return;
+  }
+  const s = r.summary;
+  const sales = s.sales.length ? s.sales.map((x) => `${x.sales} ${x.currency} (${x.orders} orders, ${x.commission} ${x.currency} commission)`).join("; ") : "none";
+  const facts = [
+    ["Peak viewers", s.peak_at ? `${s.peak_viewers} at ${new Date(s.peak_at).toLocaleTimeString()}` : `${s.peak_viewers}`],
+    ["Unique viewers", `${s.unique_viewers}`],
+    ["Watch time", `${duration(s.watch_time_s)} (${duration(s.avg_watch_time_s)} each)`],
+    ["Replay", `${s.replay_views} views, ${duration(s.replay_watch_time_s)}`],
+    ["Live", `${duration(s.live_s)} (${duration(s.public_s)} public, ${duration(s.practice_s)} practice)`],
+    ["Chat", `${s.chat_messages} messages from ${s.chatters} viewers`],
+    ["Followers gained", `${s.followers_gained}`],
+    ["Click-outs", `${s.clicks}`],
+    ["Sales", sales],
+  ];
+  const dl = el("dl", { id: "report-summary", class: "facts" }, ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  const chart = el("div", { id: "viewers-chart", class: "uchart", role: "img", "aria-label": "Viewers over time, with the products in focus as bands" });
+  const legend = el("ul", { id: "focus-legend", class: "legend" });
+  const products = el(
+    "table",
+    { id: "report-products" },
+    el("thead", {}, el("tr", {}, ...["Product", "Minutes in focus", "Click-outs", "Orders", "Sales", "Commission"].map((h) => el("th", { scope: "col" }, h)))),
+    el(
+      "tbody",
+      {},
+      ...s.products.map((p) => {
+        const money = (k) => p.sales.map((x) => `${x[k]} ${x.currency}`).join(", ") || "–";
+        return el("tr", { "data-product-id": p.product_id }, el("td", {}, p.title ?? p.product_id), el("td", {}, p.minutes_in_focus.toFixed(1)), el("td", {}, `${p.clicks}`), el("td", {}, `${p.sales.reduce((n, x) => n + x.orders, 0)}`), el("td", {}, money("sales")), el("td", {}, money("commission")));
+      }),
+    ),
+  );
+  const promos = s.promos.length ? el("ul", { id: "report-promos", class: "list" }, ...s.promos.map((p) => el("li", {}, el("code", {}, p.code), ` ${p.redemptions} redemptions`))) : message("No promo codes.");
+  box.replaceChildren(
+    el("h3", {}, "Report"),
+    dl,
+    chart,
+    legend,
+    el("h3", {}, "Products"),
+    s.products.length ? products : message("No product was focused, clicked or sold."),
+    el("h3", {}, "Promo codes"),
+    promos,
+    el("p", {}, el("a", { id: "report-csv", href: `/api/v1/streams/${id}/analytics?format=csv`, download: `analytics-${id}.csv` }, "Download the series (CSV)")),
+  );
+  drawViewers(chart, legend, r);
+}
+
+/** Viewers over time (uPlot), the products in focus as coloured bands behind the line. */
+function drawViewers(box, legend, r) {
+  if (!r.series.length || typeof uPlot === "undefined") {
+    box.replaceChildren(message(r.series.length ? "Charts could not load." : "The stream was never live."));
+    return;
+  }
+  const xs = r.series.map((p) => Date.parse(p.at) / 1000);
+  const viewers = r.series.map((p) => p.viewers);
+  const chat = r.series.map((p) => p.chat);
+  const colour = new Map();
+  for (const b of r.focus) if (!colour.has(b.product_id)) colour.set(b.product_id, BAND_COLOURS[colour.size % BAND_COLOURS.length]);
+  legend.replaceChildren(...[...colour].map(([pid, c]) => el("li", {}, el("span", { class: "swatch", style: null, "data-colour": c }), ` ${r.focus.find((b) => b.product_id === pid).title}`)));
+  for (const sw of legend.querySelectorAll(".swatch")) sw.style.background = sw.dataset.colour;
+  const bands = (u) => {
+    const { ctx, bbox } = u;
+    ctx.save();
+    for (const b of r.focus) {
+      const x0 = u.valToPos(Date.parse(b.from) / 1000, "x", true);
+      const x1 = u.valToPos(Date.parse(b.to) / 1000, "x", true);
+      ctx.fillStyle = colour.get(b.product_id);
+      ctx.fillRect(Math.max(x0, bbox.left), bbox.top, Math.max(1, Math.min(x1, bbox.left + bbox.width) - Math.max(x0, bbox.left)), bbox.height);
+    }
+    ctx.restore();
+  };
+  const width = Math.max(280, box.clientWidth || 600);
+  const opts = {
+    width,
+    height: 240,
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(2, max * 1.1)] } },
+    axes: [{ stroke: "#9aa3b2", grid: { stroke: "#2a2f3a" } }, { stroke: "#9aa3b2", grid: { stroke: "#2a2f3a" } }, { side: 1, stroke: "#9aa3b2", grid: { show: false }, scale: "chat" }],
+    series: [{}, { label: "Viewers", stroke: "#3ecf8e", width: 2, spanGaps: false }, { label: "Chat", stroke: "#8ab4ff", width: 1, scale: "chat", paths: uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 20] }) : undefined, fill: "rgba(138,180,255,0.35)" }],
+    hooks: { drawClear: [bands] },
+  };
+  box.replaceChildren();
+  new uPlot(opts, [xs, viewers, chat], box);
 }
 
 /** Bitrate over the last samples as a small SVG line chart. */

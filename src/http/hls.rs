@@ -93,6 +93,18 @@ pub(super) async fn access(
 }
 
 impl Access {
+    /// Counts the player session (`sid`) a media playlist was served to: for viewer counts and
+    /// the creator's analytics (the owner's and signed links' players are not the audience; a
+    /// stream that is no longer live is watched as a replay).
+    pub(super) fn count_session(&self, state: &AppState, params: &HashMap<String, String>) {
+        if let Some(sid) = params.get("sid") {
+            let replay = self.live.as_ref().is_none_or(|s| s.finished.is_cancelled());
+            state
+                .audience
+                .seen(&self.id, sid, self.audience == Audience::Owner, replay);
+        }
+    }
+
     /// Whether the caller may fetch a segment (or init section) by name: the owner any, the
     /// public only those of public media. `low_latency` picks the output (CMAF or MPEG-TS);
     /// `dir` is where that output keeps its files.
@@ -239,9 +251,7 @@ pub async fn rendition_file(
             ),
         };
         let text = text.ok_or(ApiError::NotFound)?;
-        if let Some(sid) = params.get("sid") {
-            state.audience.seen(&a.id, sid);
-        }
+        a.count_session(&state, &params);
         state.hls_counters.served(text.len());
         return Ok(playlist_response(text, a.public, live));
     }

@@ -180,7 +180,7 @@ pub async fn connect(
     };
     let seat = state
         .chat
-        .join(&stream.id, &stream.creator_id, client)
+        .join(&stream.id, &stream.creator_id, client, owner)
         .map_err(|full| {
             let limits = state.chat.config();
             match full {

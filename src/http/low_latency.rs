@@ -157,11 +157,7 @@ pub async fn rendition_file(
     let out = a.live.as_ref().and_then(|s| s.ll.clone());
     if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST {
         // Counted only once a playlist is found (a 404 never counts).
-        let seen = || {
-            if let Some(sid) = params.get("sid") {
-                state.audience.seen(&a.id, sid);
-            }
-        };
+        let seen = || a.count_session(&state, &params);
         let want = Want::from_query(&params)?;
         let Some(out) = out else {
             let text = hls_out::read_persisted(

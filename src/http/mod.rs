@@ -1,6 +1,7 @@
 //! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, the web pages
 //! (`/`, `/@{handle}`, `/watch/{id}`, `/studio`, `/admin`), health, metrics.
 pub mod access;
+pub mod analytics;
 pub mod audience;
 pub mod chat;
 pub mod clips;
@@ -189,6 +190,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::purchase))
         .routes(routes!(commerce::earnings))
         .routes(routes!(commerce::level))
+        .routes(routes!(analytics::stream_analytics))
+        .routes(routes!(analytics::creator_analytics))
         .routes(routes!(home::home))
         .routes(routes!(
             session::sign_in,

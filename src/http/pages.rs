@@ -31,6 +31,17 @@ macro_rules! web {
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// What a page loads besides its module.
+#[derive(Clone, Copy, PartialEq)]
+enum Extras {
+    None,
+    /// hls.js, where video plays.
+    Video,
+    /// hls.js and uPlot (the studio's charts).
+    VideoAndCharts,
+}
 
 static ASSETS: &[Asset] = &[
     Asset(
@@ -41,7 +52,23 @@ static ASSETS: &[Asset] = &[
             "/web/node_modules/hls.js/dist/hls.min.js"
         )),
     ),
-    web!("app.css", "text/css; charset=utf-8"),
+    Asset(
+        "uPlot.iife.min.js",
+        JS,
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/web/node_modules/uplot/dist/uPlot.iife.min.js"
+        )),
+    ),
+    Asset(
+        "uPlot.min.css",
+        CSS,
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/web/node_modules/uplot/dist/uPlot.min.css"
+        )),
+    ),
+    web!("app.css", CSS),
     web!("common.js", JS),
     web!("player.js", JS),
     web!("home.js", JS),
@@ -70,12 +97,22 @@ fn secured(mut response: Response) -> Response {
     response
 }
 
-/// A page: the shell that loads `/assets/{module}.js` (and hls.js where video plays).
-fn page(title: &str, module: &str, video: bool) -> Response {
-    let hls = if video {
-        r#"<script src="/assets/hls.min.js"></script>"#
-    } else {
-        ""
+/// A page: the shell that loads `/assets/{module}.js` (and hls.js where video plays, uPlot where
+/// charts are drawn).
+fn page(title: &str, module: &str, extras: Extras) -> Response {
+    let hls = match extras {
+        Extras::None => "",
+        Extras::Video => r#"<script src="/assets/hls.min.js"></script>"#,
+        Extras::VideoAndCharts => {
+            r#"<script src="/assets/hls.min.js"></script><script src="/assets/uPlot.iife.min.js"></script>"#
+        }
+    };
+    let css = match extras {
+        Extras::VideoAndCharts => {
+            r#"<link rel="stylesheet" href="/assets/uPlot.min.css">
+"#
+        }
+        _ => "",
     };
     let html = format!(
         r#"<!doctype html>
@@ -85,7 +122,7 @@ fn page(title: &str, module: &str, video: bool) -> Response {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · livefront</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="/assets/app.css">
+{css}<link rel="stylesheet" href="/assets/app.css">
 </head>
 <body>
 <header class="top"><a class="brand" href="/">livefront</a><nav><a href="/studio">Studio</a></nav></header>
@@ -134,7 +171,7 @@ fn not_found() -> Response {
 /// Home: live now, featured, one row per category, upcoming.
 #[utoipa::path(get, path = "/", tag = "pages", responses((status = 200, description = "HTML")))]
 pub async fn home() -> Response {
-    page("Live shopping", "home", false)
+    page("Live shopping", "home", Extras::None)
 }
 
 /// A creator's storefront.
@@ -148,7 +185,7 @@ pub async fn storefront(
     {
         return Ok(not_found());
     }
-    Ok(page(&format!("@{handle}"), "storefront", false))
+    Ok(page(&format!("@{handle}"), "storefront", Extras::None))
 }
 
 /// The viewer page of a stream; someone else's practice stream answers like a missing one.
@@ -159,7 +196,7 @@ pub async fn watch(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     match visible_stream(&state, &id, &who).await {
-        Ok(_) => Ok(page("Watch", "watch", true)),
+        Ok(_) => Ok(page("Watch", "watch", Extras::Video)),
         Err(ApiError::NotFound) => Ok(not_found()),
         Err(e) => Err(e),
     }
@@ -168,16 +205,16 @@ pub async fn watch(
 /// The creator studio.
 #[utoipa::path(get, path = "/studio", tag = "pages", responses((status = 200, description = "HTML")))]
 pub async fn studio() -> Response {
-    page("Studio", "studio", true)
+    page("Studio", "studio", Extras::VideoAndCharts)
 }
 
 /// Reports and takedowns.
 #[utoipa::path(get, path = "/admin", tag = "pages", responses((status = 200, description = "HTML")))]
 pub async fn admin() -> Response {
-    page("Admin", "admin", false)
+    page("Admin", "admin", Extras::None)
 }
 
-/// The pages' scripts and styles (and hls.js), embedded at build time.
+/// The pages' scripts and styles (and hls.js, uPlot), embedded at build time.
 #[utoipa::path(get, path = "/assets/{file}", tag = "pages", params(("file" = String, Path)), responses((status = 200, description = "the file"), (status = 404, description = "no such asset")))]
 pub async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.0 == file) {

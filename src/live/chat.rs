@@ -141,15 +141,16 @@ impl Chat {
         &self.inner.rooms
     }
 
-    /// A seat in a stream's room for a client at `address`, unless the stream has
-    /// `chat.max_connections_per_stream` or the address its share.
+    /// A seat in a stream's room for a client at `address` (its `owner` or not), unless the
+    /// stream has `chat.max_connections_per_stream` or the address its share.
     pub fn join(
         &self,
         stream: &StreamId,
         creator: &CreatorId,
         address: std::net::IpAddr,
+        owner: bool,
     ) -> Result<Seat, Full> {
-        self.inner.rooms.join(stream, creator, address)
+        self.inner.rooms.join(stream, creator, address, owner)
     }
 
     /// The last `chat.replay` messages of a stream, oldest first (the rehearsal's only for its
@@ -438,7 +439,12 @@ mod tests {
         let (_d, chat, store, stream, creator) = setup(ChatConfig::default()).await;
         let troll = viewer(&store, "troll").await;
         let _seat = chat
-            .join(&stream, &creator, std::net::Ipv4Addr::LOCALHOST.into())
+            .join(
+                &stream,
+                &creator,
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                false,
+            )
             .unwrap();
         let mut rx = chat.hub().subscribe(&stream);
         // Rules are cached before the ban: the ban must still apply.

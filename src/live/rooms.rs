@@ -12,6 +12,8 @@ use crate::store::{CreatorId, StreamId};
 struct Room {
     creator: CreatorId,
     connected: usize,
+    /// Of those, the stream owner's (the studio): not the audience.
+    owners: usize,
     /// Connections per client address (IPv6 grouped by /64).
     per_address: HashMap<IpAddr, usize>,
     /// The counts last sent as a `viewer_count` event.
@@ -53,6 +55,7 @@ pub struct Seat {
     rooms: Arc<Rooms>,
     stream: StreamId,
     address: IpAddr,
+    owner: bool,
 }
 
 /// Lowers a count, forgetting it at zero (the maps hold only open connections).
@@ -71,6 +74,7 @@ impl Drop for Seat {
         leave(&mut state.per_address, self.address);
         if let Some(room) = state.rooms.get_mut(&self.stream) {
             room.connected -= 1;
+            room.owners -= usize::from(self.owner);
             leave(&mut room.per_address, self.address);
             if room.connected == 0 {
                 state.rooms.remove(&self.stream);
@@ -91,12 +95,13 @@ impl Rooms {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A seat in the stream's room for a client at `address`.
+    /// A seat in the stream's room for a client at `address` (the stream's `owner` or not).
     pub fn join(
         self: &Arc<Self>,
         stream: &StreamId,
         creator: &CreatorId,
         address: IpAddr,
+        owner: bool,
     ) -> Result<Seat, Full> {
         let address = crate::address::client_group(address);
         let mut state = self.lock();
@@ -119,22 +124,33 @@ impl Rooms {
         let room = rooms.entry(stream.clone()).or_insert_with(|| Room {
             creator: creator.clone(),
             connected: 0,
+            owners: 0,
             per_address: HashMap::new(),
             announced: None,
         });
         room.connected += 1;
+        room.owners += usize::from(owner);
         *room.per_address.entry(address).or_default() += 1;
         *per_address.entry(address).or_default() += 1;
         Ok(Seat {
             rooms: self.clone(),
             stream: stream.clone(),
             address,
+            owner,
         })
     }
 
     /// Open connections to a stream.
     pub fn connected(&self, stream: &StreamId) -> usize {
         self.lock().rooms.get(stream).map_or(0, |r| r.connected)
+    }
+
+    /// Open connections to a stream of others than its owner.
+    pub fn audience(&self, stream: &StreamId) -> usize {
+        self.lock()
+            .rooms
+            .get(stream)
+            .map_or(0, |r| r.connected - r.owners)
     }
 
     /// The creator's streams that have connections.
@@ -189,17 +205,17 @@ mod tests {
         let rooms = Rooms::new(limits(2));
         let c = CreatorId("c".into());
         let (s1, s2) = (StreamId("s1".into()), StreamId("s2".into()));
-        let a = rooms.join(&s1, &c, ip("10.0.0.1")).unwrap();
-        let _b = rooms.join(&s1, &c, ip("10.0.0.2")).unwrap();
+        let a = rooms.join(&s1, &c, ip("10.0.0.1"), false).unwrap();
+        let _b = rooms.join(&s1, &c, ip("10.0.0.2"), false).unwrap();
         assert_eq!(
-            rooms.join(&s1, &c, ip("10.0.0.3")).err(),
+            rooms.join(&s1, &c, ip("10.0.0.3"), false).err(),
             Some(Full::Stream)
         );
-        let _other = rooms.join(&s2, &c, ip("10.0.0.3")).unwrap();
+        let _other = rooms.join(&s2, &c, ip("10.0.0.3"), false).unwrap();
         assert_eq!(rooms.streams_of(&c).len(), 2);
         drop(a);
         assert_eq!(rooms.connected(&s1), 1);
-        assert!(rooms.join(&s1, &c, ip("10.0.0.3")).is_ok());
+        assert!(rooms.join(&s1, &c, ip("10.0.0.3"), false).is_ok());
     }
 
     #[test]
@@ -215,22 +231,22 @@ mod tests {
             StreamId("s2".into()),
             StreamId("s3".into()),
         );
-        let a = rooms.join(&s1, &c, ip("2001:db8::1")).unwrap();
+        let a = rooms.join(&s1, &c, ip("2001:db8::1"), false).unwrap();
         // The same /64.
-        let _b = rooms.join(&s1, &c, ip("2001:db8::2")).unwrap();
+        let _b = rooms.join(&s1, &c, ip("2001:db8::2"), false).unwrap();
         assert_eq!(
-            rooms.join(&s1, &c, ip("2001:db8::3")).err(),
+            rooms.join(&s1, &c, ip("2001:db8::3"), false).err(),
             Some(Full::Address)
         );
-        assert!(rooms.join(&s1, &c, ip("2001:db8:0:1::1")).is_ok());
-        let _c = rooms.join(&s2, &c, ip("2001:db8::4")).unwrap();
+        assert!(rooms.join(&s1, &c, ip("2001:db8:0:1::1"), false).is_ok());
+        let _c = rooms.join(&s2, &c, ip("2001:db8::4"), false).unwrap();
         assert_eq!(
-            rooms.join(&s3, &c, ip("2001:db8::5")).err(),
+            rooms.join(&s3, &c, ip("2001:db8::5"), false).err(),
             Some(Full::Address),
             "three over all streams"
         );
         drop(a);
-        let _d = rooms.join(&s3, &c, ip("2001:db8::5")).unwrap();
+        let _d = rooms.join(&s3, &c, ip("2001:db8::5"), false).unwrap();
         assert_eq!(rooms.connected(&s1), 1);
     }
 
@@ -238,7 +254,11 @@ mod tests {
     fn counts_are_announced_only_when_they_change() {
         let rooms = Rooms::new(limits(10));
         let (s, c) = (StreamId("s".into()), CreatorId("c".into()));
-        let _seat = rooms.join(&s, &c, ip("10.0.0.1")).unwrap();
+        let _seat = rooms.join(&s, &c, ip("10.0.0.1"), false).unwrap();
+        let studio = rooms.join(&s, &c, ip("10.0.0.9"), true).unwrap();
+        assert_eq!((rooms.connected(&s), rooms.audience(&s)), (2, 1));
+        drop(studio);
+        assert_eq!((rooms.connected(&s), rooms.audience(&s)), (1, 1));
         assert_eq!(
             rooms.count_changed(&s, 3),
             Some(ViewerCount {
@@ -247,7 +267,7 @@ mod tests {
             })
         );
         assert_eq!(rooms.count_changed(&s, 3), None);
-        let _second = rooms.join(&s, &c, ip("10.0.0.2")).unwrap();
+        let _second = rooms.join(&s, &c, ip("10.0.0.2"), false).unwrap();
         assert!(rooms.count_changed(&s, 3).is_some());
         assert_eq!(rooms.count_changed(&StreamId("none".into()), 3), None);
     }

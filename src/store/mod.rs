@@ -2,6 +2,7 @@
 //!
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
+pub mod analytics;
 mod chat;
 mod commerce;
 mod focus;
@@ -54,10 +55,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_public_replays.sql"),
     include_str!("migrations/0013_notification_title.sql"),
     include_str!("migrations/0014_chat_practice.sql"),
+    include_str!("migrations/0015_analytics.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const SETTING_SIGNING_SECRET: &str = "signing_secret";
+/// How long a write waits for another writer (another process, a busy disk) before it fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const STREAM_COLUMNS: &str = "id, creator_id, title, category, scheduled_at, mode, state, stream_key, \
      created_at, started_at, ended_at, ladder";
 
@@ -176,7 +180,7 @@ impl Store {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
             migrate(&mut conn)?;
             Ok(conn)
         })

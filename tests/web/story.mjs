@@ -217,6 +217,8 @@ try {
   await phoneStudio.close();
   await studio.screenshot({ path: join(artifacts, "studio-desktop.png"), fullPage: true });
   step("screenshots");
+  // The studio's live numbers (from the analytics series): the audience now and the chat rate.
+  await studio.waitForFunction(() => /\d/.test(document.querySelector("#stat-viewers")?.textContent ?? "") && /a minute/.test(document.querySelector("#stat-chat-rate")?.textContent ?? ""), null, { timeout: MEDIA_TIMEOUT });
 
   // 9. The creator ends the stream; the viewer's page becomes a replay with chapters.
   streamEnded = true;
@@ -234,6 +236,12 @@ try {
   step("replay_with_chapters", { chapters, chapter_start_s: chapterStart, position: await watch.evaluate(() => document.querySelector("#video").currentTime) });
   await studio.waitForSelector("#recording-link", { timeout: MEDIA_TIMEOUT });
   step("recording_ready", { href: await studio.getAttribute("#recording-link", "href") });
+  // 10. The studio's report: viewers over time drawn by uPlot (a canvas), the per-product table.
+  await studio.waitForSelector("#viewers-chart canvas", { timeout: MEDIA_TIMEOUT });
+  await studio.waitForSelector(`#report-products tr[data-product-id="${focused}"]`, { timeout: MEDIA_TIMEOUT });
+  const peak = await studio.textContent("#report-summary");
+  await studio.locator("#report").screenshot({ path: join(artifacts, "studio-report.png") });
+  step("report_chart", { summary: peak });
   await watch.screenshot({ path: join(artifacts, "replay-phone.png") });
   expect(leaks.length === 0, `no URL carries the creator token: ${leaks}`);
   step("token_never_in_urls");
