@@ -286,15 +286,7 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
         p.kill().await?;
     }
     let watching_s = public_at.elapsed().as_secs_f64();
-    let (status, _) = api
-        .request(
-            Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&alice),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200);
+    api.end_stream(&alice, &id).await?;
     wait_for("ended", DEADLINE, || async {
         let s = api.stream(&alice, &id).await.ok()?;
         (s["state"] == "ended").then_some(())

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use common::ws::{LiveClient, Token};
 use common::*;
-use reqwest::Method;
 use serde_json::Value;
 
 /// A DATERANGE as m3u8-rs reads it, with the segment it was written before.
@@ -400,15 +399,7 @@ async fn markers_survive_a_reconnect_once_each() -> Result<()> {
         &ids[1..],
     )
     .await?;
-    let (status, _) = api
-        .request(
-            Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&token),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200);
+    api.end_stream(&token, &id).await?;
     finish(second, DEADLINE).await?;
     api.recording_ready(&token, &id).await?;
 

@@ -662,15 +662,7 @@ async fn public_media_is_cached_briefly_while_live_and_for_good_once_ended() -> 
     }
 
     // Ended: the public replay does not change any more.
-    let (status, v) = api
-        .request(
-            Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&token),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200, "{v}");
+    api.end_stream(&token, &id).await?;
     finish(publisher, DEADLINE).await?;
     // (Once the pipeline has let go of it: polled.)
     wait_for("the replay cached for good", DEADLINE, || async {

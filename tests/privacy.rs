@@ -39,15 +39,7 @@ async fn practice_streams_leak_nowhere() -> Result<()> {
     api.playlist_with_segments(&format!("/hls/{ended_id}/source/index.m3u8"), 2)
         .await?;
     api.set_mode(&creator, &ended_id, "practice").await?;
-    let (status, v) = api
-        .request(
-            Method::POST,
-            &format!("/api/v1/streams/{ended_id}/end"),
-            Some(&creator),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200, "{v}");
+    api.end_stream(&creator, &ended_id).await?;
     tokio::time::timeout(DEADLINE, publisher.wait()).await??;
     api.recording_ready(&creator, &ended_id).await?;
     let clips = api.clips_cut(Some(&creator), &ended_id, 1).await?;

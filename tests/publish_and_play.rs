@@ -428,15 +428,7 @@ async fn api_end_disconnects_the_publisher_and_finalises() -> Result<()> {
         2,
     )
     .await?;
-    let (status, v) = api
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&token),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200, "{v}");
+    api.end_stream(&token, &id).await?;
     let (_exit, _) = finish(publisher, Duration::from_secs(30))
         .await
         .map_err(|e| anyhow::anyhow!("publisher still connected: {e}"))?;

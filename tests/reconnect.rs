@@ -172,15 +172,7 @@ async fn ending_a_stream_that_waits_for_its_publisher_ends_it_at_once() -> Resul
     let publisher = Publish::small(60.0).spawn(&server.publish_url(&stream))?;
     source_segments(&api, &token, &id, 1).await?;
     crash(&api, &token, &id, publisher).await?;
-    let (status, v) = api
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&token),
-            None,
-        )
-        .await?;
-    assert!(status < 300, "{status} {v}");
+    api.end_stream(&token, &id).await?;
     api.recording_ready(&token, &id).await?;
     assert_eq!(api.stream(&token, &id).await?["state"], "ended");
     server.stop().await;

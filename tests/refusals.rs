@@ -39,16 +39,8 @@ async fn key_of_a_stream_ended_through_the_api_is_refused() -> Result<()> {
     let mut server = Server::start().await?;
     let stream = server.demo_stream.clone();
     let id = stream["id"].as_str().unwrap();
-    let (status, v) = server
-        .api
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&server.demo_token),
-            None,
-        )
-        .await?;
-    assert_eq!((status, v["state"].as_str()), (200, Some("ended")), "{v}");
+    let v = server.api.end_stream(&server.demo_token, id).await?;
+    assert_eq!(v["state"], "ended", "{v}");
     let (status, _) = finish(
         Publish::small(2.0).spawn(&server.publish_url(&stream))?,
         DEADLINE,

@@ -6,7 +6,6 @@ mod common;
 use anyhow::{Context, Result};
 use common::ws::{LiveClient, Token};
 use common::*;
-use reqwest::Method;
 use serde_json::Value;
 
 /// Media sequence numbers named in a playlist (`segNNNNN.ts`/`.m4s`, parts `partNNNNN.P.m4s`).
@@ -41,15 +40,7 @@ async fn public_playlist(api: &Api, path: &str, n: usize) -> Result<String> {
 }
 
 async fn end(api: &Api, token: &str, id: &str, publisher: tokio::process::Child) -> Result<()> {
-    let (status, v) = api
-        .request(
-            Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(token),
-            None,
-        )
-        .await?;
-    anyhow::ensure!(status == 200, "{v}");
+    api.end_stream(token, id).await?;
     finish(publisher, DEADLINE).await?;
     Ok(())
 }

@@ -454,15 +454,7 @@ async fn camera_is_pulled_into_hls_without_its_password_showing_anywhere() -> Re
         "{streams:?}"
     );
 
-    let (status, ended) = api
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&token),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200, "{ended}");
+    let ended = api.end_stream(&token, &id).await?;
     wait_state(&api, &token, &id, "ended").await?;
     api.recording_ready(&token, &id).await?;
     let (_, text) = api
@@ -662,15 +654,7 @@ async fn pulled_stream_is_pulled_again_after_a_server_restart() -> Result<()> {
         uris.len(),
         "no segment overwritten or listed twice: {after}"
     );
-    let (status, _) = api
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&token),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200);
+    api.end_stream(&token, &id).await?;
     wait_state(&api, &token, &id, "ended").await?;
     api.recording_ready(&token, &id).await?;
     let dir = server.data_dir().join(format!("streams/{id}"));

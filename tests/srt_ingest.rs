@@ -261,16 +261,7 @@ async fn ending_the_stream_through_the_api_disconnects_the_srt_publisher() -> Re
         .api
         .playlist_with_segments(&media_playlist(&stream), 1)
         .await?;
-    let (status, v) = server
-        .api
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&server.demo_token),
-            None,
-        )
-        .await?;
-    ensure!(status == 200, "end: {status} {v}");
+    server.api.end_stream(&server.demo_token, id).await?;
     // The publisher is told (SRT shutdown) and gives up long before its 60 s of media.
     let (status, _) = finish(publisher, Duration::from_secs(20)).await?;
     ensure!(!status.success(), "ffmpeg reports the broken connection");

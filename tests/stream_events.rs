@@ -80,15 +80,7 @@ async fn a_full_life_arrives_in_the_order_it_happened() -> Result<()> {
         other => anyhow::bail!("expected focus_changed, got {other:?}"),
     }
 
-    let (status, v) = api
-        .request(
-            reqwest::Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&token),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200, "{v}");
+    api.end_stream(&token, &id).await?;
     let ended = next_of(&mut events, &id).await?;
     assert!(
         matches!(ended.kind, EventKind::Ended { was_live: true, .. }),

@@ -172,15 +172,7 @@ async fn live_only_promo_is_visible_only_while_public_and_live() -> Result<()> {
     );
 
     // Ended: the live-only codes are gone (410), the other one stays.
-    let (status, v) = api
-        .request(
-            Method::POST,
-            &format!("/api/v1/streams/{id}/end"),
-            Some(&creator),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200, "{v}");
+    api.end_stream(&creator, &id).await?;
     tokio::time::timeout(DEADLINE, publisher.wait()).await??;
     wait_ended(&api, &creator, &id).await?;
     let (status, codes) = visible_codes(&api, Some(&late), &id).await?;

@@ -185,6 +185,20 @@ impl Api {
         Ok(())
     }
 
+    /// Ends stream `id` as `token` (200 expected); returns the stream as the answer gives it.
+    pub async fn end_stream(&self, token: &str, id: &str) -> Result<Value> {
+        let (status, v) = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/streams/{id}/end"),
+                Some(token),
+                None,
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "end stream: {status} {v}");
+        Ok(v)
+    }
+
     pub async fn stream(&self, token: &str, id: &str) -> Result<Value> {
         let (status, v) = self
             .get(&format!("/api/v1/streams/{id}"), Some(token))
