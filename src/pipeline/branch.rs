@@ -81,8 +81,9 @@ pub fn of_name(name: &str, rungs: &[&str]) -> Option<Branch> {
     let ours = [
         "src-", "parse-", "tee-", "mux-", "hls-", "cmaf-", "ll-", "queue-", "dec",
     ];
-    let keyframes = name == "keyframes-only";
-    (keyframes || ours.iter().any(|p| name.starts_with(p))).then_some(Branch::Ingest)
+    ours.iter()
+        .any(|p| name.starts_with(p))
+        .then_some(Branch::Ingest)
 }
 
 /// The branch of `element`: its own name, else the nearest named element upstream of it.
@@ -291,7 +292,13 @@ mod tests {
         for name in ["rec-mux", "rec-sink", "queue-rec-video", "parse-rec-audio"] {
             assert_eq!(of(name), Some(Branch::Recording), "{name}");
         }
-        for name in ["queue-thumb", "rate-thumb", "enc-thumb", "thumb-sink"] {
+        for name in [
+            "queue-thumb",
+            "rate-thumb",
+            "enc-thumb",
+            "keyframes-thumb",
+            "thumb-sink",
+        ] {
             assert_eq!(of(name), Some(Branch::Poster), "{name}");
         }
         for name in ["queue-rtsp-video", "rtsp-audio"] {
@@ -334,7 +341,6 @@ mod tests {
             "parse-ll-audio",
             "queue-dec",
             "dec",
-            "keyframes-only",
             "tee-raw",
         ] {
             assert_eq!(of(name), Some(Branch::Ingest), "{name}");

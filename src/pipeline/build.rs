@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -71,7 +72,7 @@ fn segmenter(spec: &PipelineSpec, rendition: &str) -> String {
 /// chunk handed to the application by an appsink (`output::cmaf`). Keyframes come from the
 /// publisher or the rung's encoder (forced on the segment grid): the muxer never asks for any. A
 /// publisher that comes back at another size gets a new init section (`header-update-mode=caps`).
-fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: std::time::Duration) -> String {
+fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
     format!(
         "isofmp4mux name=cmaf-{rendition} fragment-duration={seg} chunk-duration={part} send-force-keyunit=false \
          latency={CMAF_LATENCY_NS} header-update-mode=caps ! \
@@ -175,20 +176,9 @@ pub fn describe(spec: &PipelineSpec) -> String {
         }
     }
     if spec.decodes() {
-        // Without rungs the decoder only feeds the poster: keyframes are enough, and cost ~3 % of
-        // decoding every frame; one decoder thread is plenty for one frame a GOP and keeps
-        // its frame pool (memory) small.
-        let (keyframes_only, threads) = if spec.rungs.is_empty() {
-            (
-                "identity name=keyframes-only drop-buffer-flags=delta-unit ! ",
-                " max-threads=1",
-            )
-        } else {
-            ("", "")
-        };
         parts.push(format!(
             "tee-video. ! queue name=queue-dec leaky=downstream max-size-time={DECODE_QUEUE_NS} max-size-buffers=0 \
-             max-size-bytes=0 ! {keyframes_only}avdec_h264 name=dec{threads} ! tee name=tee-raw"
+             max-size-bytes=0 ! avdec_h264 name=dec ! tee name=tee-raw"
         ));
     }
     for rung in spec.rungs.iter().filter(|_| video) {
@@ -262,7 +252,17 @@ pub fn describe(spec: &PipelineSpec) -> String {
             }
         }
     }
-    if let (true, Some((w, h))) = (video, spec.thumbnail) {
+    if let (true, Some(_)) = (video, spec.thumbnail)
+        && !spec.decodes()
+    {
+        // Not transcoded: the poster is a keyframe decoded apart (`poster`), no decoder here.
+        parts.push(
+            "tee-video. ! identity name=keyframes-thumb drop-buffer-flags=delta-unit ! \
+             queue name=queue-thumb leaky=downstream max-size-buffers=1 max-size-time=0 max-size-bytes=0 ! \
+             appsink name=thumb-sink sync=false async=false max-buffers=1 drop=true enable-last-sample=false"
+                .into(),
+        );
+    } else if let (true, Some((w, h))) = (video, spec.thumbnail) {
         parts.push(format!(
             "tee-raw. ! queue name=queue-thumb leaky=downstream max-size-buffers=1 max-size-time=0 max-size-bytes=0 ! \
              videorate name=rate-thumb drop-only=true skip-to-first=true ! video/x-raw,framerate=1/{THUMBNAIL_EVERY_S} ! \
@@ -426,8 +426,9 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
     }
     let rungs: Vec<&str> = spec.rungs.iter().map(|r| r.name.as_str()).collect();
     super::branch::guard(&pipeline, &rungs);
-    if spec.decodes() && spec.thumbnail.is_some() {
-        write_thumbnails(&pipeline, &spec.paths, visibility.clone())?;
+    if let (true, Some(size)) = (spec.tracks.has_video(), spec.thumbnail) {
+        let keyframes = (!spec.decodes()).then_some(size);
+        write_thumbnails(&pipeline, &spec.paths, visibility.clone(), keyframes)?;
     }
     let mut overruns = Vec::new();
     let decoder = spec.decodes().then(|| "dec".to_string());
@@ -535,7 +536,7 @@ fn keep_recording_caps(pipeline: &gst::Pipeline) -> Result<(), Error> {
 /// publisher comes back, its first frame is forced too and the grid restarts there.
 fn force_keyframes_on_grid(
     pipeline: &gst::Pipeline,
-    segment: std::time::Duration,
+    segment: Duration,
     resumes: Resumes,
 ) -> Result<(), Error> {
     let pad = pipeline
@@ -589,7 +590,7 @@ fn cut_segments(
     pipeline: &gst::Pipeline,
     parser: &str,
     rendition: &str,
-    segment: std::time::Duration,
+    segment: Duration,
     resumes: Resumes,
 ) -> Result<(), Error> {
     let pad = pipeline
@@ -732,45 +733,77 @@ fn drop_encoder_cuts(pipeline: &gst::Pipeline, encoder: &str) -> Result<(), Erro
 
 /// Writes each poster JPEG (atomically, so readers never see half a file): every one for the
 /// owner, and those of media that was public (`visibility`) as the public's poster too.
+///
+/// `keyframes`: the sink gives H.264 keyframes (no decoder in the pipeline), one every
+/// `THUMBNAIL_EVERY_S` of which the shared poster decoder turns into a JPEG of this size.
+/// Otherwise it gives JPEGs.
 fn write_thumbnails(
     pipeline: &gst::Pipeline,
     paths: &StreamPaths,
     visibility: Visibility,
+    keyframes: Option<(u32, u32)>,
 ) -> Result<(), Error> {
     let sink = pipeline
         .by_name("thumb-sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| Error::Gst("no thumb-sink".into()))?;
     let (owner, public) = (paths.thumbnail(), paths.public_thumbnail());
-    let write = |path: &PathBuf, bytes: &[u8]| {
-        let tmp = path.with_extension("jpg.tmp");
-        if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)) {
-            tracing::warn!(error = %e, path = %path.display(), "could not write the poster");
-        }
-    };
+    let mut last: Option<gst::ClockTime> = None;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(buffer) = sample.buffer() else {
+                let Some(buffer) = sample.buffer_owned() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                let Ok(map) = buffer.map_readable() else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                write(&owner, map.as_slice());
                 // The frame's media time (running time: the pipeline's segment starts at 0).
-                let at = buffer
-                    .pts()
-                    .map(|t| std::time::Duration::from_nanos(t.nseconds()));
-                if at.is_some_and(|at| visibility.public_throughout(at, at)) {
-                    write(&public, map.as_slice());
+                let pts = buffer.pts();
+                let at = pts.map(|t| Duration::from_nanos(t.nseconds()));
+                let is_public = at.is_some_and(|at| visibility.public_throughout(at, at));
+                let (owner, public) = (owner.clone(), public.clone());
+                let write = move |jpeg: &[u8]| {
+                    write_poster(&owner, jpeg);
+                    if is_public {
+                        write_poster(&public, jpeg);
+                    }
+                };
+                let Some(size) = keyframes else {
+                    if let Ok(map) = buffer.map_readable() {
+                        write(map.as_slice());
+                    }
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let due = match (last, pts) {
+                    (Some(last), Some(pts)) => {
+                        pts >= last + gst::ClockTime::from_seconds(THUMBNAIL_EVERY_S.into())
+                            || pts < last
+                    }
+                    _ => true,
+                };
+                let Some(caps) = sample.caps_owned().filter(|_| due) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let job = super::poster::Job {
+                    caps,
+                    keyframe: buffer,
+                    size,
+                    done: Box::new(write),
+                };
+                if super::poster::decode(job) {
+                    last = pts;
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
     Ok(())
+}
+
+fn write_poster(path: &PathBuf, jpeg: &[u8]) {
+    let tmp = path.with_extension("jpg.tmp");
+    if let Err(e) = std::fs::write(&tmp, jpeg).and_then(|()| std::fs::rename(&tmp, path)) {
+        tracing::warn!(error = %e, path = %path.display(), "could not write the poster");
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod branch;
 pub mod build;
 pub mod health;
+pub mod poster;
 pub mod spec;
 pub mod timeline;
 

@@ -164,9 +164,10 @@ impl PipelineSpec {
             .collect()
     }
 
-    /// Whether the pipeline decodes the video (for rungs or the poster).
+    /// Whether the pipeline decodes the video: for its rungs. (Without rungs, posters are decoded
+    /// apart, see `pipeline::poster`.)
     pub fn decodes(&self) -> bool {
-        self.tracks.has_video() && (!self.rungs.is_empty() || self.thumbnail.is_some())
+        self.tracks.has_video() && !self.rungs.is_empty()
     }
 }
 
