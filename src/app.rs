@@ -17,6 +17,7 @@ use crate::ingest::srt::{self as srt_ingest, SrtServer};
 use crate::live::chat::Chat;
 use crate::live::{Channel, LiveHub};
 use crate::notifications::Notifier;
+use crate::output::disk_space::DiskSpace;
 use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline;
 use crate::store::{self, Mode, NewStream, Store, Stream, StreamId};
@@ -88,6 +89,8 @@ pub struct App {
     srt_task: JoinHandle<()>,
     /// `viewer_count` events of the streams with live-channel listeners.
     viewer_counts_task: JoinHandle<()>,
+    /// Measures free space under `data_dir`.
+    disk_task: JoinHandle<()>,
     rtsp: Arc<RtspOut>,
 }
 
@@ -196,6 +199,12 @@ impl App {
             chat.clone()
                 .run_viewer_counts(move |id| audience.count(id), shutdown.child_token())
         });
+        let disk = Arc::new(DiskSpace::new(&config.data_dir, config.disk.low_free_mib));
+        disk.check();
+        let disk_task = tokio::spawn(
+            disk.clone()
+                .watch(config.disk.check_interval, shutdown.child_token()),
+        );
         let state = Arc::new(http::Shared {
             store: store.clone(),
             registry: registry.clone(),
@@ -210,6 +219,7 @@ impl App {
             files: Arc::default(),
             secret,
             config: config.clone(),
+            disk,
             public_url: public_url.clone().into(),
             rtmp_url: rtmp_url.clone().into(),
             srt_url: srt_url.clone().into(),
@@ -257,6 +267,7 @@ impl App {
             webhooks_task,
             srt_task,
             viewer_counts_task,
+            disk_task,
             rtsp,
         })
     }
@@ -274,6 +285,7 @@ impl App {
         let _ = tokio::task::spawn_blocking(move || rtsp.stop()).await;
         let _ = (&mut self.http_task).await;
         let _ = (&mut self.viewer_counts_task).await;
+        let _ = (&mut self.disk_task).await;
         tracing::info!("stopped");
     }
 }

@@ -183,7 +183,11 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
         return Err(Error::Empty);
     }
     let part = out.with_extension("mp4.part");
-    remux(fragmented, &part, video, audio)?;
+    if let Err(e) = remux(fragmented, &part, video, audio) {
+        // A half-written output (a full disk) must not keep taking space.
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
     std::fs::rename(&part, out).map_err(io_err(out))?;
     let bytes = std::fs::metadata(out).map_err(io_err(out))?.len();
     let duration = mp4_duration(out).map_err(io_err(out))?.unwrap_or_default();
