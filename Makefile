@@ -51,7 +51,7 @@ fuzz: deps web-deps
 bench: deps web-deps web-test-deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
-	$(CARGO) build --release --locked --example pipeline_description --example focus_offset --example ws_fanout --example stamp_publisher
+	$(CARGO) build --release --locked --example pipeline_description --example focus_offset --example ws_fanout --example stamp_publisher --example soak
 	bench/passthrough.sh
 	bench/ladder.sh
 	bench/rtsp.sh
