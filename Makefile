@@ -31,7 +31,7 @@ clean:
 	rm -rf target
 
 # Fuzzing on the stable toolchain, each harness for FUZZ_SECONDS (60 by default): first the
-# mutation harnesses of tests/fuzz.rs through the real RTMP server, HTTP API and parsers (crashing
+# mutation harnesses of tests/fuzz.rs through the real RTMP and SRT servers, HTTP API and parsers (crashing
 # inputs to target/fuzz-crashes/; FUZZ_SEED=N replays a run), then coverage-guided AFL++ on the
 # pure parsers (fuzz/afl/run.sh; installs cargo-afl on first use). Figures: target/fuzz-report.txt.
 FUZZ_SECONDS ?= 60
@@ -51,7 +51,7 @@ fuzz: deps web-deps
 bench: deps web-deps web-test-deps
 	@bench/install-deps.sh
 	$(CARGO) build --release --locked
-	$(CARGO) build --release --locked --example pipeline_description --example focus_offset --example ws_fanout --example stamp_publisher
+	$(CARGO) build --release --locked --example pipeline_description --example focus_offset --example ws_fanout --example stamp_publisher --example soak
 	bench/passthrough.sh
 	bench/ladder.sh
 	bench/rtsp.sh

@@ -18,6 +18,7 @@ use crate::ingest::srt::{self as srt_ingest, SrtServer};
 use crate::live::chat::Chat;
 use crate::live::{Channel, LiveHub};
 use crate::notifications::Notifier;
+use crate::output::disk_space::DiskSpace;
 use crate::output::rtsp::{self, RtspOut};
 use crate::pipeline;
 use crate::store::{self, Mode, NewStream, Store, Stream, StreamId};
@@ -91,6 +92,8 @@ pub struct App {
     viewer_counts_task: JoinHandle<()>,
     /// Samples live streams for the creators' analytics.
     analytics_task: JoinHandle<()>,
+    /// Measures free space under `data_dir`.
+    disk_task: JoinHandle<()>,
     rtsp: Arc<RtspOut>,
 }
 
@@ -216,6 +219,12 @@ impl App {
             chat.clone()
                 .run_viewer_counts(move |id| audience.count(id), shutdown.child_token())
         });
+        let disk = Arc::new(DiskSpace::new(&config.data_dir, config.disk.low_free_mib));
+        disk.check();
+        let disk_task = tokio::spawn(
+            disk.clone()
+                .watch(config.disk.check_interval, shutdown.child_token()),
+        );
         let state = Arc::new(http::Shared {
             store: store.clone(),
             registry: registry.clone(),
@@ -230,6 +239,7 @@ impl App {
             files: Arc::default(),
             secret,
             config: config.clone(),
+            disk,
             public_url: public_url.clone().into(),
             rtmp_url: rtmp_url.clone().into(),
             srt_url: srt_url.clone().into(),
@@ -278,6 +288,7 @@ impl App {
             srt_task,
             viewer_counts_task,
             analytics_task,
+            disk_task,
             rtsp,
         })
     }
@@ -296,6 +307,7 @@ impl App {
         let _ = (&mut self.http_task).await;
         let _ = (&mut self.viewer_counts_task).await;
         let _ = (&mut self.analytics_task).await;
+        let _ = (&mut self.disk_task).await;
         tracing::info!("stopped");
     }
 }

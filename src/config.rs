@@ -26,6 +26,8 @@ const DEFAULT_HLS_PART: Duration = Duration::from_millis(200);
 /// PART-HOLD-BACK in parts: the spec's minimum (bench/README.md, "Low-latency HLS").
 const DEFAULT_PART_HOLD_BACK: u32 = 2;
 const DEFAULT_HLS_WINDOW: usize = 6;
+const DEFAULT_DISK_LOW_FREE_MIB: u64 = 1024;
+const DEFAULT_DISK_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_RECORDING_LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 const DEFAULT_PLAYBACK_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
@@ -93,6 +95,7 @@ pub struct Config {
     pub rtsp: RtspConfig,
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
+    pub disk: DiskConfig,
     pub webhooks: WebhooksConfig,
     pub chat: ChatConfig,
     pub policy: PolicyConfig,
@@ -450,6 +453,27 @@ pub struct RecordingConfig {
     pub link_ttl: Duration,
 }
 
+/// Free space under `data_dir`: below `low_free_mib` a warning shows in every live stream's
+/// health and in `/metrics`, and is logged once each time free space falls below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskConfig {
+    /// Warn when less than this many MiB are free (0: never warn; a full disk is still reported).
+    pub low_free_mib: u64,
+    /// How often free space is measured.
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        DiskConfig {
+            low_free_mib: DEFAULT_DISK_LOW_FREE_MIB,
+            check_interval: DEFAULT_DISK_CHECK_INTERVAL,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -463,6 +487,7 @@ impl Default for Config {
             rtsp: RtspConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
+            disk: DiskConfig::default(),
             webhooks: WebhooksConfig::default(),
             chat: ChatConfig::default(),
             policy: PolicyConfig::default(),
@@ -592,6 +617,12 @@ impl Config {
                     message: "must be above 0".into(),
                 });
             }
+        }
+        if self.disk.check_interval < Duration::from_millis(100) {
+            return Err(Error::Invalid {
+                key: "disk.check_interval",
+                message: format!("{:?} is below 100ms", self.disk.check_interval),
+            });
         }
         if self.http.max_connections == 0 {
             return Err(Error::Invalid {

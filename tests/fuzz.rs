@@ -462,6 +462,206 @@ async fn fuzz_rtmp_handshake() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SRT: MPEG-TS into a running livefront
+
+/// SRT exchanges in flight (each publishes to a stream of its own).
+const SRT_WORKERS: usize = 4;
+/// What an SRT publisher puts in one message: 7 TS packets.
+const TS_MESSAGE: usize = 1316;
+
+/// A second of H.264 + AAC in MPEG-TS, as ffmpeg sends it over SRT.
+async fn ffmpeg_ts() -> Result<Vec<u8>> {
+    let out = common::run(
+        "ffmpeg",
+        &[
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "5",
+            "-bf",
+            "2",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "32k",
+            "-f",
+            "mpegts",
+            "-",
+        ],
+        common::DEADLINE,
+    )
+    .await?;
+    anyhow::ensure!(
+        out.status.success() && out.stdout.len() > 10 * 188,
+        "ffmpeg mpegts: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out.stdout)
+}
+
+/// Publishes `ts` over SRT with `key` as fast as SRT takes it, then closes. How it ended.
+async fn srt_publish(addr: std::net::SocketAddr, key: &str, ts: &[u8]) -> &'static str {
+    use futures_util::SinkExt;
+    let stream_id = format!("publish:{key}");
+    let call = srt_tokio::SrtSocket::builder()
+        .latency(Duration::from_millis(120))
+        .call(addr, Some(&stream_id));
+    let mut socket = match tokio::time::timeout(EXCHANGE_LIMIT, call).await {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(_)) => return "refused",
+        Err(_) => return "handshake hang",
+    };
+    let mut end = "sent";
+    for message in ts.chunks(TS_MESSAGE) {
+        let send = socket.send((
+            std::time::Instant::now(),
+            bytes::Bytes::copy_from_slice(message),
+        ));
+        match tokio::time::timeout(EXCHANGE_LIMIT, send).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                end = "send error";
+                break;
+            }
+            Err(_) => {
+                end = "send hang";
+                break;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(EXCHANGE_LIMIT, socket.close()).await;
+    end
+}
+
+/// A new stream of the demo creator; returns its id and key.
+async fn new_stream(api: &common::Api, token: &str) -> Result<(String, String)> {
+    let v = api.create_stream(token, "fuzz").await?;
+    let id = v["id"].as_str().context("id")?.to_string();
+    let key = v["stream_key"].as_str().context("key")?.to_string();
+    Ok((id, key))
+}
+
+/// A stream whose publisher left must be over (ended, or ready when no media got through) within
+/// this: a longer wait is a hang in its pipeline or finalising.
+const SRT_END_LIMIT: Duration = Duration::from_secs(30);
+
+/// What became of a stream a mutated publish went to, once its publish is over; `Err` when the
+/// API stops answering or the stream never gets over it.
+async fn stream_outcome(api: &common::Api, token: &str, id: &str) -> Result<String, String> {
+    let start = std::time::Instant::now();
+    loop {
+        let (status, v) = api
+            .get(&format!("/api/v1/streams/{id}"), Some(token))
+            .await
+            .map_err(|e| format!("GET /api/v1/streams/{id}: {e:#}"))?;
+        if status != 200 {
+            return Err(format!("GET /api/v1/streams/{id} answered {status}: {v}"));
+        }
+        if v["health"].is_null() && v["state"] != "live" {
+            return Ok(format!(
+                "state={} recording={}",
+                v["state"].as_str().unwrap_or("?"),
+                v["recording"]["state"].as_str().unwrap_or("-"),
+            ));
+        }
+        if start.elapsed() > SRT_END_LIMIT {
+            return Err(format!(
+                "stream {id} not over {SRT_END_LIMIT:?} after its publisher left: {}",
+                v["state"]
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Mutated MPEG-TS from real SRT callers (srt-tokio) into a running livefront: the stream-id
+/// check, the TS demuxer, the frames into each stream's pipeline, its end and finalising. Each
+/// exchange publishes to a new stream. The server must not panic, must keep answering the API,
+/// and a real ffmpeg publisher must still get in afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fuzzing: make fuzz"]
+async fn fuzz_mpegts_over_srt_into_a_running_server() -> Result<()> {
+    let mut server = common::Server::start_with(|c| {
+        // A dropped publisher's stream ends at once: every exchange is a whole publish.
+        c.ingest.reconnect_grace = Duration::from_millis(100);
+    })
+    .await?;
+    let api = server.api.clone();
+    let token = server.demo_token.clone();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", server.srt_port()).parse()?;
+    let ts = ffmpeg_ts().await?;
+    // The whole second, and its start alone (PAT, PMT, the first frames): most mutations then
+    // land in structure rather than in picture data.
+    let seeds = vec![ts.clone(), ts[..ts.len().min(16 * TS_MESSAGE)].to_vec()];
+    let mut campaign = Campaign::new("srt_mpegts", seeds);
+    let mut workers = tokio::task::JoinSet::new();
+    let mut idle = SRT_WORKERS;
+    loop {
+        while idle > 0 {
+            let Some(input) = campaign.next_input() else {
+                break;
+            };
+            idle -= 1;
+            let (api, token) = (api.clone(), token.clone());
+            workers.spawn(async move {
+                let panics = panic_count();
+                let (id, key) = match new_stream(&api, &token).await {
+                    Ok(s) => s,
+                    Err(e) => return (input, panics, Err(format!("create stream: {e:#}"))),
+                };
+                let end = srt_publish(addr, &key, &input).await;
+                let outcome = stream_outcome(&api, &token, &id)
+                    .await
+                    .map(|state| format!("{end} {state}"))
+                    .map_err(|e| format!("{end}; then {e}"));
+                (input, panics, outcome)
+            });
+        }
+        let Some(done) = workers.join_next().await else {
+            break;
+        };
+        idle += 1;
+        let (input, panics, outcome) = done?;
+        campaign.check_panics(panics, &input);
+        match outcome {
+            Ok(outcome) => campaign.outcome(&input, outcome),
+            Err(what) => campaign.crash(&input, what),
+        }
+    }
+    // Still serving: the API answers and a real publisher gets in.
+    assert_eq!(api.status("/api/v1/home", None).await?, 200);
+    let (id, key) = new_stream(&api, &token).await?;
+    let url = format!(
+        "srt://127.0.0.1:{}?streamid=publish:{key}&latency=120000",
+        server.srt_port()
+    );
+    let _publisher = common::Publish::small(20.0).spawn_to("mpegts", &url)?;
+    common::source_segments(&api, &token, &id, 2)
+        .await
+        .context("a real SRT publisher after the campaign")?;
+    server.stop().await;
+    campaign.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Parsers without a server
 
 /// Runs `f` on each input; a panic is a crash.

@@ -658,3 +658,52 @@ async fn a_track_in_another_codec_is_dropped_and_the_rest_goes_through() -> Resu
     );
     Ok(())
 }
+
+/// Sends `ts` over SRT (srt-tokio as the caller) in 1316-byte messages, then closes.
+async fn srt_send(port: u16, key: &str, ts: &[u8]) -> Result<()> {
+    use futures_util::SinkExt;
+    let stream_id = format!("publish:{key}");
+    let mut socket = srt_tokio::SrtSocket::builder()
+        .latency(Duration::from_millis(120))
+        .call(format!("127.0.0.1:{port}").as_str(), Some(&stream_id))
+        .await?;
+    for message in ts.chunks(1316) {
+        socket
+            .send((
+                std::time::Instant::now(),
+                bytes::Bytes::copy_from_slice(message),
+            ))
+            .await?;
+    }
+    socket.close().await?;
+    Ok(())
+}
+
+/// Transport streams the `srt_mpegts` fuzzing harness found (tests/fuzz.rs): after the publisher
+/// left, their streams stayed live for good (nothing finalised them, and the server's stop waited
+/// for them until its grace ran out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mangled_transport_streams_over_srt_do_not_leave_their_streams_live() -> Result<()> {
+    let mut server =
+        Server::start_with(|c| c.ingest.reconnect_grace = Duration::from_millis(100)).await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    for i in 0..3 {
+        let path = format!(
+            "{}/tests/fuzzing/regressions/srt-mpegts-stuck-live-{i}.ts",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let ts = std::fs::read(&path).with_context(|| path.clone())?;
+        let v = api.create_stream(&token, "mangled").await?;
+        let id = v["id"].as_str().context("id")?.to_string();
+        let key = v["stream_key"].as_str().context("key")?.to_string();
+        srt_send(server.srt_port(), &key, &ts).await?;
+        wait_for(&format!("{path}: the stream over"), DEADLINE, || async {
+            let v = api.stream(&token, &id).await.ok()?;
+            (v["health"].is_null() && v["state"] != "live").then_some(())
+        })
+        .await?;
+    }
+    assert_eq!(api.status("/api/v1/home", None).await?, 200);
+    server.stop().await;
+    Ok(())
+}

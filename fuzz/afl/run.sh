@@ -9,10 +9,25 @@ cd "$(dirname "$0")"
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 TARGETS=${TARGETS:-"avc_config srt_stream_id playlist_restore purchase_signature"}
+
+# AFL++ is built from C sources on first use.
+for tool in make cc; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is required to build AFL++ (apt-get install build-essential)" >&2; exit 1; }
+done
+# cargo-afl must be the version of the afl crate in Cargo.lock (cargo afl build refuses a
+# mismatch, and a newer cargo-afl may need a newer rustc). Installed with its own target dir:
+# a CARGO_TARGET_DIR from the environment must not mix it with the instrumented build.
+AFL_VERSION=$(awk '$0 == "name = \"afl\"" { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
+[ -n "$AFL_VERSION" ] || { echo "no afl in fuzz/afl/Cargo.lock" >&2; exit 1; }
+# `cargo afl` is found where cargo install puts it, on PATH or not.
+export PATH="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin:$PATH"
+if ! cargo install --list | grep -qx "cargo-afl v$AFL_VERSION:"; then
+  echo "installing cargo-afl $AFL_VERSION (first use; a few minutes)" >&2
+  env -u CARGO_TARGET_DIR cargo install --locked --force "cargo-afl@$AFL_VERSION"
+fi
+
 export CARGO_TARGET_DIR=${AFL_TARGET_DIR:-$PWD/../../target/afl}
 OUT=${OUT:-$CARGO_TARGET_DIR/out}
-
-command -v cargo-afl >/dev/null 2>&1 || cargo install --locked cargo-afl
 # Builds AFL++ for this rustc once (about a minute and a half on 2 cores).
 if ! out=$(cargo afl config --build 2>&1) && ! grep -q "already built" <<<"$out"; then
   echo "$out" >&2

@@ -77,6 +77,8 @@ pub struct Shared {
     /// Open viewer registration, limited per client address.
     pub registrations: Arc<viewers::RateLimit>,
     pub config: Arc<Config>,
+    /// Free space under `data_dir` (metrics, and a warning in live streams' health).
+    pub disk: Arc<crate::output::disk_space::DiskSpace>,
     /// Key for signed links.
     pub secret: Arc<Vec<u8>>,
     /// Base of returned HTTP links, without a trailing slash.
@@ -236,10 +238,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Liveness.
+/// Liveness: `ok`, followed by a line about the disk under `data_dir` when space is low or gone
+/// (the server still answers; streams cannot write segments or recordings on a full disk).
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "ok")))]
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(state): State<AppState>) -> String {
+    match state.disk.warning() {
+        Some(warning) => format!("ok\n{warning}\n"),
+        None => "ok\n".into(),
+    }
 }
 
 /// This document.
@@ -301,6 +307,27 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "counter",
         "Pipelines that failed to start.",
         c.pipeline_failures.load(Ordering::Relaxed),
+    );
+    if let Some(free) = state.disk.free() {
+        metric(
+            "livefront_data_free_bytes",
+            "gauge",
+            "Bytes free under data_dir (segments, recordings, the store).",
+            free,
+        );
+    }
+    let level = state.disk.level();
+    metric(
+        "livefront_data_disk_low",
+        "gauge",
+        "1 when free space under data_dir is below disk.low_free_mib (or the disk is full).",
+        u64::from(level != crate::output::disk_space::Level::Ok),
+    );
+    metric(
+        "livefront_data_disk_full",
+        "gauge",
+        "1 when the disk under data_dir is full: segments and recordings cannot be written.",
+        u64::from(level == crate::output::disk_space::Level::Full),
     );
     let public: Vec<_> = state
         .registry

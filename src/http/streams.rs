@@ -237,7 +237,9 @@ pub fn stream_json(
             None => Value::Null,
         };
         if let Some(live) = state.registry.live(&stream.id) {
-            v["health"] = serde_json::to_value(live.health()).unwrap_or(Value::Null);
+            let mut health = live.health();
+            health.warnings.extend(state.disk.warning());
+            v["health"] = serde_json::to_value(health).unwrap_or(Value::Null);
         }
     }
     v

@@ -1272,7 +1272,11 @@ fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
 fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
-    std::fs::write(&tmp, bytes)?;
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        // Half a file (a full disk) must not keep taking space.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path)
 }
 

@@ -3,6 +3,7 @@ pub mod clips;
 pub mod cmaf;
 pub mod codecs;
 pub mod daterange;
+pub mod disk_space;
 pub mod file_cache;
 pub mod hls;
 pub mod playlist;

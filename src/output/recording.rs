@@ -11,9 +11,18 @@ use std::time::Duration;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-/// How long a remux may take before it is called failed (it copies bytes; an hour of 6 Mb/s
-/// video takes seconds).
-const DEFAULT_REMUX_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a remux may take before it is called failed: it copies bytes (an hour of 6 Mb/s
+/// video takes seconds), so a base plus a time per byte far slower than any disk. A recording a
+/// publisher mangled can stall the remux for good (a track in `moov` that qtdemux never exposes):
+/// a one-second recording must not hold its stream's end for ten minutes.
+const REMUX_TIMEOUT_BASE: Duration = Duration::from_secs(10);
+const REMUX_TIMEOUT_BYTES_PER_SECOND: u64 = 10 << 20;
+const MAX_REMUX_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn remux_timeout(input_bytes: u64) -> Duration {
+    (REMUX_TIMEOUT_BASE + Duration::from_secs(input_bytes / REMUX_TIMEOUT_BYTES_PER_SECOND))
+        .min(MAX_REMUX_TIMEOUT)
+}
 /// Per-track queue in the remux: ~85 s of 6 Mb/s video, far more than one fragment.
 const REMUX_QUEUE_BYTES: u32 = 64 << 20;
 
@@ -183,7 +192,11 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
         return Err(Error::Empty);
     }
     let part = out.with_extension("mp4.part");
-    remux(fragmented, &part, video, audio)?;
+    if let Err(e) = remux(fragmented, &part, video, audio) {
+        // A half-written output (a full disk) must not keep taking space.
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
     std::fs::rename(&part, out).map_err(io_err(out))?;
     let bytes = std::fs::metadata(out).map_err(io_err(out))?.len();
     let duration = mp4_duration(out).map_err(io_err(out))?.unwrap_or_default();
@@ -274,12 +287,11 @@ fn remux(input: &Path, output: &Path, video: bool, audio: bool) -> Result<(), Er
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| remux_err(&e))?;
-    let result = match wait_for_eos(&bus, DEFAULT_REMUX_TIMEOUT) {
+    let timeout = remux_timeout(std::fs::metadata(input).map_or(0, |m| m.len()));
+    let result = match wait_for_eos(&bus, timeout) {
         Ended::Eos => Ok(()),
         Ended::Error(text) => Err(Error::Remux(text)),
-        Ended::TimedOut => Err(Error::Remux(format!(
-            "timed out after {DEFAULT_REMUX_TIMEOUT:?}"
-        ))),
+        Ended::TimedOut => Err(Error::Remux(format!("timed out after {timeout:?}"))),
     };
     let _ = pipeline.set_state(gst::State::Null);
     result

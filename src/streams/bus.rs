@@ -10,8 +10,8 @@ use gstreamer::prelude::*;
 use tokio::sync::oneshot;
 
 use super::stream::LiveStream;
-use crate::output::codecs;
 use crate::output::hls::RenditionInfo;
+use crate::output::{codecs, disk_space};
 use crate::pipeline::branch::{self, Branch};
 use crate::pipeline::build::{DISCONTINUITY, SEGMENT_OPENED};
 use crate::pipeline::spec::SOURCE_RENDITION;
@@ -106,6 +106,11 @@ pub async fn watch(
                 let source = msg.src().and_then(|s| s.downcast_ref::<gst::Element>());
                 let failed_branch =
                     source.map_or(Branch::Ingest, |e| branch::of_element(e, &names));
+                // "Error while writing to file" says little: name the cause when it is the disk.
+                let mut reason = format!("{element}: {}", err.error());
+                if disk_space::is_full(&stream.paths.dir) {
+                    reason = format!("disk full under data_dir: {reason}");
+                }
                 if failed_branch != Branch::Ingest {
                     if !failed.insert(failed_branch.clone()) {
                         // The branch's queues report the same failure as their own.
@@ -121,12 +126,12 @@ pub async fn watch(
                     })
                     .await;
                     tracing::debug!(branch = %failed_branch.label(), ?removed, "branch removed");
-                    on_branch_failure(&failed_branch, &format!("{element}: {}", err.error()));
+                    on_branch_failure(&failed_branch, &reason);
                     continue;
                 }
-                tracing::error!(%element, error = %err.error(), %details, "pipeline error; ending the stream");
-                stream.fail(format!("{element}: {}", err.error()));
-                break Err(format!("{element}: {}", err.error()));
+                tracing::error!(%element, error = %err.error(), %details, %reason, "pipeline error; ending the stream");
+                stream.fail(reason.clone());
+                break Err(reason);
             }
             gst::MessageView::Warning(w) => {
                 let element = msg

@@ -1,6 +1,7 @@
 //! The registry: the one owner of live streams. It alone starts, flips mode, ends and looks up
 //! streams; ingest servers, HTTP and shutdown ask it. Its lock is never held across an `.await`.
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -19,8 +20,8 @@ use crate::ingest::rtsp::Pulls;
 use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers};
 use crate::output::cmaf;
 use crate::output::hls::{self, HlsOutput, LowLatency, MarkerSpec};
-use crate::output::recording;
 use crate::output::rtsp::RtspOut;
+use crate::output::{disk_space, recording};
 use crate::pipeline::branch::Branch;
 use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use crate::store::{
@@ -34,6 +35,8 @@ const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_se
 /// time up to `STORE_RETRY_MAX`.
 const STORE_RETRY_INITIAL: std::time::Duration = std::time::Duration::from_secs(1);
 const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// Free space a recording waiting for disk space needs beyond its own size before it is finalised.
+const FINALIZE_SPACE_MARGIN: u64 = 4 << 20;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -569,6 +572,83 @@ impl StreamRegistry {
         event
     }
 
+    /// A recording whose finalising failed for want of disk space (the fragmented file is kept)
+    /// is finalised once there is room for its copy again: the stream's recording turns `ready`
+    /// without a restart. Gives up when the stream is published again (that session keeps the
+    /// file, see `keep_unfinished_recording`) or the server stops.
+    fn finalize_when_space_returns(&self, id: &StreamId, paths: &StreamPaths) {
+        let fragmented = paths.recording_fragmented();
+        let Ok(len) = std::fs::metadata(&fragmented).map(|m| m.len()) else {
+            return;
+        };
+        let needed = len + FINALIZE_SPACE_MARGIN;
+        if disk_space::free_bytes(&paths.dir).is_ok_and(|free| free >= needed) {
+            return;
+        }
+        tracing::warn!(
+            bytes = len,
+            "the recording waits for disk space to be finalised"
+        );
+        let (registry, id, paths) = (self.clone(), id.clone(), paths.clone());
+        self.inner.tasks.spawn(
+            async move {
+                let mut wait = STORE_RETRY_INITIAL;
+                loop {
+                    tokio::time::sleep(wait).await;
+                    if registry.inner.tasks.is_closed()
+                        || registry.live(&id).is_some()
+                        || !fragmented.exists()
+                    {
+                        return;
+                    }
+                    if disk_space::free_bytes(&paths.dir).is_ok_and(|free| free >= needed) {
+                        tracing::info!(
+                            "disk space is back; closing the playlists and finalising the recording"
+                        );
+                        let config = &registry.inner.config.hls;
+                        for dir in [paths.hls_dir(), paths.low_latency_dir()] {
+                            if let Err(e) =
+                                hls::close_persisted(&dir, config.window, config.segment)
+                            {
+                                tracing::error!(error = %e, "could not close the playlists");
+                            }
+                        }
+                        let event = registry.finalize_recording(&id, &paths, None).await;
+                        if let Ok(Some(stream)) = registry.inner.store.stream(&id).await {
+                            registry.emit_idle(&stream, stream.state, event);
+                        }
+                        return;
+                    }
+                    wait = (wait * 2).min(STORE_RETRY_MAX);
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// Finalises an earlier session's unfinished recording, moved aside as `kept`, into `mp4` in
+    /// the background; the fragmented file stays when that fails too (disk still full).
+    fn finalize_part(&self, kept: PathBuf, mp4: PathBuf) {
+        self.inner.tasks.spawn(
+            async move {
+                let src = kept.clone();
+                let result = tokio::task::spawn_blocking(move || recording::finalize(&src, &mp4))
+                    .await
+                    .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())));
+                match result {
+                    Ok(done) => {
+                        tracing::info!(part = %kept.display(), bytes = done.bytes, "earlier session's recording finalised");
+                        let _ = std::fs::remove_file(&kept);
+                    }
+                    Err(e) => {
+                        tracing::error!(part = %kept.display(), error = %e, "could not finalise an earlier session's recording; the fragmented file is kept")
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
     /// What happens when a branch of `stream`'s pipeline fails (it is already out of the
     /// pipeline): counted, warned about in health, and a failed recording is marked failed with
     /// the reason at once; a failed rung leaves the master playlist; RTSP viewers are let go.
@@ -648,8 +728,13 @@ impl StreamRegistry {
                         EventKind::RecordingFailed { error: why }
                     }
                     None => {
-                        self.finalize_recording(&stream.id, &stream.paths, Some(&stream))
-                            .await
+                        let event = self
+                            .finalize_recording(&stream.id, &stream.paths, Some(&stream))
+                            .await;
+                        if matches!(event, EventKind::RecordingFailed { .. }) {
+                            self.finalize_when_space_returns(&stream.id, &stream.paths);
+                        }
+                        event
                     }
                 };
                 self.inner
@@ -728,6 +813,14 @@ impl StreamRegistry {
                     let stored = match &what {
                         Refused::State(StreamState::Ready) => store.mark_ready(&id).await,
                         Refused::State(_) => store.mark_ended(&id).await,
+                        // A recording finalised meanwhile (once disk space came back) stays
+                        // ready: a late `failed` does not overwrite it.
+                        Refused::Recording(rec) if rec.state == RecordingState::Failed => {
+                            match store.recording(&id).await {
+                                Ok(Some(now)) if now.state == RecordingState::Ready => Ok(()),
+                                _ => store.set_recording(rec.clone()).await,
+                            }
+                        }
                         Refused::Recording(rec) => store.set_recording(rec.clone()).await,
                     };
                     match stored {
@@ -983,7 +1076,10 @@ impl StreamRegistry {
                     drop(map);
                     return self.continue_with(live, proto, &key, span, refuse);
                 }
-                (None, Some((hls, ll))) => {
+                (None, Some((hls, ll, unfinished))) => {
+                    if let Some((kept, mp4)) = unfinished {
+                        self.finalize_part(kept, mp4);
+                    }
                     let live = Arc::new(LiveStream::new(
                         &stream,
                         proto,
@@ -1053,7 +1149,7 @@ fn new_outputs(
     config: &Config,
     paths: &StreamPaths,
     started: bool,
-) -> (HlsOutput, Option<HlsOutput>) {
+) -> (HlsOutput, Option<HlsOutput>, Option<(PathBuf, PathBuf)>) {
     let hls = HlsOutput::new(paths.hls_dir(), config.hls.window, config.hls.segment);
     let ll = config.hls.low_latency_part().map(|part| {
         HlsOutput::low_latency(
@@ -1073,7 +1169,45 @@ fn new_outputs(
             restore_playlists(ll);
         }
     }
-    (hls, ll)
+    let unfinished = keep_unfinished_recording(paths);
+    (hls, ll, unfinished)
+}
+
+/// A free `recording-partN` number: neither its MP4 nor an unfinished fragmented file exists.
+fn free_part(paths: &StreamPaths) -> u32 {
+    let recording = paths.recording();
+    (1..)
+        .find(|n| {
+            ["mp4", "fmp4"].iter().all(|ext| {
+                !recording
+                    .with_file_name(format!("recording-part{n}.{ext}"))
+                    .exists()
+            })
+        })
+        .expect("a free part number")
+}
+
+/// An earlier session's fragmented recording that was never finalised (finalising failed: a
+/// full disk) would be truncated by the new session's recording: it is moved aside as
+/// `recording-partN.fmp4`, to be finalised into `recording-partN.mp4` beside the new one.
+/// Returns the moved file and the MP4 it is to become.
+fn keep_unfinished_recording(paths: &StreamPaths) -> Option<(PathBuf, PathBuf)> {
+    let fragmented = paths.recording_fragmented();
+    if !fragmented.exists() {
+        return None;
+    }
+    let n = free_part(paths);
+    let kept = fragmented.with_file_name(format!("recording-part{n}.fmp4"));
+    match std::fs::rename(&fragmented, &kept) {
+        Ok(()) => {
+            tracing::warn!(part = %kept.display(), "an earlier session's recording was never finalised; kept beside the new one");
+            Some((kept.clone(), kept.with_extension("mp4")))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not keep an earlier session's unfinished recording");
+            None
+        }
+    }
 }
 
 /// A new session of a stream that had one (a pulled camera resumed after a server restart) must
@@ -1094,10 +1228,7 @@ fn keep_previous_session(hls: &HlsOutput, paths: &StreamPaths) {
     restore_playlists(hls);
     let recording = paths.recording();
     if recording.exists() {
-        let part = (1..)
-            .map(|n| recording.with_file_name(format!("recording-part{n}.mp4")))
-            .find(|p| !p.exists())
-            .expect("a free part name");
+        let part = recording.with_file_name(format!("recording-part{}.mp4", free_part(paths)));
         match std::fs::rename(&recording, &part) {
             Ok(()) => tracing::info!(part = %part.display(), "previous session's recording kept"),
             Err(e) => {
