@@ -1193,7 +1193,8 @@ fn free_part(paths: &StreamPaths) -> u32 {
 /// Returns the moved file and the MP4 it is to become.
 fn keep_unfinished_recording(paths: &StreamPaths) -> Option<(PathBuf, PathBuf)> {
     let fragmented = paths.recording_fragmented();
-    if !fragmented.exists() {
+    // Only a file with media in it is a recording (not an empty one, nor a device).
+    if !std::fs::metadata(&fragmented).is_ok_and(|m| m.is_file() && m.len() > 0) {
         return None;
     }
     let n = free_part(paths);
