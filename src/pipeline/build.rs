@@ -98,7 +98,8 @@ fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
 ///   `build`), so segment N of every rendition covers the same media time.
 /// - Low latency (`spec.part`): every rendition also goes into a CMAF muxer (`cmaf_muxer`), after
 ///   its own parser.
-/// - Poster: a JPEG every few seconds from the decoded frames.
+/// - Poster: a JPEG every few seconds from the decoded frames; without rungs (no decoder), a keyframe
+///   every few seconds handed to the shared poster decoder (`poster`).
 /// - RTSP out: the publisher's H.264/AAC through a leaky queue into an appsink per track, which
 ///   `output::rtsp` forwards to the RTSP media of the stream's viewers (dropped when there are none).
 ///
