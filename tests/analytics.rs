@@ -218,12 +218,14 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
         .await?;
     let clicked = (clicked, Utc::now());
     assert_eq!(resp.status().as_u16(), 302);
+    let bought = Utc::now();
     let (status, v) = purchase(
         &api,
         &json!({"order_id": "order-a1", "attribution": "alice-20", "at": Utc::now(),
                 "items": [{"product_id": lipstick, "amount": "19.99", "currency": "EUR"}]}),
     )
     .await?;
+    let bought = (bought, Utc::now());
     assert_eq!(status, 201, "{v}");
     let (status, v) = api
         .request(
@@ -234,6 +236,7 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
         )
         .await?;
     assert!(status == 200 || status == 201, "redeem: {status} {v}");
+    let followed = Utc::now();
     let (status, v) = api
         .request(
             Method::PUT,
@@ -242,6 +245,7 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
             None,
         )
         .await?;
+    let followed = (followed, Utc::now());
     assert_eq!(status, 204, "follow: {v}");
 
     // Both players are counted in a step, with the sockets (the anonymous one and the
@@ -366,6 +370,11 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
         "chat at {said:?}: {points:?}"
     );
     assert!(in_step(step_of("clicks"), clicked), "click at {clicked:?}");
+    assert!(in_step(step_of("orders"), bought), "order at {bought:?}");
+    assert!(
+        in_step(step_of("follows"), followed),
+        "follow at {followed:?}"
+    );
     assert_eq!(s["promos"], json!([{"code": "SHOW10", "redemptions": 1}]));
     assert!(
         points
