@@ -11,6 +11,9 @@
 //! is closed by the server, a chat message that cannot be sent. Missing segments: a viewer whose
 //! next playlist starts past the segment it expected next (a media-sequence gap), or a listed
 //! segment that answers 404.
+#[path = "support/procfs.rs"]
+mod procfs;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,25 +33,8 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn cpu_s(pid: &str, clk_tck: f64) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(") ").context("stat")?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    Ok((f[11].parse::<f64>()? + f[12].parse::<f64>()?) / clk_tck)
-}
-
 fn rss_mib(pid: &str) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("VmRSS")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("VmRSS")?
-        .parse::<f64>()?
-        / 1024.0)
+    Ok(procfs::rss_kib(pid)? as f64 / 1024.0)
 }
 
 fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
@@ -295,8 +281,8 @@ async fn main() -> Result<()> {
     let ws_base = base.replacen("http://", "ws://", 1);
 
     let rss_start = rss_mib(pid)?;
-    let (cpu0, t0) = (cpu_s(pid, clk_tck)?, Instant::now());
-    let self0 = cpu_s("self", clk_tck)?;
+    let (cpu0, t0) = (procfs::cpu_s(pid, clk_tck)?, Instant::now());
+    let self0 = procfs::cpu_s("self", clk_tck)?;
     let until = t0 + duration;
     let totals = Arc::new(Totals::default());
     let http = reqwest::Client::builder()
@@ -376,7 +362,7 @@ async fn main() -> Result<()> {
         }
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let server_cores = (cpu_s(pid, clk_tck)? - cpu0) / elapsed;
+    let server_cores = (procfs::cpu_s(pid, clk_tck)? - cpu0) / elapsed;
     let rss_end = rss_mib(pid)?;
     // Let the tasks finish what they are doing (a segment download, a last read).
     let drain = tokio::time::timeout(Duration::from_secs(30), async {
@@ -386,7 +372,7 @@ async fn main() -> Result<()> {
     if drain.is_err() {
         tasks.abort_all();
     }
-    let self_cores = (cpu_s("self", clk_tck)? - self0) / t0.elapsed().as_secs_f64();
+    let self_cores = (procfs::cpu_s("self", clk_tck)? - self0) / t0.elapsed().as_secs_f64();
     let mut latencies = std::mem::take(&mut *totals.latencies.lock().unwrap());
     latencies.sort_unstable();
     let t = &totals;

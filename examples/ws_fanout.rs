@@ -5,6 +5,9 @@
 //! `ws_fanout BASE_URL STREAM_ID SENDER_TOKEN SERVER_PID`, knobs in the environment: `CLIENTS`
 //! (1000), `IDLE_S` (30), `RATES` ("20 50 100 200 400 800"), `PHASE_S` (5), `CLK_TCK` (100).
 //! Prints Markdown. The sender needs `chat.rate_messages` raised on the server.
+#[path = "support/procfs.rs"]
+mod procfs;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -46,23 +49,6 @@ fn parse(event: &str) -> Option<(u32, u64)> {
     let at = event.find(r#""text":"b:"#)? + r#""text":"b:"#.len();
     let mut parts = event[at..].splitn(3, ':');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_s(pid: &str, clk_tck: f64) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(") ").context("stat")?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    Ok((f[11].parse::<f64>()? + f[12].parse::<f64>()?) / clk_tck)
-}
-
-fn rss_kib(pid: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("VmRSS")?.parse()?)
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -115,7 +101,7 @@ async fn main() -> Result<()> {
     now_us();
 
     // 1. Idle viewers.
-    let rss0 = rss_kib(pid)?;
+    let rss0 = procfs::rss_kib(pid)?;
     let started = Instant::now();
     let limit = Arc::new(tokio::sync::Semaphore::new(CONNECT_PARALLEL));
     let connected = Arc::new(AtomicUsize::new(0));
@@ -155,11 +141,11 @@ async fn main() -> Result<()> {
     let connect_s = started.elapsed().as_secs_f64();
     // Let the greeting and the viewer_count events settle.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let rss1 = rss_kib(pid)?;
-    let (cpu0, t0) = (cpu_s(pid, clk_tck)?, Instant::now());
+    let rss1 = procfs::rss_kib(pid)?;
+    let (cpu0, t0) = (procfs::cpu_s(pid, clk_tck)?, Instant::now());
     tokio::time::sleep(idle).await;
-    let idle_cores = (cpu_s(pid, clk_tck)? - cpu0) / t0.elapsed().as_secs_f64();
-    let rss2 = rss_kib(pid)?;
+    let idle_cores = (procfs::cpu_s(pid, clk_tck)? - cpu0) / t0.elapsed().as_secs_f64();
+    let rss2 = procfs::rss_kib(pid)?;
     println!("- {clients} viewers connected in {connect_s:.1} s");
     println!(
         "- server RSS: {:.1} MiB before, {:.1} MiB with {clients} idle viewers (+{:.1} MiB, {:.1} KiB per viewer), {:.1} MiB after {} s idle",
@@ -191,7 +177,10 @@ async fn main() -> Result<()> {
             .iter()
             .filter(|v| !v.closed.load(Ordering::Relaxed))
             .count();
-        let (cpu0, self0) = (cpu_s(pid, clk_tck)?, cpu_s("self", clk_tck)?);
+        let (cpu0, self0) = (
+            procfs::cpu_s(pid, clk_tck)?,
+            procfs::cpu_s("self", clk_tck)?,
+        );
         let start = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -230,8 +219,8 @@ async fn main() -> Result<()> {
             latencies.extend(samples.iter().filter(|(p, _)| *p == phase).map(|(_, l)| *l));
             samples.clear();
         }
-        let cores = (cpu_s(pid, clk_tck)? - cpu0) / elapsed;
-        let self_cores = (cpu_s("self", clk_tck)? - self0) / elapsed;
+        let cores = (procfs::cpu_s(pid, clk_tck)? - cpu0) / elapsed;
+        let self_cores = (procfs::cpu_s("self", clk_tck)? - self0) / elapsed;
         latencies.sort_unstable();
         let delivered = latencies.len();
         // Delivery time: the last message's send time plus its latency bounds the work.
