@@ -367,25 +367,13 @@ impl Chat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Mode, NewStream, Principal};
+    use crate::store::Principal;
+    use crate::store::testing::store_with_stream;
 
     async fn setup(config: ChatConfig) -> (tempfile::TempDir, Chat, Store, StreamId, CreatorId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let (creator, _) = store.create_creator("host").await.unwrap();
-        let stream = store
-            .create_stream(NewStream {
-                creator_id: creator.id.clone(),
-                title: "t".into(),
-                category: None,
-                scheduled_at: None,
-                mode: Mode::Public,
-                ladder: None,
-            })
-            .await
-            .unwrap();
+        let (dir, store, stream) = store_with_stream("host").await;
         let chat = Chat::new(store.clone(), LiveHub::default(), config);
-        (dir, chat, store, stream.id, creator.id)
+        (dir, chat, store, stream.id, stream.creator_id)
     }
 
     async fn viewer(store: &Store, handle: &str) -> ChatAuthor {

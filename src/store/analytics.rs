@@ -445,7 +445,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewStream;
+    use crate::store::testing::store_with_stream;
 
     #[test]
     fn times_fall_in_the_buckets_of_the_grid() {
@@ -464,20 +464,7 @@ mod tests {
 
     #[tokio::test]
     async fn samples_and_sessions_are_kept_and_counted_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let (alice, _) = store.create_creator("alice").await.unwrap();
-        let s = store
-            .create_stream(NewStream {
-                creator_id: alice.id.clone(),
-                title: "t".into(),
-                category: None,
-                scheduled_at: None,
-                mode: Mode::Public,
-                ladder: None,
-            })
-            .await
-            .unwrap();
+        let (_dir, store, s) = store_with_stream("alice").await;
         // The store keeps milliseconds.
         let start = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
         let grid = Grid {

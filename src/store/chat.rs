@@ -335,24 +335,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Mode, NewStream};
+    use crate::store::testing::store_with_stream;
 
     async fn setup() -> (tempfile::TempDir, Store, StreamId, CreatorId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let (creator, _) = store.create_creator("host").await.unwrap();
-        let stream = store
-            .create_stream(NewStream {
-                creator_id: creator.id.clone(),
-                title: "t".into(),
-                category: None,
-                scheduled_at: None,
-                mode: Mode::Public,
-                ladder: None,
-            })
-            .await
-            .unwrap();
-        (dir, store, stream.id, creator.id)
+        let (dir, store, stream) = store_with_stream("host").await;
+        (dir, store, stream.id, stream.creator_id)
     }
 
     #[tokio::test]

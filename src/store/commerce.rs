@@ -430,21 +430,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Mode, NewStream};
+    use crate::store::{Mode, testing};
 
     async fn stream(store: &Store, creator: &CreatorId, mode: Mode) -> StreamId {
-        store
-            .create_stream(NewStream {
-                creator_id: creator.clone(),
-                title: "t".into(),
-                category: None,
-                scheduled_at: None,
-                mode,
-                ladder: None,
-            })
-            .await
-            .unwrap()
-            .id
+        testing::stream(store, creator, mode).await.id
     }
 
     async fn open_intervals(store: &Store, id: &StreamId) -> i64 {

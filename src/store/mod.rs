@@ -627,15 +627,46 @@ fn migrate(conn: &mut Connection) -> Result<(), Error> {
     Ok(())
 }
 
+/// What the store's and its users' unit tests start from.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    async fn temp_store() -> (tempfile::TempDir, Store) {
+    /// An empty store in a temporary directory (kept while the `TempDir` lives).
+    pub async fn temp_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         (dir, store)
     }
+
+    /// A stream titled "t" of `creator`, in `mode`.
+    pub async fn stream(store: &Store, creator: &CreatorId, mode: Mode) -> Stream {
+        store
+            .create_stream(NewStream {
+                creator_id: creator.clone(),
+                title: "t".into(),
+                category: None,
+                scheduled_at: None,
+                mode,
+                ladder: None,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A temporary store with creator `handle` and a public stream of theirs.
+    pub async fn store_with_stream(handle: &str) -> (tempfile::TempDir, Store, Stream) {
+        let (dir, store) = temp_store().await;
+        let (creator, _) = store.create_creator(handle).await.unwrap();
+        let s = stream(&store, &creator.id, Mode::Public).await;
+        (dir, store, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::temp_store;
+    use super::*;
 
     #[tokio::test]
     async fn tokens_authenticate_to_their_creator_and_are_stored_hashed() {

@@ -468,24 +468,11 @@ const STRIKE_SELECT: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Mode, NewStream};
+    use crate::store::Mode;
+    use crate::store::testing::store_with_stream;
 
     async fn setup() -> (tempfile::TempDir, Store, Stream) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let (alice, _) = store.create_creator("alice").await.unwrap();
-        let stream = store
-            .create_stream(NewStream {
-                creator_id: alice.id,
-                title: "t".into(),
-                category: None,
-                scheduled_at: None,
-                mode: Mode::Public,
-                ladder: None,
-            })
-            .await
-            .unwrap();
-        (dir, store, stream)
+        store_with_stream("alice").await
     }
 
     fn promo(stream: &Stream, code: &str, max: Option<u32>) -> NewPromo {
