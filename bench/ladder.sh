@@ -549,7 +549,8 @@ bench_capacity() { # n
   C_LOAD1=$(loadavg)
   exp_frames=$((DURATION * FPS))
   declare -A mins minf
-  C_RENDS=$(ls "$(lf_hls "${ids[0]}")" | grep -v '\.m3u8$' | sort -r | paste -sd ' ' -)
+  # The renditions' directories (not the low-latency `ll/` tree nor files such as public-media.json).
+  C_RENDS=$(find "$(lf_hls "${ids[0]}")" -mindepth 1 -maxdepth 1 -type d ! -name ll -printf '%f\n' | sort -r | paste -sd ' ' -)
   for id in "${ids[@]}"; do
     hls=$(lf_hls "$id")
     for r in $C_RENDS; do
