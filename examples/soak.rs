@@ -13,6 +13,8 @@
 //! segment that answers 404.
 #[path = "support/procfs.rs"]
 mod procfs;
+#[path = "support/ws.rs"]
+mod ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Concurrent WebSocket handshakes while connecting.
 const CONNECT_PARALLEL: usize = 50;
@@ -163,24 +164,6 @@ async fn viewer(http: reqwest::Client, playlist: String, until: Instant, totals:
     totals.latencies.lock().unwrap().extend(latencies);
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(url: &str, token: Option<&str>) -> Result<Ws> {
-    let mut req = url.into_client_request()?;
-    if let Some(t) = token {
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {t}").parse()?);
-    }
-    let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .context("handshake timed out")??;
-    Ok(ws)
-}
-
 /// One live-channel socket: counts chat messages of this run until `until`.
 async fn socket(
     url: String,
@@ -190,7 +173,7 @@ async fn socket(
     connected: Arc<AtomicU64>,
 ) {
     let permit = limit.acquire_owned().await;
-    let ws = connect(&url, None).await;
+    let ws = ws::connect(&url, None).await;
     drop(permit);
     let mut ws = match ws {
         Ok(ws) => ws,
@@ -231,7 +214,7 @@ async fn chatter(
     totals: Arc<Totals>,
     listeners: Arc<AtomicU64>,
 ) {
-    let ws = match connect(&url, Some(&token)).await {
+    let ws = match ws::connect(&url, Some(&token)).await {
         Ok(ws) => ws,
         Err(e) => {
             totals.error(format!("chat sender {url}: {e:#}"));

@@ -7,15 +7,16 @@
 //! Prints Markdown. The sender needs `chat.rate_messages` raised on the server.
 #[path = "support/procfs.rs"]
 mod procfs;
+#[path = "support/ws.rs"]
+mod ws;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Concurrent handshakes while connecting the viewers.
 const CONNECT_PARALLEL: usize = 50;
@@ -59,26 +60,6 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-async fn connect(
-    url: &str,
-    token: Option<&str>,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-> {
-    let mut req = url.into_client_request()?;
-    if let Some(t) = token {
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {t}").parse()?);
-    }
-    let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio_tungstenite::connect_async(req),
-    )
-    .await
-    .context("handshake timed out")??;
-    Ok(ws)
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -113,7 +94,7 @@ async fn main() -> Result<()> {
         let (url, limit, connected) = (url.clone(), limit.clone(), connected.clone());
         tasks.spawn(async move {
             let permit = limit.acquire_owned().await?;
-            let mut ws = connect(&url, None).await?;
+            let mut ws = ws::connect(&url, None).await?;
             drop(permit);
             connected.fetch_add(1, Ordering::Relaxed);
             while let Some(frame) = ws.next().await {
@@ -163,7 +144,7 @@ async fn main() -> Result<()> {
     );
 
     // 2. Fan-out at increasing rates.
-    let sender = connect(&url, Some(token)).await?;
+    let sender = ws::connect(&url, Some(token)).await?;
     let (mut tx, mut rx) = sender.split();
     let drain_sender = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
     println!();
