@@ -7,6 +7,7 @@ pub mod chat;
 pub mod clips;
 pub mod commerce;
 pub mod cookie;
+pub mod cors;
 pub mod dates;
 pub mod error;
 pub mod extract;
@@ -33,9 +34,8 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
-use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -126,11 +126,6 @@ impl utoipa::Modify for BearerAuth {
 /// Every route, each through `routes!` so that it is in the OpenAPI document too (a unit test
 /// checks that nothing is added with a bare `.route`).
 fn routes() -> OpenApiRouter<AppState> {
-    let media_cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([header::RANGE, header::AUTHORIZATION])
-        .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE]);
     let media = OpenApiRouter::new()
         .routes(routes!(hls::master))
         .routes(routes!(hls::rendition_file))
@@ -139,7 +134,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recordings::replay_download))
         .routes(routes!(clips::download))
         .routes(routes!(hls::thumbnail))
-        .layer(media_cors);
+        .layer(cors::MediaCorsLayer);
     let api = OpenApiRouter::new()
         .routes(routes!(streams::create_creator))
         .routes(routes!(streams::create, streams::list))
@@ -209,11 +204,21 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::studio))
         .routes(routes!(pages::admin))
         .routes(routes!(pages::asset));
+    // Media requests get no request span: playlists, segments and parts are most requests (an
+    // LL-HLS viewer makes about five a second), they log nothing of their own, and the span and
+    // its timing cost them a tenth of their CPU (bench/serve.sh).
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(healthz))
         .merge(pages)
         .routes(routes!(metrics))
         .merge(api)
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let path = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("", |p| p.as_str());
+            tracing::info_span!("request", method = %req.method(), path)
+        }))
         .merge(media)
 }
 
@@ -223,18 +228,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (router, api) = routes().split_for_parts();
-    let api = Arc::new(api);
-    router
-        .layer(axum::Extension(api))
+    routes()
+        .split_for_parts()
+        .0
         .fallback(|| async { error::ApiError::NoRoute })
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let path = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("", |p| p.as_str());
-            tracing::info_span!("request", method = %req.method(), path)
-        }))
         .with_state(state)
 }
 
@@ -250,10 +247,9 @@ async fn healthz(State(state): State<AppState>) -> String {
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
-async fn openapi_json(
-    axum::Extension(api): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
-) -> impl IntoResponse {
-    axum::Json(api.as_ref().clone())
+async fn openapi_json() -> impl IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    axum::Json(DOCUMENT.get_or_init(openapi))
 }
 
 /// Reads one number out of a stream's ingest health.
