@@ -597,6 +597,18 @@ impl Store {
     }
 
     /// Recordings left unfinished by a crash.
+    /// Streams whose recording failed with an error that starts with `prefix`.
+    pub async fn failed_recordings(&self, prefix: &'static str) -> Result<Vec<StreamId>, Error> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT stream_id FROM recordings WHERE state = 'failed' AND substr(error, 1, length(?1)) = ?1",
+            )?;
+            let rows = stmt.query_map([prefix], |r| Ok(StreamId(r.get(0)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     pub async fn unfinished_recordings(&self) -> Result<Vec<StreamId>, Error> {
         self.call(|c| {
             let mut stmt = c.prepare(
