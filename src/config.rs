@@ -170,13 +170,36 @@ impl Default for ChatConfig {
 }
 
 /// The shop backend that reports purchases.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShopConfig {
     /// Secret of the signed `POST /api/v1/purchases` (`X-Livefront-Signature`); unset = the
     /// endpoint answers 503.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Where "Add to cart" sends the viewer: an http(s) URL template with `{product_id}`,
+    /// `{sku}`, `{stream_id}`, `{tag}`, `{attribution}`, `{promo_code}` (values URL-encoded).
+    /// Unset: the page only fires the `livefront:add-to-cart` event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cart_url: Option<String>,
+    /// Add-to-cart taps counted per client address and per viewer per minute; beyond it 429.
+    pub cart_adds_per_minute: u32,
+    /// `frame-ancestors` of the embeddable player `/embed/{id}` (the only page that may be
+    /// framed): `*`, `'self'` or origins such as `https://shop.example`.
+    pub embed_frame_ancestors: Vec<String>,
+}
+
+pub const DEFAULT_CART_ADDS_PER_MINUTE: u32 = 30;
+
+impl Default for ShopConfig {
+    fn default() -> Self {
+        ShopConfig {
+            secret: None,
+            cart_url: None,
+            cart_adds_per_minute: DEFAULT_CART_ADDS_PER_MINUTE,
+            embed_frame_ancestors: vec!["*".into()],
+        }
+    }
 }
 
 /// Commissions and creator levels.
@@ -713,6 +736,34 @@ impl Config {
             return Err(Error::Invalid {
                 key: "policy.max_strikes",
                 message: "must be at least 1".into(),
+            });
+        }
+        if let Some(t) = &self.shop.cart_url
+            && let Err(message) = crate::shop::cart::check_template(t)
+        {
+            return Err(Error::Invalid {
+                key: "shop.cart_url",
+                message,
+            });
+        }
+        if self.shop.cart_adds_per_minute == 0 {
+            return Err(Error::Invalid {
+                key: "shop.cart_adds_per_minute",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.shop.embed_frame_ancestors.is_empty()
+            || self.shop.embed_frame_ancestors.len() > 32
+            || !self
+                .shop
+                .embed_frame_ancestors
+                .iter()
+                .all(|s| crate::shop::cart::valid_frame_ancestor(s))
+        {
+            return Err(Error::Invalid {
+                key: "shop.embed_frame_ancestors",
+                message: "1-32 sources, each *, 'self' or an origin such as https://shop.example"
+                    .into(),
             });
         }
         if matches!(&self.shop.secret, Some(s) if s.len() < 16) {

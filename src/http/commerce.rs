@@ -17,11 +17,12 @@ use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use crate::shop::levels::{Standing, benefits, standing};
+use crate::shop::promos::{MAX_CODE_CHARS, MIN_CODE_CHARS, valid_code};
 use crate::shop::{self as rules, ATTRIBUTION_WINDOW, CLOCK_SKEW, SESSION_COOKIE};
 use crate::store::money::{self, to_decimal};
 use crate::store::{
     AttributionSession, Click, CreatorId, EarningsRow, LedgerLine, NewPurchase, Principal,
-    ProductId, Recorded, ShareLink, StreamId,
+    ProductId, Recorded, ShareLink, StreamId, code_key,
 };
 use crate::webhooks::signature;
 
@@ -281,6 +282,10 @@ pub struct Purchase {
     attribution: Option<String>,
     /// When the order was placed (RFC 3339).
     at: DateTime<Utc>,
+    /// A promo code of the attributed stream the whole order was sold with (items may name
+    /// their own instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promo_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -291,6 +296,9 @@ pub struct PurchaseItem {
     amount: String,
     /// ISO 4217 code.
     currency: String,
+    /// A promo code of the attributed stream this line was sold with (instead of the order's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promo_code: Option<String>,
 }
 
 /// Whom an order is attributed to, and why (or why not).
@@ -400,11 +408,22 @@ pub async fn purchase(
     if order.at > Utc::now() + chrono::TimeDelta::seconds(signature::MAX_AGE_S) {
         return bad("at is in the future".into());
     }
+    if order.promo_code.as_deref().is_some_and(|c| !valid_code(c)) {
+        return bad(format!(
+            "promo_code must be {MIN_CODE_CHARS}-{MAX_CODE_CHARS} characters of A-Z, a-z, 0-9, _ and -"
+        ));
+    }
     let mut amounts = Vec::with_capacity(order.items.len());
     for item in &order.items {
         if item.product_id.is_empty() || item.product_id.chars().count() > MAX_PRODUCT_ID_CHARS {
             return bad(format!(
                 "product_id must be 1-{MAX_PRODUCT_ID_CHARS} characters"
+            ));
+        }
+        if item.promo_code.as_deref().is_some_and(|c| !valid_code(c)) {
+            return bad(format!(
+                "item {}: promo_code must be {MIN_CODE_CHARS}-{MAX_CODE_CHARS} characters of A-Z, a-z, 0-9, _ and -",
+                item.product_id
             ));
         }
         let minor = money::to_minor(&item.amount, &item.currency)
@@ -413,7 +432,16 @@ pub async fn purchase(
     }
     let attribution = attribute(&state, order.attribution.as_deref(), order.at).await?;
     let mut lines = Vec::new();
-    if attribution.to.is_some() {
+    if let Some((_, stream)) = &attribution.to {
+        // Codes count only as the attributed stream's own (matched without case).
+        let codes = state.store.promos_of_stream(stream).await?;
+        let known = |c: Option<&str>| {
+            let key = code_key(c?);
+            codes
+                .iter()
+                .find(|p| code_key(&p.code) == key)
+                .map(|p| p.code.clone())
+        };
         for (item, &amount_minor) in order.items.iter().zip(&amounts) {
             let category = match ProductId::parse(&item.product_id) {
                 Some(id) => state.store.product(&id).await?.and_then(|p| p.category),
@@ -427,6 +455,7 @@ pub async fn purchase(
                 amount_minor,
                 rate: rate.to_string(),
                 commission_minor: rate.of(amount_minor),
+                promo_code: known(item.promo_code.as_deref().or(order.promo_code.as_deref())),
             });
         }
     }
@@ -481,6 +510,7 @@ fn line_json(l: &LedgerLine) -> Value {
         "rate": l.rate,
         "commission": to_decimal(l.commission_minor, &l.currency),
         "commission_minor": l.commission_minor,
+        "promo_code": l.promo_code,
     })
 }
 
@@ -516,7 +546,7 @@ fn earnings_json(r: &EarningsRow) -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/me/earnings", tag = "commerce", params(("from" = Option<String>, Query, description = "RFC 3339, inclusive (by order time)"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive")), responses((status = 200, description = "`{from, to, totals, by_stream, by_category}`, each entry per currency in minor units and as a decimal string"), (status = 400, description = "bad time"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a creator")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/me/earnings", tag = "commerce", params(("from" = Option<String>, Query, description = "RFC 3339, inclusive (by order time)"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive")), responses((status = 200, description = "`{from, to, totals, by_stream, by_category, by_code}` (`by_code`: lines sold with a promo code, per code), each entry per currency in minor units and as a decimal string"), (status = 400, description = "bad time"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a creator")), security(("bearer" = [])))]
 pub async fn earnings(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -557,6 +587,11 @@ pub async fn earnings(
         "totals": ledger.totals.iter().map(earnings_json).collect::<Vec<_>>(),
         "by_stream": by_stream,
         "by_category": by_category,
+        "by_code": ledger.by_code.iter().map(|row| {
+            let mut v = earnings_json(row);
+            v["promo_code"] = json!(row.key);
+            v
+        }).collect::<Vec<_>>(),
     })))
 }
 
