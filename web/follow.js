@@ -29,7 +29,7 @@ export function viewerActions(streamId, stream) {
       }
     });
     const parts = [follow];
-    const upcoming = stream.state === "ready" && stream.scheduled_at && new Date(stream.scheduled_at) > new Date();
+    const upcoming = stream.state === "scheduled";
     if (upcoming || me?.reminder) {
       let set = !!me?.reminder;
       const label = () => (me?.reminder?.fired ? "Reminded" : set ? "Reminder set" : "Remind me");

@@ -259,7 +259,7 @@ async function main() {
   ]);
   renderProducts(products.products);
   const activePromo = promos.promos.find((p) => !p.state || p.state === "active");
-  if (activePromo && stream.state === "live") showPromo(activePromo);
+  if (activePromo && stream.state !== "ended") showPromo(activePromo);
   if (stream.state === "ended") {
     ended = true;
     viewers.hidden = true;

@@ -50,6 +50,8 @@ pub const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/replay",
     "/replays/{id}.mp4",
     "/watch/{id}",
+    "/embed/{id}",
+    "/api/v1/streams/{id}/viewer",
 ];
 
 /// URLs that list or count streams: hidden ids must not appear.
