@@ -52,7 +52,13 @@ const DEFAULT_MAX_STRIKES: u32 = 3;
 const DEFAULT_ANALYTICS_STEP: Duration = Duration::from_secs(10);
 const DEFAULT_COMMISSION_RATE: &str = "0.03";
 const DEFAULT_LEVEL_WINDOW_DAYS: u32 = 30;
-const DEFAULT_FEATURED_FROM_LEVEL: u32 = 2;
+/// From which level each benefit applies (besides share links and commissions, which every level
+/// has): see [`crate::shop::levels::Benefit`].
+const DEFAULT_LEVEL_BENEFITS: &[(&str, u32)] = &[
+    ("home_featured_row", 2),
+    ("auctions", 3),
+    ("more_simulcast_targets", 4),
+];
 /// Level 2, 3, 4: (public minutes, attributed orders) over the window.
 const DEFAULT_LEVEL_THRESHOLDS: &[(f64, u64)] = &[(120.0, 0), (600.0, 5), (1800.0, 25)];
 
@@ -219,8 +225,9 @@ pub struct CommerceConfig {
 pub struct LevelsConfig {
     /// The rolling window (days) over which public minutes and attributed orders count.
     pub window_days: u32,
-    /// Creators from this level up are in the home page's featured row.
-    pub featured_from: u32,
+    /// From which level each benefit applies: `home_featured_row` (the home page's featured
+    /// row), `auctions`, `more_simulcast_targets`. A benefit left out applies to nobody.
+    pub benefits: BTreeMap<String, u32>,
     /// Level 2, 3, …: reached when both numbers are reached (and every lower level).
     pub thresholds: Vec<LevelThreshold>,
 }
@@ -287,7 +294,10 @@ impl Default for LevelsConfig {
     fn default() -> Self {
         LevelsConfig {
             window_days: DEFAULT_LEVEL_WINDOW_DAYS,
-            featured_from: DEFAULT_FEATURED_FROM_LEVEL,
+            benefits: DEFAULT_LEVEL_BENEFITS
+                .iter()
+                .map(|&(name, level)| (name.to_string(), level))
+                .collect(),
             thresholds: DEFAULT_LEVEL_THRESHOLDS
                 .iter()
                 .map(|&(public_minutes, sales)| LevelThreshold {
@@ -795,6 +805,19 @@ impl Config {
                 key: "commerce.levels.window_days",
                 message: format!("{} is outside 1..=365", self.commerce.levels.window_days),
             });
+        }
+        for (name, level) in &self.commerce.levels.benefits {
+            if crate::shop::levels::Benefit::parse(name).is_none() || *level == 0 {
+                return Err(Error::Invalid {
+                    key: "commerce.levels.benefits",
+                    message: format!(
+                        "{name} = {level}: benefits are {} with a level from 1",
+                        crate::shop::levels::Benefit::ALL
+                            .map(|b| b.as_str())
+                            .join(", ")
+                    ),
+                });
+            }
         }
         if self
             .commerce

@@ -16,7 +16,7 @@ use super::AppState;
 use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use crate::shop::levels::{Standing, benefits, standing};
+use crate::shop::levels::{Standing, benefits_for, standing};
 use crate::shop::promos::{MAX_CODE_CHARS, MIN_CODE_CHARS, valid_code};
 use crate::shop::{self as rules, ATTRIBUTION_WINDOW, CLOCK_SKEW, SESSION_COOKIE};
 use crate::store::money::{self, to_decimal};
@@ -607,7 +607,7 @@ pub(super) async fn creator_standing(
     Ok((standing(&levels.thresholds, minutes, sales), minutes, sales))
 }
 
-#[utoipa::path(get, path = "/api/v1/me/level", tag = "commerce", responses((status = 200, description = "`{level, public_minutes, sales, window_days, next: {level, public_minutes, sales, progress: {public_minutes, sales}} | null, benefits}`"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a creator")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/me/level", tag = "commerce", responses((status = 200, description = "`{level, public_minutes, sales, window_days, next: {level, public_minutes, sales, progress: {public_minutes, sales}} | null, benefits, next_benefits}`: `benefits` are what the level gives (`commerce.levels.benefits`), `next_benefits` what the next level would"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a creator")), security(("bearer" = [])))]
 pub async fn level(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -621,6 +621,7 @@ pub async fn level(
         "sales": sales,
         "window_days": levels.window_days,
         "next": standing.next,
-        "benefits": benefits(standing.level, levels.featured_from),
+        "benefits": benefits_for(levels, standing.level),
+        "next_benefits": standing.next.as_ref().map(|n| benefits_for(levels, n.level)),
     })))
 }
