@@ -9,20 +9,11 @@ mod common;
 use anyhow::{Context, Result, ensure};
 use chrono::{DateTime, Utc};
 use common::*;
-use hmac::{Hmac, Mac};
 use livefront::app::App;
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const SHOP_SECRET: &str = "shop-secret-for-tests-0123";
-
-fn signature(secret: &str, t: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 async fn purchase(api: &Api, body: &Value) -> Result<(u16, Value)> {
     let raw = serde_json::to_vec(body)?;
@@ -32,7 +23,7 @@ async fn purchase(api: &Api, body: &Value) -> Result<(u16, Value)> {
         .header("Content-Type", "application/json")
         .header(
             "X-Livefront-Signature",
-            signature(SHOP_SECRET, Utc::now().timestamp(), &raw),
+            shop_signature(SHOP_SECRET, Utc::now().timestamp(), &raw),
         )
         .body(raw)
         .send()
@@ -41,38 +32,8 @@ async fn purchase(api: &Api, body: &Value) -> Result<(u16, Value)> {
     Ok((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
-async fn ok(
-    api: &Api,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> Result<Value> {
-    let (status, v) = api.request(method.clone(), path, Some(token), body).await?;
-    ensure!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {v}"
-    );
-    Ok(v)
-}
-
-async fn viewer(api: &Api, handle: &str) -> Result<String> {
-    let v = api
-        .request(
-            Method::POST,
-            "/api/v1/viewers",
-            None,
-            Some(json!({ "handle": handle })),
-        )
-        .await?
-        .1;
-    Ok(v["token"].as_str().context("viewer token")?.to_string())
-}
-
 async fn product(api: &Api, token: &str, sku: &str, price: &str) -> Result<String> {
-    let p = ok(
-        api,
-        Method::POST,
+    let p = api.ok(Method::POST,
         "/api/v1/products",
         token,
         Some(json!({"sku": sku, "title": format!("Product {sku}"), "price": price, "currency": "EUR", "url": "https://shop.example/p"})),
@@ -83,14 +44,14 @@ async fn product(api: &Api, token: &str, sku: &str, price: &str) -> Result<Strin
 
 /// Follows a share link of the stream; the attribution session id (the `lf_attr` cookie).
 async fn attribution_session(api: &Api, creator: &str, stream: &str) -> Result<String> {
-    let link = ok(
-        api,
-        Method::POST,
-        &format!("/api/v1/streams/{stream}/links"),
-        creator,
-        None,
-    )
-    .await?;
+    let link = api
+        .ok(
+            Method::POST,
+            &format!("/api/v1/streams/{stream}/links"),
+            creator,
+            None,
+        )
+        .await?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -119,8 +80,7 @@ async fn a_promo_code_reaches_the_order_the_earnings_and_the_analytics_by_code()
     .await?;
     let api = server.api.clone();
     let alice = api.create_creator("alice").await?;
-    ok(
-        &api,
+    api.ok(
         Method::PATCH,
         "/api/v1/me",
         &alice,
@@ -130,26 +90,23 @@ async fn a_promo_code_reaches_the_order_the_earnings_and_the_analytics_by_code()
     let lip = product(&api, &alice, "lip&gloss/1", "20.00").await?;
     let mug = product(&api, &alice, "mug", "10.00").await?;
     let other = product(&api, &alice, "other", "5.00").await?;
-    let stream = ok(
-        &api,
-        Method::POST,
-        "/api/v1/streams",
-        &alice,
-        Some(json!({"title": "Spring", "mode": "public"})),
-    )
-    .await?;
+    let stream = api
+        .ok(
+            Method::POST,
+            "/api/v1/streams",
+            &alice,
+            Some(json!({"title": "Spring", "mode": "public"})),
+        )
+        .await?;
     let id = stream["id"].as_str().context("id")?.to_string();
-    ok(
-        &api,
+    api.ok(
         Method::PUT,
         &format!("/api/v1/streams/{id}/products"),
         &alice,
         Some(json!({"product_ids": [lip, mug]})),
     )
     .await?;
-    ok(
-        &api,
-        Method::POST,
+    api.ok(Method::POST,
         &format!("/api/v1/streams/{id}/promos"),
         &alice,
         Some(json!({"code": "Spring10", "description": "Spring sale", "discount": "10%", "live_only": false})),
@@ -158,7 +115,7 @@ async fn a_promo_code_reaches_the_order_the_earnings_and_the_analytics_by_code()
 
     // One tap in the page: the viewer redeems for themselves (nobody can name another viewer),
     // and sees the discount.
-    let vera = viewer(&api, "vera").await?;
+    let vera = api.register_viewer("vera").await?;
     let (status, r) = api
         .request(
             Method::POST,
@@ -181,27 +138,22 @@ async fn a_promo_code_reaches_the_order_the_earnings_and_the_analytics_by_code()
         )
         .await?;
     assert_eq!(status, 403, "a creator token redeems for nobody");
-    let state = ok(
-        &api,
-        Method::GET,
-        &format!("/api/v1/streams/{id}/viewer"),
-        &vera,
-        None,
-    )
-    .await?;
+    let state = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/streams/{id}/viewer"),
+            &vera,
+            None,
+        )
+        .await?;
     assert_eq!(state["creator"], "alice", "{state}");
     assert_eq!(state["viewer"]["redemption"]["code"], "Spring10", "{state}");
 
     // Add to cart: counted, the shop link filled with encoded values and the viewer's code.
     let cart = format!("/api/v1/streams/{id}/cart-adds");
-    let added = ok(
-        &api,
-        Method::POST,
-        &cart,
-        &vera,
-        Some(json!({"product_id": lip})),
-    )
-    .await?;
+    let added = api
+        .ok(Method::POST, &cart, &vera, Some(json!({"product_id": lip})))
+        .await?;
     assert_eq!(added["promo_code"], "Spring10", "{added}");
     assert_eq!(added["attribution"], "alice-20", "{added}");
     assert_eq!(added["product"]["id"], lip.as_str());
@@ -266,7 +218,9 @@ async fn a_promo_code_reaches_the_order_the_earnings_and_the_analytics_by_code()
         {"product_id": mug, "amount": "9.00", "currency": "EUR"}], "attribution": session, "at": at})).await?;
     assert_eq!(status, 200);
 
-    let earnings = ok(&api, Method::GET, "/api/v1/me/earnings", &alice, None).await?;
+    let earnings = api
+        .ok(Method::GET, "/api/v1/me/earnings", &alice, None)
+        .await?;
     let by_code = earnings["by_code"].as_array().context("by_code")?;
     assert_eq!(by_code.len(), 1, "{earnings}");
     assert_eq!(
@@ -287,14 +241,14 @@ async fn a_promo_code_reaches_the_order_the_earnings_and_the_analytics_by_code()
         .context("commission")?;
     assert_eq!(commission, (4500.0_f64 * 0.03).round() as i64, "{earnings}");
 
-    let report = ok(
-        &api,
-        Method::GET,
-        &format!("/api/v1/streams/{id}/analytics"),
-        &alice,
-        None,
-    )
-    .await?;
+    let report = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/streams/{id}/analytics"),
+            &alice,
+            None,
+        )
+        .await?;
     let summary = &report["summary"];
     assert_eq!(summary["cart_adds"].as_u64(), Some(3), "{summary}");
     let promos = summary["promos"].as_array().context("promos")?;
@@ -331,19 +285,21 @@ async fn scheduled_stream(
     title: &str,
     at: DateTime<Utc>,
 ) -> Result<String> {
-    let s = ok(
-        api,
-        Method::POST,
-        "/api/v1/streams",
-        creator,
-        Some(json!({"title": title, "mode": "public", "scheduled_at": at.to_rfc3339()})),
-    )
-    .await?;
+    let s = api
+        .ok(
+            Method::POST,
+            "/api/v1/streams",
+            creator,
+            Some(json!({"title": title, "mode": "public", "scheduled_at": at.to_rfc3339()})),
+        )
+        .await?;
     Ok(s["id"].as_str().context("id")?.to_string())
 }
 
 async fn reminders_of(api: &Api, viewer: &str) -> Result<Vec<Value>> {
-    let feed = ok(api, Method::GET, "/api/v1/me/notifications", viewer, None).await?;
+    let feed = api
+        .ok(Method::GET, "/api/v1/me/notifications", viewer, None)
+        .await?;
     Ok(feed["notifications"]
         .as_array()
         .context("feed")?
@@ -358,18 +314,18 @@ async fn remind_me_fires_at_the_scheduled_time_exactly_once_also_across_a_restar
     let mut server = Server::start().await?;
     let api = server.api.clone();
     let alice = api.create_creator("alice").await?;
-    let vera = viewer(&api, "vera").await?;
-    let walt = viewer(&api, "walt").await?;
+    let vera = api.register_viewer("vera").await?;
+    let walt = api.register_viewer("walt").await?;
 
     // Not for streams without a time ahead, nor for creators.
-    let now_stream = ok(
-        &api,
-        Method::POST,
-        "/api/v1/streams",
-        &alice,
-        Some(json!({"title": "now", "mode": "public"})),
-    )
-    .await?;
+    let now_stream = api
+        .ok(
+            Method::POST,
+            "/api/v1/streams",
+            &alice,
+            Some(json!({"title": "now", "mode": "public"})),
+        )
+        .await?;
     let now_id = now_stream["id"].as_str().context("id")?;
     let (status, _) = api
         .request(
@@ -396,16 +352,16 @@ async fn remind_me_fires_at_the_scheduled_time_exactly_once_also_across_a_restar
         .request(Method::PUT, &reminder, Some(&vera), None)
         .await?;
     assert_eq!(status, 200, "set before");
-    ok(&api, Method::PUT, &reminder, &walt, None).await?;
-    ok(&api, Method::DELETE, &reminder, &walt, None).await?;
-    let state = ok(
-        &api,
-        Method::GET,
-        &format!("/api/v1/streams/{soon}/viewer"),
-        &vera,
-        None,
-    )
-    .await?;
+    api.ok(Method::PUT, &reminder, &walt, None).await?;
+    api.ok(Method::DELETE, &reminder, &walt, None).await?;
+    let state = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/streams/{soon}/viewer"),
+            &vera,
+            None,
+        )
+        .await?;
     assert_eq!(state["viewer"]["reminder"]["fired"], false, "{state}");
 
     // The live push (the bell's event stream) and the feed both get it, after the time.
@@ -444,15 +400,16 @@ async fn remind_me_fires_at_the_scheduled_time_exactly_once_also_across_a_restar
         reminders_of(&api, &walt).await?.is_empty(),
         "walt removed his"
     );
-    let feed = ok(&api, Method::GET, "/api/v1/me/notifications", &vera, None).await?;
+    let feed = api
+        .ok(Method::GET, "/api/v1/me/notifications", &vera, None)
+        .await?;
     assert_eq!(feed["unread"].as_u64(), Some(1), "{feed}");
 
     // A reminder due while the server is down fires when it is back, once; the first does not
     // fire again.
     let later_at = Utc::now() + chrono::TimeDelta::seconds(3);
     let later = scheduled_stream(&api, &alice, "Later", later_at).await?;
-    ok(
-        &api,
+    api.ok(
         Method::PUT,
         &format!("/api/v1/streams/{later}/reminder"),
         &vera,
@@ -474,14 +431,14 @@ async fn remind_me_fires_at_the_scheduled_time_exactly_once_also_across_a_restar
     .await?;
     assert_eq!(fired[0]["stream_id"], later.as_str(), "{fired:?}");
     assert_eq!(fired[1]["stream_id"], soon.as_str(), "{fired:?}");
-    let state = ok(
-        &api,
-        Method::GET,
-        &format!("/api/v1/streams/{later}/viewer"),
-        &vera,
-        None,
-    )
-    .await?;
+    let state = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/streams/{later}/viewer"),
+            &vera,
+            None,
+        )
+        .await?;
     assert_eq!(state["viewer"]["reminder"]["fired"], true, "{state}");
     app.stop().await;
     drop(server);
@@ -496,23 +453,23 @@ async fn only_the_embeddable_player_may_be_framed_and_only_by_its_origins() -> R
     .await?;
     let api = server.api.clone();
     let alice = api.create_creator("alice").await?;
-    let public = ok(
-        &api,
-        Method::POST,
-        "/api/v1/streams",
-        &alice,
-        Some(json!({"title": "Open", "mode": "public"})),
-    )
-    .await?;
+    let public = api
+        .ok(
+            Method::POST,
+            "/api/v1/streams",
+            &alice,
+            Some(json!({"title": "Open", "mode": "public"})),
+        )
+        .await?;
     let id = public["id"].as_str().context("id")?;
-    let practice = ok(
-        &api,
-        Method::POST,
-        "/api/v1/streams",
-        &alice,
-        Some(json!({"title": "Rehearsal"})),
-    )
-    .await?;
+    let practice = api
+        .ok(
+            Method::POST,
+            "/api/v1/streams",
+            &alice,
+            Some(json!({"title": "Rehearsal"})),
+        )
+        .await?;
     let hidden = practice["id"].as_str().context("id")?;
 
     let resp = api

@@ -21,21 +21,6 @@ const STORY_DEADLINE: Duration = Duration::from_secs(180);
 /// How far ahead the stream is scheduled: time for the browser to start and set the reminder.
 const AHEAD_S: i64 = 25;
 
-async fn ok(
-    api: &Api,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> Result<Value> {
-    let (status, v) = api.request(method.clone(), path, Some(token), body).await?;
-    ensure!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {v}"
-    );
-    Ok(v)
-}
-
 /// A shop's own page on its own origin (no CSP of ours).
 async fn serve_page(listener: tokio::net::TcpListener, html: String) {
     let app = axum::Router::new().route(
@@ -68,17 +53,14 @@ async fn viewer_redeems_follows_is_reminded_and_the_embedded_player_tells_the_sh
         "tests/web/node_modules is missing: run `make test` (it installs chromium and Playwright)"
     );
     let alice = api.create_creator("alice").await?;
-    ok(
-        &api,
+    api.ok(
         Method::PATCH,
         "/api/v1/me",
         &alice,
         Some(json!({"associate_tag": "alice-20"})),
     )
     .await?;
-    let product = ok(
-        &api,
-        Method::POST,
+    let product = api.ok(Method::POST,
         "/api/v1/products",
         &alice,
         Some(json!({"sku": "LIP-1", "title": "Velvet lipstick", "price": "19.99", "currency": "EUR"})),
@@ -86,26 +68,21 @@ async fn viewer_redeems_follows_is_reminded_and_the_embedded_player_tells_the_sh
     .await?;
     let product = product["id"].as_str().context("product")?.to_string();
     let at = chrono::Utc::now() + chrono::TimeDelta::seconds(AHEAD_S);
-    let stream = ok(
-        &api,
-        Method::POST,
+    let stream = api.ok(Method::POST,
         "/api/v1/streams",
         &alice,
         Some(json!({"title": "Spring launch", "mode": "public", "scheduled_at": at.to_rfc3339()})),
     )
     .await?;
     let id = stream["id"].as_str().context("id")?.to_string();
-    ok(
-        &api,
+    api.ok(
         Method::PUT,
         &format!("/api/v1/streams/{id}/products"),
         &alice,
         Some(json!({"product_ids": [product]})),
     )
     .await?;
-    ok(
-        &api,
-        Method::POST,
+    api.ok(Method::POST,
         &format!("/api/v1/streams/{id}/promos"),
         &alice,
         Some(json!({"code": "SPRING10", "description": "Spring sale", "discount": "10%", "live_only": false})),
@@ -205,9 +182,13 @@ async fn viewer_redeems_follows_is_reminded_and_the_embedded_player_tells_the_sh
     assert!(console.is_empty(), "console errors: {console:?}");
 
     // The API agrees with what the pages did.
-    let following = ok(&api, Method::GET, "/api/v1/me/following", &vera, None).await?;
+    let following = api
+        .ok(Method::GET, "/api/v1/me/following", &vera, None)
+        .await?;
     assert_eq!(following["following"][0]["handle"], "alice", "{following}");
-    let feed = ok(&api, Method::GET, "/api/v1/me/notifications", &vera, None).await?;
+    let feed = api
+        .ok(Method::GET, "/api/v1/me/notifications", &vera, None)
+        .await?;
     let reminders: Vec<&Value> = feed["notifications"]
         .as_array()
         .context("feed")?
@@ -216,14 +197,14 @@ async fn viewer_redeems_follows_is_reminded_and_the_embedded_player_tells_the_sh
         .collect();
     assert_eq!(reminders.len(), 1, "exactly once: {feed}");
     assert_eq!(feed["unread"].as_u64(), Some(0), "{feed}");
-    let report = ok(
-        &api,
-        Method::GET,
-        &format!("/api/v1/streams/{id}/analytics"),
-        &alice,
-        None,
-    )
-    .await?;
+    let report = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/streams/{id}/analytics"),
+            &alice,
+            None,
+        )
+        .await?;
     assert_eq!(
         report["summary"]["cart_adds"].as_u64(),
         Some(2),

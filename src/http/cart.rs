@@ -13,11 +13,12 @@ use serde_json::json;
 
 use super::AppState;
 use super::access::visible_stream;
+use super::commerce::{carousel_product, session_cookie};
 use super::error::ApiError;
 use super::extract::{ClientIp, Json, MaybeAuth};
 use crate::live::rate::RateLimiter;
-use crate::shop::{self as rules, SESSION_COOKIE};
-use crate::store::{Principal, ProductId};
+use crate::shop as rules;
+use crate::store::Principal;
 
 const WINDOW: Duration = Duration::from_secs(60);
 /// Clients tracked before idle ones are forgotten.
@@ -84,23 +85,14 @@ pub async fn add(
             state.config.shop.cart_adds_per_minute
         )));
     }
-    let product_id = ProductId::parse(&body.product_id).ok_or(ApiError::NotFound)?;
-    let product = state
-        .store
-        .carousel(&stream.id)
-        .await?
-        .into_iter()
-        .find(|p| p.id == product_id)
-        .ok_or(ApiError::NotFound)?;
+    let product = carousel_product(&state, &stream.id, &body.product_id).await?;
     state
         .store
         .record_cart_add(&stream.id, &product.id, viewer.as_ref(), body.embedded)
         .await?;
     let tag = state.store.associate_tag(&stream.creator_id).await?;
     // The share-link session this browser came with (same stream), else the creator's tag.
-    let session = match super::cookie::named(&headers, SESSION_COOKIE)
-        .filter(|v| rules::valid_session_id(v))
-    {
+    let session = match session_cookie(&headers) {
         Some(sid) => state
             .store
             .session(&sid)

@@ -21,7 +21,7 @@ use crate::shop::promos::{MAX_CODE_CHARS, MIN_CODE_CHARS, valid_code};
 use crate::shop::{self as rules, ATTRIBUTION_WINDOW, CLOCK_SKEW, SESSION_COOKIE};
 use crate::store::money::{self, to_decimal};
 use crate::store::{
-    AttributionSession, Click, CreatorId, EarningsRow, LedgerLine, NewPurchase, Principal,
+    AttributionSession, Click, CreatorId, EarningsRow, LedgerLine, NewPurchase, Principal, Product,
     ProductId, Recorded, ShareLink, StreamId, code_key,
 };
 use crate::webhooks::signature;
@@ -130,8 +130,24 @@ pub async fn latest_link(
     Ok(axum::Json(json!({ "url": url })))
 }
 
+/// A product of the stream's carousel by its id (404 for anything else).
+pub(super) async fn carousel_product(
+    state: &AppState,
+    stream: &StreamId,
+    product_id: &str,
+) -> Result<Product, ApiError> {
+    let product_id = ProductId::parse(product_id).ok_or(ApiError::NotFound)?;
+    state
+        .store
+        .carousel(stream)
+        .await?
+        .into_iter()
+        .find(|p| p.id == product_id)
+        .ok_or(ApiError::NotFound)
+}
+
 /// The attribution session id in the request's cookies, if it is well-formed.
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
     super::cookie::named(headers, SESSION_COOKIE).filter(|v| rules::valid_session_id(v))
 }
 
@@ -200,14 +216,7 @@ pub async fn click_out(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (stream, _) = visible_stream(&state, &stream_id, &who).await?;
-    let product_id = ProductId::parse(&product_id).ok_or(ApiError::NotFound)?;
-    let product = state
-        .store
-        .carousel(&stream.id)
-        .await?
-        .into_iter()
-        .find(|p| p.id == product_id)
-        .ok_or(ApiError::NotFound)?;
+    let product = carousel_product(&state, &stream.id, &product_id).await?;
     // Only an http(s) URL with a host and no userinfo (stored before that was checked too).
     let url = product
         .url

@@ -114,6 +114,33 @@ fn secured(mut response: Response) -> Response {
     response
 }
 
+/// An HTML document with the security headers.
+fn html(body: String) -> Response {
+    secured(
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+/// The not-found page when the caller may not see the stream (exactly as for a missing one).
+async fn unless_visible(
+    state: &AppState,
+    id: &str,
+    who: &Option<crate::store::Principal>,
+) -> Result<Option<Response>, ApiError> {
+    match visible_stream(state, id, who).await {
+        Ok(_) => Ok(None),
+        Err(ApiError::NotFound) => Ok(Some(not_found())),
+        Err(e) => Err(e),
+    }
+}
+
 /// A page: the shell that loads `/assets/{module}.js` (and hls.js where video plays, uPlot where
 /// charts are drawn).
 fn page(title: &str, module: &str, extras: Extras) -> Response {
@@ -131,7 +158,7 @@ fn page(title: &str, module: &str, extras: Extras) -> Response {
         }
         _ => "",
     };
-    let html = format!(
+    let body = format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
@@ -150,16 +177,7 @@ fn page(title: &str, module: &str, extras: Extras) -> Response {
 </html>
 "#
     );
-    secured(
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            )],
-            html,
-        )
-            .into_response(),
-    )
+    html(body)
 }
 
 /// What a missing page, an unknown creator and someone else's practice stream all answer.
@@ -213,11 +231,10 @@ pub async fn watch(
     MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match visible_stream(&state, &id, &who).await {
-        Ok(_) => Ok(page("Watch", "watch", Extras::Video)),
-        Err(ApiError::NotFound) => Ok(not_found()),
-        Err(e) => Err(e),
+    if let Some(hidden) = unless_visible(&state, &id, &who).await? {
+        return Ok(hidden);
     }
+    Ok(page("Watch", "watch", Extras::Video))
 }
 
 /// The embeddable player of a stream (video, carousel, add to cart): the only page that may be
@@ -229,19 +246,20 @@ pub async fn embed(
     MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match visible_stream(&state, &id, &who).await {
-        Ok(_) => {
-            // Where the player posts its events (validated origins; escaped all the same).
-            let origins = state
-                .config
-                .shop
-                .embed_frame_ancestors
-                .join(" ")
-                .replace('&', "&amp;")
-                .replace('"', "&quot;")
-                .replace('<', "&lt;");
-            let html = format!(
-                r#"<!doctype html>
+    if let Some(hidden) = unless_visible(&state, &id, &who).await? {
+        return Ok(hidden);
+    }
+    // Where the player posts its events (validated origins; escaped all the same).
+    let origins = state
+        .config
+        .shop
+        .embed_frame_ancestors
+        .join(" ")
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    let mut r = html(format!(
+        r#"<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -256,26 +274,12 @@ pub async fn embed(
 </body>
 </html>
 "#
-            );
-            let mut r = secured(
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/html; charset=utf-8"),
-                    )],
-                    html,
-                )
-                    .into_response(),
-            );
-            let csp = embed_csp(&state.config.shop.embed_frame_ancestors);
-            if let Ok(v) = HeaderValue::from_str(&csp) {
-                r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-            }
-            Ok(r)
-        }
-        Err(ApiError::NotFound) => Ok(not_found()),
-        Err(e) => Err(e),
+    ));
+    let csp = embed_csp(&state.config.shop.embed_frame_ancestors);
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
+    Ok(r)
 }
 
 /// The creator studio.

@@ -10,18 +10,21 @@ use super::AppState;
 use super::access::visible_stream;
 use super::error::ApiError;
 use super::extract::{Auth, MaybeAuth};
-use crate::store::{Principal, ReminderAdded, StreamState, ViewerId};
+use super::viewers::viewer;
+use crate::store::{Principal, ReminderAdded, Stream, StreamState, ViewerId};
 
 /// Reminders a viewer may have waiting at once.
 pub const MAX_PENDING_REMINDERS: u32 = 100;
 
-fn viewer(who: &Principal) -> Result<ViewerId, ApiError> {
-    match who {
-        Principal::Viewer(id) => Ok(id.clone()),
-        _ => Err(ApiError::Forbidden(
-            "this is for viewers; register with POST /api/v1/viewers".into(),
-        )),
-    }
+/// The calling viewer and a stream they may see.
+async fn viewer_and_stream(
+    state: &AppState,
+    who: Principal,
+    id: &str,
+) -> Result<(ViewerId, Stream), ApiError> {
+    let me = viewer(who.clone())?;
+    let (stream, _) = visible_stream(state, id, &Some(who)).await?;
+    Ok((me, stream))
 }
 
 #[utoipa::path(put, path = "/api/v1/streams/{id}/reminder", tag = "followers", params(("id" = String, Path, description = "stream id")), responses((status = 201, description = "set: a `reminder` notification comes at the stream's scheduled time"), (status = 200, description = "set before"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a viewer"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "the stream is not scheduled ahead"), (status = 429, description = "100 reminders are waiting already")), security(("bearer" = [])))]
@@ -30,8 +33,7 @@ pub async fn set(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let me = viewer(&who)?;
-    let (stream, _) = visible_stream(&state, &id, &Some(who)).await?;
+    let (me, stream) = viewer_and_stream(&state, who, &id).await?;
     if stream.state != StreamState::Ready || stream.scheduled_at.is_none_or(|t| t <= Utc::now()) {
         return Err(ApiError::Conflict(
             "reminders are for streams scheduled ahead that have not started".into(),
@@ -63,8 +65,7 @@ pub async fn remove(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let me = viewer(&who)?;
-    let (stream, _) = visible_stream(&state, &id, &Some(who)).await?;
+    let (me, stream) = viewer_and_stream(&state, who, &id).await?;
     state.store.remove_reminder(&me, &stream.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

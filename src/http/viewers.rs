@@ -50,7 +50,7 @@ impl RateLimit {
     }
 }
 
-fn viewer(who: Principal) -> Result<ViewerId, ApiError> {
+pub(super) fn viewer(who: Principal) -> Result<ViewerId, ApiError> {
     match who {
         Principal::Viewer(id) => Ok(id),
         _ => Err(ApiError::Forbidden(

@@ -138,6 +138,36 @@ fn time(s: String) -> rusqlite::Result<DateTime<Utc>> {
     parse_ts(Some(s))?.ok_or_else(|| corrupt("time"))
 }
 
+/// A stream's ledger grouped by the commissions column `key` (lines without one left out), then
+/// currency.
+fn ledger_by(
+    c: &rusqlite::Connection,
+    key: &str,
+    stream: &str,
+) -> rusqlite::Result<BTreeMap<String, Vec<ProductSales>>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {key}, currency, COUNT(DISTINCT order_id), SUM(amount_minor), SUM(commission_minor)
+         FROM commissions WHERE stream_id = ?1 AND {key} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+    ))?;
+    let rows = stmt.query_map([stream], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            ProductSales {
+                currency: r.get(1)?,
+                orders: r.get::<_, i64>(2)?.max(0) as u64,
+                sales_minor: r.get(3)?,
+                commission_minor: r.get(4)?,
+            },
+        ))
+    })?;
+    let mut out: BTreeMap<String, Vec<ProductSales>> = BTreeMap::new();
+    for row in rows {
+        let (k, sales) = row?;
+        out.entry(k).or_default().push(sales);
+    }
+    Ok(out)
+}
+
 /// SQL for the bucket of the time in column `col` (with `?2` the grid's start, `?3` its step).
 fn bucket_sql(col: &str) -> String {
     format!("CAST((julianday({col}) - julianday(?2)) * 86400000.0 / ?3 AS INTEGER)")
@@ -392,25 +422,7 @@ impl Store {
             f.clicks = stmt
                 .query_map([&id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
                 .collect::<Result<_, _>>()?;
-            let mut stmt = c.prepare(
-                "SELECT product_id, currency, COUNT(DISTINCT order_id), SUM(amount_minor), SUM(commission_minor)
-                 FROM commissions WHERE stream_id = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
-            )?;
-            let rows = stmt.query_map([&id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    ProductSales {
-                        currency: r.get(1)?,
-                        orders: r.get::<_, i64>(2)?.max(0) as u64,
-                        sales_minor: r.get(3)?,
-                        commission_minor: r.get(4)?,
-                    },
-                ))
-            })?;
-            for row in rows {
-                let (product, sales) = row?;
-                f.sales.entry(product).or_default().push(sales);
-            }
+            f.sales = ledger_by(c, "product_id", &id)?;
             let mut stmt = c.prepare(
                 "SELECT currency, COUNT(DISTINCT order_id), SUM(amount_minor), SUM(commission_minor)
                  FROM commissions WHERE stream_id = ?1 GROUP BY 1 ORDER BY 1",
@@ -436,25 +448,7 @@ impl Store {
             f.promos = stmt
                 .query_map([&id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
                 .collect::<Result<_, _>>()?;
-            let mut stmt = c.prepare(
-                "SELECT promo_code, currency, COUNT(DISTINCT order_id), SUM(amount_minor), SUM(commission_minor)
-                 FROM commissions WHERE stream_id = ?1 AND promo_code IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
-            )?;
-            let rows = stmt.query_map([&id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    ProductSales {
-                        currency: r.get(1)?,
-                        orders: r.get::<_, i64>(2)?.max(0) as u64,
-                        sales_minor: r.get(3)?,
-                        commission_minor: r.get(4)?,
-                    },
-                ))
-            })?;
-            for row in rows {
-                let (code, sales) = row?;
-                f.promo_sales.entry(code).or_default().push(sales);
-            }
+            f.promo_sales = ledger_by(c, "promo_code", &id)?;
             let mut stmt = c.prepare(
                 "SELECT product_id, COUNT(*) FROM cart_adds WHERE stream_id = ?1 GROUP BY 1",
             )?;
