@@ -41,10 +41,13 @@ impl Notifier {
     /// Followers hear of a public stream once it is live (once per stream), or of an upcoming one
     /// once it is made public while scheduled.
     pub async fn on_stream_event(&self, e: &StreamEvent) {
-        // A stream made public, ended or taken down changes which reminders may fire.
+        // A stream going live, made public, ended or taken down changes which reminders fire.
         if matches!(
             e.kind,
-            EventKind::ModeChanged { .. } | EventKind::Ended { .. } | EventKind::TakenDown
+            EventKind::WentLive { .. }
+                | EventKind::ModeChanged { .. }
+                | EventKind::Ended { .. }
+                | EventKind::TakenDown
         ) {
             self.reminders_changed();
         }

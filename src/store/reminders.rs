@@ -98,15 +98,18 @@ impl Store {
         .await
     }
 
-    /// The earliest scheduled time of a stream with a pending reminder that may fire.
+    /// When the next pending reminder that may fire is due: the earliest scheduled time, or now
+    /// when a stream with one went live early.
     pub async fn next_reminder_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        self.call(|c| {
+        let now = ts(Utc::now());
+        self.call(move |c| {
             let at: Option<String> = c.query_row(
                 &format!(
-                    "SELECT MIN(s.scheduled_at) FROM reminders r JOIN streams s ON s.id = r.stream_id \
+                    "SELECT MIN(CASE WHEN s.state = 'live' THEN ?1 ELSE s.scheduled_at END) \
+                     FROM reminders r JOIN streams s ON s.id = r.stream_id \
                      WHERE r.fired_at IS NULL AND {FIRABLE}"
                 ),
-                [],
+                [now],
                 |r| r.get(0),
             )?;
             Ok(parse_ts(at)?)
@@ -114,7 +117,8 @@ impl Store {
         .await
     }
 
-    /// Sends up to `limit` reminders that are due at `now`: one notification each (kind
+    /// Sends up to `limit` reminders that are due at `now` (the scheduled time has come, or the
+    /// stream went live before it): one notification each (kind
     /// `reminder`), marked fired in the same transaction, so each fires exactly once. Reminders
     /// of streams that ended are dropped unsent. Returns the notifications made.
     pub async fn fire_due_reminders(
@@ -133,7 +137,7 @@ impl Store {
             let due: Vec<(String, String)> = {
                 let mut stmt = tx.prepare(&format!(
                     "SELECT r.viewer_id, r.stream_id FROM reminders r JOIN streams s ON s.id = r.stream_id \
-                     WHERE r.fired_at IS NULL AND {FIRABLE} AND s.scheduled_at <= ?1 \
+                     WHERE r.fired_at IS NULL AND {FIRABLE} AND (s.scheduled_at <= ?1 OR s.state = 'live') \
                      ORDER BY s.scheduled_at, r.created_at LIMIT ?2"
                 ))?;
                 let rows = stmt.query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -234,6 +238,42 @@ mod tests {
         assert!(
             !store.remove_reminder(&viewer.id, &stream).await.unwrap(),
             "fired ones stay"
+        );
+
+        // A stream that goes live before its time reminds at once.
+        let (_d2, store2, early) = store_with_stream("bob").await;
+        let (vic, _) = store2.create_viewer("vic").await.unwrap();
+        let later = Utc::now() + chrono::TimeDelta::hours(1);
+        store2
+            .call({
+                let s = early.id.clone();
+                move |c| {
+                    c.execute(
+                        "UPDATE streams SET scheduled_at = ?2 WHERE id = ?1",
+                        params![s.0, ts(later)],
+                    )?;
+                    Ok(())
+                }
+            })
+            .await
+            .unwrap();
+        store2.add_reminder(&vic.id, &early.id, 10).await.unwrap();
+        assert!(
+            store2
+                .fire_due_reminders(Utc::now(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store2.mark_live(&early.id).await.unwrap();
+        assert!(store2.next_reminder_at().await.unwrap().unwrap() <= Utc::now());
+        assert_eq!(
+            store2
+                .fire_due_reminders(Utc::now(), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
         );
         let (v2, _) = store.create_viewer("walt").await.unwrap();
         assert_eq!(
