@@ -7,7 +7,7 @@
 mod common;
 
 use anyhow::{Context, Result, ensure};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use common::*;
 use livefront::app::App;
 use reqwest::Method;
@@ -337,7 +337,7 @@ async fn remind_me_fires_at_the_scheduled_time_exactly_once_also_across_a_restar
         .await?;
     assert_eq!(status, 409);
 
-    let soon_at = Utc::now() + chrono::TimeDelta::seconds(3);
+    let soon_at = (Utc::now() + chrono::TimeDelta::seconds(3)).trunc_subsecs(3);
     let soon = scheduled_stream(&api, &alice, "Soon", soon_at).await?;
     let reminder = format!("/api/v1/streams/{soon}/reminder");
     let (status, _) = api
@@ -407,7 +407,7 @@ async fn remind_me_fires_at_the_scheduled_time_exactly_once_also_across_a_restar
 
     // A reminder due while the server is down fires when it is back, once; the first does not
     // fire again.
-    let later_at = Utc::now() + chrono::TimeDelta::seconds(3);
+    let later_at = (Utc::now() + chrono::TimeDelta::seconds(3)).trunc_subsecs(3);
     let later = scheduled_stream(&api, &alice, "Later", later_at).await?;
     api.ok(
         Method::PUT,
