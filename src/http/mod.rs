@@ -3,6 +3,7 @@
 pub mod access;
 pub mod analytics;
 pub mod audience;
+pub mod cart;
 pub mod chat;
 pub mod clips;
 pub mod commerce;
@@ -22,6 +23,7 @@ pub mod pages;
 pub mod products;
 pub mod promos;
 pub mod recordings;
+pub mod reminders;
 pub mod serve;
 pub mod session;
 pub mod signing;
@@ -76,6 +78,8 @@ pub struct Shared {
     pub audience: Arc<audience::Audience>,
     /// Open viewer registration, limited per client address.
     pub registrations: Arc<viewers::RateLimit>,
+    /// Add-to-cart taps per client address and viewer.
+    pub cart_limits: Arc<cart::CartLimits>,
     pub config: Arc<Config>,
     /// Free space under `data_dir` (metrics, and a warning in live streams' health).
     pub disk: Arc<crate::output::disk_space::DiskSpace>,
@@ -174,6 +178,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(chat::set_blocked_words, chat::blocked_words))
         .routes(routes!(promos::create, promos::list))
         .routes(routes!(promos::redeem))
+        .routes(routes!(cart::add))
+        .routes(routes!(reminders::set, reminders::remove))
+        .routes(routes!(reminders::viewer_state))
         .routes(routes!(moderation::report))
         .routes(routes!(moderation::reports))
         .routes(routes!(moderation::takedown))
@@ -201,6 +208,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::home))
         .routes(routes!(pages::storefront))
         .routes(routes!(pages::watch))
+        .routes(routes!(pages::embed))
         .routes(routes!(pages::studio))
         .routes(routes!(pages::admin))
         .routes(routes!(pages::asset));

@@ -3,6 +3,7 @@
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
 pub mod analytics;
+mod cart;
 mod chat;
 mod commerce;
 mod focus;
@@ -11,6 +12,7 @@ pub mod model;
 pub mod money;
 mod products;
 mod pull_source;
+mod reminders;
 mod replays;
 mod social;
 pub mod stream_key;
@@ -34,10 +36,12 @@ pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;
 pub use pull_source::{PullSource, SourceError, Transport};
+pub use reminders::ReminderAdded;
 pub use replays::PublicReplay;
 pub use stream_key::StreamKey;
 pub use trust::{
     NewPromo, Promo, PromoError, Redeemed, Redemption, Report, ReportTarget, Strike, Takedown,
+    code_key,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -56,6 +60,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_notification_title.sql"),
     include_str!("migrations/0014_chat_practice.sql"),
     include_str!("migrations/0015_analytics.sql"),
+    // 0016 and 0017 are taken by work merged separately (flash sales, auctions): keep this list
+    // in file-name order when merging.
+    include_str!("migrations/0018_shop_hooks.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
