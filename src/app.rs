@@ -110,6 +110,7 @@ fn host_of(url: &str) -> &str {
 impl App {
     pub async fn start(config: Config) -> Result<App, Error> {
         config.validate()?;
+        crate::shop::cart::check_config(&config.shop)?;
         pipeline::init()?;
         let config = Arc::new(config);
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {

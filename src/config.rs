@@ -53,7 +53,7 @@ const DEFAULT_ANALYTICS_STEP: Duration = Duration::from_secs(10);
 const DEFAULT_COMMISSION_RATE: &str = "0.03";
 const DEFAULT_LEVEL_WINDOW_DAYS: u32 = 30;
 /// From which level each benefit applies (besides share links and commissions, which every level
-/// has): see [`crate::shop::levels::Benefit`].
+/// has): see [`Benefit`].
 const DEFAULT_LEVEL_BENEFITS: &[(&str, u32)] = &[
     ("home_featured_row", 2),
     ("auctions", 3),
@@ -230,6 +230,38 @@ pub struct LevelsConfig {
     pub benefits: BTreeMap<String, u32>,
     /// Level 2, 3, …: reached when both numbers are reached (and every lower level).
     pub thresholds: Vec<LevelThreshold>,
+}
+
+/// What a level may unlock, from the level `commerce.levels.benefits` names for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Benefit {
+    /// Live streams in the home page's featured row.
+    HomeFeaturedRow,
+    /// May run auctions.
+    Auctions,
+    /// More simulcast destinations per stream.
+    MoreSimulcastTargets,
+}
+
+impl Benefit {
+    pub const ALL: [Benefit; 3] = [
+        Benefit::HomeFeaturedRow,
+        Benefit::Auctions,
+        Benefit::MoreSimulcastTargets,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Benefit::HomeFeaturedRow => "home_featured_row",
+            Benefit::Auctions => "auctions",
+            Benefit::MoreSimulcastTargets => "more_simulcast_targets",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Benefit> {
+        Benefit::ALL.into_iter().find(|b| b.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -748,32 +780,10 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
-        if let Some(t) = &self.shop.cart_url
-            && let Err(message) = crate::shop::cart::check_template(t)
-        {
-            return Err(Error::Invalid {
-                key: "shop.cart_url",
-                message,
-            });
-        }
         if self.shop.cart_adds_per_minute == 0 {
             return Err(Error::Invalid {
                 key: "shop.cart_adds_per_minute",
                 message: "must be at least 1".into(),
-            });
-        }
-        if self.shop.embed_frame_ancestors.is_empty()
-            || self.shop.embed_frame_ancestors.len() > 32
-            || !self
-                .shop
-                .embed_frame_ancestors
-                .iter()
-                .all(|s| crate::shop::cart::valid_frame_ancestor(s))
-        {
-            return Err(Error::Invalid {
-                key: "shop.embed_frame_ancestors",
-                message: "1-32 sources, each *, 'self' or an origin such as https://shop.example"
-                    .into(),
             });
         }
         if matches!(&self.shop.secret, Some(s) if s.len() < 16) {
@@ -807,14 +817,12 @@ impl Config {
             });
         }
         for (name, level) in &self.commerce.levels.benefits {
-            if crate::shop::levels::Benefit::parse(name).is_none() || *level == 0 {
+            if Benefit::parse(name).is_none() || *level == 0 {
                 return Err(Error::Invalid {
                     key: "commerce.levels.benefits",
                     message: format!(
                         "{name} = {level}: benefits are {} with a level from 1",
-                        crate::shop::levels::Benefit::ALL
-                            .map(|b| b.as_str())
-                            .join(", ")
+                        Benefit::ALL.map(|b| b.as_str()).join(", ")
                     ),
                 });
             }

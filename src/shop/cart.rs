@@ -1,6 +1,7 @@
 //! The shop's cart link (`shop.cart_url`): a URL template whose `{placeholders}` are filled with
 //! URL-encoded values, so a value can never change where the link goes (no open redirect, no
 //! `javascript:`), and the frame-ancestors sources the embeddable player may be framed by.
+use crate::config::{self, ShopConfig};
 
 /// The placeholders a cart URL template may use.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -46,7 +47,34 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> Option<String> {
     super::product_url(&out).map(String::from)
 }
 
-/// Why a template is refused (checked when the config is loaded).
+/// Checks `shop.cart_url` and `shop.embed_frame_ancestors` (when the server starts: the config
+/// does not know the cart link's rules, which live here).
+pub fn check_config(shop: &ShopConfig) -> Result<(), config::Error> {
+    if let Some(t) = &shop.cart_url
+        && let Err(message) = check_template(t)
+    {
+        return Err(config::Error::Invalid {
+            key: "shop.cart_url",
+            message,
+        });
+    }
+    if shop.embed_frame_ancestors.is_empty()
+        || shop.embed_frame_ancestors.len() > 32
+        || !shop
+            .embed_frame_ancestors
+            .iter()
+            .all(|s| valid_frame_ancestor(s))
+    {
+        return Err(config::Error::Invalid {
+            key: "shop.embed_frame_ancestors",
+            message: "1-32 sources, each *, 'self' or an origin such as https://shop.example"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Why a template is refused (checked when the server starts).
 pub fn check_template(template: &str) -> Result<(), String> {
     let sample: Vec<(&str, &str)> = PLACEHOLDERS.iter().map(|p| (*p, "x")).collect();
     if fill(template, &sample).is_none() {
@@ -80,6 +108,23 @@ pub fn valid_frame_ancestor(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_refuses_to_start_with_a_bad_cart_link_or_frame_ancestor() {
+        assert!(check_config(&ShopConfig::default()).is_ok());
+        let bad_link = ShopConfig {
+            cart_url: Some("javascript:alert(1)//{sku}".into()),
+            ..ShopConfig::default()
+        };
+        let err = check_config(&bad_link).unwrap_err().to_string();
+        assert!(err.contains("shop.cart_url"), "{err}");
+        let bad_ancestor = ShopConfig {
+            embed_frame_ancestors: vec!["https://a.example; script-src *".into()],
+            ..ShopConfig::default()
+        };
+        let err = check_config(&bad_ancestor).unwrap_err().to_string();
+        assert!(err.contains("shop.embed_frame_ancestors"), "{err}");
+    }
 
     #[test]
     fn values_are_encoded_and_cannot_change_where_the_link_goes() {

@@ -2,6 +2,7 @@
 //! attributed orders over the rolling window reach the N-th threshold (and every lower one).
 use serde::Serialize;
 
+pub use crate::config::Benefit;
 use crate::config::{LevelThreshold, LevelsConfig};
 
 /// Where a creator stands.
@@ -50,38 +51,6 @@ pub fn standing(thresholds: &[LevelThreshold], public_minutes: f64, sales: u64) 
         },
     });
     Standing { level, next }
-}
-
-/// What a level may unlock, from the level `commerce.levels.benefits` names for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Benefit {
-    /// Live streams in the home page's featured row.
-    HomeFeaturedRow,
-    /// May run auctions.
-    Auctions,
-    /// More simulcast destinations per stream.
-    MoreSimulcastTargets,
-}
-
-impl Benefit {
-    pub const ALL: [Benefit; 3] = [
-        Benefit::HomeFeaturedRow,
-        Benefit::Auctions,
-        Benefit::MoreSimulcastTargets,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Benefit::HomeFeaturedRow => "home_featured_row",
-            Benefit::Auctions => "auctions",
-            Benefit::MoreSimulcastTargets => "more_simulcast_targets",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Benefit> {
-        Benefit::ALL.into_iter().find(|b| b.as_str() == s)
-    }
 }
 
 /// What every level has.
