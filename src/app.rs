@@ -48,7 +48,7 @@ pub enum Error {
     #[error(transparent)]
     Rtsp(#[from] rtsp::Error),
     #[error("TLS (http.tls_cert, http.tls_key): {0}")]
-    Tls(#[from] http::serve::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     #[error("{what} {addr}: {source}")]
     Io {
         what: &'static str,
@@ -70,11 +70,15 @@ pub struct FirstStart {
 pub struct App {
     pub http_addr: SocketAddr,
     pub rtmp_addr: SocketAddr,
+    /// The RTMPS listener's address, when `rtmp.tls_addr` is set.
+    pub rtmps_addr: Option<SocketAddr>,
     /// The bound UDP address of the SRT listener.
     pub srt_addr: SocketAddr,
     pub rtsp_addr: SocketAddr,
     pub public_url: String,
     pub rtmp_url: String,
+    /// `rtmps://host:port/live`, when RTMPS is on.
+    pub rtmps_url: Option<String>,
     /// `srt://host:port`; a stream's publish URL adds `?streamid=publish:KEY`.
     pub srt_url: String,
     /// `rtsp://host:port`; streams are at `{rtsp_url}/live/{id}`.
@@ -84,6 +88,7 @@ pub struct App {
     shutdown: CancellationToken,
     http_task: JoinHandle<()>,
     rtmp_task: JoinHandle<()>,
+    rtmps_task: Option<JoinHandle<()>>,
     /// Stopped after the streams, so that their last events are sent (or stay queued).
     webhooks_stop: CancellationToken,
     webhooks_task: JoinHandle<()>,
@@ -175,6 +180,20 @@ impl App {
                 source,
             })?;
         let rtmp_addr = rtmp.local_addr();
+        let rtmps = match (config.rtmp.tls_addr, config.rtmps_certificate()) {
+            (Some(addr), Some((cert, key))) => Some(
+                RtmpServer::bind(addr)
+                    .await
+                    .map_err(|source| Error::Io {
+                        what: "binding RTMPS on",
+                        addr: addr.to_string(),
+                        source,
+                    })?
+                    .with_tls(crate::tls::server_config(cert, key)?),
+            ),
+            _ => None,
+        };
+        let rtmps_addr = rtmps.as_ref().map(RtmpServer::local_addr);
         let srt = SrtServer::bind(
             config.srt.addr,
             srt_ingest::SrtConfig {
@@ -199,6 +218,8 @@ impl App {
             .trim_end_matches('/')
             .to_string();
         let rtmp_url = format!("rtmp://{}:{}/live", host_of(&public_url), rtmp_addr.port());
+        let rtmps_url =
+            rtmps_addr.map(|a| format!("rtmps://{}:{}/live", host_of(&public_url), a.port()));
         let srt_url = format!("srt://{}:{}", host_of(&public_url), srt_addr.port());
         // Read before the RTSP thread starts, so that no error below leaves it running.
         let resume = store.pulled_streams().await?;
@@ -248,6 +269,7 @@ impl App {
             disk,
             public_url: public_url.clone().into(),
             rtmp_url: rtmp_url.clone().into(),
+            rtmps_url: rtmps_url.as_deref().map(Arc::from),
             srt_url: srt_url.clone().into(),
             rtsp_url: rtsp_url.clone().into(),
             default_ladder: LadderSpec::resolve(&config.hls.ladder)
@@ -259,6 +281,8 @@ impl App {
         let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
         registry.attach_pulls(pulls, resume);
         let rtmp_task = tokio::spawn(rtmp.run(Arc::new(registry.clone()), shutdown.child_token()));
+        let rtmps_task =
+            rtmps.map(|r| tokio::spawn(r.run(Arc::new(registry.clone()), shutdown.child_token())));
         let srt_task = tokio::spawn(srt.run(Arc::new(registry.clone()), shutdown.child_token()));
         let http_shutdown = shutdown.child_token();
         let router = http::router(state.clone());
@@ -274,14 +298,16 @@ impl App {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
         });
-        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, srt = %srt_addr, rtsp = %rtsp_addr, data_dir = %config.data_dir.display(), "livefront listening");
+        tracing::info!(http = %http_addr, rtmp = %rtmp_addr, rtmps = ?rtmps_addr, srt = %srt_addr, rtsp = %rtsp_addr, data_dir = %config.data_dir.display(), "livefront listening");
         Ok(App {
             http_addr,
             rtmp_addr,
+            rtmps_addr,
             srt_addr,
             rtsp_addr,
             public_url,
             rtmp_url,
+            rtmps_url,
             srt_url,
             rtsp_url,
             first_start,
@@ -289,6 +315,7 @@ impl App {
             shutdown,
             http_task,
             rtmp_task,
+            rtmps_task,
             webhooks_stop,
             webhooks_task,
             srt_task,
@@ -305,6 +332,9 @@ impl App {
         tracing::info!("shutting down: ending live streams");
         self.shutdown.cancel();
         let _ = (&mut self.rtmp_task).await;
+        if let Some(task) = &mut self.rtmps_task {
+            let _ = task.await;
+        }
         let _ = (&mut self.srt_task).await;
         self.state.registry.shutdown().await;
         self.webhooks_stop.cancel();

@@ -66,6 +66,7 @@ const DEFAULT_LEVEL_THRESHOLDS: &[(f64, u64)] = &[(120.0, 0), (600.0, 5), (1800.
 const ENV_ALIASES: &[(&str, &str)] = &[
     ("http_addr", "http.addr"),
     ("rtmp_addr", "rtmp.addr"),
+    ("rtmps_addr", "rtmp.tls_addr"),
     ("srt_addr", "srt.addr"),
     ("srt_passphrase", "srt.passphrase"),
     ("srt_latency", "srt.latency"),
@@ -455,6 +456,27 @@ impl Default for IngestConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RtmpConfig {
     pub addr: SocketAddr,
+    /// RTMPS (RTMP over TLS) on this address as well (off when absent). OBS: Server
+    /// `rtmps://HOST:PORT/live`.
+    pub tls_addr: Option<SocketAddr>,
+    /// PEM certificate chain for RTMPS (default: `http.tls_cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (default: `http.tls_key`).
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Config {
+    /// The certificate and key RTMPS uses: its own, else the HTTP listener's.
+    pub fn rtmps_certificate(&self) -> Option<(&Path, &Path)> {
+        match (&self.rtmp.tls_cert, &self.rtmp.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => Some((
+                self.http.tls_cert.as_deref()?,
+                self.http.tls_key.as_deref()?,
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// RTSP out (every live stream at `rtsp://HOST:PORT/live/{id}`) and, later, RTSP-specific ingest
@@ -582,6 +604,9 @@ impl Default for RtmpConfig {
     fn default() -> Self {
         RtmpConfig {
             addr: DEFAULT_RTMP_ADDR.parse().expect("valid default address"),
+            tls_addr: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -709,6 +734,12 @@ impl Config {
                 });
             }
             _ => {}
+        }
+        if self.rtmp.tls_addr.is_some() && self.rtmps_certificate().is_none() {
+            return Err(Error::Invalid {
+                key: "rtmp.tls_addr",
+                message: "RTMPS needs a certificate: set rtmp.tls_cert and rtmp.tls_key (or http.tls_cert and http.tls_key)".into(),
+            });
         }
         if self.hls.low_latency {
             let (part, segment) = (self.hls.part, self.hls.segment);
@@ -939,6 +970,31 @@ mod tests {
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains("hls.part_hold_back"), "{err}");
         }
+    }
+
+    #[test]
+    fn rtmps_needs_a_certificate_its_own_or_the_https_one() {
+        let mut c = Config::default();
+        c.rtmp.tls_addr = Some("127.0.0.1:1936".parse().unwrap());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("rtmp.tls_addr"), "{err}");
+        c.http.tls_cert = Some("/etc/cert.pem".into());
+        c.http.tls_key = Some("/etc/key.pem".into());
+        assert!(c.validate().is_ok());
+        assert_eq!(
+            c.rtmps_certificate(),
+            Some((Path::new("/etc/cert.pem"), Path::new("/etc/key.pem")))
+        );
+        c.rtmp.tls_cert = Some("/etc/rtmps.pem".into());
+        assert!(
+            c.validate().is_err(),
+            "its own certificate needs its own key"
+        );
+        c.rtmp.tls_key = Some("/etc/rtmps-key.pem".into());
+        assert_eq!(
+            c.rtmps_certificate(),
+            Some((Path::new("/etc/rtmps.pem"), Path::new("/etc/rtmps-key.pem")))
+        );
     }
 
     #[test]

@@ -16,4 +16,5 @@ pub mod shop;
 pub mod store;
 pub mod streams;
 pub mod telemetry;
+pub mod tls;
 pub mod webhooks;

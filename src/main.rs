@@ -99,6 +99,9 @@ async fn print_banner(app: &App) -> anyhow::Result<()> {
         "  RTMP ingest   {}   (OBS: Settings > Stream > Custom, Server = this, Stream Key = a stream's key)",
         app.rtmp_url
     );
+    if let Some(rtmps) = &app.rtmps_url {
+        println!("  RTMPS ingest  {rtmps}   (RTMP over TLS: the same Server form, the same keys)");
+    }
     println!(
         "  SRT ingest    {}   (UDP; publish URL = this + ?streamid=publish:KEY)",
         app.srt_url

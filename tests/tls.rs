@@ -3,47 +3,12 @@
 //! a plain-HTTP request on the TLS port is turned away without harming the server.
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use common::*;
 use livefront::app::App;
 use livefront::config::Config;
-
-/// A self-signed certificate for 127.0.0.1 and localhost (openssl, as an operator would make one).
-async fn self_signed(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-        ],
-        DEADLINE,
-    )
-    .await?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((cert, key))
-}
 
 /// `curl` over `version` (`--http2`, `--http1.1`): (HTTP version, status, body).
 async fn curl(version: &str, cert: &Path, url: &str, token: &str) -> Result<(String, u16, String)> {
@@ -77,7 +42,7 @@ async fn curl(version: &str, cert: &Path, url: &str, token: &str) -> Result<(Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playlists_and_the_api_are_served_over_http2_with_tls() -> Result<()> {
     let certs = tempfile::tempdir()?;
-    let (cert, key) = self_signed(certs.path()).await?;
+    let (cert, key) = self_signed_certificate(certs.path()).await?;
     let (c, k) = (cert.clone(), key.clone());
     let mut server = Server::start_with(move |config| {
         config.http.tls_cert = Some(c);
@@ -170,7 +135,7 @@ async fn playlists_and_the_api_are_served_over_http2_with_tls() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_tls_configuration_is_refused_at_start() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let (cert, _) = self_signed(dir.path()).await?;
+    let (cert, _) = self_signed_certificate(dir.path()).await?;
     let mut config: Config = test_config(dir.path());
     config.http.tls_cert = Some(cert.clone());
     let e = config.validate().expect_err("a certificate without a key");

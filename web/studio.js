@@ -287,6 +287,7 @@ async function openStream(panel, id) {
       el("label", {}, "RTMP server ", server), el("button", { type: "button", onclick: (e) => copy(e.target, server.value) }, "Copy"),
       el("label", {}, "Stream key ", key), reveal, el("button", { type: "button", onclick: (e) => copy(e.target, key.value) }, "Copy"), rotate,
       el("label", {}, "SRT URL ", srt), el("button", { type: "button", onclick: (e) => copy(e.target, srt.value) }, "Copy"),
+      ...(s.ingest.rtmps_server ? [el("label", {}, "RTMPS server ", el("input", { id: "ingest-rtmps", readonly: true, value: s.ingest.rtmps_server, "aria-label": "RTMPS server" })), el("button", { type: "button", onclick: (e) => copy(e.target, s.ingest.rtmps_server) }, "Copy")] : []),
       el("ol", { class: "setup" },
         el("li", {}, "OBS: Settings → Stream → Service “Custom…”, Server = RTMP server, Stream Key = stream key."),
         el("li", {}, "OBS: Output → keyframe interval 2 s, x264 CBR; Audio AAC 48 kHz."),

@@ -89,6 +89,8 @@ pub struct Shared {
     pub public_url: Arc<str>,
     /// `rtmp://host:port/live`, what OBS calls "Server".
     pub rtmp_url: Arc<str>,
+    /// `rtmps://host:port/live`, when RTMPS is on (`rtmp.tls_addr`).
+    pub rtmps_url: Option<Arc<str>>,
     /// `srt://host:port` (publish URLs add `?streamid=publish:KEY`).
     pub srt_url: Arc<str>,
     /// `rtsp://host:port`, the base of RTSP playback URLs.

@@ -5,9 +5,6 @@
 //! Both paths share one accept loop with a header-read timeout, an idle timeout and a cap on
 //! open connections (slowloris and descriptor exhaustion once kept sockets open for ever).
 //!
-//! rustls is 0.21 (through tokio-rustls 0.24): later releases need `subtle` 2.5 or newer, and
-//! the RTMP crate (rml_rtmp, through crypto-mac) pins `subtle` below 2.5.
-use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -25,7 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
+
+use crate::tls::TlsError;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -34,76 +32,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open connections get this long to finish their requests when the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Errors of [`tls_acceptor`]: which file, and what is wrong with it.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: no PEM certificate in it")]
-    NoCertificate { path: String },
-    #[error("{path}: no PEM private key (PKCS#8, PKCS#1 or SEC1) in it")]
-    NoKey { path: String },
-    #[error("certificate {cert} and key {key} do not make a TLS configuration: {source}")]
-    Config {
-        cert: String,
-        key: String,
-        source: rustls::Error,
-    },
-}
-
-/// The TLS side of the listener from a PEM certificate chain and its private key.
+/// The TLS side of the listener from a PEM certificate chain and its private key, offering
+/// HTTP/2 and HTTP/1.1 by ALPN.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| TlsError::Read {
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let cert_pem = read(cert)?;
-    let chain: Vec<rustls::Certificate> = rustls_pemfile::certs(&mut BufReader::new(&cert_pem[..]))
-        .map_err(|source| TlsError::Read {
-            path: cert.display().to_string(),
-            source,
-        })?
-        .into_iter()
-        .map(rustls::Certificate)
-        .collect();
-    if chain.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: cert.display().to_string(),
-        });
-    }
-    let key_pem = read(key)?;
-    let private_key = private_key(&key_pem).ok_or_else(|| TlsError::NoKey {
-        path: key.display().to_string(),
-    })?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_safe_defaults()
-        .with_no_client_auth()
-        .with_single_cert(chain, private_key)
-        .map_err(|source| TlsError::Config {
-            cert: cert.display().to_string(),
-            key: key.display().to_string(),
-            source,
-        })?;
+    let mut config = crate::tls::server_config(cert, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// The first private key in a PEM file, whichever of the usual encodings it has.
-fn private_key(pem: &[u8]) -> Option<rustls::PrivateKey> {
-    let mut reader = BufReader::new(pem);
-    loop {
-        match rustls_pemfile::read_one(&mut reader).ok()?? {
-            rustls_pemfile::Item::PKCS8Key(k)
-            | rustls_pemfile::Item::RSAKey(k)
-            | rustls_pemfile::Item::ECKey(k) => return Some(rustls::PrivateKey(k)),
-            _ => continue,
-        }
-    }
 }
 
 /// What one connection may cost: see `http.*` in the README's config table.

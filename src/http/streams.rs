@@ -230,6 +230,10 @@ pub fn stream_json(
             "rtmp_server": state.rtmp_url.as_ref(),
             "srt": format!("{}?streamid=publish:{key}", state.srt_url),
         });
+        if let Some(rtmps) = &state.rtmps_url {
+            v["ingest"]["rtmps"] = json!(format!("{rtmps}/{key}"));
+            v["ingest"]["rtmps_server"] = json!(rtmps.as_ref());
+        }
         v["recording"] = match recording {
             Some(r) => {
                 json!({"state": r.state, "bytes": r.bytes, "duration_s": r.duration_ms as f64 / 1000.0, "error": r.error})

@@ -6,6 +6,9 @@
 //!
 //! OBS: server `rtmp://host:1935/live`, stream key = the key. Any other app name is accepted too
 //! (and logged); the key is the publish stream name without any `?query` suffix.
+//!
+//! RTMPS is the same server behind TLS ([`RtmpServer::with_tls`]): a second listener whose
+//! connections finish a TLS handshake, within the same setup deadline, before RTMP starts.
 mod admission;
 mod connection;
 mod flv;
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
@@ -72,6 +76,7 @@ pub struct RtmpServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     config: RtmpConfig,
+    tls: Option<TlsAcceptor>,
 }
 
 impl RtmpServer {
@@ -84,7 +89,14 @@ impl RtmpServer {
             listener,
             local_addr,
             config: RtmpConfig::default(),
+            tls: None,
         })
+    }
+
+    /// Serves RTMPS: every connection is TLS (`rtmps://`).
+    pub fn with_tls(mut self, config: tokio_rustls::rustls::ServerConfig) -> Self {
+        self.tls = Some(TlsAcceptor::from(Arc::new(config)));
+        self
     }
 
     /// Replaces the limits (timeouts, connection cap).
@@ -109,8 +121,10 @@ impl RtmpServer {
             listener,
             local_addr,
             config,
+            tls,
         } = self;
-        info!(addr = %local_addr, "rtmp ingest listening");
+        let proto = if tls.is_some() { "rtmps" } else { "rtmp" };
+        info!(addr = %local_addr, proto, "rtmp ingest listening");
         let mut connections = JoinSet::new();
         let admission =
             admission::Admission::new(config.max_connections, config.max_pending_per_address);
@@ -123,6 +137,7 @@ impl RtmpServer {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
+                        let accepted = tokio::time::Instant::now();
                         let Some(ticket) = admission.admit(peer.ip()) else {
                             warn!(
                                 %peer,
@@ -135,16 +150,44 @@ impl RtmpServer {
                         let span = tracing::info_span!(
                             "rtmp",
                             %peer,
+                            proto,
                             app = tracing::field::Empty,
                             key = tracing::field::Empty,
                         );
-                        let task = connection::serve(
-                            socket,
-                            Arc::clone(&publishers),
-                            config.clone(),
-                            ticket,
-                            shutdown.child_token(),
-                        );
+                        // Handshake and command responses are small and latency matters more
+                        // than packing them.
+                        if let Err(e) = socket.set_nodelay(true) {
+                            debug!(error = %e, "could not set TCP_NODELAY");
+                        }
+                        let (publishers, config, tls) =
+                            (Arc::clone(&publishers), config.clone(), tls.clone());
+                        let stop = shutdown.child_token();
+                        let task = async move {
+                            let socket: Box<dyn connection::Socket> = match tls {
+                                None => Box::new(socket),
+                                Some(tls) => {
+                                    let deadline = accepted + config.setup_timeout;
+                                    let handshake = tokio::time::timeout_at(deadline, tls.accept(socket));
+                                    let handshake = tokio::select! {
+                                        done = handshake => done,
+                                        () = stop.cancelled() => return,
+                                    };
+                                    match handshake {
+                                        Ok(Ok(socket)) => Box::new(socket),
+                                        Ok(Err(e)) => {
+                                            info!(error = %e, "rtmps: TLS handshake failed");
+                                            return;
+                                        }
+                                        Err(_) => {
+                                            info!("rtmps: TLS handshake timed out");
+                                            return;
+                                        }
+                                    }
+                                }
+                            };
+                            connection::serve(socket, accepted, publishers, config, ticket, stop)
+                                .await;
+                        };
                         connections.spawn(task.instrument(span));
                     }
                     Err(e) => {
@@ -163,6 +206,6 @@ impl RtmpServer {
         while let Some(joined) = connections.join_next().await {
             super::log_connection_end(super::Proto::Rtmp, joined);
         }
-        info!(addr = %local_addr, "rtmp ingest stopped");
+        info!(addr = %local_addr, proto, "rtmp ingest stopped");
     }
 }

@@ -15,8 +15,7 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionError, ServerSessionEvent, ServerSessionResult,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{Span, debug, info, warn};
@@ -42,19 +41,22 @@ const OUT_BUFFER_KEEP_BYTES: usize = 64 * 1024;
 
 type EndedFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Serves one accepted connection until it ends; never panics on what the peer sends.
+/// What a connection reads and writes: TCP, or TLS over TCP (RTMPS).
+pub(super) trait Socket: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Socket for T {}
+
+/// Serves one accepted connection until it ends; never panics on what the peer sends. The
+/// setup deadline counts from `accepted` (a TLS handshake before this spends from it too).
 pub(super) async fn serve<P: Publishers>(
-    socket: TcpStream,
+    socket: Box<dyn Socket>,
+    accepted: Instant,
     publishers: Arc<P>,
     config: RtmpConfig,
     ticket: Ticket,
     shutdown: CancellationToken,
 ) {
-    // Handshake and command responses are small and latency matters more than packing them.
-    if let Err(e) = socket.set_nodelay(true) {
-        debug!(error = %e, "could not set TCP_NODELAY");
-    }
-    let mut conn = Connection::<P::Sink>::new(socket, config, ticket);
+    let mut conn = Connection::<P::Sink>::new(socket, accepted, config, ticket);
     let exit = conn.run(&*publishers, &shutdown).await;
     conn.close(exit).await;
 }
@@ -130,7 +132,7 @@ impl<S: MediaSink> Publishing<S> {
 }
 
 struct Connection<S> {
-    socket: TcpStream,
+    socket: Box<dyn Socket>,
     config: RtmpConfig,
     /// The connection's slot; it stops being evictable once publishing.
     ticket: Ticket,
@@ -148,11 +150,11 @@ struct Connection<S> {
 }
 
 impl<S: MediaSink> Connection<S> {
-    fn new(socket: TcpStream, config: RtmpConfig, ticket: Ticket) -> Self {
+    fn new(socket: Box<dyn Socket>, accepted: Instant, config: RtmpConfig, ticket: Ticket) -> Self {
         Self {
             socket,
             ticket,
-            setup_deadline: Instant::now() + config.setup_timeout,
+            setup_deadline: accepted + config.setup_timeout,
             config,
             phase: Phase::Handshake(Box::new(Handshake::new(PeerType::Server))),
             out: Vec::new(),
