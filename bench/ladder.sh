@@ -56,6 +56,8 @@ LADDER=${LADDER:-default}
 CAPACITY=${CAPACITY-1 2 3 4}
 GST_RUNS=${GST_RUNS:-$((RUNS > 0 ? RUNS : 3))}
 LIVEFRONT_BIN=${LIVEFRONT_BIN:-$ROOT/target/release/livefront}
+# This script's knob, not the server's: every LIVEFRONT_ variable the server sees is config.
+export -n LIVEFRONT_BIN
 DESCRIBE_BIN=${DESCRIBE_BIN:-$ROOT/target/release/examples/pipeline_description}
 FPS=30
 # HLS segment length for both (livefront: LIVEFRONT_HLS_SEGMENT; its built-in default is 2 s).

@@ -12,7 +12,7 @@
 #
 # Environment (all optional):
 #   DURATION=600 PUBLISHERS=20 VIEWERS=1000 SOCKETS=1000 CHAT_EVERY_S=2 SIZE=320x180 FPS=15 VBITRATE=200k
-#   LIVEFRONT_BIN=target/release/livefront SOAK_BIN=target/release/examples/soak
+#   SERVER_BIN=target/release/livefront (not LIVEFRONT_*: the server reads those) SOAK_BIN=target/release/examples/soak
 #   BENCH_NOTE=... (stored with the results)  BENCH_NO_README=1  KEEP_TMP=1
 set -euo pipefail
 
@@ -23,7 +23,7 @@ export VIEWERS=${VIEWERS:-1000} SOCKETS=${SOCKETS:-1000} CHAT_EVERY_S=${CHAT_EVE
 SIZE=${SIZE:-320x180}
 FPS=${FPS:-15}
 VBITRATE=${VBITRATE:-200k}
-LIVEFRONT_BIN=${LIVEFRONT_BIN:-$ROOT/target/release/livefront}
+SERVER_BIN=${SERVER_BIN:-$ROOT/target/release/livefront}
 SOAK_BIN=${SOAK_BIN:-$ROOT/target/release/examples/soak}
 
 # Bounded in time: re-run under timeout(1); on expiry the TERM trap stops everything we started.
@@ -37,7 +37,7 @@ die() { log "ERROR: $*"; exit 1; }
 for tool in ffmpeg ffprobe curl jq timeout; do
   command -v "$tool" >/dev/null || die "$tool is missing: run bench/install-deps.sh (and scripts/install-deps.sh)"
 done
-[ -x "$LIVEFRONT_BIN" ] || die "$LIVEFRONT_BIN is missing: cargo build --release --locked"
+[ -x "$SERVER_BIN" ] || die "$SERVER_BIN is missing: cargo build --release --locked"
 [ -x "$SOAK_BIN" ] || die "$SOAK_BIN is missing: cargo build --release --locked --example soak"
 
 # Two sockets per viewer and live socket (client and server side), plus segments and publishers.
@@ -68,7 +68,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-cp "$LIVEFRONT_BIN" "$TMP/lfsoak-server"
+cp "$SERVER_BIN" "$TMP/lfsoak-server"
 cp "$SOAK_BIN" "$TMP/lfsoak-client"
 ln -s "$(command -v ffmpeg)" "$TMP/lfsoak-pub"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -152,7 +152,7 @@ if [ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock exampl
 REPORT=$(
   echo "### soak.sh, $START_DATE"
   echo
-  echo "- livefront $COMMIT (release binary built $(date -r "$LIVEFRONT_BIN" '+%Y-%m-%d %H:%M')); DURATION=$DURATION PUBLISHERS=$PUBLISHERS (RTMP and SRT alternating, ${SIZE} ${FPS} fps ${VBITRATE} + AAC 64k, looped with -c copy) VIEWERS=$VIEWERS SOCKETS=$SOCKETS CHAT_EVERY_S=$CHAT_EVERY_S (one chat message per stream)"
+  echo "- livefront $COMMIT (release binary built $(date -r "$SERVER_BIN" '+%Y-%m-%d %H:%M')); DURATION=$DURATION PUBLISHERS=$PUBLISHERS (RTMP and SRT alternating, ${SIZE} ${FPS} fps ${VBITRATE} + AAC 64k, looped with -c copy) VIEWERS=$VIEWERS SOCKETS=$SOCKETS CHAT_EVERY_S=$CHAT_EVERY_S (one chat message per stream)"
   echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; load average at start $LOAD_START, at end $LOAD_END; other build/test processes at start: $OTHERS_START"
   [ -z "${BENCH_NOTE:-}" ] || echo "- note: $BENCH_NOTE"
   echo "- at the end: $PUB_ALIVE of $PUBLISHERS publishers still sending, $LIVE streams listed live; server log lines at WARN/ERROR: $WARN_LINES"
