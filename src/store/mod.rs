@@ -12,6 +12,7 @@ pub mod money;
 mod products;
 mod pull_source;
 mod replays;
+mod sales;
 mod social;
 pub mod stream_key;
 mod trust;
@@ -35,6 +36,7 @@ pub use model::*;
 pub use products::CatalogError;
 pub use pull_source::{PullSource, SourceError, Transport};
 pub use replays::PublicReplay;
+pub use sales::{Claim, Confirm, FlashSale, StoredAuction};
 pub use stream_key::StreamKey;
 pub use trust::{
     NewPromo, Promo, PromoError, Redeemed, Redemption, Report, ReportTarget, Strike, Takedown,
@@ -56,6 +58,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_notification_title.sql"),
     include_str!("migrations/0014_chat_practice.sql"),
     include_str!("migrations/0015_analytics.sql"),
+    // 0016 is another branch's; this list is in order once merged.
+    include_str!("migrations/0017_sales.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
