@@ -349,6 +349,36 @@ impl Store {
         .await
     }
 
+    /// The stream's sales not over at `now`, oldest first.
+    pub async fn open_flash_sales(
+        &self,
+        stream: &StreamId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SaleId>, Error> {
+        let stream = stream.clone();
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id FROM flash_sales WHERE stream_id = ?1 AND closed_at IS NULL AND ends_at > ?2 ORDER BY created_at",
+            )?;
+            let rows = stmt.query_map(params![stream.0, ts(now)], |r| r.get(0).map(SaleId))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    /// The stream's auctions not closed, oldest first.
+    pub async fn open_auctions(&self, stream: &StreamId) -> Result<Vec<AuctionId>, Error> {
+        let stream = stream.clone();
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id FROM auctions WHERE stream_id = ?1 AND closed_at IS NULL ORDER BY created_at",
+            )?;
+            let rows = stmt.query_map([&stream.0], |r| r.get(0).map(AuctionId))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     /// Stores a new auction unless its stream has `max_open` open ones: false then.
     pub async fn create_auction(&self, a: StoredAuction, max_open: u32) -> Result<bool, Error> {
         self.call(move |c| {

@@ -474,6 +474,20 @@ impl Sales {
         Ok(sale_view(&sale, held, now))
     }
 
+    /// The stream's sales not over yet, and its open auctions.
+    pub async fn open(&self, stream: &StreamId) -> Result<(Vec<SaleView>, Vec<AuctionView>), Error> {
+        let now = Utc::now();
+        let mut sales = Vec::new();
+        for id in self.inner.store.open_flash_sales(stream, now).await? {
+            sales.push(self.sale(stream, &id).await?);
+        }
+        let mut auctions = Vec::new();
+        for id in self.inner.store.open_auctions(stream).await? {
+            auctions.push(self.auction(stream, &id).await?);
+        }
+        Ok((sales, auctions))
+    }
+
     /// A viewer claims a unit: `Claim::Reserved` announces the claim (the shop's webhook) and the
     /// remaining quantity.
     pub async fn claim(
@@ -670,7 +684,8 @@ impl Sales {
         stream: &StreamId,
         id: &AuctionId,
     ) -> Result<Arc<tokio::sync::Mutex<Run>>, Error> {
-        if let Some(run) = lock(&self.inner.auctions).get(id).cloned() {
+        let running = lock(&self.inner.auctions).get(id).cloned();
+        if let Some(run) = running {
             if run.lock().await.stored.stream_id == *stream {
                 return Ok(run);
             }
