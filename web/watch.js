@@ -2,6 +2,7 @@
 // video, chat, the promo banner, sharing, and after the end the replay with chapters and clips.
 import { el, $, api, loadSession, currentSession, signIn, liveChannel, money, copy } from "/assets/common.js";
 import { play } from "/assets/player.js";
+import { watchSales } from "/assets/sales.js";
 
 const id = decodeURIComponent(location.pathname.split("/")[2] || "");
 const app = $("#app");
@@ -20,6 +21,7 @@ const chatStatus = el("p", { id: "chat-status", class: "hint" });
 const chatArea = el("div", { id: "chat-compose" });
 const replay = el("section", { id: "replay", class: "replay", hidden: true });
 const title = el("h1", { id: "title" }, "");
+const sales = watchSales(id);
 
 let player = null;
 let live = null;
@@ -245,6 +247,7 @@ async function main() {
         el("div", { class: "bar" }, stateBadge, viewers, latency, el("label", {}, "Quality ", quality), shareButton),
         title,
         promo,
+        sales.element,
         carousel,
         replay,
       ),
@@ -271,8 +274,10 @@ async function main() {
     const starts = stream.scheduled_at ? `Starts ${new Date(stream.scheduled_at).toLocaleString()}.` : "Not live yet.";
     latency.textContent = `${starts} The video starts by itself.`;
   }
+  sales.load();
   live = liveChannel(id, (ev) => {
     onEvent(ev);
+    sales.onEvent(ev);
     if (ev.type === "stream_state" && ev.state === "live" && !player) waitUntilPlayable();
   });
 }

@@ -57,6 +57,11 @@ impl ApiError {
         }
     }
 
+    /// The `code` of the error body.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),

@@ -20,12 +20,12 @@ use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use crate::live::rate::RateLimiter;
-use crate::shop::auction::{Increments, Offer, Refusal, Tier};
-use crate::shop::flash_sale::{self, Terms};
 use crate::store::money;
 use crate::store::{
     AuctionId, Claim, Confirm, Principal, Product, ReservationId, SaleId, Stream, ViewerId,
 };
+use crate::streams::sales::auction::{Increments, Offer, Refusal, Tier};
+use crate::streams::sales::flash_sale::{self, Terms};
 use crate::streams::sales::{self, AuctionView, NewAuction, NewSale, SaleView};
 
 const MAX_ORDER_ID_CHARS: usize = 128;
@@ -70,7 +70,11 @@ impl From<sales::Error> for ApiError {
             E::Store(e) => e.into(),
             E::NotLive => refused(StatusCode::CONFLICT, "not_live", e.to_string()),
             E::NotPublic => refused(StatusCode::CONFLICT, "not_public", e.to_string()),
-            E::TooMany(_) => refused(StatusCode::TOO_MANY_REQUESTS, "too_many_open", e.to_string()),
+            E::TooMany(_) => refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_open",
+                e.to_string(),
+            ),
             E::Invalid(m) => ApiError::bad_request(m),
             E::NotFound => ApiError::NotFound,
             E::BidLimit => refused(StatusCode::CONFLICT, "bid_limit", e.to_string()),
@@ -217,7 +221,9 @@ pub async fn get_sale(
     Path((id, sale)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (stream, _) = visible_stream(&state, &id, &who).await?;
-    Ok(axum::Json(state.sales.sale(&stream.id, &sale_id(&sale)?).await?))
+    Ok(axum::Json(
+        state.sales.sale(&stream.id, &sale_id(&sale)?).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/streams/{id}/flash-sales/{sale}/claim", tag = "sales", params(("id" = String, Path), ("sale" = String, Path)), responses((status = 201, description = "a unit is reserved: `{reservation_id, expires_at, sale}`; the shop gets `flash_sale.claimed`"), (status = 403, description = "not a viewer token"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "`sold_out`, or `over_limit` (the viewer holds per_viewer_limit units)"), (status = 410, description = "`sale_over`"), (status = 425, description = "`not_started`: before starts_at"), (status = 429, description = "`rate_limited` (sales.claims_per_minute)")), security(("bearer" = [])))]
@@ -368,7 +374,10 @@ pub async fn create_auction(
         (Some(step), None) => Increments::fixed(minor("increment", step, &currency)?),
         (None, Some(table)) => {
             let mut tiers = Vec::with_capacity(table.len());
-            for t in table.iter().take(crate::shop::auction::MAX_TIERS + 1) {
+            for t in table
+                .iter()
+                .take(crate::streams::sales::auction::MAX_TIERS + 1)
+            {
                 let from_minor = money::to_minor(&t.from, &currency)
                     .map_err(|e| ApiError::bad_request(format!("increments.from: {e}")))?;
                 tiers.push(Tier {
@@ -410,7 +419,10 @@ pub async fn get_auction(
 ) -> Result<impl IntoResponse, ApiError> {
     let (stream, _) = visible_stream(&state, &id, &who).await?;
     Ok(axum::Json(
-        state.sales.auction(&stream.id, &auction_id(&auction)?).await?,
+        state
+            .sales
+            .auction(&stream.id, &auction_id(&auction)?)
+            .await?,
     ))
 }
 
@@ -434,7 +446,6 @@ pub async fn place_bid(
 ) -> Result<AuctionView, ApiError> {
     let auction = auction_id(auction)?;
     let (viewer, handle) = viewer(state, who).await?;
-    rate_limited(&state.sales_limits.bids, &viewer)?;
     let current = state.sales.auction(&stream.id, &auction).await?;
     let offer = match (amount, max_amount) {
         (Some(a), None) => Offer::Amount(minor("amount", a, &current.currency)?),
@@ -445,6 +456,8 @@ pub async fn place_bid(
             ));
         }
     };
+    // Well-formed bids count against the rate.
+    rate_limited(&state.sales_limits.bids, &viewer)?;
     Ok(state
         .sales
         .bid(&stream.id, &auction, &viewer, &handle, offer)
@@ -471,7 +484,7 @@ pub async fn bid(
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
-#[utoipa::path(get, path = "/api/v1/streams/{id}/auctions/{auction}/bids", tag = "sales", params(("id" = String, Path), ("auction" = String, Path)), responses((status = 200, description = "`{rules, bids}`: the auction's rules and its stored bid log in arrival order (proxy maximums included), from which its result replays (`shop::auction::replay`)"), (status = 403, description = "not the stream's creator"), (status = 404, description = "not found")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/streams/{id}/auctions/{auction}/bids", tag = "sales", params(("id" = String, Path), ("auction" = String, Path)), responses((status = 200, description = "`{rules, bids}`: the auction's rules and its stored bid log in arrival order (proxy maximums included), from which its result replays (`auction::replay`)"), (status = 403, description = "not the stream's creator"), (status = 404, description = "not found")), security(("bearer" = [])))]
 pub async fn bid_log(
     State(state): State<AppState>,
     Auth(who): Auth,

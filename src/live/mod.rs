@@ -100,7 +100,16 @@ pub struct ErrorEvent {
 #[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
-    ChatMessage { text: String },
+    ChatMessage {
+        text: String,
+    },
+    /// A bid on an auction of the stream, like `POST …/auctions/{auction}/bids` (viewers only):
+    /// accepted bids are announced as `auction` events, refused ones come back as `error`.
+    Bid {
+        auction_id: String,
+        amount: Option<String>,
+        max_amount: Option<String>,
+    },
 }
 
 impl LiveEvent {
@@ -189,7 +198,8 @@ impl Listener for Channel {
                     .send(&e.stream, &LiveEvent::ProductFocused(Focus::from(focus)));
             }
             EventKind::FlashSale { sale } => {
-                self.hub.send(&e.stream, &LiveEvent::FlashSale(sale.clone()));
+                self.hub
+                    .send(&e.stream, &LiveEvent::FlashSale(sale.clone()));
             }
             EventKind::Auction { auction } => {
                 self.hub

@@ -1,7 +1,5 @@
 //! Commerce rules as plain code (no HTTP, no SQL): associate tags and tagged product links,
 //! creator levels, promo codes (money itself is `crate::store::money`).
-pub mod auction;
-pub mod flash_sale;
 pub mod levels;
 pub mod promos;
 

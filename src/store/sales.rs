@@ -47,9 +47,15 @@ pub enum Claim {
 /// What the shop's confirmation of a reservation came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
-    Confirmed { sale: SaleId, order_id: String },
+    Confirmed {
+        sale: SaleId,
+        order_id: String,
+    },
     /// Confirmed before with this order (the same call again is answered alike).
-    Already { sale: SaleId, order_id: String },
+    Already {
+        sale: SaleId,
+        order_id: String,
+    },
     /// Expired before the shop confirmed it: the unit went back to the sale.
     Expired,
     Unknown,
@@ -94,7 +100,7 @@ fn holding(c: &rusqlite::Connection, sale: &str, now: &str) -> rusqlite::Result<
     .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-/// An auction as stored; `rules` is the JSON of `shop::auction::Rules`.
+/// An auction as stored; `rules` is the JSON of `auction::Rules`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAuction {
     pub id: AuctionId,
@@ -189,7 +195,9 @@ impl Store {
         self.call(move |c| {
             let sale = c
                 .query_row(
-                    &format!("SELECT {SALE_COLUMNS} FROM flash_sales WHERE id = ?1 AND stream_id = ?2"),
+                    &format!(
+                        "SELECT {SALE_COLUMNS} FROM flash_sales WHERE id = ?1 AND stream_id = ?2"
+                    ),
                     params![id.0, stream.0],
                     sale_from_row,
                 )
@@ -311,7 +319,11 @@ impl Store {
     }
 
     /// Marks the sale's reservations that expired by `now` (they already count no more); how many.
-    pub async fn expire_reservations(&self, sale: &SaleId, now: DateTime<Utc>) -> Result<usize, Error> {
+    pub async fn expire_reservations(
+        &self,
+        sale: &SaleId,
+        now: DateTime<Utc>,
+    ) -> Result<usize, Error> {
         let sale = sale.clone();
         self.call(move |c| {
             Ok(c.execute(
@@ -418,7 +430,7 @@ impl Store {
         .await
     }
 
-    /// Appends an accepted bid (JSON of `shop::auction::Bid`) as number `seq`.
+    /// Appends an accepted bid (JSON of `auction::Bid`) as number `seq`.
     pub async fn add_bid(&self, auction: &AuctionId, seq: u32, bid: String) -> Result<(), Error> {
         let auction = auction.clone();
         self.call(move |c| {
@@ -468,8 +480,12 @@ impl Store {
     pub async fn viewer_handle(&self, id: &ViewerId) -> Result<Option<String>, Error> {
         let id = id.clone();
         self.call(move |c| {
-            Ok(c.query_row("SELECT handle FROM viewers WHERE id = ?1", [&id.0], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.query_row("SELECT handle FROM viewers WHERE id = ?1", [&id.0], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
         })
         .await
     }
@@ -507,28 +523,70 @@ mod tests {
         let s = sale(&stream.id, 2, 1, now);
         assert!(store.create_flash_sale(s.clone(), 3, now).await.unwrap());
         let ttl = chrono::TimeDelta::seconds(10);
-        let (a, b, c) = (ViewerId("a".into()), ViewerId("b".into()), ViewerId("c".into()));
+        let (a, b, c) = (
+            ViewerId("a".into()),
+            ViewerId("b".into()),
+            ViewerId("c".into()),
+        );
         let first = store.claim_flash_sale(&s.id, &a, now, ttl).await.unwrap();
-        assert!(matches!(first, Claim::Reserved { remaining: 1, .. }), "{first:?}");
-        assert_eq!(store.claim_flash_sale(&s.id, &a, now, ttl).await.unwrap(), Claim::OverLimit);
+        assert!(
+            matches!(first, Claim::Reserved { remaining: 1, .. }),
+            "{first:?}"
+        );
+        assert_eq!(
+            store.claim_flash_sale(&s.id, &a, now, ttl).await.unwrap(),
+            Claim::OverLimit
+        );
         let second = store.claim_flash_sale(&s.id, &b, now, ttl).await.unwrap();
         assert!(matches!(second, Claim::Reserved { remaining: 0, .. }));
-        assert_eq!(store.claim_flash_sale(&s.id, &c, now, ttl).await.unwrap(), Claim::SoldOut);
-        // b's reservation is confirmed, a's expires: one unit again.
-        let Claim::Reserved { reservation, .. } = second else { unreachable!() };
         assert_eq!(
-            store.confirm_reservation(&reservation, "o-1", now).await.unwrap(),
-            Confirm::Confirmed { sale: s.id.clone(), order_id: "o-1".into() }
+            store.claim_flash_sale(&s.id, &c, now, ttl).await.unwrap(),
+            Claim::SoldOut
+        );
+        // b's reservation is confirmed, a's expires: one unit again.
+        let Claim::Reserved { reservation, .. } = second else {
+            unreachable!()
+        };
+        assert_eq!(
+            store
+                .confirm_reservation(&reservation, "o-1", now)
+                .await
+                .unwrap(),
+            Confirm::Confirmed {
+                sale: s.id.clone(),
+                order_id: "o-1".into()
+            }
         );
         let later = now + chrono::TimeDelta::seconds(11);
         let third = store.claim_flash_sale(&s.id, &c, later, ttl).await.unwrap();
-        assert!(matches!(third, Claim::Reserved { remaining: 0, .. }), "{third:?}");
-        let Claim::Reserved { reservation: expired, .. } = first else { unreachable!() };
-        assert_eq!(store.confirm_reservation(&expired, "o-2", later).await.unwrap(), Confirm::Expired);
-        let over = now + chrono::TimeDelta::seconds(61);
-        assert_eq!(store.claim_flash_sale(&s.id, &a, over, ttl).await.unwrap(), Claim::Over);
+        assert!(
+            matches!(third, Claim::Reserved { remaining: 0, .. }),
+            "{third:?}"
+        );
+        let Claim::Reserved {
+            reservation: expired,
+            ..
+        } = first
+        else {
+            unreachable!()
+        };
         assert_eq!(
-            store.claim_flash_sale(&SaleId("nope".into()), &a, now, ttl).await.unwrap(),
+            store
+                .confirm_reservation(&expired, "o-2", later)
+                .await
+                .unwrap(),
+            Confirm::Expired
+        );
+        let over = now + chrono::TimeDelta::seconds(61);
+        assert_eq!(
+            store.claim_flash_sale(&s.id, &a, over, ttl).await.unwrap(),
+            Claim::Over
+        );
+        assert_eq!(
+            store
+                .claim_flash_sale(&SaleId("nope".into()), &a, now, ttl)
+                .await
+                .unwrap(),
             Claim::Unknown
         );
     }
@@ -537,7 +595,17 @@ mod tests {
     async fn a_stream_has_at_most_max_open_sales() {
         let (_dir, store, stream) = store_with_stream("alice").await;
         let now = Utc::now();
-        assert!(store.create_flash_sale(sale(&stream.id, 1, 1, now), 1, now).await.unwrap());
-        assert!(!store.create_flash_sale(sale(&stream.id, 1, 1, now), 1, now).await.unwrap());
+        assert!(
+            store
+                .create_flash_sale(sale(&stream.id, 1, 1, now), 1, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .create_flash_sale(sale(&stream.id, 1, 1, now), 1, now)
+                .await
+                .unwrap()
+        );
     }
 }

@@ -40,7 +40,7 @@ CREATE TABLE auctions (
     product_id     TEXT NOT NULL,
     title          TEXT NOT NULL,
     currency       TEXT NOT NULL,
-    rules          TEXT NOT NULL,             -- shop::auction::Rules as JSON
+    rules          TEXT NOT NULL,             -- auction::Rules as JSON
     closed_at      TEXT,                      -- set when it ended (by its timer or its stream)
     winner_handle  TEXT,
     winner_viewer  TEXT,
@@ -53,6 +53,6 @@ CREATE INDEX auctions_stream ON auctions(stream_id);
 CREATE TABLE auction_bids (
     auction_id TEXT NOT NULL REFERENCES auctions(id) ON DELETE CASCADE,
     seq        INTEGER NOT NULL,
-    bid        TEXT NOT NULL,                 -- shop::auction::Bid as JSON
+    bid        TEXT NOT NULL,                 -- auction::Bid as JSON
     PRIMARY KEY (auction_id, seq)
 );

@@ -1,8 +1,8 @@
 //! Flash sales and auctions on a live stream: created by its creator, run on the server clock by
 //! one owner ([`Sales`]) that dates them into the stream's HLS timeline (`EXT-X-DATERANGE` in
 //! their own classes), announces every change as a stream event, and ends each one with a timer
-//! it owns. The rules themselves are plain code in `shop::flash_sale` and `shop::auction`; claims
-//! are counted by the store in one transaction.
+//! it owns. The rules themselves are plain code ([`flash_sale`], [`auction`]), unit-tested without
+//! a server; claims are counted by the store in one transaction.
 //!
 //! Wall clock and media time: a sale created at server time `now`, when the newest frame ingested
 //! has media time `m`, opens at `now + countdown` and is marked at media time `m + countdown`, so
@@ -10,6 +10,9 @@
 //! after announcing it. A player that lines its countdown up with that date shows it with the
 //! picture, whatever its latency; the server's own times (`starts_at`, `ends_at`, `server_time`)
 //! decide what is accepted.
+pub mod auction;
+pub mod flash_sale;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,13 +28,13 @@ use super::events::EventKind;
 use super::stream::LiveStream;
 use crate::config::SalesConfig;
 use crate::output::hls::MarkerSpec;
-use crate::shop::auction::{self, Bid, Offer, Refusal, Rules};
-use crate::shop::flash_sale::{self, Phase, Terms};
 use crate::store::money::to_decimal;
 use crate::store::{
     AuctionId, Claim, FlashSale, Mode, Product, ReservationId, SaleId, Store, StoredAuction,
     StreamId, ViewerId,
 };
+use auction::{Bid, Offer, Refusal, Rules};
+use flash_sale::{Phase, Terms};
 
 /// `CLASS` of a flash sale's marker (from its opening to its end).
 pub const SALE_CLASS: &str = "com.livefront.flash-sale";
@@ -382,7 +385,10 @@ impl Sales {
             attributes: vec![
                 ("X-SALE-ID".into(), sale.id.to_string()),
                 ("X-PRODUCT-ID".into(), sale.product_id.to_string()),
-                ("X-PRICE".into(), to_decimal(sale.price_minor, &sale.currency)),
+                (
+                    "X-PRICE".into(),
+                    to_decimal(sale.price_minor, &sale.currency),
+                ),
                 ("X-CURRENCY".into(), sale.currency.clone()),
                 ("X-QUANTITY".into(), sale.quantity.to_string()),
             ],
@@ -393,12 +399,9 @@ impl Sales {
         }
         tracing::info!(stream = %stream, sale = %sale.id, media_ms = millis(start_media), quantity = sale.quantity, "flash sale created");
         let view = sale_view(&sale, 0, now);
-        self.inner.registry.announce(
-            &live,
-            EventKind::FlashSale {
-                sale: view.clone(),
-            },
-        );
+        self.inner
+            .registry
+            .announce(&live, EventKind::FlashSale { sale: view.clone() });
         let wake = Arc::new(Notify::new());
         lock(&self.inner.sale_timers).insert(sale.id.clone(), wake.clone());
         let this = self.clone();
@@ -475,7 +478,10 @@ impl Sales {
     }
 
     /// The stream's sales not over yet, and its open auctions.
-    pub async fn open(&self, stream: &StreamId) -> Result<(Vec<SaleView>, Vec<AuctionView>), Error> {
+    pub async fn open(
+        &self,
+        stream: &StreamId,
+    ) -> Result<(Vec<SaleView>, Vec<AuctionView>), Error> {
         let now = Utc::now();
         let mut sales = Vec::new();
         for id in self.inner.store.open_flash_sales(stream, now).await? {
@@ -536,12 +542,9 @@ impl Sales {
                 self.inner
                     .registry
                     .announce(&live, EventKind::FlashSaleClaimed { claim });
-                self.inner.registry.announce(
-                    &live,
-                    EventKind::FlashSale {
-                        sale: view.clone(),
-                    },
-                );
+                self.inner
+                    .registry
+                    .announce(&live, EventKind::FlashSale { sale: view.clone() });
             }
         }
         Ok((claim, view))
@@ -662,7 +665,9 @@ impl Sales {
             .await
         {
             Ok(_) => {}
-            Err(e) => tracing::error!(auction = %run.stored.id, error = %e, "could not close an auction"),
+            Err(e) => {
+                tracing::error!(auction = %run.stored.id, error = %e, "could not close an auction")
+            }
         }
         if let Some(media) = live.media_time() {
             for out in live.outputs() {

@@ -223,7 +223,9 @@ impl State {
                 leads = true;
             }
             Some(l) if max > l.max_minor => {
-                let over = l.max_minor.saturating_add(rules.increments.step(l.max_minor));
+                let over = l
+                    .max_minor
+                    .saturating_add(rules.increments.step(l.max_minor));
                 self.price_minor = Some(max.min(amount.max(over)));
                 *l = Leader {
                     bidder: bid.bidder.clone(),
@@ -345,21 +347,33 @@ mod tests {
         // b bids 2000: a's proxy answers at 2100 and still leads.
         let acc = s.apply(&r, &bid(2, "b", Offer::Amount(2000), 2)).unwrap();
         assert!(!acc.leads);
-        assert_eq!((s.price_minor, s.leader.as_ref().unwrap().handle.as_str()), (Some(2100), "a"));
+        assert_eq!(
+            (s.price_minor, s.leader.as_ref().unwrap().handle.as_str()),
+            (Some(2100), "a")
+        );
         // b's maximum 3000 equals a's: the earlier leads, at 3000.
         let acc = s.apply(&r, &bid(3, "b", Offer::Max(3000), 3)).unwrap();
         assert!(!acc.leads);
-        assert_eq!((s.price_minor, s.leader.as_ref().unwrap().handle.as_str()), (Some(3000), "a"));
+        assert_eq!(
+            (s.price_minor, s.leader.as_ref().unwrap().handle.as_str()),
+            (Some(3000), "a")
+        );
         // c's maximum 4000 beats it: c leads at a's maximum plus the step.
         let acc = s.apply(&r, &bid(4, "c", Offer::Max(4000), 4)).unwrap();
         assert!(acc.leads);
-        assert_eq!((s.price_minor, s.leader.as_ref().unwrap().handle.as_str()), (Some(3100), "c"));
+        assert_eq!(
+            (s.price_minor, s.leader.as_ref().unwrap().handle.as_str()),
+            (Some(3100), "c")
+        );
         // c raises its maximum: the price stays.
         s.apply(&r, &bid(5, "c", Offer::Max(9000), 5)).unwrap();
         assert_eq!(s.price_minor, Some(3100));
         // d's maximum 8000: c answers at 8500 (the table's step above 5000 is 500).
         s.apply(&r, &bid(6, "d", Offer::Max(8000), 6)).unwrap();
-        assert_eq!((s.price_minor, s.leader.as_ref().unwrap().handle.as_str()), (Some(8500), "c"));
+        assert_eq!(
+            (s.price_minor, s.leader.as_ref().unwrap().handle.as_str()),
+            (Some(8500), "c")
+        );
     }
 
     #[test]
@@ -371,7 +385,10 @@ mod tests {
         let acc = s.apply(&r, &bid(2, "b", Offer::Amount(1100), 55)).unwrap();
         assert!(acc.extended);
         assert_eq!(s.ends_at, t(65));
-        assert!(s.apply(&r, &bid(3, "a", Offer::Amount(1200), 62)).is_ok(), "within the extension");
+        assert!(
+            s.apply(&r, &bid(3, "a", Offer::Amount(1200), 62)).is_ok(),
+            "within the extension"
+        );
         assert_eq!(s.ends_at, t(72));
 
         let r = rules(10_000, true);
@@ -412,8 +429,14 @@ mod tests {
         assert_eq!(Increments::fixed(0), Err(RulesError::ZeroStep));
         assert_eq!(Increments::table(vec![]), Err(RulesError::BadTable));
         let unsorted = vec![
-            Tier { from_minor: 0, step_minor: 1 },
-            Tier { from_minor: 0, step_minor: 2 },
+            Tier {
+                from_minor: 0,
+                step_minor: 1,
+            },
+            Tier {
+                from_minor: 0,
+                step_minor: 2,
+            },
         ];
         assert_eq!(Increments::table(unsorted), Err(RulesError::BadTable));
     }

@@ -71,7 +71,10 @@ impl Terms {
     /// When a sale created at `now` opens and closes.
     pub fn window(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
         let starts = now + TimeDelta::seconds(i64::from(self.countdown_s));
-        (starts, starts + TimeDelta::seconds(i64::from(self.duration_s)))
+        (
+            starts,
+            starts + TimeDelta::seconds(i64::from(self.duration_s)),
+        )
     }
 }
 
@@ -141,7 +144,10 @@ mod tests {
         assert_eq!(Terms::check(0, 1201, 1, None), Err(SaleError::Duration));
         assert_eq!(Terms::check(0, 60, 0, None), Err(SaleError::Quantity));
         assert_eq!(Terms::check(0, 60, 3, Some(4)), Err(SaleError::PerViewer));
-        assert_eq!(Terms::check(300, 1200, 3, None).unwrap().per_viewer_limit, 1);
+        assert_eq!(
+            Terms::check(300, 1200, 3, None).unwrap().per_viewer_limit,
+            1
+        );
     }
 
     #[test]
@@ -160,7 +166,7 @@ mod tests {
 
     #[test]
     fn phases_follow_the_server_clock() {
-        let t = |s| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let t = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
         assert_eq!(phase(t(0), t(10), t(70), false, 5), Phase::Scheduled);
         assert_eq!(phase(t(10), t(10), t(70), false, 5), Phase::Running);
         assert_eq!(phase(t(11), t(10), t(70), false, 0), Phase::SoldOut);
