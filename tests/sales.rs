@@ -4,12 +4,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
+use common::hooks::{Received, receiver};
 use common::ws::{LiveClient, Token};
 use common::*;
 use livefront::output::daterange::Marker;
@@ -19,39 +18,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const SHOP_SECRET: &str = "shop-secret-for-tests-0123";
-
-/// What the shop's webhook receiver got: (event, signature header, raw body).
-type Received = Arc<Mutex<Vec<(String, String, String)>>>;
-
-async fn receiver() -> Result<(SocketAddr, Received, tokio::task::JoinHandle<()>)> {
-    let got: Received = Arc::default();
-    let g = got.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let g = g.clone();
-            async move {
-                let h = |n: &str| {
-                    headers
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                g.lock()
-                    .unwrap()
-                    .push((h("x-livefront-event"), h("x-livefront-signature"), body));
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((addr, got, task))
-}
 
 /// A webhook of the creator for `events` at the receiver; its secret.
 async fn hook(api: &Api, token: &str, addr: SocketAddr, events: &[&str]) -> Result<String> {
@@ -192,7 +158,7 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
     })
     .await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());
-    let (addr, got, _receiver) = receiver().await?;
+    let (addr, got, _receiver) = receiver("127.0.0.1:0".parse()?).await?;
     let secret = hook(&api, &token, addr, &["flash_sale.claimed"]).await?;
     let (id, product, _publisher) = live_public_stream(&server, "public").await?;
     let mut channel = LiveClient::connect(&api, &id, Token::None).await?;
@@ -238,13 +204,14 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
     }
     let mut reservations = Vec::new();
     let mut refused = Vec::new();
-    let mut last_expiry = Utc::now();
+    let mut expiries = std::collections::HashMap::new();
     while let Some(done) = racing.join_next().await {
         let (status, v) = done??;
         match status {
             201 => {
-                reservations.push(v["reservation_id"].as_str().unwrap().to_string());
-                last_expiry = last_expiry.max(date(&v["expires_at"]));
+                let r = v["reservation_id"].as_str().unwrap().to_string();
+                expiries.insert(r.clone(), date(&v["expires_at"]));
+                reservations.push(r);
             }
             409 => refused.push(v["error"]["code"].as_str().unwrap().to_string()),
             other => anyhow::bail!("unexpected {other}: {v}"),
@@ -300,7 +267,7 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
     // The unconfirmed one expires and gives its unit back, announced on the live channel.
     let back = loop {
         let v = channel.expect("flash_sale").await?;
-        if v["remaining"] == 1 && date(&v["server_time"]) >= last_expiry {
+        if v["remaining"] == 1 && date(&v["server_time"]) >= expiries[&reservations[0]] {
             break v;
         }
     };
@@ -352,7 +319,7 @@ async fn auction_race_bids_increase_snipes_extend_proxies_resolve_and_the_log_re
     })
     .await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());
-    let (addr, got, _receiver) = receiver().await?;
+    let (addr, got, _receiver) = receiver("127.0.0.1:0".parse()?).await?;
     let secret = hook(&api, &token, addr, &["auction.won"]).await?;
     let (id, product, _publisher) = live_public_stream(&server, "public").await?;
     let mut channel = LiveClient::connect(&api, &id, Token::None).await?;

@@ -19,11 +19,10 @@ use super::AppState;
 use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
+use super::products::carousel_product;
 use crate::live::rate::RateLimiter;
 use crate::store::money;
-use crate::store::{
-    AuctionId, Claim, Confirm, Principal, Product, ReservationId, SaleId, Stream, ViewerId,
-};
+use crate::store::{AuctionId, Claim, Confirm, Principal, ReservationId, SaleId, Stream, ViewerId};
 use crate::streams::sales::auction::{Increments, Offer, Refusal, Tier};
 use crate::streams::sales::flash_sale::{self, Terms};
 use crate::streams::sales::{self, AuctionView, NewAuction, NewSale, SaleView};
@@ -88,23 +87,6 @@ impl From<sales::Error> for ApiError {
             }
         }
     }
-}
-
-/// A product of the stream's carousel (400 otherwise).
-async fn carousel_product(
-    state: &AppState,
-    stream: &Stream,
-    raw: &str,
-) -> Result<Product, ApiError> {
-    let carousel = state.store.carousel(&stream.id).await?;
-    crate::store::ProductId::parse(raw)
-        .and_then(|id| carousel.into_iter().find(|p| p.id == id))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "product {raw} is not in this stream's carousel (PUT /api/v1/streams/{}/products)",
-                stream.id
-            ))
-        })
 }
 
 fn minor(field: &str, amount: &str, currency: &str) -> Result<i64, ApiError> {
