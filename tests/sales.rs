@@ -463,7 +463,7 @@ async fn auction_race_bids_increase_snipes_extend_proxies_resolve_and_the_log_re
     assert!(date(&ended["ends_at"]) > original_end, "{ended}");
 
     // The winner is what the stored bid log replays to.
-    let (status, log) = api.get(&format!("{bids_path}"), Some(&token)).await?;
+    let (status, log) = api.get(&bids_path, Some(&token)).await?;
     assert_eq!(status, 200, "{log}");
     let rules: Rules = serde_json::from_value(log["rules"].clone())?;
     let log: Vec<Bid> = serde_json::from_value(log["bids"].clone())?;

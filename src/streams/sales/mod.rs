@@ -432,10 +432,8 @@ impl Sales {
                 () = self.inner.shutdown.cancelled() => true,
             };
             let now = Utc::now();
-            if stream_ended {
-                if let Err(e) = store.close_flash_sale(&sale.id, now).await {
-                    tracing::error!(sale = %sale.id, error = %e, "could not close a flash sale");
-                }
+            if stream_ended && let Err(e) = store.close_flash_sale(&sale.id, now).await {
+                tracing::error!(sale = %sale.id, error = %e, "could not close a flash sale");
             }
             let expired = store.expire_reservations(&sale.id, now).await.unwrap_or(0);
             let opening = !opened && now >= sale.starts_at;
