@@ -38,7 +38,7 @@ async function viewerPage(browser, name, token) {
     if (!r.ok) throw new Error(`sign in: ${r.status}`);
   }, token);
   await page.goto(`${base}/watch/${streamId}`);
-  await page.waitForSelector("#sales", { timeout: WAIT });
+  await page.waitForSelector("#sales", { state: "attached", timeout: WAIT });
   return page;
 }
 
