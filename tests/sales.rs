@@ -511,9 +511,17 @@ async fn auction_race_bids_increase_snipes_extend_proxies_resolve_and_the_log_re
     let renditions = renditions(&api, &id).await?;
     let first = bids[0]["marker_id"].as_str().unwrap();
     let last = bids.last().unwrap()["marker_id"].as_str().unwrap();
-    for marker in [first, last] {
+    for bid in [bids[0], bids[bids.len() - 1]] {
+        let marker = bid["marker_id"].as_str().unwrap();
         for m in marker_everywhere(&api, &token, &id, &renditions, "event.m3u8", marker).await? {
             assert_eq!(m.class, "com.livefront.auction-bid");
+            // Dated where the event said: the picture the host showed when the bid arrived.
+            let announced = date(&bid["program_date_time"]);
+            assert!(
+                (m.start - announced).num_milliseconds().abs() <= 1,
+                "{m:?} vs {bid}"
+            );
+            assert_eq!(m.end, Some(m.start), "an instant");
         }
     }
     api.end_stream(&token, &id).await?;
@@ -721,6 +729,28 @@ async fn sales_and_auctions_refuse_abuse() -> Result<()> {
         (429, Some("rate_limited")),
         "{v}"
     );
+
+    // Over the live channel: a viewer's bid is taken like the REST one; a refusal comes back to
+    // the sender as an `error` event.
+    let mut ws = LiveClient::connect(&api, &id, Token::Header(&crowd[0].1)).await?;
+    ws.send_json(json!({"type": "bid", "auction_id": auction, "amount": "abc"}))
+        .await?;
+    let refused = loop {
+        let v = ws.next().await?;
+        if v["type"] == "error" {
+            break v;
+        }
+    };
+    assert_eq!(refused["code"], "bad_request", "{refused}");
+    ws.send_json(json!({"type": "bid", "auction_id": auction, "amount": "1.10"}))
+        .await?;
+    let heard = loop {
+        let v = ws.next().await?;
+        if v["type"] == "auction" && v["bids"] == 2 {
+            break v;
+        }
+    };
+    assert_eq!(heard["leader"], crowd[0].0.as_str(), "{heard}");
     server.stop().await;
     Ok(())
 }
