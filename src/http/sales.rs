@@ -28,6 +28,8 @@ use crate::streams::sales::flash_sale::{self, Terms};
 use crate::streams::sales::{self, AuctionView, NewAuction, NewSale, SaleView};
 
 const MAX_ORDER_ID_CHARS: usize = 128;
+/// Viewers a rate limiter tracks before it forgets the quiet ones.
+const MAX_TRACKED_VIEWERS: usize = 10_000;
 
 /// Per-viewer rates of claims and bids (`sales.claims_per_minute`, `sales.bids_per_second`).
 pub struct SalesLimits {
@@ -53,7 +55,12 @@ fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -
 }
 
 fn rate_limited(limiter: &RateLimiter<ViewerId>, viewer: &ViewerId) -> Result<(), ApiError> {
-    limiter.check(viewer, Instant::now()).map_err(|wait| {
+    let now = Instant::now();
+    // Viewers quiet for a window are forgotten once many are tracked: memory stays bounded.
+    if limiter.tracked() > MAX_TRACKED_VIEWERS {
+        limiter.prune(now);
+    }
+    limiter.check(viewer, now).map_err(|wait| {
         refused(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
