@@ -182,6 +182,19 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
     );
     let heard = channel.expect("flash_sale").await?;
     assert_eq!(heard["id"], sale["id"]);
+    // Auctions come with a level (3 by default); this creator is at 1.
+    let (status, v) = post(
+        &api,
+        &format!("/api/v1/streams/{id}/auctions"),
+        Some(&token),
+        json!({"product_id": product, "starting_price": "1.00", "increment": "0.10", "duration_s": 60}),
+    )
+    .await?;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("level_too_low")),
+        "{v}"
+    );
     assert_eq!(heard["phase"], "scheduled");
 
     let crowd = viewers(&server, "fan", 30).await?;
@@ -316,6 +329,8 @@ async fn auction_race_bids_increase_snipes_extend_proxies_resolve_and_the_log_re
     let mut server = Server::start_with(|c| {
         c.webhooks.allow_private_targets = true;
         c.sales.bids_per_second = 1000;
+        // Auctions are a level benefit: from the first level here.
+        c.commerce.levels.benefits.insert("auctions".into(), 1);
     })
     .await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());
@@ -540,6 +555,7 @@ async fn sales_and_auctions_refuse_abuse() -> Result<()> {
         c.sales.claims_per_minute = 3;
         c.sales.bids_per_second = 1;
         c.sales.max_open_sales = 1;
+        c.commerce.levels.benefits.insert("auctions".into(), 1);
     })
     .await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());

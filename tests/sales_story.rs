@@ -20,7 +20,10 @@ const STORY_DEADLINE: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_claim_a_flash_sale_and_bid_in_the_browser() -> Result<()> {
-    let mut server = Server::start().await?;
+    let mut server = Server::start_with(|c| {
+        c.commerce.levels.benefits.insert("auctions".into(), 1);
+    })
+    .await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());
     let stream = server.demo_stream.clone();
     let id = stream["id"].as_str().unwrap().to_string();

@@ -13,7 +13,7 @@ use super::AppState;
 use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use super::products::carousel_product;
+use super::products::chosen_carousel_product;
 use crate::live::Focus;
 use crate::output::hls;
 use crate::output::visibility::PublicIntervals;
@@ -38,7 +38,7 @@ pub async fn set_focus(
     let product = match &body.product_id {
         None => None,
         Some(raw) => Some(FocusedProduct::from(
-            &carousel_product(&state, &stream, raw).await?,
+            &chosen_carousel_product(&state, &stream, raw).await?,
         )),
     };
     let event = state.registry.focus(&stream.id, product).await?;

@@ -241,19 +241,20 @@ pub async fn carousel(
     Ok(axum::Json(json!({ "products": products })))
 }
 
-/// A product of the stream's carousel (400 otherwise): what focus, flash sales and auctions take.
-pub(super) async fn carousel_product(
+/// A product of the stream's carousel (400 otherwise, naming the product): what focus, flash
+/// sales and auctions take.
+pub(super) async fn chosen_carousel_product(
     state: &AppState,
     stream: &crate::store::Stream,
     raw: &str,
 ) -> Result<Product, ApiError> {
-    let carousel = state.store.carousel(&stream.id).await?;
-    ProductId::parse(raw)
-        .and_then(|id| carousel.into_iter().find(|p| p.id == id))
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
+    super::commerce::carousel_product(state, &stream.id, raw)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound => ApiError::bad_request(format!(
                 "product {raw} is not in this stream's carousel (PUT /api/v1/streams/{}/products)",
                 stream.id
-            ))
+            )),
+            other => other,
         })
 }

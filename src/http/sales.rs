@@ -17,10 +17,12 @@ use serde_json::json;
 
 use super::AppState;
 use super::access::{owned_stream, visible_stream};
+use super::commerce::creator_standing;
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use super::products::carousel_product;
+use super::products::chosen_carousel_product;
 use crate::live::rate::RateLimiter;
+use crate::shop::levels::{Benefit, has_benefit};
 use crate::store::money;
 use crate::store::{AuctionId, Claim, Confirm, Principal, ReservationId, SaleId, Stream, ViewerId};
 use crate::streams::sales::auction::{Increments, Offer, Refusal, Tier};
@@ -156,7 +158,7 @@ pub async fn create_sale(
         body.per_viewer_limit,
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let product = carousel_product(&state, &stream, &body.product_id).await?;
+    let product = chosen_carousel_product(&state, &stream, &body.product_id).await?;
     let list = money::to_minor(&product.price, &product.currency)
         .map_err(|e| ApiError::Conflict(format!("the product's price: {e}")))?;
     let price = match &body.price {
@@ -348,7 +350,7 @@ pub struct CreateAuction {
     extend_on_bid_s: Option<u32>,
 }
 
-#[utoipa::path(post, path = "/api/v1/streams/{id}/auctions", tag = "sales", params(("id" = String, Path)), request_body = CreateAuction, responses((status = 201, description = "the auction", body = AuctionView), (status = 400, description = "bad amounts or bounds, or not a carousel product"), (status = 403, description = "not the stream's creator"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "the stream is not live"), (status = 429, description = "too many open auctions (`sales.max_open_auctions`)")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/streams/{id}/auctions", tag = "sales", params(("id" = String, Path)), request_body = CreateAuction, responses((status = 201, description = "the auction", body = AuctionView), (status = 400, description = "bad amounts or bounds, or not a carousel product"), (status = 403, description = "not the stream's creator, or `level_too_low`: auctions are a level benefit (commerce.levels.benefits.auctions)"), (status = 404, description = "not found (or not yours to see)"), (status = 409, description = "the stream is not live"), (status = 429, description = "too many open auctions (`sales.max_open_auctions`)")), security(("bearer" = [])))]
 pub async fn create_auction(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -356,7 +358,18 @@ pub async fn create_auction(
     Json(body): Json<CreateAuction>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stream = owned_stream(&state, &id, &who).await?;
-    let product = carousel_product(&state, &stream, &body.product_id).await?;
+    // Auctions are a level benefit (`commerce.levels.benefits.auctions`).
+    let level = creator_standing(&state, &stream.creator_id).await?.0.level;
+    if !has_benefit(&state.config.commerce.levels, level, Benefit::Auctions) {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "level_too_low",
+            format!(
+                "auctions come with a higher creator level (you are at {level}; see GET /api/v1/me/level)"
+            ),
+        ));
+    }
+    let product = chosen_carousel_product(&state, &stream, &body.product_id).await?;
     let currency = product.currency.clone();
     let starting_minor = minor("starting_price", &body.starting_price, &currency)?;
     let increments = match (&body.increment, &body.increments) {
