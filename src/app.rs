@@ -256,6 +256,12 @@ impl App {
             notifier,
             live,
             chat,
+            sales: crate::streams::sales::Sales::new(
+                registry.clone(),
+                store.clone(),
+                config.sales.clone(),
+            ),
+            sales_limits: http::sales::SalesLimits::new(&config.sales),
             shutdown: shutdown.child_token(),
             registrations: Arc::default(),
             cart_limits: Arc::new(http::cart::CartLimits::new(
@@ -337,6 +343,7 @@ impl App {
         }
         let _ = (&mut self.srt_task).await;
         self.state.registry.shutdown().await;
+        self.state.sales.shutdown().await;
         self.webhooks_stop.cancel();
         let _ = (&mut self.webhooks_task).await;
         let rtsp = self.rtsp.clone();

@@ -109,6 +109,47 @@ pub struct Config {
     pub shop: ShopConfig,
     pub commerce: CommerceConfig,
     pub analytics: AnalyticsConfig,
+    pub sales: SalesConfig,
+}
+
+/// Flash sales and auctions on live streams (`/api/v1/streams/{id}/flash-sales`, `…/auctions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SalesConfig {
+    /// A claimed unit is held this long for the shop to confirm (signed callback); then it goes
+    /// back to the sale.
+    #[serde(with = "humantime_serde")]
+    pub reservation_ttl: Duration,
+    /// Flash sales of one stream not yet over at once.
+    pub max_open_sales: u32,
+    /// Auctions of one stream open at once.
+    pub max_open_auctions: u32,
+    /// Claims one viewer may make per minute (over all sales).
+    pub claims_per_minute: u32,
+    /// Bids one viewer may make per second (over all auctions).
+    pub bids_per_second: u32,
+    /// Most bids one auction takes.
+    pub max_bids: u32,
+}
+
+const DEFAULT_SALES_RESERVATION_TTL: Duration = Duration::from_secs(600);
+const DEFAULT_SALES_MAX_OPEN_SALES: u32 = 2;
+const DEFAULT_SALES_MAX_OPEN_AUCTIONS: u32 = 2;
+const DEFAULT_SALES_CLAIMS_PER_MINUTE: u32 = 10;
+const DEFAULT_SALES_BIDS_PER_SECOND: u32 = 2;
+const DEFAULT_SALES_MAX_BIDS: u32 = 5000;
+
+impl Default for SalesConfig {
+    fn default() -> Self {
+        SalesConfig {
+            reservation_ttl: DEFAULT_SALES_RESERVATION_TTL,
+            max_open_sales: DEFAULT_SALES_MAX_OPEN_SALES,
+            max_open_auctions: DEFAULT_SALES_MAX_OPEN_AUCTIONS,
+            claims_per_minute: DEFAULT_SALES_CLAIMS_PER_MINUTE,
+            bids_per_second: DEFAULT_SALES_BIDS_PER_SECOND,
+            max_bids: DEFAULT_SALES_MAX_BIDS,
+        }
+    }
 }
 
 /// Creator analytics (`GET /api/v1/streams/{id}/analytics`).
@@ -581,6 +622,7 @@ impl Default for Config {
             shop: ShopConfig::default(),
             commerce: CommerceConfig::default(),
             analytics: AnalyticsConfig::default(),
+            sales: SalesConfig::default(),
         }
     }
 }
@@ -705,6 +747,26 @@ impl Config {
                 return Err(Error::Invalid {
                     key,
                     message: "must be above 0".into(),
+                });
+            }
+        }
+        if self.sales.reservation_ttl < Duration::from_secs(1) {
+            return Err(Error::Invalid {
+                key: "sales.reservation_ttl",
+                message: format!("{:?} is below 1s", self.sales.reservation_ttl),
+            });
+        }
+        for (key, value) in [
+            ("sales.max_open_sales", self.sales.max_open_sales),
+            ("sales.max_open_auctions", self.sales.max_open_auctions),
+            ("sales.claims_per_minute", self.sales.claims_per_minute),
+            ("sales.bids_per_second", self.sales.bids_per_second),
+            ("sales.max_bids", self.sales.max_bids),
+        ] {
+            if value == 0 {
+                return Err(Error::Invalid {
+                    key,
+                    message: "must be at least 1".into(),
                 });
             }
         }

@@ -985,6 +985,30 @@ const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "POST",
+        "/api/v1/streams/{id}/flash-sales",
+        "creator",
+        r#"{"product_id":"{product}","discount_percent":20,"quantity":5,"per_viewer_limit":1,"duration_s":60,"countdown_s":3}"#,
+    ),
+    (
+        "POST",
+        "/api/v1/streams/{id}/auctions",
+        "creator",
+        r#"{"product_id":"{product}","starting_price":"5.00","increments":[{"from":"0","step":"0.50"}],"duration_s":60,"extend_on_bid_s":5}"#,
+    ),
+    (
+        "POST",
+        "/api/v1/streams/{id}/auctions/zzzz/bids",
+        "viewer",
+        r#"{"max_amount":"30.00"}"#,
+    ),
+    (
+        "POST",
+        "/api/v1/flash-sales/reservations/zzzz/confirm",
+        "shop",
+        r#"{"order_id":"o-1"}"#,
+    ),
+    (
+        "POST",
         "/api/v1/purchases",
         "shop",
         r#"{"order_id":"o-1","items":[{"product_id":"{product}","amount":"12.50","currency":"EUR"}],"attribution":"abc","at":"2026-12-03T12:00:00Z"}"#,

@@ -6,6 +6,7 @@
 // report (viewers over time with the product focus bands, drawn with uPlot; per-product table;
 // CSV of the series).
 import { el, $, api, loadSession, signIn, signOut, liveChannel, money, copy, when } from "/assets/common.js";
+import { studioSales } from "/assets/sales.js";
 import { play } from "/assets/player.js";
 
 const app = $("#app");
@@ -146,7 +147,9 @@ async function openStream(panel, id) {
     clearInterval(st.timer);
     st.preview?.destroy();
     st.live?.close();
+    st.sales?.close();
   };
+  st.sales = studioSales(id, products);
 
   const stateLine = el("p", { id: "stream-status" });
   const modeButton = el("button", { type: "button", id: "mode-toggle" });
@@ -232,6 +235,7 @@ async function openStream(panel, id) {
   });
   const chatStatus = message("");
   st.live = liveChannel(id, (ev) => {
+    st.sales.onEvent(ev);
     if (ev.type === "chat_message" && !chatList.querySelector(`li[data-id="${Number(ev.id)}"]`)) {
       const li = el("li", { "data-id": ev.id, class: `msg ${ev.role}` }, el("strong", {}, ev.user), " ", el("span", { class: "text" }, ev.text), " ");
       li.append(el("button", { type: "button", class: "small", onclick: () => api("DELETE", `/api/v1/streams/${id}/chat/${ev.id}`).catch((e) => (chatStatus.textContent = e.message)) }, "Delete"));
@@ -280,6 +284,7 @@ async function openStream(panel, id) {
     stats,
     el("h3", {}, "Products"), focusBox, focusStatus,
     el("details", { id: "carousel-edit" }, el("summary", {}, "Edit the carousel"), carouselForm),
+    st.sales.element,
     el(
       "details",
       { id: "ingest", open: true },

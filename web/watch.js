@@ -5,6 +5,7 @@ import { play } from "/assets/player.js";
 import { cartButton } from "/assets/cart.js";
 import { renderPromo } from "/assets/promo.js";
 import { viewerActions } from "/assets/follow.js";
+import { watchSales } from "/assets/sales.js";
 
 const id = decodeURIComponent(location.pathname.split("/")[2] || "");
 const app = $("#app");
@@ -23,6 +24,7 @@ const chatStatus = el("p", { id: "chat-status", class: "hint" });
 const chatArea = el("div", { id: "chat-compose" });
 const replay = el("section", { id: "replay", class: "replay", hidden: true });
 const title = el("h1", { id: "title" }, "");
+const sales = watchSales(id);
 
 let player = null;
 let live = null;
@@ -246,6 +248,7 @@ async function main() {
         el("div", { class: "bar" }, stateBadge, viewers, latency, el("label", {}, "Quality ", quality), shareButton, viewerActions(id, stream)),
         title,
         promo,
+        sales.element,
         carousel,
         replay,
       ),
@@ -272,8 +275,10 @@ async function main() {
     const starts = stream.scheduled_at ? `Starts ${new Date(stream.scheduled_at).toLocaleString()}.` : "Not live yet.";
     latency.textContent = `${starts} The video starts by itself.`;
   }
+  sales.load();
   live = liveChannel(id, (ev) => {
     onEvent(ev);
+    sales.onEvent(ev);
     if (ev.type === "stream_state" && ev.state === "live" && !player) waitUntilPlayable();
   });
 }

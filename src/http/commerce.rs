@@ -369,7 +369,11 @@ async fn attribute(
 }
 
 /// Checks `X-Livefront-Signature` over the raw body with the shop secret.
-fn verify_signature(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+pub(super) fn verify_signature(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
     let secret = state.config.shop.secret.as_deref().ok_or_else(|| {
         ApiError::Unavailable(
             "purchases are not accepted: no shop secret is configured (shop.secret, LIVEFRONT_SHOP_SECRET)".into(),

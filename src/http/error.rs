@@ -39,6 +39,14 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+    /// A request a rule refused, with its own status and code (a flash sale sold out, a bid too
+    /// low).
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -47,6 +55,11 @@ impl ApiError {
             code: "bad_request",
             message: message.into(),
         }
+    }
+
+    /// The `code` of the error body.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
     }
 
     fn parts(&self) -> (StatusCode, &'static str) {
@@ -66,6 +79,7 @@ impl ApiError {
             ApiError::UpgradeRequired(_) => (StatusCode::UPGRADE_REQUIRED, "upgrade_required"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Refused { status, code, .. } => (*status, code),
         }
     }
 }

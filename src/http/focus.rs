@@ -13,6 +13,7 @@ use super::AppState;
 use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
+use super::products::chosen_carousel_product;
 use crate::live::Focus;
 use crate::output::hls;
 use crate::output::visibility::PublicIntervals;
@@ -36,18 +37,9 @@ pub async fn set_focus(
     let stream = owned_stream(&state, &id, &who).await?;
     let product = match &body.product_id {
         None => None,
-        Some(raw) => {
-            let carousel = state.store.carousel(&stream.id).await?;
-            let found = ProductId::parse(raw)
-                .and_then(|id| carousel.iter().find(|p| p.id == id))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "product {raw} is not in this stream's carousel (PUT /api/v1/streams/{}/products)",
-                        stream.id
-                    ))
-                })?;
-            Some(FocusedProduct::from(found))
-        }
+        Some(raw) => Some(FocusedProduct::from(
+            &chosen_carousel_product(&state, &stream, raw).await?,
+        )),
     };
     let event = state.registry.focus(&stream.id, product).await?;
     Ok(axum::Json(Focus::from(&event)))

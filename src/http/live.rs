@@ -212,6 +212,7 @@ pub async fn connect(
         creator: stream.creator_id,
         owner,
         author,
+        who,
         _seat: seat,
     };
     Ok(upgrade
@@ -231,6 +232,8 @@ struct Connection {
     owner: bool,
     /// Who this client chats as, or why it cannot.
     author: Result<ChatAuthor, Refusal>,
+    /// Who connected (bids are theirs).
+    who: Option<Principal>,
     events: broadcast::Receiver<Arc<str>>,
     _seat: Seat,
 }
@@ -412,15 +415,52 @@ impl Connection {
 
     /// A frame from the client: a chat message to post.
     async fn on_text(&self, frame: &str) -> Result<(), Refusal> {
-        let ClientMessage::ChatMessage { text } = serde_json::from_str(frame).map_err(|_| {
+        let message = serde_json::from_str(frame).map_err(|_| {
             Refusal::BadRequest(r#"expected {"type":"chat_message","text":"…"}"#.into())
         })?;
+        let text = match message {
+            ClientMessage::ChatMessage { text } => text,
+            ClientMessage::Bid {
+                auction_id,
+                amount,
+                max_amount,
+            } => return self.on_bid(&auction_id, amount, max_amount).await,
+        };
         let author = self.author.as_ref().map_err(Clone::clone)?;
         self.state
             .chat
             .post(&self.stream, &self.creator, author, &text)
             .await
             .map(|_| ())
+    }
+
+    /// A bid over the channel: the same checks as `POST …/bids`, the stream's visibility again
+    /// included (it may have turned practice since the connection opened).
+    async fn on_bid(
+        &self,
+        auction: &str,
+        amount: Option<String>,
+        max_amount: Option<String>,
+    ) -> Result<(), Refusal> {
+        let who = self.who.as_ref().ok_or(Refusal::Unauthorized)?;
+        let refused = |e: ApiError| Refusal::Bid {
+            code: e.code(),
+            message: e.to_string(),
+        };
+        let (stream, _) = visible_stream(&self.state, self.stream.as_str(), &self.who)
+            .await
+            .map_err(refused)?;
+        super::sales::place_bid(
+            &self.state,
+            &stream,
+            auction,
+            who,
+            amount.as_deref(),
+            max_amount.as_deref(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(refused)
     }
 
     /// Sends one message to this client only (an `error` event, a ping).

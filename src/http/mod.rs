@@ -24,6 +24,7 @@ pub mod products;
 pub mod promos;
 pub mod recordings;
 pub mod reminders;
+pub mod sales;
 pub mod serve;
 pub mod session;
 pub mod signing;
@@ -68,6 +69,10 @@ pub struct Shared {
     pub live: LiveHub,
     /// Chat of the live channels: posting, moderation, connections per stream.
     pub chat: Chat,
+    /// Flash sales and auctions of live streams.
+    pub sales: crate::streams::sales::Sales,
+    /// Per-viewer rates of claims and bids.
+    pub sales_limits: sales::SalesLimits,
     /// Cancelled when the server stops: long-lived responses (event streams) end with it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// HLS requests and bytes served.
@@ -194,6 +199,14 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(commerce::click_out))
         .routes(routes!(commerce::clicks))
         .routes(routes!(commerce::purchase))
+        .routes(routes!(sales::create_sale))
+        .routes(routes!(sales::open_sales))
+        .routes(routes!(sales::get_sale))
+        .routes(routes!(sales::claim))
+        .routes(routes!(sales::confirm))
+        .routes(routes!(sales::create_auction))
+        .routes(routes!(sales::get_auction))
+        .routes(routes!(sales::bid, sales::bid_log))
         .routes(routes!(commerce::earnings))
         .routes(routes!(commerce::level))
         .routes(routes!(analytics::stream_analytics))

@@ -87,6 +87,7 @@ static ASSETS: &[Asset] = &[
     web!("storefront.js", JS),
     web!("watch.js", JS),
     web!("studio.js", JS),
+    web!("sales.js", JS),
     web!("admin.js", JS),
     web!("bell.js", JS),
     web!("cart.js", JS),

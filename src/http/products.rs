@@ -240,3 +240,21 @@ pub async fn carousel(
     let products = state.store.carousel(&stream.id).await?;
     Ok(axum::Json(json!({ "products": products })))
 }
+
+/// A product of the stream's carousel (400 otherwise, naming the product): what focus, flash
+/// sales and auctions take.
+pub(super) async fn chosen_carousel_product(
+    state: &AppState,
+    stream: &crate::store::Stream,
+    raw: &str,
+) -> Result<Product, ApiError> {
+    super::commerce::carousel_product(state, &stream.id, raw)
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound => ApiError::bad_request(format!(
+                "product {raw} is not in this stream's carousel (PUT /api/v1/streams/{}/products)",
+                stream.id
+            )),
+            other => other,
+        })
+}

@@ -43,6 +43,9 @@ pub enum Refusal {
     StreamEnded,
     #[error("the message could not be stored")]
     Internal,
+    /// A bid sent over the live channel was refused (the codes of `POST …/bids`).
+    #[error("{message}")]
+    Bid { code: &'static str, message: String },
 }
 
 impl Refusal {
@@ -58,6 +61,7 @@ impl Refusal {
             Refusal::BlockedWord => "blocked_word",
             Refusal::StreamEnded => "stream_ended",
             Refusal::Internal => "internal",
+            Refusal::Bid { code, .. } => code,
         }
     }
 

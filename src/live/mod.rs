@@ -25,6 +25,7 @@ pub use crate::store::{ChatBan, ChatMessage, ChatRole};
 use crate::store::{FocusEvent, Mode, ProductId, Store, StreamId};
 pub use crate::streams::events::StreamStatus;
 use crate::streams::events::{EventKind, Listener, StreamEvent};
+use crate::streams::sales::{AuctionView, SaleView};
 
 /// One event of a stream's live channel, as clients receive it (`{"type":"…",…}`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -46,6 +47,10 @@ pub enum LiveEvent {
     ViewerCount(ViewerCount),
     /// The stream's lifecycle and visibility (sent on join and on every change).
     StreamState(StreamStatus),
+    /// A flash sale was created, opened, changed its remaining quantity, sold out or ended.
+    FlashSale(SaleView),
+    /// An auction was created, took a bid (`last_bid`), or ended (`winner`).
+    Auction(AuctionView),
     /// Sent only to the client whose message was refused (or who sent something unreadable).
     Error(ErrorEvent),
 }
@@ -95,7 +100,16 @@ pub struct ErrorEvent {
 #[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
-    ChatMessage { text: String },
+    ChatMessage {
+        text: String,
+    },
+    /// A bid on an auction of the stream, like `POST …/auctions/{auction}/bids` (viewers only):
+    /// accepted bids are announced as `auction` events, refused ones come back as `error`.
+    Bid {
+        auction_id: String,
+        amount: Option<String>,
+        max_amount: Option<String>,
+    },
 }
 
 impl LiveEvent {
@@ -183,7 +197,17 @@ impl Listener for Channel {
                 self.hub
                     .send(&e.stream, &LiveEvent::ProductFocused(Focus::from(focus)));
             }
-            EventKind::Created { .. }
+            EventKind::FlashSale { sale } => {
+                self.hub
+                    .send(&e.stream, &LiveEvent::FlashSale(sale.clone()));
+            }
+            EventKind::Auction { auction } => {
+                self.hub
+                    .send(&e.stream, &LiveEvent::Auction(auction.clone()));
+            }
+            // Claims go to the shop (webhook); viewers hear the remaining quantity.
+            EventKind::FlashSaleClaimed { .. }
+            | EventKind::Created { .. }
             | EventKind::RecordingReady { .. }
             | EventKind::RecordingFailed { .. } => {}
             _ => self

@@ -14,6 +14,7 @@ mod products;
 mod pull_source;
 mod reminders;
 mod replays;
+mod sales;
 mod social;
 pub mod stream_key;
 mod trust;
@@ -38,6 +39,7 @@ pub use products::CatalogError;
 pub use pull_source::{PullSource, SourceError, Transport};
 pub use reminders::ReminderAdded;
 pub use replays::PublicReplay;
+pub use sales::{Claim, Confirm, FlashSale, StoredAuction};
 pub use stream_key::StreamKey;
 pub use trust::{
     NewPromo, Promo, PromoError, Redeemed, Redemption, Report, ReportTarget, Strike, Takedown,
@@ -60,8 +62,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_notification_title.sql"),
     include_str!("migrations/0014_chat_practice.sql"),
     include_str!("migrations/0015_analytics.sql"),
-    // 0016 and 0017 are taken by work merged separately (flash sales, auctions): keep this list
-    // in file-name order when merging.
+    // 0016 is another branch's: keep this list in file-name order when merging (a migration's
+    // number in the store is its place in this list).
+    include_str!("migrations/0017_sales.sql"),
     include_str!("migrations/0018_shop_hooks.sql"),
 ];
 const TOKEN_LEN: usize = 40;

@@ -53,6 +53,9 @@ id_type!(CreatorId);
 id_type!(WebhookId);
 id_type!(ViewerId);
 id_type!(ProductId);
+id_type!(SaleId);
+id_type!(AuctionId);
+id_type!(ReservationId);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

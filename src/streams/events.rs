@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
+use super::sales::{AuctionView, ClaimView, SaleView};
 use crate::store::{CreatorId, FocusEvent, Mode, StreamId, StreamState};
 
 /// Events a subscriber may fall behind before it is told it lagged.
@@ -66,6 +67,12 @@ pub enum EventKind {
     RecordingReady { bytes: u64, duration_s: f64 },
     /// The recording could not be made.
     RecordingFailed { error: String },
+    /// A flash sale was created, opened, sold out, got units back, or ended.
+    FlashSale { sale: SaleView },
+    /// A viewer claimed a unit of a flash sale: a reservation for the shop to confirm.
+    FlashSaleClaimed { claim: ClaimView },
+    /// An auction was created, took a bid, or ended (with its winner, if any).
+    Auction { auction: AuctionView },
 }
 
 impl EventKind {
@@ -83,6 +90,9 @@ impl EventKind {
             EventKind::Ended { .. } => "ended",
             EventKind::RecordingReady { .. } => "recording_ready",
             EventKind::RecordingFailed { .. } => "recording_failed",
+            EventKind::FlashSale { .. } => "flash_sale",
+            EventKind::FlashSaleClaimed { .. } => "flash_sale_claimed",
+            EventKind::Auction { .. } => "auction",
         }
     }
 }

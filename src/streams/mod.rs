@@ -8,6 +8,7 @@ pub mod clips;
 pub mod events;
 pub mod overload;
 pub mod registry;
+pub mod sales;
 pub mod stream;
 
 pub use registry::StreamRegistry;

@@ -303,6 +303,13 @@ impl StreamRegistry {
         self.emit(&stream.id, &stream.creator_id, status, kind);
     }
 
+    /// Emits what happened on a live stream besides its media and its life (a flash sale, an
+    /// auction: `streams::sales`), with the stream's status now.
+    pub fn announce(&self, stream: &LiveStream, kind: EventKind) {
+        let reconnecting = stream.health().reconnecting;
+        self.emit_live(stream, StreamState::Live, reconnecting, kind);
+    }
+
     /// Flips a stream between practice and public; takes effect at once for a live stream.
     pub async fn set_mode(&self, id: &StreamId, mode: Mode) -> Result<(), Error> {
         let before = self.inner.store.stream(id).await?;

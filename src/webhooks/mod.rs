@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::WebhooksConfig;
 use crate::store::{CreatorId, Delivery, DeliveryState, Mode, Store, WebhookId};
 use crate::streams::events::{EventKind, StreamEvent};
+use crate::streams::sales::AuctionPhase;
 
 /// What a webhook can subscribe to.
 pub const EVENTS: &[&str] = &[
@@ -26,6 +27,8 @@ pub const EVENTS: &[&str] = &[
     "stream.ended",
     "recording.ready",
     "follower.added",
+    "flash_sale.claimed",
+    "auction.won",
 ];
 /// One attempt may take this long (connect, send, status line).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,6 +103,37 @@ impl Webhooks {
                 "recording.ready",
                 json!({"stream_id": id, "bytes": bytes, "duration_s": duration_s}),
             ),
+            // The shop turns it into a checkout and confirms the reservation (signed) before
+            // `expires_at`, or the unit goes back to the sale.
+            EventKind::FlashSaleClaimed { claim } => (
+                "flash_sale.claimed",
+                json!({
+                    "stream_id": id,
+                    "sale_id": claim.sale_id,
+                    "reservation_id": claim.reservation_id,
+                    "product_id": claim.product_id,
+                    "viewer": claim.viewer,
+                    "price": claim.price,
+                    "currency": claim.currency,
+                    "expires_at": claim.expires_at,
+                    "confirm_path": format!("/api/v1/flash-sales/reservations/{}/confirm", claim.reservation_id),
+                }),
+            ),
+            EventKind::Auction { auction } => match &auction.winner {
+                Some(w) if auction.phase == AuctionPhase::Ended => (
+                    "auction.won",
+                    json!({
+                        "stream_id": id,
+                        "auction_id": auction.id,
+                        "product_id": auction.product_id,
+                        "winner": w.handle,
+                        "amount": w.amount,
+                        "currency": auction.currency,
+                        "bids": auction.bids,
+                    }),
+                ),
+                _ => return,
+            },
             _ => return,
         };
         self.emit(&e.creator, name, data).await;

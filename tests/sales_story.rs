@@ -1,0 +1,136 @@
+//! A flash sale and an auction in real Chromium (tests/web/sales_story.mjs through Playwright):
+//! two viewers in their own browser contexts watch a live stream; one sees the countdown, claims
+//! the only unit and the other sees "Sold out"; then both bid and both pages show the right
+//! winner, which the API confirms.
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+/// The whole story, media included, on a loaded CI machine.
+const STORY_DEADLINE: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_claim_a_flash_sale_and_bid_in_the_browser() -> Result<()> {
+    let mut server = Server::start_with(|c| {
+        c.commerce.levels.benefits.insert("auctions".into(), 1);
+    })
+    .await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    api.set_mode(&token, &id, "public").await?;
+    let product = api.create_product(&token, "DEAL").await?;
+    api.set_carousel(&token, &id, &[&product]).await?;
+    let _publisher = Publish::small(600.0).spawn(&server.publish_url(&stream))?;
+    source_segments(&api, &token, &id, 1).await?;
+    let store = &server.app.as_ref().context("running")?.state.store;
+    let (_, viewer_a) = store.create_viewer("alice_fan").await?;
+    let (_, viewer_b) = store.create_viewer("bob_fan").await?;
+
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    ensure!(
+        web.join("node_modules/playwright-core").exists(),
+        "tests/web/node_modules is missing: run `make test` (it installs chromium and Playwright)"
+    );
+    let mut story = Command::new("node")
+        .arg(web.join("sales_story.mjs"))
+        .args([&api.base, &id, &viewer_a, &viewer_b])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("node is required (make test installs it)")?;
+    let mut stderr = story.stderr.take().context("story stderr")?;
+    let stderr = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    let mut lines = BufReader::new(story.stdout.take().context("story stdout")?).lines();
+    let mut steps = Vec::new();
+    let mut console = Vec::new();
+    let mut auction = String::new();
+    let run = async {
+        while let Some(line) = lines.next_line().await? {
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            eprintln!("story: {v}");
+            match (v["kind"].as_str(), v["name"].as_str()) {
+                (Some("step"), Some(name)) => {
+                    steps.push(name.to_string());
+                    match name {
+                        "watching" => {
+                            let (status, sale) = api
+                                .request(
+                                    Method::POST,
+                                    &format!("/api/v1/streams/{id}/flash-sales"),
+                                    Some(&token),
+                                    Some(json!({"product_id": product, "price": "5.00", "quantity": 1,
+                                                "duration_s": 120, "countdown_s": 4})),
+                                )
+                                .await?;
+                            ensure!(status == 201, "{sale}");
+                        }
+                        "claimed_then_sold_out" => {
+                            let (status, a) = api
+                                .request(
+                                    Method::POST,
+                                    &format!("/api/v1/streams/{id}/auctions"),
+                                    Some(&token),
+                                    Some(json!({"product_id": product, "starting_price": "1.00",
+                                                "increment": "0.50", "duration_s": 30})),
+                                )
+                                .await?;
+                            ensure!(status == 201, "{a}");
+                            auction = a["id"].as_str().context("auction id")?.to_string();
+                        }
+                        _ => {}
+                    }
+                }
+                (Some("console"), _) => console.push(v),
+                (Some("done"), _) => return Ok(()),
+                _ => {}
+            }
+        }
+        bail!("the story stopped before its end")
+    };
+    let outcome = tokio::time::timeout(STORY_DEADLINE, run).await;
+    let status = tokio::time::timeout(Duration::from_secs(30), story.wait()).await;
+    if status.is_err() {
+        story.start_kill()?;
+        story.wait().await?;
+    }
+    let err = stderr.await.unwrap_or_default();
+    match outcome {
+        Err(_) => bail!("the story took longer than {STORY_DEADLINE:?}; steps {steps:?}; {err}"),
+        Ok(Err(e)) => bail!("{e}; steps {steps:?}; stderr: {err}"),
+        Ok(Ok(())) => {}
+    }
+    assert_eq!(
+        steps,
+        [
+            "watching",
+            "countdown",
+            "claimed_then_sold_out",
+            "auction_won"
+        ]
+    );
+    assert!(console.is_empty(), "console errors: {console:?}");
+    let (_, over) = api
+        .get(&format!("/api/v1/streams/{id}/auctions/{auction}"), None)
+        .await?;
+    assert_eq!(over["winner"]["handle"], "bob_fan", "{over}");
+    assert_eq!(over["winner"]["amount"], "1.50", "{over}");
+    server.stop().await;
+    Ok(())
+}
