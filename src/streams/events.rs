@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
-use super::sales::{AuctionView, ClaimView, SaleView};
+use super::sales::view::{AuctionView, ClaimView, SaleView};
 use crate::store::{CreatorId, FocusEvent, Mode, StreamId, StreamState};
 
 /// Events a subscriber may fall behind before it is told it lagged.
