@@ -407,6 +407,9 @@ impl Connection {
         if !self.owner && announced_mode(event) == Some(Mode::Practice) {
             return Relay::Hide;
         }
+        if !self.owner && owner_only(event) {
+            return Relay::Skip;
+        }
         Relay::Send
     }
 
@@ -443,4 +446,9 @@ fn too_slow(missed: u64) -> End {
         CLOSE_TOO_SLOW,
         format!("too slow: fell {missed} events behind; reconnect"),
     )
+}
+
+/// Events for the stream's owner only (where the show is simulcast, and how that goes).
+fn owner_only(event: &str) -> bool {
+    event.starts_with(r#"{"type":"destination_state""#)
 }

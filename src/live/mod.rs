@@ -46,6 +46,8 @@ pub enum LiveEvent {
     ViewerCount(ViewerCount),
     /// The stream's lifecycle and visibility (sent on join and on every change).
     StreamState(StreamStatus),
+    /// A simulcast target of the stream changed state. Sent to the stream's owner only.
+    DestinationState(crate::streams::simulcast::TargetStatus),
     /// Sent only to the client whose message was refused (or who sent something unreadable).
     Error(ErrorEvent),
 }
@@ -182,6 +184,10 @@ impl Listener for Channel {
             EventKind::FocusChanged { focus } => {
                 self.hub
                     .send(&e.stream, &LiveEvent::ProductFocused(Focus::from(focus)));
+            }
+            EventKind::DestinationChanged { destination } => {
+                self.hub
+                    .send(&e.stream, &LiveEvent::DestinationState(destination.clone()));
             }
             EventKind::Created { .. }
             | EventKind::RecordingReady { .. }

@@ -5,6 +5,7 @@
 pub mod analytics;
 mod chat;
 mod commerce;
+pub mod destinations;
 mod focus;
 mod lifecycle;
 pub mod model;
@@ -12,6 +13,7 @@ pub mod money;
 mod products;
 mod pull_source;
 mod replays;
+pub mod sealed;
 mod social;
 pub mod stream_key;
 mod trust;
@@ -29,6 +31,7 @@ pub use chat::{ChatAuthor, ChatBan, ChatMessage, ChatRole, ChatRules};
 pub use commerce::{
     AttributionSession, Click, Earnings, EarningsRow, LedgerLine, NewPurchase, Recorded, ShareLink,
 };
+pub use destinations::{Destination, DestinationError, DestinationUrl, NewDestination};
 pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
@@ -56,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_notification_title.sql"),
     include_str!("migrations/0014_chat_practice.sql"),
     include_str!("migrations/0015_analytics.sql"),
+    include_str!("migrations/0016_destinations.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

@@ -66,6 +66,10 @@ pub enum EventKind {
     RecordingReady { bytes: u64, duration_s: f64 },
     /// The recording could not be made.
     RecordingFailed { error: String },
+    /// A simulcast target changed state (connecting, live, retrying, failed, stopped).
+    DestinationChanged {
+        destination: super::simulcast::TargetStatus,
+    },
 }
 
 impl EventKind {
@@ -83,6 +87,7 @@ impl EventKind {
             EventKind::Ended { .. } => "ended",
             EventKind::RecordingReady { .. } => "recording_ready",
             EventKind::RecordingFailed { .. } => "recording_failed",
+            EventKind::DestinationChanged { .. } => "destination_changed",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod clips;
 pub mod events;
 pub mod overload;
 pub mod registry;
+pub mod simulcast;
 pub mod stream;
 
 pub use registry::StreamRegistry;

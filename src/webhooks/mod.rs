@@ -26,6 +26,8 @@ pub const EVENTS: &[&str] = &[
     "stream.ended",
     "recording.ready",
     "follower.added",
+    "destination.live",
+    "destination.failed",
 ];
 /// One attempt may take this long (connect, send, status line).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,6 +102,19 @@ impl Webhooks {
                 "recording.ready",
                 json!({"stream_id": id, "bytes": bytes, "duration_s": duration_s}),
             ),
+            EventKind::DestinationChanged { destination: d } => {
+                use crate::streams::simulcast::TargetState;
+                let name = match d.state {
+                    TargetState::Live => "destination.live",
+                    TargetState::Retrying | TargetState::Failed => "destination.failed",
+                    TargetState::Connecting | TargetState::Stopped => return,
+                };
+                (
+                    name,
+                    json!({"stream_id": id, "destination_id": d.id, "name": d.name,
+                           "state": d.state, "error": d.error, "retry_at": d.retry_at}),
+                )
+            }
             _ => return,
         };
         self.emit(&e.creator, name, data).await;
