@@ -111,12 +111,19 @@ pub fn attach(pipeline: &gst::Pipeline, spec: TargetSpec) -> Result<Attached, Er
     if matches!(spec.sink, Sink::Srt { .. }) {
         let c = counted.clone();
         if let Some(pad) = sink.static_pad("sink") {
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(b) = info.buffer() {
-                    c.fetch_add(b.size() as u64, Ordering::Relaxed);
-                }
-                gst::PadProbeReturn::Ok
-            });
+            // mpegtsmux (alignment 7) pushes lists of packets.
+            pad.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, info| {
+                    let size = match &info.data {
+                        Some(gst::PadProbeData::Buffer(b)) => b.size(),
+                        Some(gst::PadProbeData::BufferList(l)) => l.calculate_size(),
+                        _ => 0,
+                    };
+                    c.fetch_add(size as u64, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
         }
     }
     let flv = matches!(spec.sink, Sink::Rtmp { .. });

@@ -3,6 +3,7 @@
 //! processes that are killed when dropped.
 #![allow(dead_code)]
 
+pub mod receivers;
 pub mod ws;
 
 use std::path::{Path, PathBuf};
