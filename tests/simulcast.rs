@@ -303,6 +303,7 @@ async fn only_public_media_reaches_rtmp_rtmps_and_srt_targets_which_recover() ->
         c.simulcast.tls_validation = false;
         c.simulcast.retry_initial = Duration::from_millis(500);
         c.simulcast.retry_max = retry_max;
+        c.webhooks.allow_private_targets = true;
     })
     .await?;
     let token = server.demo_token.clone();
@@ -336,6 +337,20 @@ async fn only_public_media_reaches_rtmp_rtmps_and_srt_targets_which_recover() ->
         made.push(d["id"].as_str().unwrap().to_string());
     }
     let (rtmp, rtmps, srt_id) = (made[0].as_str(), made[1].as_str(), made[2].as_str());
+    // Destination changes are webhooks too (queued in the delivery log; nobody listens there).
+    let closed = common::receivers::free_port(false)?;
+    let (status, hook) = server
+        .api
+        .request(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&token),
+            Some(json!({"url": format!("http://127.0.0.1:{closed}/hook"),
+                        "events": ["destination.live", "destination.failed"]})),
+        )
+        .await?;
+    assert_eq!(status, 201, "{hook}");
+    let hook_id = hook["id"].as_str().unwrap().to_string();
     let (status, v) = server
         .api
         .request(
@@ -480,6 +495,19 @@ async fn only_public_media_reaches_rtmp_rtmps_and_srt_targets_which_recover() ->
     }
     let s = server.api.stream(&token, &id).await?;
     assert_no_key("the ended stream", &s.to_string());
+    let (_, log) = server
+        .api
+        .get(&format!("/api/v1/webhooks/{hook_id}/deliveries"), Some(&token))
+        .await?;
+    let events: Vec<&str> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["event"].as_str())
+        .collect();
+    for event in ["destination.live", "destination.failed"] {
+        assert!(events.contains(&event), "{event} in {events:?}");
+    }
     server.stop().await;
     let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
     assert!(
