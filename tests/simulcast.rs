@@ -497,7 +497,10 @@ async fn only_public_media_reaches_rtmp_rtmps_and_srt_targets_which_recover() ->
     assert_no_key("the ended stream", &s.to_string());
     let (_, log) = server
         .api
-        .get(&format!("/api/v1/webhooks/{hook_id}/deliveries"), Some(&token))
+        .get(
+            &format!("/api/v1/webhooks/{hook_id}/deliveries"),
+            Some(&token),
+        )
         .await?;
     let events: Vec<&str> = log["deliveries"]
         .as_array()

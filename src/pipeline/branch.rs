@@ -174,9 +174,12 @@ pub fn guard_entry(queue: &gst::Element) {
     };
     sink.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        move |_, _| {
+        move |_, info| {
             if src.last_flow_result().is_err() {
-                gst::PadProbeReturn::Drop
+                // Taken and handled (flow OK) rather than `Drop`, which made GStreamer unref
+                // what the bindings had already let go (criticals in the log).
+                info.data.take();
+                gst::PadProbeReturn::Handled
             } else {
                 gst::PadProbeReturn::Ok
             }
@@ -345,6 +348,19 @@ mod tests {
             assert_eq!(of(name), Some(Branch::Rung("720p".into())), "{name}");
         }
         assert_eq!(of("enc-240p"), Some(Branch::Rung("240p".into())));
+    }
+
+    #[test]
+    fn a_simulcast_target_is_its_own_branch_per_attempt() {
+        for name in [
+            "target-abc123-2",
+            "target-abc123-2-queue-video",
+            "target-abc123-2-mux",
+            "target-abc123-2-sink",
+        ] {
+            assert_eq!(of(name), Some(Branch::Target("abc123-2".into())), "{name}");
+        }
+        assert_ne!(of("target-abc123-3-sink"), of("target-abc123-2-sink"));
     }
 
     #[test]

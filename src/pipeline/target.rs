@@ -211,7 +211,12 @@ fn wait_for_keyframe(pad: &gst::GhostPad) {
                 seen.store(true, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
             }
-            _ => gst::PadProbeReturn::Drop,
+            _ => {
+                // Taken and handled (flow OK): `Drop` here made GStreamer unref a buffer the
+                // bindings had already let go ("gst_mini_object_unref: assertion" criticals).
+                info.data.take();
+                gst::PadProbeReturn::Handled
+            }
         }
     });
 }
