@@ -392,6 +392,16 @@ async fn only_public_media_reaches_rtmp_rtmps_and_srt_targets_which_recover() ->
         (srt.bytes() > 100_000).then_some(())
     })
     .await?;
+    let (status, dot) = server
+        .api
+        .get_text(
+            &format!("/api/v1/streams/{id}/pipeline.dot"),
+            Some(common::ADMIN_TOKEN),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    assert!(dot.contains("target-"), "the targets are in the graph");
+    assert_no_key("the pipeline graph", &dot);
 
     // Stop one target while live: the others go on.
     let (status, v) = server

@@ -361,7 +361,8 @@ pub async fn pipeline_dot(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/vnd.graphviz"),
         )],
-        dot.to_string(),
+        // Simulcast targets' addresses hold their stream keys.
+        crate::pipeline::target::hide_addresses(dot.as_str()),
     ))
 }
 

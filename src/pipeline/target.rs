@@ -245,6 +245,47 @@ pub fn detach(pipeline: &gst::Pipeline, target: Attached) {
     let _ = pipeline.remove(&target.bin);
 }
 
+/// `text` (a DOT graph of the pipeline) with every target address hidden: they hold stream keys
+/// (`location`/`uri`, and the `stream`, `streamid` and `passphrase` properties the sinks derive).
+pub fn hide_addresses(text: &str) -> String {
+    let mut out = text.to_string();
+    for scheme in ["rtmp://", "rtmps://", "srt://"] {
+        out = hide_after(&out, scheme, |c| c == '"' || c == '\\' || c.is_whitespace());
+    }
+    for property in ["stream=", "streamid=", "passphrase="] {
+        for quote in ["\\\"", "\""] {
+            out = hide_after(&out, &format!("{property}{quote}"), |c| {
+                c == '"' || c == '\\'
+            });
+        }
+    }
+    out
+}
+
+/// Replaces what follows each `marker` (that starts a word) up to `end` with `(hidden)`.
+fn hide_after(text: &str, marker: &str, end: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(marker) {
+        // DOT labels separate properties with a literal `\n`.
+        let starts_word = rest[..i].ends_with("\\n")
+            || rest[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_' && c != '-');
+        out.push_str(&rest[..i + marker.len()]);
+        let tail = &rest[i + marker.len()..];
+        if !starts_word {
+            rest = tail;
+            continue;
+        }
+        out.push_str("(hidden)");
+        rest = &tail[tail.find(&end).unwrap_or(tail.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Attached {
     /// Bytes sent so far: RTMP's own count of what went on the wire (0 until connected), what
     /// the SRT sink took otherwise.
@@ -258,5 +299,22 @@ impl Attached {
                 .unwrap_or(0);
         }
         self.counted.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_with_keys_are_hidden_from_pipeline_graphs() {
+        let dot = r#"label="rtmp2sink\nlocation=\"rtmp://h:1935/live/KEY1\"\nstream=\"KEY4\"\nstreamid=\"KEY5\"" x uri="srt://h:9?streamid=KEY2" rtmps://a/b/KEY3 upstream=\"ok\""#;
+        let out = hide_addresses(dot);
+        assert!(!out.contains("KEY"), "{out}");
+        assert!(
+            out.contains("rtmp://(hidden)") && out.contains("srt://(hidden)"),
+            "{out}"
+        );
+        assert!(out.contains(r#"upstream=\"ok"#), "{out}");
     }
 }
