@@ -530,3 +530,83 @@ async fn only_public_media_reaches_rtmp_rtmps_and_srt_targets_which_recover() ->
     assert_no_key("the server log", &text);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_destination_can_take_a_rung_of_the_ladder_instead_of_the_source() -> Result<()> {
+    logs();
+    let dir = tempfile::tempdir()?;
+    let mut nginx = Nginx::start(&dir.path().join("nginx")).await?;
+    let preset = dir.path().join("small.toml");
+    std::fs::write(&preset, common::SMALL_LADDER)?;
+    let mut server = Server::start_with(|c| {
+        c.hls.ladder = preset.to_string_lossy().into_owned();
+        c.simulcast.allow_private_destinations = true;
+    })
+    .await?;
+    let token = server.demo_token.clone();
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    let (status, d) = create_destination(
+        &server,
+        &token,
+        json!({"name": "tiktok-ish", "url": format!("rtmp://127.0.0.1:{}/live", nginx.rtmp_port),
+               "key": RTMP_KEY, "rendition": "240p"}),
+    )
+    .await?;
+    assert_eq!(status, 201, "{d}");
+    let dest = d["id"].as_str().unwrap().to_string();
+    let (status, v) = server
+        .api
+        .request(
+            Method::PUT,
+            &format!("/api/v1/streams/{id}/destinations"),
+            Some(&token),
+            Some(json!({ "ids": [dest] })),
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    server.api.set_mode(&token, &id, "public").await?;
+    let publisher = Publish {
+        size: "640x360",
+        ..Publish::small(60.0)
+    }
+    .spawn(&server.publish_url(&stream))?;
+    let live = wait_state(&server, &token, &id, &[dest.as_str()], "live").await?;
+    assert_eq!(live[0]["rendition"], "240p", "{live:?}");
+    let at = bytes_of(&live, &dest);
+    wait_for("the rung goes out", DEADLINE, || async {
+        let t = targets(&server, &token, &id).await.ok()?;
+        (bytes_of(&t, &dest) > at + 100_000).then_some(())
+    })
+    .await?;
+    server.api.end_stream(&token, &id).await?;
+    server.api.recording_ready(&token, &id).await?;
+    let _ = common::finish(publisher, DEADLINE).await;
+    nginx.kill().await?;
+    let files = nginx.recordings(RTMP_KEY);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let out = common::run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,height",
+            "-of",
+            "csv=p=0",
+            files[0].to_str().unwrap(),
+        ],
+        DEADLINE,
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim(),
+        "h264,240",
+        "the 240p rung, not the 360p source"
+    );
+    server.stop().await;
+    Ok(())
+}
