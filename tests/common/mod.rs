@@ -35,6 +35,7 @@ pub const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/promos",
     "/api/v1/streams/{id}/chat",
     "/api/v1/streams/{id}/links",
+    "/api/v1/streams/{id}/destinations",
     "/clips/{id}/1.mp4",
     "/hls/{id}/master.m3u8",
     "/hls/{id}/source/index.m3u8",
