@@ -437,6 +437,49 @@ async fn only_public_media_reaches_rtmp_rtmps_and_srt_targets_which_recover() ->
         "SRT got {duration:.1} s of {srt_public:.1} s public"
     );
 
+    // A receiver that accepts and never answers (stuck, or a blackhole) holds up nothing: its
+    // target gives up connecting and retries while the others go on.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let silent_port = silent.local_addr()?.port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let (status, d) = create_destination(
+        &server,
+        &token,
+        json!({"name": "stuck", "url": format!("rtmp://127.0.0.1:{silent_port}/live"), "key": RTMP_KEY}),
+    )
+    .await?;
+    assert_eq!(status, 201, "{d}");
+    let stuck = d["id"].as_str().unwrap().to_string();
+    let choose = |ids: Vec<&str>| {
+        let api = server.api.clone();
+        let (token, path) = (token.clone(), format!("/api/v1/streams/{id}/destinations"));
+        let ids: Vec<String> = ids.into_iter().map(String::from).collect();
+        async move {
+            let (status, v) = api
+                .request(
+                    Method::PUT,
+                    &path,
+                    Some(&token),
+                    Some(json!({ "ids": ids })),
+                )
+                .await?;
+            anyhow::ensure!(status == 200, "{v}");
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    choose(vec![rtmp, rtmps, stuck.as_str()]).await?;
+    let before = bytes_of(&targets(&server, &token, &id).await?, rtmp);
+    let t = wait_state(&server, &token, &id, &[stuck.as_str()], "retrying").await?;
+    assert_eq!(state_of(&t, rtmp), Some("live"), "{t:?}");
+    assert!(bytes_of(&t, rtmp) > before, "RTMP went on meanwhile");
+    choose(vec![rtmp, rtmps]).await?;
+    holder.abort();
+
     // Kill the receiver: both its targets retry, HLS goes on.
     let playlist = format!("/hls/{id}/source/index.m3u8");
     nginx.kill().await?;

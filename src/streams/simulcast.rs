@@ -30,6 +30,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// Bytes on the wire after which a target counts as live (the RTMP handshake, connect and
 /// metadata are a few kB less).
 const LIVE_BYTES: u64 = 32 * 1024;
+/// A target still connecting after this (a receiver that accepts but never takes the stream) is
+/// given up on and retried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the end of a stream waits for its targets to be taken out.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
@@ -179,6 +182,8 @@ struct Run {
     /// Bytes of earlier connections, and of this one at the last tick.
     earlier: u64,
     last: (Instant, u64),
+    /// When the current connection was attached.
+    attached_at: Instant,
 }
 
 fn redact(text: &str, key: Option<&str>) -> String {
@@ -236,6 +241,12 @@ pub async fn run(stream: Arc<LiveStream>, pipeline: gst::Pipeline, ctx: Context)
                 run.consecutive = 0;
                 run.status.error = None;
                 set_state(run, &ctx, TargetState::Live);
+            } else if run.status.state == TargetState::Connecting
+                && now.duration_since(run.attached_at) >= CONNECT_TIMEOUT
+            {
+                detach(&pipeline, run).await;
+                let why = format!("no media went out within {CONNECT_TIMEOUT:?} of connecting");
+                retry_later(run, &ctx, why);
             }
         }
         // Stop what must not run; forget what is no longer chosen.
@@ -264,6 +275,7 @@ pub async fn run(stream: Arc<LiveStream>, pipeline: gst::Pipeline, ctx: Context)
                 next_try: Instant::now(),
                 earlier: 0,
                 last: (Instant::now(), 0),
+                attached_at: Instant::now(),
             });
         }
         // Start what should run and is due.
@@ -422,6 +434,7 @@ async fn start(
     match attached {
         Ok(a) => {
             run.last = (Instant::now(), 0);
+            run.attached_at = Instant::now();
             run.attached = Some(a);
             run.status.retry_at = None;
             set_state(run, ctx, TargetState::Connecting);
