@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 const RTMP_KEY: &str = "rtmpkey_7f3a9c0e5b1d2468";
 const RTMPS_KEY: &str = "tlskey_0c1d2e3f4a5b6789";
 const SRT_KEY: &str = "srtkey_99887766554433aa";
-const KEYS: &[&str] = &[RTMP_KEY, RTMPS_KEY, SRT_KEY];
+const NEW_KEY: &str = "newkey_5a5b5c5d5e5f6061";
+const KEYS: &[&str] = &[RTMP_KEY, RTMPS_KEY, SRT_KEY, NEW_KEY];
 
 /// Every log line of the servers in this test binary, to grep for keys.
 #[derive(Clone, Default)]
@@ -510,6 +511,23 @@ async fn only_public_media_reaches_rtmp_rtmps_and_srt_targets_which_recover() ->
     wait_state(&server, &token, &id, &[rtmp, rtmps], "live").await?;
     let t = targets(&server, &token, &id).await?;
     assert!(t.iter().all(|t| t["failures"].as_u64() >= Some(1)), "{t:?}");
+
+    // A new key while live: that target reconnects with it, the other goes on.
+    let (status, v) = server
+        .api
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/me/destinations/{rtmps}"),
+            Some(&token),
+            Some(json!({ "key": NEW_KEY })),
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    wait_for("the new key in use", DEADLINE, || async {
+        let t = targets(&server, &token, &id).await.ok()?;
+        (!nginx.recordings(NEW_KEY).is_empty() && state_of(&t, rtmps) == Some("live")).then_some(())
+    })
+    .await?;
 
     // Practice again: targets stop at once.
     server.api.set_mode(&token, &id, "practice").await?;

@@ -184,6 +184,15 @@ struct Run {
     last: (Instant, u64),
     /// When the current connection was attached.
     attached_at: Instant,
+    /// What the current connection was made from (URL, sealed key, rendition): an edit of the
+    /// destination while it runs reconnects it with the new settings.
+    made_from: Option<Settings>,
+}
+
+type Settings = (String, Option<Vec<u8>>, Option<String>);
+
+fn settings(d: &Destination) -> Settings {
+    (d.url.clone(), d.key_sealed.clone(), d.rendition.clone())
 }
 
 fn redact(text: &str, key: Option<&str>) -> String {
@@ -276,11 +285,17 @@ pub async fn run(stream: Arc<LiveStream>, pipeline: gst::Pipeline, ctx: Context)
                 earlier: 0,
                 last: (Instant::now(), 0),
                 attached_at: Instant::now(),
+                made_from: None,
             });
         }
-        // Start what should run and is due.
+        // Start what should run and is due; reconnect what was edited.
         for d in &wanted {
             let run = runs.get_mut(d.id.as_str()).expect("added");
+            if run.attached.is_some() && run.made_from.as_ref() != Some(&settings(d)) {
+                detach(&pipeline, run).await;
+                run.status.bitrate_kbps = None;
+                set_state(run, &ctx, TargetState::Stopped);
+            }
             let due = match run.status.state {
                 TargetState::Stopped => true,
                 TargetState::Retrying => Instant::now() >= run.next_try,
@@ -435,6 +450,7 @@ async fn start(
         Ok(a) => {
             run.last = (Instant::now(), 0);
             run.attached_at = Instant::now();
+            run.made_from = Some(settings(d));
             run.attached = Some(a);
             run.status.retry_at = None;
             set_state(run, ctx, TargetState::Connecting);
