@@ -127,10 +127,17 @@ impl Simulcast {
     /// Every chosen destination with its state now.
     pub fn report(&self) -> Vec<TargetStatus> {
         let status = lock(&self.status).clone();
-        if self.started.load(std::sync::atomic::Ordering::Acquire) {
-            return status;
-        }
-        lock(&self.selected).iter().map(stopped).collect()
+        // A destination the task has not looked at yet (no pipeline, or just chosen) is stopped.
+        lock(&self.selected)
+            .iter()
+            .map(|d| {
+                status
+                    .iter()
+                    .find(|s| s.id == d.id.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| stopped(d))
+            })
+            .collect()
     }
 
     /// Takes every target out (the stream ends): returns once they are out, or after a while.
