@@ -96,6 +96,7 @@ pub struct App {
     analytics_task: JoinHandle<()>,
     /// Measures free space under `data_dir`.
     disk_task: JoinHandle<()>,
+    reminders_task: JoinHandle<()>,
     rtsp: Arc<RtspOut>,
 }
 
@@ -111,6 +112,7 @@ fn host_of(url: &str) -> &str {
 impl App {
     pub async fn start(config: Config) -> Result<App, Error> {
         config.validate()?;
+        crate::shop::cart::check_config(&config.shop)?;
         pipeline::init()?;
         let config = Arc::new(config);
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
@@ -230,6 +232,7 @@ impl App {
             disk.clone()
                 .watch(config.disk.check_interval, shutdown.child_token()),
         );
+        let reminders_task = tokio::spawn(notifier.clone().run_reminders(shutdown.child_token()));
         let state = Arc::new(http::Shared {
             store: store.clone(),
             registry: registry.clone(),
@@ -239,6 +242,9 @@ impl App {
             chat,
             shutdown: shutdown.child_token(),
             registrations: Arc::default(),
+            cart_limits: Arc::new(http::cart::CartLimits::new(
+                config.shop.cart_adds_per_minute,
+            )),
             audience,
             hls_counters: Arc::default(),
             files: Arc::default(),
@@ -295,6 +301,7 @@ impl App {
             viewer_counts_task,
             analytics_task,
             disk_task,
+            reminders_task,
             rtsp,
         })
     }
@@ -314,6 +321,7 @@ impl App {
         let _ = (&mut self.viewer_counts_task).await;
         let _ = (&mut self.analytics_task).await;
         let _ = (&mut self.disk_task).await;
+        let _ = (&mut self.reminders_task).await;
         tracing::info!("stopped");
     }
 }

@@ -55,7 +55,13 @@ const DEFAULT_MAX_STRIKES: u32 = 3;
 const DEFAULT_ANALYTICS_STEP: Duration = Duration::from_secs(10);
 const DEFAULT_COMMISSION_RATE: &str = "0.03";
 const DEFAULT_LEVEL_WINDOW_DAYS: u32 = 30;
-const DEFAULT_FEATURED_FROM_LEVEL: u32 = 2;
+/// From which level each benefit applies (besides share links and commissions, which every level
+/// has): see [`Benefit`].
+const DEFAULT_LEVEL_BENEFITS: &[(&str, u32)] = &[
+    ("home_featured_row", 2),
+    ("auctions", 3),
+    ("more_simulcast_targets", 4),
+];
 /// Level 2, 3, 4: (public minutes, attributed orders) over the window.
 const DEFAULT_LEVEL_THRESHOLDS: &[(f64, u64)] = &[(120.0, 0), (600.0, 5), (1800.0, 25)];
 
@@ -179,13 +185,36 @@ impl Default for ChatConfig {
 }
 
 /// The shop backend that reports purchases.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShopConfig {
     /// Secret of the signed `POST /api/v1/purchases` (`X-Livefront-Signature`); unset = the
     /// endpoint answers 503.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Where "Add to cart" sends the viewer: an http(s) URL template with `{product_id}`,
+    /// `{sku}`, `{stream_id}`, `{tag}`, `{attribution}`, `{promo_code}` (values URL-encoded).
+    /// Unset: the page only fires the `livefront:add-to-cart` event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cart_url: Option<String>,
+    /// Add-to-cart taps counted per client address and per viewer per minute; beyond it 429.
+    pub cart_adds_per_minute: u32,
+    /// `frame-ancestors` of the embeddable player `/embed/{id}` (the only page that may be
+    /// framed): `*`, `'self'` or origins such as `https://shop.example`.
+    pub embed_frame_ancestors: Vec<String>,
+}
+
+pub const DEFAULT_CART_ADDS_PER_MINUTE: u32 = 30;
+
+impl Default for ShopConfig {
+    fn default() -> Self {
+        ShopConfig {
+            secret: None,
+            cart_url: None,
+            cart_adds_per_minute: DEFAULT_CART_ADDS_PER_MINUTE,
+            embed_frame_ancestors: vec!["*".into()],
+        }
+    }
 }
 
 /// Commissions and creator levels.
@@ -205,10 +234,43 @@ pub struct CommerceConfig {
 pub struct LevelsConfig {
     /// The rolling window (days) over which public minutes and attributed orders count.
     pub window_days: u32,
-    /// Creators from this level up are in the home page's featured row.
-    pub featured_from: u32,
+    /// From which level each benefit applies: `home_featured_row` (the home page's featured
+    /// row), `auctions`, `more_simulcast_targets`. A benefit left out applies to nobody.
+    pub benefits: BTreeMap<String, u32>,
     /// Level 2, 3, …: reached when both numbers are reached (and every lower level).
     pub thresholds: Vec<LevelThreshold>,
+}
+
+/// What a level may unlock, from the level `commerce.levels.benefits` names for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Benefit {
+    /// Live streams in the home page's featured row.
+    HomeFeaturedRow,
+    /// May run auctions.
+    Auctions,
+    /// More simulcast destinations per stream.
+    MoreSimulcastTargets,
+}
+
+impl Benefit {
+    pub const ALL: [Benefit; 3] = [
+        Benefit::HomeFeaturedRow,
+        Benefit::Auctions,
+        Benefit::MoreSimulcastTargets,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Benefit::HomeFeaturedRow => "home_featured_row",
+            Benefit::Auctions => "auctions",
+            Benefit::MoreSimulcastTargets => "more_simulcast_targets",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Benefit> {
+        Benefit::ALL.into_iter().find(|b| b.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,7 +335,10 @@ impl Default for LevelsConfig {
     fn default() -> Self {
         LevelsConfig {
             window_days: DEFAULT_LEVEL_WINDOW_DAYS,
-            featured_from: DEFAULT_FEATURED_FROM_LEVEL,
+            benefits: DEFAULT_LEVEL_BENEFITS
+                .iter()
+                .map(|&(name, level)| (name.to_string(), level))
+                .collect(),
             thresholds: DEFAULT_LEVEL_THRESHOLDS
                 .iter()
                 .map(|&(public_minutes, sales)| LevelThreshold {
@@ -801,6 +866,12 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        if self.shop.cart_adds_per_minute == 0 {
+            return Err(Error::Invalid {
+                key: "shop.cart_adds_per_minute",
+                message: "must be at least 1".into(),
+            });
+        }
         if matches!(&self.shop.secret, Some(s) if s.len() < 16) {
             return Err(Error::Invalid {
                 key: "shop.secret",
@@ -830,6 +901,17 @@ impl Config {
                 key: "commerce.levels.window_days",
                 message: format!("{} is outside 1..=365", self.commerce.levels.window_days),
             });
+        }
+        for (name, level) in &self.commerce.levels.benefits {
+            if Benefit::parse(name).is_none() || *level == 0 {
+                return Err(Error::Invalid {
+                    key: "commerce.levels.benefits",
+                    message: format!(
+                        "{name} = {level}: benefits are {} with a level from 1",
+                        Benefit::ALL.map(|b| b.as_str()).join(", ")
+                    ),
+                });
+            }
         }
         if self
             .commerce

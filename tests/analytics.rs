@@ -375,7 +375,10 @@ async fn a_shows_series_and_summary_count_real_players_and_agree_with_earnings()
         in_step(step_of("follows"), followed),
         "follow at {followed:?}"
     );
-    assert_eq!(s["promos"], json!([{"code": "SHOW10", "redemptions": 1}]));
+    assert_eq!(
+        s["promos"],
+        json!([{"code": "SHOW10", "redemptions": 1, "sales": []}])
+    );
     assert!(
         points
             .iter()

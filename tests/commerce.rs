@@ -107,7 +107,10 @@ async fn share_link_click_out_and_signed_purchase_earn_a_commission_once() -> Re
             public_minutes: 0.05,
             sales: 1,
         }];
-        c.commerce.levels.featured_from = 2;
+        c.commerce
+            .levels
+            .benefits
+            .insert("home_featured_row".into(), 2);
     })
     .await?;
     let api = server.api.clone();

@@ -421,3 +421,65 @@ async fn a_later_session_does_not_overwrite_an_unfinished_recording() -> Result<
     server.stop().await;
     Ok(())
 }
+
+/// A recording whose finalising waits for disk space when the server stops is finalised after
+/// the restart once there is room (it used to stay failed for good). The streams' media is on the
+/// small tmpfs and the store is not, so the store can say why the recording is not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_waiting_for_space_is_finalised_after_a_restart() -> Result<()> {
+    if !in_a_namespace_that_may_mount("a_recording_waiting_for_space_is_finalised_after_a_restart")?
+    {
+        return Ok(());
+    }
+    logs();
+    let tmpfs = Tmpfs::mount(32)?;
+    let data = tempfile::tempdir()?;
+    std::fs::create_dir_all(tmpfs.path().join("streams"))?;
+    std::os::unix::fs::symlink(tmpfs.path().join("streams"), data.path().join("streams"))?;
+    let mut server = Server::start_with(|c| c.data_dir = data.path().to_path_buf()).await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = create(&api, &token, "full").await?;
+    let id = stream["id"].as_str().context("id")?.to_string();
+    let _publisher = Publish::small(600.0).spawn(&server.publish_url(&stream))?;
+    api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 2)
+        .await?;
+    let filler = tmpfs.path().join("filler");
+    fill(tmpfs.path(), &filler, 0)?;
+    let error = wait_for("the recording waiting for space", DEADLINE, || async {
+        let v = api.stream(&token, &id).await.ok()?;
+        let error = v["recording"]["error"].as_str()?.to_string();
+        (v["recording"]["state"] == "failed"
+            && error.starts_with("finalising waits for disk space"))
+        .then_some(error)
+    })
+    .await?;
+    server.stop().await;
+    let dir = data.path().join("streams").join(&id);
+    assert!(dir.join("recording.fmp4").exists(), "kept: {error}");
+    assert!(!dir.join("recording.mp4").exists());
+
+    std::fs::remove_file(&filler)?;
+    let scratch = tempfile::tempdir()?;
+    let mut config = test_config(scratch.path());
+    config.data_dir = data.path().to_path_buf();
+    let app = livefront::app::App::start(config).await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    let v = wait_for(
+        "the recording ready after the restart",
+        DEADLINE,
+        || async {
+            let v = api.stream(&token, &id).await.ok()?;
+            (v["recording"]["state"] == "ready").then_some(v)
+        },
+    )
+    .await?;
+    assert_eq!(v["state"], "ended", "{v}");
+    assert!(v["recording"]["error"].is_null(), "{v}");
+    let (codecs, duration) = probe(&dir.join("recording.mp4").to_string_lossy()).await?;
+    assert!(codecs.contains(&"h264".to_string()), "{codecs:?}");
+    assert!(duration.context("duration")? > 2.0);
+    assert!(!dir.join("recording.fmp4").exists());
+    app.stop().await;
+    drop(tmpfs);
+    Ok(())
+}

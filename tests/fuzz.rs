@@ -989,6 +989,18 @@ const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
         "shop",
         r#"{"order_id":"o-1","items":[{"product_id":"{product}","amount":"12.50","currency":"EUR"}],"attribution":"abc","at":"2026-12-03T12:00:00Z"}"#,
     ),
+    (
+        "POST",
+        "/api/v1/purchases",
+        "shop",
+        r#"{"order_id":"o-2","items":[{"product_id":"{product}","amount":"12.50","currency":"EUR","promo_code":"SAVE10"}],"promo_code":"SAVE10","attribution":"abc","at":"2026-12-03T12:00:00Z"}"#,
+    ),
+    (
+        "POST",
+        "/api/v1/streams/{id}/cart-adds",
+        "viewer",
+        r#"{"product_id":"{product}","embedded":true}"#,
+    ),
 ];
 
 const STRINGS: &[&str] = &[

@@ -43,6 +43,8 @@ export async function signIn(token) {
   });
   if (!r.ok) throw new Error("That token was not accepted.");
   session = await r.json();
+  // The bell and the follow buttons show for the new session.
+  window.dispatchEvent(new Event("livefront:session"));
   return session;
 }
 

@@ -494,6 +494,7 @@ async function showReport(box, id) {
     ["Chat", `${s.chat_messages} messages from ${s.chatters} viewers`],
     ["Followers gained", `${s.followers_gained}`],
     ["Click-outs", `${s.clicks}`],
+    ["Add to cart", `${s.cart_adds}`],
     ["Sales", sales],
   ];
   const dl = el("dl", { id: "report-summary", class: "facts" }, ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
@@ -502,17 +503,17 @@ async function showReport(box, id) {
   const products = el(
     "table",
     { id: "report-products" },
-    el("thead", {}, el("tr", {}, ...["Product", "Minutes in focus", "Click-outs", "Orders", "Sales", "Commission"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ...["Product", "Minutes in focus", "Click-outs", "Add to cart", "Orders", "Sales", "Commission"].map((h) => el("th", { scope: "col" }, h)))),
     el(
       "tbody",
       {},
       ...s.products.map((p) => {
         const money = (k) => p.sales.map((x) => `${x[k]} ${x.currency}`).join(", ") || "–";
-        return el("tr", { "data-product-id": p.product_id }, el("td", {}, p.title ?? p.product_id), el("td", {}, p.minutes_in_focus.toFixed(1)), el("td", {}, `${p.clicks}`), el("td", {}, `${p.sales.reduce((n, x) => n + x.orders, 0)}`), el("td", {}, money("sales")), el("td", {}, money("commission")));
+        return el("tr", { "data-product-id": p.product_id }, el("td", {}, p.title ?? p.product_id), el("td", {}, p.minutes_in_focus.toFixed(1)), el("td", {}, `${p.clicks}`), el("td", {}, `${p.cart_adds}`), el("td", {}, `${p.sales.reduce((n, x) => n + x.orders, 0)}`), el("td", {}, money("sales")), el("td", {}, money("commission")));
       }),
     ),
   );
-  const promos = s.promos.length ? el("ul", { id: "report-promos", class: "list" }, ...s.promos.map((p) => el("li", {}, el("code", {}, p.code), ` ${p.redemptions} redemptions`))) : message("No promo codes.");
+  const promos = s.promos.length ? el("ul", { id: "report-promos", class: "list" }, ...s.promos.map((p) => el("li", {}, el("code", {}, p.code), ` ${p.redemptions} redemptions`, p.sales.length ? `, sold ${p.sales.map((x) => `${x.sales} ${x.currency} in ${x.orders} orders`).join(", ")}` : ""))) : message("No promo codes.");
   box.replaceChildren(
     el("h3", {}, "Report"),
     dl,

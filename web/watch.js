@@ -2,6 +2,9 @@
 // video, chat, the promo banner, sharing, and after the end the replay with chapters and clips.
 import { el, $, api, loadSession, currentSession, signIn, liveChannel, money, copy } from "/assets/common.js";
 import { play } from "/assets/player.js";
+import { cartButton } from "/assets/cart.js";
+import { renderPromo } from "/assets/promo.js";
+import { viewerActions } from "/assets/follow.js";
 
 const id = decodeURIComponent(location.pathname.split("/")[2] || "");
 const app = $("#app");
@@ -48,6 +51,7 @@ function renderProducts(products) {
         el("span", { class: "title" }, p.title),
         el("span", { class: "price" }, money(p.price, p.currency)),
         p.url ? el("a", { href: `/go/${encodeURIComponent(id)}/${encodeURIComponent(p.id)}`, class: "buy", rel: "noopener" }, "Buy") : null,
+        cartButton(id, p),
       ),
     ),
   );
@@ -62,10 +66,7 @@ function addChat(m) {
 }
 
 function showPromo(p) {
-  promo.hidden = false;
-  const code = el("code", { id: "promo-code" }, p.code);
-  const button = el("button", { type: "button", onclick: (e) => copy(e.target, p.code) }, "Copy code");
-  promo.replaceChildren(el("span", {}, `${p.discount} off: ${p.description} — `), code, " ", button);
+  renderPromo(promo, id, p);
 }
 
 function renderCompose() {
@@ -242,7 +243,7 @@ async function main() {
         "section",
         { class: "stage" },
         el("div", { class: "video-box" }, video),
-        el("div", { class: "bar" }, stateBadge, viewers, latency, el("label", {}, "Quality ", quality), shareButton),
+        el("div", { class: "bar" }, stateBadge, viewers, latency, el("label", {}, "Quality ", quality), shareButton, viewerActions(id, stream)),
         title,
         promo,
         carousel,
@@ -258,7 +259,7 @@ async function main() {
   ]);
   renderProducts(products.products);
   const activePromo = promos.promos.find((p) => !p.state || p.state === "active");
-  if (activePromo && stream.state === "live") showPromo(activePromo);
+  if (activePromo && stream.state !== "ended") showPromo(activePromo);
   if (stream.state === "ended") {
     ended = true;
     viewers.hidden = true;

@@ -37,6 +37,8 @@ pub struct Point {
     pub redemptions: u64,
     /// Follows of the creator.
     pub follows: u64,
+    /// "Add to cart" taps.
+    pub cart_adds: u64,
     /// The product in focus in the middle of the step.
     pub focus_product_id: Option<String>,
 }
@@ -81,6 +83,8 @@ pub struct ProductReport {
     pub title: Option<String>,
     pub minutes_in_focus: f64,
     pub clicks: u64,
+    /// "Add to cart" taps (watch page and embedded player).
+    pub cart_adds: u64,
     /// Per currency.
     pub sales: Vec<Sales>,
 }
@@ -89,6 +93,9 @@ pub struct ProductReport {
 pub struct PromoReport {
     pub code: String,
     pub redemptions: u64,
+    /// Attributed order lines the shop reported with this code, per currency (each line has at
+    /// most one code: the per-code sales add up to at most the stream's sales).
+    pub sales: Vec<Sales>,
 }
 
 /// How a stream did.
@@ -116,6 +123,8 @@ pub struct Summary {
     /// Follows of the creator made while the stream was live (and still there).
     pub followers_gained: u64,
     pub clicks: u64,
+    /// "Add to cart" taps.
+    pub cart_adds: u64,
     /// Attributed orders per currency (the ledger `GET /me/earnings` sums).
     pub sales: Vec<Sales>,
     pub products: Vec<ProductReport>,
@@ -166,6 +175,7 @@ pub struct Totals {
     pub chat_messages: u64,
     pub followers_gained: u64,
     pub clicks: u64,
+    pub cart_adds: u64,
     pub sales: Vec<Sales>,
 }
 
@@ -196,6 +206,7 @@ pub fn totals<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Totals {
         chat_messages: 0,
         followers_gained: 0,
         clicks: 0,
+        cart_adds: 0,
         sales: Vec::new(),
     };
     let mut sales: BTreeMap<String, ProductSales> = BTreeMap::new();
@@ -211,6 +222,7 @@ pub fn totals<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Totals {
         t.chat_messages += s.chat_messages;
         t.followers_gained += s.followers_gained;
         t.clicks += s.clicks;
+        t.cart_adds += s.cart_adds;
         for x in &s.sales {
             let e = sales
                 .entry(x.currency.clone())
@@ -317,6 +329,7 @@ fn report(
     let mut ids: Vec<&str> = focus_ms.keys().copied().collect();
     ids.extend(facts.clicks.keys().map(String::as_str));
     ids.extend(facts.sales.keys().map(String::as_str));
+    ids.extend(facts.cart_adds.keys().map(String::as_str));
     ids.sort_unstable();
     ids.dedup();
     let products = ids
@@ -328,6 +341,7 @@ fn report(
                 .get(id)
                 .map_or(0.0, |(ms, _)| *ms as f64 / 60_000.0),
             clicks: facts.clicks.get(id).copied().unwrap_or(0),
+            cart_adds: facts.cart_adds.get(id).copied().unwrap_or(0),
             sales: facts
                 .sales
                 .get(id)
@@ -357,6 +371,7 @@ fn report(
         chatters: facts.chatters,
         followers_gained: facts.followers_gained,
         clicks: facts.clicks.values().sum(),
+        cart_adds: facts.cart_adds.values().sum(),
         sales: facts.orders.values().map(Sales::from).collect(),
         products,
         promos: facts
@@ -365,6 +380,10 @@ fn report(
             .map(|(code, redemptions)| PromoReport {
                 code: code.clone(),
                 redemptions: *redemptions,
+                sales: facts
+                    .promo_sales
+                    .get(code)
+                    .map_or_else(Vec::new, |v| v.iter().map(Sales::from).collect()),
             })
             .collect(),
     };
@@ -416,6 +435,7 @@ fn series(
             orders: e.orders,
             redemptions: e.redemptions,
             follows: e.follows,
+            cart_adds: e.cart_adds,
             focus_product_id: bands
                 .iter()
                 .rev()
@@ -429,12 +449,12 @@ fn series(
 /// The series as CSV, one line per step (empty cells where no sample was taken).
 pub fn series_csv(report: &StreamReport) -> String {
     let mut out = String::from(
-        "at,mode,viewers,players,sockets,chat,clicks,orders,redemptions,follows,focus_product_id\n",
+        "at,mode,viewers,players,sockets,chat,clicks,orders,redemptions,follows,focus_product_id,cart_adds\n",
     );
     let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
     for p in &report.series {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
             p.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             p.mode.map_or("", Mode::as_str),
             opt(p.viewers),
@@ -447,6 +467,7 @@ pub fn series_csv(report: &StreamReport) -> String {
             p.follows,
             // Product ids are [A-Za-z0-9_-]; nothing to quote.
             p.focus_product_id.as_deref().unwrap_or(""),
+            p.cart_adds,
         ));
     }
     out
@@ -569,7 +590,7 @@ mod tests {
             csv.lines()
                 .nth(2)
                 .unwrap()
-                .ends_with(",public,3,2,3,2,1,0,0,0,p1")
+                .ends_with(",public,3,2,3,2,1,0,0,0,p1,0")
         );
         assert!(
             csv.lines().nth(3).unwrap().contains(",,,,,0,0"),

@@ -16,12 +16,13 @@ use super::AppState;
 use super::access::{owned_stream, visible_stream};
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
-use crate::shop::levels::{Standing, benefits, standing};
+use crate::shop::levels::{Standing, benefits_for, standing};
+use crate::shop::promos::{MAX_CODE_CHARS, MIN_CODE_CHARS, valid_code};
 use crate::shop::{self as rules, ATTRIBUTION_WINDOW, CLOCK_SKEW, SESSION_COOKIE};
 use crate::store::money::{self, to_decimal};
 use crate::store::{
-    AttributionSession, Click, CreatorId, EarningsRow, LedgerLine, NewPurchase, Principal,
-    ProductId, Recorded, ShareLink, StreamId,
+    AttributionSession, Click, CreatorId, EarningsRow, LedgerLine, NewPurchase, Principal, Product,
+    ProductId, Recorded, ShareLink, StreamId, code_key,
 };
 use crate::webhooks::signature;
 
@@ -129,8 +130,24 @@ pub async fn latest_link(
     Ok(axum::Json(json!({ "url": url })))
 }
 
+/// A product of the stream's carousel by its id (404 for anything else).
+pub(super) async fn carousel_product(
+    state: &AppState,
+    stream: &StreamId,
+    product_id: &str,
+) -> Result<Product, ApiError> {
+    let product_id = ProductId::parse(product_id).ok_or(ApiError::NotFound)?;
+    state
+        .store
+        .carousel(stream)
+        .await?
+        .into_iter()
+        .find(|p| p.id == product_id)
+        .ok_or(ApiError::NotFound)
+}
+
 /// The attribution session id in the request's cookies, if it is well-formed.
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
     super::cookie::named(headers, SESSION_COOKIE).filter(|v| rules::valid_session_id(v))
 }
 
@@ -199,14 +216,7 @@ pub async fn click_out(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (stream, _) = visible_stream(&state, &stream_id, &who).await?;
-    let product_id = ProductId::parse(&product_id).ok_or(ApiError::NotFound)?;
-    let product = state
-        .store
-        .carousel(&stream.id)
-        .await?
-        .into_iter()
-        .find(|p| p.id == product_id)
-        .ok_or(ApiError::NotFound)?;
+    let product = carousel_product(&state, &stream.id, &product_id).await?;
     // Only an http(s) URL with a host and no userinfo (stored before that was checked too).
     let url = product
         .url
@@ -281,6 +291,10 @@ pub struct Purchase {
     attribution: Option<String>,
     /// When the order was placed (RFC 3339).
     at: DateTime<Utc>,
+    /// A promo code of the attributed stream the whole order was sold with (items may name
+    /// their own instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promo_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -291,6 +305,9 @@ pub struct PurchaseItem {
     amount: String,
     /// ISO 4217 code.
     currency: String,
+    /// A promo code of the attributed stream this line was sold with (instead of the order's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promo_code: Option<String>,
 }
 
 /// Whom an order is attributed to, and why (or why not).
@@ -400,11 +417,22 @@ pub async fn purchase(
     if order.at > Utc::now() + chrono::TimeDelta::seconds(signature::MAX_AGE_S) {
         return bad("at is in the future".into());
     }
+    if order.promo_code.as_deref().is_some_and(|c| !valid_code(c)) {
+        return bad(format!(
+            "promo_code must be {MIN_CODE_CHARS}-{MAX_CODE_CHARS} characters of A-Z, a-z, 0-9, _ and -"
+        ));
+    }
     let mut amounts = Vec::with_capacity(order.items.len());
     for item in &order.items {
         if item.product_id.is_empty() || item.product_id.chars().count() > MAX_PRODUCT_ID_CHARS {
             return bad(format!(
                 "product_id must be 1-{MAX_PRODUCT_ID_CHARS} characters"
+            ));
+        }
+        if item.promo_code.as_deref().is_some_and(|c| !valid_code(c)) {
+            return bad(format!(
+                "item {}: promo_code must be {MIN_CODE_CHARS}-{MAX_CODE_CHARS} characters of A-Z, a-z, 0-9, _ and -",
+                item.product_id
             ));
         }
         let minor = money::to_minor(&item.amount, &item.currency)
@@ -413,7 +441,16 @@ pub async fn purchase(
     }
     let attribution = attribute(&state, order.attribution.as_deref(), order.at).await?;
     let mut lines = Vec::new();
-    if attribution.to.is_some() {
+    if let Some((_, stream)) = &attribution.to {
+        // Codes count only as the attributed stream's own (matched without case).
+        let codes = state.store.promos_of_stream(stream).await?;
+        let known = |c: Option<&str>| {
+            let key = code_key(c?);
+            codes
+                .iter()
+                .find(|p| code_key(&p.code) == key)
+                .map(|p| p.code.clone())
+        };
         for (item, &amount_minor) in order.items.iter().zip(&amounts) {
             let category = match ProductId::parse(&item.product_id) {
                 Some(id) => state.store.product(&id).await?.and_then(|p| p.category),
@@ -427,6 +464,7 @@ pub async fn purchase(
                 amount_minor,
                 rate: rate.to_string(),
                 commission_minor: rate.of(amount_minor),
+                promo_code: known(item.promo_code.as_deref().or(order.promo_code.as_deref())),
             });
         }
     }
@@ -481,6 +519,7 @@ fn line_json(l: &LedgerLine) -> Value {
         "rate": l.rate,
         "commission": to_decimal(l.commission_minor, &l.currency),
         "commission_minor": l.commission_minor,
+        "promo_code": l.promo_code,
     })
 }
 
@@ -516,7 +555,7 @@ fn earnings_json(r: &EarningsRow) -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/me/earnings", tag = "commerce", params(("from" = Option<String>, Query, description = "RFC 3339, inclusive (by order time)"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive")), responses((status = 200, description = "`{from, to, totals, by_stream, by_category}`, each entry per currency in minor units and as a decimal string"), (status = 400, description = "bad time"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a creator")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/me/earnings", tag = "commerce", params(("from" = Option<String>, Query, description = "RFC 3339, inclusive (by order time)"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive")), responses((status = 200, description = "`{from, to, totals, by_stream, by_category, by_code}` (`by_code`: lines sold with a promo code, per code), each entry per currency in minor units and as a decimal string"), (status = 400, description = "bad time"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a creator")), security(("bearer" = [])))]
 pub async fn earnings(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -557,6 +596,11 @@ pub async fn earnings(
         "totals": ledger.totals.iter().map(earnings_json).collect::<Vec<_>>(),
         "by_stream": by_stream,
         "by_category": by_category,
+        "by_code": ledger.by_code.iter().map(|row| {
+            let mut v = earnings_json(row);
+            v["promo_code"] = json!(row.key);
+            v
+        }).collect::<Vec<_>>(),
     })))
 }
 
@@ -572,7 +616,7 @@ pub(super) async fn creator_standing(
     Ok((standing(&levels.thresholds, minutes, sales), minutes, sales))
 }
 
-#[utoipa::path(get, path = "/api/v1/me/level", tag = "commerce", responses((status = 200, description = "`{level, public_minutes, sales, window_days, next: {level, public_minutes, sales, progress: {public_minutes, sales}} | null, benefits}`"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a creator")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/me/level", tag = "commerce", responses((status = 200, description = "`{level, public_minutes, sales, window_days, next: {level, public_minutes, sales, progress: {public_minutes, sales}} | null, benefits, next_benefits}`: `benefits` are what the level gives (`commerce.levels.benefits`), `next_benefits` what the next level would"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not a creator")), security(("bearer" = [])))]
 pub async fn level(
     State(state): State<AppState>,
     Auth(who): Auth,
@@ -586,6 +630,7 @@ pub async fn level(
         "sales": sales,
         "window_days": levels.window_days,
         "next": standing.next,
-        "benefits": benefits(standing.level, levels.featured_from),
+        "benefits": benefits_for(levels, standing.level),
+        "next_benefits": standing.next.as_ref().map(|n| benefits_for(levels, n.level)),
     })))
 }

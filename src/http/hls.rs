@@ -129,6 +129,12 @@ impl Access {
 }
 
 pub(super) fn cache_control(public: bool, value: &str) -> HeaderValue {
+    // The live playlist reload is most of all requests: its two values are not built each time.
+    match (public, value) {
+        (true, "max-age=1") => return HeaderValue::from_static("public, max-age=1"),
+        (false, "max-age=1") => return HeaderValue::from_static("private, max-age=1"),
+        _ => {}
+    }
     let scope = if public { "public" } else { "private" };
     HeaderValue::from_str(&format!("{scope}, {value}")).expect("valid header")
 }
@@ -225,7 +231,7 @@ pub async fn rendition_file(
     }
     let a = access(&state, &id, who, &params).await?;
     let query = a.query.as_deref();
-    let hls_dir = state.registry.paths(&a.id).hls_dir();
+    let hls_dir = || state.registry.paths(&a.id).hls_dir();
     if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST {
         let kind = match file.as_str() {
             LIVE_PLAYLIST => PlaylistKind::Live,
@@ -240,7 +246,7 @@ pub async fn rendition_file(
             None => (
                 hls_out::read_persisted(
                     &state.files,
-                    &hls_dir,
+                    &hls_dir(),
                     Some(&rendition),
                     &file,
                     a.audience,
@@ -262,6 +268,7 @@ pub async fn rendition_file(
         return Err(ApiError::NotFound);
     }
     // Practice media of a public stream is the owner's: by name too.
+    let hls_dir = hls_dir();
     if !a.serves(&state, &hls_dir, &rendition, &file, false).await {
         return Err(ApiError::NotFound);
     }

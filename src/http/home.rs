@@ -1,4 +1,5 @@
-//! The home page's rows: live now, featured (creators from `commerce.levels.featured_from` up),
+//! The home page's rows: live now, featured (creators with the `home_featured_row` benefit of
+//! `commerce.levels.benefits`),
 //! live streams by category, and upcoming (scheduled) streams. Public live streams only, most watched first in every row.
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,6 +11,7 @@ use super::AppState;
 use super::commerce::creator_standing;
 use super::error::ApiError;
 use super::listings::{listed, public_streams};
+use crate::shop::levels::{Benefit, has_benefit};
 use crate::store::StreamState;
 
 /// Streams per row.
@@ -17,7 +19,7 @@ const ROW_LIMIT: usize = 24;
 
 #[utoipa::path(get, path = "/api/v1/home", tag = "listings", responses((status = 200, description = "`{live, featured, categories: [{category, streams}], upcoming}`: public live streams, most watched first; `featured` only has creators from the featured level up; `upcoming`: public scheduled streams, soonest first")))]
 pub async fn home(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let featured_from = state.config.commerce.levels.featured_from;
+    let levels_config = &state.config.commerce.levels;
     let mut levels = HashMap::new();
     let mut rows: Vec<(Value, bool)> = Vec::new();
     for (stream, handle) in public_streams(&state, None, Some(StreamState::Live)).await? {
@@ -29,7 +31,8 @@ pub async fn home(State(state): State<AppState>) -> Result<impl IntoResponse, Ap
                 l
             }
         };
-        rows.push((listed(&state, &stream, &handle), level >= featured_from));
+        let featured = has_benefit(levels_config, level, Benefit::HomeFeaturedRow);
+        rows.push((listed(&state, &stream, &handle), featured));
     }
     rows.sort_by_key(|(v, _)| std::cmp::Reverse(v["viewers"].as_u64().unwrap_or(0)));
     let live: Vec<Value> = rows

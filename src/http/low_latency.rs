@@ -153,7 +153,7 @@ pub async fn rendition_file(
     }
     let a = access(&state, &id, who, &params).await?;
     let query = a.query.as_deref();
-    let dir = state.registry.paths(&a.id).low_latency_dir();
+    let dir = || state.registry.paths(&a.id).low_latency_dir();
     let out = a.live.as_ref().and_then(|s| s.ll.clone());
     if file == LIVE_PLAYLIST || file == EVENT_PLAYLIST {
         // Counted only once a playlist is found (a 404 never counts).
@@ -162,7 +162,7 @@ pub async fn rendition_file(
         let Some(out) = out else {
             let text = hls_out::read_persisted(
                 &state.files,
-                &dir,
+                &dir(),
                 Some(&rendition),
                 &file,
                 a.audience,
@@ -215,8 +215,8 @@ pub async fn rendition_file(
         state.hls_counters.served(text.len());
         // A blocked request names the playlist it waited for: a CDN may keep it (and collapse
         // identical ones); the plain reload must stay fresh.
-        let cache = match want {
-            Some(_) => format!("max-age={}", block_limit(&state).as_secs().max(1)),
+        let cache: std::borrow::Cow<str> = match want {
+            Some(_) => format!("max-age={}", block_limit(&state).as_secs().max(1)).into(),
             None => "max-age=1".into(),
         };
         return Ok(playlist_with_cache(text, a.public, &cache));
@@ -236,6 +236,7 @@ pub async fn rendition_file(
         found.ok_or(ApiError::NotFound)?
     } else if media_name(&file, "seg", ".m4s") || media_name(&file, "init", ".mp4") {
         // Practice media of a public stream is the owner's: by name too.
+        let dir = dir();
         if !a.serves(&state, &dir, &rendition, &file, true).await {
             return Err(ApiError::NotFound);
         }

@@ -3,10 +3,12 @@
 pub mod access;
 pub mod analytics;
 pub mod audience;
+pub mod cart;
 pub mod chat;
 pub mod clips;
 pub mod commerce;
 pub mod cookie;
+pub mod cors;
 pub mod dates;
 pub mod destinations;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod pages;
 pub mod products;
 pub mod promos;
 pub mod recordings;
+pub mod reminders;
 pub mod serve;
 pub mod session;
 pub mod signing;
@@ -34,9 +37,8 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
-use tower_http::cors::{Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -77,6 +79,8 @@ pub struct Shared {
     pub audience: Arc<audience::Audience>,
     /// Open viewer registration, limited per client address.
     pub registrations: Arc<viewers::RateLimit>,
+    /// Add-to-cart taps per client address and viewer.
+    pub cart_limits: Arc<cart::CartLimits>,
     pub config: Arc<Config>,
     /// Free space under `data_dir` (metrics, and a warning in live streams' health).
     pub disk: Arc<crate::output::disk_space::DiskSpace>,
@@ -129,11 +133,6 @@ impl utoipa::Modify for BearerAuth {
 /// Every route, each through `routes!` so that it is in the OpenAPI document too (a unit test
 /// checks that nothing is added with a bare `.route`).
 fn routes() -> OpenApiRouter<AppState> {
-    let media_cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([header::RANGE, header::AUTHORIZATION])
-        .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE]);
     let media = OpenApiRouter::new()
         .routes(routes!(hls::master))
         .routes(routes!(hls::rendition_file))
@@ -142,7 +141,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recordings::replay_download))
         .routes(routes!(clips::download))
         .routes(routes!(hls::thumbnail))
-        .layer(media_cors);
+        .layer(cors::MediaCorsLayer);
     let api = OpenApiRouter::new()
         .routes(routes!(streams::create_creator))
         .routes(routes!(streams::create, streams::list))
@@ -189,6 +188,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(chat::set_blocked_words, chat::blocked_words))
         .routes(routes!(promos::create, promos::list))
         .routes(routes!(promos::redeem))
+        .routes(routes!(cart::add))
+        .routes(routes!(reminders::set, reminders::remove))
+        .routes(routes!(reminders::viewer_state))
         .routes(routes!(moderation::report))
         .routes(routes!(moderation::reports))
         .routes(routes!(moderation::takedown))
@@ -216,14 +218,25 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::home))
         .routes(routes!(pages::storefront))
         .routes(routes!(pages::watch))
+        .routes(routes!(pages::embed))
         .routes(routes!(pages::studio))
         .routes(routes!(pages::admin))
         .routes(routes!(pages::asset));
+    // Media requests get no request span: playlists, segments and parts are most requests (an
+    // LL-HLS viewer makes about five a second), they log nothing of their own, and the span and
+    // its timing cost them a tenth of their CPU (bench/serve.sh).
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(healthz))
         .merge(pages)
         .routes(routes!(metrics))
         .merge(api)
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let path = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("", |p| p.as_str());
+            tracing::info_span!("request", method = %req.method(), path)
+        }))
         .merge(media)
 }
 
@@ -233,18 +246,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (router, api) = routes().split_for_parts();
-    let api = Arc::new(api);
-    router
-        .layer(axum::Extension(api))
+    routes()
+        .split_for_parts()
+        .0
         .fallback(|| async { error::ApiError::NoRoute })
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let path = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("", |p| p.as_str());
-            tracing::info_span!("request", method = %req.method(), path)
-        }))
         .with_state(state)
 }
 
@@ -260,10 +265,9 @@ async fn healthz(State(state): State<AppState>) -> String {
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
-async fn openapi_json(
-    axum::Extension(api): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
-) -> impl IntoResponse {
-    axum::Json(api.as_ref().clone())
+async fn openapi_json() -> impl IntoResponse {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    axum::Json(DOCUMENT.get_or_init(openapi))
 }
 
 /// Reads one number out of a stream's ingest health.

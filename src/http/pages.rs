@@ -12,10 +12,22 @@ use super::extract::MaybeAuth;
 
 /// Scripts and styles only from this origin (no inline code), media from here and hls.js's
 /// blob: URLs, product images from anywhere over https.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' https: data:; media-src 'self' blob:; connect-src 'self'; \
-     worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; \
-     frame-ancestors 'none'";
+macro_rules! csp_base {
+    () => {
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+         img-src 'self' https: data:; media-src 'self' blob:; connect-src 'self'; \
+         worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    };
+}
+
+/// Every page but the embeddable player: never framed.
+pub const CSP: &str = concat!(csp_base!(), "frame-ancestors 'none'");
+
+/// The embeddable player's policy: framed only by `shop.embed_frame_ancestors` (validated at
+/// load as `*`, `'self'` or origins, so nothing can end the directive).
+fn embed_csp(ancestors: &[String]) -> String {
+    format!("{}frame-ancestors {}", csp_base!(), ancestors.join(" "))
+}
 
 /// One embedded file: name under `/assets/`, content type, bytes.
 struct Asset(&'static str, &'static str, &'static [u8]);
@@ -76,6 +88,11 @@ static ASSETS: &[Asset] = &[
     web!("watch.js", JS),
     web!("studio.js", JS),
     web!("admin.js", JS),
+    web!("bell.js", JS),
+    web!("cart.js", JS),
+    web!("promo.js", JS),
+    web!("follow.js", JS),
+    web!("embed.js", JS),
 ];
 
 /// The security headers every page and asset carries.
@@ -97,6 +114,33 @@ fn secured(mut response: Response) -> Response {
     response
 }
 
+/// An HTML document with the security headers.
+fn html(body: String) -> Response {
+    secured(
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+/// The not-found page when the caller may not see the stream (exactly as for a missing one).
+async fn unless_visible(
+    state: &AppState,
+    id: &str,
+    who: &Option<crate::store::Principal>,
+) -> Result<Option<Response>, ApiError> {
+    match visible_stream(state, id, who).await {
+        Ok(_) => Ok(None),
+        Err(ApiError::NotFound) => Ok(Some(not_found())),
+        Err(e) => Err(e),
+    }
+}
+
 /// A page: the shell that loads `/assets/{module}.js` (and hls.js where video plays, uPlot where
 /// charts are drawn).
 fn page(title: &str, module: &str, extras: Extras) -> Response {
@@ -114,7 +158,7 @@ fn page(title: &str, module: &str, extras: Extras) -> Response {
         }
         _ => "",
     };
-    let html = format!(
+    let body = format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
@@ -125,23 +169,15 @@ fn page(title: &str, module: &str, extras: Extras) -> Response {
 {css}<link rel="stylesheet" href="/assets/app.css">
 </head>
 <body>
-<header class="top"><a class="brand" href="/">livefront</a><nav><a href="/studio">Studio</a></nav></header>
+<header class="top"><a class="brand" href="/">livefront</a><nav><a href="/studio">Studio</a><span id="bell-slot"></span></nav></header>
 <main id="app" aria-live="polite"></main>
 {hls}<script type="module" src="/assets/{module}.js"></script>
+<script type="module" src="/assets/bell.js"></script>
 </body>
 </html>
 "#
     );
-    secured(
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            )],
-            html,
-        )
-            .into_response(),
-    )
+    html(body)
 }
 
 /// What a missing page, an unknown creator and someone else's practice stream all answer.
@@ -195,11 +231,55 @@ pub async fn watch(
     MaybeAuth(who): MaybeAuth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match visible_stream(&state, &id, &who).await {
-        Ok(_) => Ok(page("Watch", "watch", Extras::Video)),
-        Err(ApiError::NotFound) => Ok(not_found()),
-        Err(e) => Err(e),
+    if let Some(hidden) = unless_visible(&state, &id, &who).await? {
+        return Ok(hidden);
     }
+    Ok(page("Watch", "watch", Extras::Video))
+}
+
+/// The embeddable player of a stream (video, carousel, add to cart): the only page that may be
+/// framed, by `shop.embed_frame_ancestors`; it tells the page around it of add-to-cart taps with
+/// a `livefront:add-to-cart` message.
+#[utoipa::path(get, path = "/embed/{id}", tag = "pages", params(("id" = String, Path)), responses((status = 200, description = "HTML, framable by `shop.embed_frame_ancestors`"), (status = 404, description = "not found (or not yours to see)")))]
+pub async fn embed(
+    State(state): State<AppState>,
+    MaybeAuth(who): MaybeAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if let Some(hidden) = unless_visible(&state, &id, &who).await? {
+        return Ok(hidden);
+    }
+    // Where the player posts its events (validated origins; escaped all the same).
+    let origins = state
+        .config
+        .shop
+        .embed_frame_ancestors
+        .join(" ")
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    let mut r = html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Live · livefront</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/assets/app.css">
+</head>
+<body class="embedded">
+<main id="app" aria-live="polite" data-parent-origins="{origins}"></main>
+<script src="/assets/hls.min.js"></script><script type="module" src="/assets/embed.js"></script>
+</body>
+</html>
+"#
+    ));
+    let csp = embed_csp(&state.config.shop.embed_frame_ancestors);
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    Ok(r)
 }
 
 /// The creator studio.

@@ -16,14 +16,14 @@ use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use crate::live::LiveEvent;
 use crate::shop::promos::PromoOffer;
-use crate::shop::promos::{Phase, PromoState, offer, promo_state};
+use crate::shop::promos::{
+    MAX_CODE_CHARS, MIN_CODE_CHARS, Phase, PromoState, offer, promo_state, valid_code,
+};
 use crate::store::money;
 use crate::store::{
     NewPromo, Principal, Promo, PromoError, Redeemed, Stream, StreamId, StreamState,
 };
 
-const MIN_CODE_CHARS: usize = 3;
-const MAX_CODE_CHARS: usize = 32;
 const MAX_DESCRIPTION_CHARS: usize = 500;
 
 impl From<PromoError> for ApiError {
@@ -33,13 +33,6 @@ impl From<PromoError> for ApiError {
             PromoError::Store(e) => e.into(),
         }
     }
-}
-
-/// Codes: 3-32 characters of A-Z, a-z, 0-9, `_` and `-` (compared without case).
-fn valid_code(c: &str) -> bool {
-    (MIN_CODE_CHARS..=MAX_CODE_CHARS).contains(&c.len())
-        && c.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The value of a plain decimal string (see [`money::is_decimal`]), for range checks only.

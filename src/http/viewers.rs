@@ -50,7 +50,7 @@ impl RateLimit {
     }
 }
 
-fn viewer(who: Principal) -> Result<ViewerId, ApiError> {
+pub(super) fn viewer(who: Principal) -> Result<ViewerId, ApiError> {
     match who {
         Principal::Viewer(id) => Ok(id),
         _ => Err(ApiError::Forbidden(
@@ -176,22 +176,21 @@ pub struct FeedQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "followers", params(("before" = Option<i64>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, description = "OK"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "followers", params(("before" = Option<i64>, Query), ("limit" = Option<u32>, Query)), responses((status = 200, description = "`{notifications, next_before, unread}`: a page of the feed, newest first, and how many are unread in all"), (status = 401, description = "missing or unknown token"), (status = 403, description = "not allowed")), security(("bearer" = [])))]
 pub async fn notifications(
     State(state): State<AppState>,
     Auth(who): Auth,
     Query(q): Query<FeedQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = q.limit.unwrap_or(FEED_PAGE).clamp(1, FEED_PAGE);
-    let page = state
-        .store
-        .notifications(&viewer(who)?, q.before, limit)
-        .await?;
+    let me = viewer(who)?;
+    let page = state.store.notifications(&me, q.before, limit).await?;
+    let unread = state.store.unread_count(&me).await?;
     let next_before = (page.len() as u32 == limit)
         .then(|| page.last().map(|n| n.id))
         .flatten();
     Ok(axum::Json(
-        json!({"notifications": page, "next_before": next_before}),
+        json!({"notifications": page, "next_before": next_before, "unread": unread}),
     ))
 }
 

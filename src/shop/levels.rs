@@ -2,7 +2,8 @@
 //! attributed orders over the rolling window reach the N-th threshold (and every lower one).
 use serde::Serialize;
 
-use crate::config::LevelThreshold;
+pub use crate::config::Benefit;
+use crate::config::{LevelThreshold, LevelsConfig};
 
 /// Where a creator stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,12 +53,26 @@ pub fn standing(thresholds: &[LevelThreshold], public_minutes: f64, sales: u64) 
     Standing { level, next }
 }
 
-/// What a level gives.
-pub fn benefits(level: u32, featured_from: u32) -> Vec<&'static str> {
-    let mut out = vec!["share_links", "commissions"];
-    if level >= featured_from {
-        out.push("home_featured_row");
-    }
+/// What every level has.
+const EVERY_LEVEL: [&str; 2] = ["share_links", "commissions"];
+
+/// Whether `level` has `benefit` (a benefit the config leaves out applies to nobody).
+pub fn has_benefit(config: &LevelsConfig, level: u32, benefit: Benefit) -> bool {
+    config
+        .benefits
+        .get(benefit.as_str())
+        .is_some_and(|&from| level >= from)
+}
+
+/// Everything `level` gives, in a stable order.
+pub fn benefits_for(config: &LevelsConfig, level: u32) -> Vec<&'static str> {
+    let mut out = EVERY_LEVEL.to_vec();
+    out.extend(
+        Benefit::ALL
+            .into_iter()
+            .filter(|b| has_benefit(config, level, *b))
+            .map(Benefit::as_str),
+    );
     out
 }
 
@@ -95,8 +110,34 @@ mod tests {
     }
 
     #[test]
-    fn the_featured_row_is_a_benefit_from_its_level() {
-        assert!(!benefits(1, 2).contains(&"home_featured_row"));
-        assert!(benefits(2, 2).contains(&"home_featured_row"));
+    fn each_benefit_applies_from_its_configured_level() {
+        let config = LevelsConfig::default();
+        assert_eq!(benefits_for(&config, 1), ["share_links", "commissions"]);
+        assert_eq!(
+            benefits_for(&config, 2),
+            ["share_links", "commissions", "home_featured_row"]
+        );
+        assert_eq!(
+            benefits_for(&config, 4),
+            [
+                "share_links",
+                "commissions",
+                "home_featured_row",
+                "auctions",
+                "more_simulcast_targets"
+            ]
+        );
+        assert!(!has_benefit(&config, 2, Benefit::Auctions));
+        assert!(has_benefit(&config, 3, Benefit::Auctions));
+        let mut none = config.clone();
+        none.benefits.remove("auctions");
+        assert!(
+            !has_benefit(&none, 99, Benefit::Auctions),
+            "left out: nobody"
+        );
+        for b in Benefit::ALL {
+            assert_eq!(Benefit::parse(b.as_str()), Some(b));
+        }
+        assert_eq!(Benefit::parse("flying"), None);
     }
 }

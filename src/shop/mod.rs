@@ -1,5 +1,6 @@
 //! Commerce rules as plain code (no HTTP, no SQL): associate tags and tagged product links,
 //! creator levels, promo codes (money itself is `crate::store::money`).
+pub mod cart;
 pub mod levels;
 pub mod promos;
 

@@ -4,6 +4,16 @@ use serde::Serialize;
 
 use crate::store::{Mode, Promo, Stream, StreamState};
 
+pub const MIN_CODE_CHARS: usize = 3;
+pub const MAX_CODE_CHARS: usize = 32;
+
+/// Codes: 3-32 characters of A-Z, a-z, 0-9, `_` and `-` (compared without case).
+pub fn valid_code(c: &str) -> bool {
+    (MIN_CODE_CHARS..=MAX_CODE_CHARS).contains(&c.len())
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A promo code as viewers see it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PromoOffer {

@@ -67,6 +67,7 @@ pub struct BucketEvents {
     pub orders: u64,
     pub redemptions: u64,
     pub follows: u64,
+    pub cart_adds: u64,
 }
 
 /// Sessions and their watch time.
@@ -108,6 +109,11 @@ pub struct StreamFacts {
     pub orders: BTreeMap<String, ProductSales>,
     /// Redemptions per promo code of the stream.
     pub promos: Vec<(String, u64)>,
+    /// Ledger per promo code (as the stream's creator typed it) and currency: order lines sold
+    /// with that code; an order line has at most one code, so nothing counts twice.
+    pub promo_sales: BTreeMap<String, Vec<ProductSales>>,
+    /// "Add to cart" taps per product.
+    pub cart_adds: BTreeMap<String, u64>,
     /// Milliseconds the stream was public while live.
     pub public_ms: i64,
 }
@@ -130,6 +136,36 @@ fn briefly<T>(
 
 fn time(s: String) -> rusqlite::Result<DateTime<Utc>> {
     parse_ts(Some(s))?.ok_or_else(|| corrupt("time"))
+}
+
+/// A stream's ledger grouped by the commissions column `key` (lines without one left out), then
+/// currency.
+fn ledger_by(
+    c: &rusqlite::Connection,
+    key: &str,
+    stream: &str,
+) -> rusqlite::Result<BTreeMap<String, Vec<ProductSales>>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT {key}, currency, COUNT(DISTINCT order_id), SUM(amount_minor), SUM(commission_minor)
+         FROM commissions WHERE stream_id = ?1 AND {key} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+    ))?;
+    let rows = stmt.query_map([stream], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            ProductSales {
+                currency: r.get(1)?,
+                orders: r.get::<_, i64>(2)?.max(0) as u64,
+                sales_minor: r.get(3)?,
+                commission_minor: r.get(4)?,
+            },
+        ))
+    })?;
+    let mut out: BTreeMap<String, Vec<ProductSales>> = BTreeMap::new();
+    for row in rows {
+        let (k, sales) = row?;
+        out.entry(k).or_default().push(sales);
+    }
+    Ok(out)
 }
 
 /// SQL for the bucket of the time in column `col` (with `?2` the grid's start, `?3` its step).
@@ -295,7 +331,7 @@ impl Store {
                 let start = ts(grid.started_at);
                 // Each: the SQL (?1 the stream or creator, ?2 the grid's start, ?3 its step, ?4
                 // the end of the live window where it matters) and its parameters.
-                let per_bucket: [(&str, String, Vec<String>); 5] = [
+                let per_bucket: [(&str, String, Vec<String>); 6] = [
                     ("chat", format!(
                         "SELECT {}, COUNT(*) FROM chat_messages WHERE stream_id = ?1 AND practice = 0
                            AND role = 'viewer' AND created_at >= ?2 GROUP BY 1", bucket_sql("created_at")),
@@ -316,6 +352,10 @@ impl Store {
                         "SELECT {}, COUNT(*) FROM follows WHERE creator_id = ?1 AND created_at >= ?2
                            AND created_at < ?4 GROUP BY 1", bucket_sql("created_at")),
                         vec![creator.clone(), live_to.clone()]),
+                    ("cart_adds", format!(
+                        "SELECT {}, COUNT(*) FROM cart_adds WHERE stream_id = ?1 AND at >= ?2 GROUP BY 1",
+                        bucket_sql("at")),
+                        vec![id.clone()]),
                 ];
                 for (what, sql, args) in per_bucket {
                     let mut stmt = c.prepare(&sql)?;
@@ -335,6 +375,7 @@ impl Store {
                             "clicks" => e.clicks += n,
                             "orders" => e.orders += n,
                             "redemptions" => e.redemptions += n,
+                            "cart_adds" => e.cart_adds += n,
                             _ => e.follows += n,
                         }
                     }
@@ -381,25 +422,7 @@ impl Store {
             f.clicks = stmt
                 .query_map([&id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
                 .collect::<Result<_, _>>()?;
-            let mut stmt = c.prepare(
-                "SELECT product_id, currency, COUNT(DISTINCT order_id), SUM(amount_minor), SUM(commission_minor)
-                 FROM commissions WHERE stream_id = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
-            )?;
-            let rows = stmt.query_map([&id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    ProductSales {
-                        currency: r.get(1)?,
-                        orders: r.get::<_, i64>(2)?.max(0) as u64,
-                        sales_minor: r.get(3)?,
-                        commission_minor: r.get(4)?,
-                    },
-                ))
-            })?;
-            for row in rows {
-                let (product, sales) = row?;
-                f.sales.entry(product).or_default().push(sales);
-            }
+            f.sales = ledger_by(c, "product_id", &id)?;
             let mut stmt = c.prepare(
                 "SELECT currency, COUNT(DISTINCT order_id), SUM(amount_minor), SUM(commission_minor)
                  FROM commissions WHERE stream_id = ?1 GROUP BY 1 ORDER BY 1",
@@ -423,6 +446,13 @@ impl Store {
                  FROM promos p WHERE p.stream_id = ?1 ORDER BY p.id",
             )?;
             f.promos = stmt
+                .query_map([&id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+                .collect::<Result<_, _>>()?;
+            f.promo_sales = ledger_by(c, "promo_code", &id)?;
+            let mut stmt = c.prepare(
+                "SELECT product_id, COUNT(*) FROM cart_adds WHERE stream_id = ?1 GROUP BY 1",
+            )?;
+            f.cart_adds = stmt
                 .query_map([&id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
                 .collect::<Result<_, _>>()?;
             let now = Utc::now();

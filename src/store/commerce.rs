@@ -44,6 +44,8 @@ pub struct LedgerLine {
     pub amount_minor: i64,
     pub rate: String,
     pub commission_minor: i64,
+    /// The stream's promo code the line was sold with.
+    pub promo_code: Option<String>,
 }
 
 /// A reported order, as it will be stored.
@@ -88,6 +90,9 @@ pub struct Earnings {
     pub totals: Vec<EarningsRow>,
     pub by_stream: Vec<EarningsRow>,
     pub by_category: Vec<EarningsRow>,
+    /// Lines sold with a promo code, per code (as its creator typed it); lines without one are
+    /// not here.
+    pub by_code: Vec<EarningsRow>,
 }
 
 /// Opens or closes `stream`'s public interval to match its stored state: open while it is live
@@ -325,11 +330,12 @@ impl Store {
                 for (line, l) in p.lines.iter().enumerate() {
                     tx.execute(
                         "INSERT INTO commissions (order_id, line, creator_id, stream_id, product_id, category,
-                           currency, amount_minor, rate, commission_minor, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                           currency, amount_minor, rate, commission_minor, at, promo_code)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                         params![
                             p.order_id, line as i64, creator, stream, l.product_id, l.category,
-                            l.currency, l.amount_minor, l.rate, l.commission_minor, ts(p.at)
+                            l.currency, l.amount_minor, l.rate, l.commission_minor, ts(p.at),
+                            l.promo_code
                         ],
                     )?;
                 }
@@ -354,7 +360,7 @@ impl Store {
             let group = |key: &str| -> rusqlite::Result<Vec<EarningsRow>> {
                 let mut stmt = c.prepare(&format!(
                     "SELECT {key}, currency, SUM(amount_minor), SUM(commission_minor), COUNT(DISTINCT order_id)
-                     FROM commissions WHERE creator_id = ?1 AND at >= ?2 AND at < ?3
+                     FROM commissions WHERE creator_id = ?1 AND at >= ?2 AND at < ?3 AND {key} IS NOT NULL
                      GROUP BY 1, 2 ORDER BY MAX(at) DESC, 1, 2"
                 ))?;
                 let rows = stmt.query_map(params![creator, from, to], |r| {
@@ -372,6 +378,7 @@ impl Store {
                 totals: group("''")?,
                 by_stream: group("stream_id")?,
                 by_category: group("COALESCE(category, '')")?,
+                by_code: group("promo_code")?,
             })
         })
         .await
@@ -529,6 +536,7 @@ mod tests {
                 amount_minor: 1999,
                 rate: "0.04".into(),
                 commission_minor: 80,
+                promo_code: Some("SPRING".into()),
             }],
         };
         assert_eq!(
@@ -555,6 +563,7 @@ mod tests {
         );
         assert_eq!(e.by_category[0].key, "beauty");
         assert_eq!(e.by_stream[0].key, s.0);
+        assert_eq!(e.by_code[0].key, "SPRING");
         assert_eq!(
             store
                 .attributed_orders(&alice.id, Utc::now() - chrono::TimeDelta::days(1))

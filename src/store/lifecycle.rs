@@ -103,6 +103,8 @@ impl Store {
                 "share_links",
                 "public_intervals",
                 "public_replays",
+                "reminders",
+                "cart_adds",
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE stream_id = ?1"), [&id.0])?;
             }

@@ -3,6 +3,7 @@
 //! Callers use only the async methods of [`Store`]; SQL stays in this module, so a PostgreSQL
 //! backend can sit behind the same methods later. SQLite calls run on the blocking pool.
 pub mod analytics;
+mod cart;
 mod chat;
 mod commerce;
 pub mod destinations;
@@ -12,6 +13,7 @@ pub mod model;
 pub mod money;
 mod products;
 mod pull_source;
+mod reminders;
 mod replays;
 pub mod sealed;
 mod social;
@@ -37,10 +39,12 @@ pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;
 pub use pull_source::{PullSource, SourceError, Transport};
+pub use reminders::ReminderAdded;
 pub use replays::PublicReplay;
 pub use stream_key::StreamKey;
 pub use trust::{
     NewPromo, Promo, PromoError, Redeemed, Redemption, Report, ReportTarget, Strike, Takedown,
+    code_key,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -60,6 +64,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_chat_practice.sql"),
     include_str!("migrations/0015_analytics.sql"),
     include_str!("migrations/0016_destinations.sql"),
+    // 0017 is taken by work merged separately: keep this list in file-name order when merging.
+    include_str!("migrations/0018_shop_hooks.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -601,6 +607,18 @@ impl Store {
     }
 
     /// Recordings left unfinished by a crash.
+    /// Streams whose recording failed with an error that starts with `prefix`.
+    pub async fn failed_recordings(&self, prefix: &'static str) -> Result<Vec<StreamId>, Error> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT stream_id FROM recordings WHERE state = 'failed' AND substr(error, 1, length(?1)) = ?1",
+            )?;
+            let rows = stmt.query_map([prefix], |r| Ok(StreamId(r.get(0)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     pub async fn unfinished_recordings(&self) -> Result<Vec<StreamId>, Error> {
         self.call(|c| {
             let mut stmt = c.prepare(

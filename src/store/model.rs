@@ -260,6 +260,8 @@ pub enum Announcement {
     Live,
     /// A public stream was scheduled.
     Upcoming,
+    /// A stream the viewer asked to be reminded of reached its scheduled time.
+    Reminder,
 }
 
 impl Announcement {
@@ -267,6 +269,7 @@ impl Announcement {
         match self {
             Announcement::Live => "live",
             Announcement::Upcoming => "upcoming",
+            Announcement::Reminder => "reminder",
         }
     }
 }

@@ -81,6 +81,34 @@ impl Store {
         .await
     }
 
+    /// Whether the viewer follows the creator.
+    pub async fn follows(&self, viewer: &ViewerId, creator: &CreatorId) -> Result<bool, Error> {
+        let (v, cr) = (viewer.clone(), creator.clone());
+        self.call(move |c| {
+            Ok(c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM follows WHERE viewer_id = ?1 AND creator_id = ?2)",
+                params![v.0, cr.0],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    /// How many of the viewer's notifications are unread (as the feed lists them).
+    pub async fn unread_count(&self, viewer: &ViewerId) -> Result<u64, Error> {
+        let v = viewer.clone();
+        self.call(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM notifications WHERE viewer_id = ?1 AND read_at IS NULL \
+                 AND stream_id NOT IN (SELECT stream_id FROM takedowns)",
+                [v.0],
+                |r| r.get::<_, i64>(0),
+            )?
+            .max(0) as u64)
+        })
+        .await
+    }
+
     pub async fn follower_count(&self, creator: &CreatorId) -> Result<u64, Error> {
         let cr = creator.clone();
         self.call(move |c| {
@@ -208,14 +236,15 @@ impl Store {
     }
 }
 
-const NOTIFICATION_SELECT: &str = "SELECT n.id, n.kind, n.stream_id, COALESCE(n.title, streams.title), creators.handle, \
+pub(super) const NOTIFICATION_SELECT: &str = "SELECT n.id, n.kind, n.stream_id, COALESCE(n.title, streams.title), creators.handle, \
      n.created_at, n.read_at, n.viewer_id FROM notifications n \
      JOIN streams ON streams.id = n.stream_id JOIN creators ON creators.id = streams.creator_id";
 
-fn notification_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notification> {
+pub(super) fn notification_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notification> {
     let kind = match r.get::<_, String>(1)?.as_str() {
         "live" => Announcement::Live,
         "upcoming" => Announcement::Upcoming,
+        "reminder" => Announcement::Reminder,
         _ => return Err(corrupt("notification kind")),
     };
     Ok(Notification {

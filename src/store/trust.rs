@@ -240,6 +240,24 @@ impl Store {
         .await
     }
 
+    /// This viewer's newest redemption of a code of the stream, if any.
+    pub async fn redemption_on_stream(
+        &self,
+        stream: &StreamId,
+        viewer: &ViewerId,
+    ) -> Result<Option<Redemption>, Error> {
+        let (stream, viewer) = (stream.clone(), viewer.clone());
+        self.call(move |c| {
+            Ok(c.query_row(
+                &format!("{REDEMPTION_SELECT} WHERE p.stream_id = ?1 AND r.viewer_id = ?2 ORDER BY r.id DESC LIMIT 1"),
+                params![stream.0, viewer.0],
+                redemption_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
     /// This viewer's redemption of the promo, if any.
     pub async fn redemption(
         &self,

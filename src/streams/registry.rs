@@ -41,6 +41,17 @@ const STORE_RETRY_INITIAL: std::time::Duration = std::time::Duration::from_secs(
 const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 /// Free space a recording waiting for disk space needs beyond its own size before it is finalised.
 const FINALIZE_SPACE_MARGIN: u64 = 4 << 20;
+/// How the error of a recording whose finalising waits for disk space begins (the creator sees
+/// it; `recover` finds those recordings by it after a restart).
+const WAITING_FOR_SPACE: &str = "finalising waits for disk space";
+
+/// The free space finalising the stream's kept fragmented recording needs, when there is less.
+fn space_needed(paths: &StreamPaths) -> Option<u64> {
+    let len = std::fs::metadata(paths.recording_fragmented()).ok()?.len();
+    let needed = len + FINALIZE_SPACE_MARGIN;
+    let free = disk_space::free_bytes(&paths.dir).ok()?;
+    (free < needed).then_some(needed)
+}
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -566,6 +577,11 @@ impl StreamRegistry {
                 self.emit_idle(&stream, state, recording);
             }
         }
+        // Recordings that waited for disk space when the server stopped wait on (or are
+        // finalised at once if space came back meanwhile).
+        for id in store.failed_recordings(WAITING_FOR_SPACE).await? {
+            self.finalize_when_space_returns(&id, &self.paths(&id));
+        }
         Ok(())
     }
 
@@ -620,7 +636,11 @@ impl StreamRegistry {
             }
             Err(e) => {
                 tracing::error!(stream = %id, error = %e, "recording failed");
-                let error = e.to_string();
+                // Kept for when there is room again (also after a restart, by this prefix).
+                let error = match space_needed(paths) {
+                    Some(_) => format!("{WAITING_FOR_SPACE}: {e}"),
+                    None => e.to_string(),
+                };
                 let rec = mark(RecordingState::Failed, 0, 0, Some(error.clone()));
                 (rec, EventKind::RecordingFailed { error })
             }
@@ -634,18 +654,16 @@ impl StreamRegistry {
 
     /// A recording whose finalising failed for want of disk space (the fragmented file is kept)
     /// is finalised once there is room for its copy again: the stream's recording turns `ready`
-    /// without a restart. Gives up when the stream is published again (that session keeps the
-    /// file, see `keep_unfinished_recording`) or the server stops.
+    /// without a restart, and after one (`recover`). Gives up when the stream is published again
+    /// (that session keeps the file, see `keep_unfinished_recording`) or the server stops.
     fn finalize_when_space_returns(&self, id: &StreamId, paths: &StreamPaths) {
         let fragmented = paths.recording_fragmented();
         let Ok(len) = std::fs::metadata(&fragmented).map(|m| m.len()) else {
             return;
         };
         let needed = len + FINALIZE_SPACE_MARGIN;
-        if disk_space::free_bytes(&paths.dir).is_ok_and(|free| free >= needed) {
-            return;
-        }
         tracing::warn!(
+            stream = %id,
             bytes = len,
             "the recording waits for disk space to be finalised"
         );
@@ -804,7 +822,7 @@ impl StreamRegistry {
                         let event = self
                             .finalize_recording(&stream.id, &stream.paths, Some(&stream))
                             .await;
-                        if matches!(event, EventKind::RecordingFailed { .. }) {
+                        if space_needed(&stream.paths).is_some() {
                             self.finalize_when_space_returns(&stream.id, &stream.paths);
                         }
                         event

@@ -52,6 +52,8 @@ pub const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/replay",
     "/replays/{id}.mp4",
     "/watch/{id}",
+    "/embed/{id}",
+    "/api/v1/streams/{id}/viewer",
 ];
 
 /// URLs that list or count streams: hidden ids must not appear.
@@ -159,6 +161,38 @@ impl Api {
             .await?;
         anyhow::ensure!(status == 201, "create stream: {status} {v}");
         Ok(v)
+    }
+
+    /// A call that must succeed (2xx): its JSON.
+    pub async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let (status, v) = self
+            .request(method.clone(), path, Some(token), body)
+            .await?;
+        anyhow::ensure!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        Ok(v)
+    }
+
+    /// Registers a viewer; its token.
+    pub async fn register_viewer(&self, handle: &str) -> Result<String> {
+        let (status, v) = self
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/viewers",
+                None,
+                Some(serde_json::json!({ "handle": handle })),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "viewer {handle}: {status} {v}");
+        Ok(v["token"].as_str().context("viewer token")?.to_string())
     }
 
     pub async fn create_creator(&self, handle: &str) -> Result<String> {
@@ -745,4 +779,15 @@ pub async fn crash(
         (v["health"]["reconnecting"] == true).then_some(v)
     })
     .await
+}
+
+/// `X-Livefront-Signature` of a body signed with `secret` at unix time `t`, as DESIGN.md
+/// describes it (written here again, independently of the server's code).
+#[allow(dead_code)]
+pub fn shop_signature(secret: &str, t: i64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
