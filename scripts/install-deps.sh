@@ -2,8 +2,9 @@
 # Installs what livefront needs on Debian 12 / Ubuntu: GStreamer 1.22 (dev files + plugins, the RTSP
 # server library for RTSP out), OpenSSL headers (webhooks over https), ffmpeg, srt-tools and
 # GStreamer's RTSP server for Python (tests, benchmarks: publishers and cameras), curl (HTTP/2
-# client) and openssl (test certificates) for the HTTPS tests, build tools, and any extra packages
-# named as arguments.
+# client) and openssl (test certificates) for the HTTPS tests, nginx with its RTMP and stream (TLS)
+# modules (simulcast receivers in tests/simulcast.rs), build tools, and any extra packages named as
+# arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ packages=(
   libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   python3-gi gir1.2-gst-rtsp-server-1.0
   curl openssl
+  nginx libnginx-mod-rtmp libnginx-mod-stream
   "$@"
 )
 

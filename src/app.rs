@@ -40,6 +40,8 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error(transparent)]
     Registry(#[from] crate::streams::registry::Error),
+    #[error(transparent)]
+    Secrets(#[from] store::sealed::Error),
     #[error("binding SRT on {addr}: {source}")]
     Srt {
         addr: String,
@@ -140,6 +142,8 @@ impl App {
             }),
         );
         let events_dropped = Arc::new(AtomicU64::new(0));
+        let secrets =
+            store::sealed::SecretBox::load(config.simulcast.key.as_deref(), &config.data_dir)?;
         let registry = StreamRegistry::new(
             store.clone(),
             config.clone(),
@@ -152,6 +156,7 @@ impl App {
                 &events_dropped,
             ),
             events_dropped,
+            secrets.clone(),
         );
         registry.recover().await?;
         let first_start = bootstrap(&store, &config).await?;
@@ -271,6 +276,7 @@ impl App {
             hls_counters: Arc::default(),
             files: Arc::default(),
             secret,
+            secrets,
             config: config.clone(),
             disk,
             public_url: public_url.clone().into(),

@@ -36,6 +36,9 @@ const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 8192;
 const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
 const DEFAULT_WEBHOOK_RETRY_INITIAL: Duration = Duration::from_secs(10);
 const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
+const DEFAULT_SIMULCAST_MAX_TARGETS: usize = 5;
+const DEFAULT_SIMULCAST_RETRY_INITIAL: Duration = Duration::from_secs(1);
+const DEFAULT_SIMULCAST_RETRY_MAX: Duration = Duration::from_secs(30);
 const DEFAULT_CHAT_MAX_MESSAGE_CHARS: usize = 500;
 const DEFAULT_CHAT_RATE_MESSAGES: u32 = 5;
 const DEFAULT_CHAT_RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -77,6 +80,11 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("ladder", "hls.ladder"),
     ("reconnect_grace", "ingest.reconnect_grace"),
     ("webhooks_allow_private", "webhooks.allow_private_targets"),
+    (
+        "simulcast_allow_private",
+        "simulcast.allow_private_destinations",
+    ),
+    ("simulcast_key", "simulcast.key"),
     ("trusted_proxies", "http.trusted_proxies"),
     ("max_strikes", "policy.max_strikes"),
     ("shop_secret", "shop.secret"),
@@ -104,6 +112,7 @@ pub struct Config {
     pub recording: RecordingConfig,
     pub disk: DiskConfig,
     pub webhooks: WebhooksConfig,
+    pub simulcast: SimulcastConfig,
     pub chat: ChatConfig,
     pub policy: PolicyConfig,
     pub shop: ShopConfig,
@@ -419,6 +428,59 @@ impl Default for WebhooksConfig {
     }
 }
 
+/// Simulcast: public media sent on to creators' RTMP(S)/SRT destinations.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulcastConfig {
+    /// The key (64 hex characters) that seals destination stream keys at rest. Unset: the file
+    /// `simulcast.key` in `data_dir`, generated on the first start. Losing it makes stored keys
+    /// unreadable (their destinations fail until the key is entered again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Let destinations be loopback, private or link-local addresses (off: a creator could
+    /// otherwise make the server push into its own network).
+    pub allow_private_destinations: bool,
+    /// Destinations one stream sends to at once.
+    pub max_targets: usize,
+    /// Wait before reconnecting a failed target; doubles with every failure, up to `retry_max`.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Check the certificate of rtmps:// destinations (turn off only for a test's own
+    /// self-signed receiver).
+    pub tls_validation: bool,
+}
+
+impl std::fmt::Debug for SimulcastConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimulcastConfig")
+            .field("key", &self.key.as_ref().map(|_| "(set)"))
+            .field(
+                "allow_private_destinations",
+                &self.allow_private_destinations,
+            )
+            .field("max_targets", &self.max_targets)
+            .field("retry_initial", &self.retry_initial)
+            .field("retry_max", &self.retry_max)
+            .field("tls_validation", &self.tls_validation)
+            .finish()
+    }
+}
+
+impl Default for SimulcastConfig {
+    fn default() -> Self {
+        SimulcastConfig {
+            key: None,
+            allow_private_destinations: false,
+            max_targets: DEFAULT_SIMULCAST_MAX_TARGETS,
+            retry_initial: DEFAULT_SIMULCAST_RETRY_INITIAL,
+            retry_max: DEFAULT_SIMULCAST_RETRY_MAX,
+            tls_validation: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
@@ -617,6 +679,7 @@ impl Default for Config {
             recording: RecordingConfig::default(),
             disk: DiskConfig::default(),
             webhooks: WebhooksConfig::default(),
+            simulcast: SimulcastConfig::default(),
             chat: ChatConfig::default(),
             policy: PolicyConfig::default(),
             shop: ShopConfig::default(),
@@ -774,6 +837,29 @@ impl Config {
             return Err(Error::Invalid {
                 key: "disk.check_interval",
                 message: format!("{:?} is below 100ms", self.disk.check_interval),
+            });
+        }
+        if self.simulcast.retry_initial.is_zero()
+            || self.simulcast.retry_max < self.simulcast.retry_initial
+        {
+            return Err(Error::Invalid {
+                key: "simulcast.retry_max",
+                message: "retry_initial must be above 0 and retry_max at least retry_initial"
+                    .into(),
+            });
+        }
+        if self.simulcast.max_targets == 0 || self.simulcast.max_targets > 50 {
+            return Err(Error::Invalid {
+                key: "simulcast.max_targets",
+                message: "must be 1..=50".into(),
+            });
+        }
+        if let Some(key) = &self.simulcast.key
+            && hex::decode(key.trim()).map_or(true, |k| k.len() != 32)
+        {
+            return Err(Error::Invalid {
+                key: "simulcast.key",
+                message: "must be 32 bytes as 64 hex characters".into(),
             });
         }
         if self.http.max_connections == 0 {

@@ -1,6 +1,8 @@
 // /studio: the creator's desk. Sign in with the creator token (exchanged for the session
 // cookie), prepare livestreams and the catalog, then run one: ingest settings, the practice
-// preview beside ingest health, go public, focus products, promo codes, chat moderation, end,
+// preview beside ingest health, go public, simulcast destinations (toggles and live state; the
+// go-live checklist says where the show will appear), focus products, promo codes, chat
+// moderation, end,
 // and afterwards the recording and clips. Earnings and level at the bottom. Analytics: while
 // live, the audience now, the chat rate and the focused product's clicks; after the end, the
 // report (viewers over time with the product focus bands, drawn with uPlot; per-product table;
@@ -243,7 +245,7 @@ async function openStream(panel, id) {
       chatList.append(li);
       chatList.scrollTop = chatList.scrollHeight;
     } else if (ev.type === "message_deleted") chatList.querySelector(`li[data-id="${Number(ev.id)}"]`)?.remove();
-    else if (ev.type === "stream_state") refresh();
+    else if (ev.type === "stream_state" || ev.type === "destination_state") refresh();
     else if (ev.type === "error") chatStatus.textContent = ev.message;
   });
 
@@ -271,6 +273,67 @@ async function openStream(panel, id) {
   const shareButton = el("button", { type: "button", id: "make-share", onclick: async () => { try { const l = await api("POST", `/api/v1/streams/${id}/links`); shareOut.textContent = l.url; copy(shareButton, l.url); } catch (err) { shareOut.textContent = err.message; } } }, "Share link");
 
   panel.hidden = false;
+  // Simulcast: the creator's destinations, which this stream sends to, and how each target is doing.
+  const destList = el("ul", { id: "destination-list", class: "list" });
+  const destStatus = message("Only public media goes out: in practice nothing is sent to any destination.");
+  const dn = {
+    name: el("input", { "aria-label": "Destination name", placeholder: "YouTube", required: true, maxlength: 64 }),
+    url: el("input", { "aria-label": "Ingest URL", placeholder: "rtmp://a.rtmp.youtube.com/live2", required: true }),
+    key: el("input", { "aria-label": "Destination stream key", type: "password", placeholder: "stream key", autocomplete: "off" }),
+  };
+  const destForm = el("form", { id: "destination-form", class: "grid-form" }, ...Object.values(dn), el("button", { type: "submit" }, "Add destination"));
+  destForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const body = { name: dn.name.value.trim(), url: dn.url.value.trim() };
+      if (dn.key.value) body.key = dn.key.value;
+      await api("POST", "/api/v1/me/destinations", body);
+      dn.name.value = dn.url.value = dn.key.value = "";
+      destStatus.textContent = "Added. Tick it to send this stream there while public.";
+      loadDestinations();
+    } catch (err) {
+      destStatus.textContent = err.message;
+    }
+  });
+  async function choose(ids) {
+    try {
+      await api("PUT", `/api/v1/streams/${id}/destinations`, { ids });
+      refresh();
+    } catch (err) {
+      destStatus.textContent = err.message;
+    }
+  }
+  async function loadDestinations() {
+    const all = (await api("GET", "/api/v1/me/destinations").catch(() => ({ destinations: [] }))).destinations;
+    st.allDestinations = all;
+    paintDestinations();
+  }
+  // Each destination: a toggle (sent to by this stream or not), its state, numbers and last error.
+  function paintDestinations() {
+    const chosen = st.stream.destinations ?? [];
+    const live = new Map(chosen.map((t) => [t.id, t]));
+    const all = st.allDestinations ?? [];
+    destList.replaceChildren(
+      ...all.map((d) => {
+        const t = live.get(d.id);
+        const box = el("input", { type: "checkbox", "aria-label": `Send to ${d.name}` });
+        box.checked = !!t;
+        box.disabled = st.stream.state === "ended";
+        box.addEventListener("change", () => choose(all.filter((x) => (x.id === d.id ? box.checked : live.has(x.id))).map((x) => x.id)));
+        const state = t ? t.state : "not chosen";
+        const numbers = t && t.state === "live" ? ` · ${t.bitrate_kbps != null ? Math.round(t.bitrate_kbps) + " kb/s · " : ""}${(t.bytes / 1e6).toFixed(1)} MB` : "";
+        const error = t?.error && t.state !== "live" ? ` · ${t.error}` : "";
+        const key = d.key_last4 ? ` · key …${d.key_last4}` : "";
+        return el("li", { "data-id": d.id, "data-state": state }, el("label", {}, box, " ", el("strong", {}, d.name)), ` ${d.url}${key}${d.enabled ? "" : " · disabled"} · `, el("span", { class: "target-state" }, state), numbers, error);
+      }),
+    );
+    const enabled = (t) => all.find((d) => d.id === t.id)?.enabled !== false;
+    const where = ["your storefront"].concat(chosen.filter(enabled).map((t) => t.name));
+    whereItem.textContent = `When you go public, the show appears on: ${where.join(", ")}.`;
+  }
+  const whereItem = el("li", { id: "go-live-where" });
+  loadDestinations();
+
   panel.replaceChildren(
     el("h2", { id: "stream-title" }, s.title),
     stateLine,
@@ -297,8 +360,10 @@ async function openStream(panel, id) {
         el("li", {}, "OBS: Settings → Stream → Service “Custom…”, Server = RTMP server, Stream Key = stream key."),
         el("li", {}, "OBS: Output → keyframe interval 2 s, x264 CBR; Audio AAC 48 kHz."),
         el("li", {}, "Phone (Larix, Prism…): new RTMP connection with server + “/” + key, or the SRT URL as is."),
-        el("li", {}, "Start streaming: you are in practice; only you see the preview. Then Go public.")),
+        el("li", {}, "Start streaming: you are in practice; only you see the preview. Then Go public."),
+        whereItem),
     ),
+    el("details", { id: "simulcast", open: true }, el("summary", {}, "Simulcast"), destStatus, destList, destForm),
     el("div", { class: "two" }, el("div", {}, el("h3", {}, "Chat"), chatList, chatForm, chatStatus), el("div", {}, el("h3", {}, "Promo codes"), promoList, promoForm)),
     after,
     report,
@@ -347,6 +412,7 @@ async function openStream(panel, id) {
     if (x.state !== "live" && x.state !== "ended") w.unshift("Waiting for your encoder: start streaming to the RTMP server with your key.");
     warnings.replaceChildren(...w.map((t) => el("li", {}, t)));
     drawChart(chart, st.bitrate);
+    paintDestinations();
   }
 
   async function refresh() {

@@ -100,6 +100,10 @@ impl From<crate::streams::registry::Error> for ApiError {
         match e {
             crate::streams::registry::Error::NotLive(_) => ApiError::Conflict(e.to_string()),
             crate::streams::registry::Error::Store(_) => ApiError::Internal(e.to_string()),
+            crate::streams::registry::Error::TooManyTargets(_)
+            | crate::streams::registry::Error::UnknownDestination(_) => {
+                ApiError::bad_request(e.to_string())
+            }
         }
     }
 }

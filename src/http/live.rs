@@ -410,6 +410,9 @@ impl Connection {
         if !self.owner && announced_mode(event) == Some(Mode::Practice) {
             return Relay::Hide;
         }
+        if !self.owner && owner_only(event) {
+            return Relay::Skip;
+        }
         Relay::Send
     }
 
@@ -483,4 +486,40 @@ fn too_slow(missed: u64) -> End {
         CLOSE_TOO_SLOW,
         format!("too slow: fell {missed} events behind; reconnect"),
     )
+}
+
+/// Events for the stream's owner only (where the show is simulcast, and how that goes).
+fn owner_only(event: &str) -> bool {
+    event.starts_with(r#"{"type":"destination_state""#)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::LiveEvent;
+    use crate::streams::simulcast::{TargetState, TargetStatus};
+
+    #[test]
+    fn destination_states_are_for_the_owner_only() {
+        let status = TargetStatus {
+            id: "abc".into(),
+            name: "YouTube".into(),
+            state: TargetState::Live,
+            since: chrono::Utc::now(),
+            bytes: 1,
+            bitrate_kbps: None,
+            error: None,
+            failures: 0,
+            retry_at: None,
+            rendition: "source".into(),
+        };
+        let text = serde_json::to_string(&LiveEvent::DestinationState(status)).unwrap();
+        assert!(owner_only(&text), "{text}");
+        let other = serde_json::to_string(&LiveEvent::ViewerCount(crate::live::ViewerCount {
+            watching: 1,
+            connected: 1,
+        }))
+        .unwrap();
+        assert!(!owner_only(&other));
+    }
 }

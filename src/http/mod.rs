@@ -10,6 +10,7 @@ pub mod commerce;
 pub mod cookie;
 pub mod cors;
 pub mod dates;
+pub mod destinations;
 pub mod error;
 pub mod extract;
 pub mod focus;
@@ -90,6 +91,8 @@ pub struct Shared {
     pub disk: Arc<crate::output::disk_space::DiskSpace>,
     /// Key for signed links.
     pub secret: Arc<Vec<u8>>,
+    /// Seals destination stream keys at rest.
+    pub secrets: crate::store::sealed::SecretBox,
     /// Base of returned HTTP links, without a trailing slash.
     pub public_url: Arc<str>,
     /// `rtmp://host:port/live`, what OBS calls "Server".
@@ -156,6 +159,13 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recordings::status))
         .routes(routes!(recordings::replay_status))
         .routes(routes!(streams::pipeline_dot))
+        .routes(routes!(destinations::create, destinations::list))
+        .routes(routes!(
+            destinations::get_one,
+            destinations::edit,
+            destinations::remove
+        ))
+        .routes(routes!(destinations::choose, destinations::chosen))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::remove))
         .routes(routes!(webhooks::deliveries))
@@ -322,6 +332,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         c.events_dropped.load(Ordering::Relaxed),
     );
     metric(
+        "livefront_simulcast_failures_all_total",
+        "counter",
+        "Simulcast target connections that failed, over all streams (each retry counts).",
+        c.target_failures.load(Ordering::Relaxed),
+    );
+    metric(
         "livefront_pipeline_failures_total",
         "counter",
         "Pipelines that failed to start.",
@@ -452,6 +468,42 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         );
         for (st, mode, n) in counts {
             let _ = writeln!(body, "{name}{{state=\"{st}\",mode=\"{mode}\"}} {n}");
+        }
+    }
+    let targets: Vec<_> = public
+        .iter()
+        .flat_map(|s| s.simulcast.report().into_iter().map(|t| (s.id.clone(), t)))
+        .collect();
+    for (name, help, value) in [
+        (
+            "livefront_simulcast_bytes_total",
+            "Bytes sent to a simulcast destination by a public stream.",
+            (|t| t.bytes) as fn(&crate::streams::simulcast::TargetStatus) -> u64,
+        ),
+        (
+            "livefront_simulcast_failures_total",
+            "Connections to a simulcast destination that failed, by public stream.",
+            |t| t.failures,
+        ),
+        (
+            "livefront_simulcast_live",
+            "1 while media goes out to the destination.",
+            |t| u64::from(t.state == crate::streams::simulcast::TargetState::Live),
+        ),
+    ] {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = write!(body, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (stream, t) in &targets {
+            let _ = writeln!(
+                body,
+                "{name}{{stream=\"{stream}\",destination=\"{}\"}} {}",
+                t.id,
+                value(t)
+            );
         }
     }
     let reports: Vec<_> = public.iter().map(|s| (s.id.clone(), s.health())).collect();

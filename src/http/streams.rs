@@ -277,6 +277,7 @@ pub async fn get_one(
     let v = stream_json(&state, &stream, owner, recording);
     let v = if owner {
         let mut v = with_source(&state, &stream.id, v).await?;
+        v["destinations"] = super::destinations::stream_targets(&state, &stream).await?;
         if let Some(t) = state.store.takedown(&stream.id).await? {
             v["takedown"] = serde_json::to_value(t).unwrap_or(Value::Null);
         }
@@ -336,7 +337,9 @@ async fn owner_view(state: &AppState, id: &StreamId) -> Result<Value, ApiError> 
         stream.mode = live.mode();
     }
     let recording = state.store.recording(id).await?;
-    with_source(state, id, stream_json(state, &stream, true, recording)).await
+    let mut v = with_source(state, id, stream_json(state, &stream, true, recording)).await?;
+    v["destinations"] = super::destinations::stream_targets(state, &stream).await?;
+    Ok(v)
 }
 
 /// A live stream's pipeline as Graphviz DOT (admin only).
@@ -362,7 +365,8 @@ pub async fn pipeline_dot(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/vnd.graphviz"),
         )],
-        dot.to_string(),
+        // Simulcast targets' addresses hold their stream keys.
+        crate::pipeline::target::hide_addresses(dot.as_str()),
     ))
 }
 
@@ -419,7 +423,7 @@ pub async fn list(
 }
 
 /// Present-but-null and absent are different for nullable fields: `Some(None)` clears.
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

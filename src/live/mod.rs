@@ -51,6 +51,8 @@ pub enum LiveEvent {
     FlashSale(SaleView),
     /// An auction was created, took a bid (`last_bid`), or ended (`winner`).
     Auction(AuctionView),
+    /// A simulcast target of the stream changed state. Sent to the stream's owner only.
+    DestinationState(crate::streams::simulcast::TargetStatus),
     /// Sent only to the client whose message was refused (or who sent something unreadable).
     Error(ErrorEvent),
 }
@@ -204,6 +206,10 @@ impl Listener for Channel {
             EventKind::Auction { auction } => {
                 self.hub
                     .send(&e.stream, &LiveEvent::Auction(auction.clone()));
+            }
+            EventKind::DestinationChanged { destination } => {
+                self.hub
+                    .send(&e.stream, &LiveEvent::DestinationState(destination.clone()));
             }
             // Claims go to the shop (webhook); viewers hear the remaining quantity.
             EventKind::FlashSaleClaimed { .. }

@@ -25,6 +25,9 @@ pub enum Branch {
     RtspOut,
     /// A transcoded rendition of the ladder.
     Rung(String),
+    /// A simulcast target, `{destination}-{attempt}` (see `target`): the stream owner takes it
+    /// out and retries it, not the bus.
+    Target(String),
 }
 
 impl Branch {
@@ -36,6 +39,7 @@ impl Branch {
             Branch::Poster => "poster".into(),
             Branch::RtspOut => "rtsp".into(),
             Branch::Rung(r) => format!("rung {r}"),
+            Branch::Target(t) => format!("simulcast target {t}"),
         }
     }
 
@@ -47,6 +51,7 @@ impl Branch {
             Branch::Poster => "poster",
             Branch::RtspOut => "rtsp",
             Branch::Rung(_) => "rung",
+            Branch::Target(_) => "target",
         }
     }
 }
@@ -60,6 +65,12 @@ const RUNG_ROLES: &[&str] = &[
 /// The branch an element belongs to, from its name; `None` for names livefront did not give
 /// (GStreamer's `capsfilter3`): look at the element upstream instead.
 pub fn of_name(name: &str, rungs: &[&str]) -> Option<Branch> {
+    if let Some(rest) = name.strip_prefix("target-") {
+        let mut parts = rest.splitn(3, '-');
+        if let (Some(id), Some(attempt)) = (parts.next(), parts.next()) {
+            return Some(Branch::Target(format!("{id}-{attempt}")));
+        }
+    }
     if name.starts_with("rec-") || name.starts_with("queue-rec-") || name.starts_with("parse-rec-")
     {
         return Some(Branch::Recording);
@@ -143,8 +154,7 @@ pub fn guard(pipeline: &gst::Pipeline, rungs: &[&str]) {
         if branch == Branch::Ingest {
             continue;
         }
-        let (Some(sink), Some(src)) = (element.static_pad("sink"), element.static_pad("src"))
-        else {
+        let (Some(sink), Some(_)) = (element.static_pad("sink"), element.static_pad("src")) else {
             continue;
         };
         // Only the entry of a branch: fed by an element of another branch (a tee).
@@ -152,17 +162,29 @@ pub fn guard(pipeline: &gst::Pipeline, rungs: &[&str]) {
         if upstream.is_none_or(|u| of_element(&u, rungs) == branch) {
             continue;
         }
-        sink.add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-            move |_, _| {
-                if src.last_flow_result().is_err() {
-                    gst::PadProbeReturn::Drop
-                } else {
-                    gst::PadProbeReturn::Ok
-                }
-            },
-        );
+        guard_entry(&element);
     }
+}
+
+/// The guard of one branch's entry queue: once its own push downstream failed, what the tee
+/// pushes into it is dropped, so the tee never sees the branch's error.
+pub fn guard_entry(queue: &gst::Element) {
+    let (Some(sink), Some(src)) = (queue.static_pad("sink"), queue.static_pad("src")) else {
+        return;
+    };
+    sink.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            if src.last_flow_result().is_err() {
+                // Taken and handled (flow OK) rather than `Drop`, which made GStreamer unref
+                // what the bindings had already let go (criticals in the log).
+                info.data.take();
+                gst::PadProbeReturn::Handled
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        },
+    );
 }
 
 /// Takes a failed branch out of the pipeline: unlinked from its tees (their request pads given
@@ -326,6 +348,19 @@ mod tests {
             assert_eq!(of(name), Some(Branch::Rung("720p".into())), "{name}");
         }
         assert_eq!(of("enc-240p"), Some(Branch::Rung("240p".into())));
+    }
+
+    #[test]
+    fn a_simulcast_target_is_its_own_branch_per_attempt() {
+        for name in [
+            "target-abc123-2",
+            "target-abc123-2-queue-video",
+            "target-abc123-2-mux",
+            "target-abc123-2-sink",
+        ] {
+            assert_eq!(of(name), Some(Branch::Target("abc123-2".into())), "{name}");
+        }
+        assert_ne!(of("target-abc123-3-sink"), of("target-abc123-2-sink"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod build;
 pub mod health;
 pub mod poster;
 pub mod spec;
+pub mod target;
 pub mod timeline;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,9 @@ pub const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("rtph264pay", "gstreamer1.0-plugins-good"),
     ("rtpmp4gpay", "gstreamer1.0-plugins-good"),
     ("isofmp4mux", "built in (gst-plugin-fmp4)"),
+    ("flvmux", "gstreamer1.0-plugins-good"),
+    ("rtmp2sink", "gstreamer1.0-plugins-bad"),
+    ("srtsink", "gstreamer1.0-plugins-bad"),
 ];
 
 /// Registers the GStreamer plugins built into livefront (the CMAF muxers of gst-plugin-fmp4),

@@ -6,6 +6,7 @@ pub mod analytics;
 mod cart;
 mod chat;
 mod commerce;
+pub mod destinations;
 mod focus;
 mod lifecycle;
 pub mod model;
@@ -15,6 +16,7 @@ mod pull_source;
 mod reminders;
 mod replays;
 mod sales;
+pub mod sealed;
 mod social;
 pub mod stream_key;
 mod trust;
@@ -32,6 +34,7 @@ pub use chat::{ChatAuthor, ChatBan, ChatMessage, ChatRole, ChatRules};
 pub use commerce::{
     AttributionSession, Click, Earnings, EarningsRow, LedgerLine, NewPurchase, Recorded, ShareLink,
 };
+pub use destinations::{Destination, DestinationError, DestinationUrl, NewDestination};
 pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
 pub use lifecycle::StreamEdit;
 pub use model::*;
@@ -62,8 +65,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_notification_title.sql"),
     include_str!("migrations/0014_chat_practice.sql"),
     include_str!("migrations/0015_analytics.sql"),
-    // 0016 is another branch's: keep this list in file-name order when merging (a migration's
-    // number in the store is its place in this list).
+    include_str!("migrations/0016_destinations.sql"),
     include_str!("migrations/0017_sales.sql"),
     include_str!("migrations/0018_shop_hooks.sql"),
 ];

@@ -51,6 +51,7 @@ macro_rules! id_type {
 id_type!(StreamId);
 id_type!(CreatorId);
 id_type!(WebhookId);
+id_type!(DestinationId);
 id_type!(ViewerId);
 id_type!(ProductId);
 id_type!(SaleId);

@@ -111,6 +111,12 @@ pub async fn watch(
                 if disk_space::is_full(&stream.paths.dir) {
                     reason = format!("disk full under data_dir: {reason}");
                 }
+                if let Branch::Target(_) = failed_branch {
+                    // Its address holds a stream key: no details here; the stream owner takes
+                    // the target out, logs a redacted reason and retries it.
+                    on_branch_failure(&failed_branch, &format!("{element}: {}", err.error()));
+                    continue;
+                }
                 if failed_branch != Branch::Ingest {
                     if !failed.insert(failed_branch.clone()) {
                         // The branch's queues report the same failure as their own.
@@ -138,6 +144,11 @@ pub async fn watch(
                     .src()
                     .map(|s| s.path_string().to_string())
                     .unwrap_or_default();
+                if element.contains("/target-") {
+                    // May name the target's address, which holds its stream key.
+                    tracing::debug!(%element, "simulcast target warning");
+                    continue;
+                }
                 tracing::warn!(%element, warning = %w.error(), "pipeline warning");
             }
             _ => {}

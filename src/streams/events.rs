@@ -73,6 +73,10 @@ pub enum EventKind {
     FlashSaleClaimed { claim: ClaimView },
     /// An auction was created, took a bid, or ended (with its winner, if any).
     Auction { auction: AuctionView },
+    /// A simulcast target changed state (connecting, live, retrying, failed, stopped).
+    DestinationChanged {
+        destination: super::simulcast::TargetStatus,
+    },
 }
 
 impl EventKind {
@@ -93,6 +97,7 @@ impl EventKind {
             EventKind::FlashSale { .. } => "flash_sale",
             EventKind::FlashSaleClaimed { .. } => "flash_sale_claimed",
             EventKind::Auction { .. } => "auction",
+            EventKind::DestinationChanged { .. } => "destination_changed",
         }
     }
 }

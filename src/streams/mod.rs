@@ -9,6 +9,7 @@ pub mod events;
 pub mod overload;
 pub mod registry;
 pub mod sales;
+pub mod simulcast;
 pub mod stream;
 
 pub use registry::StreamRegistry;

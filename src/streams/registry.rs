@@ -13,6 +13,7 @@ use super::bus::{self, TrackConfig};
 use super::clips;
 use super::events::{EventKind, Events, Listener, StreamEvent, StreamStatus};
 use super::overload::{self, Watched};
+use super::simulcast;
 use super::stream::{self, LiveStream, Running, Start, Starter};
 use crate::config::Config;
 use crate::config::ladder::LadderSpec;
@@ -24,9 +25,12 @@ use crate::output::rtsp::RtspOut;
 use crate::output::{disk_space, recording};
 use crate::pipeline::branch::Branch;
 use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
+use crate::store::destinations::DestinationId;
+use crate::store::sealed::SecretBox;
 use crate::store::{
-    CreatorId, FocusEvent, FocusedProduct, Mode, PullSource, Recording, RecordingState,
-    SourceError, Store, StreamId, StreamKey, StreamState, Strike, Takedown, stream_key,
+    CreatorId, Destination, FocusEvent, FocusedProduct, Mode, PullSource, Recording,
+    RecordingState, SourceError, Store, StreamId, StreamKey, StreamState, Strike, Takedown,
+    stream_key,
 };
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
@@ -58,6 +62,8 @@ pub struct Counters {
     pub pipeline_failures: AtomicU64,
     /// Branches (recording, poster, RTSP out, rungs) that failed and were dropped, by kind.
     pub branch_failures: BranchFailures,
+    /// Simulcast connections that failed (every retry counts).
+    pub target_failures: AtomicU64,
     /// How long after their last frame low-latency parts are listed.
     pub part_latency: Arc<cmaf::PartLatency>,
     /// Stream events a queued listener was too far behind to take (`events::queued`).
@@ -80,7 +86,8 @@ impl BranchFailures {
             Branch::Poster => Some(&self.poster),
             Branch::RtspOut => Some(&self.rtsp),
             Branch::Rung(_) => Some(&self.rung),
-            Branch::Ingest => None,
+            // Counted by destination (`TargetStatus::failures`) and in `target_failures`.
+            Branch::Ingest | Branch::Target(_) => None,
         }
     }
 
@@ -112,6 +119,8 @@ struct Inner {
     counters: Counters,
     /// Serves every running pipeline over RTSP once attached.
     rtsp: OnceLock<Arc<RtspOut>>,
+    /// Seals and opens destination keys.
+    secrets: SecretBox,
     /// The RTSP cameras pulled into streams, once attached (let go at shutdown: they hold the
     /// registry too).
     pulls: Mutex<Option<Arc<Pulls<StreamRegistry>>>>,
@@ -128,6 +137,10 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("the stream is not live: {0}")]
     NotLive(&'static str),
+    #[error("a stream sends to at most {0} destinations at once")]
+    TooManyTargets(usize),
+    #[error("destination {0} is not one of yours")]
+    UnknownDestination(String),
 }
 
 /// `CLASS` of the product markers.
@@ -139,6 +152,7 @@ impl StreamRegistry {
         config: Arc<Config>,
         listeners: Vec<Arc<dyn Listener>>,
         events_dropped: Arc<AtomicU64>,
+        secrets: SecretBox,
     ) -> Self {
         StreamRegistry {
             inner: Arc::new(Inner {
@@ -152,6 +166,7 @@ impl StreamRegistry {
                     ..Counters::default()
                 },
                 rtsp: OnceLock::new(),
+                secrets,
                 pulls: Mutex::new(None),
             }),
         }
@@ -336,6 +351,51 @@ impl StreamRegistry {
                 running,
             };
             self.emit(id, &before.creator_id, status, kind);
+        }
+        Ok(())
+    }
+
+    /// Chooses the destinations a stream sends to while public (ids of its creator's
+    /// destinations, at most `simulcast.max_targets`); a live stream starts and stops targets at
+    /// once, leaving the others alone. Returns what was chosen.
+    pub async fn set_destinations(
+        &self,
+        stream: &crate::store::Stream,
+        ids: Vec<DestinationId>,
+    ) -> Result<Vec<Destination>, Error> {
+        let max = self.inner.config.simulcast.max_targets;
+        let mut ids = ids;
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        if ids.len() > max {
+            return Err(Error::TooManyTargets(max));
+        }
+        let own = self.inner.store.destinations_of(&stream.creator_id).await?;
+        if let Some(id) = ids.iter().find(|id| !own.iter().any(|d| &d.id == *id)) {
+            return Err(Error::UnknownDestination(id.to_string()));
+        }
+        self.inner
+            .store
+            .set_stream_destinations(&stream.id, ids)
+            .await?;
+        let chosen = self.inner.store.stream_destinations(&stream.id).await?;
+        if let Some(live) = self.live(&stream.id) {
+            live.simulcast.set_selected(chosen.clone());
+        }
+        tracing::info!(stream = %stream.id, destinations = chosen.len(), "simulcast destinations chosen");
+        Ok(chosen)
+    }
+
+    /// A destination changed or was deleted: the live streams that send to it pick the change up.
+    pub async fn destination_changed(&self, creator: &CreatorId) -> Result<(), Error> {
+        let streams: Vec<Arc<LiveStream>> = self
+            .live_streams()
+            .into_iter()
+            .filter(|s| &s.creator_id == creator)
+            .collect();
+        for live in streams {
+            let chosen = self.inner.store.stream_destinations(&live.id).await?;
+            live.simulcast.set_selected(chosen);
         }
         Ok(())
     }
@@ -685,6 +745,16 @@ impl StreamRegistry {
         let registry = self.clone();
         Box::new(move |branch: &Branch, reason: &str| {
             let _enter = span.enter();
+            if let Branch::Target(name) = branch {
+                // Retried by the stream's simulcast task, not dropped for good.
+                registry
+                    .inner
+                    .counters
+                    .target_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                stream.simulcast.target_failed(name, reason);
+                return;
+            }
             if let Some(counter) = registry.inner.counters.branch_failures.counter(branch) {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
@@ -712,6 +782,7 @@ impl StreamRegistry {
                         rtsp.unpublish(&stream.id);
                     }
                 }
+                Branch::Target(_) => unreachable!("handled above"),
                 Branch::Poster | Branch::Ingest => {}
             }
         })
@@ -726,6 +797,8 @@ impl StreamRegistry {
         let (state, stored) = match stream.take_running() {
             Some(running) => {
                 tracing::info!(?reason, "publisher gone; finalising");
+                // Targets first: a dead one must not hold up the pipeline's EOS.
+                stream.simulcast.stop().await;
                 if let Err(e) = running.stop().await {
                     tracing::warn!(error = %e, "pipeline did not stop cleanly");
                 }
@@ -930,14 +1003,32 @@ impl StreamRegistry {
         self.inner.tasks.spawn(
             bus::watch(
                 bus,
-                pipeline,
+                pipeline.clone(),
                 stream.clone(),
                 config,
                 rungs,
                 on_branch_failure,
                 eos_tx,
             )
-            .instrument(span),
+            .instrument(span.clone()),
+        );
+        let emitter = self.clone();
+        let target_stream = stream.clone();
+        let context = simulcast::Context {
+            config: self.inner.config.simulcast.clone(),
+            secrets: self.inner.secrets.clone(),
+            emit: Box::new(move |destination| {
+                let reconnecting = target_stream.health().reconnecting;
+                emitter.emit_live(
+                    &target_stream,
+                    StreamState::Live,
+                    reconnecting,
+                    EventKind::DestinationChanged { destination },
+                );
+            }),
+        };
+        self.inner.tasks.spawn(
+            simulcast::run(stream.clone(), pipeline.clone(), context).instrument(span.clone()),
         );
         let watched: Vec<Watched> = overruns
             .into_iter()
@@ -1123,6 +1214,12 @@ impl StreamRegistry {
         if let Err(e) = self.inner.store.mark_live(&stream.id).await {
             self.live_map().remove(&stream.id);
             return Err(ingest::Error::Store(e.to_string()));
+        }
+        match self.inner.store.stream_destinations(&stream.id).await {
+            Ok(chosen) => live.simulcast.set_selected(chosen),
+            Err(e) => {
+                tracing::error!(stream = %stream.id, error = %e, "could not read the stream's destinations; nothing is simulcast")
+            }
         }
         tracing::info!(stream = %stream.id, key = %stream.stream_key, proto = proto.as_str(), "publish accepted");
         Ok(self.accepted(live, span))

@@ -93,6 +93,8 @@ pub struct LiveStream {
     pub resumed_at: ResumedAt,
     /// When its frames reached the pipeline (for the low-latency part latency).
     pub arrivals: Arrivals,
+    /// Its simulcast targets (public media sent on to the creator's destinations).
+    pub simulcast: super::simulcast::Simulcast,
 }
 
 /// Who feeds a live stream. The number counts publishers, so that a grace period that ran out can
@@ -170,6 +172,7 @@ impl LiveStream {
             focus: tokio::sync::Mutex::new(None),
             resumed_at: ResumedAt::default(),
             arrivals: Arrivals::default(),
+            simulcast: Default::default(),
         }
     }
 
@@ -277,6 +280,7 @@ impl LiveStream {
         };
         self.visibility
             .set(self.media_time().unwrap_or_default(), public);
+        self.simulcast.wake();
     }
 
     /// Remembers a warning about something that happened (not a measured condition).
@@ -294,6 +298,7 @@ impl LiveStream {
     pub fn end_by_creator(&self) {
         lock(&self.state).ended_by_creator = true;
         self.end.cancel();
+        self.simulcast.wake();
     }
 
     /// An admin took the stream down: hidden from viewers at once (practice), then ended as by
@@ -306,6 +311,7 @@ impl LiveStream {
         }
         self.visibility
             .set(self.media_time().unwrap_or_default(), false);
+        self.simulcast.wake();
         self.end_by_creator();
     }
 
@@ -319,6 +325,7 @@ impl LiveStream {
 
     pub fn request_end(&self) {
         self.end.cancel();
+        self.simulcast.wake();
     }
 
     pub fn end_requested(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {

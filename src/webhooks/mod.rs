@@ -29,6 +29,8 @@ pub const EVENTS: &[&str] = &[
     "follower.added",
     "flash_sale.claimed",
     "auction.won",
+    "destination.live",
+    "destination.failed",
 ];
 /// One attempt may take this long (connect, send, status line).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,6 +136,19 @@ impl Webhooks {
                 ),
                 _ => return,
             },
+            EventKind::DestinationChanged { destination: d } => {
+                use crate::streams::simulcast::TargetState;
+                let name = match d.state {
+                    TargetState::Live => "destination.live",
+                    TargetState::Retrying | TargetState::Failed => "destination.failed",
+                    TargetState::Connecting | TargetState::Stopped => return,
+                };
+                (
+                    name,
+                    json!({"stream_id": id, "destination_id": d.id, "name": d.name,
+                           "state": d.state, "error": d.error, "retry_at": d.retry_at}),
+                )
+            }
             _ => return,
         };
         self.emit(&e.creator, name, data).await;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod receivers;
 pub mod ws;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub const PER_STREAM: &[&str] = &[
     "/api/v1/streams/{id}/chat",
     "/api/v1/streams/{id}/links",
     "/api/v1/streams/{id}/sales",
+    "/api/v1/streams/{id}/destinations",
     "/clips/{id}/1.mp4",
     "/hls/{id}/master.m3u8",
     "/hls/{id}/source/index.m3u8",

@@ -100,6 +100,20 @@ try {
   await studio.click("#reveal-key");
   const server = await studio.inputValue("#ingest-server");
   const key = await studio.inputValue("#ingest-key");
+
+  // Simulcast: add a destination, choose it (the checklist names it), then leave it out again so
+  // nothing is pushed anywhere when the story goes public. Its key is never shown back.
+  await studio.fill("#destination-form input[aria-label='Destination name']", "My YouTube");
+  await studio.fill("#destination-form input[aria-label='Ingest URL']", "rtmp://93.184.216.34/live2");
+  await studio.fill("#destination-form input[aria-label='Destination stream key']", "storykey_0123456789wxyz");
+  await studio.click("#destination-form button[type=submit]");
+  await studio.waitForSelector("#destination-list li[data-state='not chosen']");
+  expect(!(await studio.content()).includes("storykey_0123456789"), "the destination key is not shown back");
+  await studio.check("#destination-list li input[type=checkbox]");
+  await studio.waitForSelector("#destination-list li[data-state=stopped]");
+  await studio.waitForFunction(() => document.querySelector("#go-live-where")?.textContent.includes("My YouTube"));
+  await studio.uncheck("#destination-list li input[type=checkbox]");
+  await studio.waitForSelector("#destination-list li[data-state='not chosen']");
   const streamId = (await studio.getAttribute("a[href^='/watch/']", "href")).split("/")[2];
   report({ kind: "ingest", server, key, stream_id: streamId });
 

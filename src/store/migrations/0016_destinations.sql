@@ -1,0 +1,22 @@
+-- Simulcast (issue 21): a creator's destinations (RTMP, RTMPS or SRT ingest points of other
+-- platforms), reusable across streams, and which of them each stream sends to while public.
+-- The stream key is sealed (ChaCha20-Poly1305 under the server's simulcast key, which is not in
+-- this database); only its last four characters are kept in the clear, to show.
+CREATE TABLE destinations (
+    id          TEXT PRIMARY KEY,
+    creator_id  TEXT NOT NULL REFERENCES creators(id),
+    name        TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    key_sealed  BLOB,                       -- nonce || ciphertext+tag; NULL: no key
+    key_last4   TEXT,
+    enabled     INTEGER NOT NULL DEFAULT 1,
+    rendition   TEXT,                       -- a ladder rung to send instead of the source
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX destinations_creator ON destinations(creator_id);
+
+CREATE TABLE stream_destinations (
+    stream_id      TEXT NOT NULL REFERENCES streams(id) ON DELETE CASCADE,
+    destination_id TEXT NOT NULL REFERENCES destinations(id) ON DELETE CASCADE,
+    PRIMARY KEY (stream_id, destination_id)
+);
