@@ -94,7 +94,7 @@ pub struct LiveStream {
     /// When its frames reached the pipeline (for the low-latency part latency).
     pub arrivals: Arrivals,
     /// Its simulcast targets (public media sent on to the creator's destinations).
-    pub simulcast: super::simulcast::Simulcast,
+    pub simulcast: super::simulcast::status::Simulcast,
 }
 
 /// Who feeds a live stream. The number counts publishers, so that a grace period that ran out can
