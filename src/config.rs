@@ -37,6 +37,7 @@ const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(30);
 const DEFAULT_WEBHOOK_RETRY_INITIAL: Duration = Duration::from_secs(10);
 const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
 const DEFAULT_SIMULCAST_MAX_TARGETS: usize = 5;
+const DEFAULT_SIMULCAST_MAX_TARGETS_WITH_BENEFIT: usize = 10;
 const DEFAULT_SIMULCAST_RETRY_INITIAL: Duration = Duration::from_secs(1);
 const DEFAULT_SIMULCAST_RETRY_MAX: Duration = Duration::from_secs(30);
 const DEFAULT_CHAT_MAX_MESSAGE_CHARS: usize = 500;
@@ -442,6 +443,8 @@ pub struct SimulcastConfig {
     pub allow_private_destinations: bool,
     /// Destinations one stream sends to at once.
     pub max_targets: usize,
+    /// The same for creators whose level has the benefit `more_simulcast_targets`.
+    pub max_targets_with_benefit: usize,
     /// Wait before reconnecting a failed target; doubles with every failure, up to `retry_max`.
     #[serde(with = "humantime_serde")]
     pub retry_initial: Duration,
@@ -461,6 +464,7 @@ impl std::fmt::Debug for SimulcastConfig {
                 &self.allow_private_destinations,
             )
             .field("max_targets", &self.max_targets)
+            .field("max_targets_with_benefit", &self.max_targets_with_benefit)
             .field("retry_initial", &self.retry_initial)
             .field("retry_max", &self.retry_max)
             .field("tls_validation", &self.tls_validation)
@@ -474,6 +478,7 @@ impl Default for SimulcastConfig {
             key: None,
             allow_private_destinations: false,
             max_targets: DEFAULT_SIMULCAST_MAX_TARGETS,
+            max_targets_with_benefit: DEFAULT_SIMULCAST_MAX_TARGETS_WITH_BENEFIT,
             retry_initial: DEFAULT_SIMULCAST_RETRY_INITIAL,
             retry_max: DEFAULT_SIMULCAST_RETRY_MAX,
             tls_validation: true,
@@ -852,6 +857,12 @@ impl Config {
             return Err(Error::Invalid {
                 key: "simulcast.max_targets",
                 message: "must be 1..=50".into(),
+            });
+        }
+        if !(self.simulcast.max_targets..=50).contains(&self.simulcast.max_targets_with_benefit) {
+            return Err(Error::Invalid {
+                key: "simulcast.max_targets_with_benefit",
+                message: "must be from simulcast.max_targets to 50".into(),
             });
         }
         if let Some(key) = &self.simulcast.key

@@ -671,3 +671,48 @@ async fn a_destination_can_take_a_rung_of_the_ladder_instead_of_the_source() -> 
     server.stop().await;
     Ok(())
 }
+
+/// More targets at once is a level benefit (`commerce.levels.benefits.more_simulcast_targets`):
+/// without it a stream takes `simulcast.max_targets`, with it `max_targets_with_benefit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_level_benefit_raises_the_targets_a_stream_may_take() -> Result<()> {
+    for (benefit_from_level, expected) in [(4, 400), (1, 200)] {
+        let mut server = Server::start_with(|c| {
+            c.simulcast.max_targets = 1;
+            c.simulcast.max_targets_with_benefit = 2;
+            c.commerce
+                .levels
+                .benefits
+                .insert("more_simulcast_targets".into(), benefit_from_level);
+        })
+        .await?;
+        let token = server.demo_token.clone();
+        let mut ids = Vec::new();
+        for name in ["one", "two"] {
+            let (status, d) = create_destination(
+                &server,
+                &token,
+                json!({"name": name, "url": "rtmp://93.184.216.34/live2", "key": RTMP_KEY}),
+            )
+            .await?;
+            assert_eq!(status, 201, "{d}");
+            ids.push(d["id"].as_str().unwrap().to_string());
+        }
+        let id = server.demo_stream["id"].as_str().unwrap().to_string();
+        let (status, v) = server
+            .api
+            .request(
+                Method::PUT,
+                &format!("/api/v1/streams/{id}/destinations"),
+                Some(&token),
+                Some(json!({"ids": ids})),
+            )
+            .await?;
+        assert_eq!(
+            status, expected,
+            "benefit from level {benefit_from_level} (a new creator is level 1): {v}"
+        );
+        server.stop().await;
+    }
+    Ok(())
+}

@@ -12,6 +12,7 @@ use super::AppState;
 use super::access::owned_stream;
 use super::error::ApiError;
 use super::extract::{Auth, Json};
+use crate::shop::levels::{Benefit, has_benefit};
 use crate::store::destinations::{DestinationId, last4};
 use crate::store::{
     CreatorId, Destination, DestinationUrl, NewDestination, Principal, StreamState,
@@ -270,7 +271,20 @@ pub async fn choose(
     if stream.state == StreamState::Ended {
         return Err(ApiError::Conflict("the stream has ended".into()));
     }
-    let max = state.config.simulcast.max_targets;
+    // More at once is a level benefit (`commerce.levels.benefits.more_simulcast_targets`).
+    let level = super::commerce::creator_standing(&state, &stream.creator_id)
+        .await?
+        .0
+        .level;
+    let config = &state.config.simulcast;
+    let max = match has_benefit(
+        &state.config.commerce.levels,
+        level,
+        Benefit::MoreSimulcastTargets,
+    ) {
+        true => config.max_targets_with_benefit,
+        false => config.max_targets,
+    };
     if body.ids.len() > max.max(MAX_DESTINATIONS) {
         return Err(ApiError::bad_request(format!(
             "a stream sends to at most {max} destinations at once"
@@ -285,7 +299,7 @@ pub async fn choose(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    state.registry.set_destinations(&stream, ids).await?;
+    state.registry.set_destinations(&stream, ids, max).await?;
     Ok(axum::Json(
         json!({ "destinations": stream_targets(&state, &stream).await? }),
     ))

@@ -356,14 +356,15 @@ impl StreamRegistry {
     }
 
     /// Chooses the destinations a stream sends to while public (ids of its creator's
-    /// destinations, at most `simulcast.max_targets`); a live stream starts and stops targets at
-    /// once, leaving the others alone. Returns what was chosen.
+    /// destinations, at most `max`: `simulcast.max_targets`, or `max_targets_with_benefit` for
+    /// a creator with the level benefit); a live stream starts and stops targets at once,
+    /// leaving the others alone. Returns what was chosen.
     pub async fn set_destinations(
         &self,
         stream: &crate::store::Stream,
         ids: Vec<DestinationId>,
+        max: usize,
     ) -> Result<Vec<Destination>, Error> {
-        let max = self.inner.config.simulcast.max_targets;
         let mut ids = ids;
         let mut seen = std::collections::HashSet::new();
         ids.retain(|id| seen.insert(id.clone()));
