@@ -2,7 +2,7 @@
 //! must not reach unless the operator allows it: loopback, private, link-local and the special
 //! ranges that lead there (NAT64 and 6to4 of such an address, IPv4-compatible IPv6). And whose
 //! address a request is, behind the operator's trusted proxies.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 /// An address block, `10.0.0.0/8` or `2001:db8::/32`; a bare address is one address.
@@ -103,6 +103,38 @@ pub fn client_address<'a>(
         }
     }
     client
+}
+
+/// Why a URL's host may not be connected to ([`resolve_public`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostRefusal {
+    /// It does not resolve, or to no address.
+    Unresolved,
+    /// One of its addresses is loopback, private, link-local or otherwise not public.
+    Private(IpAddr),
+}
+
+/// Resolves a URL's `host` (an IPv6 literal may keep its brackets) on `port`, and unless
+/// `allow_private` refuses it when any of its addresses is not public: the one rule of webhooks,
+/// RTSP pulls and simulcast destinations (a creator must not make the server connect into its
+/// own network).
+pub async fn resolve_public(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, HostRefusal> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|_| HostRefusal::Unresolved)?
+        .collect();
+    if addrs.is_empty() {
+        return Err(HostRefusal::Unresolved);
+    }
+    match addrs.iter().find(|a| is_private(a.ip())) {
+        Some(a) if !allow_private => Err(HostRefusal::Private(a.ip())),
+        _ => Ok(addrs),
+    }
 }
 
 /// Whether `ip` is loopback, private, link-local or otherwise not a public unicast address.

@@ -96,24 +96,16 @@ impl DestinationUrl {
     /// `allow_private` (the policy of webhooks and RTSP pulls: a creator must not make the server
     /// push into its own network). Checked when a destination is saved and before every connection.
     pub async fn check_address(&self, allow_private: bool) -> Result<(), DestinationError> {
+        use crate::address::{HostRefusal, resolve_public};
         let host = self.url.host_str().ok_or(DestinationError::NoHost)?;
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let unresolved = || DestinationError::Unresolved(host.to_string());
-        let addrs: Vec<_> = tokio::net::lookup_host((bare, self.port()))
-            .await
-            .map_err(|_| unresolved())?
-            .collect();
-        if addrs.is_empty() {
-            return Err(unresolved());
-        }
-        if !allow_private && let Some(a) = addrs.iter().find(|a| crate::address::is_private(a.ip()))
-        {
-            return Err(DestinationError::Private {
+        match resolve_public(host, self.port(), allow_private).await {
+            Ok(_) => Ok(()),
+            Err(HostRefusal::Unresolved) => Err(DestinationError::Unresolved(host.to_string())),
+            Err(HostRefusal::Private(addr)) => Err(DestinationError::Private {
                 host: host.to_string(),
-                addr: a.ip(),
-            });
+                addr,
+            }),
         }
-        Ok(())
     }
 
     /// What the creator gave (no key in it).

@@ -80,25 +80,17 @@ impl PullSource {
     /// `allow_private` (the webhooks' policy: a creator must not make the server pull from its
     /// own network). Checked when a pull is created and before every connection.
     pub async fn check_address(&self, allow_private: bool) -> Result<(), SourceError> {
+        use crate::address::{HostRefusal, resolve_public};
         let host = self.url.host_str().ok_or(SourceError::NoHost)?;
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
         let port = self.url.port().unwrap_or(DEFAULT_PORT);
-        let unresolved = || SourceError::Unresolved(host.to_string());
-        let addrs: Vec<_> = tokio::net::lookup_host((bare, port))
-            .await
-            .map_err(|_| unresolved())?
-            .collect();
-        if addrs.is_empty() {
-            return Err(unresolved());
-        }
-        if !allow_private && let Some(a) = addrs.iter().find(|a| crate::address::is_private(a.ip()))
-        {
-            return Err(SourceError::Private {
+        match resolve_public(host, port, allow_private).await {
+            Ok(_) => Ok(()),
+            Err(HostRefusal::Unresolved) => Err(SourceError::Unresolved(host.to_string())),
+            Err(HostRefusal::Private(addr)) => Err(SourceError::Private {
                 host: host.to_string(),
-                addr: a.ip(),
-            });
+                addr,
+            }),
         }
-        Ok(())
     }
 
     /// The whole URL, credentials included: for the store and the RTSP client only.

@@ -27,6 +27,7 @@ pub struct Target {
     pub addrs: Vec<SocketAddr>,
 }
 
+use crate::address::HostRefusal;
 pub use crate::address::is_private;
 
 /// Parses and resolves a webhook URL.
@@ -37,20 +38,15 @@ pub async fn check(url: &str, allow_private: bool) -> Result<Target, Refused> {
     }
     let host = url.host_str().ok_or(Refused::NoHost)?.to_string();
     let port = url.port_or_known_default().ok_or(Refused::Scheme)?;
+    let addrs = match crate::address::resolve_public(&host, port, allow_private).await {
+        Ok(addrs) => addrs,
+        Err(HostRefusal::Unresolved) => return Err(Refused::Unresolved(host)),
+        Err(HostRefusal::Private(addr)) => return Err(Refused::Private { host, addr }),
+    };
     let bare = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare.as_str(), port))
-        .await
-        .map_err(|_| Refused::Unresolved(host.clone()))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Refused::Unresolved(host));
-    }
-    if !allow_private && let Some(a) = addrs.iter().find(|a| is_private(a.ip())) {
-        return Err(Refused::Private { host, addr: a.ip() });
-    }
     Ok(Target {
         url,
         host: bare,
