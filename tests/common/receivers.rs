@@ -8,7 +8,7 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail};
 use tokio::process::{Child, Command};
 
-use super::{DEADLINE, run, wait_for};
+use super::{DEADLINE, wait_for};
 
 const NGINX_MODULES: &str = "/usr/lib/nginx/modules";
 
@@ -44,32 +44,7 @@ impl Nginx {
             }
         }
         std::fs::create_dir_all(dir.join("rec"))?;
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let out = run(
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                key.to_str().unwrap(),
-                "-out",
-                cert.to_str().unwrap(),
-            ],
-            DEADLINE,
-        )
-        .await?;
-        anyhow::ensure!(
-            out.status.success(),
-            "openssl: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (cert, key) = super::self_signed_certificate(dir).await?;
         let mut nginx = Nginx {
             dir: dir.to_path_buf(),
             rtmp_port: free_port(false)?,
