@@ -754,10 +754,17 @@ async fn a_stream_end_the_store_refused_is_stored_once_it_can_write_again() -> R
     db.busy_timeout(std::time::Duration::from_secs(10))?;
     db.execute_batch("BEGIN EXCLUSIVE")?;
     finish(publisher, DEADLINE).await?;
-    let v = wait_for("the publish over (its end refused)", DEADLINE, || async {
-        let v = stream().await?;
-        v["health"].is_null().then_some(v)
-    })
+    // Each write the lock refuses holds the one writer for the store's busy timeout (5 s), and
+    // the end queues behind the session's other writes (followers, reminders, analytics,
+    // replay): allow for a slow machine. Reads go on meanwhile (read-only connections).
+    let v = wait_for(
+        "the publish over (its end refused)",
+        DEADLINE * 2,
+        || async {
+            let v = stream().await?;
+            v["health"].is_null().then_some(v)
+        },
+    )
     .await?;
     assert_eq!(v["state"], "live", "the store could not take the end: {v}");
     // The lock goes: the end and the finished recording are stored without a restart or a

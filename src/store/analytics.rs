@@ -269,7 +269,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Stream>, Error> {
         let creator = creator.0.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {STREAM_COLUMNS} FROM streams
                  WHERE creator_id = ?1 AND started_at >= ?2 AND started_at < ?3
@@ -297,7 +297,7 @@ impl Store {
         let creator = stream.creator_id.0.clone();
         let live_from = stream.started_at.map(ts);
         let live_to = stream.ended_at.map(ts).unwrap_or_else(|| ts(Utc::now()));
-        self.call(move |c| {
+        self.read(move |c| {
             let mut f = StreamFacts {
                 grid: c
                     .query_row(

@@ -106,7 +106,7 @@ impl Store {
     /// the account is gone.
     pub async fn chat_author(&self, who: &Principal) -> Result<Option<ChatAuthor>, Error> {
         let who = who.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(match who {
                 Principal::Admin => Some(ChatAuthor {
                     handle: "admin".into(),
@@ -187,7 +187,7 @@ impl Store {
         rehearsal: bool,
     ) -> Result<Vec<ChatMessage>, Error> {
         let stream = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM chat_messages \
                  WHERE stream_id = ?1 AND id < ?2 AND deleted_at IS NULL AND (?4 OR practice = 0) \
@@ -217,7 +217,7 @@ impl Store {
 
     pub async fn viewer_by_handle(&self, handle: &str) -> Result<Option<ViewerId>, Error> {
         let handle = handle.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(
                 c.query_row("SELECT id FROM viewers WHERE handle = ?1", [handle], |r| {
                     r.get(0)
@@ -310,7 +310,7 @@ impl Store {
     /// What a creator's chats enforce now: bans in force and blocked words (sorted).
     pub async fn chat_rules(&self, creator: &CreatorId) -> Result<ChatRules, Error> {
         let creator = creator.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let bans = {
                 let mut stmt = c.prepare_cached(ACTIVE_BANS)?;
                 let rows = stmt.query_map(params![creator.0, ts(Utc::now())], ban_from_row)?;

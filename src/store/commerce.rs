@@ -142,7 +142,7 @@ impl Store {
 
     pub async fn associate_tag(&self, creator: &CreatorId) -> Result<Option<String>, Error> {
         let creator = creator.0.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT tag FROM associate_tags WHERE creator_id = ?1",
                 [creator],
@@ -155,7 +155,7 @@ impl Store {
 
     pub async fn creator_by_tag(&self, tag: &str) -> Result<Option<CreatorId>, Error> {
         let tag = tag.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT creator_id FROM associate_tags WHERE tag = ?1",
                 [tag],
@@ -179,7 +179,7 @@ impl Store {
 
     pub async fn share_link(&self, code: &str) -> Result<Option<ShareLink>, Error> {
         let code = code.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT code, creator_id, stream_id, tag, created_at FROM share_links WHERE code = ?1",
                 [code],
@@ -201,7 +201,7 @@ impl Store {
     /// The newest share link of a stream (what its watch page's share button gives out).
     pub async fn latest_share_link(&self, stream: &StreamId) -> Result<Option<String>, Error> {
         let stream = stream.0.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT code FROM share_links WHERE stream_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
                 [stream],
@@ -225,7 +225,7 @@ impl Store {
 
     pub async fn session(&self, id: &str) -> Result<Option<AttributionSession>, Error> {
         let id = id.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT id, creator_id, stream_id, link_code, created_at FROM attribution_sessions WHERE id = ?1",
                 [id],
@@ -259,7 +259,7 @@ impl Store {
     /// A stream's latest click-outs, newest first.
     pub async fn clicks(&self, stream: &StreamId, limit: usize) -> Result<Vec<Click>, Error> {
         let stream = stream.0.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT product_id, session_id, focus_product_id, at FROM clicks
                  WHERE stream_id = ?1 ORDER BY id DESC LIMIT ?2",
@@ -285,7 +285,7 @@ impl Store {
         to: DateTime<Utc>,
     ) -> Result<Option<StreamId>, Error> {
         let creator = creator.0.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT pi.stream_id FROM public_intervals pi JOIN streams s ON s.id = pi.stream_id
                  WHERE s.creator_id = ?1 AND pi.started_at <= ?3
@@ -356,7 +356,7 @@ impl Store {
         let creator = creator.0.clone();
         let from = from.map(ts).unwrap_or_else(|| "0000".into());
         let to = to.map(ts).unwrap_or_else(|| "9999".into());
-        self.call(move |c| {
+        self.read(move |c| {
             let group = |key: &str| -> rusqlite::Result<Vec<EarningsRow>> {
                 let mut stmt = c.prepare(&format!(
                     "SELECT {key}, currency, SUM(amount_minor), SUM(commission_minor), COUNT(DISTINCT order_id)
@@ -392,7 +392,7 @@ impl Store {
     ) -> Result<f64, Error> {
         let creator = creator.0.clone();
         let now = Utc::now();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT pi.started_at, pi.ended_at FROM public_intervals pi JOIN streams s ON s.id = pi.stream_id
                  WHERE s.creator_id = ?1 AND (pi.ended_at IS NULL OR pi.ended_at >= ?2)",
@@ -422,7 +422,7 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<u64, Error> {
         let creator = creator.0.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let n: i64 = c.query_row(
                 "SELECT COUNT(*) FROM purchases WHERE creator_id = ?1 AND at >= ?2",
                 params![creator, ts(since)],

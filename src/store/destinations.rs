@@ -257,7 +257,7 @@ impl Store {
 
     pub async fn destination(&self, id: &DestinationId) -> Result<Option<Destination>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             c.query_row(
                 &format!("SELECT {COLUMNS} FROM destinations WHERE id = ?1"),
                 [id.0],
@@ -271,7 +271,7 @@ impl Store {
 
     pub async fn destinations_of(&self, creator: &CreatorId) -> Result<Vec<Destination>, Error> {
         let creator = creator.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM destinations WHERE creator_id = ?1 ORDER BY created_at, id"
             ))?;
@@ -337,7 +337,7 @@ impl Store {
     /// The destinations `stream` sends to, in the creator's order.
     pub async fn stream_destinations(&self, stream: &StreamId) -> Result<Vec<Destination>, Error> {
         let stream = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let cols = COLUMNS
                 .split(", ")
                 .map(|col| format!("d.{col}"))

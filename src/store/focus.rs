@@ -197,7 +197,7 @@ impl Store {
     /// Every focus change of the stream, in order.
     pub async fn focus_timeline(&self, stream: &StreamId) -> Result<Vec<FocusEvent>, Error> {
         let stream = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM focus_events WHERE stream_id = ?1 ORDER BY seq"
             ))?;
@@ -268,7 +268,7 @@ impl Store {
     /// The stream's clips, in timeline order.
     pub async fn clips(&self, stream: &StreamId) -> Result<Vec<Clip>, Error> {
         let stream = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT seq, product_id, title, start_ms, end_ms, NULL, cut_start_ms, cut_end_ms, \
                  bytes, state, error FROM clips WHERE stream_id = ?1 ORDER BY seq",

@@ -22,7 +22,7 @@ impl Store {
         state: Option<StreamState>,
     ) -> Result<Vec<Stream>, Error> {
         let creator = creator.map(|c| c.0.clone());
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {STREAM_COLUMNS} FROM streams \
                  WHERE (?1 IS NULL OR creator_id = ?1) AND (?2 IS NULL OR state = ?2) \
@@ -130,7 +130,7 @@ impl Store {
 
     /// How many streams are in each (state, mode): counts only, for metrics.
     pub async fn stream_counts(&self) -> Result<Vec<(String, String, u64)>, Error> {
-        self.call(|c| {
+        self.read(|c| {
             let mut stmt =
                 c.prepare("SELECT state, mode, COUNT(*) FROM streams GROUP BY state, mode")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;

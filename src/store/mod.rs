@@ -89,9 +89,16 @@ pub enum Error {
     Corrupt(String),
 }
 
+/// Read-only connections beside the one writer: in WAL mode they read the last committed state
+/// while a write waits for a lock (another process, a busy disk), so pages, playlists and the
+/// API's token checks do not queue behind it.
+const READERS: usize = 4;
+
 #[derive(Clone)]
 pub struct Store {
+    /// The one connection that writes (SQLite allows one writer at a time anyway).
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<[Mutex<Connection>]>,
 }
 
 /// A freshly issued API token: shown once, stored hashed.
@@ -183,26 +190,41 @@ fn stream_fields(row: &Row<'_>) -> rusqlite::Result<Stream> {
     })
 }
 
+/// A connection that may only read (opened after the migrations ran).
+fn open_reader(path: &Path) -> Result<Connection, Error> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    // Only a checkpoint or a WAL reset makes a reader wait, briefly.
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Store, Error> {
         let path = path.to_owned();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, Error> {
-            let mut conn = Connection::open(path)?;
+        let (conn, readers) = tokio::task::spawn_blocking(move || {
+            let mut conn = Connection::open(&path)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
             migrate(&mut conn)?;
-            Ok(conn)
+            let readers = (0..READERS)
+                .map(|_| open_reader(&path).map(Mutex::new))
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok::<_, Error>((conn, readers))
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            readers: readers.into(),
         })
     }
 
+    /// Runs `f` on the writer. Everything that changes a row goes here.
     async fn call<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
@@ -214,6 +236,33 @@ impl Store {
                 .lock()
                 .map_err(|_| Error::Task("store lock poisoned".into()))?;
             f(&mut guard)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// Runs `f` on a read-only connection: a free one if there is one, else the least recently
+    /// handed out. A statement that writes fails here ("attempt to write a readonly database").
+    async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let free = readers.iter().find_map(|r| r.try_lock().ok());
+            let guard = match free {
+                Some(guard) => guard,
+                None => {
+                    static NEXT: std::sync::atomic::AtomicUsize =
+                        std::sync::atomic::AtomicUsize::new(0);
+                    let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    readers[i % readers.len()]
+                        .lock()
+                        .map_err(|_| Error::Task("store lock poisoned".into()))?
+                }
+            };
+            f(&guard)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
@@ -244,7 +293,7 @@ impl Store {
     }
 
     pub async fn has_admin_token(&self) -> Result<bool, Error> {
-        self.call(|c| {
+        self.read(|c| {
             Ok(c.query_row(
                 "SELECT EXISTS(SELECT 1 FROM tokens WHERE role = 'admin')",
                 [],
@@ -320,13 +369,13 @@ impl Store {
     }
 
     pub async fn creator_count(&self) -> Result<u64, Error> {
-        self.call(|c| Ok(c.query_row("SELECT COUNT(*) FROM creators", [], |r| r.get(0))?))
+        self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM creators", [], |r| r.get(0))?))
             .await
     }
 
     pub async fn creator(&self, id: &CreatorId) -> Result<Option<Creator>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT id, handle, created_at FROM creators WHERE id = ?1",
                 [id.0],
@@ -348,7 +397,7 @@ impl Store {
     /// Who a bearer token belongs to, if anyone.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Error> {
         let hash = hash_token(token);
-        self.call(move |c| {
+        self.read(move |c| {
             let row: Option<(String, Option<String>, Option<String>)> = c
                 .query_row(
                     "SELECT role, creator_id, viewer_id FROM tokens WHERE hash = ?1",
@@ -411,7 +460,7 @@ impl Store {
 
     pub async fn stream(&self, id: &StreamId) -> Result<Option<Stream>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE id = ?1");
             Ok(c.query_row(&sql, [id.0], stream_from_row).optional()?)
         })
@@ -420,7 +469,7 @@ impl Store {
 
     pub async fn stream_by_key(&self, key: &str) -> Result<Option<Stream>, Error> {
         let key = key.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             let sql = format!("SELECT {STREAM_COLUMNS} FROM streams WHERE stream_key = ?1");
             Ok(c.query_row(&sql, [key], stream_from_row).optional()?)
         })
@@ -428,7 +477,7 @@ impl Store {
     }
 
     pub async fn streams_in_state(&self, state: StreamState) -> Result<Vec<Stream>, Error> {
-        self.call(move |c| {
+        self.read(move |c| {
             let sql = format!(
                 "SELECT {STREAM_COLUMNS} FROM streams WHERE state = ?1 ORDER BY created_at"
             );
@@ -518,7 +567,7 @@ impl Store {
 
     pub async fn recording(&self, id: &StreamId) -> Result<Option<Recording>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT stream_id, state, bytes, duration_ms, error FROM recordings WHERE stream_id = ?1",
                 [id.0],
@@ -559,7 +608,7 @@ impl Store {
     /// The source a stream is pulled from, if it is a pulled stream.
     pub async fn source(&self, id: &StreamId) -> Result<Option<PullSource>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let row: Option<(String, String)> = c
                 .query_row(
                     "SELECT url, transport FROM stream_sources WHERE stream_id = ?1",
@@ -575,7 +624,7 @@ impl Store {
 
     /// Pulled streams that have not ended (to pull again after a restart), oldest first.
     pub async fn pulled_streams(&self) -> Result<Vec<(Stream, PullSource)>, Error> {
-        self.call(|c| {
+        self.read(|c| {
             let cols = STREAM_COLUMNS
                 .split(", ")
                 .map(|col| format!("s.{col}"))
@@ -611,7 +660,7 @@ impl Store {
     /// Recordings left unfinished by a crash.
     /// Streams whose recording failed with an error that starts with `prefix`.
     pub async fn failed_recordings(&self, prefix: &'static str) -> Result<Vec<StreamId>, Error> {
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT stream_id FROM recordings WHERE state = 'failed' AND substr(error, 1, length(?1)) = ?1",
             )?;
@@ -622,7 +671,7 @@ impl Store {
     }
 
     pub async fn unfinished_recordings(&self) -> Result<Vec<StreamId>, Error> {
-        self.call(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT stream_id FROM recordings WHERE state IN ('recording', 'finalizing')",
             )?;

@@ -60,7 +60,7 @@ impl Store {
 
     pub async fn product(&self, id: &ProductId) -> Result<Option<Product>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             c.query_row(
                 &format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = ?1"),
                 [id.0],
@@ -74,7 +74,7 @@ impl Store {
 
     pub async fn products_of(&self, creator: &CreatorId) -> Result<Vec<Product>, Error> {
         let creator = creator.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {PRODUCT_COLUMNS} FROM products WHERE creator_id = ?1 ORDER BY created_at, sku"
             ))?;
@@ -133,7 +133,7 @@ impl Store {
     /// A stream's carousel, in order.
     pub async fn carousel(&self, stream: &StreamId) -> Result<Vec<Product>, Error> {
         let stream = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let columns = PRODUCT_COLUMNS
                 .split(", ")
                 .map(|col| format!("p.{col}"))

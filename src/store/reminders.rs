@@ -82,7 +82,7 @@ impl Store {
         stream: &StreamId,
     ) -> Result<Option<Option<DateTime<Utc>>>, Error> {
         let (v, s) = (viewer.clone(), stream.clone());
-        self.call(move |c| {
+        self.read(move |c| {
             let fired: Option<Option<String>> = c
                 .query_row(
                     "SELECT fired_at FROM reminders WHERE viewer_id = ?1 AND stream_id = ?2",
@@ -102,7 +102,7 @@ impl Store {
     /// when a stream with one went live early.
     pub async fn next_reminder_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
         let now = ts(Utc::now());
-        self.call(move |c| {
+        self.read(move |c| {
             let at: Option<String> = c.query_row(
                 &format!(
                     "SELECT MIN(CASE WHEN s.state = 'live' THEN ?1 ELSE s.scheduled_at END) \

@@ -48,7 +48,7 @@ impl Store {
     /// The stream's public replay; `None` until its recording was finalised with public media.
     pub async fn public_replay(&self, id: &StreamId) -> Result<Option<PublicReplay>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             c.query_row(
                 "SELECT stream_id, state, intervals, bytes, duration_ms, error FROM public_replays
                  WHERE stream_id = ?1",

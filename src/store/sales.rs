@@ -192,7 +192,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<(FlashSale, u32)>, Error> {
         let (stream, id) = (stream.clone(), id.clone());
-        self.call(move |c| {
+        self.read(move |c| {
             let sale = c
                 .query_row(
                     &format!(
@@ -337,7 +337,7 @@ impl Store {
     /// When the sale's next reservation expires, if one is pending.
     pub async fn next_expiry(&self, sale: &SaleId) -> Result<Option<DateTime<Utc>>, Error> {
         let sale = sale.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let next: Option<String> = c.query_row(
                 "SELECT MIN(expires_at) FROM flash_sale_claims WHERE sale_id = ?1 AND state = 'reserved'",
                 [&sale.0],
@@ -368,7 +368,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<SaleId>, Error> {
         let stream = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT id FROM flash_sales WHERE stream_id = ?1 AND closed_at IS NULL AND ends_at > ?2 ORDER BY created_at",
             )?;
@@ -381,7 +381,7 @@ impl Store {
     /// The stream's auctions not closed, oldest first.
     pub async fn open_auctions(&self, stream: &StreamId) -> Result<Vec<AuctionId>, Error> {
         let stream = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT id FROM auctions WHERE stream_id = ?1 AND closed_at IS NULL ORDER BY created_at",
             )?;
@@ -419,7 +419,7 @@ impl Store {
         id: &AuctionId,
     ) -> Result<Option<StoredAuction>, Error> {
         let (stream, id) = (stream.clone(), id.clone());
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {AUCTION_COLUMNS} FROM auctions WHERE id = ?1 AND stream_id = ?2"),
                 params![id.0, stream.0],
@@ -446,7 +446,7 @@ impl Store {
     /// The auction's bids (JSON), in arrival order.
     pub async fn bids(&self, auction: &AuctionId) -> Result<Vec<String>, Error> {
         let auction = auction.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt =
                 c.prepare("SELECT bid FROM auction_bids WHERE auction_id = ?1 ORDER BY seq")?;
             let rows = stmt.query_map([&auction.0], |r| r.get(0))?;
@@ -479,7 +479,7 @@ impl Store {
     /// A viewer's handle.
     pub async fn viewer_handle(&self, id: &ViewerId) -> Result<Option<String>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(
                 c.query_row("SELECT handle FROM viewers WHERE id = ?1", [&id.0], |r| {
                     r.get(0)

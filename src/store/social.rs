@@ -45,7 +45,7 @@ impl Store {
 
     pub async fn creator_by_handle(&self, handle: &str) -> Result<Option<CreatorId>, Error> {
         let handle = handle.to_string();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(
                 c.query_row("SELECT id FROM creators WHERE handle = ?1", [handle], |r| {
                     r.get(0)
@@ -84,7 +84,7 @@ impl Store {
     /// Whether the viewer follows the creator.
     pub async fn follows(&self, viewer: &ViewerId, creator: &CreatorId) -> Result<bool, Error> {
         let (v, cr) = (viewer.clone(), creator.clone());
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT EXISTS(SELECT 1 FROM follows WHERE viewer_id = ?1 AND creator_id = ?2)",
                 params![v.0, cr.0],
@@ -97,7 +97,7 @@ impl Store {
     /// How many of the viewer's notifications are unread (as the feed lists them).
     pub async fn unread_count(&self, viewer: &ViewerId) -> Result<u64, Error> {
         let v = viewer.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT COUNT(*) FROM notifications WHERE viewer_id = ?1 AND read_at IS NULL \
                  AND stream_id NOT IN (SELECT stream_id FROM takedowns)",
@@ -111,7 +111,7 @@ impl Store {
 
     pub async fn follower_count(&self, creator: &CreatorId) -> Result<u64, Error> {
         let cr = creator.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT COUNT(*) FROM follows WHERE creator_id = ?1",
                 [cr.0],
@@ -127,7 +127,7 @@ impl Store {
         viewer: &ViewerId,
     ) -> Result<Vec<(String, DateTime<Utc>)>, Error> {
         let v = viewer.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT creators.handle, follows.created_at FROM follows \
                  JOIN creators ON creators.id = follows.creator_id \
@@ -194,7 +194,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Notification>, Error> {
         let v = viewer.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "{NOTIFICATION_SELECT} WHERE n.viewer_id = ?1 AND n.id < ?2 \
                  AND n.stream_id NOT IN (SELECT stream_id FROM takedowns) ORDER BY n.id DESC LIMIT ?3"

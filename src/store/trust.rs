@@ -217,7 +217,7 @@ impl Store {
     /// A stream's promo codes, oldest first.
     pub async fn promos_of_stream(&self, stream: &StreamId) -> Result<Vec<Promo>, Error> {
         let stream = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "{PROMO_SELECT} WHERE p.stream_id = ?1 ORDER BY p.id"
             ))?;
@@ -230,7 +230,7 @@ impl Store {
     /// Every stream's promos with this code (compared without case), newest first.
     pub async fn promos_with_code(&self, code: &str) -> Result<Vec<Promo>, Error> {
         let key = code_key(code);
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "{PROMO_SELECT} WHERE p.code_key = ?1 ORDER BY p.id DESC"
             ))?;
@@ -247,7 +247,7 @@ impl Store {
         viewer: &ViewerId,
     ) -> Result<Option<Redemption>, Error> {
         let (stream, viewer) = (stream.clone(), viewer.clone());
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 &format!("{REDEMPTION_SELECT} WHERE p.stream_id = ?1 AND r.viewer_id = ?2 ORDER BY r.id DESC LIMIT 1"),
                 params![stream.0, viewer.0],
@@ -265,7 +265,7 @@ impl Store {
         viewer: &ViewerId,
     ) -> Result<Option<Redemption>, Error> {
         let viewer = viewer.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 &format!("{REDEMPTION_SELECT} WHERE r.promo_id = ?1 AND r.viewer_id = ?2"),
                 params![promo, viewer.0],
@@ -344,7 +344,7 @@ impl Store {
 
     /// Reports, newest first, older than `before` (an id) when given.
     pub async fn reports(&self, before: Option<i64>, limit: u32) -> Result<Vec<Report>, Error> {
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "{REPORT_SELECT} WHERE r.id < ?1 ORDER BY r.id DESC LIMIT ?2"
             ))?;
@@ -402,7 +402,7 @@ impl Store {
 
     pub async fn takedown(&self, stream: &StreamId) -> Result<Option<Takedown>, Error> {
         let id = stream.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 &format!("{TAKEDOWN_SELECT} WHERE stream_id = ?1"),
                 [id.0],
@@ -416,7 +416,7 @@ impl Store {
     /// A creator's strikes, cleared ones too, newest first.
     pub async fn strikes(&self, creator: &CreatorId) -> Result<Vec<Strike>, Error> {
         let creator = creator.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "{STRIKE_SELECT} WHERE creator_id = ?1 ORDER BY id DESC"
             ))?;
@@ -429,7 +429,7 @@ impl Store {
     /// Strikes that count (not cleared).
     pub async fn active_strikes(&self, creator: &CreatorId) -> Result<u32, Error> {
         let creator = creator.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             Ok(c.query_row(
                 "SELECT COUNT(*) FROM strikes WHERE creator_id = ?1 AND cleared_at IS NULL",
                 [creator.0],

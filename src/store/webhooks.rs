@@ -70,7 +70,7 @@ impl Store {
 
     pub async fn webhook(&self, id: &WebhookId) -> Result<Option<Webhook>, Error> {
         let id = id.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             c.query_row(
                 &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ?1"),
                 [id.0],
@@ -84,7 +84,7 @@ impl Store {
 
     pub async fn webhooks_of(&self, creator: &CreatorId) -> Result<Vec<Webhook>, Error> {
         let creator = creator.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE creator_id = ?1 ORDER BY created_at"
             ))?;
@@ -166,7 +166,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(CreatorId, Delivery)>, Error> {
-        self.call(move |c| {
+        self.read(move |c| {
             let columns = DELIVERY_COLUMNS
                 .split(", ")
                 .map(|col| format!("d.{col}"))
@@ -189,7 +189,7 @@ impl Store {
 
     /// When the next pending delivery is due, if any.
     pub async fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        self.call(|c| {
+        self.read(|c| {
             let next: Option<String> = c.query_row(
                 "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE state = 'pending'",
                 [],
@@ -225,7 +225,7 @@ impl Store {
     /// A webhook's deliveries, newest first.
     pub async fn deliveries(&self, hook: &WebhookId) -> Result<Vec<Delivery>, Error> {
         let hook = hook.clone();
-        self.call(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ?1 \
                  ORDER BY id DESC LIMIT {DELIVERY_PAGE}"
