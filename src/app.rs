@@ -102,6 +102,8 @@ pub struct App {
     /// Measures free space under `data_dir`.
     disk_task: JoinHandle<()>,
     reminders_task: JoinHandle<()>,
+    /// Hands freed memory back to the OS.
+    trim_task: JoinHandle<()>,
     rtsp: Arc<RtspOut>,
 }
 
@@ -254,6 +256,7 @@ impl App {
                 .watch(config.disk.check_interval, shutdown.child_token()),
         );
         let reminders_task = tokio::spawn(notifier.clone().run_reminders(shutdown.child_token()));
+        let trim_task = tokio::spawn(crate::memory::trim_periodically(shutdown.child_token()));
         let state = Arc::new(http::Shared {
             store: store.clone(),
             registry: registry.clone(),
@@ -334,6 +337,7 @@ impl App {
             viewer_counts_task,
             analytics_task,
             disk_task,
+            trim_task,
             reminders_task,
             rtsp,
         })
@@ -359,6 +363,7 @@ impl App {
         let _ = (&mut self.analytics_task).await;
         let _ = (&mut self.disk_task).await;
         let _ = (&mut self.reminders_task).await;
+        let _ = (&mut self.trim_task).await;
         tracing::info!("stopped");
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod memory;
 pub mod notifications;
 pub mod output;
 pub mod pipeline;
