@@ -3,7 +3,8 @@
 # server library for RTSP out), OpenSSL headers (webhooks over https), ffmpeg, srt-tools and
 # GStreamer's RTSP server for Python (tests, benchmarks: publishers and cameras), curl (HTTP/2
 # client) and openssl (test certificates) for the HTTPS tests, nginx with its RTMP and stream (TLS)
-# modules (simulcast receivers in tests/simulcast.rs), build tools, and any extra packages named as
+# modules (simulcast receivers in tests/simulcast.rs), libnice for webrtcbin (WHIP ingest) and
+# GStreamer's WebRTC introspection data (the WHIP test publisher), build tools, and any extra packages named as
 # arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
@@ -16,6 +17,7 @@ packages=(
   ffmpeg srt-tools
   libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   python3-gi gir1.2-gst-rtsp-server-1.0
+  gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0
   curl openssl
   nginx libnginx-mod-rtmp libnginx-mod-stream
   "$@"

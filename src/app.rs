@@ -15,6 +15,7 @@ use crate::http::{self, AppState};
 use crate::ingest::rtmp::RtmpServer;
 use crate::ingest::rtsp::Pulls;
 use crate::ingest::srt::{self as srt_ingest, SrtServer};
+use crate::ingest::whip::{self, Whip};
 use crate::live::chat::Chat;
 use crate::live::{Channel, LiveHub};
 use crate::notifications::Notifier;
@@ -236,6 +237,18 @@ impl App {
             config.rtsp.allow_private_sources,
             shutdown.child_token(),
         );
+        let whip = Whip::new(
+            Arc::new(registry.clone()),
+            whip::Ice {
+                addresses: config.whip.ice_addresses.clone(),
+                stun_server: config.whip.stun_server.clone(),
+                ports: config.whip.udp_ports,
+            },
+            config.whip.public_ip,
+            config.hls.segment,
+            config.whip.max_sessions,
+            shutdown.child_token(),
+        );
         let rtsp = RtspOut::start(
             config.rtsp.addr,
             rtsp_access(registry.clone(), secret.clone()),
@@ -291,6 +304,7 @@ impl App {
                 .map(|l| l.name)
                 .unwrap_or_else(|_| config.hls.ladder.clone())
                 .into(),
+            whip,
         });
         let webhooks_stop = CancellationToken::new();
         let webhooks_task = tokio::spawn(webhooks.run(webhooks_stop.clone()));
@@ -352,6 +366,7 @@ impl App {
             let _ = task.await;
         }
         let _ = (&mut self.srt_task).await;
+        self.state.whip.wait().await;
         self.state.registry.shutdown().await;
         self.state.sales.shutdown().await;
         self.webhooks_stop.cancel();

@@ -20,6 +20,7 @@ const DEFAULT_SRT_ADDR: &str = "0.0.0.0:8890";
 pub const DEFAULT_SRT_LATENCY: Duration = Duration::from_millis(120);
 const DEFAULT_RTSP_ADDR: &str = "0.0.0.0:8554";
 const DEFAULT_DATA_DIR: &str = "data";
+const DEFAULT_WHIP_MAX_SESSIONS: usize = 64;
 const DEFAULT_HLS_SEGMENT: Duration = Duration::from_secs(2);
 /// Low-latency HLS part: ten per default segment (MEDIA-NOTES, "Low-latency HLS").
 const DEFAULT_HLS_PART: Duration = Duration::from_millis(200);
@@ -76,6 +77,8 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("srt_latency", "srt.latency"),
     ("rtsp_addr", "rtsp.addr"),
     ("rtsp_allow_private", "rtsp.allow_private_sources"),
+    ("whip_ice_addresses", "whip.ice_addresses"),
+    ("whip_public_ip", "whip.public_ip"),
     ("hls_segment", "hls.segment"),
     ("hls_window", "hls.window"),
     ("ladder", "hls.ladder"),
@@ -109,6 +112,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub srt: SrtConfig,
     pub rtsp: RtspConfig,
+    pub whip: WhipConfig,
     pub hls: HlsConfig,
     pub recording: RecordingConfig,
     pub disk: DiskConfig,
@@ -513,14 +517,18 @@ pub struct HttpConfig {
     /// client for per-address limits (sign-up, live connections). Empty: the header is ignored
     /// and the peer is the client. A list, or one comma-separated string
     /// (`LIVEFRONT_TRUSTED_PROXIES=10.0.0.0/8,::1`).
-    #[serde(deserialize_with = "cidr_list")]
+    #[serde(deserialize_with = "comma_list")]
     pub trusted_proxies: Vec<crate::address::Cidr>,
 }
 
 /// A list of address blocks, or one string of them separated by commas (from the environment).
-fn cidr_list<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Vec<crate::address::Cidr>, D::Error> {
+/// A list given as a list or as one comma-separated string (what an environment variable holds).
+fn comma_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum List {
@@ -540,6 +548,40 @@ fn cidr_list<'de, D: serde::Deserializer<'de>>(
         .iter()
         .map(|s| s.parse().map_err(serde::de::Error::custom))
         .collect()
+}
+
+/// WHIP ingest (`POST /whip/{stream id}`): WebRTC from OBS 30+ or a browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhipConfig {
+    /// Local addresses ICE offers as host candidates (a list, or comma-separated in the
+    /// environment); empty = every interface but loopback.
+    #[serde(deserialize_with = "comma_list")]
+    pub ice_addresses: Vec<std::net::IpAddr>,
+    /// The address publishers outside reach this server at, behind 1:1 NAT: each host candidate
+    /// is offered again with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<std::net::IpAddr>,
+    /// `stun://host:port`, for a server-reflexive candidate (none by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stun_server: Option<String>,
+    /// First and last UDP port ICE may use (`[50000, 50100]`); unset = any ephemeral port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_ports: Option<(u16, u16)>,
+    /// WHIP sessions at once on this server, at most.
+    pub max_sessions: usize,
+}
+
+impl Default for WhipConfig {
+    fn default() -> Self {
+        WhipConfig {
+            ice_addresses: Vec::new(),
+            public_ip: None,
+            stun_server: None,
+            udp_ports: None,
+            max_sessions: DEFAULT_WHIP_MAX_SESSIONS,
+        }
+    }
 }
 
 /// What happens around publishers, whatever their protocol.
@@ -680,6 +722,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             srt: SrtConfig::default(),
             rtsp: RtspConfig::default(),
+            whip: WhipConfig::default(),
             hls: HlsConfig::default(),
             recording: RecordingConfig::default(),
             disk: DiskConfig::default(),
@@ -817,6 +860,28 @@ impl Config {
                     message: "must be above 0".into(),
                 });
             }
+        }
+        if let Some((first, last)) = self.whip.udp_ports
+            && (first == 0 || first > last)
+        {
+            return Err(Error::Invalid {
+                key: "whip.udp_ports",
+                message: format!("[{first}, {last}] is not a port range"),
+            });
+        }
+        if let Some(stun) = &self.whip.stun_server
+            && !stun.starts_with("stun://")
+        {
+            return Err(Error::Invalid {
+                key: "whip.stun_server",
+                message: format!("{stun:?} is not stun://host:port"),
+            });
+        }
+        if self.whip.max_sessions == 0 {
+            return Err(Error::Invalid {
+                key: "whip.max_sessions",
+                message: "must be above 0".into(),
+            });
         }
         if self.sales.reservation_ttl < Duration::from_secs(1) {
             return Err(Error::Invalid {

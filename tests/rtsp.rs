@@ -288,8 +288,6 @@ const CAMERA_USER: &str = "camuser7";
 const CAMERA_PASSWORD: &str = "pw-Kq93xZt1";
 const WRONG_PASSWORD: &str = "pw-wrong-Zz81";
 const CAMERA_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rtsp_camera.py");
-/// The system Python, where apt's python3-gi lives (not a pyenv/venv one).
-const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 /// A stand-in IP camera: GStreamer's RTSP server with Basic auth, killed when dropped.
 struct Camera {

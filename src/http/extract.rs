@@ -41,7 +41,7 @@ pub struct MaybeAuth(pub Option<Principal>);
 /// A principal is required (401 otherwise).
 pub struct Auth(pub Principal);
 
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme

@@ -32,6 +32,7 @@ pub mod signing;
 pub mod streams;
 pub mod viewers;
 pub mod webhooks;
+pub mod whip;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -106,6 +107,8 @@ pub struct Shared {
     /// Streams pulled from RTSP sources (IP cameras).
     /// Name of the server's default ladder preset (not its path).
     pub default_ladder: Arc<str>,
+    /// WHIP publishers' sessions.
+    pub whip: Arc<crate::ingest::whip::Whip<StreamRegistry>>,
 }
 
 /// The OpenAPI document's frame; the paths come from the handlers' `#[utoipa::path]`.
@@ -132,6 +135,14 @@ impl utoipa::Modify for BearerAuth {
             .get_or_insert_with(Default::default)
             .add_security_scheme(
                 "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        // WHIP: the stream key as a bearer token (OBS's "Bearer Token").
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "stream_key",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
     }
@@ -228,6 +239,8 @@ fn routes() -> OpenApiRouter<AppState> {
             session::sign_out
         ))
         .routes(routes!(openapi_json))
+        .routes(routes!(whip::publish, whip::preflight))
+        .routes(routes!(whip::end, whip::patch, whip::session_preflight))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     let pages = OpenApiRouter::new()
         .routes(routes!(pages::home))

@@ -229,6 +229,8 @@ pub fn stream_json(
             "rtmp": format!("{}/{key}", state.rtmp_url),
             "rtmp_server": state.rtmp_url.as_ref(),
             "srt": format!("{}?streamid=publish:{key}", state.srt_url),
+            // WHIP (OBS 30+: Service "WHIP", Server this URL, Bearer Token the stream key).
+            "whip": format!("{}/whip/{}", state.public_url, stream.id.as_str()),
         });
         if let Some(rtmps) = &state.rtmps_url {
             v["ingest"]["rtmps"] = json!(format!("{rtmps}/{key}"));

@@ -7,6 +7,7 @@ pub mod avc;
 pub mod rtmp;
 pub mod rtsp;
 pub mod srt;
+pub mod whip;
 
 use std::future::Future;
 
@@ -20,6 +21,7 @@ pub enum Proto {
     Rtmp,
     Srt,
     Rtsp,
+    Whip,
 }
 
 impl Proto {
@@ -28,6 +30,7 @@ impl Proto {
             Proto::Rtmp => "rtmp",
             Proto::Srt => "srt",
             Proto::Rtsp => "rtsp",
+            Proto::Whip => "whip",
         }
     }
 }

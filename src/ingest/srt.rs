@@ -11,7 +11,7 @@
 mod connection;
 mod stats;
 pub mod stream_id;
-mod ts_demux;
+pub(crate) mod ts_demux;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -31,6 +31,16 @@ impl StreamKey {
     pub fn redacted(&self) -> String {
         redact(&self.0)
     }
+
+    /// Whether `sent` is this key, compared through digests (no early exit on the key's bytes).
+    pub fn matches(&self, sent: &str) -> bool {
+        digest(&self.0) == digest(sent)
+    }
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes()).into()
 }
 
 /// A key as safe to log: the first 6 characters and the length.

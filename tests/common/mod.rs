@@ -345,6 +345,9 @@ pub struct Server {
     pub demo_stream: Value,
 }
 
+/// The system Python, where apt's python3-gi lives (not a pyenv/venv one).
+pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
 pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config {
         data_dir: data_dir.to_path_buf(),
@@ -362,6 +365,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.ingest.reconnect_grace = Duration::from_secs(2);
     // Test cameras are on loopback.
     config.rtsp.allow_private_sources = true;
+    // WHIP publishers in tests are on loopback too (ICE leaves loopback out by default).
+    config.whip.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
     config
 }
 

@@ -55,7 +55,7 @@ fn make(factory: &str, name: &str) -> Result<gst::Element, String> {
         .map_err(|e| format!("gstreamer element {factory}: {e}"))
 }
 
-fn app_sink(name: &str, caps: gst::Caps) -> Result<gst_app::AppSink, String> {
+pub(crate) fn app_sink(name: &str, caps: gst::Caps) -> Result<gst_app::AppSink, String> {
     let sink = gst_app::AppSink::builder()
         .name(name)
         .caps(&caps)
@@ -120,8 +120,8 @@ impl TsDemuxer {
             .map_err(|e| format!("aacparse ! appsink: {e}"))?;
 
         let (tx, frames) = mpsc::channel(FRAME_CHANNEL);
-        video_sink.set_callbacks(callbacks(tx.clone(), Track::Video));
-        audio_sink.set_callbacks(callbacks(tx, Track::Audio));
+        video_sink.set_callbacks(callbacks(tx.clone(), Track::Video, Stamps::AsSent));
+        audio_sink.set_callbacks(callbacks(tx, Track::Audio, Stamps::AsSent));
 
         let linked = Arc::new(AtomicUsize::new(0));
         let parsers = (h264parse.downgrade(), aacparse.downgrade());
@@ -200,24 +200,7 @@ impl TsDemuxer {
 
     /// The next frame, track end or error; never returns while nothing happens.
     pub async fn next(&mut self) -> Demuxed {
-        loop {
-            tokio::select! {
-                frame = self.frames.recv() => match frame {
-                    Some(d) => return d,
-                    None => return Demuxed::Error("demuxer output closed".into()),
-                },
-                Some(msg) = self.bus.next() => {
-                    if let gst::MessageView::Error(err) = msg.view() {
-                        let element = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
-                        return Demuxed::Error(format!(
-                            "{element}: {} ({})",
-                            err.error(),
-                            err.debug().unwrap_or_default()
-                        ));
-                    }
-                }
-            }
-        }
+        next_output(&mut self.frames, &mut self.bus).await
     }
 
     /// Stops the pipeline off the async threads.
@@ -239,15 +222,54 @@ impl Drop for TsDemuxer {
     }
 }
 
+/// The next frame, track end or pipeline error of a pipeline feeding `frames` (the demuxer's,
+/// a WHIP receiver's); never returns while nothing happens.
+pub(crate) async fn next_output(
+    frames: &mut mpsc::Receiver<Demuxed>,
+    bus: &mut gst::bus::BusStream,
+) -> Demuxed {
+    loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(d) => return d,
+                None => return Demuxed::Error("demuxer output closed".into()),
+            },
+            Some(msg) = bus.next() => {
+                if let gst::MessageView::Error(err) = msg.view() {
+                    let element = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                    return Demuxed::Error(format!(
+                        "{element}: {} ({})",
+                        err.error(),
+                        err.debug().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Which timestamps frames carry.
 #[derive(Clone, Copy)]
-enum Track {
+pub(crate) enum Stamps {
+    /// The buffers' own (tsdemux: the transport stream's, which only grow).
+    AsSent,
+    /// Running time: an encoder in the chain (x264enc) shifts its output by 1000 hours.
+    RunningTime,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Track {
     Video,
     Audio,
 }
 
 /// Turns each sample into frames: the codec configuration when the caps bring a new one, then
 /// the access unit.
-fn callbacks(tx: mpsc::Sender<Demuxed>, track: Track) -> gst_app::AppSinkCallbacks {
+pub(crate) fn callbacks(
+    tx: mpsc::Sender<Demuxed>,
+    track: Track,
+    stamps: Stamps,
+) -> gst_app::AppSinkCallbacks {
     let eos_tx = tx.clone();
     let mut config: Option<Bytes> = None;
     gst_app::AppSinkCallbacks::builder()
@@ -271,7 +293,14 @@ fn callbacks(tx: mpsc::Sender<Demuxed>, track: Track) -> gst_app::AppSinkCallbac
             let Some(buffer) = sample.buffer() else {
                 return Ok(gst::FlowSuccess::Ok);
             };
-            let (Some(frame), true) = (to_frame(buffer, track), config.is_some()) else {
+            let segment = match stamps {
+                Stamps::AsSent => None,
+                Stamps::RunningTime => sample
+                    .segment()
+                    .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned()),
+            };
+            let (Some(frame), true) = (to_frame(buffer, track, segment.as_ref()), config.is_some())
+            else {
                 return Ok(gst::FlowSuccess::Ok);
             };
             send(&tx, frame)?;
@@ -289,9 +318,17 @@ fn send(tx: &mpsc::Sender<Demuxed>, frame: MediaFrame) -> Result<(), gst::FlowEr
         .map_err(|_| gst::FlowError::Flushing)
 }
 
-fn to_frame(buffer: &gst::BufferRef, track: Track) -> Option<MediaFrame> {
-    let pts = buffer.pts().or(buffer.dts())?;
-    let dts = buffer.dts().unwrap_or(pts);
+fn to_frame(
+    buffer: &gst::BufferRef,
+    track: Track,
+    segment: Option<&gst::FormattedSegment<gst::ClockTime>>,
+) -> Option<MediaFrame> {
+    let running = |t: gst::ClockTime| match segment {
+        Some(s) => s.to_running_time(t),
+        None => Some(t),
+    };
+    let pts = running(buffer.pts().or(buffer.dts())?)?;
+    let dts = buffer.dts().and_then(running).unwrap_or(pts);
     let data = buffer
         .map_readable()
         .ok()
