@@ -3,7 +3,7 @@
 //! Each stream's GStreamer threads allocate and free media buffers through glibc's malloc, whose
 //! per-thread arenas keep freed pages: over a long run the resident size climbs while the live
 //! heap stays flat (bench/README.md, "soak.sh"). `malloc_trim` releases the free pages of every
-//! arena; run every half minute it costs well under a millisecond of CPU per call here.
+//! arena.
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
