@@ -1031,9 +1031,12 @@ impl HlsOutput {
         }
     }
 
-    /// Ends the marker `id` at media time `at` (see [`HlsOutput::start_marker`]).
+    /// Ends the marker `id` at media time `at` (see [`HlsOutput::start_marker`]), instead of an
+    /// end given before that is still pending (a flash sale that sold out before its end).
     pub fn end_marker(&self, id: &str, at: Duration) {
         for r in &mut self.change().renditions {
+            r.pending
+                .retain(|p| !matches!(&p.edge, Edge::End(pending) if pending == id));
             r.pending.push(Pending {
                 at,
                 edge: Edge::End(id.to_string()),
