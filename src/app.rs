@@ -159,8 +159,11 @@ impl App {
             secrets.clone(),
         );
         registry.recover().await?;
-        let sales =
-            crate::streams::sales::Sales::new(registry.clone(), store.clone(), config.sales.clone());
+        let sales = crate::streams::sales::Sales::new(
+            registry.clone(),
+            store.clone(),
+            config.sales.clone(),
+        );
         // Retried at the next start if the store fails now.
         if let Err(e) = sales.recover().await {
             tracing::error!(error = %e, "could not close the auctions left open");

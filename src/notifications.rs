@@ -98,8 +98,14 @@ impl Notifier {
                         "amount": auction.winner.as_ref().map(|w| &w.amount),
                         "currency": auction.currency,
                     });
-                    self.tell(&viewer, &e.stream, Announcement::AuctionWon, &auction.id, detail)
-                        .await;
+                    self.tell(
+                        &viewer,
+                        &e.stream,
+                        Announcement::AuctionWon,
+                        &auction.id,
+                        detail,
+                    )
+                    .await;
                 }
             }
             EventKind::FlashSaleClaimed { claim } => {

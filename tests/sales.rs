@@ -286,7 +286,10 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
     assert_eq!(state["phase"], "sold_out");
     // When it sold out: on the server's clock and on the picture's.
     let sold_out_pdt = date(&state["sold_out_program_date_time"]);
-    assert!(date(&state["sold_out_at"]) >= date(&state["starts_at"]), "{state}");
+    assert!(
+        date(&state["sold_out_at"]) >= date(&state["starts_at"]),
+        "{state}"
+    );
     assert!(
         sold_out_pdt >= date(&state["starts_program_date_time"])
             && sold_out_pdt < date(&state["ends_program_date_time"]),
@@ -380,7 +383,8 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
         m.end
             .is_some_and(|end| (end - sold_out_pdt).num_milliseconds().abs() <= 1)
     };
-    for m in ended_marker_everywhere(&api, &token, &id, &renditions, "event.m3u8", marker_id).await?
+    for m in
+        ended_marker_everywhere(&api, &token, &id, &renditions, "event.m3u8", marker_id).await?
     {
         assert!(at_sold_out(&m), "{m:?} sold out at {sold_out_pdt}");
     }
@@ -889,8 +893,10 @@ async fn an_auction_open_when_the_server_is_killed_is_closed_with_its_stored_win
             Method::POST,
             &format!("/api/v1/streams/{id}/auctions"),
             &token,
-            Some(json!({"product_id": product, "starting_price": "1.00", "increment": "0.50",
-                        "duration_s": 600})),
+            Some(
+                json!({"product_id": product, "starting_price": "1.00", "increment": "0.50",
+                        "duration_s": 600}),
+            ),
         )
         .await?;
     let auction = created["id"].as_str().context("auction id")?.to_string();
@@ -898,7 +904,12 @@ async fn an_auction_open_when_the_server_is_killed_is_closed_with_its_stored_win
     api.ok(Method::POST, &bids, &first, Some(json!({"amount": "1.00"})))
         .await?;
     let leading = api
-        .ok(Method::POST, &bids, &second, Some(json!({"amount": "1.50"})))
+        .ok(
+            Method::POST,
+            &bids,
+            &second,
+            Some(json!({"amount": "1.50"})),
+        )
         .await?;
     assert_eq!(leading["leader"], "late_bidder");
 
@@ -931,7 +942,11 @@ async fn an_auction_open_when_the_server_is_killed_is_closed_with_its_stored_win
     assert_eq!(told[0]["detail"]["auction_id"], auction.as_str());
     assert_eq!(told[0]["detail"]["amount"], "1.50");
     assert_eq!(told[0]["detail"]["product"], "Product LOT-1");
-    assert!(notifications_of(&api, &first, "auction_won").await?.is_empty());
+    assert!(
+        notifications_of(&api, &first, "auction_won")
+            .await?
+            .is_empty()
+    );
 
     // Once: another restart (killed again) closes nothing twice.
     restarted.signal("KILL")?;

@@ -241,8 +241,8 @@ pub(super) const NOTIFICATION_SELECT: &str = "SELECT n.id, n.kind, n.stream_id, 
      JOIN streams ON streams.id = n.stream_id JOIN creators ON creators.id = streams.creator_id";
 
 pub(super) fn notification_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notification> {
-    let kind = Announcement::parse(&r.get::<_, String>(1)?)
-        .ok_or_else(|| corrupt("notification kind"))?;
+    let kind =
+        Announcement::parse(&r.get::<_, String>(1)?).ok_or_else(|| corrupt("notification kind"))?;
     let detail = match r.get::<_, Option<String>>(8)? {
         Some(d) => Some(serde_json::from_str(&d).map_err(|_| corrupt("notification detail"))?),
         None => None,

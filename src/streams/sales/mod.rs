@@ -476,7 +476,9 @@ impl Sales {
                 }
             }
             Ok(false) => {}
-            Err(e) => tracing::error!(sale = %sale.id, error = %e, "could not mark a flash sale sold out"),
+            Err(e) => {
+                tracing::error!(sale = %sale.id, error = %e, "could not mark a flash sale sold out")
+            }
         }
     }
 
