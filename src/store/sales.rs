@@ -579,6 +579,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::testing::store_with_stream;
+    use chrono::SubsecRound;
 
     fn sale(stream: &StreamId, quantity: u32, limit: u32, now: DateTime<Utc>) -> FlashSale {
         FlashSale {
@@ -675,6 +676,68 @@ mod tests {
                 .unwrap(),
             Claim::Unknown
         );
+    }
+
+    #[tokio::test]
+    async fn a_sale_sells_out_once_and_a_viewer_is_told_once_per_subject() {
+        let (_dir, store, stream) = store_with_stream("alice").await;
+        let now = Utc::now();
+        let s = sale(&stream.id, 1, 1, now);
+        assert!(store.create_flash_sale(s.clone(), 3, now).await.unwrap());
+        assert!(store.mark_sold_out(&s.id, now, now).await.unwrap());
+        let later = now + chrono::TimeDelta::seconds(5);
+        assert!(!store.mark_sold_out(&s.id, later, later).await.unwrap());
+        let (stored, _) = store
+            .flash_sale(&stream.id, &s.id, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.sold_out_pdt, Some(now.trunc_subsecs(3)));
+
+        let (viewer, _) = store.create_viewer("vera").await.unwrap();
+        let detail = serde_json::json!({"amount": "1.50"});
+        let told = store
+            .notify_viewer(
+                &viewer.id,
+                &stream.id,
+                Announcement::AuctionWon,
+                "a1",
+                detail.clone(),
+            )
+            .await
+            .unwrap()
+            .expect("new");
+        assert_eq!(told.kind, Announcement::AuctionWon);
+        assert_eq!(told.detail, Some(detail.clone()));
+        assert!(
+            store
+                .notify_viewer(
+                    &viewer.id,
+                    &stream.id,
+                    Announcement::AuctionWon,
+                    "a1",
+                    detail.clone()
+                )
+                .await
+                .unwrap()
+                .is_none(),
+            "once per auction"
+        );
+        assert!(
+            store
+                .notify_viewer(
+                    &viewer.id,
+                    &stream.id,
+                    Announcement::AuctionWon,
+                    "a2",
+                    detail
+                )
+                .await
+                .unwrap()
+                .is_some(),
+            "another auction of the same stream"
+        );
+        assert_eq!(store.unread_count(&viewer.id).await.unwrap(), 2);
     }
 
     #[tokio::test]
