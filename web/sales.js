@@ -82,10 +82,13 @@ export function watchSales(streamId, { pictureDate = () => null } = {}) {
     entry.claim.hidden = phase !== "running";
   }
 
-  /** The date of the frame on screen (ms), and how far it is behind the server's clock. */
+  /** The date of the frame on screen (ms), and how far it is behind the server's clock. While
+   * the player has no date for a moment (a stall, a quality switch) the last frame shown stays. */
+  let lastPicture = null;
   function picture() {
     const d = pictureDate();
-    const ms = d ? d.getTime() : null;
+    if (d) lastPicture = d.getTime();
+    const ms = lastPicture;
     box.dataset.picture = ms == null ? "" : new Date(ms).toISOString();
     box.dataset.behindMs = ms == null ? "" : String(Math.round(serverNow() - ms));
     return ms;
