@@ -162,6 +162,15 @@ impl App {
             secrets.clone(),
         );
         registry.recover().await?;
+        let sales = crate::streams::sales::Sales::new(
+            registry.clone(),
+            store.clone(),
+            config.sales.clone(),
+        );
+        // Retried at the next start if the store fails now.
+        if let Err(e) = sales.recover().await {
+            tracing::error!(error = %e, "could not close the auctions left open");
+        }
         let first_start = bootstrap(&store, &config).await?;
 
         let tls = match (&config.http.tls_cert, &config.http.tls_key) {
@@ -277,11 +286,7 @@ impl App {
             notifier,
             live,
             chat,
-            sales: crate::streams::sales::Sales::new(
-                registry.clone(),
-                store.clone(),
-                config.sales.clone(),
-            ),
+            sales,
             sales_limits: http::sales::SalesLimits::new(&config.sales),
             shutdown: shutdown.child_token(),
             registrations: Arc::default(),

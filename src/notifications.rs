@@ -2,14 +2,22 @@
 //! a public stream is scheduled: a stored feed per viewer, and a live push to viewers connected to
 //! `GET /api/v1/me/events`. Practice streams never notify. Viewers who asked to be reminded of
 //! an upcoming stream are told when its scheduled time comes (stored, so once, across restarts).
+//! The winner of an auction and a viewer who claimed a flash-sale unit get an entry of their own
+//! (once per auction or reservation, also when a restart closes the auction).
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Announcement, Mode, Notification, Store, StreamId, StreamState, ViewerId};
+use serde_json::json;
+
+use crate::store::{
+    Announcement, AuctionId, Mode, Notification, ReservationId, Store, StreamId, StreamState,
+    ViewerId,
+};
 use crate::streams::events::{EventKind, StreamEvent};
+use crate::streams::sales::AuctionPhase;
 
 /// Pushes waiting for slow event-stream readers; beyond this a reader skips ahead (the feed keeps
 /// everything).
@@ -70,7 +78,89 @@ impl Notifier {
                     self.announce(&e.stream, Announcement::Upcoming).await;
                 }
             }
+            EventKind::Auction { auction }
+                if auction.phase == AuctionPhase::Ended && auction.winner.is_some() =>
+            {
+                let id = AuctionId(auction.id.clone());
+                // The winner as the store closed the auction (the event names a handle only).
+                let winner = match self.store.auction(&e.stream, &id).await {
+                    Ok(a) => a.and_then(|a| a.winner),
+                    Err(err) => {
+                        tracing::error!(auction = %id, error = %err, "could not read an auction's winner");
+                        None
+                    }
+                };
+                if let Some((_, viewer, _)) = winner {
+                    let detail = json!({
+                        "auction_id": auction.id,
+                        "product_id": auction.product_id,
+                        "product": auction.title,
+                        "amount": auction.winner.as_ref().map(|w| &w.amount),
+                        "currency": auction.currency,
+                    });
+                    self.tell(
+                        &viewer,
+                        &e.stream,
+                        Announcement::AuctionWon,
+                        &auction.id,
+                        detail,
+                    )
+                    .await;
+                }
+            }
+            EventKind::FlashSaleClaimed { claim } => {
+                let Some(reservation) = ReservationId::parse(&claim.reservation_id) else {
+                    return;
+                };
+                match self.store.claimer(&reservation).await {
+                    Ok(Some(viewer)) => {
+                        let detail = json!({
+                            "sale_id": claim.sale_id,
+                            "reservation_id": claim.reservation_id,
+                            "product_id": claim.product_id,
+                            "price": claim.price,
+                            "currency": claim.currency,
+                            "expires_at": claim.expires_at,
+                        });
+                        self.tell(
+                            &viewer,
+                            &e.stream,
+                            Announcement::FlashSaleClaimed,
+                            &claim.reservation_id,
+                            detail,
+                        )
+                        .await;
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not read who claimed a reservation")
+                    }
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// One viewer's entry about `subject` (made once), pushed to their open pages.
+    async fn tell(
+        &self,
+        viewer: &ViewerId,
+        stream: &StreamId,
+        kind: Announcement,
+        subject: &str,
+        detail: serde_json::Value,
+    ) {
+        match self
+            .store
+            .notify_viewer(viewer, stream, kind, subject, detail)
+            .await
+        {
+            Ok(Some(n)) => {
+                tracing::info!(%stream, kind = kind.as_str(), "viewer notified");
+                let _ = self.push.send((viewer.clone(), n));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(%stream, error = %e, "could not notify a viewer"),
         }
     }
 

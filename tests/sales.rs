@@ -143,6 +143,49 @@ async fn marker_everywhere(
     Ok(found)
 }
 
+/// Like [`marker_everywhere`], once the marker has its end everywhere.
+async fn ended_marker_everywhere(
+    api: &Api,
+    token: &str,
+    stream: &str,
+    renditions: &[String],
+    list: &str,
+    id: &str,
+) -> Result<Vec<Marker>> {
+    let mut found = Vec::new();
+    for r in renditions {
+        let path = format!("/hls/{stream}/{r}/{list}");
+        let m = wait_for(&format!("the end of {id} in {path}"), DEADLINE, || async {
+            let (status, text) = api.get_text(&path, Some(token)).await.ok()?;
+            (status == 200)
+                .then(|| {
+                    markers(&text)
+                        .into_iter()
+                        .find(|m| m.id == id && m.end.is_some())
+                })
+                .flatten()
+        })
+        .await?;
+        found.push(m);
+    }
+    Ok(found)
+}
+
+/// A viewer's notifications of `kind`.
+async fn notifications_of(api: &Api, viewer: &str, kind: &str) -> Result<Vec<Value>> {
+    let (status, feed) = api
+        .get("/api/v1/me/notifications?limit=50", Some(viewer))
+        .await?;
+    anyhow::ensure!(status == 200, "{feed}");
+    Ok(feed["notifications"]
+        .as_array()
+        .context("notifications")?
+        .iter()
+        .filter(|n| n["kind"] == kind)
+        .cloned()
+        .collect())
+}
+
 fn date(v: &Value) -> DateTime<Utc> {
     v.as_str().expect("a date").parse().expect("RFC 3339")
 }
@@ -241,6 +284,32 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
         .await?;
     assert_eq!(state["remaining"], 0);
     assert_eq!(state["phase"], "sold_out");
+    // When it sold out: on the server's clock and on the picture's.
+    let sold_out_pdt = date(&state["sold_out_program_date_time"]);
+    assert!(
+        date(&state["sold_out_at"]) >= date(&state["starts_at"]),
+        "{state}"
+    );
+    assert!(
+        sold_out_pdt >= date(&state["starts_program_date_time"])
+            && sold_out_pdt < date(&state["ends_program_date_time"]),
+        "{state}"
+    );
+
+    // Each claimer has a confirmation in their notifications, with their reservation.
+    let mut noted = Vec::new();
+    for (_, viewer_token) in &crowd {
+        for n in notifications_of(&api, viewer_token, "flash_sale_claimed").await? {
+            assert_eq!(n["stream_id"], id.as_str());
+            assert_eq!(n["detail"]["sale_id"], sale_id.as_str());
+            assert_eq!(n["detail"]["price"], "10.00");
+            noted.push(n["detail"]["reservation_id"].as_str().unwrap().to_string());
+        }
+    }
+    noted.sort();
+    let mut reserved = reservations.clone();
+    reserved.sort();
+    assert_eq!(noted, reserved, "one entry per claim, for its claimer");
 
     // Every claim reached the shop, signed, with its reservation.
     let claims = wait_for("flash_sale.claimed deliveries", DEADLINE, || async {
@@ -308,12 +377,24 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
         );
     }
 
-    // After the end, the VOD keeps it (ended with the stream at the latest).
+    // It sold out long before its scheduled end: the marker ends where it sold out (a unit
+    // given back later reopens claims, not the marker).
+    let at_sold_out = |m: &Marker| {
+        m.end
+            .is_some_and(|end| (end - sold_out_pdt).num_milliseconds().abs() <= 1)
+    };
+    for m in
+        ended_marker_everywhere(&api, &token, &id, &renditions, "event.m3u8", marker_id).await?
+    {
+        assert!(at_sold_out(&m), "{m:?} sold out at {sold_out_pdt}");
+    }
+
+    // After the end, the VOD keeps it, ending where it sold out.
     api.end_stream(&token, &id).await?;
     api.recording_ready(&token, &id).await?;
     for m in marker_everywhere(&api, &token, &id, &renditions, "index.m3u8", marker_id).await? {
         assert_eq!(m.class, "com.livefront.flash-sale");
-        assert!(m.end.is_some(), "{m:?}");
+        assert!(at_sold_out(&m), "{m:?} sold out at {sold_out_pdt}");
     }
     let (_, over) = api
         .get(&format!("/api/v1/streams/{id}/flash-sales/{sale_id}"), None)
@@ -768,5 +849,133 @@ async fn sales_and_auctions_refuse_abuse() -> Result<()> {
     };
     assert_eq!(heard["leader"], crowd[0].0.as_str(), "{heard}");
     server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auction_open_when_the_server_is_killed_is_closed_with_its_stored_winner_at_the_restart()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let env = [
+        ("LIVEFRONT_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+        ("LIVEFRONT_COMMERCE__LEVELS__BENEFITS__AUCTIONS", "1"),
+    ];
+    let server = Process::start_with_env(dir.path(), &env).await?;
+    let api = server.api.clone();
+    let token = api.create_creator("alice").await?;
+    let (addr, got, _receiver) = receiver("127.0.0.1:0".parse()?).await?;
+    let hook = api
+        .ok(
+            Method::POST,
+            "/api/v1/webhooks",
+            &token,
+            Some(json!({"url": format!("http://{addr}/hook"), "events": ["auction.won"]})),
+        )
+        .await?;
+    let (hook_id, secret) = (
+        hook["id"].as_str().context("id")?.to_string(),
+        hook["secret"].as_str().context("secret")?.to_string(),
+    );
+    let stream = api.create_stream(&token, "auction, then a crash").await?;
+    let id = stream["id"].as_str().context("id")?.to_string();
+    api.set_mode(&token, &id, "public").await?;
+    let product = api.create_product(&token, "LOT-1").await?;
+    api.set_carousel(&token, &id, &[&product]).await?;
+    let key = stream["stream_key"].as_str().context("key")?;
+    let mut publisher = Publish::small(600.0).spawn(&format!("{}/{key}", server.rtmp_url))?;
+    source_segments(&api, &token, &id, 1).await?;
+    let first = api.register_viewer("early_bidder").await?;
+    let second = api.register_viewer("late_bidder").await?;
+
+    // Ten minutes to go when the server dies, two bids in.
+    let created = api
+        .ok(
+            Method::POST,
+            &format!("/api/v1/streams/{id}/auctions"),
+            &token,
+            Some(
+                json!({"product_id": product, "starting_price": "1.00", "increment": "0.50",
+                        "duration_s": 600}),
+            ),
+        )
+        .await?;
+    let auction = created["id"].as_str().context("auction id")?.to_string();
+    let bids = format!("/api/v1/streams/{id}/auctions/{auction}/bids");
+    api.ok(Method::POST, &bids, &first, Some(json!({"amount": "1.00"})))
+        .await?;
+    let leading = api
+        .ok(
+            Method::POST,
+            &bids,
+            &second,
+            Some(json!({"amount": "1.50"})),
+        )
+        .await?;
+    assert_eq!(leading["leader"], "late_bidder");
+
+    server.signal("KILL")?;
+    let mut child = server.child;
+    child.wait().await?;
+    publisher.start_kill()?;
+    publisher.wait().await?;
+    assert!(got.lock().unwrap().is_empty(), "nothing was sent before");
+
+    // At the restart the stream has ended, and the auction with it: the winner its stored bids
+    // give is stored, shown, sent to the shop and told in the winner's notifications.
+    let restarted = Process::start_with_env(dir.path(), &env).await?;
+    let api = restarted.api.clone();
+    let (_, over) = api
+        .get(&format!("/api/v1/streams/{id}/auctions/{auction}"), None)
+        .await?;
+    assert_eq!(over["phase"], "ended", "{over}");
+    assert_eq!(over["winner"]["handle"], "late_bidder", "{over}");
+    assert_eq!(over["winner"]["amount"], "1.50", "{over}");
+    let won = wait_for("auction.won after the restart", DEADLINE, || async {
+        delivered(&got, "auction.won", &secret).into_iter().next()
+    })
+    .await?;
+    assert_eq!(won["data"]["auction_id"], auction.as_str());
+    assert_eq!(won["data"]["winner"], "late_bidder");
+    assert_eq!(won["data"]["amount"], "1.50");
+    let told = notifications_of(&api, &second, "auction_won").await?;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["detail"]["auction_id"], auction.as_str());
+    assert_eq!(told[0]["detail"]["amount"], "1.50");
+    assert_eq!(told[0]["detail"]["product"], "Product LOT-1");
+    assert!(
+        notifications_of(&api, &first, "auction_won")
+            .await?
+            .is_empty()
+    );
+
+    // Once: another restart (killed again) closes nothing twice.
+    restarted.signal("KILL")?;
+    let mut child = restarted.child;
+    child.wait().await?;
+    let again = Process::start_with_env(dir.path(), &env).await?;
+    let api = again.api.clone();
+    let listed = api
+        .ok(
+            Method::GET,
+            &format!("/api/v1/webhooks/{hook_id}/deliveries"),
+            &token,
+            None,
+        )
+        .await?;
+    assert_eq!(
+        listed["deliveries"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(
+        notifications_of(&api, &second, "auction_won").await?.len(),
+        1
+    );
+    let (_, still) = api
+        .get(&format!("/api/v1/streams/{id}/auctions/{auction}"), None)
+        .await?;
+    assert_eq!(still["winner"], over["winner"]);
+    again.signal("TERM")?;
+    again.child.wait_with_output().await?;
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! A flash sale and an auction in real Chromium (tests/web/sales_story.mjs through Playwright):
-//! two viewers in their own browser contexts watch a live stream; one sees the countdown, claims
-//! the only unit and the other sees "Sold out"; then both bid and both pages show the right
-//! winner, which the API confirms.
+//! two viewers in their own browser contexts watch a live stream; one sees the countdown only once
+//! the frame on screen reaches the moment the sale was announced, sees it open only once the frame
+//! reaches the sale's start (checked against the player's PROGRAM-DATE-TIME at every sample, and
+//! how far the picture is behind the server's clock is reported), claims the only unit and the
+//! other sees "Sold out"; then both bid and both pages show the right winner, which the API
+//! confirms.
 mod common;
 
 use std::path::Path;

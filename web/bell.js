@@ -7,6 +7,8 @@ const KIND_TEXT = {
   live: (n) => `@${n.creator} is live: ${n.title}`,
   upcoming: (n) => `@${n.creator} scheduled: ${n.title}`,
   reminder: (n) => `Starting now: ${n.title} (@${n.creator})`,
+  auction_won: (n) => `You won ${n.detail?.product} at ${n.detail?.amount} ${n.detail?.currency} (@${n.creator})`,
+  flash_sale_claimed: (n) => `Flash sale claimed at ${n.detail?.price} ${n.detail?.currency} on ${n.title}: reserved until ${new Date(n.detail?.expires_at).toLocaleTimeString()}`,
 };
 const text = (n) => (KIND_TEXT[n.kind] || KIND_TEXT.live)(n);
 

@@ -47,6 +47,9 @@ export function play(video, url, { onLevels, onCue, onLatency, onError } = {}) {
     return {
       setLevel: (i) => (hls.currentLevel = i),
       latency: () => hls.latency || 0,
+      // The PROGRAM-DATE-TIME of the frame on screen (its fragment's date plus the offset into
+      // it), or null before the first fragment plays.
+      pictureDate: () => (video.readyState >= 2 ? hls.playingDate : null),
       destroy: () => {
         clearInterval(timer);
         hls.destroy();
@@ -58,10 +61,10 @@ export function play(video, url, { onLevels, onCue, onLatency, onError } = {}) {
     watchCues(video, onCue);
     video.play().catch(() => {});
     onLevels?.([]);
-    return { setLevel: () => {}, latency: () => 0, destroy: () => video.removeAttribute("src") };
+    return { setLevel: () => {}, latency: () => 0, pictureDate: () => null, destroy: () => video.removeAttribute("src") };
   }
   onError?.("This browser cannot play HLS.");
-  return { setLevel: () => {}, latency: () => 0, destroy: () => {} };
+  return { setLevel: () => {}, latency: () => 0, pictureDate: () => null, destroy: () => {} };
 }
 
 /** EXT-X-DATERANGE markers become metadata cues (one per attribute) that turn active as the

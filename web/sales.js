@@ -2,6 +2,14 @@
 // from the server's clock: each answer and live event carries `server_time`, the page keeps the
 // offset between that and its own clock, and counts down to the server's `starts_at` / `ends_at`
 // (no client timer that drifts, no trust in the viewer's clock).
+//
+// A flash sale is lined up with the picture: the live channel announces it seconds before the
+// viewer's video shows the host announcing it (HLS runs behind). While the player says which
+// PROGRAM-DATE-TIME its frame shows, the card appears when the picture reaches the sale's
+// `announced_program_date_time`, counts down to `starts_program_date_time` on the picture's clock
+// and opens when the picture gets there; from then on it shows the server's state and the
+// server's remaining time. Without a picture date (Safari's own player, before playback) it
+// follows the server's clock alone.
 import { el, api, currentSession } from "/assets/common.js";
 
 let offsetMs = 0;
@@ -18,7 +26,7 @@ function clock(s) {
 
 /** The watch page's sales box: countdown, remaining units and a claim button per flash sale;
  * the current bid, time left and bid buttons per auction. */
-export function watchSales(streamId) {
+export function watchSales(streamId, { pictureDate = () => null } = {}) {
   const box = el("section", { id: "sales", class: "sales", "aria-live": "polite" });
   const sales = new Map();
   const auctions = new Map();
@@ -40,26 +48,50 @@ export function watchSales(streamId) {
         note.textContent = err.message;
       } finally {
         claim.disabled = false;
-        paintSale(sales.get(s.id));
+        paintSale(sales.get(s.id), picture());
       }
     });
     const card = el("div", { class: "sale card", "data-sale-id": s.id }, el("strong", {}, `Flash sale: ${s.title}`), " ", el("span", { class: "sale-price" }, `${s.price} ${s.currency}`), " ", el("s", {}, `${s.list_price}`), el("div", {}, status, " ", remaining), claim, note);
     return { card, status, remaining, claim, view: s };
   }
 
-  function paintSale(entry) {
+  function paintSale(entry, picture) {
     if (!entry) return;
     const s = entry.view;
     let phase = s.phase;
     if (phase === "scheduled" && secondsUntil(s.starts_at) === 0) phase = s.remaining > 0 ? "running" : "sold_out";
     if (phase !== "ended" && secondsUntil(s.ends_at) === 0) phase = "ended";
+    // The picture decides when the countdown shows and when it ends; the server decides the rest.
+    let startsIn = secondsUntil(s.starts_at);
+    if (picture != null && phase !== "ended") {
+      const toStart = Date.parse(s.starts_program_date_time) - picture;
+      if (picture < Date.parse(s.announced_program_date_time)) phase = "announced_later";
+      else if (toStart > 0) {
+        phase = "scheduled";
+        startsIn = Math.ceil(toStart / 1000);
+      }
+    }
+    entry.card.hidden = phase === "announced_later";
     entry.card.dataset.phase = phase;
+    entry.card.dataset.picture = picture == null ? "" : new Date(picture).toISOString();
     entry.remaining.textContent = phase === "ended" ? "" : `${s.remaining} of ${s.quantity} left`;
     entry.status.textContent =
-      phase === "scheduled" ? `Starts in ${clock(secondsUntil(s.starts_at))}` :
+      phase === "scheduled" ? `Starts in ${clock(startsIn)}` :
       phase === "running" ? `Ends in ${clock(secondsUntil(s.ends_at))}` :
-      phase === "sold_out" ? "Sold out" : "Sale over";
+      phase === "sold_out" ? "Sold out" : phase === "ended" ? "Sale over" : "";
     entry.claim.hidden = phase !== "running";
+  }
+
+  /** The date of the frame on screen (ms), and how far it is behind the server's clock. While
+   * the player has no date for a moment (a stall, a quality switch) the last frame shown stays. */
+  let lastPicture = null;
+  function picture() {
+    const d = pictureDate();
+    if (d) lastPicture = d.getTime();
+    const ms = lastPicture;
+    box.dataset.picture = ms == null ? "" : new Date(ms).toISOString();
+    box.dataset.behindMs = ms == null ? "" : String(Math.round(serverNow() - ms));
+    return ms;
   }
 
   function update(s) {
@@ -71,7 +103,7 @@ export function watchSales(streamId) {
       box.append(entry.card);
     }
     entry.view = s;
-    paintSale(entry);
+    paintSale(entry, picture());
   }
 
   function auctionCard(a) {
@@ -125,9 +157,10 @@ export function watchSales(streamId) {
   }
 
   const timer = setInterval(() => {
-    sales.forEach(paintSale);
+    const now = picture();
+    sales.forEach((entry) => paintSale(entry, now));
     auctions.forEach(paintAuction);
-  }, 250);
+  }, 100);
 
   return {
     element: box,

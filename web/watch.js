@@ -24,7 +24,8 @@ const chatStatus = el("p", { id: "chat-status", class: "hint" });
 const chatArea = el("div", { id: "chat-compose" });
 const replay = el("section", { id: "replay", class: "replay", hidden: true });
 const title = el("h1", { id: "title" }, "");
-const sales = watchSales(id);
+// Flash sales count down with the picture: the player says which date its frame shows.
+const sales = watchSales(id, { pictureDate: () => player?.pictureDate() ?? null });
 
 let player = null;
 let live = null;

@@ -1031,9 +1031,12 @@ impl HlsOutput {
         }
     }
 
-    /// Ends the marker `id` at media time `at` (see [`HlsOutput::start_marker`]).
+    /// Ends the marker `id` at media time `at` (see [`HlsOutput::start_marker`]), instead of an
+    /// end given before that is still pending (a flash sale that sold out before its end).
     pub fn end_marker(&self, id: &str, at: Duration) {
         for r in &mut self.change().renditions {
+            r.pending
+                .retain(|p| !matches!(&p.edge, Edge::End(pending) if pending == id));
             r.pending.push(Pending {
                 at,
                 edge: Edge::End(id.to_string()),
@@ -1579,6 +1582,39 @@ mod tests {
     /// A marker is listed when the segment covering its media time is, in every rendition, at the
     /// date that media time has there, also right after a comeback (where the time away moves the
     /// dates) and in a rendition that lags; the stream's end closes what is open.
+    #[test]
+    fn an_earlier_end_replaces_the_pending_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let hls = HlsOutput::new(dir.path().to_path_buf(), 6, Duration::from_secs(2));
+        let epoch =
+            chrono::SubsecRound::trunc_subsecs(Utc::now(), 3) - chrono::Duration::seconds(60);
+        hls.set_epoch(epoch);
+        hls.add_renditions(&["source".to_string()]);
+        hls.fragment_opened("source", Duration::ZERO);
+        // A sale marked from 1 s to its scheduled end at 60 s sells out at 3 s.
+        hls.start_marker(spec("sale"), Duration::from_secs(1));
+        hls.end_marker("sale", Duration::from_secs(60));
+        hls.end_marker("sale", Duration::from_secs(3));
+        for (n, at) in [(0u32, 2_000u64), (1, 4_000)] {
+            let path = dir.path().join(format!("source/seg{n:05}.ts"));
+            std::fs::write(&path, [0u8; 188]).unwrap();
+            hls.fragment_closed("source", &path, Duration::from_millis(at))
+                .unwrap();
+        }
+        hls.end().unwrap();
+        let text = hls
+            .media_playlist("source", EVENT_PLAYLIST, Audience::Owner, None)
+            .unwrap();
+        let m: Vec<Marker> = text.lines().filter_map(Marker::parse_line).collect();
+        assert_eq!(m.len(), 1, "{text}");
+        assert_eq!(
+            m[0].end,
+            Some(epoch + chrono::Duration::seconds(3)),
+            "{text}"
+        );
+    }
+
     #[test]
     fn markers_are_placed_in_the_segment_that_covers_their_media_time() {
         let dir = tempfile::tempdir().unwrap();

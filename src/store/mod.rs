@@ -68,6 +68,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_destinations.sql"),
     include_str!("migrations/0017_sales.sql"),
     include_str!("migrations/0018_shop_hooks.sql"),
+    include_str!("migrations/0019_sale_notifications.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

@@ -265,6 +265,11 @@ pub enum Announcement {
     Upcoming,
     /// A stream the viewer asked to be reminded of reached its scheduled time.
     Reminder,
+    /// The viewer won an auction of the stream (`detail`: auction, product, amount).
+    AuctionWon,
+    /// The viewer claimed a unit of a flash sale (`detail`: sale, reservation, product, price,
+    /// until when the shop may confirm it).
+    FlashSaleClaimed,
 }
 
 impl Announcement {
@@ -273,7 +278,21 @@ impl Announcement {
             Announcement::Live => "live",
             Announcement::Upcoming => "upcoming",
             Announcement::Reminder => "reminder",
+            Announcement::AuctionWon => "auction_won",
+            Announcement::FlashSaleClaimed => "flash_sale_claimed",
         }
+    }
+
+    pub fn parse(kind: &str) -> Option<Self> {
+        [
+            Announcement::Live,
+            Announcement::Upcoming,
+            Announcement::Reminder,
+            Announcement::AuctionWon,
+            Announcement::FlashSaleClaimed,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
     }
 }
 
@@ -287,6 +306,9 @@ pub struct Notification {
     pub creator: String,
     pub created_at: DateTime<Utc>,
     pub read: bool,
+    /// What a sale notification is about (absent for the stream announcements).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 /// A product of a creator's catalog.

@@ -3,8 +3,11 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::social::{NOTIFICATION_SELECT, notification_from_row};
 use super::{Error, Store, corrupt, parse_ts, ts};
-use crate::store::model::{AuctionId, ProductId, ReservationId, SaleId, StreamId, ViewerId};
+use crate::store::model::{
+    Announcement, AuctionId, Notification, ProductId, ReservationId, SaleId, StreamId, ViewerId,
+};
 
 /// A flash sale as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +28,10 @@ pub struct FlashSale {
     pub ends_pdt: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// When a claim first took the last unit (server time, and the picture's date then): its
+    /// marker ends there.
+    pub sold_out_at: Option<DateTime<Utc>>,
+    pub sold_out_pdt: Option<DateTime<Utc>>,
 }
 
 /// What a claim came to.
@@ -63,7 +70,7 @@ pub enum Confirm {
 
 const SALE_COLUMNS: &str = "id, stream_id, product_id, title, currency, list_price_minor, \
     price_minor, quantity, per_viewer_limit, starts_at, ends_at, closed_at, created_at, starts_pdt, \
-    ends_pdt";
+    ends_pdt, sold_out_at, sold_out_pdt";
 
 /// Claims that hold a unit at `?now` (confirmed, or reserved and not expired).
 const HOLDING: &str = "(state = 'confirmed' OR (state = 'reserved' AND expires_at > ?2))";
@@ -88,6 +95,8 @@ fn sale_from_row(r: &Row<'_>) -> rusqlite::Result<FlashSale> {
         created_at: parse_ts(Some(r.get(12)?))?.ok_or_else(|| corrupt("created_at"))?,
         starts_pdt: parse_ts(Some(r.get(13)?))?.ok_or_else(|| corrupt("starts_pdt"))?,
         ends_pdt: parse_ts(Some(r.get(14)?))?.ok_or_else(|| corrupt("ends_pdt"))?,
+        sold_out_at: parse_ts(r.get(15)?)?,
+        sold_out_pdt: parse_ts(r.get(16)?)?,
     })
 }
 
@@ -159,7 +168,7 @@ impl Store {
                 return Ok(false);
             }
             tx.execute(
-                &format!("INSERT INTO flash_sales ({SALE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+                &format!("INSERT INTO flash_sales ({SALE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
                 params![
                     sale.id.0,
                     sale.stream_id.0,
@@ -176,6 +185,8 @@ impl Store {
                     ts(sale.created_at),
                     ts(sale.starts_pdt),
                     ts(sale.ends_pdt),
+                    sale.sold_out_at.map(ts),
+                    sale.sold_out_pdt.map(ts),
                 ],
             )?;
             tx.commit()?;
@@ -361,6 +372,37 @@ impl Store {
         .await
     }
 
+    /// Records that the sale sold out at `at` (picture date `pdt`), the first time only: true then.
+    pub async fn mark_sold_out(
+        &self,
+        sale: &SaleId,
+        at: DateTime<Utc>,
+        pdt: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let sale = sale.clone();
+        self.call(move |c| {
+            Ok(c.execute(
+                "UPDATE flash_sales SET sold_out_at = ?2, sold_out_pdt = ?3 WHERE id = ?1 AND sold_out_at IS NULL",
+                params![sale.0, ts(at), ts(pdt)],
+            )? == 1)
+        })
+        .await
+    }
+
+    /// The viewer who holds a reservation.
+    pub async fn claimer(&self, reservation: &ReservationId) -> Result<Option<ViewerId>, Error> {
+        let reservation = reservation.clone();
+        self.call(move |c| {
+            Ok(c.query_row(
+                "SELECT viewer_id FROM flash_sale_claims WHERE id = ?1",
+                [&reservation.0],
+                |r| r.get(0).map(ViewerId),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
     /// The stream's sales not over at `now`, oldest first.
     pub async fn open_flash_sales(
         &self,
@@ -387,6 +429,48 @@ impl Store {
             )?;
             let rows = stmt.query_map([&stream.0], |r| r.get(0).map(AuctionId))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    /// Every auction not closed, of any stream, oldest first (after a restart: those the server
+    /// stopped without closing).
+    pub async fn unclosed_auctions(&self) -> Result<Vec<StoredAuction>, Error> {
+        self.call(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {AUCTION_COLUMNS} FROM auctions WHERE closed_at IS NULL ORDER BY created_at"
+            ))?;
+            let rows = stmt.query_map([], auction_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    /// A notification for one viewer about one sale (`subject`: the auction or reservation id),
+    /// made once whatever calls again (a restart): the notification when it is new.
+    pub async fn notify_viewer(
+        &self,
+        viewer: &ViewerId,
+        stream: &StreamId,
+        kind: Announcement,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<Option<Notification>, Error> {
+        let (viewer, stream, subject) = (viewer.clone(), stream.clone(), subject.to_string());
+        self.call(move |c| {
+            let made = c.execute(
+                "INSERT INTO notifications (viewer_id, kind, stream_id, created_at, subject, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                params![viewer.0, kind.as_str(), stream.0, ts(Utc::now()), subject, detail.to_string()],
+            )?;
+            if made == 0 {
+                return Ok(None);
+            }
+            Ok(Some(c.query_row(
+                &format!("{NOTIFICATION_SELECT} WHERE n.id = ?1"),
+                [c.last_insert_rowid()],
+                notification_from_row,
+            )?))
         })
         .await
     }
@@ -495,6 +579,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::testing::store_with_stream;
+    use chrono::SubsecRound;
 
     fn sale(stream: &StreamId, quantity: u32, limit: u32, now: DateTime<Utc>) -> FlashSale {
         FlashSale {
@@ -513,6 +598,8 @@ mod tests {
             ends_pdt: now + chrono::TimeDelta::seconds(60),
             closed_at: None,
             created_at: now,
+            sold_out_at: None,
+            sold_out_pdt: None,
         }
     }
 
@@ -589,6 +676,68 @@ mod tests {
                 .unwrap(),
             Claim::Unknown
         );
+    }
+
+    #[tokio::test]
+    async fn a_sale_sells_out_once_and_a_viewer_is_told_once_per_subject() {
+        let (_dir, store, stream) = store_with_stream("alice").await;
+        let now = Utc::now();
+        let s = sale(&stream.id, 1, 1, now);
+        assert!(store.create_flash_sale(s.clone(), 3, now).await.unwrap());
+        assert!(store.mark_sold_out(&s.id, now, now).await.unwrap());
+        let later = now + chrono::TimeDelta::seconds(5);
+        assert!(!store.mark_sold_out(&s.id, later, later).await.unwrap());
+        let (stored, _) = store
+            .flash_sale(&stream.id, &s.id, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.sold_out_pdt, Some(now.trunc_subsecs(3)));
+
+        let (viewer, _) = store.create_viewer("vera").await.unwrap();
+        let detail = serde_json::json!({"amount": "1.50"});
+        let told = store
+            .notify_viewer(
+                &viewer.id,
+                &stream.id,
+                Announcement::AuctionWon,
+                "a1",
+                detail.clone(),
+            )
+            .await
+            .unwrap()
+            .expect("new");
+        assert_eq!(told.kind, Announcement::AuctionWon);
+        assert_eq!(told.detail, Some(detail.clone()));
+        assert!(
+            store
+                .notify_viewer(
+                    &viewer.id,
+                    &stream.id,
+                    Announcement::AuctionWon,
+                    "a1",
+                    detail.clone()
+                )
+                .await
+                .unwrap()
+                .is_none(),
+            "once per auction"
+        );
+        assert!(
+            store
+                .notify_viewer(
+                    &viewer.id,
+                    &stream.id,
+                    Announcement::AuctionWon,
+                    "a2",
+                    detail
+                )
+                .await
+                .unwrap()
+                .is_some(),
+            "another auction of the same stream"
+        );
+        assert_eq!(store.unread_count(&viewer.id).await.unwrap(), 2);
     }
 
     #[tokio::test]

@@ -237,15 +237,15 @@ impl Store {
 }
 
 pub(super) const NOTIFICATION_SELECT: &str = "SELECT n.id, n.kind, n.stream_id, COALESCE(n.title, streams.title), creators.handle, \
-     n.created_at, n.read_at, n.viewer_id FROM notifications n \
+     n.created_at, n.read_at, n.viewer_id, n.detail FROM notifications n \
      JOIN streams ON streams.id = n.stream_id JOIN creators ON creators.id = streams.creator_id";
 
 pub(super) fn notification_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notification> {
-    let kind = match r.get::<_, String>(1)?.as_str() {
-        "live" => Announcement::Live,
-        "upcoming" => Announcement::Upcoming,
-        "reminder" => Announcement::Reminder,
-        _ => return Err(corrupt("notification kind")),
+    let kind =
+        Announcement::parse(&r.get::<_, String>(1)?).ok_or_else(|| corrupt("notification kind"))?;
+    let detail = match r.get::<_, Option<String>>(8)? {
+        Some(d) => Some(serde_json::from_str(&d).map_err(|_| corrupt("notification detail"))?),
+        None => None,
     };
     Ok(Notification {
         id: r.get(0)?,
@@ -255,5 +255,6 @@ pub(super) fn notification_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<N
         creator: r.get(4)?,
         created_at: parse_ts(Some(r.get(5)?))?.ok_or_else(|| corrupt("created_at"))?,
         read: r.get::<_, Option<String>>(6)?.is_some(),
+        detail,
     })
 }

@@ -325,6 +325,12 @@ impl StreamRegistry {
         self.emit_live(stream, StreamState::Live, reconnecting, kind);
     }
 
+    /// Emits what happened on a stream that is not live (an auction closed after a restart), with
+    /// its stored status.
+    pub fn announce_idle(&self, stream: &crate::store::Stream, kind: EventKind) {
+        self.emit_idle(stream, stream.state, kind);
+    }
+
     /// Flips a stream between practice and public; takes effect at once for a live stream.
     pub async fn set_mode(&self, id: &StreamId, mode: Mode) -> Result<(), Error> {
         let before = self.inner.store.stream(id).await?;

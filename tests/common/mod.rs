@@ -653,6 +653,11 @@ pub struct Process {
 
 impl Process {
     pub async fn start(data_dir: &Path) -> Result<Process> {
+        Process::start_with_env(data_dir, &[]).await
+    }
+
+    /// Starts with these `LIVEFRONT_…` settings too.
+    pub async fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Result<Process> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_livefront"))
             .arg("serve")
             .env("LIVEFRONT_DATA_DIR", data_dir)
@@ -668,6 +673,7 @@ impl Process {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,7 +1,9 @@
 // Flash sale and auction in Debian's headless chromium (through Playwright), driven by
 // tests/sales_story.rs: two viewers, each in their own browser context (own cookies), watch a live
-// stream. The Rust side starts a flash sale of one unit: viewer A sees the countdown, claims when
-// it opens, and viewer B sees "Sold out". Then it starts an auction: A bids, B outbids, and both
+// stream. The Rust side starts a flash sale of one unit: viewer A sees the countdown only once its
+// picture reaches the moment the sale was announced, sees it open only once the picture reaches
+// the sale's start (the sale's program dates against the date of the frame on screen), claims,
+// and viewer B sees "Sold out". Then it starts an auction: A bids, B outbids, and both
 // pages show B as the winner when the server ends it.
 //
 //   node sales_story.mjs BASE_URL STREAM_ID VIEWER_A_TOKEN VIEWER_B_TOKEN
@@ -39,8 +41,25 @@ async function viewerPage(browser, name, token) {
   }, token);
   await page.goto(`${base}/watch/${streamId}`);
   await page.waitForSelector("#sales", { state: "attached", timeout: WAIT });
+  // Playing: the page knows the date of the frame on screen.
+  await page.waitForFunction(() => document.querySelector("#sales")?.dataset.picture, null, { timeout: WAIT });
   return page;
 }
+
+/** What page A shows of the sale at one instant, with the date of the frame on screen. */
+const sample = (page) =>
+  page.evaluate(() => {
+    const box = document.querySelector("#sales");
+    const card = box.querySelector(".sale.card");
+    return {
+      known: !!card,
+      hidden: card ? card.hidden : true,
+      phase: card?.dataset.phase ?? null,
+      status: card?.querySelector(".sale-status")?.textContent ?? null,
+      picture: card?.dataset.picture || box.dataset.picture || null,
+      behindMs: Number(box.dataset.behindMs),
+    };
+  });
 
 const browser = await chromium.launch(CHROMIUM);
 try {
@@ -48,12 +67,48 @@ try {
   const b = await viewerPage(browser, "b", tokenB);
   step("watching");
 
-  // The sale appears counting down (the server's starts_at), then opens.
-  const saleA = a.locator(".sale.card");
-  await saleA.waitFor({ timeout: WAIT });
-  const first = await saleA.locator(".sale-status").textContent();
-  if (!/Starts in \d+:\d\d/.test(first)) throw new Error(`expected a countdown, got ${first}`);
-  step("countdown");
+  // The live channel tells the page of the sale ahead of the picture: the card waits, hidden,
+  // until the frame on screen reaches the announcement, counts down on the picture's clock, and
+  // opens when the frame reaches the sale's start. Every state seen is checked against the date
+  // of the frame on screen at that instant.
+  const sale = await (await fetch(`${base}/api/v1/streams/${streamId}/sales`)).json().then(async (open) => {
+    for (let i = 0; !open.flash_sales.length && i < 600; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      open = await (await fetch(`${base}/api/v1/streams/${streamId}/sales`)).json();
+    }
+    if (!open.flash_sales.length) throw new Error("no flash sale");
+    return open.flash_sales[0];
+  });
+  const announced = Date.parse(sale.announced_program_date_time);
+  const starts = Date.parse(sale.starts_program_date_time);
+  const seen = { waiting: 0, countdown: 0, behind: [] };
+  for (const deadline = Date.now() + WAIT; ; ) {
+    if (Date.now() > deadline) throw new Error(`the sale never opened: ${JSON.stringify(seen)}`);
+    await new Promise((r) => setTimeout(r, 50));
+    const s = await sample(a);
+    const picture = s.picture ? Date.parse(s.picture) : NaN;
+    if (s.known && Number.isFinite(s.behindMs)) seen.behind.push(s.behindMs);
+    if (!s.known) continue;
+    if (!Number.isFinite(picture)) throw new Error(`no picture date: ${JSON.stringify(s)}`);
+    if (s.hidden) {
+      if (picture >= announced) throw new Error(`hidden although the picture reached the announcement: ${JSON.stringify(s)}`);
+      seen.waiting++;
+    } else if (s.phase === "scheduled") {
+      if (picture < announced || picture >= starts) throw new Error(`a countdown off the picture: ${JSON.stringify(s)} (${sale.announced_program_date_time}…${sale.starts_program_date_time})`);
+      const left = Math.ceil((starts - picture) / 1000);
+      const m = /Starts in (\d+):(\d\d)/.exec(s.status);
+      if (!m || Math.abs(Number(m[1]) * 60 + Number(m[2]) - left) > 1) throw new Error(`countdown ${s.status}, the picture has ${left} s to go`);
+      seen.countdown++;
+    } else if (s.phase === "running") {
+      if (picture < starts) throw new Error(`opened before the picture reached the start: ${JSON.stringify(s)}`);
+      break;
+    } else throw new Error(`unexpected ${JSON.stringify(s)}`);
+  }
+  if (!seen.waiting) throw new Error("the page showed the sale as soon as the live channel told it, not with the picture");
+  if (!seen.countdown) throw new Error("no countdown seen");
+  seen.behind.sort((x, y) => x - y);
+  const median = seen.behind[Math.floor(seen.behind.length / 2)];
+  step("countdown", { waiting_samples: seen.waiting, countdown_samples: seen.countdown, picture_behind_server_ms_median: median });
   await a.locator(".sale.card[data-phase=running] button.claim").waitFor({ state: "visible", timeout: WAIT });
   await a.locator("button.claim").click();
   await a.locator(".sale-note", { hasText: "Claimed" }).waitFor({ timeout: WAIT });

@@ -159,6 +159,10 @@ pub fn sale_view(sale: &FlashSale, held: u32, now: DateTime<Utc>) -> SaleView {
         marker_id: sale_marker_id(&sale.id),
         starts_program_date_time: sale.starts_pdt,
         ends_program_date_time: sale.ends_pdt,
+        // Both clocks run alike: the countdown is as long on either.
+        announced_program_date_time: sale.starts_pdt - (sale.starts_at - sale.created_at),
+        sold_out_at: sale.sold_out_at,
+        sold_out_program_date_time: sale.sold_out_pdt,
         server_time: now,
     }
 }
@@ -267,6 +271,8 @@ impl Sales {
             ends_pdt: live.hls.date_at(end_media),
             closed_at: None,
             created_at: now,
+            sold_out_at: None,
+            sold_out_pdt: None,
         };
         let max = self.inner.config.max_open_sales;
         if !self
@@ -408,10 +414,15 @@ impl Sales {
             .ok_or(Error::NotFound)?;
         let ttl = TimeDelta::from_std(self.inner.config.reservation_ttl).unwrap_or(TimeDelta::MAX);
         let claim = store.claim_flash_sale(id, viewer, now, ttl).await?;
-        let held = store
+        if let Claim::Reserved { remaining: 0, .. } = &claim
+            && let Some(live) = self.inner.registry.live(stream)
+        {
+            self.sold_out(&live, &sale, now).await;
+        }
+        let (sale, held) = store
             .flash_sale(stream, id, now)
             .await?
-            .map_or(sale.quantity, |(_, h)| h);
+            .unwrap_or_else(|| (sale.clone(), sale.quantity));
         let view = sale_view(&sale, held, now);
         if let Claim::Reserved {
             reservation,
@@ -444,6 +455,31 @@ impl Sales {
             }
         }
         Ok((claim, view))
+    }
+
+    /// The claim at `now` took the last unit: the first time, the sale's marker ends at the picture
+    /// shown then (never before its start), and the store keeps when.
+    async fn sold_out(&self, live: &LiveStream, sale: &FlashSale, now: DateTime<Utc>) {
+        let Some(mut media) = live.media_time() else {
+            return;
+        };
+        let mut pdt = live.hls.date_at(media);
+        if pdt < sale.starts_pdt {
+            media += (sale.starts_pdt - pdt).to_std().unwrap_or_default();
+            pdt = sale.starts_pdt;
+        }
+        match self.inner.store.mark_sold_out(&sale.id, now, pdt).await {
+            Ok(true) => {
+                tracing::info!(sale = %sale.id, media_ms = millis(media), "flash sale sold out");
+                for out in live.outputs() {
+                    out.end_marker(&sale_marker_id(&sale.id), media);
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(sale = %sale.id, error = %e, "could not mark a flash sale sold out")
+            }
+        }
     }
 
     /// Starts an auction on a live stream (practice too: a rehearsal only its creator sees).
@@ -547,6 +583,14 @@ impl Sales {
             }
         }
         let mut run = run.lock().await;
+        self.close_auction(&mut run, Some(&live)).await;
+        lock(&self.inner.auctions).remove(&run.stored.id);
+    }
+
+    /// Closes an auction with the winner its bids give, once: the store keeps the winner, its
+    /// marker ends (on a live stream) and the event tells the page, the shop (`auction.won`) and
+    /// the winner (their notifications). An auction closed before is left as it is.
+    async fn close_auction(&self, run: &mut Run, live: Option<&LiveStream>) {
         run.closed = true;
         let now = Utc::now();
         let winner = match (&run.state.leader, run.state.price_minor) {
@@ -560,22 +604,62 @@ impl Sales {
             .close_auction(&run.stored.id, at, winner)
             .await
         {
-            Ok(_) => {}
+            Ok(true) => {}
+            Ok(false) => return,
             Err(e) => {
                 tracing::error!(auction = %run.stored.id, error = %e, "could not close an auction")
             }
         }
-        if let Some(media) = live.media_time() {
-            for out in live.outputs() {
-                out.end_marker(&auction_marker_id(&run.stored.id), media);
-            }
-        }
-        let view = auction_view(&run, now, None);
+        let view = auction_view(run, now, None);
         tracing::info!(auction = %run.stored.id, winner = ?view.winner, "auction ended");
-        self.inner
-            .registry
-            .announce(&live, EventKind::Auction { auction: view });
-        lock(&self.inner.auctions).remove(&run.stored.id);
+        let kind = EventKind::Auction { auction: view };
+        match live {
+            Some(live) => {
+                if let Some(media) = live.media_time() {
+                    for out in live.outputs() {
+                        out.end_marker(&auction_marker_id(&run.stored.id), media);
+                    }
+                }
+                self.inner.registry.announce(live, kind);
+            }
+            None => match self.inner.store.stream(&run.stored.stream_id).await {
+                Ok(Some(stream)) => self.inner.registry.announce_idle(&stream, kind),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(auction = %run.stored.id, error = %e, "could not announce an auction's end")
+                }
+            },
+        }
+    }
+
+    /// At start-up, before anything is live: the auctions the server stopped without closing (it
+    /// was killed, or lost power) are closed now. Their streams ended with the server, and an
+    /// auction closes with its stream: its winner is the one its stored bid log gives (no bid can
+    /// have come after it), at its scheduled end if that passed, else now; stored, announced and
+    /// sent to the shop once, as a normal close does. Returns how many.
+    pub async fn recover(&self) -> Result<usize, Error> {
+        let left = self.inner.store.unclosed_auctions().await?;
+        for stored in &left {
+            let mut run = self.rebuild(stored.clone()).await?;
+            tracing::warn!(auction = %stored.id, stream = %stored.stream_id, bids = run.state.bids, "closing an auction left open by an unclean stop");
+            self.close_auction(&mut run, None).await;
+        }
+        Ok(left.len())
+    }
+
+    /// A stored auction's run: its rules and the state its bid log replays to (not closed).
+    async fn rebuild(&self, stored: StoredAuction) -> Result<Run, Error> {
+        let rules: Rules = serde_json::from_str(&stored.rules).map_err(|e| corrupt("rules", e))?;
+        let log = self.bid_log(&stored.id).await?;
+        let state = auction::replay(&rules, &log)
+            .map_err(|(seq, r)| corrupt(&format!("bid {seq} of auction {}", stored.id), r))?;
+        Ok(Run {
+            closed: false,
+            stored,
+            rules,
+            state,
+            log,
+        })
     }
 
     /// The auction's run: in memory while its timer runs, else rebuilt from the store (rules and
@@ -598,18 +682,10 @@ impl Sales {
             .auction(stream, id)
             .await?
             .ok_or(Error::NotFound)?;
-        let rules: Rules = serde_json::from_str(&stored.rules).map_err(|e| corrupt("rules", e))?;
-        let log = self.bid_log(id).await?;
-        let state = auction::replay(&rules, &log)
-            .map_err(|(seq, r)| corrupt(&format!("bid {seq} of auction {id}"), r))?;
-        Ok(Arc::new(tokio::sync::Mutex::new(Run {
-            // Not running: its stream ended (or the server restarted) before its timer did.
-            closed: true,
-            stored,
-            rules,
-            state,
-            log,
-        })))
+        let mut run = self.rebuild(stored).await?;
+        // Not running: closed with its stream, or at start-up (`recover`).
+        run.closed = true;
+        Ok(Arc::new(tokio::sync::Mutex::new(run)))
     }
 
     /// The stored bid log of an auction, in arrival order.

@@ -30,6 +30,13 @@ pub struct SaleView {
     pub marker_id: String,
     pub starts_program_date_time: DateTime<Utc>,
     pub ends_program_date_time: DateTime<Utc>,
+    /// The date of the picture when the host announced the sale (`countdown_s` before it opens):
+    /// a player shows the countdown from when its picture reaches this date.
+    pub announced_program_date_time: DateTime<Utc>,
+    /// When a claim took the last unit (server time) and the picture's date then, where its
+    /// marker ends; set once (units given back later reopen claims, not the marker).
+    pub sold_out_at: Option<DateTime<Utc>>,
+    pub sold_out_program_date_time: Option<DateTime<Utc>>,
     /// The server's clock when this was sent (clients keep the offset, not their own clock).
     pub server_time: DateTime<Utc>,
 }
