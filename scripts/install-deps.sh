@@ -3,8 +3,9 @@
 # server library for RTSP out), OpenSSL headers (webhooks over https), ffmpeg, srt-tools and
 # GStreamer's RTSP server for Python (tests, benchmarks: publishers and cameras), curl (HTTP/2
 # client) and openssl (test certificates) for the HTTPS tests, nginx with its RTMP and stream (TLS)
-# modules (simulcast receivers in tests/simulcast.rs), build tools, and any extra packages named as
-# arguments.
+# modules (simulcast receivers in tests/simulcast.rs), python3-venv for the S3 test server
+# (scripts/install-s3-test-server.sh, run at the end), build tools, and any extra packages named
+# as arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ packages=(
   python3-gi gir1.2-gst-rtsp-server-1.0
   curl openssl
   nginx libnginx-mod-rtmp libnginx-mod-stream
+  python3 python3-venv
   "$@"
 )
 
@@ -38,3 +40,5 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust 1.95 or newer (https://rustup.rs), then run make again" >&2
   exit 1
 fi
+
+"$(dirname "$0")/install-s3-test-server.sh"

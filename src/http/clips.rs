@@ -131,6 +131,7 @@ pub async fn download(
     }
     let path = state.registry.paths(&stream_id).clip(seq);
     attachment(
+        &state,
         path,
         &format!("livefront-{stream_id}-clip{seq}.mp4"),
         request,

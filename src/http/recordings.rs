@@ -106,6 +106,7 @@ pub async fn replay_download(
     }
     let path = state.registry.paths(&stream.id).public_replay();
     attachment(
+        &state,
         path,
         &format!("livefront-{}-replay.mp4", stream.id),
         request,
@@ -153,21 +154,25 @@ pub async fn download(
         return Err(ApiError::NotFound);
     }
     let path = state.registry.paths(&id).recording();
-    attachment(path, &format!("livefront-{id}.mp4"), request).await
+    attachment(&state, path, &format!("livefront-{id}.mp4"), request).await
 }
 
-/// A file as a download (`Content-Disposition: attachment`, Range requests, not cached).
-/// `name` must be ASCII without quotes.
+/// A file as a download (`Content-Disposition: attachment`, Range requests, not cached), from
+/// the disk or, once archived, from object storage. `name` must be ASCII without quotes.
 pub async fn attachment(
+    state: &AppState,
     path: std::path::PathBuf,
     name: &str,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let mut response = ServeFile::new(path)
-        .oneshot(request)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .into_response();
+    let mut response = match super::stored::object(&state.storage, &path, request.headers()).await? {
+        Some(object) => super::stored::response(object, "video/mp4"),
+        None => ServeFile::new(path)
+            .oneshot(request)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .into_response(),
+    };
     let disposition = format!("attachment; filename=\"{name}\"");
     let headers = response.headers_mut();
     headers.insert(
