@@ -71,8 +71,13 @@ impl S3Server {
         };
         let bucket = server.bucket();
         let url = bucket.create_bucket(&creds()).sign(SIGNED);
-        let status = reqwest::Client::new().put(url).send().await?.status();
-        anyhow::ensure!(status.is_success(), "creating the bucket: {status}");
+        let put = reqwest::Client::new()
+            .put(url)
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let response = put.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        anyhow::ensure!(status.is_success(), "creating the bucket: {status} {text}");
         Ok(server)
     }
 

@@ -137,7 +137,8 @@ impl S3 {
             .bucket
             .create_multipart_upload(self.creds(), key)
             .sign(SIGNED_FOR);
-        let response = self.send(self.http.post(url), key).await?;
+        let empty = self.http.post(url).header(reqwest::header::CONTENT_LENGTH, "0");
+        let response = self.send(empty, key).await?;
         let text = expect_ok(response, key).await?.text().await.unwrap_or_default();
         let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
             .map_err(|e| Error::Protocol(format!("starting the upload of {key}: {e}")))?;
