@@ -1196,7 +1196,10 @@ mod tests {
             assert_eq!(c.chat.rate_messages, 20);
             assert_eq!(c.chat.send_timeout, Duration::from_secs(3));
             assert_eq!(c.policy.max_strikes, 5);
-            jail.set_env("LIVEFRONT_STORAGE_URL", "s3://media?endpoint=http://127.0.0.1:9");
+            jail.set_env(
+                "LIVEFRONT_STORAGE_URL",
+                "s3://media?endpoint=http://127.0.0.1:9",
+            );
             jail.set_env("LIVEFRONT_STORAGE_ACCESS_KEY", "key");
             jail.set_env("LIVEFRONT_STORAGE_SECRET_KEY", "secret");
             let c = Config::load(None).map_err(|e| e.to_string())?;

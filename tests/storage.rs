@@ -178,7 +178,13 @@ async fn finished_media_goes_to_the_bucket_and_is_served_from_it() -> Result<()>
     .await?;
     // The rest of the stream's media follows in the same pass; the posters are copied.
     let keys = wait_for("the HLS media archived", DEADLINE, || async {
-        let keys: Vec<String> = s3.list(&prefix).await.ok()?.into_iter().map(|k| k.0).collect();
+        let keys: Vec<String> = s3
+            .list(&prefix)
+            .await
+            .ok()?
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
         let has = |end: &str| keys.iter().any(|k| k.ends_with(end));
         (has("replay.mp4") && has("thumbnail.jpg") && has(".ts") && has(".m4s")).then_some(keys)
     })
@@ -255,11 +261,16 @@ async fn an_upload_while_the_store_is_down_loses_nothing_and_happens_once_it_is_
     let (api, token) = (&server.api, server.demo_token.clone());
     let rec = api.recording_ready(&token, &id).await?;
     let download = rec["download_url"].as_str().unwrap().to_string();
-    let recording = server.data_dir().join(format!("streams/{id}/recording.mp4"));
+    let recording = server
+        .data_dir()
+        .join(format!("streams/{id}/recording.mp4"));
     // Served from the disk meanwhile.
     let duration = duration_of(&download).await?;
     assert!((2.5..=5.5).contains(&duration), "recording of {duration} s");
-    assert!(recording.exists(), "kept on the disk while the store is down");
+    assert!(
+        recording.exists(),
+        "kept on the disk while the store is down"
+    );
 
     // Back (empty, as moto keeps nothing: the bucket is made again): the retry uploads it.
     let s3 = S3Server::start(port).await?;
@@ -304,7 +315,9 @@ async fn bad_storage_settings_are_refused_at_start_up_with_the_reason() -> Resul
     assert!(e.contains("storage.url") && e.contains("s3://"), "{e}");
 
     // Well formed, but nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let e = start(Box::new(move |c| {
         c.storage.url = Some(format!("s3://media?endpoint=http://127.0.0.1:{closed}"))
     }))

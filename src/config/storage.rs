@@ -80,7 +80,9 @@ impl StorageUrl {
         let region = region.unwrap_or_else(|| DEFAULT_REGION.into());
         if region.is_empty()
             || region.len() > 64
-            || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(format!("region {region:?} must be letters, digits and '-'"));
         }
@@ -161,6 +163,9 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().0, "storage.secret_key");
         c.secret_key = Some("s".into());
         assert!(c.validate().unwrap().is_some());
-        assert!(!format!("{c:?}").contains("\"s\""), "secrets stay out of logs");
+        assert!(
+            !format!("{c:?}").contains("\"s\""),
+            "secrets stay out of logs"
+        );
     }
 }

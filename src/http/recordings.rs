@@ -165,7 +165,8 @@ pub async fn attachment(
     name: &str,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let mut response = match super::stored::object(&state.storage, &path, request.headers()).await? {
+    let mut response = match super::stored::object(&state.storage, &path, request.headers()).await?
+    {
         Some(object) => super::stored::response(object, "video/mp4"),
         None => ServeFile::new(path)
             .oneshot(request)

@@ -20,18 +20,30 @@ const PASSED: [header::HeaderName; 5] = [
     header::LAST_MODIFIED,
 ];
 
+/// Longest `Range` header passed on to the store.
+const MAX_RANGE: usize = 128;
+
 /// The object for `path` when the file is no longer on the disk (`None`: serve the disk).
 pub async fn object(
     storage: &Storage,
     path: &std::path::Path,
     request_headers: &HeaderMap,
 ) -> Result<Option<Object>, ApiError> {
+    // Passed on only when it is a plain byte range; anything else gets the whole file.
     let range = request_headers
         .get(header::RANGE)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .filter(|r| r.len() <= MAX_RANGE && r.starts_with("bytes="))
+        .filter(|r| {
+            r[6..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'-' || b == b',')
+        });
     storage.get(path, range).await.map_err(|e| {
         tracing::error!(error = %e, "reading from object storage");
-        ApiError::Unavailable("the file is in object storage, which does not answer; try again".into())
+        ApiError::Unavailable(
+            "the file is in object storage, which does not answer; try again".into(),
+        )
     })
 }
 
@@ -51,6 +63,11 @@ pub fn response(object: Object, content_type: &'static str) -> Response {
     headers
         .entry(header::ACCEPT_RANGES)
         .or_insert(HeaderValue::from_static("bytes"));
+    if status == StatusCode::RANGE_NOT_SATISFIABLE {
+        // The store's XML explanation is not ours to pass on.
+        headers.remove(header::CONTENT_LENGTH);
+        return (status, headers).into_response();
+    }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     let body = futures_util::stream::unfold(object, |mut object| async move {
         match object.chunk().await {

@@ -186,11 +186,7 @@ impl Storage {
         bucket.put_file(path, &key).await?;
         let stored = bucket.size(&key).await?;
         if stored != Some(local) {
-            return Err(Error::Mismatch {
-                key,
-                local,
-                stored,
-            });
+            return Err(Error::Mismatch { key, local, stored });
         }
         Ok(true)
     }

@@ -58,7 +58,11 @@ impl S3 {
     }
 
     pub fn describe(&self) -> String {
-        format!("bucket {} at {}", self.bucket.name(), self.bucket.base_url())
+        format!(
+            "bucket {} at {}",
+            self.bucket.name(),
+            self.bucket.base_url()
+        )
     }
 
     fn creds(&self) -> Option<&Credentials> {
@@ -68,7 +72,9 @@ impl S3 {
     /// Whether the bucket answers to our keys.
     pub async fn check(&self) -> Result<(), Error> {
         let url = self.bucket.head_bucket(self.creds()).sign(SIGNED_FOR);
-        let response = self.send(self.http.head(url), "checking the bucket").await?;
+        let response = self
+            .send(self.http.head(url), "checking the bucket")
+            .await?;
         expect_ok(response, "checking the bucket").await.map(|_| ())
     }
 
@@ -137,9 +143,16 @@ impl S3 {
             .bucket
             .create_multipart_upload(self.creds(), key)
             .sign(SIGNED_FOR);
-        let empty = self.http.post(url).header(reqwest::header::CONTENT_LENGTH, "0");
+        let empty = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_LENGTH, "0");
         let response = self.send(empty, key).await?;
-        let text = expect_ok(response, key).await?.text().await.unwrap_or_default();
+        let text = expect_ok(response, key)
+            .await?
+            .text()
+            .await
+            .unwrap_or_default();
         let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
             .map_err(|e| Error::Protocol(format!("starting the upload of {key}: {e}")))?;
         let upload_id = created.upload_id().to_string();
@@ -153,7 +166,9 @@ impl S3 {
                     etags.iter().map(String::as_str),
                 );
                 let url = complete.sign(SIGNED_FOR);
-                let response = self.send(self.http.post(url).body(complete.body()), key).await;
+                let response = self
+                    .send(self.http.post(url).body(complete.body()), key)
+                    .await;
                 match response {
                     Ok(r) => expect_ok(r, key).await.map(|_| ()),
                     Err(e) => Err(e),
@@ -185,10 +200,12 @@ impl S3 {
         while sent < len {
             let size = self.part_size.min(len - sent) as usize;
             let mut part = vec![0; size];
-            file.read_exact(&mut part).await.map_err(|source| Error::Io {
-                path: key.to_string(),
-                source,
-            })?;
+            file.read_exact(&mut part)
+                .await
+                .map_err(|source| Error::Io {
+                    path: key.to_string(),
+                    source,
+                })?;
             let url = self
                 .bucket
                 .upload_part(self.creds(), key, number, upload_id)
@@ -210,7 +227,10 @@ impl S3 {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        let url = self.bucket.delete_object(self.creds(), key).sign(SIGNED_FOR);
+        let url = self
+            .bucket
+            .delete_object(self.creds(), key)
+            .sign(SIGNED_FOR);
         let response = self.send(self.http.delete(url), key).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(());

@@ -33,7 +33,9 @@ pub fn files(paths: &StreamPaths) -> Vec<PathBuf> {
 
 /// A segment or an init section (not a playlist, not the public-media notes).
 fn is_hls_media(name: &str) -> bool {
-    name.ends_with(".ts") || name.ends_with(".m4s") || name.starts_with("init") && name.ends_with(".mp4")
+    name.ends_with(".ts")
+        || name.ends_with(".m4s")
+        || name.starts_with("init") && name.ends_with(".mp4")
 }
 
 fn subdirs(dir: &Path) -> Vec<PathBuf> {
@@ -97,7 +99,10 @@ pub async fn archive(
     }
 }
 
-async fn archive_once(storage: &Storage, paths: &StreamPaths) -> Result<usize, crate::storage::Error> {
+async fn archive_once(
+    storage: &Storage,
+    paths: &StreamPaths,
+) -> Result<usize, crate::storage::Error> {
     let files = files(paths);
     for file in &files {
         storage.archive(file).await?;

@@ -10,11 +10,11 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::bus::{self, TrackConfig};
-use super::{archive, clips};
 use super::events::{EventKind, Events, Listener, StreamEvent, StreamStatus};
 use super::overload::{self, Watched};
 use super::simulcast;
 use super::stream::{self, LiveStream, Running, Start, Starter};
+use super::{archive, clips};
 use crate::config::Config;
 use crate::config::ladder::LadderSpec;
 use crate::ingest::rtsp::Pulls;
