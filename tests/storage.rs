@@ -221,6 +221,15 @@ async fn finished_media_goes_to_the_bucket_and_is_served_from_it() -> Result<()>
             .starts_with("attachment")
     );
     assert_eq!(resp.bytes().await?.len(), 100);
+    // A range that is not a plain byte range is not passed on: the whole file.
+    let odd = api
+        .http
+        .get(&download)
+        .header("Range", "bytes=1-2;x=\"y\"")
+        .send()
+        .await?;
+    assert_eq!(odd.status().as_u16(), 200);
+    assert_eq!(odd.bytes().await?.len() as u64, bytes);
     let full = api.http.get(&download).send().await?;
     assert_eq!(full.status().as_u16(), 200);
     assert_eq!(full.bytes().await?.len() as u64, bytes);
@@ -286,6 +295,45 @@ async fn an_upload_while_the_store_is_down_loses_nothing_and_happens_once_it_is_
     let again = duration_of(&download).await?;
     assert!((again - duration).abs() < 0.01, "{again} vs {duration}");
     server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_left_on_disk_is_archived_at_the_next_start() -> Result<()> {
+    // A stream recorded without object storage (or whose upload a stop cut short)…
+    let mut server = Server::start().await?;
+    let id = publish_public(&server, 3.0).await?;
+    let rec = server.api.recording_ready(&server.demo_token, &id).await?;
+    server.stop().await;
+    let recording = server
+        .data_dir()
+        .join(format!("streams/{id}/recording.mp4"));
+    assert!(recording.exists());
+    // …goes to the bucket when the server starts with one.
+    let s3 = S3Server::start(0).await?;
+    let mut config = test_config(&server.data_dir());
+    s3.configure(&mut config);
+    let app = livefront::app::App::start(config).await?;
+    let key = format!("streams/{id}/recording.mp4");
+    assert_eq!(
+        wait_for_object(&s3, &key).await?,
+        rec["bytes"].as_u64().unwrap()
+    );
+    wait_for("the local recording removed", DEADLINE, || async {
+        (!recording.exists()).then_some(())
+    })
+    .await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    let (status, v) = api
+        .get(
+            &format!("/api/v1/streams/{id}/recording"),
+            Some(&server.demo_token),
+        )
+        .await?;
+    assert_eq!(status, 200, "{v}");
+    let duration = duration_of(v["download_url"].as_str().unwrap()).await?;
+    assert!((1.5..=4.5).contains(&duration), "recording of {duration} s");
+    app.stop().await;
     Ok(())
 }
 
