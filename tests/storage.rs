@@ -141,6 +141,27 @@ async fn publish_public(server: &Server, seconds: f64) -> Result<String> {
     Ok(id)
 }
 
+/// Publishes `seconds` of a public stream with a product in focus from its first segment to its
+/// third (one chapter, so one clip), and lets the publisher finish.
+async fn publish_public_with_a_chapter(server: &Server, seconds: f64) -> Result<String> {
+    let (api, token) = (&server.api, &server.demo_token);
+    let id = server.demo_stream["id"].as_str().unwrap().to_string();
+    let product = api.create_product(token, "LIP").await?;
+    api.set_carousel(token, &id, &[&product]).await?;
+    api.set_mode(token, &id, "public").await?;
+    let publisher = Publish::small(seconds).spawn(&server.publish_url(&server.demo_stream))?;
+    let playlist = format!("/hls/{id}/source/index.m3u8");
+    api.playlist_with_segments(&playlist, 1).await?;
+    let (status, v) = api.focus(token, &id, Some(&product)).await?;
+    anyhow::ensure!(status == 200, "{v}");
+    api.playlist_with_segments(&playlist, 3).await?;
+    let (status, v) = api.focus(token, &id, None).await?;
+    anyhow::ensure!(status == 200, "{v}");
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
+    anyhow::ensure!(status.success(), "ffmpeg failed: {stderr}");
+    Ok(id)
+}
+
 async fn wait_for_object(s3: &S3Server, key: &str) -> Result<u64> {
     wait_for(&format!("{key} in the bucket"), DEADLINE, || async {
         let listed = s3.list(key).await.ok()?;
@@ -160,7 +181,7 @@ async fn duration_of(url: &str) -> Result<f64> {
 async fn finished_media_goes_to_the_bucket_and_is_served_from_it() -> Result<()> {
     let s3 = S3Server::start(0).await?;
     let mut server = Server::start_with(|c| s3.configure(c)).await?;
-    let id = publish_public(&server, 6.0).await?;
+    let id = publish_public_with_a_chapter(&server, 8.0).await?;
     let (api, token) = (&server.api, server.demo_token.clone());
     let rec = api.recording_ready(&token, &id).await?;
     let bytes = rec["bytes"].as_u64().unwrap();
@@ -203,7 +224,7 @@ async fn finished_media_goes_to_the_bucket_and_is_served_from_it() -> Result<()>
     // The download comes from the bucket, with Range requests.
     let download = rec["download_url"].as_str().unwrap().to_string();
     let duration = duration_of(&download).await?;
-    assert!((4.5..=7.5).contains(&duration), "recording of {duration} s");
+    assert!((6.5..=9.5).contains(&duration), "recording of {duration} s");
     let resp = api
         .http
         .get(&download)
@@ -236,11 +257,20 @@ async fn finished_media_goes_to_the_bucket_and_is_served_from_it() -> Result<()>
 
     // The public replay: its MP4 and the HLS VOD (both formats) play through livefront.
     let replay = duration_of(&api.url(&format!("/replays/{id}.mp4"))).await?;
-    assert!((4.5..=7.5).contains(&replay), "replay of {replay} s");
+    assert!((6.5..=9.5).contains(&replay), "replay of {replay} s");
     for master in ["master.m3u8", "master-ts.m3u8"] {
         let vod = duration_of(&api.url(&format!("/hls/{id}/{master}"))).await?;
-        assert!((4.0..=7.5).contains(&vod), "{master}: {vod} s");
+        assert!((6.0..=9.5).contains(&vod), "{master}: {vod} s");
     }
+
+    // The clip of the chapter: in the bucket, gone from the disk, served from the bucket.
+    let clips = api.clips_cut(None, &id, 1).await?;
+    assert_eq!(clips[0]["state"], "ready", "{clips:?}");
+    let clip_keys: Vec<&String> = keys.iter().filter(|k| k.contains("/clips/")).collect();
+    assert_eq!(clip_keys.len(), 1, "{keys:?}");
+    assert_eq!(std::fs::read_dir(paths.join("clips"))?.count(), 0);
+    let clip = duration_of(clips[0]["download_url"].as_str().unwrap()).await?;
+    assert!((1.0..=6.0).contains(&clip), "clip of {clip} s");
 
     // The poster: from the bucket once the disk's copy is gone.
     for poster in ["thumbnail.jpg", "thumbnail-public.jpg"] {

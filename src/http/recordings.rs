@@ -87,7 +87,7 @@ pub async fn replay_status(
 
 /// `GET /replays/{id}.mp4`: the public replay, for whoever may see the stream (no link needed
 /// for a public one; the owner's bearer token for a practice one).
-#[utoipa::path(get, path = "/replays/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 404, description = "not found (or not yours to see)")))]
+#[utoipa::path(get, path = "/replays/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 503, description = "the file is in object storage, which does not answer"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn replay_download(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
@@ -115,7 +115,7 @@ pub async fn replay_download(
 }
 
 /// `GET /recordings/{id}.mp4` with the creator's bearer token or a valid `sig`.
-#[utoipa::path(get, path = "/recordings/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4"), ("sig" = Option<String>, Query, description = "signed download link")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 401, description = "missing or unknown token"), (status = 404, description = "not found (or not yours to see)"), (status = 410, description = "link expired")))]
+#[utoipa::path(get, path = "/recordings/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4"), ("sig" = Option<String>, Query, description = "signed download link")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 401, description = "missing or unknown token"), (status = 503, description = "the file is in object storage, which does not answer"), (status = 404, description = "not found (or not yours to see)"), (status = 410, description = "link expired")))]
 pub async fn download(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
