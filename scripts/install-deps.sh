@@ -4,8 +4,9 @@
 # GStreamer's RTSP server for Python (tests, benchmarks: publishers and cameras), curl (HTTP/2
 # client) and openssl (test certificates) for the HTTPS tests, nginx with its RTMP and stream (TLS)
 # modules (simulcast receivers in tests/simulcast.rs), libnice for webrtcbin (WHIP ingest) and
-# GStreamer's WebRTC introspection data (the WHIP test publisher), build tools, and any extra packages named as
-# arguments.
+# GStreamer's WebRTC introspection data (the WHIP test publisher), python3-venv for the S3 test
+# server (scripts/install-s3-test-server.sh, run at the end), build tools, and any extra packages
+# named as arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
 
@@ -20,6 +21,7 @@ packages=(
   gstreamer1.0-nice gir1.2-gst-plugins-bad-1.0
   curl openssl
   nginx libnginx-mod-rtmp libnginx-mod-stream
+  python3 python3-venv
   "$@"
 )
 
@@ -40,3 +42,5 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust 1.95 or newer (https://rustup.rs), then run make again" >&2
   exit 1
 fi
+
+"$(dirname "$0")/install-s3-test-server.sh"

@@ -50,6 +50,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Rtsp(#[from] rtsp::Error),
+    #[error("object storage (storage.url): {0}")]
+    Storage(#[from] crate::storage::Error),
     #[error("TLS (http.tls_cert, http.tls_key): {0}")]
     Tls(#[from] crate::tls::TlsError),
     #[error("{what} {addr}: {source}")]
@@ -128,6 +130,7 @@ impl App {
             addr: config.data_dir.display().to_string(),
             source,
         })?;
+        let storage = crate::storage::Storage::open(&config).await?;
         let store = Store::open(&config.data_dir.join(DB_FILE)).await?;
         let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
         let notifier = Notifier::new(store.clone());
@@ -161,6 +164,7 @@ impl App {
             events_dropped,
             secrets.clone(),
         );
+        registry.attach_storage(storage.clone()).await?;
         registry.recover().await?;
         let sales = crate::streams::sales::Sales::new(
             registry.clone(),
@@ -295,7 +299,10 @@ impl App {
             )),
             audience,
             hls_counters: Arc::default(),
-            files: Arc::default(),
+            files: Arc::new(crate::output::file_cache::FileCache::with_storage(
+                storage.clone(),
+            )),
+            storage,
             secret,
             secrets,
             config: config.clone(),

@@ -1,5 +1,6 @@
 //! Configuration: built-in defaults → TOML file → `LIVEFRONT_` environment.
 pub mod ladder;
+pub mod storage;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -92,6 +93,9 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("trusted_proxies", "http.trusted_proxies"),
     ("max_strikes", "policy.max_strikes"),
     ("shop_secret", "shop.secret"),
+    ("storage_url", "storage.url"),
+    ("storage_access_key", "storage.access_key"),
+    ("storage_secret_key", "storage.secret_key"),
 ];
 /// `LIVEFRONT_*` variables that are not configuration keys.
 const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
@@ -124,6 +128,8 @@ pub struct Config {
     pub commerce: CommerceConfig,
     pub analytics: AnalyticsConfig,
     pub sales: SalesConfig,
+    /// Object storage for finished media (unset: the local disk).
+    pub storage: storage::StorageConfig,
 }
 
 /// Flash sales and auctions on live streams (`/api/v1/streams/{id}/flash-sales`, `…/auctions`).
@@ -734,6 +740,7 @@ impl Default for Config {
             commerce: CommerceConfig::default(),
             analytics: AnalyticsConfig::default(),
             sales: SalesConfig::default(),
+            storage: storage::StorageConfig::default(),
         }
     }
 }
@@ -1102,6 +1109,9 @@ impl Config {
                 message: format!("{:?} is outside 1s..5min", self.analytics.step),
             });
         }
+        if let Err((key, message)) = self.storage.validate() {
+            return Err(Error::Invalid { key, message });
+        }
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {
             return Err(Error::Invalid {
                 key: "admin_token",
@@ -1251,6 +1261,18 @@ mod tests {
             assert_eq!(c.chat.rate_messages, 20);
             assert_eq!(c.chat.send_timeout, Duration::from_secs(3));
             assert_eq!(c.policy.max_strikes, 5);
+            jail.set_env(
+                "LIVEFRONT_STORAGE_URL",
+                "s3://media?endpoint=http://127.0.0.1:9",
+            );
+            jail.set_env("LIVEFRONT_STORAGE_ACCESS_KEY", "key");
+            jail.set_env("LIVEFRONT_STORAGE_SECRET_KEY", "secret");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.storage.access_key.as_deref(), Some("key"));
+            assert_eq!(c.storage.secret_key.as_deref(), Some("secret"));
+            jail.set_env("LIVEFRONT_STORAGE_URL", "s3://media");
+            let e = Config::load(None).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains("storage.url") && e.contains("endpoint"), "{e}");
             Ok(())
         });
     }

@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod output;
 pub mod pipeline;
 pub mod shop;
+pub mod storage;
 pub mod store;
 pub mod streams;
 pub mod telemetry;

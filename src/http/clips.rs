@@ -96,7 +96,7 @@ pub async fn list(
 }
 
 /// `GET /clips/{id}/{n}.mp4` for whoever may see the stream; an expired `sig` gets 403.
-#[utoipa::path(get, path = "/clips/{id}/{file}", tag = "products", params(("id" = String, Path, description = "stream id"), ("file" = String, Path, description = "{n}.mp4"), ("sig" = Option<String>, Query, description = "signed download link")), responses((status = 200, description = "the clip"), (status = 206, description = "partial content"), (status = 403, description = "link expired"), (status = 404, description = "not found (or not yours to see)")))]
+#[utoipa::path(get, path = "/clips/{id}/{file}", tag = "products", params(("id" = String, Path, description = "stream id"), ("file" = String, Path, description = "{n}.mp4"), ("sig" = Option<String>, Query, description = "signed download link")), responses((status = 200, description = "the clip"), (status = 206, description = "partial content"), (status = 403, description = "link expired"), (status = 503, description = "the file is in object storage, which does not answer"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn download(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
@@ -131,6 +131,7 @@ pub async fn download(
     }
     let path = state.registry.paths(&stream_id).clip(seq);
     attachment(
+        &state,
         path,
         &format!("livefront-{stream_id}-clip{seq}.mp4"),
         request,

@@ -345,9 +345,15 @@ pub async fn thumbnail(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let a = access(&state, &id, who, &params).await?;
-    let bytes = tokio::fs::read(poster(&state, &a.id, a.audience))
+    let bytes = state
+        .storage
+        .read(&poster(&state, &a.id, a.audience))
         .await
-        .map_err(|_| ApiError::NotFound)?;
+        .map_err(|e| {
+            tracing::warn!(error = %e, "reading a poster");
+            ApiError::NotFound
+        })?
+        .ok_or(ApiError::NotFound)?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),

@@ -29,6 +29,7 @@ pub mod sales;
 pub mod serve;
 pub mod session;
 pub mod signing;
+pub mod stored;
 pub mod streams;
 pub mod viewers;
 pub mod webhooks;
@@ -81,6 +82,8 @@ pub struct Shared {
     pub hls_counters: Arc<hls::Counters>,
     /// Media files viewers fetch, kept in memory.
     pub files: Arc<crate::output::file_cache::FileCache>,
+    /// Where finished media is: the disk, or object storage (downloads are proxied from it).
+    pub storage: crate::storage::Storage,
     /// HLS sessions per stream (viewer counts).
     pub audience: Arc<audience::Audience>,
     /// Open viewer registration, limited per client address.

@@ -87,7 +87,7 @@ pub async fn replay_status(
 
 /// `GET /replays/{id}.mp4`: the public replay, for whoever may see the stream (no link needed
 /// for a public one; the owner's bearer token for a practice one).
-#[utoipa::path(get, path = "/replays/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 404, description = "not found (or not yours to see)")))]
+#[utoipa::path(get, path = "/replays/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 503, description = "the file is in object storage, which does not answer"), (status = 404, description = "not found (or not yours to see)")))]
 pub async fn replay_download(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
@@ -106,6 +106,7 @@ pub async fn replay_download(
     }
     let path = state.registry.paths(&stream.id).public_replay();
     attachment(
+        &state,
         path,
         &format!("livefront-{}-replay.mp4", stream.id),
         request,
@@ -114,7 +115,7 @@ pub async fn replay_download(
 }
 
 /// `GET /recordings/{id}.mp4` with the creator's bearer token or a valid `sig`.
-#[utoipa::path(get, path = "/recordings/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4"), ("sig" = Option<String>, Query, description = "signed download link")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 401, description = "missing or unknown token"), (status = 404, description = "not found (or not yours to see)"), (status = 410, description = "link expired")))]
+#[utoipa::path(get, path = "/recordings/{file}", tag = "recordings", params(("file" = String, Path, description = "{id}.mp4"), ("sig" = Option<String>, Query, description = "signed download link")), responses((status = 200, description = "OK"), (status = 206, description = "partial content"), (status = 401, description = "missing or unknown token"), (status = 503, description = "the file is in object storage, which does not answer"), (status = 404, description = "not found (or not yours to see)"), (status = 410, description = "link expired")))]
 pub async fn download(
     State(state): State<AppState>,
     MaybeAuth(who): MaybeAuth,
@@ -153,21 +154,26 @@ pub async fn download(
         return Err(ApiError::NotFound);
     }
     let path = state.registry.paths(&id).recording();
-    attachment(path, &format!("livefront-{id}.mp4"), request).await
+    attachment(&state, path, &format!("livefront-{id}.mp4"), request).await
 }
 
-/// A file as a download (`Content-Disposition: attachment`, Range requests, not cached).
-/// `name` must be ASCII without quotes.
+/// A file as a download (`Content-Disposition: attachment`, Range requests, not cached), from
+/// the disk or, once archived, from object storage. `name` must be ASCII without quotes.
 pub async fn attachment(
+    state: &AppState,
     path: std::path::PathBuf,
     name: &str,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let mut response = ServeFile::new(path)
-        .oneshot(request)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .into_response();
+    let mut response = match super::stored::object(&state.storage, &path, request.headers()).await?
+    {
+        Some(object) => super::stored::response(object, "video/mp4"),
+        None => ServeFile::new(path)
+            .oneshot(request)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .into_response(),
+    };
     let disposition = format!("attachment; filename=\"{name}\"");
     let headers = response.headers_mut();
     headers.insert(

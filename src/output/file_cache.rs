@@ -5,6 +5,9 @@
 //! An entry holds while the file is the one it was read from: the same inode, length and
 //! modification time, checked on every request (a file still being written, or replaced by a
 //! rename, is read again). The oldest entries go first once [`BUDGET_BYTES`] is used.
+//!
+//! A file no longer on the disk is read from object storage, when there is one (an ended stream's
+//! media once archived, see `crate::storage`); objects never change, so they are kept as read.
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -28,6 +31,13 @@ struct Version {
 }
 
 impl Version {
+    /// An object read from the bucket: final, never changes.
+    const STORED: Version = Version {
+        inode: 0,
+        len: 0,
+        modified: None,
+    };
+
     fn of(m: &std::fs::Metadata) -> Self {
         Version {
             inode: m.ino(),
@@ -49,6 +59,8 @@ struct Entries {
 #[derive(Default)]
 pub struct FileCache {
     entries: Mutex<Entries>,
+    /// Where files no longer on the disk are (`None`: nowhere).
+    storage: Option<crate::storage::Storage>,
 }
 
 impl FileCache {
@@ -56,9 +68,23 @@ impl FileCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The contents of the file at `path`.
+    /// A cache that reads files gone from the disk from `storage` (when that is a bucket).
+    pub fn with_storage(storage: crate::storage::Storage) -> Self {
+        FileCache {
+            entries: Mutex::default(),
+            storage: storage.is_remote().then_some(storage),
+        }
+    }
+
+    /// The contents of the file at `path` (from the bucket when it is no longer on the disk).
     pub async fn read(&self, path: &Path) -> io::Result<Bytes> {
-        let version = Version::of(&tokio::fs::metadata(path).await?);
+        let version = match tokio::fs::metadata(path).await {
+            Ok(m) => Version::of(&m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.storage.is_some() => {
+                return self.read_stored(path, e).await;
+            }
+            Err(e) => return Err(e),
+        };
         if let Some((v, bytes)) = self.lock().files.get(path)
             && *v == version
         {
@@ -71,6 +97,25 @@ impl FileCache {
             self.keep(path, version, bytes.clone());
         }
         Ok(bytes)
+    }
+
+    async fn read_stored(&self, path: &Path, not_found: io::Error) -> io::Result<Bytes> {
+        if let Some((Version::STORED, bytes)) = self.lock().files.get(path) {
+            return Ok(bytes.clone());
+        }
+        let Some(storage) = &self.storage else {
+            return Err(not_found);
+        };
+        match storage.read(path).await {
+            Ok(Some(bytes)) => {
+                if bytes.len() <= LARGEST_KEPT {
+                    self.keep(path, Version::STORED, bytes.clone());
+                }
+                Ok(bytes)
+            }
+            Ok(None) => Err(not_found),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
     }
 
     fn keep(&self, path: &Path, version: Version, bytes: Bytes) {

@@ -3,6 +3,7 @@
 //! the stream's pipeline (`crate::pipeline`), feeds its outputs (`crate::output`) and keeps the store
 //! in step.
 pub mod access;
+pub mod archive;
 pub mod bus;
 pub mod clips;
 pub mod events;

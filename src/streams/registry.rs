@@ -10,11 +10,11 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::bus::{self, TrackConfig};
-use super::clips;
 use super::events::{EventKind, Events, Listener, StreamEvent, StreamStatus};
 use super::overload::{self, Watched};
 use super::simulcast;
 use super::stream::{self, LiveStream, Running, Start, Starter};
+use super::{archive, clips};
 use crate::config::Config;
 use crate::config::ladder::LadderSpec;
 use crate::ingest::rtsp::Pulls;
@@ -119,6 +119,8 @@ struct Inner {
     counters: Counters,
     /// Serves every running pipeline over RTSP once attached.
     rtsp: OnceLock<Arc<RtspOut>>,
+    /// Where ended streams' media goes (unset: stays on the disk).
+    storage: OnceLock<crate::storage::Storage>,
     /// Seals and opens destination keys.
     secrets: SecretBox,
     /// The RTSP cameras pulled into streams, once attached (let go at shutdown: they hold the
@@ -166,6 +168,7 @@ impl StreamRegistry {
                     ..Counters::default()
                 },
                 rtsp: OnceLock::new(),
+                storage: OnceLock::new(),
                 secrets,
                 pulls: Mutex::new(None),
             }),
@@ -175,6 +178,49 @@ impl StreamRegistry {
     /// Serves the pipelines started from now on over RTSP too.
     pub fn attach_rtsp(&self, rtsp: Arc<RtspOut>) {
         let _ = self.inner.rtsp.set(rtsp);
+    }
+
+    /// Archives ended streams' media to `storage` from now on, starting with those whose
+    /// archiving the last run did not finish.
+    pub async fn attach_storage(&self, storage: crate::storage::Storage) -> Result<(), Error> {
+        let remote = storage.is_remote();
+        let _ = self.inner.storage.set(storage);
+        if !remote {
+            return Ok(());
+        }
+        let ended: Vec<StreamId> = (self.inner.store)
+            .streams_in_state(StreamState::Ended)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        for id in archive::pending(&self.inner.config.data_dir, &ended) {
+            let (registry, paths) = (self.clone(), self.paths(&id));
+            self.inner
+                .tasks
+                .spawn(async move { registry.archive(&id, &paths).await });
+        }
+        Ok(())
+    }
+
+    /// Puts the stream's finished media into object storage once its end is stored (a pulled
+    /// stream that stops with the server is not ended: it goes on at the next start).
+    async fn archive(&self, id: &StreamId, paths: &StreamPaths) {
+        let Some(storage) = self.inner.storage.get().filter(|s| s.is_remote()) else {
+            return;
+        };
+        let stopping = || self.inner.tasks.is_closed();
+        while self.live(id).is_some() {
+            if stopping() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        match self.inner.store.stream(id).await {
+            Ok(Some(s)) if s.state == StreamState::Ended => {}
+            _ => return,
+        }
+        archive::archive(storage, paths, id, stopping).await;
     }
 
     /// Pulls RTSP cameras with `pulls` from now on, starting with `resume` (the pulled streams
@@ -632,9 +678,13 @@ impl StreamRegistry {
                 // What was public of it: the replay anyone may watch, and the clips.
                 let public = hls::read_public_media(&paths.hls_dir()).unwrap_or_default();
                 let (store, paths, id) = (store.clone(), paths.clone(), id.clone());
+                let registry = self.clone();
                 self.inner.tasks.spawn(
-                    async move { clips::cut_public(&store, &paths, &id, public).await }
-                        .in_current_span(),
+                    async move {
+                        clips::cut_public(&store, &paths, &id, public).await;
+                        registry.archive(&id, &paths).await;
+                    }
+                    .in_current_span(),
                 );
                 let rec = mark(
                     RecordingState::Ready,
