@@ -6,13 +6,14 @@ use bytes::Bytes;
 
 pub use crate::config::ladder::PlannedRung;
 use crate::config::ladder::{LadderSpec, SourceFormat};
-use crate::ingest::avc;
+use crate::ingest::VideoCodec;
 
 /// The tracks a publisher sends, with their codec configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tracks {
-    /// H.264 avcC.
+    /// The video's configuration record: avcC or hvcC, as `video_codec` says.
     pub video: Option<Bytes>,
+    pub video_codec: VideoCodec,
     /// AAC AudioSpecificConfig.
     pub audio: Option<Bytes>,
 }
@@ -103,7 +104,9 @@ pub struct PipelineSpec {
 }
 
 impl PipelineSpec {
-    /// Fits `ladder` to what the publisher sends (its SPS says the size and rate).
+    /// Fits `ladder` to what the publisher sends (its SPS says the size and rate). H.265 video
+    /// always gets at least one H.264 rung (at the source's size when the ladder has none below
+    /// it, passthrough included), so that every player can play the stream.
     pub fn new(
         ladder: &LadderSpec,
         tracks: Tracks,
@@ -111,16 +114,24 @@ impl PipelineSpec {
         segment: Duration,
         first_segment: u32,
     ) -> Self {
-        let format = tracks.video.as_deref().and_then(avc::parse_avcc);
-        let rungs = format
-            .map(|f| {
-                ladder.plan(&SourceFormat {
-                    width: f.width,
-                    height: f.height,
-                    fps: f.fps.map(|(n, d)| (n as i32, d as i32)),
-                })
-            })
+        let format = tracks
+            .video
+            .as_deref()
+            .and_then(|record| tracks.video_codec.format(record));
+        let source_format = format.as_ref().map(|f| SourceFormat {
+            width: f.width,
+            height: f.height,
+            fps: f.fps.map(|(n, d)| (n as i32, d as i32)),
+        });
+        let mut rungs = source_format
+            .as_ref()
+            .map(|f| ladder.plan(f))
             .unwrap_or_default();
+        if let (VideoCodec::H265, true, Some(f)) =
+            (tracks.video_codec, rungs.is_empty(), &source_format)
+        {
+            rungs.push(ladder.plan_at_source(f));
+        }
         PipelineSpec {
             // Without rungs (audio only, or nothing below the source) the source is what there is.
             source: ladder.source || rungs.is_empty(),
@@ -143,6 +154,7 @@ impl PipelineSpec {
         let tracks = Tracks {
             video: video.then(|| Bytes::from(hex::decode(AVCC_1080P30).expect("valid hex"))),
             audio: audio.then(|| Bytes::from_static(&[0x11, 0x90])),
+            ..Tracks::default()
         };
         let mut spec = PipelineSpec::new(
             ladder,
