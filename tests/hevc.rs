@@ -1,7 +1,7 @@
 //! HEVC ingest end to end: H.265 over SRT (ffmpeg libx265, MPEG-TS) and over Enhanced RTMP
 //! (examples/hevc_publisher.rs: x265enc + our RTMP client), each played back as HLS by ffprobe:
-//! the CMAF source rendition is HEVC with `hvc1` in CODECS, an H.264 rung is always there, and the
-//! recording is the HEVC as sent. Abuse: a malformed SequenceStart drops the publisher; an unknown
+//! the CMAF source rendition is HEVC with `hvc1` in CODECS, an H.264 rung is always there, RTSP out
+//! sends the HEVC, and the recording is the HEVC as sent. Abuse: a malformed SequenceStart drops the publisher; an unknown
 //! FourCC is ignored with a warning while the rest of the stream goes on.
 mod common;
 
@@ -93,7 +93,7 @@ async fn hevc_over_srt_from_ffmpeg_plays_as_cmaf_hevc_with_an_h264_rung() -> Res
     let id = stream["id"].as_str().context("id")?.to_string();
     let url = format!("{}&linger=1", server.srt_publish_url(&stream));
     // ffmpeg's libx265 with B-frames and a 2 s GOP, AAC, as MPEG-TS (stream_type 0x24).
-    let args: Vec<String> = Publish::small(5.0)
+    let args: Vec<String> = Publish::small(6.0)
         .args_to("mpegts", &url)
         .into_iter()
         .map(|a| match a.as_str() {
@@ -122,6 +122,20 @@ async fn hevc_over_srt_from_ffmpeg_plays_as_cmaf_hevc_with_an_h264_rung() -> Res
             && video["height"] == 240,
         "{health}"
     );
+    // RTSP out passes the HEVC on (rtph265pay).
+    let rtsp = stream["playback"]["rtsp"]
+        .as_str()
+        .context("playback.rtsp")?
+        .replace("localhost", "127.0.0.1");
+    // Mounted once the pipeline runs (a moment after the stream is live).
+    wait_for("hevc and aac over rtsp", DEADLINE, || async {
+        let args = ["-v", "error", "-rtsp_transport", "tcp", "-show_entries"];
+        let args = [&args[..], &["stream=codec_name", "-of", "csv=p=0", &rtsp]].concat();
+        let out = run("ffprobe", &args, DEADLINE).await.ok()?;
+        let codecs = String::from_utf8_lossy(&out.stdout).to_string();
+        (codecs.contains("hevc") && codecs.contains("aac")).then_some(())
+    })
+    .await?;
     assert_hevc_and_h264_play(&server, &stream).await?;
     let (status, stderr) = finish(publisher, DEADLINE).await?;
     ensure!(status.success(), "ffmpeg: {stderr}");
