@@ -771,6 +771,28 @@ fn fuzz_avc_decoder_configuration_and_sps() -> Result<()> {
 
 #[test]
 #[ignore = "fuzzing: make fuzz"]
+fn fuzz_hevc_decoder_configuration_and_enhanced_rtmp_tags() -> Result<()> {
+    // x265 Main 320x240 (GStreamer x265enc ! h265parse), as OBS or the example publisher send it.
+    let hvcc = hex::decode(
+        "0101600000009000000000003ff000fcfdf8f800000f03200001001840010c01ffff01600000030090000003\
+         000003003fba0240210001002f42010101600000030090000003000003003fa00a080f165ba4a4c2fff000\
+         100016a0c0c0c080000003008000000c8422000100064401c0718312",
+    )?;
+    let parsed = livefront::ingest::hevc::parse_hvcc(&hvcc).context("the seed parses")?;
+    assert_eq!((parsed.width, parsed.height), (320, 240));
+    let tag = [&[0x90][..], b"hvc1", &hvcc].concat();
+    pure_campaign("hevc_config", vec![hvcc, tag], |input| {
+        let hvcc = livefront::ingest::hevc::parse_hvcc(input);
+        if let Some(info) = &hvcc {
+            let _ = (info.profile_name(), info.level_name(), info.codec_string());
+        }
+        let tag = livefront::ingest::rtmp::flv::parse_video(&bytes::Bytes::copy_from_slice(input));
+        Ok(format!("hvcc={} tag={}", hvcc.is_some(), tag.is_ok()))
+    })
+}
+
+#[test]
+#[ignore = "fuzzing: make fuzz"]
 fn fuzz_srt_stream_id() -> Result<()> {
     use livefront::ingest::srt::stream_id::publish_key;
     let seeds = [

@@ -296,8 +296,9 @@ fn assert_well_formed(frames: &[MediaFrame]) -> Result<()> {
         audio_config < first_video && audio_config < first_audio,
         "AudioConfig at {audio_config} comes after media (video {first_video}, audio {first_audio})"
     );
-    if let Some(MediaFrame::VideoConfig { avcc }) = frames.get(video_config) {
-        ensure!(avcc.first() == Some(&1), "avcC must start with version 1");
+    if let Some(MediaFrame::VideoConfig { codec, record }) = frames.get(video_config) {
+        ensure!(*codec == livefront::ingest::VideoCodec::H264);
+        ensure!(record.first() == Some(&1), "avcC must start with version 1");
     }
     if let Some(MediaFrame::AudioConfig { asc }) = frames.get(audio_config) {
         ensure!(asc.len() >= 2, "AudioSpecificConfig is at least 2 bytes");

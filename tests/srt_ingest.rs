@@ -481,8 +481,9 @@ async fn ts_becomes_ordered_frames_and_a_clean_close_is_a_stop() -> Result<()> {
     let first_video = position(&|f| matches!(f, MediaFrame::Video { .. })).context("video")?;
     let first_audio = position(&|f| matches!(f, MediaFrame::Audio { .. })).context("audio")?;
     ensure!(video_config < first_video && audio_config < first_audio);
-    if let MediaFrame::VideoConfig { avcc } = frames[video_config] {
-        let sps = livefront::ingest::avc::parse_avcc(avcc).context("avcC parses")?;
+    if let MediaFrame::VideoConfig { codec, record } = frames[video_config] {
+        ensure!(*codec == livefront::ingest::VideoCodec::H264);
+        let sps = livefront::ingest::avc::parse_avcc(record).context("avcC parses")?;
         ensure!((sps.width, sps.height) == (320, 240), "{sps:?}");
     }
     if let MediaFrame::AudioConfig { asc } = frames[audio_config] {

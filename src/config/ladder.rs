@@ -478,6 +478,46 @@ impl LadderSpec {
     }
 }
 
+/// x264 settings of a rung at the source's size when the preset has no rung to borrow them from.
+pub const DEFAULT_SOURCE_RUNG_X264: X264 = X264 {
+    preset: Preset::Veryfast,
+    tune: Tune::Zerolatency,
+    profile: Profile::Main,
+    threads: None,
+};
+/// Frame rate cap of a rung at the source's size when the preset has no rung.
+pub const DEFAULT_SOURCE_RUNG_MAX_FPS: u32 = 30;
+/// Bitrate of a rung at the source's size: bits per pixel of each frame (720p30 → 2.8 Mb/s, as
+/// the default preset's 720p), within the bounds below.
+const SOURCE_RUNG_BITS_PER_PIXEL: f64 = 0.1;
+const SOURCE_RUNG_KBPS: (u32, u32) = (300, 8000);
+
+impl LadderSpec {
+    /// An H.264 rung at the source's own size, for a source that not every player can decode
+    /// (H.265): named after its short side (`240p`), with the x264 settings and frame-rate cap of
+    /// the preset's smallest rung (or the `DEFAULT_SOURCE_RUNG_*` ones) and about
+    /// `SOURCE_RUNG_BITS_PER_PIXEL`. Kept longest under overload (priority 0).
+    pub fn plan_at_source(&self, src: &SourceFormat) -> PlannedRung {
+        let like = self.rungs.last();
+        let max_fps = like.map_or(DEFAULT_SOURCE_RUNG_MAX_FPS, |r| r.max_fps);
+        let fps = capped_fps(src.fps, max_fps);
+        let (width, height) = (even(src.width), even(src.height));
+        let pixels_per_s =
+            f64::from(width) * f64::from(height) * f64::from(fps.0) / f64::from(fps.1);
+        let kbps = (pixels_per_s * SOURCE_RUNG_BITS_PER_PIXEL / 1000.0).round() as u32;
+        PlannedRung {
+            name: format!("{}p", width.min(height)),
+            width,
+            height,
+            fps,
+            thins: fps != src.fps.unwrap_or((0, 1)),
+            video_bitrate_kbps: kbps.clamp(SOURCE_RUNG_KBPS.0, SOURCE_RUNG_KBPS.1),
+            x264: like.map_or(DEFAULT_SOURCE_RUNG_X264, |r| r.x264),
+            priority: 0,
+        }
+    }
+}
+
 /// Frames in one segment at `fps`, rounded, at least 1: x264enc's `key-int-max` so that every
 /// rung has a keyframe at each segment boundary. A non-positive fps gives 1.
 pub fn keyframe_interval_frames(fps: (i32, i32), segment: Duration) -> u32 {

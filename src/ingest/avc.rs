@@ -59,14 +59,14 @@ pub fn parse_avcc(avcc: &[u8]) -> Option<SpsInfo> {
     parse_sps(sps_from_avcc(avcc)?)
 }
 
-struct Bits {
+pub(crate) struct Bits {
     data: Vec<u8>,
     pos: usize,
 }
 
 impl Bits {
     /// RBSP from a NAL unit payload: drops emulation-prevention bytes.
-    fn new(nal: &[u8]) -> Bits {
+    pub(crate) fn new(nal: &[u8]) -> Bits {
         let mut data = Vec::with_capacity(nal.len());
         let mut zeros = 0;
         for &b in nal {
@@ -80,18 +80,18 @@ impl Bits {
         Bits { data, pos: 0 }
     }
 
-    fn bit(&mut self) -> Option<u32> {
+    pub(crate) fn bit(&mut self) -> Option<u32> {
         let byte = *self.data.get(self.pos / 8)?;
         let bit = (byte >> (7 - self.pos % 8)) & 1;
         self.pos += 1;
         Some(bit as u32)
     }
 
-    fn bits(&mut self, n: u32) -> Option<u32> {
+    pub(crate) fn bits(&mut self, n: u32) -> Option<u32> {
         (0..n).try_fold(0u32, |acc, _| Some((acc << 1) | self.bit()?))
     }
 
-    fn ue(&mut self) -> Option<u32> {
+    pub(crate) fn ue(&mut self) -> Option<u32> {
         let mut zeros = 0;
         while self.bit()? == 0 {
             zeros += 1;

@@ -4,9 +4,11 @@
 //! [`Publishers`] interface to whoever owns live streams (the registry). The stream key is checked
 //! through [`Publishers::authorize`] before any pipeline exists, so a bad key costs nothing.
 pub mod avc;
+pub mod hevc;
 pub mod rtmp;
 pub mod rtsp;
 pub mod srt;
+pub mod video;
 pub mod whip;
 
 use std::future::Future;
@@ -14,6 +16,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 pub use crate::store::StreamKey;
+pub use video::VideoCodec;
 
 /// Which protocol a publisher used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +42,12 @@ impl Proto {
 /// (already unwrapped from RTMP's 32 bits, so they only grow, apart from publisher bugs).
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaFrame {
-    /// H.264 `AVCDecoderConfigurationRecord` (avcC); may repeat mid-stream.
-    VideoConfig { avcc: Bytes },
+    /// The video codec and its configuration record: H.264 `AVCDecoderConfigurationRecord`
+    /// (avcC) or H.265 `HEVCDecoderConfigurationRecord` (hvcC); may repeat mid-stream.
+    VideoConfig { codec: VideoCodec, record: Bytes },
     /// AAC `AudioSpecificConfig`; may repeat mid-stream.
     AudioConfig { asc: Bytes },
-    /// One H.264 access unit in AVCC form (length-prefixed NAL units).
+    /// One access unit of the configured codec, as length-prefixed NAL units (AVCC/HVCC form).
     Video {
         dts_ms: u64,
         /// Composition time offset: PTS = DTS + cts.

@@ -11,7 +11,7 @@
 //! connections finish a TLS handshake, within the same setup deadline, before RTMP starts.
 mod admission;
 mod connection;
-mod flv;
+pub mod flv;
 mod metadata;
 mod timestamp;
 

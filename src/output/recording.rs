@@ -118,6 +118,17 @@ fn tracks(file: &mut File, boxes: &[BoxHeader]) -> io::Result<(bool, bool)> {
     Ok((video, audio))
 }
 
+/// Whether the video of the MP4 is H.265: an `hvc1`/`hev1` sample entry in its `moov`.
+fn has_hevc_sample_entry(file: &mut File, boxes: &[BoxHeader]) -> io::Result<bool> {
+    let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
+        return Ok(false);
+    };
+    let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
+    file.seek(SeekFrom::Start(moov.offset))?;
+    file.read_exact(&mut buf)?;
+    Ok(buf.windows(4).any(|w| w == b"hvc1" || w == b"hev1"))
+}
+
 /// Which tracks (video, audio) the MP4 at `path` has, fragmented or progressive.
 pub(crate) fn tracks_in(path: &Path) -> io::Result<(bool, bool)> {
     let mut file = File::open(path)?;
@@ -187,12 +198,13 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
         f.set_len(complete).map_err(io_err(fragmented))?;
     }
     let (video, audio) = tracks(&mut file, &boxes).map_err(io_err(fragmented))?;
+    let hevc = video && has_hevc_sample_entry(&mut file, &boxes).map_err(io_err(fragmented))?;
     drop(file);
     if !video && !audio {
         return Err(Error::Empty);
     }
     let part = out.with_extension("mp4.part");
-    if let Err(e) = remux(fragmented, &part, video, audio) {
+    if let Err(e) = remux(fragmented, &part, video, audio, hevc) {
         // A half-written output (a full disk) must not keep taking space.
         let _ = std::fs::remove_file(&part);
         return Err(e);
@@ -209,17 +221,33 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
 /// track run ahead of the other by a whole fragment: the queues must hold more than a fragment
 /// (the default 1 s deadlocked on a recording cut short by a crash). They are bounded in bytes,
 /// not time, because a fragment of a long-GOP publisher can last as long as its GOP.
-pub fn remux_description(input: &Path, output: &Path, video: bool, audio: bool) -> String {
-    copy_description("remux", input, output, video, audio, Parse::Yes)
+pub fn remux_description(
+    input: &Path,
+    output: &Path,
+    video: bool,
+    audio: bool,
+    hevc: bool,
+) -> String {
+    let video_parser = if hevc { "h265parse" } else { "h264parse" };
+    copy_description(
+        "remux",
+        input,
+        output,
+        video,
+        audio,
+        Parse::Yes {
+            video: video_parser,
+        },
+    )
 }
 
 /// Whether the copy pipeline parses what the demuxer gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Parse {
-    /// `h264parse`/`aacparse` between demuxer and muxer: the fragmented recording written live
-    /// is read back through them. h264parse puts the parameter sets (SPS/PPS) in band into the
-    /// first keyframe it passes.
-    Yes,
+    /// `h264parse` (or `h265parse`, as `video` says) / `aacparse` between demuxer and muxer: the
+    /// fragmented recording written live is read back through them. The parser puts the
+    /// parameter sets in band into the first keyframe it passes.
+    Yes { video: &'static str },
     /// The samples go into the muxer byte for byte (clips of a finalised recording: every packet
     /// of a clip is a packet of the recording).
     No,
@@ -257,14 +285,20 @@ pub(crate) fn copy_description(
     ];
     // Without a parser the muxer's pad must be named (a template name fails delayed linking).
     let parser = |kind: &str, element: &str| match parse {
-        Parse::Yes => format!("{element} name={role}-parse-{kind} ! {role}-mux.{kind}_%u"),
+        Parse::Yes { .. } => format!("{element} name={role}-parse-{kind} ! {role}-mux.{kind}_%u"),
         Parse::No => format!("{role}-mux.{kind}_0"),
     };
     if video {
         parts.push(format!(
             "{role}-demux.video_0 ! queue name={role}-queue-video max-size-time=0 max-size-buffers=0 \
              max-size-bytes={REMUX_QUEUE_BYTES} ! {}",
-            parser("video", "h264parse")
+            parser(
+                "video",
+                match parse {
+                    Parse::Yes { video } => video,
+                    Parse::No => "",
+                }
+            )
         ));
     }
     if audio {
@@ -277,9 +311,9 @@ pub(crate) fn copy_description(
     parts.join("\n")
 }
 
-fn remux(input: &Path, output: &Path, video: bool, audio: bool) -> Result<(), Error> {
+fn remux(input: &Path, output: &Path, video: bool, audio: bool, hevc: bool) -> Result<(), Error> {
     let remux_err = |e: &dyn std::fmt::Display| Error::Remux(e.to_string());
-    let pipeline = gst::parse::launch(&remux_description(input, output, video, audio))
+    let pipeline = gst::parse::launch(&remux_description(input, output, video, audio, hevc))
         .map_err(|e| remux_err(&e))?;
     let bus = pipeline
         .bus()

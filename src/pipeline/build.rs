@@ -13,6 +13,7 @@ use gstreamer_video as gst_video;
 use super::Error;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use crate::config::ladder::keyframe_interval_frames;
+use crate::ingest::VideoCodec;
 use crate::output::cmaf::Comeback;
 use crate::output::codecs;
 use crate::output::visibility::Visibility;
@@ -108,11 +109,14 @@ fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
 /// an encoder) would otherwise turn into a deadlock with the queues of the other branches.
 pub fn describe(spec: &PipelineSpec) -> String {
     let (video, audio) = (spec.tracks.has_video(), spec.tracks.has_audio());
+    let (parse, decoder) = match spec.tracks.video_codec {
+        VideoCodec::H264 => ("h264parse", "avdec_h264"),
+        VideoCodec::H265 => ("h265parse", "avdec_h265"),
+    };
     let mut parts = Vec::new();
     if video {
         parts.push(
-            "appsrc name=src-video format=time is-live=true ! h264parse name=parse-video ! tee name=tee-video"
-                .to_string(),
+            format!("appsrc name=src-video format=time is-live=true ! {parse} name=parse-video ! tee name=tee-video"),
         );
     }
     if audio {
@@ -125,7 +129,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
         parts.push(segmenter(spec, SOURCE_RENDITION));
         if video {
             parts.push(format!(
-                "tee-video. ! {} ! h264parse name=parse-hls-video config-interval=-1 ! mux-{SOURCE_RENDITION}.sink_%d",
+                "tee-video. ! {} ! {parse} name=parse-hls-video config-interval=-1 ! mux-{SOURCE_RENDITION}.sink_%d",
                 queue("queue-hls-video")
             ));
         }
@@ -139,7 +143,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
             parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
             if video {
                 parts.push(format!(
-                    "tee-video. ! {} ! h264parse name=parse-ll-video ! cmaf-{SOURCE_RENDITION}.sink_%u",
+                    "tee-video. ! {} ! {parse} name=parse-ll-video ! cmaf-{SOURCE_RENDITION}.sink_%u",
                     queue("queue-ll-video")
                 ));
             }
@@ -157,7 +161,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
     ));
     if video {
         parts.push(format!(
-            "tee-video. ! {} ! h264parse name=parse-rec-video config-interval=-1 ! rec-mux.video_%u",
+            "tee-video. ! {} ! {parse} name=parse-rec-video config-interval=-1 ! rec-mux.video_%u",
             queue("queue-rec-video")
         ));
     }
@@ -179,7 +183,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
     if spec.decodes() {
         parts.push(format!(
             "tee-video. ! queue name=queue-dec leaky=downstream max-size-time={DECODE_QUEUE_NS} max-size-buffers=0 \
-             max-size-bytes=0 ! avdec_h264 name=dec ! tee name=tee-raw"
+             max-size-bytes=0 ! {decoder} name=dec ! tee name=tee-raw"
         ));
     }
     for rung in spec.rungs.iter().filter(|_| video) {
@@ -303,12 +307,16 @@ pub const SEGMENT_OPENED: &str = "livefront-segment-opened";
 /// begins a discontinuity.
 pub const DISCONTINUITY: &str = "livefront-discontinuity";
 
-/// Caps for the video appsrc from the publisher's avcC.
-pub fn video_caps(avcc: &[u8]) -> gst::Caps {
-    gst::Caps::builder("video/x-h264")
-        .field("stream-format", "avc")
+/// Caps for the video appsrc from the publisher's configuration record (avcC or hvcC).
+pub fn video_caps(codec: VideoCodec, record: &[u8]) -> gst::Caps {
+    let (media, format) = match codec {
+        VideoCodec::H264 => ("video/x-h264", "avc"),
+        VideoCodec::H265 => ("video/x-h265", "hvc1"),
+    };
+    gst::Caps::builder(media)
+        .field("stream-format", format)
         .field("alignment", "au")
-        .field("codec_data", gst::Buffer::from_slice(avcc.to_vec()))
+        .field("codec_data", gst::Buffer::from_slice(record.to_vec()))
         .build()
 }
 
@@ -355,7 +363,7 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
         .tracks
         .video
         .as_ref()
-        .map(|c| appsrc("src-video", video_caps(c)))
+        .map(|c| appsrc("src-video", video_caps(spec.tracks.video_codec, c)))
         .transpose()?;
     let audio = spec
         .tracks

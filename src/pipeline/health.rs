@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::ingest::{SrtStats, StreamMetadata, avc};
+use crate::ingest::video::VideoFormat;
+use crate::ingest::{SrtStats, StreamMetadata, VideoCodec};
 use crate::output::codecs;
 
 /// Frames are kept for this much media time: bitrate over 10 s, and over the last 1 s.
@@ -77,7 +78,7 @@ impl TrackStats {
 pub struct IngestHealth {
     video: TrackStats,
     audio: TrackStats,
-    sps: Option<avc::SpsInfo>,
+    format: Option<VideoFormat>,
     video_codec: Option<String>,
     audio_codec: Option<String>,
     audio_format: Option<(u32, u8)>,
@@ -164,9 +165,9 @@ impl IngestHealth {
         };
     }
 
-    pub fn set_video_config(&mut self, avcc: &[u8]) {
-        self.video_codec = codecs::avc1(avcc);
-        self.sps = avc::parse_avcc(avcc);
+    pub fn set_video_config(&mut self, codec: VideoCodec, record: &[u8]) {
+        self.video_codec = codec.codec_string(record);
+        self.format = codec.format(record);
     }
 
     pub fn set_audio_config(&mut self, asc: &[u8]) {
@@ -293,14 +294,14 @@ impl IngestHealth {
         }
         warnings.extend(self.events.iter().cloned());
         let (width, height) = size
-            .or(self.sps.map(|s| (s.width, s.height)))
+            .or(self.format.as_ref().map(|f| (f.width, f.height)))
             .map_or((self.metadata.width, self.metadata.height), |(w, h)| {
                 (Some(w), Some(h))
             });
         let video = has_video.then(|| VideoHealth {
             codec: self.video_codec.clone(),
-            profile: self.sps.map(|s| s.profile_name()),
-            level: self.sps.map(|s| s.level_name()),
+            profile: self.format.as_ref().map(|f| f.profile),
+            level: self.format.as_ref().map(|f| f.level.clone()),
             width,
             height,
             orientation: width
@@ -338,7 +339,7 @@ mod tests {
     #[test]
     fn measures_rate_bitrate_profile_and_warns_about_long_gops() {
         let mut h = IngestHealth::new(Duration::from_secs(2));
-        h.set_video_config(&hex::decode(AVCC_720P30).unwrap());
+        h.set_video_config(VideoCodec::H264, &hex::decode(AVCC_720P30).unwrap());
         for i in 0..=300u64 {
             // 30 fps, 10 s keyframe interval, 12500 bytes a frame = 3000 kb/s
             h.on_video(i * 1000 / 30, 12_500, i % 300 == 0);
@@ -367,7 +368,7 @@ mod tests {
     #[test]
     fn a_sustained_bitrate_drop_and_av_drift_are_reported() {
         let mut h = IngestHealth::new(Duration::from_secs(2));
-        h.set_video_config(&hex::decode(AVCC_720P30).unwrap());
+        h.set_video_config(VideoCodec::H264, &hex::decode(AVCC_720P30).unwrap());
         h.set_audio_config(&[0x11, 0x90]);
         let mut t = 0;
         for i in 0..660u64 {
@@ -424,7 +425,7 @@ mod tests {
     #[test]
     fn a_steady_stream_has_no_warnings() {
         let mut h = IngestHealth::new(Duration::from_secs(2));
-        h.set_video_config(&hex::decode(AVCC_720P30).unwrap());
+        h.set_video_config(VideoCodec::H264, &hex::decode(AVCC_720P30).unwrap());
         h.set_audio_config(&[0x11, 0x90]);
         for i in 0..900u64 {
             h.on_video(i * 1000 / 30, 10_000 + (i % 7) as usize * 500, i % 60 == 0);

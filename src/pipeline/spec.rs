@@ -6,13 +6,14 @@ use bytes::Bytes;
 
 pub use crate::config::ladder::PlannedRung;
 use crate::config::ladder::{LadderSpec, SourceFormat};
-use crate::ingest::avc;
+use crate::ingest::VideoCodec;
 
 /// The tracks a publisher sends, with their codec configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tracks {
-    /// H.264 avcC.
+    /// The video's configuration record: avcC or hvcC, as `video_codec` says.
     pub video: Option<Bytes>,
+    pub video_codec: VideoCodec,
     /// AAC AudioSpecificConfig.
     pub audio: Option<Bytes>,
 }
@@ -103,7 +104,9 @@ pub struct PipelineSpec {
 }
 
 impl PipelineSpec {
-    /// Fits `ladder` to what the publisher sends (its SPS says the size and rate).
+    /// Fits `ladder` to what the publisher sends (its SPS says the size and rate). H.265 video
+    /// always gets at least one H.264 rung (at the source's size when the ladder has none below
+    /// it, passthrough included), so that every player can play the stream.
     pub fn new(
         ladder: &LadderSpec,
         tracks: Tracks,
@@ -111,16 +114,24 @@ impl PipelineSpec {
         segment: Duration,
         first_segment: u32,
     ) -> Self {
-        let format = tracks.video.as_deref().and_then(avc::parse_avcc);
-        let rungs = format
-            .map(|f| {
-                ladder.plan(&SourceFormat {
-                    width: f.width,
-                    height: f.height,
-                    fps: f.fps.map(|(n, d)| (n as i32, d as i32)),
-                })
-            })
+        let format = tracks
+            .video
+            .as_deref()
+            .and_then(|record| tracks.video_codec.format(record));
+        let source_format = format.as_ref().map(|f| SourceFormat {
+            width: f.width,
+            height: f.height,
+            fps: f.fps.map(|(n, d)| (n as i32, d as i32)),
+        });
+        let mut rungs = source_format
+            .as_ref()
+            .map(|f| ladder.plan(f))
             .unwrap_or_default();
+        if let (VideoCodec::H265, true, Some(f)) =
+            (tracks.video_codec, rungs.is_empty(), &source_format)
+        {
+            rungs.push(ladder.plan_at_source(f));
+        }
         PipelineSpec {
             // Without rungs (audio only, or nothing below the source) the source is what there is.
             source: ladder.source || rungs.is_empty(),
@@ -143,6 +154,7 @@ impl PipelineSpec {
         let tracks = Tracks {
             video: video.then(|| Bytes::from(hex::decode(AVCC_1080P30).expect("valid hex"))),
             audio: audio.then(|| Bytes::from_static(&[0x11, 0x90])),
+            ..Tracks::default()
         };
         let mut spec = PipelineSpec::new(
             ladder,
@@ -180,4 +192,58 @@ pub fn thumbnail_size(width: u32, height: u32) -> (u32, u32) {
     let scale = (THUMBNAIL_SHORT_SIDE.min(short)) as f64 / short as f64;
     let even = |v: u32| ((((v as f64) * scale / 2.0).round() as u32) * 2).max(2);
     (even(width), even(height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// x265 Main 320x240 (ingest/hevc.rs has the same record).
+    const HVCC_240P: &str = "0101600000009000000000003ff000fcfdf8f800000f03200001001840010c01ffff01600000030090000003000003003fba0240210001002f42010101600000030090000003000003003fa00a080f165ba4a4c2fff000100016a0c0c0c080000003008000000c8422000100064401c0718312";
+    const AVCC_1080P30: &str =
+        "01640028ffe1001b67640028acd940780227e5c044000003000400000300f03c60c65801000468ebe3cb";
+
+    fn spec(preset: &str, codec: VideoCodec, record: &str) -> PipelineSpec {
+        let tracks = Tracks {
+            video: Some(Bytes::from(hex::decode(record).unwrap())),
+            video_codec: codec,
+            audio: None,
+        };
+        let ladder = LadderSpec::builtin(preset).unwrap();
+        PipelineSpec::new(
+            &ladder,
+            tracks,
+            StreamPaths::new(Path::new("/data"), "abc"),
+            Duration::from_secs(2),
+            0,
+        )
+    }
+
+    #[test]
+    fn an_hevc_source_always_gets_an_h264_rung_at_its_size_when_the_ladder_has_none() {
+        for preset in ["passthrough", "default"] {
+            let s = spec(preset, VideoCodec::H265, HVCC_240P);
+            assert_eq!(s.renditions(), ["source", "240p"], "{preset}");
+            let rung = &s.rungs[0];
+            assert_eq!((rung.width, rung.height, rung.priority), (320, 240, 0));
+            assert!(rung.video_bitrate_kbps >= 300, "{rung:?}");
+        }
+        // H.264 keeps the ladder as it is: passthrough is the source alone.
+        let h264 = spec("passthrough", VideoCodec::H264, AVCC_1080P30);
+        assert_eq!(h264.renditions(), ["source"]);
+    }
+
+    #[test]
+    fn an_hevc_source_decodes_with_the_h265_elements() {
+        let s = spec("passthrough", VideoCodec::H265, HVCC_240P);
+        let description = crate::pipeline::build::describe(&s);
+        assert!(
+            description.contains("h265parse name=parse-video"),
+            "{description}"
+        );
+        assert!(description.contains("h265parse name=parse-rec-video"));
+        assert!(description.contains("avdec_h265 name=dec"));
+        assert!(description.contains("x264enc name=enc-240p"));
+        assert!(!description.contains("h264parse name=parse-video"));
+    }
 }

@@ -21,7 +21,8 @@ const SEGMENT_CLOSED: &str = "GstMultiFileSink";
 
 /// What the pipeline knows about its tracks that the master playlist needs.
 pub struct TrackConfig {
-    pub avcc: Option<bytes::Bytes>,
+    /// The source's video configuration record and its codec.
+    pub video: Option<(crate::ingest::VideoCodec, bytes::Bytes)>,
     pub asc: Option<bytes::Bytes>,
 }
 
@@ -185,7 +186,10 @@ fn rendition_info(
         .filter(|f| f.numer() > 0 && f.denom() > 0)
         .map(|f| f.numer() as f64 / f.denom() as f64);
     let video = if rendition == SOURCE_RENDITION {
-        config.avcc.as_deref().and_then(codecs::avc1)
+        config
+            .video
+            .as_ref()
+            .and_then(|(codec, record)| codec.codec_string(record))
     } else {
         s.and_then(|s| {
             codecs::avc1_from_names(s.get::<&str>("profile").ok()?, s.get::<&str>("level").ok()?)

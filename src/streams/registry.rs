@@ -1051,7 +1051,10 @@ impl StreamRegistry {
             tracing::warn!(error = %e, "stream not served over rtsp");
         }
         let config = TrackConfig {
-            avcc: tracks.video.clone(),
+            video: tracks
+                .video
+                .clone()
+                .map(|record| (tracks.video_codec, record)),
             asc: tracks.audio.clone(),
         };
         let span = tracing::info_span!("stream", id = %stream.id, proto = stream.proto().as_str());

@@ -452,6 +452,15 @@ impl Running {
             (Some(new), Some(old)) => codecs::same_aac_format(new, old),
             _ => true,
         };
+        if tracks.has_video() && tracks.video_codec != self.tracks.video_codec {
+            // The parsers, muxers and decoder were built for one codec.
+            return Err(IngestError::Pipeline(format!(
+                "the publisher came back with {} video but the stream has {}: publish the same \
+                 codec to continue this stream",
+                tracks.video_codec.name(),
+                self.tracks.video_codec.name()
+            )));
+        }
         if !same_audio {
             // The recording's audio track cannot change its sample rate or channels.
             return Err(IngestError::Pipeline(
@@ -466,8 +475,11 @@ impl Running {
         self.audio_time.restart();
         self.resumes
             .fetch_add(1, std::sync::atomic::Ordering::Release);
-        if let Some(avcc) = &tracks.video {
-            self.push(MediaFrame::VideoConfig { avcc: avcc.clone() })?;
+        if let Some(record) = &tracks.video {
+            self.push(MediaFrame::VideoConfig {
+                codec: tracks.video_codec,
+                record: record.clone(),
+            })?;
         }
         Ok(())
     }
@@ -527,13 +539,23 @@ impl Running {
                 }
                 (src, buffer)
             }
-            MediaFrame::VideoConfig { avcc } => {
+            MediaFrame::VideoConfig { codec, record } => {
+                if self.video.is_some() && codec != self.tracks.video_codec {
+                    return Err(IngestError::Pipeline(format!(
+                        "the publisher switched from {} to {} video mid-stream",
+                        self.tracks.video_codec.name(),
+                        codec.name()
+                    )));
+                }
                 if let Some(src) = &self.video
-                    && self.tracks.video.as_deref() != Some(&avcc[..])
+                    && self.tracks.video.as_deref() != Some(&record[..])
                 {
-                    tracing::warn!("publisher changed its H.264 configuration mid-stream");
-                    src.set_caps(Some(&build::video_caps(&avcc)));
-                    self.tracks.video = Some(avcc);
+                    tracing::warn!(
+                        codec = codec.name(),
+                        "publisher changed its video configuration mid-stream"
+                    );
+                    src.set_caps(Some(&build::video_caps(codec, &record)));
+                    self.tracks.video = Some(record);
                 }
                 return Ok(());
             }
@@ -628,7 +650,10 @@ fn dts(frame: &MediaFrame) -> Option<u64> {
 impl Starter {
     pub fn push(&mut self, frame: MediaFrame) -> Result<Start, IngestError> {
         match &frame {
-            MediaFrame::VideoConfig { avcc } => self.tracks.video = Some(avcc.clone()),
+            MediaFrame::VideoConfig { codec, record } => {
+                self.tracks.video = Some(record.clone());
+                self.tracks.video_codec = *codec;
+            }
             MediaFrame::AudioConfig { asc } => self.tracks.audio = Some(asc.clone()),
             MediaFrame::Metadata(m) => self.metadata = m.clone(),
             MediaFrame::SrtStats(_) => return Ok(Start::Wait),
@@ -652,7 +677,7 @@ impl Starter {
         }
         if self.pending.len() > MAX_PENDING_FRAMES {
             return Err(IngestError::Pipeline(
-                "no usable H.264/AAC configuration from the publisher".into(),
+                "no usable H.264/H.265/AAC configuration from the publisher".into(),
             ));
         }
         let span = |video: bool| {
@@ -710,7 +735,7 @@ impl Starter {
 /// Feeds one stream from its publisher: health bookkeeping, then the starter or the pipeline.
 pub(crate) fn observe(stream: &LiveStream, frame: &MediaFrame) {
     stream.with_health(|h| match frame {
-        MediaFrame::VideoConfig { avcc } => h.set_video_config(avcc),
+        MediaFrame::VideoConfig { codec, record } => h.set_video_config(*codec, record),
         MediaFrame::AudioConfig { asc } => h.set_audio_config(asc),
         MediaFrame::Metadata(m) => h.set_metadata(m.clone()),
         MediaFrame::Video {
@@ -762,6 +787,8 @@ pub(crate) fn push_running(stream: &LiveStream, frame: MediaFrame) -> Result<boo
 mod tests {
     use bytes::Bytes;
 
+    use crate::ingest::VideoCodec;
+
     use super::*;
 
     fn video(dts_ms: u64, keyframe: bool) -> MediaFrame {
@@ -810,7 +837,8 @@ mod tests {
         let mut s = Starter::default();
         assert!(matches!(
             s.push(MediaFrame::VideoConfig {
-                avcc: Bytes::from_static(b"v")
+                codec: VideoCodec::H264,
+                record: Bytes::from_static(b"v")
             })
             .unwrap(),
             Start::Wait
@@ -846,7 +874,8 @@ mod tests {
     fn video_only_starts_after_waiting_for_audio() {
         let mut s = Starter::default();
         s.push(MediaFrame::VideoConfig {
-            avcc: Bytes::from_static(b"v"),
+            codec: VideoCodec::H264,
+            record: Bytes::from_static(b"v"),
         })
         .unwrap();
         let mut started = None;
@@ -870,7 +899,8 @@ mod tests {
         }))
         .unwrap();
         s.push(MediaFrame::VideoConfig {
-            avcc: Bytes::from_static(b"v"),
+            codec: VideoCodec::H264,
+            record: Bytes::from_static(b"v"),
         })
         .unwrap();
         assert!(matches!(s.push(video(0, true)).unwrap(), Start::Go { .. }));

@@ -422,8 +422,10 @@ impl<S: MediaSink> Connection<S> {
             return Ok(());
         };
         let frame = match flv::parse_video(body) {
-            Ok(VideoTag::AvcSequenceHeader(avcc)) => MediaFrame::VideoConfig { avcc },
-            Ok(VideoTag::AvcNalus {
+            Ok(VideoTag::SequenceHeader { codec, record }) => {
+                MediaFrame::VideoConfig { codec, record }
+            }
+            Ok(VideoTag::Frame {
                 keyframe,
                 cts_ms,
                 data,
@@ -434,6 +436,10 @@ impl<S: MediaSink> Connection<S> {
                 data,
             },
             Ok(VideoTag::Ignored) => return Ok(()),
+            Err(e) if e.is_fatal() => {
+                warn!(error = %e, "dropping the publisher: its video cannot be decoded");
+                return Err(Exit::Protocol(e.to_string()));
+            }
             Err(e) => {
                 p.dropped_tags += 1;
                 if e.is_unsupported_codec() {

@@ -1,9 +1,14 @@
 //! FLV audio/video tag bodies as RTMP carries them (one tag body per RTMP message).
 //!
-//! Only what legacy FLV defines for H.264 (codec id 7) and AAC (sound format 10) is understood;
-//! everything else is reported as unsupported so the caller can log it and drop it. Enhanced RTMP
-//! (FourCC codecs, `IsExHeader` bit) comes later. No input can make these functions panic.
+//! Video: legacy FLV H.264 (codec id 7) and Enhanced RTMP (veovera, v1): the `IsExHeader` bit, a
+//! FourCC and a PacketType (SequenceStart, CodedFrames, CodedFramesX, SequenceEnd) for `hvc1`
+//! (H.265) and `avc1` (H.264). Audio: AAC (sound format 10). Everything else is reported as
+//! unsupported so the caller can log it and drop it; an H.265 SequenceStart whose record does not
+//! parse is malformed (a decoder could not start from it). No input can make these functions
+//! panic.
 use bytes::Bytes;
+
+use crate::ingest::{VideoCodec, hevc};
 
 /// FLV `CodecID` for AVC (H.264).
 const VIDEO_CODEC_AVC: u8 = 7;
@@ -15,25 +20,34 @@ const FRAME_TYPE_KEY: u8 = 1;
 const FRAME_TYPE_COMMAND: u8 = 5;
 /// Enhanced RTMP sets this bit of the first byte (`IsExHeader`); legacy frame types never do.
 const EX_HEADER_BIT: u8 = 0x80;
+/// Enhanced RTMP `PacketType`s (the low 4 bits of the first byte).
+const PACKET_SEQUENCE_START: u8 = 0;
+const PACKET_CODED_FRAMES: u8 = 1;
+const PACKET_SEQUENCE_END: u8 = 2;
+const PACKET_CODED_FRAMES_X: u8 = 3;
+const PACKET_METADATA: u8 = 4;
 
 /// Frame type (4 bits), codec id (4 bits), AVCPacketType, 24-bit composition time.
 const AVC_HEADER_LEN: usize = 5;
+/// IsExHeader + frame type (4 bits), packet type (4 bits), FourCC.
+const EX_HEADER_LEN: usize = 5;
 /// Sound format/rate/size/type (1 byte), AACPacketType.
 const AAC_HEADER_LEN: usize = 2;
 
 /// A parsed video tag body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoTag {
-    /// AVCPacketType 0: the `AVCDecoderConfigurationRecord`.
-    AvcSequenceHeader(Bytes),
-    /// AVCPacketType 1: one access unit of length-prefixed NAL units.
-    AvcNalus {
+    /// The decoder configuration record (AVCPacketType 0, or Enhanced RTMP SequenceStart): avcC
+    /// for H.264, hvcC for H.265.
+    SequenceHeader { codec: VideoCodec, record: Bytes },
+    /// One access unit of length-prefixed NAL units (AVCPacketType 1, CodedFrames, CodedFramesX).
+    Frame {
         keyframe: bool,
-        /// Composition time offset in ms (signed 24 bits on the wire).
+        /// Composition time offset in ms (signed 24 bits on the wire; 0 for CodedFramesX).
         cts_ms: i32,
         data: Bytes,
     },
-    /// AVCPacketType 2, or a command frame: nothing to pass on.
+    /// End of sequence, metadata or a command frame: nothing to pass on.
     Ignored,
 }
 
@@ -57,10 +71,12 @@ pub enum TagError {
     UnsupportedVideoCodec(u8),
     #[error("unsupported sound format {0}")]
     UnsupportedSoundFormat(u8),
-    #[error("enhanced rtmp video tag")]
-    EnhancedVideo,
+    #[error("unsupported enhanced rtmp video codec {fourcc:?} (hvc1 and avc1 only)", fourcc = String::from_utf8_lossy(.0))]
+    UnsupportedFourCc([u8; 4]),
     #[error("unknown packet type {0}")]
     UnknownPacketType(u8),
+    #[error("malformed {0} sequence header (no VPS, SPS and PPS with a picture size)")]
+    MalformedSequenceHeader(&'static str),
 }
 
 impl TagError {
@@ -70,8 +86,13 @@ impl TagError {
             self,
             TagError::UnsupportedVideoCodec(_)
                 | TagError::UnsupportedSoundFormat(_)
-                | TagError::EnhancedVideo
+                | TagError::UnsupportedFourCc(_)
         )
+    }
+
+    /// A tag after which the publisher's video cannot be decoded: the publisher is dropped.
+    pub fn is_fatal(self) -> bool {
+        matches!(self, TagError::MalformedSequenceHeader(_))
     }
 }
 
@@ -81,7 +102,7 @@ pub fn parse_video(body: &Bytes) -> Result<VideoTag, TagError> {
         return Err(TagError::Empty);
     };
     if first & EX_HEADER_BIT != 0 {
-        return Err(TagError::EnhancedVideo);
+        return parse_enhanced_video(body);
     }
     let frame_type = first >> 4;
     let codec_id = first & 0x0f;
@@ -97,14 +118,74 @@ pub fn parse_video(body: &Bytes) -> Result<VideoTag, TagError> {
     let payload = body.slice(AVC_HEADER_LEN..);
     match packet_type {
         0 if payload.is_empty() => Err(TagError::Truncated { len: body.len() }),
-        0 => Ok(VideoTag::AvcSequenceHeader(payload)),
+        0 => Ok(VideoTag::SequenceHeader {
+            codec: VideoCodec::H264,
+            record: payload,
+        }),
         1 if payload.is_empty() => Err(TagError::Truncated { len: body.len() }),
-        1 => Ok(VideoTag::AvcNalus {
+        1 => Ok(VideoTag::Frame {
             keyframe: frame_type == FRAME_TYPE_KEY,
             cts_ms: si24(c0, c1, c2),
             data: payload,
         }),
         2 => Ok(VideoTag::Ignored),
+        other => Err(TagError::UnknownPacketType(other)),
+    }
+}
+
+/// An Enhanced RTMP video tag: `[1 bit IsExHeader][3 bits FrameType][4 bits PacketType][FourCC]`
+/// then the packet.
+fn parse_enhanced_video(body: &Bytes) -> Result<VideoTag, TagError> {
+    let Some(&[first, f0, f1, f2, f3]) = body.get(..EX_HEADER_LEN) else {
+        return Err(TagError::Truncated { len: body.len() });
+    };
+    let frame_type = (first >> 4) & 0x07;
+    let packet_type = first & 0x0f;
+    let codec = match &[f0, f1, f2, f3] {
+        b"hvc1" => VideoCodec::H265,
+        b"avc1" => VideoCodec::H264,
+        other => return Err(TagError::UnsupportedFourCc(*other)),
+    };
+    // A command frame carries no picture, whatever its packet type.
+    if frame_type == FRAME_TYPE_COMMAND {
+        return Ok(VideoTag::Ignored);
+    }
+    let payload = body.slice(EX_HEADER_LEN..);
+    match packet_type {
+        PACKET_SEQUENCE_START => {
+            let valid = match codec {
+                VideoCodec::H265 => hevc::parse_hvcc(&payload).is_some(),
+                VideoCodec::H264 => !payload.is_empty(),
+            };
+            if !valid {
+                return Err(TagError::MalformedSequenceHeader(codec.name()));
+            }
+            Ok(VideoTag::SequenceHeader {
+                codec,
+                record: payload,
+            })
+        }
+        PACKET_CODED_FRAMES => {
+            let Some(&[c0, c1, c2]) = payload.get(..3) else {
+                return Err(TagError::Truncated { len: body.len() });
+            };
+            let data = payload.slice(3..);
+            if data.is_empty() {
+                return Err(TagError::Truncated { len: body.len() });
+            }
+            Ok(VideoTag::Frame {
+                keyframe: frame_type == FRAME_TYPE_KEY,
+                cts_ms: si24(c0, c1, c2),
+                data,
+            })
+        }
+        PACKET_CODED_FRAMES_X if payload.is_empty() => Err(TagError::Truncated { len: body.len() }),
+        PACKET_CODED_FRAMES_X => Ok(VideoTag::Frame {
+            keyframe: frame_type == FRAME_TYPE_KEY,
+            cts_ms: 0,
+            data: payload,
+        }),
+        PACKET_SEQUENCE_END | PACKET_METADATA => Ok(VideoTag::Ignored),
         other => Err(TagError::UnknownPacketType(other)),
     }
 }
@@ -154,7 +235,10 @@ mod tests {
         let tag = video(0x17, 0, [0, 0, 0], &avcc);
         assert_eq!(
             parse_video(&tag),
-            Ok(VideoTag::AvcSequenceHeader(Bytes::copy_from_slice(&avcc)))
+            Ok(VideoTag::SequenceHeader {
+                codec: VideoCodec::H264,
+                record: Bytes::copy_from_slice(&avcc)
+            })
         );
     }
 
@@ -164,7 +248,7 @@ mod tests {
         let tag = video(0x17, 1, [0x00, 0x00, 0x43], &nalus);
         assert_eq!(
             parse_video(&tag),
-            Ok(VideoTag::AvcNalus {
+            Ok(VideoTag::Frame {
                 keyframe: true,
                 cts_ms: 67,
                 data: Bytes::copy_from_slice(&nalus),
@@ -179,7 +263,7 @@ mod tests {
         let tag = video(0x27, 1, [0xff, 0xff, 0xdf], &nalus);
         assert_eq!(
             parse_video(&tag),
-            Ok(VideoTag::AvcNalus {
+            Ok(VideoTag::Frame {
                 keyframe: false,
                 cts_ms: -33,
                 data: Bytes::copy_from_slice(&nalus),
@@ -251,17 +335,96 @@ mod tests {
 
     #[test]
     fn unknown_codecs_are_reported_as_unsupported() {
-        // VP6 video, MP3 audio, an Enhanced RTMP HEVC coded-frames tag.
+        // VP6 video, MP3 audio, an Enhanced RTMP VP9 coded-frames tag.
         let vp6 = parse_video(&Bytes::from_static(&[0x14, 0x00, 0x00])).unwrap_err();
         assert_eq!(vp6, TagError::UnsupportedVideoCodec(4));
         assert!(vp6.is_unsupported_codec());
         let mp3 = parse_audio(&Bytes::from_static(&[0x2f, 0xff, 0xfb])).unwrap_err();
         assert_eq!(mp3, TagError::UnsupportedSoundFormat(2));
         assert!(mp3.is_unsupported_codec());
-        let hevc = parse_video(&Bytes::from_static(b"\x91hvc1\x00\x00\x00")).unwrap_err();
-        assert_eq!(hevc, TagError::EnhancedVideo);
-        assert!(hevc.is_unsupported_codec());
+        let vp9 = parse_video(&Bytes::from_static(b"\x91vp09\x00\x00\x00\x01")).unwrap_err();
+        assert_eq!(vp9, TagError::UnsupportedFourCc(*b"vp09"));
+        assert!(vp9.is_unsupported_codec() && !vp9.is_fatal());
+        assert_eq!(
+            vp9.to_string(),
+            "unsupported enhanced rtmp video codec \"vp09\" (hvc1 and avc1 only)"
+        );
         assert!(!TagError::Empty.is_unsupported_codec());
+    }
+
+    /// An Enhanced RTMP video tag: IsExHeader, `frame_type`, `packet_type`, FourCC, payload.
+    fn ex_video(frame_type: u8, packet_type: u8, fourcc: &[u8; 4], payload: &[u8]) -> Bytes {
+        let mut v = vec![0x80 | frame_type << 4 | packet_type];
+        v.extend_from_slice(fourcc);
+        v.extend_from_slice(payload);
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn enhanced_hevc_sequence_start_and_frames() {
+        let hvcc = hex::decode("0101600000009000000000003ff000fcfdf8f800000f03200001001840010c01ffff01600000030090000003000003003fba0240210001002f42010101600000030090000003000003003fa00a080f165ba4a4c2fff000100016a0c0c0c080000003008000000c8422000100064401c0718312").unwrap();
+        assert_eq!(
+            parse_video(&ex_video(1, 0, b"hvc1", &hvcc)),
+            Ok(VideoTag::SequenceHeader {
+                codec: VideoCodec::H265,
+                record: Bytes::from(hvcc.clone())
+            })
+        );
+        let nalus = [0, 0, 0, 3, 0x26, 0x01, 0xaf];
+        let mut coded = vec![0x00, 0x00, 0x28];
+        coded.extend_from_slice(&nalus);
+        assert_eq!(
+            parse_video(&ex_video(1, 1, b"hvc1", &coded)),
+            Ok(VideoTag::Frame {
+                keyframe: true,
+                cts_ms: 40,
+                data: Bytes::copy_from_slice(&nalus)
+            })
+        );
+        // CodedFramesX: no composition time.
+        assert_eq!(
+            parse_video(&ex_video(2, 3, b"hvc1", &nalus)),
+            Ok(VideoTag::Frame {
+                keyframe: false,
+                cts_ms: 0,
+                data: Bytes::copy_from_slice(&nalus)
+            })
+        );
+        for packet_type in [2, 4] {
+            assert_eq!(
+                parse_video(&ex_video(1, packet_type, b"hvc1", &[])),
+                Ok(VideoTag::Ignored)
+            );
+        }
+        // Enhanced avc1 carries the same records and frames as legacy H.264.
+        assert_eq!(
+            parse_video(&ex_video(1, 0, b"avc1", &[1, 0x64, 0, 0x1f])),
+            Ok(VideoTag::SequenceHeader {
+                codec: VideoCodec::H264,
+                record: Bytes::from_static(&[1, 0x64, 0, 0x1f])
+            })
+        );
+    }
+
+    #[test]
+    fn a_malformed_hevc_sequence_start_is_fatal() {
+        for record in [&b""[..], b"\x01", &[0xff; 40]] {
+            let e = parse_video(&ex_video(1, 0, b"hvc1", record)).unwrap_err();
+            assert_eq!(e, TagError::MalformedSequenceHeader("H.265"));
+            assert!(e.is_fatal() && !e.is_unsupported_codec());
+        }
+        assert_eq!(
+            parse_video(&ex_video(1, 1, b"hvc1", &[0, 0])),
+            Err(TagError::Truncated { len: 7 })
+        );
+        assert_eq!(
+            parse_video(&Bytes::from_static(b"\x90hvc")),
+            Err(TagError::Truncated { len: 4 })
+        );
+        assert_eq!(
+            parse_video(&ex_video(1, 7, b"hvc1", &[1])),
+            Err(TagError::UnknownPacketType(7))
+        );
     }
 
     #[test]

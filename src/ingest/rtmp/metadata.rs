@@ -3,7 +3,8 @@ use rml_rtmp::sessions::StreamMetadata as RtmpMetadata;
 
 use crate::ingest::StreamMetadata;
 
-/// Keeps what the pipeline and ingest health use. `has_video`/`has_audio` are only claimed when
+/// Keeps what the pipeline and ingest health use. `videocodecid` may be a legacy FLV codec id (7)
+/// or an Enhanced RTMP FourCC as a number (`hvc1`); either says there is video. `has_video`/`has_audio` are only claimed when
 /// the publisher listed at least one codec id: then a missing one means that track is absent
 /// (an audio-only encoder lists only `audiocodecid`); with neither listed we know nothing.
 pub fn from_rtmp(m: &RtmpMetadata) -> StreamMetadata {
@@ -51,6 +52,16 @@ mod tests {
                 encoder: Some("Lavf59.27.100".into()),
             }
         );
+    }
+
+    #[test]
+    fn an_enhanced_rtmp_fourcc_codec_id_counts_as_video() {
+        // OBS 31 writes `videocodecid` as the FourCC `hvc1` read as a big-endian number.
+        let mut m = RtmpMetadata::new();
+        m.video_codec_id = Some(u32::from_be_bytes(*b"hvc1"));
+        m.audio_codec_id = Some(10);
+        let s = from_rtmp(&m);
+        assert_eq!((s.has_video, s.has_audio), (Some(true), Some(true)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use retina::client::{self, Credentials, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
-use crate::ingest::{MediaFrame, StreamMetadata};
+use crate::ingest::{MediaFrame, StreamMetadata, VideoCodec};
 use crate::store::{PullSource, Transport};
 
 /// DESCRIBE, SETUP and PLAY together must complete within this.
@@ -109,7 +109,8 @@ async fn connect_inner(source: &PullSource) -> Result<(Camera, Vec<MediaFrame>),
 fn config_frame(parameters: Option<ParametersRef<'_>>) -> Option<MediaFrame> {
     match parameters? {
         ParametersRef::Video(v) => Some(MediaFrame::VideoConfig {
-            avcc: Bytes::copy_from_slice(v.extra_data()),
+            codec: VideoCodec::H264,
+            record: Bytes::copy_from_slice(v.extra_data()),
         }),
         ParametersRef::Audio(a) if !a.extra_data().is_empty() => Some(MediaFrame::AudioConfig {
             asc: Bytes::copy_from_slice(a.extra_data()),

@@ -1,10 +1,12 @@
-//! MPEG-TS (H.264 + AAC) from an SRT publisher into [`MediaFrame`]s: a small GStreamer pipeline
-//! per connection, `appsrc ! tsdemux`, then `h264parse` (to AVCC access units with avcC in the
-//! caps) and `aacparse` (ADTS to raw AAC with the AudioSpecificConfig in the caps) into appsinks.
+//! MPEG-TS (H.264 or H.265, and AAC) from an SRT publisher into [`MediaFrame`]s: a small GStreamer
+//! pipeline per connection, `appsrc ! tsdemux`, then `h264parse` / `h265parse` (to length-prefixed
+//! access units with the avcC / hvcC in the caps) and `aacparse` (ADTS to raw AAC with the
+//! AudioSpecificConfig in the caps) into appsinks.
 //!
 //! tsdemux copes with what lossy input does to a transport stream (continuity errors, broken
 //! PES, PCR jumps, the 33-bit PTS wrap) and its timestamps only grow, so the frames carry them
-//! as they are, in milliseconds. Other codecs in the multiplex are dropped with a warning.
+//! as they are, in milliseconds. Other codecs in the multiplex, and a second video or audio track,
+//! are dropped with a warning.
 //!
 //! Memory is bounded: the appsrc queue (`MAX_QUEUED_BYTES`, newest data dropped beyond it) and
 //! the frame channel (`FRAME_CHANNEL`); a full channel holds the demuxer thread back, never the
@@ -20,7 +22,7 @@ use gstreamer_app as gst_app;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::ingest::MediaFrame;
+use crate::ingest::{MediaFrame, VideoCodec};
 
 /// Transport stream bytes waiting for the demuxer (about 10 s at 6 Mb/s).
 const MAX_QUEUED_BYTES: u64 = 8 * 1024 * 1024;
@@ -86,11 +88,19 @@ impl TsDemuxer {
             .build();
         let demux = make("tsdemux", "srt-demux")?;
         let h264parse = make("h264parse", "srt-h264parse")?;
+        let h265parse = make("h265parse", "srt-h265parse")?;
         let aacparse = make("aacparse", "srt-aacparse")?;
         let video_sink = app_sink(
             "srt-video-sink",
             gst::Caps::builder("video/x-h264")
                 .field("stream-format", "avc")
+                .field("alignment", "au")
+                .build(),
+        )?;
+        let hevc_sink = app_sink(
+            "srt-hevc-sink",
+            gst::Caps::builder("video/x-h265")
+                .field("stream-format", "hvc1")
                 .field("alignment", "au")
                 .build(),
         )?;
@@ -106,8 +116,10 @@ impl TsDemuxer {
                 src.upcast_ref(),
                 &demux,
                 &h264parse,
+                &h265parse,
                 &aacparse,
                 video_sink.upcast_ref(),
+                hevc_sink.upcast_ref(),
                 audio_sink.upcast_ref(),
             ])
             .map_err(|e| e.to_string())?;
@@ -115,16 +127,25 @@ impl TsDemuxer {
         h264parse
             .link(&video_sink)
             .map_err(|e| format!("h264parse ! appsink: {e}"))?;
+        h265parse
+            .link(&hevc_sink)
+            .map_err(|e| format!("h265parse ! appsink: {e}"))?;
         aacparse
             .link(&audio_sink)
             .map_err(|e| format!("aacparse ! appsink: {e}"))?;
 
         let (tx, frames) = mpsc::channel(FRAME_CHANNEL);
-        video_sink.set_callbacks(callbacks(tx.clone(), Track::Video, Stamps::AsSent));
-        audio_sink.set_callbacks(callbacks(tx, Track::Audio, Stamps::AsSent));
+        let stamps = Stamps::AsSent;
+        video_sink.set_callbacks(callbacks(tx.clone(), Track::Video(VideoCodec::H264), stamps));
+        hevc_sink.set_callbacks(callbacks(tx.clone(), Track::Video(VideoCodec::H265), stamps));
+        audio_sink.set_callbacks(callbacks(tx, Track::Audio, stamps));
 
         let linked = Arc::new(AtomicUsize::new(0));
-        let parsers = (h264parse.downgrade(), aacparse.downgrade());
+        let parsers = (
+            h264parse.downgrade(),
+            h265parse.downgrade(),
+            aacparse.downgrade(),
+        );
         let counter = Arc::clone(&linked);
         demux.connect_pad_added(move |_demux, pad| {
             let caps = pad.current_caps().or_else(|| pad.allowed_caps());
@@ -134,15 +155,23 @@ impl TsDemuxer {
             let aac = structure.is_some_and(|s| s.get::<i32>("mpegversion").is_ok_and(|v| v != 1));
             let parser = match media.as_str() {
                 "video/x-h264" => parsers.0.upgrade(),
-                "audio/mpeg" if aac => parsers.1.upgrade(),
+                "video/x-h265" => parsers.1.upgrade(),
+                "audio/mpeg" if aac => parsers.2.upgrade(),
                 _ => None,
             };
             let Some(sink_pad) = parser.and_then(|p| p.static_pad("sink")) else {
                 let caps = caps.map(|c| c.to_string()).unwrap_or_default();
-                warn!(pad = %pad.name(), %caps, "dropping a track this server cannot ingest (H.264 and AAC only)");
+                warn!(pad = %pad.name(), %caps, "dropping a track this server cannot ingest (H.264, H.265 and AAC only)");
                 return;
             };
-            if sink_pad.is_linked() {
+            let linked = |parser: &gst::glib::WeakRef<gst::Element>| {
+                parser
+                    .upgrade()
+                    .and_then(|p| p.static_pad("sink"))
+                    .is_some_and(|p| p.is_linked())
+            };
+            let video_linked = linked(&parsers.0) || linked(&parsers.1);
+            if sink_pad.is_linked() || (media.starts_with("video/") && video_linked) {
                 warn!(pad = %pad.name(), caps = %media, "dropping a second track of the same kind");
                 return;
             }
@@ -259,7 +288,7 @@ pub(crate) enum Stamps {
 
 #[derive(Clone, Copy)]
 pub(crate) enum Track {
-    Video,
+    Video(VideoCodec),
     Audio,
 }
 
@@ -285,7 +314,10 @@ pub(crate) fn callbacks(
             {
                 config = Some(data.clone());
                 let frame = match track {
-                    Track::Video => MediaFrame::VideoConfig { avcc: data },
+                    Track::Video(codec) => MediaFrame::VideoConfig {
+                        codec,
+                        record: data,
+                    },
                     Track::Audio => MediaFrame::AudioConfig { asc: data },
                 };
                 send(&tx, frame)?;
@@ -334,7 +366,7 @@ fn to_frame(
         .ok()
         .map(|m| Bytes::copy_from_slice(&m))?;
     Some(match track {
-        Track::Video => MediaFrame::Video {
+        Track::Video(_) => MediaFrame::Video {
             dts_ms: dts.mseconds(),
             cts_ms: i32::try_from(pts.mseconds() as i64 - dts.mseconds() as i64).unwrap_or(0),
             keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),

@@ -19,6 +19,7 @@ use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::ingest::VideoCodec;
 use crate::ingest::srt::ts_demux::{self, Demuxed, Stamps, Track};
 
 /// How long negotiation (offer, answer, gathering our candidates) may take.
@@ -97,7 +98,7 @@ impl Receiver {
         let (tx, frames) = mpsc::channel(FRAME_CHANNEL);
         video_sink.set_callbacks(ts_demux::callbacks(
             tx.clone(),
-            Track::Video,
+            Track::Video(VideoCodec::H264),
             Stamps::RunningTime,
         ));
         audio_sink.set_callbacks(ts_demux::callbacks(tx, Track::Audio, Stamps::RunningTime));

@@ -29,13 +29,14 @@ impl Track {
 }
 
 /// The launch line of the RTSP media for these tracks (payloaders `pay0`, `pay1` as the RTSP
-/// server expects).
-pub fn media_launch(tracks: &[Track]) -> String {
+/// server expects); the video is H.265 when `hevc`, else H.264.
+pub fn media_launch(tracks: &[Track], hevc: bool) -> String {
     let branches: Vec<String> = tracks
         .iter()
         .enumerate()
         .map(|(i, track)| {
             let (parse, pay) = match track {
+                Track::Video if hevc => ("h265parse", "rtph265pay config-interval=-1"),
                 Track::Video => ("h264parse", "rtph264pay config-interval=-1"),
                 Track::Audio => ("aacparse", "rtpmp4gpay"),
             };
@@ -215,13 +216,18 @@ mod tests {
 
     #[test]
     fn media_launch_names_one_payloader_per_track_in_order() {
-        let av = media_launch(&[Track::Video, Track::Audio]);
+        let av = media_launch(&[Track::Video, Track::Audio], false);
         assert!(
             av.contains("rtph264pay config-interval=-1 name=pay0 pt=96"),
             "{av}"
         );
         assert!(av.contains("rtpmp4gpay name=pay1 pt=97"), "{av}");
-        let audio = media_launch(&[Track::Audio]);
+        let audio = media_launch(&[Track::Audio], false);
+        let hevc = media_launch(&[Track::Video], true);
+        assert!(
+            hevc.contains("h265parse name=parse-video ! rtph265pay config-interval=-1 name=pay0"),
+            "{hevc}"
+        );
         assert!(audio.contains("rtpmp4gpay name=pay0 pt=96"), "{audio}");
         gst::init().unwrap();
         gst::parse::launch(av.trim_start_matches("( ").trim_end_matches(" )"))

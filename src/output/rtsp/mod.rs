@@ -157,7 +157,12 @@ impl RtspOut {
             });
         }
         let factory = RTSPMediaFactory::new();
-        factory.set_launch(&media_launch(&tracks));
+        // The stream's video parser says its codec (H.265 publishers get `h265parse`).
+        let hevc = pipeline
+            .by_name("parse-video")
+            .and_then(|parser| parser.factory())
+            .is_some_and(|factory| factory.name() == "h265parse");
+        factory.set_launch(&media_launch(&tracks, hevc));
         factory.set_shared(true);
         let attach = feed.clone();
         factory.connect_media_configure(move |_, media| attach.attach(media));
