@@ -243,7 +243,7 @@ fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(openapi_json))
         .routes(routes!(whip::publish, whip::preflight))
-        .routes(routes!(whip::end, whip::patch, whip::session_preflight))
+        .routes(routes!(whip::end, whip::session_preflight))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     let pages = OpenApiRouter::new()
         .routes(routes!(pages::home))

@@ -1,7 +1,7 @@
 //! WHIP (RFC 9725): `POST /whip/{stream}` with an SDP offer and the stream key as bearer token
 //! answers `201` with the SDP answer and the session's `Location`; `DELETE` on that location
 //! ends the publish. Trickle ICE and ICE restarts (`PATCH`) are not supported: the answer
-//! carries every candidate, and `PATCH` gets `405`. Any origin may publish (a studio page on
+//! carries every candidate, and `PATCH` gets the router's `405`. Any origin may publish (a studio page on
 //! another site): the key is the credential, never a cookie.
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -170,18 +170,6 @@ pub async fn end(
         true => StatusCode::OK.into_response(),
         false => ApiError::NotFound.into_response(),
     })
-}
-
-/// Trickle ICE and ICE restarts are not supported (the answer has every candidate).
-#[utoipa::path(patch, path = "/whip/{stream}/{session}", tag = "ingest",
-    params(("stream" = String, Path, description = "Stream id"), ("session" = String, Path, description = "Session")),
-    responses((status = 405, description = "Not supported")))]
-pub async fn patch() -> Response {
-    let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
-    cors(response)
 }
 
 /// Preflight of a `DELETE` from another origin.

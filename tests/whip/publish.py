@@ -23,10 +23,10 @@ from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 # Keyframes only every 100 s, like a browser that sends one only when asked: segments then
 # close only if livefront's keyframe requests (RTCP PLI) work.
 VIDEO = {
-    "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=3000 bitrate=400 "
+    "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=3000 bitrate={kbps} "
     "! video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=102 "
     "! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000",
-    "vp8": "vp8enc deadline=1 keyframe-max-dist=3000 target-bitrate=400000 ! rtpvp8pay pt=96 "
+    "vp8": "vp8enc deadline=1 keyframe-max-dist=3000 target-bitrate={bps} ! rtpvp8pay pt=96 "
     "! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
 }
 
@@ -39,15 +39,19 @@ def main():
     p.add_argument("--codec", choices=sorted(VIDEO), default="h264")
     p.add_argument("--ice-address", default="127.0.0.1")
     p.add_argument("--delete", action="store_true")
+    p.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the test video")
+    p.add_argument("--kbps", type=int, default=400, help="video bitrate")
     args = p.parse_args()
 
     Gst.init(None)
     frames = int(args.seconds * 30)
+    width, height = args.size.split("x")
+    video = VIDEO[args.codec].replace("{kbps}", str(args.kbps)).replace("{bps}", str(args.kbps * 1000))
     pipeline = Gst.parse_launch(
         "webrtcbin name=w bundle-policy=max-bundle "
         f"videotestsrc is-live=true num-buffers={frames} pattern=ball "
-        "! video/x-raw,width=320,height=240,framerate=30/1 ! videoconvert "
-        f"! {VIDEO[args.codec]} ! w. "
+        f"! video/x-raw,width={width},height={height},framerate=30/1 ! videoconvert "
+        f"! {video} ! w. "
         "audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=48000,channels=2 "
         "! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 "
         "! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! w."

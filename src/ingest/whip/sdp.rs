@@ -76,18 +76,20 @@ pub fn trim_offer(offer: &str) -> Result<String, OfferError> {
                 },
             });
         }
-        // Retransmissions of what is kept.
-        let rtx: Vec<&Format> = formats
+        // Retransmissions of what is kept, in the same order.
+        let apt = |f: &Format| {
+            f.fmtp
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("apt="))
+                .and_then(|apt| kept.iter().position(|k| k.pt == apt))
+        };
+        let mut rtx: Vec<(usize, &Format)> = formats
             .iter()
             .filter(|f| f.encoding == "RTX")
-            .filter(|f| {
-                let apt = f
-                    .fmtp
-                    .split(';')
-                    .find_map(|p| p.trim().strip_prefix("apt="));
-                apt.is_some_and(|apt| kept.iter().any(|k| k.pt == apt))
-            })
+            .filter_map(|f| Some((apt(f)?, f)))
             .collect();
+        rtx.sort_by_key(|(i, _)| *i);
+        let rtx: Vec<&Format> = rtx.into_iter().map(|(_, f)| f).collect();
         let pts: Vec<&str> = kept.iter().chain(&rtx).map(|f| f.pt.as_str()).collect();
         let mut words = m.split(' ');
         let head: Vec<&str> = words.by_ref().take(3).collect();
