@@ -12,18 +12,12 @@ use tokio::process::{Child, Command};
 
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/whip/publish.py");
 
-async fn create(server: &Server, body: Value) -> Result<Value> {
-    let (status, v) = server
-        .api
-        .request(
-            Method::POST,
-            "/api/v1/streams",
-            Some(&server.demo_token),
-            Some(body),
-        )
-        .await?;
-    ensure!(status == 201, "{status} {v}");
-    Ok(v)
+/// A stream of the demo creator, public or practice.
+async fn create(server: &Server, title: &str, mode: &str) -> Result<Value> {
+    let stream = server.api.create_stream(&server.demo_token, title).await?;
+    let id = stream["id"].as_str().context("id")?;
+    server.api.set_mode(&server.demo_token, id, mode).await?;
+    server.api.stream(&server.demo_token, id).await
 }
 
 fn whip_url(stream: &Value) -> String {
@@ -104,7 +98,7 @@ async fn assert_recording_has_both_tracks(server: &Server, id: &str) -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_and_opus_over_whip_play_as_hls_and_delete_ends_the_publish() -> Result<()> {
     let mut server = Server::start().await?;
-    let stream = create(&server, json!({"title": "Phone", "mode": "public"})).await?;
+    let stream = create(&server, "Phone", "public").await?;
     let (id, key) = (
         stream["id"].as_str().context("id")?,
         stream["stream_key"].as_str().context("key")?,
@@ -129,7 +123,7 @@ async fn h264_and_opus_over_whip_play_as_hls_and_delete_ends_the_publish() -> Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_from_a_browser_like_publisher_is_transcoded_to_h264() -> Result<()> {
     let mut server = Server::start().await?;
-    let stream = create(&server, json!({"title": "Browser", "mode": "public"})).await?;
+    let stream = create(&server, "Browser", "public").await?;
     let key = stream["stream_key"].as_str().context("key")?;
     let child = publisher(&whip_url(&stream), key, 8.0, "vp8", true)?;
     assert_plays_as_h264_and_aac(&server, &stream).await?;
@@ -141,8 +135,8 @@ async fn vp8_from_a_browser_like_publisher_is_transcoded_to_h264() -> Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_come_before_any_webrtc_work() -> Result<()> {
     let mut server = Server::start().await?;
-    let a = create(&server, json!({"title": "A", "mode": "public"})).await?;
-    let b = create(&server, json!({"title": "B", "mode": "public"})).await?;
+    let a = create(&server, "A", "public").await?;
+    let b = create(&server, "B", "public").await?;
     let (url_a, key_a, key_b) = (
         whip_url(&a),
         a["stream_key"].as_str().context("key")?.to_string(),
@@ -244,8 +238,8 @@ async fn refusals_come_before_any_webrtc_work() -> Result<()> {
 async fn a_second_whip_publisher_is_refused_and_only_the_key_ends_a_session() -> Result<()> {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut server = Server::start().await?;
-    let stream = create(&server, json!({"title": "Once", "mode": "practice"})).await?;
-    let other = create(&server, json!({"title": "Other"})).await?;
+    let stream = create(&server, "Once", "practice").await?;
+    let other = create(&server, "Other", "practice").await?;
     let (id, key, other_key) = (
         stream["id"].as_str().context("id")?,
         stream["stream_key"].as_str().context("key")?,

@@ -41,13 +41,79 @@ pub enum Demuxed {
 
 /// One publisher's demuxing pipeline; stopped on [`TsDemuxer::close`] or drop.
 pub struct TsDemuxer {
-    pipeline: gst::Pipeline,
+    out: FrameSource,
     src: gst_app::AppSrc,
-    frames: mpsc::Receiver<Demuxed>,
-    bus: gst::bus::BusStream,
     /// Tracks linked to a parser; each ends with one `TrackEnded`.
     linked: Arc<AtomicUsize>,
+}
+
+/// A running pipeline whose appsinks feed `frames` (the demuxer's, a WHIP receiver's): its
+/// output and its errors; stopped on [`FrameSource::close`] or drop.
+pub(crate) struct FrameSource {
+    pipeline: gst::Pipeline,
+    frames: mpsc::Receiver<Demuxed>,
+    bus: gst::bus::BusStream,
     closed: bool,
+}
+
+impl FrameSource {
+    /// Starts `pipeline` (`what` names it in the error).
+    pub(crate) fn start(
+        pipeline: gst::Pipeline,
+        frames: mpsc::Receiver<Demuxed>,
+        what: &str,
+    ) -> Result<FrameSource, String> {
+        let bus = pipeline.bus().ok_or("pipeline without a bus")?.stream();
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("starting the {what}: {e}"))?;
+        Ok(FrameSource {
+            pipeline,
+            frames,
+            bus,
+            closed: false,
+        })
+    }
+
+    /// The next frame, track end or pipeline error; never returns while nothing happens.
+    pub(crate) async fn next(&mut self) -> Demuxed {
+        loop {
+            tokio::select! {
+                frame = self.frames.recv() => match frame {
+                    Some(d) => return d,
+                    None => return Demuxed::Error("demuxer output closed".into()),
+                },
+                Some(msg) = self.bus.next() => {
+                    if let gst::MessageView::Error(err) = msg.view() {
+                        let element = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                        return Demuxed::Error(format!(
+                            "{element}: {} ({})",
+                            err.error(),
+                            err.debug().unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the pipeline off the async threads.
+    pub(crate) async fn close(mut self) {
+        self.closed = true;
+        self.frames.close();
+        let pipeline = self.pipeline.clone();
+        let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+    }
+}
+
+impl Drop for FrameSource {
+    fn drop(&mut self) {
+        if !self.closed {
+            // Unblocks a streaming thread waiting for channel space, then stops (a few ms).
+            self.frames.close();
+            let _ = self.pipeline.set_state(gst::State::Null);
+        }
+    }
 }
 
 fn make(factory: &str, name: &str) -> Result<gst::Element, String> {
@@ -192,17 +258,10 @@ impl TsDemuxer {
             }
         });
 
-        let bus = pipeline.bus().ok_or("pipeline without a bus")?.stream();
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| format!("starting the demuxer: {e}"))?;
         Ok(TsDemuxer {
-            pipeline,
+            out: FrameSource::start(pipeline, frames, "demuxer")?,
             src,
-            frames,
-            bus,
             linked,
-            closed: false,
         })
     }
 
@@ -237,51 +296,12 @@ impl TsDemuxer {
 
     /// The next frame, track end or error; never returns while nothing happens.
     pub async fn next(&mut self) -> Demuxed {
-        next_output(&mut self.frames, &mut self.bus).await
+        self.out.next().await
     }
 
     /// Stops the pipeline off the async threads.
-    pub async fn close(mut self) {
-        self.closed = true;
-        self.frames.close();
-        let pipeline = self.pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
-    }
-}
-
-impl Drop for TsDemuxer {
-    fn drop(&mut self) {
-        if !self.closed {
-            // Unblocks a demuxer thread waiting for channel space, then stops (a few ms).
-            self.frames.close();
-            let _ = self.pipeline.set_state(gst::State::Null);
-        }
-    }
-}
-
-/// The next frame, track end or pipeline error of a pipeline feeding `frames` (the demuxer's,
-/// a WHIP receiver's); never returns while nothing happens.
-pub(crate) async fn next_output(
-    frames: &mut mpsc::Receiver<Demuxed>,
-    bus: &mut gst::bus::BusStream,
-) -> Demuxed {
-    loop {
-        tokio::select! {
-            frame = frames.recv() => match frame {
-                Some(d) => return d,
-                None => return Demuxed::Error("demuxer output closed".into()),
-            },
-            Some(msg) = bus.next() => {
-                if let gst::MessageView::Error(err) = msg.view() {
-                    let element = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
-                    return Demuxed::Error(format!(
-                        "{element}: {} ({})",
-                        err.error(),
-                        err.debug().unwrap_or_default()
-                    ));
-                }
-            }
-        }
+    pub async fn close(self) {
+        self.out.close().await;
     }
 }
 

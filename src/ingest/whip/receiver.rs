@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::ingest::VideoCodec;
-use crate::ingest::srt::ts_demux::{self, Demuxed, Stamps, Track};
+use crate::ingest::srt::ts_demux::{self, Demuxed, FrameSource, Stamps, Track};
 
 /// How long negotiation (offer, answer, gathering our candidates) may take.
 const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,11 +44,8 @@ pub struct Ice {
 
 /// A running WebRTC receiver; stopped on [`Receiver::close`] or drop.
 pub struct Receiver {
-    pipeline: gst::Pipeline,
+    out: FrameSource,
     video_sink: gst_app::AppSink,
-    frames: mpsc::Receiver<Demuxed>,
-    bus: gst::bus::BusStream,
-    closed: bool,
 }
 
 impl Receiver {
@@ -117,16 +114,9 @@ impl Receiver {
             }
         });
 
-        let bus = pipeline.bus().ok_or("pipeline without a bus")?.stream();
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| format!("starting the WebRTC receiver: {e}"))?;
         let receiver = Receiver {
-            pipeline,
+            out: FrameSource::start(pipeline, frames, "WebRTC receiver")?,
             video_sink,
-            frames,
-            bus,
-            closed: false,
         };
         let answer = negotiate(&webrtc, offer)?;
         Ok((receiver, answer))
@@ -134,7 +124,7 @@ impl Receiver {
 
     /// The next frame, track end or error; never returns while nothing happens.
     pub async fn next(&mut self) -> Demuxed {
-        ts_demux::next_output(&mut self.frames, &mut self.bus).await
+        self.out.next().await
     }
 
     /// Asks for a keyframe (the next segment can start with it).
@@ -148,20 +138,8 @@ impl Receiver {
     }
 
     /// Stops the pipeline off the async threads.
-    pub async fn close(mut self) {
-        self.closed = true;
-        self.frames.close();
-        let pipeline = self.pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if !self.closed {
-            self.frames.close();
-            let _ = self.pipeline.set_state(gst::State::Null);
-        }
+    pub async fn close(self) {
+        self.out.close().await;
     }
 }
 
