@@ -83,7 +83,7 @@ pub async fn subscribe(
         .filter(|a| a.len() == 16)
         .ok_or_else(|| bad("bad_keys", "keys.auth must be 16 bytes, base64url".into()))?;
     // A point off the curve is refused now rather than at every push.
-    if ece::encrypt(&p256dh, &auth, b"").is_err() {
+    if ece::encrypt(&p256dh, &auth, b"check").is_err() {
         return Err(bad(
             "bad_keys",
             "keys.p256dh is not a point on P-256".into(),
