@@ -369,3 +369,24 @@ async fn with_push_off_no_key_is_published() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_worker_is_served_at_the_root_as_javascript() -> Result<()> {
+    let mut server = Server::start().await?;
+    let resp = server.api.http.get(server.api.url("/sw.js")).send().await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/javascript"),
+        "{:?}",
+        resp.headers()
+    );
+    let text = resp.text().await?;
+    assert!(
+        text.contains("\"push\"") && text.contains("notificationclick"),
+        "{text}"
+    );
+    server.stop().await;
+    Ok(())
+}

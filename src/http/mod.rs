@@ -261,7 +261,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::embed))
         .routes(routes!(pages::studio))
         .routes(routes!(pages::admin))
-        .routes(routes!(pages::asset));
+        .routes(routes!(pages::asset))
+        .routes(routes!(pages::service_worker));
     // Media requests get no request span: playlists, segments and parts are most requests (an
     // LL-HLS viewer makes about five a second), they log nothing of their own, and the span and
     // its timing cost them a tenth of their CPU (bench/serve.sh).
