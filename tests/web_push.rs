@@ -138,7 +138,9 @@ async fn subscribe(api: &Api, token: &str, sub: Value) -> Result<(u16, Value)> {
 }
 
 async fn endpoints(api: &Api, token: &str) -> Result<Vec<String>> {
-    let (status, v) = api.get("/api/v1/me/push-subscriptions", Some(token)).await?;
+    let (status, v) = api
+        .get("/api/v1/me/push-subscriptions", Some(token))
+        .await?;
     anyhow::ensure!(status == 200, "{status} {v}");
     Ok(v["subscriptions"]
         .as_array()
@@ -187,7 +189,10 @@ async fn a_followed_creator_going_live_is_pushed_encrypted_and_signed_and_gone_s
 
     let (status, key) = api.get("/api/v1/push/key", None).await?;
     assert_eq!(status, 200, "{key}");
-    let key = key["public_key"].as_str().context("public_key")?.to_string();
+    let key = key["public_key"]
+        .as_str()
+        .context("public_key")?
+        .to_string();
     assert_eq!(B64.decode(&key)?.len(), 65, "an uncompressed P-256 point");
 
     let vera = api.register_viewer("vera").await?;
@@ -263,7 +268,9 @@ fn assert_refused(status: u16, v: &Value, code: &str, says: &str) {
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["code"], code, "{v}");
     assert!(
-        v["error"]["message"].as_str().is_some_and(|m| m.contains(says)),
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(says)),
         "{v}"
     );
 }
@@ -351,9 +358,11 @@ async fn plain_http_and_private_push_endpoints_are_refused_without_the_switch() 
     )
     .await?;
     assert_refused(status, &v, "bad_endpoint", "https://");
-    let (status, v) = subscribe(&api, &viewer, browser.subscription("https://127.0.0.1/x")?).await?;
+    let (status, v) =
+        subscribe(&api, &viewer, browser.subscription("https://127.0.0.1/x")?).await?;
     assert_refused(status, &v, "bad_endpoint", "push.allow_private_endpoints");
-    let (status, v) = subscribe(&api, &viewer, browser.subscription("https://[::1]:8443/x")?).await?;
+    let (status, v) =
+        subscribe(&api, &viewer, browser.subscription("https://[::1]:8443/x")?).await?;
     assert_refused(status, &v, "bad_endpoint", "push.allow_private_endpoints");
     assert!(endpoints(&api, &viewer).await?.is_empty());
     server.stop().await;

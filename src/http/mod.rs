@@ -198,11 +198,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(viewers::mark_read))
         .routes(routes!(viewers::events))
         .routes(routes!(push::key))
-        .routes(routes!(
-            push::subscribe,
-            push::list,
-            push::unsubscribe
-        ))
+        .routes(routes!(push::subscribe, push::list, push::unsubscribe))
         .routes(routes!(products::create, products::list))
         .routes(routes!(products::get_one, products::edit, products::delete))
         .routes(routes!(products::set_carousel, products::carousel))

@@ -13,9 +13,7 @@ pub const MAX_ENDPOINT_CHARS: usize = 2048;
 pub enum Refused {
     #[error("endpoint must be an absolute https:// URL of at most {MAX_ENDPOINT_CHARS} characters")]
     Url,
-    #[error(
-        "endpoint must be https:// (http:// needs push.allow_private_endpoints on the server)"
-    )]
+    #[error("endpoint must be https:// (http:// needs push.allow_private_endpoints on the server)")]
     NotHttps,
     #[error("endpoint host {0} does not resolve")]
     Unresolved(String),

@@ -19,11 +19,22 @@ pub fn payload(n: &Notification) -> Vec<u8> {
     };
     let (title, body) = match n.kind {
         Announcement::Live => (format!("@{} is live", n.creator), n.title.clone()),
-        Announcement::Upcoming => (format!("@{} scheduled a stream", n.creator), n.title.clone()),
-        Announcement::Reminder => ("Starting now".to_string(), format!("{} (@{})", n.title, n.creator)),
+        Announcement::Upcoming => (
+            format!("@{} scheduled a stream", n.creator),
+            n.title.clone(),
+        ),
+        Announcement::Reminder => (
+            "Starting now".to_string(),
+            format!("{} (@{})", n.title, n.creator),
+        ),
         Announcement::AuctionWon => (
             format!("You won {}", detail("product")),
-            format!("{} {} (@{})", detail("amount"), detail("currency"), n.creator),
+            format!(
+                "{} {} (@{})",
+                detail("amount"),
+                detail("currency"),
+                n.creator
+            ),
         ),
         Announcement::FlashSaleClaimed => (
             "Flash sale claimed".to_string(),

@@ -145,7 +145,9 @@ impl WebPush {
         // Resolved again at every attempt, and connected to exactly what was checked.
         let target = match endpoint::check(&sub.endpoint, self.inner.allow_private).await {
             Ok(t) => t,
-            Err(endpoint::Refused::Unresolved(h)) => return Outcome::Retry(format!("{h} unresolved")),
+            Err(endpoint::Refused::Unresolved(h)) => {
+                return Outcome::Retry(format!("{h} unresolved"));
+            }
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         let body = match ece::encrypt(&sub.p256dh, &sub.auth, payload) {

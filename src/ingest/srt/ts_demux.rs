@@ -136,8 +136,16 @@ impl TsDemuxer {
 
         let (tx, frames) = mpsc::channel(FRAME_CHANNEL);
         let stamps = Stamps::AsSent;
-        video_sink.set_callbacks(callbacks(tx.clone(), Track::Video(VideoCodec::H264), stamps));
-        hevc_sink.set_callbacks(callbacks(tx.clone(), Track::Video(VideoCodec::H265), stamps));
+        video_sink.set_callbacks(callbacks(
+            tx.clone(),
+            Track::Video(VideoCodec::H264),
+            stamps,
+        ));
+        hevc_sink.set_callbacks(callbacks(
+            tx.clone(),
+            Track::Video(VideoCodec::H265),
+            stamps,
+        ));
         audio_sink.set_callbacks(callbacks(tx, Track::Audio, stamps));
 
         let linked = Arc::new(AtomicUsize::new(0));
