@@ -52,6 +52,8 @@ pub enum Error {
     Rtsp(#[from] rtsp::Error),
     #[error("object storage (storage.url): {0}")]
     Storage(#[from] crate::storage::Error),
+    #[error("web push: {0}")]
+    Vapid(#[from] crate::push::vapid::Error),
     #[error("TLS (http.tls_cert, http.tls_key): {0}")]
     Tls(#[from] crate::tls::TlsError),
     #[error("{what} {addr}: {source}")]
@@ -105,6 +107,7 @@ pub struct App {
     /// Measures free space under `data_dir`.
     disk_task: JoinHandle<()>,
     reminders_task: JoinHandle<()>,
+    push_task: Option<JoinHandle<()>>,
     /// Hands freed memory back to the OS.
     trim_task: JoinHandle<()>,
     rtsp: Arc<RtspOut>,
@@ -282,12 +285,27 @@ impl App {
                 .watch(config.disk.check_interval, shutdown.child_token()),
         );
         let reminders_task = tokio::spawn(notifier.clone().run_reminders(shutdown.child_token()));
+        let push = if config.push.enabled {
+            let subject = config.push.subject.clone().unwrap_or(public_url.clone());
+            let vapid = crate::push::Vapid::from_pkcs8(&store.vapid_key().await?, subject)?;
+            Some(crate::push::WebPush::new(
+                store.clone(),
+                vapid,
+                config.push.allow_private_endpoints,
+            ))
+        } else {
+            None
+        };
+        let push_task = push
+            .clone()
+            .map(|p| tokio::spawn(p.run(notifier.subscribe(), shutdown.child_token())));
         let trim_task = tokio::spawn(crate::memory::trim_periodically(shutdown.child_token()));
         let state = Arc::new(http::Shared {
             store: store.clone(),
             registry: registry.clone(),
             webhooks: webhooks.clone(),
             notifier,
+            push,
             live,
             chat,
             sales,
@@ -365,6 +383,7 @@ impl App {
             disk_task,
             trim_task,
             reminders_task,
+            push_task,
             rtsp,
         })
     }
@@ -390,6 +409,9 @@ impl App {
         let _ = (&mut self.analytics_task).await;
         let _ = (&mut self.disk_task).await;
         let _ = (&mut self.reminders_task).await;
+        if let Some(task) = &mut self.push_task {
+            let _ = task.await;
+        }
         let _ = (&mut self.trim_task).await;
         tracing::info!("stopped");
     }

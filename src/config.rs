@@ -96,6 +96,9 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("storage_url", "storage.url"),
     ("storage_access_key", "storage.access_key"),
     ("storage_secret_key", "storage.secret_key"),
+    ("push_enabled", "push.enabled"),
+    ("push_subject", "push.subject"),
+    ("push_allow_private", "push.allow_private_endpoints"),
 ];
 /// `LIVEFRONT_*` variables that are not configuration keys.
 const ENV_NOT_CONFIG: &[&str] = &["log_format", "log", "config"];
@@ -128,6 +131,7 @@ pub struct Config {
     pub commerce: CommerceConfig,
     pub analytics: AnalyticsConfig,
     pub sales: SalesConfig,
+    pub push: PushConfig,
     /// Object storage for finished media (unset: the local disk).
     pub storage: storage::StorageConfig,
 }
@@ -413,6 +417,31 @@ impl CommerceConfig {
             .or_else(|| self.rates.get("default"))
             .and_then(|r| crate::store::money::Rate::parse(r))
             .unwrap_or_else(zero)
+    }
+}
+
+/// Web Push (VAPID) to viewers' browsers for every entry of their notification feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Send Web Push at all (off: no key is published, subscribing is refused).
+    pub enabled: bool,
+    /// The VAPID `sub` claim, a contact for push services (`mailto:` or `https://`); unset:
+    /// `public_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Accept `http://` endpoints and endpoints on loopback, private and link-local addresses
+    /// (off: a viewer could otherwise make the server call into its own network). For tests.
+    pub allow_private_endpoints: bool,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: true,
+            subject: None,
+            allow_private_endpoints: false,
+        }
     }
 }
 
@@ -740,6 +769,7 @@ impl Default for Config {
             commerce: CommerceConfig::default(),
             analytics: AnalyticsConfig::default(),
             sales: SalesConfig::default(),
+            push: PushConfig::default(),
             storage: storage::StorageConfig::default(),
         }
     }
@@ -1036,6 +1066,14 @@ impl Config {
             });
         }
         self.chat.validate()?;
+        if let Some(sub) = &self.push.subject
+            && !(sub.starts_with("mailto:") || sub.starts_with("https://"))
+        {
+            return Err(Error::Invalid {
+                key: "push.subject",
+                message: format!("{sub:?} must start with mailto: or https://"),
+            });
+        }
         if self.policy.max_strikes == 0 {
             return Err(Error::Invalid {
                 key: "policy.max_strikes",

@@ -13,6 +13,7 @@ pub mod memory;
 pub mod notifications;
 pub mod output;
 pub mod pipeline;
+pub mod push;
 pub mod shop;
 pub mod storage;
 pub mod store;

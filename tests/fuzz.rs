@@ -1047,6 +1047,12 @@ const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
         "viewer",
         r#"{"product_id":"{product}","embedded":true}"#,
     ),
+    (
+        "POST",
+        "/api/v1/me/push-subscriptions",
+        "viewer",
+        r#"{"endpoint":"https://push.example/s/1","expirationTime":null,"keys":{"p256dh":"BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4","auth":"BTBZMqHH6r4Tts7J_aSIgg"}}"#,
+    ),
 ];
 
 const STRINGS: &[&str] = &[

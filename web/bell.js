@@ -1,6 +1,8 @@
 // The notification bell in every page's header, for a signed-in viewer: the unread count, kept
 // live over the notification event stream (SSE), the feed, "mark all read", and browser
-// notifications (the Web Notifications API, while a page is open) once the viewer allows them.
+// notifications once the viewer allows them ("Browser alerts"): Web Push through the service
+// worker /sw.js where the browser has it (notifications with no livefront page open), else the
+// Web Notifications API while a page is open.
 import { el, api, loadSession, currentSession } from "/assets/common.js";
 
 const KIND_TEXT = {
@@ -15,6 +17,43 @@ const text = (n) => (KIND_TEXT[n.kind] || KIND_TEXT.live)(n);
 let events = null;
 let unread = 0;
 
+const PUSH_PATH = "/api/v1/me/push-subscriptions";
+const canPush = () => "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+
+// The server's key (base64url) as the bytes `pushManager.subscribe` takes.
+function keyBytes(b64url) {
+  const b64 = b64url.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (b64url.length % 4)) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+// This browser's push subscription, or null (no service worker yet, or not subscribed).
+async function currentPush() {
+  if (!canPush()) return null;
+  const reg = await navigator.serviceWorker.getRegistration("/");
+  return reg ? reg.pushManager.getSubscription() : null;
+}
+
+// Asks for permission, subscribes this browser with the server's key and stores the
+// subscription on the server; false when the viewer or the browser said no.
+async function startPush() {
+  if ((await Notification.requestPermission()) !== "granted") return false;
+  if (!canPush()) return true;
+  const { public_key } = await api("GET", "/api/v1/push/key");
+  const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+  await navigator.serviceWorker.ready;
+  const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(public_key) });
+  await api("POST", PUSH_PATH, sub.toJSON());
+  return true;
+}
+
+// Removes this browser's subscription, here and on the server.
+async function stopPush() {
+  const sub = await currentPush();
+  if (!sub) return;
+  await api("DELETE", PUSH_PATH, { endpoint: sub.endpoint }).catch(() => {});
+  await sub.unsubscribe();
+}
+
 function mount() {
   const slot = document.querySelector("#bell-slot");
   if (!slot) return;
@@ -25,7 +64,16 @@ function mount() {
   const button = el("button", { id: "bell", type: "button", class: "bell", "aria-haspopup": "true", "aria-expanded": "false", "aria-label": "Notifications" }, "🔔 ", count);
   const list = el("ul", { id: "bell-list", class: "bell-list" });
   const markRead = el("button", { id: "bell-read", type: "button", class: "small" }, "Mark all read");
-  const allow = el("button", { id: "bell-allow", type: "button", class: "small", hidden: !("Notification" in window) || Notification.permission !== "default" }, "Browser alerts");
+  const allow = el("button", { id: "bell-allow", type: "button", class: "small", hidden: !("Notification" in window) || Notification.permission === "denied" }, "Browser alerts");
+  let pushing = false;
+  const label = () => {
+    allow.textContent = pushing ? "Browser alerts: on" : "Browser alerts";
+    allow.setAttribute("aria-pressed", String(pushing));
+  };
+  currentPush().then((sub) => {
+    pushing = !!sub;
+    label();
+  }, () => {});
   const panel = el("div", { id: "bell-panel", class: "bell-panel", hidden: true }, el("div", { class: "buttons" }, markRead, allow), list);
   const show = (n) => {
     count.textContent = String(n);
@@ -50,8 +98,15 @@ function mount() {
     await load();
   });
   allow.addEventListener("click", async () => {
-    await Notification.requestPermission();
-    allow.hidden = Notification.permission !== "default";
+    try {
+      if (pushing) await stopPush();
+      else await startPush();
+    } catch {
+      // A browser without a push service (or one that refused): page notifications still work.
+    }
+    pushing = !!(await currentPush().catch(() => null));
+    allow.hidden = Notification.permission === "denied";
+    label();
   });
   slot.replaceChildren(el("span", { class: "bell-box" }, button, panel));
   load().catch(() => {});
@@ -62,7 +117,8 @@ function mount() {
     show(unread);
     list.querySelector(".empty")?.remove();
     list.prepend(item(n));
-    if ("Notification" in window && Notification.permission === "granted") {
+    // With Web Push on, the service worker shows it (once, even with the page open).
+    if ("Notification" in window && Notification.permission === "granted" && !pushing) {
       const shown = new Notification("livefront", { body: text(n), tag: `lf-${n.id}` });
       shown.onclick = () => window.open(`/watch/${encodeURIComponent(n.stream_id)}`, "_self");
     }

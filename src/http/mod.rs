@@ -23,6 +23,7 @@ pub mod moderation;
 pub mod pages;
 pub mod products;
 pub mod promos;
+pub mod push;
 pub mod recordings;
 pub mod reminders;
 pub mod sales;
@@ -68,6 +69,8 @@ pub struct Shared {
     pub registry: StreamRegistry,
     pub webhooks: Webhooks,
     pub notifier: Notifier,
+    /// Web Push to viewers' browsers (`None`: `push.enabled = false`).
+    pub push: Option<crate::push::WebPush>,
     /// Each stream's live event channel (chat, focus, viewer counts).
     pub live: LiveHub,
     /// Chat of the live channels: posting, moderation, connections per stream.
@@ -194,6 +197,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(viewers::notifications))
         .routes(routes!(viewers::mark_read))
         .routes(routes!(viewers::events))
+        .routes(routes!(push::key))
+        .routes(routes!(push::subscribe, push::list, push::unsubscribe))
         .routes(routes!(products::create, products::list))
         .routes(routes!(products::get_one, products::edit, products::delete))
         .routes(routes!(products::set_carousel, products::carousel))
@@ -252,7 +257,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::embed))
         .routes(routes!(pages::studio))
         .routes(routes!(pages::admin))
-        .routes(routes!(pages::asset));
+        .routes(routes!(pages::asset))
+        .routes(routes!(pages::service_worker));
     // Media requests get no request span: playlists, segments and parts are most requests (an
     // LL-HLS viewer makes about five a second), they log nothing of their own, and the span and
     // its timing cost them a tenth of their CPU (bench/serve.sh).

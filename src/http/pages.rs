@@ -295,6 +295,20 @@ pub async fn admin() -> Response {
     page("Admin", "admin", Extras::None)
 }
 
+/// The Web Push service worker, at the root so that its scope covers every page.
+#[utoipa::path(get, path = "/sw.js", tag = "pages", responses((status = 200, description = "the service worker (JavaScript)")))]
+pub async fn service_worker() -> Response {
+    secured(
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(JS))],
+            SERVICE_WORKER,
+        )
+            .into_response(),
+    )
+}
+
+const SERVICE_WORKER: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/sw.js"));
+
 /// The pages' scripts and styles (and hls.js, uPlot), embedded at build time.
 #[utoipa::path(get, path = "/assets/{file}", tag = "pages", params(("file" = String, Path)), responses((status = 200, description = "the file"), (status = 404, description = "no such asset")))]
 pub async fn asset(Path(file): Path<String>) -> Response {

@@ -13,6 +13,7 @@ pub mod model;
 pub mod money;
 mod products;
 mod pull_source;
+mod push;
 mod reminders;
 mod replays;
 mod sales;
@@ -40,6 +41,7 @@ pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;
 pub use pull_source::{PullSource, SourceError, Transport};
+pub use push::{PushAdded, PushSubscription};
 pub use reminders::ReminderAdded;
 pub use replays::PublicReplay;
 pub use sales::{Claim, Confirm, FlashSale, StoredAuction};
@@ -69,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0017_sales.sql"),
     include_str!("migrations/0018_shop_hooks.sql"),
     include_str!("migrations/0019_sale_notifications.sql"),
+    include_str!("migrations/0020_push_subscriptions.sql"),
 ];
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
