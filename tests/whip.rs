@@ -6,7 +6,7 @@ mod common;
 use anyhow::{Context, Result, ensure};
 use common::*;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::process::Stdio;
 use tokio::process::{Child, Command};
 
