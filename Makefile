@@ -1,7 +1,7 @@
 # livefront: `make run` starts the server, `make test` runs every test. Both install what is missing.
 CARGO ?= cargo
 
-.PHONY: deps web-deps web-test-deps build run test lint bench clean fuzz
+.PHONY: deps web-deps web-test-deps s3-test-deps build run test lint bench clean fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -14,13 +14,17 @@ web-deps:
 web-test-deps:
 	@scripts/install-web-test-deps.sh
 
+# The S3-compatible server of tests/storage.rs (moto, in a venv under ~/.cache/livefront).
+s3-test-deps: deps
+	@scripts/install-s3-test-server.sh
+
 build: deps web-deps
 	$(CARGO) build --release --locked
 
 run: build
 	./target/release/livefront serve
 
-test: deps web-deps web-test-deps
+test: deps web-deps web-test-deps s3-test-deps
 	$(CARGO) test --locked --all-targets
 
 lint: deps web-deps

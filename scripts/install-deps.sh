@@ -5,7 +5,7 @@
 # client) and openssl (test certificates) for the HTTPS tests, nginx with its RTMP and stream (TLS)
 # modules (simulcast receivers in tests/simulcast.rs), libnice for webrtcbin (WHIP ingest) and
 # GStreamer's WebRTC introspection data (the WHIP test publisher), python3-venv for the S3 test
-# server (scripts/install-s3-test-server.sh, run at the end), build tools, and any extra packages
+# server (scripts/install-s3-test-server.sh, which `make test` runs), build tools, and any extra packages
 # named as arguments.
 # Installs only what is missing; uses sudo when not root.
 set -euo pipefail
@@ -43,4 +43,3 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-"$(dirname "$0")/install-s3-test-server.sh"
