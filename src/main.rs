@@ -107,6 +107,10 @@ async fn print_banner(app: &App) -> anyhow::Result<()> {
         app.srt_url
     );
     println!(
+        "  WHIP ingest   {}/whip/{{stream id}}   (OBS 30+: Service WHIP, Bearer Token = the stream key)",
+        app.public_url
+    );
+    println!(
         "  RTSP out      {}/live/{{stream id}}   (VLC, NVRs; practice streams need the ?token= of playback.rtsp)",
         app.rtsp_url
     );
