@@ -166,7 +166,7 @@ async fn refusals_come_before_any_webrtc_work() -> Result<()> {
         ensure!(status == 401, "key {key:?}: {status} {body}");
         ensure!(cors.as_deref() == Some("*"), "CORS on a refusal: {cors:?}");
     }
-    // An unknown stream.
+    // An unknown stream answers like a wrong key: nobody learns which streams exist.
     let unknown = url_a.replace(a["id"].as_str().unwrap(), "nosuchstream");
     let (status, _, _) = post(
         unknown,
@@ -175,7 +175,7 @@ async fn refusals_come_before_any_webrtc_work() -> Result<()> {
         offer.into(),
     )
     .await?;
-    ensure!(status == 404, "unknown stream: {status}");
+    ensure!(status == 401, "unknown stream: {status}");
     // Not SDP, too large, not an offer, no codec we take.
     let (status, _, _) = post(
         url_a.clone(),

@@ -62,8 +62,7 @@ pub async fn preflight() -> Response {
     responses(
         (status = 201, description = "SDP answer; `Location` names the session", content_type = "application/sdp"),
         (status = 400, description = "Not an offer this server can answer (codecs: H.264, VP8, VP9; Opus)"),
-        (status = 401, description = "Missing or wrong stream key"),
-        (status = 404, description = "No such stream"),
+        (status = 401, description = "Missing key, or not this stream's key (also for a stream that does not exist: a practice stream's existence is not told)"),
         (status = 409, description = "The stream already has a publisher"),
         (status = 410, description = "The stream has ended"),
         (status = 413, description = "Offer too large"),
@@ -89,10 +88,11 @@ async fn answer(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let key = super::extract::bearer(parts).ok_or(ApiError::Unauthorized)?;
-    let id = StreamId::parse(stream).ok_or(ApiError::NotFound)?;
-    let stream = state.store.stream(&id).await?.ok_or(ApiError::NotFound)?;
-    // The key must be this stream's: one creator's key cannot publish into another's URL.
-    if !stream.stream_key.matches(key) {
+    // The key must be this stream's: one creator's key cannot publish into another's URL. An
+    // unknown stream answers the same, so nobody learns which (practice) streams exist.
+    let id = StreamId::parse(stream).ok_or(ApiError::Unauthorized)?;
+    let stream = state.store.stream(&id).await?;
+    if !stream.is_some_and(|s| s.stream_key.matches(key)) {
         return Err(ApiError::Unauthorized);
     }
     let sdp = parts
