@@ -156,6 +156,8 @@ REPORT=$(
   echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; load average at start $LOAD_START, at end $LOAD_END; other build/test processes at start: $OTHERS_START"
   [ -z "${BENCH_NOTE:-}" ] || echo "- note: $BENCH_NOTE"
   echo "- at the end: $PUB_ALIVE of $PUBLISHERS publishers still sending, $LIVE streams listed live; server log lines at WARN/ERROR: $WARN_LINES"
+  echo "- each minute (the client's progress lines):"
+  grep -E '^soak: [0-9]+ s, RSS' "$TMP/client.log" | sed 's/^/  - /' || true
   echo
   cat "$TMP/result.md"
 )

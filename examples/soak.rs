@@ -38,6 +38,11 @@ fn rss_mib(pid: &str) -> Result<f64> {
     Ok(procfs::rss_kib(pid)? as f64 / 1024.0)
 }
 
+/// The anonymous part of the resident size (heap, stacks): what grows if memory is kept.
+fn anon_mib(pid: &str) -> Result<f64> {
+    Ok(procfs::status_kib(pid, "RssAnon")? as f64 / 1024.0)
+}
+
 fn percentile_ms(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -264,6 +269,7 @@ async fn main() -> Result<()> {
     let ws_base = base.replacen("http://", "ws://", 1);
 
     let rss_start = rss_mib(pid)?;
+    let anon_start = anon_mib(pid)?;
     let (cpu0, t0) = (procfs::cpu_s(pid, clk_tck)?, Instant::now());
     let self0 = procfs::cpu_s("self", clk_tck)?;
     let until = t0 + duration;
@@ -336,7 +342,8 @@ async fn main() -> Result<()> {
         let secs = t0.elapsed().as_secs();
         if secs % 60 < 5 {
             eprintln!(
-                "soak: {secs} s, RSS {rss:.1} MiB, {} playlist + {} segment requests, {} errors, {} missing",
+                "soak: {secs} s, RSS {rss:.1} MiB (anonymous {:.1}), {} playlist + {} segment requests, {} errors, {} missing",
+                anon_mib(pid).unwrap_or(f64::NAN),
                 totals.playlist_requests.load(Ordering::Relaxed),
                 totals.segment_requests.load(Ordering::Relaxed),
                 totals.errors.load(Ordering::Relaxed),
@@ -347,6 +354,7 @@ async fn main() -> Result<()> {
     let elapsed = t0.elapsed().as_secs_f64();
     let server_cores = (procfs::cpu_s(pid, clk_tck)? - cpu0) / elapsed;
     let rss_end = rss_mib(pid)?;
+    let anon_end = anon_mib(pid)?;
     // Let the tasks finish what they are doing (a segment download, a last read).
     let drain = tokio::time::timeout(Duration::from_secs(30), async {
         while tasks.join_next().await.is_some() {}
@@ -361,11 +369,11 @@ async fn main() -> Result<()> {
     let t = &totals;
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "| errors | segments missing (gaps / 404) | playlist requests | p50 / p99 playlist ms | segments fetched | RSS start / middle / end (max) MiB | server cores | soak client cores | sockets | chat delivered |"
+        "| errors | segments missing (gaps / 404) | playlist requests | p50 / p99 playlist ms | segments fetched | RSS start / middle / end (max) MiB | anonymous RSS start / end MiB | server cores | soak client cores | sockets | chat delivered |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {} | {} ({} gaps, {} 404) | {} | {:.1} / {:.1} | {} ({:.0} MiB) | {:.1} / {:.1} / {:.1} ({:.1}) | {:.2} | {:.2} | {} of {} ({} dropped) | {} of {} |",
+        "| {} | {} ({} gaps, {} 404) | {} | {:.1} / {:.1} | {} ({:.0} MiB) | {:.1} / {:.1} / {:.1} ({:.1}) | {:.1} / {:.1} | {:.2} | {:.2} | {} of {} ({} dropped) | {} of {} |",
         get(&t.errors),
         get(&t.missing),
         get(&t.gaps),
@@ -379,6 +387,8 @@ async fn main() -> Result<()> {
         rss_middle.unwrap_or(f64::NAN),
         rss_end,
         rss_max,
+        anon_start,
+        anon_end,
         server_cores,
         self_cores,
         sockets_connected,

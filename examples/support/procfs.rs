@@ -11,10 +11,23 @@ pub fn cpu_s(pid: &str, clk_tck: f64) -> Result<f64> {
 
 /// Resident memory of a process, in KiB.
 pub fn rss_kib(pid: &str) -> Result<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// One KiB figure of /proc/PID/status (`VmRSS`, `RssAnon`: the heap and stacks, `RssFile`: mapped
+/// files such as the binary and its libraries).
+pub fn status_kib(pid: &str, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("VmRSS")?.parse()?)
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .with_context(|| field.to_string())?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .with_context(|| field.to_string())?
+        .parse()?)
 }
