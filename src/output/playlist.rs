@@ -38,6 +38,10 @@ const PART_DECIMALS: usize = 5;
 /// Parts are listed for segments that end within this many target durations of the live edge
 /// (RFC 8216bis §6.2.2 asks to remove older ones).
 const PART_LISTING_TARGETS: u32 = 3;
+/// Segments further than this many target durations from the live edge forget their parts: no
+/// playlist lists them again, and a long stream would otherwise keep every part it ever had (twice
+/// the listing horizon, so that a target duration raised later still finds the parts it lists).
+const PART_KEEPING_TARGETS: u32 = 2 * PART_LISTING_TARGETS;
 /// Playlist-level tags m3u8-rs writes before the first segment.
 const HEADER_TAGS: [&str; 9] = [
     "#EXTM3U",
@@ -247,6 +251,23 @@ impl MediaPlaylist {
         self.target_duration = self.target_duration.max(rounded_secs(seg.duration));
         self.segments.push(seg);
         self.advance_live_start();
+        self.forget_old_parts();
+    }
+
+    /// Drops the parts of the segments beyond [`PART_KEEPING_TARGETS`] of the edge. Each push drops
+    /// those of the segment that just crossed it, so the walk stops at the first one without parts.
+    fn forget_old_parts(&mut self) {
+        let keep = Duration::from_secs(self.target_duration).saturating_mul(PART_KEEPING_TARGETS);
+        let mut tail = Duration::ZERO;
+        for s in self.segments.iter_mut().rev() {
+            if tail < keep {
+                tail = tail.saturating_add(s.duration);
+            } else if s.parts.is_empty() {
+                break;
+            } else {
+                s.parts = Vec::new();
+            }
+        }
     }
 
     /// The stream is over: from now on both views render the complete list as VOD with `EXT-X-ENDLIST`.
@@ -1731,6 +1752,26 @@ mod tests {
 
     fn lines_with<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
         text.lines().filter(|l| l.starts_with(tag)).collect()
+    }
+
+    #[test]
+    fn segments_far_from_the_edge_forget_their_parts_and_the_edge_keeps_them() {
+        let mut pl = MediaPlaylist::new(6, TARGET);
+        for n in 0..100 {
+            pl.push(cmaf(n, "init00000.mp4"));
+        }
+        // 2 s segments, a 2 s target: the last six target durations (12 s) keep their parts.
+        let with_parts: Vec<usize> = (0..100)
+            .filter(|&i| !pl.segments()[i].parts.is_empty())
+            .collect();
+        assert_eq!(with_parts, (94..100).collect::<Vec<_>>());
+        // What a low-latency playlist lists is unchanged: the last three target durations.
+        let text = pl.render_low_latency(&edge(2, false), None);
+        assert_eq!(
+            lines_with(&text, "#EXT-X-PART:").len(),
+            3 * 10 + 2,
+            "{text}"
+        );
     }
 
     #[test]
