@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::ingest::video::VideoFormat;
-use crate::ingest::{SrtStats, StreamMetadata, VideoCodec};
+use crate::ingest::{SrtStats, StreamMetadata, VideoCodec, WebRtcStats};
 use crate::output::codecs;
 
 /// Frames are kept for this much media time: bitrate over 10 s, and over the last 1 s.
@@ -94,6 +94,8 @@ pub struct IngestHealth {
     reconnecting: bool,
     /// The latest SRT connection statistics (SRT publishers only).
     srt: Option<SrtStats>,
+    /// The latest WebRTC statistics (WHIP publishers only).
+    whip: Option<WebRtcStats>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -132,6 +134,9 @@ pub struct HealthReport {
     /// SRT connection statistics; absent for other protocols.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srt: Option<SrtStats>,
+    /// WebRTC statistics of a WHIP publish; absent for other protocols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whip: Option<WebRtcStats>,
 }
 
 fn round1(x: f64) -> f64 {
@@ -227,6 +232,10 @@ impl IngestHealth {
 
     pub fn set_srt_stats(&mut self, stats: SrtStats) {
         self.srt = Some(stats);
+    }
+
+    pub fn set_webrtc_stats(&mut self, stats: WebRtcStats) {
+        self.whip = Some(stats);
     }
 
     pub fn on_audio(&mut self, dts_ms: u64, bytes: usize) {
@@ -325,6 +334,7 @@ impl IngestHealth {
             reconnecting: self.reconnecting,
             warnings,
             srt: self.srt.clone(),
+            whip: self.whip.clone(),
         }
     }
 }
