@@ -204,8 +204,11 @@ async fn portrait_source_gets_portrait_rungs() -> Result<()> {
             DEADLINE,
         )
         .await?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let (w, h) = text.split_once(',').unwrap_or_default();
+        // MPEG-TS lists the stream again under its program: the first line is enough.
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text.lines().map(str::trim).find(|l| !l.is_empty());
+        let (w, h) = line.and_then(|l| l.split_once(',')).unwrap_or_default();
+        let h = h.trim_end_matches(',');
         anyhow::Ok((w.parse::<u32>()?, h.parse::<u32>()?))
     };
     let hls = server.data_dir().join(format!("streams/{id}/hls"));
