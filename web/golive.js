@@ -30,7 +30,7 @@ const stateBadge = el("span", { id: "golive-state", class: "badge" }, "…");
 const status = el("p", { id: "golive-status", class: "hint", role: "status" });
 const level = el("meter", { id: "mic-level", min: 0, max: 1, low: 0.6, high: 0.85, optimum: 0.3, value: 0, "aria-label": "Microphone level" });
 const flipButton = el("button", { type: "button", id: "flip-camera" }, "Flip camera");
-const shapeSelect = el("select", { id: "shape", "aria-label": "Picture shape" }, el("option", { value: "vertical" }, "Vertical 9:16"), el("option", { value: "landscape" }, "Landscape 16:9"));
+const shapeSelect = el("select", { id: "shape", "aria-label": "Picture shape" }, el("option", { value: "vertical" }, "Vertical"), el("option", { value: "landscape" }, "Landscape"));
 const goButton = el("button", { type: "button", id: "go-live", class: "go" }, "Go live");
 const modeButton = el("button", { type: "button", id: "mode-toggle" }, "Go public");
 const numbers = el("span", { id: "golive-numbers", class: "pill" }, "");
@@ -82,8 +82,7 @@ async function main() {
       "div",
       { class: "golive" },
       el("div", { class: "golive-head" }, el("h1", { id: "stream-title" }, s.title), stateBadge, numbers),
-      el("div", { class: "camera-box", "data-shape": st.shape }, video),
-      el("div", { class: "golive-controls" }, level, flipButton, shapeSelect),
+      el("div", { class: "camera-box", "data-shape": st.shape }, video, el("div", { class: "camera-tools" }, level, flipButton, shapeSelect)),
       el("div", { class: "golive-controls" }, goButton, modeButton),
       status,
       focusing.buttons,

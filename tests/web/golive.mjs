@@ -141,6 +141,10 @@ try {
   await watch.waitForFunction(() => [...document.querySelectorAll("#chat-messages li .text")].some((t) => t.textContent === "hello from the phone"), null, { timeout: 20_000 });
   step("chat");
 
+  // One screen: nothing to scroll on a phone.
+  await studio.evaluate(() => scrollTo(0, 0));
+  const fits = await studio.evaluate(() => ({ page: document.documentElement.scrollHeight, screen: innerHeight }));
+  expect(fits.page <= fits.screen, `the go-live page fits the phone's screen: ${JSON.stringify(fits)}`);
   await studio.screenshot({ path: join(artifacts, "go-live-phone.png") });
   await watch.screenshot({ path: join(artifacts, "watch-vertical.png") });
   step("screenshots");
