@@ -208,7 +208,6 @@ async function goLive() {
     if (audioTrack) prefer(pc.addTransceiver(audioTrack, { direction: "sendonly", streams: [st.camera] }), "audio");
     pc.addEventListener("connectionstatechange", () => {
       if (pc !== st.pc) return;
-      if (pc.connectionState === "connected") status.textContent = "You are live. Practice: only you see it until you go public.";
       if (pc.connectionState === "failed") {
         status.textContent = "The connection to the server failed (a firewall on UDP?).";
         stop();
@@ -290,6 +289,9 @@ function paint() {
   modeButton.textContent = s.mode === "public" ? "Back to practice" : "Go public";
   modeButton.disabled = s.state === "ended";
   shapeSelect.disabled = sending;
+  if (sending && st.pc.connectionState === "connected") {
+    status.textContent = s.mode === "public" ? "You are live: viewers see you." : "You are live in practice: only you see it until you go public.";
+  }
   const v = s.health?.video;
   const w = s.health?.whip;
   const parts = [];

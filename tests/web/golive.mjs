@@ -117,6 +117,7 @@ try {
   // 5. Public, and a viewer plays it.
   await studio.click("#mode-toggle");
   await studio.waitForSelector("#golive-state[data-mode=public]");
+  await studio.waitForFunction(() => document.querySelector("#golive-status")?.textContent.includes("viewers see you"));
   const watch = await viewer.newPage();
   watchConsole(watch, "watch");
   await watch.goto(`${base}/watch/${streamId}`);
