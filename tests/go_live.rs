@@ -100,6 +100,7 @@ async fn a_creator_goes_live_from_a_phone_browser_and_a_viewer_watches() -> Resu
             "camera_and_microphone",
             "camera_flipped",
             "live",
+            "studio_health",
             "viewer_plays",
             "carousel_follows",
             "chat",

@@ -289,7 +289,8 @@ function paint() {
   modeButton.textContent = s.mode === "public" ? "Back to practice" : "Go public";
   modeButton.disabled = s.state === "ended";
   shapeSelect.disabled = sending;
-  if (sending && st.pc.connectionState === "connected") {
+  if (s.state === "ended" && !sending) status.textContent = "This stream has ended: create a new one in the studio.";
+  else if (sending && st.pc.connectionState === "connected") {
     status.textContent = s.mode === "public" ? "You are live: viewers see you." : "You are live in practice: only you see it until you go public.";
   }
   const v = s.health?.video;

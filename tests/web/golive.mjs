@@ -1,7 +1,8 @@
 // Going live from a phone's browser, in Debian's headless chromium (through Playwright) with a
 // fake camera and microphone, driven by tests/go_live.rs. The creator (phone viewport) signs in
 // to the studio, follows its "Go live from this phone" link, sees the camera and the microphone
-// level, flips the camera, presses Go live (WHIP) and goes public; a viewer in a second context
+// level, flips the camera, presses Go live (WHIP), sees the WebRTC figures in the studio's health
+// panel and goes public; a viewer in a second context
 // (own cookies) plays the stream on the watch page with hls.js, follows a product focus and
 // reads the host's chat; Stop ends the publish.
 //
@@ -113,6 +114,15 @@ try {
   }
   expect(health, "the live stream's health with video, audio and WebRTC figures");
   step("live", { health });
+
+  // The studio's health panel (another tab of the creator) shows the WebRTC figures.
+  const desk = await creator.newPage();
+  watchConsole(desk, "studio");
+  await desk.goto(`${base}/studio`);
+  await desk.click(`button[data-stream-id="${streamId}"]`);
+  await desk.waitForFunction(() => /^WebRTC · .*loss .* %.* kb\/s$/.test(document.querySelector("#health-link")?.textContent ?? ""), null, { timeout: MEDIA_TIMEOUT });
+  step("studio_health", { connection: await desk.textContent("#health-link") });
+  await desk.close();
 
   // 5. Public, and a viewer plays it.
   await studio.click("#mode-toggle");
