@@ -43,8 +43,11 @@ async fn pages_carry_a_content_security_policy() -> Result<()> {
         "/@demo".into(),
         format!("/watch/{id}"),
         "/studio".into(),
+        format!("/studio/go-live/{id}"),
         "/admin".into(),
         "/assets/watch.js".into(),
+        "/assets/golive.js".into(),
+        "/assets/host.js".into(),
         "/assets/hls.min.js".into(),
     ] {
         let r = api.http.get(api.url(&path)).send().await?;

@@ -77,6 +77,31 @@ async fn assert_plays_as_h264_and_aac(server: &Server, stream: &Value) -> Result
     Ok(())
 }
 
+/// While publishing, the owner's health has a `whip` block with webrtcbin's figures.
+async fn assert_webrtc_health(server: &Server, id: &str) -> Result<()> {
+    let whip = wait_for("WebRTC figures in health", DEADLINE, || async {
+        let v = server.api.stream(&server.demo_token, id).await.ok()?;
+        let w = v["health"]["whip"].clone();
+        (w["bitrate_kbps"].as_f64()? > 0.0).then_some(w)
+    })
+    .await?;
+    eprintln!("health.whip while publishing: {whip}");
+    let number = |k: &str| whip[k].as_f64().with_context(|| format!("{k} in {whip}"));
+    // A test publisher on loopback: a few hundred kb/s, no loss to speak of, little jitter.
+    ensure!(number("bitrate_kbps")? < 50_000.0, "{whip}");
+    ensure!(whip["packets_received"].as_u64() > Some(100), "{whip}");
+    ensure!((0.0..=100.0).contains(&number("loss_pct")?), "{whip}");
+    ensure!((0.0..1000.0).contains(&number("jitter_ms")?), "{whip}");
+    ensure!(
+        whip["rtt_ms"].is_null() || (0.0..1000.0).contains(&number("rtt_ms")?),
+        "{whip}"
+    );
+    // Other protocols' blocks stay away.
+    let v = server.api.stream(&server.demo_token, id).await?;
+    ensure!(v["health"].get("srt").is_none(), "{v}");
+    Ok(())
+}
+
 async fn assert_recording_has_both_tracks(server: &Server, id: &str) -> Result<()> {
     let rec = server.api.recording_ready(&server.demo_token, id).await?;
     let url = rec["download_url"]
@@ -105,6 +130,7 @@ async fn h264_and_opus_over_whip_play_as_hls_and_delete_ends_the_publish() -> Re
     );
     let child = publisher(&whip_url(&stream), key, 8.0, "h264", true)?;
     assert_plays_as_h264_and_aac(&server, &stream).await?;
+    assert_webrtc_health(&server, id).await?;
     let out = finished(child).await?;
     ensure!(out.contains("status=201"), "{out}");
     ensure!(out.contains("deleted=200"), "DELETE of the session: {out}");

@@ -7,6 +7,7 @@ const DRIFT_S = 0.15;
 const JUMP_S = 1;
 
 export function play(video, url, { onLevels, onCue, onLatency, onError } = {}) {
+  fitBox(video);
   // The API's links carry the server's public URL; the page plays from its own origin (the CSP
   // allows media from 'self' only).
   const u = new URL(url, location.href);
@@ -84,4 +85,18 @@ function watchCues(video, onCue) {
   };
   for (const t of video.textTracks) hook(t);
   video.textTracks.addEventListener("addtrack", (e) => hook(e.track));
+}
+
+/** The video's box takes the picture's shape (a vertical phone stream stands upright instead
+ * of sitting in a 16:9 box with bars), following size changes (a rendition switch). */
+function fitBox(video) {
+  const box = video.parentElement;
+  if (!box || video.dataset.fits) return;
+  video.dataset.fits = "1";
+  video.addEventListener("resize", () => {
+    const { videoWidth: w, videoHeight: h } = video;
+    if (!w || !h) return;
+    box.style.aspectRatio = `${w} / ${h}`;
+    box.classList.toggle("portrait", h > w);
+  });
 }

@@ -7,7 +7,8 @@
 // live, the audience now, the chat rate and the focused product's clicks; after the end, the
 // report (viewers over time with the product focus bands, drawn with uPlot; per-product table;
 // CSV of the series).
-import { el, $, api, loadSession, signIn, signOut, liveChannel, money, copy, when } from "/assets/common.js";
+import { el, $, api, loadSession, signOut, money, copy, when } from "/assets/common.js";
+import { signInForm as hostSignIn, focusControls, hostChat } from "/assets/host.js";
 import { studioSales } from "/assets/sales.js";
 import { play } from "/assets/player.js";
 
@@ -29,24 +30,7 @@ function message(text, kind = "hint") {
 }
 
 function signInForm(note) {
-  const token = el("input", { id: "token", type: "password", autocomplete: "off", required: true, "aria-label": "Creator token" });
-  const status = message(note || "");
-  const form = el("form", { id: "signin", class: "card-form" }, el("h1", {}, "Creator studio"), el("label", {}, "Creator token ", token), el("button", { type: "submit" }, "Sign in"), status);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try {
-      const s = await signIn(token.value.trim());
-      if (s.role !== "creator") {
-        await signOut();
-        throw new Error("That is not a creator token.");
-      }
-      start();
-    } catch (err) {
-      status.textContent = err.message;
-    }
-  });
-  app.replaceChildren(form);
-  token.focus();
+  hostSignIn(app, start, note);
 }
 
 async function start() {
@@ -168,9 +152,8 @@ async function openStream(panel, id) {
   const kbps = el("dd", { id: "health-bitrate" }, "–");
   const keyint = el("dd", { id: "health-keyframe" }, "–");
   const size = el("dd", { id: "health-size" }, "–");
+  const link = el("dd", { id: "health-link" }, "–");
   const warnings = el("ul", { id: "health-warnings", class: "warnings" });
-  const focusBox = el("div", { id: "focus-buttons", class: "buttons" });
-  const chatList = el("ul", { id: "studio-chat", class: "chat" });
   const after = el("div", { id: "after" });
   const report = el("section", { id: "report" });
   const liveViewers = el("dd", { id: "stat-viewers" }, "–");
@@ -198,10 +181,9 @@ async function openStream(panel, id) {
     }
   });
 
-  for (const p of products) {
-    focusBox.append(el("button", { type: "button", class: "focus-btn", "data-product-id": p.id, onclick: () => focus(p.id) }, `Focus: ${p.title}`));
-  }
-  focusBox.append(el("button", { type: "button", id: "clear-focus", onclick: () => focus(null) }, "Clear focus"));
+  const focusing = focusControls(id, products);
+  const focusBox = focusing.buttons;
+  const focusStatus = focusing.status;
   // The carousel itself: which catalog products this stream shows.
   const inCarousel = new Set(products.map((p) => p.id));
   const carouselForm = el("form", { id: "carousel-form" }, ...catalog.map((p) => el("label", { class: "check" }, el("input", { type: "checkbox", value: p.id, checked: inCarousel.has(p.id) }), ` ${p.title}`)), el("button", { type: "submit" }, "Save carousel"));
@@ -215,40 +197,12 @@ async function openStream(panel, id) {
       focusStatus.textContent = err.message;
     }
   });
-  const focusStatus = message("");
-  async function focus(pid) {
-    try {
-      await api("PUT", `/api/v1/streams/${id}/focus`, { product_id: pid });
-      st.focused = pid;
-      for (const b of focusBox.querySelectorAll(".focus-btn")) b.classList.toggle("focused", b.dataset.productId === pid);
-      focusStatus.textContent = "";
-    } catch (err) {
-      focusStatus.textContent = err.message;
-    }
-  }
-
   // Chat: read, post as the host, delete and ban.
-  const chatIn = el("input", { id: "studio-chat-input", maxlength: 500, "aria-label": "Chat as host", autocomplete: "off" });
-  const chatForm = el("form", { class: "inline" }, chatIn, el("button", { type: "submit" }, "Send"));
-  chatForm.addEventListener("submit", (e) => {
-    e.preventDefault();
-    if (chatIn.value.trim()) st.live?.send({ type: "chat_message", text: chatIn.value.trim() });
-    chatIn.value = "";
-  });
-  const chatStatus = message("");
-  st.live = liveChannel(id, (ev) => {
+  const chat = hostChat(id, (ev) => {
     st.sales.onEvent(ev);
-    if (ev.type === "chat_message" && !chatList.querySelector(`li[data-id="${Number(ev.id)}"]`)) {
-      const li = el("li", { "data-id": ev.id, class: `msg ${ev.role}` }, el("strong", {}, ev.user), " ", el("span", { class: "text" }, ev.text), " ");
-      li.append(el("button", { type: "button", class: "small", onclick: () => api("DELETE", `/api/v1/streams/${id}/chat/${ev.id}`).catch((e) => (chatStatus.textContent = e.message)) }, "Delete"));
-      if (ev.role === "viewer") li.append(el("button", { type: "button", class: "small", onclick: () => api("POST", "/api/v1/me/chat/bans", { user: ev.user }).then(() => (chatStatus.textContent = `@${ev.user} is banned.`)).catch((e) => (chatStatus.textContent = e.message)) }, "Ban"));
-      chatList.append(li);
-      chatList.scrollTop = chatList.scrollHeight;
-    } else if (ev.type === "message_deleted") chatList.querySelector(`li[data-id="${Number(ev.id)}"]`)?.remove();
-    else if (ev.type === "stream_state" || ev.type === "destination_state") refresh();
-    else if (ev.type === "error") chatStatus.textContent = ev.message;
+    if (ev.type === "stream_state" || ev.type === "destination_state") refresh();
   });
-
+  st.live = chat;
   // Promo codes.
   const promoList = el("ul", { id: "promo-list", class: "list" });
   const pc = { code: el("input", { "aria-label": "Code", placeholder: "CODE", required: true }), description: el("input", { "aria-label": "Description", placeholder: "What it gives", required: true }), discount: el("input", { "aria-label": "Discount", placeholder: "10%", required: true }) };
@@ -337,12 +291,12 @@ async function openStream(panel, id) {
   panel.replaceChildren(
     el("h2", { id: "stream-title" }, s.title),
     stateLine,
-    el("div", { class: "buttons" }, modeButton, endButton, shareButton, el("a", { href: `/watch/${id}` }, "Viewer page"), shareOut),
+    el("div", { class: "buttons" }, modeButton, endButton, shareButton, el("a", { href: `/watch/${id}` }, "Viewer page"), ...(s.ingest.whip ? [el("a", { id: "go-live-link", href: `/studio/go-live/${encodeURIComponent(id)}` }, "Go live from this phone")] : []), shareOut),
     el(
       "div",
       { class: "live-grid" },
       el("div", { class: "preview" }, el("h3", {}, "Preview"), el("div", { class: "video-box" }, video)),
-      el("div", { class: "health", id: "health" }, el("h3", {}, "Ingest health"), chart, el("dl", {}, el("dt", {}, "Bitrate"), kbps, el("dt", {}, "Frame rate"), fps, el("dt", {}, "Keyframe every"), keyint, el("dt", {}, "Picture"), size), warnings),
+      el("div", { class: "health", id: "health" }, el("h3", {}, "Ingest health"), chart, el("dl", {}, el("dt", {}, "Bitrate"), kbps, el("dt", {}, "Frame rate"), fps, el("dt", {}, "Keyframe every"), keyint, el("dt", {}, "Picture"), size, el("dt", {}, "Connection"), link), warnings),
     ),
     stats,
     el("h3", {}, "Products"), focusBox, focusStatus,
@@ -366,7 +320,7 @@ async function openStream(panel, id) {
         whereItem),
     ),
     el("details", { id: "simulcast", open: true }, el("summary", {}, "Simulcast"), destStatus, destList, destForm),
-    el("div", { class: "two" }, el("div", {}, el("h3", {}, "Chat"), chatList, chatForm, chatStatus), el("div", {}, el("h3", {}, "Promo codes"), promoList, promoForm)),
+    el("div", { class: "two" }, el("div", {}, el("h3", {}, "Chat"), chat.list, chat.form, chat.status), el("div", {}, el("h3", {}, "Promo codes"), promoList, promoForm)),
     after,
     report,
   );
@@ -382,7 +336,7 @@ async function openStream(panel, id) {
     const recent = r.series.slice(-RATE_STEPS);
     const perMinute = recent.length ? (recent.reduce((n, p) => n + p.chat, 0) * 60) / (recent.length * r.step_s) : 0;
     liveChat.textContent = `${perMinute.toFixed(1)} messages a minute (${r.summary.chat_messages} in all)`;
-    const pid = st.focused ?? r.focus[r.focus.length - 1]?.product_id;
+    const pid = focusing.focused ?? r.focus[r.focus.length - 1]?.product_id;
     const p = r.summary.products.find((x) => x.product_id === pid);
     liveClicks.textContent = p ? `${p.title ?? pid}: ${p.clicks} clicks` : "none in focus";
   }
@@ -409,6 +363,7 @@ async function openStream(panel, id) {
     fps.textContent = v?.fps != null ? `${v.fps.toFixed(1)} fps` : "–";
     keyint.textContent = v?.keyframe_interval_s != null ? `${v.keyframe_interval_s.toFixed(1)} s` : "–";
     size.textContent = v?.width ? `${v.width}×${v.height} ${v.codec ?? ""}` : "–";
+    link.textContent = connection(h);
     const w = [...(h?.warnings ?? [])];
     if (h?.reconnecting) w.unshift("The encoder dropped; waiting for it to come back.");
     if (x.state !== "live" && x.state !== "ended") w.unshift("Waiting for your encoder: start streaming to the RTMP server with your key.");
@@ -571,6 +526,20 @@ function drawViewers(box, legend, r) {
   };
   box.replaceChildren();
   new uPlot(opts, [xs, viewers, chat], box);
+}
+
+/** How the publisher's connection is doing, for SRT and WebRTC (WHIP) publishers. */
+function connection(h) {
+  const rtt = (ms) => (ms != null ? `RTT ${Math.round(ms)} ms` : null);
+  if (h?.whip) {
+    const w = h.whip;
+    return ["WebRTC", rtt(w.rtt_ms), `loss ${w.loss_pct.toFixed(1)} % (${w.packets_lost} packets)`, `jitter ${w.jitter_ms.toFixed(1)} ms`, `${Math.round(w.bitrate_kbps)} kb/s`].filter(Boolean).join(" · ");
+  }
+  if (h?.srt) {
+    const x = h.srt;
+    return ["SRT", rtt(x.rtt_ms), `${x.loss_pkts} lost (${x.dropped_pkts} dropped)`, `latency ${x.latency_ms} ms`, `${Math.round(x.recv_rate_kbps)} kb/s`].filter(Boolean).join(" · ");
+  }
+  return "–";
 }
 
 /** Bitrate over the last samples as a small SVG line chart. */

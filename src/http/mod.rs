@@ -1,5 +1,5 @@
 //! HTTP: the control API under `/api/v1`, viewer media under `/hls`, recordings, the web pages
-//! (`/`, `/@{handle}`, `/watch/{id}`, `/studio`, `/admin`), health, metrics.
+//! (`/`, `/@{handle}`, `/watch/{id}`, `/studio`, `/studio/go-live/{id}`, `/admin`), health, metrics.
 pub mod access;
 pub mod analytics;
 pub mod audience;
@@ -256,6 +256,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::watch))
         .routes(routes!(pages::embed))
         .routes(routes!(pages::studio))
+        .routes(routes!(pages::go_live))
         .routes(routes!(pages::admin))
         .routes(routes!(pages::asset))
         .routes(routes!(pages::service_worker));

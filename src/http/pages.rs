@@ -87,6 +87,8 @@ static ASSETS: &[Asset] = &[
     web!("storefront.js", JS),
     web!("watch.js", JS),
     web!("studio.js", JS),
+    web!("host.js", JS),
+    web!("golive.js", JS),
     web!("sales.js", JS),
     web!("admin.js", JS),
     web!("bell.js", JS),
@@ -287,6 +289,14 @@ pub async fn embed(
 #[utoipa::path(get, path = "/studio", tag = "pages", responses((status = 200, description = "HTML")))]
 pub async fn studio() -> Response {
     page("Studio", "studio", Extras::VideoAndCharts)
+}
+
+/// Going live from a phone's browser (camera, microphone, WHIP) with the host's controls. Like
+/// the studio, the page itself is the same for everyone: the creator's session decides what it
+/// shows (the stream key only ever comes from the API, to its owner).
+#[utoipa::path(get, path = "/studio/go-live/{stream}", tag = "pages", params(("stream" = String, Path)), responses((status = 200, description = "HTML")))]
+pub async fn go_live(Path(_stream): Path<String>) -> Response {
+    page("Go live", "golive", Extras::None)
 }
 
 /// Reports and takedowns.

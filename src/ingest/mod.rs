@@ -61,6 +61,28 @@ pub enum MediaFrame {
     Metadata(StreamMetadata),
     /// How the SRT connection is doing (sent about once a second; RTMP never sends it).
     SrtStats(SrtStats),
+    /// How the WebRTC connection of a WHIP publish is doing (sent every few seconds; WHIP only).
+    WebRtcStats(WebRtcStats),
+}
+
+/// The receiving side of a WHIP (WebRTC) publish, for ingest health: webrtcbin's statistics of
+/// the incoming RTP streams, video and audio together.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct WebRtcStats {
+    /// Round-trip time to the publisher where webrtcbin measures one (from RTCP report blocks;
+    /// a browser that only sends gives none, so this is often absent).
+    pub rtt_ms: Option<f64>,
+    /// RTP packets received since the publish started.
+    pub packets_received: u64,
+    /// RTP packets lost for good since the start (retransmissions that came in time do not
+    /// count).
+    pub packets_lost: u64,
+    /// The share of the packets expected over the last interval that were lost, in percent.
+    pub loss_pct: f64,
+    /// Interarrival jitter, the larger of the tracks'.
+    pub jitter_ms: f64,
+    /// Receive rate over the last interval (RTP payload of every track).
+    pub bitrate_kbps: f64,
 }
 
 /// The receiver side of an SRT connection, for ingest health.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::ingest::video::VideoFormat;
-use crate::ingest::{SrtStats, StreamMetadata, VideoCodec};
+use crate::ingest::{SrtStats, StreamMetadata, VideoCodec, WebRtcStats};
 use crate::output::codecs;
 
 /// Frames are kept for this much media time: bitrate over 10 s, and over the last 1 s.
@@ -94,6 +94,8 @@ pub struct IngestHealth {
     reconnecting: bool,
     /// The latest SRT connection statistics (SRT publishers only).
     srt: Option<SrtStats>,
+    /// The latest WebRTC statistics (WHIP publishers only).
+    whip: Option<WebRtcStats>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -132,7 +134,13 @@ pub struct HealthReport {
     /// SRT connection statistics; absent for other protocols.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srt: Option<SrtStats>,
+    /// WebRTC statistics of a WHIP publish; absent for other protocols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whip: Option<WebRtcStats>,
 }
+
+/// WebRTC loss from which health warns: retransmissions no longer hide it from viewers.
+const WEBRTC_LOSS_WARNING_PCT: f64 = 5.0;
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
@@ -229,6 +237,10 @@ impl IngestHealth {
         self.srt = Some(stats);
     }
 
+    pub fn set_webrtc_stats(&mut self, stats: WebRtcStats) {
+        self.whip = Some(stats);
+    }
+
     pub fn on_audio(&mut self, dts_ms: u64, bytes: usize) {
         self.audio.add(dts_ms, bytes);
     }
@@ -292,6 +304,18 @@ impl IngestHealth {
                 srt.dropped_pkts, srt.latency_ms, srt.rtt_ms
             ));
         }
+        if let Some(whip) = self
+            .whip
+            .as_ref()
+            .filter(|w| w.loss_pct >= WEBRTC_LOSS_WARNING_PCT)
+        {
+            warnings.push(format!(
+                "{:.1} % of the WebRTC packets were lost over the last seconds (jitter {:.0} ms): \
+                 the publisher's uplink is struggling; move closer to the Wi-Fi or lower the \
+                 quality",
+                whip.loss_pct, whip.jitter_ms
+            ));
+        }
         warnings.extend(self.events.iter().cloned());
         let (width, height) = size
             .or(self.format.as_ref().map(|f| (f.width, f.height)))
@@ -325,6 +349,7 @@ impl IngestHealth {
             reconnecting: self.reconnecting,
             warnings,
             srt: self.srt.clone(),
+            whip: self.whip.clone(),
         }
     }
 }
@@ -417,6 +442,33 @@ mod tests {
             r.warnings
                 .iter()
                 .any(|w| w.starts_with("7 SRT packets arrived too late")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn webrtc_stats_are_reported_and_heavy_loss_warned_about() {
+        let mut h = IngestHealth::new(Duration::from_secs(2));
+        assert_eq!(h.report(None).whip, None);
+        let mut stats = WebRtcStats {
+            bitrate_kbps: 1800.0,
+            loss_pct: 0.5,
+            jitter_ms: 4.0,
+            ..Default::default()
+        };
+        h.set_webrtc_stats(stats.clone());
+        let r = h.report(None);
+        assert_eq!(r.whip.as_ref().map(|s| s.bitrate_kbps), Some(1800.0));
+        assert_eq!(r.srt, None);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        stats.loss_pct = 12.5;
+        h.set_webrtc_stats(stats);
+        let r = h.report(None);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.starts_with("12.5 % of the WebRTC packets were lost")),
             "{:?}",
             r.warnings
         );

@@ -575,7 +575,9 @@ impl Running {
                 }
                 return Ok(());
             }
-            MediaFrame::Metadata(_) | MediaFrame::SrtStats(_) => return Ok(()),
+            MediaFrame::Metadata(_) | MediaFrame::SrtStats(_) | MediaFrame::WebRtcStats(_) => {
+                return Ok(());
+            }
         };
         src.push_buffer(buffer).map(|_| ()).map_err(|flow| {
             IngestError::Pipeline(format!("{} refused a buffer: {flow:?}", src.name()))
@@ -656,7 +658,7 @@ impl Starter {
             }
             MediaFrame::AudioConfig { asc } => self.tracks.audio = Some(asc.clone()),
             MediaFrame::Metadata(m) => self.metadata = m.clone(),
-            MediaFrame::SrtStats(_) => return Ok(Start::Wait),
+            MediaFrame::SrtStats(_) | MediaFrame::WebRtcStats(_) => return Ok(Start::Wait),
             // A decoder can only start at a keyframe that follows the configuration.
             MediaFrame::Video { keyframe, .. } => {
                 let have_key = self
@@ -746,6 +748,7 @@ pub(crate) fn observe(stream: &LiveStream, frame: &MediaFrame) {
         } => h.on_video(*dts_ms, data.len(), *keyframe),
         MediaFrame::Audio { dts_ms, data } => h.on_audio(*dts_ms, data.len()),
         MediaFrame::SrtStats(stats) => h.set_srt_stats(stats.clone()),
+        MediaFrame::WebRtcStats(stats) => h.set_webrtc_stats(stats.clone()),
     });
 }
 

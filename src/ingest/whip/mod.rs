@@ -7,6 +7,7 @@
 //! stops sending media (ICE or DTLS failed, the tab closed), or the server ends the stream.
 mod receiver;
 pub mod sdp;
+mod stats;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,12 +25,14 @@ use receiver::Receiver;
 pub use sdp::{MAX_OFFER_BYTES, OfferError};
 
 use crate::ingest::srt::ts_demux::Demuxed;
-use crate::ingest::{EndReason, Error, MediaSink, Proto, Publishers};
+use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers};
 use crate::store::StreamKey;
 use crate::store::stream_key::redact;
 
 /// How long the key check may take.
 const AUTHORIZE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the WebRTC statistics go to the stream's health.
+const STATS_EVERY: Duration = Duration::from_secs(2);
 /// No media for this long ends the publish (the browser went away without a DELETE).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 const SESSION_ID_LEN: usize = 24;
@@ -204,6 +207,8 @@ impl<P: Publishers> Whip<P> {
         tokio::pin!(ended);
         let mut keyframes = tokio::time::interval(self.keyframe_every);
         let mut last_media = Instant::now();
+        let mut stats_timer = tokio::time::interval(STATS_EVERY);
+        let mut last_stats: Option<(Instant, stats::Totals)> = None;
         let reason = loop {
             tokio::select! {
                 () = stop.cancelled() => break if self.shutdown.is_cancelled() {
@@ -218,6 +223,16 @@ impl<P: Publishers> Whip<P> {
                     ));
                 }
                 _ = keyframes.tick() => receiver.request_keyframe(),
+                _ = stats_timer.tick() => {
+                    let Some(reply) = receiver.stats().await else { continue };
+                    let (now, totals) = (Instant::now(), stats::totals(&reply));
+                    let prev = last_stats.as_ref().map(|(at, t)| (t, now.duration_since(*at)));
+                    let figures = stats::webrtc_stats(&totals, prev);
+                    last_stats = Some((now, totals));
+                    if let Err(e) = sink.push(MediaFrame::WebRtcStats(figures)) {
+                        break EndReason::PublisherLost(format!("the stream refused media: {e}"));
+                    }
+                }
                 out = receiver.next() => match out {
                     Demuxed::Frame(frame) => {
                         last_media = Instant::now();

@@ -28,6 +28,8 @@ const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(5);
 const JITTER_LATENCY_MS: u32 = 200;
 /// Frame rate of H.264 made from VP8/VP9.
 const TRANSCODE_FPS: i32 = 30;
+/// How long webrtcbin may take to answer `get-stats`.
+const STATS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Decoded frames waiting for the session task.
 const FRAME_CHANNEL: usize = 256;
 
@@ -46,6 +48,7 @@ pub struct Ice {
 pub struct Receiver {
     out: FrameSource,
     video_sink: gst_app::AppSink,
+    webrtc: gst::Element,
 }
 
 impl Receiver {
@@ -117,6 +120,7 @@ impl Receiver {
         let receiver = Receiver {
             out: FrameSource::start(pipeline, frames, "WebRTC receiver")?,
             video_sink,
+            webrtc: webrtc.clone(),
         };
         let answer = negotiate(&webrtc, offer)?;
         Ok((receiver, answer))
@@ -135,6 +139,17 @@ impl Receiver {
         if let Some(pad) = self.video_sink.static_pad("sink") {
             pad.push_event(event);
         }
+    }
+
+    /// webrtcbin's statistics (`get-stats`), or None when it does not answer in time.
+    pub async fn stats(&self) -> Option<gst::Structure> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let _ = tx.send(reply.ok().flatten().map(|s| s.to_owned()));
+        });
+        self.webrtc
+            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        tokio::time::timeout(STATS_TIMEOUT, rx).await.ok()?.ok()?
     }
 
     /// Stops the pipeline off the async threads.
