@@ -331,3 +331,57 @@ impl Uploader {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::storage::StorageUrl;
+
+    /// A store where nothing listens: every upload fails at once (connection refused).
+    fn unreachable_store(dir: &Path) -> Storage {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = StorageUrl::parse(&format!("s3://media?endpoint=http://127.0.0.1:{closed}"))
+            .unwrap();
+        Storage::with_bucket(dir, super::super::s3::S3::new(&url, "k", "s").unwrap())
+    }
+
+    /// The media path never waits: past a full queue, files are left to the end; a failing store
+    /// shows in the counters; at the end what waited is given one try and left to the archive.
+    #[tokio::test]
+    async fn a_full_queue_leaves_files_to_the_end_and_never_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = dir.path().join("streams/x/hls/source/seg00000.ts");
+        std::fs::create_dir_all(segment.parent().unwrap()).unwrap();
+        std::fs::write(&segment, [0u8; 188]).unwrap();
+        let server = Arc::new(UploadStats::default());
+        let uploads = LiveUpload::start(unreachable_store(dir.path()), server.clone(), "x");
+        // The upload task has not run yet (this runtime has one thread): the queue fills up.
+        let extra = 52;
+        for _ in 0..QUEUE + extra {
+            uploads.media_closed(&segment);
+        }
+        let report = uploads.report();
+        assert_eq!(report.waiting, QUEUE as u64);
+        assert_eq!(report.left_to_the_end, extra as u64);
+        while uploads.report().failing.is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let failing = server.report();
+        assert!(failing.failures >= 1, "{failing:?}");
+        assert!(failing.failing.unwrap().contains("unreachable"));
+
+        uploads.drained().await;
+        let end = uploads.report();
+        assert_eq!(end.waiting, 0, "{end:?}");
+        assert_eq!(end.uploaded, 0, "{end:?}");
+        assert_eq!(end.left_to_the_end, (QUEUE + extra) as u64, "{end:?}");
+        assert_eq!(server.report(), end, "the server counts the same");
+        // After the end nothing is queued any more.
+        uploads.media_closed(&segment);
+        assert_eq!(uploads.report(), end);
+    }
+}
