@@ -344,8 +344,8 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let url = StorageUrl::parse(&format!("s3://media?endpoint=http://127.0.0.1:{closed}"))
-            .unwrap();
+        let url =
+            StorageUrl::parse(&format!("s3://media?endpoint=http://127.0.0.1:{closed}")).unwrap();
         Storage::with_bucket(dir, super::super::s3::S3::new(&url, "k", "s").unwrap())
     }
 
