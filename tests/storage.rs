@@ -1,8 +1,10 @@
-//! Object storage (`storage.url`): finished recordings, public replays, clips, posters and the
-//! ended stream's HLS media go to a real S3-compatible server (moto's server mode, installed by
-//! scripts/install-s3-test-server.sh) and are served from it through livefront.
+//! Object storage (`storage.url`): closed HLS segments go to a real S3-compatible server (moto's
+//! server mode, installed by scripts/install-s3-test-server.sh) while the stream is live;
+//! finished recordings, public replays, clips, posters and the rest of the ended stream's HLS
+//! media follow at its end, and are served from it through livefront.
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -30,11 +32,22 @@ fn moto_server() -> PathBuf {
 struct S3Server {
     child: Option<Child>,
     port: u16,
+    /// Where it logs the requests it gets (moto's recorder), when it does.
+    requests: Option<PathBuf>,
 }
 
 impl S3Server {
     /// On a free port (`0`) or a given one (a restart), with the test bucket created.
     async fn start(port: u16) -> Result<S3Server> {
+        S3Server::spawn(port, None).await
+    }
+
+    /// [`S3Server::start`], logging every request it gets to `log` (read by [`S3Server::puts`]).
+    async fn start_logging(port: u16, log: &Path) -> Result<S3Server> {
+        S3Server::spawn(port, Some(log.to_path_buf())).await
+    }
+
+    async fn spawn(port: u16, requests: Option<PathBuf>) -> Result<S3Server> {
         let path = moto_server();
         if !path.exists() {
             bail!(
@@ -42,7 +55,13 @@ impl S3Server {
                 path.display()
             );
         }
-        let mut child = Command::new(&path)
+        let mut command = Command::new(&path);
+        if let Some(log) = &requests {
+            command
+                .env("MOTO_ENABLE_RECORDING", "true")
+                .env("MOTO_RECORDER_FILEPATH", log);
+        }
+        let mut child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -68,6 +87,7 @@ impl S3Server {
         let server = S3Server {
             child: Some(child),
             port,
+            requests,
         };
         let bucket = server.bucket();
         let url = bucket.create_bucket(&creds()).sign(SIGNED);
@@ -117,6 +137,40 @@ impl S3Server {
             .into_iter()
             .map(|c| (c.key, c.size.unwrap_or(0)))
             .collect())
+    }
+
+    /// How many `PUT`s each key got so far (from the request log).
+    fn puts(&self) -> Result<HashMap<String, usize>> {
+        let log = self.requests.as_ref().context("not logging requests")?;
+        let mut puts = HashMap::new();
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            let request: serde_json::Value = serde_json::from_str(line)?;
+            if request["method"] != "PUT" {
+                continue;
+            }
+            let url = request["url"].as_str().context("url")?;
+            let path = url.split('?').next().unwrap_or_default();
+            if let Some((_, key)) = path.split_once(&format!("/{BUCKET}/")) {
+                *puts.entry(key.to_string()).or_default() += 1;
+            }
+        }
+        Ok(puts)
+    }
+
+    /// The object's bytes, if there is one.
+    async fn get(&self, key: &str) -> Result<Option<bytes::Bytes>> {
+        let url = self.bucket().get_object(Some(&creds()), key).sign(SIGNED);
+        let response = reqwest::get(url).await?;
+        if response.status() == 404 {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{key}: {}",
+            response.status()
+        );
+        Ok(Some(response.bytes().await?))
     }
 
     async fn stop(&mut self) {
@@ -210,10 +264,10 @@ async fn finished_media_goes_to_the_bucket_and_is_served_from_it() -> Result<()>
         (has("replay.mp4") && has("thumbnail.jpg") && has(".ts") && has(".m4s")).then_some(keys)
     })
     .await?;
-    assert!(
-        keys.iter().all(|k| !k.ends_with(".m3u8")),
-        "playlists stay on the disk: {keys:?}"
-    );
+    // The final playlists are copied to the bucket and stay on the disk (served from there).
+    let playlist = format!("{prefix}hls/source/event.m3u8");
+    wait_for_object(&s3, &playlist).await?;
+    assert!(paths.join("hls/source/event.m3u8").exists());
     assert!(!paths.join("replay.mp4").exists());
     let local_segments = std::fs::read_dir(paths.join("hls/source"))?
         .flatten()
@@ -444,5 +498,279 @@ async fn a_big_file_goes_up_in_parts_and_comes_back_whole() -> Result<()> {
         .context("stored")?;
     assert_eq!(tail.status().as_u16(), 206);
     assert_eq!(tail.bytes().await?[..], contents[contents.len() - 10..]);
+    Ok(())
+}
+
+/// Keys (and sizes) of the bucket under `prefix`.
+async fn objects(s3: &S3Server, prefix: &str) -> Result<HashMap<String, u64>> {
+    Ok(s3.list(prefix).await?.into_iter().collect())
+}
+
+/// A segment or an init section (not a playlist, recording, poster…).
+fn is_segment(key: &str) -> bool {
+    key.contains("/hls/")
+        && (key.ends_with(".ts")
+            || key.ends_with(".m4s")
+            || key
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with("init")))
+}
+
+/// Numbers of the segments the bucket holds in the folder `dir` (`…/hls/source/`) with `ext`.
+fn segment_numbers(keys: &HashMap<String, u64>, dir: &str, ext: &str) -> Vec<u32> {
+    let mut numbers: Vec<u32> = keys
+        .keys()
+        .filter_map(|k| k.strip_prefix(dir)?.strip_prefix("seg")?.strip_suffix(ext))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    numbers.sort();
+    numbers
+}
+
+/// Whether the bucket holds `n` closed segments of each of `renditions` of stream `id`, as
+/// MPEG-TS and as CMAF (with an init section).
+fn holds_segments(keys: &HashMap<String, u64>, id: &str, renditions: &[&str], n: usize) -> bool {
+    renditions.iter().all(|r| {
+        let (ts, ll) = (
+            format!("streams/{id}/hls/{r}/"),
+            format!("streams/{id}/hls/ll/{r}/"),
+        );
+        let init = keys.keys().any(|k| k.starts_with(&format!("{ll}init")));
+        segment_numbers(keys, &ts, ".ts").len() >= n
+            && segment_numbers(keys, &ll, ".m4s").len() >= n
+            && init
+    })
+}
+
+/// The segment URIs a media playlist lists.
+fn listed_uris(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// The value of a counter or gauge in `/metrics`.
+async fn metric(api: &Api, name: &str) -> Result<u64> {
+    let (_, text) = api.get_text("/metrics", None).await?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .with_context(|| format!("{name} in /metrics"))?;
+    Ok(line.trim().parse()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_segments_of_every_rendition_go_up_while_live_and_only_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let s3 = S3Server::start_logging(0, &dir.path().join("requests.jsonl")).await?;
+    let preset = dir.path().join("small.toml");
+    std::fs::write(&preset, SMALL_LADDER)?;
+    let mut server = Server::start_with(|c| {
+        s3.configure(c);
+        c.hls.ladder = preset.to_string_lossy().into_owned();
+    })
+    .await?;
+    let (api, token) = (&server.api, server.demo_token.clone());
+    let id = server.demo_stream["id"].as_str().unwrap().to_string();
+    api.set_mode(&token, &id, "public").await?;
+    let publisher = Publish::small(10.0).spawn(&server.publish_url(&server.demo_stream))?;
+    let prefix = format!("streams/{id}/");
+
+    // While live: the first closed segments of every rendition, in both formats, are there (a
+    // 240-line source leaves the ladder's 240p rung out).
+    let renditions = ["source", "144p"];
+    wait_for("closed segments of every rendition", DEADLINE, || async {
+        let keys = objects(&s3, &prefix).await.ok()?;
+        holds_segments(&keys, &id, &renditions, 2).then_some(())
+    })
+    .await?;
+    let live = api.stream(&token, &id).await?;
+    assert_eq!(live["state"], "live", "{live}");
+    let uploads = &live["health"]["uploads"];
+    // Two segments of two renditions in two formats, and two init sections.
+    assert!(uploads["uploaded"].as_u64().unwrap() >= 10, "{uploads}");
+    assert_eq!(uploads["failures"], 0, "{uploads}");
+    assert!(uploads["failing"].is_null(), "{uploads}");
+
+    // The live playlists follow, listing only segments that are there already.
+    let playlist_key = format!("{prefix}hls/source/event.m3u8");
+    let playlist = wait_for("a live playlist in the bucket", DEADLINE, || async {
+        let bytes = s3.get(&playlist_key).await.ok()??;
+        let text = String::from_utf8(bytes.to_vec()).ok()?;
+        (text.contains("#EXTINF") && !text.contains("#EXT-X-ENDLIST")).then_some(text)
+    })
+    .await?;
+    let keys = objects(&s3, &prefix).await?;
+    for uri in listed_uris(&playlist) {
+        let key = format!("{prefix}hls/source/{uri}");
+        assert!(
+            keys.contains_key(&key),
+            "{key} listed, not there: {playlist}"
+        );
+    }
+
+    // A normal end: the rest (recording, replay, posters, final playlists) goes up, and no
+    // segment a second time.
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
+    anyhow::ensure!(status.success(), "ffmpeg failed: {stderr}");
+    api.recording_ready(&token, &id).await?;
+    let paths = server.data_dir().join("streams").join(&id);
+    wait_for("the archive step done", DEADLINE, || async {
+        let keys = objects(&s3, &prefix).await.ok()?;
+        let done = keys.contains_key(&format!("{prefix}recording.mp4"))
+            && keys.contains_key(&format!("{prefix}replay.mp4"))
+            && !paths.join("recording.mp4").exists();
+        done.then_some(())
+    })
+    .await?;
+    let final_playlist = wait_for("the final playlist in the bucket", DEADLINE, || async {
+        let text = String::from_utf8(s3.get(&playlist_key).await.ok()??.to_vec()).ok()?;
+        text.contains("#EXT-X-ENDLIST").then_some(text)
+    })
+    .await?;
+    let keys = objects(&s3, &prefix).await?;
+    for uri in listed_uris(&final_playlist) {
+        assert!(
+            keys.contains_key(&format!("{prefix}hls/source/{uri}")),
+            "{uri}"
+        );
+    }
+    let segments: Vec<&String> = keys.keys().filter(|k| is_segment(k)).collect();
+    let puts = s3.puts()?;
+    for key in &segments {
+        assert_eq!(puts.get(*key), Some(&1), "PUTs of {key}");
+    }
+    // All of them while live: the archive step found them there.
+    let live_uploads = metric(api, "livefront_storage_live_uploads_total").await?;
+    assert_eq!(live_uploads, segments.len() as u64, "{segments:?}");
+    assert_eq!(
+        metric(api, "livefront_storage_live_upload_waiting").await?,
+        0
+    );
+    assert_eq!(
+        metric(api, "livefront_storage_live_upload_failures_total").await?,
+        0
+    );
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_stream_leaves_its_closed_segments_in_the_bucket() -> Result<()> {
+    let s3 = S3Server::start(0).await?;
+    let dir = tempfile::tempdir()?;
+    let url = format!("s3://{BUCKET}?endpoint={}&region=us-east-1", s3.endpoint());
+    let env = [
+        ("LIVEFRONT_STORAGE_URL", url.as_str()),
+        ("LIVEFRONT_STORAGE_ACCESS_KEY", "test-access"),
+        ("LIVEFRONT_STORAGE_SECRET_KEY", "test-secret"),
+    ];
+    let server = Process::start_with_env(dir.path(), &env).await?;
+    let token = server.api.create_creator("alice").await?;
+    let stream = server.api.create_stream(&token, "crash me").await?;
+    let id = stream["id"].as_str().unwrap().to_string();
+    let key = stream["stream_key"].as_str().unwrap();
+    let mut publisher = Publish::small(60.0).spawn(&format!("{}/{key}", server.rtmp_url))?;
+    let prefix = format!("streams/{id}/");
+    let playlist_key = format!("{prefix}hls/source/event.m3u8");
+    wait_for(
+        "segments and a playlist in the bucket",
+        DEADLINE,
+        || async {
+            let keys = objects(&s3, &prefix).await.ok()?;
+            let text = String::from_utf8(s3.get(&playlist_key).await.ok()??.to_vec()).ok()?;
+            (holds_segments(&keys, &id, &["source"], 3) && text.matches("#EXTINF").count() >= 2)
+                .then_some(())
+        },
+    )
+    .await?;
+    server.signal("KILL")?;
+    let mut child = server.child;
+    child.wait().await?;
+    publisher.start_kill()?;
+    publisher.wait().await?;
+
+    // What the dead server left: its closed segments from the first on, each whole (as on its
+    // disk), and a playlist that lists only segments that are there.
+    let keys = objects(&s3, &prefix).await?;
+    let local = dir.path();
+    for (folder, ext) in [("hls/source/", ".ts"), ("hls/ll/source/", ".m4s")] {
+        let numbers = segment_numbers(&keys, &format!("{prefix}{folder}"), ext);
+        assert!(numbers.len() >= 3, "{folder}: {numbers:?}");
+        let unbroken: Vec<u32> = (0..numbers.len() as u32).collect();
+        assert_eq!(numbers, unbroken, "{folder}");
+    }
+    for (key, size) in keys.iter().filter(|(k, _)| is_segment(k)) {
+        let on_disk = std::fs::metadata(local.join(key))?.len();
+        assert_eq!(*size, on_disk, "{key}");
+    }
+    let playlist = String::from_utf8(s3.get(&playlist_key).await?.context("playlist")?.to_vec())?;
+    assert!(!playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+    for uri in listed_uris(&playlist) {
+        let key = format!("{prefix}hls/source/{uri}");
+        assert!(
+            keys.contains_key(&key),
+            "{key} listed, not there: {playlist}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_down_mid_stream_holds_nothing_up_and_uploads_catch_up() -> Result<()> {
+    let mut s3 = S3Server::start(0).await?;
+    let port = s3.port;
+    let mut server = Server::start_with(|c| s3.configure(c)).await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let id = server.demo_stream["id"].as_str().unwrap().to_string();
+    let _publisher = Publish::small(60.0).spawn(&server.publish_url(&server.demo_stream))?;
+    let prefix = format!("streams/{id}/");
+    let first = format!("{prefix}hls/source/seg00000.ts");
+    wait_for_object(&s3, &first).await?;
+
+    // Down: publishing goes on, the failures show in health.
+    s3.stop().await;
+    let failing = wait_for("failing uploads in health", DEADLINE, || async {
+        let v = api.stream(&token, &id).await.ok()?;
+        let uploads = &v["health"]["uploads"];
+        (uploads["failures"].as_u64()? > 0 && uploads["failing"].is_string()).then_some(v)
+    })
+    .await?;
+    let warnings = failing["health"]["warnings"].to_string();
+    assert!(warnings.contains("object storage"), "{warnings}");
+    let (_, healthz) = api.get_text("/healthz", None).await?;
+    assert!(healthz.contains("live upload failing"), "{healthz}");
+    let listed = source_segments(&api, &token, &id, 1).await?;
+    let closed = listed.matches("#EXTINF").count();
+    source_segments(&api, &token, &id, closed + 2).await?;
+
+    // Back (empty: moto keeps nothing, the bucket is made again): the segments that waited go up
+    // while the stream is still live.
+    let s3 = S3Server::start(port).await?;
+    let caught_up = format!("{prefix}hls/source/seg{:05}.ts", closed + 1);
+    wait_for_object(&s3, &caught_up).await?;
+    wait_for("uploads caught up", DEADLINE, || async {
+        let v = api.stream(&token, &id).await.ok()?;
+        let uploads = &v["health"]["uploads"];
+        (uploads["failing"].is_null() && uploads["waiting"] == 0).then_some(())
+    })
+    .await?;
+    assert_eq!(api.stream(&token, &id).await?["state"], "live");
+    let (_, healthz) = api.get_text("/healthz", None).await?;
+    assert!(!healthz.contains("object storage"), "{healthz}");
+
+    // At the end, the archive step uploads what the bucket lost (the segments before the
+    // outage) and what it has is not uploaded again.
+    api.end_stream(&token, &id).await?;
+    let rec = api.recording_ready(&token, &id).await?;
+    assert_eq!(
+        wait_for_object(&s3, &format!("{prefix}recording.mp4")).await?,
+        rec["bytes"].as_u64().unwrap()
+    );
+    wait_for_object(&s3, &first).await?;
+    server.stop().await;
     Ok(())
 }

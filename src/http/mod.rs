@@ -292,13 +292,22 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Liveness: `ok`, followed by a line about the disk under `data_dir` when space is low or gone
-/// (the server still answers; streams cannot write segments or recordings on a full disk).
+/// (the server still answers; streams cannot write segments or recordings on a full disk), and
+/// one when live upload to object storage fails (segments wait on the disk meanwhile).
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "ok")))]
 async fn healthz(State(state): State<AppState>) -> String {
-    match state.disk.warning() {
-        Some(warning) => format!("ok\n{warning}\n"),
-        None => "ok\n".into(),
+    let mut text = String::from("ok\n");
+    if let Some(warning) = state.disk.warning() {
+        text.push_str(&format!("{warning}\n"));
     }
+    let uploads = state.registry.counters().uploads.report();
+    if let Some(error) = &uploads.failing {
+        text.push_str(&format!(
+            "object storage: live upload failing, {} segments waiting: {error}\n",
+            uploads.waiting
+        ));
+    }
+    text
 }
 
 /// This document.
@@ -365,6 +374,31 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "counter",
         "Pipelines that failed to start.",
         c.pipeline_failures.load(Ordering::Relaxed),
+    );
+    let uploads = c.uploads.report();
+    metric(
+        "livefront_storage_live_uploads_total",
+        "counter",
+        "Segments and init sections put into object storage while their stream was live.",
+        uploads.uploaded,
+    );
+    metric(
+        "livefront_storage_live_upload_failures_total",
+        "counter",
+        "Failed live uploads to object storage (each retry counts).",
+        uploads.failures,
+    );
+    metric(
+        "livefront_storage_live_upload_waiting",
+        "gauge",
+        "Segments and init sections waiting for their live upload.",
+        uploads.waiting,
+    );
+    metric(
+        "livefront_storage_live_upload_left_total",
+        "counter",
+        "Segments left to the archive step at their stream's end (queue full, store down).",
+        uploads.left_to_the_end,
     );
     if let Some(free) = state.disk.free() {
         metric(

@@ -245,7 +245,17 @@ pub fn stream_json(
         if let Some(live) = state.registry.live(&stream.id) {
             let mut health = live.health();
             health.warnings.extend(state.disk.warning());
+            let uploads = live.uploads.as_ref().map(|u| u.report());
+            if let Some(error) = uploads.as_ref().and_then(|u| u.failing.as_ref()) {
+                health.warnings.push(format!(
+                    "object storage does not take the stream's segments ({error}); they stay on \
+                     this server's disk and go up when it answers again"
+                ));
+            }
             v["health"] = serde_json::to_value(health).unwrap_or(Value::Null);
+            if let Some(uploads) = uploads {
+                v["health"]["uploads"] = json!(uploads);
+            }
         }
     }
     v

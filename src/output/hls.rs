@@ -328,15 +328,16 @@ impl Rendition {
         self.place_markers(start, date, running_time);
     }
 
-    /// Closes the segment being written from its parts: the file is their concatenation.
+    /// Closes the segment being written from its parts: the file is their concatenation. Returns
+    /// its path, if there was one to close.
     fn close_open_parts(
         &mut self,
         epoch: DateTime<Utc>,
         visibility: &Visibility,
         dir: &Path,
-    ) -> io::Result<()> {
+    ) -> io::Result<Option<PathBuf>> {
         if self.parts.open.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let msn = self.open_msn();
         let uri = format!("seg{msn:05}.m4s");
@@ -346,12 +347,13 @@ impl Rendition {
                 file.extend_from_slice(b);
             }
         }
-        write_atomic_bytes(&dir.join(&self.name).join(&uri), &file)?;
+        let path = dir.join(&self.name).join(&uri);
+        write_atomic_bytes(&path, &file)?;
         let parts = std::mem::take(&mut self.parts.open);
         let end =
             self.opened_at.unwrap_or_default() + parts.iter().map(|p| p.duration).sum::<Duration>();
         self.close_segment(epoch, visibility, uri, file.len() as u64, end, parts);
-        Ok(())
+        Ok(Some(path))
     }
 
     /// The live edge of this rendition's low-latency playlist as `view` shows it, for segments
@@ -592,12 +594,25 @@ pub struct LowLatency {
     pub master_prefix: String,
 }
 
+/// A file an output finished writing, for whoever copies its files elsewhere (object storage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written<'a> {
+    /// A segment or an init section: complete, never written again (names are not reused).
+    Media(&'a Path),
+    /// A playlist or the public-media notes: rewritten as the stream goes on.
+    Playlist(&'a Path),
+}
+
+/// Told of each file an output finished writing; must not wait (it runs on the media path).
+pub type OnWritten = Box<dyn Fn(Written<'_>) + Send + Sync>;
+
 /// The HLS state of one stream, shared by its pipeline's bus task (writer) and HTTP (readers).
 pub struct HlsOutput {
     dir: PathBuf,
     inner: Mutex<Inner>,
     /// Bumped whenever a part or segment is listed, for blocking playlist reloads.
     changed: tokio::sync::watch::Sender<u64>,
+    on_written: std::sync::OnceLock<OnWritten>,
 }
 
 impl HlsOutput {
@@ -615,6 +630,20 @@ impl HlsOutput {
                 rendered: Rendered::default(),
             }),
             changed: tokio::sync::watch::Sender::new(0),
+            on_written: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Tells `f` of every segment, init section and playlist written from now on (set once).
+    pub fn on_written(&self, f: OnWritten) {
+        if self.on_written.set(f).is_err() {
+            tracing::warn!(dir = %self.dir.display(), "HLS output already reports its files");
+        }
+    }
+
+    fn written(&self, file: Written<'_>) {
+        if let Some(f) = self.on_written.get() {
+            f(file);
         }
     }
 
@@ -794,6 +823,7 @@ impl HlsOutput {
             Persisted::of(&inner, rendition)
         };
         self.notify();
+        self.written(Written::Media(location));
         self.persist(&persisted)
     }
 
@@ -801,6 +831,7 @@ impl HlsOutput {
     /// written; a chunk that starts with a keyframe closes that segment (written to disk, listed)
     /// and opens the next. An init section before it is kept for `EXT-X-MAP`, on disk too.
     pub fn part_ready(&self, rendition: &str, chunk: Chunk) -> io::Result<()> {
+        let mut media = Vec::new();
         let persisted = {
             let mut inner = self.change();
             let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
@@ -812,12 +843,14 @@ impl HlsOutput {
             }
             let closing = chunk.independent && !r.parts.open.is_empty();
             if closing {
-                r.close_open_parts(epoch, &visibility, &self.dir)?;
+                media.extend(r.close_open_parts(epoch, &visibility, &self.dir)?);
             }
             if let Some(init) = chunk.init {
                 // Named after the segment it starts with: never the name of an earlier session's.
                 let name = format!("init{:05}.mp4", r.open_msn());
-                write_atomic_bytes(&self.dir.join(&r.name).join(&name), &init)?;
+                let path = self.dir.join(&r.name).join(&name);
+                write_atomic_bytes(&path, &init)?;
+                media.push(path);
                 r.parts.maps.push((name.clone(), init));
                 r.parts.map = Some(name);
             }
@@ -845,6 +878,9 @@ impl HlsOutput {
             closing.then(|| Persisted::of(&inner, rendition))
         };
         self.notify();
+        for path in &media {
+            self.written(Written::Media(path));
+        }
         match persisted {
             Some(persisted) => self.persist(&persisted),
             None => Ok(()),
@@ -973,12 +1009,16 @@ impl HlsOutput {
 
     /// The stream is over: every playlist becomes a complete VOD list, on disk too.
     pub fn end(&self) -> io::Result<()> {
+        let mut media = Vec::new();
         let persisted: Vec<Persisted> = {
             let mut inner = self.change();
             let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
             for r in &mut inner.renditions {
-                if let Err(e) = r.close_open_parts(epoch, &visibility, &self.dir) {
-                    tracing::warn!(rendition = %r.name, error = %e, "writing the last segment");
+                match r.close_open_parts(epoch, &visibility, &self.dir) {
+                    Ok(closed) => media.extend(closed),
+                    Err(e) => {
+                        tracing::warn!(rendition = %r.name, error = %e, "writing the last segment")
+                    }
                 }
                 r.close_markers();
                 r.playlist.end();
@@ -988,6 +1028,9 @@ impl HlsOutput {
             names.iter().map(|n| Persisted::of(&inner, n)).collect()
         };
         self.notify();
+        for path in &media {
+            self.written(Written::Media(path));
+        }
         for p in &persisted {
             self.persist(p)?;
         }
@@ -996,17 +1039,22 @@ impl HlsOutput {
 
     fn persist(&self, p: &Persisted) -> io::Result<()> {
         let dir = self.dir.join(&p.rendition);
-        write_atomic(&dir.join(EVENT_PLAYLIST), &p.event)?;
-        write_atomic(&dir.join(PUBLIC_PLAYLIST), &p.public)?;
+        let write = |path: PathBuf, text: &str| {
+            write_atomic(&path, text)?;
+            self.written(Written::Playlist(&path));
+            Ok::<_, io::Error>(())
+        };
+        write(dir.join(EVENT_PLAYLIST), &p.event)?;
+        write(dir.join(PUBLIC_PLAYLIST), &p.public)?;
         if let Some(master) = &p.master {
-            write_atomic(&self.dir.join(MASTER_FILE), master)?;
+            write(self.dir.join(MASTER_FILE), master)?;
         }
         match &p.public_master {
-            Some(master) => write_atomic(&self.dir.join(PUBLIC_MASTER_FILE), master)?,
+            Some(master) => write(self.dir.join(PUBLIC_MASTER_FILE), master)?,
             None => remove_if_there(&self.dir.join(PUBLIC_MASTER_FILE))?,
         }
         if let Some(media) = &p.public_media {
-            write_atomic(&self.dir.join(PUBLIC_MEDIA_FILE), media)?;
+            write(self.dir.join(PUBLIC_MEDIA_FILE), media)?;
         }
         Ok(())
     }
@@ -1338,6 +1386,94 @@ mod tests {
             "the time away shows in the dates: {text}"
         );
         assert_eq!(date(3) - date(2), chrono::Duration::seconds(2));
+    }
+
+    /// Every segment and init section is reported once, when it is complete and before the
+    /// playlists that list it, in both formats (what live upload to object storage relies on).
+    #[test]
+    fn closed_files_are_reported_before_the_playlists_that_list_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let report = |hls: &HlsOutput| {
+            let seen = seen.clone();
+            let root = dir.path().to_path_buf();
+            hls.on_written(Box::new(move |w| {
+                let (kind, path) = match w {
+                    Written::Media(p) => ("media", p),
+                    Written::Playlist(p) => ("playlist", p),
+                };
+                let name = path.strip_prefix(&root).unwrap().display().to_string();
+                seen.lock().unwrap().push(format!("{kind} {name}"));
+            }));
+        };
+        let ts = HlsOutput::new(dir.path().to_path_buf(), 6, Duration::from_secs(2));
+        report(&ts);
+        ts.add_renditions(&["source".to_string()]);
+        ts.fragment_opened("source", Duration::ZERO);
+        let path = dir.path().join("source/seg00000.ts");
+        std::fs::write(&path, [0u8; 188]).unwrap();
+        ts.fragment_closed("source", &path, Duration::from_secs(2))
+            .unwrap();
+        let events = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(
+            events,
+            [
+                "media source/seg00000.ts",
+                "playlist source/event.m3u8",
+                "playlist source/public.m3u8",
+                "playlist master.m3u8",
+                "playlist public-media.json",
+            ]
+        );
+
+        let ll = LowLatency {
+            part: Duration::from_millis(500),
+            hold_back_parts: 3,
+            master_prefix: String::new(),
+        };
+        let cmaf = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(1), ll);
+        report(&cmaf);
+        cmaf.add_renditions(&["source".to_string()]);
+        for i in 0..5u64 {
+            let chunk = Chunk {
+                init: (i == 0).then(|| Bytes::from_static(b"init")),
+                data: Bytes::from(vec![i as u8; 10]),
+                duration: Duration::from_millis(500),
+                independent: i % 2 == 0,
+                running_time: Duration::from_millis(500 * i),
+            };
+            cmaf.part_ready("source", chunk).unwrap();
+        }
+        cmaf.end().unwrap();
+        let media: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.starts_with("media"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            media,
+            [
+                "media source/init00000.mp4",
+                "media source/seg00000.m4s",
+                "media source/seg00001.m4s",
+                "media source/seg00002.m4s",
+            ]
+        );
+        let events = seen.lock().unwrap().clone();
+        let first_listing = |seg: &str| {
+            let at = events.iter().position(|e| e.ends_with(seg)).unwrap();
+            let next = events[at..].iter().position(|e| e.ends_with("event.m3u8"));
+            assert!(
+                next.is_some(),
+                "{seg} is followed by a playlist: {events:?}"
+            );
+        };
+        for seg in ["seg00000.m4s", "seg00001.m4s", "seg00002.m4s"] {
+            first_listing(seg);
+        }
     }
 
     /// Only segments that were public throughout are shown to the public: the rehearsal before

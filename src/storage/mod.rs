@@ -7,8 +7,14 @@
 //! bucket, checks the object's size and only then removes the local copy. Readers look at the
 //! local disk first and then at the bucket ([`Storage::get`], [`Storage::read`]), so a file whose
 //! upload has not happened yet (the store was down) is served from the disk meanwhile.
+//!
+//! While a stream is live, its closed segments are copied to the bucket as they close
+//! ([`live::LiveUpload`]); the archive step at its end then skips what the bucket already holds
+//! ([`Storage::archive_unless_stored`]).
+pub mod live;
 pub mod s3;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -151,14 +157,45 @@ impl Storage {
         if !self.upload(path).await? {
             return Ok(());
         }
-        match tokio::fs::remove_file(path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io {
-                path: path.display().to_string(),
-                source,
-            }),
+        remove_local(path).await
+    }
+
+    /// [`Storage::archive`], but a file that `stored` (keys and sizes, from [`Storage::list`])
+    /// says the bucket already holds with its size is not uploaded again: only its local copy
+    /// is removed. Returns whether it was uploaded.
+    pub async fn archive_unless_stored(
+        &self,
+        path: &Path,
+        stored: &HashMap<String, u64>,
+    ) -> Result<bool, Error> {
+        if self.bucket.is_none() {
+            return Ok(false);
         }
+        let local = match tokio::fs::metadata(path).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        if stored.get(&self.key(path)?) != Some(&local) {
+            self.archive(path).await?;
+            return Ok(true);
+        }
+        remove_local(path).await.map(|()| false)
+    }
+
+    /// Puts `bytes` into the bucket as the object of the file at `path` (what the file held when
+    /// it was read: a playlist that is rewritten as the stream goes on). Nothing happens on the
+    /// local disk.
+    pub async fn put(&self, path: &Path, bytes: Bytes) -> Result<(), Error> {
+        let Some(bucket) = &self.bucket else {
+            return Ok(());
+        };
+        bucket.put(&self.key(path)?, bytes).await
     }
 
     /// Puts the file at `path` into the bucket and keeps it on the disk too.
@@ -235,6 +272,18 @@ impl Storage {
             return Ok(Vec::new());
         };
         bucket.list(&format!("{}/", self.key(dir)?), limit).await
+    }
+}
+
+/// Removes the local copy of an archived file (one already gone is fine).
+async fn remove_local(path: &Path) -> Result<(), Error> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            path: path.display().to_string(),
+            source,
+        }),
     }
 }
 

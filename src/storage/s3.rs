@@ -123,6 +123,13 @@ impl S3 {
         }
     }
 
+    /// Puts `body` as the object `key` in one `PUT` (replacing one that is there).
+    pub async fn put(&self, key: &str, body: impl Into<reqwest::Body>) -> Result<(), Error> {
+        let url = self.bucket.put_object(self.creds(), key).sign(SIGNED_FOR);
+        let response = self.send(self.http.put(url).body(body), key).await?;
+        expect_ok(response, key).await.map(|_| ())
+    }
+
     /// Uploads the file at `path` as `key`: in one `PUT` up to the part size, else in parts.
     pub async fn put_file(&self, path: &Path, key: &str) -> Result<u64, Error> {
         let io = |source| Error::Io {
@@ -134,9 +141,7 @@ impl S3 {
         if len <= self.part_size {
             let mut body = Vec::with_capacity(len as usize);
             file.read_to_end(&mut body).await.map_err(io)?;
-            let url = self.bucket.put_object(self.creds(), key).sign(SIGNED_FOR);
-            let response = self.send(self.http.put(url).body(body), key).await?;
-            expect_ok(response, key).await?;
+            self.put(key, body).await?;
             return Ok(len);
         }
         let url = self

@@ -25,6 +25,7 @@ use crate::output::rtsp::RtspOut;
 use crate::output::{disk_space, recording};
 use crate::pipeline::branch::Branch;
 use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
+use crate::storage::live::LiveUpload;
 use crate::store::destinations::DestinationId;
 use crate::store::sealed::SecretBox;
 use crate::store::{
@@ -68,6 +69,8 @@ pub struct Counters {
     pub part_latency: Arc<cmaf::PartLatency>,
     /// Stream events a queued listener was too far behind to take (`events::queued`).
     pub events_dropped: Arc<AtomicU64>,
+    /// Live upload to object storage, over all streams.
+    pub uploads: Arc<crate::storage::live::UploadStats>,
 }
 
 /// Failed branches by kind (`Branch::kind`).
@@ -867,6 +870,10 @@ impl StreamRegistry {
                         tracing::error!(error = %e, "could not write the VOD playlists");
                     }
                 }
+                // The last segments go up while the recording is finalised.
+                if let Some(uploads) = &stream.uploads {
+                    uploads.close();
+                }
                 let recording = match stream.branch_failure(&Branch::Recording) {
                     // Failed while live: nothing to finalise; it stays failed.
                     Some(why) => {
@@ -935,6 +942,10 @@ impl StreamRegistry {
         if let Err(e) = stored {
             tracing::error!(error = %e, ?state, "could not store the stream's state; retrying");
             self.store_later(stream.id.clone(), Refused::State(state), Some(&stream));
+        }
+        // The archive step (once the stream is no longer live) skips what went up while live.
+        if let Some(uploads) = &stream.uploads {
+            uploads.drained().await;
         }
         self.live_map().remove(&stream.id);
         stream.finished.cancel();
@@ -1256,12 +1267,13 @@ impl StreamRegistry {
                     if let Some((kept, mp4)) = unfinished {
                         self.finalize_part(kept, mp4);
                     }
+                    let uploads = self.live_upload(&stream.id, [Some(&hls), ll.as_ref()]);
                     let live = Arc::new(LiveStream::new(
                         &stream,
                         proto,
                         paths.clone(),
-                        hls,
-                        ll,
+                        (hls, ll),
+                        uploads,
                         ladder.clone(),
                         config.hls.segment,
                     ));
@@ -1283,6 +1295,29 @@ impl StreamRegistry {
         }
         tracing::info!(stream = %stream.id, key = %stream.stream_key, proto = proto.as_str(), "publish accepted");
         Ok(self.accepted(live, span))
+    }
+
+    /// With object storage, the live upload of a stream's closed segments and playlists, told of
+    /// every file its `outputs` write.
+    fn live_upload(
+        &self,
+        id: &StreamId,
+        outputs: [Option<&HlsOutput>; 2],
+    ) -> Option<Arc<LiveUpload>> {
+        let storage = self.inner.storage.get().filter(|s| s.is_remote())?;
+        let uploads = Arc::new(LiveUpload::start(
+            storage.clone(),
+            self.inner.counters.uploads.clone(),
+            id.as_str(),
+        ));
+        for out in outputs.into_iter().flatten() {
+            let uploads = uploads.clone();
+            out.on_written(Box::new(move |file| match file {
+                hls::Written::Media(path) => uploads.media_closed(path),
+                hls::Written::Playlist(path) => uploads.playlist_written(path),
+            }));
+        }
+        Some(uploads)
     }
 
     /// A publisher with the key of a live stream: it continues the stream when the stream waits

@@ -22,6 +22,7 @@ use crate::pipeline::build;
 use crate::pipeline::health::{HealthReport, IngestHealth};
 use crate::pipeline::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
 use crate::pipeline::timeline::{Adjustment, Stamp, TrackTimeline};
+use crate::storage::live::LiveUpload;
 use crate::store::{CreatorId, FocusEvent, Mode, Stream, StreamId};
 
 /// How long a stopping pipeline may take to drain after EOS before it is torn down anyway.
@@ -95,6 +96,8 @@ pub struct LiveStream {
     pub arrivals: Arrivals,
     /// Its simulcast targets (public media sent on to the creator's destinations).
     pub simulcast: super::simulcast::status::Simulcast,
+    /// With object storage: its closed segments and playlists going to the bucket while live.
+    pub uploads: Option<Arc<LiveUpload>>,
 }
 
 /// Who feeds a live stream. The number counts publishers, so that a grace period that ran out can
@@ -138,8 +141,8 @@ impl LiveStream {
         stream: &Stream,
         proto: Proto,
         paths: StreamPaths,
-        hls: HlsOutput,
-        ll: Option<HlsOutput>,
+        (hls, ll): (HlsOutput, Option<HlsOutput>),
+        uploads: Option<Arc<LiveUpload>>,
         ladder: LadderSpec,
         segment: Duration,
     ) -> Self {
@@ -173,6 +176,7 @@ impl LiveStream {
             resumed_at: ResumedAt::default(),
             arrivals: Arrivals::default(),
             simulcast: Default::default(),
+            uploads,
         }
     }
 
