@@ -1,7 +1,7 @@
 //! A real browser player: hls.js in Debian's headless chromium (driven by `tests/web/watch.mjs`
 //! through Playwright; `make test` installs both) watches a stream whose publisher crashes and
-//! comes back within the reconnect grace, and one whose host focuses a product (and plays the
-//! master in low-latency mode).
+//! comes back within the reconnect grace, one whose host focuses a product (and plays the
+//! master in low-latency mode), and an HEVC source, played on its H.264 rung.
 mod common;
 
 use std::path::Path;
@@ -232,6 +232,77 @@ async fn hls_js_fires_a_metadata_cue_for_the_focused_product() -> Result<()> {
         "{last}"
     );
     eprintln!("hls.js in low-latency mode: {last}");
+    server.stop().await;
+    Ok(())
+}
+
+/// An HEVC publisher (ffmpeg's libx265 over SRT): a browser without HEVC in MSE plays the H.264
+/// rung that every HEVC source gets, from the same master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_plays_an_hevc_source_on_its_h264_rung() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().context("id")?.to_string();
+    api.set_mode(&token, &id, "public").await?;
+    let watch_url = stream["playback"]["hls"].as_str().context("playback.hls")?;
+    let url = format!("{}&linger=1", server.srt_publish_url(&stream));
+    let args: Vec<String> = Publish::small(16.0)
+        .args_to("mpegts", &url)
+        .into_iter()
+        .map(|a| match a.as_str() {
+            "libx264" => "libx265".to_string(),
+            "high" => "main".to_string(),
+            _ => a,
+        })
+        .chain(["-x265-params".into(), "log-level=error".into()])
+        .collect();
+    let publisher = tokio::process::Command::new("ffmpeg")
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("ffmpeg is required (apt-get install ffmpeg)")?;
+    // The H.264 rung's playlist, from the master, once it has two segments.
+    let master_path = format!("/hls/{id}/master.m3u8");
+    let h264 = wait_for("an H.264 variant in the master", DEADLINE, || async {
+        let (_, master) = api.get_text(&master_path, None).await.ok()?;
+        let mut lines = master.lines();
+        while let Some(line) = lines.next() {
+            if line.starts_with("#EXT-X-STREAM-INF") && line.contains("avc1.") {
+                return lines.next().map(str::to_string);
+            }
+        }
+        None
+    })
+    .await?;
+    let base = &watch_url[..=watch_url.rfind('/').context("a path")?];
+    api.playlist_with_segments(&format!("{base}{h264}"), 2)
+        .await?;
+    let player = Player::watch(watch_url, 10)?;
+    let lines = player.finish().await?;
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
+    ensure!(status.success(), "ffmpeg: {stderr}");
+    let last = lines
+        .iter()
+        .rfind(|l| l["kind"] == "sample")
+        .with_context(|| format!("no samples: {lines:?}"))?;
+    ensure!(
+        position(&Arc::new(Mutex::new(lines.clone()))) > 3.0,
+        "the picture moved on: {last}"
+    );
+    let codec = last["video_codec"].as_str().unwrap_or_default();
+    if last["hevc_mse"] == false {
+        ensure!(codec.starts_with("avc1."), "the H.264 rung: {last}");
+    } else {
+        ensure!(
+            codec.starts_with("avc1.") || codec.starts_with("hvc1."),
+            "{last}"
+        );
+    }
+    eprintln!("hls.js on an HEVC source: {last}");
     server.stop().await;
     Ok(())
 }

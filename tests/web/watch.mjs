@@ -9,6 +9,7 @@
 //        {"kind":"error","t_ms":…,"type":…,"details":…,"fatal":…}
 //        {"kind":"cue","t_ms":…,"id":…,"key":…,"data":…,"start":…,"end":…,"position":…}
 //        {"kind":"done"}
+// Samples also carry the playing level's video codec and whether this browser's MSE takes HEVC.
 import { chromium } from "playwright-core";
 import { CHROMIUM } from "./chromium.mjs";
 import { createRequire } from "node:module";
@@ -68,6 +69,7 @@ try {
     hls.loadSource(src);
     hls.attachMedia(video);
     hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+    const hevcMse = MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"');
     setInterval(() => {
       const b = video.buffered;
       report({
@@ -82,6 +84,8 @@ try {
         part_target: hls.levels[hls.currentLevel]?.details?.partTarget ?? 0,
         low_latency: hls.lowLatencyMode,
         latency: Number.isFinite(hls.latency) ? hls.latency : null,
+        video_codec: hls.levels[hls.currentLevel]?.videoCodec ?? null,
+        hevc_mse: hevcMse,
       });
     }, 250);
   }, url);
