@@ -16,6 +16,8 @@
 #   MEASURE_S=60        seconds measured
 #   WARMUP_S=10         seconds discarded first
 #   BITRATE=1500k       publisher's video bitrate
+#   PUBLISH=rtmp        whip: the stamped frames go over WHIP instead (tests/whip/publish.py:
+#                       webrtcbin, x264 zerolatency with a keyframe only when livefront asks, Opus)
 #   AUDIO=1             0: publish video only (no lavfi sine + AAC)
 #   HLSJS_CONFIG='{"liveSyncOnStallIncrease":0}'   hls.js options (JSON) on top of lowLatencyMode:
 #                       true; hls.js's default adds 1 s to its target latency per stall, for good
@@ -31,6 +33,8 @@ MEASURE_S=${MEASURE_S:-60}
 WARMUP_S=${WARMUP_S:-10}
 BITRATE=${BITRATE:-1500k}
 AUDIO=${AUDIO:-1}
+PUBLISH=${PUBLISH:-rtmp}
+case "$PUBLISH" in rtmp | whip) ;; *) echo "PUBLISH is rtmp or whip" >&2; exit 1 ;; esac
 # No -re on the sine: paced from ffmpeg's start, its timestamps lag the video's (whose clock started
 # with stamp_publisher) and the FLV interleaver then holds every video packet ~0.4 s for audio.
 # Unpaced, the audio runs ahead and waits instead; the raw video pipe paces the whole publisher.
@@ -62,6 +66,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 LIVEFRONT_DATA_DIR=$WORK/data LIVEFRONT_HTTP_ADDR=127.0.0.1:$HTTP LIVEFRONT_RTMP_ADDR=127.0.0.1:$RTMP \
   LIVEFRONT_SRT_ADDR=127.0.0.1:0 LIVEFRONT_RTSP_ADDR=127.0.0.1:0 LIVEFRONT_LADDER=$LADDER \
+  LIVEFRONT_WHIP_ICE_ADDRESSES=127.0.0.1 \
   "$BIN" serve >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q "OBS Stream Key" "$WORK/server.log" && break; sleep 0.2; done
@@ -75,12 +80,18 @@ curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application
 
 # The publisher runs for the whole bench plus a margin; its pipeline is one job, stopped by PID.
 PUB_S=$((WARMUP_S + MEASURE_S + 60))
-"$STAMP" 640 360 30 "$PUB_S" 2>"$WORK/stamp.log" |
-  ffmpeg -hide_banner -loglevel error -nostdin \
-    -f rawvideo -pix_fmt yuv420p -s 640x360 -r 30 -i - \
-    "${AUDIO_IN[@]}" \
-    -c:v libx264 -preset veryfast -tune zerolatency -g 60 -keyint_min 60 -sc_threshold 0 -b:v "$BITRATE" \
-    "${AUDIO_OUT[@]}" -f flv "rtmp://127.0.0.1:$RTMP/live/$KEY" 2>"$WORK/ffmpeg.log" &
+if [ "$PUBLISH" = whip ]; then
+  "$STAMP" 640 360 30 "$PUB_S" 2>"$WORK/stamp.log" |
+    /usr/bin/python3 "$ROOT/tests/whip/publish.py" "$API/whip/$ID" "$KEY" --size 640x360 \
+      --raw-stdin 30 --seconds "$PUB_S" --kbps "${BITRATE%k}" >"$WORK/ffmpeg.log" 2>&1 &
+else
+  "$STAMP" 640 360 30 "$PUB_S" 2>"$WORK/stamp.log" |
+    ffmpeg -hide_banner -loglevel error -nostdin \
+      -f rawvideo -pix_fmt yuv420p -s 640x360 -r 30 -i - \
+      "${AUDIO_IN[@]}" \
+      -c:v libx264 -preset veryfast -tune zerolatency -g 60 -keyint_min 60 -sc_threshold 0 -b:v "$BITRATE" \
+      "${AUDIO_OUT[@]}" -f flv "rtmp://127.0.0.1:$RTMP/live/$KEY" 2>"$WORK/ffmpeg.log" &
+fi
 PIDS+=($!)
 PUB_JOB=$!
 
@@ -101,7 +112,7 @@ quantile() { curl -fsS "$API/metrics" | awk -v q="$1" -F'[ "]' '$1 ~ /^livefront
 P50=$(quantile 0.5); P90=$(quantile 0.9); P99=$(quantile 0.99)
 field() { node -e 'const r = JSON.parse(process.argv[1]); console.log(r[process.argv[2]] ?? "-")' "$WATCH_JSON" "$1"; }
 
-RESULT="glass-to-screen in hls.js: median $(field median_ms) ms, p90 $(field p90_ms) ms (p10 $(field p10_ms), min $(field min_ms), max $(field max_ms); $(field count) frames over ${MEASURE_S} s, $(field undecodable) undecodable, $(field seeks) seeks); hls.js latency median $(field hlsjs_latency_median_s) s, target $(field hlsjs_target_latency_median_s) s; server part latency p50 ${P50} ms, p90 ${P90} ms, p99 ${P99} ms; parts ${PART} s (hls.js's rendition: $(field part_target_s) s, $(field video_size)), ladder ${LADDER}, audio ${AUDIO}, hls.js options $HLSJS_CONFIG"
+RESULT="glass-to-screen in hls.js: median $(field median_ms) ms, p90 $(field p90_ms) ms (p10 $(field p10_ms), min $(field min_ms), max $(field max_ms); $(field count) frames over ${MEASURE_S} s, $(field undecodable) undecodable, $(field seeks) seeks); hls.js latency median $(field hlsjs_latency_median_s) s, target $(field hlsjs_target_latency_median_s) s; server part latency p50 ${P50} ms, p90 ${P90} ms, p99 ${P99} ms; parts ${PART} s (hls.js's rendition: $(field part_target_s) s, $(field video_size)), ladder ${LADDER}, audio ${AUDIO}, published over ${PUBLISH}, hls.js options $HLSJS_CONFIG"
 echo "$RESULT"
 echo "$WATCH_JSON"
 if [ -z "${BENCH_NO_README:-}" ]; then

@@ -41,17 +41,32 @@ def main():
     p.add_argument("--delete", action="store_true")
     p.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the test video")
     p.add_argument("--kbps", type=int, default=400, help="video bitrate")
+    p.add_argument(
+        "--raw-stdin",
+        type=int,
+        metavar="FPS",
+        help="video from raw I420 frames of --size on stdin at FPS (bench/llhls.sh pipes "
+        "examples/stamp_publisher in) instead of the test pattern",
+    )
     args = p.parse_args()
 
     Gst.init(None)
     frames = int(args.seconds * 30)
     width, height = args.size.split("x")
     video = VIDEO[args.codec].replace("{kbps}", str(args.kbps)).replace("{bps}", str(args.kbps * 1000))
+    if args.raw_stdin:
+        source = (
+            f"fdsrc fd=0 ! rawvideoparse format=i420 width={width} height={height} "
+            f"framerate={args.raw_stdin}/1"
+        )
+    else:
+        source = (
+            f"videotestsrc is-live=true num-buffers={frames} pattern=ball "
+            f"! video/x-raw,width={width},height={height},framerate=30/1"
+        )
     pipeline = Gst.parse_launch(
         "webrtcbin name=w bundle-policy=max-bundle "
-        f"videotestsrc is-live=true num-buffers={frames} pattern=ball "
-        f"! video/x-raw,width={width},height={height},framerate=30/1 ! videoconvert "
-        f"! {video} ! w. "
+        f"{source} ! videoconvert ! {video} ! w. "
         "audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=48000,channels=2 "
         "! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 "
         "! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! w."
