@@ -14,7 +14,8 @@
 #   LADDER=passthrough livefront ladder preset (LIVEFRONT_LADDER), for binaries that have ladders
 #   PROTO=rtmp         how livefront is published to: rtmp (FLV) or srt (MPEG-TS over SRT, the
 #                      stream's ingest.srt URL + &linger=1); nginx-rtmp is always published to over RTMP
-#   LIVEFRONT_BIN=target/release/livefront
+#   SERVER_BIN=target/release/livefront  the binary under test (LIVEFRONT_BIN is read too, and kept
+#                      from the server, which takes every LIVEFRONT_ variable for configuration)
 #   BENCH_TIMEOUT=1500 hard limit for the whole run, seconds
 #   BENCH_NOTE=...     free text stored with the results (e.g. "lead running cargo test")
 #   BENCH_NO_README=1  do not append to bench/README.md
@@ -36,7 +37,8 @@ DURATION=${DURATION:-30}
 GOP_S=${GOP_S:-2}
 LADDER=${LADDER:-passthrough}
 PROTO=${PROTO:-rtmp}
-LIVEFRONT_BIN=${LIVEFRONT_BIN:-$ROOT/target/release/livefront}
+LIVEFRONT_BIN=${SERVER_BIN:-${LIVEFRONT_BIN:-$ROOT/target/release/livefront}}
+export -n LIVEFRONT_BIN
 NGINX_RTMP_MODULE=${NGINX_RTMP_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 POLL_S=0.02
 STARTUP_DEADLINE_S=30
@@ -59,13 +61,13 @@ done
 # A signal from outside is still detected (server_ok) and fails the run.
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lfbench.XXXXXX")
 PIDS=()
-SERVER_BIN=$TMP/lfbench-server
+SERVER_COPY=$TMP/lfbench-server
 PUB_BIN=$TMP/lfbench-pub
-cp "$LIVEFRONT_BIN" "$SERVER_BIN"
+cp "$LIVEFRONT_BIN" "$SERVER_COPY"
 ln -s "$(command -v ffmpeg)" "$PUB_BIN"
 # Binaries with transcoding ladders default to one; this bench is about the passthrough path.
 # Older binaries have no ladder key (and refuse unknown LIVEFRONT_ keys): they only pass through.
-if grep -aq 'hls.ladder' "$SERVER_BIN"; then
+if grep -aq 'hls.ladder' "$SERVER_COPY"; then
   LADDER_ENV=("LIVEFRONT_LADDER=$LADDER")
   LADDER_DESC="$LADDER (LIVEFRONT_LADDER)"
 else
@@ -73,7 +75,7 @@ else
   LADDER_DESC="passthrough (this binary has no ladders)"
 fi
 # Binaries with SRT ingest bind UDP 8890 by default: keep them on a free port too.
-if grep -aq 'srt.addr' "$SERVER_BIN"; then
+if grep -aq 'srt.addr' "$SERVER_COPY"; then
   LADDER_ENV+=("LIVEFRONT_SRT_ADDR=127.0.0.1:0")
 elif [ "$PROTO" = srt ]; then
   die "$LIVEFRONT_BIN has no SRT ingest"
@@ -234,7 +236,7 @@ start_livefront() { # name
   # file still starts.
   (cd "$LF_DIR" && exec env "${LADDER_ENV[@]}" RUST_LOG="${RUST_LOG:-info}" LIVEFRONT_DATA_DIR="$LF_DIR/data" \
     LIVEFRONT_HTTP_ADDR=127.0.0.1:0 LIVEFRONT_RTMP_ADDR=127.0.0.1:0 LIVEFRONT_RTSP_ADDR=127.0.0.1:0 \
-    "$SERVER_BIN" serve) \
+    "$SERVER_COPY" serve) \
     >"$LF_DIR/stdout" 2>"$LF_DIR/stderr" &
   LF_PID=$!
   PIDS+=("$LF_PID")

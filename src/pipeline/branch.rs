@@ -7,7 +7,9 @@
 //! `build::describe`). How a failed branch is kept from stopping the rest:
 //! - every branch starts with a queue after a tee ([`guard`]): a probe on the queue's sink pad drops
 //!   what the tee pushes once the queue's own push downstream failed, so the tee never sees the
-//!   branch's error (checked before each buffer, in the tee's thread: no race with the bus);
+//!   branch's error (checked before each buffer, in the tee's thread: no race with the bus). The
+//!   RTSP-out appsinks hang off the tees without one: they drop instead of blocking, and their
+//!   callbacks never fail;
 //! - the bus task then takes the branch out of the pipeline ([`remove`]), so that the pipeline's
 //!   EOS no longer waits for the branch's sinks when the stream stops.
 use std::collections::HashSet;
@@ -78,7 +80,7 @@ pub fn of_name(name: &str, rungs: &[&str]) -> Option<Branch> {
     if name.ends_with("-thumb") || name == "thumb-sink" {
         return Some(Branch::Poster);
     }
-    if name.starts_with("rtsp-") || name.starts_with("queue-rtsp-") {
+    if name.starts_with("rtsp-") {
         return Some(Branch::RtspOut);
     }
     for rung in rungs {
@@ -323,7 +325,7 @@ mod tests {
         ] {
             assert_eq!(of(name), Some(Branch::Poster), "{name}");
         }
-        for name in ["queue-rtsp-video", "rtsp-audio"] {
+        for name in ["rtsp-video", "rtsp-audio"] {
             assert_eq!(of(name), Some(Branch::RtspOut), "{name}");
         }
     }

@@ -37,9 +37,6 @@ const PART_SLACK_NS: u128 = 1_000_000;
 /// A poster every this many seconds.
 const THUMBNAIL_EVERY_S: u32 = 5;
 const THUMBNAIL_QUALITY: u32 = 85;
-/// Media held for the RTSP output before its oldest buffers are dropped (leaky): a slow or absent
-/// RTSP side never stalls the pipeline.
-const RTSP_QUEUE_NS: u64 = 1_000_000_000;
 
 fn queue(name: &str) -> String {
     format!("queue name={name} max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0")
@@ -101,7 +98,7 @@ fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
 ///   its own parser.
 /// - Poster: a JPEG every few seconds from the decoded frames; without rungs (no decoder), a keyframe
 ///   every few seconds handed to the shared poster decoder (`poster`).
-/// - RTSP out: the publisher's H.264/AAC through a leaky queue into an appsink per track, which
+/// - RTSP out: the publisher's H.264/AAC into an appsink per track (dropping, never blocking), which
 ///   `output::rtsp` forwards to the RTSP media of the stream's viewers (dropped when there are none).
 ///
 /// Every sink is `async=false`: the pipeline goes to PLAYING at once instead of waiting for each
@@ -173,9 +170,10 @@ pub fn describe(spec: &PipelineSpec) -> String {
     }
     for (track, on) in [("video", video), ("audio", audio)] {
         if on {
+            // No queue (a thread and a hand-off per buffer): the appsink drops instead of blocking
+            // and its callback only passes the buffer to the RTSP media's leaky appsrcs.
             parts.push(format!(
-                "tee-{track}. ! queue name=queue-rtsp-{track} leaky=downstream max-size-time={RTSP_QUEUE_NS} \
-                 max-size-buffers=0 max-size-bytes=0 ! appsink name=rtsp-{track} sync=false async=false \
+                "tee-{track}. ! appsink name=rtsp-{track} sync=false async=false \
                  enable-last-sample=false max-buffers=8 drop=true"
             ));
         }
@@ -260,10 +258,11 @@ pub fn describe(spec: &PipelineSpec) -> String {
     if let (true, Some(_)) = (video, spec.thumbnail)
         && !spec.decodes()
     {
-        // Not transcoded: the poster is a keyframe decoded apart (`poster`), no decoder here.
+        // Not transcoded: the poster is a keyframe decoded apart (`poster`), no decoder here. No
+        // queue either: the sink drops instead of blocking, and its callback only queues a
+        // keyframe every few seconds for the poster decoder (without waiting).
         parts.push(
             "tee-video. ! identity name=keyframes-thumb drop-buffer-flags=delta-unit ! \
-             queue name=queue-thumb leaky=downstream max-size-buffers=1 max-size-time=0 max-size-bytes=0 ! \
              appsink name=thumb-sink sync=false async=false max-buffers=1 drop=true enable-last-sample=false"
                 .into(),
         );
