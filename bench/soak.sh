@@ -68,6 +68,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# What is measured, taken now: a rebuild during the run must not change the report.
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock examples 2>/dev/null)" ]; then COMMIT="$COMMIT + uncommitted changes"; fi
+BUILT=$(date -r "$SERVER_BIN" '+%Y-%m-%d %H:%M')
 cp "$SERVER_BIN" "$TMP/lfsoak-server"
 cp "$SOAK_BIN" "$TMP/lfsoak-client"
 ln -s "$(command -v ffmpeg)" "$TMP/lfsoak-pub"
@@ -146,13 +150,11 @@ for pid in "${PIDS[@]:1:$PUBLISHERS}"; do kill -0 "$pid" 2>/dev/null && PUB_ALIV
 LIVE=$(curl -fsS --max-time 10 "$HTTP/api/v1/live" | jq '.streams | length' 2>/dev/null || echo '?')
 WARN_LINES=$(grep -c -E 'WARN|ERROR' "$TMP/stderr" || true)
 LOAD_END=$(loadavg)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain -- src Cargo.toml Cargo.lock examples 2>/dev/null)" ]; then COMMIT="$COMMIT + uncommitted changes"; fi
 
 REPORT=$(
   echo "### soak.sh, $START_DATE"
   echo
-  echo "- livefront $COMMIT (release binary built $(date -r "$SERVER_BIN" '+%Y-%m-%d %H:%M')); DURATION=$DURATION PUBLISHERS=$PUBLISHERS (RTMP and SRT alternating, ${SIZE} ${FPS} fps ${VBITRATE} + AAC 64k, looped with -c copy) VIEWERS=$VIEWERS SOCKETS=$SOCKETS CHAT_EVERY_S=$CHAT_EVERY_S (one chat message per stream)"
+  echo "- livefront $COMMIT (release binary built $BUILT); DURATION=$DURATION PUBLISHERS=$PUBLISHERS (RTMP and SRT alternating, ${SIZE} ${FPS} fps ${VBITRATE} + AAC 64k, looped with -c copy) VIEWERS=$VIEWERS SOCKETS=$SOCKETS CHAT_EVERY_S=$CHAT_EVERY_S (one chat message per stream)"
   echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM; load average at start $LOAD_START, at end $LOAD_END; other build/test processes at start: $OTHERS_START"
   [ -z "${BENCH_NOTE:-}" ] || echo "- note: $BENCH_NOTE"
   echo "- at the end: $PUB_ALIVE of $PUBLISHERS publishers still sending, $LIVE streams listed live; server log lines at WARN/ERROR: $WARN_LINES"
