@@ -207,12 +207,15 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
     let mut channel = LiveClient::connect(&api, &id, Token::None).await?;
 
     const QUANTITY: usize = 5;
+    // Long enough to outlast every step below on a loaded machine (it ran 70 s once, past a
+    // 60 s sale); the sale closes with its stream at the end.
+    const SALE_S: i64 = 300;
     let (status, sale) = post(
         &api,
         &format!("/api/v1/streams/{id}/flash-sales"),
         Some(&token),
         json!({"product_id": product, "discount_percent": 20, "quantity": QUANTITY,
-               "per_viewer_limit": 1, "duration_s": 60, "countdown_s": 3}),
+               "per_viewer_limit": 1, "duration_s": SALE_S, "countdown_s": 3}),
     )
     .await?;
     assert_eq!(status, 201, "{sale}");
@@ -221,7 +224,7 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
     let sale_id = sale["id"].as_str().unwrap().to_string();
     assert_eq!(
         (date(&sale["ends_at"]) - date(&sale["starts_at"])).num_seconds(),
-        60
+        SALE_S
     );
     let heard = channel.expect("flash_sale").await?;
     assert_eq!(heard["id"], sale["id"]);
