@@ -93,24 +93,7 @@ async fn hevc_over_srt_from_ffmpeg_plays_as_cmaf_hevc_with_an_h264_rung() -> Res
     let id = stream["id"].as_str().context("id")?.to_string();
     let url = format!("{}&linger=1", server.srt_publish_url(&stream));
     // ffmpeg's libx265 with B-frames and a 2 s GOP, AAC, as MPEG-TS (stream_type 0x24).
-    let args: Vec<String> = Publish::small(6.0)
-        .args_to("mpegts", &url)
-        .into_iter()
-        .map(|a| match a.as_str() {
-            "libx264" => "libx265".to_string(),
-            "high" => "main".to_string(),
-            _ => a,
-        })
-        .chain(["-x265-params".into(), "log-level=error".into()])
-        .collect();
-    let publisher = tokio::process::Command::new("ffmpeg")
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("ffmpeg is required (apt-get install ffmpeg)")?;
+    let publisher = Publish::small(6.0).spawn_hevc_to("mpegts", &url)?;
     let health = live_health(&server, &token, &id).await?;
     let video = &health["video"];
     ensure!(

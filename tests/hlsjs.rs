@@ -247,24 +247,7 @@ async fn hls_js_plays_an_hevc_source_on_its_h264_rung() -> Result<()> {
     api.set_mode(&token, &id, "public").await?;
     let watch_url = stream["playback"]["hls"].as_str().context("playback.hls")?;
     let url = format!("{}&linger=1", server.srt_publish_url(&stream));
-    let args: Vec<String> = Publish::small(16.0)
-        .args_to("mpegts", &url)
-        .into_iter()
-        .map(|a| match a.as_str() {
-            "libx264" => "libx265".to_string(),
-            "high" => "main".to_string(),
-            _ => a,
-        })
-        .chain(["-x265-params".into(), "log-level=error".into()])
-        .collect();
-    let publisher = tokio::process::Command::new("ffmpeg")
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("ffmpeg is required (apt-get install ffmpeg)")?;
+    let publisher = Publish::small(16.0).spawn_hevc_to("mpegts", &url)?;
     // The H.264 rung's playlist, from the master, once it has two segments.
     let master_path = format!("/hls/{id}/master.m3u8");
     let h264 = wait_for("an H.264 variant in the master", DEADLINE, || async {

@@ -554,15 +554,38 @@ impl Publish {
 
     /// An ffmpeg publisher writing `format` to `url` (e.g. `mpegts` to an `srt://` URL).
     pub fn spawn_to(&self, format: &str, url: &str) -> Result<Child> {
-        Command::new("ffmpeg")
-            .args(self.args_to(format, url))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("ffmpeg is required (apt-get install ffmpeg)")
+        spawn_ffmpeg(self.args_to(format, url))
     }
+
+    /// The same publish in HEVC: libx265 (Main profile, B-frames, the same GOP) for libx264.
+    fn hevc_args_to(&self, format: &str, url: &str) -> Vec<String> {
+        self.args_to(format, url)
+            .into_iter()
+            .map(|a| match a.as_str() {
+                "libx264" => "libx265".to_string(),
+                "high" => "main".to_string(),
+                _ => a,
+            })
+            .chain(["-x265-params".into(), "log-level=error".into()])
+            .collect()
+    }
+
+    /// An ffmpeg publisher of [`Publish::hevc_args_to`].
+    pub fn spawn_hevc_to(&self, format: &str, url: &str) -> Result<Child> {
+        spawn_ffmpeg(self.hevc_args_to(format, url))
+    }
+}
+
+/// ffmpeg with `args`, its stderr kept for [`finish`], killed when dropped.
+fn spawn_ffmpeg(args: Vec<String>) -> Result<Child> {
+    Command::new("ffmpeg")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("ffmpeg is required (apt-get install ffmpeg)")
 }
 
 /// Waits for a child with a deadline; returns its exit status and stderr.
