@@ -6,14 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::*;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
 
 /// The whole story, media included, on a loaded CI machine.
 const STORY_DEADLINE: Duration = Duration::from_secs(300);
@@ -28,36 +25,22 @@ async fn a_creator_goes_live_from_a_phone_browser_and_a_viewer_watches() -> Resu
     api.set_carousel(&token, &id, &[&a, &b]).await?;
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let web = root.join("tests/web");
-    ensure!(
-        web.join("node_modules/playwright-core").exists(),
-        "tests/web/node_modules is missing: run `make test` (it installs chromium and Playwright)"
-    );
     let artifacts = root.join("target/web-artifacts");
-    let mut story = Command::new("node")
-        .arg(web.join("golive.mjs"))
-        .arg(&api.base)
-        .arg(&token)
-        .arg(&id)
-        .arg(&artifacts)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("node is required (make test installs it)")?;
-    let mut stderr = story.stderr.take().context("story stderr")?;
-    let stderr = tokio::spawn(async move {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s).await;
-        s
-    });
-    let mut lines = BufReader::new(story.stdout.take().context("story stdout")?).lines();
+    let mut story = BrowserStory::start(
+        "golive.mjs",
+        &[
+            api.base.clone(),
+            token.clone(),
+            id.clone(),
+            artifacts.display().to_string(),
+        ],
+    )?;
     let mut steps = Vec::new();
     let mut console = Vec::new();
     let mut health = Value::Null;
     let mut camera = Value::Null;
     let run = async {
-        while let Some(line) = lines.next_line().await? {
+        while let Some(line) = story.lines.next_line().await? {
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -80,19 +63,7 @@ async fn a_creator_goes_live_from_a_phone_browser_and_a_viewer_watches() -> Resu
         bail!("the story stopped before its end")
     };
     let outcome = tokio::time::timeout(STORY_DEADLINE, run).await;
-    if tokio::time::timeout(Duration::from_secs(30), story.wait())
-        .await
-        .is_err()
-    {
-        story.start_kill()?;
-        story.wait().await?;
-    }
-    let err = stderr.await.unwrap_or_default();
-    match outcome {
-        Err(_) => bail!("the story took longer than {STORY_DEADLINE:?}; steps {steps:?}; {err}"),
-        Ok(Err(e)) => bail!("{e}; steps {steps:?}; stderr: {err}"),
-        Ok(Ok(())) => {}
-    }
+    story.finish(outcome, STORY_DEADLINE, &steps).await?;
     assert_eq!(
         steps,
         [

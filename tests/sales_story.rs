@@ -7,16 +7,12 @@
 //! confirms.
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
 
 /// The whole story, media included, on a loaded CI machine.
 const STORY_DEADLINE: Duration = Duration::from_secs(300);
@@ -39,31 +35,20 @@ async fn viewers_claim_a_flash_sale_and_bid_in_the_browser() -> Result<()> {
     let (_, viewer_a) = store.create_viewer("alice_fan").await?;
     let (_, viewer_b) = store.create_viewer("bob_fan").await?;
 
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
-    ensure!(
-        web.join("node_modules/playwright-core").exists(),
-        "tests/web/node_modules is missing: run `make test` (it installs chromium and Playwright)"
-    );
-    let mut story = Command::new("node")
-        .arg(web.join("sales_story.mjs"))
-        .args([&api.base, &id, &viewer_a, &viewer_b])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("node is required (make test installs it)")?;
-    let mut stderr = story.stderr.take().context("story stderr")?;
-    let stderr = tokio::spawn(async move {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s).await;
-        s
-    });
-    let mut lines = BufReader::new(story.stdout.take().context("story stdout")?).lines();
+    let mut story = BrowserStory::start(
+        "sales_story.mjs",
+        &[
+            api.base.clone(),
+            id.clone(),
+            viewer_a.clone(),
+            viewer_b.clone(),
+        ],
+    )?;
     let mut steps = Vec::new();
     let mut console = Vec::new();
     let mut auction = String::new();
     let run = async {
-        while let Some(line) = lines.next_line().await? {
+        while let Some(line) = story.lines.next_line().await? {
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -108,17 +93,7 @@ async fn viewers_claim_a_flash_sale_and_bid_in_the_browser() -> Result<()> {
         bail!("the story stopped before its end")
     };
     let outcome = tokio::time::timeout(STORY_DEADLINE, run).await;
-    let status = tokio::time::timeout(Duration::from_secs(30), story.wait()).await;
-    if status.is_err() {
-        story.start_kill()?;
-        story.wait().await?;
-    }
-    let err = stderr.await.unwrap_or_default();
-    match outcome {
-        Err(_) => bail!("the story took longer than {STORY_DEADLINE:?}; steps {steps:?}; {err}"),
-        Ok(Err(e)) => bail!("{e}; steps {steps:?}; stderr: {err}"),
-        Ok(Ok(())) => {}
-    }
+    story.finish(outcome, STORY_DEADLINE, &steps).await?;
     assert_eq!(
         steps,
         [

@@ -5,16 +5,12 @@
 //! of another origin posts `livefront:add-to-cart` to it while other pages refuse framing.
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
 
 /// The whole story on a loaded machine (it waits for a reminder ~25 s ahead).
 const STORY_DEADLINE: Duration = Duration::from_secs(180);
@@ -46,12 +42,6 @@ async fn viewer_redeems_follows_is_reminded_and_the_embedded_player_tells_the_sh
     })
     .await?;
     let api = server.api.clone();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let web = root.join("tests/web");
-    ensure!(
-        web.join("node_modules/playwright-core").exists(),
-        "tests/web/node_modules is missing: run `make test` (it installs chromium and Playwright)"
-    );
     let alice = api.create_creator("alice").await?;
     api.ok(
         Method::PATCH,
@@ -109,31 +99,22 @@ async fn viewer_redeems_follows_is_reminded_and_the_embedded_player_tells_the_sh
     let shop_site = tokio::spawn(serve_page(shop_listener, shop_page));
     let other_site = tokio::spawn(serve_page(other_listener, other_page));
 
-    let mut story = Command::new("node")
-        .arg(web.join("shop.mjs"))
-        .arg(&api.base)
-        .arg(&alice)
-        .arg(&vera)
-        .arg(&id)
-        .arg(&product)
-        .arg(format!("{shop_origin}/"))
-        .arg(format!("{other_origin}/"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("node is required (make test installs it)")?;
-    let mut stderr = story.stderr.take().context("stderr")?;
-    let stderr = tokio::spawn(async move {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s).await;
-        s
-    });
-    let mut lines = BufReader::new(story.stdout.take().context("stdout")?).lines();
+    let mut story = BrowserStory::start(
+        "shop.mjs",
+        &[
+            api.base.to_string(),
+            alice.to_string(),
+            vera.to_string(),
+            id.to_string(),
+            product.to_string(),
+            format!("{shop_origin}/"),
+            format!("{other_origin}/"),
+        ],
+    )?;
     let mut steps = Vec::new();
     let mut console = Vec::new();
     let run = async {
-        while let Some(line) = lines.next_line().await? {
+        while let Some(line) = story.lines.next_line().await? {
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -148,21 +129,9 @@ async fn viewer_redeems_follows_is_reminded_and_the_embedded_player_tells_the_sh
         bail!("the story stopped before its end")
     };
     let outcome = tokio::time::timeout(STORY_DEADLINE, run).await;
-    if tokio::time::timeout(Duration::from_secs(30), story.wait())
-        .await
-        .is_err()
-    {
-        story.start_kill()?;
-        story.wait().await?;
-    }
     shop_site.abort();
     other_site.abort();
-    let err = stderr.await.unwrap_or_default();
-    match outcome {
-        Err(_) => bail!("the story took longer than {STORY_DEADLINE:?}; steps {steps:?}; {err}"),
-        Ok(Err(e)) => bail!("{e}; steps {steps:?}; stderr: {err}"),
-        Ok(Ok(())) => {}
-    }
+    story.finish(outcome, STORY_DEADLINE, &steps).await?;
     assert_eq!(
         steps,
         [

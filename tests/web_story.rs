@@ -10,14 +10,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::*;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
 
 /// The whole story, media included, on a loaded CI machine.
 const STORY_DEADLINE: Duration = Duration::from_secs(300);
@@ -27,38 +24,24 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
     let mut server = Server::start().await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let web = root.join("tests/web");
-    ensure!(
-        web.join("node_modules/playwright-core").exists(),
-        "tests/web/node_modules is missing: run `make test` (it installs chromium and Playwright)"
-    );
     let artifacts = root.join("target/web-artifacts");
-    let mut story = Command::new("node")
-        .arg(web.join("story.mjs"))
-        .arg(&api.base)
-        .arg(&token)
-        .arg("demo")
-        .arg(ADMIN_TOKEN)
-        .arg(&artifacts)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("node is required (make test installs it)")?;
-    let mut stderr = story.stderr.take().context("story stderr")?;
-    let stderr = tokio::spawn(async move {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s).await;
-        s
-    });
-    let mut lines = BufReader::new(story.stdout.take().context("story stdout")?).lines();
+    let mut story = BrowserStory::start(
+        "story.mjs",
+        &[
+            api.base.clone(),
+            token.clone(),
+            "demo".into(),
+            ADMIN_TOKEN.into(),
+            artifacts.display().to_string(),
+        ],
+    )?;
 
     let mut publisher = None;
     let mut steps = Vec::new();
     let mut console = Vec::new();
     let mut stream_id = String::new();
     let run = async {
-        while let Some(line) = lines.next_line().await? {
+        while let Some(line) = story.lines.next_line().await? {
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -86,17 +69,7 @@ async fn creator_and_viewer_live_through_a_stream_in_the_browser() -> Result<()>
         let _ = p.start_kill();
         let _ = p.wait().await;
     }
-    let status = tokio::time::timeout(Duration::from_secs(30), story.wait()).await;
-    if status.is_err() {
-        story.start_kill()?;
-        story.wait().await?;
-    }
-    let err = stderr.await.unwrap_or_default();
-    match outcome {
-        Err(_) => bail!("the story took longer than {STORY_DEADLINE:?}; steps {steps:?}; {err}"),
-        Ok(Err(e)) => bail!("{e}; steps {steps:?}; stderr: {err}"),
-        Ok(Ok(())) => {}
-    }
+    story.finish(outcome, STORY_DEADLINE, &steps).await?;
     assert_eq!(
         steps,
         [

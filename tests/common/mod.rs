@@ -588,6 +588,70 @@ fn spawn_ffmpeg(args: Vec<String>) -> Result<Child> {
         .context("ffmpeg is required (apt-get install ffmpeg)")
 }
 
+/// A Playwright story in Debian's headless Chromium (`node tests/web/SCRIPT ARGS…`, installed by
+/// `make test`): its stdout lines (one JSON object per step) as they come, its stderr kept for
+/// the failure message.
+pub struct BrowserStory {
+    child: Child,
+    stderr: tokio::task::JoinHandle<String>,
+    pub lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl BrowserStory {
+    pub fn start(script: &str, args: &[String]) -> Result<Self> {
+        let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+        anyhow::ensure!(
+            web.join("node_modules/playwright-core").exists(),
+            "tests/web/node_modules is missing: run `make test` (it installs chromium and Playwright)"
+        );
+        let mut child = Command::new("node")
+            .arg(web.join(script))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("node is required (make test installs it)")?;
+        let mut stderr = child.stderr.take().context("story stderr")?;
+        let stderr = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s).await;
+            s
+        });
+        let lines = BufReader::new(child.stdout.take().context("story stdout")?).lines();
+        Ok(BrowserStory {
+            child,
+            stderr,
+            lines,
+        })
+    }
+
+    /// After the run that read [`BrowserStory::lines`] (`outcome`, bounded by `deadline`): waits up
+    /// to 30 s for the script to exit (then kills it), and fails with the steps seen so far and
+    /// the script's stderr when the run failed or took too long.
+    pub async fn finish(
+        mut self,
+        outcome: Result<Result<()>, tokio::time::error::Elapsed>,
+        deadline: Duration,
+        steps: &[String],
+    ) -> Result<()> {
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.child.start_kill()?;
+            self.child.wait().await?;
+        }
+        let err = self.stderr.await.unwrap_or_default();
+        match outcome {
+            Err(_) => bail!("the story took longer than {deadline:?}; steps {steps:?}; {err}"),
+            Ok(Err(e)) => bail!("{e}; steps {steps:?}; stderr: {err}"),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+}
+
 /// Waits for a child with a deadline; returns its exit status and stderr.
 pub async fn finish(
     child: Child,
