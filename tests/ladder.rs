@@ -148,21 +148,7 @@ async fn rungs_below_the_source_are_aligned_with_it_and_playable() -> Result<()>
     let path = server
         .data_dir()
         .join(format!("streams/{id}/thumbnail.jpg"));
-    let out = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "csv=p=0",
-            path.to_str().unwrap(),
-        ],
-        DEADLINE,
-    )
-    .await?;
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "640,360");
+    assert_eq!(video_size(&path).await?, (640, 360));
     server.stop().await;
     Ok(())
 }
@@ -187,37 +173,13 @@ async fn portrait_source_gets_portrait_rungs() -> Result<()> {
     assert!(master.contains("RESOLUTION=144x256"), "{master}");
     assert!(master.contains("RESOLUTION=360x640"), "{master}");
     // The encoded pictures themselves are upright (no 16:9 frame with bars), and so is the poster.
-    let size = |path: std::path::PathBuf| async move {
-        let out = run(
-            "ffprobe",
-            &[
-                "-v",
-                "error",
-                "-select_streams",
-                "v:0",
-                "-show_entries",
-                "stream=width,height",
-                "-of",
-                "csv=p=0",
-                path.to_str().unwrap(),
-            ],
-            DEADLINE,
-        )
-        .await?;
-        // MPEG-TS lists the stream again under its program: the first line is enough.
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let line = text.lines().map(str::trim).find(|l| !l.is_empty());
-        let (w, h) = line.and_then(|l| l.split_once(',')).unwrap_or_default();
-        let h = h.trim_end_matches(',');
-        anyhow::Ok((w.parse::<u32>()?, h.parse::<u32>()?))
-    };
     let hls = server.data_dir().join(format!("streams/{id}/hls"));
     for (rung, expected) in [
         ("240p", (240, 426)),
         ("144p", (144, 256)),
         ("source", (360, 640)),
     ] {
-        let (w, h) = size(hls.join(rung).join("seg00000.ts")).await?;
+        let (w, h) = video_size(&hls.join(rung).join("seg00000.ts")).await?;
         assert_eq!((w, h), expected, "{rung}");
         assert!(w < h, "{rung} is portrait: {w}x{h}");
     }
@@ -237,7 +199,7 @@ async fn portrait_source_gets_portrait_rungs() -> Result<()> {
         .await?;
     let poster_file = server.data_dir().join("poster-probe.jpg");
     std::fs::write(&poster_file, &poster)?;
-    let (w, h) = size(poster_file).await?;
+    let (w, h) = video_size(&poster_file).await?;
     assert!(w < h, "the poster is portrait: {w}x{h}");
     server.stop().await;
     Ok(())

@@ -569,26 +569,8 @@ async fn practice_access_a_dropped_publisher_and_its_comeback() -> Result<()> {
     file.extend(std::fs::read(dir.join(&back.uri))?);
     let joined = server.data_dir().join("comeback.mp4");
     std::fs::write(&joined, &file)?;
-    let out = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "csv=p=0",
-            joined.to_str().unwrap(),
-        ],
-        DEADLINE,
-    )
-    .await?;
-    ensure!(
-        String::from_utf8_lossy(&out.stdout).trim() == "480,360",
-        "{out:?}"
-    );
+    let size = video_size(&joined).await?;
+    ensure!(size == (480, 360), "the comeback picture: {size:?}");
     server.stop().await;
     Ok(())
 }

@@ -77,24 +77,7 @@ async fn a_publisher_that_comes_back_over_srt_continues_the_same_session() -> Re
     let seg = server
         .data_dir()
         .join(format!("streams/{id}/hls/source/{after}"));
-    let out = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "csv=p=0",
-            seg.to_str().unwrap(),
-        ],
-        DEADLINE,
-    )
-    .await?;
-    let size = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(size.lines().next(), Some("640,360"), "{size}");
+    assert_eq!(video_size(&seg).await?, (640, 360), "{}", seg.display());
 
     // One recording: both publishes, the time away left out.
     let expected = first_seconds + 4.0;

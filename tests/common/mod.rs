@@ -682,6 +682,34 @@ pub async fn run(program: &str, args: &[&str], deadline: Duration) -> Result<std
 }
 
 /// ffprobe's view of a URL or file: codec names of the streams and the format duration.
+/// Width and height of the first video stream of a file, by ffprobe (an MPEG-TS file lists the
+/// stream again under its program: the first line counts).
+pub async fn video_size(path: &Path) -> Result<(u32, u32)> {
+    let target = path.to_str().context("a UTF-8 path")?;
+    let out = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+            target,
+        ],
+        DEADLINE,
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty());
+    let (w, h) = line
+        .and_then(|l| l.split_once(','))
+        .with_context(|| format!("ffprobe {target}: {text}"))?;
+    Ok((w.parse()?, h.trim_end_matches(',').parse()?))
+}
+
 pub async fn probe(target: &str) -> Result<(Vec<String>, Option<f64>)> {
     let out = run(
         "ffprobe",
