@@ -379,10 +379,16 @@ mod tests {
             "queue-dec",
             "dec",
             "tee-raw",
+            // A larger rung's scaling stage that smaller rungs scale from (see
+            // `build::scaling_feeds`): the 720p rung's failure must not take the 240p one along.
+            "queue-size-720p",
+            "tee-size-720p",
         ] {
             assert_eq!(of(name), Some(Branch::Ingest), "{name}");
         }
-        // Not named by livefront: the caller looks upstream.
+        // Not named by livefront, or by role: the caller looks upstream (`queue-size-…`).
+        assert_eq!(of("size-720p"), None);
+        assert_eq!(of("sized-720p"), None);
         assert_eq!(of("capsfilter3"), None);
         assert_eq!(of("pipeline0"), None);
     }

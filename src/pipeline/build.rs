@@ -12,7 +12,7 @@ use gstreamer_video as gst_video;
 
 use super::Error;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
-use crate::config::ladder::keyframe_interval_frames;
+use crate::config::ladder::{PlannedRung, keyframe_interval_frames};
 use crate::ingest::VideoCodec;
 use crate::output::cmaf::Comeback;
 use crate::output::codecs;
@@ -184,7 +184,8 @@ pub fn describe(spec: &PipelineSpec) -> String {
              max-size-bytes=0 ! {decoder} name=dec ! tee name=tee-raw"
         ));
     }
-    for rung in spec.rungs.iter().filter(|_| video) {
+    let feeds = scaling_feeds(&spec.rungs);
+    for (i, rung) in spec.rungs.iter().enumerate().filter(|_| video) {
         let r = &rung.name;
         parts.push(segmenter(spec, r));
         // The rate cap goes before the scaler when it drops frames (none are scaled in vain),
@@ -199,16 +200,40 @@ pub fn describe(spec: &PipelineSpec) -> String {
         } else {
             ("", rate.as_str())
         };
+        let feed = match feeds[i] {
+            Some(parent) => format!("tee-size-{}", spec.rungs[parent].name),
+            None => "tee-raw".to_string(),
+        };
+        let size = format!(
+            "caps=\"video/x-raw,format=I420,width={w},height={h},pixel-aspect-ratio=1/1\"",
+            w = rung.width,
+            h = rung.height,
+        );
+        let rung_queue = |name: &str| {
+            format!(
+                "queue name={name} leaky=downstream max-size-buffers={RUNG_QUEUE_FRAMES} max-size-time=0 max-size-bytes=0"
+            )
+        };
+        // A rung that smaller rungs scale from: its scaling stage is shared (part of the ingest,
+        // so that the rung's own failure leaves the smaller rungs running), and the rung's branch
+        // starts after it.
+        let scaled = if feeds.contains(&Some(i)) {
+            parts.push(format!(
+                "{feed}. ! {} ! videoconvertscale name=size-{r} ! capsfilter name=sized-{r} {size} ! tee name=tee-size-{r}",
+                rung_queue(&format!("queue-size-{r}"))
+            ));
+            format!("tee-size-{r}. ! {} ! ", rung_queue(&format!("queue-{r}")))
+        } else {
+            format!(
+                "{feed}. ! {} ! {rate_before}videoconvertscale name=scale-{r} ! capsfilter name=caps-{r} {size} ! ",
+                rung_queue(&format!("queue-{r}"))
+            )
+        };
         parts.push(format!(
-            "tee-raw. ! queue name=queue-{r} leaky=downstream max-size-buffers={RUNG_QUEUE_FRAMES} max-size-time=0 \
-             max-size-bytes=0 ! {rate_before}videoconvertscale name=scale-{r} ! \
-             capsfilter name=caps-{r} caps=\"video/x-raw,format=I420,width={w},height={h},pixel-aspect-ratio=1/1\" ! \
-             {rate_after}valve name=valve-{r} drop-mode=forward-sticky-events ! \
+            "{scaled}{rate_after}valve name=valve-{r} drop-mode=forward-sticky-events ! \
              x264enc name=enc-{r} {x264} bitrate={kbps} key-int-max={gop} option-string=scenecut=0 ! \
              capsfilter name=profile-{r} caps=\"video/x-h264,profile={profile}\" ! \
              h264parse name=parse-{r} config-interval=-1 ! {to_mux}",
-            w = rung.width,
-            h = rung.height,
             x264 = rung.x264.encoder_properties(),
             kbps = rung.video_bitrate_kbps,
             gop = 2 * keyframe_interval_frames(rung.fps, spec.segment),
@@ -275,6 +300,45 @@ pub fn describe(spec: &PipelineSpec) -> String {
         ));
     }
     parts.join("\n")
+}
+
+/// Where each rung's scaler takes its frames: from the nearest larger rung that scales every frame
+/// (`Some(index)`: a cascade, 1080p → 720p → 480p → 360p), else from the decoded source (`None`).
+/// A scaler reading a smaller picture does less work: the default ladder's three scalers cost
+/// about a third less this way (measured with gst-launch on 1080p30: 1.75 against 2.8 CPU-s per
+/// 10 s of media, bilinear as before). A rung that thins the frame rate feeds no other rung, so
+/// every rung keeps its own rate. Rungs come largest first (the preset's order).
+fn scaling_feeds(rungs: &[PlannedRung]) -> Vec<Option<usize>> {
+    rungs
+        .iter()
+        .enumerate()
+        .map(|(i, rung)| {
+            (0..i).rev().find(|&j| {
+                let parent = &rungs[j];
+                !parent.thins
+                    && parent.width >= rung.width
+                    && parent.height >= rung.height
+                    && (parent.width, parent.height) != (rung.width, rung.height)
+            })
+        })
+        .collect()
+}
+
+/// The capsfilter that fixes each rung's picture size: its own (`caps-`) or, for a rung that
+/// smaller rungs scale from, its shared scaling stage's (`sized-`).
+fn size_filters(rungs: &[PlannedRung]) -> Vec<String> {
+    let feeds = scaling_feeds(rungs);
+    rungs
+        .iter()
+        .enumerate()
+        .map(|(i, rung)| {
+            if feeds.contains(&Some(i)) {
+                format!("sized-{}", rung.name)
+            } else {
+                format!("caps-{}", rung.name)
+            }
+        })
+        .collect()
 }
 
 fn quote(s: &str) -> String {
@@ -373,7 +437,7 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
     let resumes = Resumes::default();
     if spec.decodes() && !spec.rungs.is_empty() {
         force_keyframes_on_grid(&pipeline, spec.segment, resumes.clone())?;
-        keep_source_colorimetry(&pipeline, spec.rungs.iter().map(|r| r.name.as_str()))?;
+        keep_source_colorimetry(&pipeline, &size_filters(&spec.rungs))?;
     }
     if spec.source {
         let parser = if spec.tracks.has_video() {
@@ -439,8 +503,23 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
         write_thumbnails(&pipeline, &spec.paths, visibility.clone(), keyframes)?;
     }
     let mut overruns = Vec::new();
+    // Each rung's queue (its scaler and encoder, or its encoder after a shared scaling stage),
+    // the shared scaling stages' and the decoder's: the last two are signals, not rungs to drop.
     let decoder = spec.decodes().then(|| "dec".to_string());
-    for name in spec.rungs.iter().map(|r| r.name.clone()).chain(decoder) {
+    let feeds = scaling_feeds(&spec.rungs);
+    let stages = spec
+        .rungs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| feeds.contains(&Some(*i)))
+        .map(|(_, r)| format!("size-{}", r.name));
+    for name in spec
+        .rungs
+        .iter()
+        .map(|r| r.name.clone())
+        .chain(stages)
+        .chain(decoder)
+    {
         let name = format!("queue-{name}");
         let queue = pipeline
             .by_name(&name)
@@ -468,15 +547,13 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
 /// default for SD sizes: a colour-matrix conversion per pixel of every SD rung (~15 % of the
 /// ladder's CPU) for no visible gain. x264 writes the colorimetry into the rung's VUI, so players
 /// show the colours as the source's.
-fn keep_source_colorimetry<'a>(
-    pipeline: &gst::Pipeline,
-    rungs: impl Iterator<Item = &'a str>,
-) -> Result<(), Error> {
-    let filters = rungs
-        .map(|r| {
+fn keep_source_colorimetry(pipeline: &gst::Pipeline, names: &[String]) -> Result<(), Error> {
+    let filters = names
+        .iter()
+        .map(|name| {
             pipeline
-                .by_name(&format!("caps-{r}"))
-                .ok_or_else(|| Error::Gst(format!("no caps-{r}")))
+                .by_name(name)
+                .ok_or_else(|| Error::Gst(format!("no {name}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let pad = pipeline
@@ -848,6 +925,38 @@ mod tests {
         );
         let video_only = describe(&spec_1080p30("default", true, false));
         assert!(!video_only.contains("audio"), "{video_only}");
+    }
+
+    #[test]
+    fn each_rung_scales_from_the_nearest_larger_rung_that_keeps_every_frame() {
+        let rung = |name: &str, width, height, thins| PlannedRung {
+            name: name.into(),
+            width,
+            height,
+            fps: (30, 1),
+            thins,
+            video_bitrate_kbps: 1000,
+            x264: crate::config::ladder::DEFAULT_SOURCE_RUNG_X264,
+            priority: 0,
+        };
+        let default = spec_1080p30("default", true, true);
+        assert_eq!(scaling_feeds(&default.rungs), [None, Some(0), Some(1)]);
+        assert_eq!(
+            size_filters(&default.rungs),
+            ["sized-720p", "sized-480p", "caps-360p"]
+        );
+        // A rung that drops frames feeds nobody: the one below it scales from the rung above.
+        let thinned = [
+            rung("720p", 1280, 720, false),
+            rung("480p", 854, 480, true),
+            rung("360p", 640, 360, false),
+            rung("144p", 256, 144, true),
+        ];
+        assert_eq!(scaling_feeds(&thinned), [None, Some(0), Some(0), Some(2)]);
+        // Only from a larger picture.
+        let same = [rung("a", 640, 360, false), rung("b", 640, 360, false)];
+        assert_eq!(scaling_feeds(&same), [None, None]);
+        assert_eq!(scaling_feeds(&[]), Vec::<Option<usize>>::new());
     }
 
     #[test]
