@@ -256,10 +256,12 @@ fn encoder(options: &Options) -> Result<(gst::Pipeline, mpsc::Receiver<Sample>)>
              video/x-h265,stream-format=hvc1,alignment=au"
         ),
         // libaom's realtime profile at its fastest setting, one thread, no look-ahead: real time
-        // at small sizes on one core.
+        // at small sizes on one core. CBR needs quantizer bounds: with av1enc's defaults (0, 0)
+        // libaom 3.6 aborts on an assertion (`rc_pick_q_and_bounds_no_stats_cbr`).
         Codec::Av1 => format!(
             "av1enc usage-profile=realtime cpu-used=10 threads=1 lag-in-frames=0 end-usage=cbr \
-             target-bitrate={kbps} keyframe-max-dist={gop} ! av1parse ! \
+             min-quantizer=4 max-quantizer=56 target-bitrate={kbps} keyframe-max-dist={gop} ! \
+             av1parse ! \
              video/x-av1,stream-format=obu-stream,alignment=tu",
             kbps = (options.width * options.height / 200).max(200),
         ),

@@ -91,6 +91,27 @@ async fn assert_av1_and_h264_play(server: &Server, stream: &Value) -> Result<()>
         let size = video_size(Path::new(playlist.as_str())).await?;
         ensure!(size == (320, 240), "{playlist} is {size:?}");
     }
+    // The CMAF init section has an `av01` sample entry whose `av1C` is a real record: marker and
+    // version, profile 0 and level 2.0 as in CODECS, 4:2:0, then the sequence header OBU.
+    let playlist = reqwest::get(&av1).await?.text().await?;
+    let map = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|rest| rest.split('"').next())
+        .context("EXT-X-MAP")?;
+    let base = &av1[..av1.rfind('/').context("base")? + 1];
+    let init = reqwest::get(format!("{base}{map}")).await?.bytes().await?;
+    let at = init
+        .windows(4)
+        .position(|w| w == b"av1C")
+        .context("an av1C box")?;
+    ensure!(
+        init.windows(4).any(|w| w == b"av01")
+            && init[at + 4..at + 8] == [0x81, 0x00, 0x0c, 0x00]
+            && init[at + 8] == 0x0a,
+        "av1C {:02x?}",
+        &init[at..(at + 24).min(init.len())]
+    );
     // The H.264 rung decodes (the AV1 was decoded by av1dec and re-encoded for it).
     let decoded = run(
         "ffmpeg",
