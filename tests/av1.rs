@@ -71,7 +71,10 @@ async fn assert_av1_and_h264_play(server: &Server, stream: &Value) -> Result<()>
     })
     .await?;
     let av1 = variant(&url, &text, "CODECS=\"av01.0.")?;
-    ensure!(av1.contains("/source/"), "the AV1 variant is the source: {av1}");
+    ensure!(
+        av1.contains("/source/"),
+        "the AV1 variant is the source: {av1}"
+    );
     ensure!(
         text.contains("CODECS=\"av01.0.00M.08,mp4a.40.2\""),
         "libaom's 320x240 Main 8-bit level 2.0 in CODECS: {text}"
@@ -115,7 +118,17 @@ async fn assert_av1_and_h264_play(server: &Server, stream: &Value) -> Result<()>
     // The H.264 rung decodes (the AV1 was decoded by av1dec and re-encoded for it).
     let decoded = run(
         "ffmpeg",
-        &["-v", "error", "-i", &h264, "-frames:v", "10", "-f", "null", "-"],
+        &[
+            "-v",
+            "error",
+            "-i",
+            &h264,
+            "-frames:v",
+            "10",
+            "-f",
+            "null",
+            "-",
+        ],
         DEADLINE,
     )
     .await?;
@@ -151,7 +164,32 @@ async fn av1_over_enhanced_rtmp_plays_as_cmaf_av1_with_an_h264_rung() -> Result<
             && video["height"] == 240,
         "{health}"
     );
+    // Measured from the publisher's timestamps and keyframe flags: 25 fps, a keyframe every 2 s.
+    let measured = wait_for("fps and keyframe interval in health", DEADLINE, || async {
+        let v = server.api.stream(&token, &id).await.ok()?;
+        let video = v["health"]["video"].clone();
+        (video["fps"].is_number() && video["keyframe_interval_s"].is_number()).then_some(video)
+    })
+    .await?;
+    let (fps, gop) = (
+        measured["fps"].as_f64().unwrap_or(0.0),
+        measured["keyframe_interval_s"].as_f64().unwrap_or(0.0),
+    );
+    ensure!(
+        (fps - 25.0).abs() < 1.0 && (gop - 2.0).abs() < 0.2,
+        "{measured}"
+    );
     assert_av1_and_h264_play(&server, &stream).await?;
+    // The poster comes from the decoded AV1.
+    let poster = server
+        .data_dir()
+        .join(format!("streams/{id}/thumbnail.jpg"));
+    wait_for("a poster", DEADLINE, || async {
+        std::fs::read(&poster)
+            .ok()
+            .filter(|jpeg| jpeg.starts_with(&[0xff, 0xd8]))
+    })
+    .await?;
     // RTSP out: no AV1 payloader in GStreamer 1.22, so the stream's RTSP media is its audio.
     let rtsp = stream["playback"]["rtsp"]
         .as_str()
@@ -182,7 +220,15 @@ async fn av1_over_enhanced_rtmp_plays_as_cmaf_av1_with_an_h264_rung() -> Result<
     ensure!(video_size(&file).await? == (320, 240));
     let decoded = run(
         "ffmpeg",
-        &["-v", "error", "-i", file.to_str().context("path")?, "-f", "null", "-"],
+        &[
+            "-v",
+            "error",
+            "-i",
+            file.to_str().context("path")?,
+            "-f",
+            "null",
+            "-",
+        ],
         DEADLINE,
     )
     .await?;

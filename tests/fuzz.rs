@@ -801,7 +801,13 @@ fn fuzz_av1_configuration_record_obus_and_enhanced_rtmp_tags() -> Result<()> {
     let parsed = av1::parse_av1c(&av1c).context("the seed parses")?;
     assert_eq!((parsed.width, parsed.height), (320, 180));
     let start = [&[0x90][..], b"av01", &av1c].concat();
-    let frame = [&[0x91][..], b"av01", &av1c[4..], &[0x32, 0x03, 0xaa, 0xbb, 0xcc]].concat();
+    let frame = [
+        &[0x91][..],
+        b"av01",
+        &av1c[4..],
+        &[0x32, 0x03, 0xaa, 0xbb, 0xcc],
+    ]
+    .concat();
     pure_campaign("av1_config", vec![av1c, start, frame], |input| {
         let av1c = av1::parse_av1c(input);
         if let Some(info) = &av1c {

@@ -456,7 +456,10 @@ mod tests {
         let kinds: Vec<u8> = obus(&tu).map(|o| o.unwrap().kind).collect();
         assert_eq!(kinds, [OBU_TEMPORAL_DELIMITER, OBU_SEQUENCE_HEADER, 6]);
         let last = obus(&tu).last().unwrap().unwrap();
-        assert_eq!((last.payload, last.bytes), (&[0xaa, 0xbb][..], &[0x30, 0xaa, 0xbb][..]));
+        assert_eq!(
+            (last.payload, last.bytes),
+            (&[0xaa, 0xbb][..], &[0x30, 0xaa, 0xbb][..])
+        );
         // A size past the end, and the forbidden bit.
         assert_eq!(obus(&[0x0a, 0x05, 1]).next(), Some(Err(MalformedObu)));
         assert_eq!(obus(&[0x80]).next(), Some(Err(MalformedObu)));

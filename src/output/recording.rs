@@ -329,8 +329,14 @@ fn remux(
     video_parser: &'static str,
 ) -> Result<(), Error> {
     let remux_err = |e: &dyn std::fmt::Display| Error::Remux(e.to_string());
-    let pipeline = gst::parse::launch(&remux_description(input, output, video, audio, video_parser))
-        .map_err(|e| remux_err(&e))?;
+    let pipeline = gst::parse::launch(&remux_description(
+        input,
+        output,
+        video,
+        audio,
+        video_parser,
+    ))
+    .map_err(|e| remux_err(&e))?;
     let bus = pipeline
         .bus()
         .ok_or_else(|| Error::Remux("pipeline without bus".into()))?;

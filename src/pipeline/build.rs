@@ -265,9 +265,9 @@ pub fn describe(spec: &PipelineSpec) -> String {
         }
     }
     if let (true, Some(_)) = (video, spec.thumbnail)
-        && !spec.decodes()
+        && spec.poster_from_keyframes()
     {
-        // Not transcoded: the poster is a keyframe decoded apart (`poster`), no decoder here. No
+        // Not transcoded (or AV1): the poster is a keyframe decoded apart (`poster`). No
         // queue either: the sink drops instead of blocking, and its callback only queues a
         // keyframe every few seconds for the poster decoder (without waiting).
         parts.push(
@@ -467,7 +467,7 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
     let rungs: Vec<&str> = spec.rungs.iter().map(|r| r.name.as_str()).collect();
     super::branch::guard(&pipeline, &rungs);
     if let (true, Some(size)) = (spec.tracks.has_video(), spec.thumbnail) {
-        let keyframes = (!spec.decodes()).then_some(size);
+        let keyframes = spec.poster_from_keyframes().then_some(size);
         write_thumbnails(&pipeline, &spec.paths, visibility.clone(), keyframes)?;
     }
     let mut overruns = Vec::new();
@@ -774,7 +774,7 @@ fn drop_encoder_cuts(pipeline: &gst::Pipeline, encoder: &str) -> Result<(), Erro
 /// Writes each poster JPEG (atomically, so readers never see half a file): every one for the
 /// owner, and those of media that was public (`visibility`) as the public's poster too.
 ///
-/// `keyframes`: the sink gives H.264 keyframes (no decoder in the pipeline), one every
+/// `keyframes`: the sink gives keyframes (see `PipelineSpec::poster_from_keyframes`), one every
 /// `THUMBNAIL_EVERY_S` of which the shared poster decoder turns into a JPEG of this size.
 /// Otherwise it gives JPEGs.
 fn write_thumbnails(
@@ -888,7 +888,11 @@ mod tests {
         super::super::register_plugins().unwrap();
         let tracks = super::super::spec::Tracks {
             // libaom 320x180 Main 8 bit (ingest/av1.rs has its sequence header).
-            video: Some(hex::decode("81000c000a0c000000043cfecf81b5f20080").unwrap().into()),
+            video: Some(
+                hex::decode("81000c000a0c000000043cfecf81b5f20080")
+                    .unwrap()
+                    .into(),
+            ),
             video_codec: VideoCodec::Av1,
             audio: Some(bytes::Bytes::from_static(&[0x11, 0x90])),
         };

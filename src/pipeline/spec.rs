@@ -203,6 +203,16 @@ impl PipelineSpec {
     }
 }
 
+impl PipelineSpec {
+    /// Whether the poster is a keyframe decoded apart (`pipeline::poster`) rather than a frame of
+    /// the pipeline's decoder: without a decoder, and for AV1, whose decoded frames carry no frame
+    /// rate (libaom writes no timing info), which the poster branch's one-frame-in-five-seconds
+    /// rate filter cannot work from.
+    pub fn poster_from_keyframes(&self) -> bool {
+        !self.decodes() || self.tracks.video_codec == VideoCodec::Av1
+    }
+}
+
 /// The poster's short side.
 pub const THUMBNAIL_SHORT_SIDE: u32 = 360;
 
@@ -282,6 +292,9 @@ mod tests {
                 "{description}"
             );
             assert!(!description.contains("mux-source") && !description.contains("rtsp-video"));
+            // The poster is a keyframe decoded apart: av1dec's frames have no frame rate.
+            assert!(description.contains("identity name=keyframes-thumb"));
+            assert!(!description.contains("queue-thumb"));
         }
         let h265 = spec("passthrough", VideoCodec::H265, HVCC_240P);
         assert_eq!(h265.ts_renditions(), h265.renditions());

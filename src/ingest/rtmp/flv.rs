@@ -502,7 +502,10 @@ mod tests {
             let e = parse_video(&ex_video(1, 0, b"av01", record)).unwrap_err();
             assert_eq!(e, TagError::MalformedSequenceHeader(VideoCodec::Av1));
             assert!(e.is_fatal() && !e.is_unsupported_codec());
-            assert!(e.to_string().starts_with("malformed AV1 sequence header"), "{e}");
+            assert!(
+                e.to_string().starts_with("malformed AV1 sequence header"),
+                "{e}"
+            );
         }
     }
 
