@@ -27,12 +27,12 @@ use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use livefront::ingest::av1;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
     PublishRequestType, StreamMetadata,
 };
-use livefront::ingest::av1;
 use rml_rtmp::time::RtmpTimestamp;
 
 /// Enhanced RTMP: `IsExHeader` bit, and the PacketTypes used here.
