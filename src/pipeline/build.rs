@@ -141,22 +141,20 @@ pub fn describe(spec: &PipelineSpec) -> String {
             ));
         }
     }
-    if spec.source {
-        if let Some(part) = spec.part {
-            parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
-            if video {
-                parts.push(format!(
-                    "tee-video. ! {} ! {parse} name=parse-ll-video ! {}cmaf-{SOURCE_RENDITION}.sink_%u",
-                    queue("queue-ll-video"),
-                    av1_level(spec),
-                ));
-            }
-            if audio {
-                parts.push(format!(
-                    "tee-audio. ! {} ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u",
-                    queue("queue-ll-audio")
-                ));
-            }
+    if let (true, Some(part)) = (spec.source, spec.part) {
+        parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
+        if video {
+            parts.push(format!(
+                "tee-video. ! {} ! {parse} name=parse-ll-video ! {}cmaf-{SOURCE_RENDITION}.sink_%u",
+                queue("queue-ll-video"),
+                av1_level(spec),
+            ));
+        }
+        if audio {
+            parts.push(format!(
+                "tee-audio. ! {} ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u",
+                queue("queue-ll-audio")
+            ));
         }
     }
     parts.push(format!(
