@@ -2,7 +2,8 @@
 //! mode (GStreamer av1enc, libaom, + our RTMP client): the CMAF source rendition is AV1 with
 //! `av01` in CODECS, an H.264 rung is always there and plays, the MPEG-TS playlists leave the AV1
 //! source out (GStreamer 1.22's mpegtsmux has no AV1), RTSP out carries the audio only (no AV1
-//! RTP payloader in 1.22), health says AV1, and the recording is the AV1 as sent. Abuse: a
+//! RTP payloader in 1.22), health says AV1, and the recording and the public replay are the AV1
+//! as sent. Abuse: a
 //! garbage av1C drops the publisher and the key works again; a destination asking for the AV1
 //! source is told to pick an H.264 rung.
 mod common;
@@ -152,6 +153,8 @@ async fn av1_over_enhanced_rtmp_plays_as_cmaf_av1_with_an_h264_rung() -> Result<
     let token = server.demo_token.clone();
     let stream = passthrough_stream(&server, &token).await?;
     let id = stream["id"].as_str().context("id")?.to_string();
+    // Public throughout, so that the public replay (cut from the recording) is built too.
+    server.api.set_mode(&token, &id, "public").await?;
     let options = Options::with_codec(Codec::Av1, &server.publish_url(&stream), 6);
     let publisher = tokio::task::spawn_blocking(move || hevc_publisher::publish(&options));
     let health = live_health(&server, &token, &id).await?;
@@ -235,6 +238,39 @@ async fn av1_over_enhanced_rtmp_plays_as_cmaf_av1_with_an_h264_rung() -> Result<
     ensure!(
         decoded.status.success() && decoded.stderr.is_empty(),
         "ffmpeg decoding the recording: {}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    // The public replay is copied from the recording without re-encoding: AV1 too.
+    let replay = wait_for("the public replay", DEADLINE, || async {
+        let (status, v) = server
+            .api
+            .get(&format!("/api/v1/streams/{id}/replay"), None)
+            .await
+            .ok()?;
+        (status == 200 && v["state"] != "finalizing").then_some(v)
+    })
+    .await?;
+    ensure!(replay["state"] == "ready", "public replay: {replay}");
+    let file = server.data_dir().join(format!("streams/{id}/replay.mp4"));
+    let (codecs, _) = probe(file.to_str().context("path")?).await?;
+    ensure!(codecs == ["av1", "aac"], "replay holds {codecs:?}");
+    let decoded = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            file.to_str().context("path")?,
+            "-f",
+            "null",
+            "-",
+        ],
+        DEADLINE,
+    )
+    .await?;
+    ensure!(
+        decoded.status.success() && decoded.stderr.is_empty(),
+        "ffmpeg decoding the replay: {}",
         String::from_utf8_lossy(&decoded.stderr)
     );
     server.stop().await;
