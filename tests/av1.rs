@@ -3,9 +3,8 @@
 //! `av01` in CODECS, an H.264 rung is always there and plays, the MPEG-TS playlists leave the AV1
 //! source out (GStreamer 1.22's mpegtsmux has no AV1), RTSP out carries the audio only (no AV1
 //! RTP payloader in 1.22), health says AV1, and the recording and the public replay are the AV1
-//! as sent. Abuse: a
-//! garbage av1C drops the publisher and the key works again; a destination asking for the AV1
-//! source is told to pick an H.264 rung.
+//! as sent. Abuse: a garbage av1C drops the publisher and the key works again; a destination
+//! asking for the AV1 source is told to pick an H.264 rung.
 mod common;
 
 #[allow(dead_code)]
