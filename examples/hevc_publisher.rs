@@ -1,16 +1,22 @@
-//! Publishes H.265 (HEVC) + AAC over Enhanced RTMP, as OBS 31 does: no ffmpeg 5.1 or GStreamer
-//! 1.22 tool can.
+//! Publishes H.265 (HEVC) or AV1 + AAC over Enhanced RTMP, as OBS 31 does: no ffmpeg 5.1 or
+//! GStreamer 1.22 tool can.
 //!
-//!   cargo run --example hevc_publisher -- rtmp://HOST:1935/live/STREAM_KEY [SECONDS [WIDTHxHEIGHT]]
+//!   cargo run --example hevc_publisher -- [--codec hevc|av1] rtmp://HOST:1935/live/STREAM_KEY \
+//!       [SECONDS [WIDTHxHEIGHT]]
 //!
-//! GStreamer encodes a test picture (`x265enc`, keyframe every 2 s) and a tone (`avenc_aac`) in
-//! real time; this program speaks RTMP through rml_rtmp's client session and writes the tags
-//! itself: `onMetaData` with `videocodecid` = the FourCC `hvc1` as a number, the video as Enhanced
-//! RTMP tags (`IsExHeader` bit, FourCC, PacketType SequenceStart with the hvcC, CodedFrames with
-//! a composition time or CodedFramesX without, SequenceEnd), the audio as legacy FLV AAC tags.
+//! GStreamer encodes a test picture (`x265enc`, or `av1enc` (libaom) in its realtime usage
+//! profile; keyframe every 2 s) and a tone (`avenc_aac`) in real time; this program speaks RTMP
+//! through rml_rtmp's client session and writes the tags itself: `onMetaData` with `videocodecid`
+//! = the FourCC (`hvc1`, `av01`) as a number, the video as Enhanced RTMP tags (`IsExHeader` bit,
+//! FourCC, PacketType SequenceStart with the hvcC or av1C, CodedFrames, SequenceEnd), the audio as
+//! legacy FLV AAC tags. H.265 CodedFrames carry a composition time (CodedFramesX when it is 0);
+//! AV1 CodedFrames carry none: each is one temporal unit of OBUs without its temporal delimiter
+//! (as MP4 samples), a keyframe being a unit with a sequence header and a KEY_FRAME. libaom puts
+//! no av1C in its caps, so the av1C is built from the first keyframe's sequence header.
 //!
 //! For abuse tests, `Options::fourcc` sends another FourCC and `Options::broken_sequence_start`
-//! a SequenceStart whose hvcC is garbage. tests/hevc.rs uses this file as a module.
+//! a SequenceStart whose record is garbage. tests/hevc.rs and tests/av1.rs use this file as a
+//! module.
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
@@ -21,6 +27,7 @@ use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use livefront::ingest::av1;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
@@ -39,6 +46,22 @@ const KEYFRAME: u8 = 1;
 const INTER_FRAME: u8 = 2;
 const FPS: u32 = 25;
 
+/// The video codec to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Hevc,
+    Av1,
+}
+
+impl Codec {
+    pub fn fourcc(self) -> [u8; 4] {
+        match self {
+            Codec::Hevc => *b"hvc1",
+            Codec::Av1 => *b"av01",
+        }
+    }
+}
+
 /// What to publish, and where.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -47,20 +70,26 @@ pub struct Options {
     pub seconds: u32,
     pub width: u32,
     pub height: u32,
-    /// The FourCC of the video tags (`hvc1`; anything else to test refusals).
+    pub codec: Codec,
+    /// The FourCC of the video tags (the codec's; anything else to test refusals).
     pub fourcc: [u8; 4],
-    /// Send garbage instead of the hvcC in the SequenceStart.
+    /// Send garbage instead of the hvcC/av1C in the SequenceStart.
     pub broken_sequence_start: bool,
 }
 
 impl Options {
     pub fn new(url: &str, seconds: u32) -> Options {
+        Options::with_codec(Codec::Hevc, url, seconds)
+    }
+
+    pub fn with_codec(codec: Codec, url: &str, seconds: u32) -> Options {
         Options {
             url: url.to_string(),
             seconds,
             width: 320,
             height: 240,
-            fourcc: *b"hvc1",
+            codec,
+            fourcc: codec.fourcc(),
             broken_sequence_start: false,
         }
     }
@@ -68,11 +97,22 @@ impl Options {
 
 #[allow(dead_code)]
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut codec = Codec::Hevc;
+    if let Some(i) = args.iter().position(|a| a == "--codec") {
+        codec = match args.get(i + 1).map(String::as_str) {
+            Some("hevc") => Codec::Hevc,
+            Some("av1") => Codec::Av1,
+            other => bail!("--codec hevc|av1, not {other:?}"),
+        };
+        args.drain(i..i + 2);
+    }
     let Some(url) = args.first() else {
-        bail!("usage: hevc_publisher rtmp://HOST:PORT/APP/KEY [SECONDS [WIDTHxHEIGHT]]");
+        bail!(
+            "usage: hevc_publisher [--codec hevc|av1] rtmp://HOST:PORT/APP/KEY [SECONDS [WIDTHxHEIGHT]]"
+        );
     };
-    let mut options = Options::new(url, 10);
+    let mut options = Options::with_codec(codec, url, 10);
     if let Some(s) = args.get(1) {
         options.seconds = s.parse().context("SECONDS")?;
     }
@@ -85,7 +125,7 @@ fn main() -> Result<()> {
 
 /// One encoded sample from the GStreamer pipeline.
 enum Sample {
-    /// The codec configuration (hvcC or AudioSpecificConfig) came with the caps.
+    /// The codec configuration (hvcC or av1C, or AudioSpecificConfig).
     Config {
         video: bool,
         data: Bytes,
@@ -116,7 +156,7 @@ pub fn publish(options: &Options) -> Result<()> {
             audio_codec_id: Some(10),
             audio_sample_rate: Some(48_000),
             audio_channels: Some(2),
-            encoder: Some("livefront hevc_publisher".into()),
+            encoder: Some(format!("livefront hevc_publisher ({:?})", options.codec)),
             ..StreamMetadata::new()
         })
     })?;
@@ -154,7 +194,10 @@ pub fn publish(options: &Options) -> Result<()> {
             } => {
                 last_video_ms = dts_ms;
                 let frame_type = if keyframe { KEYFRAME } else { INTER_FRAME };
-                let tag = if cts_ms == 0 {
+                let tag = if options.codec == Codec::Av1 {
+                    // AV1 has no composition time: the OBUs follow the FourCC.
+                    ex(frame_type, CODED_FRAMES, &data)
+                } else if cts_ms == 0 {
                     ex(frame_type, CODED_FRAMES_X, &data)
                 } else {
                     let cts = cts_ms.to_be_bytes();
@@ -202,21 +245,38 @@ fn split_url(url: &str) -> Result<(String, String, String)> {
 }
 
 /// The live encoder: test picture and tone in real time, H.265 (hvcC in the caps, length-prefixed
-/// NAL units) and raw AAC into two appsinks that hand each sample to the sender.
+/// NAL units) or AV1 (temporal units of OBUs) and raw AAC into two appsinks that hand each sample
+/// to the sender.
 fn encoder(options: &Options) -> Result<(gst::Pipeline, mpsc::Receiver<Sample>)> {
     gst::init()?;
+    let gop = 2 * FPS;
+    let video_encoder = match options.codec {
+        Codec::Hevc => format!(
+            "x265enc speed-preset=ultrafast tune=zerolatency key-int-max={gop} ! h265parse ! \
+             video/x-h265,stream-format=hvc1,alignment=au"
+        ),
+        // libaom's realtime profile at its fastest setting, one thread, no look-ahead: real time
+        // at small sizes on one core. CBR needs quantizer bounds: with av1enc's defaults (0, 0)
+        // libaom 3.6 aborts on an assertion (`rc_pick_q_and_bounds_no_stats_cbr`).
+        Codec::Av1 => format!(
+            "av1enc usage-profile=realtime cpu-used=10 threads=1 lag-in-frames=0 end-usage=cbr \
+             min-quantizer=4 max-quantizer=56 target-bitrate={kbps} keyframe-max-dist={gop} ! \
+             av1parse ! \
+             video/x-av1,stream-format=obu-stream,alignment=tu",
+            kbps = (options.width * options.height / 200).max(200),
+        ),
+    };
+    let av1 = options.codec == Codec::Av1;
     let description = format!(
         "videotestsrc is-live=true pattern=ball num-buffers={frames} ! \
          video/x-raw,format=I420,width={w},height={h},framerate={FPS}/1 ! \
-         x265enc speed-preset=ultrafast tune=zerolatency key-int-max={gop} ! h265parse ! \
-         video/x-h265,stream-format=hvc1,alignment=au ! appsink name=video sync=false \
+         {video_encoder} ! appsink name=video sync=false \
          audiotestsrc is-live=true samplesperbuffer=1024 num-buffers={audio_buffers} ! \
          audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! \
          audio/mpeg,mpegversion=4,stream-format=raw ! appsink name=audio sync=false",
         frames = options.seconds * FPS,
         w = options.width,
         h = options.height,
-        gop = 2 * FPS,
         audio_buffers = options.seconds * 48_000 / 1024,
     );
     let pipeline = gst::parse::launch(&description)?
@@ -240,21 +300,28 @@ fn encoder(options: &Options) -> Result<(gst::Pipeline, mpsc::Receiver<Sample>)>
                             .map(|m| Bytes::copy_from_slice(&m))
                             .map_err(|_| gst::FlowError::Error)
                     };
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                     if !config_sent {
-                        let codec_data = sample
-                            .caps()
-                            .and_then(|c| c.structure(0))
-                            .and_then(|s| s.get::<gst::Buffer>("codec_data").ok())
-                            .ok_or(gst::FlowError::NotNegotiated)?;
-                        let data = bytes(&codec_data)?;
+                        let data = if video && av1 {
+                            Bytes::from(av1_config(&bytes(buffer)?)?)
+                        } else {
+                            let codec_data = sample
+                                .caps()
+                                .and_then(|c| c.structure(0))
+                                .and_then(|s| s.get::<gst::Buffer>("codec_data").ok())
+                                .ok_or(gst::FlowError::NotNegotiated)?;
+                            bytes(&codec_data)?
+                        };
                         tx.send(Sample::Config { video, data })
                             .map_err(|_| gst::FlowError::Flushing)?;
                         config_sent = true;
                     }
-                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                     let pts = buffer.pts().unwrap_or_default().mseconds();
                     let dts = buffer.dts().map_or(pts, |d| d.mseconds());
-                    let data = bytes(buffer)?;
+                    let mut data = bytes(buffer)?;
+                    if video && av1 {
+                        data = without_temporal_delimiters(&data)?;
+                    }
                     let sample = if video {
                         Sample::Video {
                             dts_ms: dts as u32,
@@ -281,6 +348,31 @@ fn encoder(options: &Options) -> Result<(gst::Pipeline, mpsc::Receiver<Sample>)>
     }
     pipeline.set_state(gst::State::Playing)?;
     Ok((pipeline, rx))
+}
+
+/// The av1C for the stream whose first temporal unit (a keyframe) is `tu`.
+fn av1_config(tu: &[u8]) -> Result<Vec<u8>, gst::FlowError> {
+    obus(tu)?
+        .into_iter()
+        .find(|o| o.kind == av1::OBU_SEQUENCE_HEADER)
+        .and_then(|o| av1::config_record(o.bytes))
+        .ok_or(gst::FlowError::NotNegotiated)
+}
+
+/// `tu` without its temporal delimiter OBU: Enhanced RTMP carries AV1 as MP4 samples do.
+fn without_temporal_delimiters(tu: &[u8]) -> Result<Bytes, gst::FlowError> {
+    let kept: Vec<u8> = obus(tu)?
+        .into_iter()
+        .filter(|o| o.kind != av1::OBU_TEMPORAL_DELIMITER)
+        .flat_map(|o| o.bytes.iter().copied())
+        .collect();
+    Ok(Bytes::from(kept))
+}
+
+fn obus(tu: &[u8]) -> Result<Vec<av1::Obu<'_>>, gst::FlowError> {
+    av1::obus(tu)
+        .collect::<Result<_, _>>()
+        .map_err(|_| gst::FlowError::Error)
 }
 
 /// A publishing RTMP client connection (blocking).

@@ -793,6 +793,39 @@ fn fuzz_hevc_decoder_configuration_and_enhanced_rtmp_tags() -> Result<()> {
 
 #[test]
 #[ignore = "fuzzing: make fuzz"]
+fn fuzz_av1_configuration_record_obus_and_enhanced_rtmp_tags() -> Result<()> {
+    use livefront::ingest::av1;
+    // libaom (GStreamer av1enc) 320x180 Main 8 bit: the av1C the example publisher sends, an
+    // `av01` SequenceStart tag with it, and a CodedFrames tag of a keyframe temporal unit.
+    let av1c = hex::decode("81000c000a0c000000043cfecf81b5f20080")?;
+    let parsed = av1::parse_av1c(&av1c).context("the seed parses")?;
+    assert_eq!((parsed.width, parsed.height), (320, 180));
+    let start = [&[0x90][..], b"av01", &av1c].concat();
+    let frame = [
+        &[0x91][..],
+        b"av01",
+        &av1c[4..],
+        &[0x32, 0x03, 0xaa, 0xbb, 0xcc],
+    ]
+    .concat();
+    pure_campaign("av1_config", vec![av1c, start, frame], |input| {
+        let av1c = av1::parse_av1c(input);
+        if let Some(info) = &av1c {
+            let _ = (info.profile_name(), info.level_name(), info.codec_string());
+        }
+        let obus = av1::obus(input).take_while(Result::is_ok).count();
+        let record = av1::config_record(input).is_some();
+        let tag = livefront::ingest::rtmp::flv::parse_video(&bytes::Bytes::copy_from_slice(input));
+        Ok(format!(
+            "av1c={} obus={obus} record={record} tag={}",
+            av1c.is_some(),
+            tag.is_ok()
+        ))
+    })
+}
+
+#[test]
+#[ignore = "fuzzing: make fuzz"]
 fn fuzz_srt_stream_id() -> Result<()> {
     use livefront::ingest::srt::stream_id::publish_key;
     let seeds = [

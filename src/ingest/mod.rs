@@ -3,6 +3,7 @@
 //! Every protocol server has the same shape: a listener, one task per connection, and the narrow
 //! [`Publishers`] interface to whoever owns live streams (the registry). The stream key is checked
 //! through [`Publishers::authorize`] before any pipeline exists, so a bad key costs nothing.
+pub mod av1;
 pub mod avc;
 pub mod hevc;
 pub mod rtmp;
@@ -43,11 +44,13 @@ impl Proto {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaFrame {
     /// The video codec and its configuration record: H.264 `AVCDecoderConfigurationRecord`
-    /// (avcC) or H.265 `HEVCDecoderConfigurationRecord` (hvcC); may repeat mid-stream.
+    /// (avcC), H.265 `HEVCDecoderConfigurationRecord` (hvcC) or `AV1CodecConfigurationRecord`
+    /// (av1C); may repeat mid-stream.
     VideoConfig { codec: VideoCodec, record: Bytes },
     /// AAC `AudioSpecificConfig`; may repeat mid-stream.
     AudioConfig { asc: Bytes },
-    /// One access unit of the configured codec, as length-prefixed NAL units (AVCC/HVCC form).
+    /// One access unit of the configured codec: length-prefixed NAL units (AVCC/HVCC form), or
+    /// for AV1 one temporal unit of OBUs (low-overhead format, as in MP4 samples).
     Video {
         dts_ms: u64,
         /// Composition time offset: PTS = DTS + cts.

@@ -118,15 +118,23 @@ fn tracks(file: &mut File, boxes: &[BoxHeader]) -> io::Result<(bool, bool)> {
     Ok((video, audio))
 }
 
-/// Whether the video of the MP4 is H.265: an `hvc1`/`hev1` sample entry in its `moov`.
-fn has_hevc_sample_entry(file: &mut File, boxes: &[BoxHeader]) -> io::Result<bool> {
+/// The parser of the MP4's video, from the sample entry in its `moov`: `h265parse` for
+/// `hvc1`/`hev1`, `av1parse` for `av01`, else `h264parse`.
+fn video_parser(file: &mut File, boxes: &[BoxHeader]) -> io::Result<&'static str> {
     let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
-        return Ok(false);
+        return Ok("h264parse");
     };
     let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
     file.seek(SeekFrom::Start(moov.offset))?;
     file.read_exact(&mut buf)?;
-    Ok(buf.windows(4).any(|w| w == b"hvc1" || w == b"hev1"))
+    let has = |entry: &[u8]| buf.windows(4).any(|w| w == entry);
+    Ok(if has(b"hvc1") || has(b"hev1") {
+        "h265parse"
+    } else if has(b"av01") {
+        "av1parse"
+    } else {
+        "h264parse"
+    })
 }
 
 /// Which tracks (video, audio) the MP4 at `path` has, fragmented or progressive.
@@ -198,13 +206,16 @@ pub fn finalize(fragmented: &Path, out: &Path) -> Result<Finalized, Error> {
         f.set_len(complete).map_err(io_err(fragmented))?;
     }
     let (video, audio) = tracks(&mut file, &boxes).map_err(io_err(fragmented))?;
-    let hevc = video && has_hevc_sample_entry(&mut file, &boxes).map_err(io_err(fragmented))?;
+    let video_parser = match video {
+        true => video_parser(&mut file, &boxes).map_err(io_err(fragmented))?,
+        false => "h264parse",
+    };
     drop(file);
     if !video && !audio {
         return Err(Error::Empty);
     }
     let part = out.with_extension("mp4.part");
-    if let Err(e) = remux(fragmented, &part, video, audio, hevc) {
+    if let Err(e) = remux(fragmented, &part, video, audio, video_parser) {
         // A half-written output (a full disk) must not keep taking space.
         let _ = std::fs::remove_file(&part);
         return Err(e);
@@ -226,9 +237,8 @@ pub fn remux_description(
     output: &Path,
     video: bool,
     audio: bool,
-    hevc: bool,
+    video_parser: &'static str,
 ) -> String {
-    let video_parser = if hevc { "h265parse" } else { "h264parse" };
     copy_description(
         "remux",
         input,
@@ -311,10 +321,22 @@ pub(crate) fn copy_description(
     parts.join("\n")
 }
 
-fn remux(input: &Path, output: &Path, video: bool, audio: bool, hevc: bool) -> Result<(), Error> {
+fn remux(
+    input: &Path,
+    output: &Path,
+    video: bool,
+    audio: bool,
+    video_parser: &'static str,
+) -> Result<(), Error> {
     let remux_err = |e: &dyn std::fmt::Display| Error::Remux(e.to_string());
-    let pipeline = gst::parse::launch(&remux_description(input, output, video, audio, hevc))
-        .map_err(|e| remux_err(&e))?;
+    let pipeline = gst::parse::launch(&remux_description(
+        input,
+        output,
+        video,
+        audio,
+        video_parser,
+    ))
+    .map_err(|e| remux_err(&e))?;
     let bus = pipeline
         .bus()
         .ok_or_else(|| Error::Remux("pipeline without bus".into()))?;

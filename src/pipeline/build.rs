@@ -106,9 +106,13 @@ fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
 /// an encoder) would otherwise turn into a deadlock with the queues of the other branches.
 pub fn describe(spec: &PipelineSpec) -> String {
     let (video, audio) = (spec.tracks.has_video(), spec.tracks.has_audio());
-    let (parse, decoder) = match spec.tracks.video_codec {
-        VideoCodec::H264 => ("h264parse", "avdec_h264"),
-        VideoCodec::H265 => ("h265parse", "avdec_h265"),
+    let codec = spec.tracks.video_codec;
+    let (parse, decoder) = (codec.parser(), codec.decoder());
+    // Parsers of the NAL-unit codecs repeat the parameter sets at keyframes; AV1 keyframes carry
+    // their sequence header, and av1parse has no such setting.
+    let repeat_headers = match codec {
+        VideoCodec::Av1 => "",
+        VideoCodec::H264 | VideoCodec::H265 => " config-interval=-1",
     };
     let mut parts = Vec::new();
     if video {
@@ -122,7 +126,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
                 .to_string(),
         );
     }
-    if spec.source {
+    if spec.source_in_ts() {
         parts.push(segmenter(spec, SOURCE_RENDITION));
         if video {
             parts.push(format!(
@@ -136,20 +140,21 @@ pub fn describe(spec: &PipelineSpec) -> String {
                 queue("queue-hls-audio")
             ));
         }
-        if let Some(part) = spec.part {
-            parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
-            if video {
-                parts.push(format!(
-                    "tee-video. ! {} ! {parse} name=parse-ll-video ! cmaf-{SOURCE_RENDITION}.sink_%u",
-                    queue("queue-ll-video")
-                ));
-            }
-            if audio {
-                parts.push(format!(
-                    "tee-audio. ! {} ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u",
-                    queue("queue-ll-audio")
-                ));
-            }
+    }
+    if let (true, Some(part)) = (spec.source, spec.part) {
+        parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
+        if video {
+            parts.push(format!(
+                "tee-video. ! {} ! {parse} name=parse-ll-video ! {}cmaf-{SOURCE_RENDITION}.sink_%u",
+                queue("queue-ll-video"),
+                av1_level(spec),
+            ));
+        }
+        if audio {
+            parts.push(format!(
+                "tee-audio. ! {} ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u",
+                queue("queue-ll-audio")
+            ));
         }
     }
     parts.push(format!(
@@ -158,7 +163,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
     ));
     if video {
         parts.push(format!(
-            "tee-video. ! {} ! {parse} name=parse-rec-video config-interval=-1 ! rec-mux.video_%u",
+            "tee-video. ! {} ! {parse} name=parse-rec-video{repeat_headers} ! rec-mux.video_%u",
             queue("queue-rec-video")
         ));
     }
@@ -168,7 +173,9 @@ pub fn describe(spec: &PipelineSpec) -> String {
             queue("queue-rec-audio")
         ));
     }
-    for (track, on) in [("video", video), ("audio", audio)] {
+    // RTSP out: GStreamer 1.22 has no AV1 RTP payloader, so an AV1 stream is served as audio.
+    let rtsp_video = video && codec != VideoCodec::Av1;
+    for (track, on) in [("video", rtsp_video), ("audio", audio)] {
         if on {
             // No queue (a thread and a hand-off per buffer): the appsink drops instead of blocking
             // and its callback only passes the buffer to the RTSP media's leaky appsrcs.
@@ -281,9 +288,9 @@ pub fn describe(spec: &PipelineSpec) -> String {
         }
     }
     if let (true, Some(_)) = (video, spec.thumbnail)
-        && !spec.decodes()
+        && spec.poster_from_keyframes()
     {
-        // Not transcoded: the poster is a keyframe decoded apart (`poster`), no decoder here. No
+        // Not transcoded (or AV1): the poster is a keyframe decoded apart (`poster`). No
         // queue either: the sink drops instead of blocking, and its callback only queues a
         // keyframe every few seconds for the poster decoder (without waiting).
         parts.push(
@@ -341,6 +348,24 @@ fn size_filters(rungs: &[PlannedRung]) -> Vec<String> {
         .collect()
 }
 
+/// For an AV1 source: a caps filter naming the level and tier its sequence header gives, which
+/// isofmp4mux writes into the `av1C` (av1parse leaves them out of its caps; the muxer adds the
+/// sequence header itself). Empty for the other codecs.
+fn av1_level(spec: &PipelineSpec) -> String {
+    let info = match (spec.tracks.video_codec, spec.tracks.video.as_deref()) {
+        (VideoCodec::Av1, Some(record)) => crate::ingest::av1::parse_av1c(record),
+        _ => return String::new(),
+    };
+    match info {
+        Some(i) => format!(
+            "capsfilter name=level-ll-video caps=\"video/x-av1,level=(string){},tier=(string){}\" ! ",
+            i.level_name(),
+            i.tier_name()
+        ),
+        None => String::new(),
+    }
+}
+
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -370,15 +395,16 @@ pub const SEGMENT_OPENED: &str = "livefront-segment-opened";
 /// begins a discontinuity.
 pub const DISCONTINUITY: &str = "livefront-discontinuity";
 
-/// Caps for the video appsrc from the publisher's configuration record (avcC or hvcC).
+/// Caps for the video appsrc from the publisher's configuration record (avcC, hvcC or av1C).
 pub fn video_caps(codec: VideoCodec, record: &[u8]) -> gst::Caps {
-    let (media, format) = match codec {
-        VideoCodec::H264 => ("video/x-h264", "avc"),
-        VideoCodec::H265 => ("video/x-h265", "hvc1"),
+    let (media, format, alignment) = match codec {
+        VideoCodec::H264 => ("video/x-h264", "avc", "au"),
+        VideoCodec::H265 => ("video/x-h265", "hvc1", "au"),
+        VideoCodec::Av1 => ("video/x-av1", "obu-stream", "tu"),
     };
     gst::Caps::builder(media)
         .field("stream-format", format)
-        .field("alignment", "au")
+        .field("alignment", alignment)
         .field("codec_data", gst::Buffer::from_slice(record.to_vec()))
         .build()
 }
@@ -398,8 +424,12 @@ pub fn audio_caps(asc: &[u8]) -> gst::Caps {
 }
 
 pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Error> {
+    let ts = spec.ts_renditions();
     for rendition in spec.renditions() {
-        let mut dirs = vec![spec.paths.rendition_dir(&rendition)];
+        let mut dirs = Vec::new();
+        if ts.contains(&rendition) {
+            dirs.push(spec.paths.rendition_dir(&rendition));
+        }
         if spec.part.is_some() {
             dirs.push(spec.paths.low_latency_dir().join(&rendition));
         }
@@ -439,7 +469,7 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
         force_keyframes_on_grid(&pipeline, spec.segment, resumes.clone())?;
         keep_source_colorimetry(&pipeline, &size_filters(&spec.rungs))?;
     }
-    if spec.source {
+    if spec.source_in_ts() {
         let parser = if spec.tracks.has_video() {
             "parse-hls-video"
         } else {
@@ -499,7 +529,7 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
     let rungs: Vec<&str> = spec.rungs.iter().map(|r| r.name.as_str()).collect();
     super::branch::guard(&pipeline, &rungs);
     if let (true, Some(size)) = (spec.tracks.has_video(), spec.thumbnail) {
-        let keyframes = (!spec.decodes()).then_some(size);
+        let keyframes = spec.poster_from_keyframes().then_some(size);
         write_thumbnails(&pipeline, &spec.paths, visibility.clone(), keyframes)?;
     }
     let mut overruns = Vec::new();
@@ -819,7 +849,7 @@ fn drop_encoder_cuts(pipeline: &gst::Pipeline, encoder: &str) -> Result<(), Erro
 /// Writes each poster JPEG (atomically, so readers never see half a file): every one for the
 /// owner, and those of media that was public (`visibility`) as the public's poster too.
 ///
-/// `keyframes`: the sink gives H.264 keyframes (no decoder in the pipeline), one every
+/// `keyframes`: the sink gives keyframes (see `PipelineSpec::poster_from_keyframes`), one every
 /// `THUMBNAIL_EVERY_S` of which the shared poster decoder turns into a JPEG of this size.
 /// Otherwise it gives JPEGs.
 fn write_thumbnails(
@@ -957,6 +987,32 @@ mod tests {
         let same = [rung("a", 640, 360, false), rung("b", 640, 360, false)];
         assert_eq!(scaling_feeds(&same), [None, None]);
         assert_eq!(scaling_feeds(&[]), Vec::<Option<usize>>::new());
+    }
+
+    #[test]
+    fn an_av1_description_parses_into_a_pipeline() {
+        gst::init().unwrap();
+        super::super::register_plugins().unwrap();
+        let tracks = super::super::spec::Tracks {
+            // libaom 320x180 Main 8 bit (ingest/av1.rs has its sequence header).
+            video: Some(
+                hex::decode("81000c000a0c000000043cfecf81b5f20080")
+                    .unwrap()
+                    .into(),
+            ),
+            video_codec: VideoCodec::Av1,
+            audio: Some(bytes::Bytes::from_static(&[0x11, 0x90])),
+        };
+        let mut spec = PipelineSpec::new(
+            &LadderSpec::builtin("passthrough").unwrap(),
+            tracks,
+            StreamPaths::new(Path::new("/data"), "abc"),
+            Duration::from_secs(2),
+            0,
+        );
+        spec.part = crate::config::HlsConfig::default().low_latency_part();
+        let desc = describe(&spec);
+        gst::parse::launch(&desc).unwrap_or_else(|e| panic!("{desc}: {e}"));
     }
 
     #[test]

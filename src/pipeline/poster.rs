@@ -1,5 +1,6 @@
-//! Posters of streams that are not transcoded: one keyframe every few seconds, decoded into a JPEG
-//! by one decoder for the whole server instead of a decoder per stream.
+//! Posters of streams that are not transcoded (and of AV1 streams, see
+//! `PipelineSpec::poster_from_keyframes`): one keyframe every few seconds, decoded into a JPEG by
+//! one decoder for the whole server instead of a decoder per stream.
 //!
 //! Why: a live H.264 decoder holds its frame pool. For a 1080p stream that was ~30 MiB of the ~42
 //! MiB each passthrough stream cost (bench/README.md, "Per-stream memory"), kept for one picture
@@ -12,6 +13,8 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+
+use crate::ingest::VideoCodec;
 
 /// Keyframes waiting for the decoder, over all streams.
 const QUEUED: usize = 64;
@@ -62,8 +65,20 @@ pub fn decode(job: Job) -> bool {
 /// Decodes `job`'s keyframe into a JPEG of its size.
 fn jpeg(job: &Job) -> Result<Vec<u8>, String> {
     let (w, h) = job.size;
+    let codec = match job.caps.structure(0).map(|s| s.name().as_str()) {
+        Some("video/x-h265") => VideoCodec::H265,
+        Some("video/x-av1") => VideoCodec::Av1,
+        _ => VideoCodec::H264,
+    };
+    let (parse, decoder) = (codec.parser(), codec.decoder());
+    // libav's decoders take one thread here (a single picture); av1dec has no such setting.
+    let threads = if decoder.starts_with("avdec_") {
+        " max-threads=1"
+    } else {
+        ""
+    };
     let description = format!(
-        "appsrc name=src format=time ! h264parse ! avdec_h264 max-threads=1 ! videoconvertscale ! \
+        "appsrc name=src format=time ! {parse} ! {decoder}{threads} ! videoconvertscale ! \
          video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! jpegenc quality={QUALITY} ! \
          appsink name=sink sync=false"
     );

@@ -11,7 +11,7 @@ use crate::ingest::VideoCodec;
 /// The tracks a publisher sends, with their codec configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tracks {
-    /// The video's configuration record: avcC or hvcC, as `video_codec` says.
+    /// The video's configuration record: avcC, hvcC or av1C, as `video_codec` says.
     pub video: Option<Bytes>,
     pub video_codec: VideoCodec,
     /// AAC AudioSpecificConfig.
@@ -104,9 +104,10 @@ pub struct PipelineSpec {
 }
 
 impl PipelineSpec {
-    /// Fits `ladder` to what the publisher sends (its SPS says the size and rate). H.265 video
-    /// always gets at least one H.264 rung (at the source's size when the ladder has none below
-    /// it, passthrough included), so that every player can play the stream.
+    /// Fits `ladder` to what the publisher sends (its SPS or sequence header says the size and
+    /// rate). H.265 and AV1 video always get at least one H.264 rung (at the source's size when
+    /// the ladder has none below it, passthrough included), so that every player can play the
+    /// stream.
     pub fn new(
         ladder: &LadderSpec,
         tracks: Tracks,
@@ -127,9 +128,11 @@ impl PipelineSpec {
             .as_ref()
             .map(|f| ladder.plan(f))
             .unwrap_or_default();
-        if let (VideoCodec::H265, true, Some(f)) =
-            (tracks.video_codec, rungs.is_empty(), &source_format)
-        {
+        if let (false, true, Some(f)) = (
+            tracks.video_codec.is_universal(),
+            rungs.is_empty(),
+            &source_format,
+        ) {
             rungs.push(ladder.plan_at_source(f));
         }
         PipelineSpec {
@@ -167,7 +170,24 @@ impl PipelineSpec {
         spec
     }
 
-    /// The renditions this pipeline writes, in master-playlist order of preference.
+    /// Whether the source rendition is also written as MPEG-TS: not for AV1, which GStreamer
+    /// 1.22's `mpegtsmux` does not take (the source is then CMAF only).
+    pub fn source_in_ts(&self) -> bool {
+        self.source && (!self.tracks.has_video() || self.tracks.video_codec.fits_mpeg_ts())
+    }
+
+    /// The renditions of the MPEG-TS playlists: [`Self::renditions`] without a source that
+    /// MPEG-TS cannot carry.
+    pub fn ts_renditions(&self) -> Vec<String> {
+        let mut renditions = self.renditions();
+        if self.source && !self.source_in_ts() {
+            renditions.retain(|r| r != SOURCE_RENDITION);
+        }
+        renditions
+    }
+
+    /// The renditions this pipeline writes (the low-latency CMAF playlists have them all), in
+    /// master-playlist order of preference.
     pub fn renditions(&self) -> Vec<String> {
         let source = self.source.then(|| SOURCE_RENDITION.to_string());
         source
@@ -180,6 +200,16 @@ impl PipelineSpec {
     /// apart, see `pipeline::poster`.)
     pub fn decodes(&self) -> bool {
         self.tracks.has_video() && !self.rungs.is_empty()
+    }
+}
+
+impl PipelineSpec {
+    /// Whether the poster is a keyframe decoded apart (`pipeline::poster`) rather than a frame of
+    /// the pipeline's decoder: without a decoder, and for AV1, whose decoded frames carry no frame
+    /// rate (libaom writes no timing info), which the poster branch's one-frame-in-five-seconds
+    /// rate filter cannot work from.
+    pub fn poster_from_keyframes(&self) -> bool {
+        !self.decodes() || self.tracks.video_codec == VideoCodec::Av1
     }
 }
 
@@ -231,6 +261,43 @@ mod tests {
         // H.264 keeps the ladder as it is: passthrough is the source alone.
         let h264 = spec("passthrough", VideoCodec::H264, AVCC_1080P30);
         assert_eq!(h264.renditions(), ["source"]);
+    }
+
+    /// libaom (GStreamer av1enc) 320x180 Main 8 bit: av1C with its sequence header OBU.
+    const AV1C_180P: &str = "81000c000a0c000000043cfecf81b5f20080";
+
+    #[test]
+    fn an_av1_source_gets_an_h264_rung_and_stays_out_of_mpeg_ts() {
+        for preset in ["passthrough", "default"] {
+            let mut s = spec(preset, VideoCodec::Av1, AV1C_180P);
+            assert_eq!(s.renditions(), ["source", "180p"], "{preset}");
+            assert_eq!(s.ts_renditions(), ["180p"], "{preset}");
+            assert!(!s.source_in_ts());
+            s.part = Some(Duration::from_millis(200));
+            let description = crate::pipeline::build::describe(&s);
+            assert!(
+                description.contains("av1parse name=parse-video")
+                    && description.contains("av1dec name=dec")
+                    && description.contains("x264enc name=enc-180p")
+                    && description.contains("av1parse name=parse-rec-video ! rec-mux"),
+                "{description}"
+            );
+            // The CMAF source gets the level and tier for its av1C; no MPEG-TS source, no
+            // RTSP video (no AV1 payloader in GStreamer 1.22).
+            assert!(
+                description.contains(
+                    "av1parse name=parse-ll-video ! capsfilter name=level-ll-video \
+                     caps=\"video/x-av1,level=(string)2.0,tier=(string)main\" ! cmaf-source"
+                ),
+                "{description}"
+            );
+            assert!(!description.contains("mux-source") && !description.contains("rtsp-video"));
+            // The poster is a keyframe decoded apart: av1dec's frames have no frame rate.
+            assert!(description.contains("identity name=keyframes-thumb"));
+            assert!(!description.contains("queue-thumb"));
+        }
+        let h265 = spec("passthrough", VideoCodec::H265, HVCC_240P);
+        assert_eq!(h265.ts_renditions(), h265.renditions());
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! A target is one bin named `target-{id}-{attempt}` (see `branch::Branch::Target`):
 //! `queue (leaky) ! h264parse ! flvmux ! rtmp2sink` for RTMP/RTMPS and
 //! `queue (leaky) ! h264parse ! mpegtsmux ! srtsink` for SRT, audio likewise through `aacparse`.
-//! The source of an H.265 publisher is refused (a destination of such a stream picks an H.264
-//! rung as its rendition).
+//! The source of an H.265 or AV1 publisher is refused (a destination of such a stream picks an
+//! H.264 rung as its rendition).
 //! Its queues get the branch guard, so an error of its sink never reaches the tees. Its address
 //! (which holds the destination's stream key) is set as a property, never put into the
 //! description, and never logged.
@@ -20,6 +20,7 @@ use gstreamer::prelude::*;
 
 use super::Error;
 use super::branch;
+use crate::ingest::VideoCodec;
 
 /// Media a target's queues hold before they drop the oldest (leaky): a target that cannot keep
 /// up loses media, nothing else does.
@@ -80,17 +81,18 @@ fn leaky_queue(name: String) -> Result<gst::Element, Error> {
 /// here): run it off the async threads.
 pub fn attach(pipeline: &gst::Pipeline, spec: TargetSpec) -> Result<Attached, Error> {
     let name = spec.name.clone();
-    // The source of an H.265 publisher (its parser says so) is not sent: FLV has no HEVC, and
-    // platforms take H.264. The stream has an H.264 rung for destinations to pick.
-    let hevc = spec.video_tee.as_deref() == Some("tee-video")
-        && pipeline
-            .by_name("parse-video")
-            .and_then(|parser| parser.factory())
-            .is_some_and(|factory| factory.name() == "h265parse");
-    if hevc {
+    // The source of an H.265 or AV1 publisher (its parser says so) is not sent: FLV has neither,
+    // and platforms take H.264. The stream has an H.264 rung for destinations to pick.
+    let source_codec = pipeline
+        .by_name("parse-video")
+        .and_then(|parser| parser.factory())
+        .and_then(|factory| VideoCodec::of_parser(&factory.name()))
+        .filter(|_| spec.video_tee.as_deref() == Some("tee-video"));
+    if let Some(codec) = source_codec.filter(|c| !c.is_universal()) {
         return Err(Error::Gst(format!(
-            "{name}: the source is H.265, which destinations do not take: set the destination's \
-             rendition to an H.264 rung"
+            "{name}: the source is {}, which destinations do not take: set the destination's \
+             rendition to an H.264 rung",
+            codec.name()
         )));
     }
     let bin = gst::Bin::builder().name(&name).build();

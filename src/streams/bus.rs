@@ -43,6 +43,9 @@ pub async fn watch(
     let mut messages = bus.stream();
     let mut described = std::collections::HashSet::new();
     let mut failed = std::collections::HashSet::new();
+    let source_in_ts = pipeline
+        .by_name(&format!("hls-{SOURCE_RENDITION}"))
+        .is_some();
     let result = loop {
         let Some(msg) = messages.next().await else {
             break Err("bus closed".to_string());
@@ -67,6 +70,9 @@ pub async fn watch(
                         };
                         // The new publisher may send another size or profile.
                         described.remove(rendition);
+                        if !source_in_ts {
+                            described.remove(SOURCE_RENDITION);
+                        }
                         stream.hls.discontinuity_at(rendition, stream.resumed_at());
                     }
                     SEGMENT_CLOSED => {
@@ -76,10 +82,18 @@ pub async fn watch(
                         else {
                             continue;
                         };
-                        if described.insert(rendition.clone()) {
-                            let info = rendition_info(&pipeline, &rendition, &config);
+                        // A source that is not in MPEG-TS (AV1: CMAF only) is described with
+                        // the first segment of any rendition.
+                        let source_apart = (!source_in_ts)
+                            .then(|| SOURCE_RENDITION.to_string())
+                            .filter(|s| described.insert(s.clone()));
+                        for described_now in std::iter::once(rendition.clone())
+                            .filter(|r| described.insert(r.clone()))
+                            .chain(source_apart)
+                        {
+                            let info = rendition_info(&pipeline, &described_now, &config);
                             for out in stream.outputs() {
-                                out.set_info(&rendition, info.clone());
+                                out.set_info(&described_now, info.clone());
                             }
                         }
                         let Ok(location) = s.get::<String>("filename") else {

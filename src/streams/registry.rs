@@ -1026,8 +1026,12 @@ impl StreamRegistry {
             .ll
             .as_ref()
             .and(self.inner.config.hls.low_latency_part());
+        // The MPEG-TS playlists leave out a source that MPEG-TS cannot carry (AV1).
+        stream.hls.add_renditions(&spec.ts_renditions());
+        if let Some(ll) = &stream.ll {
+            ll.add_renditions(&spec.renditions());
+        }
         for out in stream.outputs() {
-            out.add_renditions(&spec.renditions());
             out.set_epoch(epoch);
         }
         let (eos_tx, eos_rx) = oneshot::channel();

@@ -293,7 +293,9 @@ impl LiveStream {
     }
 
     pub fn health(&self) -> HealthReport {
-        let size = self.hls.info(SOURCE_RENDITION).and_then(|i| i.resolution);
+        let size = self
+            .outputs()
+            .find_map(|out| out.info(SOURCE_RENDITION).and_then(|i| i.resolution));
         lock(&self.health).report(size)
     }
 

@@ -2,13 +2,13 @@
 //!
 //! Video: legacy FLV H.264 (codec id 7) and Enhanced RTMP (veovera, v1): the `IsExHeader` bit, a
 //! FourCC and a PacketType (SequenceStart, CodedFrames, CodedFramesX, SequenceEnd) for `hvc1`
-//! (H.265) and `avc1` (H.264). Audio: AAC (sound format 10). Everything else is reported as
-//! unsupported so the caller can log it and drop it; an H.265 SequenceStart whose record does not
-//! parse is malformed (a decoder could not start from it). No input can make these functions
-//! panic.
+//! (H.265), `av01` (AV1) and `avc1` (H.264). Audio: AAC (sound format 10). Everything else is
+//! reported as unsupported so the caller can log it and drop it; an H.265 or AV1 SequenceStart
+//! whose record does not parse is malformed (a decoder could not start from it). No input can
+//! make these functions panic.
 use bytes::Bytes;
 
-use crate::ingest::{VideoCodec, hevc};
+use crate::ingest::{VideoCodec, av1, hevc};
 
 /// FLV `CodecID` for AVC (H.264).
 const VIDEO_CODEC_AVC: u8 = 7;
@@ -38,12 +38,14 @@ const AAC_HEADER_LEN: usize = 2;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoTag {
     /// The decoder configuration record (AVCPacketType 0, or Enhanced RTMP SequenceStart): avcC
-    /// for H.264, hvcC for H.265.
+    /// for H.264, hvcC for H.265, av1C for AV1.
     SequenceHeader { codec: VideoCodec, record: Bytes },
-    /// One access unit of length-prefixed NAL units (AVCPacketType 1, CodedFrames, CodedFramesX).
+    /// One access unit of length-prefixed NAL units (AVCPacketType 1, CodedFrames, CodedFramesX),
+    /// or one AV1 temporal unit (OBUs).
     Frame {
         keyframe: bool,
-        /// Composition time offset in ms (signed 24 bits on the wire; 0 for CodedFramesX).
+        /// Composition time offset in ms (signed 24 bits on the wire; 0 for CodedFramesX and
+        /// AV1, which has none).
         cts_ms: i32,
         data: Bytes,
     },
@@ -71,12 +73,12 @@ pub enum TagError {
     UnsupportedVideoCodec(u8),
     #[error("unsupported sound format {0}")]
     UnsupportedSoundFormat(u8),
-    #[error("unsupported enhanced rtmp video codec {fourcc:?} (hvc1 and avc1 only)", fourcc = String::from_utf8_lossy(.0))]
+    #[error("unsupported enhanced rtmp video codec {fourcc:?} (hvc1, av01 and avc1 only)", fourcc = String::from_utf8_lossy(.0))]
     UnsupportedFourCc([u8; 4]),
     #[error("unknown packet type {0}")]
     UnknownPacketType(u8),
-    #[error("malformed {0} sequence header (no VPS, SPS and PPS with a picture size)")]
-    MalformedSequenceHeader(&'static str),
+    #[error("malformed {} sequence header ({})", .0.name(), needs(.0))]
+    MalformedSequenceHeader(VideoCodec),
 }
 
 impl TagError {
@@ -93,6 +95,15 @@ impl TagError {
     /// A tag after which the publisher's video cannot be decoded: the publisher is dropped.
     pub fn is_fatal(self) -> bool {
         matches!(self, TagError::MalformedSequenceHeader(_))
+    }
+}
+
+/// What a sequence header of `codec` must hold for a decoder to start from it.
+fn needs(codec: &VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::H265 => "no VPS, SPS and PPS with a picture size",
+        VideoCodec::Av1 => "not an av1C with a sequence header OBU that agrees with it",
+        VideoCodec::H264 => "empty",
     }
 }
 
@@ -143,6 +154,7 @@ fn parse_enhanced_video(body: &Bytes) -> Result<VideoTag, TagError> {
     let packet_type = first & 0x0f;
     let codec = match &[f0, f1, f2, f3] {
         b"hvc1" => VideoCodec::H265,
+        b"av01" => VideoCodec::Av1,
         b"avc1" => VideoCodec::H264,
         other => return Err(TagError::UnsupportedFourCc(*other)),
     };
@@ -155,14 +167,26 @@ fn parse_enhanced_video(body: &Bytes) -> Result<VideoTag, TagError> {
         PACKET_SEQUENCE_START => {
             let valid = match codec {
                 VideoCodec::H265 => hevc::parse_hvcc(&payload).is_some(),
+                VideoCodec::Av1 => av1::parse_av1c(&payload).is_some(),
                 VideoCodec::H264 => !payload.is_empty(),
             };
             if !valid {
-                return Err(TagError::MalformedSequenceHeader(codec.name()));
+                return Err(TagError::MalformedSequenceHeader(codec));
             }
             Ok(VideoTag::SequenceHeader {
                 codec,
                 record: payload,
+            })
+        }
+        // AV1 CodedFrames carry no composition time: the OBUs follow the FourCC.
+        PACKET_CODED_FRAMES | PACKET_CODED_FRAMES_X if codec == VideoCodec::Av1 => {
+            if payload.is_empty() {
+                return Err(TagError::Truncated { len: body.len() });
+            }
+            Ok(VideoTag::Frame {
+                keyframe: frame_type == FRAME_TYPE_KEY,
+                cts_ms: 0,
+                data: payload,
             })
         }
         PACKET_CODED_FRAMES => {
@@ -347,7 +371,7 @@ mod tests {
         assert!(vp9.is_unsupported_codec() && !vp9.is_fatal());
         assert_eq!(
             vp9.to_string(),
-            "unsupported enhanced rtmp video codec \"vp09\" (hvc1 and avc1 only)"
+            "unsupported enhanced rtmp video codec \"vp09\" (hvc1, av01 and avc1 only)"
         );
         assert!(!TagError::Empty.is_unsupported_codec());
     }
@@ -410,7 +434,7 @@ mod tests {
     fn a_malformed_hevc_sequence_start_is_fatal() {
         for record in [&b""[..], b"\x01", &[0xff; 40]] {
             let e = parse_video(&ex_video(1, 0, b"hvc1", record)).unwrap_err();
-            assert_eq!(e, TagError::MalformedSequenceHeader("H.265"));
+            assert_eq!(e, TagError::MalformedSequenceHeader(VideoCodec::H265));
             assert!(e.is_fatal() && !e.is_unsupported_codec());
         }
         assert_eq!(
@@ -425,6 +449,64 @@ mod tests {
             parse_video(&ex_video(1, 7, b"hvc1", &[1])),
             Err(TagError::UnknownPacketType(7))
         );
+    }
+
+    /// av1C of GStreamer av1enc (libaom) 320x180 Main 8 bit, with its sequence header OBU.
+    const AV1C_180P: &str = "81000c000a0c000000043cfecf81b5f20080";
+
+    #[test]
+    fn enhanced_av1_sequence_start_and_frames_without_composition_time() {
+        let av1c = hex::decode(AV1C_180P).unwrap();
+        assert_eq!(
+            parse_video(&ex_video(1, 0, b"av01", &av1c)),
+            Ok(VideoTag::SequenceHeader {
+                codec: VideoCodec::Av1,
+                record: Bytes::from(av1c)
+            })
+        );
+        // A temporal unit: sequence header OBU, frame OBU; no SI24 before it.
+        let tu = hex::decode("0a0c000000043cfecf81b5f200803203aabbcc").unwrap();
+        for packet_type in [1, 3] {
+            assert_eq!(
+                parse_video(&ex_video(1, packet_type, b"av01", &tu)),
+                Ok(VideoTag::Frame {
+                    keyframe: true,
+                    cts_ms: 0,
+                    data: Bytes::copy_from_slice(&tu)
+                })
+            );
+        }
+        assert_eq!(
+            parse_video(&ex_video(2, 1, b"av01", &[0x32, 0x01, 0x00])),
+            Ok(VideoTag::Frame {
+                keyframe: false,
+                cts_ms: 0,
+                data: Bytes::from_static(&[0x32, 0x01, 0x00])
+            })
+        );
+        assert_eq!(
+            parse_video(&ex_video(1, 1, b"av01", &[])),
+            Err(TagError::Truncated { len: 5 })
+        );
+        assert_eq!(
+            parse_video(&ex_video(1, 2, b"av01", &[])),
+            Ok(VideoTag::Ignored)
+        );
+    }
+
+    #[test]
+    fn a_malformed_av1_sequence_start_is_fatal() {
+        let mut contradicting = hex::decode(AV1C_180P).unwrap();
+        contradicting[1] = 0x05; // level 3.1; the sequence header says 2.0
+        for record in [&b""[..], b"\x81\x00\x0c\x00", &[0xff; 40], &contradicting] {
+            let e = parse_video(&ex_video(1, 0, b"av01", record)).unwrap_err();
+            assert_eq!(e, TagError::MalformedSequenceHeader(VideoCodec::Av1));
+            assert!(e.is_fatal() && !e.is_unsupported_codec());
+            assert!(
+                e.to_string().starts_with("malformed AV1 sequence header"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use rml_rtmp::sessions::StreamMetadata as RtmpMetadata;
 use crate::ingest::StreamMetadata;
 
 /// Keeps what the pipeline and ingest health use. `videocodecid` may be a legacy FLV codec id (7)
-/// or an Enhanced RTMP FourCC as a number (`hvc1`); either says there is video. `has_video`/`has_audio` are only claimed when
+/// or an Enhanced RTMP FourCC as a number (`hvc1`, `av01`); either says there is video. `has_video`/`has_audio` are only claimed when
 /// the publisher listed at least one codec id: then a missing one means that track is absent
 /// (an audio-only encoder lists only `audiocodecid`); with neither listed we know nothing.
 pub fn from_rtmp(m: &RtmpMetadata) -> StreamMetadata {
@@ -62,6 +62,9 @@ mod tests {
         m.audio_codec_id = Some(10);
         let s = from_rtmp(&m);
         assert_eq!((s.has_video, s.has_audio), (Some(true), Some(true)));
+        // ... and `av01` for AV1.
+        m.video_codec_id = Some(u32::from_be_bytes(*b"av01"));
+        assert_eq!(from_rtmp(&m).has_video, Some(true));
     }
 
     #[test]
