@@ -161,7 +161,7 @@ parse_ladder() {
   for r in $(grep -oE 'x264enc name=enc-[A-Za-z0-9_-]+' <<<"$DESC" | sed 's/.*name=enc-//'); do
     line=$(grep -E "x264enc name=enc-$r( |$)" <<<"$DESC")
     enc=$(sed -E "s/.*(x264enc name=enc-$r [^!]*)!.*/\1/" <<<"$line")
-    caps=$(grep -oE "caps-$r caps=\"[^\"]*\"" <<<"$DESC" | head -1)
+    caps=$(grep -oE "(caps|sized)-$r caps=\"[^\"]*\"" <<<"$DESC" | head -1)
     RW[$r]=$(grep -oE 'width=[0-9]+' <<<"$caps" | cut -d= -f2)
     RH[$r]=$(grep -oE 'height=[0-9]+' <<<"$caps" | cut -d= -f2)
     RFPS[$r]=$(grep -oE "videorate name=rate-$r [^!]*" <<<"$DESC" | grep -oE 'max-rate=[0-9]+' | cut -d= -f2 || true)
