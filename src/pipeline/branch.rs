@@ -318,7 +318,7 @@ mod tests {
         }
         for name in [
             "queue-thumb",
-            "rate-thumb",
+            "scale-thumb",
             "enc-thumb",
             "keyframes-thumb",
             "thumb-sink",

@@ -301,7 +301,6 @@ pub fn describe(spec: &PipelineSpec) -> String {
     } else if let (true, Some((w, h))) = (video, spec.thumbnail) {
         parts.push(format!(
             "tee-raw. ! queue name=queue-thumb leaky=downstream max-size-buffers=1 max-size-time=0 max-size-bytes=0 ! \
-             videorate name=rate-thumb drop-only=true skip-to-first=true ! video/x-raw,framerate=1/{THUMBNAIL_EVERY_S} ! \
              videoconvertscale name=scale-thumb ! video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! \
              jpegenc name=enc-thumb quality={THUMBNAIL_QUALITY} ! appsink name=thumb-sink sync=false async=false max-buffers=1 drop=true"
         ));
@@ -862,6 +861,26 @@ fn write_thumbnails(
         .by_name("thumb-sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| Error::Gst("no thumb-sink".into()))?;
+    if keyframes.is_none() {
+        // Decoded frames: only a due one enters the branch (scaled and encoded). Chosen by the
+        // frame's time, not by `videorate`, which cannot negotiate 1/5 fps from a source whose
+        // rate is unknown (an SPS without timing, as some phone encoders send; av1dec's output).
+        let queue = pipeline
+            .by_name("queue-thumb")
+            .and_then(|q| q.static_pad("sink"))
+            .ok_or_else(|| Error::Gst("no queue-thumb".into()))?;
+        let last: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
+        queue.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let pts = info.buffer().and_then(|b| b.pts());
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if poster_due(*last, pts) {
+                *last = pts;
+                gst::PadProbeReturn::Ok
+            } else {
+                gst::PadProbeReturn::Drop
+            }
+        });
+    }
     let (owner, public) = (paths.thumbnail(), paths.public_thumbnail());
     let mut last: Option<gst::ClockTime> = None;
     sink.set_callbacks(
@@ -888,14 +907,7 @@ fn write_thumbnails(
                     }
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                let due = match (last, pts) {
-                    (Some(last), Some(pts)) => {
-                        pts >= last + gst::ClockTime::from_seconds(THUMBNAIL_EVERY_S.into())
-                            || pts < last
-                    }
-                    _ => true,
-                };
-                let Some(caps) = sample.caps_owned().filter(|_| due) else {
+                let Some(caps) = sample.caps_owned().filter(|_| poster_due(last, pts)) else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
                 let job = super::poster::Job {
@@ -912,6 +924,17 @@ fn write_thumbnails(
             .build(),
     );
     Ok(())
+}
+
+/// Whether a frame at `pts` makes the next poster: the first one, one `THUMBNAIL_EVERY_S` of
+/// media time after the last, or any after the time went back (a publisher that came back).
+fn poster_due(last: Option<gst::ClockTime>, pts: Option<gst::ClockTime>) -> bool {
+    match (last, pts) {
+        (Some(last), Some(pts)) => {
+            pts >= last + gst::ClockTime::from_seconds(THUMBNAIL_EVERY_S.into()) || pts < last
+        }
+        _ => true,
+    }
 }
 
 fn write_poster(path: &PathBuf, jpeg: &[u8]) {
@@ -1013,6 +1036,45 @@ mod tests {
         spec.part = crate::config::HlsConfig::default().low_latency_part();
         let desc = describe(&spec);
         gst::parse::launch(&desc).unwrap_or_else(|e| panic!("{desc}: {e}"));
+    }
+
+    /// A source whose frame rate is unknown (an SPS without timing, as some phone encoders send)
+    /// still gets posters from the decoded frames.
+    #[test]
+    fn decoded_posters_come_from_a_source_of_unknown_frame_rate() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let paths = StreamPaths::new(dir.path(), "abc");
+        std::fs::create_dir_all(paths.thumbnail().parent().unwrap()).unwrap();
+        let description = describe(&spec_1080p30("default", true, false));
+        let poster = description
+            .lines()
+            .find(|l| l.starts_with("tee-raw. ! queue name=queue-thumb"))
+            .expect("a poster branch off the decoded frames");
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc is-live=true num-buffers=60 ! video/x-raw,width=320,height=180,framerate=10/1 ! \
+             capssetter caps=\"video/x-raw,framerate=0/1\" ! tee name=tee-raw\n{poster}"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        write_thumbnails(&pipeline, &paths, Visibility::new(true), None).unwrap();
+        let bus = pipeline.bus().unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let end = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(60),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("the source ends");
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(end.type_(), gst::MessageType::Eos, "{end:?}");
+        let jpeg = std::fs::read(paths.thumbnail()).expect("a poster");
+        assert!(jpeg.starts_with(&[0xff, 0xd8]), "a JPEG");
+        assert!(
+            std::fs::read(paths.public_thumbnail()).is_ok(),
+            "public media"
+        );
     }
 
     #[test]
