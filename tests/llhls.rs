@@ -577,7 +577,12 @@ async fn practice_access_a_dropped_publisher_and_its_comeback() -> Result<()> {
 
 /// `GET path` with the creator's token: (status, body).
 async fn fetch(api: &Api, path: &str, token: &str) -> Result<(u16, Vec<u8>)> {
-    let resp = api.http.get(api.url(path)).bearer_auth(token).send().await?;
+    let resp = api
+        .http
+        .get(api.url(path))
+        .bearer_auth(token)
+        .send()
+        .await?;
     Ok((resp.status().as_u16(), resp.bytes().await?.to_vec()))
 }
 

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use bytes::Bytes;
 use axum::response::Response;
+use bytes::Bytes;
 
 use super::AppState;
 use super::error::ApiError;

@@ -1001,15 +1001,11 @@ impl HlsOutput {
                 .get(index)
                 .map(|b| PartLookup::Ready(b.clone()))
         } else {
-            r.parts
-                .closed
-                .iter()
-                .find(|c| c.msn == msn)
-                .and_then(|c| {
-                    let range = c.ranges.get(index)?.clone();
-                    let path = self.dir.join(&r.name).join(&c.uri);
-                    Some(PartLookup::InSegment { path, range })
-                })
+            r.parts.closed.iter().find(|c| c.msn == msn).and_then(|c| {
+                let range = c.ranges.get(index)?.clone();
+                let path = self.dir.join(&r.name).join(&c.uri);
+                Some(PartLookup::InSegment { path, range })
+            })
         };
         if let Some(found) = found {
             if audience == Audience::Public && !r.part_public(msn, &inner.visibility) {
@@ -1715,7 +1711,11 @@ mod tests {
             let chunk = Chunk {
                 init: (i == 0).then(|| Bytes::from_static(b"init")),
                 // Parts of different lengths and contents.
-                data: Bytes::from((0..100 + i * 7).map(|b| (b * 31 + i) as u8).collect::<Vec<_>>()),
+                data: Bytes::from(
+                    (0..100 + i * 7)
+                        .map(|b| (b * 31 + i) as u8)
+                        .collect::<Vec<_>>(),
+                ),
                 duration: Duration::from_millis(200),
                 independent: i % 10 == 0,
                 running_time: Duration::from_millis(200 * i),
@@ -1728,16 +1728,19 @@ mod tests {
             live.push(((msn, index), bytes));
         }
         // Segments 0..=5 are closed, 6 is open with ten parts.
-        let from_file = |msn: u64, index: usize| match hls.part("source", msn, index, Audience::Public)
-        {
-            PartLookup::InSegment { path, range } => {
-                assert_eq!(path, dir.path().join("source").join(format!("seg{msn:05}.m4s")));
-                let file = std::fs::read(&path).unwrap();
-                Some(file[range.start as usize..range.end as usize].to_vec())
-            }
-            PartLookup::Missing => None,
-            other => panic!("part {msn}.{index}: {other:?}"),
-        };
+        let from_file =
+            |msn: u64, index: usize| match hls.part("source", msn, index, Audience::Public) {
+                PartLookup::InSegment { path, range } => {
+                    assert_eq!(
+                        path,
+                        dir.path().join("source").join(format!("seg{msn:05}.m4s"))
+                    );
+                    let file = std::fs::read(&path).unwrap();
+                    Some(file[range.start as usize..range.end as usize].to_vec())
+                }
+                PartLookup::Missing => None,
+                other => panic!("part {msn}.{index}: {other:?}"),
+            };
         for ((msn, index), bytes) in &live {
             match msn {
                 0 | 1 => assert_eq!(from_file(*msn, *index), None, "no longer listed"),
