@@ -574,3 +574,116 @@ async fn practice_access_a_dropped_publisher_and_its_comeback() -> Result<()> {
     server.stop().await;
     Ok(())
 }
+
+/// `GET path` with the creator's token: (status, body).
+async fn fetch(api: &Api, path: &str, token: &str) -> Result<(u16, Vec<u8>)> {
+    let resp = api
+        .http
+        .get(api.url(path))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    Ok((resp.status().as_u16(), resp.bytes().await?.to_vec()))
+}
+
+/// Once its segment is closed, a part is served from the segment's file: byte for byte what was
+/// served from memory while the segment was being written, and the segment's parts, one after
+/// the other, are its file. Strangers still get 404 for it (a practice stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_segments_parts_are_served_from_its_file_as_they_were_live() -> Result<()> {
+    let mut server = Server::start().await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().unwrap().to_string();
+    let tok = Some(token.as_str());
+    let dir = format!("/hls/{id}/ll/source");
+    let index = format!("{dir}/index.m3u8");
+    let publisher = Publish::small(30.0).spawn(&server.publish_url(&stream))?;
+
+    // A segment being written, with a part or more listed.
+    let pl = wait_for("an open segment with parts", DEADLINE, || async {
+        let (s, t) = api.get_text(&index, tok).await.ok()?;
+        let pl = parse_ll(&t).ok()?;
+        (s == 200 && !pl.segments.is_empty() && !pl.open.is_empty()).then_some(pl)
+    })
+    .await?;
+    let (open, _) = pl.edge();
+
+    // Each of its parts as soon as it is listed; kept as served live when the segment was still
+    // open after the part came (so it came from memory).
+    let mut live = Vec::new();
+    for p in 0.. {
+        let (status, text) = api
+            .get_text(&format!("{index}?_HLS_msn={open}&_HLS_part={p}"), tok)
+            .await?;
+        ensure!(status == 200, "{status}: {text}");
+        let pl = parse_ll(&text)?;
+        if pl.segments.iter().any(|s| s.msn == open) {
+            break;
+        }
+        let uri = pl
+            .open
+            .get(p as usize)
+            .with_context(|| format!("part {open}.{p} listed: {text}"))?
+            .uri
+            .clone();
+        let (status, bytes) = fetch(&api, &format!("{dir}/{uri}"), &token).await?;
+        ensure!(status == 200, "{uri}: {status}");
+        let (_, after) = api.get_text(&index, tok).await?;
+        if parse_ll(&after)?.edge().0 == open {
+            live.push((uri, bytes));
+        }
+    }
+    ensure!(
+        live.len() >= 3,
+        "parts served while their segment was open: {}",
+        live.len()
+    );
+
+    // The segment closed: its parts now come from its file.
+    let (status, text) = api
+        .get_text(&format!("{index}?_HLS_msn={open}"), tok)
+        .await?;
+    ensure!(status == 200, "{status}: {text}");
+    let pl = parse_ll(&text)?;
+    let closed = pl
+        .segments
+        .iter()
+        .find(|s| s.msn == open)
+        .with_context(|| format!("segment {open} listed: {text}"))?;
+    for (uri, bytes) in &live {
+        let (status, again) = fetch(&api, &format!("{dir}/{uri}"), &token).await?;
+        ensure!(status == 200, "{uri}: {status}");
+        ensure!(
+            &again == bytes,
+            "{uri}: {} bytes from the file, {} served live",
+            again.len(),
+            bytes.len()
+        );
+        ensure!(
+            api.status(&format!("{dir}/{uri}"), None).await? == 404,
+            "{uri}: not for strangers"
+        );
+    }
+    let mut joined = Vec::new();
+    for part in &closed.parts {
+        let (status, bytes) = fetch(&api, &format!("{dir}/{}", part.uri), &token).await?;
+        ensure!(status == 200, "{}: {status}", part.uri);
+        joined.extend(bytes);
+    }
+    let (status, segment) = fetch(&api, &format!("{dir}/{}", closed.uri), &token).await?;
+    ensure!(status == 200, "{}: {status}", closed.uri);
+    ensure!(
+        joined == segment,
+        "{} parts of {} make {} bytes, the file has {}",
+        closed.parts.len(),
+        closed.uri,
+        joined.len(),
+        segment.len()
+    );
+
+    let (status, stderr) = finish(publisher, DEADLINE).await?;
+    ensure!(status.success(), "{stderr}");
+    server.stop().await;
+    Ok(())
+}

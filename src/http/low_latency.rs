@@ -3,8 +3,9 @@
 //! - `index.m3u8` is the live playlist with parts. `_HLS_msn=M` (and `_HLS_part=P`) hold the
 //!   request until segment M (part P of segment M) is listed: 400 when that is too far ahead to
 //!   wait for, 503 after three target durations without it. `_HLS_skip=YES` asks for a delta update.
-//! - `partNNNNN.P.m4s` comes from memory; asking for the part expected next (the preload hint)
-//!   waits until it is complete.
+//! - `partNNNNN.P.m4s` comes from memory while its segment is being written, then as a byte range
+//!   of the segment's file; asking for the part expected next (the preload hint) waits until it
+//!   is complete.
 //! - `segNNNNN.m4s` and `initNNNNN.mp4` come from disk, as the MPEG-TS segments do; `event.m3u8`
 //!   lists every segment (VOD once ended).
 //!
@@ -15,11 +16,13 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use bytes::Bytes;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::MaybeAuth;
 use super::hls::{access, media_response, playlist_response, playlist_with_cache, valid_name};
+use crate::output::file_cache::FileCache;
 use crate::output::hls::{
     self as hls_out, EVENT_PLAYLIST, EdgePosition, HlsOutput, LIVE_PLAYLIST, PartLookup,
     PlaylistKind,
@@ -226,14 +229,20 @@ pub async fn rendition_file(
         let mut found = None;
         wait_until(&out, block_limit(&state), || {
             match out.part(&rendition, msn, index, a.audience) {
-                PartLookup::Ready(b) => found = Some(b),
                 PartLookup::Soon => return Ok(false),
                 PartLookup::Missing => return Err(ApiError::NotFound),
+                ready => found = Some(ready),
             }
             Ok(true)
         })
         .await?;
-        found.ok_or(ApiError::NotFound)?
+        match found {
+            Some(PartLookup::Ready(bytes)) => bytes,
+            Some(PartLookup::InSegment { path, range }) => {
+                part_of_file(&state.files, &path, range).await?
+            }
+            _ => return Err(ApiError::NotFound),
+        }
     } else if media_name(&file, "seg", ".m4s") || media_name(&file, "init", ".mp4") {
         // Practice media of a public stream is the owner's: by name too.
         let dir = dir();
@@ -260,6 +269,22 @@ pub async fn rendition_file(
         MEDIA_TYPE,
         a.media_cache(state.config.hls.segment),
     ))
+}
+
+/// The bytes `range` of a closed segment's file: a part of it (read through the file cache, so
+/// the parts of a segment that viewers are fetching are read from the disk once).
+async fn part_of_file(
+    files: &FileCache,
+    path: &std::path::Path,
+    range: std::ops::Range<u64>,
+) -> Result<Bytes, ApiError> {
+    let file = files.read(path).await.map_err(|_| ApiError::NotFound)?;
+    let (start, end) = (range.start as usize, range.end as usize);
+    if start > end || end > file.len() {
+        tracing::warn!(path = %path.display(), ?range, len = file.len(), "a part is not where its segment was written");
+        return Err(ApiError::NotFound);
+    }
+    Ok(file.slice(start..end))
 }
 
 /// `partNNNNN.P.m4s` → (N, P).

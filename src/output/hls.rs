@@ -1,7 +1,8 @@
 //! HLS output of one live stream: the segments its pipeline closes, our playlists over them, and the
 //! files that keep them after the stream (VOD) or a crash (recovery).
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashSet, VecDeque};
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -36,8 +37,8 @@ pub enum Audience {
     /// Everyone else: only media that was public throughout, numbered on its own.
     Public,
 }
-/// Segments before the open one whose parts stay in memory (they are listed for three target
-/// durations; one more for players that are a little behind).
+/// Segments before the open one whose parts are still served (they are listed for three target
+/// durations; one more for players that are a little behind), as byte ranges of their files.
 const KEPT_PART_SEGMENTS: u64 = 4;
 
 /// What the master playlist says about a rendition besides bandwidth.
@@ -78,13 +79,19 @@ struct Rendition {
     parts: Parts,
 }
 
-/// The parts of a low-latency rendition: those of the segment being written, and the bytes of
-/// recent ones, served from memory.
+/// The parts of a low-latency rendition: those of the segment being written, served from memory,
+/// and where the parts of recent closed segments are in their files, served from there.
+///
+/// A segment's file is its parts one after the other, so once it is written its parts need no
+/// memory of their own: about 1.5 MB per 2 s of a 6 Mb/s stream, of which only the open
+/// segment's is kept.
 #[derive(Default)]
 struct Parts {
     open: Vec<Part>,
-    /// By (media sequence number, part index).
-    bytes: BTreeMap<(u64, usize), Bytes>,
+    /// The bytes of the open segment's parts, by part index.
+    open_bytes: Vec<Bytes>,
+    /// Where the parts of the last [`KEPT_PART_SEGMENTS`] closed segments are, oldest first.
+    closed: VecDeque<ClosedParts>,
     /// Init sections by file name.
     maps: Vec<(String, Bytes)>,
     /// The init section of the segment being written.
@@ -92,6 +99,15 @@ struct Parts {
     /// The longest part so far. A publisher's B-frames make the muxer cut a part up to two
     /// frames past the part duration (it cuts in decode order).
     longest: Duration,
+}
+
+/// The parts of a closed segment, as byte ranges of its file.
+struct ClosedParts {
+    msn: u64,
+    /// The segment's file name (`segNNNNN.m4s`).
+    uri: String,
+    /// Each part's range in the file, by part index.
+    ranges: Vec<Range<u64>>,
 }
 
 /// One chunk of a CMAF muxer: a part, and the init section that comes before it when the
@@ -120,7 +136,10 @@ pub struct EdgePosition {
 /// What became of a part asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PartLookup {
+    /// In memory (a part of the segment being written).
     Ready(Bytes),
+    /// Bytes `range` of the closed segment's file at `path`.
+    InSegment { path: PathBuf, range: Range<u64> },
     /// Not written yet, but the next one or so: worth waiting for.
     Soon,
     /// Never will be, or no longer kept.
@@ -342,13 +361,24 @@ impl Rendition {
         let msn = self.open_msn();
         let uri = format!("seg{msn:05}.m4s");
         let mut file = Vec::new();
-        for i in 0..self.parts.open.len() {
-            if let Some(b) = self.parts.bytes.get(&(msn, i)) {
-                file.extend_from_slice(b);
-            }
+        let mut ranges = Vec::with_capacity(self.parts.open_bytes.len());
+        for part in &self.parts.open_bytes {
+            let start = file.len() as u64;
+            file.extend_from_slice(part);
+            ranges.push(start..file.len() as u64);
         }
         let path = dir.join(&self.name).join(&uri);
         write_atomic_bytes(&path, &file)?;
+        // The file is there (renamed into place): its parts are served from it from now on.
+        self.parts.open_bytes.clear();
+        if self.parts.closed.len() as u64 == KEPT_PART_SEGMENTS {
+            self.parts.closed.pop_front();
+        }
+        self.parts.closed.push_back(ClosedParts {
+            msn,
+            uri: uri.clone(),
+            ranges,
+        });
         let parts = std::mem::take(&mut self.parts.open);
         let end =
             self.opened_at.unwrap_or_default() + parts.iter().map(|p| p.duration).sum::<Duration>();
@@ -868,13 +898,11 @@ impl HlsOutput {
                 duration: chunk.duration,
                 independent: chunk.independent,
             });
-            r.parts.bytes.insert((msn, index), chunk.data);
+            r.parts.open_bytes.push(chunk.data);
             // Markers go out with the part that covers them, not a segment later.
             let (start, date, _) = r.open_date(epoch);
             let end = start + r.parts.open.iter().map(|p| p.duration).sum::<Duration>();
             r.place_markers(start, date, end);
-            let oldest = msn.saturating_sub(KEPT_PART_SEGMENTS);
-            r.parts.bytes = r.parts.bytes.split_off(&(oldest, 0));
             closing.then(|| Persisted::of(&inner, rendition))
         };
         self.notify();
@@ -959,19 +987,32 @@ impl HlsOutput {
         list.segments().get(index).map(|s| s.parts.len() as u64)
     }
 
-    /// Part `index` of segment `msn` (as in its name), from memory, if `audience` may have it.
+    /// Part `index` of segment `msn` (as in its name), if `audience` may have it: from memory
+    /// while its segment is being written, then from the segment's file.
     pub fn part(&self, rendition: &str, msn: u64, index: usize, audience: Audience) -> PartLookup {
         let inner = self.lock();
         let Some(r) = inner.rendition(rendition) else {
             return PartLookup::Missing;
         };
-        if let Some(bytes) = r.parts.bytes.get(&(msn, index)) {
+        let open = r.open_msn();
+        let found = if msn == open {
+            r.parts
+                .open_bytes
+                .get(index)
+                .map(|b| PartLookup::Ready(b.clone()))
+        } else {
+            r.parts.closed.iter().find(|c| c.msn == msn).and_then(|c| {
+                let range = c.ranges.get(index)?.clone();
+                let path = self.dir.join(&r.name).join(&c.uri);
+                Some(PartLookup::InSegment { path, range })
+            })
+        };
+        if let Some(found) = found {
             if audience == Audience::Public && !r.part_public(msn, &inner.visibility) {
                 return PartLookup::Missing;
             }
-            return PartLookup::Ready(bytes.clone());
+            return found;
         }
-        let open = r.open_msn();
         let next = r.parts.open.len();
         let soon = !r.playlist.is_ended()
             && ((msn == open && index <= next + 1) || (msn == open + 1 && index == 0));
@@ -1634,7 +1675,7 @@ mod tests {
         ));
         assert!(matches!(
             hls.part("source", 4, 0, Audience::Owner),
-            PartLookup::Ready(_)
+            PartLookup::InSegment { .. }
         ));
         assert!(matches!(
             hls.part("source", 6, 1, Audience::Public),
@@ -1649,6 +1690,77 @@ mod tests {
             hls.part("source", 6, 0, Audience::Public),
             PartLookup::Missing
         ));
+    }
+
+    /// A part is served from memory while its segment is open, then from the segment's file:
+    /// the same bytes. Parts of segments no longer listed are gone.
+    #[test]
+    fn a_closed_segments_parts_are_read_from_its_file_as_they_were_served_live() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let ll = LowLatency {
+            part: Duration::from_millis(200),
+            hold_back_parts: 3,
+            master_prefix: String::new(),
+        };
+        let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);
+        hls.set_visibility(Visibility::new(true));
+        hls.add_renditions(&["source".to_string()]);
+        let mut live = Vec::new();
+        for i in 0..70u64 {
+            let chunk = Chunk {
+                init: (i == 0).then(|| Bytes::from_static(b"init")),
+                // Parts of different lengths and contents.
+                data: Bytes::from(
+                    (0..100 + i * 7)
+                        .map(|b| (b * 31 + i) as u8)
+                        .collect::<Vec<_>>(),
+                ),
+                duration: Duration::from_millis(200),
+                independent: i % 10 == 0,
+                running_time: Duration::from_millis(200 * i),
+            };
+            hls.part_ready("source", chunk).unwrap();
+            let (msn, index) = (i / 10, (i % 10) as usize);
+            let PartLookup::Ready(bytes) = hls.part("source", msn, index, Audience::Public) else {
+                panic!("part {msn}.{index} of the open segment is served from memory");
+            };
+            live.push(((msn, index), bytes));
+        }
+        // Segments 0..=5 are closed, 6 is open with ten parts.
+        let from_file =
+            |msn: u64, index: usize| match hls.part("source", msn, index, Audience::Public) {
+                PartLookup::InSegment { path, range } => {
+                    assert_eq!(
+                        path,
+                        dir.path().join("source").join(format!("seg{msn:05}.m4s"))
+                    );
+                    let file = std::fs::read(&path).unwrap();
+                    Some(file[range.start as usize..range.end as usize].to_vec())
+                }
+                PartLookup::Missing => None,
+                other => panic!("part {msn}.{index}: {other:?}"),
+            };
+        for ((msn, index), bytes) in &live {
+            match msn {
+                0 | 1 => assert_eq!(from_file(*msn, *index), None, "no longer listed"),
+                2..=5 => assert_eq!(
+                    from_file(*msn, *index).as_deref(),
+                    Some(&bytes[..]),
+                    "part {msn}.{index}"
+                ),
+                _ => assert_eq!(
+                    hls.part("source", *msn, *index, Audience::Public),
+                    PartLookup::Ready(bytes.clone())
+                ),
+            }
+        }
+        assert_eq!(from_file(5, 10), None, "segment 5 has ten parts");
+        // The stream ends: the open segment is written, its parts are in it too.
+        hls.end().unwrap();
+        for ((msn, index), bytes) in live.iter().filter(|((msn, _), _)| *msn == 6) {
+            assert_eq!(from_file(*msn, *index).as_deref(), Some(&bytes[..]));
+        }
     }
 
     /// The bytes served for a playlist are rendered once and shared, and never outlive a change:
