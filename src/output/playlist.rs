@@ -15,6 +15,7 @@
 //! the header, and the live edge after the last closed segment (the open segment's parts,
 //! `EXT-X-PRELOAD-HINT`, `EXT-X-RENDITION-REPORT`), described by a [`LiveEdge`].
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -102,8 +103,9 @@ pub struct Segment {
     pub discontinuity: bool,
     /// Size on disk; 0 when unknown (e.g. after [`MediaPlaylist::parse_event`]).
     pub bytes: u64,
-    /// Its init section (fMP4): `EXT-X-MAP` is written wherever it changes.
-    pub map: Option<String>,
+    /// Its init section (fMP4): `EXT-X-MAP` is written wherever it changes. Segments with the same
+    /// init section share one copy of its name (see [`MediaPlaylist::push`]).
+    pub map: Option<Arc<str>>,
     /// Its parts (low-latency HLS), listed while the segment is near the live edge.
     pub parts: Vec<Part>,
 }
@@ -249,9 +251,21 @@ impl MediaPlaylist {
             return;
         }
         self.target_duration = self.target_duration.max(rounded_secs(seg.duration));
+        let mut seg = seg;
+        self.share_map(&mut seg);
         self.segments.push(seg);
         self.advance_live_start();
         self.forget_old_parts();
+    }
+
+    /// Points `seg`'s init section name at the previous segment's when they are the same: one copy
+    /// per init section instead of one per segment (a stream keeps every segment while live).
+    fn share_map(&self, seg: &mut Segment) {
+        if let Some(previous) = self.segments.last()
+            && previous.map == seg.map
+        {
+            seg.map.clone_from(&previous.map);
+        }
     }
 
     /// Drops the parts of the segments beyond [`PART_KEEPING_TARGETS`] of the edge. Each push drops
@@ -295,6 +309,15 @@ impl MediaPlaylist {
     /// Every segment since the start, oldest first.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
+    }
+
+    /// Whether `name` is the file name of one of its segments or init sections. Searched from the
+    /// newest segment, which is what live players ask for.
+    pub fn lists(&self, name: &str) -> bool {
+        self.segments
+            .iter()
+            .rev()
+            .any(|s| s.uri == name || s.map.as_deref() == Some(name))
     }
 
     /// Total duration of all segments since the start.
@@ -403,13 +426,14 @@ impl MediaPlaylist {
             previous = Some((program_date_time, duration));
             let mut segment = Segment::new(s.uri, duration, program_date_time);
             segment.discontinuity = s.discontinuity;
-            segment.map = s.map.map(|m| m.uri).or_else(|| {
+            segment.map = s.map.map(|m| Arc::from(m.uri)).or_else(|| {
                 playlist
                     .segments
                     .last()
                     .and_then(|previous: &Segment| previous.map.clone())
             });
             playlist.target_duration = playlist.target_duration.max(rounded_secs(duration));
+            playlist.share_map(&mut segment);
             playlist.segments.push(segment);
         }
         playlist.advance_live_start();
@@ -1876,7 +1900,7 @@ mod tests {
         let maps: Vec<_> = read
             .segments()
             .iter()
-            .map(|s| s.map.clone().unwrap())
+            .map(|s| s.map.as_deref().unwrap())
             .collect();
         assert_eq!(maps, ["init00000.mp4", "init00001.mp4"]);
     }
