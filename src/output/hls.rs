@@ -1,10 +1,10 @@
 //! HLS output of one live stream: the segments its pipeline closes, our playlists over them, and the
 //! files that keep them after the stream (VOD) or a crash (recovery).
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,8 +59,6 @@ struct Rendition {
     last_public: bool,
     /// Where its public media is on the media timeline.
     public_media: PublicIntervals,
-    /// Names of its public segments and their init sections: what the public may fetch.
-    public_files: HashSet<String>,
     opened_at: Option<Duration>,
     info: RenditionInfo,
     /// Left out of the master playlist.
@@ -186,7 +184,6 @@ impl Rendition {
             public,
             last_public: false,
             public_media: PublicIntervals::default(),
-            public_files: HashSet::new(),
             opened_at: None,
             info: RenditionInfo::default(),
             dropped: false,
@@ -265,12 +262,12 @@ impl Rendition {
         if msn == self.open_msn() {
             return self.open_public(visibility);
         }
-        self.public_files.contains(&format!("seg{msn:05}.m4s"))
+        self.public.lists(&format!("seg{msn:05}.m4s"))
     }
 
     /// Whether the public may fetch the file `name` of this rendition (segment or init section).
     fn file_public(&self, name: &str, visibility: &Visibility) -> bool {
-        self.public_files.contains(name)
+        self.public.lists(name)
             || (self.parts.map.as_deref() == Some(name) && self.open_public(visibility))
     }
 
@@ -323,7 +320,7 @@ impl Rendition {
         let mut segment = Segment::new(uri, duration, date);
         segment.discontinuity = discontinuity;
         segment.bytes = bytes;
-        segment.map = self.parts.map.clone();
+        segment.map = self.parts.map.as_deref().map(Arc::from);
         segment.parts = parts;
         // The first segment holds everything from the stream's start (audio a little before the
         // first picture).
@@ -336,8 +333,6 @@ impl Rendition {
         if public {
             let mut copy = segment.clone();
             copy.discontinuity |= !self.last_public && !self.public.segments().is_empty();
-            self.public_files.insert(copy.uri.clone());
-            self.public_files.extend(copy.map.clone());
             self.public_media.add(media_start, running_time);
             self.public
                 .push_numbered(self.playlist.next_sequence(), copy);
@@ -741,12 +736,6 @@ impl HlsOutput {
             };
             inner.renditions.retain(|r| r.name != name);
             let mut rendition = Rendition::new(name, playlist, public);
-            rendition.public_files = rendition
-                .public
-                .segments()
-                .iter()
-                .flat_map(|s| std::iter::once(s.uri.clone()).chain(s.map.clone()))
-                .collect();
             rendition.closes_before_discontinuity = Some(0);
             inner.renditions.push(rendition);
             restored += 1;

@@ -15,6 +15,7 @@
 //! the header, and the live edge after the last closed segment (the open segment's parts,
 //! `EXT-X-PRELOAD-HINT`, `EXT-X-RENDITION-REPORT`), described by a [`LiveEdge`].
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -57,6 +58,10 @@ const HEADER_TAGS: [&str; 9] = [
 
 /// Decimal places of `EXTINF` (milliseconds).
 const EXTINF_DECIMALS: usize = 3;
+/// Segments rendered at a time (see `render_with`).
+const RENDER_BATCH: usize = 64;
+/// About what one segment takes in a rendered playlist (`EXTINF`, `PROGRAM-DATE-TIME`, URI).
+const SEGMENT_TEXT_BYTES: usize = 80;
 
 /// Errors of [`MediaPlaylist::parse_event`].
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +107,9 @@ pub struct Segment {
     pub discontinuity: bool,
     /// Size on disk; 0 when unknown (e.g. after [`MediaPlaylist::parse_event`]).
     pub bytes: u64,
-    /// Its init section (fMP4): `EXT-X-MAP` is written wherever it changes.
-    pub map: Option<String>,
+    /// Its init section (fMP4): `EXT-X-MAP` is written wherever it changes. Segments with the same
+    /// init section share one copy of its name (see [`MediaPlaylist::push`]).
+    pub map: Option<Arc<str>>,
     /// Its parts (low-latency HLS), listed while the segment is near the live edge.
     pub parts: Vec<Part>,
 }
@@ -249,9 +255,21 @@ impl MediaPlaylist {
             return;
         }
         self.target_duration = self.target_duration.max(rounded_secs(seg.duration));
+        let mut seg = seg;
+        self.share_map(&mut seg);
         self.segments.push(seg);
         self.advance_live_start();
         self.forget_old_parts();
+    }
+
+    /// Points `seg`'s init section name at the previous segment's when they are the same: one copy
+    /// per init section instead of one per segment (a stream keeps every segment while live).
+    fn share_map(&self, seg: &mut Segment) {
+        if let Some(previous) = self.segments.last()
+            && previous.map == seg.map
+        {
+            seg.map.clone_from(&previous.map);
+        }
     }
 
     /// Drops the parts of the segments beyond [`PART_KEEPING_TARGETS`] of the edge. Each push drops
@@ -295,6 +313,15 @@ impl MediaPlaylist {
     /// Every segment since the start, oldest first.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
+    }
+
+    /// Whether `name` is the file name of one of its segments or init sections. Searched from the
+    /// newest segment, which is what live players ask for.
+    pub fn lists(&self, name: &str) -> bool {
+        self.segments
+            .iter()
+            .rev()
+            .any(|s| s.uri == name || s.map.as_deref() == Some(name))
     }
 
     /// Total duration of all segments since the start.
@@ -403,13 +430,14 @@ impl MediaPlaylist {
             previous = Some((program_date_time, duration));
             let mut segment = Segment::new(s.uri, duration, program_date_time);
             segment.discontinuity = s.discontinuity;
-            segment.map = s.map.map(|m| m.uri).or_else(|| {
+            segment.map = s.map.map(|m| Arc::from(m.uri)).or_else(|| {
                 playlist
                     .segments
                     .last()
                     .and_then(|previous: &Segment| previous.map.clone())
             });
             playlist.target_duration = playlist.target_duration.max(rounded_secs(duration));
+            playlist.share_map(&mut segment);
             playlist.segments.push(segment);
         }
         playlist.advance_live_start();
@@ -552,7 +580,7 @@ impl MediaPlaylist {
         // Without skipping, the first segment shown always carries its map; with skipping, the
         // client has it from the full playlist it loaded before.
         let mut map = if skipped > 0 { previous_map } else { None };
-        let playlist = m3u8_rs::MediaPlaylist {
+        let mut playlist = m3u8_rs::MediaPlaylist {
             version: Some(Self::version(shown, skipped > 0)),
             independent_segments: true,
             target_duration: self.target_duration,
@@ -561,40 +589,53 @@ impl MediaPlaylist {
                 .first_discontinuity_sequence
                 .saturating_add(removed_discontinuities),
             playlist_type,
-            end_list: self.ended,
-            segments: shown
-                .iter()
-                .zip(self.marker_tags(shown, &listed_markers))
-                .enumerate()
-                .map(|(i, (s, markers))| {
-                    let mut segment = Self::media_segment(s, query);
-                    if s.map != map {
-                        map.clone_from(&s.map);
-                        segment.map = s.map.as_ref().map(|uri| m3u8_rs::Map {
-                            uri: with_query(uri, query),
-                            ..Default::default()
-                        });
-                    }
-                    segment.unknown_tags = markers;
-                    if i >= listed_from {
-                        segment
-                            .unknown_tags
-                            .extend(s.parts.iter().map(|p| part_tag(p, query)));
-                    }
-                    segment
-                })
-                .collect(),
             ..Default::default()
         };
         // m3u8-rs keeps the EXTINF precision in a process-wide setting. Every writer in this crate goes
         // through this module and wants milliseconds, so setting it before each write is idempotent; without
         // it f32 durations print as e.g. `2.0020001`.
         m3u8_rs::WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, Ordering::Relaxed);
-        let mut out = Vec::new();
-        playlist
-            .write_to(&mut out)
-            .expect("writing a playlist into a Vec cannot fail");
-        let text = String::from_utf8_lossy(&out).into_owned();
+        let write = |playlist: &m3u8_rs::MediaPlaylist, out: &mut Vec<u8>| {
+            playlist
+                .write_to(out)
+                .expect("writing a playlist into a Vec cannot fail")
+        };
+        // The header, then the segments a batch at a time (each batch written after the same
+        // header, which is cut off): besides the text, a render holds a batch of m3u8-rs segments,
+        // however long the list (the event list is rendered whenever a segment closes).
+        let mut out = Vec::with_capacity(256 + shown.len() * SEGMENT_TEXT_BYTES);
+        write(&playlist, &mut out);
+        let header = out.len();
+        let mut batch_text = Vec::new();
+        let mut markers = self.marker_tags(shown, &listed_markers).into_iter();
+        for (b, batch) in shown.chunks(RENDER_BATCH).enumerate() {
+            playlist.segments.clear();
+            for (j, (s, markers)) in batch.iter().zip(markers.by_ref()).enumerate() {
+                let mut segment = Self::media_segment(s, query);
+                if s.map != map {
+                    map.clone_from(&s.map);
+                    segment.map = s.map.as_ref().map(|uri| m3u8_rs::Map {
+                        uri: with_query(uri, query),
+                        ..Default::default()
+                    });
+                }
+                segment.unknown_tags = markers;
+                if b * RENDER_BATCH + j >= listed_from {
+                    segment
+                        .unknown_tags
+                        .extend(s.parts.iter().map(|p| part_tag(p, query)));
+                }
+                playlist.segments.push(segment);
+            }
+            batch_text.clear();
+            write(&playlist, &mut batch_text);
+            out.extend_from_slice(&batch_text[header..]);
+        }
+        if self.ended {
+            out.extend_from_slice(b"#EXT-X-ENDLIST\n");
+        }
+        let text = String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         match edge {
             Some(edge) => {
                 self.splice_live_edge(&text, edge, &edge_markers, skipped, map.as_deref(), query)
@@ -1876,8 +1917,92 @@ mod tests {
         let maps: Vec<_> = read
             .segments()
             .iter()
-            .map(|s| s.map.clone().unwrap())
+            .map(|s| s.map.as_deref().unwrap())
             .collect();
         assert_eq!(maps, ["init00000.mp4", "init00001.mp4"]);
+    }
+
+    #[test]
+    fn a_list_longer_than_a_render_batch_is_written_once_with_every_segment_in_order() {
+        // Init sections change at a batch boundary and inside a batch; parts at the edge.
+        let n = 3 * RENDER_BATCH as u64 + 5;
+        let mut pl = MediaPlaylist::new(6, TARGET);
+        for i in 0..n {
+            let map = match i {
+                i if i < RENDER_BATCH as u64 => "init00000.mp4",
+                i if i < 100 => "init00064.mp4",
+                _ => "init00100.mp4",
+            };
+            pl.push(cmaf(i, map));
+        }
+        for ended in [false, true] {
+            if ended {
+                pl.end();
+            }
+            let text = pl.render_event(Some("token=abc"));
+            for tag in ["#EXTM3U", "#EXT-X-TARGETDURATION", "#EXT-X-PLAYLIST-TYPE"] {
+                assert_eq!(lines_with(&text, tag).len(), 1, "{tag} in {text}");
+            }
+            assert_eq!(lines_with(&text, "#EXT-X-MAP").len(), 3, "{text}");
+            assert_eq!(
+                lines_with(&text, "#EXT-X-ENDLIST").len(),
+                usize::from(ended)
+            );
+            let parsed = parse_media(&text);
+            let uris: Vec<String> = parsed.segments.iter().map(|s| s.uri.clone()).collect();
+            let expected: Vec<String> =
+                (0..n).map(|i| format!("seg{i:05}.m4s?token=abc")).collect();
+            assert_eq!(uris, expected);
+            assert_eq!(parsed.end_list, ended);
+            let read = MediaPlaylist::parse_event(&pl.render_event(None), 6, TARGET).unwrap();
+            assert_eq!(read.segments().len(), n as usize);
+            assert_eq!(read.is_ended(), ended);
+        }
+    }
+
+    #[test]
+    fn segments_with_the_same_init_section_share_its_name() {
+        let mut pl = MediaPlaylist::new(6, TARGET);
+        for i in 0..10 {
+            pl.push(cmaf(
+                i,
+                if i < 5 {
+                    "init00000.mp4"
+                } else {
+                    "init00005.mp4"
+                },
+            ));
+        }
+        let maps: Vec<&Arc<str>> = pl
+            .segments()
+            .iter()
+            .map(|s| s.map.as_ref().unwrap())
+            .collect();
+        assert!(maps[..5].iter().all(|m| Arc::ptr_eq(m, maps[0])));
+        assert!(maps[5..].iter().all(|m| Arc::ptr_eq(m, maps[5])));
+        assert!(!Arc::ptr_eq(maps[0], maps[5]));
+        assert_eq!(&**maps[9], "init00005.mp4");
+        // Read back from disk alike.
+        let read = MediaPlaylist::parse_event(&pl.render_event(None), 6, TARGET).unwrap();
+        let first = read.segments()[0].map.as_ref().unwrap();
+        assert!(
+            read.segments()[..5]
+                .iter()
+                .all(|s| Arc::ptr_eq(s.map.as_ref().unwrap(), first))
+        );
+    }
+
+    #[test]
+    fn lists_names_its_segments_and_init_sections_only() {
+        let mut pl = MediaPlaylist::new(6, TARGET);
+        for i in 0..3 {
+            pl.push(cmaf(i, "init00000.mp4"));
+        }
+        for name in ["seg00000.m4s", "seg00002.m4s", "init00000.mp4"] {
+            assert!(pl.lists(name), "{name}");
+        }
+        for name in ["seg00003.m4s", "part00002.0.m4s", "init00001.mp4", ""] {
+            assert!(!pl.lists(name), "{name}");
+        }
     }
 }
