@@ -146,6 +146,23 @@ async fn assert_av1_and_h264_play(server: &Server, stream: &Value) -> Result<()>
     Ok(())
 }
 
+/// ffmpeg decodes every frame of `file` without a word on stderr.
+async fn decodes_without_error(file: &Path, what: &str) -> Result<()> {
+    let path = file.to_str().context("path")?;
+    let decoded = run(
+        "ffmpeg",
+        &["-v", "error", "-i", path, "-f", "null", "-"],
+        DEADLINE,
+    )
+    .await?;
+    ensure!(
+        decoded.status.success() && decoded.stderr.is_empty(),
+        "ffmpeg decoding the {what}: {}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn av1_over_enhanced_rtmp_plays_as_cmaf_av1_with_an_h264_rung() -> Result<()> {
     let mut server = Server::start().await?;
@@ -220,25 +237,7 @@ async fn av1_over_enhanced_rtmp_plays_as_cmaf_av1_with_an_h264_rung() -> Result<
     let (codecs, _) = probe(file.to_str().context("path")?).await?;
     ensure!(codecs == ["av1", "aac"], "recording holds {codecs:?}");
     ensure!(video_size(&file).await? == (320, 240));
-    let decoded = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            file.to_str().context("path")?,
-            "-f",
-            "null",
-            "-",
-        ],
-        DEADLINE,
-    )
-    .await?;
-    ensure!(
-        decoded.status.success() && decoded.stderr.is_empty(),
-        "ffmpeg decoding the recording: {}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
+    decodes_without_error(&file, "recording").await?;
     // The public replay is copied from the recording without re-encoding: AV1 too.
     let replay = wait_for("the public replay", DEADLINE, || async {
         let (status, v) = server
@@ -253,25 +252,7 @@ async fn av1_over_enhanced_rtmp_plays_as_cmaf_av1_with_an_h264_rung() -> Result<
     let file = server.data_dir().join(format!("streams/{id}/replay.mp4"));
     let (codecs, _) = probe(file.to_str().context("path")?).await?;
     ensure!(codecs == ["av1", "aac"], "replay holds {codecs:?}");
-    let decoded = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            file.to_str().context("path")?,
-            "-f",
-            "null",
-            "-",
-        ],
-        DEADLINE,
-    )
-    .await?;
-    ensure!(
-        decoded.status.success() && decoded.stderr.is_empty(),
-        "ffmpeg decoding the replay: {}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
+    decodes_without_error(&file, "replay").await?;
     server.stop().await;
     Ok(())
 }
@@ -308,51 +289,11 @@ async fn a_garbage_av1_config_record_drops_the_publisher_and_the_key_still_works
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_asking_for_the_av1_source_is_told_to_pick_an_h264_rung() -> Result<()> {
-    let mut server = Server::start_with(|c| {
-        c.simulcast.allow_private_destinations = true;
-        c.simulcast.retry_initial = std::time::Duration::from_millis(500);
-        c.simulcast.retry_max = std::time::Duration::from_secs(2);
-    })
-    .await?;
-    let token = server.demo_token.clone();
-    let stream = server.demo_stream.clone();
-    let id = stream["id"].as_str().context("id")?.to_string();
-    let closed = common::receivers::free_port(false)?;
-    let d = server
-        .api
-        .ok(
-            reqwest::Method::POST,
-            "/api/v1/me/destinations",
-            &token,
-            Some(
-                json!({"name": "rtmp", "url": format!("rtmp://127.0.0.1:{closed}/live"),
-                        "key": "av1-target-key"}),
-            ),
-        )
-        .await?;
-    server
-        .api
-        .ok(
-            reqwest::Method::PUT,
-            &format!("/api/v1/streams/{id}/destinations"),
-            &token,
-            Some(json!({ "ids": [d["id"]] })),
-        )
-        .await?;
-    server.api.set_mode(&token, &id, "public").await?;
-    let options = Options::with_codec(Codec::Av1, &server.publish_url(&stream), 5);
+    let mut server = simulcast_server().await?;
+    let path = public_with_one_destination(&server, "av1-target-key").await?;
+    let options = Options::with_codec(Codec::Av1, &server.publish_url(&server.demo_stream), 5);
     let publisher = tokio::task::spawn_blocking(move || hevc_publisher::publish(&options));
-    let path = format!("/api/v1/streams/{id}/destinations");
-    wait_for(
-        "the destination refused with the reason",
-        DEADLINE,
-        || async {
-            let (_, v) = server.api.get(&path, Some(&token)).await.ok()?;
-            let error = v["destinations"][0]["error"].as_str()?.to_string();
-            (error.contains("the source is AV1") && error.contains("H.264 rung")).then_some(())
-        },
-    )
-    .await?;
+    destination_refused(&server, &path, &["the source is AV1", "H.264 rung"]).await?;
     publisher.await??;
     server.stop().await;
     Ok(())

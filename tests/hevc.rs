@@ -217,51 +217,12 @@ async fn an_unknown_fourcc_is_ignored_and_the_audio_goes_on() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_asking_for_the_hevc_source_is_told_to_pick_an_h264_rung() -> Result<()> {
-    let mut server = Server::start_with(|c| {
-        c.simulcast.allow_private_destinations = true;
-        c.simulcast.retry_initial = std::time::Duration::from_millis(500);
-        c.simulcast.retry_max = std::time::Duration::from_secs(2);
-    })
-    .await?;
-    let token = server.demo_token.clone();
+    let mut server = simulcast_server().await?;
     let stream = server.demo_stream.clone();
-    let id = stream["id"].as_str().context("id")?.to_string();
-    let closed = common::receivers::free_port(false)?;
-    let d = server
-        .api
-        .ok(
-            reqwest::Method::POST,
-            "/api/v1/me/destinations",
-            &token,
-            Some(
-                json!({"name": "rtmp", "url": format!("rtmp://127.0.0.1:{closed}/live"),
-                        "key": "hevc-target-key"}),
-            ),
-        )
-        .await?;
-    server
-        .api
-        .ok(
-            reqwest::Method::PUT,
-            &format!("/api/v1/streams/{id}/destinations"),
-            &token,
-            Some(json!({ "ids": [d["id"]] })),
-        )
-        .await?;
-    server.api.set_mode(&token, &id, "public").await?;
+    let path = public_with_one_destination(&server, "hevc-target-key").await?;
     let options = hevc_publisher::Options::new(&server.publish_url(&stream), 5);
     let publisher = tokio::task::spawn_blocking(move || hevc_publisher::publish(&options));
-    let path = format!("/api/v1/streams/{id}/destinations");
-    wait_for(
-        "the destination refused with the reason",
-        DEADLINE,
-        || async {
-            let (_, v) = server.api.get(&path, Some(&token)).await.ok()?;
-            let error = v["destinations"][0]["error"].as_str()?.to_string();
-            (error.contains("the source is H.265") && error.contains("H.264 rung")).then_some(())
-        },
-    )
-    .await?;
+    destination_refused(&server, &path, &["the source is H.265", "H.264 rung"]).await?;
     // The stream goes on for its viewers.
     assert_hevc_and_h264_play(&server, &stream).await?;
     publisher.await??;

@@ -878,6 +878,59 @@ pub async fn small_ladder_server() -> Result<Server> {
     Server::start_with(|c| c.hls.ladder = preset.to_string_lossy().into_owned()).await
 }
 
+/// A server whose simulcast destinations may be on loopback, retrying quickly.
+pub async fn simulcast_server() -> Result<Server> {
+    Server::start_with(|c| {
+        c.simulcast.allow_private_destinations = true;
+        c.simulcast.retry_initial = Duration::from_millis(500);
+        c.simulcast.retry_max = Duration::from_secs(2);
+    })
+    .await
+}
+
+/// Makes the demo stream public, sending to one RTMP destination where nobody listens (its key
+/// `key`); gives the path of the stream's destinations.
+pub async fn public_with_one_destination(server: &Server, key: &str) -> Result<String> {
+    let token = &server.demo_token;
+    let id = server.demo_stream["id"].as_str().context("id")?;
+    let closed = receivers::free_port(false)?;
+    let d = server
+        .api
+        .ok(
+            reqwest::Method::POST,
+            "/api/v1/me/destinations",
+            token,
+            Some(json!({"name": "rtmp", "url": format!("rtmp://127.0.0.1:{closed}/live"), "key": key})),
+        )
+        .await?;
+    let path = format!("/api/v1/streams/{id}/destinations");
+    server
+        .api
+        .ok(
+            reqwest::Method::PUT,
+            &path,
+            token,
+            Some(json!({ "ids": [d["id"]] })),
+        )
+        .await?;
+    server.api.set_mode(token, id, "public").await?;
+    Ok(path)
+}
+
+/// Waits until the first destination at `path` reports an error saying all of `says`.
+pub async fn destination_refused(server: &Server, path: &str, says: &[&str]) -> Result<()> {
+    wait_for(
+        "the destination refused with the reason",
+        DEADLINE,
+        || async {
+            let (_, v) = server.api.get(path, Some(&server.demo_token)).await.ok()?;
+            let error = v["destinations"][0]["error"].as_str()?.to_string();
+            says.iter().all(|s| error.contains(s)).then_some(())
+        },
+    )
+    .await
+}
+
 /// Waits until the source rendition lists `n` segments, as MPEG-TS and as low-latency CMAF
 /// (practice streams need the creator); returns the MPEG-TS playlist.
 pub async fn source_segments(api: &Api, token: &str, id: &str, n: usize) -> Result<String> {
