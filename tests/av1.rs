@@ -18,14 +18,6 @@ use common::*;
 use hevc_publisher::{Codec, Options};
 use serde_json::{Value, json};
 
-/// The owner's low-latency master playlist URL (fMP4/CMAF renditions), on 127.0.0.1.
-fn master(stream: &Value) -> String {
-    stream["playback"]["hls"]
-        .as_str()
-        .expect("playback url")
-        .replace("localhost", "127.0.0.1")
-}
-
 /// The URI of the variant whose `EXT-X-STREAM-INF` line contains `codec`, resolved against `master`.
 fn variant(master_url: &str, master: &str, codec: &str) -> Result<String> {
     let mut lines = master.lines();
@@ -64,7 +56,7 @@ async fn passthrough_stream(server: &Server, token: &str) -> Result<Value> {
 /// Checks what viewers get while live: the AV1 source as CMAF (ffprobe decodes it with its
 /// dav1d), and an H.264 rung at the source's size; the MPEG-TS master lists only the rung.
 async fn assert_av1_and_h264_play(server: &Server, stream: &Value) -> Result<()> {
-    let url = master(stream);
+    let url = owner_master_url(stream);
     let text = wait_for("an av01 and an avc1 variant", DEADLINE, || async {
         let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
         (text.contains("av01.") && text.contains("avc1.")).then_some(text)

@@ -13,14 +13,6 @@ use anyhow::{Context, Result, ensure};
 use common::*;
 use serde_json::{Value, json};
 
-/// The owner's low-latency master playlist URL (fMP4/CMAF renditions), on 127.0.0.1.
-fn master(stream: &Value) -> String {
-    stream["playback"]["hls"]
-        .as_str()
-        .expect("playback url")
-        .replace("localhost", "127.0.0.1")
-}
-
 /// Waits until the master playlist lists an HEVC variant and an H.264 one; returns it.
 async fn master_with_hevc_and_h264(url: &str) -> Result<String> {
     wait_for("an hvc1 and an avc1 variant", DEADLINE, || async {
@@ -45,7 +37,7 @@ fn variant(master_url: &str, master: &str, codec: &str) -> Result<String> {
 
 /// Checks what viewers get while live: the HEVC source as CMAF, and an H.264 rung.
 async fn assert_hevc_and_h264_play(server: &Server, stream: &Value) -> Result<()> {
-    let url = master(stream);
+    let url = owner_master_url(stream);
     let text = master_with_hevc_and_h264(&url).await?;
     let hevc = variant(&url, &text, "hvc1.1.6.L")?;
     ensure!(
@@ -152,7 +144,10 @@ async fn hevc_over_enhanced_rtmp_with_the_passthrough_ladder_still_gets_an_h264_
         "{health}"
     );
     assert_hevc_and_h264_play(&server, &stream).await?;
-    let text = reqwest::get(master(&stream)).await?.text().await?;
+    let text = reqwest::get(owner_master_url(&stream))
+        .await?
+        .text()
+        .await?;
     ensure!(
         text.contains("RESOLUTION=320x240") && text.contains("240p/"),
         "the H.264 rung is at the source's size: {text}"

@@ -54,14 +54,6 @@ fn gst_rtmp(
     ))
 }
 
-/// The stream's HLS master playlist for its owner (signed while practice).
-fn master(stream: &Value) -> String {
-    stream["playback"]["hls"]
-        .as_str()
-        .expect("owner sees playback")
-        .replace("localhost", "127.0.0.1")
-}
-
 /// Publishes with `publisher` (`seconds` long) on a new stream of `server` and checks the whole
 /// life of it.
 async fn publish_and_check(
@@ -91,7 +83,7 @@ async fn publish_and_check(
         || async {
             let v = api.stream(token, &id).await.ok()?;
             let (status, text) = api
-                .get_text(&media_url(&master(&stream)), None)
+                .get_text(&media_url(&owner_master_url(&stream)), None)
                 .await
                 .ok()?;
             (v["state"] == "live" && status == 200 && text.contains("#EXTINF")).then_some(())
@@ -116,7 +108,7 @@ async fn publish_and_check(
         .join(format!("streams/{id}/recording.mp4"));
     let (recorded, _) = probe(file.to_str().context("path")?).await?;
     ensure!(recorded == tracks, "{label}: recording has {recorded:?}");
-    let (played, hls_duration) = probe(&master(&stream)).await?;
+    let (played, hls_duration) = probe(&owner_master_url(&stream)).await?;
     ensure!(played == tracks, "{label}: HLS has {played:?}");
     let hls_duration = hls_duration.unwrap_or(0.0);
     ensure!(

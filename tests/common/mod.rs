@@ -868,6 +868,15 @@ tune = "zerolatency"
 profile = "baseline"
 "#;
 
+/// A stream's HLS master playlist URL as its owner sees it (signed while practice; the
+/// low-latency one when that is on), pointed at 127.0.0.1.
+pub fn owner_master_url(stream: &Value) -> String {
+    stream["playback"]["hls"]
+        .as_str()
+        .expect("owner sees playback")
+        .replace("localhost", "127.0.0.1")
+}
+
 pub async fn small_ladder_server() -> Result<Server> {
     let preset = tempfile::Builder::new()
         .suffix(".toml")
