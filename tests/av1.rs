@@ -18,28 +18,6 @@ use common::*;
 use hevc_publisher::{Codec, Options};
 use serde_json::{Value, json};
 
-/// The URI of the variant whose `EXT-X-STREAM-INF` line contains `codec`, resolved against `master`.
-fn variant(master_url: &str, master: &str, codec: &str) -> Result<String> {
-    let mut lines = master.lines();
-    while let Some(line) = lines.next() {
-        if line.starts_with("#EXT-X-STREAM-INF") && line.contains(codec) {
-            let uri = lines.next().context("uri after stream-inf")?;
-            let base = &master_url[..master_url.rfind('/').context("base")? + 1];
-            return Ok(format!("{base}{uri}"));
-        }
-    }
-    anyhow::bail!("no {codec} variant in {master}")
-}
-
-async fn live_health(server: &Server, token: &str, id: &str) -> Result<Value> {
-    wait_for("the stream live with video health", DEADLINE, || async {
-        let v = server.api.stream(token, id).await.ok()?;
-        (v["state"] == "live" && v["health"]["video"]["codec"].is_string())
-            .then(|| v["health"].clone())
-    })
-    .await
-}
-
 /// A stream with the `passthrough` ladder: nothing would be transcoded for an H.264 source.
 async fn passthrough_stream(server: &Server, token: &str) -> Result<Value> {
     server

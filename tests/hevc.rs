@@ -22,19 +22,6 @@ async fn master_with_hevc_and_h264(url: &str) -> Result<String> {
     .await
 }
 
-/// The URI of the variant whose `EXT-X-STREAM-INF` line contains `codec`, resolved against `master`.
-fn variant(master_url: &str, master: &str, codec: &str) -> Result<String> {
-    let mut lines = master.lines();
-    while let Some(line) = lines.next() {
-        if line.starts_with("#EXT-X-STREAM-INF") && line.contains(codec) {
-            let uri = lines.next().context("uri after stream-inf")?;
-            let base = &master_url[..master_url.rfind('/').context("base")? + 1];
-            return Ok(format!("{base}{uri}"));
-        }
-    }
-    anyhow::bail!("no {codec} variant in {master}")
-}
-
 /// Checks what viewers get while live: the HEVC source as CMAF, and an H.264 rung.
 async fn assert_hevc_and_h264_play(server: &Server, stream: &Value) -> Result<()> {
     let url = owner_master_url(stream);
@@ -66,15 +53,6 @@ async fn assert_recording_is_hevc(server: &Server, token: &str, id: &str) -> Res
     let (codecs, _) = probe(file.to_str().context("path")?).await?;
     ensure!(codecs == ["hevc", "aac"], "recording holds {codecs:?}");
     Ok(())
-}
-
-async fn live_health(server: &Server, token: &str, id: &str) -> Result<Value> {
-    wait_for("the stream live with video health", DEADLINE, || async {
-        let v = server.api.stream(token, id).await.ok()?;
-        (v["state"] == "live" && v["health"]["video"]["codec"].is_string())
-            .then(|| v["health"].clone())
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -868,6 +868,29 @@ tune = "zerolatency"
 profile = "baseline"
 "#;
 
+/// The URI of the variant whose `EXT-X-STREAM-INF` line contains `codec`, resolved against `master`.
+pub fn variant(master_url: &str, master: &str, codec: &str) -> Result<String> {
+    let mut lines = master.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with("#EXT-X-STREAM-INF") && line.contains(codec) {
+            let uri = lines.next().context("uri after stream-inf")?;
+            let base = &master_url[..master_url.rfind('/').context("base")? + 1];
+            return Ok(format!("{base}{uri}"));
+        }
+    }
+    anyhow::bail!("no {codec} variant in {master}")
+}
+
+/// Waits until the stream is live with a video track in its health; gives the health.
+pub async fn live_health(server: &Server, token: &str, id: &str) -> Result<Value> {
+    wait_for("the stream live with video health", DEADLINE, || async {
+        let v = server.api.stream(token, id).await.ok()?;
+        (v["state"] == "live" && v["health"]["video"]["codec"].is_string())
+            .then(|| v["health"].clone())
+    })
+    .await
+}
+
 /// A stream's HLS master playlist URL as its owner sees it (signed while practice; the
 /// low-latency one when that is on), pointed at 127.0.0.1.
 pub fn owner_master_url(stream: &Value) -> String {
