@@ -48,6 +48,13 @@ fn leaky_queue(name: &str) -> String {
     )
 }
 
+/// Raw frames waiting for a rung's scaler or encoder (see `RUNG_QUEUE_FRAMES`).
+fn rung_queue(name: &str) -> String {
+    format!(
+        "queue name={name} leaky=downstream max-size-buffers={RUNG_QUEUE_FRAMES} max-size-time=0 max-size-bytes=0"
+    )
+}
+
 /// A rendition's MPEG-TS muxer and segment writer. A segment ends exactly where a force-key-unit
 /// event passes (sent before the first keyframe past the segment target): at once, not one GOP
 /// later as with splitmuxsink, which gathers a whole GOP before deciding.
@@ -216,11 +223,6 @@ pub fn describe(spec: &PipelineSpec) -> String {
             w = rung.width,
             h = rung.height,
         );
-        let rung_queue = |name: &str| {
-            format!(
-                "queue name={name} leaky=downstream max-size-buffers={RUNG_QUEUE_FRAMES} max-size-time=0 max-size-bytes=0"
-            )
-        };
         // A rung that smaller rungs scale from: its scaling stage is shared (part of the ingest,
         // so that the rung's own failure leaves the smaller rungs running), and the rung's branch
         // starts after it.
