@@ -93,7 +93,7 @@ impl Admission {
 
 fn evict(state: &mut State, i: usize) {
     if let Some(p) = state.pending.remove(i) {
-        tracing::debug!(peer = %p.ip, "rtmp: closing a connection that has not published, to make room");
+        tracing::info!(peer = %p.ip, "rtmp: closing a connection that has not published, to make room (pending connections per address or the server's connection cap)");
         p.evict.cancel();
     }
 }
