@@ -1597,19 +1597,25 @@ mod tests {
         assert!(master.contains("source/index.m3u8"));
     }
 
+    /// A low-latency output of 2 s segments and 200 ms parts in `dir`, ready for a `source`
+    /// rendition.
+    fn source_at_low_latency(dir: &Path) -> HlsOutput {
+        std::fs::create_dir_all(dir.join("source")).unwrap();
+        let ll = LowLatency {
+            part: Duration::from_millis(200),
+            hold_back_parts: 3,
+            master_prefix: String::new(),
+        };
+        HlsOutput::low_latency(dir.to_path_buf(), 6, Duration::from_secs(2), ll)
+    }
+
     /// At low latency the public's playlist numbers its segments on its own (blocking requests
     /// and rendition reports use those numbers) while part names keep the segment's own number;
     /// parts of practice media are neither listed nor served to the public.
     #[test]
     fn low_latency_public_view_has_its_own_numbering_and_only_public_parts() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("source")).unwrap();
-        let ll = LowLatency {
-            part: Duration::from_millis(200),
-            hold_back_parts: 3,
-            master_prefix: String::new(),
-        };
-        let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);
+        let hls = source_at_low_latency(dir.path());
         let visibility = Visibility::new(false);
         hls.set_visibility(visibility.clone());
         hls.add_renditions(&["source".to_string()]);
@@ -1686,13 +1692,7 @@ mod tests {
     #[test]
     fn a_closed_segments_parts_are_read_from_its_file_as_they_were_served_live() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("source")).unwrap();
-        let ll = LowLatency {
-            part: Duration::from_millis(200),
-            hold_back_parts: 3,
-            master_prefix: String::new(),
-        };
-        let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);
+        let hls = source_at_low_latency(dir.path());
         hls.set_visibility(Visibility::new(true));
         hls.add_renditions(&["source".to_string()]);
         let mut live = Vec::new();
@@ -1757,13 +1757,7 @@ mod tests {
     #[test]
     fn served_playlists_are_shared_until_something_changes() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("source")).unwrap();
-        let ll = LowLatency {
-            part: Duration::from_millis(200),
-            hold_back_parts: 3,
-            master_prefix: String::new(),
-        };
-        let hls = HlsOutput::low_latency(dir.path().to_path_buf(), 6, Duration::from_secs(2), ll);
+        let hls = source_at_low_latency(dir.path());
         let visibility = Visibility::new(true);
         hls.set_visibility(visibility.clone());
         hls.add_renditions(&["source".to_string()]);
