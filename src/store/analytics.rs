@@ -4,8 +4,8 @@
 //! that a report agrees with the endpoints that list them: one source of truth.
 use std::collections::BTreeMap;
 
+use super::db::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{BUSY_TIMEOUT, Error, STREAM_COLUMNS, Store, corrupt, parse_ts, stream_from_row, ts};
 use crate::store::model::{CreatorId, Mode, Stream, StreamId};
@@ -125,8 +125,8 @@ const ANALYTICS_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_mi
 
 /// Runs `f` with the short busy timeout, then restores the store's.
 fn briefly<T>(
-    c: &mut rusqlite::Connection,
-    f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, Error>,
+    c: &mut super::db::Conn,
+    f: impl FnOnce(&mut super::db::Conn) -> Result<T, Error>,
 ) -> Result<T, Error> {
     c.busy_timeout(ANALYTICS_BUSY_TIMEOUT)?;
     let result = f(c);
@@ -134,17 +134,17 @@ fn briefly<T>(
     result
 }
 
-fn time(s: String) -> rusqlite::Result<DateTime<Utc>> {
+fn time(s: String) -> super::db::Result<DateTime<Utc>> {
     parse_ts(Some(s))?.ok_or_else(|| corrupt("time"))
 }
 
 /// A stream's ledger grouped by the commissions column `key` (lines without one left out), then
 /// currency.
 fn ledger_by(
-    c: &rusqlite::Connection,
+    c: &super::db::Conn,
     key: &str,
     stream: &str,
-) -> rusqlite::Result<BTreeMap<String, Vec<ProductSales>>> {
+) -> super::db::Result<BTreeMap<String, Vec<ProductSales>>> {
     let mut stmt = c.prepare(&format!(
         "SELECT {key}, currency, COUNT(DISTINCT order_id), SUM(amount_minor), SUM(commission_minor)
          FROM commissions WHERE stream_id = ?1 AND {key} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
@@ -173,7 +173,7 @@ fn bucket_sql(col: &str) -> String {
     format!("CAST((julianday({col}) - julianday(?2)) * 86400000.0 / ?3 AS INTEGER)")
 }
 
-fn bucket_count(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, u64)> {
+fn bucket_count(r: &super::db::Row) -> super::db::Result<(i64, u64)> {
     Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
 }
 

@@ -1,6 +1,6 @@
 //! "Add to cart" taps on a stream's products, counted per product and stream for analytics.
+use super::db::params;
 use chrono::Utc;
-use rusqlite::params;
 
 use super::{Error, Store, ts};
 use crate::store::model::{ProductId, StreamId, ViewerId};

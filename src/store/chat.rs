@@ -1,6 +1,6 @@
 //! The chat of each stream, and what creators moderate it with: bans and blocked words.
+use super::db::{OptionalExtension, Row, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::{Error, Store, corrupt, parse_ts, ts};
@@ -77,7 +77,7 @@ pub struct ChatRules {
 
 const MESSAGE_COLUMNS: &str = "id, handle, role, text, created_at";
 
-fn message_from_row(r: &Row<'_>) -> rusqlite::Result<ChatMessage> {
+fn message_from_row(r: &Row) -> super::db::Result<ChatMessage> {
     Ok(ChatMessage {
         id: r.get(0)?,
         user: r.get(1)?,
@@ -87,7 +87,7 @@ fn message_from_row(r: &Row<'_>) -> rusqlite::Result<ChatMessage> {
     })
 }
 
-fn ban_from_row(r: &Row<'_>) -> rusqlite::Result<ChatBan> {
+fn ban_from_row(r: &Row) -> super::db::Result<ChatBan> {
     Ok(ChatBan {
         user: r.get(0)?,
         viewer_id: ViewerId(r.get(1)?),
@@ -148,10 +148,11 @@ impl Store {
         let (stream, author, text) = (stream.clone(), author.clone(), text.to_string());
         self.call(move |c| {
             let at = Utc::now();
-            let inserted = c.execute(
+            let id: Option<i64> = c
+                .query_row(
                 "INSERT INTO chat_messages (stream_id, handle, role, viewer_id, text, created_at, practice) \
-                 SELECT id, ?2, ?3, ?4, ?5, ?6, mode != 'public' FROM streams \
-                 WHERE id = ?1 AND state != 'ended'",
+                 SELECT id, ?2, ?3, ?4, ?5, ?6, CASE WHEN mode != 'public' THEN 1 ELSE 0 END FROM streams \
+                 WHERE id = ?1 AND state != 'ended' RETURNING id",
                 params![
                     stream.0,
                     author.handle,
@@ -160,14 +161,16 @@ impl Store {
                     text,
                     ts(at)
                 ],
-            )?;
-            if inserted == 0 {
+                |r| r.get(0),
+            )
+            .optional()?;
+            let Some(id) = id else {
                 return Ok(None);
-            }
+            };
             // Stored at millisecond precision: return what a later read returns.
             let at = parse_ts(Some(ts(at)))?.ok_or_else(|| corrupt("created_at"))?;
             Ok(Some(ChatMessage {
-                id: c.last_insert_rowid(),
+                id,
                 user: author.handle,
                 role: author.role,
                 text,

@@ -1,7 +1,7 @@
 //! Commerce: associate tags, share links, attribution sessions, click-outs, purchases with their
 //! commission ledger, and the intervals a stream was public while live (creator levels).
+use super::db::{Conn, OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Error, Store, corrupt, parse_ts, ts};
 use crate::store::model::{CreatorId, StreamId};
@@ -97,7 +97,7 @@ pub struct Earnings {
 
 /// Opens or closes `stream`'s public interval to match its stored state: open while it is live
 /// and public, closed otherwise. Called after every change of state or mode.
-pub(super) fn sync_public_interval(c: &Connection, stream: &str) -> rusqlite::Result<()> {
+pub(super) fn sync_public_interval(c: &Conn, stream: &str) -> super::db::Result<()> {
     let now = ts(Utc::now());
     c.execute(
         "INSERT INTO public_intervals (stream_id, started_at)
@@ -113,7 +113,7 @@ pub(super) fn sync_public_interval(c: &Connection, stream: &str) -> rusqlite::Re
     Ok(())
 }
 
-fn time(s: String) -> rusqlite::Result<DateTime<Utc>> {
+fn time(s: String) -> super::db::Result<DateTime<Utc>> {
     parse_ts(Some(s))?.ok_or_else(|| corrupt("time"))
 }
 
@@ -357,7 +357,7 @@ impl Store {
         let from = from.map(ts).unwrap_or_else(|| "0000".into());
         let to = to.map(ts).unwrap_or_else(|| "9999".into());
         self.read(move |c| {
-            let group = |key: &str| -> rusqlite::Result<Vec<EarningsRow>> {
+            let group = |key: &str| -> super::db::Result<Vec<EarningsRow>> {
                 let mut stmt = c.prepare(&format!(
                     "SELECT {key}, currency, SUM(amount_minor), SUM(commission_minor), COUNT(DISTINCT order_id)
                      FROM commissions WHERE creator_id = ?1 AND at >= ?2 AND at < ?3 AND {key} IS NOT NULL

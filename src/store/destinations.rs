@@ -6,8 +6,8 @@
 //! [`DestinationUrl::for_logs`] (no query, no userinfo).
 use std::fmt;
 
+use super::db::{OptionalExtension, Row, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
 pub use super::model::DestinationId;
@@ -202,7 +202,7 @@ pub fn last4(key: &str) -> Option<String> {
 const COLUMNS: &str =
     "id, creator_id, name, url, key_sealed, key_last4, enabled, rendition, created_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Destination> {
+fn from_row(r: &Row) -> super::db::Result<Destination> {
     Ok(Destination {
         id: DestinationId(r.get(0)?),
         creator_id: CreatorId(r.get(1)?),

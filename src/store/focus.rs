@@ -1,7 +1,7 @@
 //! The focus timeline of a stream (which product the host showed, from which media time), the
 //! chapters it makes of the recording, and the clips cut from those.
+use super::db::{Row, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, params};
 
 use super::{Error, Store, corrupt, parse_ts, ts};
 use crate::store::model::{Product, ProductId, StreamId};
@@ -49,7 +49,7 @@ impl FocusEvent {
 const COLUMNS: &str =
     "seq, product_id, title, price, currency, media_ms, program_date_time, created_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<FocusEvent> {
+fn from_row(r: &Row) -> super::db::Result<FocusEvent> {
     let product = match r.get::<_, Option<String>>(1)? {
         Some(id) => Some(FocusedProduct {
             id: ProductId(id),
@@ -117,8 +117,8 @@ pub enum ClipState {
     Failed(String),
 }
 
-fn clip_from_row(r: &Row<'_>) -> rusqlite::Result<Clip> {
-    let get_u64 = |i: usize| -> rusqlite::Result<Option<u64>> {
+fn clip_from_row(r: &Row) -> super::db::Result<Clip> {
+    let get_u64 = |i: usize| -> super::db::Result<Option<u64>> {
         Ok(r.get::<_, Option<i64>>(i)?
             .and_then(|v| u64::try_from(v).ok()))
     };

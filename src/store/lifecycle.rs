@@ -1,6 +1,6 @@
 //! Editing, listing and deleting streams, and rotating their keys.
+use super::db::params;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::StreamKey;
 use super::{Error, STREAM_COLUMNS, Store, parsed_rows, stream_from_row, ts};

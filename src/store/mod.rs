@@ -6,6 +6,7 @@ pub mod analytics;
 mod cart;
 mod chat;
 mod commerce;
+pub mod db;
 pub mod destinations;
 mod focus;
 mod lifecycle;
@@ -27,8 +28,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use db::{Conn, OptionalExtension, Row, params};
 use rand::Rng;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 pub use chat::{ChatAuthor, ChatBan, ChatMessage, ChatRole, ChatRules};
@@ -84,7 +85,7 @@ const STREAM_COLUMNS: &str = "id, creator_id, title, category, scheduled_at, mod
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[from] db::Error),
     #[error("handle {0:?} is taken")]
     HandleTaken(String),
     #[error("database task failed: {0}")]
@@ -101,8 +102,8 @@ const READERS: usize = 4;
 #[derive(Clone)]
 pub struct Store {
     /// The one connection that writes (SQLite allows one writer at a time anyway).
-    conn: Arc<Mutex<Connection>>,
-    readers: Arc<[Mutex<Connection>]>,
+    conn: Arc<Mutex<Conn>>,
+    readers: Arc<[Mutex<Conn>]>,
 }
 
 /// A freshly issued API token: shown once, stored hashed.
@@ -124,42 +125,33 @@ fn ts(t: DateTime<Utc>) -> String {
 
 /// Reads a stored time. Lenient (`+10000-…` is read too), as older versions stored any year a
 /// request named; the API now takes only years 1970–9999.
-fn parse_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, rusqlite::Error> {
+fn parse_ts(s: Option<String>) -> db::Result<Option<DateTime<Utc>>> {
     s.map(|s| {
-        s.parse::<DateTime<Utc>>().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
+        s.parse::<DateTime<Utc>>()
+            .map_err(|e| db::Error::conversion(0, format!("time {s:?}: {e}")))
     })
     .transpose()
 }
 
-/// A UNIQUE (or other constraint) refused the write.
-fn unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+/// A UNIQUE constraint refused the write.
+fn unique_violation(e: &Error) -> bool {
+    matches!(e, Error::Database(e) if e.is_unique_violation())
 }
 
-fn corrupt(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("unexpected {what}").into(),
-    )
+fn corrupt(what: &str) -> db::Error {
+    db::Error::conversion(0, format!("unexpected {what}"))
 }
 
 /// The rows that convert; a row that does not (a value written by an older version or by hand)
 /// is logged and skipped, so that one bad row cannot break a listing or the start-up.
-fn parsed_rows<T>(
-    what: &str,
-    rows: impl Iterator<Item = rusqlite::Result<T>>,
-) -> rusqlite::Result<Vec<T>> {
+fn parsed_rows<T>(what: &str, rows: impl Iterator<Item = db::Result<T>>) -> db::Result<Vec<T>> {
     let mut out = Vec::new();
     for row in rows {
         match row {
             Ok(v) => out.push(v),
-            Err(
-                e @ (rusqlite::Error::FromSqlConversionFailure(..)
-                | rusqlite::Error::InvalidColumnType(..)),
-            ) => tracing::warn!(what, error = %e, "skipping a row that does not convert"),
+            Err(e @ db::Error::Conversion { .. }) => {
+                tracing::warn!(what, error = %e, "skipping a row that does not convert")
+            }
             Err(e) => return Err(e),
         }
     }
@@ -167,17 +159,17 @@ fn parsed_rows<T>(
 }
 
 /// A stream row; a conversion error names the stream.
-fn stream_from_row(row: &Row<'_>) -> rusqlite::Result<Stream> {
+fn stream_from_row(row: &Row) -> db::Result<Stream> {
     let id: String = row.get(0)?;
     stream_fields(row).map_err(|e| match e {
-        rusqlite::Error::FromSqlConversionFailure(i, t, err) => {
-            rusqlite::Error::FromSqlConversionFailure(i, t, format!("stream {id}: {err}").into())
+        db::Error::Conversion { column, message } => {
+            db::Error::conversion(column, format!("stream {id}: {message}"))
         }
         other => other,
     })
 }
 
-fn stream_fields(row: &Row<'_>) -> rusqlite::Result<Stream> {
+fn stream_fields(row: &Row) -> db::Result<Stream> {
     Ok(Stream {
         id: StreamId(row.get(0)?),
         creator_id: CreatorId(row.get(1)?),
@@ -195,13 +187,13 @@ fn stream_fields(row: &Row<'_>) -> rusqlite::Result<Stream> {
 }
 
 /// A connection that may only read (opened after the migrations ran).
-fn open_reader(path: &Path) -> Result<Connection, Error> {
+fn open_reader(path: &Path) -> db::Result<Conn> {
     use rusqlite::OpenFlags;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
     // Only a checkpoint or a WAL reset makes a reader wait, briefly.
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(conn)
+    Ok(Conn::sqlite(conn))
 }
 
 impl Store {
@@ -209,15 +201,17 @@ impl Store {
     pub async fn open(path: &Path) -> Result<Store, Error> {
         let path = path.to_owned();
         let (conn, readers) = tokio::task::spawn_blocking(move || {
-            let mut conn = Connection::open(&path)?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.busy_timeout(BUSY_TIMEOUT)?;
+            let conn = rusqlite::Connection::open(&path).map_err(db::Error::from)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+                .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+                .and_then(|()| conn.busy_timeout(BUSY_TIMEOUT))
+                .map_err(db::Error::from)?;
+            let mut conn = Conn::sqlite(conn);
             migrate(&mut conn)?;
             let readers = (0..READERS)
                 .map(|_| open_reader(&path).map(Mutex::new))
-                .collect::<Result<Vec<_>, Error>>()?;
+                .collect::<db::Result<Vec<_>>>()?;
             Ok::<_, Error>((conn, readers))
         })
         .await
@@ -228,18 +222,26 @@ impl Store {
         })
     }
 
-    /// Runs `f` on the writer. Everything that changes a row goes here.
+    /// Runs `f` on the writer. Everything that changes a row goes here. On PostgreSQL `f` runs
+    /// in one transaction holding the write lock of every node ([`Conn::begin_exclusive`]):
+    /// writes are serialised as on SQLite, and a failed `f` leaves nothing behind.
     async fn call<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<T, Error> + Send + 'static,
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
                 .map_err(|_| Error::Task("store lock poisoned".into()))?;
-            f(&mut guard)
+            if guard.dialect() == db::Dialect::Sqlite {
+                return f(&mut guard);
+            }
+            let mut tx = guard.begin_exclusive()?;
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
@@ -250,7 +252,7 @@ impl Store {
     async fn read<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, Error> + Send + 'static,
     {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
@@ -693,12 +695,12 @@ fn source_from(url: &str, transport: &str) -> Result<PullSource, Error> {
     PullSource::parse(url, transport).map_err(|e| Error::Corrupt(format!("source url: {e}")))
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), Error> {
-    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+fn migrate(conn: &mut Conn) -> Result<(), Error> {
+    let version: usize = conn.query_row("PRAGMA user_version", (), |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         tx.commit()?;
     }
     Ok(())

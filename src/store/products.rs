@@ -1,5 +1,5 @@
 //! A creator's product catalog and the carousels of their streams.
-use rusqlite::{OptionalExtension, Row, params};
+use super::db::{OptionalExtension, Row, params};
 
 use super::{Error, Store, corrupt, parse_ts, ts, unique_violation};
 use crate::store::model::{CreatorId, Product, ProductId, StreamId};
@@ -7,7 +7,7 @@ use crate::store::model::{CreatorId, Product, ProductId, StreamId};
 const PRODUCT_COLUMNS: &str =
     "id, creator_id, sku, title, price, currency, image_url, url, category, created_at";
 
-fn product_from_row(r: &Row<'_>) -> rusqlite::Result<Product> {
+fn product_from_row(r: &Row) -> super::db::Result<Product> {
     Ok(Product {
         id: ProductId(r.get(0)?),
         creator_id: CreatorId(r.get(1)?),
@@ -53,7 +53,7 @@ impl Store {
             })
             .await;
         match result {
-            Err(Error::Sqlite(e)) if unique_violation(&e) => Err(CatalogError::SkuTaken(sku)),
+            Err(e) if unique_violation(&e) => Err(CatalogError::SkuTaken(sku)),
             other => Ok(other?),
         }
     }

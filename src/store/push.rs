@@ -1,7 +1,7 @@
 //! Web Push: the server's VAPID key (created on first use, like the signing secret) and the
 //! viewers' push subscriptions (one row per browser endpoint, bounded per viewer).
+use super::db::{OptionalExtension, params};
 use chrono::Utc;
-use rusqlite::{OptionalExtension, params};
 
 use super::{Error, Store, ts};
 use crate::store::model::ViewerId;

@@ -1,7 +1,7 @@
 //! "Remind me": a viewer's reminders of upcoming streams, and sending them once the stream's
 //! scheduled time comes (once each, whatever restarts happen in between).
+use super::db::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::social::{NOTIFICATION_SELECT, notification_from_row};
 use super::{Error, Store, parse_ts, ts};
@@ -149,14 +149,16 @@ impl Store {
                     "UPDATE reminders SET fired_at = ?3 WHERE viewer_id = ?1 AND stream_id = ?2",
                     params![viewer, stream, now],
                 )?;
-                let made = tx.execute(
-                    "INSERT INTO notifications (viewer_id, kind, stream_id, created_at, title) \
-                     SELECT ?1, 'reminder', id, ?3, title FROM streams WHERE id = ?2 \
-                     ON CONFLICT DO NOTHING",
-                    params![viewer, stream, now],
-                )?;
-                if made > 0 {
-                    let id = tx.last_insert_rowid();
+                let made: Option<i64> = tx
+                    .query_row(
+                        "INSERT INTO notifications (viewer_id, kind, stream_id, created_at, title) \
+                         SELECT ?1, 'reminder', id, ?3, title FROM streams WHERE id = ?2 \
+                         ON CONFLICT DO NOTHING RETURNING id",
+                        params![viewer, stream, now],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = made {
                     let n = tx.query_row(
                         &format!("{NOTIFICATION_SELECT} WHERE n.id = ?1"),
                         [id],

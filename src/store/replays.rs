@@ -1,7 +1,7 @@
 //! The public replay of each stream: which intervals of the recording were public, and how
 //! building the MP4 of them went.
+use super::db::{OptionalExtension, params};
 use chrono::Utc;
-use rusqlite::{OptionalExtension, params};
 
 use super::{Error, Store, corrupt, ts};
 use crate::store::model::{RecordingState, StreamId};

@@ -1,7 +1,7 @@
 //! Flash sales (their claims counted in one statement, so that exactly `quantity` succeed under
 //! any concurrency) and auctions (their bid log, which their result is replayed from).
+use super::db::{OptionalExtension, Row, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
 
 use super::social::{NOTIFICATION_SELECT, notification_from_row};
 use super::{Error, Store, corrupt, parse_ts, ts};
@@ -75,8 +75,8 @@ const SALE_COLUMNS: &str = "id, stream_id, product_id, title, currency, list_pri
 /// Claims that hold a unit at `?now` (confirmed, or reserved and not expired).
 const HOLDING: &str = "(state = 'confirmed' OR (state = 'reserved' AND expires_at > ?2))";
 
-fn sale_from_row(r: &Row<'_>) -> rusqlite::Result<FlashSale> {
-    let count = |i: usize| -> rusqlite::Result<u32> {
+fn sale_from_row(r: &Row) -> super::db::Result<FlashSale> {
+    let count = |i: usize| -> super::db::Result<u32> {
         u32::try_from(r.get::<_, i64>(i)?).map_err(|_| corrupt("count"))
     };
     Ok(FlashSale {
@@ -100,7 +100,7 @@ fn sale_from_row(r: &Row<'_>) -> rusqlite::Result<FlashSale> {
     })
 }
 
-fn holding(c: &rusqlite::Connection, sale: &str, now: &str) -> rusqlite::Result<u32> {
+fn holding(c: &super::db::Conn, sale: &str, now: &str) -> super::db::Result<u32> {
     c.query_row(
         &format!("SELECT COUNT(*) FROM flash_sale_claims WHERE sale_id = ?1 AND {HOLDING}"),
         params![sale, now],
@@ -127,7 +127,7 @@ pub struct StoredAuction {
 const AUCTION_COLUMNS: &str = "id, stream_id, product_id, title, currency, rules, closed_at, \
     winner_handle, winner_viewer, amount_minor, created_at";
 
-fn auction_from_row(r: &Row<'_>) -> rusqlite::Result<StoredAuction> {
+fn auction_from_row(r: &Row) -> super::db::Result<StoredAuction> {
     let winner = match (
         r.get::<_, Option<String>>(7)?,
         r.get::<_, Option<String>>(8)?,
@@ -236,7 +236,7 @@ impl Store {
     ) -> Result<Claim, Error> {
         let (id, viewer) = (id.clone(), viewer.clone());
         self.call(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = c.transaction_with_behavior(super::db::TransactionBehavior::Immediate)?;
             let now_s = ts(now);
             let reservation = ReservationId::generate();
             let expires_at = now + ttl;
@@ -291,7 +291,7 @@ impl Store {
     ) -> Result<Confirm, Error> {
         let (id, order_id) = (id.clone(), order_id.to_string());
         self.call(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = c.transaction_with_behavior(super::db::TransactionBehavior::Immediate)?;
             let row: Option<(String, String, String, Option<String>)> = tx
                 .query_row(
                     "SELECT sale_id, state, expires_at, order_id FROM flash_sale_claims WHERE id = ?1",
@@ -415,7 +415,7 @@ impl Store {
                 "SELECT id FROM flash_sales WHERE stream_id = ?1 AND closed_at IS NULL AND ends_at > ?2 ORDER BY created_at",
             )?;
             let rows = stmt.query_map(params![stream.0, ts(now)], |r| r.get(0).map(SaleId))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<super::db::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -428,7 +428,7 @@ impl Store {
                 "SELECT id FROM auctions WHERE stream_id = ?1 AND closed_at IS NULL ORDER BY created_at",
             )?;
             let rows = stmt.query_map([&stream.0], |r| r.get(0).map(AuctionId))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<super::db::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -441,7 +441,7 @@ impl Store {
                 "SELECT {AUCTION_COLUMNS} FROM auctions WHERE closed_at IS NULL ORDER BY created_at"
             ))?;
             let rows = stmt.query_map([], auction_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            Ok(rows.collect::<super::db::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -458,17 +458,20 @@ impl Store {
     ) -> Result<Option<Notification>, Error> {
         let (viewer, stream, subject) = (viewer.clone(), stream.clone(), subject.to_string());
         self.call(move |c| {
-            let made = c.execute(
-                "INSERT INTO notifications (viewer_id, kind, stream_id, created_at, subject, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                params![viewer.0, kind.as_str(), stream.0, ts(Utc::now()), subject, detail.to_string()],
-            )?;
-            if made == 0 {
+            let made: Option<i64> = c
+                .query_row(
+                    "INSERT INTO notifications (viewer_id, kind, stream_id, created_at, subject, detail) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING RETURNING id",
+                    params![viewer.0, kind.as_str(), stream.0, ts(Utc::now()), subject, detail.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = made else {
                 return Ok(None);
-            }
+            };
             Ok(Some(c.query_row(
                 &format!("{NOTIFICATION_SELECT} WHERE n.id = ?1"),
-                [c.last_insert_rowid()],
+                [id],
                 notification_from_row,
             )?))
         })
@@ -534,7 +537,7 @@ impl Store {
             let mut stmt =
                 c.prepare("SELECT bid FROM auction_bids WHERE auction_id = ?1 ORDER BY seq")?;
             let rows = stmt.query_map([&auction.0], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+            Ok(rows.collect::<super::db::Result<Vec<String>>>()?)
         })
         .await
     }

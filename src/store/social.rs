@@ -1,6 +1,6 @@
 //! Viewers, their tokens, who follows whom, and the notifications followers get.
+use super::db::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Error, Store, corrupt, generate_token, hash_token, parse_ts, ts};
 use crate::store::model::{Announcement, CreatorId, Notification, StreamId, Viewer, ViewerId};
@@ -240,7 +240,7 @@ pub(super) const NOTIFICATION_SELECT: &str = "SELECT n.id, n.kind, n.stream_id, 
      n.created_at, n.read_at, n.viewer_id, n.detail FROM notifications n \
      JOIN streams ON streams.id = n.stream_id JOIN creators ON creators.id = streams.creator_id";
 
-pub(super) fn notification_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notification> {
+pub(super) fn notification_from_row(r: &super::db::Row) -> super::db::Result<Notification> {
     let kind =
         Announcement::parse(&r.get::<_, String>(1)?).ok_or_else(|| corrupt("notification kind"))?;
     let detail = match r.get::<_, Option<String>>(8)? {

@@ -1,6 +1,6 @@
 //! Trust and commerce: promo codes and redemptions, viewer reports, takedowns and strikes.
+use super::db::{OptionalExtension, Row, TransactionBehavior, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::{Error, Store, corrupt, parse_ts, parsed_rows, ts, unique_violation};
@@ -132,7 +132,7 @@ const PROMO_SELECT: &str = "SELECT p.id, p.stream_id, p.code, p.description, p.d
      p.starts_at, p.ends_at, p.max_redemptions, p.created_at, \
      (SELECT COUNT(*) FROM promo_redemptions r WHERE r.promo_id = p.id) FROM promos p";
 
-fn promo_from_row(r: &Row<'_>) -> rusqlite::Result<Promo> {
+fn promo_from_row(r: &Row) -> super::db::Result<Promo> {
     Ok(Promo {
         id: r.get(0)?,
         stream_id: StreamId(r.get(1)?),
@@ -151,7 +151,7 @@ fn promo_from_row(r: &Row<'_>) -> rusqlite::Result<Promo> {
 const REDEMPTION_SELECT: &str = "SELECT r.id, p.code, p.stream_id, p.discount, p.description, r.created_at \
      FROM promo_redemptions r JOIN promos p ON p.id = r.promo_id";
 
-fn redemption_from_row(r: &Row<'_>) -> rusqlite::Result<Redemption> {
+fn redemption_from_row(r: &Row) -> super::db::Result<Redemption> {
     Ok(Redemption {
         id: r.get(0)?,
         code: r.get(1)?,
@@ -162,7 +162,7 @@ fn redemption_from_row(r: &Row<'_>) -> rusqlite::Result<Redemption> {
     })
 }
 
-fn strike_from_row(r: &Row<'_>) -> rusqlite::Result<Strike> {
+fn strike_from_row(r: &Row) -> super::db::Result<Strike> {
     Ok(Strike {
         id: r.get(0)?,
         stream_id: StreamId(r.get(1)?),
@@ -183,10 +183,10 @@ impl Store {
         let code = new.code.clone();
         let result = self
             .call(move |c| {
-                c.execute(
+                let id: i64 = c.query_row(
                     "INSERT INTO promos (stream_id, code, code_key, description, discount, live_only, \
                      starts_at, ends_at, max_redemptions, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
                     params![
                         new.stream_id.0,
                         new.code,
@@ -199,8 +199,8 @@ impl Store {
                         new.max_redemptions,
                         ts(Utc::now())
                     ],
+                    |r| r.get(0),
                 )?;
-                let id = c.last_insert_rowid();
                 Ok(c.query_row(
                     &format!("{PROMO_SELECT} WHERE p.id = ?1"),
                     [id],
@@ -209,7 +209,7 @@ impl Store {
             })
             .await;
         match result {
-            Err(Error::Sqlite(e)) if unique_violation(&e) => Err(PromoError::CodeTaken(code)),
+            Err(e) if unique_violation(&e) => Err(PromoError::CodeTaken(code)),
             other => Ok(other?),
         }
     }
@@ -283,7 +283,7 @@ impl Store {
         let viewer = viewer.clone();
         self.call(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let find = |tx: &rusqlite::Transaction<'_>| {
+            let find = |tx: &super::db::Transaction<'_>| {
                 tx.query_row(
                     &format!("{REDEMPTION_SELECT} WHERE r.promo_id = ?1 AND r.viewer_id = ?2"),
                     params![promo, viewer.0],
@@ -379,14 +379,15 @@ impl Store {
                 "UPDATE streams SET mode = 'practice' WHERE id = ?1",
                 [&id.0],
             )?;
-            tx.execute(
+            let strike_id: i64 = tx.query_row(
                 "INSERT INTO strikes (creator_id, stream_id, reason, policy, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
                 params![creator.0, id.0, reason, policy, now],
+                |r| r.get(0),
             )?;
             let strike = tx.query_row(
                 &format!("{STRIKE_SELECT} WHERE id = ?1"),
-                [tx.last_insert_rowid()],
+                [strike_id],
                 strike_from_row,
             )?;
             let takedown = tx.query_row(
@@ -457,7 +458,7 @@ const REPORT_SELECT: &str = "SELECT r.id, r.target_kind, r.target_id, r.reason, 
      (SELECT COUNT(*) FROM reports o WHERE o.target_kind = r.target_kind AND o.target_id = r.target_id) \
      FROM reports r JOIN viewers v ON v.id = r.viewer_id";
 
-fn report_from_row(r: &Row<'_>) -> rusqlite::Result<Report> {
+fn report_from_row(r: &Row) -> super::db::Result<Report> {
     let kind: String = r.get(1)?;
     Ok(Report {
         id: r.get(0)?,
@@ -471,7 +472,7 @@ fn report_from_row(r: &Row<'_>) -> rusqlite::Result<Report> {
 
 const TAKEDOWN_SELECT: &str = "SELECT stream_id, reason, policy, created_at FROM takedowns";
 
-fn takedown_from_row(r: &Row<'_>) -> rusqlite::Result<Takedown> {
+fn takedown_from_row(r: &Row) -> super::db::Result<Takedown> {
     Ok(Takedown {
         stream_id: StreamId(r.get(0)?),
         reason: r.get(1)?,

@@ -1,6 +1,6 @@
 //! Webhooks and their outbox of deliveries.
+use super::db::{OptionalExtension, Row, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Error, Store, corrupt, parse_ts, ts};
 use crate::store::model::{CreatorId, Delivery, DeliveryState, Webhook, WebhookId};
@@ -10,7 +10,7 @@ const DELIVERY_PAGE: u32 = 100;
 /// Events queued once per webhook while an identical one (same `data`) is still pending.
 const COALESCED: &[&str] = &["follower.added"];
 
-fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
+fn webhook_from_row(r: &Row) -> super::db::Result<Webhook> {
     let events: String = r.get(3)?;
     Ok(Webhook {
         id: WebhookId(r.get(0)?),
@@ -22,7 +22,7 @@ fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
     })
 }
 
-fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+fn delivery_from_row(r: &Row) -> super::db::Result<Delivery> {
     let state = match r.get::<_, String>(4)?.as_str() {
         "pending" => DeliveryState::Pending,
         "delivered" => DeliveryState::Delivered,
