@@ -1,4 +1,5 @@
 //! Configuration: built-in defaults → TOML file → `LIVEFRONT_` environment.
+pub mod database;
 pub mod ladder;
 pub mod storage;
 
@@ -93,6 +94,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("trusted_proxies", "http.trusted_proxies"),
     ("max_strikes", "policy.max_strikes"),
     ("shop_secret", "shop.secret"),
+    ("database_url", "database.url"),
     ("storage_url", "storage.url"),
     ("storage_access_key", "storage.access_key"),
     ("storage_secret_key", "storage.secret_key"),
@@ -134,6 +136,8 @@ pub struct Config {
     pub push: PushConfig,
     /// Object storage for finished media (unset: the local disk).
     pub storage: storage::StorageConfig,
+    /// The store's database (unset: SQLite in `data_dir`).
+    pub database: database::DatabaseConfig,
 }
 
 /// Flash sales and auctions on live streams (`/api/v1/streams/{id}/flash-sales`, `…/auctions`).
@@ -771,6 +775,7 @@ impl Default for Config {
             sales: SalesConfig::default(),
             push: PushConfig::default(),
             storage: storage::StorageConfig::default(),
+            database: database::DatabaseConfig::default(),
         }
     }
 }
@@ -1149,6 +1154,12 @@ impl Config {
         }
         if let Err((key, message)) = self.storage.validate() {
             return Err(Error::Invalid { key, message });
+        }
+        if let Err(message) = self.database.validate() {
+            return Err(Error::Invalid {
+                key: "database.url",
+                message,
+            });
         }
         if matches!(&self.admin_token, Some(t) if t.len() < 16) {
             return Err(Error::Invalid {

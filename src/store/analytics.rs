@@ -4,7 +4,7 @@
 //! that a report agrees with the endpoints that list them: one source of truth.
 use std::collections::BTreeMap;
 
-use super::db::{OptionalExtension, params};
+use super::db::{Dialect, OptionalExtension, params};
 use chrono::{DateTime, Utc};
 
 use super::{BUSY_TIMEOUT, Error, STREAM_COLUMNS, Store, corrupt, parse_ts, stream_from_row, ts};
@@ -169,8 +169,16 @@ fn ledger_by(
 }
 
 /// SQL for the bucket of the time in column `col` (with `?2` the grid's start, `?3` its step).
-fn bucket_sql(col: &str) -> String {
-    format!("CAST((julianday({col}) - julianday(?2)) * 86400000.0 / ?3 AS INTEGER)")
+fn bucket_sql(dialect: Dialect, col: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => {
+            format!("CAST((julianday({col}) - julianday(?2)) * 86400000.0 / ?3 AS INTEGER)")
+        }
+        Dialect::Postgres => format!(
+            "CAST(TRUNC(EXTRACT(EPOCH FROM CAST({col} AS TIMESTAMPTZ) - CAST(?2 AS TIMESTAMPTZ)) \
+             * 1000.0 / ?3) AS BIGINT)"
+        ),
+    }
 }
 
 fn bucket_count(r: &super::db::Row) -> super::db::Result<(i64, u64)> {
@@ -194,7 +202,8 @@ impl Store {
         self.call(move |c| briefly(c, |c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT OR IGNORE INTO analytics_grids (stream_id, started_at, step_ms) VALUES (?1, ?2, ?3)",
+                "INSERT INTO analytics_grids (stream_id, started_at, step_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
                 params![stream, ts(grid.started_at), grid.step_ms],
             )?;
             let (started_at, step_ms): (String, i64) = tx.query_row(
@@ -213,7 +222,8 @@ impl Store {
                 "INSERT INTO analytics_samples (stream_id, bucket, at, mode, players, sockets)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (stream_id, bucket) DO UPDATE SET at = excluded.at, mode = excluded.mode,
-                   players = MAX(players, excluded.players), sockets = MAX(sockets, excluded.sockets)",
+                   players = CASE WHEN excluded.players > players THEN excluded.players ELSE players END,
+                   sockets = CASE WHEN excluded.sockets > sockets THEN excluded.sockets ELSE sockets END",
                 params![stream, bucket, ts(at), mode.as_str(), players, sockets],
             )?;
             tx.commit()?;
@@ -232,7 +242,8 @@ impl Store {
             let tx = c.transaction()?;
             for s in &spans {
                 let updated = tx.execute(
-                    "UPDATE analytics_sessions SET last_at = MAX(last_at, ?3), watch_ms = MAX(watch_ms, ?4)
+                    "UPDATE analytics_sessions SET last_at = CASE WHEN ?3 > last_at THEN ?3 ELSE last_at END,
+                       watch_ms = CASE WHEN ?4 > watch_ms THEN ?4 ELSE watch_ms END
                      WHERE stream_id = ?1 AND sid = ?2",
                     params![s.stream.0, s.sid, ts(s.last_at), s.watch_ms],
                 )?;
@@ -334,27 +345,27 @@ impl Store {
                 let per_bucket: [(&str, String, Vec<String>); 6] = [
                     ("chat", format!(
                         "SELECT {}, COUNT(*) FROM chat_messages WHERE stream_id = ?1 AND practice = 0
-                           AND role = 'viewer' AND created_at >= ?2 GROUP BY 1", bucket_sql("created_at")),
+                           AND role = 'viewer' AND created_at >= ?2 GROUP BY 1", bucket_sql(c.dialect(), "created_at")),
                         vec![id.clone()]),
                     ("clicks", format!(
                         "SELECT {}, COUNT(*) FROM clicks WHERE stream_id = ?1 AND at >= ?2 GROUP BY 1",
-                        bucket_sql("at")),
+                        bucket_sql(c.dialect(), "at")),
                         vec![id.clone()]),
                     ("orders", format!(
                         "SELECT {}, COUNT(DISTINCT order_id) FROM commissions WHERE stream_id = ?1
-                           AND at >= ?2 GROUP BY 1", bucket_sql("at")),
+                           AND at >= ?2 GROUP BY 1", bucket_sql(c.dialect(), "at")),
                         vec![id.clone()]),
                     ("redemptions", format!(
                         "SELECT {}, COUNT(*) FROM promo_redemptions r JOIN promos p ON p.id = r.promo_id
-                           WHERE p.stream_id = ?1 AND r.created_at >= ?2 GROUP BY 1", bucket_sql("r.created_at")),
+                           WHERE p.stream_id = ?1 AND r.created_at >= ?2 GROUP BY 1", bucket_sql(c.dialect(), "r.created_at")),
                         vec![id.clone()]),
                     ("follows", format!(
                         "SELECT {}, COUNT(*) FROM follows WHERE creator_id = ?1 AND created_at >= ?2
-                           AND created_at < ?4 GROUP BY 1", bucket_sql("created_at")),
+                           AND created_at < ?4 GROUP BY 1", bucket_sql(c.dialect(), "created_at")),
                         vec![creator.clone(), live_to.clone()]),
                     ("cart_adds", format!(
                         "SELECT {}, COUNT(*) FROM cart_adds WHERE stream_id = ?1 AND at >= ?2 GROUP BY 1",
-                        bucket_sql("at")),
+                        bucket_sql(c.dialect(), "at")),
                         vec![id.clone()]),
                 ];
                 for (what, sql, args) in per_bucket {

@@ -324,7 +324,8 @@ impl Store {
             )?;
             for id in ids {
                 tx.execute(
-                    "INSERT OR IGNORE INTO stream_destinations (stream_id, destination_id) VALUES (?1, ?2)",
+                    "INSERT INTO stream_destinations (stream_id, destination_id) VALUES (?1, ?2) \
+                     ON CONFLICT DO NOTHING",
                     params![stream.0, id.0],
                 )?;
             }

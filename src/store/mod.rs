@@ -320,7 +320,8 @@ impl Store {
                 [&hash],
             )?;
             tx.execute(
-                "INSERT OR IGNORE INTO tokens (hash, role, creator_id, created_at) VALUES (?1, 'admin', NULL, ?2)",
+                "INSERT INTO tokens (hash, role, creator_id, created_at) VALUES (?1, 'admin', NULL, ?2) \
+                 ON CONFLICT DO NOTHING",
                 params![hash, ts(Utc::now())],
             )?;
             tx.commit()?;
@@ -337,7 +338,8 @@ impl Store {
         let hash = hash_token(token);
         self.call(move |c| {
             c.execute(
-                "INSERT OR IGNORE INTO tokens (hash, role, creator_id, created_at) VALUES (?1, 'admin', NULL, ?2)",
+                "INSERT INTO tokens (hash, role, creator_id, created_at) VALUES (?1, 'admin', NULL, ?2) \
+                 ON CONFLICT DO NOTHING",
                 params![hash, ts(Utc::now())],
             )?;
             Ok(())

@@ -1,5 +1,5 @@
 //! Viewers, their tokens, who follows whom, and the notifications followers get.
-use super::db::{OptionalExtension, params};
+use super::db::{Dialect, OptionalExtension, params};
 use chrono::{DateTime, Utc};
 
 use super::{Error, Store, corrupt, generate_token, hash_token, parse_ts, ts};
@@ -224,9 +224,15 @@ impl Store {
                 )?,
                 // One statement whatever the count (the API bounds the list).
                 Some(ids) => c.execute(
-                    "UPDATE notifications SET read_at = ?3 \
-                     WHERE viewer_id = ?1 AND read_at IS NULL \
-                     AND id IN (SELECT value FROM json_each(?2))",
+                    &format!(
+                        "UPDATE notifications SET read_at = ?3 \
+                         WHERE viewer_id = ?1 AND read_at IS NULL AND id IN ({})",
+                        match c.dialect() {
+                            Dialect::Sqlite => "SELECT value FROM json_each(?2)",
+                            Dialect::Postgres =>
+                                "SELECT CAST(jsonb_array_elements_text(CAST(?2 AS JSONB)) AS BIGINT)",
+                        }
+                    ),
                     params![v.0, serde_json::to_string(&ids).unwrap_or_default(), now],
                 )?,
             };

@@ -1,5 +1,5 @@
 //! Webhooks and their outbox of deliveries.
-use super::db::{OptionalExtension, Row, params};
+use super::db::{Dialect, OptionalExtension, Row, params};
 use chrono::{DateTime, Utc};
 
 use super::{Error, Store, corrupt, parse_ts, ts};
@@ -132,10 +132,19 @@ impl Store {
                 // The same event still waiting for this webhook (a follow/unfollow loop) is
                 // sent once.
                 if COALESCED.contains(&event.as_str()) {
+                    let same_data = match tx.dialect() {
+                        Dialect::Sqlite => {
+                            "json_extract(body, '$.data') = json_extract(?3, '$.data')"
+                        }
+                        Dialect::Postgres => {
+                            "CAST(body AS JSONB) -> 'data' = CAST(?3 AS JSONB) -> 'data'"
+                        }
+                    };
                     let waiting: bool = tx.query_row(
-                        "SELECT EXISTS(SELECT 1 FROM webhook_deliveries WHERE webhook_id = ?1 \
-                         AND event = ?2 AND state = 'pending' \
-                         AND json_extract(body, '$.data') = json_extract(?3, '$.data'))",
+                        &format!(
+                            "SELECT EXISTS(SELECT 1 FROM webhook_deliveries WHERE webhook_id = ?1 \
+                             AND event = ?2 AND state = 'pending' AND {same_data})"
+                        ),
                         params![id, event, body],
                         |r| r.get(0),
                     )?;
