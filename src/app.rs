@@ -113,6 +113,17 @@ pub struct App {
     rtsp: Arc<RtspOut>,
 }
 
+/// The store the configuration names: PostgreSQL at `database.url`, else SQLite in `data_dir`.
+pub async fn open_store(config: &Config) -> Result<Store, store::Error> {
+    match &config.database.url {
+        Some(url) => {
+            tracing::info!(url = %crate::config::database::redacted(url), "store: PostgreSQL");
+            Store::connect(url).await
+        }
+        None => Store::open(&config.data_dir.join(DB_FILE)).await,
+    }
+}
+
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or(rest);
@@ -134,7 +145,7 @@ impl App {
             source,
         })?;
         let storage = crate::storage::Storage::open(&config).await?;
-        let store = Store::open(&config.data_dir.join(DB_FILE)).await?;
+        let store = open_store(&config).await?;
         let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
         let notifier = Notifier::new(store.clone());
         let live = LiveHub::with_buffer(config.chat.queue);

@@ -8,7 +8,6 @@ use livefront::app::App;
 use livefront::config::Config;
 use livefront::http::streams::playback_url;
 use livefront::pipeline;
-use livefront::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -165,7 +164,7 @@ async fn wait_for_signal() {
 
 async fn creator_add(config: Config, handle: &str) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = Store::open(&config.data_dir.join("livefront.db")).await?;
+    let store = livefront::app::open_store(&config).await?;
     let (creator, token) = store.create_creator(handle).await?;
     println!("creator {} ({})", creator.handle, creator.id);
     println!("token   {token}");

@@ -222,8 +222,10 @@ impl Store {
                 "INSERT INTO analytics_samples (stream_id, bucket, at, mode, players, sockets)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (stream_id, bucket) DO UPDATE SET at = excluded.at, mode = excluded.mode,
-                   players = CASE WHEN excluded.players > players THEN excluded.players ELSE players END,
-                   sockets = CASE WHEN excluded.sockets > sockets THEN excluded.sockets ELSE sockets END",
+                   players = CASE WHEN excluded.players > analytics_samples.players
+                     THEN excluded.players ELSE analytics_samples.players END,
+                   sockets = CASE WHEN excluded.sockets > analytics_samples.sockets
+                     THEN excluded.sockets ELSE analytics_samples.sockets END",
                 params![stream, bucket, ts(at), mode.as_str(), players, sockets],
             )?;
             tx.commit()?;
@@ -486,6 +488,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::on_both_backends;
     use crate::store::testing::store_with_stream;
 
     #[test]
@@ -503,82 +506,83 @@ mod tests {
         assert_eq!(grid.start_of(3), at(30_000));
     }
 
-    #[tokio::test]
-    async fn samples_and_sessions_are_kept_and_counted_once() {
-        let (_dir, store, s) = store_with_stream("alice").await;
-        // The store keeps milliseconds.
-        let start = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
-        let grid = Grid {
-            started_at: start,
-            step_ms: 10_000,
-        };
-        let at = |ms: i64| start + chrono::TimeDelta::milliseconds(ms);
-        store
-            .record_sample(&s.id, grid, at(1_000), Mode::Practice, 0, 0)
-            .await
-            .unwrap();
-        store
-            .record_sample(&s.id, grid, at(11_000), Mode::Public, 3, 1)
-            .await
-            .unwrap();
-        // A second sample in the same bucket keeps the larger audience.
-        store
-            .record_sample(&s.id, grid, at(12_000), Mode::Public, 2, 4)
-            .await
-            .unwrap();
-        // Another step later does not move the grid.
-        let other = Grid {
-            started_at: at(5_000),
-            step_ms: 1_000,
-        };
-        store
-            .record_sample(&s.id, other, at(21_000), Mode::Public, 1, 1)
-            .await
-            .unwrap();
-        let span = |sid: &str, replay, ms| SessionSpan {
-            stream: s.id.clone(),
-            sid: sid.into(),
-            replay,
-            first_at: at(0),
-            last_at: at(ms),
-            watch_ms: ms + 2_000,
-        };
-        store
-            .record_sessions(vec![span("a", false, 4_000), span("b", false, 1_000)])
-            .await
-            .unwrap();
-        store
-            .record_sessions(vec![span("a", false, 8_000), span("r", true, 0)])
-            .await
-            .unwrap();
-        let f = store.stream_facts(&s, None, true).await.unwrap();
-        assert_eq!(f.grid, Some(grid));
-        let got: Vec<_> = f
-            .samples
-            .iter()
-            .map(|x| (x.bucket, x.mode, x.players, x.sockets))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (0, Mode::Practice, 0, 0),
-                (1, Mode::Public, 3, 4),
-                (2, Mode::Public, 1, 1)
-            ]
-        );
-        assert_eq!(
-            f.live,
-            Sessions {
-                count: 2,
-                watch_ms: 10_000 + 3_000
-            }
-        );
-        assert_eq!(
-            f.replay,
-            Sessions {
-                count: 1,
-                watch_ms: 2_000
-            }
-        );
+    on_both_backends! {
+        async fn samples_and_sessions_are_kept_and_counted_once() {
+            let (_dir, store, s) = store_with_stream("alice").await;
+            // The store keeps milliseconds.
+            let start = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+            let grid = Grid {
+                started_at: start,
+                step_ms: 10_000,
+            };
+            let at = |ms: i64| start + chrono::TimeDelta::milliseconds(ms);
+            store
+                .record_sample(&s.id, grid, at(1_000), Mode::Practice, 0, 0)
+                .await
+                .unwrap();
+            store
+                .record_sample(&s.id, grid, at(11_000), Mode::Public, 3, 1)
+                .await
+                .unwrap();
+            // A second sample in the same bucket keeps the larger audience.
+            store
+                .record_sample(&s.id, grid, at(12_000), Mode::Public, 2, 4)
+                .await
+                .unwrap();
+            // Another step later does not move the grid.
+            let other = Grid {
+                started_at: at(5_000),
+                step_ms: 1_000,
+            };
+            store
+                .record_sample(&s.id, other, at(21_000), Mode::Public, 1, 1)
+                .await
+                .unwrap();
+            let span = |sid: &str, replay, ms| SessionSpan {
+                stream: s.id.clone(),
+                sid: sid.into(),
+                replay,
+                first_at: at(0),
+                last_at: at(ms),
+                watch_ms: ms + 2_000,
+            };
+            store
+                .record_sessions(vec![span("a", false, 4_000), span("b", false, 1_000)])
+                .await
+                .unwrap();
+            store
+                .record_sessions(vec![span("a", false, 8_000), span("r", true, 0)])
+                .await
+                .unwrap();
+            let f = store.stream_facts(&s, None, true).await.unwrap();
+            assert_eq!(f.grid, Some(grid));
+            let got: Vec<_> = f
+                .samples
+                .iter()
+                .map(|x| (x.bucket, x.mode, x.players, x.sockets))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (0, Mode::Practice, 0, 0),
+                    (1, Mode::Public, 3, 4),
+                    (2, Mode::Public, 1, 1)
+                ]
+            );
+            assert_eq!(
+                f.live,
+                Sessions {
+                    count: 2,
+                    watch_ms: 10_000 + 3_000
+                }
+            );
+            assert_eq!(
+                f.replay,
+                Sessions {
+                    count: 1,
+                    watch_ms: 2_000
+                }
+            );
+        }
     }
 }

@@ -33,21 +33,23 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::store::ProductId;
+    use crate::store::on_both_backends;
     use crate::store::testing::store_with_stream;
 
-    #[tokio::test]
-    async fn cart_adds_are_counted_per_product_in_the_stream_facts() {
-        let (_dir, store, stream) = store_with_stream("alice").await;
-        let p = ProductId::generate();
-        store
-            .record_cart_add(&stream.id, &p, None, false)
-            .await
-            .unwrap();
-        store
-            .record_cart_add(&stream.id, &p, None, true)
-            .await
-            .unwrap();
-        let facts = store.stream_facts(&stream, None, false).await.unwrap();
-        assert_eq!(facts.cart_adds.get(p.as_str()), Some(&2));
+    on_both_backends! {
+        async fn cart_adds_are_counted_per_product_in_the_stream_facts() {
+            let (_dir, store, stream) = store_with_stream("alice").await;
+            let p = ProductId::generate();
+            store
+                .record_cart_add(&stream.id, &p, None, false)
+                .await
+                .unwrap();
+            store
+                .record_cart_add(&stream.id, &p, None, true)
+                .await
+                .unwrap();
+            let facts = store.stream_facts(&stream, None, false).await.unwrap();
+            assert_eq!(facts.cart_adds.get(p.as_str()), Some(&2));
+        }
     }
 }

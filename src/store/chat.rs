@@ -193,7 +193,7 @@ impl Store {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM chat_messages \
-                 WHERE stream_id = ?1 AND id < ?2 AND deleted_at IS NULL AND (?4 OR practice = 0) \
+                 WHERE stream_id = ?1 AND id < ?2 AND deleted_at IS NULL AND (?4 = 1 OR practice = 0) \
                  ORDER BY id DESC LIMIT ?3"
             ))?;
             let rows = stmt.query_map(
@@ -338,6 +338,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::on_both_backends;
     use crate::store::testing::store_with_stream;
 
     async fn setup() -> (tempfile::TempDir, Store, StreamId, CreatorId) {
@@ -345,59 +346,61 @@ mod tests {
         (dir, store, stream.id, stream.creator_id)
     }
 
-    #[tokio::test]
-    async fn messages_page_newest_first_without_deleted_ones_and_stop_at_the_end() {
-        let (_d, store, stream, _) = setup().await;
-        let (viewer, _) = store.create_viewer("fan").await.unwrap();
-        let author = store
-            .chat_author(&Principal::Viewer(viewer.id))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (author.handle.as_str(), author.role),
-            ("fan", ChatRole::Viewer)
-        );
-        let mut ids = Vec::new();
-        for i in 0..5 {
-            let m = store
-                .post_chat(&stream, &author, &format!("m{i}"))
+    on_both_backends! {
+        async fn messages_page_newest_first_without_deleted_ones_and_stop_at_the_end() {
+            let (_d, store, stream, _) = setup().await;
+            let (viewer, _) = store.create_viewer("fan").await.unwrap();
+            let author = store
+                .chat_author(&Principal::Viewer(viewer.id))
                 .await
                 .unwrap()
                 .unwrap();
-            ids.push(m.id);
+            assert_eq!(
+                (author.handle.as_str(), author.role),
+                ("fan", ChatRole::Viewer)
+            );
+            let mut ids = Vec::new();
+            for i in 0..5 {
+                let m = store
+                    .post_chat(&stream, &author, &format!("m{i}"))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                ids.push(m.id);
+            }
+            assert!(store.delete_chat(&stream, ids[3]).await.unwrap());
+            assert!(!store.delete_chat(&stream, ids[3]).await.unwrap());
+            let page = store.chat_page(&stream, None, 2, true).await.unwrap();
+            let texts: Vec<_> = page.iter().map(|m| m.text.as_str()).collect();
+            assert_eq!(texts, ["m4", "m2"]);
+            let older = store
+                .chat_page(&stream, Some(page[1].id), 10, true)
+                .await
+                .unwrap();
+            let texts: Vec<_> = older.iter().map(|m| m.text.as_str()).collect();
+            assert_eq!(texts, ["m1", "m0"]);
+            store.mark_ended(&stream).await.unwrap();
+            assert_eq!(
+                store.post_chat(&stream, &author, "late").await.unwrap(),
+                None
+            );
         }
-        assert!(store.delete_chat(&stream, ids[3]).await.unwrap());
-        assert!(!store.delete_chat(&stream, ids[3]).await.unwrap());
-        let page = store.chat_page(&stream, None, 2, true).await.unwrap();
-        let texts: Vec<_> = page.iter().map(|m| m.text.as_str()).collect();
-        assert_eq!(texts, ["m4", "m2"]);
-        let older = store
-            .chat_page(&stream, Some(page[1].id), 10, true)
-            .await
-            .unwrap();
-        let texts: Vec<_> = older.iter().map(|m| m.text.as_str()).collect();
-        assert_eq!(texts, ["m1", "m0"]);
-        store.mark_ended(&stream).await.unwrap();
-        assert_eq!(
-            store.post_chat(&stream, &author, "late").await.unwrap(),
-            None
-        );
     }
 
-    #[tokio::test]
-    async fn bans_run_out_and_can_be_lifted() {
-        let (_d, store, _, creator) = setup().await;
-        let (a, _) = store.create_viewer("aaa").await.unwrap();
-        let (b, _) = store.create_viewer("bbb").await.unwrap();
-        store.ban(&creator, &a.id, None).await.unwrap();
-        let past = Utc::now() - chrono::Duration::seconds(1);
-        store.ban(&creator, &b.id, Some(past)).await.unwrap();
-        let bans = store.bans(&creator).await.unwrap();
-        assert_eq!(bans.len(), 1);
-        assert_eq!((bans[0].user.as_str(), bans[0].until), ("aaa", None));
-        assert!(!store.unban(&creator, &b.id).await.unwrap(), "ran out");
-        assert!(store.unban(&creator, &a.id).await.unwrap());
-        assert!(store.bans(&creator).await.unwrap().is_empty());
+    on_both_backends! {
+        async fn bans_run_out_and_can_be_lifted() {
+            let (_d, store, _, creator) = setup().await;
+            let (a, _) = store.create_viewer("aaa").await.unwrap();
+            let (b, _) = store.create_viewer("bbb").await.unwrap();
+            store.ban(&creator, &a.id, None).await.unwrap();
+            let past = Utc::now() - chrono::Duration::seconds(1);
+            store.ban(&creator, &b.id, Some(past)).await.unwrap();
+            let bans = store.bans(&creator).await.unwrap();
+            assert_eq!(bans.len(), 1);
+            assert_eq!((bans[0].user.as_str(), bans[0].until), ("aaa", None));
+            assert!(!store.unban(&creator, &b.id).await.unwrap(), "ran out");
+            assert!(store.unban(&creator, &a.id).await.unwrap());
+            assert!(store.bans(&creator).await.unwrap().is_empty());
+        }
     }
 }

@@ -290,7 +290,7 @@ impl Store {
                 "SELECT pi.stream_id FROM public_intervals pi JOIN streams s ON s.id = pi.stream_id
                  WHERE s.creator_id = ?1 AND pi.started_at <= ?3
                    AND (pi.ended_at IS NULL OR pi.ended_at >= ?2)
-                 ORDER BY COALESCE(pi.ended_at, ?3) DESC, pi.started_at DESC, pi.rowid DESC LIMIT 1",
+                 ORDER BY COALESCE(pi.ended_at, ?3) DESC, pi.started_at DESC, pi.stream_id DESC LIMIT 1",
                 params![creator, ts(from), ts(to)],
                 |r| Ok(StreamId(r.get(0)?)),
             )
@@ -437,6 +437,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::on_both_backends;
     use crate::store::{Mode, testing};
 
     async fn stream(store: &Store, creator: &CreatorId, mode: Mode) -> StreamId {
@@ -457,119 +458,119 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn only_time_public_while_live_is_an_interval() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let (alice, _) = store.create_creator("alice").await.unwrap();
-        let practice = stream(&store, &alice.id, Mode::Practice).await;
-        store.mark_live(&practice).await.unwrap();
-        assert_eq!(open_intervals(&store, &practice).await, 0, "practice");
-        store.set_mode(&practice, Mode::Public).await.unwrap();
-        assert_eq!(
-            open_intervals(&store, &practice).await,
-            1,
-            "flipped public while live"
-        );
-        store.set_mode(&practice, Mode::Public).await.unwrap();
-        assert_eq!(
-            open_intervals(&store, &practice).await,
-            1,
-            "no second interval"
-        );
-        store.set_mode(&practice, Mode::Practice).await.unwrap();
-        assert_eq!(
-            open_intervals(&store, &practice).await,
-            0,
-            "back to practice"
-        );
-        store.mark_ended(&practice).await.unwrap();
+    on_both_backends! {
+        async fn only_time_public_while_live_is_an_interval() {
+            let (_dir, store) = testing::temp_store().await;
+            let (alice, _) = store.create_creator("alice").await.unwrap();
+            let practice = stream(&store, &alice.id, Mode::Practice).await;
+            store.mark_live(&practice).await.unwrap();
+            assert_eq!(open_intervals(&store, &practice).await, 0, "practice");
+            store.set_mode(&practice, Mode::Public).await.unwrap();
+            assert_eq!(
+                open_intervals(&store, &practice).await,
+                1,
+                "flipped public while live"
+            );
+            store.set_mode(&practice, Mode::Public).await.unwrap();
+            assert_eq!(
+                open_intervals(&store, &practice).await,
+                1,
+                "no second interval"
+            );
+            store.set_mode(&practice, Mode::Practice).await.unwrap();
+            assert_eq!(
+                open_intervals(&store, &practice).await,
+                0,
+                "back to practice"
+            );
+            store.mark_ended(&practice).await.unwrap();
 
-        let public = stream(&store, &alice.id, Mode::Public).await;
-        assert_eq!(
-            open_intervals(&store, &public).await,
-            0,
-            "public but not live"
-        );
-        store.mark_live(&public).await.unwrap();
-        assert_eq!(open_intervals(&store, &public).await, 1);
-        store.mark_ended(&public).await.unwrap();
-        assert_eq!(
-            open_intervals(&store, &public).await,
-            0,
-            "closed at the end"
-        );
-        store.set_mode(&public, Mode::Public).await.unwrap();
-        assert_eq!(
-            open_intervals(&store, &public).await,
-            0,
-            "not live any more"
-        );
-        let since = Utc::now() - chrono::TimeDelta::days(1);
-        assert!(store.public_minutes(&alice.id, since).await.unwrap() >= 0.0);
-        assert_eq!(
-            store
-                .latest_public_stream(&alice.id, since, Utc::now())
-                .await
-                .unwrap(),
-            Some(public)
-        );
+            let public = stream(&store, &alice.id, Mode::Public).await;
+            assert_eq!(
+                open_intervals(&store, &public).await,
+                0,
+                "public but not live"
+            );
+            store.mark_live(&public).await.unwrap();
+            assert_eq!(open_intervals(&store, &public).await, 1);
+            store.mark_ended(&public).await.unwrap();
+            assert_eq!(
+                open_intervals(&store, &public).await,
+                0,
+                "closed at the end"
+            );
+            store.set_mode(&public, Mode::Public).await.unwrap();
+            assert_eq!(
+                open_intervals(&store, &public).await,
+                0,
+                "not live any more"
+            );
+            let since = Utc::now() - chrono::TimeDelta::days(1);
+            assert!(store.public_minutes(&alice.id, since).await.unwrap() >= 0.0);
+            assert_eq!(
+                store
+                    .latest_public_stream(&alice.id, since, Utc::now())
+                    .await
+                    .unwrap(),
+                Some(public)
+            );
+        }
     }
 
-    #[tokio::test]
-    async fn an_order_is_stored_once_and_a_clash_is_told_apart() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
-        let (alice, _) = store.create_creator("alice").await.unwrap();
-        let s = stream(&store, &alice.id, Mode::Public).await;
-        let purchase = |request: &str| NewPurchase {
-            order_id: "o-1".into(),
-            request: request.into(),
-            attributed: Some((alice.id.clone(), s.clone())),
-            session_id: None,
-            at: Utc::now(),
-            result: "{\"first\":true}".into(),
-            lines: vec![LedgerLine {
-                product_id: "p".into(),
-                category: Some("beauty".into()),
-                currency: "EUR".into(),
-                amount_minor: 1999,
-                rate: "0.04".into(),
-                commission_minor: 80,
-                promo_code: Some("SPRING".into()),
-            }],
-        };
-        assert_eq!(
-            store.record_purchase(purchase("a")).await.unwrap(),
-            Recorded::New
-        );
-        assert_eq!(
-            store.record_purchase(purchase("a")).await.unwrap(),
-            Recorded::Duplicate("{\"first\":true}".into())
-        );
-        assert_eq!(
-            store.record_purchase(purchase("b")).await.unwrap(),
-            Recorded::Clash
-        );
-        let e = store.earnings(&alice.id, None, None).await.unwrap();
-        assert_eq!(e.totals.len(), 1);
-        assert_eq!(
-            (
-                e.totals[0].sales_minor,
-                e.totals[0].commission_minor,
-                e.totals[0].orders
-            ),
-            (1999, 80, 1)
-        );
-        assert_eq!(e.by_category[0].key, "beauty");
-        assert_eq!(e.by_stream[0].key, s.0);
-        assert_eq!(e.by_code[0].key, "SPRING");
-        assert_eq!(
-            store
-                .attributed_orders(&alice.id, Utc::now() - chrono::TimeDelta::days(1))
-                .await
-                .unwrap(),
-            1
-        );
+    on_both_backends! {
+        async fn an_order_is_stored_once_and_a_clash_is_told_apart() {
+            let (_dir, store) = testing::temp_store().await;
+            let (alice, _) = store.create_creator("alice").await.unwrap();
+            let s = stream(&store, &alice.id, Mode::Public).await;
+            let purchase = |request: &str| NewPurchase {
+                order_id: "o-1".into(),
+                request: request.into(),
+                attributed: Some((alice.id.clone(), s.clone())),
+                session_id: None,
+                at: Utc::now(),
+                result: "{\"first\":true}".into(),
+                lines: vec![LedgerLine {
+                    product_id: "p".into(),
+                    category: Some("beauty".into()),
+                    currency: "EUR".into(),
+                    amount_minor: 1999,
+                    rate: "0.04".into(),
+                    commission_minor: 80,
+                    promo_code: Some("SPRING".into()),
+                }],
+            };
+            assert_eq!(
+                store.record_purchase(purchase("a")).await.unwrap(),
+                Recorded::New
+            );
+            assert_eq!(
+                store.record_purchase(purchase("a")).await.unwrap(),
+                Recorded::Duplicate("{\"first\":true}".into())
+            );
+            assert_eq!(
+                store.record_purchase(purchase("b")).await.unwrap(),
+                Recorded::Clash
+            );
+            let e = store.earnings(&alice.id, None, None).await.unwrap();
+            assert_eq!(e.totals.len(), 1);
+            assert_eq!(
+                (
+                    e.totals[0].sales_minor,
+                    e.totals[0].commission_minor,
+                    e.totals[0].orders
+                ),
+                (1999, 80, 1)
+            );
+            assert_eq!(e.by_category[0].key, "beauty");
+            assert_eq!(e.by_stream[0].key, s.0);
+            assert_eq!(e.by_code[0].key, "SPRING");
+            assert_eq!(
+                store
+                    .attributed_orders(&alice.id, Utc::now() - chrono::TimeDelta::days(1))
+                    .await
+                    .unwrap(),
+                1
+            );
+        }
     }
 }

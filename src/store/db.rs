@@ -34,7 +34,7 @@ pub enum Value {
 pub enum Error {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_message(.0))]
     Postgres(#[from] postgres::Error),
     #[error("query returned no rows")]
     NoRows,
@@ -76,6 +76,14 @@ impl Error {
             Error::Postgres(e) => e.code().is_some_and(|c| c.code().starts_with("23")),
             _ => false,
         }
+    }
+}
+
+/// The server's message (with its SQLSTATE) rather than the client's bare "db error".
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
     }
 }
 
@@ -739,6 +747,7 @@ impl<'a> FromSql<'a> for Value {
             Type::NUMERIC => numeric(raw)?,
             Type::BYTEA => Value::Blob(raw.to_vec()),
             Type::JSONB => Value::Text(String::from_utf8(raw.get(1..).unwrap_or(&[]).to_vec())?),
+            Type::VOID => Value::Null,
             _ => Value::Text(String::from_utf8(raw.to_vec())?),
         })
     }
@@ -765,6 +774,7 @@ impl<'a> FromSql<'a> for Value {
                 | Type::BPCHAR
                 | Type::NAME
                 | Type::UNKNOWN
+                | Type::VOID
         )
     }
 }

@@ -359,6 +359,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::Mode;
+    use crate::store::on_both_backends;
     use crate::store::testing::{stream, temp_store};
 
     #[test]
@@ -409,39 +410,40 @@ mod tests {
         assert_eq!(d.check_address(true).await, Ok(()));
     }
 
-    #[tokio::test]
-    async fn streams_choose_among_stored_destinations() {
-        let (_dir, store) = temp_store().await;
-        let (creator, _) = store.create_creator("alice").await.unwrap();
-        let s = stream(&store, &creator.id, Mode::Practice).await;
-        let new = |name: &str| NewDestination {
-            name: name.into(),
-            url: DestinationUrl::parse("rtmp://example.com/live").unwrap(),
-            key_sealed: Some(vec![1, 2, 3]),
-            key_last4: Some("abcd".into()),
-            enabled: true,
-            rendition: None,
-        };
-        let a = store
-            .create_destination(&creator.id, new("a"))
-            .await
-            .unwrap();
-        let b = store
-            .create_destination(&creator.id, new("b"))
-            .await
-            .unwrap();
-        store
-            .set_stream_destinations(&s.id, vec![b.id.clone(), a.id.clone()])
-            .await
-            .unwrap();
-        let chosen = store.stream_destinations(&s.id).await.unwrap();
-        assert_eq!(chosen.len(), 2);
-        assert!(store.delete_destination(&a.id).await.unwrap());
-        let chosen = store.stream_destinations(&s.id).await.unwrap();
-        assert_eq!(
-            chosen.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
-            ["b"]
-        );
-        assert_eq!(chosen[0].key_sealed.as_deref(), Some(&[1u8, 2, 3][..]));
+    on_both_backends! {
+        async fn streams_choose_among_stored_destinations() {
+            let (_dir, store) = temp_store().await;
+            let (creator, _) = store.create_creator("alice").await.unwrap();
+            let s = stream(&store, &creator.id, Mode::Practice).await;
+            let new = |name: &str| NewDestination {
+                name: name.into(),
+                url: DestinationUrl::parse("rtmp://example.com/live").unwrap(),
+                key_sealed: Some(vec![1, 2, 3]),
+                key_last4: Some("abcd".into()),
+                enabled: true,
+                rendition: None,
+            };
+            let a = store
+                .create_destination(&creator.id, new("a"))
+                .await
+                .unwrap();
+            let b = store
+                .create_destination(&creator.id, new("b"))
+                .await
+                .unwrap();
+            store
+                .set_stream_destinations(&s.id, vec![b.id.clone(), a.id.clone()])
+                .await
+                .unwrap();
+            let chosen = store.stream_destinations(&s.id).await.unwrap();
+            assert_eq!(chosen.len(), 2);
+            assert!(store.delete_destination(&a.id).await.unwrap());
+            let chosen = store.stream_destinations(&s.id).await.unwrap();
+            assert_eq!(
+                chosen.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+                ["b"]
+            );
+            assert_eq!(chosen[0].key_sealed.as_deref(), Some(&[1u8, 2, 3][..]));
+        }
     }
 }

@@ -25,7 +25,8 @@ impl Store {
         self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {STREAM_COLUMNS} FROM streams \
-                 WHERE (?1 IS NULL OR creator_id = ?1) AND (?2 IS NULL OR state = ?2) \
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR creator_id = ?1) \
+                   AND (CAST(?2 AS TEXT) IS NULL OR state = ?2) \
                  ORDER BY created_at DESC"
             ))?;
             let rows =

@@ -52,28 +52,37 @@ pub use trust::{
     code_key,
 };
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_stream_ladder.sql"),
-    include_str!("migrations/0003_webhooks.sql"),
-    include_str!("migrations/0004_viewers_follows.sql"),
-    include_str!("migrations/0005_stream_source.sql"),
-    include_str!("migrations/0006_products.sql"),
-    include_str!("migrations/0007_focus.sql"),
-    include_str!("migrations/0008_chat.sql"),
-    include_str!("migrations/0009_clips.sql"),
-    include_str!("migrations/0010_trust.sql"),
-    include_str!("migrations/0011_commerce.sql"),
-    include_str!("migrations/0012_public_replays.sql"),
-    include_str!("migrations/0013_notification_title.sql"),
-    include_str!("migrations/0014_chat_practice.sql"),
-    include_str!("migrations/0015_analytics.sql"),
-    include_str!("migrations/0016_destinations.sql"),
-    include_str!("migrations/0017_sales.sql"),
-    include_str!("migrations/0018_shop_hooks.sql"),
-    include_str!("migrations/0019_sale_notifications.sql"),
-    include_str!("migrations/0020_push_subscriptions.sql"),
-];
+/// Each migration twice, by file name: the SQLite one in `migrations/`, the PostgreSQL one in
+/// `migrations/postgres/` (the same schema; `tests/store_schema.rs` compares them).
+macro_rules! migrations {
+    ($($name:literal),* $(,)?) => {
+        const MIGRATIONS: &[&str] = &[$(include_str!(concat!("migrations/", $name))),*];
+        const POSTGRES_MIGRATIONS: &[&str] =
+            &[$(include_str!(concat!("migrations/postgres/", $name))),*];
+    };
+}
+migrations!(
+    "0001_init.sql",
+    "0002_stream_ladder.sql",
+    "0003_webhooks.sql",
+    "0004_viewers_follows.sql",
+    "0005_stream_source.sql",
+    "0006_products.sql",
+    "0007_focus.sql",
+    "0008_chat.sql",
+    "0009_clips.sql",
+    "0010_trust.sql",
+    "0011_commerce.sql",
+    "0012_public_replays.sql",
+    "0013_notification_title.sql",
+    "0014_chat_practice.sql",
+    "0015_analytics.sql",
+    "0016_destinations.sql",
+    "0017_sales.sql",
+    "0018_shop_hooks.sql",
+    "0019_sale_notifications.sql",
+    "0020_push_subscriptions.sql",
+);
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const SETTING_SIGNING_SECRET: &str = "signing_secret";
@@ -211,6 +220,26 @@ impl Store {
             migrate(&mut conn)?;
             let readers = (0..READERS)
                 .map(|_| open_reader(&path).map(Mutex::new))
+                .collect::<db::Result<Vec<_>>>()?;
+            Ok::<_, Error>((conn, readers))
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            readers: readers.into(),
+        })
+    }
+
+    /// Connects to the PostgreSQL database at `url` (several nodes may share it) and applies
+    /// pending migrations, one node at a time.
+    pub async fn connect(url: &str) -> Result<Store, Error> {
+        let url = url.to_owned();
+        let (conn, readers) = tokio::task::spawn_blocking(move || {
+            let mut conn = Conn::postgres(&url, false, BUSY_TIMEOUT)?;
+            migrate_postgres(&mut conn)?;
+            let readers = (0..READERS)
+                .map(|_| Conn::postgres(&url, true, BUSY_TIMEOUT).map(Mutex::new))
                 .collect::<db::Result<Vec<_>>>()?;
             Ok::<_, Error>((conn, readers))
         })
@@ -708,15 +737,116 @@ fn migrate(conn: &mut Conn) -> Result<(), Error> {
     Ok(())
 }
 
+/// The PostgreSQL migrations not applied yet, in one transaction under the write lock: two
+/// nodes starting together migrate once, and a failed migration leaves the schema as it was.
+fn migrate_postgres(conn: &mut Conn) -> Result<(), Error> {
+    let tx = conn.begin_exclusive()?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS livefront_schema_version (version BIGINT NOT NULL)",
+    )?;
+    let version: Option<usize> = tx
+        .query_row("SELECT version FROM livefront_schema_version", (), |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let version = version.unwrap_or(0);
+    if version > POSTGRES_MIGRATIONS.len() {
+        return Err(Error::Corrupt(format!(
+            "the database is at schema version {version}, newer than this livefront ({})",
+            POSTGRES_MIGRATIONS.len()
+        )));
+    }
+    for sql in &POSTGRES_MIGRATIONS[version..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.execute("DELETE FROM livefront_schema_version", ())?;
+    tx.execute(
+        "INSERT INTO livefront_schema_version (version) VALUES (?1)",
+        [POSTGRES_MIGRATIONS.len()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The throwaway PostgreSQL server of the integration tests, shared by the store's unit tests.
+#[cfg(test)]
+#[path = "../../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod test_postgres;
+
+/// A store test run twice, as `…::sqlite` and `…::postgres`: the same test suite on both
+/// backends. The body gets its store from [`testing::temp_store`] (or a helper built on it).
+#[cfg(test)]
+macro_rules! on_both_backends {
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$meta])*
+            async fn body() $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::store::testing::BACKEND
+                    .scope($crate::store::testing::Backend::Sqlite, body())
+                    .await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                $crate::store::testing::BACKEND
+                    .scope($crate::store::testing::Backend::Postgres, body())
+                    .await
+            }
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use on_both_backends;
+
 /// What the store's and its users' unit tests start from.
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
 
-    /// An empty store in a temporary directory (kept while the `TempDir` lives).
+    use super::test_postgres as postgres;
+
+    /// Which database a test's store is in: see [`on_both_backends`].
+    #[derive(Debug, Clone, Copy)]
+    pub enum Backend {
+        Sqlite,
+        Postgres,
+    }
+
+    tokio::task_local! {
+        pub static BACKEND: Backend;
+    }
+
+    /// One PostgreSQL server for the whole test binary, a fresh database per store; a watchdog
+    /// stops the server when the test process ends.
+    fn postgres_url() -> String {
+        static SERVER: std::sync::OnceLock<postgres::Postgres> = std::sync::OnceLock::new();
+        SERVER
+            .get_or_init(|| {
+                postgres::Postgres::start()
+                    .expect("a test PostgreSQL server (scripts/install-postgres.sh installs it)")
+            })
+            .fresh_database()
+            .unwrap()
+    }
+
+    /// An empty store: SQLite in a temporary directory (kept while the `TempDir` lives), or a
+    /// fresh PostgreSQL database inside [`on_both_backends`]'s `postgres` test.
     pub async fn temp_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let store = match BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite) {
+            Backend::Sqlite => Store::open(&dir.path().join("t.db")).await.unwrap(),
+            Backend::Postgres => {
+                let url = tokio::task::spawn_blocking(postgres_url).await.unwrap();
+                Store::connect(&url).await.unwrap()
+            }
+        };
         (dir, store)
     }
 
@@ -749,67 +879,69 @@ mod tests {
     use super::testing::temp_store;
     use super::*;
 
-    #[tokio::test]
-    async fn tokens_authenticate_to_their_creator_and_are_stored_hashed() {
-        let (_d, store) = temp_store().await;
-        let (alice, token) = store.create_creator("alice").await.unwrap();
-        assert_eq!(
-            store.authenticate(&token).await.unwrap(),
-            Some(Principal::Creator(alice.id))
-        );
-        assert_eq!(store.authenticate("lft_wrong").await.unwrap(), None);
-        let raw_hit: bool = store
-            .call(move |c| {
-                Ok(c.query_row(
-                    "SELECT EXISTS(SELECT 1 FROM tokens WHERE hash = ?1)",
-                    [token],
-                    |r| r.get(0),
-                )?)
-            })
-            .await
-            .unwrap();
-        assert!(!raw_hit, "the plain token must not be stored");
-        assert!(matches!(
-            store.create_creator("alice").await,
-            Err(Error::HandleTaken(_))
-        ));
+    on_both_backends! {
+        async fn tokens_authenticate_to_their_creator_and_are_stored_hashed() {
+            let (_d, store) = temp_store().await;
+            let (alice, token) = store.create_creator("alice").await.unwrap();
+            assert_eq!(
+                store.authenticate(&token).await.unwrap(),
+                Some(Principal::Creator(alice.id))
+            );
+            assert_eq!(store.authenticate("lft_wrong").await.unwrap(), None);
+            let raw_hit: bool = store
+                .call(move |c| {
+                    Ok(c.query_row(
+                        "SELECT EXISTS(SELECT 1 FROM tokens WHERE hash = ?1)",
+                        [token],
+                        |r| r.get(0),
+                    )?)
+                })
+                .await
+                .unwrap();
+            assert!(!raw_hit, "the plain token must not be stored");
+            assert!(matches!(
+                store.create_creator("alice").await,
+                Err(Error::HandleTaken(_))
+            ));
+        }
     }
 
-    #[tokio::test]
-    async fn stream_lifecycle_round_trips() {
-        let (_d, store) = temp_store().await;
-        let (alice, _) = store.create_creator("alice").await.unwrap();
-        let s = store
-            .create_stream(NewStream {
-                creator_id: alice.id.clone(),
-                title: "Spring haul".into(),
-                category: Some("fashion".into()),
-                scheduled_at: None,
-                mode: Mode::Practice,
-                ladder: None,
-            })
-            .await
-            .unwrap();
-        let by_key = store
-            .stream_by_key(s.stream_key.expose())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(by_key.id, s.id);
-        store.mark_live(&s.id).await.unwrap();
-        assert_eq!(
-            store
-                .streams_in_state(StreamState::Live)
+    on_both_backends! {
+        async fn stream_lifecycle_round_trips() {
+            let (_d, store) = temp_store().await;
+            let (alice, _) = store.create_creator("alice").await.unwrap();
+            let s = store
+                .create_stream(NewStream {
+                    creator_id: alice.id.clone(),
+                    title: "Spring haul".into(),
+                    category: Some("fashion".into()),
+                    scheduled_at: None,
+                    mode: Mode::Practice,
+                    ladder: None,
+                })
+                .await
+                .unwrap();
+            let by_key = store
+                .stream_by_key(s.stream_key.expose())
                 .await
                 .unwrap()
-                .len(),
-            1
-        );
-        store.set_mode(&s.id, Mode::Public).await.unwrap();
-        store.mark_ended(&s.id).await.unwrap();
-        let got = store.stream(&s.id).await.unwrap().unwrap();
-        assert_eq!((got.mode, got.state), (Mode::Public, StreamState::Ended));
-        assert!(got.started_at.is_some() && got.ended_at.is_some());
+                .unwrap();
+            assert_eq!(by_key.id, s.id);
+            store.mark_live(&s.id).await.unwrap();
+            assert_eq!(
+                store
+                    .streams_in_state(StreamState::Live)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            store.set_mode(&s.id, Mode::Public).await.unwrap();
+            store.mark_ended(&s.id).await.unwrap();
+            let got = store.stream(&s.id).await.unwrap().unwrap();
+            assert_eq!((got.mode, got.state), (Mode::Public, StreamState::Ended));
+            assert!(got.started_at.is_some() && got.ended_at.is_some());
+        }
     }
 
     #[tokio::test]

@@ -177,110 +177,112 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::on_both_backends;
     use crate::store::testing::store_with_stream;
 
-    #[tokio::test]
-    async fn a_due_reminder_fires_once_and_the_count_is_bounded() {
-        let (_dir, store, stream) = store_with_stream("alice").await;
-        let stream = stream.id;
-        let (viewer, _) = store.create_viewer("vera").await.unwrap();
-        assert_eq!(
-            store.add_reminder(&viewer.id, &stream, 1).await.unwrap(),
-            ReminderAdded::New
-        );
-        assert_eq!(
-            store.add_reminder(&viewer.id, &stream, 1).await.unwrap(),
-            ReminderAdded::Existing
-        );
-        let now = Utc::now();
-        assert_eq!(
-            store.next_reminder_at().await.unwrap(),
-            None,
-            "not scheduled"
-        );
-        store
-            .call({
-                let s = stream.clone();
-                move |c| {
-                    c.execute(
-                        "UPDATE streams SET scheduled_at = ?2 WHERE id = ?1",
-                        params![s.0, ts(now)],
-                    )?;
-                    Ok(())
-                }
-            })
-            .await
-            .unwrap();
-        let at = store.next_reminder_at().await.unwrap().unwrap();
-        assert_eq!(ts(at), ts(now));
-        let before = now - chrono::TimeDelta::seconds(1);
-        assert!(
+    on_both_backends! {
+        async fn a_due_reminder_fires_once_and_the_count_is_bounded() {
+            let (_dir, store, stream) = store_with_stream("alice").await;
+            let stream = stream.id;
+            let (viewer, _) = store.create_viewer("vera").await.unwrap();
+            assert_eq!(
+                store.add_reminder(&viewer.id, &stream, 1).await.unwrap(),
+                ReminderAdded::New
+            );
+            assert_eq!(
+                store.add_reminder(&viewer.id, &stream, 1).await.unwrap(),
+                ReminderAdded::Existing
+            );
+            let now = Utc::now();
+            assert_eq!(
+                store.next_reminder_at().await.unwrap(),
+                None,
+                "not scheduled"
+            );
             store
-                .fire_due_reminders(before, 10)
+                .call({
+                    let s = stream.clone();
+                    move |c| {
+                        c.execute(
+                            "UPDATE streams SET scheduled_at = ?2 WHERE id = ?1",
+                            params![s.0, ts(now)],
+                        )?;
+                        Ok(())
+                    }
+                })
                 .await
-                .unwrap()
-                .is_empty()
-        );
-        let fired = store.fire_due_reminders(now, 10).await.unwrap();
-        assert_eq!(fired.len(), 1);
-        assert_eq!(fired[0].0, viewer.id);
-        assert!(
-            store.fire_due_reminders(now, 10).await.unwrap().is_empty(),
-            "once"
-        );
-        assert_eq!(store.next_reminder_at().await.unwrap(), None);
-        assert!(
-            store
-                .reminder(&viewer.id, &stream)
-                .await
-                .unwrap()
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            !store.remove_reminder(&viewer.id, &stream).await.unwrap(),
-            "fired ones stay"
-        );
+                .unwrap();
+            let at = store.next_reminder_at().await.unwrap().unwrap();
+            assert_eq!(ts(at), ts(now));
+            let before = now - chrono::TimeDelta::seconds(1);
+            assert!(
+                store
+                    .fire_due_reminders(before, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let fired = store.fire_due_reminders(now, 10).await.unwrap();
+            assert_eq!(fired.len(), 1);
+            assert_eq!(fired[0].0, viewer.id);
+            assert!(
+                store.fire_due_reminders(now, 10).await.unwrap().is_empty(),
+                "once"
+            );
+            assert_eq!(store.next_reminder_at().await.unwrap(), None);
+            assert!(
+                store
+                    .reminder(&viewer.id, &stream)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(
+                !store.remove_reminder(&viewer.id, &stream).await.unwrap(),
+                "fired ones stay"
+            );
 
-        // A stream that goes live before its time reminds at once.
-        let (_d2, store2, early) = store_with_stream("bob").await;
-        let (vic, _) = store2.create_viewer("vic").await.unwrap();
-        let later = Utc::now() + chrono::TimeDelta::hours(1);
-        store2
-            .call({
-                let s = early.id.clone();
-                move |c| {
-                    c.execute(
-                        "UPDATE streams SET scheduled_at = ?2 WHERE id = ?1",
-                        params![s.0, ts(later)],
-                    )?;
-                    Ok(())
-                }
-            })
-            .await
-            .unwrap();
-        store2.add_reminder(&vic.id, &early.id, 10).await.unwrap();
-        assert!(
+            // A stream that goes live before its time reminds at once.
+            let (_d2, store2, early) = store_with_stream("bob").await;
+            let (vic, _) = store2.create_viewer("vic").await.unwrap();
+            let later = Utc::now() + chrono::TimeDelta::hours(1);
             store2
-                .fire_due_reminders(Utc::now(), 10)
+                .call({
+                    let s = early.id.clone();
+                    move |c| {
+                        c.execute(
+                            "UPDATE streams SET scheduled_at = ?2 WHERE id = ?1",
+                            params![s.0, ts(later)],
+                        )?;
+                        Ok(())
+                    }
+                })
                 .await
-                .unwrap()
-                .is_empty()
-        );
-        store2.mark_live(&early.id).await.unwrap();
-        assert!(store2.next_reminder_at().await.unwrap().unwrap() <= Utc::now());
-        assert_eq!(
-            store2
-                .fire_due_reminders(Utc::now(), 10)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        let (v2, _) = store.create_viewer("walt").await.unwrap();
-        assert_eq!(
-            store.add_reminder(&v2.id, &stream, 0).await.unwrap(),
-            ReminderAdded::TooMany
-        );
+                .unwrap();
+            store2.add_reminder(&vic.id, &early.id, 10).await.unwrap();
+            assert!(
+                store2
+                    .fire_due_reminders(Utc::now(), 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            store2.mark_live(&early.id).await.unwrap();
+            assert!(store2.next_reminder_at().await.unwrap().unwrap() <= Utc::now());
+            assert_eq!(
+                store2
+                    .fire_due_reminders(Utc::now(), 10)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            let (v2, _) = store.create_viewer("walt").await.unwrap();
+            assert_eq!(
+                store.add_reminder(&v2.id, &stream, 0).await.unwrap(),
+                ReminderAdded::TooMany
+            );
+        }
     }
 }

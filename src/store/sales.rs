@@ -581,6 +581,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::on_both_backends;
     use crate::store::testing::store_with_stream;
     use chrono::SubsecRound;
 
@@ -606,158 +607,161 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn claims_stop_at_the_quantity_and_the_viewer_limit_and_expired_ones_free_a_unit() {
-        let (_dir, store, stream) = store_with_stream("alice").await;
-        let now = Utc::now();
-        let s = sale(&stream.id, 2, 1, now);
-        assert!(store.create_flash_sale(s.clone(), 3, now).await.unwrap());
-        let ttl = chrono::TimeDelta::seconds(10);
-        let (a, b, c) = (
-            ViewerId("a".into()),
-            ViewerId("b".into()),
-            ViewerId("c".into()),
-        );
-        let first = store.claim_flash_sale(&s.id, &a, now, ttl).await.unwrap();
-        assert!(
-            matches!(first, Claim::Reserved { remaining: 1, .. }),
-            "{first:?}"
-        );
-        assert_eq!(
-            store.claim_flash_sale(&s.id, &a, now, ttl).await.unwrap(),
-            Claim::OverLimit
-        );
-        let second = store.claim_flash_sale(&s.id, &b, now, ttl).await.unwrap();
-        assert!(matches!(second, Claim::Reserved { remaining: 0, .. }));
-        assert_eq!(
-            store.claim_flash_sale(&s.id, &c, now, ttl).await.unwrap(),
-            Claim::SoldOut
-        );
-        // b's reservation is confirmed, a's expires: one unit again.
-        let Claim::Reserved { reservation, .. } = second else {
-            unreachable!()
-        };
-        assert_eq!(
-            store
-                .confirm_reservation(&reservation, "o-1", now)
-                .await
-                .unwrap(),
-            Confirm::Confirmed {
-                sale: s.id.clone(),
-                order_id: "o-1".into()
-            }
-        );
-        let later = now + chrono::TimeDelta::seconds(11);
-        let third = store.claim_flash_sale(&s.id, &c, later, ttl).await.unwrap();
-        assert!(
-            matches!(third, Claim::Reserved { remaining: 0, .. }),
-            "{third:?}"
-        );
-        let Claim::Reserved {
-            reservation: expired,
-            ..
-        } = first
-        else {
-            unreachable!()
-        };
-        assert_eq!(
-            store
-                .confirm_reservation(&expired, "o-2", later)
-                .await
-                .unwrap(),
-            Confirm::Expired
-        );
-        let over = now + chrono::TimeDelta::seconds(61);
-        assert_eq!(
-            store.claim_flash_sale(&s.id, &a, over, ttl).await.unwrap(),
-            Claim::Over
-        );
-        assert_eq!(
-            store
-                .claim_flash_sale(&SaleId("nope".into()), &a, now, ttl)
-                .await
-                .unwrap(),
-            Claim::Unknown
-        );
+    on_both_backends! {
+        async fn claims_stop_at_the_quantity_and_the_viewer_limit_and_expired_ones_free_a_unit() {
+            let (_dir, store, stream) = store_with_stream("alice").await;
+            let now = Utc::now();
+            let s = sale(&stream.id, 2, 1, now);
+            assert!(store.create_flash_sale(s.clone(), 3, now).await.unwrap());
+            let ttl = chrono::TimeDelta::seconds(10);
+            let (a, b, c) = (
+                ViewerId("a".into()),
+                ViewerId("b".into()),
+                ViewerId("c".into()),
+            );
+            let first = store.claim_flash_sale(&s.id, &a, now, ttl).await.unwrap();
+            assert!(
+                matches!(first, Claim::Reserved { remaining: 1, .. }),
+                "{first:?}"
+            );
+            assert_eq!(
+                store.claim_flash_sale(&s.id, &a, now, ttl).await.unwrap(),
+                Claim::OverLimit
+            );
+            let second = store.claim_flash_sale(&s.id, &b, now, ttl).await.unwrap();
+            assert!(matches!(second, Claim::Reserved { remaining: 0, .. }));
+            assert_eq!(
+                store.claim_flash_sale(&s.id, &c, now, ttl).await.unwrap(),
+                Claim::SoldOut
+            );
+            // b's reservation is confirmed, a's expires: one unit again.
+            let Claim::Reserved { reservation, .. } = second else {
+                unreachable!()
+            };
+            assert_eq!(
+                store
+                    .confirm_reservation(&reservation, "o-1", now)
+                    .await
+                    .unwrap(),
+                Confirm::Confirmed {
+                    sale: s.id.clone(),
+                    order_id: "o-1".into()
+                }
+            );
+            let later = now + chrono::TimeDelta::seconds(11);
+            let third = store.claim_flash_sale(&s.id, &c, later, ttl).await.unwrap();
+            assert!(
+                matches!(third, Claim::Reserved { remaining: 0, .. }),
+                "{third:?}"
+            );
+            let Claim::Reserved {
+                reservation: expired,
+                ..
+            } = first
+            else {
+                unreachable!()
+            };
+            assert_eq!(
+                store
+                    .confirm_reservation(&expired, "o-2", later)
+                    .await
+                    .unwrap(),
+                Confirm::Expired
+            );
+            let over = now + chrono::TimeDelta::seconds(61);
+            assert_eq!(
+                store.claim_flash_sale(&s.id, &a, over, ttl).await.unwrap(),
+                Claim::Over
+            );
+            assert_eq!(
+                store
+                    .claim_flash_sale(&SaleId("nope".into()), &a, now, ttl)
+                    .await
+                    .unwrap(),
+                Claim::Unknown
+            );
+        }
     }
 
-    #[tokio::test]
-    async fn a_sale_sells_out_once_and_a_viewer_is_told_once_per_subject() {
-        let (_dir, store, stream) = store_with_stream("alice").await;
-        let now = Utc::now();
-        let s = sale(&stream.id, 1, 1, now);
-        assert!(store.create_flash_sale(s.clone(), 3, now).await.unwrap());
-        assert!(store.mark_sold_out(&s.id, now, now).await.unwrap());
-        let later = now + chrono::TimeDelta::seconds(5);
-        assert!(!store.mark_sold_out(&s.id, later, later).await.unwrap());
-        let (stored, _) = store
-            .flash_sale(&stream.id, &s.id, now)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(stored.sold_out_pdt, Some(now.trunc_subsecs(3)));
+    on_both_backends! {
+        async fn a_sale_sells_out_once_and_a_viewer_is_told_once_per_subject() {
+            let (_dir, store, stream) = store_with_stream("alice").await;
+            let now = Utc::now();
+            let s = sale(&stream.id, 1, 1, now);
+            assert!(store.create_flash_sale(s.clone(), 3, now).await.unwrap());
+            assert!(store.mark_sold_out(&s.id, now, now).await.unwrap());
+            let later = now + chrono::TimeDelta::seconds(5);
+            assert!(!store.mark_sold_out(&s.id, later, later).await.unwrap());
+            let (stored, _) = store
+                .flash_sale(&stream.id, &s.id, now)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(stored.sold_out_pdt, Some(now.trunc_subsecs(3)));
 
-        let (viewer, _) = store.create_viewer("vera").await.unwrap();
-        let detail = serde_json::json!({"amount": "1.50"});
-        let told = store
-            .notify_viewer(
-                &viewer.id,
-                &stream.id,
-                Announcement::AuctionWon,
-                "a1",
-                detail.clone(),
-            )
-            .await
-            .unwrap()
-            .expect("new");
-        assert_eq!(told.kind, Announcement::AuctionWon);
-        assert_eq!(told.detail, Some(detail.clone()));
-        assert!(
-            store
+            let (viewer, _) = store.create_viewer("vera").await.unwrap();
+            let detail = serde_json::json!({"amount": "1.50"});
+            let told = store
                 .notify_viewer(
                     &viewer.id,
                     &stream.id,
                     Announcement::AuctionWon,
                     "a1",
-                    detail.clone()
+                    detail.clone(),
                 )
                 .await
                 .unwrap()
-                .is_none(),
-            "once per auction"
-        );
-        assert!(
-            store
-                .notify_viewer(
-                    &viewer.id,
-                    &stream.id,
-                    Announcement::AuctionWon,
-                    "a2",
-                    detail
-                )
-                .await
-                .unwrap()
-                .is_some(),
-            "another auction of the same stream"
-        );
-        assert_eq!(store.unread_count(&viewer.id).await.unwrap(), 2);
+                .expect("new");
+            assert_eq!(told.kind, Announcement::AuctionWon);
+            assert_eq!(told.detail, Some(detail.clone()));
+            assert!(
+                store
+                    .notify_viewer(
+                        &viewer.id,
+                        &stream.id,
+                        Announcement::AuctionWon,
+                        "a1",
+                        detail.clone()
+                    )
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "once per auction"
+            );
+            assert!(
+                store
+                    .notify_viewer(
+                        &viewer.id,
+                        &stream.id,
+                        Announcement::AuctionWon,
+                        "a2",
+                        detail
+                    )
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "another auction of the same stream"
+            );
+            assert_eq!(store.unread_count(&viewer.id).await.unwrap(), 2);
+        }
     }
 
-    #[tokio::test]
-    async fn a_stream_has_at_most_max_open_sales() {
-        let (_dir, store, stream) = store_with_stream("alice").await;
-        let now = Utc::now();
-        assert!(
-            store
-                .create_flash_sale(sale(&stream.id, 1, 1, now), 1, now)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .create_flash_sale(sale(&stream.id, 1, 1, now), 1, now)
-                .await
-                .unwrap()
-        );
+    on_both_backends! {
+        async fn a_stream_has_at_most_max_open_sales() {
+            let (_dir, store, stream) = store_with_stream("alice").await;
+            let now = Utc::now();
+            assert!(
+                store
+                    .create_flash_sale(sale(&stream.id, 1, 1, now), 1, now)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !store
+                    .create_flash_sale(sale(&stream.id, 1, 1, now), 1, now)
+                    .await
+                    .unwrap()
+            );
+        }
     }
 }

@@ -488,6 +488,7 @@ const STRIKE_SELECT: &str =
 mod tests {
     use super::*;
     use crate::store::Mode;
+    use crate::store::on_both_backends;
     use crate::store::testing::store_with_stream;
 
     async fn setup() -> (tempfile::TempDir, Store, Stream) {
@@ -507,64 +508,66 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn codes_are_unique_per_stream_without_case_and_redeemed_once_per_viewer() {
-        let (_d, store, stream) = setup().await;
-        let p = store
-            .create_promo(promo(&stream, "Spring10", Some(1)))
-            .await
-            .unwrap();
-        assert!(matches!(
-            store.create_promo(promo(&stream, "SPRING10", None)).await,
-            Err(PromoError::CodeTaken(_))
-        ));
-        assert_eq!(store.promos_with_code("spring10").await.unwrap().len(), 1);
-        let (a, _) = store.create_viewer("a").await.unwrap();
-        let (b, _) = store.create_viewer("b").await.unwrap();
-        let Redeemed::New(first) = store.redeem(p.id, &a.id).await.unwrap() else {
-            panic!("first redemption")
-        };
-        assert_eq!(
-            store.redeem(p.id, &a.id).await.unwrap(),
-            Redeemed::Existing(first)
-        );
-        assert_eq!(
-            store.redeem(p.id, &b.id).await.unwrap(),
-            Redeemed::Exhausted
-        );
+    on_both_backends! {
+        async fn codes_are_unique_per_stream_without_case_and_redeemed_once_per_viewer() {
+            let (_d, store, stream) = setup().await;
+            let p = store
+                .create_promo(promo(&stream, "Spring10", Some(1)))
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.create_promo(promo(&stream, "SPRING10", None)).await,
+                Err(PromoError::CodeTaken(_))
+            ));
+            assert_eq!(store.promos_with_code("spring10").await.unwrap().len(), 1);
+            let (a, _) = store.create_viewer("a").await.unwrap();
+            let (b, _) = store.create_viewer("b").await.unwrap();
+            let Redeemed::New(first) = store.redeem(p.id, &a.id).await.unwrap() else {
+                panic!("first redemption")
+            };
+            assert_eq!(
+                store.redeem(p.id, &a.id).await.unwrap(),
+                Redeemed::Existing(first)
+            );
+            assert_eq!(
+                store.redeem(p.id, &b.id).await.unwrap(),
+                Redeemed::Exhausted
+            );
+        }
     }
 
-    #[tokio::test]
-    async fn a_taken_down_stream_never_becomes_public_again() {
-        let (_d, store, stream) = setup().await;
-        let (t, s) = store
-            .take_down(&stream, "r".into(), "p".into())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (t.stream_id.clone(), s.stream_id),
-            (stream.id.clone(), stream.id.clone())
-        );
-        assert!(
-            store
+    on_both_backends! {
+        async fn a_taken_down_stream_never_becomes_public_again() {
+            let (_d, store, stream) = setup().await;
+            let (t, s) = store
                 .take_down(&stream, "r".into(), "p".into())
                 .await
                 .unwrap()
-                .is_none()
-        );
-        assert_eq!(
-            store.stream(&stream.id).await.unwrap().unwrap().mode,
-            Mode::Practice
-        );
-        store.set_mode(&stream.id, Mode::Public).await.unwrap();
-        assert_eq!(
-            store.stream(&stream.id).await.unwrap().unwrap().mode,
-            Mode::Practice
-        );
-        assert_eq!(store.active_strikes(&stream.creator_id).await.unwrap(), 1);
-        assert_eq!(store.clear_strikes(&stream.creator_id).await.unwrap(), 1);
-        assert_eq!(store.active_strikes(&stream.creator_id).await.unwrap(), 0);
-        assert_eq!(store.strikes(&stream.creator_id).await.unwrap().len(), 1);
+                .unwrap();
+            assert_eq!(
+                (t.stream_id.clone(), s.stream_id),
+                (stream.id.clone(), stream.id.clone())
+            );
+            assert!(
+                store
+                    .take_down(&stream, "r".into(), "p".into())
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+            assert_eq!(
+                store.stream(&stream.id).await.unwrap().unwrap().mode,
+                Mode::Practice
+            );
+            store.set_mode(&stream.id, Mode::Public).await.unwrap();
+            assert_eq!(
+                store.stream(&stream.id).await.unwrap().unwrap().mode,
+                Mode::Practice
+            );
+            assert_eq!(store.active_strikes(&stream.creator_id).await.unwrap(), 1);
+            assert_eq!(store.clear_strikes(&stream.creator_id).await.unwrap(), 1);
+            assert_eq!(store.active_strikes(&stream.creator_id).await.unwrap(), 0);
+            assert_eq!(store.strikes(&stream.creator_id).await.unwrap().len(), 1);
+        }
     }
 }

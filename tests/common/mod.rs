@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod postgres;
 pub mod receivers;
 pub mod ws;
 
@@ -367,7 +368,43 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.rtsp.allow_private_sources = true;
     // WHIP publishers in tests are on loopback too (ICE leaves loopback out by default).
     config.whip.ice_addresses = vec!["127.0.0.1".parse().unwrap()];
+    if on_postgres() {
+        config.database.url = Some(postgres_database_of(data_dir));
+    }
     config
+}
+
+/// `STORE_BACKEND=postgres`: [`test_config`] puts a data dir's rows in a database of its own on
+/// a PostgreSQL server shared by the test binary (`make test` runs the API test files a second
+/// time so); a restart on the same data dir finds the same database.
+pub fn on_postgres() -> bool {
+    std::env::var("STORE_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The database of `data_dir` (its URL kept in the dir), made on first use.
+fn postgres_database_of(data_dir: &Path) -> String {
+    let file = data_dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    // The PostgreSQL client blocks on a runtime of its own: not on one of the test's threads.
+    let url = std::thread::spawn(postgres_database)
+        .join()
+        .expect("no panic")
+        .expect("a test PostgreSQL server (scripts/install-postgres.sh installs it)");
+    std::fs::write(&file, &url).expect("data dir writable");
+    url
+}
+
+/// A fresh database on the test binary's PostgreSQL server, started on first use and stopped by
+/// its watchdog when the test process ends.
+pub fn postgres_database() -> Result<String> {
+    static SERVER: std::sync::Mutex<Option<postgres::Postgres>> = std::sync::Mutex::new(None);
+    let mut server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    if server.is_none() {
+        *server = Some(postgres::Postgres::start()?);
+    }
+    server.as_ref().expect("started above").fresh_database()
 }
 
 impl Server {
