@@ -95,6 +95,8 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("max_strikes", "policy.max_strikes"),
     ("shop_secret", "shop.secret"),
     ("database_url", "database.url"),
+    ("node_id", "node.id"),
+    ("node_url", "node.url"),
     ("storage_url", "storage.url"),
     ("storage_access_key", "storage.access_key"),
     ("storage_secret_key", "storage.secret_key"),
@@ -138,6 +140,62 @@ pub struct Config {
     pub storage: storage::StorageConfig,
     /// The store's database (unset: SQLite in `data_dir`).
     pub database: database::DatabaseConfig,
+    /// This node, when several share a database.
+    pub node: NodeConfig,
+}
+
+/// This node among several that share one database (`database.url`): its name, and how the
+/// others reach its HTTP port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// 1–64 characters of `A-Za-z0-9._-`; unset: `node-` and eight random letters, new at each
+    /// start (a restarted node then takes its streams back only once their leases run out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `http(s)://host:port` where the other nodes reach this one's HTTP port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl NodeConfig {
+    /// The configured id, or a new random one.
+    pub fn id_or_random(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            let tail: String = (0..8)
+                .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+                .collect();
+            format!("node-{tail}")
+        })
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let valid_id = |id: &str| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        if let Some(id) = &self.id
+            && !valid_id(id)
+        {
+            return Err((
+                "node.id",
+                format!("{id:?} is not 1-64 characters of A-Za-z0-9._-"),
+            ));
+        }
+        if let Some(url) = &self.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err((
+                "node.url",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Flash sales and auctions on live streams (`/api/v1/streams/{id}/flash-sales`, `…/auctions`).
@@ -776,6 +834,7 @@ impl Default for Config {
             push: PushConfig::default(),
             storage: storage::StorageConfig::default(),
             database: database::DatabaseConfig::default(),
+            node: NodeConfig::default(),
         }
     }
 }
@@ -1155,6 +1214,9 @@ impl Config {
         if let Err((key, message)) = self.storage.validate() {
             return Err(Error::Invalid { key, message });
         }
+        if let Err((key, message)) = self.node.validate() {
+            return Err(Error::Invalid { key, message });
+        }
         if let Err(message) = self.database.validate() {
             return Err(Error::Invalid {
                 key: "database.url",
@@ -1322,6 +1384,46 @@ mod tests {
             jail.set_env("LIVEFRONT_STORAGE_URL", "s3://media");
             let e = Config::load(None).map(|_| ()).unwrap_err().to_string();
             assert!(e.contains("storage.url") && e.contains("endpoint"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own signature
+    fn nodes_name_their_database_id_and_url() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "LIVEFRONT_DATABASE_URL",
+                "postgres://lf:pw@10.0.0.5:5432/livefront",
+            );
+            jail.set_env("LIVEFRONT_NODE_ID", "edge-1");
+            jail.set_env("LIVEFRONT_NODE_URL", "http://10.0.0.11:8080");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.database.url.as_deref(),
+                Some("postgres://lf:pw@10.0.0.5:5432/livefront")
+            );
+            assert_eq!(c.node.id_or_random(), "edge-1");
+            assert_eq!(c.node.url.as_deref(), Some("http://10.0.0.11:8080"));
+            for (key, bad) in [
+                ("LIVEFRONT_NODE_ID", "edge 1"),
+                ("LIVEFRONT_NODE_URL", "10.0.0.11:8080"),
+                ("LIVEFRONT_DATABASE_URL", "sqlite://x.db"),
+            ] {
+                jail.set_env(key, bad);
+                let e = Config::load(None).map(|_| ()).unwrap_err().to_string();
+                assert!(
+                    e.contains(&key[10..].to_ascii_lowercase().replacen('_', ".", 1)),
+                    "{e}"
+                );
+                jail.set_env("LIVEFRONT_NODE_ID", "edge-1");
+                jail.set_env("LIVEFRONT_NODE_URL", "http://10.0.0.11:8080");
+                jail.set_env("LIVEFRONT_DATABASE_URL", "postgres://h/livefront");
+            }
+            jail.clear_env();
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let (a, b) = (c.node.id_or_random(), c.node.id_or_random());
+            assert!(a.starts_with("node-") && a != b, "{a} {b}");
             Ok(())
         });
     }
