@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod postgres;
 pub mod receivers;
 pub mod ws;
 
