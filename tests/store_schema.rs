@@ -284,12 +284,18 @@ fn postgres_migrations() -> Result<Vec<(String, String)>> {
 
 fn migrate_postgres(url: &str) -> Result<postgres::Client> {
     let mut client = postgres::Client::connect(url, postgres::NoTls)?;
-    for (name, sql) in postgres_migrations()? {
+    apply(&mut client, &postgres_migrations()?)?;
+    Ok(client)
+}
+
+/// Applies migration files in order, each in its own transaction.
+fn apply(client: &mut postgres::Client, migrations: &[(String, String)]) -> Result<()> {
+    for (name, sql) in migrations {
         let mut tx = client.transaction()?;
-        tx.batch_execute(&sql).with_context(|| format!("applying postgres/{name}"))?;
+        tx.batch_execute(sql).with_context(|| format!("applying postgres/{name}"))?;
         tx.commit()?;
     }
-    Ok(client)
+    Ok(())
 }
 
 fn postgres_schema(client: &mut postgres::Client) -> Result<Schema> {
@@ -542,6 +548,47 @@ fn every_on_conflict_target_has_a_unique_index_in_postgres() -> Result<()> {
     Ok(())
 }
 
+/// SQLite rebuilds `notifications` twice (0018, 0019) and copies its rows; PostgreSQL alters it in
+/// place: a row written before keeps its id and fields, gains `subject = ''`, and the widened
+/// CHECK and UNIQUE hold after.
+#[test]
+fn postgres_migrations_keep_the_rows_written_before_them() -> Result<()> {
+    let pg = Postgres::start()?;
+    let mut client = postgres::Client::connect(&pg.fresh_database()?, postgres::NoTls)?;
+    let migrations = postgres_migrations()?;
+    let split = migrations.iter().position(|(n, _)| n.as_str() >= "0018").context("no 0018")?;
+    apply(&mut client, &migrations[..split])?;
+    let t = "2026-12-04T19:00:00.000Z";
+    client.batch_execute(&format!(
+        "INSERT INTO creators (id, handle, created_at) VALUES ('c1', 'alice', '{t}');
+         INSERT INTO streams (id, creator_id, title, mode, state, stream_key, created_at)
+             VALUES ('s1', 'c1', 'Live', 'public', 'live', 'k1', '{t}');
+         INSERT INTO viewers (id, handle, created_at) VALUES ('v1', 'bob', '{t}');
+         INSERT INTO tokens (hash, role, viewer_id, created_at) VALUES ('h1', 'viewer', 'v1', '{t}');
+         INSERT INTO notifications (viewer_id, kind, stream_id, created_at, title)
+             VALUES ('v1', 'live', 's1', '{t}', 'Live');"
+    ))?;
+    let old_id: i64 = client.query_one("SELECT id FROM notifications", &[])?.get(0);
+    apply(&mut client, &migrations[split..])?;
+
+    let row = client.query_one("SELECT id, kind, title, subject, detail FROM notifications", &[])?;
+    assert_eq!(row.get::<_, i64>(0), old_id);
+    assert_eq!(row.get::<_, &str>(1), "live");
+    assert_eq!(row.get::<_, Option<&str>>(2), Some("Live"));
+    assert_eq!(row.get::<_, &str>(3), "");
+    assert_eq!(row.get::<_, Option<&str>>(4), None);
+
+    let insert = "INSERT INTO notifications (viewer_id, kind, stream_id, created_at, subject) \
+                  VALUES ('v1', $1, 's1', '2026-12-04T19:01:00.000Z', $2) RETURNING id";
+    let won: i64 = client.query_one(insert, &[&"auction_won", &"a1"])?.get(0);
+    assert!(won > old_id, "the identity went back: {won} after {old_id}");
+    client.query_one(insert, &[&"auction_won", &"a2"])?;
+    assert!(client.query_one(insert, &[&"auction_won", &"a1"]).is_err(), "unique (viewer, stream, kind, subject)");
+    assert!(client.query_one(insert, &[&"live", &""]).is_err(), "one 'live' per viewer and stream");
+    assert!(client.query_one(insert, &[&"bogus", &"x"]).is_err(), "CHECK on kind");
+    Ok(())
+}
+
 #[test]
 fn the_test_server_uses_byte_order_and_stops_with_its_handle() -> Result<()> {
     let pg = Postgres::start()?;
@@ -554,11 +601,63 @@ fn the_test_server_uses_byte_order_and_stops_with_its_handle() -> Result<()> {
     let lower_first: bool = client.query_one("SELECT 'a'::text < 'B'::text", &[])?.get(0);
     assert!(!lower_first);
     drop(client);
-    let (pid, url) = (pg.pid(), pg.url());
+    let (pid, url, dir) = (pg.pid(), pg.url(), pg.dir().to_owned());
     drop(pg);
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
-    assert!(!alive, "the server (pid {pid}) outlived its handle");
+    assert!(!Postgres::running(pid), "the server (pid {pid}) outlived its handle");
+    assert!(!dir.exists(), "{} outlived the server", dir.display());
     assert!(postgres::Client::connect(&url, postgres::NoTls).is_err());
+    Ok(())
+}
+
+/// Set in the environment of the helper process below.
+const WATCHDOG_HELPER: &str = "STORE_SCHEMA_WATCHDOG_HELPER";
+
+/// Run as a child process by `a_killed_test_process_leaves_no_server_behind`: starts a server,
+/// prints its pid and directory, and waits for stdin to close (it is killed before).
+#[test]
+#[ignore = "a helper process of a_killed_test_process_leaves_no_server_behind"]
+fn watchdog_helper() -> Result<()> {
+    if std::env::var_os(WATCHDOG_HELPER).is_none() {
+        return Ok(());
+    }
+    let pg = Postgres::start()?;
+    println!("postgres-server {} {}", pg.pid(), pg.dir().display());
+    std::io::stdin().read_line(&mut String::new())?;
+    Ok(())
+}
+
+#[test]
+fn a_killed_test_process_leaves_no_server_behind() -> Result<()> {
+    use std::io::BufRead;
+    let mut helper = std::process::Command::new(std::env::current_exe()?)
+        .args(["watchdog_helper", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(WATCHDOG_HELPER, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = std::io::BufReader::new(helper.stdout.take().context("stdout")?);
+    let mut server = None;
+    for line in stdout.lines() {
+        // libtest prints "test watchdog_helper ... " before the test's own output, on that line.
+        let line = line?;
+        if let Some((_, rest)) = line.split_once("postgres-server ") {
+            let (pid, dir) = rest.split_once(' ').context("server line")?;
+            server = Some((pid.parse::<u32>()?, PathBuf::from(dir)));
+            break;
+        }
+    }
+    let (pid, dir) = server.context("the helper printed no server line")?;
+    assert!(Postgres::running(pid));
+    helper.kill()?; // SIGKILL: no destructor runs
+    helper.wait()?;
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while Postgres::running(pid) || dir.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {pid} or {} still there after its test process was killed",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     Ok(())
 }

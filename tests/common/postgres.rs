@@ -60,7 +60,7 @@ impl Postgres {
             let port = free_port()?;
             match spawn_server(&bin, &user, dir.path(), &data, port) {
                 Ok(server) => {
-                    let (watchdog, pipe) = spawn_watchdog(server.id())?;
+                    let (watchdog, pipe) = spawn_watchdog(server.id(), dir.path())?;
                     return Ok(Postgres {
                         port,
                         server,
@@ -93,6 +93,15 @@ impl Postgres {
     /// The postmaster's process id.
     pub fn pid(&self) -> u32 {
         self.server.id()
+    }
+
+    /// Whether process `pid` runs (a zombie, dead but not yet reaped, does not).
+    pub fn running(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ')'.
+            Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -235,11 +244,18 @@ fn spawn_server(bin: &Path, user: &RunAs, dir: &Path, data: &Path, port: u16) ->
 }
 
 /// A shell that waits for EOF on its stdin (our end closes when this process is gone, however it
-/// ends) and then asks the server to shut down.
-fn spawn_watchdog(server_pid: u32) -> Result<(Child, ChildStdin)> {
+/// ends), then asks the server to shut down and removes its directory once it has.
+fn spawn_watchdog(server_pid: u32, dir: &Path) -> Result<(Child, ChildStdin)> {
+    // The server removes postmaster.pid last when it shuts down.
+    let script = "cat >/dev/null; kill -INT \"$1\" 2>/dev/null; \
+                  while kill -0 \"$1\" 2>/dev/null && [ -e \"$2/data/postmaster.pid\" ]; \
+                  do sleep 0.1; done; rm -rf \"$2\"";
     let mut watchdog = Command::new("sh")
         .arg("-c")
-        .arg(format!("cat >/dev/null; kill -INT {server_pid} 2>/dev/null"))
+        .arg(script)
+        .arg("livefront-pg-watchdog")
+        .arg(server_pid.to_string())
+        .arg(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
