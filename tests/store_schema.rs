@@ -73,7 +73,13 @@ fn repo() -> PathBuf {
 /// `ended_at IS NULL` read the same, as do `''::text` and `''`.
 fn loose(sql: &str) -> String {
     let mut s = sql.to_ascii_lowercase().replace(['(', ')'], " ");
-    for cast in ["::text", "::bigint", "::integer", "::double precision", "::bytea"] {
+    for cast in [
+        "::text",
+        "::bigint",
+        "::integer",
+        "::double precision",
+        "::bytea",
+    ] {
         s = s.replace(cast, "");
     }
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -98,7 +104,10 @@ fn check_tokens(expr: &str) -> String {
             tokens.push(lit);
         } else if c.is_ascii_alphanumeric() || c == '_' {
             let mut word = String::from(c.to_ascii_lowercase());
-            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_alphanumeric() || **d == '_') {
+            while let Some(&d) = chars
+                .peek()
+                .filter(|d| d.is_ascii_alphanumeric() || **d == '_')
+            {
                 word.push(d.to_ascii_lowercase());
                 chars.next();
             }
@@ -124,7 +133,8 @@ fn sqlite_checks(create_table: &str) -> Vec<String> {
     let mut from = 0;
     while let Some(at) = upper[from..].find("CHECK").map(|i| i + from) {
         from = at + 5;
-        let word_start = at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+        let word_start =
+            at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
         let open = upper[from..].trim_start();
         if !word_start || !open.starts_with('(') {
             continue;
@@ -183,7 +193,8 @@ fn sqlite_schema(path: &Path) -> Result<Schema> {
     for (name, sql) in tables {
         let mut table = Table::default();
         let mut primary_key: Vec<(i64, String)> = Vec::new();
-        let mut stmt = conn.prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)")?;
+        let mut stmt = conn
+            .prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1)")?;
         let mut rows = stmt.query([&name])?;
         while let Some(r) = rows.next()? {
             let column: String = r.get(0)?;
@@ -219,7 +230,8 @@ fn sqlite_schema(path: &Path) -> Result<Schema> {
             });
             fk.table = r.get(2)?;
             fk.from.push(r.get(3)?);
-            fk.to.push(r.get::<_, Option<String>>(4)?.unwrap_or_default());
+            fk.to
+                .push(r.get::<_, Option<String>>(4)?.unwrap_or_default());
             fk.on_update = r.get(5)?;
             fk.on_delete = r.get(6)?;
         }
@@ -227,7 +239,9 @@ fn sqlite_schema(path: &Path) -> Result<Schema> {
 
         let indexes: Vec<(String, bool, String, bool)> = conn
             .prepare("SELECT name, \"unique\", origin, partial FROM pragma_index_list(?1)")?
-            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .query_map([&name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
             .collect::<Result<_, _>>()?;
         let has_pk_index = indexes.iter().any(|(_, _, origin, _)| origin == "pk");
         for (index, unique, _, partial) in indexes {
@@ -241,16 +255,27 @@ fn sqlite_schema(path: &Path) -> Result<Schema> {
                     [&index],
                     |r| r.get(0),
                 )?;
-                let at = sql.to_ascii_uppercase().rfind(" WHERE ").context("partial index")?;
+                let at = sql
+                    .to_ascii_uppercase()
+                    .rfind(" WHERE ")
+                    .context("partial index")?;
                 Some(loose(&sql[at + 7..]))
             } else {
                 None
             };
-            table.indexes.insert(Index { unique, columns, predicate });
+            table.indexes.insert(Index {
+                unique,
+                columns,
+                predicate,
+            });
         }
         // An INTEGER PRIMARY KEY is the rowid: unique, with no index of its own.
         if !primary_key.is_empty() && !has_pk_index {
-            table.indexes.insert(Index { unique: true, columns: primary_key, predicate: None });
+            table.indexes.insert(Index {
+                unique: true,
+                columns: primary_key,
+                predicate: None,
+            });
         }
         table.checks = sqlite_checks(&sql).into_iter().collect();
         schema.insert(name, table);
@@ -292,7 +317,8 @@ fn migrate_postgres(url: &str) -> Result<postgres::Client> {
 fn apply(client: &mut postgres::Client, migrations: &[(String, String)]) -> Result<()> {
     for (name, sql) in migrations {
         let mut tx = client.transaction()?;
-        tx.batch_execute(sql).with_context(|| format!("applying postgres/{name}"))?;
+        tx.batch_execute(sql)
+            .with_context(|| format!("applying postgres/{name}"))?;
         tx.commit()?;
     }
     Ok(())
@@ -319,7 +345,11 @@ fn postgres_schema(client: &mut postgres::Client) -> Result<Schema> {
             not_null: r.get::<_, &str>(4) == "NO",
             default: r.get::<_, Option<&str>>(5).map(loose),
         };
-        schema.entry(table).or_default().columns.insert(r.get(1), column);
+        schema
+            .entry(table)
+            .or_default()
+            .columns
+            .insert(r.get(1), column);
     }
     let action = |column: &str| {
         format!(
@@ -379,7 +409,11 @@ fn postgres_schema(client: &mut postgres::Client) -> Result<Schema> {
         &[],
     )? {
         let table: String = r.get(0);
-        schema.entry(table).or_default().checks.insert(check_tokens(r.get(1)));
+        schema
+            .entry(table)
+            .or_default()
+            .checks
+            .insert(check_tokens(r.get(1)));
     }
     Ok(schema)
 }
@@ -394,13 +428,18 @@ fn differences(sqlite: &Schema, postgres: &Schema) -> Vec<String> {
         out.push(format!("table {name}: only in PostgreSQL"));
     }
     for (name, s) in sqlite {
-        let Some(p) = postgres.get(name) else { continue };
+        let Some(p) = postgres.get(name) else {
+            continue;
+        };
         for (column, sc) in &s.columns {
             match p.columns.get(column) {
                 None => out.push(format!("{name}.{column}: missing in PostgreSQL")),
                 Some(pc) => {
                     if sc.ty != pc.ty {
-                        out.push(format!("{name}.{column}: type {} in SQLite, {} in PostgreSQL", sc.ty, pc.ty));
+                        out.push(format!(
+                            "{name}.{column}: type {} in SQLite, {} in PostgreSQL",
+                            sc.ty, pc.ty
+                        ));
                     }
                     if sc.not_null != pc.not_null {
                         out.push(format!(
@@ -470,13 +509,21 @@ fn conflict_targets() -> Result<Vec<ConflictTarget>> {
         while let Some(at) = lower[from..].find("on conflict").map(|i| i + from) {
             from = at + "on conflict".len();
             let line = text[..at].lines().count();
-            let at_name = format!("src/store/{}:{line}", file.file_name().unwrap().to_string_lossy());
+            let at_name = format!(
+                "src/store/{}:{line}",
+                file.file_name().unwrap().to_string_lossy()
+            );
             let rest = lower[from..].trim_start();
             if !rest.starts_with('(') {
                 continue;
             }
-            let close = rest.find(')').with_context(|| format!("{at_name}: unclosed target"))?;
-            let columns = rest[1..close].split(',').map(|c| c.trim().to_string()).collect();
+            let close = rest
+                .find(')')
+                .with_context(|| format!("{at_name}: unclosed target"))?;
+            let columns = rest[1..close]
+                .split(',')
+                .map(|c| c.trim().to_string())
+                .collect();
             let insert = lower[..at]
                 .rfind("insert")
                 .with_context(|| format!("{at_name}: ON CONFLICT without an INSERT before it"))?;
@@ -488,7 +535,11 @@ fn conflict_targets() -> Result<Vec<ConflictTarget>> {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            found.push(ConflictTarget { at: at_name, table, columns });
+            found.push(ConflictTarget {
+                at: at_name,
+                table,
+                columns,
+            });
         }
     }
     Ok(found)
@@ -498,7 +549,11 @@ fn conflict_targets() -> Result<Vec<ConflictTarget>> {
 fn postgres_migrations_build_the_sqlite_schema() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let sqlite = sqlite_schema(&dir.path().join("livefront.db"))?;
-    assert!(sqlite.len() >= 40, "SQLite schema read back only {} tables", sqlite.len());
+    assert!(
+        sqlite.len() >= 40,
+        "SQLite schema read back only {} tables",
+        sqlite.len()
+    );
 
     let pg = Postgres::start()?;
     let mut client = migrate_postgres(&pg.fresh_database()?)?;
@@ -517,7 +572,10 @@ fn postgres_migrations_build_the_sqlite_schema() -> Result<()> {
 #[test]
 fn every_on_conflict_target_has_a_unique_index_in_postgres() -> Result<()> {
     let targets = conflict_targets()?;
-    assert!(!targets.is_empty(), "found no ON CONFLICT (cols) in src/store/*.rs");
+    assert!(
+        !targets.is_empty(),
+        "found no ON CONFLICT (cols) in src/store/*.rs"
+    );
 
     let pg = Postgres::start()?;
     let mut client = migrate_postgres(&pg.fresh_database()?)?;
@@ -526,7 +584,10 @@ fn every_on_conflict_target_has_a_unique_index_in_postgres() -> Result<()> {
     let mut missing = Vec::new();
     for target in &targets {
         let Some(table) = schema.get(&target.table) else {
-            missing.push(format!("{}: table {} does not exist in PostgreSQL", target.at, target.table));
+            missing.push(format!(
+                "{}: table {} does not exist in PostgreSQL",
+                target.at, target.table
+            ));
             continue;
         };
         // PostgreSQL infers the arbiter from a full unique index on the same set of columns.
@@ -539,7 +600,12 @@ fn every_on_conflict_target_has_a_unique_index_in_postgres() -> Result<()> {
             missing.push(format!(
                 "{}: ON CONFLICT ({}) on {}: no unique index on exactly these columns",
                 target.at,
-                target.columns.iter().cloned().collect::<Vec<_>>().join(", "),
+                target
+                    .columns
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 target.table
             ));
         }
@@ -556,7 +622,10 @@ fn postgres_migrations_keep_the_rows_written_before_them() -> Result<()> {
     let pg = Postgres::start()?;
     let mut client = postgres::Client::connect(&pg.fresh_database()?, postgres::NoTls)?;
     let migrations = postgres_migrations()?;
-    let split = migrations.iter().position(|(n, _)| n.as_str() >= "0018").context("no 0018")?;
+    let split = migrations
+        .iter()
+        .position(|(n, _)| n.as_str() >= "0018")
+        .context("no 0018")?;
     apply(&mut client, &migrations[..split])?;
     let t = "2026-12-04T19:00:00.000Z";
     client.batch_execute(&format!(
@@ -568,10 +637,15 @@ fn postgres_migrations_keep_the_rows_written_before_them() -> Result<()> {
          INSERT INTO notifications (viewer_id, kind, stream_id, created_at, title)
              VALUES ('v1', 'live', 's1', '{t}', 'Live');"
     ))?;
-    let old_id: i64 = client.query_one("SELECT id FROM notifications", &[])?.get(0);
+    let old_id: i64 = client
+        .query_one("SELECT id FROM notifications", &[])?
+        .get(0);
     apply(&mut client, &migrations[split..])?;
 
-    let row = client.query_one("SELECT id, kind, title, subject, detail FROM notifications", &[])?;
+    let row = client.query_one(
+        "SELECT id, kind, title, subject, detail FROM notifications",
+        &[],
+    )?;
     assert_eq!(row.get::<_, i64>(0), old_id);
     assert_eq!(row.get::<_, &str>(1), "live");
     assert_eq!(row.get::<_, Option<&str>>(2), Some("Live"));
@@ -583,9 +657,18 @@ fn postgres_migrations_keep_the_rows_written_before_them() -> Result<()> {
     let won: i64 = client.query_one(insert, &[&"auction_won", &"a1"])?.get(0);
     assert!(won > old_id, "the identity went back: {won} after {old_id}");
     client.query_one(insert, &[&"auction_won", &"a2"])?;
-    assert!(client.query_one(insert, &[&"auction_won", &"a1"]).is_err(), "unique (viewer, stream, kind, subject)");
-    assert!(client.query_one(insert, &[&"live", &""]).is_err(), "one 'live' per viewer and stream");
-    assert!(client.query_one(insert, &[&"bogus", &"x"]).is_err(), "CHECK on kind");
+    assert!(
+        client.query_one(insert, &[&"auction_won", &"a1"]).is_err(),
+        "unique (viewer, stream, kind, subject)"
+    );
+    assert!(
+        client.query_one(insert, &[&"live", &""]).is_err(),
+        "one 'live' per viewer and stream"
+    );
+    assert!(
+        client.query_one(insert, &[&"bogus", &"x"]).is_err(),
+        "CHECK on kind"
+    );
     Ok(())
 }
 
@@ -594,16 +677,24 @@ fn the_test_server_uses_byte_order_and_stops_with_its_handle() -> Result<()> {
     let pg = Postgres::start()?;
     let mut client = postgres::Client::connect(&pg.fresh_database()?, postgres::NoTls)?;
     let collate: String = client
-        .query_one("SELECT datcollate::text FROM pg_database WHERE datname = current_database()", &[])?
+        .query_one(
+            "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+            &[],
+        )?
         .get(0);
     assert_eq!(collate, "C");
     // Byte order, as SQLite compares text: upper case before lower case.
-    let lower_first: bool = client.query_one("SELECT 'a'::text < 'B'::text", &[])?.get(0);
+    let lower_first: bool = client
+        .query_one("SELECT 'a'::text < 'B'::text", &[])?
+        .get(0);
     assert!(!lower_first);
     drop(client);
     let (pid, url, dir) = (pg.pid(), pg.url(), pg.dir().to_owned());
     drop(pg);
-    assert!(!Postgres::running(pid), "the server (pid {pid}) outlived its handle");
+    assert!(
+        !Postgres::running(pid),
+        "the server (pid {pid}) outlived its handle"
+    );
     assert!(!dir.exists(), "{} outlived the server", dir.display());
     assert!(postgres::Client::connect(&url, postgres::NoTls).is_err());
     Ok(())
@@ -630,7 +721,13 @@ fn watchdog_helper() -> Result<()> {
 fn a_killed_test_process_leaves_no_server_behind() -> Result<()> {
     use std::io::BufRead;
     let mut helper = std::process::Command::new(std::env::current_exe()?)
-        .args(["watchdog_helper", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "watchdog_helper",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(WATCHDOG_HELPER, "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

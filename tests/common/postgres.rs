@@ -46,7 +46,12 @@ impl Postgres {
             .command(&bin.join("initdb"), dir.path())
             .arg("-D")
             .arg(&data)
-            .args(["--auth=trust", "--encoding=UTF8", "--locale=C", "--username=postgres"])
+            .args([
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--username=postgres",
+            ])
             .args(["--no-sync", "--no-instructions"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -99,7 +104,9 @@ impl Postgres {
     pub fn running(pid: u32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             // "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ')'.
-            Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
             Err(_) => false,
         }
     }
@@ -164,10 +171,13 @@ impl RunAs {
             return Ok(RunAs::Me);
         }
         let out = Command::new("id").args(["-u", "postgres"]).output()?;
-        let uid = String::from_utf8_lossy(&out.stdout).trim().parse().context(
-            "running as root and there is no `postgres` user (Debian's postgresql package \
+        let uid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .context(
+                "running as root and there is no `postgres` user (Debian's postgresql package \
              creates it: scripts/install-postgres.sh)",
-        )?;
+            )?;
         let out = Command::new("id").args(["-g", "postgres"]).output()?;
         let gid = String::from_utf8_lossy(&out.stdout).trim().parse()?;
         Ok(RunAs::Postgres { uid, gid })
@@ -227,7 +237,10 @@ fn spawn_server(bin: &Path, user: &RunAs, dir: &Path, data: &Path, port: u16) ->
     let start = Instant::now();
     loop {
         if let Some(status) = server.try_wait()? {
-            bail!("postgres exited ({status}) before it answered:\n{}", read(&log));
+            bail!(
+                "postgres exited ({status}) before it answered:\n{}",
+                read(&log)
+            );
         }
         if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls)
             && client.simple_query("SELECT 1").is_ok()
@@ -237,7 +250,10 @@ fn spawn_server(bin: &Path, user: &RunAs, dir: &Path, data: &Path, port: u16) ->
         if start.elapsed() > START_DEADLINE {
             fast_shutdown(server.id());
             let _ = server.wait();
-            bail!("postgres did not answer within {START_DEADLINE:?}:\n{}", read(&log));
+            bail!(
+                "postgres did not answer within {START_DEADLINE:?}:\n{}",
+                read(&log)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
