@@ -69,10 +69,9 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Lower case, no parentheses, no casts, single spaces: `(ended_at IS NULL)` and
-/// `ended_at IS NULL` read the same, as do `''::text` and `''`.
-fn loose(sql: &str) -> String {
-    let mut s = sql.to_ascii_lowercase().replace(['(', ')'], " ");
+/// Without PostgreSQL's casts of literals (`''::text`, `'a'::text`).
+fn strip_casts(sql: &str) -> String {
+    let mut s = sql.to_string();
     for cast in [
         "::text",
         "::bigint",
@@ -82,14 +81,34 @@ fn loose(sql: &str) -> String {
     ] {
         s = s.replace(cast, "");
     }
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    s
+}
+
+/// Lower case outside quotes, no parentheses, no casts, single spaces: `(ended_at IS NULL)` and
+/// `ended_at IS NULL` read the same, as do `''::text` and `''`; `'X'` and `'x'` do not.
+fn loose(sql: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in strip_casts(sql).chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            _ if quoted => out.push(c),
+            '(' | ')' => out.push(' '),
+            _ => out.push(c.to_ascii_lowercase()),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The tokens of a CHECK expression that carry its meaning: column names, literals, comparison
 /// operators. SQLite keeps `role IN ('a', 'b')`, PostgreSQL shows
 /// `CHECK ((role = ANY (ARRAY['a'::text, 'b'::text])))`: both become `role 'a' 'b'`.
 fn check_tokens(expr: &str) -> String {
-    const NOISE: &[&str] = &["check", "in", "any", "array", "text", "bigint", "="];
+    const NOISE: &[&str] = &["check", "in", "any", "array", "="];
+    let expr = strip_casts(expr);
     let mut tokens = Vec::new();
     let mut chars = expr.chars().peekable();
     while let Some(c) = chars.next() {
@@ -171,7 +190,8 @@ fn postgres_type(data_type: &str, collation: Option<&str>) -> String {
     match (data_type, collation) {
         ("bigint", _) => "integer".into(),
         ("text", Some("C")) => "text".into(),
-        ("text", other) => format!("text collated {other:?} (must be \"C\")"),
+        ("text", Some(other)) => format!("text COLLATE \"{other}\" (must be \"C\")"),
+        ("text", None) => "text with the database's collation (must be COLLATE \"C\")".into(),
         ("double precision", _) => "real".into(),
         ("bytea", _) => "blob".into(),
         (other, _) => format!("postgres {other}"),
