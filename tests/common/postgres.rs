@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Generous: initdb plus start take about 2 s on an idle 2-core machine.
+/// Generous: initdb plus start take well under a second on a loaded 2-core machine.
 const START_DEADLINE: Duration = Duration::from_secs(120);
 /// The port found free may be taken before the server binds it: try again this often.
 const PORT_ATTEMPTS: usize = 3;
@@ -243,7 +243,12 @@ fn spawn_server(bin: &Path, user: &RunAs, dir: &Path, data: &Path, port: u16) ->
         .stderr(log_file)
         .spawn()
         .context("starting postgres")?;
-    let url = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5");
+    // Through the unix socket in our directory: an answer there is from our server, never from
+    // another one that took the port first (ours then fails to bind its TCP socket and exits).
+    let url = format!(
+        "host={} port={port} user=postgres dbname=postgres connect_timeout=5",
+        dir.display()
+    );
     let start = Instant::now();
     loop {
         if let Some(status) = server.try_wait()? {
