@@ -1,7 +1,7 @@
 # livefront: `make run` starts the server, `make test` runs every test. Both install what is missing.
 CARGO ?= cargo
 
-.PHONY: deps web-deps web-test-deps s3-test-deps build run test lint bench clean fuzz
+.PHONY: deps web-deps web-test-deps s3-test-deps pg-test-deps build run test lint bench clean fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -18,13 +18,18 @@ web-test-deps:
 s3-test-deps: deps
 	@scripts/install-s3-test-server.sh
 
+# The PostgreSQL server the store tests start throwaway clusters of (Debian's postgresql, 15 on
+# Debian 12; no system cluster is created on a fresh machine).
+pg-test-deps: deps
+	@scripts/install-postgres.sh
+
 build: deps web-deps
 	$(CARGO) build --release --locked
 
 run: build
 	./target/release/livefront serve
 
-test: deps web-deps web-test-deps s3-test-deps
+test: deps web-deps web-test-deps s3-test-deps pg-test-deps
 	$(CARGO) test --locked --all-targets
 
 lint: deps web-deps

@@ -203,7 +203,7 @@ impl Store {
         let stream = stream.0.clone();
         self.read(move |c| {
             Ok(c.query_row(
-                "SELECT code FROM share_links WHERE stream_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                "SELECT code FROM share_links WHERE stream_id = ?1 ORDER BY created_at DESC, code DESC LIMIT 1",
                 [stream],
                 |r| r.get(0),
             )

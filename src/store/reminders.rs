@@ -138,7 +138,7 @@ impl Store {
                 let mut stmt = tx.prepare(&format!(
                     "SELECT r.viewer_id, r.stream_id FROM reminders r JOIN streams s ON s.id = r.stream_id \
                      WHERE r.fired_at IS NULL AND {FIRABLE} AND (s.scheduled_at <= ?1 OR s.state = 'live') \
-                     ORDER BY s.scheduled_at, r.created_at LIMIT ?2"
+                     ORDER BY s.scheduled_at NULLS FIRST, r.created_at LIMIT ?2"
                 ))?;
                 let rows = stmt.query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect::<Result<_, _>>()?

@@ -10,6 +10,7 @@
 //! The `postgres` client is synchronous (it runs a runtime of its own): call `start` and
 //! `fresh_database` outside an async runtime, or through `spawn_blocking`.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Generous: initdb plus start take about 2 s on an idle 2-core machine.
+/// Generous: initdb plus start take well under a second on a loaded 2-core machine.
 const START_DEADLINE: Duration = Duration::from_secs(120);
 /// The port found free may be taken before the server binds it: try again this often.
 const PORT_ATTEMPTS: usize = 3;
@@ -27,7 +28,8 @@ const PORT_ATTEMPTS: usize = 3;
 pub struct Postgres {
     port: u16,
     server: Child,
-    /// The watchdog waits for EOF on this pipe, which the kernel gives it when we are gone.
+    /// The watchdog reads this pipe: EOF without a line (the kernel closes it when this process
+    /// is gone) ends the server.
     watchdog: Child,
     watchdog_pipe: Option<ChildStdin>,
     databases: AtomicU32,
@@ -64,8 +66,15 @@ impl Postgres {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
             match spawn_server(&bin, &user, dir.path(), &data, port) {
-                Ok(server) => {
-                    let (watchdog, pipe) = spawn_watchdog(server.id())?;
+                Ok(mut server) => {
+                    let (watchdog, pipe) = match spawn_watchdog(server.id(), dir.path()) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            fast_shutdown(server.id());
+                            let _ = server.wait();
+                            return Err(e);
+                        }
+                    };
                     return Ok(Postgres {
                         port,
                         server,
@@ -100,6 +109,17 @@ impl Postgres {
         self.server.id()
     }
 
+    /// Whether process `pid` runs (a zombie, dead but not yet reaped, does not).
+    pub fn running(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ')'.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -116,10 +136,11 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // The watchdog first, so that it never signals a pid that is no longer the server's.
-        let _ = self.watchdog.kill();
+        // A line tells the watchdog to leave: the server and its directory are ours to end.
+        if let Some(mut pipe) = self.watchdog_pipe.take() {
+            let _ = pipe.write_all(b"done\n");
+        }
         let _ = self.watchdog.wait();
-        drop(self.watchdog_pipe.take());
         fast_shutdown(self.server.id());
         let _ = self.server.wait();
     }
@@ -222,7 +243,12 @@ fn spawn_server(bin: &Path, user: &RunAs, dir: &Path, data: &Path, port: u16) ->
         .stderr(log_file)
         .spawn()
         .context("starting postgres")?;
-    let url = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=5");
+    // Through the unix socket in our directory: an answer there is from our server, never from
+    // another one that took the port first (ours then fails to bind its TCP socket and exits).
+    let url = format!(
+        "host={} port={port} user=postgres dbname=postgres connect_timeout=5",
+        dir.display()
+    );
     let start = Instant::now();
     loop {
         if let Some(status) = server.try_wait()? {
@@ -248,14 +274,23 @@ fn spawn_server(bin: &Path, user: &RunAs, dir: &Path, data: &Path, port: u16) ->
     }
 }
 
-/// A shell that waits for EOF on its stdin (our end closes when this process is gone, however it
-/// ends) and then asks the server to shut down.
-fn spawn_watchdog(server_pid: u32) -> Result<(Child, ChildStdin)> {
+/// A shell that waits on its stdin. A line (our Drop) sends it away; EOF without one (this
+/// process ended without dropping the server: killed, aborted, or the server left in a static)
+/// makes it ask the server to shut down and remove the directory once the server is gone (the
+/// server removes postmaster.pid last).
+fn spawn_watchdog(server_pid: u32, dir: &Path) -> Result<(Child, ChildStdin)> {
+    let script = r#"
+        read -r _ && exit 0
+        kill -INT "$1" 2>/dev/null
+        while kill -0 "$1" 2>/dev/null && [ -e "$2/data/postmaster.pid" ]; do sleep 0.1; done
+        rm -rf "$2"
+    "#;
     let mut watchdog = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "cat >/dev/null; kill -INT {server_pid} 2>/dev/null"
-        ))
+        .arg(script)
+        .arg("livefront-pg-watchdog")
+        .arg(server_pid.to_string())
+        .arg(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

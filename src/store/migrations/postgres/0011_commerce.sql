@@ -16,9 +16,7 @@ CREATE TABLE share_links (
     creator_id TEXT COLLATE "C" NOT NULL REFERENCES creators(id),
     stream_id  TEXT COLLATE "C" NOT NULL REFERENCES streams(id),
     tag        TEXT COLLATE "C" NOT NULL,
-    created_at TEXT COLLATE "C" NOT NULL,
-    -- SQLite's implicit rowid, which the code orders links made in the same millisecond by.
-    rowid      BIGINT GENERATED ALWAYS AS IDENTITY
+    created_at TEXT COLLATE "C" NOT NULL
 );
 CREATE INDEX share_links_stream ON share_links(stream_id);
 
