@@ -106,6 +106,8 @@ pub struct App {
     analytics_task: JoinHandle<()>,
     /// Measures free space under `data_dir`.
     disk_task: JoinHandle<()>,
+    /// Renews the leases of this node's live streams.
+    leases_task: JoinHandle<()>,
     reminders_task: JoinHandle<()>,
     push_task: Option<JoinHandle<()>>,
     /// Hands freed memory back to the OS.
@@ -296,6 +298,7 @@ impl App {
                 .watch(config.disk.check_interval, shutdown.child_token()),
         );
         let reminders_task = tokio::spawn(notifier.clone().run_reminders(shutdown.child_token()));
+        let leases_task = tokio::spawn(registry.clone().keep_leases(shutdown.child_token()));
         let push = if config.push.enabled {
             let subject = config.push.subject.clone().unwrap_or(public_url.clone());
             let vapid = crate::push::Vapid::from_pkcs8(&store.vapid_key().await?, subject)?;
@@ -392,6 +395,7 @@ impl App {
             viewer_counts_task,
             analytics_task,
             disk_task,
+            leases_task,
             trim_task,
             reminders_task,
             push_task,
@@ -419,6 +423,7 @@ impl App {
         let _ = (&mut self.viewer_counts_task).await;
         let _ = (&mut self.analytics_task).await;
         let _ = (&mut self.disk_task).await;
+        let _ = (&mut self.leases_task).await;
         let _ = (&mut self.reminders_task).await;
         if let Some(task) = &mut self.push_task {
             let _ = task.await;

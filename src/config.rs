@@ -97,6 +97,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("database_url", "database.url"),
     ("node_id", "node.id"),
     ("node_url", "node.url"),
+    ("node_lease_ttl", "node.lease_ttl"),
     ("storage_url", "storage.url"),
     ("storage_access_key", "storage.access_key"),
     ("storage_secret_key", "storage.secret_key"),
@@ -146,7 +147,7 @@ pub struct Config {
 
 /// This node among several that share one database (`database.url`): its name, and how the
 /// others reach its HTTP port.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// 1–64 characters of `A-Za-z0-9._-`; unset: `node-` and eight random letters, new at each
@@ -156,6 +157,21 @@ pub struct NodeConfig {
     /// `http(s)://host:port` where the other nodes reach this one's HTTP port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// How long a node's hold on a live stream lasts unless renewed (it renews every third of
+    /// it): after a node dies, its streams can be published on another node this long after
+    /// its last renewal.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            id: None,
+            url: None,
+            lease_ttl: Duration::from_secs(10),
+        }
+    }
 }
 
 impl NodeConfig {
@@ -192,6 +208,12 @@ impl NodeConfig {
             return Err((
                 "node.url",
                 format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+        if !(Duration::from_secs(2)..=Duration::from_secs(120)).contains(&self.lease_ttl) {
+            return Err((
+                "node.lease_ttl",
+                format!("{:?} is outside 2s..2min", self.lease_ttl),
             ));
         }
         Ok(())

@@ -476,7 +476,12 @@ fn differences(sqlite: &Schema, postgres: &Schema) -> Vec<String> {
                 }
             }
         }
-        for column in p.columns.keys().filter(|c| !s.columns.contains_key(*c)) {
+        // `rowid`: SQLite's implicit row id, made explicit where the code orders by it.
+        for column in p
+            .columns
+            .keys()
+            .filter(|c| !s.columns.contains_key(*c) && *c != "rowid")
+        {
             out.push(format!("{name}.{column}: only in PostgreSQL"));
         }
         for fk in s.foreign_keys.difference(&p.foreign_keys) {

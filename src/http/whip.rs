@@ -143,7 +143,9 @@ fn refusal(e: PublishError) -> ApiError {
         PublishError::Refused(e @ (IngestError::StreamEnded(_) | IngestError::Ended(_))) => {
             ApiError::Gone(e.to_string())
         }
-        PublishError::Refused(e @ IngestError::AlreadyLive(_)) => ApiError::Conflict(e.to_string()),
+        PublishError::Refused(
+            e @ (IngestError::AlreadyLive(_) | IngestError::LiveOnAnotherNode(_)),
+        ) => ApiError::Conflict(e.to_string()),
         PublishError::Refused(e) => ApiError::Internal(e.to_string()),
         PublishError::Offer(e) => ApiError::bad_request(e.to_string()),
         PublishError::Receiver(e) => ApiError::Internal(e),

@@ -139,6 +139,9 @@ pub enum Error {
     StreamEnded(String),
     #[error("stream key {0} is already being published")]
     AlreadyLive(String),
+    /// Another node holds the stream (see `node.lease_ttl`): it is live there.
+    #[error("the stream is live on node {0}")]
+    LiveOnAnotherNode(String),
     #[error("stream {0} was ended by the server")]
     Ended(String),
     #[error("pipeline could not start: {0}")]

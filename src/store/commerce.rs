@@ -203,7 +203,7 @@ impl Store {
         let stream = stream.0.clone();
         self.read(move |c| {
             Ok(c.query_row(
-                "SELECT code FROM share_links WHERE stream_id = ?1 ORDER BY created_at DESC, code DESC LIMIT 1",
+                "SELECT code FROM share_links WHERE stream_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
                 [stream],
                 |r| r.get(0),
             )
@@ -290,7 +290,7 @@ impl Store {
                 "SELECT pi.stream_id FROM public_intervals pi JOIN streams s ON s.id = pi.stream_id
                  WHERE s.creator_id = ?1 AND pi.started_at <= ?3
                    AND (pi.ended_at IS NULL OR pi.ended_at >= ?2)
-                 ORDER BY COALESCE(pi.ended_at, ?3) DESC, pi.started_at DESC, pi.stream_id DESC LIMIT 1",
+                 ORDER BY COALESCE(pi.ended_at, ?3) DESC, pi.started_at DESC, pi.rowid DESC LIMIT 1",
                 params![creator, ts(from), ts(to)],
                 |r| Ok(StreamId(r.get(0)?)),
             )

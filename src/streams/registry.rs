@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -29,7 +30,7 @@ use crate::storage::live::LiveUpload;
 use crate::store::destinations::DestinationId;
 use crate::store::sealed::SecretBox;
 use crate::store::{
-    CreatorId, Destination, FocusEvent, FocusedProduct, Mode, PullSource, Recording,
+    CreatorId, Destination, FocusEvent, FocusedProduct, Lease, Mode, PullSource, Recording,
     RecordingState, SourceError, Store, StreamId, StreamKey, StreamState, Strike, Takedown,
     stream_key,
 };
@@ -115,6 +116,8 @@ enum Refused {
 struct Inner {
     store: Store,
     config: Arc<Config>,
+    /// This node's id (`node.id`), which its stream leases name.
+    node: String,
     /// What happens to streams, for the live channel, webhooks, notifications and subscribers.
     events: Events,
     live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
@@ -162,6 +165,7 @@ impl StreamRegistry {
         StreamRegistry {
             inner: Arc::new(Inner {
                 store,
+                node: config.node.id_or_random(),
                 config,
                 events: Events::new(listeners),
                 live: Mutex::new(HashMap::new()),
@@ -604,7 +608,8 @@ impl StreamRegistry {
     }
 
     /// After a crash: streams left live are ended, their recordings finalised (everything up to
-    /// the last complete fragment), their playlists closed.
+    /// the last complete fragment), their playlists closed. With several nodes, only the streams
+    /// whose lease this node can take: one live on another node is left to it.
     pub async fn recover(&self) -> Result<(), Error> {
         let store = &self.inner.store;
         let mut ids: Vec<StreamId> = store
@@ -619,6 +624,17 @@ impl StreamRegistry {
             }
         }
         for id in ids {
+            let ttl = self.inner.config.node.lease_ttl;
+            let lease = match store
+                .acquire_lease(&id, &self.inner.node, ttl, chrono::Utc::now())
+                .await?
+            {
+                Ok(lease) => lease,
+                Err(holder) => {
+                    tracing::info!(stream = %id, node = %holder.node, "live on another node: not recovered here");
+                    continue;
+                }
+            };
             tracing::warn!(stream = %id, "recovering a stream left live by an unclean stop");
             let paths = self.paths(&id);
             let (window, target) = (self.inner.config.hls.window, self.inner.config.hls.segment);
@@ -639,6 +655,7 @@ impl StreamRegistry {
             if let Some(stream) = store.stream(&id).await? {
                 self.emit_idle(&stream, state, recording);
             }
+            self.let_go(&lease).await;
         }
         // Recordings that waited for disk space when the server stopped wait on (or are
         // finalised at once if space came back meanwhile).
@@ -853,6 +870,9 @@ impl StreamRegistry {
     /// the next attempt (OBS connection tests, a misconfigured encoder), unless the creator ended it.
     async fn finish(&self, stream: Arc<LiveStream>, reason: EndReason) {
         stream.publisher_gone();
+        if stream.lease_lost() {
+            return self.let_taken_stream_go(stream).await;
+        }
         let store = &self.inner.store;
         let (state, stored) = match stream.take_running() {
             Some(running) => {
@@ -907,9 +927,12 @@ impl StreamRegistry {
                     tracing::info!(
                         "pulled stream stopped with the server; pulled again at the next start"
                     );
-                    (store.mark_ready(&stream.id).await, StreamState::Ready)
+                    (
+                        self.close_as_owner(&stream, StreamState::Ready).await,
+                        StreamState::Ready,
+                    )
                 } else {
-                    let ended = store.mark_ended(&stream.id).await;
+                    let ended = self.close_as_owner(&stream, StreamState::Ended).await;
                     let kind = EventKind::Ended {
                         was_live: true,
                         reason: format!("{reason:?}"),
@@ -921,7 +944,7 @@ impl StreamRegistry {
                 (state, stored)
             }
             None if stream.ended_by_creator() => {
-                let ended = store.mark_ended(&stream.id).await;
+                let ended = self.close_as_owner(&stream, StreamState::Ended).await;
                 let kind = EventKind::Ended {
                     was_live: false,
                     reason: format!("{reason:?}"),
@@ -934,7 +957,7 @@ impl StreamRegistry {
                     ?reason,
                     "publisher left before sending media; the stream stays ready"
                 );
-                let ready = store.mark_ready(&stream.id).await;
+                let ready = self.close_as_owner(&stream, StreamState::Ready).await;
                 self.emit_live(&stream, StreamState::Ready, false, EventKind::PublisherLeft);
                 (StreamState::Ready, ready)
             }
@@ -948,8 +971,89 @@ impl StreamRegistry {
             uploads.drained().await;
         }
         self.live_map().remove(&stream.id);
+        self.let_go(&stream.lease).await;
         stream.finished.cancel();
         tracing::info!("publish over");
+    }
+
+    /// Stores the end of a session (`Ended` or `Ready`) if this node still holds the stream's
+    /// lease; when another node holds it now, nothing is written (the stream lives on there).
+    async fn close_as_owner(
+        &self,
+        stream: &LiveStream,
+        state: StreamState,
+    ) -> Result<(), crate::store::Error> {
+        let store = &self.inner.store;
+        let written = match state {
+            StreamState::Ended => store.mark_ended_by(&stream.lease).await?,
+            _ => store.mark_ready_by(&stream.lease).await?,
+        };
+        if !written {
+            tracing::warn!(
+                ?state,
+                "another node holds the stream now; its state is left to it"
+            );
+        }
+        Ok(())
+    }
+
+    /// The end of a session whose stream another node took (this node's lease ran out
+    /// unrenewed): the pipeline stops and the publisher goes, and nothing about the stream is
+    /// written or announced: it lives on at the new owner. The local files stay as they are.
+    async fn let_taken_stream_go(&self, stream: Arc<LiveStream>) {
+        tracing::warn!(stream = %stream.id, "another node took the stream: stopping here");
+        if let Some(running) = stream.take_running() {
+            stream.simulcast.stop().await;
+            if let Err(e) = running.stop().await {
+                tracing::warn!(error = %e, "pipeline did not stop cleanly");
+            }
+        }
+        if let Some(rtsp) = self.inner.rtsp.get() {
+            rtsp.unpublish(&stream.id);
+        }
+        if let Some(uploads) = &stream.uploads {
+            uploads.close();
+            uploads.drained().await;
+        }
+        self.live_map().remove(&stream.id);
+        stream.finished.cancel();
+    }
+
+    /// Renews the leases of the streams live here every third of `node.lease_ttl`, until `stop`;
+    /// a stream whose lease another node took meanwhile stops here ([`LiveStream::lose_lease`]).
+    /// A renewal that fails (the database unreachable) is retried: only a lease seen taken is
+    /// lost, and another node can take one only through the database.
+    pub async fn keep_leases(self, stop: CancellationToken) {
+        let ttl = self.inner.config.node.lease_ttl;
+        let mut tick = tokio::time::interval(ttl / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let held: Vec<Lease> = self
+                .live_streams()
+                .iter()
+                .filter(|s| !s.lease_lost())
+                .map(|s| s.lease.clone())
+                .collect();
+            match self
+                .inner
+                .store
+                .renew_leases(held, ttl, chrono::Utc::now())
+                .await
+            {
+                Ok(lost) => {
+                    for lease in lost {
+                        if let Some(s) = self.live(&lease.stream).filter(|s| s.lease == lease) {
+                            s.lose_lease();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not renew the stream leases; retrying"),
+            }
+        }
     }
 
     /// Keeps trying to store what the store refused at a stream's end (disk full, locked):
@@ -1251,13 +1355,20 @@ impl StreamRegistry {
         let mut fresh = None;
         let live = loop {
             if fresh.is_none() && self.live(&stream.id).is_none() {
+                // This node's hold on the stream first: another node may have it live.
+                let lease = self.take_lease(&stream.id, refuse).await?;
                 let (config, paths, started) =
                     (config.clone(), paths.clone(), stream.started_at.is_some());
                 let outputs =
                     tokio::task::spawn_blocking(move || new_outputs(&config, &paths, started))
-                        .await
-                        .map_err(|e| ingest::Error::Pipeline(e.to_string()))?;
-                fresh = Some(outputs);
+                        .await;
+                match outputs {
+                    Ok(outputs) => fresh = Some((outputs, lease)),
+                    Err(e) => {
+                        self.let_go(&lease).await;
+                        return Err(ingest::Error::Pipeline(e.to_string()));
+                    }
+                }
             }
             let mut map = self.live_map();
             // Another publisher with this key may have been let in meanwhile (or the stream it
@@ -1267,7 +1378,7 @@ impl StreamRegistry {
                     drop(map);
                     return self.continue_with(live, proto, &key, span, refuse);
                 }
-                (None, Some((hls, ll, unfinished))) => {
+                (None, Some(((hls, ll, unfinished), lease))) => {
                     if let Some((kept, mp4)) = unfinished {
                         self.finalize_part(kept, mp4);
                     }
@@ -1277,7 +1388,7 @@ impl StreamRegistry {
                         proto,
                         paths.clone(),
                         (hls, ll),
-                        uploads,
+                        (uploads, lease),
                         ladder.clone(),
                         config.hls.segment,
                     ));
@@ -1289,6 +1400,7 @@ impl StreamRegistry {
         };
         if let Err(e) = self.inner.store.mark_live(&stream.id).await {
             self.live_map().remove(&stream.id);
+            self.let_go(&live.lease).await;
             return Err(ingest::Error::Store(e.to_string()));
         }
         match self.inner.store.stream_destinations(&stream.id).await {
@@ -1299,6 +1411,33 @@ impl StreamRegistry {
         }
         tracing::info!(stream = %stream.id, key = %stream.stream_key, proto = proto.as_str(), "publish accepted");
         Ok(self.accepted(live, span))
+    }
+
+    /// Takes the stream's lease for this node; refused while another node holds it (it is live
+    /// there, or its node died less than `node.lease_ttl` ago).
+    async fn take_lease(
+        &self,
+        id: &StreamId,
+        refuse: &impl Fn(ingest::Error) -> ingest::Error,
+    ) -> Result<Lease, ingest::Error> {
+        let (node, ttl) = (&self.inner.node, self.inner.config.node.lease_ttl);
+        match self
+            .inner
+            .store
+            .acquire_lease(id, node, ttl, chrono::Utc::now())
+            .await
+        {
+            Ok(Ok(lease)) => Ok(lease),
+            Ok(Err(holder)) => Err(refuse(ingest::Error::LiveOnAnotherNode(holder.node))),
+            Err(e) => Err(ingest::Error::Store(e.to_string())),
+        }
+    }
+
+    /// Lets the lease run out now, so that another node may take the stream at once.
+    async fn let_go(&self, lease: &Lease) {
+        if let Err(e) = self.inner.store.release_lease(lease).await {
+            tracing::warn!(stream = %lease.stream, error = %e, "could not release the stream's lease; it runs out by itself");
+        }
     }
 
     /// With object storage, the live upload of a stream's closed segments and playlists, told of

@@ -23,7 +23,7 @@ use crate::pipeline::health::{HealthReport, IngestHealth};
 use crate::pipeline::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths, Tracks};
 use crate::pipeline::timeline::{Adjustment, Stamp, TrackTimeline};
 use crate::storage::live::LiveUpload;
-use crate::store::{CreatorId, FocusEvent, Mode, Stream, StreamId};
+use crate::store::{CreatorId, FocusEvent, Lease, Mode, Stream, StreamId};
 
 /// How long a stopping pipeline may take to drain after EOS before it is torn down anyway.
 const DEFAULT_EOS_TIMEOUT: Duration = Duration::from_secs(20);
@@ -65,6 +65,8 @@ struct State {
     failure: Option<String>,
     /// Branches that failed and were dropped while the stream went on, with why.
     failed_branches: Vec<(Branch, String)>,
+    /// Another node holds the stream's lease now: this session stops and writes nothing.
+    lease_lost: bool,
 }
 
 /// A stream between publish and the end of its finalisation: what never changes (ids, paths,
@@ -98,6 +100,8 @@ pub struct LiveStream {
     pub simulcast: super::simulcast::status::Simulcast,
     /// With object storage: its closed segments and playlists going to the bucket while live.
     pub uploads: Option<Arc<LiveUpload>>,
+    /// This node's hold on the stream (renewed while it is live here).
+    pub lease: Lease,
 }
 
 /// Who feeds a live stream. The number counts publishers, so that a grace period that ran out can
@@ -142,7 +146,7 @@ impl LiveStream {
         proto: Proto,
         paths: StreamPaths,
         (hls, ll): (HlsOutput, Option<HlsOutput>),
-        uploads: Option<Arc<LiveUpload>>,
+        (uploads, lease): (Option<Arc<LiveUpload>>, Lease),
         ladder: LadderSpec,
         segment: Duration,
     ) -> Self {
@@ -161,6 +165,7 @@ impl LiveStream {
                 taken_down: false,
                 failure: None,
                 failed_branches: Vec::new(),
+                lease_lost: false,
             }),
             publisher: tokio::sync::watch::Sender::new(Publisher::Connected(0)),
             paths,
@@ -177,6 +182,7 @@ impl LiveStream {
             arrivals: Arrivals::default(),
             simulcast: Default::default(),
             uploads,
+            lease,
         }
     }
 
@@ -327,6 +333,17 @@ impl LiveStream {
 
     pub fn ended_by_creator(&self) -> bool {
         lock(&self.state).ended_by_creator
+    }
+
+    /// Another node took the stream (this one's lease ran out unrenewed): the publisher is let
+    /// go and the session ends here without writing anything about the stream.
+    pub fn lose_lease(&self) {
+        lock(&self.state).lease_lost = true;
+        self.request_end();
+    }
+
+    pub fn lease_lost(&self) -> bool {
+        lock(&self.state).lease_lost
     }
 
     pub fn request_end(&self) {

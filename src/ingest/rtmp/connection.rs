@@ -593,6 +593,7 @@ fn reject_code(e: &Error) -> &'static str {
         Error::BadStreamKey(_)
         | Error::StreamEnded(_)
         | Error::AlreadyLive(_)
+        | Error::LiveOnAnotherNode(_)
         | Error::Ended(_) => "NetStream.Publish.BadName",
         Error::Pipeline(_) | Error::Store(_) => "NetStream.Publish.Failed",
     }

@@ -184,7 +184,7 @@ fn reject_reason(e: &Error) -> RejectReason {
         Error::BadStreamKey(_) | Error::StreamEnded(_) | Error::Ended(_) => {
             ServerRejectReason::Forbidden.into()
         }
-        Error::AlreadyLive(_) => ServerRejectReason::Conflict.into(),
+        Error::AlreadyLive(_) | Error::LiveOnAnotherNode(_) => ServerRejectReason::Conflict.into(),
         Error::Pipeline(_) | Error::Store(_) => ServerRejectReason::InternalServerError.into(),
     }
 }

@@ -16,7 +16,9 @@ CREATE TABLE share_links (
     creator_id TEXT COLLATE "C" NOT NULL REFERENCES creators(id),
     stream_id  TEXT COLLATE "C" NOT NULL REFERENCES streams(id),
     tag        TEXT COLLATE "C" NOT NULL,
-    created_at TEXT COLLATE "C" NOT NULL
+    created_at TEXT COLLATE "C" NOT NULL,
+    -- SQLite's implicit rowid, made explicit: links of one millisecond are ordered by it.
+    rowid      BIGINT GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX share_links_stream ON share_links(stream_id);
 
@@ -76,6 +78,8 @@ CREATE TABLE public_intervals (
     stream_id  TEXT COLLATE "C" NOT NULL REFERENCES streams(id),
     started_at TEXT COLLATE "C" NOT NULL,
     ended_at   TEXT COLLATE "C",              -- NULL while open
+    -- SQLite's implicit rowid, made explicit: intervals of one millisecond are ordered by it.
+    rowid      BIGINT GENERATED ALWAYS AS IDENTITY,
     PRIMARY KEY (stream_id, started_at)
 );
 CREATE INDEX public_intervals_open ON public_intervals(stream_id) WHERE ended_at IS NULL;

@@ -1,0 +1,213 @@
+//! Stream leases (issue 19): one owner node per live stream. A node holds a stream's lease while
+//! the stream is live there and renews it every few seconds; a lease nobody renews runs out, and
+//! another node may then take the stream. The fence grows with every new holder, and the owner's
+//! closing writes carry it, so a node that lost the lease (a zombie) cannot end a stream that
+//! lives on elsewhere.
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::db::{OptionalExtension, params};
+use super::{Error, Store, commerce, parse_ts, ts};
+use crate::store::model::StreamId;
+
+/// A node's hold on a live stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub stream: StreamId,
+    pub node: String,
+    /// Grows with every new holder: writes that carry an older fence are refused.
+    pub fence: i64,
+}
+
+/// Who holds a lease that could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub node: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The caller still holds the lease of the stream `streams.id` (`?3` its node, `?4` its fence).
+const HELD: &str = "EXISTS (SELECT 1 FROM stream_leases l \
+     WHERE l.stream_id = streams.id AND l.node_id = ?3 AND l.fence = ?4)";
+
+fn until(now: DateTime<Utc>, ttl: Duration) -> String {
+    ts(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX))
+}
+
+impl Store {
+    /// Takes `stream`'s lease for `node` until `now + ttl`: when nobody holds it, its holder let
+    /// it run out, or `node` holds it already (a second session of the stream on this node, or a
+    /// restart with the same `node.id`: the same fence while the lease runs, so node ids must be
+    /// unique). A new holder gets a higher fence. `Err(holder)` when another node holds it.
+    pub async fn acquire_lease(
+        &self,
+        stream: &StreamId,
+        node: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Lease, Holder>, Error> {
+        let (stream, node) = (stream.clone(), node.to_string());
+        self.call(move |c| {
+            let fence: Option<i64> = c
+                .query_row(
+                    "INSERT INTO stream_leases (stream_id, node_id, fence, expires_at) \
+                     VALUES (?1, ?2, 1, ?3) \
+                     ON CONFLICT (stream_id) DO UPDATE SET node_id = excluded.node_id, \
+                       fence = CASE WHEN stream_leases.node_id = ?2 AND stream_leases.expires_at > ?4 \
+                         THEN stream_leases.fence ELSE stream_leases.fence + 1 END, \
+                       expires_at = excluded.expires_at \
+                     WHERE stream_leases.expires_at <= ?4 OR stream_leases.node_id = ?2 \
+                     RETURNING fence",
+                    params![stream.0, node, until(now, ttl), ts(now)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(fence) = fence {
+                return Ok(Ok(Lease {
+                    stream,
+                    node,
+                    fence,
+                }));
+            }
+            let (node, expires_at): (String, String) = c.query_row(
+                "SELECT node_id, expires_at FROM stream_leases WHERE stream_id = ?1",
+                [&stream.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let expires_at = parse_ts(Some(expires_at))?.unwrap_or(now);
+            Ok(Err(Holder { node, expires_at }))
+        })
+        .await
+    }
+
+    /// Renews `leases` until `now + ttl`, in one write; returns those lost meanwhile (another
+    /// node took the stream after the lease ran out).
+    pub async fn renew_leases(
+        &self,
+        leases: Vec<Lease>,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Lease>, Error> {
+        if leases.is_empty() {
+            return Ok(leases);
+        }
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            let mut lost = Vec::new();
+            for lease in leases {
+                let renewed = tx.execute(
+                    "UPDATE stream_leases SET expires_at = ?4 \
+                     WHERE stream_id = ?1 AND node_id = ?2 AND fence = ?3",
+                    params![lease.stream.0, lease.node, lease.fence, until(now, ttl)],
+                )?;
+                if renewed == 0 {
+                    lost.push(lease);
+                }
+            }
+            tx.commit()?;
+            Ok(lost)
+        })
+        .await
+    }
+
+    /// Lets `lease` run out now (the fence stays, so the next holder's is higher).
+    pub async fn release_lease(&self, lease: &Lease) -> Result<(), Error> {
+        let lease = lease.clone();
+        self.call(move |c| {
+            c.execute(
+                "UPDATE stream_leases SET expires_at = ?4 \
+                 WHERE stream_id = ?1 AND node_id = ?2 AND fence = ?3",
+                params![lease.stream.0, lease.node, lease.fence, ts(Utc::now())],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// [`Store::mark_ended`] by the holder of `lease`; false (nothing written) when it no longer
+    /// holds it.
+    pub async fn mark_ended_by(&self, lease: &Lease) -> Result<bool, Error> {
+        self.close_by(lease, "state = 'ended', ended_at = COALESCE(ended_at, ?2)")
+            .await
+    }
+
+    /// [`Store::mark_ready`] by the holder of `lease`; false when it no longer holds it.
+    pub async fn mark_ready_by(&self, lease: &Lease) -> Result<bool, Error> {
+        self.close_by(
+            lease,
+            "state = CASE WHEN state = 'live' THEN 'ready' ELSE state END",
+        )
+        .await
+    }
+
+    async fn close_by(&self, lease: &Lease, set: &'static str) -> Result<bool, Error> {
+        let lease = lease.clone();
+        self.call(move |c| {
+            let changed = c.execute(
+                &format!("UPDATE streams SET {set} WHERE id = ?1 AND {HELD}"),
+                params![lease.stream.0, ts(Utc::now()), lease.node, lease.fence],
+            )?;
+            if changed > 0 {
+                commerce::sync_public_interval(c, &lease.stream.0)?;
+            }
+            Ok(changed > 0)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::on_both_backends;
+    use crate::store::testing::store_with_stream;
+    use crate::store::{Mode, StreamState};
+
+    const TTL: Duration = Duration::from_secs(10);
+
+    on_both_backends! {
+        async fn one_node_holds_a_stream_and_a_zombie_cannot_end_it() {
+            let (_d, store, s) = store_with_stream("alice").await;
+            let t0 = Utc::now();
+            let a = store.acquire_lease(&s.id, "a", TTL, t0).await.unwrap().unwrap();
+            assert_eq!(a.fence, 1);
+            // Another node is refused while the lease runs, and told who holds it until when.
+            let held = store.acquire_lease(&s.id, "b", TTL, t0).await.unwrap().unwrap_err();
+            assert_eq!(held.node, "a");
+            assert!(held.expires_at > t0);
+            // Renewing keeps it; the holder itself may take it again with the same fence while
+            // it runs (a second session on that node), a new one after it ran out.
+            let later = t0 + chrono::Duration::seconds(8);
+            assert!(store.renew_leases(vec![a.clone()], TTL, later).await.unwrap().is_empty());
+            let refused = store.acquire_lease(&s.id, "b", TTL, t0 + chrono::Duration::seconds(12));
+            assert!(refused.await.unwrap().is_err(), "renewed until 18 s");
+            let again = store.acquire_lease(&s.id, "a", TTL, later).await.unwrap().unwrap();
+            assert_eq!(again, a);
+            let late = later + chrono::Duration::seconds(11);
+            let a2 = store.acquire_lease(&s.id, "a", TTL, late).await.unwrap().unwrap();
+            assert_eq!(a2.fence, 2);
+            // Once it runs out, b takes it with a higher fence; a's renewal finds it lost.
+            let gone = late + chrono::Duration::seconds(11);
+            let b = store.acquire_lease(&s.id, "b", TTL, gone).await.unwrap().unwrap();
+            assert_eq!(b.fence, 3);
+            let lost = store.renew_leases(vec![a2.clone()], TTL, gone).await.unwrap();
+            assert_eq!(lost, vec![a2.clone()]);
+            // The zombie's closing writes are refused; the owner's go through.
+            store.mark_live(&s.id).await.unwrap();
+            assert!(!store.mark_ended_by(&a2).await.unwrap());
+            assert!(!store.mark_ready_by(&a).await.unwrap());
+            assert_eq!(store.stream(&s.id).await.unwrap().unwrap().state, StreamState::Live);
+            assert!(store.mark_ready_by(&b).await.unwrap());
+            assert_eq!(store.stream(&s.id).await.unwrap().unwrap().state, StreamState::Ready);
+            store.mark_live(&s.id).await.unwrap();
+            assert!(store.mark_ended_by(&b).await.unwrap());
+            let ended = store.stream(&s.id).await.unwrap().unwrap();
+            assert_eq!((ended.mode, ended.state), (Mode::Public, StreamState::Ended));
+            // Released: the next holder comes in at once, with a higher fence still.
+            store.release_lease(&b).await.unwrap();
+            let c = store.acquire_lease(&s.id, "c", TTL, Utc::now()).await.unwrap().unwrap();
+            assert_eq!(c.fence, 4);
+        }
+    }
+}
