@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::db::{OptionalExtension, params};
 use super::{Error, Store, commerce, parse_ts, ts};
-use crate::store::model::StreamId;
+use crate::store::model::{Mode, StreamId};
 
 /// A node's hold on a live stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,16 @@ pub struct Lease {
     pub node: String,
     /// Grows with every new holder: writes that carry an older fence are refused.
     pub fence: i64,
+}
+
+/// What renewing a lease found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still held; the stream's mode and whether it was ended, as stored (another node may
+    /// have changed them: the owner follows).
+    Held { mode: Mode, ended: bool },
+    /// Another node took the stream after the lease ran out.
+    Lost,
 }
 
 /// Who holds a lease that could not be taken.
@@ -81,32 +91,42 @@ impl Store {
         .await
     }
 
-    /// Renews `leases` until `now + ttl`, in one write; returns those lost meanwhile (another
-    /// node took the stream after the lease ran out).
+    /// Renews `leases` until `now + ttl`, in one write, and tells for each what was found.
     pub async fn renew_leases(
         &self,
         leases: Vec<Lease>,
         ttl: Duration,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Lease>, Error> {
+    ) -> Result<Vec<(Lease, Renewal)>, Error> {
         if leases.is_empty() {
-            return Ok(leases);
+            return Ok(Vec::new());
         }
         self.call(move |c| {
             let tx = c.transaction()?;
-            let mut lost = Vec::new();
+            let mut found = Vec::with_capacity(leases.len());
             for lease in leases {
                 let renewed = tx.execute(
                     "UPDATE stream_leases SET expires_at = ?4 \
                      WHERE stream_id = ?1 AND node_id = ?2 AND fence = ?3",
                     params![lease.stream.0, lease.node, lease.fence, until(now, ttl)],
                 )?;
-                if renewed == 0 {
-                    lost.push(lease);
-                }
+                let renewal = if renewed == 0 {
+                    Renewal::Lost
+                } else {
+                    let (mode, state): (String, String) = tx.query_row(
+                        "SELECT mode, state FROM streams WHERE id = ?1",
+                        [&lease.stream.0],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
+                    Renewal::Held {
+                        mode: Mode::parse(&mode).unwrap_or(Mode::Practice),
+                        ended: state == "ended",
+                    }
+                };
+                found.push((lease, renewal));
             }
             tx.commit()?;
-            Ok(lost)
+            Ok(found)
         })
         .await
     }
@@ -179,7 +199,11 @@ mod tests {
             // Renewing keeps it; the holder itself may take it again with the same fence while
             // it runs (a second session on that node), a new one after it ran out.
             let later = t0 + chrono::Duration::seconds(8);
-            assert!(store.renew_leases(vec![a.clone()], TTL, later).await.unwrap().is_empty());
+            let held = Renewal::Held { mode: Mode::Public, ended: false };
+            assert_eq!(
+                store.renew_leases(vec![a.clone()], TTL, later).await.unwrap(),
+                vec![(a.clone(), held)]
+            );
             let refused = store.acquire_lease(&s.id, "b", TTL, t0 + chrono::Duration::seconds(12));
             assert!(refused.await.unwrap().is_err(), "renewed until 18 s");
             let again = store.acquire_lease(&s.id, "a", TTL, later).await.unwrap().unwrap();
@@ -192,7 +216,12 @@ mod tests {
             let b = store.acquire_lease(&s.id, "b", TTL, gone).await.unwrap().unwrap();
             assert_eq!(b.fence, 3);
             let lost = store.renew_leases(vec![a2.clone()], TTL, gone).await.unwrap();
-            assert_eq!(lost, vec![a2.clone()]);
+            assert_eq!(lost, vec![(a2.clone(), Renewal::Lost)]);
+            // The owner reads a mode set and an end stored through another node.
+            store.set_mode(&s.id, Mode::Practice).await.unwrap();
+            let seen = store.renew_leases(vec![b.clone()], TTL, gone).await.unwrap();
+            assert_eq!(seen[0].1, Renewal::Held { mode: Mode::Practice, ended: false });
+            store.set_mode(&s.id, Mode::Public).await.unwrap();
             // The zombie's closing writes are refused; the owner's go through.
             store.mark_live(&s.id).await.unwrap();
             assert!(!store.mark_ended_by(&a2).await.unwrap());

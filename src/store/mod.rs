@@ -39,7 +39,7 @@ pub use commerce::{
 };
 pub use destinations::{Destination, DestinationError, DestinationUrl, NewDestination};
 pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
-pub use leases::{Holder, Lease};
+pub use leases::{Holder, Lease, Renewal};
 pub use lifecycle::StreamEdit;
 pub use model::*;
 pub use products::CatalogError;

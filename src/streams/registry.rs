@@ -31,8 +31,8 @@ use crate::store::destinations::DestinationId;
 use crate::store::sealed::SecretBox;
 use crate::store::{
     CreatorId, Destination, FocusEvent, FocusedProduct, Lease, Mode, PullSource, Recording,
-    RecordingState, SourceError, Store, StreamId, StreamKey, StreamState, Strike, Takedown,
-    stream_key,
+    RecordingState, Renewal, SourceError, Store, StreamId, StreamKey, StreamState, Strike,
+    Takedown, stream_key,
 };
 
 /// How long a graceful shutdown may take to end and finalise every live stream.
@@ -1019,6 +1019,42 @@ impl StreamRegistry {
         stream.finished.cancel();
     }
 
+    /// What another node stored about a stream live here, applied: a lease it took stops the
+    /// session here; an end (the creator's, or a takedown) ends it as if asked here; a mode set
+    /// there takes effect here (unless the mode was set here since it was read).
+    fn follow_store(&self, s: &Arc<LiveStream>, changes: u64, renewal: Renewal) {
+        match renewal {
+            Renewal::Lost => s.lose_lease(),
+            Renewal::Held { ended: true, .. } if !s.is_ending() => {
+                tracing::info!(stream = %s.id, "ended through another node");
+                s.end_by_creator();
+            }
+            Renewal::Held { mode, .. } => {
+                let from = s.mode();
+                if s.set_mode_unless_changed(mode, changes) {
+                    tracing::info!(stream = %s.id, mode = mode.as_str(), "mode set through another node");
+                    if s.mode() == Mode::Practice
+                        && let Some(rtsp) = self.inner.rtsp.get()
+                    {
+                        rtsp.hide(&s.id);
+                    }
+                    let status = StreamStatus {
+                        state: StreamState::Live,
+                        mode: s.mode(),
+                        reconnecting: s.health().reconnecting,
+                    };
+                    let running = s.has_pipeline() && !s.is_ending();
+                    self.emit(
+                        &s.id,
+                        &s.creator_id,
+                        status,
+                        EventKind::ModeChanged { from, running },
+                    );
+                }
+            }
+        }
+    }
+
     /// Renews the leases of the streams live here every third of `node.lease_ttl`, until `stop`;
     /// a stream whose lease another node took meanwhile stops here ([`LiveStream::lose_lease`]).
     /// A renewal that fails (the database unreachable) is retried: only a lease seen taken is
@@ -1032,23 +1068,25 @@ impl StreamRegistry {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let held: Vec<Lease> = self
+            let held: Vec<(Arc<LiveStream>, u64)> = self
                 .live_streams()
-                .iter()
+                .into_iter()
                 .filter(|s| !s.lease_lost())
-                .map(|s| s.lease.clone())
+                .map(|s| {
+                    let changes = s.mode_changes();
+                    (s, changes)
+                })
                 .collect();
+            let leases = held.iter().map(|(s, _)| s.lease.clone()).collect();
             match self
                 .inner
                 .store
-                .renew_leases(held, ttl, chrono::Utc::now())
+                .renew_leases(leases, ttl, chrono::Utc::now())
                 .await
             {
-                Ok(lost) => {
-                    for lease in lost {
-                        if let Some(s) = self.live(&lease.stream).filter(|s| s.lease == lease) {
-                            s.lose_lease();
-                        }
+                Ok(found) => {
+                    for ((s, changes), (_, renewal)) in held.iter().zip(found) {
+                        self.follow_store(s, *changes, renewal);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not renew the stream leases; retrying"),

@@ -67,6 +67,9 @@ struct State {
     failed_branches: Vec<(Branch, String)>,
     /// Another node holds the stream's lease now: this session stops and writes nothing.
     lease_lost: bool,
+    /// How many times the mode was set here (to apply a mode read from the store only if none
+    /// was set meanwhile).
+    mode_changes: u64,
 }
 
 /// A stream between publish and the end of its finalisation: what never changes (ids, paths,
@@ -166,6 +169,7 @@ impl LiveStream {
                 failure: None,
                 failed_branches: Vec::new(),
                 lease_lost: false,
+                mode_changes: 0,
             }),
             publisher: tokio::sync::watch::Sender::new(Publisher::Connected(0)),
             paths,
@@ -283,14 +287,36 @@ impl LiveStream {
     /// mode: what was rehearsed before a switch to public stays the owner's, and what comes after
     /// a switch to practice is never shown to the public.
     pub fn set_mode(&self, mode: Mode) {
+        self.apply_mode(mode, None);
+    }
+
+    pub fn mode_changes(&self) -> u64 {
+        lock(&self.state).mode_changes
+    }
+
+    /// [`set_mode`](Self::set_mode) with a mode read from the store (set through another node)
+    /// when it differs and no mode was set here since `mode_changes` was `since`: a stale read
+    /// never undoes a newer switch (a switch to practice above all). Whether it was applied.
+    pub fn set_mode_unless_changed(&self, mode: Mode, since: u64) -> bool {
+        self.apply_mode(mode, Some(since))
+    }
+
+    fn apply_mode(&self, mode: Mode, since: Option<u64>) -> bool {
         let public = {
             let mut state = lock(&self.state);
+            if let Some(since) = since
+                && (state.mode_changes != since || state.mode == mode)
+            {
+                return false;
+            }
             state.mode = mode;
+            state.mode_changes += 1;
             !state.taken_down && mode == Mode::Public
         };
         self.visibility
             .set(self.media_time().unwrap_or_default(), public);
         self.simulcast.wake();
+        true
     }
 
     /// Remembers a warning about something that happened (not a measured condition).
