@@ -29,8 +29,13 @@ build: deps web-deps
 run: build
 	./target/release/livefront serve
 
+# The store's API tests run twice: on SQLite (the default), then on PostgreSQL (STORE_BACKEND,
+# read by tests/common: each test binary starts a throwaway server of its own).
+POSTGRES_API_TESTS = analytics chat commerce followers lifecycle listings metrics products \
+	rehearsal sales shop_hooks stream_events trust web_push webhooks
 test: deps web-deps web-test-deps s3-test-deps pg-test-deps
 	$(CARGO) test --locked --all-targets
+	STORE_BACKEND=postgres $(CARGO) test --locked $(addprefix --test ,$(POSTGRES_API_TESTS))
 
 lint: deps web-deps
 	$(CARGO) fmt --all -- --check

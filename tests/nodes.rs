@@ -18,6 +18,8 @@ async fn node(dir: &std::path::Path, database: &str, id: &str) -> Result<Process
             ("LIVEFRONT_DATABASE_URL", database),
             ("LIVEFRONT_NODE_ID", id),
             ("LIVEFRONT_NODE_LEASE_TTL", LEASE_TTL),
+            // The test's webhook receiver is on loopback.
+            ("LIVEFRONT_WEBHOOKS_ALLOW_PRIVATE", "true"),
         ],
     )
     .await
@@ -56,8 +58,21 @@ async fn one_owner_per_live_stream_across_nodes_and_a_dead_owner_is_replaced() -
     let a = node(dir_a.path(), &database, "a").await?;
     let b = node(dir_b.path(), &database, "b").await?;
 
-    // A key made through node A publishes on node B.
+    // A key made through node A publishes on node B. Both nodes send webhooks from the one
+    // outbox in the database.
     let token = a.api.create_creator("alice").await?;
+    let (hooks, got, _hooks_task) = hooks::receiver("127.0.0.1:0".parse()?).await?;
+    let events = ["stream.started", "stream.public", "stream.ended"];
+    let (status, hook) = a
+        .api
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/webhooks",
+            Some(&token),
+            Some(serde_json::json!({"url": format!("http://{hooks}/hook"), "events": events})),
+        )
+        .await?;
+    assert_eq!(status, 201, "{hook}");
     let stream = a.api.create_stream(&token, "two nodes").await?;
     let id = stream["id"].as_str().unwrap().to_string();
     let key = stream["stream_key"].as_str().unwrap().to_string();
@@ -147,6 +162,37 @@ async fn one_owner_per_live_stream_across_nodes_and_a_dead_owner_is_replaced() -
     .await?;
     on_a.start_kill()?;
     on_a.wait().await?;
+
+    // Each queued webhook delivery reached the receiver once, though both nodes send.
+    wait_for("stream.ended delivered", DEADLINE, || async {
+        let got = got.lock().unwrap().clone();
+        got.iter()
+            .any(|(event, _, _)| event == "stream.ended")
+            .then_some(())
+    })
+    .await?;
+    let log = format!(
+        "/api/v1/webhooks/{}/deliveries",
+        hook["id"].as_str().unwrap()
+    );
+    let (_, v) = a.api.get(&log, Some(&token)).await?;
+    let delivered = v["deliveries"].as_array().map_or(0, |d| {
+        d.iter().filter(|d| d["state"] == "delivered").count()
+    });
+    let got = got.lock().unwrap().clone();
+    let mut bodies: Vec<&str> = got.iter().map(|(_, _, body)| body.as_str()).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(
+        bodies.len(),
+        got.len(),
+        "a delivery was sent twice: {got:?}"
+    );
+    assert_eq!(got.len(), delivered, "one receipt per delivered row: {v}");
+    assert!(
+        got.iter().any(|(event, _, _)| event == "stream.public"),
+        "{got:?}"
+    );
     for node in [a, b] {
         node.signal("TERM")?;
         let mut child = node.child;

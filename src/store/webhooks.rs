@@ -196,6 +196,26 @@ impl Store {
         .await
     }
 
+    /// Claims a due delivery for one attempt: it is not due again (for this node or another
+    /// sharing the database) before `until`, unless the attempt's outcome is recorded first.
+    /// False when it is not due any more (another node claimed or made it).
+    pub async fn claim_delivery(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        self.call(move |c| {
+            let claimed = c.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = ?3 \
+                 WHERE id = ?1 AND state = 'pending' AND next_attempt_at <= ?2",
+                params![id, ts(now), ts(until)],
+            )?;
+            Ok(claimed > 0)
+        })
+        .await
+    }
+
     /// When the next pending delivery is due, if any.
     pub async fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, Error> {
         self.read(|c| {
@@ -243,5 +263,42 @@ impl Store {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::{Webhook, WebhookId};
+    use crate::store::on_both_backends;
+    use crate::store::testing::store_with_stream;
+
+    on_both_backends! {
+        async fn a_due_delivery_is_claimed_by_one_sender_until_its_claim_runs_out() {
+            let (_d, store, s) = store_with_stream("alice").await;
+            let hook = Webhook {
+                id: WebhookId::generate(),
+                creator_id: s.creator_id.clone(),
+                url: "https://example.com/hook".into(),
+                events: vec!["stream.ended".into()],
+                secret: "s".into(),
+                created_at: Utc::now(),
+            };
+            store.create_webhook(hook).await.unwrap();
+            let body = r#"{"event":"stream.ended","data":{}}"#.to_string();
+            assert_eq!(store.enqueue_event(&s.creator_id, "stream.ended", body).await.unwrap(), 1);
+            let now = Utc::now() + chrono::TimeDelta::seconds(1);
+            let due = store.due_deliveries(now, 10).await.unwrap();
+            let id = due[0].1.id;
+            let until = now + chrono::TimeDelta::seconds(60);
+            // Two nodes read it due; one claims it, the other is told no.
+            assert!(store.claim_delivery(id, now, until).await.unwrap());
+            assert!(!store.claim_delivery(id, now, until).await.unwrap());
+            assert!(store.due_deliveries(now, 10).await.unwrap().is_empty());
+            // A sender that died mid-attempt: due again once the claim runs out.
+            let later = until + chrono::TimeDelta::seconds(1);
+            assert_eq!(store.due_deliveries(later, 10).await.unwrap().len(), 1);
+            assert!(store.claim_delivery(id, later, later).await.unwrap());
+        }
     }
 }

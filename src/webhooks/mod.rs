@@ -34,6 +34,9 @@ pub const EVENTS: &[&str] = &[
 ];
 /// One attempt may take this long (connect, send, status line).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A claimed delivery whose outcome was never recorded (its node died mid-attempt) is due
+/// again after this: at least once, and in the normal case once.
+const CLAIM: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// Deliveries in flight at once.
 const PARALLEL: usize = 8;
 /// Deliveries of one creator's webhooks in flight at once (one per webhook in any case).
@@ -199,6 +202,21 @@ impl Webhooks {
                             {
                                 waiting = true;
                                 continue;
+                            }
+                            // Nodes that share the database share the outbox: one sends it.
+                            let now = Utc::now();
+                            match self
+                                .store
+                                .claim_delivery(delivery.id, now, now + CLAIM)
+                                .await
+                            {
+                                Ok(true) => {}
+                                Ok(false) => continue,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "could not claim a webhook delivery");
+                                    failed = true;
+                                    continue;
+                                }
                             }
                             let hook = delivery.webhook_id.clone();
                             let this = self.clone();
