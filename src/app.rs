@@ -209,6 +209,23 @@ impl App {
             addr: String::new(),
             source,
         })?;
+        // How the other nodes reach this one: `node.url`, else the bound address when it names
+        // one (not 0.0.0.0).
+        let scheme = if config.http.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        match &config.node.url {
+            Some(url) => registry.set_node_url(url.clone()),
+            None if !http_addr.ip().is_unspecified() => {
+                registry.set_node_url(format!("{scheme}://{http_addr}"))
+            }
+            None if config.database.url.is_some() => tracing::warn!(
+                "node.url is not set: other nodes cannot relay viewers of this node's streams"
+            ),
+            None => {}
+        }
         let rtmp = RtmpServer::bind(config.rtmp.addr)
             .await
             .map_err(|source| Error::Io {
@@ -331,6 +348,7 @@ impl App {
             )),
             audience,
             hls_counters: Arc::default(),
+            owners: Arc::default(),
             files: Arc::new(crate::output::file_cache::FileCache::with_storage(
                 storage.clone(),
             )),

@@ -86,6 +86,26 @@ async fn one_owner_per_live_stream_across_nodes_and_a_dead_owner_is_replaced() -
         "live",
         "A reads B's stream live"
     );
+    // Viewers may ask either node: A relays to B, the owner.
+    let through_a = segments_on(&a, &token, &id).await;
+    assert!(
+        through_a >= 2,
+        "A relayed B's playlist ({through_a} segments)"
+    );
+    let segment = format!("/hls/{id}/source/seg00001.ts");
+    let (from_a, from_b) = (
+        a.api.get_bytes(&segment, Some(&token)).await?,
+        b.api.get_bytes(&segment, Some(&token)).await?,
+    );
+    assert!(
+        !from_b.is_empty() && from_a == from_b,
+        "the same segment through A"
+    );
+    assert_eq!(
+        a.api.status(&segment, None).await?,
+        404,
+        "practice through A too"
+    );
 
     // While B owns it, the same key is refused on A, and B goes on.
     assert!(
@@ -147,11 +167,21 @@ async fn one_owner_per_live_stream_across_nodes_and_a_dead_owner_is_replaced() -
         (a.api.status(&anonymous, None).await.ok()? == 200).then_some(())
     })
     .await?;
+    assert_eq!(
+        b.api.status(&anonymous, None).await?,
+        200,
+        "public through B"
+    );
     b.api.set_mode(&token, &id, "practice").await?;
     wait_for("practice on A", DEADLINE, || async {
         (a.api.status(&anonymous, None).await.ok()? == 404).then_some(())
     })
     .await?;
+    assert_eq!(
+        b.api.status(&anonymous, None).await?,
+        404,
+        "practice through B"
+    );
 
     // The creator ends it through B: A, the owner, ends it.
     b.api.end_stream(&token, &id).await?;

@@ -20,6 +20,7 @@ pub mod listings;
 pub mod live;
 pub mod low_latency;
 pub mod moderation;
+pub mod owner;
 pub mod pages;
 pub mod products;
 pub mod promos;
@@ -83,6 +84,8 @@ pub struct Shared {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// HLS requests and bytes served.
     pub hls_counters: Arc<hls::Counters>,
+    /// The nodes that streams live elsewhere are relayed to.
+    pub owners: Arc<owner::Owners>,
     /// Media files viewers fetch, kept in memory.
     pub files: Arc<crate::output::file_cache::FileCache>,
     /// Where finished media is: the disk, or object storage (downloads are proxied from it).
@@ -288,6 +291,10 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts()
         .0
         .fallback(|| async { error::ApiError::NoRoute })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            owner::relay,
+        ))
         .with_state(state)
 }
 

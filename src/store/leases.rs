@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::db::{OptionalExtension, params};
+use super::db::{Conn, OptionalExtension, params};
 use super::{Error, Store, commerce, parse_ts, ts};
 use crate::store::model::{Mode, StreamId};
 
@@ -30,16 +30,37 @@ pub enum Renewal {
     Lost,
 }
 
-/// Who holds a lease that could not be taken.
+/// Who holds a stream's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub node: String,
+    /// How other nodes reach its HTTP port (`node.url`), if it said.
+    pub url: Option<String>,
     pub expires_at: DateTime<Utc>,
 }
 
 /// The caller still holds the lease of the stream `streams.id` (`?3` its node, `?4` its fence).
 const HELD: &str = "EXISTS (SELECT 1 FROM stream_leases l \
      WHERE l.stream_id = streams.id AND l.node_id = ?3 AND l.fence = ?4)";
+
+fn holder(c: &Conn, stream: &StreamId) -> super::db::Result<Option<Holder>> {
+    let row: Option<(String, Option<String>, String)> = c
+        .query_row(
+            "SELECT node_id, node_url, expires_at FROM stream_leases WHERE stream_id = ?1",
+            [&stream.0],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    row.map(|(node, url, expires_at)| {
+        let expires_at = parse_ts(Some(expires_at))?.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        Ok(Holder {
+            node,
+            url,
+            expires_at,
+        })
+    })
+    .transpose()
+}
 
 fn until(now: DateTime<Utc>, ttl: Duration) -> String {
     ts(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX))
@@ -53,23 +74,24 @@ impl Store {
     pub async fn acquire_lease(
         &self,
         stream: &StreamId,
-        node: &str,
+        (node, url): (&str, Option<&str>),
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Result<Lease, Holder>, Error> {
-        let (stream, node) = (stream.clone(), node.to_string());
+        let (stream, node, url) = (stream.clone(), node.to_string(), url.map(str::to_string));
         self.call(move |c| {
             let fence: Option<i64> = c
                 .query_row(
-                    "INSERT INTO stream_leases (stream_id, node_id, fence, expires_at) \
-                     VALUES (?1, ?2, 1, ?3) \
+                    "INSERT INTO stream_leases (stream_id, node_id, fence, expires_at, node_url) \
+                     VALUES (?1, ?2, 1, ?3, ?5) \
                      ON CONFLICT (stream_id) DO UPDATE SET node_id = excluded.node_id, \
+                       node_url = excluded.node_url, \
                        fence = CASE WHEN stream_leases.node_id = ?2 AND stream_leases.expires_at > ?4 \
                          THEN stream_leases.fence ELSE stream_leases.fence + 1 END, \
                        expires_at = excluded.expires_at \
                      WHERE stream_leases.expires_at <= ?4 OR stream_leases.node_id = ?2 \
                      RETURNING fence",
-                    params![stream.0, node, until(now, ttl), ts(now)],
+                    params![stream.0, node, until(now, ttl), ts(now), url],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -80,15 +102,21 @@ impl Store {
                     fence,
                 }));
             }
-            let (node, expires_at): (String, String) = c.query_row(
-                "SELECT node_id, expires_at FROM stream_leases WHERE stream_id = ?1",
-                [&stream.0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let expires_at = parse_ts(Some(expires_at))?.unwrap_or(now);
-            Ok(Err(Holder { node, expires_at }))
+            let holder = holder(c, &stream)?.ok_or(super::db::Error::NoRows)?;
+            Ok(Err(holder))
         })
         .await
+    }
+
+    /// The node that holds `stream` live now, if any (its lease runs past `now`).
+    pub async fn live_owner(
+        &self,
+        stream: &StreamId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Holder>, Error> {
+        let stream = stream.clone();
+        self.read(move |c| Ok(holder(c, &stream)?.filter(|h| h.expires_at > now)))
+            .await
     }
 
     /// Renews `leases` until `now + ttl`, in one write, and tells for each what was found.
@@ -190,11 +218,13 @@ mod tests {
         async fn one_node_holds_a_stream_and_a_zombie_cannot_end_it() {
             let (_d, store, s) = store_with_stream("alice").await;
             let t0 = Utc::now();
-            let a = store.acquire_lease(&s.id, "a", TTL, t0).await.unwrap().unwrap();
+            let a = store.acquire_lease(&s.id, ("a", Some("http://a")), TTL, t0).await.unwrap().unwrap();
             assert_eq!(a.fence, 1);
             // Another node is refused while the lease runs, and told who holds it until when.
-            let held = store.acquire_lease(&s.id, "b", TTL, t0).await.unwrap().unwrap_err();
-            assert_eq!(held.node, "a");
+            let held = store.acquire_lease(&s.id, ("b", Some("http://b")), TTL, t0).await.unwrap().unwrap_err();
+            assert_eq!((held.node.as_str(), held.url.as_deref()), ("a", Some("http://a")));
+            assert_eq!(store.live_owner(&s.id, t0).await.unwrap(), Some(held.clone()));
+            assert_eq!(store.live_owner(&s.id, held.expires_at).await.unwrap(), None);
             assert!(held.expires_at > t0);
             // Renewing keeps it; the holder itself may take it again with the same fence while
             // it runs (a second session on that node), a new one after it ran out.
@@ -204,16 +234,16 @@ mod tests {
                 store.renew_leases(vec![a.clone()], TTL, later).await.unwrap(),
                 vec![(a.clone(), held)]
             );
-            let refused = store.acquire_lease(&s.id, "b", TTL, t0 + chrono::Duration::seconds(12));
+            let refused = store.acquire_lease(&s.id, ("b", Some("http://b")), TTL, t0 + chrono::Duration::seconds(12));
             assert!(refused.await.unwrap().is_err(), "renewed until 18 s");
-            let again = store.acquire_lease(&s.id, "a", TTL, later).await.unwrap().unwrap();
+            let again = store.acquire_lease(&s.id, ("a", Some("http://a")), TTL, later).await.unwrap().unwrap();
             assert_eq!(again, a);
             let late = later + chrono::Duration::seconds(11);
-            let a2 = store.acquire_lease(&s.id, "a", TTL, late).await.unwrap().unwrap();
+            let a2 = store.acquire_lease(&s.id, ("a", Some("http://a")), TTL, late).await.unwrap().unwrap();
             assert_eq!(a2.fence, 2);
             // Once it runs out, b takes it with a higher fence; a's renewal finds it lost.
             let gone = late + chrono::Duration::seconds(11);
-            let b = store.acquire_lease(&s.id, "b", TTL, gone).await.unwrap().unwrap();
+            let b = store.acquire_lease(&s.id, ("b", Some("http://b")), TTL, gone).await.unwrap().unwrap();
             assert_eq!(b.fence, 3);
             let lost = store.renew_leases(vec![a2.clone()], TTL, gone).await.unwrap();
             assert_eq!(lost, vec![(a2.clone(), Renewal::Lost)]);
@@ -235,7 +265,7 @@ mod tests {
             assert_eq!((ended.mode, ended.state), (Mode::Public, StreamState::Ended));
             // Released: the next holder comes in at once, with a higher fence still.
             store.release_lease(&b).await.unwrap();
-            let c = store.acquire_lease(&s.id, "c", TTL, Utc::now()).await.unwrap().unwrap();
+            let c = store.acquire_lease(&s.id, ("c", Some("http://c")), TTL, Utc::now()).await.unwrap().unwrap();
             assert_eq!(c.fence, 4);
         }
     }

@@ -118,6 +118,8 @@ struct Inner {
     config: Arc<Config>,
     /// This node's id (`node.id`), which its stream leases name.
     node: String,
+    /// How the other nodes reach this one's HTTP port, once it is bound (`node.url`).
+    node_url: OnceLock<String>,
     /// What happens to streams, for the live channel, webhooks, notifications and subscribers.
     events: Events,
     live: Mutex<HashMap<StreamId, Arc<LiveStream>>>,
@@ -166,6 +168,7 @@ impl StreamRegistry {
             inner: Arc::new(Inner {
                 store,
                 node: config.node.id_or_random(),
+                node_url: OnceLock::new(),
                 config,
                 events: Events::new(listeners),
                 live: Mutex::new(HashMap::new()),
@@ -180,6 +183,20 @@ impl StreamRegistry {
                 pulls: Mutex::new(None),
             }),
         }
+    }
+
+    /// How the other nodes reach this one (`node.url`, or the bound HTTP address): stored with
+    /// the leases it takes, so that they can relay viewers' requests to it.
+    pub fn set_node_url(&self, url: String) {
+        let _ = self.inner.node_url.set(url);
+    }
+
+    /// This node's id and URL.
+    pub fn me(&self) -> (&str, Option<&str>) {
+        (
+            &self.inner.node,
+            self.inner.node_url.get().map(String::as_str),
+        )
     }
 
     /// Serves the pipelines started from now on over RTSP too.
@@ -626,7 +643,7 @@ impl StreamRegistry {
         for id in ids {
             let ttl = self.inner.config.node.lease_ttl;
             let lease = match store
-                .acquire_lease(&id, &self.inner.node, ttl, chrono::Utc::now())
+                .acquire_lease(&id, self.me(), ttl, chrono::Utc::now())
                 .await?
             {
                 Ok(lease) => lease,
@@ -1458,11 +1475,11 @@ impl StreamRegistry {
         id: &StreamId,
         refuse: &impl Fn(ingest::Error) -> ingest::Error,
     ) -> Result<Lease, ingest::Error> {
-        let (node, ttl) = (&self.inner.node, self.inner.config.node.lease_ttl);
+        let ttl = self.inner.config.node.lease_ttl;
         match self
             .inner
             .store
-            .acquire_lease(id, node, ttl, chrono::Utc::now())
+            .acquire_lease(id, self.me(), ttl, chrono::Utc::now())
             .await
         {
             Ok(Ok(lease)) => Ok(lease),

@@ -149,6 +149,17 @@ impl Api {
         Ok((resp.status().as_u16(), resp.text().await?))
     }
 
+    /// The body of a 200 answer (an error otherwise).
+    pub async fn get_bytes(&self, path: &str, token: Option<&str>) -> Result<Vec<u8>> {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await?;
+        anyhow::ensure!(resp.status() == 200, "{path}: {}", resp.status());
+        Ok(resp.bytes().await?.to_vec())
+    }
+
     pub async fn status(&self, path: &str, token: Option<&str>) -> Result<u16> {
         Ok(self.get_text(path, token).await?.0)
     }

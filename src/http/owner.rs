@@ -1,0 +1,156 @@
+//! Viewers may ask any node (issue 19): a request under `/hls/` for a stream that is live on
+//! another node is relayed to that node (its `node.url`, stored with its lease), which answers it
+//! under the usual rules (the store is shared, so tokens and signatures hold there too), and the
+//! answer comes back as it is, streamed: playlists, blocking low-latency reloads, segments and
+//! parts. Only with a shared database (`database.url`); a node relays a request once (a relayed
+//! request is never relayed again).
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::store::StreamId;
+
+/// Marks a relayed request.
+const RELAYED: HeaderName = HeaderName::from_static("x-livefront-relayed");
+/// How long a node remembers who owns a stream (a new owner is found this soon).
+const REMEMBERED: Duration = Duration::from_secs(1);
+/// Streams remembered at most (a stranger naming made-up streams cannot grow it further).
+const MAX_REMEMBERED: usize = 4096;
+/// A blocking low-latency reload waits up to a few part durations; a segment is a few MB.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request headers passed on: who asks and for which bytes.
+const PASSED_ON: [HeaderName; 3] = [header::AUTHORIZATION, header::RANGE, header::COOKIE];
+/// Answer headers passed back.
+const PASSED_BACK: [HeaderName; 7] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::ACCEPT_RANGES,
+    header::CACHE_CONTROL,
+    header::ETAG,
+    header::LAST_MODIFIED,
+];
+
+/// The owners of streams live on other nodes, as last read, and the client that relays.
+pub struct Owners {
+    client: reqwest::Client,
+    known: Mutex<HashMap<StreamId, (Instant, Option<String>)>>,
+}
+
+impl Default for Owners {
+    fn default() -> Self {
+        Owners {
+            client: reqwest::Client::builder()
+                .timeout(RELAY_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Owners {
+    /// The URL of the node `id` is live on, when it is another node.
+    async fn elsewhere(&self, state: &AppState, id: &StreamId) -> Option<String> {
+        let now = Instant::now();
+        if let Some((at, url)) = self.known.lock().ok()?.get(id)
+            && now.duration_since(*at) < REMEMBERED
+        {
+            return url.clone();
+        }
+        let owner = match state.store.live_owner(id, chrono::Utc::now()).await {
+            Ok(owner) => owner,
+            Err(e) => {
+                tracing::warn!(stream = %id, error = %e, "could not look up the stream's node");
+                None
+            }
+        };
+        let (me, _) = state.registry.me();
+        let url = owner.filter(|o| o.node != me).and_then(|o| o.url);
+        let mut known = self.known.lock().ok()?;
+        if known.len() >= MAX_REMEMBERED {
+            known.retain(|_, (at, _)| now.duration_since(*at) < REMEMBERED);
+            if known.len() >= MAX_REMEMBERED {
+                known.clear();
+            }
+        }
+        known.insert(id.clone(), (now, url.clone()));
+        url
+    }
+}
+
+/// The middleware: relays `/hls/{id}/…` to the stream's node when it is live elsewhere.
+pub async fn relay(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(id) = stream_of(&request) else {
+        return next.run(request).await;
+    };
+    if state.config.database.url.is_none()
+        || request.headers().contains_key(RELAYED)
+        || state.registry.live(&id).is_some()
+    {
+        return next.run(request).await;
+    }
+    let Some(owner) = state.owners.elsewhere(&state, &id).await else {
+        return next.run(request).await;
+    };
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let mut to = state
+        .owners
+        .client
+        .request(
+            request.method().clone(),
+            format!("{}{path}", owner.trim_end_matches('/')),
+        )
+        .header(RELAYED, "1");
+    for name in PASSED_ON {
+        if let Some(value) = request.headers().get(&name) {
+            to = to.header(name, value);
+        }
+    }
+    match to.send().await {
+        Ok(answer) => {
+            let (status, mut headers) = (answer.status(), axum::http::HeaderMap::new());
+            for name in PASSED_BACK {
+                if let Some(value) = answer.headers().get(&name) {
+                    headers.insert(name, value.clone());
+                }
+            }
+            let body = futures_util::stream::unfold(answer, |mut answer| async move {
+                match answer.chunk().await {
+                    Ok(Some(bytes)) => Some((Ok(bytes), answer)),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e), answer)),
+                }
+            });
+            (status, headers, Body::from_stream(body)).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(stream = %id, node = %owner, error = %e, "could not relay to the stream's node");
+            (
+                StatusCode::BAD_GATEWAY,
+                [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+                "the stream's node did not answer",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The stream of a `/hls/{id}/…` request.
+fn stream_of(request: &Request) -> Option<StreamId> {
+    let rest = request.uri().path().strip_prefix("/hls/")?;
+    let id = rest.split('/').next()?;
+    super::hls::valid_name(id).then(|| StreamId(id.to_string()))
+}
