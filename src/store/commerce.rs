@@ -96,13 +96,15 @@ pub struct Earnings {
 }
 
 /// Opens or closes `stream`'s public interval to match its stored state: open while it is live
-/// and public, closed otherwise. Called after every change of state or mode.
+/// and public, closed otherwise. Called after every change of state or mode. An interval closed
+/// in the same millisecond it opens again is reopened (one continuous interval).
 pub(super) fn sync_public_interval(c: &Conn, stream: &str) -> super::db::Result<()> {
     let now = ts(Utc::now());
     c.execute(
         "INSERT INTO public_intervals (stream_id, started_at)
          SELECT id, ?2 FROM streams WHERE id = ?1 AND state = 'live' AND mode = 'public'
-           AND NOT EXISTS (SELECT 1 FROM public_intervals WHERE stream_id = ?1 AND ended_at IS NULL)",
+           AND NOT EXISTS (SELECT 1 FROM public_intervals WHERE stream_id = ?1 AND ended_at IS NULL)
+         ON CONFLICT (stream_id, started_at) DO UPDATE SET ended_at = NULL",
         params![stream, now],
     )?;
     c.execute(

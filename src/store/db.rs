@@ -38,6 +38,9 @@ pub enum Error {
     Postgres(#[from] postgres::Error),
     #[error("query returned no rows")]
     NoRows,
+    /// The connection closed inside a transaction: its statements are lost.
+    #[error("postgres: the connection closed inside a transaction")]
+    Closed,
     /// A stored value does not convert to what the code reads (a row written by an older
     /// version or by hand): listings skip such rows.
     #[error("column {column}: {message}")]
@@ -347,9 +350,49 @@ pub enum TransactionBehavior {
 
 enum Backend {
     Sqlite(rusqlite::Connection),
-    /// `Option` so that `Drop` can hand the client to a plain thread: it owns a Tokio runtime,
-    /// which may not be dropped on one of the server's runtime threads.
-    Postgres(RefCell<Option<postgres::Client>>),
+    Postgres(Pg),
+}
+
+/// A PostgreSQL connection that connects again when the server closed it.
+struct Pg {
+    /// `Option` so that a client can be handed to a plain thread to drop: it owns a Tokio
+    /// runtime, which may not be dropped on one of the server's runtime threads.
+    client: RefCell<Option<postgres::Client>>,
+    url: String,
+    /// Session settings, applied on every connection.
+    setup: String,
+}
+
+impl Pg {
+    fn connect(&self) -> Result<postgres::Client> {
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls)?;
+        client.batch_execute(&self.setup)?;
+        Ok(client)
+    }
+
+    /// The client; connected again first when the last one was closed (the server restarted,
+    /// the network broke: the statement that found out failed, the next one gets a new
+    /// connection), unless a transaction was open on it (its statements are lost: an error).
+    fn client(&self, in_transaction: bool) -> Result<std::cell::RefMut<'_, postgres::Client>> {
+        let mut slot = self.client.borrow_mut();
+        if slot.as_ref().is_none_or(postgres::Client::is_closed) {
+            if in_transaction {
+                return Err(Error::Closed);
+            }
+            if let Some(old) = slot.take() {
+                drop_apart(old);
+            }
+            *slot = Some(self.connect()?);
+        }
+        Ok(std::cell::RefMut::map(slot, |c| {
+            c.as_mut().expect("connected above")
+        }))
+    }
+}
+
+/// Drops a PostgreSQL client on a plain thread (see [`Pg::client`]).
+fn drop_apart(client: postgres::Client) {
+    std::thread::spawn(move || drop(client));
 }
 
 /// One connection, used by one thread at a time (the store keeps each behind a mutex).
@@ -373,16 +416,24 @@ impl Conn {
 
     /// Connects to `url` (`postgres://user:password@host:port/database`).
     pub fn postgres(url: &str, read_only: bool, lock_timeout: Duration) -> Result<Conn> {
-        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
-        client.batch_execute(&format!(
-            "SET lock_timeout = {}; SET default_transaction_read_only = {}",
-            lock_timeout.as_millis(),
-            if read_only { "on" } else { "off" }
-        ))?;
+        let pg = Pg {
+            client: RefCell::new(None),
+            url: url.to_string(),
+            setup: format!(
+                "SET lock_timeout = {}; SET default_transaction_read_only = {}",
+                lock_timeout.as_millis(),
+                if read_only { "on" } else { "off" }
+            ),
+        };
+        *pg.client.borrow_mut() = Some(pg.connect()?);
         Ok(Conn {
-            backend: Backend::Postgres(RefCell::new(Some(client))),
+            backend: Backend::Postgres(pg),
             depth: Cell::new(0),
         })
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.depth.get() > 0
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -409,10 +460,9 @@ impl Conn {
                 bind_sqlite(&mut stmt, &values)?;
                 Ok(stmt.raw_execute()?)
             }
-            Backend::Postgres(client) => {
+            Backend::Postgres(pg) => {
                 let sql = postgres_sql(sql);
-                let mut client = client.borrow_mut();
-                let client = client.as_mut().expect("a connection in use is open");
+                let mut client = pg.client(self.in_transaction())?;
                 let mut rows = client.query_typed_raw(&sql, postgres_params(&values))?;
                 use postgres::fallible_iterator::FallibleIterator;
                 while rows.next()?.is_some() {}
@@ -425,9 +475,8 @@ impl Conn {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Backend::Postgres(client) => {
-                let mut client = client.borrow_mut();
-                let client = client.as_mut().expect("a connection in use is open");
+            Backend::Postgres(pg) => {
+                let mut client = pg.client(self.in_transaction())?;
                 Ok(client.batch_execute(sql)?)
             }
         }
@@ -450,10 +499,9 @@ impl Conn {
                 }
                 Ok(out)
             }
-            Backend::Postgres(client) => {
+            Backend::Postgres(pg) => {
                 let sql = postgres_sql(sql);
-                let mut client = client.borrow_mut();
-                let client = client.as_mut().expect("a connection in use is open");
+                let mut client = pg.client(self.in_transaction())?;
                 let rows = client.query_typed(&sql, &postgres_params_ref(values))?;
                 rows.iter()
                     .map(|row| {
@@ -538,10 +586,10 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Backend::Postgres(client) = &self.backend
-            && let Some(client) = client.borrow_mut().take()
+        if let Backend::Postgres(pg) = &self.backend
+            && let Some(client) = pg.client.borrow_mut().take()
         {
-            std::thread::spawn(move || drop(client));
+            drop_apart(client);
         }
     }
 }
@@ -586,14 +634,17 @@ impl Transaction<'_> {
     fn finish(&mut self, commit: bool) -> Result<()> {
         self.done = true;
         let depth = self.conn.depth.get() - 1;
-        self.conn.depth.set(depth);
         let sql = match (depth, commit) {
             (0, true) => "COMMIT".to_owned(),
             (0, false) => "ROLLBACK".to_owned(),
             (d, true) => format!("RELEASE SAVEPOINT sp{d}"),
             (d, false) => format!("ROLLBACK TO SAVEPOINT sp{d}; RELEASE SAVEPOINT sp{d}"),
         };
-        self.conn.execute_batch(&sql)
+        // Still inside: a connection that closed meanwhile fails the COMMIT rather than
+        // reconnecting for it (which would report a lost transaction as committed).
+        let done = self.conn.execute_batch(&sql);
+        self.conn.depth.set(depth);
+        done
     }
 }
 

@@ -833,7 +833,7 @@ pub(crate) mod testing {
 
     /// One PostgreSQL server for the whole test binary, a fresh database per store; a watchdog
     /// stops the server when the test process ends.
-    fn postgres_url() -> String {
+    pub fn postgres_url() -> String {
         static SERVER: std::sync::OnceLock<postgres::Postgres> = std::sync::OnceLock::new();
         SERVER
             .get_or_init(|| {
@@ -949,6 +949,44 @@ mod tests {
             let got = store.stream(&s.id).await.unwrap().unwrap();
             assert_eq!((got.mode, got.state), (Mode::Public, StreamState::Ended));
             assert!(got.started_at.is_some() && got.ended_at.is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_connections_cut_by_the_server_are_made_again() {
+        let url = tokio::task::spawn_blocking(testing::postgres_url)
+            .await
+            .unwrap();
+        let store = Store::connect(&url).await.unwrap();
+        store.create_creator("alice").await.unwrap();
+        // The server ends every session of the database (a restart, a failover, an admin).
+        let cut = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = ::postgres::Client::connect(&cut, ::postgres::NoTls).unwrap();
+            let others = "FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()";
+            c.batch_execute(&format!("SELECT pg_terminate_backend(pid) {others}"))
+                .unwrap();
+            // Gone once the server has ended them (it signals them, they exit).
+            while c
+                .query_one(&format!("SELECT COUNT(*) {others}"), &[])
+                .unwrap()
+                .get::<_, i64>(0)
+                > 0
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+        .await
+        .unwrap();
+        // A statement that finds its connection cut fails; the next one connects again.
+        let _ = store.create_creator("bob").await;
+        store.create_creator("carol").await.unwrap();
+        for _ in 0..READERS {
+            let _ = store.has_admin_token().await;
+        }
+        for _ in 0..2 * READERS {
+            store.has_admin_token().await.unwrap();
         }
     }
 
