@@ -200,6 +200,13 @@ impl Rendition {
         self.playlist.next_sequence()
     }
 
+    /// Writes what changed to both event lists (see [`MediaPlaylist::flush`]); both are tried.
+    fn flush(&mut self) -> io::Result<()> {
+        let owner = self.playlist.flush();
+        let public = self.public.flush();
+        owner.and(public)
+    }
+
     /// Whether the segment being written holds public media only (so far).
     fn open_public(&self, visibility: &Visibility) -> bool {
         let start = self.opened_at.unwrap_or_default();
@@ -226,12 +233,12 @@ impl Rendition {
                 };
                 View {
                     playlist: list,
-                    open_msn: match list.segments() {
-                        [] => self.open_msn(),
-                        _ => list.next_sequence(),
+                    open_msn: match list.is_empty() {
+                        true => self.open_msn(),
+                        false => list.next_sequence(),
                     },
                     open,
-                    cut: !self.last_public && !list.segments().is_empty(),
+                    cut: !self.last_public && !list.is_empty(),
                 }
             }
         }
@@ -240,11 +247,11 @@ impl Rendition {
     fn edge_position(&self, audience: Audience, visibility: &Visibility) -> Option<EdgePosition> {
         let view = self.view(audience, visibility);
         let list = view.playlist;
-        let last_segment = (!list.segments().is_empty()).then(|| list.next_sequence() - 1);
+        let last_segment = (!list.is_empty()).then(|| list.next_sequence() - 1);
         let (last_msn, last_part) = match view.open.len() {
             0 => {
                 let msn = last_segment?;
-                let parts = list.segments().last().map_or(0, |s| s.parts.len());
+                let parts = list.last_segment().map_or(0, |s| s.parts.len());
                 (msn, parts.saturating_sub(1) as u64)
             }
             n => (view.open_msn, n as u64 - 1),
@@ -324,7 +331,7 @@ impl Rendition {
         segment.parts = parts;
         // The first segment holds everything from the stream's start (audio a little before the
         // first picture).
-        let media_start = if self.playlist.segments().is_empty() {
+        let media_start = if self.playlist.is_empty() {
             Duration::ZERO
         } else {
             start
@@ -332,7 +339,7 @@ impl Rendition {
         let public = visibility.public_throughout(media_start, running_time);
         if public {
             let mut copy = segment.clone();
-            copy.discontinuity |= !self.last_public && !self.public.segments().is_empty();
+            copy.discontinuity |= !self.last_public && !self.public.is_empty();
             self.public_media.add(media_start, running_time);
             self.public
                 .push_numbered(self.playlist.next_sequence(), copy);
@@ -443,8 +450,7 @@ impl Rendition {
                 attributes: spec.attributes,
             },
             Edge::End(id) => {
-                let Some(mut marker) = self.playlist.markers().iter().find(|m| m.id == id).cloned()
-                else {
+                let Some(mut marker) = self.playlist.markers().find(|m| m.id == id).cloned() else {
                     return;
                 };
                 marker.end = Some(date.max(marker.start));
@@ -459,7 +465,7 @@ impl Rendition {
 
     /// The stream ended: what is still pending or open ends with the last segment.
     fn close_markers(&mut self) {
-        let Some(last) = self.playlist.segments().last() else {
+        let Some(last) = self.playlist.last_segment() else {
             self.pending.clear();
             return;
         };
@@ -471,7 +477,6 @@ impl Rendition {
         let open: Vec<String> = self
             .playlist
             .markers()
-            .iter()
             .filter(|m| m.end.is_none())
             .map(|m| m.id.clone())
             .collect();
@@ -530,11 +535,10 @@ struct Rendered {
 }
 
 impl Inner {
-    fn playlists(&self) -> (MediaPlaylist, MediaPlaylist) {
-        (
-            MediaPlaylist::new(self.window, self.target),
-            MediaPlaylist::new(self.window, self.target),
-        )
+    /// The owner's and the public playlists of a new rendition, their event lists in `dir`.
+    fn playlists(&self, dir: &Path) -> (MediaPlaylist, MediaPlaylist) {
+        let list = |file: &str| MediaPlaylist::on_disk(dir.join(file), self.window, self.target);
+        (list(EVENT_PLAYLIST), list(PUBLIC_PLAYLIST))
     }
 
     fn rendition(&self, name: &str) -> Option<&Rendition> {
@@ -567,6 +571,9 @@ impl Inner {
                 })
             })
             .collect();
+        if view.playlist.is_ended() {
+            return read_event(view.playlist, query);
+        }
         Some(view.playlist.render_low_latency(&edge, query))
     }
 
@@ -580,12 +587,12 @@ impl Inner {
     ) -> Option<String> {
         let r = self.rendition(rendition)?;
         let list = r.view(audience, &self.visibility).playlist;
-        if list.segments().is_empty() {
+        if list.is_empty() {
             return None;
         }
         match file {
-            LIVE_PLAYLIST => Some(list.render_live(query)),
-            EVENT_PLAYLIST => Some(list.render_event(query)),
+            LIVE_PLAYLIST if !list.is_ended() => Some(list.render_live(query)),
+            LIVE_PLAYLIST | EVENT_PLAYLIST => read_event(list, query),
             _ => None,
         }
     }
@@ -698,7 +705,7 @@ impl HlsOutput {
         let mut inner = self.change();
         for name in names {
             if inner.rendition(name).is_none() {
-                let (playlist, public) = inner.playlists();
+                let (playlist, public) = inner.playlists(&self.dir.join(name));
                 inner
                     .renditions
                     .push(Rendition::new(name.clone(), playlist, public));
@@ -718,22 +725,23 @@ impl HlsOutput {
         let mut restored = 0;
         for entry in entries.flatten() {
             let dir = entry.path();
-            let Ok(text) = std::fs::read_to_string(dir.join(EVENT_PLAYLIST)) else {
+            if !dir.join(EVENT_PLAYLIST).is_file() {
                 continue;
-            };
+            }
             let name = entry.file_name().to_string_lossy().into_owned();
-            let read = |file: &str, text: &str| {
-                let mut playlist = MediaPlaylist::parse_event(text, window, target)
-                    .map_err(|e| io::Error::other(format!("{}: {e}", dir.join(file).display())))?;
+            // Continued where they stopped: open again (no EXT-X-ENDLIST), appended to.
+            let read = |file: &str| {
+                let path = dir.join(file);
+                let mut playlist = match path.is_file() {
+                    true => MediaPlaylist::restore_event(&path, window, target)?,
+                    false => MediaPlaylist::on_disk(path, window, target),
+                };
                 playlist.reopen();
-                playlist.restat(&dir);
+                playlist.flush()?;
                 Ok::<_, io::Error>(playlist)
             };
-            let playlist = read(EVENT_PLAYLIST, &text)?;
-            let public = match std::fs::read_to_string(dir.join(PUBLIC_PLAYLIST)) {
-                Ok(text) => read(PUBLIC_PLAYLIST, &text)?,
-                Err(_) => MediaPlaylist::new(window, target),
-            };
+            let playlist = read(EVENT_PLAYLIST)?;
+            let public = read(PUBLIC_PLAYLIST)?;
             inner.renditions.retain(|r| r.name != name);
             let mut rendition = Rendition::new(name, playlist, public);
             rendition.closes_before_discontinuity = Some(0);
@@ -839,10 +847,13 @@ impl HlsOutput {
                 return Ok(());
             };
             r.close_segment(epoch, &visibility, uri, bytes, running_time, Vec::new());
-            Persisted::of(&inner, rendition)
+            let flushed = r.flush();
+            (Persisted::of(&inner, rendition), flushed)
         };
         self.notify();
         self.written(Written::Media(location));
+        let (persisted, flushed) = persisted;
+        flushed?;
         self.persist(&persisted)
     }
 
@@ -861,6 +872,7 @@ impl HlsOutput {
                 r.opened_at = Some(chunk.running_time);
             }
             let closing = chunk.independent && !r.parts.open.is_empty();
+            let mut flushed = Ok(());
             if closing {
                 media.extend(r.close_open_parts(epoch, &visibility, &self.dir)?);
             }
@@ -878,7 +890,7 @@ impl HlsOutput {
             // The stream's very first part starts with its earliest sample (audio a frame or so
             // before the first picture) and is that much longer; it is not held against
             // PART-TARGET for the rest of the stream (it leaves the playlist within 6 s).
-            let first = r.parts.open.is_empty() && r.playlist.segments().is_empty();
+            let first = r.parts.open.is_empty() && r.playlist.is_empty();
             if !first {
                 r.parts.longest = r.parts.longest.max(chunk.duration);
             }
@@ -892,12 +904,17 @@ impl HlsOutput {
             let (start, date, _) = r.open_date(epoch);
             let end = start + r.parts.open.iter().map(|p| p.duration).sum::<Duration>();
             r.place_markers(start, date, end);
-            closing.then(|| Persisted::of(&inner, rendition))
+            if closing {
+                flushed = r.flush();
+            }
+            (closing.then(|| Persisted::of(&inner, rendition)), flushed)
         };
         self.notify();
         for path in &media {
             self.written(Written::Media(path));
         }
+        let (persisted, flushed) = persisted;
+        flushed?;
         match persisted {
             Some(persisted) => self.persist(&persisted),
             None => Ok(()),
@@ -938,7 +955,12 @@ impl HlsOutput {
         query: Option<&str>,
     ) -> Option<Bytes> {
         let mut inner = self.lock();
-        if query.is_some() {
+        // The event list (and the VOD list) is read from its file, not kept.
+        let on_disk = kind == PlaylistKind::Event
+            || inner
+                .rendition(rendition)
+                .is_some_and(|r| r.playlist.is_ended());
+        if query.is_some() || on_disk {
             return inner
                 .render(rendition, kind, audience, query)
                 .map(Bytes::from);
@@ -971,9 +993,14 @@ impl HlsOutput {
         let inner = self.lock();
         let r = inner.rendition(rendition)?;
         let list = r.view(audience, &inner.visibility).playlist;
-        let first = list.next_sequence() - list.segments().len() as u64;
-        let index = usize::try_from(msn.checked_sub(first)?).ok()?;
-        list.segments().get(index).map(|s| s.parts.len() as u64)
+        // Segments no longer in memory are far from the edge: they kept no parts.
+        if (list.first_sequence()..list.first_recent_sequence()).contains(&msn) {
+            return Some(0);
+        }
+        let index = usize::try_from(msn.checked_sub(list.first_recent_sequence())?).ok()?;
+        list.recent_segments()
+            .get(index)
+            .map(|s| s.parts.len() as u64)
     }
 
     /// Part `index` of segment `msn` (as in its name), if `audience` may have it: from memory
@@ -1040,6 +1067,7 @@ impl HlsOutput {
     /// The stream is over: every playlist becomes a complete VOD list, on disk too.
     pub fn end(&self) -> io::Result<()> {
         let mut media = Vec::new();
+        let mut flushed = None;
         let persisted: Vec<Persisted> = {
             let mut inner = self.change();
             let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
@@ -1053,6 +1081,9 @@ impl HlsOutput {
                 r.close_markers();
                 r.playlist.end();
                 r.public.end();
+                if let Err(e) = r.flush() {
+                    flushed.get_or_insert(e);
+                }
             }
             let names: Vec<String> = inner.renditions.iter().map(|r| r.name.clone()).collect();
             names.iter().map(|n| Persisted::of(&inner, n)).collect()
@@ -1060,6 +1091,9 @@ impl HlsOutput {
         self.notify();
         for path in &media {
             self.written(Written::Media(path));
+        }
+        if let Some(e) = flushed {
+            return Err(e);
         }
         for p in &persisted {
             self.persist(p)?;
@@ -1074,8 +1108,9 @@ impl HlsOutput {
             self.written(Written::Playlist(&path));
             Ok::<_, io::Error>(())
         };
-        write(dir.join(EVENT_PLAYLIST), &p.event)?;
-        write(dir.join(PUBLIC_PLAYLIST), &p.public)?;
+        // The event lists are written by their playlists (flushed): told here, in the same order.
+        self.written(Written::Playlist(&dir.join(EVENT_PLAYLIST)));
+        self.written(Written::Playlist(&dir.join(PUBLIC_PLAYLIST)));
         if let Some(master) = &p.master {
             write(self.dir.join(MASTER_FILE), master)?;
         }
@@ -1153,7 +1188,7 @@ impl HlsOutput {
     pub fn segment_count(&self, rendition: &str) -> usize {
         self.lock()
             .rendition(rendition)
-            .map_or(0, |r| r.playlist.segments().len())
+            .map_or(0, |r| r.playlist.segment_count() as usize)
     }
 
     /// Next segment file number for a rendition (so a new publish never overwrites old segments).
@@ -1165,8 +1200,6 @@ impl HlsOutput {
 /// What is written to disk after a rendition changed.
 struct Persisted {
     rendition: String,
-    event: String,
-    public: String,
     master: Option<String>,
     public_master: Option<String>,
     /// The public media of the first rendition, when `rendition` is that one.
@@ -1182,8 +1215,6 @@ impl Persisted {
             .is_some_and(|f| f.name == rendition);
         Persisted {
             rendition: rendition.to_string(),
-            event: r.map(|r| r.playlist.render_event(None)).unwrap_or_default(),
-            public: r.map(|r| r.public.render_event(None)).unwrap_or_default(),
             master: render_master_locked(inner, Audience::Owner),
             public_master: render_master_locked(inner, Audience::Public),
             public_media: r
@@ -1191,6 +1222,15 @@ impl Persisted {
                 .map(|r| serde_json::to_string(&r.public_media).expect("intervals serialise")),
         }
     }
+}
+
+/// A list's event list as served (`None`, logged, if it cannot be read).
+fn read_event(list: &MediaPlaylist, query: Option<&str>) -> Option<String> {
+    list.render_event(query)
+        .inspect_err(
+            |e| tracing::error!(path = ?list.event_path(), error = %e, "reading the event list"),
+        )
+        .ok()
 }
 
 fn render_master_locked(inner: &Inner, audience: Audience) -> Option<String> {
@@ -1252,14 +1292,13 @@ pub fn close_persisted(hls_dir: &Path, window: usize, target: Duration) -> io::R
     for entry in entries.flatten() {
         for file in [EVENT_PLAYLIST, PUBLIC_PLAYLIST] {
             let path = entry.path().join(file);
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            if !path.is_file() {
                 continue;
-            };
-            let mut list = MediaPlaylist::parse_event(&text, window, target)
-                .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+            }
+            let mut list = MediaPlaylist::restore_event(&path, window, target)?;
             if !list.is_ended() {
                 list.end();
-                write_atomic(&path, &list.render_event(None))?;
+                list.flush()?;
             }
         }
     }
