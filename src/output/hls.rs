@@ -1636,6 +1636,98 @@ mod tests {
         assert!(master.contains("source/index.m3u8"));
     }
 
+    /// A long stream keeps the live window in memory and every segment in its event lists on
+    /// disk; what the public may fetch is still answered for segments long out of the window, and
+    /// a restart continues both lists (a discontinuity, the numbering going on).
+    #[test]
+    fn a_long_stream_keeps_its_lists_on_disk_and_continues_them_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let visibility = Visibility::new(true);
+        let start = |restore: bool| {
+            let hls = HlsOutput::new(dir.path().to_path_buf(), 6, Duration::from_secs(2));
+            hls.set_visibility(visibility.clone());
+            if restore {
+                assert_eq!(hls.restore().unwrap(), 1);
+            }
+            hls.add_renditions(&["source".to_string()]);
+            hls
+        };
+        let close = |hls: &HlsOutput, n: u32, to: u32| {
+            let path = dir.path().join(format!("source/seg{n:05}.ts"));
+            std::fs::write(&path, [0u8; 188]).unwrap();
+            hls.fragment_closed("source", &path, Duration::from_secs(2 * u64::from(to)))
+                .unwrap();
+        };
+        let hls = start(false);
+        hls.fragment_opened("source", Duration::ZERO);
+        for n in 0..100 {
+            if n == 30 {
+                visibility.set(Duration::from_secs(60), false);
+            }
+            if n == 40 {
+                visibility.set(Duration::from_secs(80), true);
+            }
+            close(&hls, n, n + 1);
+        }
+        {
+            let inner = hls.lock();
+            let r = inner.rendition("source").unwrap();
+            assert_eq!(r.playlist.recent_segments().len(), 6);
+            assert_eq!(r.public.recent_segments().len(), 6);
+            assert_eq!(r.playlist.segment_count(), 100);
+            assert_eq!(r.public.segment_count(), 90);
+        }
+        for (n, public) in [
+            (0, true),
+            (3, true),
+            (29, true),
+            (30, false),
+            (39, false),
+            (40, true),
+            (99, true),
+        ] {
+            let file = format!("seg{n:05}.ts");
+            assert_eq!(
+                hls.serves("source", &file, Audience::Public),
+                public,
+                "{file}"
+            );
+        }
+        let event = |audience| {
+            let text = hls
+                .media_playlist("source", EVENT_PLAYLIST, audience, None)
+                .unwrap();
+            m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap()
+        };
+        assert_eq!(event(Audience::Owner).segments.len(), 100);
+        let public = event(Audience::Public);
+        assert_eq!(public.segments.len(), 90);
+        let cuts: Vec<usize> = (0..90)
+            .filter(|&i| public.segments[i].discontinuity)
+            .collect();
+        assert_eq!(cuts, [30], "the practice interval cut out");
+        drop(hls);
+
+        // A restart: both lists go on from their files.
+        let hls = start(true);
+        hls.fragment_opened("source", Duration::ZERO);
+        for n in 100..105 {
+            close(&hls, n, n - 99);
+        }
+        for (file, count, first_new) in [(EVENT_PLAYLIST, 105, 100), (PUBLIC_PLAYLIST, 95, 90)] {
+            let text = std::fs::read_to_string(dir.path().join("source").join(file)).unwrap();
+            let list = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+            assert_eq!(list.segments.len(), count, "{file}");
+            assert!(list.segments[first_new].discontinuity, "{file}");
+            assert_eq!(list.segments[first_new].uri, "seg00100.ts", "{file}");
+            assert!(!list.end_list, "{file}");
+        }
+        assert!(hls.serves("source", "seg00003.ts", Audience::Public));
+        assert!(!hls.serves("source", "seg00035.ts", Audience::Public));
+        assert_eq!(hls.next_segment_index("source"), 105);
+    }
+
     /// A low-latency output of 2 s segments and 200 ms parts in `dir`, ready for a `source`
     /// rendition.
     fn source_at_low_latency(dir: &Path) -> HlsOutput {
