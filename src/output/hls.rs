@@ -725,23 +725,24 @@ impl HlsOutput {
         let mut restored = 0;
         for entry in entries.flatten() {
             let dir = entry.path();
-            if !dir.join(EVENT_PLAYLIST).is_file() {
+            let Ok(text) = std::fs::read_to_string(dir.join(EVENT_PLAYLIST)) else {
                 continue;
-            }
+            };
             let name = entry.file_name().to_string_lossy().into_owned();
             // Continued where they stopped: open again (no EXT-X-ENDLIST), appended to.
-            let read = |file: &str| {
+            let read = |file: &str, text: Option<&str>| {
                 let path = dir.join(file);
-                let mut playlist = match path.is_file() {
-                    true => MediaPlaylist::restore_event(&path, window, target)?,
-                    false => MediaPlaylist::on_disk(path, window, target),
+                let mut playlist = match text {
+                    Some(text) => MediaPlaylist::restore_event(&path, text, window, target)?,
+                    None => MediaPlaylist::on_disk(path, window, target),
                 };
                 playlist.reopen();
                 playlist.flush()?;
                 Ok::<_, io::Error>(playlist)
             };
-            let playlist = read(EVENT_PLAYLIST)?;
-            let public = read(PUBLIC_PLAYLIST)?;
+            let playlist = read(EVENT_PLAYLIST, Some(&text))?;
+            let public_text = std::fs::read_to_string(dir.join(PUBLIC_PLAYLIST)).ok();
+            let public = read(PUBLIC_PLAYLIST, public_text.as_deref())?;
             inner.renditions.retain(|r| r.name != name);
             let mut rendition = Rendition::new(name, playlist, public);
             rendition.closes_before_discontinuity = Some(0);
@@ -1292,10 +1293,10 @@ pub fn close_persisted(hls_dir: &Path, window: usize, target: Duration) -> io::R
     for entry in entries.flatten() {
         for file in [EVENT_PLAYLIST, PUBLIC_PLAYLIST] {
             let path = entry.path().join(file);
-            if !path.is_file() {
+            let Ok(text) = std::fs::read_to_string(&path) else {
                 continue;
-            }
-            let mut list = MediaPlaylist::restore_event(&path, window, target)?;
+            };
+            let mut list = MediaPlaylist::restore_event(&path, &text, window, target)?;
             if !list.is_ended() {
                 list.end();
                 list.flush()?;

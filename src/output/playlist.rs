@@ -677,12 +677,17 @@ impl MediaPlaylist {
         Self::read_event(text, window, target, None)
     }
 
-    /// Continues the event list in the file `path` (a stream resumed after a crash or a restart):
-    /// [`MediaPlaylist::parse_event`] of its text, with the sizes of its segments (files beside it);
-    /// the next [`MediaPlaylist::flush`] appends to it (after cutting off a torn last line).
-    pub fn restore_event(path: &Path, window: usize, target: Duration) -> io::Result<Self> {
-        let text = std::fs::read_to_string(path)?;
-        Self::read_event(&text, window, target, Some(path))
+    /// Continues the event list in the file `path`, read as `text` (a stream resumed after a crash
+    /// or a restart): [`MediaPlaylist::parse_event`] of it, with the sizes of its segments (files
+    /// beside it); the next [`MediaPlaylist::flush`] appends to it (after cutting off a torn last
+    /// line).
+    pub fn restore_event(
+        path: &Path,
+        text: &str,
+        window: usize,
+        target: Duration,
+    ) -> io::Result<Self> {
+        Self::read_event(text, window, target, Some(path))
             .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
     }
 
@@ -2446,7 +2451,8 @@ mod tests {
             if n == RESTART {
                 // A crash: the playlist is read back from its file and continued.
                 drop(pl);
-                pl = MediaPlaylist::restore_event(&path, DEFAULT_WINDOW, TARGET).unwrap();
+                let text = std::fs::read_to_string(&path).unwrap();
+                pl = MediaPlaylist::restore_event(&path, &text, DEFAULT_WINDOW, TARGET).unwrap();
                 assert_eq!(pl.next_sequence(), RESTART);
                 assert_eq!(pl.segment_count(), RESTART);
                 assert!(pl.lists("seg00000.m4s") && pl.lists("seg04999.m4s"));
