@@ -196,7 +196,7 @@ pub struct MediaPlaylist {
     /// The segments of the live window and those not written to the event list yet, oldest first.
     segments: Vec<Segment>,
     /// Media sequence number of `segments[0]`.
-    first_sequence: u64,
+    recent_sequence: u64,
     /// Media sequence number of the first segment ever (the event list's `EXT-X-MEDIA-SEQUENCE`).
     event_sequence: u64,
     /// Discontinuity sequence number of the first segment ever (discontinuity tags removed before it).
@@ -292,7 +292,7 @@ impl MediaPlaylist {
     fn with_event_list(window: usize, target: Duration, event: EventList) -> Self {
         Self {
             segments: Vec::new(),
-            first_sequence: 0,
+            recent_sequence: 0,
             event_sequence: 0,
             event_discontinuity_sequence: 0,
             dropped_discontinuities: 0,
@@ -341,7 +341,7 @@ impl MediaPlaylist {
     /// view that starts later than the stream, e.g. its public part), as the next one otherwise.
     pub fn push_numbered(&mut self, sequence: u64, seg: Segment) {
         if self.is_empty() {
-            self.first_sequence = sequence;
+            self.recent_sequence = sequence;
             self.event_sequence = sequence;
         }
         self.push(seg);
@@ -409,7 +409,7 @@ impl MediaPlaylist {
                 .filter(|s| s.discontinuity)
                 .count() as u64;
             self.segments.drain(..gone);
-            self.first_sequence += gone as u64;
+            self.recent_sequence += gone as u64;
             self.live_start -= gone;
             self.written -= gone;
         }
@@ -603,7 +603,7 @@ impl MediaPlaylist {
 
     /// Media sequence number of the first segment in memory ([`MediaPlaylist::recent_segments`]).
     pub fn first_recent_sequence(&self) -> u64 {
-        self.first_sequence
+        self.recent_sequence
     }
 
     /// Whether `name` is the file name of one of its segments or init sections.
@@ -715,7 +715,7 @@ impl MediaPlaylist {
         }
 
         let mut playlist = Self::new(window, target);
-        playlist.first_sequence = parsed.media_sequence;
+        playlist.recent_sequence = parsed.media_sequence;
         playlist.event_sequence = parsed.media_sequence;
         playlist.event_discontinuity_sequence = parsed.discontinuity_sequence;
         let dir = file.and_then(Path::parent);
@@ -906,7 +906,7 @@ impl MediaPlaylist {
             version: Some(Self::version(shown, skipped > 0)),
             independent_segments: true,
             target_duration: self.target_duration,
-            media_sequence: self.first_sequence.saturating_add(first as u64),
+            media_sequence: self.recent_sequence.saturating_add(first as u64),
             discontinuity_sequence: self
                 .event_discontinuity_sequence
                 .saturating_add(self.dropped_discontinuities)
@@ -2619,7 +2619,7 @@ mod golden {
             s.parts = (0..10)
                 .map(|i| Part {
                     uri: format!("part{n:05}.{i}.m4s"),
-                    duration: Duration::from_millis(ms as u64 / 10),
+                    duration: Duration::from_millis(ms / 10),
                     independent: i == 0,
                 })
                 .collect();
