@@ -875,27 +875,34 @@ fn fuzz_playlist_read_back_after_a_crash() -> Result<()> {
         seg.discontinuity = i == 5;
         live.push(seg);
     }
-    let open = live.render_event(None);
+    live.flush()?;
+    let open = live.render_event(None)?;
     live.end();
-    let ended = live.render_event(None);
+    live.flush()?;
+    let ended = live.render_event(None)?;
     pure_campaign(
         "playlist_restore",
         vec![open.into_bytes(), ended.into_bytes()],
         |input| {
             let text = String::from_utf8_lossy(input);
             match MediaPlaylist::parse_event(&text, 6, target) {
-                Ok(list) => {
-                    // What was read back renders, and reads back the same again.
-                    let again = list.render_event(None);
+                Ok(mut list) => {
+                    // What was read back continues (one more segment written after it), and
+                    // reads back the same again.
+                    let at = list.last_segment().map_or(start, Segment::end);
+                    list.reopen();
+                    list.push(Segment::new("seg99999.ts", target, at));
+                    list.flush()
+                        .map_err(|e| format!("continuing a restore: {e}"))?;
+                    let again = list
+                        .render_event(None)
+                        .map_err(|e| format!("rendering a restore: {e}"))?;
                     let back = MediaPlaylist::parse_event(&again, 6, target)
-                        .map_err(|e| format!("re-reading a rendered restore: {e}\n{again}"))?;
-                    if back.segments().len() != list.segments().len() {
+                        .map_err(|e| format!("re-reading a continued restore: {e}\n{again}"))?;
+                    if back.segment_count() != list.segment_count() {
                         return Err(format!("segments changed on a re-read:\n{again}"));
                     }
-                    Ok(format!(
-                        "ok segments={}",
-                        bucket(list.segments().len() as u64)
-                    ))
+                    Ok(format!("ok segments={}", bucket(list.segment_count())))
                 }
                 Err(e) => Ok(format!("{e:?}").chars().take(20).collect()),
             }

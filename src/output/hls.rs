@@ -200,6 +200,13 @@ impl Rendition {
         self.playlist.next_sequence()
     }
 
+    /// Writes what changed to both event lists (see [`MediaPlaylist::flush`]); both are tried.
+    fn flush(&mut self) -> io::Result<()> {
+        let owner = self.playlist.flush();
+        let public = self.public.flush();
+        owner.and(public)
+    }
+
     /// Whether the segment being written holds public media only (so far).
     fn open_public(&self, visibility: &Visibility) -> bool {
         let start = self.opened_at.unwrap_or_default();
@@ -226,12 +233,12 @@ impl Rendition {
                 };
                 View {
                     playlist: list,
-                    open_msn: match list.segments() {
-                        [] => self.open_msn(),
-                        _ => list.next_sequence(),
+                    open_msn: match list.is_empty() {
+                        true => self.open_msn(),
+                        false => list.next_sequence(),
                     },
                     open,
-                    cut: !self.last_public && !list.segments().is_empty(),
+                    cut: !self.last_public && !list.is_empty(),
                 }
             }
         }
@@ -240,11 +247,11 @@ impl Rendition {
     fn edge_position(&self, audience: Audience, visibility: &Visibility) -> Option<EdgePosition> {
         let view = self.view(audience, visibility);
         let list = view.playlist;
-        let last_segment = (!list.segments().is_empty()).then(|| list.next_sequence() - 1);
+        let last_segment = (!list.is_empty()).then(|| list.next_sequence() - 1);
         let (last_msn, last_part) = match view.open.len() {
             0 => {
                 let msn = last_segment?;
-                let parts = list.segments().last().map_or(0, |s| s.parts.len());
+                let parts = list.last_segment().map_or(0, |s| s.parts.len());
                 (msn, parts.saturating_sub(1) as u64)
             }
             n => (view.open_msn, n as u64 - 1),
@@ -324,7 +331,7 @@ impl Rendition {
         segment.parts = parts;
         // The first segment holds everything from the stream's start (audio a little before the
         // first picture).
-        let media_start = if self.playlist.segments().is_empty() {
+        let media_start = if self.playlist.is_empty() {
             Duration::ZERO
         } else {
             start
@@ -332,7 +339,7 @@ impl Rendition {
         let public = visibility.public_throughout(media_start, running_time);
         if public {
             let mut copy = segment.clone();
-            copy.discontinuity |= !self.last_public && !self.public.segments().is_empty();
+            copy.discontinuity |= !self.last_public && !self.public.is_empty();
             self.public_media.add(media_start, running_time);
             self.public
                 .push_numbered(self.playlist.next_sequence(), copy);
@@ -443,8 +450,7 @@ impl Rendition {
                 attributes: spec.attributes,
             },
             Edge::End(id) => {
-                let Some(mut marker) = self.playlist.markers().iter().find(|m| m.id == id).cloned()
-                else {
+                let Some(mut marker) = self.playlist.markers().find(|m| m.id == id).cloned() else {
                     return;
                 };
                 marker.end = Some(date.max(marker.start));
@@ -459,7 +465,7 @@ impl Rendition {
 
     /// The stream ended: what is still pending or open ends with the last segment.
     fn close_markers(&mut self) {
-        let Some(last) = self.playlist.segments().last() else {
+        let Some(last) = self.playlist.last_segment() else {
             self.pending.clear();
             return;
         };
@@ -471,7 +477,6 @@ impl Rendition {
         let open: Vec<String> = self
             .playlist
             .markers()
-            .iter()
             .filter(|m| m.end.is_none())
             .map(|m| m.id.clone())
             .collect();
@@ -530,11 +535,10 @@ struct Rendered {
 }
 
 impl Inner {
-    fn playlists(&self) -> (MediaPlaylist, MediaPlaylist) {
-        (
-            MediaPlaylist::new(self.window, self.target),
-            MediaPlaylist::new(self.window, self.target),
-        )
+    /// The owner's and the public playlists of a new rendition, their event lists in `dir`.
+    fn playlists(&self, dir: &Path) -> (MediaPlaylist, MediaPlaylist) {
+        let list = |file: &str| MediaPlaylist::on_disk(dir.join(file), self.window, self.target);
+        (list(EVENT_PLAYLIST), list(PUBLIC_PLAYLIST))
     }
 
     fn rendition(&self, name: &str) -> Option<&Rendition> {
@@ -567,6 +571,9 @@ impl Inner {
                 })
             })
             .collect();
+        if view.playlist.is_ended() {
+            return read_event(view.playlist, query);
+        }
         Some(view.playlist.render_low_latency(&edge, query))
     }
 
@@ -580,12 +587,12 @@ impl Inner {
     ) -> Option<String> {
         let r = self.rendition(rendition)?;
         let list = r.view(audience, &self.visibility).playlist;
-        if list.segments().is_empty() {
+        if list.is_empty() {
             return None;
         }
         match file {
-            LIVE_PLAYLIST => Some(list.render_live(query)),
-            EVENT_PLAYLIST => Some(list.render_event(query)),
+            LIVE_PLAYLIST if !list.is_ended() => Some(list.render_live(query)),
+            LIVE_PLAYLIST | EVENT_PLAYLIST => read_event(list, query),
             _ => None,
         }
     }
@@ -698,7 +705,7 @@ impl HlsOutput {
         let mut inner = self.change();
         for name in names {
             if inner.rendition(name).is_none() {
-                let (playlist, public) = inner.playlists();
+                let (playlist, public) = inner.playlists(&self.dir.join(name));
                 inner
                     .renditions
                     .push(Rendition::new(name.clone(), playlist, public));
@@ -722,18 +729,20 @@ impl HlsOutput {
                 continue;
             };
             let name = entry.file_name().to_string_lossy().into_owned();
-            let read = |file: &str, text: &str| {
-                let mut playlist = MediaPlaylist::parse_event(text, window, target)
-                    .map_err(|e| io::Error::other(format!("{}: {e}", dir.join(file).display())))?;
+            // Continued where they stopped: open again (no EXT-X-ENDLIST), appended to.
+            let read = |file: &str, text: Option<&str>| {
+                let path = dir.join(file);
+                let mut playlist = match text {
+                    Some(text) => MediaPlaylist::restore_event(&path, text, window, target)?,
+                    None => MediaPlaylist::on_disk(path, window, target),
+                };
                 playlist.reopen();
-                playlist.restat(&dir);
+                playlist.flush()?;
                 Ok::<_, io::Error>(playlist)
             };
-            let playlist = read(EVENT_PLAYLIST, &text)?;
-            let public = match std::fs::read_to_string(dir.join(PUBLIC_PLAYLIST)) {
-                Ok(text) => read(PUBLIC_PLAYLIST, &text)?,
-                Err(_) => MediaPlaylist::new(window, target),
-            };
+            let playlist = read(EVENT_PLAYLIST, Some(&text))?;
+            let public_text = std::fs::read_to_string(dir.join(PUBLIC_PLAYLIST)).ok();
+            let public = read(PUBLIC_PLAYLIST, public_text.as_deref())?;
             inner.renditions.retain(|r| r.name != name);
             let mut rendition = Rendition::new(name, playlist, public);
             rendition.closes_before_discontinuity = Some(0);
@@ -839,10 +848,13 @@ impl HlsOutput {
                 return Ok(());
             };
             r.close_segment(epoch, &visibility, uri, bytes, running_time, Vec::new());
-            Persisted::of(&inner, rendition)
+            let flushed = r.flush();
+            (Persisted::of(&inner, rendition), flushed)
         };
         self.notify();
         self.written(Written::Media(location));
+        let (persisted, flushed) = persisted;
+        flushed?;
         self.persist(&persisted)
     }
 
@@ -861,6 +873,7 @@ impl HlsOutput {
                 r.opened_at = Some(chunk.running_time);
             }
             let closing = chunk.independent && !r.parts.open.is_empty();
+            let mut flushed = Ok(());
             if closing {
                 media.extend(r.close_open_parts(epoch, &visibility, &self.dir)?);
             }
@@ -878,7 +891,7 @@ impl HlsOutput {
             // The stream's very first part starts with its earliest sample (audio a frame or so
             // before the first picture) and is that much longer; it is not held against
             // PART-TARGET for the rest of the stream (it leaves the playlist within 6 s).
-            let first = r.parts.open.is_empty() && r.playlist.segments().is_empty();
+            let first = r.parts.open.is_empty() && r.playlist.is_empty();
             if !first {
                 r.parts.longest = r.parts.longest.max(chunk.duration);
             }
@@ -892,12 +905,17 @@ impl HlsOutput {
             let (start, date, _) = r.open_date(epoch);
             let end = start + r.parts.open.iter().map(|p| p.duration).sum::<Duration>();
             r.place_markers(start, date, end);
-            closing.then(|| Persisted::of(&inner, rendition))
+            if closing {
+                flushed = r.flush();
+            }
+            (closing.then(|| Persisted::of(&inner, rendition)), flushed)
         };
         self.notify();
         for path in &media {
             self.written(Written::Media(path));
         }
+        let (persisted, flushed) = persisted;
+        flushed?;
         match persisted {
             Some(persisted) => self.persist(&persisted),
             None => Ok(()),
@@ -938,7 +956,12 @@ impl HlsOutput {
         query: Option<&str>,
     ) -> Option<Bytes> {
         let mut inner = self.lock();
-        if query.is_some() {
+        // The event list (and the VOD list) is read from its file, not kept.
+        let on_disk = kind == PlaylistKind::Event
+            || inner
+                .rendition(rendition)
+                .is_some_and(|r| r.playlist.is_ended());
+        if query.is_some() || on_disk {
             return inner
                 .render(rendition, kind, audience, query)
                 .map(Bytes::from);
@@ -971,9 +994,14 @@ impl HlsOutput {
         let inner = self.lock();
         let r = inner.rendition(rendition)?;
         let list = r.view(audience, &inner.visibility).playlist;
-        let first = list.next_sequence() - list.segments().len() as u64;
-        let index = usize::try_from(msn.checked_sub(first)?).ok()?;
-        list.segments().get(index).map(|s| s.parts.len() as u64)
+        // Segments no longer in memory are far from the edge: they kept no parts.
+        if (list.first_sequence()..list.first_recent_sequence()).contains(&msn) {
+            return Some(0);
+        }
+        let index = usize::try_from(msn.checked_sub(list.first_recent_sequence())?).ok()?;
+        list.recent_segments()
+            .get(index)
+            .map(|s| s.parts.len() as u64)
     }
 
     /// Part `index` of segment `msn` (as in its name), if `audience` may have it: from memory
@@ -1040,6 +1068,7 @@ impl HlsOutput {
     /// The stream is over: every playlist becomes a complete VOD list, on disk too.
     pub fn end(&self) -> io::Result<()> {
         let mut media = Vec::new();
+        let mut flushed = None;
         let persisted: Vec<Persisted> = {
             let mut inner = self.change();
             let (epoch, visibility) = (inner.epoch, inner.visibility.clone());
@@ -1053,6 +1082,9 @@ impl HlsOutput {
                 r.close_markers();
                 r.playlist.end();
                 r.public.end();
+                if let Err(e) = r.flush() {
+                    flushed.get_or_insert(e);
+                }
             }
             let names: Vec<String> = inner.renditions.iter().map(|r| r.name.clone()).collect();
             names.iter().map(|n| Persisted::of(&inner, n)).collect()
@@ -1060,6 +1092,9 @@ impl HlsOutput {
         self.notify();
         for path in &media {
             self.written(Written::Media(path));
+        }
+        if let Some(e) = flushed {
+            return Err(e);
         }
         for p in &persisted {
             self.persist(p)?;
@@ -1074,8 +1109,9 @@ impl HlsOutput {
             self.written(Written::Playlist(&path));
             Ok::<_, io::Error>(())
         };
-        write(dir.join(EVENT_PLAYLIST), &p.event)?;
-        write(dir.join(PUBLIC_PLAYLIST), &p.public)?;
+        // The event lists are written by their playlists (flushed): told here, in the same order.
+        self.written(Written::Playlist(&dir.join(EVENT_PLAYLIST)));
+        self.written(Written::Playlist(&dir.join(PUBLIC_PLAYLIST)));
         if let Some(master) = &p.master {
             write(self.dir.join(MASTER_FILE), master)?;
         }
@@ -1153,7 +1189,7 @@ impl HlsOutput {
     pub fn segment_count(&self, rendition: &str) -> usize {
         self.lock()
             .rendition(rendition)
-            .map_or(0, |r| r.playlist.segments().len())
+            .map_or(0, |r| r.playlist.segment_count() as usize)
     }
 
     /// Next segment file number for a rendition (so a new publish never overwrites old segments).
@@ -1165,8 +1201,6 @@ impl HlsOutput {
 /// What is written to disk after a rendition changed.
 struct Persisted {
     rendition: String,
-    event: String,
-    public: String,
     master: Option<String>,
     public_master: Option<String>,
     /// The public media of the first rendition, when `rendition` is that one.
@@ -1182,8 +1216,6 @@ impl Persisted {
             .is_some_and(|f| f.name == rendition);
         Persisted {
             rendition: rendition.to_string(),
-            event: r.map(|r| r.playlist.render_event(None)).unwrap_or_default(),
-            public: r.map(|r| r.public.render_event(None)).unwrap_or_default(),
             master: render_master_locked(inner, Audience::Owner),
             public_master: render_master_locked(inner, Audience::Public),
             public_media: r
@@ -1191,6 +1223,15 @@ impl Persisted {
                 .map(|r| serde_json::to_string(&r.public_media).expect("intervals serialise")),
         }
     }
+}
+
+/// A list's event list as served (`None`, logged, if it cannot be read).
+fn read_event(list: &MediaPlaylist, query: Option<&str>) -> Option<String> {
+    list.render_event(query)
+        .inspect_err(
+            |e| tracing::error!(path = ?list.event_path(), error = %e, "reading the event list"),
+        )
+        .ok()
 }
 
 fn render_master_locked(inner: &Inner, audience: Audience) -> Option<String> {
@@ -1255,11 +1296,10 @@ pub fn close_persisted(hls_dir: &Path, window: usize, target: Duration) -> io::R
             let Ok(text) = std::fs::read_to_string(&path) else {
                 continue;
             };
-            let mut list = MediaPlaylist::parse_event(&text, window, target)
-                .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+            let mut list = MediaPlaylist::restore_event(&path, &text, window, target)?;
             if !list.is_ended() {
                 list.end();
-                write_atomic(&path, &list.render_event(None))?;
+                list.flush()?;
             }
         }
     }
@@ -1595,6 +1635,98 @@ mod tests {
         assert_eq!(read_public_media(hls_dir).unwrap(), hls.public_media());
         let master = read(None, MASTER_FILE).await;
         assert!(master.contains("source/index.m3u8"));
+    }
+
+    /// A long stream keeps the live window in memory and every segment in its event lists on
+    /// disk; what the public may fetch is still answered for segments long out of the window, and
+    /// a restart continues both lists (a discontinuity, the numbering going on).
+    #[test]
+    fn a_long_stream_keeps_its_lists_on_disk_and_continues_them_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("source")).unwrap();
+        let visibility = Visibility::new(true);
+        let start = |restore: bool| {
+            let hls = HlsOutput::new(dir.path().to_path_buf(), 6, Duration::from_secs(2));
+            hls.set_visibility(visibility.clone());
+            if restore {
+                assert_eq!(hls.restore().unwrap(), 1);
+            }
+            hls.add_renditions(&["source".to_string()]);
+            hls
+        };
+        let close = |hls: &HlsOutput, n: u32, to: u32| {
+            let path = dir.path().join(format!("source/seg{n:05}.ts"));
+            std::fs::write(&path, [0u8; 188]).unwrap();
+            hls.fragment_closed("source", &path, Duration::from_secs(2 * u64::from(to)))
+                .unwrap();
+        };
+        let hls = start(false);
+        hls.fragment_opened("source", Duration::ZERO);
+        for n in 0..100 {
+            if n == 30 {
+                visibility.set(Duration::from_secs(60), false);
+            }
+            if n == 40 {
+                visibility.set(Duration::from_secs(80), true);
+            }
+            close(&hls, n, n + 1);
+        }
+        {
+            let inner = hls.lock();
+            let r = inner.rendition("source").unwrap();
+            assert_eq!(r.playlist.recent_segments().len(), 6);
+            assert_eq!(r.public.recent_segments().len(), 6);
+            assert_eq!(r.playlist.segment_count(), 100);
+            assert_eq!(r.public.segment_count(), 90);
+        }
+        for (n, public) in [
+            (0, true),
+            (3, true),
+            (29, true),
+            (30, false),
+            (39, false),
+            (40, true),
+            (99, true),
+        ] {
+            let file = format!("seg{n:05}.ts");
+            assert_eq!(
+                hls.serves("source", &file, Audience::Public),
+                public,
+                "{file}"
+            );
+        }
+        let event = |audience| {
+            let text = hls
+                .media_playlist("source", EVENT_PLAYLIST, audience, None)
+                .unwrap();
+            m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap()
+        };
+        assert_eq!(event(Audience::Owner).segments.len(), 100);
+        let public = event(Audience::Public);
+        assert_eq!(public.segments.len(), 90);
+        let cuts: Vec<usize> = (0..90)
+            .filter(|&i| public.segments[i].discontinuity)
+            .collect();
+        assert_eq!(cuts, [30], "the practice interval cut out");
+        drop(hls);
+
+        // A restart: both lists go on from their files.
+        let hls = start(true);
+        hls.fragment_opened("source", Duration::ZERO);
+        for n in 100..105 {
+            close(&hls, n, n - 99);
+        }
+        for (file, count, first_new) in [(EVENT_PLAYLIST, 105, 100), (PUBLIC_PLAYLIST, 95, 90)] {
+            let text = std::fs::read_to_string(dir.path().join("source").join(file)).unwrap();
+            let list = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+            assert_eq!(list.segments.len(), count, "{file}");
+            assert!(list.segments[first_new].discontinuity, "{file}");
+            assert_eq!(list.segments[first_new].uri, "seg00100.ts", "{file}");
+            assert!(!list.end_list, "{file}");
+        }
+        assert!(hls.serves("source", "seg00003.ts", Audience::Public));
+        assert!(!hls.serves("source", "seg00035.ts", Audience::Public));
+        assert_eq!(hls.next_segment_index("source"), 105);
     }
 
     /// A low-latency output of 2 s segments and 200 ms parts in `dir`, ready for a `source`

@@ -15,6 +15,9 @@
 //! the header, and the live edge after the last closed segment (the open segment's parts,
 //! `EXT-X-PRELOAD-HINT`, `EXT-X-RENDITION-REPORT`), described by a [`LiveEdge`].
 
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,6 +25,8 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, Utc};
 
 use super::daterange::Marker;
+use super::event_list::EventList;
+use super::listed_names::ListedNames;
 
 /// Segments in the live window while a stream is live (DESIGN.md, "Media defaults").
 pub const DEFAULT_WINDOW: usize = 6;
@@ -180,17 +185,29 @@ impl Segment {
 }
 
 /// The segments of one rendition and the playlist state that must survive between renders.
-#[derive(Debug, Clone)]
+///
+/// Memory holds what is bounded: the live window (and any segment not yet on the event list), the
+/// markers still open or near the window, running totals, and the runs of file names listed
+/// (see [`ListedNames`]). The event list (every segment since the start) is an [`EventList`],
+/// a file for a stream's playlists ([`MediaPlaylist::on_disk`]): [`MediaPlaylist::flush`] appends
+/// the segments closed since the last flush, in the text a render of the whole list writes.
+#[derive(Debug)]
 pub struct MediaPlaylist {
-    /// Every segment since the start, oldest first.
+    /// The segments of the live window and those not written to the event list yet, oldest first.
     segments: Vec<Segment>,
     /// Media sequence number of `segments[0]`.
-    first_sequence: u64,
-    /// Discontinuity sequence number of `segments[0]` (discontinuity tags removed before it).
-    first_discontinuity_sequence: u64,
+    recent_sequence: u64,
+    /// Media sequence number of the first segment ever (the event list's `EXT-X-MEDIA-SEQUENCE`).
+    event_sequence: u64,
+    /// Discontinuity sequence number of the first segment ever (discontinuity tags removed before it).
+    event_discontinuity_sequence: u64,
+    /// Discontinuities among the segments before `segments[0]` (no longer in memory).
+    dropped_discontinuities: u64,
     /// Index in `segments` of the first segment of the live window; only moves forward, so
     /// `EXT-X-MEDIA-SEQUENCE` of the live view never decreases.
     live_start: usize,
+    /// How many of `segments` (the first ones) the event list has.
+    written: usize,
     ended: bool,
     /// Segments in the live window (at least 1).
     window: usize,
@@ -198,72 +215,166 @@ pub struct MediaPlaylist {
     /// pushed and never lowered.
     target_duration: u64,
     /// `EXT-X-DATERANGE` markers, in the order they were set; each is written before the segment
-    /// its start falls in.
-    markers: Vec<Marker>,
+    /// its start falls in. Those that ended before the live window are forgotten once written.
+    markers: Vec<Listed>,
+    totals: Totals,
+    /// File names of every segment and init section since the start.
+    names: ListedNames,
+    event: EventList,
+    /// The init section of the last segment on the event list.
+    event_map: Option<Arc<str>>,
+    /// The event list ends with `EXT-X-ENDLIST`.
+    event_closed: bool,
 }
 
-/// Which view of the segments to render.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum View {
-    Live,
-    Event,
+/// A marker, and where the event list has it.
+#[derive(Debug, Clone)]
+struct Listed {
+    marker: Marker,
+    on_list: OnList,
+    /// Changed since it was written (its end became known): its line is rewritten.
+    changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum OnList {
+    /// Not yet: it starts after the last segment written (it belongs to the open one).
+    No,
+    /// Its line (with the newline), at these bytes of the event list's body.
+    At(Range<u64>),
+    /// Left out: it ended without covering a segment of the list (media the list leaves out).
+    LeftOut,
+}
+
+/// What every segment since the start adds up to.
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    count: u64,
+    duration: Duration,
+    /// Of the segments whose bit rate is known (size and duration not 0).
+    peak_bandwidth: Option<u64>,
+    measured_bytes: u128,
+    measured_nanos: u128,
+    measured: u64,
+    /// Some segment has an init section (`EXT-X-MAP`).
+    has_map: bool,
+}
+
+impl Totals {
+    fn add(&mut self, s: &Segment) {
+        self.count += 1;
+        self.duration = self.duration.saturating_add(s.duration);
+        self.has_map |= s.map.is_some();
+        if s.bytes > 0 && !s.duration.is_zero() {
+            let rate = bits_per_second(u128::from(s.bytes), s.duration.as_nanos());
+            self.peak_bandwidth = self.peak_bandwidth.max(Some(rate));
+            self.measured_bytes += u128::from(s.bytes);
+            self.measured_nanos += s.duration.as_nanos();
+            self.measured += 1;
+        }
+    }
 }
 
 impl MediaPlaylist {
     /// An empty playlist with a live window of `window` segments (at least 1) and the configured segment
-    /// target (e.g. 2 s), which is the floor of `EXT-X-TARGETDURATION`.
+    /// target (e.g. 2 s), which is the floor of `EXT-X-TARGETDURATION`. Its event list is kept in
+    /// memory: for lists that stay short (tests); a stream's go to disk ([`MediaPlaylist::on_disk`]).
     pub fn new(window: usize, target: Duration) -> Self {
+        Self::with_event_list(window, target, EventList::memory())
+    }
+
+    /// [`MediaPlaylist::new`] with the event list kept in the file `path` (written by
+    /// [`MediaPlaylist::flush`]).
+    pub fn on_disk(path: PathBuf, window: usize, target: Duration) -> Self {
+        Self::with_event_list(window, target, EventList::file(path))
+    }
+
+    fn with_event_list(window: usize, target: Duration, event: EventList) -> Self {
         Self {
             segments: Vec::new(),
-            first_sequence: 0,
-            first_discontinuity_sequence: 0,
+            recent_sequence: 0,
+            event_sequence: 0,
+            event_discontinuity_sequence: 0,
+            dropped_discontinuities: 0,
             live_start: 0,
+            written: 0,
             ended: false,
             window: window.max(1),
             target_duration: configured_target_secs(target),
             markers: Vec::new(),
+            totals: Totals::default(),
+            names: ListedNames::default(),
+            event,
+            event_map: None,
+            event_closed: false,
         }
+    }
+
+    /// Where the event list is kept, if in a file.
+    pub fn event_path(&self) -> Option<&Path> {
+        self.event.path()
     }
 
     /// Adds a marker, or replaces the one with the same id (its end became known). Also after the
     /// end: a VOD list gets the end of the marker that was open when the stream stopped.
     pub fn set_marker(&mut self, marker: Marker) {
-        match self.markers.iter_mut().find(|m| m.id == marker.id) {
-            Some(m) => *m = marker,
-            None => self.markers.push(marker),
+        match self.markers.iter_mut().find(|l| l.marker.id == marker.id) {
+            Some(l) if l.marker != marker => {
+                l.marker = marker;
+                l.changed = true;
+            }
+            Some(_) => {}
+            None => self.markers.push(Listed {
+                marker,
+                on_list: OnList::No,
+                changed: false,
+            }),
         }
     }
 
-    pub fn markers(&self) -> &[Marker] {
-        &self.markers
+    /// The markers kept: those still open, not yet written, or not ended before the live window.
+    pub fn markers(&self) -> impl Iterator<Item = &Marker> {
+        self.markers.iter().map(|l| &l.marker)
     }
 
     /// Appends a closed segment as media sequence number `sequence` when the playlist is still empty (a
     /// view that starts later than the stream, e.g. its public part), as the next one otherwise.
     pub fn push_numbered(&mut self, sequence: u64, seg: Segment) {
-        if self.segments.is_empty() {
-            self.first_sequence = sequence;
+        if self.is_empty() {
+            self.recent_sequence = sequence;
+            self.event_sequence = sequence;
         }
         self.push(seg);
     }
 
-    /// Appends a closed segment. Ignored (with a warning) once the playlist has ended: an ended playlist is
-    /// a finished VOD and must not change.
+    /// Appends a closed segment (to the event list at the next [`MediaPlaylist::flush`]). Ignored
+    /// (with a warning) once the playlist has ended: an ended playlist is a finished VOD and must
+    /// not change.
     pub fn push(&mut self, seg: Segment) {
         if self.ended {
             tracing::warn!(uri = %seg.uri, "segment pushed after the playlist ended; ignored");
             return;
         }
-        self.target_duration = self.target_duration.max(rounded_secs(seg.duration));
-        let mut seg = seg;
-        self.share_map(&mut seg);
-        self.segments.push(seg);
-        self.advance_live_start();
+        self.add(seg);
         self.forget_old_parts();
     }
 
+    /// Lists a segment: the totals, the names, the live window.
+    fn add(&mut self, seg: Segment) {
+        self.target_duration = self.target_duration.max(rounded_secs(seg.duration));
+        let mut seg = seg;
+        self.share_map(&mut seg);
+        self.totals.add(&seg);
+        self.names.insert(&seg.uri);
+        if let Some(map) = &seg.map {
+            self.names.insert(map);
+        }
+        self.segments.push(seg);
+        self.advance_live_start();
+    }
+
     /// Points `seg`'s init section name at the previous segment's when they are the same: one copy
-    /// per init section instead of one per segment (a stream keeps every segment while live).
+    /// per init section instead of one per segment.
     fn share_map(&self, seg: &mut Segment) {
         if let Some(previous) = self.segments.last()
             && previous.map == seg.map
@@ -288,7 +399,169 @@ impl MediaPlaylist {
         }
     }
 
-    /// The stream is over: from now on both views render the complete list as VOD with `EXT-X-ENDLIST`.
+    /// Forgets the segments that slid out of the live window once the event list has them, and
+    /// the markers written that ended before the window.
+    fn forget_written(&mut self) {
+        let gone = self.live_start.min(self.written);
+        if gone > 0 {
+            self.dropped_discontinuities += self.segments[..gone]
+                .iter()
+                .filter(|s| s.discontinuity)
+                .count() as u64;
+            self.segments.drain(..gone);
+            self.recent_sequence += gone as u64;
+            self.live_start -= gone;
+            self.written -= gone;
+        }
+        // A marker that ended before every segment of the window covers none of them: no live
+        // render lists it again.
+        let Some(window_start) = self.segments[self.live_start..]
+            .iter()
+            .map(|s| s.program_date_time)
+            .min()
+        else {
+            return;
+        };
+        self.markers.retain(|l| {
+            l.on_list == OnList::No
+                || l.changed
+                || l.marker.end.is_none_or(|end| end > window_start)
+        });
+    }
+
+    /// Writes what changed to the event list: the segments pushed since the last flush (with the
+    /// markers that start in them), the new line of a marker that changed, the header when it
+    /// changed (a raised target duration, the switch to VOD), `EXT-X-ENDLIST` at the end. The text
+    /// is the same as a render of the whole list at once. After a failure nothing is lost: the
+    /// next flush writes it.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let header = self.event_header();
+        let new = &self.segments[self.written..];
+        // Markers that start after the last closed segment belong to the open one: written with
+        // the segment they start in.
+        let closed_end = self.segments.last().map(Segment::end);
+        let mut tags = vec![Vec::new(); new.len()];
+        let mut placed = Vec::new();
+        let mut left_out = Vec::new();
+        if !new.is_empty() {
+            for (i, l) in self.markers.iter().enumerate() {
+                let open_segment =
+                    !self.ended && closed_end.is_some_and(|end| l.marker.start >= end);
+                if l.on_list != OnList::No || open_segment {
+                    continue;
+                }
+                match Self::marker_position(new, &l.marker) {
+                    Some(at) => {
+                        tags[at].push(daterange_tag(&l.marker));
+                        placed.push(i);
+                    }
+                    None => left_out.push(i),
+                }
+            }
+        }
+        let mut text = Vec::new();
+        let mut map = self.event_map.clone();
+        if !new.is_empty() {
+            let mut playlist = m3u8_rs::MediaPlaylist::default();
+            write_segments(
+                &mut playlist,
+                new,
+                tags,
+                &mut map,
+                new.len(),
+                None,
+                &mut text,
+            );
+        }
+        if self.ended {
+            text.extend_from_slice(ENDLIST.as_bytes());
+        }
+        let mut patches: Vec<(Range<u64>, String)> = self
+            .markers
+            .iter()
+            .filter(|l| l.changed)
+            .filter_map(|l| match &l.on_list {
+                OnList::At(range) => Some((range.clone(), format!("{}\n", l.marker.line()))),
+                _ => None,
+            })
+            .collect();
+        patches.sort_by_key(|(range, _)| range.start);
+        // The body kept: all of it, but the `EXT-X-ENDLIST` written before (ended or reopened,
+        // it is written again at the end or not at all).
+        let body = self.event.body_len();
+        let keep = match self.event_closed {
+            true => body.saturating_sub(ENDLIST.len() as u64),
+            false => body,
+        };
+        if header != self.event.header() || !patches.is_empty() || keep != body {
+            self.event.rewrite(&header, keep, &patches, &text)?;
+        } else {
+            self.event.append(&text)?;
+        }
+        // Written: where each marker's line is now.
+        let shift = |at: u64| -> i64 {
+            patches
+                .iter()
+                .filter(|(range, _)| range.start < at)
+                .map(|(range, line)| line.len() as i64 - (range.end - range.start) as i64)
+                .sum()
+        };
+        let base = self.event.body_len() - text.len() as u64;
+        for l in &mut self.markers {
+            if let OnList::At(range) = &l.on_list {
+                let start = range.start.saturating_add_signed(shift(range.start));
+                let len = match l.changed {
+                    true => l.marker.line().len() as u64 + 1,
+                    false => range.end - range.start,
+                };
+                l.on_list = OnList::At(start..start + len);
+                l.changed = false;
+            }
+        }
+        for i in placed {
+            let l = &mut self.markers[i];
+            let line = format!("{}\n", l.marker.line());
+            let at = find(&text, line.as_bytes()).unwrap_or(0) as u64 + base;
+            l.on_list = OnList::At(at..at + line.len() as u64);
+            l.changed = false;
+        }
+        for i in left_out {
+            self.markers[i].on_list = OnList::LeftOut;
+        }
+        for l in &mut self.markers {
+            l.changed = false;
+        }
+        self.event_map = map;
+        self.event_closed = self.ended;
+        self.written = self.segments.len();
+        self.forget_written();
+        Ok(())
+    }
+
+    /// The event list's header: the playlist-level tags of a render of the whole list.
+    fn event_header(&self) -> String {
+        let playlist = m3u8_rs::MediaPlaylist {
+            version: Some(match self.totals.has_map {
+                true => VERSION_MAP,
+                false => VERSION_DECIMAL_EXTINF,
+            }),
+            independent_segments: true,
+            target_duration: self.target_duration,
+            media_sequence: self.event_sequence,
+            discontinuity_sequence: self.event_discontinuity_sequence,
+            playlist_type: Some(match self.ended {
+                true => m3u8_rs::MediaPlaylistType::Vod,
+                false => m3u8_rs::MediaPlaylistType::Event,
+            }),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        write_playlist(&playlist, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The stream is over: from now on both views render the complete list as VOD with `EXT-X-ENDLIST`
+    /// (on the event list at the next flush).
     pub fn end(&mut self) {
         self.ended = true;
     }
@@ -303,32 +576,44 @@ impl MediaPlaylist {
         self.ended = false;
     }
 
-    /// Sizes of segments that were read back from disk, for their bandwidth.
-    pub fn restat(&mut self, dir: &std::path::Path) {
-        for s in self.segments.iter_mut().filter(|s| s.bytes == 0) {
-            s.bytes = std::fs::metadata(dir.join(&s.uri)).map_or(0, |m| m.len());
-        }
-    }
-
-    /// Every segment since the start, oldest first.
-    pub fn segments(&self) -> &[Segment] {
+    /// The segments in memory, oldest first: the live window, and any not on the event list yet.
+    pub fn recent_segments(&self) -> &[Segment] {
         &self.segments
     }
 
-    /// Whether `name` is the file name of one of its segments or init sections. Searched from the
-    /// newest segment, which is what live players ask for.
+    /// The newest segment.
+    pub fn last_segment(&self) -> Option<&Segment> {
+        self.segments.last()
+    }
+
+    /// No segment was ever pushed.
+    pub fn is_empty(&self) -> bool {
+        self.totals.count == 0
+    }
+
+    /// How many segments were pushed since the start.
+    pub fn segment_count(&self) -> u64 {
+        self.totals.count
+    }
+
+    /// Media sequence number of the first segment.
+    pub fn first_sequence(&self) -> u64 {
+        self.event_sequence
+    }
+
+    /// Media sequence number of the first segment in memory ([`MediaPlaylist::recent_segments`]).
+    pub fn first_recent_sequence(&self) -> u64 {
+        self.recent_sequence
+    }
+
+    /// Whether `name` is the file name of one of its segments or init sections.
     pub fn lists(&self, name: &str) -> bool {
-        self.segments
-            .iter()
-            .rev()
-            .any(|s| s.uri == name || s.map.as_deref() == Some(name))
+        self.names.contains(name)
     }
 
     /// Total duration of all segments since the start.
     pub fn media_duration(&self) -> Duration {
-        self.segments
-            .iter()
-            .fold(Duration::ZERO, |sum, s| sum.saturating_add(s.duration))
+        self.totals.duration
     }
 
     /// The current `EXT-X-TARGETDURATION` in seconds.
@@ -338,13 +623,13 @@ impl MediaPlaylist {
 
     /// Media sequence number the next pushed segment will get.
     pub fn next_sequence(&self) -> u64 {
-        self.first_sequence
-            .saturating_add(self.segments.len() as u64)
+        self.event_sequence.saturating_add(self.totals.count)
     }
 
     /// Live playlist: the last `window` segments while live (`EXT-X-MEDIA-SEQUENCE` counting the segments
     /// that slid out, `EXT-X-DISCONTINUITY-SEQUENCE` the discontinuities that slid out), the complete list
-    /// with `EXT-X-PLAYLIST-TYPE:VOD` + `EXT-X-ENDLIST` once ended.
+    /// with `EXT-X-PLAYLIST-TYPE:VOD` + `EXT-X-ENDLIST` once ended (the event list, as flushed; empty if
+    /// it cannot be read, which is logged).
     ///
     /// The window holds more than `window` segments when that is needed to keep the playlist at least three
     /// target durations long (RFC 8216 §6.2.2), e.g. right after one long segment raised the target.
@@ -355,23 +640,63 @@ impl MediaPlaylist {
     ///
     /// `query`, when `Some("token=abc")`, is appended to every segment URI (`seg00001.ts?token=abc`).
     pub fn render_live(&self, query: Option<&str>) -> String {
-        self.render(View::Live, query)
+        if self.ended {
+            return self.render_vod(query);
+        }
+        self.render_with(query, None)
     }
 
-    /// Every segment since the start: `EXT-X-PLAYLIST-TYPE:EVENT` while live, VOD + `EXT-X-ENDLIST` once
-    /// ended. `query` as in [`MediaPlaylist::render_live`]; write it to disk without one.
-    pub fn render_event(&self, query: Option<&str>) -> String {
-        self.render(View::Event, query)
+    /// Every segment since the start, as flushed: `EXT-X-PLAYLIST-TYPE:EVENT` while live, VOD +
+    /// `EXT-X-ENDLIST` once ended. `query` as in [`MediaPlaylist::render_live`].
+    pub fn render_event(&self, query: Option<&str>) -> io::Result<String> {
+        let bytes = self.event.read()?;
+        let text = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Ok(match query {
+            Some(_) => event_with_query(&text, query),
+            None => text,
+        })
+    }
+
+    /// The complete list once ended (see [`MediaPlaylist::render_live`]).
+    fn render_vod(&self, query: Option<&str>) -> String {
+        self.render_event(query).unwrap_or_else(|e| {
+            tracing::error!(path = ?self.event.path(), error = %e, "reading the event list");
+            String::new()
+        })
     }
 
     /// Re-reads a playlist written by [`MediaPlaylist::render_event`] (crash recovery after `kill -9`):
     /// segments, durations (to the millisecond written), program date times, discontinuities, media and
     /// discontinuity sequence numbers, target duration and the ended flag. Byte sizes are 0 (restat the files).
     ///
-    /// A last line without its newline (a write cut short) is ignored; write the file to a temporary name
-    /// and rename it to avoid that case altogether. A segment without `EXT-X-PROGRAM-DATE-TIME` gets the
-    /// previous segment's date time plus its duration.
+    /// A last line without its newline (a write cut short) is ignored. A segment without
+    /// `EXT-X-PROGRAM-DATE-TIME` gets the previous segment's date time plus its duration. The list read
+    /// is kept in memory (see [`MediaPlaylist::restore_event`] to continue a file).
     pub fn parse_event(text: &str, window: usize, target: Duration) -> Result<Self, Error> {
+        Self::read_event(text, window, target, None)
+    }
+
+    /// Continues the event list in the file `path`, read as `text` (a stream resumed after a crash
+    /// or a restart): [`MediaPlaylist::parse_event`] of it, with the sizes of its segments (files
+    /// beside it); the next [`MediaPlaylist::flush`] appends to it (after cutting off a torn last
+    /// line).
+    pub fn restore_event(
+        path: &Path,
+        text: &str,
+        window: usize,
+        target: Duration,
+    ) -> io::Result<Self> {
+        Self::read_event(text, window, target, Some(path))
+            .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
+    }
+
+    fn read_event(
+        text: &str,
+        window: usize,
+        target: Duration,
+        file: Option<&Path>,
+    ) -> Result<Self, Error> {
         // Keep whole lines only: a torn last line would otherwise read as a segment URI.
         let complete = match text.rfind('\n') {
             Some(end) => &text[..=end],
@@ -390,8 +715,10 @@ impl MediaPlaylist {
         }
 
         let mut playlist = Self::new(window, target);
-        playlist.first_sequence = parsed.media_sequence;
-        playlist.first_discontinuity_sequence = parsed.discontinuity_sequence;
+        playlist.recent_sequence = parsed.media_sequence;
+        playlist.event_sequence = parsed.media_sequence;
+        playlist.event_discontinuity_sequence = parsed.discontinuity_sequence;
+        let dir = file.and_then(Path::parent);
         playlist.target_duration = playlist.target_duration.max(parsed.target_duration);
 
         let mut previous: Option<(DateTime<Utc>, Duration)> = None;
@@ -436,44 +763,52 @@ impl MediaPlaylist {
                     .last()
                     .and_then(|previous: &Segment| previous.map.clone())
             });
-            playlist.target_duration = playlist.target_duration.max(rounded_secs(duration));
-            playlist.share_map(&mut segment);
-            playlist.segments.push(segment);
+            if let Some(dir) = dir {
+                segment.bytes = std::fs::metadata(dir.join(&segment.uri)).map_or(0, |m| m.len());
+            }
+            // Listed, and already on the event list: memory keeps the live window only.
+            playlist.add(segment);
+            playlist.written = playlist.segments.len();
+            playlist.forget_written();
         }
-        playlist.advance_live_start();
         playlist.ended = parsed.end_list;
-        for marker in complete.lines().filter_map(Marker::parse_line) {
-            playlist.set_marker(marker);
+        // The header is the lines before the first segment's; markers are where they are.
+        let header_len: usize = complete
+            .split_inclusive('\n')
+            .take_while(|l| HEADER_TAGS.iter().any(|t| l.starts_with(t)))
+            .map(str::len)
+            .sum();
+        let (header, body) = complete.split_at(header_len);
+        let mut at = 0u64;
+        for line in body.split_inclusive('\n') {
+            if let Some(marker) = Marker::parse_line(line.trim_end_matches('\n')) {
+                let id = marker.id.clone();
+                playlist.set_marker(marker);
+                if let Some(l) = playlist.markers.iter_mut().find(|l| l.marker.id == id) {
+                    l.on_list = OnList::At(at..at + line.len() as u64);
+                    l.changed = false;
+                }
+            }
+            at += line.len() as u64;
         }
+        playlist.event_closed = body.ends_with(ENDLIST);
+        playlist.event_map = playlist.segments.last().and_then(|s| s.map.clone());
+        playlist.event = EventList::existing(file.map(Path::to_path_buf), header, body);
+        playlist.forget_written();
         Ok(playlist)
     }
 
     /// Peak segment bit rate in bits per second (for `BANDWIDTH`), rounded up. Segments of unknown size
     /// (0 bytes) or zero duration are left out; `None` when no segment is left.
     pub fn peak_bandwidth(&self) -> Option<u64> {
-        self.measured()
-            .map(|s| bits_per_second(u128::from(s.bytes), s.duration.as_nanos()))
-            .max()
+        self.totals.peak_bandwidth
     }
 
     /// Average bit rate over all segments in bits per second (for `AVERAGE-BANDWIDTH`), rounded up.
     /// Same segments as [`MediaPlaylist::peak_bandwidth`].
     pub fn average_bandwidth(&self) -> Option<u64> {
-        let (bytes, nanos, count) = self.measured().fold((0u128, 0u128, 0usize), |acc, s| {
-            (
-                acc.0 + u128::from(s.bytes),
-                acc.1 + s.duration.as_nanos(),
-                acc.2 + 1,
-            )
-        });
-        (count > 0).then(|| bits_per_second(bytes, nanos))
-    }
-
-    /// Segments whose bit rate is known.
-    fn measured(&self) -> impl Iterator<Item = &Segment> {
-        self.segments
-            .iter()
-            .filter(|s| s.bytes > 0 && !s.duration.is_zero())
+        let t = &self.totals;
+        (t.measured > 0).then(|| bits_per_second(t.measured_bytes, t.measured_nanos))
     }
 
     /// Slides the live window forward: at most `window` segments, but never below three target durations
@@ -512,9 +847,9 @@ impl MediaPlaylist {
     /// including those in attributes.
     pub fn render_low_latency(&self, edge: &LiveEdge, query: Option<&str>) -> String {
         if self.ended {
-            return self.render(View::Live, query);
+            return self.render_vod(query);
         }
-        self.render_with(View::Live, query, Some(edge))
+        self.render_with(query, Some(edge))
     }
 
     /// `CAN-SKIP-UNTIL` of a low-latency playlist: the least RFC 8216bis allows, six target durations.
@@ -522,16 +857,9 @@ impl MediaPlaylist {
         Duration::from_secs(self.target_duration.saturating_mul(6))
     }
 
-    /// The one place that produces media playlist text.
-    fn render(&self, view: View, query: Option<&str>) -> String {
-        self.render_with(view, query, None)
-    }
-
-    fn render_with(&self, view: View, query: Option<&str>, edge: Option<&LiveEdge>) -> String {
-        let first = match view {
-            View::Live if !self.ended => self.live_start,
-            _ => 0,
-        };
+    /// The one place that produces live playlist text (the event list is written by `flush`).
+    fn render_with(&self, query: Option<&str>, edge: Option<&LiveEdge>) -> String {
+        let first = self.live_start;
         let skipped = match edge {
             Some(e) if e.skip => self.skippable(first),
             _ => 0,
@@ -541,11 +869,6 @@ impl MediaPlaylist {
         let previous_map = start
             .checked_sub(1)
             .and_then(|i| self.segments[i].map.clone());
-        let playlist_type = match (view, self.ended) {
-            (_, true) => Some(m3u8_rs::MediaPlaylistType::Vod),
-            (View::Event, false) => Some(m3u8_rs::MediaPlaylistType::Event),
-            (View::Live, false) => None,
-        };
         let removed_discontinuities = self.segments[..first]
             .iter()
             .filter(|s| s.discontinuity)
@@ -574,9 +897,8 @@ impl MediaPlaylist {
         // its parts at the live edge, left out elsewhere until it closes.
         let closed_end = self.segments.last().map(Segment::end);
         let (edge_markers, listed_markers): (Vec<&Marker>, Vec<&Marker>) = self
-            .markers
-            .iter()
-            .partition(|m| !self.ended && closed_end.is_some_and(|end| m.start >= end));
+            .markers()
+            .partition(|m| closed_end.is_some_and(|end| m.start >= end));
         // Without skipping, the first segment shown always carries its map; with skipping, the
         // client has it from the full playlist it loaded before.
         let mut map = if skipped > 0 { previous_map } else { None };
@@ -584,56 +906,25 @@ impl MediaPlaylist {
             version: Some(Self::version(shown, skipped > 0)),
             independent_segments: true,
             target_duration: self.target_duration,
-            media_sequence: self.first_sequence.saturating_add(first as u64),
+            media_sequence: self.recent_sequence.saturating_add(first as u64),
             discontinuity_sequence: self
-                .first_discontinuity_sequence
+                .event_discontinuity_sequence
+                .saturating_add(self.dropped_discontinuities)
                 .saturating_add(removed_discontinuities),
-            playlist_type,
             ..Default::default()
         };
-        // m3u8-rs keeps the EXTINF precision in a process-wide setting. Every writer in this crate goes
-        // through this module and wants milliseconds, so setting it before each write is idempotent; without
-        // it f32 durations print as e.g. `2.0020001`.
-        m3u8_rs::WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, Ordering::Relaxed);
-        let write = |playlist: &m3u8_rs::MediaPlaylist, out: &mut Vec<u8>| {
-            playlist
-                .write_to(out)
-                .expect("writing a playlist into a Vec cannot fail")
-        };
-        // The header, then the segments a batch at a time (each batch written after the same
-        // header, which is cut off): besides the text, a render holds a batch of m3u8-rs segments,
-        // however long the list (the event list is rendered whenever a segment closes).
         let mut out = Vec::with_capacity(256 + shown.len() * SEGMENT_TEXT_BYTES);
-        write(&playlist, &mut out);
-        let header = out.len();
-        let mut batch_text = Vec::new();
-        let mut markers = self.marker_tags(shown, &listed_markers).into_iter();
-        for (b, batch) in shown.chunks(RENDER_BATCH).enumerate() {
-            playlist.segments.clear();
-            for (j, (s, markers)) in batch.iter().zip(markers.by_ref()).enumerate() {
-                let mut segment = Self::media_segment(s, query);
-                if s.map != map {
-                    map.clone_from(&s.map);
-                    segment.map = s.map.as_ref().map(|uri| m3u8_rs::Map {
-                        uri: with_query(uri, query),
-                        ..Default::default()
-                    });
-                }
-                segment.unknown_tags = markers;
-                if b * RENDER_BATCH + j >= listed_from {
-                    segment
-                        .unknown_tags
-                        .extend(s.parts.iter().map(|p| part_tag(p, query)));
-                }
-                playlist.segments.push(segment);
-            }
-            batch_text.clear();
-            write(&playlist, &mut batch_text);
-            out.extend_from_slice(&batch_text[header..]);
-        }
-        if self.ended {
-            out.extend_from_slice(b"#EXT-X-ENDLIST\n");
-        }
+        write_playlist(&playlist, &mut out);
+        let tags = self.marker_tags(shown, &listed_markers);
+        write_segments(
+            &mut playlist,
+            shown,
+            tags,
+            &mut map,
+            listed_from,
+            query,
+            &mut out,
+        );
         let text = String::from_utf8(out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         match edge {
@@ -734,35 +1025,37 @@ impl MediaPlaylist {
         out
     }
 
-    /// The DATERANGE tags to write before each of `view`'s segments: a marker goes before the
-    /// segment its start falls in (by `PROGRAM-DATE-TIME`), or before the first one when it began
-    /// earlier and still overlaps the view; markers that ended without covering any segment of
-    /// the view (before it, or in a gap it leaves out) are left out.
+    /// The DATERANGE tags to write before each of `view`'s segments (see `marker_position`).
     fn marker_tags(&self, view: &[Segment], markers: &[&Marker]) -> Vec<Vec<m3u8_rs::ExtTag>> {
         let mut tags = vec![Vec::new(); view.len()];
-        if view.is_empty() {
-            return tags;
-        }
         for marker in markers {
-            // A marker that ended covers some shown segment, or it is not shown (it ended before
-            // the view, or lay in media the view leaves out).
-            let covers = |s: &Segment| {
-                marker.start < s.end() && marker.end.is_some_and(|e| e > s.program_date_time)
-            };
-            if marker.end.is_some() && !view.iter().any(covers) {
-                continue;
+            if let Some(at) = Self::marker_position(view, marker) {
+                tags[at].push(daterange_tag(marker));
             }
-            let at = view
-                .iter()
-                .take_while(|s| s.program_date_time <= marker.start)
-                .count()
-                .saturating_sub(1);
-            tags[at].push(m3u8_rs::ExtTag {
-                tag: "X-DATERANGE".into(),
-                rest: Some(marker.attribute_list()),
-            });
         }
         tags
+    }
+
+    /// Which of `view`'s segments a marker is written before: the segment its start falls in (by
+    /// `PROGRAM-DATE-TIME`), or the first one when it began earlier and still overlaps the view;
+    /// `None` for a marker that ended without covering any segment of the view (before it, or in a
+    /// gap it leaves out), and in an empty view.
+    fn marker_position(view: &[Segment], marker: &Marker) -> Option<usize> {
+        if view.is_empty() {
+            return None;
+        }
+        let covers = |s: &Segment| {
+            marker.start < s.end() && marker.end.is_some_and(|e| e > s.program_date_time)
+        };
+        if marker.end.is_some() && !view.iter().any(covers) {
+            return None;
+        }
+        Some(
+            view.iter()
+                .take_while(|s| s.program_date_time <= marker.start)
+                .count()
+                .saturating_sub(1),
+        )
     }
 
     /// One segment's lines, without its map and parts (see `render_with`).
@@ -899,6 +1192,104 @@ fn part_tag(part: &Part, query: Option<&str>) -> m3u8_rs::ExtTag {
     }
 }
 
+/// The last line of a complete list.
+const ENDLIST: &str = "#EXT-X-ENDLIST\n";
+
+/// Writes `playlist`'s text (m3u8-rs) into `out`.
+fn write_playlist(playlist: &m3u8_rs::MediaPlaylist, out: &mut Vec<u8>) {
+    // m3u8-rs keeps the EXTINF precision in a process-wide setting. Every writer in this crate goes
+    // through this module and wants milliseconds, so setting it before each write is idempotent; without
+    // it f32 durations print as e.g. `2.0020001`.
+    m3u8_rs::WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, Ordering::Relaxed);
+    playlist
+        .write_to(out)
+        .expect("writing a playlist into a Vec cannot fail");
+}
+
+/// Appends the lines of `shown` to `out`: each segment's markers (`tags`), its map where it differs
+/// from `map` (the one in effect before; updated), its parts from index `parts_from` on, its
+/// date, duration and URI, with `query` in every URI. The segments are written a batch at a time
+/// after `playlist`'s header, which is cut off: besides the text, this holds a batch of m3u8-rs
+/// segments, however many there are.
+fn write_segments(
+    playlist: &mut m3u8_rs::MediaPlaylist,
+    shown: &[Segment],
+    tags: Vec<Vec<m3u8_rs::ExtTag>>,
+    map: &mut Option<Arc<str>>,
+    parts_from: usize,
+    query: Option<&str>,
+    out: &mut Vec<u8>,
+) {
+    playlist.segments.clear();
+    let mut batch_text = Vec::new();
+    write_playlist(playlist, &mut batch_text);
+    let header = batch_text.len();
+    let mut tags = tags.into_iter();
+    for (b, batch) in shown.chunks(RENDER_BATCH).enumerate() {
+        playlist.segments.clear();
+        for (j, (s, markers)) in batch.iter().zip(tags.by_ref()).enumerate() {
+            let mut segment = MediaPlaylist::media_segment(s, query);
+            if s.map != *map {
+                map.clone_from(&s.map);
+                segment.map = s.map.as_ref().map(|uri| m3u8_rs::Map {
+                    uri: with_query(uri, query),
+                    ..Default::default()
+                });
+            }
+            segment.unknown_tags = markers;
+            if b * RENDER_BATCH + j >= parts_from {
+                segment
+                    .unknown_tags
+                    .extend(s.parts.iter().map(|p| part_tag(p, query)));
+            }
+            playlist.segments.push(segment);
+        }
+        batch_text.clear();
+        write_playlist(playlist, &mut batch_text);
+        out.extend_from_slice(&batch_text[header..]);
+    }
+}
+
+/// `EXT-X-DATERANGE` of `marker`, as an m3u8-rs tag.
+fn daterange_tag(marker: &Marker) -> m3u8_rs::ExtTag {
+    m3u8_rs::ExtTag {
+        tag: "X-DATERANGE".into(),
+        rest: Some(marker.attribute_list()),
+    }
+}
+
+/// Where `needle` first is in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An event list's text with `query` in its URIs, as a render with `query` writes them: segment
+/// URIs and `EXT-X-MAP` (an event list has no parts).
+fn event_with_query(text: &str, query: Option<&str>) -> String {
+    const MAP: &str = "#EXT-X-MAP:URI=\"";
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for line in text.split_inclusive('\n') {
+        let (content, newline) = match line.strip_suffix('\n') {
+            Some(content) => (content, "\n"),
+            None => (line, ""),
+        };
+        if !content.is_empty() && !content.starts_with('#') {
+            out.push_str(&with_query(content, query));
+        } else if let Some(rest) = content.strip_prefix(MAP)
+            && let Some((uri, tail)) = rest.split_once('"')
+        {
+            out.push_str(MAP);
+            out.push_str(&with_query(uri, query));
+            out.push('"');
+            out.push_str(tail);
+        } else {
+            out.push_str(content);
+        }
+        out.push_str(newline);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -930,6 +1321,12 @@ mod tests {
             start += *d;
         }
         pl
+    }
+
+    /// The event list after a flush of what was pushed.
+    fn flushed_event(pl: &mut MediaPlaylist, query: Option<&str>) -> String {
+        pl.flush().unwrap();
+        pl.render_event(query).unwrap()
     }
 
     fn two_seconds(n: usize) -> Vec<Duration> {
@@ -1044,7 +1441,7 @@ mod tests {
         assert!(!text.contains("#EXT-X-PLAYLIST-TYPE"));
         assert!(!text.contains("#EXT-X-ENDLIST"));
         // All segments are still kept for the event view.
-        assert_eq!(pl.segments().len(), 8);
+        assert_eq!(pl.recent_segments().len(), 8);
         assert_eq!(pl.next_sequence(), 8);
     }
 
@@ -1106,7 +1503,7 @@ mod tests {
         for (n, d) in durations.iter().enumerate() {
             pl.push(seg(n as u64, *d, start));
             start += *d;
-            for text in [pl.render_live(None), pl.render_event(None)] {
+            for text in [pl.render_live(None), flushed_event(&mut pl, None)] {
                 let parsed = parse_media(&text);
                 // RFC 8216 §4.3.3.1: every EXTINF rounded to the nearest integer ≤ target.
                 for s in &parsed.segments {
@@ -1151,7 +1548,7 @@ mod tests {
         let mut pl = playlist_of(DEFAULT_WINDOW, &two_seconds(8));
         for text in [
             pl.render_live(Some("token=abc")),
-            pl.render_event(Some("token=abc")),
+            flushed_event(&mut pl, Some("token=abc")),
         ] {
             let parsed = parse_media(&text);
             assert!(!parsed.segments.is_empty());
@@ -1160,6 +1557,7 @@ mod tests {
             }
         }
         pl.end();
+        pl.flush().unwrap();
         let parsed = parse_media(&pl.render_live(Some("?token=abc")));
         assert_eq!(parsed.segments.len(), 8);
         assert!(
@@ -1170,7 +1568,7 @@ mod tests {
         );
         // Without a query (or an empty one) URIs are untouched.
         for query in [None, Some(""), Some("?")] {
-            let parsed = parse_media(&pl.render_event(query));
+            let parsed = parse_media(&flushed_event(&mut pl, query));
             assert!(parsed.segments.iter().all(|s| s.uri.ends_with(".ts")));
         }
     }
@@ -1201,7 +1599,7 @@ mod tests {
         pl.set_marker(product_marker("a", 1_000, Some(5_500)));
         pl.set_marker(product_marker("b", 5_500, Some(15_000)));
         pl.set_marker(product_marker("c", 15_000, None));
-        let event = pl.render_event(None);
+        let event = flushed_event(&mut pl, None);
         let lines: Vec<&str> = event.lines().collect();
         let mut found = 0;
         for (i, line) in lines.iter().enumerate() {
@@ -1252,7 +1650,7 @@ mod tests {
             range.start_date.with_timezone(&Utc),
             t0() + chrono::TimeDelta::milliseconds(2_100)
         );
-        assert_eq!(pl.markers().len(), 1);
+        assert_eq!(pl.markers().count(), 1);
     }
 
     #[test]
@@ -1262,10 +1660,15 @@ mod tests {
         pl.set_marker(product_marker("b", 2_000, Some(2_400)));
         pl.set_marker(product_marker("c", 2_400, None));
         let back =
-            MediaPlaylist::parse_event(&pl.render_event(None), DEFAULT_WINDOW, TARGET).unwrap();
-        assert_eq!(back.markers(), pl.markers());
+            MediaPlaylist::parse_event(&flushed_event(&mut pl, None), DEFAULT_WINDOW, TARGET)
+                .unwrap();
+        assert_eq!(
+            back.markers().collect::<Vec<_>>(),
+            pl.markers().collect::<Vec<_>>()
+        );
         let mut back = back;
         back.end();
+        back.flush().unwrap();
         let vod = parse_media(&back.render_live(None));
         assert!(vod.end_list);
         let written: Vec<Marker> = back
@@ -1275,7 +1678,7 @@ mod tests {
             .collect();
         assert_eq!(
             written,
-            pl.markers(),
+            pl.markers().cloned().collect::<Vec<_>>(),
             "two markers in one segment are both kept"
         );
     }
@@ -1302,8 +1705,8 @@ mod tests {
 
     #[test]
     fn event_playlist_lists_everything_as_event_while_live() {
-        let pl = playlist_of(3, &two_seconds(10));
-        let text = pl.render_event(None);
+        let mut pl = playlist_of(3, &two_seconds(10));
+        let text = flushed_event(&mut pl, None);
         assert_eq!(tag_value(&text, "#EXT-X-PLAYLIST-TYPE"), Some("EVENT"));
         assert!(!text.contains("#EXT-X-ENDLIST"));
         assert!(!text.contains("#EXT-X-MEDIA-SEQUENCE"));
@@ -1321,9 +1724,10 @@ mod tests {
         let mut pl = playlist_of(3, &two_seconds(10));
         assert!(!pl.is_ended());
         pl.end();
+        pl.flush().unwrap();
         assert!(pl.is_ended());
         let live = pl.render_live(None);
-        let event = pl.render_event(None);
+        let event = flushed_event(&mut pl, None);
         assert_eq!(live, event);
         assert_eq!(tag_value(&live, "#EXT-X-PLAYLIST-TYPE"), Some("VOD"));
         assert!(live.ends_with("seg00009.ts\n#EXT-X-ENDLIST\n"), "{live}");
@@ -1340,6 +1744,7 @@ mod tests {
         let mut pl = playlist_of(3, &two_seconds(10));
         let before = parse_media(&pl.render_live(None));
         pl.end();
+        pl.flush().unwrap();
         let after = parse_media(&pl.render_live(None));
         for (i, s) in before.segments.iter().enumerate() {
             let msn = before.media_sequence + i as u64;
@@ -1352,9 +1757,10 @@ mod tests {
     fn push_after_end_is_ignored() {
         let mut pl = playlist_of(3, &two_seconds(4));
         pl.end();
+        pl.flush().unwrap();
         let before = pl.render_live(None);
         pl.push(seg(4, TARGET, TARGET * 4));
-        assert_eq!(pl.segments().len(), 4);
+        assert_eq!(pl.segment_count(), 4);
         assert_eq!(pl.render_live(None), before);
     }
 
@@ -1380,7 +1786,7 @@ mod tests {
         let text = pl.render_live(None);
         assert_eq!(tag_value(&text, "#EXT-X-DISCONTINUITY-SEQUENCE"), Some("2"));
         // The tag goes right before its segment, with the segment's date.
-        let event = pl.render_event(None);
+        let event = flushed_event(&mut pl, None);
         assert!(event.contains(
             "seg00001.ts\n#EXT-X-DISCONTINUITY\n\
              #EXT-X-PROGRAM-DATE-TIME:2025-03-14T18:00:04.000Z\n#EXTINF:2.000,\nseg00002.ts\n"
@@ -1405,12 +1811,13 @@ mod tests {
         for ended in [false, true] {
             if ended {
                 pl.end();
+                pl.flush().unwrap();
             }
-            let text = pl.render_event(None);
-            let back = MediaPlaylist::parse_event(&text, 3, TARGET).unwrap();
+            let text = flushed_event(&mut pl, None);
+            let mut back = MediaPlaylist::parse_event(&text, 3, TARGET).unwrap();
             assert_eq!(back.is_ended(), ended);
-            assert_eq!(back.segments().len(), pl.segments().len());
-            for (a, b) in pl.segments().iter().zip(back.segments()) {
+            assert_eq!(back.recent_segments().len(), pl.recent_segments().len());
+            for (a, b) in pl.recent_segments().iter().zip(back.recent_segments()) {
                 assert_eq!(a.uri, b.uri);
                 assert_eq!(a.duration, b.duration);
                 assert_eq!(a.program_date_time, b.program_date_time);
@@ -1418,7 +1825,7 @@ mod tests {
                 assert_eq!(b.bytes, 0);
             }
             // Every view renders the same as before the crash (byte sizes do not show in playlists).
-            assert_eq!(back.render_event(None), text);
+            assert_eq!(flushed_event(&mut back, None), text);
             assert_eq!(back.render_live(None), pl.render_live(None));
             assert_eq!(back.target_duration_secs(), 10);
             assert_eq!(back.next_sequence(), pl.next_sequence());
@@ -1428,13 +1835,17 @@ mod tests {
     #[test]
     fn recovered_playlist_continues_where_it_stopped() {
         let mut pl = playlist_of(3, &two_seconds(7));
-        let mut recovered = MediaPlaylist::parse_event(&pl.render_event(None), 3, TARGET).unwrap();
+        let mut recovered =
+            MediaPlaylist::parse_event(&flushed_event(&mut pl, None), 3, TARGET).unwrap();
         let mut next = seg(7, TARGET, TARGET * 7);
         next.discontinuity = true;
         pl.push(next.clone());
         recovered.push(next);
         assert_eq!(recovered.render_live(None), pl.render_live(None));
-        assert_eq!(recovered.render_event(None), pl.render_event(None));
+        assert_eq!(
+            flushed_event(&mut recovered, None),
+            flushed_event(&mut pl, None)
+        );
     }
 
     #[test]
@@ -1444,17 +1855,17 @@ mod tests {
                     #EXT-X-PLAYLIST-TYPE:EVENT\n\
                     #EXT-X-PROGRAM-DATE-TIME:2025-03-14T18:00:00.000+01:00\n#EXTINF:2.000,\nseg00040.ts\n\
                     #EXTINF:2.500,\nseg00041.ts\n";
-        let pl = MediaPlaylist::parse_event(text, 6, TARGET).unwrap();
+        let mut pl = MediaPlaylist::parse_event(text, 6, TARGET).unwrap();
         assert_eq!(pl.next_sequence(), 42);
         assert_eq!(pl.target_duration_secs(), 4);
         // An offset date time comes back in UTC; a missing one follows from the previous segment.
         let first = Utc.with_ymd_and_hms(2025, 3, 14, 17, 0, 0).unwrap();
-        assert_eq!(pl.segments()[0].program_date_time, first);
+        assert_eq!(pl.recent_segments()[0].program_date_time, first);
         assert_eq!(
-            pl.segments()[1].program_date_time,
+            pl.recent_segments()[1].program_date_time,
             first + chrono::TimeDelta::seconds(2)
         );
-        let out = pl.render_event(None);
+        let out = flushed_event(&mut pl, None);
         assert_eq!(tag_value(&out, "#EXT-X-MEDIA-SEQUENCE"), Some("40"));
         assert_eq!(tag_value(&out, "#EXT-X-DISCONTINUITY-SEQUENCE"), Some("3"));
         assert_eq!(tag_value(&out, "#EXT-X-TARGETDURATION"), Some("4"));
@@ -1462,17 +1873,17 @@ mod tests {
 
     #[test]
     fn parse_event_ignores_a_torn_last_line() {
-        let pl = playlist_of(3, &two_seconds(4));
-        let text = pl.render_event(None);
+        let mut pl = playlist_of(3, &two_seconds(4));
+        let text = flushed_event(&mut pl, None);
         // Cut in the middle of the last URI line: that segment is lost, the rest is kept.
         let torn = &text[..text.len() - 4];
         let back = MediaPlaylist::parse_event(torn, 3, TARGET).unwrap();
-        assert_eq!(back.segments().len(), 3);
-        assert_eq!(back.segments()[2].uri, "seg00002.ts");
+        assert_eq!(back.recent_segments().len(), 3);
+        assert_eq!(back.recent_segments()[2].uri, "seg00002.ts");
         // Cut after an EXTINF line: the dangling tags are dropped.
         let cut = text.find("seg00003.ts").unwrap();
         let back = MediaPlaylist::parse_event(&text[..cut], 3, TARGET).unwrap();
-        assert_eq!(back.segments().len(), 3);
+        assert_eq!(back.recent_segments().len(), 3);
     }
 
     #[test]
@@ -1543,7 +1954,7 @@ mod tests {
         assert_eq!(
             MediaPlaylist::parse_event(&good, 3, TARGET)
                 .unwrap()
-                .segments()
+                .recent_segments()
                 .len(),
             1
         );
@@ -1576,8 +1987,8 @@ mod tests {
         let fine = format!(
             "{head}#EXT-X-PROGRAM-DATE-TIME:9999-12-31T23:59:50.000Z\n#EXTINF:2.000,\nseg00000.ts\n"
         );
-        let list = MediaPlaylist::parse_event(&fine, 3, TARGET).unwrap();
-        let _ = list.render_event(None);
+        let mut list = MediaPlaylist::parse_event(&fine, 3, TARGET).unwrap();
+        let _ = flushed_event(&mut list, None);
         let _ = list.render_live(None);
     }
 
@@ -1591,7 +2002,7 @@ mod tests {
         }
         pl.push(seg(4, Duration::ZERO, Duration::ZERO));
         let _ = pl.render_live(None);
-        let _ = pl.render_event(None);
+        let _ = flushed_event(&mut pl, None);
         assert_eq!(pl.media_duration(), Duration::MAX);
         assert!(pl.peak_bandwidth().is_some());
         assert!(pl.average_bandwidth().is_some());
@@ -1726,7 +2137,7 @@ mod tests {
             pl.push(s);
             start += d;
             for query in [None, Some("token=abc")] {
-                for text in [pl.render_live(query), pl.render_event(query)] {
+                for text in [pl.render_live(query), flushed_event(&mut pl, query)] {
                     let parsed = parse_media(&text);
                     assert!(parsed.independent_segments);
                     assert_eq!(parsed.version, Some(3));
@@ -1740,8 +2151,9 @@ mod tests {
             }
         }
         pl.end();
+        pl.flush().unwrap();
         for query in [None, Some("token=abc")] {
-            for text in [pl.render_live(query), pl.render_event(query)] {
+            for text in [pl.render_live(query), flushed_event(&mut pl, query)] {
                 let parsed = parse_media(&text);
                 assert!(parsed.end_list);
                 assert_eq!(parsed.segments.len(), 15);
@@ -1803,7 +2215,7 @@ mod tests {
         }
         // 2 s segments, a 2 s target: the last six target durations (12 s) keep their parts.
         let with_parts: Vec<usize> = (0..100)
-            .filter(|&i| !pl.segments()[i].parts.is_empty())
+            .filter(|&i| !pl.recent_segments()[i].parts.is_empty())
             .collect();
         assert_eq!(with_parts, (94..100).collect::<Vec<_>>());
         // What a low-latency playlist lists is unchanged: the last three target durations.
@@ -1866,7 +2278,7 @@ mod tests {
         let parsed = parse_media(&text);
         assert_eq!(parsed.segments.len(), 5);
         // The event view (on disk) has the map but no parts.
-        let event = pl.render_event(None);
+        let event = flushed_event(&mut pl, None);
         assert!(
             event.contains("#EXT-X-MAP") && !event.contains("#EXT-X-PART"),
             "{event}"
@@ -1908,14 +2320,14 @@ mod tests {
         let mut back = cmaf(1, "init00001.mp4");
         back.discontinuity = true;
         pl.push(back);
-        let text = pl.render_event(None);
+        let text = flushed_event(&mut pl, None);
         let maps = lines_with(&text, "#EXT-X-MAP");
         assert_eq!(maps.len(), 2, "{text}");
         assert!(text.find("init00001.mp4").unwrap() > text.find("seg00000.m4s").unwrap());
         // And it reads back from disk.
         let read = MediaPlaylist::parse_event(&text, 6, TARGET).unwrap();
         let maps: Vec<_> = read
-            .segments()
+            .recent_segments()
             .iter()
             .map(|s| s.map.as_deref().unwrap())
             .collect();
@@ -1938,8 +2350,9 @@ mod tests {
         for ended in [false, true] {
             if ended {
                 pl.end();
+                pl.flush().unwrap();
             }
-            let text = pl.render_event(Some("token=abc"));
+            let text = flushed_event(&mut pl, Some("token=abc"));
             for tag in ["#EXTM3U", "#EXT-X-TARGETDURATION", "#EXT-X-PLAYLIST-TYPE"] {
                 assert_eq!(lines_with(&text, tag).len(), 1, "{tag} in {text}");
             }
@@ -1954,8 +2367,9 @@ mod tests {
                 (0..n).map(|i| format!("seg{i:05}.m4s?token=abc")).collect();
             assert_eq!(uris, expected);
             assert_eq!(parsed.end_list, ended);
-            let read = MediaPlaylist::parse_event(&pl.render_event(None), 6, TARGET).unwrap();
-            assert_eq!(read.segments().len(), n as usize);
+            let read =
+                MediaPlaylist::parse_event(&flushed_event(&mut pl, None), 6, TARGET).unwrap();
+            assert_eq!(read.segment_count(), n);
             assert_eq!(read.is_ended(), ended);
         }
     }
@@ -1974,7 +2388,7 @@ mod tests {
             ));
         }
         let maps: Vec<&Arc<str>> = pl
-            .segments()
+            .recent_segments()
             .iter()
             .map(|s| s.map.as_ref().unwrap())
             .collect();
@@ -1982,14 +2396,127 @@ mod tests {
         assert!(maps[5..].iter().all(|m| Arc::ptr_eq(m, maps[5])));
         assert!(!Arc::ptr_eq(maps[0], maps[5]));
         assert_eq!(&**maps[9], "init00005.mp4");
-        // Read back from disk alike.
-        let read = MediaPlaylist::parse_event(&pl.render_event(None), 6, TARGET).unwrap();
-        let first = read.segments()[0].map.as_ref().unwrap();
+        // Read back from disk alike (memory keeps the window: segments 4 to 9).
+        let read = MediaPlaylist::parse_event(&flushed_event(&mut pl, None), 6, TARGET).unwrap();
+        let maps: Vec<&Arc<str>> = read
+            .recent_segments()
+            .iter()
+            .map(|s| s.map.as_ref().unwrap())
+            .collect();
+        assert_eq!(maps.len(), 6);
+        assert!(maps[1..].iter().all(|m| Arc::ptr_eq(m, maps[1])));
+        assert_eq!(&**maps[0], "init00000.mp4");
+    }
+
+    /// CMAF segment `n` as a stream's output lists it: 2 s (give or take a millisecond), 10 parts, an
+    /// init section per publish, a discontinuity where `restart_at` resumed it, a marker every
+    /// 500 segments that ends 100 segments later.
+    fn stream_segment(n: u64, restart_at: u64) -> (Segment, Option<Marker>) {
+        let ms = [2000, 2002, 1998][(n % 3) as usize];
+        let start = Duration::from_millis(2000 * n);
+        let mut s = seg(n, Duration::from_millis(ms), start);
+        s.uri = format!("seg{n:05}.m4s");
+        s.bytes = 500_000 + n;
+        let publish = if n < restart_at { 0 } else { restart_at };
+        s.map = Some(format!("init{publish:05}.mp4").into());
+        s.discontinuity = n == restart_at;
+        s.parts = cmaf(n, "x").parts;
+        let start_ms = 2000 * n as i64;
+        let marker = match n % 500 {
+            0 => Some(product_marker(&format!("m{n}"), start_ms + 10, None)),
+            100 if n > 100 => {
+                let id = n - 100;
+                Some(product_marker(
+                    &format!("m{id}"),
+                    2000 * id as i64 + 10,
+                    Some(start_ms),
+                ))
+            }
+            _ => None,
+        };
+        (s, marker)
+    }
+
+    #[test]
+    fn ten_thousand_segments_keep_the_window_in_memory_and_every_segment_on_disk() {
+        const N: u64 = 10_000;
+        const RESTART: u64 = 5_000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("event.m3u8");
+        // The reference: every segment listed at once, its event list rendered in one go.
+        let mut reference = MediaPlaylist::new(DEFAULT_WINDOW, TARGET);
+        let mut pl = MediaPlaylist::on_disk(path.clone(), DEFAULT_WINDOW, TARGET);
+        let mut most_in_memory = 0;
+        for n in 0..N {
+            if n == RESTART {
+                // A crash: the playlist is read back from its file and continued.
+                drop(pl);
+                let text = std::fs::read_to_string(&path).unwrap();
+                pl = MediaPlaylist::restore_event(&path, &text, DEFAULT_WINDOW, TARGET).unwrap();
+                assert_eq!(pl.next_sequence(), RESTART);
+                assert_eq!(pl.segment_count(), RESTART);
+                assert!(pl.lists("seg00000.m4s") && pl.lists("seg04999.m4s"));
+            }
+            let (s, marker) = stream_segment(n, RESTART);
+            // Its file, for the sizes read back (sparse: a size without the bytes).
+            let file = std::fs::File::create(dir.path().join(&s.uri)).unwrap();
+            file.set_len(s.bytes).unwrap();
+            reference.push(s.clone());
+            pl.push(s);
+            if let Some(m) = marker {
+                reference.set_marker(m.clone());
+                pl.set_marker(m);
+            }
+            pl.flush().unwrap();
+            most_in_memory = most_in_memory.max(pl.recent_segments().len());
+        }
+        assert_eq!(most_in_memory, DEFAULT_WINDOW);
+        // Markers: the one still open, and those ended in or after the window.
         assert!(
-            read.segments()[..5]
-                .iter()
-                .all(|s| Arc::ptr_eq(s.map.as_ref().unwrap(), first))
+            pl.markers().count() <= 2,
+            "{:?}",
+            pl.markers().collect::<Vec<_>>()
         );
+        assert_eq!(pl.segment_count(), N);
+        assert_eq!(pl.next_sequence(), N);
+        assert!(pl.lists("seg00000.m4s") && pl.lists("seg09999.m4s") && pl.lists("init05000.mp4"));
+        assert!(!pl.lists("seg10000.m4s") && !pl.lists("init00001.mp4"));
+        assert_eq!(pl.media_duration(), reference.media_duration());
+        assert_eq!(pl.peak_bandwidth(), reference.peak_bandwidth());
+        assert_eq!(pl.average_bandwidth(), reference.average_bandwidth());
+        assert_eq!(pl.render_live(None), reference.render_live(None));
+
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(on_disk, flushed_event(&mut reference, None));
+        assert_eq!(
+            pl.render_event(Some("token=t")).unwrap(),
+            reference.render_event(Some("token=t")).unwrap()
+        );
+        let parsed = parse_media(&on_disk);
+        assert_eq!(parsed.segments.len(), N as usize);
+        assert!(
+            parsed
+                .segments
+                .iter()
+                .enumerate()
+                .all(|(i, s)| s.uri == format!("seg{i:05}.m4s"))
+        );
+        assert_eq!(
+            parsed.segments.iter().filter(|s| s.discontinuity).count(),
+            1
+        );
+        assert!(parsed.segments[RESTART as usize].discontinuity);
+        // Each marker once, with its end once it has one.
+        let markers: Vec<Marker> = on_disk.lines().filter_map(Marker::parse_line).collect();
+        assert_eq!(markers.len(), 20, "{markers:?}");
+        assert_eq!(markers.iter().filter(|m| m.end.is_none()).count(), 1);
+
+        pl.end();
+        pl.flush().unwrap();
+        let vod = std::fs::read_to_string(&path).unwrap();
+        assert!(vod.ends_with("seg09999.m4s\n#EXT-X-ENDLIST\n"));
+        assert_eq!(vod.matches("#EXT-X-PLAYLIST-TYPE:VOD\n").count(), 1);
+        assert_eq!(pl.render_live(None), vod);
     }
 
     #[test]
@@ -2004,5 +2531,142 @@ mod tests {
         for name in ["seg00003.m4s", "part00002.0.m4s", "init00001.mp4", ""] {
             assert!(!pl.lists(name), "{name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Every view after a scenario of 300 CMAF segments (a discontinuity with a new init section,
+    /// a target duration raised by a 5 s segment, markers ended later, one at the open segment, the
+    /// end), flushed after each change as a stream's output does, against what the renders wrote
+    /// before the event list moved to disk (`tests/golden/playlist-views.txt`, made by the code of
+    /// e4259da from the same calls, without flushes).
+    #[test]
+    fn every_view_renders_as_before_the_event_list_moved_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc.with_ymd_and_hms(2025, 3, 14, 18, 0, 0).unwrap();
+        let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
+        let marker = |id: &str, s: i64, e: Option<i64>| Marker {
+            id: id.into(),
+            class: "com.livefront.product".into(),
+            start: at(s),
+            end: e.map(at),
+            attributes: vec![("X-PRODUCT-ID".into(), format!("product-{id}"))],
+        };
+        let edge = |skip: bool| LiveEdge {
+            part_target: Duration::from_millis(200),
+            hold_back_parts: 3,
+            open: (0..3)
+                .map(|i| Part {
+                    uri: format!("part99999.{i}.m4s"),
+                    duration: Duration::from_millis(200),
+                    independent: i == 0,
+                })
+                .collect(),
+            open_discontinuity: false,
+            open_map: Some("init00150.mp4".into()),
+            hint: Some("part99999.3.m4s".into()),
+            reports: vec![RenditionReport {
+                uri: "../360p/index.m3u8".into(),
+                last_msn: 5,
+                last_part: 1,
+            }],
+            skip,
+        };
+        let mut out = String::new();
+        let mut pl =
+            MediaPlaylist::on_disk(dir.path().join("event.m3u8"), 6, Duration::from_secs(2));
+        let mut start_ms: i64 = 0;
+        let (mut a_start, mut c_start) = (0, 0);
+        let snap = |pl: &MediaPlaylist, name: &str, out: &mut String| {
+            for (kind, text) in [
+                ("live", pl.render_live(None)),
+                ("live-q", pl.render_live(Some("token=x"))),
+                ("ll", pl.render_low_latency(&edge(false), None)),
+                (
+                    "ll-skip-q",
+                    pl.render_low_latency(&edge(true), Some("token=x")),
+                ),
+                ("event", pl.render_event(None).unwrap()),
+                ("event-q", pl.render_event(Some("token=x")).unwrap()),
+            ] {
+                out.push_str(&format!("=== {name} {kind} ===\n{text}"));
+            }
+        };
+        for n in 0u64..300 {
+            let ms = match n {
+                200 => 5000,
+                _ => [2000, 2002, 1998][(n % 3) as usize],
+            };
+            let mut s = Segment::new(
+                format!("seg{n:05}.m4s"),
+                Duration::from_millis(ms),
+                at(start_ms),
+            );
+            s.bytes = 400_000 + n * 1000;
+            s.discontinuity = n == 150;
+            s.map = Some(
+                if n < 150 {
+                    "init00000.mp4"
+                } else {
+                    "init00150.mp4"
+                }
+                .into(),
+            );
+            s.parts = (0..10)
+                .map(|i| Part {
+                    uri: format!("part{n:05}.{i}.m4s"),
+                    duration: Duration::from_millis(ms / 10),
+                    independent: i == 0,
+                })
+                .collect();
+            let seg_start = start_ms;
+            start_ms += ms as i64;
+            // As a stream's output does: the segment, the markers it placed, then a flush.
+            pl.push(s);
+            match n {
+                10 => {
+                    a_start = seg_start + 100;
+                    pl.set_marker(marker("a", a_start, None))
+                }
+                20 => pl.set_marker(marker("a", a_start, Some(seg_start + 50))),
+                100 => pl.set_marker(marker("b", seg_start + 10, Some(seg_start + 900))),
+                250 => {
+                    c_start = seg_start + 500;
+                    pl.set_marker(marker("c", c_start, None))
+                }
+                260 => pl.set_marker(marker("d", start_ms + 300, None)),
+                _ => {}
+            }
+            pl.flush().unwrap();
+            if [5, 150, 261, 299].contains(&n) {
+                snap(&pl, &format!("after {n}"), &mut out);
+            }
+        }
+        pl.set_marker(marker("c", c_start, Some(start_ms)));
+        pl.end();
+        pl.flush().unwrap();
+        snap(&pl, "ended", &mut out);
+        let golden = include_str!("../../tests/golden/playlist-views.txt");
+        if out != golden {
+            std::fs::write(dir.path().join("got.txt"), &out).unwrap();
+            let first = out
+                .lines()
+                .zip(golden.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            panic!(
+                "differs from line {}: {:?} (golden {:?})",
+                first + 1,
+                out.lines().nth(first),
+                golden.lines().nth(first)
+            );
+        }
+        // Memory kept the live window only: 6 segments, or the 3 target durations (15 s) that
+        // the 5 s segment asked for (8 segments).
+        assert_eq!(pl.recent_segments().len(), 8);
     }
 }
