@@ -1,7 +1,7 @@
 # livefront: `make run` starts the server, `make test` runs every test. Both install what is missing.
 CARGO ?= cargo
 
-.PHONY: deps web-deps web-test-deps s3-test-deps pg-test-deps build run test lint bench clean fuzz
+.PHONY: deps web-deps web-test-deps s3-test-deps pg-test-deps nats-test-deps build run test lint bench clean fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -23,13 +23,18 @@ s3-test-deps: deps
 pg-test-deps: deps
 	@scripts/install-postgres.sh
 
+# The NATS server of tests/bus.rs (Debian's nats-server; its system service is left disabled and
+# stopped, nothing listens on 4222).
+nats-test-deps: deps
+	@scripts/install-nats.sh
+
 build: deps web-deps
 	$(CARGO) build --release --locked
 
 run: build
 	./target/release/livefront serve
 
-test: deps web-deps web-test-deps s3-test-deps pg-test-deps
+test: deps web-deps web-test-deps s3-test-deps pg-test-deps nats-test-deps
 	$(CARGO) test --locked --all-targets
 
 lint: deps web-deps

@@ -6,7 +6,7 @@
 //! drops the message and counts it), and reconnecting, resubscribing included, is the NATS
 //! client's job. What each message means is the business of whoever sends it (`live::nodes`).
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -30,7 +30,6 @@ pub enum Error {
 /// What the bus has done, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub connected: AtomicBool,
     /// Times the connection to the bus was lost.
     pub disconnects: AtomicU64,
     pub published: AtomicU64,
@@ -102,6 +101,11 @@ impl Bus {
         &self.node
     }
 
+    /// Connected now (the client's own state: its events may arrive out of order).
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
     }
@@ -114,8 +118,7 @@ impl Bus {
             body,
         };
         let payload = serde_json::to_vec(&envelope).expect("bus messages serialise");
-        let up = self.client.connection_state() == async_nats::connection::State::Connected;
-        if !up || payload.len() > MAX_MESSAGE_BYTES {
+        if !self.is_connected() || payload.len() > MAX_MESSAGE_BYTES {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -155,12 +158,8 @@ impl Drop for Bus {
 
 fn on_event(stats: &Stats, event: async_nats::Event) {
     match event {
-        async_nats::Event::Connected => {
-            stats.connected.store(true, Ordering::Relaxed);
-            tracing::info!("bus connected");
-        }
+        async_nats::Event::Connected => tracing::info!("bus connected"),
         async_nats::Event::Disconnected => {
-            stats.connected.store(false, Ordering::Relaxed);
             stats.disconnects.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("bus disconnected; serving this node's sockets only until it is back");
         }

@@ -406,7 +406,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "livefront_bus_connected",
             "gauge",
             "1 while this node is connected to the bus (bus.url).",
-            u64::from(b.connected.load(Ordering::Relaxed)),
+            u64::from(bus.is_connected()),
         );
         for (name, help, value) in [
             (

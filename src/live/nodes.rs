@@ -175,7 +175,10 @@ pub async fn run(bus: std::sync::Arc<Bus>, chat: Chat, stop: CancellationToken) 
             _ = stop.cancelled() => return,
             m = messages.next() => match m {
                 Some(m) => m,
-                None => return,
+                None => {
+                    tracing::warn!("live channel: the bus subscription ended");
+                    return;
+                }
             },
         };
         receive(&chat, bus.node(), bus.stats(), &message.payload);
@@ -187,6 +190,7 @@ pub fn receive(chat: &Chat, own: &str, stats: &Stats, payload: &[u8]) {
     let Some((node, wire)) = crate::bus::open::<Wire>(payload, own, stats) else {
         return;
     };
+    tracing::debug!(node, ?wire, "bus message");
     let taken = match wire {
         Wire::Event { stream, event } => match (StreamId::parse(&stream), checked_event(&event)) {
             (Some(stream), Some(event)) => {
