@@ -1,7 +1,7 @@
 # livefront: `make run` starts the server, `make test` runs every test. Both install what is missing.
 CARGO ?= cargo
 
-.PHONY: deps web-deps web-test-deps s3-test-deps pg-test-deps build run test lint bench clean fuzz
+.PHONY: deps web-deps web-test-deps s3-test-deps pg-test-deps nats-test-deps build run test lint bench clean fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -23,6 +23,11 @@ s3-test-deps: deps
 pg-test-deps: deps
 	@scripts/install-postgres.sh
 
+# The NATS server of tests/bus.rs (Debian's nats-server; its system service is left disabled and
+# stopped, nothing listens on 4222).
+nats-test-deps: deps
+	@scripts/install-nats.sh
+
 build: deps web-deps
 	$(CARGO) build --release --locked
 
@@ -33,7 +38,7 @@ run: build
 # read by tests/common: each test binary starts a throwaway server of its own).
 POSTGRES_API_TESTS = analytics chat commerce followers lifecycle listings metrics products \
 	rehearsal sales shop_hooks stream_events trust web_push webhooks
-test: deps web-deps web-test-deps s3-test-deps pg-test-deps
+test: deps web-deps web-test-deps s3-test-deps pg-test-deps nats-test-deps
 	$(CARGO) test --locked --all-targets
 	STORE_BACKEND=postgres $(CARGO) test --locked $(addprefix --test ,$(POSTGRES_API_TESTS))
 

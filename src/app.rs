@@ -52,6 +52,8 @@ pub enum Error {
     Rtsp(#[from] rtsp::Error),
     #[error("object storage (storage.url): {0}")]
     Storage(#[from] crate::storage::Error),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::Error),
     #[error("web push: {0}")]
     Vapid(#[from] crate::push::vapid::Error),
     #[error("TLS (http.tls_cert, http.tls_key): {0}")]
@@ -102,6 +104,8 @@ pub struct App {
     srt_task: JoinHandle<()>,
     /// `viewer_count` events of the streams with live-channel listeners.
     viewer_counts_task: JoinHandle<()>,
+    /// The live channel's messages from the other nodes (with `bus.url`).
+    nodes_task: Option<JoinHandle<()>>,
     /// Samples live streams for the creators' analytics.
     analytics_task: JoinHandle<()>,
     /// Measures free space under `data_dir`.
@@ -136,8 +140,10 @@ fn host_of(url: &str) -> &str {
 }
 
 impl App {
-    pub async fn start(config: Config) -> Result<App, Error> {
+    pub async fn start(mut config: Config) -> Result<App, Error> {
         config.validate()?;
+        // One id for this node's whole run: its stream leases and its bus messages name it.
+        config.node.id = Some(config.node.id_or_random());
         crate::shop::cart::check_config(&config.shop)?;
         pipeline::init()?;
         let config = Arc::new(config);
@@ -150,7 +156,12 @@ impl App {
         let store = open_store(&config).await?;
         let webhooks = Webhooks::new(store.clone(), config.webhooks.clone());
         let notifier = Notifier::new(store.clone());
+        let node = config.node.id_or_random();
         let live = LiveHub::with_buffer(config.chat.queue);
+        let live = match &config.bus.url {
+            Some(url) => live.with_bus(Arc::new(crate::bus::Bus::connect(url, &node).await?)),
+            None => live,
+        };
         let secret = Arc::new(store.signing_secret().await?);
         let audience = Arc::new(http::audience::Audience::new(&secret));
         let chat = Chat::new(store.clone(), live.clone(), config.chat.clone());
@@ -308,6 +319,13 @@ impl App {
             chat.clone()
                 .run_viewer_counts(move |id| audience.count(id), shutdown.child_token())
         });
+        let nodes_task = live.bus().map(|bus| {
+            tokio::spawn(crate::live::nodes::run(
+                bus.clone(),
+                chat.clone(),
+                shutdown.child_token(),
+            ))
+        });
         let disk = Arc::new(DiskSpace::new(&config.data_dir, config.disk.low_free_mib));
         disk.check();
         let disk_task = tokio::spawn(
@@ -411,6 +429,7 @@ impl App {
             webhooks_task,
             srt_task,
             viewer_counts_task,
+            nodes_task,
             analytics_task,
             disk_task,
             leases_task,
@@ -439,6 +458,9 @@ impl App {
         let _ = tokio::task::spawn_blocking(move || rtsp.stop()).await;
         let _ = (&mut self.http_task).await;
         let _ = (&mut self.viewer_counts_task).await;
+        if let Some(task) = &mut self.nodes_task {
+            let _ = task.await;
+        }
         let _ = (&mut self.analytics_task).await;
         let _ = (&mut self.disk_task).await;
         let _ = (&mut self.leases_task).await;

@@ -1,4 +1,5 @@
 //! Configuration: built-in defaults → TOML file → `LIVEFRONT_` environment.
+pub mod bus;
 pub mod database;
 pub mod ladder;
 pub mod storage;
@@ -96,6 +97,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("shop_secret", "shop.secret"),
     ("database_url", "database.url"),
     ("node_id", "node.id"),
+    ("bus_url", "bus.url"),
     ("node_url", "node.url"),
     ("node_lease_ttl", "node.lease_ttl"),
     ("storage_url", "storage.url"),
@@ -143,6 +145,8 @@ pub struct Config {
     pub database: database::DatabaseConfig,
     /// This node, when several share a database.
     pub node: NodeConfig,
+    /// The message bus between nodes (unset: in-process only).
+    pub bus: bus::BusConfig,
 }
 
 /// This node among several that share one database (`database.url`): its name, and how the
@@ -857,6 +861,7 @@ impl Default for Config {
             storage: storage::StorageConfig::default(),
             database: database::DatabaseConfig::default(),
             node: NodeConfig::default(),
+            bus: bus::BusConfig::default(),
         }
     }
 }
@@ -1238,6 +1243,12 @@ impl Config {
         }
         if let Err((key, message)) = self.node.validate() {
             return Err(Error::Invalid { key, message });
+        }
+        if let Err(message) = self.bus.validate() {
+            return Err(Error::Invalid {
+                key: "bus.url",
+                message,
+            });
         }
         if let Err(message) = self.database.validate() {
             return Err(Error::Invalid {

@@ -5,6 +5,7 @@
 pub mod address;
 pub mod analytics;
 pub mod app;
+pub mod bus;
 pub mod config;
 pub mod http;
 pub mod ingest;

@@ -24,9 +24,7 @@ use super::error::ApiError;
 use super::extract::MaybeAuth;
 use crate::live::chat::Refusal;
 use crate::live::rooms::{Full, Seat};
-use crate::live::{
-    ClientMessage, Focus, LiveEvent, StreamStatus, ViewerCount, announced_mode, chat_message_id,
-};
+use crate::live::{ClientMessage, Focus, LiveEvent, StreamStatus, announced_mode, chat_message_id};
 use crate::store::{ChatAuthor, CreatorId, Mode, Principal, StreamId, ViewerId};
 
 /// The server pings a quiet client this often; one silent for three intervals is gone.
@@ -278,10 +276,7 @@ impl Connection {
             }
         };
         let replayed_up_to = replay.last().map(|m| m.id);
-        let counts = ViewerCount {
-            watching: self.state.audience.count(&self.stream),
-            connected: chat.rooms().connected(&self.stream),
-        };
+        let counts = chat.viewer_count(&self.stream, self.state.audience.count(&self.stream));
         // The product in focus now, so that a client joining mid-stream shows it at once.
         let focus = match self.state.registry.live(&self.stream) {
             Some(live) => live

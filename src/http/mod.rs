@@ -407,6 +407,44 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Segments left to the archive step at their stream's end (queue full, store down).",
         uploads.left_to_the_end,
     );
+    if let Some(bus) = state.live.bus() {
+        let b = bus.stats();
+        metric(
+            "livefront_bus_connected",
+            "gauge",
+            "1 while this node is connected to the bus (bus.url).",
+            u64::from(bus.is_connected()),
+        );
+        for (name, help, value) in [
+            (
+                "livefront_bus_disconnects_total",
+                "Times the connection to the bus was lost.",
+                &b.disconnects,
+            ),
+            (
+                "livefront_bus_published_total",
+                "Messages sent to the other nodes.",
+                &b.published,
+            ),
+            (
+                "livefront_bus_dropped_total",
+                "Messages not sent: the bus was down, the queue full, or the message too large.",
+                &b.dropped,
+            ),
+            (
+                "livefront_bus_received_total",
+                "Messages taken from the other nodes.",
+                &b.received,
+            ),
+            (
+                "livefront_bus_rejected_total",
+                "Messages from the bus dropped as unreadable (too large, malformed, unknown ids or events).",
+                &b.rejected,
+            ),
+        ] {
+            metric(name, "counter", help, value.load(Ordering::Relaxed));
+        }
+    }
     if let Some(free) = state.disk.free() {
         metric(
             "livefront_data_free_bytes",

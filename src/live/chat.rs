@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use super::nodes::{self, RemoteCounts, Wire};
 use super::rate::RateLimiter;
 use super::rooms::{Full, Limits, Rooms, Seat};
 use super::words::{self, BlockedWords};
-use super::{ErrorEvent, LiveEvent, LiveHub, MessageDeleted, UserBanned, UserUnbanned};
+use super::{
+    ErrorEvent, LiveEvent, LiveHub, MessageDeleted, UserBanned, UserUnbanned, ViewerCount,
+};
 use crate::config::ChatConfig;
 use crate::store::{
     self, ChatAuthor, ChatBan, ChatMessage, ChatRole, CreatorId, Store, StreamId, ViewerId,
@@ -106,6 +109,8 @@ struct Inner {
     config: ChatConfig,
     rate: RateLimiter<(ChatRole, String)>,
     rooms: Arc<Rooms>,
+    /// The other nodes' audience counts (with `bus.url`).
+    remote: RemoteCounts,
     /// Per creator, loaded on first use and dropped on every change (all changes go through here).
     rules: Mutex<HashMap<CreatorId, Arc<Rules>>>,
 }
@@ -127,6 +132,7 @@ impl Chat {
                     per_address: config.max_connections_per_address,
                     per_address_all_streams: config.max_connections_per_address_all_streams,
                 }),
+                remote: RemoteCounts::new(config.viewer_count_interval),
                 config,
                 rules: Mutex::new(HashMap::new()),
             }),
@@ -143,6 +149,20 @@ impl Chat {
 
     pub fn rooms(&self) -> &Arc<Rooms> {
         &self.inner.rooms
+    }
+
+    pub fn remote_counts(&self) -> &RemoteCounts {
+        &self.inner.remote
+    }
+
+    /// A stream's audience over all nodes: this node's connections and `watching` (its HLS
+    /// players), plus the other nodes' fresh counts.
+    pub fn viewer_count(&self, stream: &StreamId, watching: usize) -> ViewerCount {
+        let remote = self.inner.remote.sum(stream, Instant::now());
+        ViewerCount {
+            watching: watching + remote.watching,
+            connected: self.inner.rooms.connected(stream) + remote.connected,
+        }
     }
 
     /// A seat in a stream's room for a client at `address` (its `owner` or not), unless the
@@ -197,8 +217,27 @@ impl Chat {
         self.inner.rules.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn rules_changed(&self, creator: &CreatorId) {
+    /// A creator's rules changed here: reloaded on next use here and on the other nodes, and
+    /// `event` sent to the sockets of the creator's streams on every node.
+    fn rules_changed(&self, creator: &CreatorId, event: Option<LiveEvent>) {
+        let text = event.map(|e| e.to_text());
+        self.inner.hub.publish(&Wire::Rules {
+            creator: creator.to_string(),
+            event: text.as_deref().map(str::to_string),
+        });
+        self.rules_changed_elsewhere(creator, text.as_deref());
+    }
+
+    /// A creator's rules changed on another node (or here): reloaded on next use, and `event`
+    /// sent to this node's sockets of the creator's streams.
+    pub fn rules_changed_elsewhere(&self, creator: &CreatorId, event: Option<&str>) {
         self.cached_rules().remove(creator);
+        if let Some(event) = event {
+            let text: Arc<str> = event.into();
+            for stream in self.inner.rooms.streams_of(creator) {
+                self.inner.hub.deliver(&stream, text.clone());
+            }
+        }
     }
 
     /// Posts `text` by `author` in a stream of `creator`: checked, stored, then sent to everyone
@@ -280,15 +319,12 @@ impl Chat {
         };
         let until = duration.map(|d| Utc::now() + d);
         let ban = self.inner.store.ban(creator, &viewer, until).await?;
-        self.rules_changed(creator);
         tracing::info!(%creator, until = ?ban.until, "viewer banned from chat");
         let event = LiveEvent::UserBanned(UserBanned {
             user: ban.user.clone(),
             until: ban.until,
         });
-        for stream in self.inner.rooms.streams_of(creator) {
-            self.inner.hub.send(&stream, &event);
-        }
+        self.rules_changed(creator, Some(event));
         Ok(Some(ban))
     }
 
@@ -298,15 +334,12 @@ impl Chat {
             return Ok(false);
         };
         let lifted = self.inner.store.unban(creator, &viewer).await?;
-        self.rules_changed(creator);
-        if lifted {
-            let event = LiveEvent::UserUnbanned(UserUnbanned {
+        let event = lifted.then(|| {
+            LiveEvent::UserUnbanned(UserUnbanned {
                 user: handle.to_string(),
-            });
-            for stream in self.inner.rooms.streams_of(creator) {
-                self.inner.hub.send(&stream, &event);
-            }
-        }
+            })
+        });
+        self.rules_changed(creator, event);
         Ok(lifted)
     }
 
@@ -338,12 +371,13 @@ impl Chat {
             .store
             .set_blocked_words(creator, normalised.clone())
             .await?;
-        self.rules_changed(creator);
+        self.rules_changed(creator, None);
         Ok(Ok(normalised))
     }
 
     /// Sends `viewer_count` to every stream with listeners whose counts changed, every
-    /// `chat.viewer_count_interval`, until `stop`. `watching` counts a stream's players.
+    /// `chat.viewer_count_interval`, until `stop`; with a bus, first tells the other nodes this
+    /// node's own counts (so each shows the sum). `watching` counts a stream's players here.
     pub async fn run_viewer_counts(
         self,
         watching: impl Fn(&StreamId) -> usize + Send + 'static,
@@ -356,8 +390,13 @@ impl Chat {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            for stream in self.inner.rooms.streams() {
-                if let Some(counts) = self.inner.rooms.count_changed(&stream, watching(&stream)) {
+            let streams = self.inner.rooms.streams();
+            if self.inner.hub.bus().is_some() {
+                self.publish_counts(&streams, &watching);
+            }
+            for stream in streams {
+                let counts = self.viewer_count(&stream, watching(&stream));
+                if let Some(counts) = self.inner.rooms.count_changed(&stream, counts) {
                     self.inner
                         .hub
                         .send(&stream, &LiveEvent::ViewerCount(counts));
@@ -365,6 +404,26 @@ impl Chat {
             }
             self.inner.rate.prune(Instant::now());
         }
+    }
+
+    /// This node's own counts of the streams it has sockets of, for the other nodes.
+    fn publish_counts(&self, streams: &[StreamId], watching: &impl Fn(&StreamId) -> usize) {
+        if streams.len() > nodes::MAX_STREAMS_PER_NODE {
+            tracing::warn!(
+                streams = streams.len(),
+                "more streams with listeners than the bus carries counts of; some are left out"
+            );
+        }
+        let streams = streams
+            .iter()
+            .take(nodes::MAX_STREAMS_PER_NODE)
+            .map(|s| nodes::NodeCount {
+                stream: s.to_string(),
+                watching: watching(s),
+                connected: self.inner.rooms.connected(s),
+            })
+            .collect();
+        self.inner.hub.publish(&Wire::Counts { streams });
     }
 }
 

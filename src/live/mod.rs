@@ -8,6 +8,7 @@
 //! [`chat::Chat`] posts and moderates messages and counts connections ([`rooms`]); the WebSocket
 //! server in `http::live` carries the events to clients.
 pub mod chat;
+pub mod nodes;
 pub mod rate;
 pub mod rooms;
 pub mod words;
@@ -19,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::bus::Bus;
 use crate::config::EVENT_BUFFER;
 use crate::shop::promos::{Phase, PromoOffer};
 pub use crate::store::{ChatBan, ChatMessage, ChatRole};
@@ -268,12 +270,13 @@ pub async fn announce_promos(
     Ok(())
 }
 
-/// The channels of the streams that have listeners.
+/// The channels of the streams that have listeners, and the bus to the other nodes (if any).
 #[derive(Clone)]
 pub struct LiveHub {
     channels: Arc<Mutex<HashMap<StreamId, broadcast::Sender<Arc<str>>>>>,
     /// Events a receiver may fall behind.
     buffer: usize,
+    bus: Option<Arc<Bus>>,
 }
 
 impl Default for LiveHub {
@@ -288,17 +291,50 @@ impl LiveHub {
         LiveHub {
             channels: Arc::default(),
             buffer: buffer.max(1),
+            bus: None,
         }
     }
 
-    /// Sends an event to everyone listening to the stream (nobody listening is fine).
+    /// The same hub, whose events also reach the other nodes' sockets over `bus`.
+    pub fn with_bus(self, bus: Arc<Bus>) -> Self {
+        LiveHub {
+            bus: Some(bus),
+            ..self
+        }
+    }
+
+    pub fn bus(&self) -> Option<&Arc<Bus>> {
+        self.bus.as_ref()
+    }
+
+    /// Sends an event to everyone listening to the stream, on this node and (those that cross,
+    /// see [`nodes::crosses_nodes`]) on the others (nobody listening is fine).
     pub fn send(&self, stream: &StreamId, event: &LiveEvent) {
+        let text = event.to_text();
+        if let Some(bus) = &self.bus
+            && nodes::crosses_nodes(&text)
+        {
+            let wire = nodes::Wire::Event {
+                stream: stream.to_string(),
+                event: text.to_string(),
+            };
+            bus.publish(&wire.subject(), &wire);
+        }
+        self.deliver(stream, text);
+    }
+
+    /// Sends a serialised event to this node's listeners of the stream only.
+    pub fn deliver(&self, stream: &StreamId, text: Arc<str>) {
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = channels.get(stream) {
-            let text: Arc<str> = serde_json::to_string(event)
-                .expect("live events serialise")
-                .into();
             let _ = tx.send(text);
+        }
+    }
+
+    /// Tells the other nodes (if any).
+    pub fn publish(&self, wire: &nodes::Wire) {
+        if let Some(bus) = &self.bus {
+            bus.publish(&wire.subject(), wire);
         }
     }
 

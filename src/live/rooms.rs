@@ -168,15 +168,11 @@ impl Rooms {
         self.lock().rooms.keys().cloned().collect()
     }
 
-    /// Records `watching` for a stream; returns the counts when they differ from the last ones
-    /// announced there.
-    pub fn count_changed(&self, stream: &StreamId, watching: usize) -> Option<ViewerCount> {
+    /// Records a stream's counts (see `Chat::viewer_count`); returns them when they differ from
+    /// the last ones announced there (`None` too for a stream without connections here).
+    pub fn count_changed(&self, stream: &StreamId, now: ViewerCount) -> Option<ViewerCount> {
         let mut state = self.lock();
         let room = state.rooms.get_mut(stream)?;
-        let now = ViewerCount {
-            watching,
-            connected: room.connected,
-        };
         (room.announced != Some(now)).then(|| {
             room.announced = Some(now);
             now
@@ -259,16 +255,16 @@ mod tests {
         assert_eq!((rooms.connected(&s), rooms.audience(&s)), (2, 1));
         drop(studio);
         assert_eq!((rooms.connected(&s), rooms.audience(&s)), (1, 1));
+        let count = |connected| ViewerCount {
+            watching: 3,
+            connected,
+        };
+        assert_eq!(rooms.count_changed(&s, count(1)), Some(count(1)));
+        assert_eq!(rooms.count_changed(&s, count(1)), None);
+        assert_eq!(rooms.count_changed(&s, count(2)), Some(count(2)));
         assert_eq!(
-            rooms.count_changed(&s, 3),
-            Some(ViewerCount {
-                watching: 3,
-                connected: 1
-            })
+            rooms.count_changed(&StreamId("none".into()), count(1)),
+            None
         );
-        assert_eq!(rooms.count_changed(&s, 3), None);
-        let _second = rooms.join(&s, &c, ip("10.0.0.2"), false).unwrap();
-        assert!(rooms.count_changed(&s, 3).is_some());
-        assert_eq!(rooms.count_changed(&StreamId("none".into()), 3), None);
     }
 }

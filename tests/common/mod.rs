@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod nats;
 pub mod postgres;
 pub mod receivers;
 pub mod ws;
@@ -425,11 +426,32 @@ impl Server {
 
     /// Starts with the test config changed by `adjust` (it gets the data dir too).
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Result<Server> {
+        Server::start_node(adjust, true).await
+    }
+
+    /// Another node on a store that a first one set up (`database.url` shared): no demo
+    /// creator of its own (`demo_token` empty, `demo_stream` null).
+    pub async fn start_joining(adjust: impl FnOnce(&mut Config)) -> Result<Server> {
+        Server::start_node(adjust, false).await
+    }
+
+    async fn start_node(adjust: impl FnOnce(&mut Config), first_start: bool) -> Result<Server> {
         init_logs();
         let dir = tempfile::tempdir()?;
         let mut config = test_config(dir.path());
         adjust(&mut config);
         let app = App::start(config).await?;
+        if !first_start {
+            anyhow::ensure!(app.first_start.is_none(), "the store was empty");
+            let api = Api::new(&format!("http://{}", app.http_addr));
+            return Ok(Server {
+                api,
+                dir,
+                demo_token: String::new(),
+                demo_stream: Value::Null,
+                app: Some(app),
+            });
+        }
         let first = app
             .first_start
             .clone()

@@ -1,0 +1,66 @@
+//! `bus.*`: the message bus that carries live events, chat and viewer counts between nodes.
+//! Unset: everything stays in this process, as always; `nats://host:port`: a NATS server that all
+//! nodes sharing one database connect to.
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `nats://host:port`; unset = in-process only (one node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+impl BusConfig {
+    /// The message says what is wrong with `bus.url`.
+    pub fn validate(&self) -> Result<(), String> {
+        let Some(text) = &self.url else {
+            return Ok(());
+        };
+        let shape = || format!("{text:?} is not nats://host:port");
+        let rest = text.strip_prefix("nats://").ok_or_else(shape)?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(shape)?;
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-[]:".contains(&b));
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 && host_ok => Ok(()),
+            _ => Err(shape()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bus_urls_are_nats_host_and_port() {
+        let check = |u: &str| {
+            BusConfig {
+                url: Some(u.into()),
+            }
+            .validate()
+        };
+        assert_eq!(BusConfig::default().validate(), Ok(()));
+        for good in [
+            "nats://127.0.0.1:4222",
+            "nats://bus.internal:4222",
+            "nats://[::1]:4222",
+        ] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "redis://127.0.0.1:6379",
+            "nats://127.0.0.1",
+            "nats://:4222",
+            "nats://127.0.0.1:0",
+            "nats://user:pw@host:4222",
+            "nats://host:4222/path",
+            "tls://host:4222",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+    }
+}

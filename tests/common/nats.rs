@@ -1,0 +1,143 @@
+//! A throwaway NATS server for tests: Debian's `nats-server` (scripts/install-nats.sh, which
+//! `make test` runs) on 127.0.0.1 on a free port. Killed on drop; a watchdog process kills it too
+//! if the test process dies without dropping it. `kill` and `restart` (same port) let a test take
+//! the bus away from the nodes and give it back.
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// The port found free may be taken before the server binds it: try again this often.
+const PORT_ATTEMPTS: usize = 3;
+
+pub struct Nats {
+    port: u16,
+    server: Option<Running>,
+}
+
+struct Running {
+    server: Child,
+    /// Reads this pipe: EOF without a line (the kernel closes it when the test process is gone)
+    /// kills the server.
+    watchdog: Child,
+    watchdog_pipe: ChildStdin,
+    /// Its log (a pipe nobody reads would end it at its first write once closed).
+    log: tempfile::NamedTempFile,
+}
+
+impl Nats {
+    /// Starts a server; returns once it accepts connections.
+    pub fn start() -> Result<Nats> {
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            match Running::start(port) {
+                Ok(server) => {
+                    return Ok(Nats {
+                        port,
+                        server: Some(server),
+                    });
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("at least one attempt"))
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients) and waits until it is gone.
+    pub fn kill(&mut self) {
+        if let Some(running) = self.server.take() {
+            running.stop();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.server = Some(Running::start(self.port)?);
+        Ok(())
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Running {
+    fn start(port: u16) -> Result<Running> {
+        let log = tempfile::Builder::new()
+            .prefix("livefront-nats-")
+            .suffix(".log")
+            .tempfile()?;
+        let mut server = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.reopen()?)
+            .stderr(log.reopen()?)
+            .spawn()
+            .context(
+                "starting nats-server (Debian's nats-server package: scripts/install-nats.sh; \
+                 make test runs it)",
+            )?;
+        let start = Instant::now();
+        loop {
+            if let Some(status) = server.try_wait()? {
+                let log = std::fs::read_to_string(log.path()).unwrap_or_default();
+                bail!("nats-server exited ({status}) before it listened on {port}:\n{log}");
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            if start.elapsed() > START_DEADLINE {
+                let _ = server.kill();
+                let _ = server.wait();
+                bail!("nats-server did not listen on {port} within {START_DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let script = r#"read -r _ && exit 0; kill -9 "$1" 2>/dev/null"#;
+        let mut watchdog = match Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("livefront-nats-watchdog")
+            .arg(server.id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = server.kill();
+                let _ = server.wait();
+                return Err(e).context("starting the nats-server watchdog");
+            }
+        };
+        let watchdog_pipe = watchdog.stdin.take().expect("piped stdin");
+        Ok(Running {
+            server,
+            watchdog,
+            watchdog_pipe,
+            log,
+        })
+    }
+
+    fn stop(mut self) {
+        let _ = self.watchdog_pipe.write_all(b"done\n");
+        drop(self.watchdog_pipe);
+        let _ = self.watchdog.wait();
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        drop(self.log);
+    }
+}
