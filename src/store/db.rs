@@ -350,7 +350,7 @@ pub enum TransactionBehavior {
 
 enum Backend {
     Sqlite(rusqlite::Connection),
-    Postgres(Pg),
+    Postgres(Box<Pg>),
 }
 
 /// A PostgreSQL connection that connects again when the server closed it.
@@ -427,7 +427,7 @@ impl Conn {
         };
         *pg.client.borrow_mut() = Some(pg.connect()?);
         Ok(Conn {
-            backend: Backend::Postgres(pg),
+            backend: Backend::Postgres(Box::new(pg)),
             depth: Cell::new(0),
         })
     }
