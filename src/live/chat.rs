@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::nodes::{self, RemoteCounts, Wire};
 use super::rate::RateLimiter;
 use super::rooms::{Full, Limits, Rooms, Seat};
+use super::wire::{self, RemoteCounts, Wire};
 use super::words::{self, BlockedWords};
 use super::{
     ErrorEvent, LiveEvent, LiveHub, MessageDeleted, UserBanned, UserUnbanned, ViewerCount,
@@ -408,7 +408,7 @@ impl Chat {
 
     /// This node's own counts of the streams it has sockets of, for the other nodes.
     fn publish_counts(&self, streams: &[StreamId], watching: &impl Fn(&StreamId) -> usize) {
-        if streams.len() > nodes::MAX_STREAMS_PER_NODE {
+        if streams.len() > wire::MAX_STREAMS_PER_NODE {
             tracing::warn!(
                 streams = streams.len(),
                 "more streams with listeners than the bus carries counts of; some are left out"
@@ -416,8 +416,8 @@ impl Chat {
         }
         let streams = streams
             .iter()
-            .take(nodes::MAX_STREAMS_PER_NODE)
-            .map(|s| nodes::NodeCount {
+            .take(wire::MAX_STREAMS_PER_NODE)
+            .map(|s| wire::NodeCount {
                 stream: s.to_string(),
                 watching: watching(s),
                 connected: self.inner.rooms.connected(s),

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod nodes;
 pub mod rate;
 pub mod rooms;
+pub mod wire;
 pub mod words;
 
 use std::collections::HashMap;
@@ -308,13 +309,13 @@ impl LiveHub {
     }
 
     /// Sends an event to everyone listening to the stream, on this node and (those that cross,
-    /// see [`nodes::crosses_nodes`]) on the others (nobody listening is fine).
+    /// see [`wire::crosses_nodes`]) on the others (nobody listening is fine).
     pub fn send(&self, stream: &StreamId, event: &LiveEvent) {
         let text = event.to_text();
         if let Some(bus) = &self.bus
-            && nodes::crosses_nodes(&text)
+            && wire::crosses_nodes(&text)
         {
-            let wire = nodes::Wire::Event {
+            let wire = wire::Wire::Event {
                 stream: stream.to_string(),
                 event: text.to_string(),
             };
@@ -332,7 +333,7 @@ impl LiveHub {
     }
 
     /// Tells the other nodes (if any).
-    pub fn publish(&self, wire: &nodes::Wire) {
+    pub fn publish(&self, wire: &wire::Wire) {
         if let Some(bus) = &self.bus {
             bus.publish(&wire.subject(), wire);
         }
