@@ -360,7 +360,7 @@ impl App {
             sales,
             sales_limits: http::sales::SalesLimits::new(&config.sales),
             shutdown: shutdown.child_token(),
-            registrations: Arc::default(),
+            registrations: Arc::new(http::viewers::registration_limit(&store)),
             cart_limits: Arc::new(http::cart::CartLimits::new(
                 config.shop.cart_adds_per_minute,
             )),

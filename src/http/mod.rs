@@ -93,7 +93,7 @@ pub struct Shared {
     /// HLS sessions per stream (viewer counts).
     pub audience: Arc<audience::Audience>,
     /// Open viewer registration, limited per client address.
-    pub registrations: Arc<viewers::RateLimit>,
+    pub registrations: Arc<crate::live::rate::SharedRateLimiter>,
     /// Add-to-cart taps per client address and viewer.
     pub cart_limits: Arc<cart::CartLimits>,
     pub config: Arc<Config>,

@@ -1,10 +1,8 @@
 //! Viewers: open registration (limited per client address), token revocation, following creators,
 //! the notification feed and its live push (Server-Sent Events).
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -19,7 +17,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Auth, ClientIp, Json};
 use super::streams::valid_handle;
-use crate::store::{CreatorId, Principal, ViewerId};
+use crate::live::rate::SharedRateLimiter;
+use crate::store::{CreatorId, Principal, Store, ViewerId};
 
 /// Registrations per client address per window.
 const REGISTRATIONS_PER_WINDOW: u32 = 10;
@@ -28,26 +27,20 @@ const REGISTRATION_WINDOW: Duration = Duration::from_secs(60);
 const FEED_PAGE: u32 = 50;
 const SSE_KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// A fixed-window counter per client address. Behind a reverse proxy every client shares the
-/// proxy's address; put the limit in the proxy there.
-#[derive(Default)]
-pub struct RateLimit {
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+/// The rate limit of registrations: per client address, each IPv6 /64 as one address (one
+/// client cannot step through its own addresses); across nodes on a shared store. Behind a
+/// reverse proxy, set `http.trusted_proxies` so that the client's address is counted.
+pub fn registration_limit(store: &Store) -> SharedRateLimiter {
+    SharedRateLimiter::new(
+        store,
+        "registration",
+        REGISTRATIONS_PER_WINDOW,
+        REGISTRATION_WINDOW,
+    )
 }
 
-impl RateLimit {
-    /// Counts one attempt from `ip`; false when it is over the limit.
-    fn allow(&self, ip: IpAddr) -> bool {
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        windows.retain(|_, (start, _)| now.duration_since(*start) < REGISTRATION_WINDOW);
-        // Per IPv6 /64: one client cannot step through its own addresses.
-        let (_, count) = windows
-            .entry(crate::address::client_group(ip))
-            .or_insert((now, 0));
-        *count += 1;
-        *count <= REGISTRATIONS_PER_WINDOW
-    }
+fn registration_key(ip: IpAddr) -> String {
+    crate::address::client_group(ip).to_string()
 }
 
 pub(super) fn viewer(who: Principal) -> Result<ViewerId, ApiError> {
@@ -79,7 +72,12 @@ pub async fn register(
     ClientIp(client): ClientIp,
     Json(body): Json<NewViewer>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !state.registrations.allow(client) {
+    if state
+        .registrations
+        .check(registration_key(client))
+        .await
+        .is_err()
+    {
         return Err(ApiError::TooManyRequests(format!(
             "at most {REGISTRATIONS_PER_WINDOW} registrations a minute from one address"
         )));
@@ -266,17 +264,16 @@ pub async fn events(
 mod tests {
     use super::*;
 
-    #[test]
-    fn registrations_from_one_ipv6_64_share_one_limit() {
-        let limit = RateLimit::default();
+    #[tokio::test]
+    async fn registrations_from_one_ipv6_64_share_one_limit() {
+        let (_dir, store) = crate::store::testing::temp_store().await;
+        let limit = registration_limit(&store);
+        let allow = |ip: &str| limit.check(registration_key(ip.parse().unwrap()));
         for i in 0..REGISTRATIONS_PER_WINDOW {
-            let ip: IpAddr = format!("2001:db8::{:x}", i + 1).parse().unwrap();
-            assert!(limit.allow(ip), "{ip}");
+            let ip = format!("2001:db8::{:x}", i + 1);
+            assert!(allow(&ip).await.is_ok(), "{ip}");
         }
-        assert!(!limit.allow("2001:db8::ffff".parse().unwrap()), "same /64");
-        assert!(
-            limit.allow("2001:db8:0:1::1".parse().unwrap()),
-            "another /64"
-        );
+        assert!(allow("2001:db8::ffff").await.is_err(), "same /64");
+        assert!(allow("2001:db8:0:1::1").await.is_ok(), "another /64");
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::rate::RateLimiter;
+use super::rate::SharedRateLimiter;
 use super::rooms::{Full, Limits, Rooms, Seat};
 use super::wire::{self, RemoteCounts, Wire};
 use super::words::{self, BlockedWords};
@@ -15,9 +15,7 @@ use super::{
     ErrorEvent, LiveEvent, LiveHub, MessageDeleted, UserBanned, UserUnbanned, ViewerCount,
 };
 use crate::config::ChatConfig;
-use crate::store::{
-    self, ChatAuthor, ChatBan, ChatMessage, ChatRole, CreatorId, Store, StreamId, ViewerId,
-};
+use crate::store::{self, ChatAuthor, ChatBan, ChatMessage, CreatorId, Store, StreamId, ViewerId};
 
 /// Why a message was not posted; each becomes an `error` event for its sender only.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -107,7 +105,8 @@ struct Inner {
     store: Store,
     hub: LiveHub,
     config: ChatConfig,
-    rate: RateLimiter<(ChatRole, String)>,
+    /// Per author; across nodes on a shared store.
+    rate: SharedRateLimiter,
     rooms: Arc<Rooms>,
     /// The other nodes' audience counts (with `bus.url`).
     remote: RemoteCounts,
@@ -124,9 +123,14 @@ impl Chat {
     pub fn new(store: Store, hub: LiveHub, config: ChatConfig) -> Self {
         Chat {
             inner: Arc::new(Inner {
+                rate: SharedRateLimiter::new(
+                    &store,
+                    "chat",
+                    config.rate_messages,
+                    config.rate_window,
+                ),
                 store,
                 hub,
-                rate: RateLimiter::new(config.rate_messages, config.rate_window),
                 rooms: Rooms::new(Limits {
                     per_stream: config.max_connections_per_stream,
                     per_address: config.max_connections_per_address,
@@ -257,8 +261,8 @@ impl Chat {
         if text.chars().count() > config.max_message_chars {
             return Err(Refusal::TooLong(config.max_message_chars));
         }
-        let key = (author.role, author.handle.clone());
-        if let Err(retry_after) = self.inner.rate.check(&key, Instant::now()) {
+        let key = format!("{}:{}", author.role.as_str(), author.handle);
+        if let Err(retry_after) = self.inner.rate.check(key).await {
             return Err(Refusal::RateLimited {
                 limit: config.rate_messages,
                 window: config.rate_window,

@@ -1,9 +1,12 @@
-//! Per-user chat rate limit: at most `limit` messages within any `window` (a sliding log of each
-//! user's last `limit` send times).
+//! Rate limits: at most `limit` attempts of one key within any `window` (a sliding log of each
+//! key's last `limit` attempts), in this process's memory ([`RateLimiter`]) or, for the limits
+//! that must hold across nodes sharing one database, in the store ([`SharedRateLimiter`]).
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::store::Store;
 
 pub struct RateLimiter<K> {
     limit: usize,
@@ -49,6 +52,57 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
 
     pub fn tracked(&self) -> usize {
         self.users.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// A limit that holds across the nodes sharing the store ([`Store::is_shared`]): counted in the
+/// database there, in memory on a store of its own (one node). If the database fails, this node's
+/// own count decides meanwhile.
+pub struct SharedRateLimiter {
+    /// What the store's rows of this limit are filed under.
+    scope: &'static str,
+    limit: u32,
+    window: Duration,
+    store: Option<Store>,
+    local: RateLimiter<String>,
+}
+
+impl SharedRateLimiter {
+    pub fn new(store: &Store, scope: &'static str, limit: u32, window: Duration) -> Self {
+        SharedRateLimiter {
+            scope,
+            limit,
+            window,
+            store: store.is_shared().then(|| store.clone()),
+            local: RateLimiter::new(limit, window),
+        }
+    }
+
+    /// Counts an attempt of `key` now, or says how long until one is allowed again.
+    pub async fn check(&self, key: String) -> Result<(), Duration> {
+        if let Some(store) = &self.store {
+            let taken = store
+                .take_rate(
+                    self.scope,
+                    key.clone(),
+                    self.limit,
+                    self.window,
+                    chrono::Utc::now(),
+                )
+                .await;
+            match taken {
+                Ok(answer) => return answer,
+                Err(e) => {
+                    tracing::warn!(scope = self.scope, error = %e, "rate limit: the store failed; counting on this node");
+                }
+            }
+        }
+        self.local.check(&key, Instant::now())
+    }
+
+    /// Forgets keys that sent nothing within the window (the store's rows go by themselves).
+    pub fn prune(&self, now: Instant) {
+        self.local.prune(now);
     }
 }
 

@@ -16,6 +16,7 @@ pub mod money;
 mod products;
 mod pull_source;
 mod push;
+mod rates;
 mod reminders;
 mod replays;
 mod sales;
@@ -85,6 +86,7 @@ migrations!(
     "0019_sale_notifications.sql",
     "0020_push_subscriptions.sql",
     "0021_stream_leases.sql",
+    "0022_rate_events.sql",
 );
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -116,6 +118,8 @@ pub struct Store {
     /// The one connection that writes (SQLite allows one writer at a time anyway).
     conn: Arc<Mutex<Conn>>,
     readers: Arc<[Mutex<Conn>]>,
+    /// On PostgreSQL, where other nodes may share it (`database.url`).
+    shared: bool,
 }
 
 /// A freshly issued API token: shown once, stored hashed.
@@ -236,6 +240,7 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             readers: readers.into(),
+            shared: false,
         })
     }
 
@@ -256,7 +261,14 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             readers: readers.into(),
+            shared: true,
         })
+    }
+
+    /// Whether other nodes may share this store (PostgreSQL): what must hold across nodes is
+    /// kept here then, not in this process's memory.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Runs `f` on the writer. Everything that changes a row goes here. On PostgreSQL `f` runs
