@@ -1,11 +1,17 @@
 //! Several nodes on one PostgreSQL database (issue 19): a stream key made on one node publishes on
 //! another; a live stream has one owner node; when the owner dies, the stream can be published on
 //! another node once the owner's lease runs out, and the old owner, restarted, cannot take it back.
+//! And the whole cluster on one machine: two nodes, PostgreSQL, a NATS bus, an S3-compatible
+//! bucket and the nginx edge of `examples/` in front.
 mod common;
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use common::nats::Nats;
+use common::receivers::Edge;
+use common::s3::{BUCKET, S3Server};
+use common::ws::{LiveClient, Token};
 use common::*;
 use tokio::process::Child;
 
@@ -228,5 +234,125 @@ async fn one_owner_per_live_stream_across_nodes_and_a_dead_owner_is_replaced() -
         let mut child = node.child;
         child.wait().await?;
     }
+    Ok(())
+}
+
+/// Waits until the node reports its bus connected.
+async fn bus_connected(node: &Process) -> Result<()> {
+    wait_for("bus connected", DEADLINE, || async {
+        let (_, text) = node.api.get_text("/metrics", None).await.ok()?;
+        text.lines()
+            .any(|l| l == "livefront_bus_connected 1")
+            .then_some(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_node() -> Result<()> {
+    let nats = tokio::task::spawn_blocking(Nats::start).await??;
+    let s3 = S3Server::start(0).await?;
+    let database = tokio::task::spawn_blocking(postgres_database).await??;
+    let (bus, storage) = (
+        nats.url(),
+        format!("s3://{BUCKET}?endpoint={}&region=us-east-1", s3.endpoint()),
+    );
+    let cluster = |id: &'static str| {
+        [
+            ("LIVEFRONT_DATABASE_URL", database.clone()),
+            ("LIVEFRONT_NODE_ID", id.to_string()),
+            ("LIVEFRONT_NODE_LEASE_TTL", LEASE_TTL.to_string()),
+            ("LIVEFRONT_BUS_URL", bus.clone()),
+            ("LIVEFRONT_STORAGE_URL", storage.clone()),
+            ("LIVEFRONT_STORAGE_ACCESS_KEY", "test-access".to_string()),
+            ("LIVEFRONT_STORAGE_SECRET_KEY", "test-secret".to_string()),
+        ]
+    };
+    let start = |dir: &std::path::Path, id: &'static str| {
+        let env = cluster(id);
+        let dir = dir.to_path_buf();
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Process::start_with_env(&dir, &env).await
+        }
+    };
+    let (dir_a, dir_b, dir_edge) = (
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+        tempfile::tempdir()?,
+    );
+    let a = start(dir_a.path(), "a").await?;
+    let b = start(dir_b.path(), "b").await?;
+    let host = |p: &Process| p.api.base.trim_start_matches("http://").to_string();
+    let mut edge = Edge::start(dir_edge.path(), &[&host(&a), &host(&b)]).await?;
+    let viewers = Api::new(&edge.url);
+
+    // The creator works through the edge (whichever node answers); the key publishes on B.
+    let token = viewers.create_creator("alice").await?;
+    let stream = viewers.create_stream(&token, "cluster").await?;
+    let id = stream["id"].as_str().context("id")?.to_string();
+    let key = stream["stream_key"].as_str().context("key")?.to_string();
+    viewers.set_mode(&token, &id, "public").await?;
+    let mut publisher = Publish::small(60.0).spawn(&format!("{}/{key}", b.rtmp_url))?;
+
+    // Viewers through the edge: whichever node nginx asks, they get B's playlist and segments.
+    let playlist = format!("/hls/{id}/source/index.m3u8");
+    viewers.playlist_with_segments(&playlist, 2).await?;
+    for _ in 0..4 {
+        let (status, text) = viewers.get_text(&playlist, None).await?;
+        assert!(status == 200 && text.contains("#EXTINF"), "{status} {text}");
+    }
+    let segment = format!("/hls/{id}/source/seg00001.ts");
+    let from_b = b.api.get_bytes(&segment, None).await?;
+    assert!(!from_b.is_empty());
+    assert_eq!(
+        viewers.get_bytes(&segment, None).await?,
+        from_b,
+        "through the edge"
+    );
+    assert_eq!(a.api.get_bytes(&segment, None).await?, from_b, "through A");
+
+    // Chat over the bus: a viewer on A and one on B hear each other, in one order.
+    bus_connected(&a).await?;
+    bus_connected(&b).await?;
+    let ann = viewers.register_viewer("ann").await?;
+    let bob = viewers.register_viewer("bob").await?;
+    let mut on_a = LiveClient::connect(&a.api, &id, Token::Header(&ann)).await?;
+    let mut on_b = LiveClient::connect(&b.api, &id, Token::Header(&bob)).await?;
+    on_b.say("hello from B").await?;
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(socket.expect("chat_message").await?["text"], "hello from B");
+    }
+    on_a.say("hello from A").await?;
+    for socket in [&mut on_a, &mut on_b] {
+        assert_eq!(socket.expect("chat_message").await?["text"], "hello from A");
+    }
+
+    // Ended through A, not the owner: B ends it, its recording goes to the bucket, and A, which
+    // has none of it on its disk, serves it from there.
+    a.api.end_stream(&token, &id).await?;
+    let ready = a.api.recording_ready(&token, &id).await?;
+    assert!(ready["bytes"].as_u64().unwrap_or(0) > 0, "{ready}");
+    let download = format!("/recordings/{id}.mp4");
+    let from_a = wait_for("the recording through A", DEADLINE, || async {
+        a.api.get_bytes(&download, Some(&token)).await.ok()
+    })
+    .await?;
+    assert_eq!(&from_a[4..8], b"ftyp", "an MP4");
+    assert_eq!(from_a.len() as u64, ready["bytes"].as_u64().unwrap_or(0));
+    let keys = s3.list(&format!("streams/{id}/")).await?;
+    assert!(
+        keys.iter()
+            .any(|(k, size)| k.ends_with("recording.mp4") && *size == from_a.len() as u64),
+        "the recording is in the bucket: {keys:?}"
+    );
+    assert!(
+        !std::fs::exists(dir_a.path().join(format!("streams/{id}/recording.mp4")))?,
+        "A served it from the bucket, not from a copy of its own"
+    );
+
+    publisher.start_kill()?;
+    publisher.wait().await?;
+    edge.stop().await?;
     Ok(())
 }

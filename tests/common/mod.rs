@@ -7,6 +7,7 @@ pub mod hooks;
 pub mod nats;
 pub mod postgres;
 pub mod receivers;
+pub mod s3;
 pub mod ws;
 
 use std::path::{Path, PathBuf};

@@ -165,3 +165,70 @@ impl SrtListener {
         Ok(())
     }
 }
+
+/// The nginx edge of `examples/nginx-edge/livefront-edge.conf` in front of `nodes` (their HTTP
+/// addresses, `host:port`): the example as shipped, with its cache, listen port and upstream
+/// rewritten for the test. Killed when dropped.
+pub struct Edge {
+    pub url: String,
+    child: Child,
+}
+
+impl Edge {
+    pub async fn start(dir: &Path, nodes: &[&str]) -> Result<Edge> {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/nginx-edge/livefront-edge.conf"
+        );
+        let port = free_port(false)?;
+        let upstream = "    server 127.0.0.1:8080 max_fails=1 fail_timeout=5s;\n";
+        let text = std::fs::read_to_string(example)?;
+        anyhow::ensure!(text.contains(upstream), "the example's upstream line moved");
+        let servers: String = nodes
+            .iter()
+            .map(|n| format!("    server {n} max_fails=1 fail_timeout=5s;\n"))
+            .collect();
+        let edge = text
+            .replace(upstream, &servers)
+            .replace(
+                "/var/cache/nginx/livefront",
+                &dir.join("cache").display().to_string(),
+            )
+            .replace("listen 8081;", &format!("listen 127.0.0.1:{port};"));
+        std::fs::write(dir.join("edge.conf"), edge)?;
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               include {d}/edge.conf; }}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf)?;
+        let child = Command::new("nginx")
+            .args(["-p", dir.to_str().context("dir")?, "-e", "error.log", "-c"])
+            .arg(dir.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("nginx is required (apt-get install nginx)")?;
+        wait_for("the edge listening", DEADLINE, || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        })
+        .await?;
+        Ok(Edge {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        })
+    }
+
+    pub async fn stop(&mut self) -> Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}
