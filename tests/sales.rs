@@ -299,16 +299,24 @@ async fn flash_sale_race_exactly_quantity_claims_succeed_reach_the_shop_and_are_
         "{state}"
     );
 
-    // Each claimer has a confirmation in their notifications, with their reservation.
-    let mut noted = Vec::new();
-    for (_, viewer_token) in &crowd {
-        for n in notifications_of(&api, viewer_token, "flash_sale_claimed").await? {
-            assert_eq!(n["stream_id"], id.as_str());
-            assert_eq!(n["detail"]["sale_id"], sale_id.as_str());
-            assert_eq!(n["detail"]["price"], "10.00");
-            noted.push(n["detail"]["reservation_id"].as_str().unwrap().to_string());
+    // Each claimer has a confirmation in their notifications, with their reservation (written
+    // by the notifier after the claim: wait for as many as there were claims).
+    let mut noted = wait_for("a notification per claim", DEADLINE, || async {
+        let mut noted = Vec::new();
+        for (_, viewer_token) in &crowd {
+            for n in notifications_of(&api, viewer_token, "flash_sale_claimed")
+                .await
+                .ok()?
+            {
+                assert_eq!(n["stream_id"], id.as_str());
+                assert_eq!(n["detail"]["sale_id"], sale_id.as_str());
+                assert_eq!(n["detail"]["price"], "10.00");
+                noted.push(n["detail"]["reservation_id"].as_str().unwrap().to_string());
+            }
         }
-    }
+        (noted.len() >= QUANTITY).then_some(noted)
+    })
+    .await?;
     noted.sort();
     let mut reserved = reservations.clone();
     reserved.sort();
