@@ -8,18 +8,8 @@ use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn register(api: &Api, handle: &str) -> Result<(u16, Value)> {
-    api.request(
-        Method::POST,
-        "/api/v1/viewers",
-        None,
-        Some(json!({ "handle": handle })),
-    )
-    .await
-}
-
 async fn viewer(api: &Api, handle: &str) -> Result<String> {
-    let (status, v) = register(api, handle).await?;
+    let (status, v) = api.try_register_viewer(handle).await?;
     anyhow::ensure!(status == 201, "register: {status} {v}");
     Ok(v["token"].as_str().context("token")?.to_string())
 }
@@ -210,13 +200,13 @@ async fn registration_is_limited_per_address_and_tokens_can_be_revoked() -> Resu
     let mut server = Server::start().await?;
     let api = server.api.clone();
     let token = viewer(&api, "first").await?;
-    let (status, v) = register(&api, "first").await?;
+    let (status, v) = api.try_register_viewer("first").await?;
     assert_eq!(status, 409, "handle taken: {v}");
-    let (status, _) = register(&api, "Bad Handle").await?;
+    let (status, _) = api.try_register_viewer("Bad Handle").await?;
     assert_eq!(status, 400);
     let mut last = 0;
     for i in 0..10 {
-        last = register(&api, &format!("viewer{i}")).await?.0;
+        last = api.try_register_viewer(&format!("viewer{i}")).await?.0;
     }
     assert_eq!(last, 429, "more than 10 a minute from one address");
 

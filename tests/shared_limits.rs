@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use common::ws::{LiveClient, Token};
 use common::*;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Registrations from one address per minute (`src/http/viewers.rs`).
 const REGISTRATIONS: usize = 10;
@@ -26,16 +26,6 @@ async fn node(database: &str, id: &str, first: bool) -> Result<Server> {
     }
 }
 
-async fn register(api: &Api, handle: &str) -> Result<(u16, Value)> {
-    api.request(
-        Method::POST,
-        "/api/v1/viewers",
-        None,
-        Some(json!({ "handle": handle })),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_and_chat_are_limited_across_nodes() -> Result<()> {
     let database = tokio::task::spawn_blocking(postgres_database).await??;
@@ -47,12 +37,14 @@ async fn registrations_and_chat_are_limited_across_nodes() -> Result<()> {
     let mut viewers = Vec::new();
     for i in 0..REGISTRATIONS {
         let api = if i % 2 == 0 { &api_a } else { &api_b };
-        let (status, v) = register(api, &format!("fan{i}")).await?;
+        let (status, v) = api.try_register_viewer(&format!("fan{i}")).await?;
         anyhow::ensure!(status == 201, "registration {i}: {status} {v}");
         viewers.push(v["token"].as_str().context("token")?.to_string());
     }
     for (name, api) in [("A", &api_a), ("B", &api_b)] {
-        let (status, v) = register(api, &format!("late_on_{}", name.to_lowercase())).await?;
+        let (status, v) = api
+            .try_register_viewer(&format!("late_on_{}", name.to_lowercase()))
+            .await?;
         assert_eq!(status, 429, "node {name}: {v}");
         assert!(
             v["error"]["message"]

@@ -216,7 +216,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Store, Error> {
         let path = path.to_owned();
-        let (conn, readers) = tokio::task::spawn_blocking(move || {
+        Store::start(false, move || {
             let conn = rusqlite::Connection::open(&path).map_err(db::Error::from)?;
             conn.pragma_update(None, "journal_mode", "WAL")
                 .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
@@ -233,35 +233,38 @@ impl Store {
             let readers = (0..READERS)
                 .map(|_| open_reader(&path).map(Mutex::new))
                 .collect::<db::Result<Vec<_>>>()?;
-            Ok::<_, Error>((conn, readers))
+            Ok((conn, readers))
         })
         .await
-        .map_err(|e| Error::Task(e.to_string()))??;
-        Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            readers: readers.into(),
-            shared: false,
-        })
     }
 
     /// Connects to the PostgreSQL database at `url` (several nodes may share it) and applies
     /// pending migrations, one node at a time.
     pub async fn connect(url: &str) -> Result<Store, Error> {
         let url = url.to_owned();
-        let (conn, readers) = tokio::task::spawn_blocking(move || {
+        Store::start(true, move || {
             let mut conn = Conn::postgres(&url, false, BUSY_TIMEOUT)?;
             migrate_postgres(&mut conn)?;
             let readers = (0..READERS)
                 .map(|_| Conn::postgres(&url, true, BUSY_TIMEOUT).map(Mutex::new))
                 .collect::<db::Result<Vec<_>>>()?;
-            Ok::<_, Error>((conn, readers))
+            Ok((conn, readers))
         })
         .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+    }
+
+    /// The store of the writer and readers that `open` makes on a blocking thread.
+    async fn start<F>(shared: bool, open: F) -> Result<Store, Error>
+    where
+        F: FnOnce() -> Result<(Conn, Vec<Mutex<Conn>>), Error> + Send + 'static,
+    {
+        let (conn, readers) = tokio::task::spawn_blocking(open)
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             readers: readers.into(),
-            shared: true,
+            shared,
         })
     }
 

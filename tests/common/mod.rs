@@ -198,15 +198,19 @@ impl Api {
     }
 
     /// Registers a viewer; its token.
+    /// `POST /api/v1/viewers`: the status and body, whatever they are.
+    pub async fn try_register_viewer(&self, handle: &str) -> Result<(u16, Value)> {
+        self.request(
+            reqwest::Method::POST,
+            "/api/v1/viewers",
+            None,
+            Some(serde_json::json!({ "handle": handle })),
+        )
+        .await
+    }
+
     pub async fn register_viewer(&self, handle: &str) -> Result<String> {
-        let (status, v) = self
-            .request(
-                reqwest::Method::POST,
-                "/api/v1/viewers",
-                None,
-                Some(serde_json::json!({ "handle": handle })),
-            )
-            .await?;
+        let (status, v) = self.try_register_viewer(handle).await?;
         anyhow::ensure!(status == 201, "viewer {handle}: {status} {v}");
         Ok(v["token"].as_str().context("viewer token")?.to_string())
     }
