@@ -443,6 +443,15 @@ async fn a_recording_waiting_for_space_is_finalised_after_a_restart() -> Result<
     let _publisher = Publish::small(600.0).spawn(&server.publish_url(&stream))?;
     api.playlist_with_segments(&format!("/hls/{id}/source/index.m3u8"), 2)
         .await?;
+    // The recording holds a whole fragment before the disk fills (on a loaded machine its first
+    // fragment can still be in the muxer when the playlist has two segments; with none, there is
+    // nothing to finalise, which is another case): a second `moof` begins after the first `mdat`.
+    let fragmented = data.path().join("streams").join(&id).join("recording.fmp4");
+    wait_for("a whole fragment recorded", DEADLINE, || async {
+        let bytes = std::fs::read(&fragmented).ok()?;
+        (bytes.windows(4).filter(|w| w == b"moof").count() >= 2).then_some(())
+    })
+    .await?;
     let filler = tmpfs.path().join("filler");
     fill(tmpfs.path(), &filler, 0)?;
     let error = wait_for("the recording waiting for space", DEADLINE, || async {
