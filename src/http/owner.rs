@@ -2,7 +2,7 @@
 //! another node is relayed to that node (its `node.url`, stored with its lease), which answers it
 //! under the usual rules (the store is shared, so tokens and signatures hold there too), and the
 //! answer comes back as it is, streamed: playlists, blocking low-latency reloads, segments and
-//! parts. Only with a shared database (`database.url`); a node relays a request once (a relayed
+//! parts. Only with a shared store (`database.url`); a node relays a request once (a relayed
 //! request is never relayed again).
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -89,13 +89,14 @@ impl Owners {
 
 /// The middleware: relays `/hls/{id}/…` to the stream's node when it is live elsewhere.
 pub async fn relay(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // One node (a store of its own) or an already relayed request: nothing to look up.
+    if !state.store.is_shared() || request.headers().contains_key(RELAYED) {
+        return next.run(request).await;
+    }
     let Some(id) = stream_of(&request) else {
         return next.run(request).await;
     };
-    if state.config.database.url.is_none()
-        || request.headers().contains_key(RELAYED)
-        || state.registry.live(&id).is_some()
-    {
+    if state.registry.live(&id).is_some() {
         return next.run(request).await;
     }
     let Some(owner) = state.owners.elsewhere(&state, &id).await else {
