@@ -29,6 +29,10 @@ use crate::store::{CreatorId, FocusEvent, Lease, Mode, Stream, StreamId};
 const DEFAULT_EOS_TIMEOUT: Duration = Duration::from_secs(20);
 /// Without the other track's header after this much media, start with the tracks we have.
 const DEFAULT_TRACK_WAIT_MS: u64 = 1_500;
+/// The same wait for a track the publisher announced (RTMP metadata, a WHIP offer's `m=`
+/// line): a WebRTC publisher's first keyframe comes only when asked (PLI), which can take a few
+/// seconds on a loaded machine, and starting without it would leave the stream audio-only.
+const ANNOUNCED_TRACK_WAIT_MS: u64 = 10_000;
 /// Frames held while waiting for codec headers before the publisher is called broken.
 const MAX_PENDING_FRAMES: usize = 2_000;
 /// Media time between the last frame of a publisher that dropped and the first of the one that
@@ -750,16 +754,16 @@ impl Starter {
             .pending
             .iter()
             .any(|f| matches!(f, MediaFrame::Audio { .. }));
+        // How much of one track's media to hold while the other's header is missing.
+        let wait = |announced: Option<bool>| match announced {
+            Some(false) => 0,
+            Some(true) => ANNOUNCED_TRACK_WAIT_MS,
+            None => DEFAULT_TRACK_WAIT_MS,
+        };
         let ready = match (&self.tracks.video, &self.tracks.audio) {
             (Some(_), Some(_)) => has_video_frames && has_audio_frames,
-            (Some(_), None) => {
-                self.metadata.has_audio == Some(false)
-                    || (has_video_frames && span(true) >= DEFAULT_TRACK_WAIT_MS)
-            }
-            (None, Some(_)) => {
-                self.metadata.has_video == Some(false)
-                    || (has_audio_frames && span(false) >= DEFAULT_TRACK_WAIT_MS)
-            }
+            (Some(_), None) => has_video_frames && span(true) >= wait(self.metadata.has_audio),
+            (None, Some(_)) => has_audio_frames && span(false) >= wait(self.metadata.has_video),
             (None, None) => false,
         };
         if !ready || !(has_video_frames || has_audio_frames) {
@@ -940,6 +944,58 @@ mod tests {
         let (i, tracks) = started.expect("starts without audio");
         assert!(i * 33 >= DEFAULT_TRACK_WAIT_MS);
         assert!(tracks.has_video() && !tracks.has_audio());
+    }
+
+    #[test]
+    fn an_announced_video_track_is_waited_for_longer() {
+        let mut s = Starter::default();
+        s.push(MediaFrame::Metadata(StreamMetadata {
+            has_video: Some(true),
+            has_audio: Some(true),
+            ..Default::default()
+        }))
+        .unwrap();
+        s.push(MediaFrame::AudioConfig {
+            asc: Bytes::from_static(b"a"),
+        })
+        .unwrap();
+        // Five seconds of audio (AAC frames are ~21 ms) before the keyframe asked for arrives.
+        for i in 0..240u64 {
+            assert!(matches!(s.push(audio(i * 21)).unwrap(), Start::Wait), "{i}");
+        }
+        s.push(MediaFrame::VideoConfig {
+            codec: VideoCodec::H264,
+            record: Bytes::from_static(b"v"),
+        })
+        .unwrap();
+        match s.push(video(5_000, true)).unwrap() {
+            Start::Go { tracks, .. } => assert!(tracks.has_video() && tracks.has_audio()),
+            Start::Wait => panic!("should start with both tracks"),
+        }
+    }
+
+    #[test]
+    fn an_announced_track_that_never_comes_is_given_up_on() {
+        let mut s = Starter::default();
+        s.push(MediaFrame::Metadata(StreamMetadata {
+            has_video: Some(true),
+            ..Default::default()
+        }))
+        .unwrap();
+        s.push(MediaFrame::AudioConfig {
+            asc: Bytes::from_static(b"a"),
+        })
+        .unwrap();
+        let mut started = None;
+        for i in 0..1000u64 {
+            if let Start::Go { tracks, .. } = s.push(audio(i * 21)).unwrap() {
+                started = Some((i, tracks));
+                break;
+            }
+        }
+        let (i, tracks) = started.expect("starts audio-only in the end");
+        assert!(i * 21 >= ANNOUNCED_TRACK_WAIT_MS);
+        assert!(tracks.has_audio() && !tracks.has_video());
     }
 
     #[test]

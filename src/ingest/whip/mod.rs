@@ -25,7 +25,7 @@ use receiver::Receiver;
 pub use sdp::{MAX_OFFER_BYTES, OfferError};
 
 use crate::ingest::srt::ts_demux::Demuxed;
-use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers};
+use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers, StreamMetadata};
 use crate::store::StreamKey;
 use crate::store::stream_key::redact;
 
@@ -117,6 +117,13 @@ impl<P: Publishers> Whip<P> {
             return Err(PublishError::Full(self.max_sessions));
         }
         let offer = sdp::trim_offer(offer)?;
+        // The starter then waits for a track the offer announced (its first keyframe comes only
+        // when asked for) instead of starting without it.
+        let announced = MediaFrame::Metadata(StreamMetadata {
+            has_video: Some(sdp::has_section(&offer, "video")),
+            has_audio: Some(sdp::has_section(&offer, "audio")),
+            ..Default::default()
+        });
         let mut sink = timeout(
             AUTHORIZE_TIMEOUT,
             self.publishers.authorize(key, Proto::Whip),
@@ -165,7 +172,7 @@ impl<P: Publishers> Whip<P> {
         self.tasks.spawn(
             async move {
                 info!("publishing over WHIP");
-                let reason = whip.run(receiver, &mut sink, stop).await;
+                let reason = whip.run(receiver, &mut sink, announced, stop).await;
                 info!(reason = ?reason, "WHIP publish over");
                 sink.finish(reason);
                 whip.sessions().remove(&id);
@@ -201,8 +208,13 @@ impl<P: Publishers> Whip<P> {
         &self,
         mut receiver: Receiver,
         sink: &mut P::Sink,
+        announced: MediaFrame,
         stop: CancellationToken,
     ) -> EndReason {
+        if let Err(e) = sink.push(announced) {
+            receiver.close().await;
+            return EndReason::PublisherLost(format!("the stream refused media: {e}"));
+        }
         let ended = sink.ended();
         tokio::pin!(ended);
         let mut keyframes = tokio::time::interval(self.keyframe_every);

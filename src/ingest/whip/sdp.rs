@@ -113,6 +113,14 @@ pub fn trim_offer(offer: &str) -> Result<String, OfferError> {
     Ok(out)
 }
 
+/// Whether `offer` has a media section of `kind` (`video`, `audio`). Port 0 does not take a
+/// section away: a max-bundle offer gives it to every section but the first (`bundle-only`).
+pub fn has_section(offer: &str, kind: &str) -> bool {
+    offer
+        .lines()
+        .any(|line| line.split(' ').next() == Some(&format!("m={kind}")))
+}
+
 /// For a server behind 1:1 NAT: every host candidate of the answer again with `public` as its
 /// address (same port), so a publisher outside reaches it.
 pub fn add_public_candidates(answer: &str, public: IpAddr) -> String {
@@ -235,6 +243,12 @@ a=rtcp-fb:103 nack pli\r\na=rtpmap:104 rtx/90000\r\na=fmtp:104 apt=103\r\na=rtpm
             Err(OfferError::NoCodec { kind: "video", .. })
         ));
         assert_eq!(trim_offer("v=0\r\ns=-\r\n"), Err(OfferError::NoMedia));
+        assert!(has_section(OFFER, "video") && has_section(OFFER, "audio"));
+        let bundled =
+            "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n";
+        assert!(has_section(bundled, "audio") && has_section(bundled, "video"));
+        let audio_only = "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+        assert!(has_section(audio_only, "audio") && !has_section(audio_only, "video"));
         let two_videos =
             format!("{OFFER}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n");
         assert_eq!(
