@@ -25,7 +25,7 @@ use super::admission::Ticket;
 use super::flv::{self, AudioTag, VideoTag};
 use super::metadata;
 use super::timestamp::TimestampUnwrapper;
-use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers};
+use crate::ingest::{EndReason, Error, MediaFrame, MediaSink, Proto, Publishers, StreamMetadata};
 use crate::store::stream_key::redact;
 
 /// The app name OBS and our docs use (`rtmp://host:1935/live`). Others are accepted and logged.
@@ -119,6 +119,12 @@ struct Publishing<S> {
     audio_ts: TimestampUnwrapper,
     frames: u64,
     dropped_tags: u64,
+    /// What the publisher's metadata announced last, corrected by what is dropped.
+    metadata: StreamMetadata,
+    /// Video or audio in a codec this server does not take is dropped: that track will not come,
+    /// whatever the metadata says (the stream then starts without waiting for it).
+    video_dropped: bool,
+    audio_dropped: bool,
 }
 
 impl<S: MediaSink> Publishing<S> {
@@ -128,6 +134,18 @@ impl<S: MediaSink> Publishing<S> {
             .map_err(|e| Exit::ServerEnded(format!("sink refused a frame: {e}")))?;
         self.frames += 1;
         Ok(())
+    }
+
+    /// Passes the metadata on, without the tracks that are dropped.
+    fn announce(&mut self, mut metadata: StreamMetadata) -> Result<(), Exit> {
+        if self.video_dropped {
+            metadata.has_video = Some(false);
+        }
+        if self.audio_dropped {
+            metadata.has_audio = Some(false);
+        }
+        self.metadata = metadata.clone();
+        self.push(MediaFrame::Metadata(metadata))
     }
 }
 
@@ -300,7 +318,7 @@ impl<S: MediaSink> Connection<S> {
             }
             ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
                 if let Some(p) = self.publishing.as_mut() {
-                    p.push(MediaFrame::Metadata(metadata::from_rtmp(&metadata)))?;
+                    p.announce(metadata::from_rtmp(&metadata))?;
                 }
             }
             ServerSessionEvent::VideoDataReceived {
@@ -411,6 +429,9 @@ impl<S: MediaSink> Connection<S> {
             audio_ts: TimestampUnwrapper::new(),
             frames: 0,
             dropped_tags: 0,
+            metadata: StreamMetadata::default(),
+            video_dropped: false,
+            audio_dropped: false,
         });
         info!("publishing");
         Ok(())
@@ -447,6 +468,11 @@ impl<S: MediaSink> Connection<S> {
                         self.warned_video_codec = true;
                         warn!(error = %e, "dropping video this server cannot ingest yet");
                     }
+                    if !p.video_dropped {
+                        p.video_dropped = true;
+                        let metadata = p.metadata.clone();
+                        p.announce(metadata)?;
+                    }
                 } else {
                     debug!(error = %e, "dropping malformed video tag");
                 }
@@ -472,6 +498,11 @@ impl<S: MediaSink> Connection<S> {
                     if !self.warned_audio_codec {
                         self.warned_audio_codec = true;
                         warn!(error = %e, "dropping audio this server cannot ingest yet");
+                    }
+                    if !p.audio_dropped {
+                        p.audio_dropped = true;
+                        let metadata = p.metadata.clone();
+                        p.announce(metadata)?;
                     }
                 } else {
                     debug!(error = %e, "dropping malformed audio tag");
