@@ -328,9 +328,89 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
         assert_eq!(socket.expect("chat_message").await?["text"], "hello from A");
     }
 
-    // Ended through A, not the owner: B ends it, its recording goes to the bucket, and A, which
-    // has none of it on its disk, serves it from there.
-    a.api.end_stream(&token, &id).await?;
+    // B dies without a word; the publisher comes back on A once B's lease ran out. The stream
+    // goes on (same id): A continues B's playlists from the bucket (numbering goes on after a
+    // discontinuity), and B's segments, which A never had, come from the bucket through A and
+    // through the edge.
+    let event = format!("/hls/{id}/source/event.m3u8");
+    let (_, on_b_before) = b.api.get_text(&event, Some(&token)).await?;
+    let b_segments = on_b_before.matches("#EXTINF").count();
+    let first = format!("/hls/{id}/source/seg00000.ts");
+    let first_from_b = b.api.get_bytes(&first, None).await?;
+    b.signal("KILL")?;
+    let mut b_child = b.child;
+    b_child.wait().await?;
+    publisher.start_kill()?;
+    publisher.wait().await?;
+    let mut publisher = wait_for("A takes the stream over", DEADLINE, || async {
+        let mut p = Publish::small(60.0)
+            .spawn(&format!("{}/{key}", a.rtmp_url))
+            .ok()?;
+        match tokio::time::timeout(Duration::from_secs(3), p.wait()).await {
+            Ok(_) => None, // refused while B's lease ran: try again
+            Err(_) => Some(p),
+        }
+    })
+    .await?;
+    let continued = wait_for("two segments of A's session", DEADLINE, || async {
+        let (status, text) = a.api.get_text(&event, Some(&token)).await.ok()?;
+        let (_, after) = text.split_once("#EXT-X-DISCONTINUITY")?;
+        (status == 200 && after.matches("#EXTINF").count() >= 2).then_some(text)
+    })
+    .await?;
+    let names: Vec<&str> = continued.lines().filter(|l| l.ends_with(".ts")).collect();
+    let (before, _) = continued.split_once("#EXT-X-DISCONTINUITY").unwrap();
+    let kept = before.matches("#EXTINF").count();
+    assert!(
+        kept >= 2 && kept <= b_segments + 3,
+        "B's segments listed on A: {kept} of about {b_segments}\n{continued}"
+    );
+    let numbers: Vec<u32> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("seg")?.strip_suffix(".ts")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "the numbering goes on, no name twice: {names:?}"
+    );
+    // B's segments come from the bucket: the public's through A and through the edge; and the
+    // owner's copy of one B may have uploaded after its last playlist is B's, not replaced.
+    assert_eq!(
+        a.api.get_bytes(&first, None).await?,
+        first_from_b,
+        "B's segment through A"
+    );
+    assert_eq!(
+        viewers.get_bytes(&first, None).await?,
+        first_from_b,
+        "and through the edge"
+    );
+    assert_eq!(
+        a.api.get_bytes(&segment, Some(&token)).await?,
+        from_b,
+        "B's second segment"
+    );
+    assert!(
+        !std::fs::exists(
+            dir_a
+                .path()
+                .join(format!("streams/{id}/hls/source/seg00001.ts"))
+        )?,
+        "A has no copy of B's segment"
+    );
+    let newest = names.last().unwrap();
+    let (status, text) = viewers.get_text(&playlist, None).await?;
+    assert!(status == 200 && text.contains(newest), "{status} {text}");
+    assert!(
+        !viewers
+            .get_bytes(&format!("/hls/{id}/source/{newest}"), None)
+            .await?
+            .is_empty()
+    );
+
+    // Ended through the edge: A, the owner now, ends it, its recording goes to the bucket, and
+    // A serves it from there (its own copy is gone once archived).
+    viewers.end_stream(&token, &id).await?;
     let ready = a.api.recording_ready(&token, &id).await?;
     assert!(ready["bytes"].as_u64().unwrap_or(0) > 0, "{ready}");
     let download = format!("/recordings/{id}.mp4");

@@ -1186,15 +1186,16 @@ impl HlsOutput {
         self.lock().media_playlist(rendition, file, audience, query)
     }
 
-    pub fn segment_count(&self, rendition: &str) -> usize {
+    /// Number of the next segment file of every rendition, so that a new session never overwrites
+    /// an earlier one's segments: past the longest list (after a takeover the renditions' lists
+    /// may end at different segments).
+    pub fn next_segment_index(&self) -> u32 {
         self.lock()
-            .rendition(rendition)
-            .map_or(0, |r| r.playlist.segment_count() as usize)
-    }
-
-    /// Next segment file number for a rendition (so a new publish never overwrites old segments).
-    pub fn next_segment_index(&self, rendition: &str) -> u32 {
-        self.segment_count(rendition) as u32
+            .renditions
+            .iter()
+            .map(|r| r.playlist.segment_count())
+            .max()
+            .unwrap_or(0) as u32
     }
 }
 
@@ -1726,7 +1727,7 @@ mod tests {
         }
         assert!(hls.serves("source", "seg00003.ts", Audience::Public));
         assert!(!hls.serves("source", "seg00035.ts", Audience::Public));
-        assert_eq!(hls.next_segment_index("source"), 105);
+        assert_eq!(hls.next_segment_index(), 105);
     }
 
     /// A low-latency output of 2 s segments and 200 ms parts in `dir`, ready for a `source`

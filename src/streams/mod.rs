@@ -12,5 +12,6 @@ pub mod registry;
 pub mod sales;
 pub mod simulcast;
 pub mod stream;
+pub mod takeover;
 
 pub use registry::StreamRegistry;

@@ -15,6 +15,7 @@ use super::events::{EventKind, Events, Listener, StreamEvent, StreamStatus};
 use super::overload::{self, Watched};
 use super::simulcast;
 use super::stream::{self, LiveStream, Running, Start, Starter};
+use super::takeover;
 use super::{archive, clips};
 use crate::config::Config;
 use crate::config::ladder::LadderSpec;
@@ -25,7 +26,7 @@ use crate::output::hls::{self, HlsOutput, LowLatency, MarkerSpec};
 use crate::output::rtsp::RtspOut;
 use crate::output::{disk_space, recording};
 use crate::pipeline::branch::Branch;
-use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, SOURCE_RENDITION, StreamPaths};
+use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, StreamPaths};
 use crate::storage::live::LiveUpload;
 use crate::store::destinations::DestinationId;
 use crate::store::sealed::SecretBox;
@@ -1179,7 +1180,7 @@ impl StreamRegistry {
             tracks.clone(),
             stream.paths.clone(),
             self.inner.config.hls.segment,
-            stream.hls.next_segment_index(SOURCE_RENDITION),
+            stream.hls.next_segment_index(),
         );
         spec.part = stream
             .ll
@@ -1412,8 +1413,19 @@ impl StreamRegistry {
             if fresh.is_none() && self.live(&stream.id).is_none() {
                 // This node's hold on the stream first: another node may have it live.
                 let lease = self.take_lease(&stream.id, refuse).await?;
-                let (config, paths, started) =
-                    (config.clone(), paths.clone(), stream.started_at.is_some());
+                let started = stream.started_at.is_some();
+                if let Some(storage) = self.inner.storage.get().filter(|s| s.is_remote())
+                    && started
+                {
+                    let rungs = ladder.rungs.iter().map(|r| r.name.clone());
+                    let copied =
+                        takeover::fetch_event_lists(storage, &paths, rungs, config.hls.segment)
+                            .await;
+                    if copied > 0 {
+                        tracing::info!(stream = %stream.id, files = copied, "continuing an earlier session's playlists from the bucket");
+                    }
+                }
+                let (config, paths) = (config.clone(), paths.clone());
                 let outputs =
                     tokio::task::spawn_blocking(move || new_outputs(&config, &paths, started))
                         .await;

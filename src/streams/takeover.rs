@@ -1,0 +1,180 @@
+//! A live stream taken over from a node that died (several nodes on one database and one bucket):
+//! the event lists of its earlier session are in the bucket (the live upload puts them there every
+//! few seconds), not on this node's disk. They are copied down before the new session's outputs
+//! are made, so that the new session continues them like a session after a restart does: the
+//! numbering goes on (segment names never repeat), a discontinuity marks the new session, and the
+//! earlier segments, listed still, are served from the bucket (`FileCache` reads what the disk
+//! lacks from there).
+//!
+//! Where this disk has its own copy (it owned the stream before, or it restarted), the longer of
+//! the two is kept: an event list only grows, so the longer is the newer.
+//!
+//! The earlier owner uploads each segment as it closes but its event lists only every few seconds,
+//! so the bucket may hold a segment or two past the last one listed. Those are listed too (at the
+//! nominal segment duration, their real one being unknown here), so that the new session's names
+//! start after them and never replace an object a viewer may have fetched. They go into the
+//! owner's list only: whether they were public is not known, and practice media stays private.
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::output::hls::{EVENT_PLAYLIST, PUBLIC_PLAYLIST};
+use crate::pipeline::spec::{SOURCE_RENDITION, StreamPaths};
+use crate::storage::Storage;
+
+/// Copies the earlier session's event lists of `renditions` (in both the MPEG-TS and the
+/// low-latency folders) from the bucket where they are newer than this disk's. Returns how many
+/// files were copied; a bucket that does not answer is logged and leaves the disk as it is.
+pub async fn fetch_event_lists(
+    storage: &Storage,
+    paths: &StreamPaths,
+    renditions: impl IntoIterator<Item = String>,
+    segment: Duration,
+) -> usize {
+    let names: Vec<String> = std::iter::once(SOURCE_RENDITION.to_string())
+        .chain(renditions)
+        .collect();
+    let mut copied = 0;
+    for dir in [paths.hls_dir(), paths.low_latency_dir()] {
+        for name in &names {
+            for file in [EVENT_PLAYLIST, PUBLIC_PLAYLIST] {
+                match fetch_if_newer(storage, &dir.join(name).join(file)).await {
+                    Ok(true) => copied += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(
+                        rendition = %name,
+                        file,
+                        error = %e,
+                        "could not read the earlier session's playlist from the bucket"
+                    ),
+                }
+            }
+            match list_unlisted(storage, &dir.join(name), segment).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    rendition = %name,
+                    segments = n,
+                    "listed the earlier session's segments uploaded after its last playlist"
+                ),
+                Err(e) => tracing::warn!(
+                    rendition = %name,
+                    error = %e,
+                    "could not list the earlier session's segments in the bucket"
+                ),
+            }
+        }
+    }
+    copied
+}
+
+/// Objects listed at most per rendition folder (a day of 2 s segments with their init sections).
+const LISTED_AT_MOST: usize = 100_000;
+
+/// Appends to the owner's event list in `dir` the segments the bucket holds right after its last
+/// one (consecutive numbers only). Returns how many.
+async fn list_unlisted(storage: &Storage, dir: &Path, segment: Duration) -> Result<usize, String> {
+    let path = dir.join(EVENT_PLAYLIST);
+    let Ok(text) = tokio::fs::read_to_string(&path).await else {
+        return Ok(0);
+    };
+    let Some((number, extension)) = text.lines().rev().find_map(segment_number) else {
+        return Ok(0);
+    };
+    let stored: HashSet<String> = storage
+        .list(dir, LISTED_AT_MOST)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|(key, _)| Some(key.rsplit_once('/')?.1.to_string()))
+        .collect();
+    let added = unlisted(number, extension, &stored, segment);
+    if added.is_empty() {
+        return Ok(0);
+    }
+    let mut text = text;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for line in &added {
+        text.push_str(line);
+    }
+    let tmp = path.with_extension("m3u8.listed");
+    tokio::fs::write(&tmp, &text)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::fs::rename(&tmp, &path)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(added.len())
+}
+
+/// `seg00042.ts` → (42, "ts").
+fn segment_number(line: &str) -> Option<(u64, &str)> {
+    let (stem, extension) = line.trim().strip_prefix("seg")?.split_once('.')?;
+    Some((stem.parse().ok()?, extension))
+}
+
+/// The entries for the stored segments numbered right after `last`, in order.
+fn unlisted(
+    last: u64,
+    extension: &str,
+    stored: &HashSet<String>,
+    segment: Duration,
+) -> Vec<String> {
+    (last + 1..)
+        .map(|n| format!("seg{n:05}.{extension}"))
+        .take_while(|name| stored.contains(name))
+        .map(|name| format!("#EXTINF:{:.3},\n{name}\n", segment.as_secs_f64()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_consecutive_stored_segments_after_the_last_listed_are_added() {
+        let stored: HashSet<String> =
+            ["seg00003.ts", "seg00004.ts", "seg00006.ts", "init00004.mp4"]
+                .into_iter()
+                .map(String::from)
+                .collect();
+        let added = unlisted(2, "ts", &stored, Duration::from_secs(2));
+        assert_eq!(
+            added,
+            [
+                "#EXTINF:2.000,\nseg00003.ts\n",
+                "#EXTINF:2.000,\nseg00004.ts\n"
+            ]
+        );
+        assert!(unlisted(4, "ts", &stored, Duration::from_secs(2)).is_empty());
+        assert!(unlisted(2, "m4s", &stored, Duration::from_secs(2)).is_empty());
+        assert_eq!(segment_number("seg00042.m4s"), Some((42, "m4s")));
+        assert_eq!(segment_number("#EXTINF:2.000,"), None);
+        assert_eq!(segment_number("init00000.mp4"), None);
+    }
+}
+
+/// Writes the bucket's object for `path` over the local file when it is longer; true if it did.
+async fn fetch_if_newer(storage: &Storage, path: &Path) -> Result<bool, String> {
+    let Some(object) = storage.get(path, None).await.map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    let bytes = object.bytes().await.map_err(|e| e.to_string())?;
+    let local = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
+    if (bytes.len() as u64) <= local {
+        return Ok(false);
+    }
+    let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("m3u8.fetched");
+    tokio::fs::write(&tmp, &bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(true)
+}
