@@ -128,6 +128,30 @@ fn unlisted(
         .collect()
 }
 
+/// Writes the bucket's object for `path` over the local file when it is longer; true if it did.
+async fn fetch_if_newer(storage: &Storage, path: &Path) -> Result<bool, String> {
+    let Some(object) = storage.get(path, None).await.map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    let bytes = object.bytes().await.map_err(|e| e.to_string())?;
+    let local = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
+    if (bytes.len() as u64) <= local {
+        return Ok(false);
+    }
+    let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("m3u8.fetched");
+    tokio::fs::write(&tmp, &bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,28 +177,4 @@ mod tests {
         assert_eq!(segment_number("#EXTINF:2.000,"), None);
         assert_eq!(segment_number("init00000.mp4"), None);
     }
-}
-
-/// Writes the bucket's object for `path` over the local file when it is longer; true if it did.
-async fn fetch_if_newer(storage: &Storage, path: &Path) -> Result<bool, String> {
-    let Some(object) = storage.get(path, None).await.map_err(|e| e.to_string())? else {
-        return Ok(false);
-    };
-    let bytes = object.bytes().await.map_err(|e| e.to_string())?;
-    let local = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
-    if (bytes.len() as u64) <= local {
-        return Ok(false);
-    }
-    let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("m3u8.fetched");
-    tokio::fs::write(&tmp, &bytes)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(true)
 }
