@@ -317,8 +317,18 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     bus_connected(&b).await?;
     let ann = viewers.register_viewer("ann").await?;
     let bob = viewers.register_viewer("bob").await?;
+    // The host focuses a product on B, the owner; a viewer joining on A is told of it at once.
+    let lipstick = viewers.create_product(&token, "lipstick").await?;
+    viewers.set_carousel(&token, &id, &[&lipstick]).await?;
+    let (status, focused) = b.api.focus(&token, &id, Some(&lipstick)).await?;
+    assert_eq!(status, 200, "{focused}");
     let mut on_a = LiveClient::connect(&a.api, &id, Token::Header(&ann)).await?;
+    let told = on_a.expect("product_focused").await?;
+    assert_eq!(told["id"], focused["id"], "{told}");
+    assert_eq!(told["product_id"], focused["product_id"], "{told}");
     let mut on_b = LiveClient::connect(&b.api, &id, Token::Header(&bob)).await?;
+    let told = on_b.expect("product_focused").await?;
+    assert_eq!(told["id"], focused["id"], "the same change on B: {told}");
     on_b.say("hello from B").await?;
     for socket in [&mut on_a, &mut on_b] {
         assert_eq!(socket.expect("chat_message").await?["text"], "hello from B");

@@ -49,7 +49,7 @@ async fn ffmpeg_publishes_over_rtmps_and_the_stream_plays_and_records() -> Resul
     assert!(playlist.contains("#EXTINF"), "{playlist}");
     let (status, err) = finish(publisher, DEADLINE).await?;
     assert!(status.success(), "ffmpeg over rtmps: {err}");
-    api.end_stream(&token, &id).await?;
+    api.end_stream_after_publish(&token, &id).await?;
     let rec = api.recording_ready(&token, &id).await?;
     let duration = rec["duration_s"].as_f64().context("duration")?;
     assert!(duration > 3.5, "{rec}");

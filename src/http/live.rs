@@ -25,7 +25,7 @@ use super::extract::MaybeAuth;
 use crate::live::chat::Refusal;
 use crate::live::rooms::{Full, Seat};
 use crate::live::{ClientMessage, Focus, LiveEvent, StreamStatus, announced_mode, chat_message_id};
-use crate::store::{ChatAuthor, CreatorId, Mode, Principal, StreamId, ViewerId};
+use crate::store::{ChatAuthor, CreatorId, Mode, Principal, StreamId, StreamState, ViewerId};
 
 /// The server pings a quiet client this often; one silent for three intervals is gone.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -277,17 +277,25 @@ impl Connection {
         };
         let replayed_up_to = replay.last().map(|m| m.id);
         let counts = chat.viewer_count(&self.stream, self.state.audience.count(&self.stream));
-        // The product in focus now, so that a client joining mid-stream shows it at once.
+        // The product in focus now, so that a client joining mid-stream shows it at once: the
+        // owner's, or on another node the newest stored change while the stream is live.
         let focus = match self.state.registry.live(&self.stream) {
-            Some(live) => live
-                .focus
-                .lock()
+            Some(live) => live.focus.lock().await.clone(),
+            None if status.state == StreamState::Live => self
+                .state
+                .store
+                .current_focus(&self.stream)
                 .await
-                .as_ref()
-                .filter(|f| f.product.is_some())
-                .map(|f| LiveEvent::ProductFocused(Focus::from(f))),
+                .unwrap_or_else(|e| {
+                    tracing::warn!(stream = %self.stream, error = %e, "could not read the focus");
+                    None
+                }),
             None => None,
         };
+        let focus = focus
+            .as_ref()
+            .filter(|f| f.product.is_some())
+            .map(|f| LiveEvent::ProductFocused(Focus::from(f)));
         let hello = [
             LiveEvent::StreamState(status),
             LiveEvent::ViewerCount(counts),

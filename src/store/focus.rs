@@ -194,6 +194,20 @@ impl Store {
         .await
     }
 
+    /// The stream's newest focus change, if any (what a node that does not own the live stream
+    /// tells a viewer who joins; the owner has it in memory).
+    pub async fn current_focus(&self, stream: &StreamId) -> Result<Option<FocusEvent>, Error> {
+        let stream = stream.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM focus_events WHERE stream_id = ?1 ORDER BY seq DESC LIMIT 1"
+            ))?;
+            let mut rows = stmt.query_map([stream.0], from_row)?;
+            Ok(rows.next().transpose()?)
+        })
+        .await
+    }
+
     /// Every focus change of the stream, in order.
     pub async fn focus_timeline(&self, stream: &StreamId) -> Result<Vec<FocusEvent>, Error> {
         let stream = stream.clone();

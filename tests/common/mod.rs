@@ -255,6 +255,22 @@ impl Api {
         Ok(v)
     }
 
+    /// Ends stream `id` after its publisher finished, unless the reconnect grace (2 s in tests)
+    /// ended it first, which a loaded machine may let happen before the call.
+    pub async fn end_stream_after_publish(&self, token: &str, id: &str) -> Result<()> {
+        let (status, v) = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/streams/{id}/end"),
+                Some(token),
+                None,
+            )
+            .await?;
+        let ended_already = status == 409 && v.to_string().contains("already ended");
+        anyhow::ensure!(status == 200 || ended_already, "end stream: {status} {v}");
+        Ok(())
+    }
+
     pub async fn stream(&self, token: &str, id: &str) -> Result<Value> {
         let (status, v) = self
             .get(&format!("/api/v1/streams/{id}"), Some(token))
