@@ -358,10 +358,11 @@ impl App {
             live,
             chat,
             sales,
-            sales_limits: http::sales::SalesLimits::new(&config.sales),
+            sales_limits: http::sales::SalesLimits::new(&store, &config.sales),
             shutdown: shutdown.child_token(),
             registrations: Arc::new(http::viewers::registration_limit(&store)),
             cart_limits: Arc::new(http::cart::CartLimits::new(
+                &store,
                 config.shop.cart_adds_per_minute,
             )),
             audience,

@@ -1,6 +1,7 @@
 //! Rate limits that hold across nodes sharing one PostgreSQL database (issue 19): registrations
-//! per client address and chat messages per author are counted in the database, so a client
-//! that spreads its attempts over two nodes gets no more than it would from one.
+//! per client address, chat messages per author and add-to-cart taps per address are counted in
+//! the database (as are flash-sale claims and auction bids per viewer), so a client that spreads
+//! its attempts over two nodes gets no more than it would from one.
 mod common;
 
 use anyhow::{Context, Result};
@@ -13,11 +14,14 @@ use serde_json::json;
 const REGISTRATIONS: usize = 10;
 /// Chat messages per author per 10 s (`chat.rate_messages`' default).
 const MESSAGES: usize = 5;
+/// Add-to-cart taps per address per minute (`shop.cart_adds_per_minute`, set for the test).
+const CART_ADDS: usize = 4;
 
 async fn node(database: &str, id: &str, first: bool) -> Result<Server> {
     let adjust = |c: &mut livefront::config::Config| {
         c.database.url = Some(database.into());
         c.node.id = Some(id.into());
+        c.shop.cart_adds_per_minute = CART_ADDS as u32;
     };
     if first {
         Server::start_with(adjust).await
@@ -94,6 +98,25 @@ async fn registrations_and_chat_are_limited_across_nodes() -> Result<()> {
         seen.push(text.as_str().context("text")?.to_string());
     }
     assert_eq!(seen.len(), MESSAGES + 1, "{seen:?}");
+
+    // Add-to-cart taps from one address, taking turns between the nodes.
+    let mug = api_a.create_product(&a.demo_token, "mug").await?;
+    api_a.set_carousel(&a.demo_token, id, &[&mug]).await?;
+    let cart = format!("/api/v1/streams/{id}/cart-adds");
+    let tap = json!({"product_id": mug});
+    for i in 0..CART_ADDS {
+        let api = if i % 2 == 0 { &api_a } else { &api_b };
+        let (status, v) = api
+            .request(Method::POST, &cart, None, Some(tap.clone()))
+            .await?;
+        assert_eq!(status, 201, "tap {i}: {v}");
+    }
+    for (name, api) in [("A", &api_a), ("B", &api_b)] {
+        let (status, v) = api
+            .request(Method::POST, &cart, None, Some(tap.clone()))
+            .await?;
+        assert_eq!(status, 429, "node {name}: {v}");
+    }
 
     b.stop().await;
     a.stop().await;

@@ -3,7 +3,7 @@
 //! product, the attribution to pass on at checkout, the viewer's redeemed promo code, and the
 //! `shop.cart_url` filled in (values URL-encoded; see [`crate::shop::cart`]).
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,38 +16,32 @@ use super::access::visible_stream;
 use super::commerce::{carousel_product, session_cookie};
 use super::error::ApiError;
 use super::extract::{ClientIp, Json, MaybeAuth};
-use crate::live::rate::RateLimiter;
+use crate::live::rate::SharedRateLimiter;
 use crate::shop as rules;
 use crate::store::Principal;
 
 const WINDOW: Duration = Duration::from_secs(60);
-/// Clients tracked before idle ones are forgotten.
-const PRUNE_ABOVE: usize = 10_000;
 
-/// Add-to-cart taps per client address group and per viewer within a minute.
+/// Add-to-cart taps per client address group and per viewer within a minute, held across nodes.
 pub struct CartLimits {
-    by_key: RateLimiter<String>,
+    by_key: SharedRateLimiter,
 }
 
 impl CartLimits {
-    pub fn new(per_minute: u32) -> Self {
+    pub fn new(store: &crate::store::Store, per_minute: u32) -> Self {
         CartLimits {
-            by_key: RateLimiter::new(per_minute, WINDOW),
+            by_key: SharedRateLimiter::new(store, "cart", per_minute, WINDOW),
         }
     }
 
     /// Counts one tap from `ip` (and `viewer`); false when either is over the limit.
-    fn allow(&self, ip: IpAddr, viewer: Option<&str>) -> bool {
-        let now = Instant::now();
-        if self.by_key.tracked() > PRUNE_ABOVE {
-            self.by_key.prune(now);
-        }
-        let ip_ok = self
-            .by_key
-            .check(&format!("ip:{}", crate::address::client_group(ip)), now)
-            .is_ok();
-        let viewer_ok =
-            viewer.is_none_or(|v| self.by_key.check(&format!("viewer:{v}"), now).is_ok());
+    async fn allow(&self, ip: IpAddr, viewer: Option<&str>) -> bool {
+        let group = format!("ip:{}", crate::address::client_group(ip));
+        let ip_ok = self.by_key.check(group).await.is_ok();
+        let viewer_ok = match viewer {
+            Some(v) => self.by_key.check(format!("viewer:{v}")).await.is_ok(),
+            None => true,
+        };
         ip_ok && viewer_ok
     }
 }
@@ -79,6 +73,7 @@ pub async fn add(
     if !state
         .cart_limits
         .allow(client, viewer.as_ref().map(|v| v.as_str()))
+        .await
     {
         return Err(ApiError::TooManyRequests(format!(
             "at most {} add-to-cart taps a minute",
@@ -146,20 +141,24 @@ pub async fn add(
 mod tests {
     use super::*;
 
-    #[test]
-    fn taps_are_limited_per_address_and_per_viewer() {
-        let limits = CartLimits::new(2);
+    #[tokio::test]
+    async fn taps_are_limited_per_address_and_per_viewer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
+        let limits = CartLimits::new(&store, 2);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(limits.allow(a, None));
-        assert!(limits.allow(a, Some("v1")));
-        assert!(!limits.allow(a, None), "address over");
-        assert!(limits.allow(b, Some("v1")));
+        assert!(limits.allow(a, None).await);
+        assert!(limits.allow(a, Some("v1")).await);
+        assert!(!limits.allow(a, None).await, "address over");
+        assert!(limits.allow(b, Some("v1")).await);
         let c: IpAddr = "192.0.2.3".parse().unwrap();
         assert!(
-            !limits.allow(c, Some("v1")),
+            !limits.allow(c, Some("v1")).await,
             "viewer over, from another address too"
         );
-        assert!(limits.allow(c, Some("v2")));
+        assert!(limits.allow(c, Some("v2")).await);
     }
 }

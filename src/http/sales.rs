@@ -4,7 +4,6 @@
 //! Statuses: a claim is 201 (a unit is reserved), 409 `sold_out` / `over_limit`, 410 `sale_over`,
 //! 425 `not_started` (before `starts_at`). A bid is 201 (accepted), 409 `bid_too_low` /
 //! `already_leading`, 410 `auction_over`, 429 `rate_limited`.
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -21,7 +20,7 @@ use super::commerce::creator_standing;
 use super::error::ApiError;
 use super::extract::{Auth, Json, MaybeAuth};
 use super::products::chosen_carousel_product;
-use crate::live::rate::RateLimiter;
+use crate::live::rate::SharedRateLimiter;
 use crate::shop::levels::{Benefit, has_benefit};
 use crate::store::money;
 use crate::store::{AuctionId, Claim, Confirm, Principal, ReservationId, SaleId, Stream, ViewerId};
@@ -30,20 +29,28 @@ use crate::streams::sales::flash_sale::{self, Terms};
 use crate::streams::sales::{self, AuctionView, NewAuction, NewSale, SaleView};
 
 const MAX_ORDER_ID_CHARS: usize = 128;
-/// Viewers a rate limiter tracks before it forgets the quiet ones.
-const MAX_TRACKED_VIEWERS: usize = 10_000;
-
-/// Per-viewer rates of claims and bids (`sales.claims_per_minute`, `sales.bids_per_second`).
+/// Per-viewer rates of claims and bids (`sales.claims_per_minute`, `sales.bids_per_second`), held
+/// across nodes.
 pub struct SalesLimits {
-    claims: RateLimiter<ViewerId>,
-    bids: RateLimiter<ViewerId>,
+    claims: SharedRateLimiter,
+    bids: SharedRateLimiter,
 }
 
 impl SalesLimits {
-    pub fn new(config: &crate::config::SalesConfig) -> Self {
+    pub fn new(store: &crate::store::Store, config: &crate::config::SalesConfig) -> Self {
         SalesLimits {
-            claims: RateLimiter::new(config.claims_per_minute, std::time::Duration::from_secs(60)),
-            bids: RateLimiter::new(config.bids_per_second, std::time::Duration::from_secs(1)),
+            claims: SharedRateLimiter::new(
+                store,
+                "claim",
+                config.claims_per_minute,
+                std::time::Duration::from_secs(60),
+            ),
+            bids: SharedRateLimiter::new(
+                store,
+                "bid",
+                config.bids_per_second,
+                std::time::Duration::from_secs(1),
+            ),
         }
     }
 }
@@ -56,13 +63,8 @@ fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -
     }
 }
 
-fn rate_limited(limiter: &RateLimiter<ViewerId>, viewer: &ViewerId) -> Result<(), ApiError> {
-    let now = Instant::now();
-    // Viewers quiet for a window are forgotten once many are tracked: memory stays bounded.
-    if limiter.tracked() > MAX_TRACKED_VIEWERS {
-        limiter.prune(now);
-    }
-    limiter.check(viewer, now).map_err(|wait| {
+async fn rate_limited(limiter: &SharedRateLimiter, viewer: &ViewerId) -> Result<(), ApiError> {
+    limiter.check(viewer.0.clone()).await.map_err(|wait| {
         refused(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -226,7 +228,7 @@ pub async fn claim(
     let (stream, _) = visible_stream(&state, &id, &Some(who.clone())).await?;
     let sale = sale_id(&sale)?;
     let (viewer, handle) = viewer(&state, &who).await?;
-    rate_limited(&state.sales_limits.claims, &viewer)?;
+    rate_limited(&state.sales_limits.claims, &viewer).await?;
     let (claim, view) = state
         .sales
         .claim(&stream.id, &sale, &viewer, &handle)
@@ -459,7 +461,7 @@ pub async fn place_bid(
         }
     };
     // Well-formed bids count against the rate.
-    rate_limited(&state.sales_limits.bids, &viewer)?;
+    rate_limited(&state.sales_limits.bids, &viewer).await?;
     Ok(state
         .sales
         .bid(&stream.id, &auction, &viewer, &handle, offer)

@@ -55,6 +55,9 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
     }
 }
 
+/// Keys a [`SharedRateLimiter`] counts in memory before it forgets the quiet ones.
+const MAX_TRACKED_KEYS: usize = 10_000;
+
 /// A limit that holds across the nodes sharing the store ([`Store::is_shared`]): counted in the
 /// database there, in memory on a store of its own (one node). If the database fails, this node's
 /// own count decides meanwhile.
@@ -80,6 +83,11 @@ impl SharedRateLimiter {
 
     /// Counts an attempt of `key` now, or says how long until one is allowed again.
     pub async fn check(&self, key: String) -> Result<(), Duration> {
+        let now = Instant::now();
+        // Keys quiet for a window are forgotten once many are counted here: memory stays bounded.
+        if self.local.tracked() > MAX_TRACKED_KEYS {
+            self.local.prune(now);
+        }
         if let Some(store) = &self.store {
             let taken = store
                 .take_rate(
@@ -97,7 +105,7 @@ impl SharedRateLimiter {
                 }
             }
         }
-        self.local.check(&key, Instant::now())
+        self.local.check(&key, now)
     }
 
     /// Forgets keys that sent nothing within the window (the store's rows go by themselves).
