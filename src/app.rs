@@ -319,10 +319,13 @@ impl App {
             chat.clone()
                 .run_viewer_counts(move |id| audience.count(id), shutdown.child_token())
         });
+        let owners = Arc::new(http::owner::Owners::new(live.bus().is_some()));
         let nodes_task = live.bus().map(|bus| {
+            let owners = owners.clone();
             tokio::spawn(crate::live::nodes::run(
                 bus.clone(),
                 chat.clone(),
+                Box::new(move |id| owners.forget(id)),
                 shutdown.child_token(),
             ))
         });
@@ -367,7 +370,7 @@ impl App {
             )),
             audience,
             hls_counters: Arc::default(),
-            owners: Arc::default(),
+            owners,
             files: Arc::new(crate::output::file_cache::FileCache::with_storage(
                 storage.clone(),
             )),

@@ -293,10 +293,39 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     let id = stream["id"].as_str().context("id")?.to_string();
     let key = stream["stream_key"].as_str().context("key")?.to_string();
     viewers.set_mode(&token, &id, "public").await?;
+    bus_connected(&a).await?;
+    bus_connected(&b).await?;
+
+    // A finds the stream not live and remembers that for a few seconds, but the bus tells it at
+    // once when the stream goes live on B: from then on, A relays to B.
+    let playlist = format!("/hls/{id}/source/index.m3u8");
+    let mut watching_a = LiveClient::connect(&a.api, &id, Token::None).await?;
+    assert_eq!(a.api.status(&playlist, None).await?, 404, "not live yet");
     let mut publisher = Publish::small(60.0).spawn(&format!("{}/{key}", b.rtmp_url))?;
+    // (The greeting told it `ready`; the next state it hears comes from B, over the bus.)
+    let went_live = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let v = watching_a.next().await?;
+            if v["type"] == "stream_state" {
+                return anyhow::Ok(v);
+            }
+        }
+    })
+    .await
+    .context("no stream_state on A")??;
+    assert_eq!(went_live["state"], "live", "{went_live}");
+    wait_for("B's playlist", DEADLINE, || async {
+        (b.api.status(&playlist, None).await.ok()? == 200).then_some(())
+    })
+    .await?;
+    assert_eq!(
+        a.api.status(&playlist, None).await?,
+        200,
+        "A relays to B, the owner, once told it went live"
+    );
+    drop(watching_a);
 
     // Viewers through the edge: whichever node nginx asks, they get B's playlist and segments.
-    let playlist = format!("/hls/{id}/source/index.m3u8");
     viewers.playlist_with_segments(&playlist, 2).await?;
     for _ in 0..4 {
         let (status, text) = viewers.get_text(&playlist, None).await?;
@@ -313,8 +342,6 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     assert_eq!(a.api.get_bytes(&segment, None).await?, from_b, "through A");
 
     // Chat over the bus: a viewer on A and one on B hear each other, in one order.
-    bus_connected(&a).await?;
-    bus_connected(&b).await?;
     let ann = viewers.register_viewer("ann").await?;
     let bob = viewers.register_viewer("bob").await?;
     // The host focuses a product on B, the owner; a viewer joining on A is told of it at once.

@@ -19,8 +19,12 @@ use crate::store::StreamId;
 
 /// Marks a relayed request.
 const RELAYED: HeaderName = HeaderName::from_static("x-livefront-relayed");
-/// How long a node remembers who owns a stream (a new owner is found this soon).
+/// How long a node remembers who owns a stream, alone (a new owner is found this soon)...
 const REMEMBERED: Duration = Duration::from_secs(1);
+/// ... and with a bus, which tells of every change of a stream's state (a new owner's included):
+/// then what is remembered is forgotten at once ([`Owners::forget`]), and this bounds only an
+/// owner that died without a word (its lease runs out first anyway).
+const REMEMBERED_WITH_BUS: Duration = Duration::from_secs(5);
 /// Streams remembered at most (a stranger naming made-up streams cannot grow it further).
 const MAX_REMEMBERED: usize = 4096;
 /// A blocking low-latency reload waits up to a few part durations; a segment is a few MB.
@@ -42,10 +46,12 @@ const PASSED_BACK: [HeaderName; 7] = [
 pub struct Owners {
     client: reqwest::Client,
     known: Mutex<HashMap<StreamId, (Instant, Option<String>)>>,
+    remembered: Duration,
 }
 
-impl Default for Owners {
-    fn default() -> Self {
+impl Owners {
+    /// `bus`: whether the nodes share a bus, whose stream events make this forget an owner.
+    pub fn new(bus: bool) -> Self {
         Owners {
             client: reqwest::Client::builder()
                 .timeout(RELAY_TIMEOUT)
@@ -53,16 +59,22 @@ impl Default for Owners {
                 .build()
                 .unwrap_or_default(),
             known: Mutex::new(HashMap::new()),
+            remembered: if bus { REMEMBERED_WITH_BUS } else { REMEMBERED },
         }
     }
-}
 
-impl Owners {
+    /// Forgets the owner of `id` (its state changed: it went live somewhere, or ended).
+    pub fn forget(&self, id: &StreamId) {
+        if let Ok(mut known) = self.known.lock() {
+            known.remove(id);
+        }
+    }
+
     /// The URL of the node `id` is live on, when it is another node.
     async fn elsewhere(&self, state: &AppState, id: &StreamId) -> Option<String> {
         let now = Instant::now();
         if let Some((at, url)) = self.known.lock().ok()?.get(id)
-            && now.duration_since(*at) < REMEMBERED
+            && now.duration_since(*at) < self.remembered
         {
             return url.clone();
         }
@@ -77,7 +89,7 @@ impl Owners {
         let url = owner.filter(|o| o.node != me).and_then(|o| o.url);
         let mut known = self.known.lock().ok()?;
         if known.len() >= MAX_REMEMBERED {
-            known.retain(|_, (at, _)| now.duration_since(*at) < REMEMBERED);
+            known.retain(|_, (at, _)| now.duration_since(*at) < self.remembered);
             if known.len() >= MAX_REMEMBERED {
                 known.clear();
             }
@@ -139,6 +151,7 @@ pub async fn relay(State(state): State<AppState>, request: Request, next: Next) 
         }
         Err(e) => {
             tracing::warn!(stream = %id, node = %owner, error = %e, "could not relay to the stream's node");
+            state.owners.forget(&id);
             (
                 StatusCode::BAD_GATEWAY,
                 [(header::RETRY_AFTER, HeaderValue::from_static("1"))],

@@ -21,8 +21,17 @@ use crate::store::{CreatorId, StreamId};
 /// `livefront.rules.{creator}`, `livefront.counts`).
 const SUBJECTS: &str = "livefront.>";
 
+/// What a node does when another tells of a change of a stream's state (it went live there, or
+/// ended): forget where the stream was live.
+pub type OnStreamState = Box<dyn Fn(&StreamId) + Send + Sync>;
+
 /// Takes the live channel's messages from the other nodes until `stop`.
-pub async fn run(bus: std::sync::Arc<Bus>, chat: Chat, stop: CancellationToken) {
+pub async fn run(
+    bus: std::sync::Arc<Bus>,
+    chat: Chat,
+    on_state: OnStreamState,
+    stop: CancellationToken,
+) {
     let mut messages = match bus.subscribe(SUBJECTS).await {
         Ok(s) => s,
         Err(e) => {
@@ -41,12 +50,18 @@ pub async fn run(bus: std::sync::Arc<Bus>, chat: Chat, stop: CancellationToken) 
                 }
             },
         };
-        receive(&chat, bus.node(), bus.stats(), &message.payload);
+        receive(&chat, bus.node(), bus.stats(), &message.payload, &on_state);
     }
 }
 
 /// Handles one message from the bus.
-pub fn receive(chat: &Chat, own: &str, stats: &Stats, payload: &[u8]) {
+pub fn receive(
+    chat: &Chat,
+    own: &str,
+    stats: &Stats,
+    payload: &[u8],
+    on_state: &(dyn Fn(&StreamId) + Send + Sync),
+) {
     let Some((node, wire)) = crate::bus::open::<Wire>(payload, own, stats) else {
         return;
     };
@@ -54,6 +69,9 @@ pub fn receive(chat: &Chat, own: &str, stats: &Stats, payload: &[u8]) {
     let taken = match wire {
         Wire::Event { stream, event } => match (StreamId::parse(&stream), checked_event(&event)) {
             (Some(stream), Some(event)) => {
+                if event_type(event) == Some("stream_state") {
+                    on_state(&stream);
+                }
                 chat.hub().deliver(&stream, event.into());
                 true
             }
@@ -183,8 +201,10 @@ mod tests {
                 "streams": [{"stream": id, "watching": -1, "connected": 1}]}),
             ),
         ];
+        let forgotten = std::sync::Mutex::new(Vec::new());
+        let on_state = |s: &StreamId| forgotten.lock().unwrap().push(s.clone());
         for payload in &hostile {
-            receive(&chat, "a", &stats, payload);
+            receive(&chat, "a", &stats, payload, &on_state);
         }
         assert_eq!(stats.rejected.load(Ordering::Relaxed), hostile.len() as u64);
         assert!(rx.try_recv().is_err(), "nothing hostile reached a socket");
@@ -201,19 +221,37 @@ mod tests {
             "b",
             serde_json::json!({"kind": "event", "stream": id, "event": &*message}),
         );
-        receive(&chat, "b", &stats, &good);
+        receive(&chat, "b", &stats, &good, &on_state);
         assert!(
             rx.try_recv().is_err(),
             "a node's own message is not delivered again"
         );
-        receive(&chat, "a", &stats, &good);
+        receive(&chat, "a", &stats, &good, &on_state);
         assert_eq!(&*rx.try_recv().unwrap(), &*message);
+        assert!(
+            forgotten.lock().unwrap().is_empty(),
+            "a chat message moves no stream"
+        );
+        // A change of the stream's state elsewhere: where it is live is looked up again.
+        let state = LiveEvent::StreamState(crate::streams::events::StreamStatus {
+            state: crate::store::StreamState::Live,
+            mode: crate::store::Mode::Public,
+            reconnecting: false,
+        })
+        .to_text();
+        let moved = envelope(
+            "b",
+            serde_json::json!({"kind": "event", "stream": id, "event": &*state}),
+        );
+        receive(&chat, "a", &stats, &moved, &on_state);
+        assert_eq!(*forgotten.lock().unwrap(), std::slice::from_ref(&stream.id));
+        assert_eq!(&*rx.try_recv().unwrap(), &*state);
         let counts = envelope(
             "b",
             serde_json::json!({"kind": "counts",
             "streams": [{"stream": id, "watching": 2, "connected": 3}]}),
         );
-        receive(&chat, "a", &stats, &counts);
+        receive(&chat, "a", &stats, &counts, &on_state);
         assert_eq!(
             chat.remote_counts().sum(&stream.id, Instant::now()),
             ViewerCount {
