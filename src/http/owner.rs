@@ -5,7 +5,7 @@
 //! parts. Only with a shared store (`database.url`); a node relays a request once (a relayed
 //! request is never relayed again).
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -42,9 +42,10 @@ const PASSED_BACK: [HeaderName; 7] = [
     header::LAST_MODIFIED,
 ];
 
-/// The owners of streams live on other nodes, as last read, and the client that relays.
+/// The owners of streams live on other nodes, as last read, and the client that relays (made
+/// on the first relay: a TLS-capable client costs memory that a node alone never needs).
 pub struct Owners {
-    client: reqwest::Client,
+    client: OnceLock<reqwest::Client>,
     known: Mutex<HashMap<StreamId, (Instant, Option<String>)>>,
     remembered: Duration,
 }
@@ -53,14 +54,20 @@ impl Owners {
     /// `bus`: whether the nodes share a bus, whose stream events make this forget an owner.
     pub fn new(bus: bool) -> Self {
         Owners {
-            client: reqwest::Client::builder()
-                .timeout(RELAY_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            client: OnceLock::new(),
             known: Mutex::new(HashMap::new()),
             remembered: if bus { REMEMBERED_WITH_BUS } else { REMEMBERED },
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(RELAY_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     /// Forgets the owner of `id` (its state changed: it went live somewhere, or ended).
@@ -121,7 +128,7 @@ pub async fn relay(State(state): State<AppState>, request: Request, next: Next) 
         .to_string();
     let mut to = state
         .owners
-        .client
+        .client()
         .request(
             request.method().clone(),
             format!("{}{path}", owner.trim_end_matches('/')),
