@@ -410,6 +410,12 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
         numbers.windows(2).all(|w| w[1] == w[0] + 1),
         "the numbering goes on, no name twice: {names:?}"
     );
+    // A, the owner now, has the product in focus that the host chose on B.
+    let mut joining = LiveClient::connect(&a.api, &id, Token::None).await?;
+    let told = joining.expect("product_focused").await?;
+    assert_eq!(told["id"], focused["id"], "{told}");
+    drop(joining);
+
     // B's segments come from the bucket: the public's through A and through the edge; and the
     // owner's copy of one B may have uploaded after its last playlist is B's, not replaced.
     assert_eq!(

@@ -1470,6 +1470,16 @@ impl StreamRegistry {
             self.let_go(&live.lease).await;
             return Err(ingest::Error::Store(e.to_string()));
         }
+        // A stream that was live before (taken over from a node that died, or resumed after a
+        // restart) keeps its product in focus: the event lists continued carry its open marker.
+        if stream.started_at.is_some() {
+            match self.inner.store.current_focus(&stream.id).await {
+                Ok(focus) => *live.focus.lock().await = focus.filter(|f| f.product.is_some()),
+                Err(e) => {
+                    tracing::warn!(stream = %stream.id, error = %e, "could not read the product in focus")
+                }
+            }
+        }
         match self.inner.store.stream_destinations(&stream.id).await {
             Ok(chosen) => live.simulcast.set_selected(chosen),
             Err(e) => {
