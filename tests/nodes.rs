@@ -57,6 +57,29 @@ async fn segments_on(node: &Process, token: &str, id: &str) -> usize {
     }
 }
 
+/// Kills the `owner` node with SIGKILL and its `publisher`, then publishes `key` on `other` until
+/// it is let in (refused while the dead owner's lease runs); returns the new publisher.
+async fn kill_and_take_over(
+    owner: Process,
+    mut publisher: Child,
+    other: &Process,
+    key: &str,
+) -> Result<Child> {
+    owner.signal("KILL")?;
+    let mut child = owner.child;
+    child.wait().await?;
+    publisher.start_kill()?;
+    publisher.wait().await?;
+    wait_for("the other node takes the stream", DEADLINE, || async {
+        let mut p = publish(other, key).await.ok()?;
+        match tokio::time::timeout(Duration::from_secs(3), p.wait()).await {
+            Ok(_) => None, // refused while the owner's lease ran: try again
+            Err(_) => Some(p),
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_owner_per_live_stream_across_nodes_and_a_dead_owner_is_replaced() -> Result<()> {
     let database = tokio::task::spawn_blocking(postgres_database).await??;
@@ -82,7 +105,7 @@ async fn one_owner_per_live_stream_across_nodes_and_a_dead_owner_is_replaced() -
     let stream = a.api.create_stream(&token, "two nodes").await?;
     let id = stream["id"].as_str().unwrap().to_string();
     let key = stream["stream_key"].as_str().unwrap().to_string();
-    let mut on_b = publish(&b, &key).await?;
+    let on_b = publish(&b, &key).await?;
     wait_for("2 segments on B", DEADLINE, || async {
         (segments_on(&b, &token, &id).await >= 2).then_some(())
     })
@@ -125,19 +148,7 @@ async fn one_owner_per_live_stream_across_nodes_and_a_dead_owner_is_replaced() -
     .await?;
 
     // B dies without a word: once its lease runs out, A takes the stream (same id) over.
-    b.signal("KILL")?;
-    let mut b_child = b.child;
-    b_child.wait().await?;
-    on_b.start_kill()?;
-    on_b.wait().await?;
-    let mut on_a = wait_for("A takes the stream", DEADLINE, || async {
-        let mut p = publish(&a, &key).await.ok()?;
-        match tokio::time::timeout(Duration::from_secs(3), p.wait()).await {
-            Ok(_) => None, // refused while B's lease ran: try again
-            Err(_) => Some(p),
-        }
-    })
-    .await?;
+    let mut on_a = kill_and_take_over(b, on_b, &a, &key).await?;
     wait_for("2 segments on A", DEADLINE, || async {
         (segments_on(&a, &token, &id).await >= 2).then_some(())
     })
@@ -301,7 +312,7 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     let playlist = format!("/hls/{id}/source/index.m3u8");
     let mut watching_a = LiveClient::connect(&a.api, &id, Token::None).await?;
     assert_eq!(a.api.status(&playlist, None).await?, 404, "not live yet");
-    let mut publisher = Publish::small(60.0).spawn(&format!("{}/{key}", b.rtmp_url))?;
+    let publisher = Publish::small(60.0).spawn(&format!("{}/{key}", b.rtmp_url))?;
     // (The greeting told it `ready`; the next state it hears comes from B, over the bus.)
     let went_live = tokio::time::timeout(DEADLINE, async {
         loop {
@@ -374,21 +385,7 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     let b_segments = on_b_before.matches("#EXTINF").count();
     let first = format!("/hls/{id}/source/seg00000.ts");
     let first_from_b = b.api.get_bytes(&first, None).await?;
-    b.signal("KILL")?;
-    let mut b_child = b.child;
-    b_child.wait().await?;
-    publisher.start_kill()?;
-    publisher.wait().await?;
-    let mut publisher = wait_for("A takes the stream over", DEADLINE, || async {
-        let mut p = Publish::small(60.0)
-            .spawn(&format!("{}/{key}", a.rtmp_url))
-            .ok()?;
-        match tokio::time::timeout(Duration::from_secs(3), p.wait()).await {
-            Ok(_) => None, // refused while B's lease ran: try again
-            Err(_) => Some(p),
-        }
-    })
-    .await?;
+    let mut publisher = kill_and_take_over(b, publisher, &a, &key).await?;
     let continued = wait_for("two segments of A's session", DEADLINE, || async {
         let (status, text) = a.api.get_text(&event, Some(&token)).await.ok()?;
         let (_, after) = text.split_once("#EXT-X-DISCONTINUITY")?;

@@ -241,16 +241,16 @@ impl Api {
         Ok(())
     }
 
+    /// `POST /api/v1/streams/{id}/end` as `token`: the status and answer.
+    async fn request_end(&self, token: &str, id: &str) -> Result<(u16, Value)> {
+        let path = format!("/api/v1/streams/{id}/end");
+        self.request(reqwest::Method::POST, &path, Some(token), None)
+            .await
+    }
+
     /// Ends stream `id` as `token` (200 expected); returns the stream as the answer gives it.
     pub async fn end_stream(&self, token: &str, id: &str) -> Result<Value> {
-        let (status, v) = self
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/v1/streams/{id}/end"),
-                Some(token),
-                None,
-            )
-            .await?;
+        let (status, v) = self.request_end(token, id).await?;
         anyhow::ensure!(status == 200, "end stream: {status} {v}");
         Ok(v)
     }
@@ -258,14 +258,7 @@ impl Api {
     /// Ends stream `id` after its publisher finished, unless the reconnect grace (2 s in tests)
     /// ended it first, which a loaded machine may let happen before the call.
     pub async fn end_stream_after_publish(&self, token: &str, id: &str) -> Result<()> {
-        let (status, v) = self
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/v1/streams/{id}/end"),
-                Some(token),
-                None,
-            )
-            .await?;
+        let (status, v) = self.request_end(token, id).await?;
         let ended_already = status == 409 && v.to_string().contains("already ended");
         anyhow::ensure!(status == 200 || ended_already, "end stream: {status} {v}");
         Ok(())
