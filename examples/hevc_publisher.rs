@@ -75,6 +75,8 @@ pub struct Options {
     pub fourcc: [u8; 4],
     /// Send garbage instead of the hvcC/av1C in the SequenceStart.
     pub broken_sequence_start: bool,
+    /// Send the video tags (false: the metadata announces video, and only audio comes).
+    pub video: bool,
 }
 
 impl Options {
@@ -91,6 +93,7 @@ impl Options {
             codec,
             fourcc: codec.fourcc(),
             broken_sequence_start: false,
+            video: true,
         }
     }
 }
@@ -175,6 +178,7 @@ pub fn publish(options: &Options) -> Result<()> {
             Err(e) => break Err(anyhow::anyhow!("encoder stalled: {e}")),
         };
         let sent = match sample {
+            Sample::Config { video: true, .. } | Sample::Video { .. } if !options.video => Ok(()),
             Sample::Config { video: true, data } => {
                 let record = if options.broken_sequence_start {
                     Bytes::from_static(&[0x01, 0xde, 0xad, 0xbe, 0xef])
@@ -216,7 +220,9 @@ pub fn publish(options: &Options) -> Result<()> {
     };
     let _ = pipeline.set_state(gst::State::Null);
     result?;
-    rtmp.video(ex(KEYFRAME, SEQUENCE_END, &[]), last_video_ms)?;
+    if options.video {
+        rtmp.video(ex(KEYFRAME, SEQUENCE_END, &[]), last_video_ms)?;
+    }
     for result in rtmp.session.stop_publishing()? {
         if let ClientSessionResult::OutboundResponse(p) = result {
             rtmp.socket.write_all(&p.bytes)?;

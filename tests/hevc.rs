@@ -188,6 +188,32 @@ async fn an_unknown_fourcc_is_ignored_and_the_audio_goes_on() -> Result<()> {
     Ok(())
 }
 
+/// The metadata announces video, and only audio comes: the stream waits for the video (a
+/// WebRTC keyframe may take seconds), then the publisher leaves before the wait is over. What
+/// came is not lost: the stream starts with it and its recording holds the audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_sent_while_announced_video_was_awaited_is_recorded() -> Result<()> {
+    let mut server = Server::start().await?;
+    let token = server.demo_token.clone();
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().context("id")?.to_string();
+    let mut options = hevc_publisher::Options::new(&server.publish_url(&stream), 3);
+    options.video = false;
+    tokio::task::spawn_blocking(move || hevc_publisher::publish(&options)).await??;
+    let rec = server.api.recording_ready(&token, &id).await?;
+    let file = server
+        .data_dir()
+        .join(format!("streams/{id}/recording.mp4"));
+    let (codecs, duration) = probe(file.to_str().context("path")?).await?;
+    ensure!(codecs == ["aac"], "recording {rec} holds {codecs:?}");
+    ensure!(
+        duration.unwrap_or(0.0) > 2.0,
+        "recording {rec}: {duration:?}"
+    );
+    server.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_asking_for_the_hevc_source_is_told_to_pick_an_h264_rung() -> Result<()> {
     let mut server = simulcast_server().await?;

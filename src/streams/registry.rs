@@ -1732,7 +1732,20 @@ impl MediaSink for PublishSink {
     /// A publisher that dropped (not one that stopped streaming) leaves a running stream live for
     /// `ingest.reconnect_grace`: the same key, over any protocol, continues it; after that, or on
     /// an API end or a shutdown, it ends as usual.
-    fn finish(self, reason: EndReason) {
+    fn finish(mut self, reason: EndReason) {
+        // Media held while the starter waited for an announced track is not lost when the
+        // publisher stopped cleanly: the stream starts with what came, then ends as usual. (One
+        // dropped, or refused for what it sent, may come back: its media decides then.)
+        if reason == EndReason::PublisherStopped
+            && let Some(mut starter) = self.starter.take()
+            && !self.stream.has_pipeline()
+            && self.stream.failure().is_none()
+        {
+            let go = starter.flush();
+            if let Err(e) = self.registry.start_pipeline(&self.stream, go) {
+                self.stream.fail(e.to_string());
+            }
+        }
         let tasks = self.registry.inner.tasks.clone();
         let span = self.span.clone();
         let grace = self.registry.inner.config.ingest.reconnect_grace;

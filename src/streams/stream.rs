@@ -769,6 +769,34 @@ impl Starter {
         if !ready || !(has_video_frames || has_audio_frames) {
             return Ok(Start::Wait);
         }
+        Ok(self.go())
+    }
+
+    /// The publisher left while its tracks were still waited for (an announced one never came):
+    /// the stream starts with the tracks that have frames, so that what came is kept (a
+    /// recording, the segments), or `Wait` when nothing usable came.
+    pub fn flush(&mut self) -> Start {
+        if self
+            .pending
+            .iter()
+            .any(|f| matches!(f, MediaFrame::Video { .. } | MediaFrame::Audio { .. }))
+        {
+            self.go()
+        } else {
+            Start::Wait
+        }
+    }
+
+    /// Starts with the pending frames and the tracks that have some.
+    fn go(&mut self) -> Start {
+        let has = |video: bool| {
+            self.pending.iter().any(|f| match f {
+                MediaFrame::Video { .. } => video,
+                MediaFrame::Audio { .. } => !video,
+                _ => false,
+            })
+        };
+        let (has_video_frames, has_audio_frames) = (has(true), has(false));
         let mut tracks = self.tracks.clone();
         if !has_video_frames {
             tracks.video = None;
@@ -778,12 +806,12 @@ impl Starter {
         }
         let frames = std::mem::take(&mut self.pending);
         let base_ms = frames.iter().filter_map(dts).min().unwrap_or(0);
-        Ok(Start::Go {
+        Start::Go {
             tracks,
             frames,
             base_ms,
             epoch: self.first_frame_at.unwrap_or_else(Utc::now),
-        })
+        }
     }
 }
 
@@ -996,6 +1024,31 @@ mod tests {
         let (i, tracks) = started.expect("starts audio-only in the end");
         assert!(i * 21 >= ANNOUNCED_TRACK_WAIT_MS);
         assert!(tracks.has_audio() && !tracks.has_video());
+    }
+
+    #[test]
+    fn what_came_before_the_publisher_left_is_started_with() {
+        let mut s = Starter::default();
+        assert!(matches!(s.flush(), Start::Wait), "nothing came");
+        s.push(MediaFrame::Metadata(StreamMetadata {
+            has_video: Some(true),
+            ..Default::default()
+        }))
+        .unwrap();
+        s.push(MediaFrame::AudioConfig {
+            asc: Bytes::from_static(b"a"),
+        })
+        .unwrap();
+        for i in 0..100u64 {
+            assert!(matches!(s.push(audio(i * 21)).unwrap(), Start::Wait));
+        }
+        match s.flush() {
+            Start::Go { tracks, frames, .. } => {
+                assert!(tracks.has_audio() && !tracks.has_video());
+                assert_eq!(frames.len(), 100);
+            }
+            Start::Wait => panic!("two seconds of audio are kept"),
+        }
     }
 
     #[test]
