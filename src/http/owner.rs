@@ -158,7 +158,6 @@ pub async fn relay(State(state): State<AppState>, request: Request, next: Next) 
         }
         Err(e) => {
             tracing::warn!(stream = %id, node = %owner, error = %e, "could not relay to the stream's node");
-            state.owners.forget(&id);
             (
                 StatusCode::BAD_GATEWAY,
                 [(header::RETRY_AFTER, HeaderValue::from_static("1"))],

@@ -1391,7 +1391,7 @@ fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
 }
 
 /// Writes to a temporary name and renames, so a reader (or a crash) never sees half a file.
-fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     if let Err(e) = std::fs::write(&tmp, bytes) {

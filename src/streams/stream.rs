@@ -746,14 +746,7 @@ impl Starter {
                 .zip(ts.first())
                 .map_or(0, |(l, f)| l.saturating_sub(*f))
         };
-        let has_video_frames = self
-            .pending
-            .iter()
-            .any(|f| matches!(f, MediaFrame::Video { .. }));
-        let has_audio_frames = self
-            .pending
-            .iter()
-            .any(|f| matches!(f, MediaFrame::Audio { .. }));
+        let (has_video_frames, has_audio_frames) = (self.has_frames(true), self.has_frames(false));
         // How much of one track's media to hold while the other's header is missing.
         let wait = |announced: Option<bool>| match announced {
             Some(false) => 0,
@@ -776,32 +769,29 @@ impl Starter {
     /// the stream starts with the tracks that have frames, so that what came is kept (a
     /// recording, the segments), or `Wait` when nothing usable came.
     pub fn flush(&mut self) -> Start {
-        if self
-            .pending
-            .iter()
-            .any(|f| matches!(f, MediaFrame::Video { .. } | MediaFrame::Audio { .. }))
-        {
+        if self.has_frames(true) || self.has_frames(false) {
             self.go()
         } else {
             Start::Wait
         }
     }
 
+    /// Whether video (`true`) or audio frames are pending.
+    fn has_frames(&self, video: bool) -> bool {
+        self.pending.iter().any(|f| match f {
+            MediaFrame::Video { .. } => video,
+            MediaFrame::Audio { .. } => !video,
+            _ => false,
+        })
+    }
+
     /// Starts with the pending frames and the tracks that have some.
     fn go(&mut self) -> Start {
-        let has = |video: bool| {
-            self.pending.iter().any(|f| match f {
-                MediaFrame::Video { .. } => video,
-                MediaFrame::Audio { .. } => !video,
-                _ => false,
-            })
-        };
-        let (has_video_frames, has_audio_frames) = (has(true), has(false));
         let mut tracks = self.tracks.clone();
-        if !has_video_frames {
+        if !self.has_frames(true) {
             tracks.video = None;
         }
-        if !has_audio_frames {
+        if !self.has_frames(false) {
             tracks.audio = None;
         }
         let frames = std::mem::take(&mut self.pending);
@@ -976,17 +966,7 @@ mod tests {
 
     #[test]
     fn an_announced_video_track_is_waited_for_longer() {
-        let mut s = Starter::default();
-        s.push(MediaFrame::Metadata(StreamMetadata {
-            has_video: Some(true),
-            has_audio: Some(true),
-            ..Default::default()
-        }))
-        .unwrap();
-        s.push(MediaFrame::AudioConfig {
-            asc: Bytes::from_static(b"a"),
-        })
-        .unwrap();
+        let mut s = awaiting_announced_video();
         // Five seconds of audio (AAC frames are ~21 ms) before the keyframe asked for arrives.
         for i in 0..240u64 {
             assert!(matches!(s.push(audio(i * 21)).unwrap(), Start::Wait), "{i}");
@@ -1002,8 +982,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_announced_track_that_never_comes_is_given_up_on() {
+    /// A starter told of a video track, with the audio's header in and no video yet.
+    fn awaiting_announced_video() -> Starter {
         let mut s = Starter::default();
         s.push(MediaFrame::Metadata(StreamMetadata {
             has_video: Some(true),
@@ -1014,6 +994,12 @@ mod tests {
             asc: Bytes::from_static(b"a"),
         })
         .unwrap();
+        s
+    }
+
+    #[test]
+    fn an_announced_track_that_never_comes_is_given_up_on() {
+        let mut s = awaiting_announced_video();
         let mut started = None;
         for i in 0..1000u64 {
             if let Start::Go { tracks, .. } = s.push(audio(i * 21)).unwrap() {
@@ -1028,17 +1014,8 @@ mod tests {
 
     #[test]
     fn what_came_before_the_publisher_left_is_started_with() {
-        let mut s = Starter::default();
-        assert!(matches!(s.flush(), Start::Wait), "nothing came");
-        s.push(MediaFrame::Metadata(StreamMetadata {
-            has_video: Some(true),
-            ..Default::default()
-        }))
-        .unwrap();
-        s.push(MediaFrame::AudioConfig {
-            asc: Bytes::from_static(b"a"),
-        })
-        .unwrap();
+        let mut s = awaiting_announced_video();
+        assert!(matches!(s.flush(), Start::Wait), "no frames came");
         for i in 0..100u64 {
             assert!(matches!(s.push(audio(i * 21)).unwrap(), Start::Wait));
         }

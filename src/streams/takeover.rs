@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::output::hls::{EVENT_PLAYLIST, PUBLIC_PLAYLIST};
+use crate::output::hls::{EVENT_PLAYLIST, PUBLIC_PLAYLIST, write_atomic_bytes};
 use crate::pipeline::spec::{SOURCE_RENDITION, StreamPaths};
 use crate::storage::Storage;
 
@@ -98,13 +98,7 @@ async fn list_unlisted(storage: &Storage, dir: &Path, segment: Duration) -> Resu
     for line in &added {
         text.push_str(line);
     }
-    let tmp = path.with_extension("m3u8.listed");
-    tokio::fs::write(&tmp, &text)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::fs::rename(&tmp, &path)
-        .await
-        .map_err(|e| e.to_string())?;
+    replace(path, text.into_bytes()).await?;
     Ok(added.len())
 }
 
@@ -138,18 +132,21 @@ async fn fetch_if_newer(storage: &Storage, path: &Path) -> Result<bool, String> 
     if (bytes.len() as u64) <= local {
         return Ok(false);
     }
-    let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("m3u8.fetched");
-    tokio::fs::write(&tmp, &bytes)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(|e| e.to_string())?;
+    replace(path.to_path_buf(), bytes.to_vec()).await?;
     Ok(true)
+}
+
+/// Replaces the file at `path` (its folder made if need be) the way the outputs write theirs.
+async fn replace(path: PathBuf, bytes: Vec<u8>) -> Result<(), String> {
+    tokio::task::spawn_blocking(move || {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_atomic_bytes(&path, &bytes)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
