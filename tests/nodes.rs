@@ -259,6 +259,23 @@ async fn bus_connected(node: &Process) -> Result<()> {
     .await
 }
 
+/// A session's media that may be missing from the recording when its node dies: the file goes
+/// to the bucket every 3 s, in 2 s fragments, and the segments listed may be a few seconds ahead.
+const LOST_AT_DEATH_S: f64 = 6.0;
+
+fn extinf_total(playlist: &str) -> f64 {
+    playlist
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("#EXTINF:")?
+                .split(',')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_node() -> Result<()> {
     let nats = tokio::task::spawn_blocking(Nats::start).await??;
@@ -385,6 +402,15 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     let b_segments = on_b_before.matches("#EXTINF").count();
     let first = format!("/hls/{id}/source/seg00000.ts");
     let first_from_b = b.api.get_bytes(&first, None).await?;
+    // (Once B's recording is in the bucket: it follows a few seconds behind.)
+    wait_for("B's recording in the bucket", DEADLINE, || async {
+        let keys = s3
+            .list(&format!("streams/{id}/recording-sessions/"))
+            .await
+            .ok()?;
+        keys.iter().any(|(k, _)| k.ends_with(".part")).then_some(())
+    })
+    .await?;
     let mut publisher = kill_and_take_over(b, publisher, &a, &key).await?;
     let continued = wait_for("two segments of A's session", DEADLINE, || async {
         let (status, text) = a.api.get_text(&event, Some(&token)).await.ok()?;
@@ -470,6 +496,50 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
         !std::fs::exists(dir_a.path().join(format!("streams/{id}/recording.mp4")))?,
         "A served it from the bucket, not from a copy of its own"
     );
+
+    // One recording across both sessions: B's (it went to the bucket as it was written, all but
+    // its last seconds, which died with B) and then A's. The public replay too.
+    let (_, listed) = a.api.get_text(&event, Some(&token)).await?;
+    let (b_listed, a_listed) = listed
+        .split_once("#EXT-X-DISCONTINUITY")
+        .context("two sessions")?;
+    let (b_s, a_s) = (extinf_total(b_listed), extinf_total(a_listed));
+    let saved = dir_a.path().join("downloaded.mp4");
+    std::fs::write(&saved, &from_a)?;
+    let (_, recorded) = probe(&saved.to_string_lossy()).await?;
+    let recorded = recorded.context("the recording's duration")?;
+    eprintln!("recording {recorded:.2} s; listed: B {b_s:.2} s, A {a_s:.2} s");
+    assert!(
+        recorded > a_s + 2.0
+            && recorded >= a_s + b_s - LOST_AT_DEATH_S
+            && recorded <= a_s + b_s + 1.0,
+        "recording {recorded:.2} s; listed: B {b_s:.2} s, A {a_s:.2} s"
+    );
+    let replay = wait_for("the public replay through A", DEADLINE, || async {
+        a.api
+            .get_bytes(&format!("/replays/{id}.mp4"), None)
+            .await
+            .ok()
+    })
+    .await?;
+    std::fs::write(&saved, &replay)?;
+    let (_, replayed) = probe(&saved.to_string_lossy()).await?;
+    let replayed = replayed.context("the replay's duration")?;
+    // B's last seconds are not known to be public (its note of what was went up every few
+    // seconds too), and each side of the seam loses a guard: the replay is a little shorter.
+    assert!(
+        replayed > a_s + 1.0 && replayed <= recorded && replayed >= recorded - 1.5,
+        "replay {replayed:.2} s, recording {recorded:.2} s, A's session {a_s:.2} s"
+    );
+    // The sessions' copies are deleted from the bucket once the joined recording is there.
+    wait_for("the sessions' copies gone", DEADLINE, || async {
+        let keys = s3
+            .list(&format!("streams/{id}/recording-sessions/"))
+            .await
+            .ok()?;
+        keys.is_empty().then_some(())
+    })
+    .await?;
 
     publisher.start_kill()?;
     publisher.wait().await?;

@@ -88,6 +88,63 @@ fn complete_length(boxes: &[BoxHeader]) -> Option<u64> {
     has_moof_before.then(|| boxes[last_mdat].offset + boxes[last_mdat].size)
 }
 
+/// How much of the fragmented recording at `path` is whole: the length up to the end of its last
+/// complete fragment (0 before the first one). What a reader may copy of a file still being
+/// written.
+pub fn complete_len(path: &Path) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    let (boxes, _) = top_level_boxes(&mut file)?;
+    Ok(complete_length(&boxes).unwrap_or(0))
+}
+
+/// How much of the fragmented recording at `path` holds every track equally far: its length up
+/// to the last fragment after which each track has had as many fragments as the others (the
+/// recording writes one fragment per track in turn, of the same duration). A file cut off while
+/// written (its node died) holds one track a fragment further than the other; remuxed as it is,
+/// the next session joined after it would start under that track's end.
+pub fn balanced_len(path: &Path) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    let (boxes, _) = top_level_boxes(&mut file)?;
+    let tracks = {
+        let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
+            return Ok(0);
+        };
+        let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
+        file.seek(SeekFrom::Start(moov.offset))?;
+        file.read_exact(&mut buf)?;
+        buf.windows(4).filter(|w| w == b"trak").count()
+    };
+    let mut fragments: std::collections::HashMap<u32, u32> = Default::default();
+    let mut balanced = 0;
+    let mut track = None;
+    for b in &boxes {
+        match &b.kind {
+            b"moof" => {
+                let mut buf = vec![0u8; b.size.min(1 << 20) as usize];
+                file.seek(SeekFrom::Start(b.offset))?;
+                file.read_exact(&mut buf)?;
+                track = buf
+                    .windows(4)
+                    .position(|w| w == b"tfhd")
+                    .and_then(|i| buf.get(i + 8..i + 12))
+                    .map(|id| u32::from_be_bytes(id.try_into().expect("4 bytes")));
+            }
+            b"mdat" => {
+                if let Some(id) = track.take() {
+                    *fragments.entry(id).or_default() += 1;
+                    let mut counts = fragments.values();
+                    let first = counts.next().copied().unwrap_or(0);
+                    if fragments.len() >= tracks && counts.all(|&n| n == first) {
+                        balanced = b.offset + b.size;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(balanced)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.display().to_string(),
@@ -116,6 +173,75 @@ fn tracks(file: &mut File, boxes: &[BoxHeader]) -> io::Result<(bool, bool)> {
         }
     }
     Ok((video, audio))
+}
+
+/// When the first picture of the progressive MP4 at `path` is shown: its video track's leading
+/// empty edits (the B-frame delay that mp4mux writes as an edit list), zero without video or
+/// without them.
+pub fn first_picture(path: &Path) -> io::Result<Duration> {
+    let mut file = File::open(path)?;
+    let (boxes, _) = top_level_boxes(&mut file)?;
+    let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
+        return Ok(Duration::ZERO);
+    };
+    let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
+    file.seek(SeekFrom::Start(moov.offset))?;
+    file.read_exact(&mut buf)?;
+    let be32 = |b: &[u8]| u32::from_be_bytes(b.try_into().expect("4 bytes")) as u64;
+    let find = |from: usize, to: usize, kind: &[u8]| {
+        buf.get(from..to)?
+            .windows(4)
+            .position(|w| w == kind)
+            .map(|i| from + i)
+    };
+    let Some(mvhd) = find(0, buf.len(), b"mvhd").filter(|&i| i + 24 <= buf.len()) else {
+        return Ok(Duration::ZERO);
+    };
+    let timescale = match buf[mvhd + 4] {
+        1 => be32(&buf[mvhd + 24..mvhd + 28]),
+        _ => be32(&buf[mvhd + 16..mvhd + 20]),
+    };
+    let mut at = 0;
+    while let Some(trak) = find(at, buf.len(), b"trak") {
+        let end = (trak - 4 + be32(&buf[trak - 4..trak]) as usize).min(buf.len());
+        at = trak + 4;
+        let video =
+            find(trak, end, b"hdlr").is_some_and(|h| buf.get(h + 12..h + 16) == Some(b"vide"));
+        let Some(elst) = find(trak, end, b"elst").filter(|_| video) else {
+            continue;
+        };
+        let version = buf[elst + 4];
+        let entries = buf.get(elst + 8..elst + 12).map_or(0, be32);
+        let size = if version == 1 { 20 } else { 12 };
+        let mut empty = 0u64;
+        for n in 0..entries as usize {
+            let e = elst + 12 + n * size;
+            let Some(entry) = buf.get(e..e + size) else {
+                break;
+            };
+            let (duration, media_time) = match version {
+                1 => (
+                    u64::from_be_bytes(entry[0..8].try_into().expect("8 bytes")),
+                    i64::from_be_bytes(entry[8..16].try_into().expect("8 bytes")),
+                ),
+                _ => (
+                    be32(&entry[0..4]),
+                    i32::from_be_bytes(entry[4..8].try_into().expect("4 bytes")) as i64,
+                ),
+            };
+            if media_time != -1 {
+                break;
+            }
+            empty += duration;
+        }
+        if timescale == 0 {
+            return Ok(Duration::ZERO);
+        }
+        return Ok(Duration::from_nanos(
+            (empty as u128 * 1_000_000_000 / timescale as u128) as u64,
+        ));
+    }
+    Ok(Duration::ZERO)
 }
 
 /// The parser of the MP4's video, from the sample entry in its `moov`: `h265parse` for
@@ -362,6 +488,48 @@ pub(crate) enum Ended {
     TimedOut,
 }
 
+/// Joins `dir/piece*.mp4` (progressive MP4s with the tracks of the first, in name order) into the
+/// MP4 `out` on one timeline, packets copied (`splitmuxsrc` plays the pieces one after the
+/// other). Blocking.
+pub fn join(dir: &Path, out: &Path, timeout: Duration) -> Result<(), Error> {
+    let first = dir.join("piece00000.mp4");
+    let (video, audio) = tracks_in(&first).map_err(io_err(&first))?;
+    let q = |p: &Path| format!("\"{}\"", p.to_string_lossy().replace('"', "\\\""));
+    let mut description = vec![
+        format!(
+            "splitmuxsrc name=join-src location={}",
+            q(&dir.join("piece*.mp4"))
+        ),
+        format!(
+            "mp4mux name=join-mux faststart=true ! filesink name=join-sink location={}",
+            q(out)
+        ),
+    ];
+    for (kind, present) in [("video", video), ("audio", audio)] {
+        if present {
+            description.push(format!(
+                "join-src.{kind}_0 ! queue name=join-queue-{kind} max-size-time=0 max-size-buffers=0 \
+                 max-size-bytes={REMUX_QUEUE_BYTES} ! join-mux.{kind}_0"
+            ));
+        }
+    }
+    let failed = |e: &dyn std::fmt::Display| Error::Remux(e.to_string());
+    let pipeline = gst::parse::launch(&description.join("\n")).map_err(|e| failed(&e))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| Error::Remux("pipeline without bus".into()))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| failed(&e))?;
+    let result = match wait_for_eos(&bus, timeout) {
+        Ended::Eos => Ok(()),
+        Ended::Error(text) => Err(Error::Remux(text)),
+        Ended::TimedOut => Err(Error::Remux(format!("timed out after {timeout:?}"))),
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
 /// Waits for end-of-stream or the first error on `bus`, at most `timeout`.
 pub(crate) fn wait_for_eos(bus: &gst::Bus, timeout: Duration) -> Ended {
     let timeout = gst::ClockTime::from_nseconds(timeout.as_nanos().min(u64::MAX as u128) as u64);
@@ -419,6 +587,90 @@ mod tests {
         let (boxes, len) = top_level_boxes(&mut f).unwrap();
         assert_eq!(len, bytes.len() as u64);
         assert_eq!(complete_length(&boxes), Some(complete));
+    }
+
+    /// A fragment of one track, `len` bytes of media.
+    fn fragment(track: u32, len: usize) -> Vec<u8> {
+        let mut tfhd = 16u32.to_be_bytes().to_vec();
+        tfhd.extend_from_slice(b"tfhd");
+        tfhd.extend_from_slice(&[0; 4]);
+        tfhd.extend_from_slice(&track.to_be_bytes());
+        let mut moof = ((tfhd.len() + 8) as u32).to_be_bytes().to_vec();
+        moof.extend_from_slice(b"moof");
+        moof.extend(tfhd);
+        [moof, boxed(b"mdat", len)].concat()
+    }
+
+    /// A recording cut off while written holds one track a fragment further than the other: it
+    /// is taken up to where both have come as far.
+    #[test]
+    fn a_recording_is_balanced_where_every_track_has_as_many_fragments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.fmp4");
+        let mut moov = 24u32.to_be_bytes().to_vec();
+        moov.extend_from_slice(b"moov");
+        for _ in 0..2 {
+            moov.extend_from_slice(&8u32.to_be_bytes());
+            moov.extend_from_slice(b"trak");
+        }
+        let head = [boxed(b"ftyp", 8), moov].concat();
+        let pair = [fragment(1, 100), fragment(2, 30)].concat();
+        let balanced = (head.len() + pair.len()) as u64;
+        let file = [head.clone(), pair.clone(), fragment(1, 100)].concat();
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(balanced_len(&path).unwrap(), balanced);
+        std::fs::write(&path, [file, fragment(2, 30)].concat()).unwrap();
+        assert_eq!(balanced_len(&path).unwrap(), balanced + pair.len() as u64);
+        std::fs::write(&path, [head, fragment(1, 100)].concat()).unwrap();
+        assert_eq!(balanced_len(&path).unwrap(), 0, "one track only so far");
+    }
+
+    /// A box of `kind` around `body`.
+    fn wrap(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        [&((body.len() + 8) as u32).to_be_bytes()[..], kind, body].concat()
+    }
+
+    /// A progressive MP4's `moov` (timescale 3000) with a video track whose edit list is
+    /// `edits` (duration, media time) and a sound track that starts at once.
+    fn with_edits(dir: &Path, edits: &[(u32, i32)]) -> std::path::PathBuf {
+        let mvhd = wrap(
+            b"mvhd",
+            &[&[0u8; 12][..], &3000u32.to_be_bytes(), &[0u8; 84]].concat(),
+        );
+        let track = |handler: &[u8; 4], edits: &[(u32, i32)]| {
+            let hdlr = wrap(b"hdlr", &[&[0u8; 8][..], handler, &[0u8; 12]].concat());
+            let mut elst = vec![0u8; 4];
+            elst.extend((edits.len() as u32).to_be_bytes());
+            for (duration, media_time) in edits {
+                elst.extend(duration.to_be_bytes());
+                elst.extend(media_time.to_be_bytes());
+                elst.extend(0x0001_0000u32.to_be_bytes());
+            }
+            let edts = wrap(b"edts", &wrap(b"elst", &elst));
+            wrap(b"trak", &[edts, wrap(b"mdia", &hdlr)].concat())
+        };
+        let moov = wrap(
+            b"moov",
+            &[mvhd, track(b"soun", &[(12_000, 0)]), track(b"vide", edits)].concat(),
+        );
+        let path = dir.join("r.mp4");
+        std::fs::write(
+            &path,
+            [boxed(b"ftyp", 8), moov, boxed(b"mdat", 16)].concat(),
+        )
+        .unwrap();
+        path
+    }
+
+    /// Where two joined sessions meet is placed by when the later one shows its first picture:
+    /// mp4mux writes a video track that starts after its sound (B-frames) as an empty edit.
+    #[test]
+    fn the_first_picture_is_after_the_empty_edits_of_the_video() {
+        let dir = tempfile::tempdir().unwrap();
+        let delayed = with_edits(dir.path(), &[(201, -1), (12_100, 201)]);
+        assert_eq!(first_picture(&delayed).unwrap(), Duration::from_millis(67));
+        let at_once = with_edits(dir.path(), &[(12_000, 200)]);
+        assert_eq!(first_picture(&at_once).unwrap(), Duration::ZERO);
     }
 
     #[test]

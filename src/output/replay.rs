@@ -8,11 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gstreamer as gst;
-use gstreamer::prelude::*;
-
 use super::clips;
-use super::recording::{self, Ended};
+use super::recording;
 use super::visibility::PublicIntervals;
 
 /// Asked start of a piece past its interval's start: the cut goes back to the keyframe at or
@@ -86,7 +83,8 @@ pub fn build(recording: &Path, intervals: &PublicIntervals, out: &Path) -> Resul
         match pieces.as_slice() {
             [] => return Err(Error::NothingPublic),
             [one] => std::fs::rename(one, &part).map_err(io(&part))?,
-            _ => join(&pieces_dir, &part)?,
+            _ => recording::join(&pieces_dir, &part, DEFAULT_JOIN_TIMEOUT)
+                .map_err(|e| Error::Join(e.to_string()))?,
         }
         std::fs::rename(&part, out).map_err(io(out))?;
         written(out)
@@ -154,48 +152,4 @@ fn cut_pieces(
         }
     }
     Ok(pieces)
-}
-
-/// Joins `dir/piece*.mp4` (in name order) into the MP4 `out`, packets copied.
-fn join(dir: &Path, out: &Path) -> Result<(), Error> {
-    let first = dir.join("piece00000.mp4");
-    let (video, audio) = recording::tracks_in(&first).map_err(|source| Error::Io {
-        path: first.display().to_string(),
-        source,
-    })?;
-    let q = |p: &Path| format!("\"{}\"", p.to_string_lossy().replace('"', "\\\""));
-    let mut description = vec![
-        format!(
-            "splitmuxsrc name=replay-src location={}",
-            q(&dir.join("piece*.mp4"))
-        ),
-        format!(
-            "mp4mux name=replay-mux faststart=true ! filesink name=replay-sink location={}",
-            q(out)
-        ),
-    ];
-    for (kind, present) in [("video", video), ("audio", audio)] {
-        if present {
-            description.push(format!(
-                "replay-src.{kind}_0 ! queue name=replay-queue-{kind} ! replay-mux.{kind}_0"
-            ));
-        }
-    }
-    let join_err = |e: &dyn std::fmt::Display| Error::Join(e.to_string());
-    let pipeline = gst::parse::launch(&description.join("\n")).map_err(|e| join_err(&e))?;
-    let bus = pipeline
-        .bus()
-        .ok_or_else(|| Error::Join("pipeline without bus".into()))?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| join_err(&e))?;
-    let result = match recording::wait_for_eos(&bus, DEFAULT_JOIN_TIMEOUT) {
-        Ended::Eos => Ok(()),
-        Ended::Error(text) => Err(Error::Join(text)),
-        Ended::TimedOut => Err(Error::Join(format!(
-            "timed out after {DEFAULT_JOIN_TIMEOUT:?}"
-        ))),
-    };
-    let _ = pipeline.set_state(gst::State::Null);
-    result
 }

@@ -38,6 +38,8 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 const PLAYLISTS_KEPT: usize = 256;
 /// Longest error message kept for health.
 const ERROR_KEPT: usize = 300;
+/// Largest chunk of a followed file put at once (more waits for the next turn).
+const CHUNK_MAX: u64 = 64 << 20;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -130,6 +132,33 @@ impl Tally {
     }
 }
 
+/// A file that grows while the stream is live (its fragmented recording), followed into a folder
+/// of the bucket with the small files that describe it: every [`PLAYLISTS_EVERY`], the whole
+/// part of it written since the last time goes up as one chunk named by its offset
+/// (`000000000001048576.part`: the chunks in name order are the file), and each of `copies` that
+/// changed since the follow started is put under its own name (one from before belongs to an
+/// earlier session). A node that dies leaves its session's file in the bucket up
+/// to a few seconds before its end.
+pub struct Follow {
+    /// The bucket's folder, as the path under the data dir that it mirrors (nothing is written
+    /// there on the disk).
+    pub dir: PathBuf,
+    pub growing: PathBuf,
+    /// How much of `growing` is whole (the rest is being written).
+    pub complete_len: fn(&Path) -> std::io::Result<u64>,
+    pub copies: Vec<PathBuf>,
+}
+
+/// The name of a followed file's chunk that starts at `offset`.
+pub fn chunk_name(offset: u64) -> String {
+    format!("{offset:018}.part")
+}
+
+/// The offset of a chunk named by [`chunk_name`].
+pub fn chunk_offset(name: &str) -> Option<u64> {
+    name.strip_suffix(".part")?.parse().ok()
+}
+
 /// The live upload of one stream; see the module documentation.
 pub struct LiveUpload {
     queue: mpsc::Sender<PathBuf>,
@@ -140,11 +169,18 @@ pub struct LiveUpload {
     /// Warned that the queue was full (once per stream).
     overflowed: AtomicBool,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The folder of the [`Follow`], if any.
+    followed: Option<PathBuf>,
 }
 
 impl LiveUpload {
-    /// Starts the upload task of stream `id` (counted in `server` too).
-    pub fn start(storage: Storage, server: Arc<UploadStats>, id: &str) -> LiveUpload {
+    /// Starts the upload task of stream `id` (counted in `server` too), following `follow`.
+    pub fn start(
+        storage: Storage,
+        server: Arc<UploadStats>,
+        id: &str,
+        follow: Option<Follow>,
+    ) -> LiveUpload {
         let (queue, files) = mpsc::channel(QUEUE);
         let tally = Tally {
             stream: Arc::default(),
@@ -152,10 +188,17 @@ impl LiveUpload {
         };
         let playlists = Arc::new(Mutex::new(BTreeSet::new()));
         let closing = CancellationToken::new();
+        let followed = follow.as_ref().map(|f| f.dir.clone());
         let uploader = Uploader {
             storage,
             tally: tally.clone(),
             closing: closing.clone(),
+            follow: follow.map(|f| Followed {
+                follow: f,
+                sent: 0,
+                copied: Default::default(),
+                since: std::time::SystemTime::now(),
+            }),
         };
         let task = tokio::spawn(
             uploader
@@ -169,7 +212,13 @@ impl LiveUpload {
             closing,
             overflowed: AtomicBool::new(false),
             task: Mutex::new(Some(task)),
+            followed,
         }
+    }
+
+    /// The bucket folder that the followed file goes to (see [`Follow`]).
+    pub fn followed(&self) -> Option<&Path> {
+        self.followed.as_deref()
     }
 
     /// A segment or init section was closed (complete, never written again): queued for upload.
@@ -235,11 +284,23 @@ struct Uploader {
     storage: Storage,
     tally: Tally,
     closing: CancellationToken,
+    follow: Option<Followed>,
+}
+
+/// A [`Follow`] and how far it went.
+struct Followed {
+    follow: Follow,
+    /// Bytes of the growing file in the bucket.
+    sent: u64,
+    /// What each copy held when it was last put.
+    copied: std::collections::HashMap<PathBuf, Bytes>,
+    /// When the follow started: copies not written since are not this session's.
+    since: std::time::SystemTime,
 }
 
 impl Uploader {
     async fn run(
-        self,
+        mut self,
         mut files: mpsc::Receiver<PathBuf>,
         playlists: Arc<Mutex<BTreeSet<PathBuf>>>,
     ) {
@@ -251,7 +312,11 @@ impl Uploader {
             up = tokio::select! {
                 _ = self.closing.cancelled() => break,
                 Some(file) = files.recv() => self.media(&file).await,
-                _ = tick.tick() => self.playlists(&mut files, &playlists).await,
+                _ = tick.tick() => {
+                    let up = self.playlists(&mut files, &playlists).await;
+                    self.follow().await;
+                    up
+                }
             };
         }
         // The end: one try each, and none after the first failure.
@@ -332,6 +397,87 @@ impl Uploader {
     }
 }
 
+impl Uploader {
+    /// Puts what the followed file gained since the last time, and the copies that changed. A
+    /// failure is logged and counted; the next turn tries again from where it stopped.
+    async fn follow(&mut self) {
+        let Uploader {
+            storage,
+            tally,
+            follow: Some(f),
+            ..
+        } = self
+        else {
+            return;
+        };
+        let result = async {
+            let growing = f.follow.growing.clone();
+            let complete_len = f.follow.complete_len;
+            let complete = tokio::task::spawn_blocking(move || complete_len(&growing))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(0),
+                    _ => Err(e),
+                })
+                .map_err(|source| Error::Io {
+                    path: f.follow.growing.display().to_string(),
+                    source,
+                })?;
+            if complete > f.sent {
+                let len = (complete - f.sent).min(CHUNK_MAX);
+                let chunk = read_range(&f.follow.growing, f.sent, len).await?;
+                let name = f.follow.dir.join(chunk_name(f.sent));
+                storage.put(&name, chunk).await?;
+                f.sent += len;
+            }
+            for copy in &f.follow.copies {
+                let written = tokio::fs::metadata(copy).await.and_then(|m| m.modified());
+                if !written.is_ok_and(|t| t >= f.since) {
+                    continue;
+                }
+                let Ok(bytes) = tokio::fs::read(copy).await.map(Bytes::from) else {
+                    continue;
+                };
+                if f.copied.get(copy) == Some(&bytes) {
+                    continue;
+                }
+                let name = copy.file_name().map(|n| f.follow.dir.join(n));
+                if let Some(name) = name {
+                    storage.put(&name, bytes.clone()).await?;
+                    f.copied.insert(copy.clone(), bytes);
+                }
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => tally.succeeded(),
+            Err(e) => {
+                tally.failed(&e);
+                tracing::warn!(file = %f.follow.growing.display(), error = %e, "following the recording into the bucket failed; tried again later");
+            }
+        }
+    }
+}
+
+/// `len` bytes of the file at `path` from `offset`.
+async fn read_range(path: &Path, offset: u64, len: u64) -> Result<Bytes, Error> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(io)?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact(&mut buf).await.map_err(io)?;
+    Ok(buf.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,7 +504,7 @@ mod tests {
         std::fs::create_dir_all(segment.parent().unwrap()).unwrap();
         std::fs::write(&segment, [0u8; 188]).unwrap();
         let server = Arc::new(UploadStats::default());
-        let uploads = LiveUpload::start(unreachable_store(dir.path()), server.clone(), "x");
+        let uploads = LiveUpload::start(unreachable_store(dir.path()), server.clone(), "x", None);
         // The upload task has not run yet (this runtime has one thread): the queue fills up.
         let extra = 52;
         for _ in 0..QUEUE + extra {

@@ -265,6 +265,15 @@ impl Storage {
         }
     }
 
+    /// Removes the object of the file at `path` from the bucket (one not there is fine); the
+    /// disk is left as it is.
+    pub async fn delete(&self, path: &Path) -> Result<(), Error> {
+        let Some(bucket) = &self.bucket else {
+            return Ok(());
+        };
+        bucket.delete(&self.key(path)?).await
+    }
+
     /// Keys and sizes of the objects under the folder `dir` (at most `limit`; none on the local
     /// disk).
     pub async fn list(&self, dir: &Path, limit: usize) -> Result<Vec<(String, u64)>, Error> {

@@ -10,6 +10,7 @@ pub mod events;
 pub mod overload;
 pub mod registry;
 pub mod sales;
+pub mod sessions;
 pub mod simulcast;
 pub mod stream;
 pub mod takeover;

@@ -15,8 +15,8 @@ use super::events::{EventKind, Events, Listener, StreamEvent, StreamStatus};
 use super::overload::{self, Watched};
 use super::simulcast;
 use super::stream::{self, LiveStream, Running, Start, Starter};
-use super::takeover;
 use super::{archive, clips};
+use super::{sessions, takeover};
 use crate::config::Config;
 use crate::config::ladder::LadderSpec;
 use crate::ingest::rtsp::Pulls;
@@ -24,10 +24,11 @@ use crate::ingest::{self, EndReason, MediaFrame, MediaSink, Proto, Publishers};
 use crate::output::cmaf;
 use crate::output::hls::{self, HlsOutput, LowLatency, MarkerSpec};
 use crate::output::rtsp::RtspOut;
+use crate::output::visibility::PublicIntervals;
 use crate::output::{disk_space, recording};
 use crate::pipeline::branch::Branch;
 use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, StreamPaths};
-use crate::storage::live::LiveUpload;
+use crate::storage::live::{Follow, LiveUpload};
 use crate::store::destinations::DestinationId;
 use crate::store::sealed::SecretBox;
 use crate::store::{
@@ -711,16 +712,21 @@ impl StreamRegistry {
             .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())));
         let (rec, event) = match result {
             Ok(done) => {
-                tracing::info!(stream = %id, bytes = done.bytes, duration_s = done.duration.as_secs_f64(), "recording ready");
                 let _ = std::fs::remove_file(paths.recording_fragmented());
                 // What was public of it: the replay anyone may watch, and the clips.
                 let public = hls::read_public_media(&paths.hls_dir()).unwrap_or_default();
+                let (done, public, joined) =
+                    self.join_sessions(id, paths, session, done, public).await;
+                tracing::info!(stream = %id, bytes = done.bytes, duration_s = done.duration.as_secs_f64(), "recording ready");
                 let (store, paths, id) = (store.clone(), paths.clone(), id.clone());
                 let registry = self.clone();
                 self.inner.tasks.spawn(
                     async move {
                         clips::cut_public(&store, &paths, &id, public).await;
                         registry.archive(&id, &paths).await;
+                        if joined {
+                            registry.forget_sessions(&id, &paths).await;
+                        }
                     }
                     .in_current_span(),
                 );
@@ -752,6 +758,70 @@ impl StreamRegistry {
             self.store_later(id.clone(), Refused::Recording(rec), session);
         }
         event
+    }
+
+    /// With object storage, the sessions of this stream that ran before `session` (on nodes that
+    /// died, or on this one before a restart) are joined before it: one recording, and the
+    /// public media of the whole (see `sessions`). Without earlier sessions, or when joining
+    /// fails (logged), the recording is `done` and its public media `public`. Returns whether
+    /// the bucket's copies of the sessions are to be deleted once the recording is archived.
+    async fn join_sessions(
+        &self,
+        id: &StreamId,
+        paths: &StreamPaths,
+        session: Option<&Arc<LiveStream>>,
+        done: recording::Finalized,
+        public: PublicIntervals,
+    ) -> (recording::Finalized, PublicIntervals, bool) {
+        let (Some(storage), Some(current)) = (
+            self.inner.storage.get().filter(|s| s.is_remote()),
+            session
+                .and_then(|s| s.uploads.as_ref())
+                .and_then(|u| u.followed())
+                .and_then(|dir| dir.file_name())
+                .and_then(|name| name.to_str()),
+        ) else {
+            return (done, public, false);
+        };
+        let earlier = match sessions::fetch_earlier(storage, paths, current).await {
+            Ok(earlier) if earlier.is_empty() => return (done, public, true),
+            Ok(earlier) => earlier,
+            Err(e) => {
+                tracing::error!(stream = %id, error = %e, "could not read the earlier sessions' recordings from the bucket; the recording holds this session only");
+                return (done, public, false);
+            }
+        };
+        let count = earlier.len();
+        let (recording, kept) = (paths.recording(), public.clone());
+        let joined =
+            tokio::task::spawn_blocking(move || sessions::join(earlier, &recording, kept)).await;
+        match joined {
+            Ok(Ok((joined, public))) => {
+                tracing::info!(stream = %id, earlier = count, duration_s = joined.duration.as_secs_f64(), public = ?public.intervals_ms, "the recording joins the earlier sessions' recordings");
+                (joined, public, true)
+            }
+            Ok(Err(e)) => {
+                tracing::error!(stream = %id, error = %e, "joining the earlier sessions' recordings failed; the recording holds this session only");
+                (done, public, false)
+            }
+            Err(e) => {
+                tracing::error!(stream = %id, error = %e, "joining the earlier sessions' recordings failed; the recording holds this session only");
+                (done, public, false)
+            }
+        }
+    }
+
+    /// Deletes the bucket's copies of the stream's sessions once its recording is archived.
+    async fn forget_sessions(&self, id: &StreamId, paths: &StreamPaths) {
+        let Some(storage) = self.inner.storage.get().filter(|s| s.is_remote()) else {
+            return;
+        };
+        match sessions::forget(storage, paths).await {
+            Ok(n) => tracing::debug!(stream = %id, objects = n, "the sessions' copies are deleted"),
+            Err(e) => {
+                tracing::warn!(stream = %id, error = %e, "could not delete the sessions' copies from the bucket")
+            }
+        }
     }
 
     /// A recording whose finalising failed for want of disk space (the fragmented file is kept)
@@ -1449,7 +1519,12 @@ impl StreamRegistry {
                     if let Some((kept, mp4)) = unfinished {
                         self.finalize_part(kept, mp4);
                     }
-                    let uploads = self.live_upload(&stream.id, [Some(&hls), ll.as_ref()]);
+                    let session = sessions::name(lease.fence, chrono::Utc::now());
+                    let uploads = self.live_upload(
+                        &stream.id,
+                        [Some(&hls), ll.as_ref()],
+                        sessions::follow(&paths, &session),
+                    );
                     let live = Arc::new(LiveStream::new(
                         &stream,
                         proto,
@@ -1523,12 +1598,14 @@ impl StreamRegistry {
         &self,
         id: &StreamId,
         outputs: [Option<&HlsOutput>; 2],
+        recording: Follow,
     ) -> Option<Arc<LiveUpload>> {
         let storage = self.inner.storage.get().filter(|s| s.is_remote())?;
         let uploads = Arc::new(LiveUpload::start(
             storage.clone(),
             self.inner.counters.uploads.clone(),
             id.as_str(),
+            Some(recording),
         ));
         for out in outputs.into_iter().flatten() {
             let uploads = uploads.clone();
