@@ -294,6 +294,8 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
             ("LIVEFRONT_STORAGE_URL", storage.clone()),
             ("LIVEFRONT_STORAGE_ACCESS_KEY", "test-access".to_string()),
             ("LIVEFRONT_STORAGE_SECRET_KEY", "test-secret".to_string()),
+            // A stream whose node died is ended this long after its lease ran out.
+            ("LIVEFRONT_RECONNECT_GRACE", "5s".to_string()),
         ]
     };
     let start = |dir: &std::path::Path, id: &'static str| {
@@ -543,6 +545,76 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
 
     publisher.start_kill()?;
     publisher.wait().await?;
+
+    // A node that dies with its publisher gone too: once its lease ran out and the reconnect
+    // grace passed, a node that lives on ends the stream, and makes its recording from what the
+    // dead node put in the bucket. (B, restarted, recovers nothing of A's.)
+    let b = start(dir_b.path(), "b").await?;
+    let abandoned = a.api.create_stream(&token, "abandoned").await?;
+    let id = abandoned["id"].as_str().context("id")?.to_string();
+    let key = abandoned["stream_key"].as_str().context("key")?;
+    let mut publisher = Publish::small(60.0).spawn(&format!("{}/{key}", a.rtmp_url))?;
+    wait_for("A's recording in the bucket", DEADLINE, || async {
+        let keys = s3
+            .list(&format!("streams/{id}/recording-sessions/"))
+            .await
+            .ok()?;
+        keys.iter().any(|(k, _)| k.ends_with(".part")).then_some(())
+    })
+    .await?;
+    let event = format!("/hls/{id}/source/event.m3u8");
+    let (_, listed) = a.api.get_text(&event, Some(&token)).await?;
+    assert_eq!(
+        b.api
+            .get(&format!("/api/v1/streams/{id}"), Some(&token))
+            .await?
+            .1["state"],
+        "live",
+        "live on A"
+    );
+    a.signal("KILL")?;
+    let mut a_child = a.child;
+    a_child.wait().await?;
+    publisher.start_kill()?;
+    publisher.wait().await?;
+    let ended = wait_for("B ends the stream A left", DEADLINE, || async {
+        let (_, v) = b
+            .api
+            .get(&format!("/api/v1/streams/{id}"), Some(&token))
+            .await
+            .ok()?;
+        (v["state"] == "ended").then_some(v)
+    })
+    .await?;
+    assert_eq!(ended["id"], id.as_str());
+    let ready = b.api.recording_ready(&token, &id).await?;
+    let download = wait_for("the recording through B", DEADLINE, || async {
+        b.api
+            .get_bytes(&format!("/recordings/{id}.mp4"), Some(&token))
+            .await
+            .ok()
+    })
+    .await?;
+    assert_eq!(download.len() as u64, ready["bytes"].as_u64().unwrap_or(0));
+    std::fs::write(&saved, &download)?;
+    let (codecs, recorded) = probe(&saved.to_string_lossy()).await?;
+    let (recorded, listed_s) = (recorded.context("duration")?, extinf_total(&listed));
+    eprintln!("abandoned: recording {recorded:.2} s, listed before the kill {listed_s:.2} s");
+    assert!(
+        recorded >= listed_s - LOST_AT_DEATH_S && recorded > 1.0,
+        "recording {recorded:.2} s; listed before the kill: {listed_s:.2} s"
+    );
+    assert!(codecs.contains(&"h264".to_string()), "{codecs:?}");
+    let (_, closed) = b.api.get_text(&event, Some(&token)).await?;
+    assert!(closed.contains("#EXT-X-ENDLIST"), "{closed}");
+    // It was a rehearsal from start to end: rebuilt from the bucket, it still has no public
+    // replay, and its media stay its owner's.
+    let replay = format!("/replays/{id}.mp4");
+    assert_eq!(b.api.status(&replay, None).await?, 404);
+    let public_list = format!("/hls/{id}/source/index.m3u8");
+    assert_eq!(b.api.status(&public_list, None).await?, 404);
+
+    drop(b);
     edge.stop().await?;
     Ok(())
 }

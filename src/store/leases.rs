@@ -119,6 +119,29 @@ impl Store {
             .await
     }
 
+    /// Streams stored live whose lease ran out before `before`: their node died (or stopped
+    /// without a word) and no node took them since. At most `limit`, the longest abandoned first.
+    pub async fn abandoned_streams(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<StreamId>, Error> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT s.id FROM streams s JOIN stream_leases l ON l.stream_id = s.id \
+                 WHERE s.state = 'live' AND l.expires_at <= ?1 ORDER BY l.expires_at LIMIT ?2",
+            )?;
+            let rows =
+                stmt.query_map(params![ts(before), limit as i64], |r| r.get::<_, String>(0))?;
+            let mut ids = Vec::new();
+            for id in rows {
+                ids.push(StreamId(id?));
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
     /// Renews `leases` until `now + ttl`, in one write, and tells for each what was found.
     pub async fn renew_leases(
         &self,

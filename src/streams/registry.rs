@@ -28,6 +28,7 @@ use crate::output::visibility::PublicIntervals;
 use crate::output::{disk_space, recording};
 use crate::pipeline::branch::Branch;
 use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, StreamPaths};
+use crate::storage::Storage;
 use crate::storage::live::{Follow, LiveUpload};
 use crate::store::destinations::DestinationId;
 use crate::store::sealed::SecretBox;
@@ -48,6 +49,8 @@ const FINALIZE_SPACE_MARGIN: u64 = 4 << 20;
 /// How the error of a recording whose finalising waits for disk space begins (the creator sees
 /// it; `recover` finds those recordings by it after a restart).
 const WAITING_FOR_SPACE: &str = "finalising waits for disk space";
+/// Streams whose node died looked at in one pass (the next pass takes the rest).
+const ABANDONED_PER_PASS: usize = 20;
 
 /// The free space finalising the stream's kept fragmented recording needs, when there is less.
 fn space_needed(paths: &StreamPaths) -> Option<u64> {
@@ -655,26 +658,7 @@ impl StreamRegistry {
                 }
             };
             tracing::warn!(stream = %id, "recovering a stream left live by an unclean stop");
-            let paths = self.paths(&id);
-            let (window, target) = (self.inner.config.hls.window, self.inner.config.hls.segment);
-            for dir in [paths.hls_dir(), paths.low_latency_dir()] {
-                if let Err(e) = hls::close_persisted(&dir, window, target) {
-                    tracing::error!(stream = %id, error = %e, "could not close the playlists");
-                }
-            }
-            let recording = self.finalize_recording(&id, &paths, None).await;
-            let state = if store.source(&id).await?.is_some() {
-                // A pulled stream outlives the server: it is pulled again after this start.
-                store.mark_ready(&id).await?;
-                StreamState::Ready
-            } else {
-                store.mark_ended(&id).await?;
-                StreamState::Ended
-            };
-            if let Some(stream) = store.stream(&id).await? {
-                self.emit_idle(&stream, state, recording);
-            }
-            self.let_go(&lease).await;
+            self.end_left_live(&id, &lease).await?;
         }
         // Recordings that waited for disk space when the server stopped wait on (or are
         // finalised at once if space came back meanwhile).
@@ -682,6 +666,123 @@ impl StreamRegistry {
             self.finalize_when_space_returns(&id, &self.paths(&id));
         }
         Ok(())
+    }
+
+    /// Ends a stream left live without a session here, whose lease this node took: its
+    /// playlists closed (continued from the bucket's where they are newer: its node may have
+    /// been another), its recording finalised (from the sessions in the bucket, with object
+    /// storage), the stream ended (a pulled one ready). The lease is let go.
+    async fn end_left_live(&self, id: &StreamId, lease: &Lease) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let paths = self.paths(id);
+        let config = &self.inner.config;
+        if let (Some(storage), Some(stream)) = (self.remote_storage(), store.stream(id).await?) {
+            let ladder = stream.ladder.as_deref().unwrap_or(&config.hls.ladder);
+            let rungs: Vec<String> = LadderSpec::resolve(ladder)
+                .map(|l| l.rungs.iter().map(|r| r.name.clone()).collect())
+                .unwrap_or_default();
+            takeover::fetch_event_lists(storage, &paths, rungs, config.hls.segment).await;
+        }
+        let (window, target) = (config.hls.window, config.hls.segment);
+        for dir in [paths.hls_dir(), paths.low_latency_dir()] {
+            if let Err(e) = hls::close_persisted(&dir, window, target) {
+                tracing::error!(stream = %id, error = %e, "could not close the playlists");
+            }
+        }
+        let recording = self.finalize_recording(id, &paths, None).await;
+        let state = if store.source(id).await?.is_some() {
+            // A pulled stream outlives the server: it is pulled again after this start.
+            store.mark_ready_by(lease).await?;
+            StreamState::Ready
+        } else {
+            store.mark_ended_by(lease).await?;
+            StreamState::Ended
+        };
+        if let Some(stream) = store.stream(id).await? {
+            self.emit_idle(&stream, state, recording);
+        }
+        self.let_go(lease).await;
+        Ok(())
+    }
+
+    /// Streams whose node died mid-stream and that no node took on within
+    /// `ingest.reconnect_grace` after their lease ran out (their publisher did not come back
+    /// anywhere) are ended by whichever node takes their lease first, as after a crash
+    /// ([`StreamRegistry::end_left_live`]); its lease is renewed while that runs. Their recording
+    /// comes from the bucket (see `sessions`), and the replay and clips are cut from it.
+    async fn end_abandoned(&self) {
+        let grace = chrono::Duration::from_std(self.inner.config.ingest.reconnect_grace)
+            .unwrap_or(chrono::Duration::MAX);
+        let before = chrono::Utc::now() - grace;
+        let ids = match self
+            .inner
+            .store
+            .abandoned_streams(before, ABANDONED_PER_PASS)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for streams whose node died");
+                return;
+            }
+        };
+        let ttl = self.inner.config.node.lease_ttl;
+        for id in ids {
+            if self.live(&id).is_some() {
+                continue;
+            }
+            let lease = match self
+                .inner
+                .store
+                .acquire_lease(&id, self.me(), ttl, chrono::Utc::now())
+                .await
+            {
+                Ok(Ok(lease)) => lease,
+                // Another node was first (or the publisher came back there).
+                Ok(Err(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(stream = %id, error = %e, "could not take an abandoned stream");
+                    continue;
+                }
+            };
+            // Published here meanwhile: that session has it.
+            if self.live(&id).is_some() {
+                continue;
+            }
+            tracing::warn!(stream = %id, "ending a stream whose node died and whose publisher did not come back");
+            let registry = self.clone();
+            self.inner.tasks.spawn(
+                async move {
+                    let store = registry.inner.store.clone();
+                    let renew = {
+                        let lease = lease.clone();
+                        async move {
+                            let mut tick = tokio::time::interval(ttl / 3);
+                            loop {
+                                tick.tick().await;
+                                let renewed = store
+                                    .renew_leases(vec![lease.clone()], ttl, chrono::Utc::now())
+                                    .await;
+                                if let Err(e) = renewed {
+                                    tracing::warn!(error = %e, "could not renew the lease of a stream being ended");
+                                }
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        ended = registry.end_left_live(&id, &lease) => if let Err(e) = ended {
+                            tracing::error!(stream = %id, error = %e, "could not end a stream whose node died");
+                        },
+                        () = renew => {}
+                    }
+                }
+                .in_current_span(),
+            );
+        }
+    }
+
+    fn remote_storage(&self) -> Option<&Storage> {
+        self.inner.storage.get().filter(|s| s.is_remote())
     }
 
     /// Finalises the recording; once it is ready, its public replay and the clips of its product
@@ -706,17 +807,19 @@ impl StreamRegistry {
         {
             tracing::error!(stream = %id, error = %e, "could not mark the recording finalizing");
         }
-        let (src, dst) = (paths.recording_fragmented(), paths.recording());
-        let result = tokio::task::spawn_blocking(move || recording::finalize(&src, &dst))
-            .await
-            .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())));
+        let result = match (session, self.remote_storage()) {
+            // Finished without its session (after a crash, or its node died): with object
+            // storage, its sessions' recordings are in the bucket.
+            (None, Some(storage)) => match self.recording_from_sessions(id, paths, storage).await {
+                Some(result) => result,
+                None => self.recording_here(id, paths, None).await,
+            },
+            _ => self.recording_here(id, paths, session).await,
+        };
         let (rec, event) = match result {
-            Ok(done) => {
+            Ok((done, public, joined)) => {
                 let _ = std::fs::remove_file(paths.recording_fragmented());
-                // What was public of it: the replay anyone may watch, and the clips.
-                let public = hls::read_public_media(&paths.hls_dir()).unwrap_or_default();
-                let (done, public, joined) =
-                    self.join_sessions(id, paths, session, done, public).await;
+                sessions::forget_local(paths);
                 tracing::info!(stream = %id, bytes = done.bytes, duration_s = done.duration.as_secs_f64(), "recording ready");
                 let (store, paths, id) = (store.clone(), paths.clone(), id.clone());
                 let registry = self.clone();
@@ -760,6 +863,52 @@ impl StreamRegistry {
         event
     }
 
+    /// The recording finalised from this disk's fragmented file (joined after the earlier
+    /// sessions in the bucket when `session` ended here), its public media, and whether the
+    /// bucket's copies of the sessions are to be deleted once it is archived.
+    async fn recording_here(
+        &self,
+        id: &StreamId,
+        paths: &StreamPaths,
+        session: Option<&Arc<LiveStream>>,
+    ) -> Result<(recording::Finalized, PublicIntervals, bool), recording::Error> {
+        let (src, dst) = (paths.recording_fragmented(), paths.recording());
+        let done = tokio::task::spawn_blocking(move || recording::finalize(&src, &dst))
+            .await
+            .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())))?;
+        // What was public of it: the replay anyone may watch, and the clips.
+        let public = hls::read_public_media(&paths.hls_dir()).unwrap_or_default();
+        Ok(self.join_sessions(id, paths, session, done, public).await)
+    }
+
+    /// The recording of a stream finished without its session, made of the sessions in the
+    /// bucket (this disk's own fragmented file standing for its session); `None` when the
+    /// bucket has none (streams from before sessions were uploaded) or cannot be read.
+    async fn recording_from_sessions(
+        &self,
+        id: &StreamId,
+        paths: &StreamPaths,
+        storage: &Storage,
+    ) -> Option<Result<(recording::Finalized, PublicIntervals, bool), recording::Error>> {
+        let all = match sessions::fetch(storage, paths, None).await {
+            Ok(all) if all.is_empty() => return None,
+            Ok(all) => all,
+            Err(e) => {
+                tracing::error!(stream = %id, error = %e, "could not read the sessions' recordings from the bucket; finalising what this disk has");
+                return None;
+            }
+        };
+        let count = all.len();
+        let recording = paths.recording();
+        let joined = tokio::task::spawn_blocking(move || sessions::join(all, &recording, None))
+            .await
+            .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())));
+        Some(joined.map(|(done, public)| {
+            tracing::info!(stream = %id, sessions = count, public = ?public.intervals_ms, "the recording is made of the sessions in the bucket");
+            (done, public, true)
+        }))
+    }
+
     /// With object storage, the sessions of this stream that ran before `session` (on nodes that
     /// died, or on this one before a restart) are joined before it: one recording, and the
     /// public media of the whole (see `sessions`). Without earlier sessions, or when joining
@@ -783,7 +932,7 @@ impl StreamRegistry {
         ) else {
             return (done, public, false);
         };
-        let earlier = match sessions::fetch_earlier(storage, paths, current).await {
+        let earlier = match sessions::fetch(storage, paths, Some(current)).await {
             Ok(earlier) if earlier.is_empty() => return (done, public, true),
             Ok(earlier) => earlier,
             Err(e) => {
@@ -794,7 +943,8 @@ impl StreamRegistry {
         let count = earlier.len();
         let (recording, kept) = (paths.recording(), public.clone());
         let joined =
-            tokio::task::spawn_blocking(move || sessions::join(earlier, &recording, kept)).await;
+            tokio::task::spawn_blocking(move || sessions::join(earlier, &recording, Some(kept)))
+                .await;
         match joined {
             Ok(Ok((joined, public))) => {
                 tracing::info!(stream = %id, earlier = count, duration_s = joined.duration.as_secs_f64(), public = ?public.intervals_ms, "the recording joins the earlier sessions' recordings");
@@ -1145,6 +1295,7 @@ impl StreamRegistry {
 
     /// Renews the leases of the streams live here every third of `node.lease_ttl`, until `stop`;
     /// a stream whose lease another node took meanwhile stops here ([`LiveStream::lose_lease`]).
+    /// Then ends the streams that a dead node left ([`StreamRegistry::end_abandoned`]).
     /// A renewal that fails (the database unreachable) is retried: only a lease seen taken is
     /// lost, and another node can take one only through the database.
     pub async fn keep_leases(self, stop: CancellationToken) {
@@ -1179,6 +1330,7 @@ impl StreamRegistry {
                 }
                 Err(e) => tracing::warn!(error = %e, "could not renew the stream leases; retrying"),
             }
+            self.end_abandoned().await;
         }
     }
 
@@ -1540,6 +1692,18 @@ impl StreamRegistry {
                 (None, None) => {}
             }
         };
+        let session = live
+            .uploads
+            .as_ref()
+            .and_then(|u| u.followed()?.file_name());
+        if let Some(session) = session.and_then(|s| s.to_str()) {
+            let (paths, session) = (paths.clone(), session.to_string());
+            let marked =
+                tokio::task::spawn_blocking(move || sessions::mark_local(&paths, &session)).await;
+            if !matches!(marked, Ok(Ok(()))) {
+                tracing::warn!(stream = %stream.id, "could not note which session the recording on this disk is");
+            }
+        }
         if let Err(e) = self.inner.store.mark_live(&stream.id).await {
             self.live_map().remove(&stream.id);
             self.let_go(&live.lease).await;

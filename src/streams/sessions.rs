@@ -46,7 +46,7 @@ pub fn follow(paths: &StreamPaths, session: &str) -> Follow {
     }
 }
 
-/// An earlier session, copied down from the bucket.
+/// A session's recording to join: copied down from the bucket, or this disk's own.
 #[derive(Debug)]
 pub struct Earlier {
     pub name: String,
@@ -54,18 +54,47 @@ pub struct Earlier {
     pub public: PublicIntervals,
 }
 
-/// The sessions before `current` (a session name) that the bucket holds, copied down into
-/// `recording-sessions/<session>.fmp4` beside the recording, oldest first. A session's chunks
-/// are taken up to the first one missing.
-pub async fn fetch_earlier(
+/// Beside the fragmented recording: which session wrote it (see [`fetch`]).
+fn marker(paths: &StreamPaths) -> PathBuf {
+    paths.dir.join("recording.session")
+}
+
+/// Forgets which session wrote this disk's fragmented recording (it is finalised).
+pub fn forget_local(paths: &StreamPaths) {
+    let _ = std::fs::remove_file(marker(paths));
+}
+
+/// Notes that the fragmented recording on this disk is `session`'s.
+pub fn mark_local(paths: &StreamPaths, session: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(&paths.dir)?;
+    std::fs::write(marker(paths), session)
+}
+
+/// The sessions of the stream that the bucket holds, oldest first: those before `before` (a
+/// session name), or all of them. Each is copied down into `recording-sessions/<session>.fmp4`
+/// beside the recording, its chunks taken up to the first one missing; except that, for all of
+/// them, a session whose fragmented recording this disk still has (its node restarted) is read
+/// from the disk, which holds its last seconds too.
+pub async fn fetch(
     storage: &Storage,
     paths: &StreamPaths,
-    current: &str,
+    before: Option<&str>,
 ) -> Result<Vec<Earlier>, storage::Error> {
     let dir = paths.dir.join(SESSIONS_DIR);
     let prefix = format!("{}/", storage.key(&dir)?);
+    // This disk's session, if its recording is still here.
+    let local = match before {
+        Some(_) => None,
+        None => std::fs::read_to_string(marker(paths))
+            .ok()
+            .map(|name| name.trim().to_string())
+            .filter(|_| std::fs::metadata(paths.recording_fragmented()).is_ok_and(|m| m.len() > 0)),
+    };
     // Session name → its chunks (offset → size) and whether its note is there.
     let mut sessions: BTreeMap<String, (BTreeMap<u64, u64>, bool)> = BTreeMap::new();
+    if let Some(name) = &local {
+        sessions.entry(name.clone()).or_default();
+    }
     for (key, size) in storage.list(&dir, LISTED_MAX).await? {
         let Some((session, file)) = key
             .strip_prefix(&prefix)
@@ -73,7 +102,7 @@ pub async fn fetch_earlier(
         else {
             continue;
         };
-        if session >= current {
+        if before.is_some_and(|current| session >= current) {
             continue;
         }
         let entry = sessions.entry(session.to_string()).or_default();
@@ -88,11 +117,16 @@ pub async fn fetch_earlier(
     let mut earlier = Vec::new();
     for (session, (chunks, noted)) in sessions {
         let folder = dir.join(&session);
-        let fragmented = dir.join(format!("{session}.fmp4"));
-        let copied = copy_chunks(storage, &folder, &chunks, &fragmented).await?;
-        if copied == 0 {
-            continue;
-        }
+        let fragmented = match local.as_deref() == Some(session.as_str()) {
+            true => paths.recording_fragmented(),
+            false => {
+                let copy = dir.join(format!("{session}.fmp4"));
+                if copy_chunks(storage, &folder, &chunks, &copy).await? == 0 {
+                    continue;
+                }
+                copy
+            }
+        };
         let public = match noted {
             true => read_note(storage, &folder.join(PUBLIC_MEDIA_FILE)).await?,
             false => PublicIntervals::default(),
@@ -150,9 +184,11 @@ async fn read_note(storage: &Storage, path: &Path) -> Result<PublicIntervals, st
     }))
 }
 
-/// The recording made of the earlier sessions and then the current one (`recording`, already
-/// finalised, replaced by the joined file), and the public media of the whole. Earlier sessions
-/// that cannot be finalised (nothing whole in them) are left out. Blocking.
+/// The recording made of the `earlier` sessions and then the current one (`recording`, already
+/// finalised, with `current` its public media; replaced by the joined file), written to
+/// `recording`, and the public media of the whole. Without a current session (`None`: a stream
+/// whose node died, finished by another) it is made of the earlier ones alone. Sessions that
+/// cannot be finalised (nothing whole in them) are left out. Blocking.
 ///
 /// The sessions are joined one at a time, and where each one starts in the joined file is read
 /// back from it (the joined length less the session's own): `splitmuxsrc` starts a file at the
@@ -161,12 +197,12 @@ async fn read_note(storage: &Storage, path: &Path) -> Result<PublicIntervals, st
 pub fn join(
     earlier: Vec<Earlier>,
     recording: &Path,
-    current_public: PublicIntervals,
+    current: Option<PublicIntervals>,
 ) -> Result<(Finalized, PublicIntervals), recording::Error> {
     let Some(dir) = recording.parent().map(|d| d.join(SESSIONS_DIR)) else {
         return Err(recording::Error::Empty);
     };
-    let result = join_in(&dir, earlier, recording, current_public);
+    let result = join_in(&dir, earlier, recording, current);
     let _ = std::fs::remove_dir_all(&dir);
     let public = result?;
     Ok((written(recording)?, public))
@@ -176,7 +212,7 @@ fn join_in(
     dir: &Path,
     earlier: Vec<Earlier>,
     recording: &Path,
-    current_public: PublicIntervals,
+    current: Option<PublicIntervals>,
 ) -> Result<PublicIntervals, recording::Error> {
     let pieces = dir.join("pieces");
     let _ = std::fs::remove_dir_all(&pieces);
@@ -184,15 +220,11 @@ fn join_in(
     let (joined, next) = (pieces.join("piece00000.mp4"), pieces.join("piece00001.mp4"));
     let part = pieces.join("joined.mp4.part");
     let mut sessions: Vec<Placed> = Vec::new();
-    let last = earlier.len();
     let sources = earlier
         .into_iter()
         .map(|s| (Source::Fragmented(s.fragmented, s.name), s.public))
-        .chain(std::iter::once((
-            Source::Finalised(recording.to_path_buf()),
-            current_public.clone(),
-        )));
-    for (i, (source, public)) in sources.enumerate() {
+        .chain(current.map(|public| (Source::Finalised(recording.to_path_buf()), public)));
+    for (source, public) in sources {
         let into = if sessions.is_empty() { &joined } else { &next };
         let added = match &source {
             Source::Fragmented(fragmented, name) => piece_of(fragmented, into).inspect_err(|e| {
@@ -204,11 +236,10 @@ fn join_in(
                 .map_err(io_err(into))
                 .and_then(|()| length(into)),
         };
-        let Ok(length_of_it) = added else {
-            if i == last {
-                return added.map(|_| current_public);
-            }
-            continue;
+        let length_of_it = match (added, &source) {
+            (Ok(length), _) => length,
+            (Err(e), Source::Finalised(_)) => return Err(e),
+            (Err(_), Source::Fragmented(..)) => continue,
         };
         let first_picture = recording::first_picture(into).map_err(io_err(into))?;
         if sessions.is_empty() {
@@ -229,9 +260,8 @@ fn join_in(
             public,
         });
     }
-    if sessions.len() < 2 {
-        // No earlier session could be used: the recording is the current session's.
-        return Ok(current_public);
+    if sessions.is_empty() {
+        return Err(recording::Error::Empty);
     }
     let total = length(&joined)?;
     std::fs::rename(&joined, recording).map_err(io_err(recording))?;
@@ -240,7 +270,7 @@ fn join_in(
 
 /// Where a session's recording comes from.
 enum Source {
-    /// An earlier session's, copied down from the bucket (and its name).
+    /// An earlier session's fragmented recording (and its name).
     Fragmented(PathBuf, String),
     /// The current session's, finalised.
     Finalised(PathBuf),
