@@ -476,6 +476,29 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
             .is_empty()
     );
 
+    // (What the sessions put in the bucket so far, kept to play a node that dies below: once
+    // both have put some of their recording there.)
+    let sessions_prefix = format!("streams/{id}/recording-sessions/");
+    let listed = wait_for(
+        "both sessions' recordings in the bucket",
+        DEADLINE,
+        || async {
+            let keys = s3.list(&sessions_prefix).await.ok()?;
+            let with_media: std::collections::HashSet<&str> = keys
+                .iter()
+                .filter(|(k, _)| k.ends_with(".part"))
+                .filter_map(|(k, _)| k.strip_prefix(&sessions_prefix)?.split('/').next())
+                .collect();
+            (with_media.len() == 2).then(|| keys.clone())
+        },
+    )
+    .await?;
+    let mut sessions_so_far = Vec::new();
+    for (key, _) in listed {
+        let body = s3.get(&key).await?.context("listed")?;
+        sessions_so_far.push((key, body));
+    }
+
     // Ended through the edge: A, the owner now, ends it, its recording goes to the bucket, and
     // A serves it from there (its own copy is gone once archived).
     viewers.end_stream(&token, &id).await?;
@@ -545,6 +568,54 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
 
     publisher.start_kill()?;
     publisher.wait().await?;
+
+    // A node that dies after the stream ended, before its recording was in the bucket, leaves its
+    // claim on the recording job to run out; a node that lives on makes the recording again
+    // from the sessions in the bucket. Played here: the sessions as they were, the recording
+    // gone, a job claimed by a node that is no more.
+    for (key, body) in &sessions_so_far {
+        s3.put(key, body.clone()).await?;
+    }
+    let recording_key = format!("streams/{id}/recording.mp4");
+    s3.delete(&recording_key).await?;
+    let stale = format!(
+        "INSERT INTO recording_jobs (stream_id, node_id, claimed_until) \
+         VALUES ('{id}', 'dead', '2000-01-01T00:00:00.000Z')"
+    );
+    let db = database.clone();
+    tokio::task::spawn_blocking(move || common::postgres::execute(&db, &stale)).await??;
+    let remade = wait_for("the recording made again", DEADLINE, || async {
+        s3.get(&recording_key).await.ok()?
+    })
+    .await?;
+    std::fs::write(&saved, &remade)?;
+    let (_, remade_s) = probe(&saved.to_string_lossy()).await?;
+    let remade_s = remade_s.context("duration")?;
+    eprintln!("made again: {remade_s:.2} s (recording {recorded:.2} s)");
+    // Both sessions, as far as they had gone when their objects were kept.
+    assert!(
+        remade_s > recorded - a_s + 1.0 && remade_s <= recorded + 0.5,
+        "made again {remade_s:.2} s; recording {recorded:.2} s, A's session {a_s:.2} s"
+    );
+    let db = database.clone();
+    let jobs = wait_for("the job done", DEADLINE, || async {
+        let db = db.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            common::postgres::texts(&db, "SELECT stream_id FROM recording_jobs")
+        })
+        .await
+        .ok()?
+        .ok()?;
+        rows.is_empty().then_some(rows)
+    })
+    .await?;
+    assert!(jobs.is_empty());
+    let ready = a.api.recording_ready(&token, &id).await?;
+    assert_eq!(
+        ready["bytes"].as_u64(),
+        Some(remade.len() as u64),
+        "{ready}"
+    );
 
     // A node that dies with its publisher gone too: once its lease ran out and the reconnect
     // grace passed, a node that lives on ends the stream, and makes its recording from what the

@@ -142,6 +142,64 @@ impl Store {
         .await
     }
 
+    /// Claims the job of making `stream`'s recording (see the `recording_jobs` migration) for
+    /// `node` until `now + ttl`: when there is none, its claim ran out, or `node` has it already.
+    /// A conditional write under the store's write lock: of nodes claiming at once, one gets it.
+    pub async fn claim_recording_job(
+        &self,
+        stream: &StreamId,
+        node: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let (stream, node) = (stream.clone(), node.to_string());
+        self.call(move |c| {
+            let claimed = c.execute(
+                "INSERT INTO recording_jobs (stream_id, node_id, claimed_until) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (stream_id) DO UPDATE SET node_id = excluded.node_id, \
+                   claimed_until = excluded.claimed_until \
+                 WHERE recording_jobs.claimed_until <= ?4 OR recording_jobs.node_id = ?2",
+                params![stream.0, node, until(now, ttl), ts(now)],
+            )?;
+            Ok(claimed > 0)
+        })
+        .await
+    }
+
+    /// The recording jobs whose claim ran out before `now` (at most `limit`).
+    pub async fn unclaimed_recording_jobs(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<StreamId>, Error> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT stream_id FROM recording_jobs WHERE claimed_until <= ?1 \
+                 ORDER BY claimed_until LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![ts(now), limit as i64], |r| r.get::<_, String>(0))?;
+            let mut ids = Vec::new();
+            for id in rows {
+                ids.push(StreamId(id?));
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// The job is done (its node's claim only): the row goes.
+    pub async fn finish_recording_job(&self, stream: &StreamId, node: &str) -> Result<(), Error> {
+        let (stream, node) = (stream.clone(), node.to_string());
+        self.call(move |c| {
+            c.execute(
+                "DELETE FROM recording_jobs WHERE stream_id = ?1 AND node_id = ?2",
+                params![stream.0, node],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Renews `leases` until `now + ttl`, in one write, and tells for each what was found.
     pub async fn renew_leases(
         &self,

@@ -87,6 +87,7 @@ migrations!(
     "0020_push_subscriptions.sql",
     "0021_stream_leases.sql",
     "0022_rate_events.sql",
+    "0023_recording_jobs.sql",
 );
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

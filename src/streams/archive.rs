@@ -89,22 +89,22 @@ fn files_in(dir: &Path, wanted: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 
 /// Puts an ended stream's finished media into the bucket, retrying until it is all there or
 /// `stopping()` says the server stops (the rest is archived at the next start). Nothing happens
-/// on the local disk.
+/// on the local disk. Returns whether it is all there.
 pub async fn archive(
     storage: &Storage,
     paths: &StreamPaths,
     id: &StreamId,
     stopping: impl Fn() -> bool,
-) {
+) -> bool {
     if !storage.is_remote() {
-        return;
+        return false;
     }
     let mut wait = RETRY_INITIAL;
     loop {
         match archive_once(storage, paths).await {
             Ok((uploaded, skipped)) => {
                 tracing::info!(stream = %id, uploaded, skipped, "media archived to object storage");
-                return;
+                return true;
             }
             Err(e) => {
                 tracing::warn!(stream = %id, error = %e, retry_in = ?wait, "archiving to object storage failed; the files stay on disk");
@@ -113,7 +113,7 @@ pub async fn archive(
         let deadline = tokio::time::Instant::now() + wait;
         while tokio::time::Instant::now() < deadline {
             if stopping() {
-                return;
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

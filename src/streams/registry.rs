@@ -233,23 +233,142 @@ impl StreamRegistry {
     }
 
     /// Puts the stream's finished media into object storage once its end is stored (a pulled
-    /// stream that stops with the server is not ended: it goes on at the next start).
-    async fn archive(&self, id: &StreamId, paths: &StreamPaths) {
-        let Some(storage) = self.inner.storage.get().filter(|s| s.is_remote()) else {
-            return;
-        };
+    /// stream that stops with the server is not ended: it goes on at the next start). Returns
+    /// `None` when there is nothing to archive (no bucket, or the stream is not ended), else
+    /// whether it is all in the bucket (`false`: the server stops first).
+    async fn archive(&self, id: &StreamId, paths: &StreamPaths) -> Option<bool> {
+        let storage = self.remote_storage()?;
         let stopping = || self.inner.tasks.is_closed();
         while self.live(id).is_some() {
             if stopping() {
-                return;
+                return Some(false);
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
         match self.inner.store.stream(id).await {
             Ok(Some(s)) if s.state == StreamState::Ended => {}
-            _ => return,
+            _ => return None,
         }
-        archive::archive(storage, paths, id, stopping).await;
+        Some(archive::archive(storage, paths, id, stopping).await)
+    }
+
+    /// With object storage: claims the job of making `id`'s recording for this node and keeps
+    /// the claim renewed until the returned claim is dropped. `None` without a bucket, or when
+    /// another node has the job (logged; the work is done here all the same).
+    async fn claim_recording_job(&self, id: &StreamId) -> Option<JobClaim> {
+        self.remote_storage()?;
+        let store = self.inner.store.clone();
+        let (node, ttl) = (self.me().0.to_string(), self.inner.config.node.lease_ttl);
+        match store
+            .claim_recording_job(id, &node, ttl, chrono::Utc::now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(stream = %id, "another node has the job of making this recording");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(stream = %id, error = %e, "could not claim the job of making the recording");
+                return None;
+            }
+        }
+        let done = CancellationToken::new();
+        let (until, id) = (done.clone(), id.clone());
+        self.inner.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(ttl / 3);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    () = until.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let renewed = store
+                    .claim_recording_job(&id, &node, ttl, chrono::Utc::now())
+                    .await;
+                if !matches!(renewed, Ok(true)) {
+                    tracing::warn!(stream = %id, "could not renew the claim on the recording job");
+                }
+            }
+        });
+        Some(JobClaim { done })
+    }
+
+    /// The recording job of `id` is done here: its row goes.
+    async fn finish_recording_job(&self, id: &StreamId) {
+        if self.remote_storage().is_none() {
+            return;
+        }
+        if let Err(e) = self.inner.store.finish_recording_job(id, self.me().0).await {
+            tracing::warn!(stream = %id, error = %e, "could not mark the recording job done; another node will make the recording again");
+        }
+    }
+
+    /// Recording jobs whose node died (their claim ran out) for streams that are no longer live
+    /// anywhere are taken on by the first node to claim them: the recording, replay and clips
+    /// are made again from the sessions in the bucket (see `sessions`) and archived; where this
+    /// disk has the recording already (this node made it, then stopped before it was all in the
+    /// bucket), it is archived as it is. A job with no session left in the bucket has nothing to
+    /// make them from: it is dropped and the stream keeps what it has. (A stream still stored live is [`StreamRegistry::end_abandoned`]'s.)
+    async fn take_over_recording_jobs(&self) {
+        let Some(storage) = self.remote_storage() else {
+            return;
+        };
+        let store = &self.inner.store;
+        let ids = match store
+            .unclaimed_recording_jobs(chrono::Utc::now(), ABANDONED_PER_PASS)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for recording jobs left by a dead node");
+                return;
+            }
+        };
+        for id in ids {
+            match store.stream(&id).await {
+                Ok(Some(s)) if s.state != StreamState::Live && self.live(&id).is_none() => {}
+                _ => continue,
+            }
+            let Some(claim) = self.claim_recording_job(&id).await else {
+                continue;
+            };
+            let paths = self.paths(&id);
+            if paths.recording().exists() {
+                // Made here before this node stopped, not yet all in the bucket: archived as it
+                // is (it holds the last seconds, which the bucket's sessions may lack).
+                let registry = self.clone();
+                self.inner.tasks.spawn(
+                    async move {
+                        if registry.archive(&id, &paths).await == Some(true) {
+                            registry.finish_recording_job(&id).await;
+                            registry.forget_sessions(&id, &paths).await;
+                        }
+                        drop(claim);
+                    }
+                    .in_current_span(),
+                );
+                continue;
+            }
+            if !sessions::any(storage, &paths).await {
+                tracing::warn!(stream = %id, "a recording job left by a dead node has no session in the bucket; dropped");
+                self.finish_recording_job(&id).await;
+                continue;
+            }
+            tracing::warn!(stream = %id, "making again the recording that a dead node did not finish");
+            let registry = self.clone();
+            self.inner.tasks.spawn(
+                async move {
+                    registry.close_playlists_left(&id, &paths).await;
+                    let event = registry.finalize_recording(&id, &paths, None).await;
+                    if let Ok(Some(stream)) = registry.inner.store.stream(&id).await {
+                        registry.emit_idle(&stream, stream.state, event);
+                    }
+                    drop(claim);
+                }
+                .in_current_span(),
+            );
+        }
     }
 
     /// Pulls RTSP cameras with `pulls` from now on, starting with `resume` (the pulled streams
@@ -675,20 +794,7 @@ impl StreamRegistry {
     async fn end_left_live(&self, id: &StreamId, lease: &Lease) -> Result<(), Error> {
         let store = &self.inner.store;
         let paths = self.paths(id);
-        let config = &self.inner.config;
-        if let (Some(storage), Some(stream)) = (self.remote_storage(), store.stream(id).await?) {
-            let ladder = stream.ladder.as_deref().unwrap_or(&config.hls.ladder);
-            let rungs: Vec<String> = LadderSpec::resolve(ladder)
-                .map(|l| l.rungs.iter().map(|r| r.name.clone()).collect())
-                .unwrap_or_default();
-            takeover::fetch_event_lists(storage, &paths, rungs, config.hls.segment).await;
-        }
-        let (window, target) = (config.hls.window, config.hls.segment);
-        for dir in [paths.hls_dir(), paths.low_latency_dir()] {
-            if let Err(e) = hls::close_persisted(&dir, window, target) {
-                tracing::error!(stream = %id, error = %e, "could not close the playlists");
-            }
-        }
+        self.close_playlists_left(id, &paths).await;
         let recording = self.finalize_recording(id, &paths, None).await;
         let state = if store.source(id).await?.is_some() {
             // A pulled stream outlives the server: it is pulled again after this start.
@@ -703,6 +809,27 @@ impl StreamRegistry {
         }
         self.let_go(lease).await;
         Ok(())
+    }
+
+    /// Closes the playlists of a stream whose session is not here, continuing the bucket's
+    /// copies where they are newer (its node may have been another).
+    async fn close_playlists_left(&self, id: &StreamId, paths: &StreamPaths) {
+        let config = &self.inner.config;
+        if let (Some(storage), Ok(Some(stream))) =
+            (self.remote_storage(), self.inner.store.stream(id).await)
+        {
+            let ladder = stream.ladder.as_deref().unwrap_or(&config.hls.ladder);
+            let rungs: Vec<String> = LadderSpec::resolve(ladder)
+                .map(|l| l.rungs.iter().map(|r| r.name.clone()).collect())
+                .unwrap_or_default();
+            takeover::fetch_event_lists(storage, paths, rungs, config.hls.segment).await;
+        }
+        let (window, target) = (config.hls.window, config.hls.segment);
+        for dir in [paths.hls_dir(), paths.low_latency_dir()] {
+            if let Err(e) = hls::close_persisted(&dir, window, target) {
+                tracing::error!(stream = %id, error = %e, "could not close the playlists");
+            }
+        }
     }
 
     /// Streams whose node died mid-stream and that no node took on within
@@ -807,6 +934,7 @@ impl StreamRegistry {
         {
             tracing::error!(stream = %id, error = %e, "could not mark the recording finalizing");
         }
+        let job = self.claim_recording_job(id).await;
         let result = match (session, self.remote_storage()) {
             // Finished without its session (after a crash, or its node died): with object
             // storage, its sessions' recordings are in the bucket.
@@ -826,10 +954,15 @@ impl StreamRegistry {
                 self.inner.tasks.spawn(
                     async move {
                         clips::cut_public(&store, &paths, &id, public).await;
-                        registry.archive(&id, &paths).await;
-                        if joined {
+                        let archived = registry.archive(&id, &paths).await;
+                        // Left to another node (or the next start) when the server stops first.
+                        if archived != Some(false) {
+                            registry.finish_recording_job(&id).await;
+                        }
+                        if archived == Some(true) && joined {
                             registry.forget_sessions(&id, &paths).await;
                         }
+                        drop(job);
                     }
                     .in_current_span(),
                 );
@@ -852,6 +985,8 @@ impl StreamRegistry {
                     Some(_) => format!("{WAITING_FOR_SPACE}: {e}"),
                     None => e.to_string(),
                 };
+                self.finish_recording_job(id).await;
+                drop(job);
                 let rec = mark(RecordingState::Failed, 0, 0, Some(error.clone()));
                 (rec, EventKind::RecordingFailed { error })
             }
@@ -1331,6 +1466,7 @@ impl StreamRegistry {
                 Err(e) => tracing::warn!(error = %e, "could not renew the stream leases; retrying"),
             }
             self.end_abandoned().await;
+            self.take_over_recording_jobs().await;
         }
     }
 
@@ -1914,6 +2050,17 @@ fn keep_previous_session(hls: &HlsOutput, paths: &StreamPaths) {
                 tracing::error!(error = %e, "could not keep the previous session's recording")
             }
         }
+    }
+}
+
+/// This node's claim on a recording job, renewed until dropped.
+struct JobClaim {
+    done: CancellationToken,
+}
+
+impl Drop for JobClaim {
+    fn drop(&mut self) {
+        self.done.cancel();
     }
 }
 

@@ -6,13 +6,15 @@
 //! started, so names sort in the order the sessions ran. A node that dies mid-stream leaves its
 //! session there up to the last few seconds.
 //!
-//! The node that ends the stream joins the earlier sessions it finds there before its own: one
-//! recording, and public intervals moved by the length of the sessions before them, so that the
-//! public replay and the clips are cut from the joined recording. Each session's intervals are
-//! cut at its own end first: media time past the end of what was kept of a session would
-//! otherwise fall into the next session's media, which may be practice. An earlier session
-//! without its note counts as not public. The session folders are deleted from the bucket once
-//! the joined recording is built.
+//! The node that ends the stream joins the earlier sessions it finds there before its own; a
+//! stream whose node died is made of them alone, by the node that ends it or takes over its
+//! recording job. One recording, without re-encoding, and the sessions' public media placed where
+//! each session starts in it, so that the public replay and the clips are cut from the joined
+//! recording without practice media: a session's public media is cut where the next one starts
+//! (what its note calls public past the end of what was kept of it would fall into the next
+//! session, which may be practice), a later session's starts no earlier than its first picture,
+//! and an earlier session without its note counts as not public. The session folders are deleted
+//! from the bucket once the joined recording is archived.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,7 +50,7 @@ pub fn follow(paths: &StreamPaths, session: &str) -> Follow {
 
 /// A session's recording to join: copied down from the bucket, or this disk's own.
 #[derive(Debug)]
-pub struct Earlier {
+pub struct Session {
     pub name: String,
     pub fragmented: PathBuf,
     pub public: PublicIntervals,
@@ -79,7 +81,7 @@ pub async fn fetch(
     storage: &Storage,
     paths: &StreamPaths,
     before: Option<&str>,
-) -> Result<Vec<Earlier>, storage::Error> {
+) -> Result<Vec<Session>, storage::Error> {
     let dir = paths.dir.join(SESSIONS_DIR);
     let prefix = format!("{}/", storage.key(&dir)?);
     // This disk's session, if its recording is still here.
@@ -131,13 +133,21 @@ pub async fn fetch(
             true => read_note(storage, &folder.join(PUBLIC_MEDIA_FILE)).await?,
             false => PublicIntervals::default(),
         };
-        earlier.push(Earlier {
+        earlier.push(Session {
             name: session,
             fragmented,
             public,
         });
     }
     Ok(earlier)
+}
+
+/// Whether the bucket holds any session of the stream (its recording can be made from them).
+pub async fn any(storage: &Storage, paths: &StreamPaths) -> bool {
+    storage
+        .list(&paths.dir.join(SESSIONS_DIR), 1)
+        .await
+        .is_ok_and(|found| !found.is_empty())
 }
 
 /// Writes the session's chunks that follow each other from offset 0 into `out`; returns the
@@ -195,7 +205,7 @@ async fn read_note(storage: &Storage, path: &Path) -> Result<PublicIntervals, st
 /// last timestamp of the one before, a few frames before that one's end, and the public
 /// intervals must fall on the media they describe.
 pub fn join(
-    earlier: Vec<Earlier>,
+    earlier: Vec<Session>,
     recording: &Path,
     current: Option<PublicIntervals>,
 ) -> Result<(Finalized, PublicIntervals), recording::Error> {
@@ -210,7 +220,7 @@ pub fn join(
 
 fn join_in(
     dir: &Path,
-    earlier: Vec<Earlier>,
+    earlier: Vec<Session>,
     recording: &Path,
     current: Option<PublicIntervals>,
 ) -> Result<PublicIntervals, recording::Error> {

@@ -8,6 +8,7 @@ pub mod nats;
 pub mod postgres;
 pub mod receivers;
 pub mod s3;
+pub mod watchdog;
 pub mod ws;
 
 use std::path::{Path, PathBuf};
@@ -848,6 +849,8 @@ pub struct Process {
     pub api: Api,
     pub rtmp_url: String,
     pub stdout: Vec<String>,
+    /// Kills it if the test process ends without doing so.
+    _watchdog: watchdog::Watchdog,
 }
 
 impl Process {
@@ -878,6 +881,7 @@ impl Process {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()?;
+        let _watchdog = watchdog::Watchdog::kill_on_exit(child.id().context("pid")?, "node")?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
         let mut stdout = Vec::new();
         let (mut http, mut rtmp) = (None, None);
@@ -912,6 +916,7 @@ impl Process {
             api: Api::new(&http),
             rtmp_url,
             stdout,
+            _watchdog,
         })
     }
 

@@ -2,12 +2,13 @@
 //! `make test` runs) on 127.0.0.1 on a free port. Killed on drop; a watchdog process kills it too
 //! if the test process dies without dropping it. `kill` and `restart` (same port) let a test take
 //! the bus away from the nodes and give it back.
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+use super::watchdog::Watchdog;
 
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// The port found free may be taken before the server binds it: try again this often.
@@ -20,10 +21,8 @@ pub struct Nats {
 
 struct Running {
     server: Child,
-    /// Reads this pipe: EOF without a line (the kernel closes it when the test process is gone)
-    /// kills the server.
-    watchdog: Child,
-    watchdog_pipe: ChildStdin,
+    /// Kills the server if the test process ends without doing so.
+    watchdog: Watchdog,
     /// Its log (a pipe nobody reads would end it at its first write once closed).
     log: tempfile::NamedTempFile,
 }
@@ -105,37 +104,23 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let script = r#"read -r _ && exit 0; kill -9 "$1" 2>/dev/null"#;
-        let mut watchdog = match Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("livefront-nats-watchdog")
-            .arg(server.id().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
+        let watchdog = match Watchdog::kill_on_exit(server.id(), "nats") {
             Ok(w) => w,
             Err(e) => {
                 let _ = server.kill();
                 let _ = server.wait();
-                return Err(e).context("starting the nats-server watchdog");
+                return Err(e);
             }
         };
-        let watchdog_pipe = watchdog.stdin.take().expect("piped stdin");
         Ok(Running {
             server,
             watchdog,
-            watchdog_pipe,
             log,
         })
     }
 
     fn stop(mut self) {
-        let _ = self.watchdog_pipe.write_all(b"done\n");
-        drop(self.watchdog_pipe);
-        let _ = self.watchdog.wait();
+        drop(self.watchdog);
         let _ = self.server.kill();
         let _ = self.server.wait();
         drop(self.log);

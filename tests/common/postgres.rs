@@ -311,3 +311,20 @@ fn fast_shutdown(pid: u32) {
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+/// Runs `sql` (statements, no results) on the database at `url`; blocking.
+pub fn execute(url: &str, sql: &str) -> Result<()> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    client.batch_execute(sql)?;
+    Ok(())
+}
+
+/// The first column of the rows of `sql` at `url`, as text; blocking.
+pub fn texts(url: &str, sql: &str) -> Result<Vec<String>> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    Ok(client
+        .query(sql, &[])?
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect())
+}

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail};
 use tokio::process::{Child, Command};
 
+use super::watchdog::Watchdog;
 use super::{DEADLINE, wait_for};
 
 const NGINX_MODULES: &str = "/usr/lib/nginx/modules";
@@ -172,6 +173,8 @@ impl SrtListener {
 pub struct Edge {
     pub url: String,
     child: Child,
+    /// Kills it if the test process ends without doing so.
+    _watchdog: Watchdog,
 }
 
 impl Edge {
@@ -214,6 +217,7 @@ impl Edge {
             .kill_on_drop(true)
             .spawn()
             .context("nginx is required (apt-get install nginx)")?;
+        let _watchdog = Watchdog::kill_on_exit(child.id().context("pid")?, "nginx-edge")?;
         wait_for("the edge listening", DEADLINE, || async move {
             tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -223,6 +227,7 @@ impl Edge {
         Ok(Edge {
             url: format!("http://127.0.0.1:{port}"),
             child,
+            _watchdog,
         })
     }
 

@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::DEADLINE;
+use super::watchdog::Watchdog;
 
 pub const BUCKET: &str = "livefront-test";
 pub const SIGNED: Duration = Duration::from_secs(600);
@@ -29,6 +30,8 @@ pub fn moto_server() -> PathBuf {
 /// A real S3-compatible server on a loopback port, killed when dropped.
 pub struct S3Server {
     child: Option<Child>,
+    /// Kills it if the test process ends without doing so.
+    watchdog: Option<Watchdog>,
     pub port: u16,
     /// Where it logs the requests it gets (moto's recorder), when it does.
     requests: Option<PathBuf>,
@@ -67,6 +70,7 @@ impl S3Server {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", path.display()))?;
+        let watchdog = Watchdog::kill_on_exit(child.id().context("pid")?, "moto")?;
         let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
         let bound = async {
             while let Some(line) = lines.next_line().await? {
@@ -84,6 +88,7 @@ impl S3Server {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let server = S3Server {
             child: Some(child),
+            watchdog: Some(watchdog),
             port,
             requests,
         };
@@ -171,10 +176,38 @@ impl S3Server {
         Ok(Some(response.bytes().await?))
     }
 
+    /// Puts `body` as the object `key`.
+    pub async fn put(&self, key: &str, body: bytes::Bytes) -> Result<()> {
+        let url = self.bucket().put_object(Some(&creds()), key).sign(SIGNED);
+        let response = reqwest::Client::new().put(url).body(body).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{key}: {}",
+            response.status()
+        );
+        Ok(())
+    }
+
+    /// Deletes the object `key`.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let url = self
+            .bucket()
+            .delete_object(Some(&creds()), key)
+            .sign(SIGNED);
+        let response = reqwest::Client::new().delete(url).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "{key}: {}",
+            response.status()
+        );
+        Ok(())
+    }
+
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
+        self.watchdog = None;
     }
 }
 
