@@ -259,6 +259,26 @@ async fn bus_connected(node: &Process) -> Result<()> {
     .await
 }
 
+/// Waits until `n` sessions of stream `id` have put some of their recording into the bucket;
+/// returns the keys and sizes of the sessions' objects then.
+async fn sessions_in_bucket(s3: &S3Server, id: &str, n: usize) -> Result<Vec<(String, u64)>> {
+    let prefix = format!("streams/{id}/recording-sessions/");
+    wait_for(
+        "the sessions' recordings in the bucket",
+        DEADLINE,
+        || async {
+            let keys = s3.list(&prefix).await.ok()?;
+            let with_media: std::collections::HashSet<&str> = keys
+                .iter()
+                .filter(|(k, _)| k.ends_with(".part"))
+                .filter_map(|(k, _)| k.strip_prefix(&prefix)?.split('/').next())
+                .collect();
+            (with_media.len() >= n).then(|| keys.clone())
+        },
+    )
+    .await
+}
+
 /// A session's media that may be missing from the recording when its node dies: the file goes
 /// to the bucket every 3 s, in 2 s fragments, and the segments listed may be a few seconds ahead.
 const LOST_AT_DEATH_S: f64 = 6.0;
@@ -405,14 +425,7 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     let first = format!("/hls/{id}/source/seg00000.ts");
     let first_from_b = b.api.get_bytes(&first, None).await?;
     // (Once B's recording is in the bucket: it follows a few seconds behind.)
-    wait_for("B's recording in the bucket", DEADLINE, || async {
-        let keys = s3
-            .list(&format!("streams/{id}/recording-sessions/"))
-            .await
-            .ok()?;
-        keys.iter().any(|(k, _)| k.ends_with(".part")).then_some(())
-    })
-    .await?;
+    sessions_in_bucket(&s3, &id, 1).await?;
     let mut publisher = kill_and_take_over(b, publisher, &a, &key).await?;
     let continued = wait_for("two segments of A's session", DEADLINE, || async {
         let (status, text) = a.api.get_text(&event, Some(&token)).await.ok()?;
@@ -478,21 +491,7 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
 
     // (What the sessions put in the bucket so far, kept to play a node that dies below: once
     // both have put some of their recording there.)
-    let sessions_prefix = format!("streams/{id}/recording-sessions/");
-    let listed = wait_for(
-        "both sessions' recordings in the bucket",
-        DEADLINE,
-        || async {
-            let keys = s3.list(&sessions_prefix).await.ok()?;
-            let with_media: std::collections::HashSet<&str> = keys
-                .iter()
-                .filter(|(k, _)| k.ends_with(".part"))
-                .filter_map(|(k, _)| k.strip_prefix(&sessions_prefix)?.split('/').next())
-                .collect();
-            (with_media.len() == 2).then(|| keys.clone())
-        },
-    )
-    .await?;
+    let listed = sessions_in_bucket(&s3, &id, 2).await?;
     let mut sessions_so_far = Vec::new();
     for (key, _) in listed {
         let body = s3.get(&key).await?.context("listed")?;
@@ -625,14 +624,7 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     let id = abandoned["id"].as_str().context("id")?.to_string();
     let key = abandoned["stream_key"].as_str().context("key")?;
     let mut publisher = Publish::small(60.0).spawn(&format!("{}/{key}", a.rtmp_url))?;
-    wait_for("A's recording in the bucket", DEADLINE, || async {
-        let keys = s3
-            .list(&format!("streams/{id}/recording-sessions/"))
-            .await
-            .ok()?;
-        keys.iter().any(|(k, _)| k.ends_with(".part")).then_some(())
-    })
-    .await?;
+    sessions_in_bucket(&s3, &id, 1).await?;
     let event = format!("/hls/{id}/source/event.m3u8");
     let (_, listed) = a.api.get_text(&event, Some(&token)).await?;
     assert_eq!(

@@ -454,22 +454,21 @@ fn remux(
     audio: bool,
     video_parser: &'static str,
 ) -> Result<(), Error> {
-    let remux_err = |e: &dyn std::fmt::Display| Error::Remux(e.to_string());
-    let pipeline = gst::parse::launch(&remux_description(
-        input,
-        output,
-        video,
-        audio,
-        video_parser,
-    ))
-    .map_err(|e| remux_err(&e))?;
+    let description = remux_description(input, output, video, audio, video_parser);
+    let timeout = remux_timeout(std::fs::metadata(input).map_or(0, |m| m.len()));
+    run_to_eos(&description, timeout)
+}
+
+/// Runs the pipeline of `description` until end-of-stream, at most `timeout`.
+fn run_to_eos(description: &str, timeout: Duration) -> Result<(), Error> {
+    let failed = |e: &dyn std::fmt::Display| Error::Remux(e.to_string());
+    let pipeline = gst::parse::launch(description).map_err(|e| failed(&e))?;
     let bus = pipeline
         .bus()
         .ok_or_else(|| Error::Remux("pipeline without bus".into()))?;
     pipeline
         .set_state(gst::State::Playing)
-        .map_err(|e| remux_err(&e))?;
-    let timeout = remux_timeout(std::fs::metadata(input).map_or(0, |m| m.len()));
+        .map_err(|e| failed(&e))?;
     let result = match wait_for_eos(&bus, timeout) {
         Ended::Eos => Ok(()),
         Ended::Error(text) => Err(Error::Remux(text)),
@@ -513,21 +512,7 @@ pub fn join(dir: &Path, out: &Path, timeout: Duration) -> Result<(), Error> {
             ));
         }
     }
-    let failed = |e: &dyn std::fmt::Display| Error::Remux(e.to_string());
-    let pipeline = gst::parse::launch(&description.join("\n")).map_err(|e| failed(&e))?;
-    let bus = pipeline
-        .bus()
-        .ok_or_else(|| Error::Remux("pipeline without bus".into()))?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| failed(&e))?;
-    let result = match wait_for_eos(&bus, timeout) {
-        Ended::Eos => Ok(()),
-        Ended::Error(text) => Err(Error::Remux(text)),
-        Ended::TimedOut => Err(Error::Remux(format!("timed out after {timeout:?}"))),
-    };
-    let _ = pipeline.set_state(gst::State::Null);
-    result
+    run_to_eos(&description.join("\n"), timeout)
 }
 
 /// Waits for end-of-stream or the first error on `bus`, at most `timeout`.

@@ -62,6 +62,12 @@ fn holder(c: &Conn, stream: &StreamId) -> super::db::Result<Option<Holder>> {
     .transpose()
 }
 
+fn stream_ids(
+    rows: impl Iterator<Item = super::db::Result<String>>,
+) -> super::db::Result<Vec<StreamId>> {
+    rows.map(|id| id.map(StreamId)).collect()
+}
+
 fn until(now: DateTime<Utc>, ttl: Duration) -> String {
     ts(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX))
 }
@@ -133,11 +139,7 @@ impl Store {
             )?;
             let rows =
                 stmt.query_map(params![ts(before), limit as i64], |r| r.get::<_, String>(0))?;
-            let mut ids = Vec::new();
-            for id in rows {
-                ids.push(StreamId(id?));
-            }
-            Ok(ids)
+            Ok(stream_ids(rows)?)
         })
         .await
     }
@@ -178,11 +180,7 @@ impl Store {
                  ORDER BY claimed_until LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![ts(now), limit as i64], |r| r.get::<_, String>(0))?;
-            let mut ids = Vec::new();
-            for id in rows {
-                ids.push(StreamId(id?));
-            }
-            Ok(ids)
+            Ok(stream_ids(rows)?)
         })
         .await
     }
