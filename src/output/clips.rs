@@ -598,6 +598,31 @@ mod tests {
         assert_eq!(ended, Ended::Eos);
     }
 
+    /// A replay's piece whose interval starts mid-GOP (where two joined sessions meet) starts on
+    /// the first keyframe inside the interval, never on the one before it.
+    #[test]
+    fn a_replay_piece_starts_on_a_keyframe_inside_its_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let recording = record(dir.path(), false);
+        let piece = dir.path().join("piece.mp4");
+        let s = Duration::from_secs_f64;
+        let cut =
+            super::super::replay::cut_from_keyframe_in(&recording, &piece, s(2.5), s(2.55), s(6.0))
+                .unwrap()
+                .expect("a keyframe inside");
+        assert_eq!(cut.start, s(3.0), "the next keyframe, not the one at 2 s");
+        assert!(piece.exists());
+        let none =
+            super::super::replay::cut_from_keyframe_in(&recording, &piece, s(2.5), s(2.55), s(2.9))
+                .unwrap();
+        assert_eq!(
+            none.unwrap_err(),
+            s(2.0),
+            "no keyframe inside: the one before is told"
+        );
+        assert!(!piece.exists(), "and nothing is kept");
+    }
+
     /// Encodes an 8 s recording like a finalised one: 320x240 at 30 fps H.264 with a keyframe
     /// every second (with or without B-frames), stereo 48 kHz AAC, `mp4mux faststart=true`.
     fn record(dir: &Path, b_frames: bool) -> PathBuf {

@@ -21,6 +21,15 @@ const START_GUARD: Duration = Duration::from_millis(50);
 /// a few frames before it is shown (up to ~100 ms at 30 fps). The replay loses this much public
 /// media at each interval's end instead.
 const END_GUARD: Duration = Duration::from_millis(200);
+/// How much later a piece is asked to start when the keyframe before its interval is in the
+/// media before it (see [`cut_from_keyframe_in`]).
+const LATER_STARTS: [Duration; 5] = [
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 /// Asked start of a piece from the recording's start (see `cut_pieces`).
 const FIRST_PIECE_START: Duration = Duration::from_millis(300);
 /// How far before its interval a piece may start before it is refused: it would show practice.
@@ -114,6 +123,34 @@ fn is_whole(recording: &Path, intervals: &PublicIntervals) -> bool {
         [(0, end)] if Duration::from_millis(*end) + WHOLE_TOLERANCE >= duration)
 }
 
+/// Cuts `[from, to)` of `recording` into `piece` so that it starts on a keyframe inside the
+/// interval that starts at `start`. A public interval starts on a keyframe (its first segment
+/// does), but where two sessions of a stream were joined (`streams::sessions`) the later one's
+/// first keyframe may lie a few frames after the start placed for it, and a cut goes back to the
+/// keyframe before: into the session before, which may be practice. Then the piece is asked to
+/// start a little later, up to a GOP, and starts on the later session's first keyframe.
+/// `Ok(Err(keyframe))` when no keyframe inside the interval was found (the first cut's
+/// keyframe): nothing is kept of it.
+pub(super) fn cut_from_keyframe_in(
+    recording: &Path,
+    piece: &Path,
+    start: Duration,
+    from: Duration,
+    to: Duration,
+) -> Result<Result<clips::Cut, Duration>, clips::Error> {
+    let mut first = None;
+    let asks = std::iter::once(from).chain(LATER_STARTS.iter().map(|later| from + *later));
+    for ask in asks.take_while(|ask| *ask < to) {
+        let cut = clips::cut(recording, piece, ask, to)?;
+        if cut.start + START_TOLERANCE >= start {
+            return Ok(Ok(cut));
+        }
+        first.get_or_insert(cut.start);
+    }
+    let _ = std::fs::remove_file(piece);
+    Ok(Err(first.unwrap_or_default()))
+}
+
 fn cut_pieces(
     recording: &Path,
     intervals: &PublicIntervals,
@@ -137,15 +174,9 @@ fn cut_pieces(
             continue;
         }
         let piece = dir.join(format!("piece{:05}.mp4", pieces.len()));
-        match clips::cut(recording, &piece, from, to) {
-            Ok(cut) if cut.start + START_TOLERANCE < start => {
-                let _ = std::fs::remove_file(&piece);
-                return Err(Error::StartsEarly {
-                    start,
-                    keyframe: cut.start,
-                });
-            }
-            Ok(_) => pieces.push(piece),
+        match cut_from_keyframe_in(recording, &piece, start, from, to) {
+            Ok(Ok(_)) => pieces.push(piece),
+            Ok(Err(keyframe)) => return Err(Error::StartsEarly { start, keyframe }),
             // The recording ends before this interval (its last segment outlived the file).
             Err(clips::Error::AfterEnd { .. } | clips::Error::NoMedia { .. }) => {}
             Err(source) => return Err(Error::Cut { start, end, source }),
