@@ -1,7 +1,7 @@
 //! Flash sales (their claims counted in one statement, so that exactly `quantity` succeed under
 //! any concurrency) and auctions (their bid log, which their result is replayed from).
 use super::db::{OptionalExtension, Row, params};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::social::{NOTIFICATION_SELECT, notification_from_row};
 use super::{Error, Store, corrupt, parse_ts, ts};
@@ -239,7 +239,9 @@ impl Store {
             let tx = c.transaction_with_behavior(super::db::TransactionBehavior::Immediate)?;
             let now_s = ts(now);
             let reservation = ReservationId::generate();
-            let expires_at = now + ttl;
+            // Stored to the millisecond: the claimer is told the expiry the server applies (a
+            // later one by a fraction of a millisecond was announced as passed before it was).
+            let expires_at = (now + ttl).trunc_subsecs(3);
             let inserted = tx.execute(
                 &format!(
                     "INSERT INTO flash_sale_claims (id, sale_id, viewer_id, state, created_at, expires_at)
