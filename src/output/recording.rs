@@ -105,15 +105,10 @@ pub fn complete_len(path: &Path) -> io::Result<u64> {
 pub fn balanced_len(path: &Path) -> io::Result<u64> {
     let mut file = File::open(path)?;
     let (boxes, _) = top_level_boxes(&mut file)?;
-    let tracks = {
-        let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
-            return Ok(0);
-        };
-        let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
-        file.seek(SeekFrom::Start(moov.offset))?;
-        file.read_exact(&mut buf)?;
-        buf.windows(4).filter(|w| w == b"trak").count()
+    let Some(moov) = read_moov(&mut file, &boxes)? else {
+        return Ok(0);
     };
+    let tracks = moov.windows(4).filter(|w| w == b"trak").count();
     let mut fragments: std::collections::HashMap<u32, u32> = Default::default();
     let mut balanced = 0;
     let mut track = None;
@@ -152,14 +147,22 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     }
 }
 
-/// Which tracks a (fragmented) MP4 has, from the handler types in its `moov`.
-fn tracks(file: &mut File, boxes: &[BoxHeader]) -> io::Result<(bool, bool)> {
+/// The `moov` box of an MP4 (its first 16 MiB), if it has one.
+fn read_moov(file: &mut File, boxes: &[BoxHeader]) -> io::Result<Option<Vec<u8>>> {
     let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
-        return Ok((false, false));
+        return Ok(None);
     };
     let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
     file.seek(SeekFrom::Start(moov.offset))?;
     file.read_exact(&mut buf)?;
+    Ok(Some(buf))
+}
+
+/// Which tracks a (fragmented) MP4 has, from the handler types in its `moov`.
+fn tracks(file: &mut File, boxes: &[BoxHeader]) -> io::Result<(bool, bool)> {
+    let Some(buf) = read_moov(file, boxes)? else {
+        return Ok((false, false));
+    };
     let handler_at = |i: usize| buf.get(i + 12..i + 16);
     let mut video = false;
     let mut audio = false;
@@ -181,12 +184,9 @@ fn tracks(file: &mut File, boxes: &[BoxHeader]) -> io::Result<(bool, bool)> {
 pub fn first_picture(path: &Path) -> io::Result<Duration> {
     let mut file = File::open(path)?;
     let (boxes, _) = top_level_boxes(&mut file)?;
-    let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
+    let Some(buf) = read_moov(&mut file, &boxes)? else {
         return Ok(Duration::ZERO);
     };
-    let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
-    file.seek(SeekFrom::Start(moov.offset))?;
-    file.read_exact(&mut buf)?;
     let be32 = |b: &[u8]| u32::from_be_bytes(b.try_into().expect("4 bytes")) as u64;
     let find = |from: usize, to: usize, kind: &[u8]| {
         buf.get(from..to)?
@@ -247,12 +247,9 @@ pub fn first_picture(path: &Path) -> io::Result<Duration> {
 /// The parser of the MP4's video, from the sample entry in its `moov`: `h265parse` for
 /// `hvc1`/`hev1`, `av1parse` for `av01`, else `h264parse`.
 fn video_parser(file: &mut File, boxes: &[BoxHeader]) -> io::Result<&'static str> {
-    let Some(moov) = boxes.iter().find(|b| &b.kind == b"moov") else {
+    let Some(buf) = read_moov(file, boxes)? else {
         return Ok("h264parse");
     };
-    let mut buf = vec![0u8; moov.size.min(16 << 20) as usize];
-    file.seek(SeekFrom::Start(moov.offset))?;
-    file.read_exact(&mut buf)?;
     let has = |entry: &[u8]| buf.windows(4).any(|w| w == entry);
     Ok(if has(b"hvc1") || has(b"hev1") {
         "h265parse"

@@ -356,6 +356,8 @@ impl StreamRegistry {
                 continue;
             }
             tracing::warn!(stream = %id, "making again the recording that a dead node did not finish");
+            // Finalising claims the job again (this node has it) and renews it from there.
+            drop(claim);
             let registry = self.clone();
             self.inner.tasks.spawn(
                 async move {
@@ -364,7 +366,6 @@ impl StreamRegistry {
                     if let Ok(Some(stream)) = registry.inner.store.stream(&id).await {
                         registry.emit_idle(&stream, stream.state, event);
                     }
-                    drop(claim);
                 }
                 .in_current_span(),
             );
@@ -1008,9 +1009,7 @@ impl StreamRegistry {
         session: Option<&Arc<LiveStream>>,
     ) -> Result<(recording::Finalized, PublicIntervals, bool), recording::Error> {
         let (src, dst) = (paths.recording_fragmented(), paths.recording());
-        let done = tokio::task::spawn_blocking(move || recording::finalize(&src, &dst))
-            .await
-            .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())))?;
+        let done = off_thread(move || recording::finalize(&src, &dst)).await?;
         // What was public of it: the replay anyone may watch, and the clips.
         let public = hls::read_public_media(&paths.hls_dir()).unwrap_or_default();
         Ok(self.join_sessions(id, paths, session, done, public).await)
@@ -1035,9 +1034,7 @@ impl StreamRegistry {
         };
         let count = all.len();
         let recording = paths.recording();
-        let joined = tokio::task::spawn_blocking(move || sessions::join(all, &recording, None))
-            .await
-            .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())));
+        let joined = off_thread(move || sessions::join(all, &recording, None)).await;
         Some(joined.map(|(done, public)| {
             tracing::info!(stream = %id, sessions = count, public = ?public.intervals_ms, "the recording is made of the sessions in the bucket");
             (done, public, true)
@@ -1058,7 +1055,7 @@ impl StreamRegistry {
         public: PublicIntervals,
     ) -> (recording::Finalized, PublicIntervals, bool) {
         let (Some(storage), Some(current)) = (
-            self.inner.storage.get().filter(|s| s.is_remote()),
+            self.remote_storage(),
             session
                 .and_then(|s| s.uploads.as_ref())
                 .and_then(|u| u.followed())
@@ -1077,17 +1074,11 @@ impl StreamRegistry {
         };
         let count = earlier.len();
         let (recording, kept) = (paths.recording(), public.clone());
-        let joined =
-            tokio::task::spawn_blocking(move || sessions::join(earlier, &recording, Some(kept)))
-                .await;
+        let joined = off_thread(move || sessions::join(earlier, &recording, Some(kept))).await;
         match joined {
-            Ok(Ok((joined, public))) => {
+            Ok((joined, public)) => {
                 tracing::info!(stream = %id, earlier = count, duration_s = joined.duration.as_secs_f64(), public = ?public.intervals_ms, "the recording joins the earlier sessions' recordings");
                 (joined, public, true)
-            }
-            Ok(Err(e)) => {
-                tracing::error!(stream = %id, error = %e, "joining the earlier sessions' recordings failed; the recording holds this session only");
-                (done, public, false)
             }
             Err(e) => {
                 tracing::error!(stream = %id, error = %e, "joining the earlier sessions' recordings failed; the recording holds this session only");
@@ -1098,7 +1089,7 @@ impl StreamRegistry {
 
     /// Deletes the bucket's copies of the stream's sessions once its recording is archived.
     async fn forget_sessions(&self, id: &StreamId, paths: &StreamPaths) {
-        let Some(storage) = self.inner.storage.get().filter(|s| s.is_remote()) else {
+        let Some(storage) = self.remote_storage() else {
             return;
         };
         match sessions::forget(storage, paths).await {
@@ -1167,9 +1158,7 @@ impl StreamRegistry {
         self.inner.tasks.spawn(
             async move {
                 let src = kept.clone();
-                let result = tokio::task::spawn_blocking(move || recording::finalize(&src, &mp4))
-                    .await
-                    .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())));
+                let result = off_thread(move || recording::finalize(&src, &mp4)).await;
                 match result {
                     Ok(done) => {
                         tracing::info!(part = %kept.display(), bytes = done.bytes, "earlier session's recording finalised");
@@ -1772,7 +1761,7 @@ impl StreamRegistry {
                 // This node's hold on the stream first: another node may have it live.
                 let lease = self.take_lease(&stream.id, refuse).await?;
                 let started = stream.started_at.is_some();
-                if let Some(storage) = self.inner.storage.get().filter(|s| s.is_remote())
+                if let Some(storage) = self.remote_storage()
                     && started
                 {
                     let rungs = ladder.rungs.iter().map(|r| r.name.clone());
@@ -1900,7 +1889,7 @@ impl StreamRegistry {
         outputs: [Option<&HlsOutput>; 2],
         recording: Follow,
     ) -> Option<Arc<LiveUpload>> {
-        let storage = self.inner.storage.get().filter(|s| s.is_remote())?;
+        let storage = self.remote_storage()?;
         let uploads = Arc::new(LiveUpload::start(
             storage.clone(),
             self.inner.counters.uploads.clone(),
@@ -2051,6 +2040,15 @@ fn keep_previous_session(hls: &HlsOutput, paths: &StreamPaths) {
             }
         }
     }
+}
+
+/// `f` on a blocking thread (a remux, a join: minutes of disk I/O for a long recording).
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, recording::Error> + Send + 'static,
+) -> Result<T, recording::Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(recording::Error::Remux(e.to_string())))
 }
 
 /// This node's claim on a recording job, renewed until dropped.

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::output::hls::{PUBLIC_MEDIA_FILE, read_public_media};
+use crate::output::hls::PUBLIC_MEDIA_FILE;
 use crate::output::recording::{self, Finalized};
 use crate::output::visibility::PublicIntervals;
 use crate::pipeline::spec::StreamPaths;
@@ -87,10 +87,13 @@ pub async fn fetch(
     // This disk's session, if its recording is still here.
     let local = match before {
         Some(_) => None,
-        None => std::fs::read_to_string(marker(paths))
-            .ok()
-            .map(|name| name.trim().to_string())
-            .filter(|_| std::fs::metadata(paths.recording_fragmented()).is_ok_and(|m| m.len() > 0)),
+        None => {
+            let name = tokio::fs::read_to_string(marker(paths)).await.ok();
+            let recorded = tokio::fs::metadata(paths.recording_fragmented())
+                .await
+                .is_ok_and(|m| m.len() > 0);
+            name.map(|n| n.trim().to_string()).filter(|_| recorded)
+        }
     };
     // Session name → its chunks (offset → size) and whether its note is there.
     let mut sessions: BTreeMap<String, (BTreeMap<u64, u64>, bool)> = BTreeMap::new();
@@ -333,15 +336,24 @@ pub struct Placed {
 
 /// The public media of sessions joined one after the other (the joined recording is `total`
 /// long): each session's intervals moved to where it starts and cut where the next one starts.
-/// A later session's public media starts at its first picture at the earliest. Media public up
-/// to where the next session starts stays public until that session's first picture: the
-/// frames shown there are still its own.
+/// A later session's public media starts at its first picture at the earliest. Between a later
+/// session's start and its first picture the joined recording shows the session before, and
+/// plays the later one's first sound: public only when the session before is public up to its
+/// end and the later one from its start.
 pub fn one_timeline(sessions: &[Placed], total: Duration) -> PublicIntervals {
     let mut whole = PublicIntervals::default();
     for (i, s) in sessions.iter().enumerate() {
         let next = sessions.get(i + 1);
         let room = next.map_or(total, |n| n.starts).saturating_sub(s.starts);
-        let seam = next.map_or(Duration::ZERO, |n| n.first_picture);
+        let public_from_its_start = |n: &Placed| {
+            n.public
+                .intervals_ms
+                .first()
+                .is_some_and(|&(start, _)| start == 0)
+        };
+        let seam = next
+            .filter(|n| public_from_its_start(n))
+            .map_or(Duration::ZERO, |n| n.first_picture);
         let first = if i == 0 {
             Duration::ZERO
         } else {
@@ -371,11 +383,6 @@ pub async fn forget(storage: &Storage, paths: &StreamPaths) -> Result<usize, sto
         }
     }
     Ok(deleted)
-}
-
-/// The public media of the current session (its note beside the playlists).
-pub fn current_public(paths: &StreamPaths) -> PublicIntervals {
-    read_public_media(&paths.hls_dir()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -442,7 +449,7 @@ mod tests {
             ],
             ms(14_000),
         );
-        assert_eq!(whole, public(&[(0, 8_100), (10_000, 14_000)]));
+        assert_eq!(whole, public(&[(0, 8_000), (10_000, 14_000)]));
     }
 
     /// A session whose end was lost (its node died before its last chunk went up) is shorter
@@ -457,7 +464,7 @@ mod tests {
             ],
             ms(14_000),
         );
-        assert_eq!(whole, public(&[(0, 8_067), (11_000, 14_000)]));
+        assert_eq!(whole, public(&[(0, 8_000), (11_000, 14_000)]));
     }
 
     #[test]
