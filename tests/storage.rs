@@ -601,3 +601,103 @@ async fn a_store_down_mid_stream_holds_nothing_up_and_uploads_catch_up() -> Resu
     server.stop().await;
     Ok(())
 }
+
+/// Segment numbers named in a playlist (`segNNNNN.ts` / `.m4s`).
+fn segment_numbers_in(playlist: &str) -> Vec<u64> {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("seg")?.split('.').next()?.parse().ok())
+        .collect()
+}
+
+/// A node whose disk never had an ended stream's files (another node of a cluster, or this one
+/// on a new disk) serves them from the bucket under the same rule as the node that made them:
+/// the rehearsal stays its owner's, by playlist, by name and by poster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_files_keeps_the_rehearsal_private() -> Result<()> {
+    let s3 = S3Server::start(0).await?;
+    let mut server = Server::start_with(|c| s3.configure(c)).await?;
+    let (api, token) = (server.api.clone(), server.demo_token.clone());
+    let stream = server.demo_stream.clone();
+    let id = stream["id"].as_str().context("id")?.to_string();
+    let publisher = Publish::small(60.0).spawn(&server.publish_url(&stream))?;
+    let rehearsal = source_segments(&api, &token, &id, 2).await?;
+    api.set_mode(&token, &id, "public").await?;
+    let (_, owners) = api
+        .get_text(&format!("/hls/{id}/source/event.m3u8"), Some(&token))
+        .await?;
+    let at_switch = segment_numbers_in(&owners).last().map_or(0, |n| n + 1);
+    assert!(at_switch >= 2, "{rehearsal}");
+    let index = format!("/hls/{id}/source/index.m3u8");
+    wait_for("two public segments", DEADLINE, || async {
+        let (status, text) = api.get_text(&index, None).await.ok()?;
+        let public = segment_numbers_in(&text);
+        (status == 200 && public.iter().filter(|&&n| n >= at_switch).count() >= 2).then_some(())
+    })
+    .await?;
+    api.end_stream(&token, &id).await?;
+    finish(publisher, DEADLINE).await?;
+    api.recording_ready(&token, &id).await?;
+    let prefix = format!("streams/{id}/");
+    for key in [
+        "hls/source/public.m3u8",
+        "hls/ll/source/public.m3u8",
+        "hls/public-media.json",
+        "thumbnail-public.jpg",
+    ] {
+        wait_for_object(&s3, &format!("{prefix}{key}")).await?;
+    }
+    server.stop().await;
+
+    // The same store and bucket, a disk without the stream.
+    std::fs::remove_dir_all(server.data_dir().join("streams").join(&id))?;
+    let mut config = test_config(&server.data_dir());
+    s3.configure(&mut config);
+    let app = livefront::app::App::start(config).await?;
+    let api = Api::new(&format!("http://{}", app.http_addr));
+    for rehearsed in [
+        format!("/hls/{id}/source/seg00000.ts"),
+        format!("/hls/{id}/ll/source/seg00000.m4s"),
+    ] {
+        assert_eq!(api.status(&rehearsed, None).await?, 404, "{rehearsed}");
+        assert_eq!(
+            api.status(&rehearsed, Some(&token)).await?,
+            200,
+            "{rehearsed}"
+        );
+    }
+    for list in [
+        index.clone(),
+        format!("/hls/{id}/source/event.m3u8"),
+        format!("/hls/{id}/ll/source/index.m3u8"),
+    ] {
+        let (status, text) = api.get_text(&list, None).await?;
+        let listed = segment_numbers_in(&text);
+        assert_eq!(status, 200, "{list}: {text}");
+        assert!(
+            !listed.is_empty() && listed.iter().all(|&n| n >= at_switch),
+            "{list} lists the rehearsal to the public: {text}"
+        );
+        let (_, text) = api.get_text(&list, Some(&token)).await?;
+        assert_eq!(
+            segment_numbers_in(&text).first(),
+            Some(&0),
+            "{list}: {text}"
+        );
+    }
+    let (status, master) = api
+        .get_text(&format!("/hls/{id}/master.m3u8"), None)
+        .await?;
+    assert_eq!(status, 200, "{master}");
+    let poster = api
+        .get_bytes(&format!("/api/v1/streams/{id}/thumbnail.jpg"), None)
+        .await?;
+    let public_poster = s3.get(&format!("{prefix}thumbnail-public.jpg")).await?;
+    assert_eq!(
+        Some(poster.as_slice()),
+        public_poster.as_deref(),
+        "the public poster"
+    );
+    app.stop().await;
+    Ok(())
+}

@@ -114,5 +114,12 @@ pub async fn public_media(
         }));
     }
     let dir = state.registry.paths(id).hls_dir();
-    Ok(hls::keeps_public_files(&dir).then(|| hls::read_public_media(&dir).unwrap_or_default()))
+    if !hls::keeps_public_files(&dir) {
+        return Ok(None);
+    }
+    Ok(Some(
+        hls::read_public_media(&state.files, &dir)
+            .await
+            .unwrap_or_default(),
+    ))
 }

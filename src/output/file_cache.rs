@@ -7,13 +7,15 @@
 //! rename, is read again). The oldest entries go first once [`BUDGET_BYTES`] is used.
 //!
 //! A file no longer on the disk is read from object storage, when there is one (an ended stream's
-//! media once archived, see `crate::storage`); objects never change, so they are kept as read.
+//! media once archived, see `crate::storage`). Media objects never change, so they are kept as
+//! read; playlists and notes do while their stream is live (its node puts them every few
+//! seconds), so they are kept for [`LISTS_KEPT`] only.
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -21,6 +23,9 @@ use bytes::Bytes;
 pub const BUDGET_BYTES: usize = 64 * 1024 * 1024;
 /// Files larger than this are read for each request and not kept.
 const LARGEST_KEPT: usize = BUDGET_BYTES / 8;
+/// How long a playlist or note read from the bucket is kept (the live upload puts a live
+/// stream's every 3 s).
+const LISTS_KEPT: Duration = Duration::from_secs(2);
 
 /// What identifies the contents of a file on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,13 +36,6 @@ struct Version {
 }
 
 impl Version {
-    /// An object read from the bucket: final, never changes.
-    const STORED: Version = Version {
-        inode: 0,
-        len: 0,
-        modified: None,
-    };
-
     fn of(m: &std::fs::Metadata) -> Self {
         Version {
             inode: m.ino(),
@@ -47,9 +45,17 @@ impl Version {
     }
 }
 
+/// Where a kept file was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Disk(Version),
+    /// The bucket: kept for good (`None`) or until then.
+    Bucket(Option<Instant>),
+}
+
 #[derive(Default)]
 struct Entries {
-    files: HashMap<PathBuf, (Version, Bytes)>,
+    files: HashMap<PathBuf, (Origin, Bytes)>,
     /// The paths in `files`, oldest first.
     order: VecDeque<PathBuf>,
     bytes: usize,
@@ -85,7 +91,7 @@ impl FileCache {
             }
             Err(e) => return Err(e),
         };
-        if let Some((v, bytes)) = self.lock().files.get(path)
+        if let Some((Origin::Disk(v), bytes)) = self.lock().files.get(path)
             && *v == version
         {
             return Ok(bytes.clone());
@@ -94,13 +100,15 @@ impl FileCache {
         // Kept only when nothing changed while reading it.
         let after = Version::of(&tokio::fs::metadata(path).await?);
         if after == version && after.len == bytes.len() as u64 && bytes.len() <= LARGEST_KEPT {
-            self.keep(path, version, bytes.clone());
+            self.keep(path, Origin::Disk(version), bytes.clone());
         }
         Ok(bytes)
     }
 
     async fn read_stored(&self, path: &Path, not_found: io::Error) -> io::Result<Bytes> {
-        if let Some((Version::STORED, bytes)) = self.lock().files.get(path) {
+        if let Some((Origin::Bucket(until), bytes)) = self.lock().files.get(path)
+            && until.is_none_or(|until| Instant::now() < until)
+        {
             return Ok(bytes.clone());
         }
         let Some(storage) = &self.storage else {
@@ -109,7 +117,8 @@ impl FileCache {
         match storage.read(path).await {
             Ok(Some(bytes)) => {
                 if bytes.len() <= LARGEST_KEPT {
-                    self.keep(path, Version::STORED, bytes.clone());
+                    let until = changes(path).then(|| Instant::now() + LISTS_KEPT);
+                    self.keep(path, Origin::Bucket(until), bytes.clone());
                 }
                 Ok(bytes)
             }
@@ -118,10 +127,10 @@ impl FileCache {
         }
     }
 
-    fn keep(&self, path: &Path, version: Version, bytes: Bytes) {
+    fn keep(&self, path: &Path, origin: Origin, bytes: Bytes) {
         let mut e = self.lock();
         let added = bytes.len();
-        if let Some((_, old)) = e.files.insert(path.to_path_buf(), (version, bytes)) {
+        if let Some((_, old)) = e.files.insert(path.to_path_buf(), (origin, bytes)) {
             e.bytes -= old.len();
         } else {
             e.order.push_back(path.to_path_buf());
@@ -138,9 +147,25 @@ impl FileCache {
     }
 }
 
+/// Whether the object at `path` may change: a playlist or a note (a live stream's node puts them
+/// again as they grow), not media.
+fn changes(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "m3u8" || e == "json")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn playlists_and_notes_change_media_does_not() {
+        for name in ["event.m3u8", "public.m3u8", "public-media.json"] {
+            assert!(changes(Path::new(name)), "{name}");
+        }
+        for name in ["seg00001.ts", "seg00001.m4s", "init.mp4", "thumbnail.jpg"] {
+            assert!(!changes(Path::new(name)), "{name}");
+        }
+    }
 
     #[tokio::test]
     async fn a_changed_file_is_read_again() {

@@ -1307,9 +1307,13 @@ pub fn close_persisted(hls_dir: &Path, window: usize, target: Duration) -> io::R
     Ok(())
 }
 
-/// Whether the stream kept its public files apart (every stream since they were introduced).
+/// Whether the stream kept its public files apart: every stream since they were introduced.
+/// Only one from before, whose files are on this disk without the note, did not. A stream whose
+/// files are not on this disk (they are in the bucket: another node made them, or this one
+/// before a new disk) is taken to have kept them, so that the public is shown what its public
+/// lists name and nothing else: never the whole stream because a note was not found here.
 pub fn keeps_public_files(hls_dir: &Path) -> bool {
-    hls_dir.join(PUBLIC_MEDIA_FILE).exists()
+    hls_dir.join(PUBLIC_MEDIA_FILE).exists() || !hls_dir.exists()
 }
 
 /// A persisted playlist of an ended stream for `audience` (`master.m3u8`, or a rendition's VOD
@@ -1372,11 +1376,12 @@ pub async fn persisted_serves(
     text.lines().any(|l| l == name || l.contains(&quoted))
 }
 
-/// The public media of an ended stream's first rendition, as persisted (empty when it kept none:
-/// never public, or from before public media was kept).
-pub fn read_public_media(hls_dir: &Path) -> Option<PublicIntervals> {
-    let text = std::fs::read_to_string(hls_dir.join(PUBLIC_MEDIA_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
+/// The public media of an ended stream's first rendition, as persisted (from the bucket when
+/// it is not on this disk); `None` when it kept none: never public, or from before public media
+/// was kept.
+pub async fn read_public_media(files: &FileCache, hls_dir: &Path) -> Option<PublicIntervals> {
+    let text = files.read(&hls_dir.join(PUBLIC_MEDIA_FILE)).await.ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 fn remove_if_there(path: &Path) -> io::Result<()> {
@@ -1633,7 +1638,10 @@ mod tests {
         assert!(serves("seg00003.ts", Audience::Public).await);
         assert!(!serves("seg00001.ts", Audience::Public).await);
         assert!(serves("seg00001.ts", Audience::Owner).await);
-        assert_eq!(read_public_media(hls_dir).unwrap(), hls.public_media());
+        assert_eq!(
+            read_public_media(&files, hls_dir).await.unwrap(),
+            hls.public_media()
+        );
         let master = read(None, MASTER_FILE).await;
         assert!(master.contains("source/index.m3u8"));
     }

@@ -1011,7 +1011,10 @@ impl StreamRegistry {
         let (src, dst) = (paths.recording_fragmented(), paths.recording());
         let done = off_thread(move || recording::finalize(&src, &dst)).await?;
         // What was public of it: the replay anyone may watch, and the clips.
-        let public = hls::read_public_media(&paths.hls_dir()).unwrap_or_default();
+        let this_disk = crate::output::file_cache::FileCache::default();
+        let public = hls::read_public_media(&this_disk, &paths.hls_dir())
+            .await
+            .unwrap_or_default();
         Ok(self.join_sessions(id, paths, session, done, public).await)
     }
 
