@@ -532,15 +532,23 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     .await?;
     assert_eq!(&from_a[4..8], b"ftyp", "an MP4");
     assert_eq!(from_a.len() as u64, ready["bytes"].as_u64().unwrap_or(0));
-    let keys = s3.list(&format!("streams/{id}/")).await?;
-    assert!(
+    // (Served from A's disk until it is archived.)
+    wait_for("the recording in the bucket", DEADLINE, || async {
+        let keys = s3.list(&format!("streams/{id}/")).await.ok()?;
         keys.iter()
-            .any(|(k, size)| k.ends_with("recording.mp4") && *size == from_a.len() as u64),
-        "the recording is in the bucket: {keys:?}"
-    );
-    assert!(
-        !std::fs::exists(dir_a.path().join(format!("streams/{id}/recording.mp4")))?,
-        "A served it from the bucket, not from a copy of its own"
+            .any(|(k, size)| k.ends_with("recording.mp4") && *size == from_a.len() as u64)
+            .then_some(())
+    })
+    .await?;
+    wait_for("A's copy removed once archived", DEADLINE, || async {
+        let mine = dir_a.path().join(format!("streams/{id}/recording.mp4"));
+        (!std::fs::exists(mine).ok()?).then_some(())
+    })
+    .await?;
+    assert_eq!(
+        a.api.get_bytes(&download, Some(&token)).await?,
+        from_a,
+        "A serves it from the bucket then"
     );
 
     // One recording across both sessions: B's (it went to the bucket as it was written, all but
@@ -644,6 +652,21 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
     // grace passed, a node that lives on ends the stream, and makes its recording from what the
     // dead node put in the bucket. (B, restarted, recovers nothing of A's.)
     let b = start(dir_b.path(), "b").await?;
+    // B's disk still has its copy of the first stream's lists as they were when B died; the
+    // stream went on and ended on A. B serves it as it ended, as A does, not its own copy.
+    for (path, who) in [(&event, Some(token.as_str())), (&playlist, None)] {
+        let (_, on_a) = a.api.get_text(path, who).await?;
+        assert!(on_a.contains("#EXT-X-ENDLIST"), "{path} through A: {on_a}");
+        let (status, on_b) = b.api.get_text(path, who).await?;
+        assert_eq!((status, on_b), (200, on_a), "{path} through B");
+    }
+    // (A's segments too, which B's copy of the public list does not name.)
+    let from_a = format!("/hls/{id}/source/{newest}");
+    assert_eq!(
+        b.api.status(&from_a, None).await?,
+        200,
+        "{from_a} through B"
+    );
     let abandoned = a.api.create_stream(&token, "abandoned").await?;
     let id = abandoned["id"].as_str().context("id")?.to_string();
     let key = abandoned["stream_key"].as_str().context("key")?;

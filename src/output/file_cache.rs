@@ -55,9 +55,11 @@ enum Origin {
 
 #[derive(Default)]
 struct Entries {
-    files: HashMap<PathBuf, (Origin, Bytes)>,
+    /// By path and whether from the bucket (a list may be kept from both: see
+    /// [`FileCache::read_newest`]).
+    files: HashMap<(PathBuf, bool), (Origin, Bytes)>,
     /// The paths in `files`, oldest first.
-    order: VecDeque<PathBuf>,
+    order: VecDeque<(PathBuf, bool)>,
     bytes: usize,
 }
 
@@ -91,7 +93,7 @@ impl FileCache {
             }
             Err(e) => return Err(e),
         };
-        if let Some((Origin::Disk(v), bytes)) = self.lock().files.get(path)
+        if let Some((Origin::Disk(v), bytes)) = self.lock().files.get(&(path.to_path_buf(), false))
             && *v == version
         {
             return Ok(bytes.clone());
@@ -105,8 +107,25 @@ impl FileCache {
         Ok(bytes)
     }
 
+    /// A playlist of an ended stream: this disk's copy or the bucket's, whichever is longer. A
+    /// list only grows, so the longer is the newer: a node whose session went on elsewhere (it
+    /// died, or lost its lease) keeps its copy as it was then, and the bucket has the stream as
+    /// it ended. A bucket that does not answer leaves the disk's.
+    pub async fn read_newest(&self, path: &Path) -> io::Result<Bytes> {
+        let here = self.read(path).await?;
+        if self.storage.is_none() || !tokio::fs::try_exists(path).await.unwrap_or(false) {
+            // No bucket, or it came from there already.
+            return Ok(here);
+        }
+        match self.read_stored(path, io::ErrorKind::NotFound.into()).await {
+            Ok(stored) if stored.len() > here.len() => Ok(stored),
+            _ => Ok(here),
+        }
+    }
+
     async fn read_stored(&self, path: &Path, not_found: io::Error) -> io::Result<Bytes> {
-        if let Some((Origin::Bucket(until), bytes)) = self.lock().files.get(path)
+        if let Some((Origin::Bucket(until), bytes)) =
+            self.lock().files.get(&(path.to_path_buf(), true))
             && until.is_none_or(|until| Instant::now() < until)
         {
             return Ok(bytes.clone());
@@ -114,7 +133,12 @@ impl FileCache {
         let Some(storage) = &self.storage else {
             return Err(not_found);
         };
-        match storage.read(path).await {
+        let object = match storage.get_stored(path, None).await {
+            Ok(Some(object)) => object.bytes().await.map(Some).map_err(|e| e.to_string()),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+        match object {
             Ok(Some(bytes)) => {
                 if bytes.len() <= LARGEST_KEPT {
                     let until = changes(path).then(|| Instant::now() + LISTS_KEPT);
@@ -123,17 +147,18 @@ impl FileCache {
                 Ok(bytes)
             }
             Ok(None) => Err(not_found),
-            Err(e) => Err(io::Error::other(e.to_string())),
+            Err(e) => Err(io::Error::other(e)),
         }
     }
 
     fn keep(&self, path: &Path, origin: Origin, bytes: Bytes) {
         let mut e = self.lock();
         let added = bytes.len();
-        if let Some((_, old)) = e.files.insert(path.to_path_buf(), (origin, bytes)) {
+        let key = (path.to_path_buf(), matches!(origin, Origin::Bucket(_)));
+        if let Some((_, old)) = e.files.insert(key.clone(), (origin, bytes)) {
             e.bytes -= old.len();
         } else {
-            e.order.push_back(path.to_path_buf());
+            e.order.push_back(key);
         }
         e.bytes += added;
         while e.bytes > BUDGET_BYTES {
@@ -200,6 +225,9 @@ mod tests {
         let e = cache.lock();
         assert!(e.bytes <= BUDGET_BYTES);
         assert_eq!(e.files.len(), files - 1);
-        assert!(!e.files.contains_key(&dir.path().join("seg00000.ts")));
+        assert!(
+            !e.files
+                .contains_key(&(dir.path().join("seg00000.ts"), false))
+        );
     }
 }

@@ -1339,7 +1339,7 @@ pub async fn read_persisted(
         }
         _ => return None,
     };
-    let bytes = files.read(&path).await.ok()?;
+    let bytes = files.read_newest(&path).await.ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     // A public list without segments (the stream was never public long enough) is not served.
     if public && rendition.is_some() && !text.contains("#EXTINF") {
@@ -1364,7 +1364,7 @@ pub async fn persisted_serves(
         return true;
     }
     let Ok(list) = files
-        .read(&hls_dir.join(rendition).join(PUBLIC_PLAYLIST))
+        .read_newest(&hls_dir.join(rendition).join(PUBLIC_PLAYLIST))
         .await
     else {
         return false;

@@ -231,12 +231,22 @@ impl Storage {
     /// The object of a file that is no longer on the local disk (`None`: on the local disk, or
     /// in neither place), with the client's `Range` passed on.
     pub async fn get(&self, path: &Path, range: Option<&str>) -> Result<Option<Object>, Error> {
-        let Some(bucket) = &self.bucket else {
-            return Ok(None);
-        };
         if tokio::fs::try_exists(path).await.unwrap_or(false) {
             return Ok(None);
         }
+        self.get_stored(path, range).await
+    }
+
+    /// The bucket's object of the file at `path`, whatever the disk holds (`None`: no bucket, or
+    /// not in it).
+    pub async fn get_stored(
+        &self,
+        path: &Path,
+        range: Option<&str>,
+    ) -> Result<Option<Object>, Error> {
+        let Some(bucket) = &self.bucket else {
+            return Ok(None);
+        };
         bucket.get(&self.key(path)?, range).await
     }
 
