@@ -407,6 +407,33 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
         "through the edge"
     );
     assert_eq!(a.api.get_bytes(&segment, None).await?, from_b, "through A");
+    // Closed segments come to A from the bucket (B puts each there as it closes), not from B,
+    // which is not asked (its count of HLS requests stays); an edge keeps them as live media.
+    // The rehearsal's too, for its owner; for anyone else, A asks B, which says no.
+    let rehearsed = format!("/hls/{id}/source/seg00000.ts");
+    let rehearsed_from_b = b.api.get_bytes(&rehearsed, Some(&token)).await?;
+    wait_for("the segments in the bucket", DEADLINE, || async {
+        let keys = s3.list(&format!("streams/{id}/hls/source/")).await.ok()?;
+        let has = |name: &str| keys.iter().any(|(k, _)| k.ends_with(&format!("/{name}")));
+        (has(&public_name) && has("seg00000.ts")).then_some(())
+    })
+    .await?;
+    let asked_b = metric(&b.api, "livefront_hls_requests_total").await?;
+    let answer = a.api.http.get(a.api.url(&segment)).send().await?;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["cache-control"], "public, max-age=4");
+    assert_eq!(answer.bytes().await?, from_b, "from the bucket through A");
+    assert_eq!(
+        a.api.get_bytes(&rehearsed, Some(&token)).await?,
+        rehearsed_from_b,
+        "the rehearsal to its owner, from the bucket through A"
+    );
+    assert_eq!(
+        metric(&b.api, "livefront_hls_requests_total").await?,
+        asked_b,
+        "B was not asked"
+    );
+    assert_eq!(a.api.status(&rehearsed, None).await?, 404);
 
     // Chat over the bus: a viewer on A and one on B hear each other, in one order.
     let ann = viewers.register_viewer("ann").await?;

@@ -380,15 +380,6 @@ fn listed_uris(playlist: &str) -> Vec<String> {
 }
 
 /// The value of a counter or gauge in `/metrics`.
-async fn metric(api: &Api, name: &str) -> Result<u64> {
-    let (_, text) = api.get_text("/metrics", None).await?;
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .with_context(|| format!("{name} in /metrics"))?;
-    Ok(line.trim().parse()?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_segments_of_every_rendition_go_up_while_live_and_only_once() -> Result<()> {
     let dir = tempfile::tempdir()?;

@@ -297,15 +297,20 @@ impl Access {
     /// has ended is kept for good (a takedown then needs a purge). The owner's is `private`.
     pub(super) fn media_cache(&self, segment: std::time::Duration) -> HeaderValue {
         if self.public && self.live.is_some() {
-            let secs = (segment * LIVE_MEDIA_SEGMENTS)
-                .as_secs_f64()
-                .ceil()
-                .max(1.0) as u64;
-            cache_control(true, &format!("max-age={secs}"))
+            live_media_cache(segment)
         } else {
             cache_control(self.public, "max-age=31536000, immutable")
         }
     }
+}
+
+/// `Cache-Control` of public media while its stream is live (on this node or another).
+pub(super) fn live_media_cache(segment: std::time::Duration) -> HeaderValue {
+    let secs = (segment * LIVE_MEDIA_SEGMENTS)
+        .as_secs_f64()
+        .ceil()
+        .max(1.0) as u64;
+    cache_control(true, &format!("max-age={secs}"))
 }
 
 /// A segment, part or init section, with its `Cache-Control` (`Access::media_cache`).

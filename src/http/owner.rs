@@ -4,6 +4,13 @@
 //! answer comes back as it is, streamed: playlists, blocking low-latency reloads, segments and
 //! parts. Only with a shared store (`database.url`); a node relays a request once (a relayed
 //! request is never relayed again).
+//!
+//! Closed segments and init sections come from the bucket instead, with object storage: the
+//! owner puts each there as it closes, and its public lists every few seconds. A node serves one
+//! from there when the bucket has it and the caller may see it under the rules of an ended
+//! stream (the owner anything; anyone else what the bucket's public list names), and asks the
+//! owner otherwise: a segment not up yet, or not yet listed as public (the owner decides). Parts
+//! and playlists always come from the owner: they change with the live edge.
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -121,6 +128,28 @@ pub async fn relay(State(state): State<AppState>, request: Request, next: Next) 
     let Some(owner) = state.owners.elsewhere(&state, &id).await else {
         return next.run(request).await;
     };
+    if state.storage.is_remote() && closed_media(request.uri().path()) {
+        let mut here = Request::new(Body::empty());
+        *here.method_mut() = request.method().clone();
+        *here.uri_mut() = request.uri().clone();
+        *here.headers_mut() = request.headers().clone();
+        *here.extensions_mut() = request.extensions().clone();
+        let mut answer = next.run(here).await;
+        if answer.status().is_success() {
+            // Kept by shared caches as live media is (who may see it can still change).
+            let public = answer
+                .headers()
+                .get(header::CACHE_CONTROL)
+                .is_some_and(|v| v.as_bytes().starts_with(b"public"));
+            if public {
+                answer.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    super::hls::live_media_cache(state.config.hls.segment),
+                );
+            }
+            return answer;
+        }
+    }
     let path = request
         .uri()
         .path_and_query()
@@ -168,9 +197,45 @@ pub async fn relay(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
+/// Whether `path` names a closed segment or an init section (`/hls/{id}/[ll/]{rendition}/…`).
+fn closed_media(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or_default();
+    let numbered = |prefix: &str, suffix: &str| {
+        file.strip_prefix(prefix)
+            .and_then(|f| f.strip_suffix(suffix))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    numbered("seg", ".ts") || numbered("seg", ".m4s") || numbered("init", ".mp4")
+}
+
 /// The stream of a `/hls/{id}/…` request.
 fn stream_of(request: &Request) -> Option<StreamId> {
     let rest = request.uri().path().strip_prefix("/hls/")?;
     let id = rest.split('/').next()?;
     super::hls::valid_name(id).then(|| StreamId(id.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_segments_and_init_sections_not_parts_or_playlists() {
+        for path in [
+            "/hls/abc/source/seg00012.ts",
+            "/hls/abc/ll/source/seg00012.m4s",
+            "/hls/abc/ll/720p/init00000.mp4",
+        ] {
+            assert!(closed_media(path), "{path}");
+        }
+        for path in [
+            "/hls/abc/ll/source/part00012.3.m4s",
+            "/hls/abc/source/index.m3u8",
+            "/hls/abc/master.m3u8",
+            "/hls/abc/source/seg.ts",
+            "/hls/abc/source/seg0001x.ts",
+        ] {
+            assert!(!closed_media(path), "{path}");
+        }
+    }
 }

@@ -1052,6 +1052,16 @@ pub async fn destination_refused(server: &Server, path: &str, says: &[&str]) -> 
     .await
 }
 
+/// The value of the counter or gauge `name` (without labels) in `/metrics`.
+pub async fn metric(api: &Api, name: &str) -> Result<u64> {
+    let (_, text) = api.get_text("/metrics", None).await?;
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .with_context(|| format!("{name} in /metrics"))?;
+    Ok(line.trim().parse()?)
+}
+
 /// Waits until the source rendition lists `n` segments, as MPEG-TS and as low-latency CMAF
 /// (practice streams need the creator); returns the MPEG-TS playlist.
 pub async fn source_segments(api: &Api, token: &str, id: &str, n: usize) -> Result<String> {
