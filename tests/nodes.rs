@@ -434,6 +434,18 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
         "B was not asked"
     );
     assert_eq!(a.api.status(&rehearsed, None).await?, 404);
+    // The poster of a live stream is on its node's disk: A asks B for it.
+    let poster = format!("/api/v1/streams/{id}/thumbnail.jpg");
+    wait_for("B's public poster", DEADLINE, || async {
+        (b.api.status(&poster, None).await.ok()? == 200).then_some(())
+    })
+    .await?;
+    assert!(
+        a.api
+            .get_bytes(&poster, None)
+            .await?
+            .starts_with(&[0xff, 0xd8])
+    );
 
     // Chat over the bus: a viewer on A and one on B hear each other, in one order.
     let ann = viewers.register_viewer("ann").await?;

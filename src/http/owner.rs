@@ -1,4 +1,4 @@
-//! Viewers may ask any node (issue 19): a request under `/hls/` for a stream that is live on
+//! Viewers may ask any node (issue 19): a request under `/hls/` (or for the poster) of a stream live on
 //! another node is relayed to that node (its `node.url`, stored with its lease), which answers it
 //! under the usual rules (the store is shared, so tokens and signatures hold there too), and the
 //! answer comes back as it is, streamed: playlists, blocking low-latency reloads, segments and
@@ -113,7 +113,8 @@ impl Owners {
     }
 }
 
-/// The middleware: relays `/hls/{id}/…` to the stream's node when it is live elsewhere.
+/// The middleware: relays `/hls/{id}/…` and posters to the stream's node when it is live
+/// elsewhere.
 pub async fn relay(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // One node (a store of its own) or an already relayed request: nothing to look up.
     if !state.store.is_shared() || request.headers().contains_key(RELAYED) {
@@ -208,16 +209,44 @@ fn closed_media(path: &str) -> bool {
     numbered("seg", ".ts") || numbered("seg", ".m4s") || numbered("init", ".mp4")
 }
 
-/// The stream of a `/hls/{id}/…` request.
+/// The stream of a `/hls/{id}/…` request, or of its poster (`/api/v1/streams/{id}/thumbnail.jpg`:
+/// a live stream's is on its node's disk, written every few seconds).
 fn stream_of(request: &Request) -> Option<StreamId> {
-    let rest = request.uri().path().strip_prefix("/hls/")?;
-    let id = rest.split('/').next()?;
+    let path = request.uri().path();
+    let id = match path.strip_prefix("/hls/") {
+        Some(rest) => rest.split('/').next()?,
+        None => path
+            .strip_prefix("/api/v1/streams/")?
+            .strip_suffix("/thumbnail.jpg")?,
+    };
     super::hls::valid_name(id).then(|| StreamId(id.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_and_posters_name_their_stream() {
+        let of = |path: &str| stream_of(&Request::get(path).body(Body::empty()).unwrap());
+        assert_eq!(
+            of("/hls/abc/source/index.m3u8"),
+            Some(StreamId("abc".into()))
+        );
+        assert_eq!(
+            of("/api/v1/streams/abc/thumbnail.jpg"),
+            Some(StreamId("abc".into()))
+        );
+        for other in [
+            "/api/v1/streams/abc",
+            "/api/v1/streams/abc/chat",
+            "/api/v1/streams/a/b/thumbnail.jpg",
+            "/hls/../x",
+            "/replays/abc.mp4",
+        ] {
+            assert_eq!(of(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn closed_segments_and_init_sections_not_parts_or_playlists() {
