@@ -559,6 +559,12 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
         sessions_so_far.push((key, body));
     }
 
+    // The host clears the focus on A just before the end: the product's chapter, begun on B (in
+    // B's last seconds, which died with it, if not before: then where A's session starts), ends
+    // there, on the recording's timeline (A stamps it with its own session's media time).
+    let (status, cleared) = a.api.focus(&token, &id, None).await?;
+    assert_eq!(status, 200, "{cleared}");
+
     // Ended through the edge: A, the owner now, ends it, its recording goes to the bucket, and
     // A serves it from there (its own copy is gone once archived).
     viewers.end_stream(&token, &id).await?;
@@ -607,6 +613,22 @@ async fn a_cluster_behind_the_edge_serves_media_chat_and_recordings_from_any_nod
             && recorded >= a_s + b_s - LOST_AT_DEATH_S
             && recorded <= a_s + b_s + 1.0,
         "recording {recorded:.2} s; listed: B {b_s:.2} s, A {a_s:.2} s"
+    );
+    let (_, chapters) = a
+        .api
+        .get(&format!("/api/v1/streams/{id}/chapters"), Some(&token))
+        .await?;
+    let chapter = &chapters["chapters"][0];
+    let (start_s, end_s) = (
+        chapter["start_s"].as_f64().context("start")?,
+        chapter["end_s"].as_f64().context("end")?,
+    );
+    eprintln!(
+        "chapter {start_s:.2}..{end_s:.2} s of {recorded:.2} s (A's session {a_s:.2} s): {chapters}"
+    );
+    assert!(
+        start_s <= recorded - a_s + 0.5 && end_s > recorded - 3.0 && end_s <= recorded + 0.1,
+        "chapter {start_s:.2}..{end_s:.2} s; recording {recorded:.2} s, A's session {a_s:.2} s"
     );
     let replay = wait_for("the public replay through A", DEADLINE, || async {
         a.api

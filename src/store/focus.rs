@@ -215,11 +215,86 @@ impl Store {
             let mut stmt = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM focus_events WHERE stream_id = ?1 ORDER BY seq"
             ))?;
-            let rows = stmt.query_map([stream.0], from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let events = stmt
+                .query_map([&stream.0], from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = c.prepare(
+                "SELECT started_ms, at_ms FROM recording_sessions WHERE stream_id = ?1 \
+                 ORDER BY started_ms",
+            )?;
+            let sessions = stmt
+                .query_map([&stream.0], |r| {
+                    Ok(SessionStart {
+                        started_ms: r.get(0)?,
+                        at_ms: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(on_recording(events, &sessions))
         })
         .await
     }
+
+    /// Where the sessions of the stream's recording start in it (replacing what was said before:
+    /// a recording made again says it anew).
+    pub async fn set_recording_sessions(
+        &self,
+        stream: &StreamId,
+        sessions: &[SessionStart],
+    ) -> Result<(), Error> {
+        let (stream, sessions) = (stream.clone(), sessions.to_vec());
+        self.call(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM recording_sessions WHERE stream_id = ?1",
+                [&stream.0],
+            )?;
+            for s in &sessions {
+                tx.execute(
+                    "INSERT INTO recording_sessions (stream_id, started_ms, at_ms) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![
+                        stream.0,
+                        s.started_ms,
+                        i64::try_from(s.at_ms).unwrap_or(i64::MAX)
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Where a session of a stream's recording starts in it: a stream that went on on another node
+/// is one recording of its sessions (see `streams::sessions`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionStart {
+    /// When the session started: wall clock, ms since the epoch.
+    pub started_ms: i64,
+    /// Where it starts in the recording.
+    pub at_ms: u64,
+}
+
+/// The focus changes on the recording's timeline: each was stamped with the media time of its
+/// session, the latest of `sessions` (in the order they started) to start at or before it (the
+/// first, for one stamped before any). One stamped past what the recording kept of its session
+/// (the last seconds of a node that died) is placed where the next session starts. Without
+/// sessions, as stamped.
+fn on_recording(mut events: Vec<FocusEvent>, sessions: &[SessionStart]) -> Vec<FocusEvent> {
+    for e in &mut events {
+        let at = e.program_date_time.timestamp_millis();
+        let i = sessions
+            .iter()
+            .rposition(|s| s.started_ms <= at)
+            .unwrap_or(0);
+        if let Some(s) = sessions.get(i) {
+            let end = sessions.get(i + 1).map_or(u64::MAX, |next| next.at_ms);
+            e.media_ms = e.media_ms.saturating_add(s.at_ms).min(end);
+        }
+    }
+    events
 }
 
 impl Store {
@@ -291,5 +366,72 @@ impl Store {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::on_both_backends;
+    use crate::store::testing::store_with_stream;
+
+    on_both_backends! {
+        async fn focus_changes_land_where_their_session_starts_in_the_recording() {
+            let (_d, store, s) = store_with_stream("alice").await;
+            let at = |ms: i64| DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap();
+            let product = |id: &str| FocusedProduct {
+                id: ProductId(id.into()),
+                title: id.into(),
+                price: "1.00".into(),
+                currency: "EUR".into(),
+            };
+            // Session one from 0 (B's), session two from 20 s of wall time (A's, after B died),
+            // both stamped with their own media time.
+            store.add_focus(&s.id, Some(product("lip")), 3_000, at(3_000)).await.unwrap();
+            // (In session one's last seconds, which its node took with it when it died.)
+            store.add_focus(&s.id, Some(product("gloss")), 15_000, at(15_000)).await.unwrap();
+            store.add_focus(&s.id, None, 2_000, at(22_000)).await.unwrap();
+            let stamped: Vec<u64> = store
+                .focus_timeline(&s.id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.media_ms)
+                .collect();
+            assert_eq!(stamped, [3_000, 15_000, 2_000], "one session: as stamped");
+            let sessions = |started: i64, at_ms| SessionStart {
+                started_ms: 1_800_000_000_000 + started,
+                at_ms,
+            };
+            // The join measured the second session at 12.5 s of the recording (B's last
+            // seconds died with it).
+            let two = [sessions(0, 0), sessions(20_000, 12_500)];
+            store.set_recording_sessions(&s.id, &two).await.unwrap();
+            let timeline = store.focus_timeline(&s.id).await.unwrap();
+            let placed: Vec<u64> = timeline.iter().map(|e| e.media_ms).collect();
+            assert_eq!(placed, [3_000, 12_500, 14_500]);
+            let chapters = chapters(&timeline, Some(20_000));
+            let spans: Vec<_> = chapters.iter().map(|c| (c.start_ms, c.end_ms)).collect();
+            assert_eq!(spans, [(3_000, Some(12_500)), (12_500, Some(14_500))]);
+            // Made again: said anew, not added to.
+            store.set_recording_sessions(&s.id, &two).await.unwrap();
+            let again: Vec<u64> = store
+                .focus_timeline(&s.id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.media_ms)
+                .collect();
+            assert_eq!(again, placed);
+            store.set_recording_sessions(&s.id, &[]).await.unwrap();
+            let cleared: Vec<u64> = store
+                .focus_timeline(&s.id)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.media_ms)
+                .collect();
+            assert_eq!(cleared, stamped);
+        }
     }
 }

@@ -39,7 +39,7 @@ pub use commerce::{
     AttributionSession, Click, Earnings, EarningsRow, LedgerLine, NewPurchase, Recorded, ShareLink,
 };
 pub use destinations::{Destination, DestinationError, DestinationUrl, NewDestination};
-pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, chapters};
+pub use focus::{Chapter, Clip, ClipState, FocusEvent, FocusedProduct, SessionStart, chapters};
 pub use leases::{Holder, Lease, Renewal};
 pub use lifecycle::StreamEdit;
 pub use model::*;
@@ -88,6 +88,7 @@ migrations!(
     "0021_stream_leases.sql",
     "0022_rate_events.sql",
     "0023_recording_jobs.sql",
+    "0024_recording_sessions.sql",
 );
 const TOKEN_LEN: usize = 40;
 const TOKEN_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

@@ -30,6 +30,7 @@ use crate::pipeline::branch::Branch;
 use crate::pipeline::spec::{LOW_LATENCY_DIR, PipelineSpec, StreamPaths};
 use crate::storage::Storage;
 use crate::storage::live::{Follow, LiveUpload};
+use crate::store::SessionStart;
 use crate::store::destinations::DestinationId;
 use crate::store::sealed::SecretBox;
 use crate::store::{
@@ -946,7 +947,16 @@ impl StreamRegistry {
             _ => self.recording_here(id, paths, session).await,
         };
         let (rec, event) = match result {
-            Ok((done, public, joined)) => {
+            Ok(Made {
+                done,
+                public,
+                sessions,
+                joined,
+            }) => {
+                // Before the clips are cut: their chapters are placed by it.
+                if let Err(e) = store.set_recording_sessions(id, &sessions).await {
+                    tracing::error!(stream = %id, error = %e, "could not store where the recording's sessions start; its chapters are placed as stamped");
+                }
                 let _ = std::fs::remove_file(paths.recording_fragmented());
                 sessions::forget_local(paths);
                 tracing::info!(stream = %id, bytes = done.bytes, duration_s = done.duration.as_secs_f64(), "recording ready");
@@ -1007,7 +1017,7 @@ impl StreamRegistry {
         id: &StreamId,
         paths: &StreamPaths,
         session: Option<&Arc<LiveStream>>,
-    ) -> Result<(recording::Finalized, PublicIntervals, bool), recording::Error> {
+    ) -> Result<Made, recording::Error> {
         let (src, dst) = (paths.recording_fragmented(), paths.recording());
         let done = off_thread(move || recording::finalize(&src, &dst)).await?;
         // What was public of it: the replay anyone may watch, and the clips.
@@ -1026,7 +1036,7 @@ impl StreamRegistry {
         id: &StreamId,
         paths: &StreamPaths,
         storage: &Storage,
-    ) -> Option<Result<(recording::Finalized, PublicIntervals, bool), recording::Error>> {
+    ) -> Option<Result<Made, recording::Error>> {
         let all = match sessions::fetch(storage, paths, None).await {
             Ok(all) if all.is_empty() => return None,
             Ok(all) => all,
@@ -1038,9 +1048,14 @@ impl StreamRegistry {
         let count = all.len();
         let recording = paths.recording();
         let joined = off_thread(move || sessions::join(all, &recording, None)).await;
-        Some(joined.map(|(done, public)| {
+        Some(joined.map(|(done, public, sessions)| {
             tracing::info!(stream = %id, sessions = count, public = ?public.intervals_ms, "the recording is made of the sessions in the bucket");
-            (done, public, true)
+            Made {
+                done,
+                public,
+                sessions,
+                joined: true,
+            }
         }))
     }
 
@@ -1056,7 +1071,13 @@ impl StreamRegistry {
         session: Option<&Arc<LiveStream>>,
         done: recording::Finalized,
         public: PublicIntervals,
-    ) -> (recording::Finalized, PublicIntervals, bool) {
+    ) -> Made {
+        let alone = |done, public, joined| Made {
+            done,
+            public,
+            sessions: Vec::new(),
+            joined,
+        };
         let (Some(storage), Some(current)) = (
             self.remote_storage(),
             session
@@ -1065,27 +1086,33 @@ impl StreamRegistry {
                 .and_then(|dir| dir.file_name())
                 .and_then(|name| name.to_str()),
         ) else {
-            return (done, public, false);
+            return alone(done, public, false);
         };
         let earlier = match sessions::fetch(storage, paths, Some(current)).await {
-            Ok(earlier) if earlier.is_empty() => return (done, public, true),
+            Ok(earlier) if earlier.is_empty() => return alone(done, public, true),
             Ok(earlier) => earlier,
             Err(e) => {
                 tracing::error!(stream = %id, error = %e, "could not read the earlier sessions' recordings from the bucket; the recording holds this session only");
-                return (done, public, false);
+                return alone(done, public, false);
             }
         };
         let count = earlier.len();
         let (recording, kept) = (paths.recording(), public.clone());
-        let joined = off_thread(move || sessions::join(earlier, &recording, Some(kept))).await;
+        let current = Some((current.to_string(), kept));
+        let joined = off_thread(move || sessions::join(earlier, &recording, current)).await;
         match joined {
-            Ok((joined, public)) => {
+            Ok((joined, public, sessions)) => {
                 tracing::info!(stream = %id, earlier = count, duration_s = joined.duration.as_secs_f64(), public = ?public.intervals_ms, "the recording joins the earlier sessions' recordings");
-                (joined, public, true)
+                Made {
+                    done: joined,
+                    public,
+                    sessions,
+                    joined: true,
+                }
             }
             Err(e) => {
                 tracing::error!(stream = %id, error = %e, "joining the earlier sessions' recordings failed; the recording holds this session only");
-                (done, public, false)
+                alone(done, public, false)
             }
         }
     }
@@ -2043,6 +2070,16 @@ fn keep_previous_session(hls: &HlsOutput, paths: &StreamPaths) {
             }
         }
     }
+}
+
+/// A recording made: the file, its public media, where its sessions start in it (none when it
+/// holds one session), and whether the bucket's copies of the sessions are to be deleted once it
+/// is archived.
+struct Made {
+    done: recording::Finalized,
+    public: PublicIntervals,
+    sessions: Vec<SessionStart>,
+    joined: bool,
 }
 
 /// `f` on a blocking thread (a remux, a join: minutes of disk I/O for a long recording).

@@ -25,6 +25,7 @@ use crate::output::visibility::PublicIntervals;
 use crate::pipeline::spec::StreamPaths;
 use crate::storage::live::{Follow, chunk_name, chunk_offset};
 use crate::storage::{self, Storage};
+use crate::store::SessionStart;
 
 /// The folder of a stream's sessions (in the bucket; on the disk only while joining).
 const SESSIONS_DIR: &str = "recording-sessions";
@@ -36,6 +37,11 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(1800);
 /// The name of a session of a stream: the fence of its node's lease and when it started.
 pub fn name(fence: i64, started: chrono::DateTime<chrono::Utc>) -> String {
     format!("{fence:012}-{:013}", started.timestamp_millis().max(0))
+}
+
+/// When the session of that name started (ms since the epoch).
+fn started_ms(name: &str) -> Option<i64> {
+    name.split_once('-')?.1.parse().ok()
 }
 
 /// What of a session goes to the bucket while it is live.
@@ -198,8 +204,8 @@ async fn read_note(storage: &Storage, path: &Path) -> Result<PublicIntervals, st
 }
 
 /// The recording made of the `earlier` sessions and then the current one (`recording`, already
-/// finalised, with `current` its public media; replaced by the joined file), written to
-/// `recording`, and the public media of the whole. Without a current session (`None`: a stream
+/// finalised; `current` its name and public media; replaced by the joined file), written to
+/// `recording`, the public media of the whole, and where each session starts in it. Without a current session (`None`: a stream
 /// whose node died, finished by another) it is made of the earlier ones alone. Sessions that
 /// cannot be finalised (nothing whole in them) are left out. Blocking.
 ///
@@ -210,37 +216,41 @@ async fn read_note(storage: &Storage, path: &Path) -> Result<PublicIntervals, st
 pub fn join(
     earlier: Vec<Session>,
     recording: &Path,
-    current: Option<PublicIntervals>,
-) -> Result<(Finalized, PublicIntervals), recording::Error> {
+    current: Option<(String, PublicIntervals)>,
+) -> Result<(Finalized, PublicIntervals, Vec<SessionStart>), recording::Error> {
     let Some(dir) = recording.parent().map(|d| d.join(SESSIONS_DIR)) else {
         return Err(recording::Error::Empty);
     };
     let result = join_in(&dir, earlier, recording, current);
     let _ = std::fs::remove_dir_all(&dir);
-    let public = result?;
-    Ok((written(recording)?, public))
+    let (public, starts) = result?;
+    Ok((written(recording)?, public, starts))
 }
 
 fn join_in(
     dir: &Path,
     earlier: Vec<Session>,
     recording: &Path,
-    current: Option<PublicIntervals>,
-) -> Result<PublicIntervals, recording::Error> {
+    current: Option<(String, PublicIntervals)>,
+) -> Result<(PublicIntervals, Vec<SessionStart>), recording::Error> {
     let pieces = dir.join("pieces");
     let _ = std::fs::remove_dir_all(&pieces);
     std::fs::create_dir_all(&pieces).map_err(io_err(&pieces))?;
     let (joined, next) = (pieces.join("piece00000.mp4"), pieces.join("piece00001.mp4"));
     let part = pieces.join("joined.mp4.part");
     let mut sessions: Vec<Placed> = Vec::new();
+    let mut starts: Vec<SessionStart> = Vec::new();
     let sources = earlier
         .into_iter()
-        .map(|s| (Source::Fragmented(s.fragmented, s.name), s.public))
-        .chain(current.map(|public| (Source::Finalised(recording.to_path_buf()), public)));
-    for (source, public) in sources {
+        .map(|s| (Source::Fragmented(s.fragmented), s.name, s.public))
+        .chain(
+            current
+                .map(|(name, public)| (Source::Finalised(recording.to_path_buf()), name, public)),
+        );
+    for (source, name, public) in sources {
         let into = if sessions.is_empty() { &joined } else { &next };
         let added = match &source {
-            Source::Fragmented(fragmented, name) => piece_of(fragmented, into).inspect_err(|e| {
+            Source::Fragmented(fragmented) => piece_of(fragmented, into).inspect_err(|e| {
                 tracing::warn!(session = %name, error = %e, "an earlier session's recording is left out")
             }),
             // A link: the joined file replaces `path` by a rename in the end.
@@ -255,20 +265,22 @@ fn join_in(
             (Err(_), Source::Fragmented(..)) => continue,
         };
         let first_picture = recording::first_picture(into).map_err(io_err(into))?;
-        if sessions.is_empty() {
-            sessions.push(Placed {
-                starts: Duration::ZERO,
-                first_picture,
-                public,
+        let at = if sessions.is_empty() {
+            Duration::ZERO
+        } else {
+            recording::join(&pieces, &part, JOIN_TIMEOUT)?;
+            std::fs::rename(&part, &joined).map_err(io_err(&joined))?;
+            std::fs::remove_file(&next).map_err(io_err(&next))?;
+            length(&joined)?.saturating_sub(length_of_it)
+        };
+        if let Some(started_ms) = started_ms(&name) {
+            starts.push(SessionStart {
+                started_ms,
+                at_ms: u64::try_from(at.as_millis()).unwrap_or(u64::MAX),
             });
-            continue;
         }
-        recording::join(&pieces, &part, JOIN_TIMEOUT)?;
-        std::fs::rename(&part, &joined).map_err(io_err(&joined))?;
-        std::fs::remove_file(&next).map_err(io_err(&next))?;
-        let starts = length(&joined)?.saturating_sub(length_of_it);
         sessions.push(Placed {
-            starts,
+            starts: at,
             first_picture,
             public,
         });
@@ -278,13 +290,13 @@ fn join_in(
     }
     let total = length(&joined)?;
     std::fs::rename(&joined, recording).map_err(io_err(recording))?;
-    Ok(one_timeline(&sessions, total))
+    Ok((one_timeline(&sessions, total), starts))
 }
 
 /// Where a session's recording comes from.
 enum Source {
-    /// An earlier session's fragmented recording (and its name).
-    Fragmented(PathBuf, String),
+    /// An earlier session's fragmented recording.
+    Fragmented(PathBuf),
     /// The current session's, finalised.
     Finalised(PathBuf),
 }
@@ -405,6 +417,13 @@ mod tests {
             first_picture: ms(first_picture),
             public: public(intervals),
         }
+    }
+
+    #[test]
+    fn a_session_name_says_when_it_started() {
+        let started = chrono::DateTime::from_timestamp_millis(1_800_000_123_456).unwrap();
+        assert_eq!(started_ms(&name(42, started)), Some(1_800_000_123_456));
+        assert_eq!(started_ms("garbage"), None);
     }
 
     #[test]
