@@ -375,6 +375,11 @@ mod tests {
     use crate::store::on_both_backends;
     use crate::store::testing::store_with_stream;
 
+    async fn media_times(store: &Store, stream: &StreamId) -> Vec<u64> {
+        let timeline = store.focus_timeline(stream).await.unwrap();
+        timeline.iter().map(|e| e.media_ms).collect()
+    }
+
     on_both_backends! {
         async fn focus_changes_land_where_their_session_starts_in_the_recording() {
             let (_d, store, s) = store_with_stream("alice").await;
@@ -391,13 +396,7 @@ mod tests {
             // (In session one's last seconds, which its node took with it when it died.)
             store.add_focus(&s.id, Some(product("gloss")), 15_000, at(15_000)).await.unwrap();
             store.add_focus(&s.id, None, 2_000, at(22_000)).await.unwrap();
-            let stamped: Vec<u64> = store
-                .focus_timeline(&s.id)
-                .await
-                .unwrap()
-                .iter()
-                .map(|e| e.media_ms)
-                .collect();
+            let stamped = media_times(&store, &s.id).await;
             assert_eq!(stamped, [3_000, 15_000, 2_000], "one session: as stamped");
             let sessions = |started: i64, at_ms| SessionStart {
                 started_ms: 1_800_000_000_000 + started,
@@ -415,23 +414,9 @@ mod tests {
             assert_eq!(spans, [(3_000, Some(12_500)), (12_500, Some(14_500))]);
             // Made again: said anew, not added to.
             store.set_recording_sessions(&s.id, &two).await.unwrap();
-            let again: Vec<u64> = store
-                .focus_timeline(&s.id)
-                .await
-                .unwrap()
-                .iter()
-                .map(|e| e.media_ms)
-                .collect();
-            assert_eq!(again, placed);
+            assert_eq!(media_times(&store, &s.id).await, placed);
             store.set_recording_sessions(&s.id, &[]).await.unwrap();
-            let cleared: Vec<u64> = store
-                .focus_timeline(&s.id)
-                .await
-                .unwrap()
-                .iter()
-                .map(|e| e.media_ms)
-                .collect();
-            assert_eq!(cleared, stamped);
+            assert_eq!(media_times(&store, &s.id).await, stamped);
         }
     }
 }
