@@ -80,14 +80,19 @@ pub struct Chapter {
 }
 
 /// The chapters of a focus timeline: one per focused product, until the next change or `end_ms`
-/// (the recording's duration once the stream has ended).
+/// (the recording's duration once the stream has ended), never past `end_ms` (a change is stamped
+/// with the newest frame ingested, which the recording may end a few frames before).
 pub fn chapters(timeline: &[FocusEvent], end_ms: Option<u64>) -> Vec<Chapter> {
     timeline
         .iter()
         .enumerate()
         .filter_map(|(i, e)| {
             let product = e.product.clone()?;
-            let end = timeline.get(i + 1).map(|next| next.media_ms).or(end_ms);
+            let end = match (timeline.get(i + 1), end_ms) {
+                (Some(next), Some(end)) => Some(next.media_ms.min(end)),
+                (Some(next), None) => Some(next.media_ms),
+                (None, end) => end,
+            };
             Some(Chapter {
                 seq: e.seq,
                 product,
@@ -412,6 +417,12 @@ mod tests {
             let chapters = chapters(&timeline, Some(20_000));
             let spans: Vec<_> = chapters.iter().map(|c| (c.start_ms, c.end_ms)).collect();
             assert_eq!(spans, [(3_000, Some(12_500)), (12_500, Some(14_500))]);
+            // Never past the recording's end.
+            let short: Vec<_> = super::chapters(&timeline, Some(14_000))
+                .iter()
+                .map(|c| c.end_ms)
+                .collect();
+            assert_eq!(short, [Some(12_500), Some(14_000)]);
             // Made again: said anew, not added to.
             store.set_recording_sessions(&s.id, &two).await.unwrap();
             assert_eq!(media_times(&store, &s.id).await, placed);
