@@ -783,3 +783,63 @@ fn a_killed_test_process_leaves_no_server_behind() -> Result<()> {
     }
     Ok(())
 }
+
+/// TLS to PostgreSQL with libpq's names (`sslmode=require`, `sslrootcert`): the store's
+/// connections are encrypted once the server's certificate checks out against the root given,
+/// and a server it cannot check, or one without TLS, is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_reaches_postgres_over_tls_and_checks_the_server() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = common::self_signed_certificate(dir.path()).await?;
+    let (c, k) = (cert.clone(), key.clone());
+    let pg = tokio::task::spawn_blocking(move || Postgres::start_with_tls(&c, &k)).await??;
+    let database = tokio::task::block_in_place(|| pg.fresh_database())?;
+    let url = format!("{database}?sslmode=require&sslrootcert={}", cert.display());
+    let store = Store::connect(&url).await?;
+    let name = database
+        .rsplit('/')
+        .next()
+        .context("database name")?
+        .to_string();
+    let (admin, query) = (
+        pg.url(),
+        format!(
+            "SELECT s.ssl::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = '{name}'"
+        ),
+    );
+    let ssl =
+        tokio::task::spawn_blocking(move || common::postgres::texts(&admin, &query)).await??;
+    assert!(
+        !ssl.is_empty() && ssl.iter().all(|s| s == "true"),
+        "the store's connections: {ssl:?}"
+    );
+    drop(store);
+
+    // Not the root that signed it (the system's roots only): refused, and said why.
+    let unchecked = format!("{database}?sslmode=require");
+    let refused = Store::connect(&unchecked)
+        .await
+        .err()
+        .context("connected")?;
+    assert!(
+        refused.to_string().contains("certificate"),
+        "refused with: {refused}"
+    );
+    // A server without TLS: refused too.
+    let plain = tokio::task::spawn_blocking(Postgres::start).await??;
+    let plain_url = format!(
+        "{}?sslmode=require&sslrootcert={}",
+        tokio::task::block_in_place(|| plain.fresh_database())?,
+        cert.display()
+    );
+    let refused = Store::connect(&plain_url)
+        .await
+        .err()
+        .context("connected")?;
+    assert!(
+        refused.to_string().contains("does not support TLS"),
+        "refused with: {refused}"
+    );
+    Ok(())
+}

@@ -52,7 +52,24 @@ impl DatabaseConfig {
                 redacted(text)
             ));
         }
-        text.parse::<postgres::Config>()
+        // `sslrootcert` is libpq's; the store reads it (TLS), the client library does not.
+        let mut checked = url.clone();
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .into_owned()
+            .filter(|(k, _)| k != "sslrootcert")
+            .collect();
+        checked.set_query(None);
+        if !kept.is_empty() {
+            checked.query_pairs_mut().extend_pairs(kept);
+        }
+        if let Some((_, file)) = url.query_pairs().find(|(k, _)| k == "sslrootcert") {
+            std::fs::metadata(file.as_ref())
+                .map_err(|e| format!("{}: sslrootcert {file}: {e}", redacted(text)))?;
+        }
+        checked
+            .as_str()
+            .parse::<postgres::Config>()
             .map(|_| ())
             .map_err(|e| format!("{}: {e}", redacted(text)))
     }
@@ -71,6 +88,18 @@ mod tests {
             .validate()
         };
         assert_eq!(ok("postgres://lf:secret@127.0.0.1:5432/livefront"), Ok(()));
+        // TLS with libpq's names; the root certificate must be there.
+        let root = tempfile::NamedTempFile::new().unwrap();
+        let root = root.path().display();
+        let tls = format!("postgres://db.internal/livefront?sslmode=require&sslrootcert={root}");
+        assert_eq!(ok(&tls), Ok(()));
+        let missing = ok("postgres://db/lf?sslmode=require&sslrootcert=/nonexistent/ca.pem");
+        assert!(
+            missing
+                .unwrap_err()
+                .contains("sslrootcert /nonexistent/ca.pem")
+        );
+        assert!(ok("postgres://db/lf?sslmode=sometimes").is_err());
         assert_eq!(
             ok("postgresql://db.internal/livefront?connect_timeout=5"),
             Ok(())

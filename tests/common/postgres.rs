@@ -39,6 +39,16 @@ pub struct Postgres {
 impl Postgres {
     /// Creates a cluster and starts its server; returns once it accepts connections.
     pub fn start() -> Result<Postgres> {
+        Postgres::start_with(&[])
+    }
+
+    /// A server that also speaks TLS, with the PEM certificate `cert` and its key `key`.
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Result<Postgres> {
+        Postgres::start_with(&[cert, key])
+    }
+
+    /// `tls`: none, or the certificate and the key.
+    fn start_with(tls: &[&Path]) -> Result<Postgres> {
         let bin = bin_dir()?;
         let dir = tempfile::Builder::new().prefix("livefront-pg-").tempdir()?;
         let user = RunAs::current()?;
@@ -62,10 +72,25 @@ impl Postgres {
         if !status.status.success() {
             bail!("initdb failed: {}", String::from_utf8_lossy(&status.stderr));
         }
+        // The server reads its key only when it is the server user's and no one else's.
+        let mut settings = Vec::new();
+        if let [cert, key] = tls {
+            for (from, name, setting) in [
+                (cert, "server.crt", "ssl_cert_file"),
+                (key, "server.key", "ssl_key_file"),
+            ] {
+                let to = dir.path().join(name);
+                std::fs::copy(from, &to)?;
+                std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+                user.own(&to)?;
+                settings.push(format!("{setting}={}", to.display()));
+            }
+            settings.push("ssl=on".to_string());
+        }
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
-            match spawn_server(&bin, &user, dir.path(), &data, port) {
+            match spawn_server(&bin, &user, dir.path(), &data, port, &settings) {
                 Ok(mut server) => {
                     let (watchdog, pipe) = match spawn_watchdog(server.id(), dir.path()) {
                         Ok(w) => w,
@@ -225,7 +250,14 @@ fn free_port() -> Result<u16> {
 }
 
 /// Starts the server and waits until it answers a query (or exits, or the deadline passes).
-fn spawn_server(bin: &Path, user: &RunAs, dir: &Path, data: &Path, port: u16) -> Result<Child> {
+fn spawn_server(
+    bin: &Path,
+    user: &RunAs,
+    dir: &Path,
+    data: &Path,
+    port: u16,
+    settings: &[String],
+) -> Result<Child> {
     let log = dir.join(format!("server-{port}.log"));
     let log_file = std::fs::File::create(&log)?;
     user.own(&log)?;
@@ -238,6 +270,7 @@ fn spawn_server(bin: &Path, user: &RunAs, dir: &Path, data: &Path, port: u16) ->
         .args(["-c", &format!("unix_socket_directories={}", dir.display())])
         .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
         .args(["-c", "synchronous_commit=off"])
+        .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
