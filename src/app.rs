@@ -159,7 +159,9 @@ impl App {
         let node = config.node.id_or_random();
         let live = LiveHub::with_buffer(config.chat.queue);
         let live = match &config.bus.url {
-            Some(url) => live.with_bus(Arc::new(crate::bus::Bus::connect(url, &node).await?)),
+            Some(url) => live.with_bus(Arc::new(
+                crate::bus::Bus::connect(url, &node, config.bus.ca.as_deref()).await?,
+            )),
             None => live,
         };
         let secret = Arc::new(store.signing_secret().await?);

@@ -5,6 +5,7 @@
 //! The bus never stops the node: publishing only queues (a full queue, or a bus that is down,
 //! drops the message and counts it), and reconnecting, resubscribing included, is the NATS
 //! client's job. What each message means is the business of whoever sends it (`live::nodes`).
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -59,10 +60,18 @@ pub struct Bus {
 
 impl Bus {
     /// Connects in the background (the node starts whether the bus is up or not) as `node`.
-    pub async fn connect(url: &str, node: &str) -> Result<Bus, Error> {
+    /// `ca`: the PEM root certificate(s) of the server's, instead of the system's; TLS is then
+    /// required (as it is by a `tls://` URL).
+    pub async fn connect(url: &str, node: &str, ca: Option<&Path>) -> Result<Bus, Error> {
         let stats = Arc::new(Stats::default());
         let events = stats.clone();
-        let client = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(ca) = ca {
+            options = options
+                .add_root_certificates(ca.to_path_buf())
+                .require_tls(true);
+        }
+        let client = options
             .name(node)
             // This node's own messages are not sent back to it (the envelope says so too).
             .no_echo()

@@ -98,6 +98,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[
     ("database_url", "database.url"),
     ("node_id", "node.id"),
     ("bus_url", "bus.url"),
+    ("bus_ca", "bus.ca"),
     ("node_url", "node.url"),
     ("node_lease_ttl", "node.lease_ttl"),
     ("storage_url", "storage.url"),

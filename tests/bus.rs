@@ -283,3 +283,42 @@ async fn cross_node_chat_latency() -> Result<()> {
     drop(nats);
     Ok(())
 }
+
+/// TLS to the bus (`tls://` with `bus.ca`, a private authority's certificate): a node joins once
+/// the server's certificate checks out against it; a node that checks against the system's roots
+/// only is not let on (the server logs the failed handshake) and runs on without the bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaches_the_bus_over_tls_and_checks_the_server() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (ca, cert, key) = certificate_authority(dir.path()).await?;
+    let nats = tokio::task::spawn_blocking(move || Nats::start_with_tls(&cert, &key)).await??;
+    let url = nats.tls_url();
+    let database = fresh_database().await?;
+    let mut checked = Server::start_with(|c| {
+        c.database.url = Some(database.clone());
+        c.bus.url = Some(url.clone());
+        c.bus.ca = Some(ca.clone());
+    })
+    .await?;
+    wait_metric(&checked.api, "livefront_bus_connected", 1).await?;
+    checked.stop().await;
+
+    let mut unchecked = Server::start_joining(|c| {
+        c.database.url = Some(database.clone());
+        c.bus.url = Some(url.clone());
+    })
+    .await?;
+    wait_for(
+        "the refused handshake in the server's log",
+        DEADLINE,
+        || async { nats.log().contains("TLS handshake error").then_some(()) },
+    )
+    .await?;
+    assert_eq!(
+        metric(&unchecked.api, "livefront_bus_connected").await?,
+        Some(0)
+    );
+    assert_eq!(unchecked.api.status("/healthz", None).await?, 200);
+    unchecked.stop().await;
+    Ok(())
+}

@@ -6,9 +6,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusConfig {
-    /// `nats://host:port`; unset = in-process only (one node).
+    /// `nats://host:port`, or `tls://host:port` for TLS only; unset = in-process only (one node).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// A PEM file of the root certificate(s) that the NATS server's certificate is checked
+    /// against instead of the system's (a private CA); TLS is then required whatever the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl BusConfig {
@@ -17,8 +21,14 @@ impl BusConfig {
         let Some(text) = &self.url else {
             return Ok(());
         };
-        let shape = || format!("{text:?} is not nats://host:port");
-        let rest = text.strip_prefix("nats://").ok_or_else(shape)?;
+        if let Some(ca) = &self.ca {
+            std::fs::metadata(ca).map_err(|e| format!("bus.ca {}: {e}", ca.display()))?;
+        }
+        let shape = || format!("{text:?} is not nats://host:port (or tls://host:port)");
+        let rest = text
+            .strip_prefix("nats://")
+            .or_else(|| text.strip_prefix("tls://"))
+            .ok_or_else(shape)?;
         let (host, port) = rest.rsplit_once(':').ok_or_else(shape)?;
         let host_ok = !host.is_empty()
             && host
@@ -40,12 +50,14 @@ mod tests {
         let check = |u: &str| {
             BusConfig {
                 url: Some(u.into()),
+                ca: None,
             }
             .validate()
         };
         assert_eq!(BusConfig::default().validate(), Ok(()));
         for good in [
             "nats://127.0.0.1:4222",
+            "tls://bus.internal:4222",
             "nats://bus.internal:4222",
             "nats://[::1]:4222",
         ] {
@@ -58,9 +70,19 @@ mod tests {
             "nats://127.0.0.1:0",
             "nats://user:pw@host:4222",
             "nats://host:4222/path",
-            "tls://host:4222",
+            "tcp://host:4222",
         ] {
             assert!(check(bad).is_err(), "{bad}");
         }
+        let missing = BusConfig {
+            url: Some("tls://bus:4222".into()),
+            ca: Some("/nonexistent/ca.pem".into()),
+        };
+        assert!(
+            missing
+                .validate()
+                .unwrap_err()
+                .contains("bus.ca /nonexistent/ca.pem")
+        );
     }
 }

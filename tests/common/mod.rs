@@ -1105,6 +1105,75 @@ pub fn shop_signature(secret: &str, t: i64, body: &[u8]) -> String {
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost (openssl, as an operator would make one).
+/// A certificate authority and a server certificate it signed for 127.0.0.1 and localhost, in
+/// `dir`: (the authority's certificate, the server's certificate, the server's key), PEM.
+pub async fn certificate_authority(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let extensions = dir.join("server.ext");
+    std::fs::write(
+        &extensions,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<String>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "2", "-subj", "/CN=livefront test CA"],
+        ]
+        .concat()
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["-keyout", &path("ca.key"), "-out", &path("ca.pem")].map(String::from))
+        .collect(),
+        [&["req"][..], &ec, &["-subj", "/CN=localhost"]]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["-keyout", &path("key.pem"), "-out", &path("server.csr")].map(String::from))
+            .collect(),
+        [
+            "x509",
+            "-req",
+            "-in",
+            &path("server.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &extensions.to_string_lossy(),
+            "-out",
+            &path("cert.pem"),
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for args in &steps {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run("openssl", &args, DEADLINE).await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    ))
+}
+
 pub async fn self_signed_certificate(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = run(

@@ -3,6 +3,7 @@
 //! if the test process dies without dropping it. `kill` and `restart` (same port) let a test take
 //! the bus away from the nodes and give it back.
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,8 @@ const PORT_ATTEMPTS: usize = 3;
 
 pub struct Nats {
     port: u16,
+    /// The server's arguments beyond its address (TLS).
+    args: Vec<String>,
     server: Option<Running>,
 }
 
@@ -30,13 +33,30 @@ struct Running {
 impl Nats {
     /// Starts a server; returns once it accepts connections.
     pub fn start() -> Result<Nats> {
+        Nats::start_with(Vec::new())
+    }
+
+    /// A server that speaks TLS only, with the PEM certificate `cert` and its key `key`.
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Result<Nats> {
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        Nats::start_with(vec![
+            "--tls".into(),
+            "--tlscert".into(),
+            cert,
+            "--tlskey".into(),
+            key,
+        ])
+    }
+
+    fn start_with(args: Vec<String>) -> Result<Nats> {
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            match Running::start(port) {
+            match Running::start(port, &args) {
                 Ok(server) => {
                     return Ok(Nats {
                         port,
+                        args,
                         server: Some(server),
                     });
                 }
@@ -51,6 +71,19 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// `tls://127.0.0.1:PORT`.
+    pub fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        self.server
+            .as_ref()
+            .and_then(|s| std::fs::read_to_string(s.log.path()).ok())
+            .unwrap_or_default()
+    }
+
     /// Kills the server (SIGKILL: no goodbye to its clients) and waits until it is gone.
     pub fn kill(&mut self) {
         if let Some(running) = self.server.take() {
@@ -61,7 +94,7 @@ impl Nats {
     /// Starts the server again on the same port.
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
-        self.server = Some(Running::start(self.port)?);
+        self.server = Some(Running::start(self.port, &self.args)?);
         Ok(())
     }
 }
@@ -73,13 +106,14 @@ impl Drop for Nats {
 }
 
 impl Running {
-    fn start(port: u16) -> Result<Running> {
+    fn start(port: u16, args: &[String]) -> Result<Running> {
         let log = tempfile::Builder::new()
             .prefix("livefront-nats-")
             .suffix(".log")
             .tempfile()?;
         let mut server = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.reopen()?)
             .stderr(log.reopen()?)
