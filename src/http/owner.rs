@@ -1,9 +1,9 @@
-//! Viewers may ask any node (issue 19): a request under `/hls/` (or for the poster) of a stream live on
-//! another node is relayed to that node (its `node.url`, stored with its lease), which answers it
-//! under the usual rules (the store is shared, so tokens and signatures hold there too), and the
-//! answer comes back as it is, streamed: playlists, blocking low-latency reloads, segments and
-//! parts. Only with a shared store (`database.url`); a node relays a request once (a relayed
-//! request is never relayed again).
+//! Viewers may ask any node (issue 19): a request under `/hls/` (or for the poster) of a stream
+//! live on another node is relayed to that node (its `node.url`, stored with its lease), which
+//! answers it under the usual rules (the store is shared, so tokens and signatures hold there
+//! too), and the answer comes back as it is, streamed: playlists, blocking low-latency reloads,
+//! segments and parts. Only with a shared store (`database.url`); a node relays a request once
+//! (a relayed request is never relayed again).
 //!
 //! Closed segments and init sections come from the bucket instead, with object storage: the
 //! owner puts each there as it closes, and its public lists every few seconds. A node serves one

@@ -205,9 +205,10 @@ async fn read_note(storage: &Storage, path: &Path) -> Result<PublicIntervals, st
 
 /// The recording made of the `earlier` sessions and then the current one (`recording`, already
 /// finalised; `current` its name and public media; replaced by the joined file), written to
-/// `recording`, the public media of the whole, and where each session starts in it. Without a current session (`None`: a stream
-/// whose node died, finished by another) it is made of the earlier ones alone. Sessions that
-/// cannot be finalised (nothing whole in them) are left out. Blocking.
+/// `recording`, the public media of the whole, and where each session starts in it. Without a
+/// current session (`None`: a stream whose node died, finished by another) it is made of the
+/// earlier ones alone. Sessions that cannot be finalised (nothing whole in them) are left out.
+/// Blocking.
 ///
 /// The sessions are joined one at a time, and where each one starts in the joined file is read
 /// back from it (the joined length less the session's own): `splitmuxsrc` starts a file at the
