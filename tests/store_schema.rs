@@ -795,6 +795,10 @@ async fn the_store_reaches_postgres_over_tls_and_checks_the_server() -> Result<(
     let pg = tokio::task::spawn_blocking(move || Postgres::start_with_tls(&c, &k)).await??;
     let database = tokio::task::block_in_place(|| pg.fresh_database())?;
     let url = format!("{database}?sslmode=require&sslrootcert={}", cert.display());
+    let config = livefront::config::database::DatabaseConfig {
+        url: Some(url.clone()),
+    };
+    assert_eq!(config.validate(), Ok(()), "the setting is accepted");
     let store = Store::connect(&url).await?;
     let name = database
         .rsplit('/')

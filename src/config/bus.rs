@@ -22,7 +22,11 @@ impl BusConfig {
             return Ok(());
         };
         if let Some(ca) = &self.ca {
-            std::fs::metadata(ca).map_err(|e| format!("bus.ca {}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|e| format!("bus.ca {}: {e}", ca.display()))?;
+            let certs = rustls_pemfile::certs(&mut &pem[..]).unwrap_or_default();
+            if certs.is_empty() {
+                return Err(format!("bus.ca {}: no PEM certificate in it", ca.display()));
+            }
         }
         let shape = || format!("{text:?} is not nats://host:port (or tls://host:port)");
         let rest = text
@@ -83,6 +87,18 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .contains("bus.ca /nonexistent/ca.pem")
+        );
+        let garbage = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(garbage.path(), "not a certificate").unwrap();
+        let not_pem = BusConfig {
+            url: Some("tls://bus:4222".into()),
+            ca: Some(garbage.path().into()),
+        };
+        assert!(
+            not_pem
+                .validate()
+                .unwrap_err()
+                .contains("no PEM certificate")
         );
     }
 }

@@ -52,23 +52,11 @@ impl DatabaseConfig {
                 redacted(text)
             ));
         }
-        // `sslrootcert` is libpq's; the store reads it (TLS), the client library does not.
-        let mut checked = url.clone();
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .into_owned()
-            .filter(|(k, _)| k != "sslrootcert")
-            .collect();
-        checked.set_query(None);
-        if !kept.is_empty() {
-            checked.query_pairs_mut().extend_pairs(kept);
-        }
-        if let Some((_, file)) = url.query_pairs().find(|(k, _)| k == "sslrootcert") {
-            std::fs::metadata(file.as_ref())
-                .map_err(|e| format!("{}: sslrootcert {file}: {e}", redacted(text)))?;
-        }
-        checked
-            .as_str()
+        // TLS as the store will set it up (`sslrootcert` read and checked), and the rest as the
+        // client library reads it.
+        let (plain, _) =
+            crate::store::db::pg_tls(text).map_err(|e| format!("{}: {e}", redacted(text)))?;
+        plain
             .parse::<postgres::Config>()
             .map(|_| ())
             .map_err(|e| format!("{}: {e}", redacted(text)))
@@ -88,11 +76,20 @@ mod tests {
             .validate()
         };
         assert_eq!(ok("postgres://lf:secret@127.0.0.1:5432/livefront"), Ok(()));
-        // TLS with libpq's names; the root certificate must be there.
+        // TLS with libpq's names: the root certificate must be there and be one (a real one is
+        // checked end to end in tests/store_schema.rs); unused without `sslmode=require`.
         let root = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(root.path(), "not a certificate").unwrap();
         let root = root.path().display();
-        let tls = format!("postgres://db.internal/livefront?sslmode=require&sslrootcert={root}");
-        assert_eq!(ok(&tls), Ok(()));
+        let garbage = ok(&format!(
+            "postgres://db/lf?sslmode=require&sslrootcert={root}"
+        ));
+        assert!(
+            garbage
+                .unwrap_err()
+                .contains(&format!("sslrootcert {root}"))
+        );
+        assert_eq!(ok(&format!("postgres://db/lf?sslrootcert={root}")), Ok(()));
         let missing = ok("postgres://db/lf?sslmode=require&sslrootcert=/nonexistent/ca.pem");
         assert!(
             missing

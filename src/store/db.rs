@@ -416,16 +416,18 @@ pub fn pg_tls(url: &str) -> Result<(String, Option<postgres_native_tls::MakeTlsC
     let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
     let find = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let root = find("sslrootcert");
-    if root.is_some() {
-        let kept: Vec<&(String, String)> =
-            pairs.iter().filter(|(k, _)| k != "sslrootcert").collect();
-        if kept.is_empty() {
+    let url = match root {
+        None => url.to_string(),
+        Some(_) => {
+            let kept: Vec<&(String, String)> =
+                pairs.iter().filter(|(k, _)| k != "sslrootcert").collect();
             parsed.set_query(None);
-        } else {
-            parsed.query_pairs_mut().clear().extend_pairs(kept);
+            if !kept.is_empty() {
+                parsed.query_pairs_mut().extend_pairs(kept);
+            }
+            parsed.to_string()
         }
-    }
-    let url = parsed.to_string();
+    };
     if find("sslmode").as_deref() != Some("require") {
         return Ok((url, None));
     }
