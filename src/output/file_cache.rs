@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::output::playlist::is_newer_list;
+
 /// Bytes of files kept, over all streams: about forty 2 s segments of 6 Mb/s.
 pub const BUDGET_BYTES: usize = 64 * 1024 * 1024;
 /// Files larger than this are read for each request and not kept.
@@ -107,10 +109,10 @@ impl FileCache {
         Ok(bytes)
     }
 
-    /// A playlist of an ended stream: this disk's copy or the bucket's, whichever is longer. A
-    /// list only grows, so the longer is the newer: a node whose session went on elsewhere (it
-    /// died, or lost its lease) keeps its copy as it was then, and the bucket has the stream as
-    /// it ended. A bucket that does not answer leaves the disk's.
+    /// A playlist of an ended stream: this disk's copy or the bucket's, whichever is newer
+    /// ([`is_newer_list`]): a node whose session went on elsewhere (it died, or lost its lease)
+    /// keeps its copy as it was then, and the bucket has the stream as it ended. A bucket that
+    /// does not answer leaves the disk's.
     pub async fn read_newest(&self, path: &Path) -> io::Result<Bytes> {
         let here = self.read(path).await?;
         if self.storage.is_none() || !tokio::fs::try_exists(path).await.unwrap_or(false) {
@@ -118,7 +120,7 @@ impl FileCache {
             return Ok(here);
         }
         match self.read_stored(path, io::ErrorKind::NotFound.into()).await {
-            Ok(stored) if stored.len() > here.len() => Ok(stored),
+            Ok(stored) if is_newer_list(&stored, &here) => Ok(stored),
             _ => Ok(here),
         }
     }

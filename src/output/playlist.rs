@@ -1290,9 +1290,54 @@ fn event_with_query(text: &str, query: Option<&str>) -> String {
     out
 }
 
+/// `seg00042.ts` → (42, "ts"): the number and extension of a segment URI line.
+pub fn segment_number(line: &str) -> Option<(u64, &str)> {
+    let (stem, extension) = line.trim().strip_prefix("seg")?.split_once('.')?;
+    Some((stem.parse().ok()?, extension))
+}
+
+/// Whether the event or public list `candidate` is newer than `current`, two copies of one
+/// rendition's list (this disk's and the bucket's, or a dead owner's and a restarted one's). A list
+/// only grows and segment names never repeat across sessions, so the newer names the later last
+/// segment; at the same one, an ended list is newer, then the longer (more parts listed). Bytes
+/// alone do not decide: a session that died may have listed a tag (a product's date range) that
+/// the session that went on elsewhere never saw.
+pub fn is_newer_list(candidate: &[u8], current: &[u8]) -> bool {
+    fn progress(list: &[u8]) -> (Option<u64>, bool, usize) {
+        let text = String::from_utf8_lossy(list);
+        let last = text.lines().rev().find_map(segment_number).map(|(n, _)| n);
+        (last, text.contains("#EXT-X-ENDLIST"), list.len())
+    }
+    progress(candidate) > progress(current)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newer_list_names_the_later_segment_not_the_longer_text() {
+        let died = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:3\n#EXTINF:2.000,\nseg00003.ts\n\
+                    #EXT-X-DATERANGE:ID=\"focus-1\",START-DATE=\"2026-12-05T07:18:28.296Z\",\
+                    X-TITLE=\"a product title long enough to outweigh two segments of another list\"\n\
+                    #EXTINF:2.000,\nseg00005.ts\n";
+        let went_on = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:3\n#EXTINF:2.000,\nseg00003.ts\n\
+                       #EXT-X-DISCONTINUITY\n#EXTINF:2.000,\nseg00006.ts\n";
+        assert!(died.len() > went_on.len());
+        assert!(is_newer_list(went_on.as_bytes(), died.as_bytes()));
+        assert!(!is_newer_list(died.as_bytes(), went_on.as_bytes()));
+        // At the same last segment the ended list is newer, then the one with more parts.
+        let ended = format!("{went_on}#EXT-X-ENDLIST\n");
+        assert!(is_newer_list(ended.as_bytes(), went_on.as_bytes()));
+        let more_parts = format!("{went_on}#EXT-X-PART:DURATION=0.2,URI=\"p.m4s\"\n");
+        assert!(is_newer_list(more_parts.as_bytes(), went_on.as_bytes()));
+        assert!(!is_newer_list(went_on.as_bytes(), went_on.as_bytes()));
+        // Any list is newer than nothing.
+        assert!(is_newer_list(went_on.as_bytes(), b""));
+        assert_eq!(segment_number("seg00042.m4s"), Some((42, "m4s")));
+        assert_eq!(segment_number("#EXTINF:2.000,"), None);
+        assert_eq!(segment_number("init00000.mp4"), None);
+    }
     use chrono::TimeZone;
 
     const TARGET: Duration = Duration::from_secs(2);

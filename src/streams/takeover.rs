@@ -6,8 +6,8 @@
 //! earlier segments, listed still, are served from the bucket (`FileCache` reads what the disk
 //! lacks from there).
 //!
-//! Where this disk has its own copy (it owned the stream before, or it restarted), the longer of
-//! the two is kept: an event list only grows, so the longer is the newer.
+//! Where this disk has its own copy (it owned the stream before, or it restarted), the
+//! newer of the two is kept (`is_newer_list`: the one that names the later segment).
 //!
 //! The earlier owner uploads each segment as it closes but its event lists only every few seconds,
 //! so the bucket may hold a segment or two past the last one listed. Those are listed too (at the
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::output::hls::{EVENT_PLAYLIST, PUBLIC_PLAYLIST, write_atomic_bytes};
+use crate::output::playlist::{is_newer_list, segment_number};
 use crate::pipeline::spec::{SOURCE_RENDITION, StreamPaths};
 use crate::storage::Storage;
 
@@ -102,12 +103,6 @@ async fn list_unlisted(storage: &Storage, dir: &Path, segment: Duration) -> Resu
     Ok(added.len())
 }
 
-/// `seg00042.ts` → (42, "ts").
-fn segment_number(line: &str) -> Option<(u64, &str)> {
-    let (stem, extension) = line.trim().strip_prefix("seg")?.split_once('.')?;
-    Some((stem.parse().ok()?, extension))
-}
-
 /// The entries for the stored segments numbered right after `last`, in order.
 fn unlisted(
     last: u64,
@@ -122,14 +117,14 @@ fn unlisted(
         .collect()
 }
 
-/// Writes the bucket's object for `path` over the local file when it is longer; true if it did.
+/// Writes the bucket's object for `path` over the local file when it is newer; true if it did.
 async fn fetch_if_newer(storage: &Storage, path: &Path) -> Result<bool, String> {
     let Some(object) = storage.get(path, None).await.map_err(|e| e.to_string())? else {
         return Ok(false);
     };
     let bytes = object.bytes().await.map_err(|e| e.to_string())?;
-    let local = tokio::fs::metadata(path).await.map_or(0, |m| m.len());
-    if (bytes.len() as u64) <= local {
+    let local = tokio::fs::read(path).await.unwrap_or_default();
+    if !is_newer_list(&bytes, &local) {
         return Ok(false);
     }
     replace(path.to_path_buf(), bytes.to_vec()).await?;
@@ -170,8 +165,5 @@ mod tests {
         );
         assert!(unlisted(4, "ts", &stored, Duration::from_secs(2)).is_empty());
         assert!(unlisted(2, "m4s", &stored, Duration::from_secs(2)).is_empty());
-        assert_eq!(segment_number("seg00042.m4s"), Some((42, "m4s")));
-        assert_eq!(segment_number("#EXTINF:2.000,"), None);
-        assert_eq!(segment_number("init00000.mp4"), None);
     }
 }
