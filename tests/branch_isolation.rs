@@ -100,8 +100,8 @@ async fn a_rung_that_cannot_write_its_segments_leaves_the_ladder_and_the_rest_go
     let (api, token) = (server.api.clone(), server.demo_token.clone());
     let stream = server.demo_stream.clone();
     let id = stream["id"].as_str().context("id")?.to_string();
-    // The 240p rung's second segment cannot be written (multifilesink replaces a symlink, so
-    // /dev/full does not work here): its muxer fails after the first segment.
+    // The 240p rung's second segment cannot be written (a folder stands where its file would
+    // go): its segment writer fails after the first segment.
     std::fs::create_dir_all(
         server
             .data_dir()

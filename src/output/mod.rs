@@ -12,4 +12,6 @@ pub mod playlist;
 pub mod recording;
 pub mod replay;
 pub mod rtsp;
+pub mod ts_mux;
+pub mod ts_segments;
 pub mod visibility;

@@ -60,8 +60,8 @@ impl Branch {
 
 /// Roles of a rung's elements (`{role}-{rung}` or `{role}-{rung}-audio`).
 const RUNG_ROLES: &[&str] = &[
-    "queue", "rate", "scale", "caps", "valve", "enc", "profile", "parse", "tee", "mux", "hls",
-    "cmaf", "ll", "queue-ts", "queue-ll", "parse-ll",
+    "queue", "rate", "scale", "caps", "valve", "enc", "profile", "parse", "tee", "hls", "cmaf",
+    "ll", "parse-ll",
 ];
 
 /// The branch an element belongs to, from its name; `None` for names livefront did not give
@@ -92,7 +92,7 @@ pub fn of_name(name: &str, rungs: &[&str]) -> Option<Branch> {
         }
     }
     let ours = [
-        "src-", "parse-", "tee-", "mux-", "hls-", "cmaf-", "ll-", "queue-", "dec",
+        "src-", "parse-", "tee-", "hls-", "cmaf-", "ll-", "queue-", "dec",
     ];
     ours.iter()
         .any(|p| name.starts_with(p))
@@ -337,11 +337,10 @@ mod tests {
             "scale-720p",
             "enc-720p",
             "parse-720p",
-            "mux-720p",
             "hls-720p",
+            "hls-720p-audio",
             "cmaf-720p",
             "ll-720p",
-            "queue-ts-720p",
             "parse-ll-720p",
             "queue-720p-audio",
             "valve-720p-audio",
@@ -371,9 +370,9 @@ mod tests {
             "src-video",
             "parse-video",
             "tee-audio",
-            "queue-hls-video",
-            "mux-source",
+            "parse-hls-video",
             "hls-source",
+            "hls-source-audio",
             "cmaf-source",
             "parse-ll-audio",
             "queue-dec",

@@ -16,6 +16,8 @@ use crate::config::ladder::{PlannedRung, keyframe_interval_frames};
 use crate::ingest::VideoCodec;
 use crate::output::cmaf::Comeback;
 use crate::output::codecs;
+use crate::output::ts_mux::VideoStream;
+use crate::output::ts_segments;
 use crate::output::visibility::Visibility;
 
 /// Queues after a tee hold up to this much media, so one slow branch never stalls the other.
@@ -38,10 +40,6 @@ const PART_SLACK_NS: u128 = 1_000_000;
 const THUMBNAIL_EVERY_S: u32 = 5;
 const THUMBNAIL_QUALITY: u32 = 85;
 
-fn queue(name: &str) -> String {
-    format!("queue name={name} max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0")
-}
-
 fn leaky_queue(name: &str) -> String {
     format!(
         "queue name={name} leaky=downstream max-size-time={BRANCH_QUEUE_NS} max-size-buffers=0 max-size-bytes=0"
@@ -55,23 +53,26 @@ fn rung_queue(name: &str) -> String {
     )
 }
 
-/// A rendition's MPEG-TS muxer and segment writer. A segment ends exactly where a force-key-unit
-/// event passes (sent before the first keyframe past the segment target): at once, not one GOP
-/// later as with splitmuxsink, which gathers a whole GOP before deciding.
-fn segmenter(spec: &PipelineSpec, rendition: &str) -> String {
+/// The end of a rendition's MPEG-TS track: the caps the segment writer takes (Annex B access
+/// units, ADTS frames) into its appsink (`output::ts_segments`, which muxes and cuts the segments
+/// where `cut_segments`' force-key-unit events pass). `name` is `hls-{rendition}`, with `-audio`
+/// for the audio of a rendition with video.
+fn ts_track(caps: &str, name: &str) -> String {
     format!(
-        "mpegtsmux name=mux-{rendition} ! multifilesink name=hls-{rendition} next-file=key-unit-event \
-         post-messages=true sync=false async=false index={start} location={loc}",
-        loc = quote(
-            &spec
-                .paths
-                .rendition_dir(rendition)
-                .join("seg%05d.ts")
-                .to_string_lossy()
-        ),
-        start = spec.first_segment,
+        "{caps} ! appsink name={name} sync=false async=false enable-last-sample=false max-buffers=0 drop=false"
     )
 }
+
+/// Caps of a rendition's video in MPEG-TS.
+fn ts_video(codec: VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::H265 => "video/x-h265,stream-format=byte-stream,alignment=au",
+        VideoCodec::H264 | VideoCodec::Av1 => "video/x-h264,stream-format=byte-stream,alignment=au",
+    }
+}
+
+/// Caps of a rendition's audio in MPEG-TS.
+const TS_AUDIO: &str = "audio/mpeg,mpegversion=4,stream-format=adts";
 
 /// A rendition's CMAF muxer for low-latency HLS: fragments of a segment, chunks of a part, each
 /// chunk handed to the application by an appsink (`output::cmaf`). Keyframes come from the
@@ -96,8 +97,12 @@ fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
 /// The gst-launch description of a live stream's pipeline.
 ///
 /// - `source` rendition: the publisher's H.264 and AAC, no re-encode, into MPEG-TS segments cut on
-///   keyframes; the recording into fragmented MP4. Every branch after a tee has its own queue and
-///   parser (MEDIA-NOTES 2, 3).
+///   keyframes (`ts_track`); the recording into fragmented MP4. Every branch after a tee has its
+///   own parser (MEDIA-NOTES 2). The branches into the muxers and segment writers have no queue:
+///   a queue is a thread and a hand-off per buffer, and each muxer already holds what it waits
+///   for (the recording's up to `BRANCH_QUEUE_NS`, its latency, so that a slow disk under the
+///   recording does not hold up the live outputs); the ingest's threads (one per track) do the
+///   muxing.
 /// - Rungs: one decode, then per rung a leaky queue, frame-rate cap, scaler and x264 into its own
 ///   segments; audio copied into every rung. Keyframes are forced on the segment grid (see
 ///   `build`), so segment N of every rendition covers the same media time.
@@ -124,27 +129,30 @@ pub fn describe(spec: &PipelineSpec) -> String {
     let mut parts = Vec::new();
     if video {
         parts.push(
-            format!("appsrc name=src-video format=time is-live=true ! {parse} name=parse-video ! tee name=tee-video"),
+            format!("appsrc name=src-video format=time is-live=true min-latency=0 ! {parse} name=parse-video ! tee name=tee-video"),
         );
     }
     if audio {
         parts.push(
-            "appsrc name=src-audio format=time is-live=true ! aacparse name=parse-audio ! tee name=tee-audio"
+            "appsrc name=src-audio format=time is-live=true min-latency=0 ! aacparse name=parse-audio ! tee name=tee-audio"
                 .to_string(),
         );
     }
     if spec.source_in_ts() {
-        parts.push(segmenter(spec, SOURCE_RENDITION));
         if video {
             parts.push(format!(
-                "tee-video. ! {} ! {parse} name=parse-hls-video config-interval=-1 ! mux-{SOURCE_RENDITION}.sink_%d",
-                queue("queue-hls-video")
+                "tee-video. ! {parse} name=parse-hls-video config-interval=-1 ! {}",
+                ts_track(ts_video(codec), &format!("hls-{SOURCE_RENDITION}"))
             ));
         }
         if audio {
+            let name = match video {
+                true => format!("hls-{SOURCE_RENDITION}-audio"),
+                false => format!("hls-{SOURCE_RENDITION}"),
+            };
             parts.push(format!(
-                "tee-audio. ! {} ! aacparse name=parse-hls-audio ! mux-{SOURCE_RENDITION}.sink_%d",
-                queue("queue-hls-audio")
+                "tee-audio. ! aacparse name=parse-hls-audio ! {}",
+                ts_track(TS_AUDIO, &name)
             ));
         }
     }
@@ -152,33 +160,27 @@ pub fn describe(spec: &PipelineSpec) -> String {
         parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
         if video {
             parts.push(format!(
-                "tee-video. ! {} ! {parse} name=parse-ll-video ! {}cmaf-{SOURCE_RENDITION}.sink_%u",
-                queue("queue-ll-video"),
+                "tee-video. ! {parse} name=parse-ll-video ! {}cmaf-{SOURCE_RENDITION}.sink_%u",
                 av1_level(spec),
             ));
         }
         if audio {
             parts.push(format!(
-                "tee-audio. ! {} ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u",
-                queue("queue-ll-audio")
+                "tee-audio. ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u"
             ));
         }
     }
     parts.push(format!(
-        "mp4mux name=rec-mux fragment-duration={RECORDING_FRAGMENT_MS} streamable=true ! filesink name=rec-sink async=false location={}",
+        "mp4mux name=rec-mux fragment-duration={RECORDING_FRAGMENT_MS} streamable=true latency={BRANCH_QUEUE_NS} ! filesink name=rec-sink async=false location={}",
         quote(&spec.paths.recording_fragmented().to_string_lossy())
     ));
     if video {
         parts.push(format!(
-            "tee-video. ! {} ! {parse} name=parse-rec-video{repeat_headers} ! rec-mux.video_%u",
-            queue("queue-rec-video")
+            "tee-video. ! {parse} name=parse-rec-video{repeat_headers} ! rec-mux.video_%u"
         ));
     }
     if audio {
-        parts.push(format!(
-            "tee-audio. ! {} ! aacparse name=parse-rec-audio ! rec-mux.audio_%u",
-            queue("queue-rec-audio")
-        ));
+        parts.push("tee-audio. ! aacparse name=parse-rec-audio ! rec-mux.audio_%u".to_string());
     }
     // RTSP out: GStreamer 1.22 has no AV1 RTP payloader, so an AV1 stream is served as audio.
     let rtsp_video = video && codec != VideoCodec::Av1;
@@ -201,7 +203,6 @@ pub fn describe(spec: &PipelineSpec) -> String {
     let feeds = scaling_feeds(&spec.rungs);
     for (i, rung) in spec.rungs.iter().enumerate().filter(|_| video) {
         let r = &rung.name;
-        parts.push(segmenter(spec, r));
         // The rate cap goes before the scaler when it drops frames (none are scaled in vain),
         // after it otherwise: there it works on small frames and still caps a publisher that
         // speeds up (measured: ~4 % of the ladder's CPU on a 30 fps source).
@@ -248,19 +249,18 @@ pub fn describe(spec: &PipelineSpec) -> String {
             gop = 2 * keyframe_interval_frames(rung.fps, spec.segment),
             profile = rung.x264.profile.caps_value(),
             to_mux = match spec.part {
-                None => format!("mux-{r}.sink_%d"),
+                None => ts_track(ts_video(VideoCodec::H264), &format!("hls-{r}")),
                 Some(_) => format!("tee name=tee-{r}"),
             },
         ));
         if let Some(part) = spec.part {
             parts.push(cmaf_muxer(spec, r, part));
             parts.push(format!(
-                "tee-{r}. ! {} ! mux-{r}.sink_%d",
-                queue(&format!("queue-ts-{r}"))
+                "tee-{r}. ! {}",
+                ts_track(ts_video(VideoCodec::H264), &format!("hls-{r}"))
             ));
             parts.push(format!(
-                "tee-{r}. ! {} ! h264parse name=parse-ll-{r} ! cmaf-{r}.sink_%u",
-                queue(&format!("queue-ll-{r}"))
+                "tee-{r}. ! h264parse name=parse-ll-{r} ! cmaf-{r}.sink_%u"
             ));
         }
         if audio {
@@ -273,17 +273,17 @@ pub fn describe(spec: &PipelineSpec) -> String {
             );
             match spec.part {
                 None => parts.push(format!(
-                    "{valve} ! aacparse name=parse-{r}-audio ! mux-{r}.sink_%d"
+                    "{valve} ! aacparse name=parse-{r}-audio ! {}",
+                    ts_track(TS_AUDIO, &format!("hls-{r}-audio"))
                 )),
                 Some(_) => {
                     parts.push(format!("{valve} ! tee name=tee-{r}-audio"));
                     parts.push(format!(
-                        "tee-{r}-audio. ! {} ! aacparse name=parse-{r}-audio ! mux-{r}.sink_%d",
-                        queue(&format!("queue-ts-{r}-audio"))
+                        "tee-{r}-audio. ! aacparse name=parse-{r}-audio ! {}",
+                        ts_track(TS_AUDIO, &format!("hls-{r}-audio"))
                     ));
                     parts.push(format!(
-                        "tee-{r}-audio. ! {} ! aacparse name=parse-ll-{r}-audio ! cmaf-{r}.sink_%u",
-                        queue(&format!("queue-ll-{r}-audio"))
+                        "tee-{r}-audio. ! aacparse name=parse-ll-{r}-audio ! cmaf-{r}.sink_%u"
                     ));
                 }
             }
@@ -494,6 +494,7 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
         )?;
         drop_encoder_cuts(&pipeline, &format!("enc-{}", rung.name))?;
     }
+    write_segments(&pipeline, spec);
     let mut low_latency = Vec::new();
     if spec.part.is_some() {
         let mut parsers = Vec::new();
@@ -571,6 +572,40 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
         resumes,
         low_latency,
     })
+}
+
+/// Connects each MPEG-TS rendition's appsinks to its segment writer (`output::ts_segments`).
+fn write_segments(pipeline: &gst::Pipeline, spec: &PipelineSpec) {
+    let sink = |name: String| {
+        pipeline
+            .by_name(&name)
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+    };
+    let (video, audio) = (spec.tracks.has_video(), spec.tracks.has_audio());
+    for rendition in spec.ts_renditions() {
+        let codec = match rendition.as_str() {
+            SOURCE_RENDITION => spec.tracks.video_codec,
+            _ => VideoCodec::H264,
+        };
+        let stream = match codec {
+            VideoCodec::H265 => VideoStream::H265,
+            VideoCodec::H264 | VideoCodec::Av1 => VideoStream::H264,
+        };
+        let audio_name = match video {
+            true => format!("hls-{rendition}-audio"),
+            false => format!("hls-{rendition}"),
+        };
+        ts_segments::attach(
+            video.then(|| sink(format!("hls-{rendition}"))).flatten(),
+            audio.then(|| sink(audio_name)).flatten(),
+            &spec.paths.rendition_dir(&rendition),
+            spec.first_segment,
+            ts_segments::Tracks {
+                video: video.then_some(stream),
+                audio,
+            },
+        );
+    }
 }
 
 /// Gives every rung the colorimetry of the decoded source, so its scaler only scales. Left open,

@@ -52,7 +52,6 @@ pub const REQUIRED_ELEMENTS: &[(&str, &str)] = &[
     ("aacparse", "gstreamer1.0-plugins-good"),
     ("tsdemux", "gstreamer1.0-plugins-bad"),
     ("mpegtsmux", "gstreamer1.0-plugins-bad"),
-    ("multifilesink", "gstreamer1.0-plugins-good"),
     ("mp4mux", "gstreamer1.0-plugins-good"),
     ("qtdemux", "gstreamer1.0-plugins-good"),
     ("capsfilter", "libgstreamer1.0-0"),

@@ -11,13 +11,11 @@ use tokio::sync::oneshot;
 
 use super::stream::LiveStream;
 use crate::output::hls::RenditionInfo;
+use crate::output::ts_segments::SEGMENT_CLOSED;
 use crate::output::{codecs, disk_space};
 use crate::pipeline::branch::{self, Branch};
 use crate::pipeline::build::{DISCONTINUITY, SEGMENT_OPENED};
 use crate::pipeline::spec::SOURCE_RENDITION;
-
-/// Posted by multifilesink when it closes a segment file; `running-time` is where it ended.
-const SEGMENT_CLOSED: &str = "GstMultiFileSink";
 
 /// What the pipeline knows about its tracks that the master playlist needs.
 pub struct TrackConfig {

@@ -76,18 +76,17 @@ pub async fn watch(stream: Arc<LiveStream>, pipeline: gst::Pipeline, watched: Ve
     }
 }
 
-/// Stops a rung's encoder and lets its muxer finish. Closing the valves alone is not enough: the
-/// muxer may hold an audio buffer while it waits for video that will now never come, and that
-/// buffer would block the rung's audio branch for good. An EOS on each of the muxer's inputs
-/// releases it and closes the rung's last segment.
+/// Stops a rung's encoder and closes its last segment: once the valves are closed no more media
+/// comes, and an EOS on each input of the rung's segment writer writes the audio it held and
+/// closes the file.
 fn stop_rung(pipeline: &gst::Pipeline, rung: &str) {
     for valve in [format!("valve-{rung}"), format!("valve-{rung}-audio")] {
         if let Some(v) = pipeline.by_name(&valve) {
             v.set_property("drop", true);
         }
     }
-    if let Some(mux) = pipeline.by_name(&format!("mux-{rung}")) {
-        for pad in mux.sink_pads() {
+    for name in [format!("hls-{rung}"), format!("hls-{rung}-audio")] {
+        if let Some(pad) = pipeline.by_name(&name).and_then(|s| s.static_pad("sink")) {
             pad.send_event(gst::event::Eos::new());
         }
     }

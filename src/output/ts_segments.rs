@@ -1,0 +1,329 @@
+//! A rendition's MPEG-TS segments, written from its appsinks by [`ts_mux`](super::ts_mux).
+//!
+//! GStreamer's `mpegtsmux ! multifilesink` did this before, at about a third of a passthrough
+//! stream's CPU: the muxer makes a buffer per 188-byte packet and the sink gathers them again.
+//! Here each access unit is muxed into one reused byte vector and written with one call.
+//!
+//! The pipeline hands over the video as Annex B access units (in-band parameter sets before each
+//! keyframe) and the audio as ADTS frames, each track from its own streaming thread. Audio is held
+//! until the video has reached its time, so that the two are interleaved by time and a segment
+//! holds the audio of its own span. A segment ends where `cut_segments`' force-key-unit event
+//! passes on the track that carries the cuts (the video, else the audio): the file is closed,
+//! its end is posted on the bus as [`SEGMENT_CLOSED`] (what `multifilesink` posted), and the next
+//! file starts with the program tables.
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+
+use super::ts_mux::{TsMuxer, VideoStream};
+
+/// Element message posted from the rendition's `hls-{rendition}` appsink when a segment file is
+/// closed: `filename` (its path) and `running-time` (where it ended).
+pub const SEGMENT_CLOSED: &str = "livefront-segment-closed";
+/// Audio held waiting for the video (a publisher that stopped sending video keeps at most this
+/// many frames, about 2 s at 48 kHz, before they are written without it).
+const AUDIO_HELD: usize = 96;
+/// MPEG-TS timestamps start an hour in (as `mpegtsmux` did), so that the first frames' decoding
+/// times, earlier than their presentation times, stay positive.
+const TIMESTAMP_OFFSET_NS: i64 = 3_600_000_000_000;
+
+/// The tracks of a rendition's segments.
+#[derive(Debug, Clone, Copy)]
+pub struct Tracks {
+    pub video: Option<VideoStream>,
+    pub audio: bool,
+}
+
+/// Connects a rendition's appsinks (video `hls-{rendition}` and audio `hls-{rendition}-audio`;
+/// an audio-only rendition's is `hls-{rendition}`) to a writer of `dir/segNNNNN.ts`, numbered
+/// from `first`.
+pub fn attach(
+    video: Option<gst_app::AppSink>,
+    audio: Option<gst_app::AppSink>,
+    dir: &Path,
+    first: u32,
+    tracks: Tracks,
+) {
+    // The element the cuts arrive on and the segment messages come from.
+    let Some(cuts) = video.clone().or_else(|| audio.clone()) else {
+        return;
+    };
+    let writer = Arc::new(Mutex::new(Writer::new(dir, first, tracks, cuts.clone())));
+    let pad = cuts.static_pad("sink");
+    if let Some(pad) = pad {
+        let writer = writer.clone();
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            let Some(event) = info.event() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let Ok(cut) = gst_video::DownstreamForceKeyUnitEvent::parse(event)
+                && let Some(rt) = cut.running_time
+            {
+                lock(&writer).cut(rt, cut.count);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    for (sink, track) in [(video, Track::Video), (audio, Track::Audio)] {
+        let Some(sink) = sink else { continue };
+        let on_sample = writer.clone();
+        let on_eos = writer.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    lock(&on_sample).sample(track, &sample)
+                })
+                .eos(move |_| lock(&on_eos).eos(track))
+                .build(),
+        );
+    }
+}
+
+fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
+    writer.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Track {
+    Video,
+    Audio,
+}
+
+/// An ADTS frame waiting for the video: its running time (ns, may be negative) and bytes.
+struct HeldAudio {
+    running_time: i64,
+    frame: gst::Buffer,
+}
+
+struct Writer {
+    dir: PathBuf,
+    index: u32,
+    tracks: Tracks,
+    muxer: TsMuxer,
+    /// The open segment file, opened at the first frame after a cut.
+    file: Option<(PathBuf, File)>,
+    /// Bytes muxed for one frame (reused).
+    out: Vec<u8>,
+    held: VecDeque<HeldAudio>,
+    /// Running time up to which the video has been written.
+    video_at: Option<i64>,
+    /// Where the media written so far ends (running time, ns): the last segment's end at EOS.
+    end: i64,
+    /// The count of the last cut taken (a cut is announced once per count).
+    last_cut: Option<u32>,
+    ended: Vec<Track>,
+    /// Posts messages and errors.
+    element: gst_app::AppSink,
+    /// A write failed: the error was posted and nothing more is written.
+    failed: bool,
+}
+
+impl Writer {
+    fn new(dir: &Path, first: u32, tracks: Tracks, element: gst_app::AppSink) -> Self {
+        Writer {
+            dir: dir.to_path_buf(),
+            index: first,
+            tracks,
+            muxer: TsMuxer::new(tracks.video, tracks.audio),
+            file: None,
+            out: Vec::with_capacity(256 * 1024),
+            held: VecDeque::new(),
+            video_at: None,
+            end: 0,
+            last_cut: None,
+            ended: Vec::new(),
+            element,
+            failed: false,
+        }
+    }
+
+    fn sample(
+        &mut self,
+        track: Track,
+        sample: &gst::Sample,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.failed {
+            return Err(gst::FlowError::Error);
+        }
+        let (Some(buffer), Some(segment)) = (sample.buffer(), sample.segment()) else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let Some(segment) = segment.downcast_ref::<gst::ClockTime>() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let running = |t: Option<gst::ClockTime>| match segment.to_running_time_full(t?)? {
+            gst::Signed::Positive(t) => Some(t.nseconds() as i64),
+            gst::Signed::Negative(t) => Some(-(t.nseconds() as i64)),
+        };
+        let Some(pts) = running(buffer.pts()) else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let duration = buffer.duration().map_or(0, |d| d.nseconds() as i64);
+        match track {
+            Track::Video => {
+                let dts = running(buffer.dts()).unwrap_or(pts);
+                self.release_audio(Some(dts))?;
+                let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                self.out.clear();
+                self.muxer.write_video(
+                    &mut self.out,
+                    ticks(pts),
+                    ticks(dts),
+                    keyframe,
+                    map.as_slice(),
+                );
+                self.video_at = Some(dts);
+                self.end = self.end.max(pts + duration);
+                self.write()?;
+            }
+            Track::Audio => {
+                self.held.push_back(HeldAudio {
+                    running_time: pts,
+                    frame: buffer.to_owned(),
+                });
+                self.end = self.end.max(pts + duration);
+                let upto = if self.tracks.video.is_none() {
+                    None
+                } else if self.held.len() > AUDIO_HELD {
+                    // No video for a while: write the oldest without it.
+                    Some(self.held.front().map_or(pts, |h| h.running_time))
+                } else {
+                    Some(self.video_at.unwrap_or(i64::MIN))
+                };
+                self.release_audio(upto)?;
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Writes the held audio frames timed up to `upto` (all of them with `None`).
+    fn release_audio(&mut self, upto: Option<i64>) -> Result<(), gst::FlowError> {
+        while let Some(held) = self.held.front() {
+            if upto.is_some_and(|upto| held.running_time > upto) {
+                break;
+            }
+            let Some(held) = self.held.pop_front() else {
+                break;
+            };
+            let map = held
+                .frame
+                .map_readable()
+                .map_err(|_| gst::FlowError::Error)?;
+            self.out.clear();
+            self.muxer
+                .write_audio(&mut self.out, ticks(held.running_time), map.as_slice());
+            drop(map);
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    /// Appends `out` to the open segment, opening the next one (tables first) if none is open.
+    fn write(&mut self) -> Result<(), gst::FlowError> {
+        if self.file.is_none() {
+            let path = self.dir.join(format!("seg{:05}.ts", self.index));
+            let mut tables = Vec::with_capacity(2 * 188);
+            self.muxer.write_tables(&mut tables);
+            let opened = File::create(&path).and_then(|mut f| f.write_all(&tables).map(|()| f));
+            match opened {
+                Ok(file) => self.file = Some((path, file)),
+                Err(e) => return Err(self.fail(&path, &e)),
+            }
+        }
+        let Some((path, file)) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = file.write_all(&self.out) {
+            let path = path.clone();
+            return Err(self.fail(&path, &e));
+        }
+        Ok(())
+    }
+
+    /// A segment ends at running time `rt` (ns): what came before goes in it, the file is closed
+    /// and its end posted. `count` numbers the cuts; one already taken is ignored.
+    fn cut(&mut self, rt: gst::ClockTime, count: u32) {
+        if self.failed || self.last_cut == Some(count) {
+            return;
+        }
+        self.last_cut = Some(count);
+        let rt = rt.nseconds() as i64;
+        if self.release_audio(Some(rt - 1)).is_err() {
+            return;
+        }
+        self.close(rt);
+    }
+
+    /// Closes the open segment file, if any, and posts where it ended.
+    fn close(&mut self, end: i64) {
+        let Some((path, file)) = self.file.take() else {
+            return;
+        };
+        drop(file);
+        self.index += 1;
+        let structure = gst::Structure::builder(SEGMENT_CLOSED)
+            .field("filename", path.to_string_lossy().to_string())
+            .field("running-time", end.max(0) as u64)
+            .build();
+        let _ = self.element.post_message(
+            gst::message::Element::builder(structure)
+                .src(&self.element)
+                .build(),
+        );
+    }
+
+    /// At the end of both tracks, the last segment is completed and closed.
+    fn eos(&mut self, track: Track) {
+        if !self.ended.contains(&track) {
+            self.ended.push(track);
+        }
+        let tracks = usize::from(self.tracks.video.is_some()) + usize::from(self.tracks.audio);
+        if self.ended.len() < tracks || self.failed {
+            return;
+        }
+        if self.release_audio(None).is_ok() {
+            self.close(self.end);
+        }
+    }
+
+    /// Posts a write error (the bus takes the branch out, or ends the stream for the source)
+    /// and stops writing.
+    fn fail(&mut self, path: &Path, error: &std::io::Error) -> gst::FlowError {
+        self.failed = true;
+        self.file = None;
+        gst::element_error!(
+            self.element,
+            gst::ResourceError::Write,
+            ("could not write segment {}: {error}", path.display())
+        );
+        gst::FlowError::Error
+    }
+}
+
+/// A running time (ns) in the 90 kHz MPEG-TS clock, offset by [`TIMESTAMP_OFFSET_NS`].
+fn ticks(running_time: i64) -> u64 {
+    ((running_time + TIMESTAMP_OFFSET_NS).max(0) as u128 * 90_000 / 1_000_000_000) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_times_become_ticks_an_hour_in() {
+        assert_eq!(ticks(0), 3600 * 90_000);
+        assert_eq!(ticks(1_000_000_000), 3601 * 90_000);
+        // A decoding time before the start (B-frames) stays positive.
+        assert_eq!(ticks(-100_000_000), 3600 * 90_000 - 9000);
+        assert_eq!(ticks(-TIMESTAMP_OFFSET_NS - 1), 0);
+    }
+}
