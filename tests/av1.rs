@@ -1,7 +1,7 @@
 //! AV1 ingest end to end over Enhanced RTMP (`av01`), with examples/hevc_publisher.rs in its AV1
 //! mode (GStreamer av1enc, libaom, + our RTMP client): the CMAF source rendition is AV1 with
 //! `av01` in CODECS, an H.264 rung is always there and plays, the MPEG-TS playlists leave the AV1
-//! source out (GStreamer 1.22's mpegtsmux has no AV1), RTSP out carries the audio only (no AV1
+//! source out (HLS carries AV1 in fMP4 only), RTSP out carries the audio only (no AV1
 //! RTP payloader in 1.22), health says AV1, and the recording and the public replay are the AV1
 //! as sent. Abuse: a garbage av1C drops the publisher and the key works again; a destination
 //! asking for the AV1 source is told to pick an H.264 rung.

@@ -77,7 +77,7 @@ impl VideoCodec {
         self == VideoCodec::H264
     }
 
-    /// Whether MPEG-TS (GStreamer 1.22's `mpegtsmux`) carries it: not AV1.
+    /// Whether the MPEG-TS renditions carry it: not AV1 (HLS has AV1 in fMP4 only).
     pub fn fits_mpeg_ts(self) -> bool {
         self != VideoCodec::Av1
     }

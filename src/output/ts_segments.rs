@@ -317,6 +317,111 @@ fn ticks(running_time: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::ts_mux::{AUDIO_PID, VIDEO_PID};
+
+    const MS: u64 = 1_000_000;
+
+    fn sample(at_ms: u64, keyframe: bool, bytes: &[u8]) -> gst::Sample {
+        let mut buffer = gst::Buffer::from_slice(bytes.to_vec());
+        {
+            let buffer = buffer.get_mut().unwrap();
+            buffer.set_pts(gst::ClockTime::from_nseconds(at_ms * MS));
+            buffer.set_dts(gst::ClockTime::from_nseconds(at_ms * MS));
+            buffer.set_duration(gst::ClockTime::from_nseconds(20 * MS));
+            if !keyframe {
+                buffer.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+        }
+        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        gst::Sample::builder()
+            .buffer(&buffer)
+            .segment(&segment)
+            .build()
+    }
+
+    /// The PTS (ms since the start) of each PES of `pid` in the MPEG-TS file at `path`.
+    fn pes_times(path: &Path, pid: u16) -> Vec<u64> {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(bytes.len() % 188, 0);
+        let mut times = Vec::new();
+        for packet in bytes.chunks(188) {
+            let this = u16::from(packet[1] & 0x1F) << 8 | u16::from(packet[2]);
+            if packet[1] & 0x40 == 0 || this != pid {
+                continue;
+            }
+            let start = match packet[3] & 0x20 {
+                0 => 4,
+                _ => 5 + usize::from(packet[4]),
+            };
+            let p = &packet[start + 9..start + 14];
+            let pts = (u64::from(p[0] & 0x0E) << 29)
+                | (u64::from(p[1]) << 22)
+                | (u64::from(p[2] & 0xFE) << 14)
+                | (u64::from(p[3]) << 7)
+                | (u64::from(p[4]) >> 1);
+            times.push((pts - 3600 * 90_000) / 90);
+        }
+        times
+    }
+
+    #[test]
+    fn audio_goes_into_the_segment_of_its_time_and_the_last_segment_closes_at_the_end() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sink = gst_app::AppSink::builder().build();
+        let tracks = Tracks {
+            video: Some(VideoStream::H264),
+            audio: true,
+        };
+        let mut writer = Writer::new(dir.path(), 7, tracks, sink);
+        let keyframe = [0, 0, 0, 1, 0x65, 0x88, 0x84];
+        let delta = [0, 0, 0, 1, 0x41, 0x9A];
+        let aac = [0xFF, 0xF1, 0x50, 0x80, 0x01, 0x1F, 0xFC, 0x21];
+        writer
+            .sample(Track::Video, &sample(0, true, &keyframe))
+            .unwrap();
+        writer
+            .sample(Track::Audio, &sample(10, true, &aac))
+            .unwrap();
+        writer
+            .sample(Track::Video, &sample(33, false, &delta))
+            .unwrap();
+        // Ahead of the video: held until the video or the cut reaches their time.
+        for at in [40, 60, 70] {
+            writer
+                .sample(Track::Audio, &sample(at, true, &aac))
+                .unwrap();
+        }
+        writer.cut(gst::ClockTime::from_nseconds(66 * MS), 1);
+        // The same cut announced again (a second force-key-unit event) is not a second cut.
+        writer.cut(gst::ClockTime::from_nseconds(66 * MS), 1);
+        writer
+            .sample(Track::Video, &sample(66, true, &keyframe))
+            .unwrap();
+        writer.eos(Track::Video);
+        writer
+            .sample(Track::Audio, &sample(90, true, &aac))
+            .unwrap();
+        writer.eos(Track::Audio);
+
+        let first = dir.path().join("seg00007.ts");
+        let second = dir.path().join("seg00008.ts");
+        assert_eq!(pes_times(&first, VIDEO_PID), [0, 33]);
+        assert_eq!(pes_times(&first, AUDIO_PID), [10, 40, 60]);
+        assert_eq!(pes_times(&second, VIDEO_PID), [66]);
+        assert_eq!(pes_times(&second, AUDIO_PID), [70, 90]);
+        // Both files start with the program tables (PAT on PID 0).
+        for path in [&first, &second] {
+            let bytes = std::fs::read(path).unwrap();
+            assert_eq!(&bytes[..3], &[0x47, 0x40, 0x00], "{}", path.display());
+        }
+        assert!(
+            writer.file.is_none(),
+            "the last segment is closed at the end"
+        );
+        assert_eq!(writer.index, 9);
+        assert_eq!(writer.end, 110 * MS as i64, "the end of the last frame");
+    }
 
     #[test]
     fn running_times_become_ticks_an_hour_in() {

@@ -170,8 +170,8 @@ impl PipelineSpec {
         spec
     }
 
-    /// Whether the source rendition is also written as MPEG-TS: not for AV1, which GStreamer
-    /// 1.22's `mpegtsmux` does not take (the source is then CMAF only).
+    /// Whether the source rendition is also written as MPEG-TS: not for AV1, which HLS carries in
+    /// fMP4 only (the source is then CMAF only).
     pub fn source_in_ts(&self) -> bool {
         self.source && (!self.tracks.has_video() || self.tracks.video_codec.fits_mpeg_ts())
     }
