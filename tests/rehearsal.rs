@@ -3,6 +3,8 @@
 //! posters); the owner keeps everything (full playlists and the full recording).
 mod common;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 use common::ws::{LiveClient, Token};
 use common::*;
@@ -329,6 +331,9 @@ async fn a_practice_interval_in_the_middle_is_cut_from_the_public_replay() -> Re
     let (status, v) = api.focus(&creator, &id, None).await?;
     assert_eq!(status, 200, "{v}");
     more_segments(&api, &creator, &id, middle_from, 3).await?;
+    // Into the segment that just opened, so that it holds practice media when the mode switches
+    // (a switch on its first frame would make it wholly public, and rightly listed).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     api.set_mode(&creator, &id, "public").await?;
     let middle_to = owner_segments(&api, &creator, &id).await?;
     more_segments(&api, &creator, &id, middle_to, 3).await?;

@@ -291,7 +291,10 @@ impl Writer {
             return;
         }
         if self.release_audio(None).is_ok() {
-            self.close(self.end);
+            // In whole milliseconds, like the cut points of publishers' millisecond timestamps:
+            // the playlists write times and durations in milliseconds, and a product marker
+            // still open at the end ends exactly where the last segment's `EXTINF` says.
+            self.close(self.end - self.end.rem_euclid(1_000_000));
         }
     }
 
