@@ -10,6 +10,7 @@
 #   DURATION=20              seconds of pre-encoded media per publisher
 #   GOP_S=2                  keyframe interval of the media (= the segment length of both servers)
 #   PER_PUBLISHER=10         streams sent by one ffmpeg process (one read of the file, N `-c copy` outputs)
+#   START_GAP_S=0.3          pause between starting two publisher processes
 #   SERVERS="livefront nginx"
 #   SERVER_BIN=target/release/livefront  (not LIVEFRONT_BIN: every LIVEFRONT_ variable is server config)
 #   BENCH_TIMEOUT=900        hard limit for the whole run, seconds
@@ -29,6 +30,7 @@ STEPS=${STEPS:-20 40 60 80 100}
 DURATION=${DURATION:-20}
 GOP_S=${GOP_S:-2}
 PER_PUBLISHER=${PER_PUBLISHER:-10}
+START_GAP_S=${START_GAP_S:-0.3}
 SERVERS=${SERVERS:-livefront nginx}
 SERVER_BIN=${SERVER_BIN:-$ROOT/target/release/livefront}
 NGINX_RTMP_MODULE=${NGINX_RTMP_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
@@ -130,6 +132,10 @@ start_publishers() { # dir url...
       "$PUB_BIN" -hide_banner -nostats -loglevel warning -nostdin -re -i "$SRC" "${args[@]}" >"$dir/pub-$k.log" 2>&1 &
     PUB_PIDS+=("$!")
     PIDS+=("$!")
+    # One address may hold only a few connections that have not published yet (livefront's
+    # rtmp admission, 8): every process opens its outputs one after another, so starting them
+    # a moment apart keeps all of them from one loopback address within that bound.
+    sleep "$START_GAP_S"
   done
 }
 

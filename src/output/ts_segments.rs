@@ -120,8 +120,9 @@ struct Writer {
     /// The count of the last cut taken (a cut is announced once per count).
     last_cut: Option<u32>,
     ended: Vec<Track>,
-    /// Posts messages and errors.
-    element: gst_app::AppSink,
+    /// Posts messages and errors. Weak: the element holds the writer (its callbacks and probe),
+    /// and a strong reference back would keep both alive after the pipeline is gone.
+    element: gst::glib::WeakRef<gst_app::AppSink>,
     /// A write failed: the error was posted and nothing more is written.
     failed: bool,
 }
@@ -140,7 +141,7 @@ impl Writer {
             end: 0,
             last_cut: None,
             ended: Vec::new(),
-            element,
+            element: element.downgrade(),
             failed: false,
         }
     }
@@ -274,11 +275,13 @@ impl Writer {
             .field("filename", path.to_string_lossy().to_string())
             .field("running-time", end.max(0) as u64)
             .build();
-        let _ = self.element.post_message(
-            gst::message::Element::builder(structure)
-                .src(&self.element)
-                .build(),
-        );
+        if let Some(element) = self.element.upgrade() {
+            let _ = element.post_message(
+                gst::message::Element::builder(structure)
+                    .src(&element)
+                    .build(),
+            );
+        }
     }
 
     /// At the end of both tracks, the last segment is completed and closed.
@@ -291,10 +294,12 @@ impl Writer {
             return;
         }
         if self.release_audio(None).is_ok() {
-            // In whole milliseconds, like the cut points of publishers' millisecond timestamps:
-            // the playlists write times and durations in milliseconds, and a product marker
-            // still open at the end ends exactly where the last segment's `EXTINF` says.
-            self.close(self.end - self.end.rem_euclid(1_000_000));
+            // To the nearest whole millisecond, like the cut points of publishers' millisecond
+            // timestamps: the playlists write times and durations in milliseconds, so a product
+            // marker still open at the end ends exactly where the last segment's `EXTINF` says,
+            // and a rung whose frames are on videorate's nanosecond grid (…999 ns) ends with the
+            // source.
+            self.close(round_to_millis(self.end));
         }
     }
 
@@ -303,13 +308,20 @@ impl Writer {
     fn fail(&mut self, path: &Path, error: &std::io::Error) -> gst::FlowError {
         self.failed = true;
         self.file = None;
-        gst::element_error!(
-            self.element,
-            gst::ResourceError::Write,
-            ("could not write segment {}: {error}", path.display())
-        );
+        if let Some(element) = self.element.upgrade() {
+            gst::element_error!(
+                element,
+                gst::ResourceError::Write,
+                ("could not write segment {}: {error}", path.display())
+            );
+        }
         gst::FlowError::Error
     }
+}
+
+/// `ns` to the nearest whole millisecond (in ns).
+fn round_to_millis(ns: i64) -> i64 {
+    (ns + 500_000).div_euclid(1_000_000) * 1_000_000
 }
 
 /// A running time (ns) in the 90 kHz MPEG-TS clock, offset by [`TIMESTAMP_OFFSET_NS`].
@@ -427,11 +439,49 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_does_not_keep_its_pipeline_alive() {
+        gst::init().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = gst::parse::launch(
+            "appsrc name=src ! appsink name=hls-source sync=false async=false \
+             appsrc name=src-audio ! appsink name=hls-source-audio sync=false async=false",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let sink = |name: &str| {
+            pipeline
+                .by_name(name)
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        };
+        let (video, audio) = (sink("hls-source"), sink("hls-source-audio"));
+        let weak = video.as_ref().unwrap().downgrade();
+        let tracks = Tracks {
+            video: Some(VideoStream::H264),
+            audio: true,
+        };
+        attach(video, audio, dir.path(), 0, tracks);
+        drop(pipeline);
+        assert!(
+            weak.upgrade().is_none(),
+            "the appsink outlived its pipeline"
+        );
+    }
+
+    #[test]
     fn running_times_become_ticks_an_hour_in() {
         assert_eq!(ticks(0), 3600 * 90_000);
         assert_eq!(ticks(1_000_000_000), 3601 * 90_000);
         // A decoding time before the start (B-frames) stays positive.
         assert_eq!(ticks(-100_000_000), 3600 * 90_000 - 9000);
         assert_eq!(ticks(-TIMESTAMP_OFFSET_NS - 1), 0);
+    }
+
+    #[test]
+    fn the_last_segment_ends_on_the_nearest_millisecond() {
+        // Thirty frames of videorate's grid end a nanosecond short of a second.
+        assert_eq!(round_to_millis(999_999_999), 1_000_000_000);
+        assert_eq!(round_to_millis(2_133_500_000), 2_134_000_000);
+        assert_eq!(round_to_millis(2_133_499_999), 2_133_000_000);
     }
 }
