@@ -27,6 +27,15 @@ async fn owner_segments(api: &Api, token: &str, id: &str) -> Result<u64> {
     Ok(numbers(&text, "seg").last().map_or(0, |n| n + 1))
 }
 
+/// Waits a moment into the segment that just opened, before a mode switch, so that the segment
+/// open at the switch holds media of both modes, as the tests below expect. A switch on its first
+/// frame (likely right after its predecessor was listed) would make it wholly of the new mode
+/// (rightly listed, and a product focused before the switch then shows in public until the next
+/// focus).
+async fn into_a_segment() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
 /// Waits until the owner's source playlists (TS and LL) have `n` more segments than `from`.
 async fn more_segments(api: &Api, token: &str, id: &str, from: u64, n: u64) -> Result<u64> {
     wait_for(&format!("{n} more segments"), DEADLINE, || async {
@@ -130,6 +139,8 @@ async fn the_rehearsal_stays_private_after_going_public() -> Result<()> {
     host.say("rehearsal line").await?;
     said(&mut host, "rehearsal line").await?;
     more_segments(&api, &creator, &id, 0, 5).await?;
+    // Into the segment that just opened (see `into_a_segment`).
+    into_a_segment().await;
     api.set_mode(&creator, &id, "public").await?;
     let at_switch = owner_segments(&api, &creator, &id).await?;
     let last_rehearsed = at_switch - 1;
@@ -331,9 +342,7 @@ async fn a_practice_interval_in_the_middle_is_cut_from_the_public_replay() -> Re
     let (status, v) = api.focus(&creator, &id, None).await?;
     assert_eq!(status, 200, "{v}");
     more_segments(&api, &creator, &id, middle_from, 3).await?;
-    // Into the segment that just opened, so that it holds practice media when the mode switches
-    // (a switch on its first frame would make it wholly public, and rightly listed).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    into_a_segment().await;
     api.set_mode(&creator, &id, "public").await?;
     let middle_to = owner_segments(&api, &creator, &id).await?;
     more_segments(&api, &creator, &id, middle_to, 3).await?;

@@ -166,6 +166,13 @@ impl Segment {
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
+    /// Where the segment ends as written: its written date plus its written `EXTINF`, in
+    /// milliseconds since the epoch (see [`written_ms`]).
+    fn written_end_ms(&self) -> i64 {
+        written_ms(self.program_date_time)
+            .saturating_add(i64::try_from(extinf_millis(self.duration)).unwrap_or(i64::MAX))
+    }
+
     /// A segment that continues the previous one, of unknown size.
     pub fn new(
         uri: impl Into<String>,
@@ -439,14 +446,14 @@ impl MediaPlaylist {
         let new = &self.segments[self.written..];
         // Markers that start after the last closed segment belong to the open one: written with
         // the segment they start in.
-        let closed_end = self.segments.last().map(Segment::end);
+        let closed_end = self.segments.last().map(Segment::written_end_ms);
         let mut tags = vec![Vec::new(); new.len()];
         let mut placed = Vec::new();
         let mut left_out = Vec::new();
         if !new.is_empty() {
             for (i, l) in self.markers.iter().enumerate() {
                 let open_segment =
-                    !self.ended && closed_end.is_some_and(|end| l.marker.start >= end);
+                    !self.ended && closed_end.is_some_and(|end| written_ms(l.marker.start) >= end);
                 if l.on_list != OnList::No || open_segment {
                     continue;
                 }
@@ -895,10 +902,10 @@ impl MediaPlaylist {
         };
         // Markers that start after the last closed segment belong to the open one: written before
         // its parts at the live edge, left out elsewhere until it closes.
-        let closed_end = self.segments.last().map(Segment::end);
+        let closed_end = self.segments.last().map(Segment::written_end_ms);
         let (edge_markers, listed_markers): (Vec<&Marker>, Vec<&Marker>) = self
             .markers()
-            .partition(|m| closed_end.is_some_and(|end| m.start >= end));
+            .partition(|m| closed_end.is_some_and(|end| written_ms(m.start) >= end));
         // Without skipping, the first segment shown always carries its map; with skipping, the
         // client has it from the full playlist it loaded before.
         let mut map = if skipped > 0 { previous_map } else { None };
@@ -1044,15 +1051,21 @@ impl MediaPlaylist {
         if view.is_empty() {
             return None;
         }
+        // By the dates as written, so that a player (or a reader of the list) finds the marker's
+        // START-DATE within the written range of the segment it precedes.
+        let start = written_ms(marker.start);
         let covers = |s: &Segment| {
-            marker.start < s.end() && marker.end.is_some_and(|e| e > s.program_date_time)
+            start < s.written_end_ms()
+                && marker
+                    .end
+                    .is_some_and(|e| written_ms(e) > written_ms(s.program_date_time))
         };
         if marker.end.is_some() && !view.iter().any(covers) {
             return None;
         }
         Some(
             view.iter()
-                .take_while(|s| s.program_date_time <= marker.start)
+                .take_while(|s| written_ms(s.program_date_time) <= start)
                 .count()
                 .saturating_sub(1),
         )
@@ -1130,6 +1143,12 @@ fn configured_target_secs(target: Duration) -> u64 {
 }
 
 /// Duration in whole milliseconds, rounded to nearest: the value `EXTINF` shows.
+/// A date as the lists write it (`PROGRAM-DATE-TIME`, `START-DATE`: whole milliseconds, the
+/// rest dropped), in milliseconds since the epoch.
+fn written_ms(date: DateTime<Utc>) -> i64 {
+    date.timestamp_millis()
+}
+
 fn extinf_millis(d: Duration) -> u64 {
     let ms = (d.as_nanos() + 500_000) / 1_000_000;
     u64::try_from(ms).unwrap_or(u64::MAX)
@@ -1636,6 +1655,32 @@ mod tests {
             let end = start + chrono::TimeDelta::milliseconds((s.duration * 1000.0).round() as i64);
             start <= date && date < end
         })
+    }
+
+    #[test]
+    fn a_marker_goes_before_the_segment_whose_written_range_holds_its_written_start() {
+        // The second segment starts 0.4 ms past a millisecond; the marker 0.2 ms past the same
+        // one, before that segment's exact start but at its written date.
+        let mut pl = playlist_of(3, &[Duration::from_micros(2_000_400), TARGET, TARGET]);
+        let mut marker = product_marker("a", 2_000, Some(5_000));
+        marker.start += chrono::TimeDelta::microseconds(200);
+        pl.set_marker(marker);
+        let event = flushed_event(&mut pl, None);
+        let tag = event
+            .lines()
+            .position(|l| l.starts_with("#EXT-X-DATERANGE"))
+            .unwrap();
+        let uri = event
+            .lines()
+            .skip(tag)
+            .find(|l| !l.starts_with('#'))
+            .unwrap();
+        assert_eq!(uri, "seg00001.ts", "{event}");
+        let parsed = parse_media(&event);
+        let start = Marker::parse_line(event.lines().nth(tag).unwrap())
+            .unwrap()
+            .start;
+        assert_eq!(covering(&parsed, start), Some(1), "{event}");
     }
 
     #[test]
