@@ -1142,13 +1142,14 @@ fn configured_target_secs(target: Duration) -> u64 {
     secs.max(1)
 }
 
-/// Duration in whole milliseconds, rounded to nearest: the value `EXTINF` shows.
-/// A date as the lists write it (`PROGRAM-DATE-TIME`, `START-DATE`: whole milliseconds, the
-/// rest dropped), in milliseconds since the epoch.
+/// A date as the lists write it (`PROGRAM-DATE-TIME`, and `START-DATE` through
+/// `daterange::whole_millis`: whole milliseconds, the rest dropped), in milliseconds since the
+/// epoch.
 fn written_ms(date: DateTime<Utc>) -> i64 {
     date.timestamp_millis()
 }
 
+/// Duration in whole milliseconds, rounded to nearest: the value `EXTINF` shows.
 fn extinf_millis(d: Duration) -> u64 {
     let ms = (d.as_nanos() + 500_000) / 1_000_000;
     u64::try_from(ms).unwrap_or(u64::MAX)
@@ -1332,7 +1333,11 @@ pub fn is_newer_list(candidate: &[u8], current: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
+
+    const TARGET: Duration = Duration::from_secs(2);
 
     #[test]
     fn the_newer_list_names_the_later_segment_not_the_longer_text() {
@@ -1357,9 +1362,6 @@ mod tests {
         assert_eq!(segment_number("#EXTINF:2.000,"), None);
         assert_eq!(segment_number("init00000.mp4"), None);
     }
-    use chrono::TimeZone;
-
-    const TARGET: Duration = Duration::from_secs(2);
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 3, 14, 18, 0, 0).unwrap()

@@ -161,13 +161,13 @@ impl Writer {
             return Ok(gst::FlowSuccess::Ok);
         };
         let running = |t: Option<gst::ClockTime>| match segment.to_running_time_full(t?)? {
-            gst::Signed::Positive(t) => Some(t.nseconds() as i64),
-            gst::Signed::Negative(t) => Some(-(t.nseconds() as i64)),
+            gst::Signed::Positive(t) => Some(ns(t)),
+            gst::Signed::Negative(t) => Some(-ns(t)),
         };
         let Some(pts) = running(buffer.pts()) else {
             return Ok(gst::FlowSuccess::Ok);
         };
-        let duration = buffer.duration().map_or(0, |d| d.nseconds() as i64);
+        let duration = buffer.duration().map_or(0, ns);
         match track {
             Track::Video => {
                 let dts = running(buffer.dts()).unwrap_or(pts);
@@ -183,7 +183,7 @@ impl Writer {
                     map.as_slice(),
                 );
                 self.video_at = Some(dts);
-                self.end = self.end.max(pts + duration);
+                self.end = self.end.max(pts.saturating_add(duration));
                 self.write()?;
             }
             Track::Audio => {
@@ -191,7 +191,7 @@ impl Writer {
                     running_time: pts,
                     frame: buffer.to_owned(),
                 });
-                self.end = self.end.max(pts + duration);
+                self.end = self.end.max(pts.saturating_add(duration));
                 let upto = if self.tracks.video.is_none() {
                     None
                 } else if self.held.len() > AUDIO_HELD {
@@ -257,7 +257,7 @@ impl Writer {
             return;
         }
         self.last_cut = Some(count);
-        let rt = rt.nseconds() as i64;
+        let rt = ns(rt);
         if self.release_audio(Some(rt - 1)).is_err() {
             return;
         }
@@ -319,14 +319,21 @@ impl Writer {
     }
 }
 
-/// `ns` to the nearest whole millisecond (in ns).
-fn round_to_millis(ns: i64) -> i64 {
-    (ns + 500_000).div_euclid(1_000_000) * 1_000_000
+/// A clock time in nanoseconds, as the signed running times here (saturating: a time past
+/// `i64::MAX` ns, 292 years, is not a publisher's).
+fn ns(t: gst::ClockTime) -> i64 {
+    i64::try_from(t.nseconds()).unwrap_or(i64::MAX)
+}
+
+/// `t` (ns) to the nearest whole millisecond (in ns).
+fn round_to_millis(t: i64) -> i64 {
+    t.saturating_add(500_000).div_euclid(1_000_000) * 1_000_000
 }
 
 /// A running time (ns) in the 90 kHz MPEG-TS clock, offset by [`TIMESTAMP_OFFSET_NS`].
 fn ticks(running_time: i64) -> u64 {
-    ((running_time + TIMESTAMP_OFFSET_NS).max(0) as u128 * 90_000 / 1_000_000_000) as u64
+    (running_time.saturating_add(TIMESTAMP_OFFSET_NS).max(0) as u128 * 90_000 / 1_000_000_000)
+        as u64
 }
 
 #[cfg(test)]

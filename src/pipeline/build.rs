@@ -63,11 +63,28 @@ fn ts_track(caps: &str, name: &str) -> String {
     )
 }
 
-/// Caps of a rendition's video in MPEG-TS.
-fn ts_video(codec: VideoCodec) -> &'static str {
+/// A rendition's video in MPEG-TS: the caps its appsink takes and the stream type written.
+/// AV1 never goes into MPEG-TS (`PipelineSpec::source_in_ts`); the rungs are H.264.
+fn ts_video(codec: VideoCodec) -> (&'static str, VideoStream) {
     match codec {
-        VideoCodec::H265 => "video/x-h265,stream-format=byte-stream,alignment=au",
-        VideoCodec::H264 | VideoCodec::Av1 => "video/x-h264,stream-format=byte-stream,alignment=au",
+        VideoCodec::H265 => (
+            "video/x-h265,stream-format=byte-stream,alignment=au",
+            VideoStream::H265,
+        ),
+        VideoCodec::H264 | VideoCodec::Av1 => (
+            "video/x-h264,stream-format=byte-stream,alignment=au",
+            VideoStream::H264,
+        ),
+    }
+}
+
+/// The appsink of a rendition's MPEG-TS audio: `hls-{rendition}-audio` beside its video, the
+/// rendition's own `hls-{rendition}` when it has no video (the name the segment messages come
+/// from).
+pub fn ts_audio_sink(rendition: &str, video: bool) -> String {
+    match video {
+        true => format!("hls-{rendition}-audio"),
+        false => format!("hls-{rendition}"),
     }
 }
 
@@ -142,17 +159,13 @@ pub fn describe(spec: &PipelineSpec) -> String {
         if video {
             parts.push(format!(
                 "tee-video. ! {parse} name=parse-hls-video config-interval=-1 ! {}",
-                ts_track(ts_video(codec), &format!("hls-{SOURCE_RENDITION}"))
+                ts_track(ts_video(codec).0, &format!("hls-{SOURCE_RENDITION}"))
             ));
         }
         if audio {
-            let name = match video {
-                true => format!("hls-{SOURCE_RENDITION}-audio"),
-                false => format!("hls-{SOURCE_RENDITION}"),
-            };
             parts.push(format!(
                 "tee-audio. ! aacparse name=parse-hls-audio ! {}",
-                ts_track(TS_AUDIO, &name)
+                ts_track(TS_AUDIO, &ts_audio_sink(SOURCE_RENDITION, video))
             ));
         }
     }
@@ -249,7 +262,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
             gop = 2 * keyframe_interval_frames(rung.fps, spec.segment),
             profile = rung.x264.profile.caps_value(),
             to_mux = match spec.part {
-                None => ts_track(ts_video(VideoCodec::H264), &format!("hls-{r}")),
+                None => ts_track(ts_video(VideoCodec::H264).0, &format!("hls-{r}")),
                 Some(_) => format!("tee name=tee-{r}"),
             },
         ));
@@ -257,7 +270,7 @@ pub fn describe(spec: &PipelineSpec) -> String {
             parts.push(cmaf_muxer(spec, r, part));
             parts.push(format!(
                 "tee-{r}. ! {}",
-                ts_track(ts_video(VideoCodec::H264), &format!("hls-{r}"))
+                ts_track(ts_video(VideoCodec::H264).0, &format!("hls-{r}"))
             ));
             parts.push(format!(
                 "tee-{r}. ! h264parse name=parse-ll-{r} ! cmaf-{r}.sink_%u"
@@ -274,13 +287,13 @@ pub fn describe(spec: &PipelineSpec) -> String {
             match spec.part {
                 None => parts.push(format!(
                     "{valve} ! aacparse name=parse-{r}-audio ! {}",
-                    ts_track(TS_AUDIO, &format!("hls-{r}-audio"))
+                    ts_track(TS_AUDIO, &ts_audio_sink(r, true))
                 )),
                 Some(_) => {
                     parts.push(format!("{valve} ! tee name=tee-{r}-audio"));
                     parts.push(format!(
                         "tee-{r}-audio. ! aacparse name=parse-{r}-audio ! {}",
-                        ts_track(TS_AUDIO, &format!("hls-{r}-audio"))
+                        ts_track(TS_AUDIO, &ts_audio_sink(r, true))
                     ));
                     parts.push(format!(
                         "tee-{r}-audio. ! aacparse name=parse-ll-{r}-audio ! cmaf-{r}.sink_%u"
@@ -494,7 +507,7 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
         )?;
         drop_encoder_cuts(&pipeline, &format!("enc-{}", rung.name))?;
     }
-    write_segments(&pipeline, spec);
+    write_segments(&pipeline, spec)?;
     let mut low_latency = Vec::new();
     if spec.part.is_some() {
         let mut parsers = Vec::new();
@@ -575,37 +588,39 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
 }
 
 /// Connects each MPEG-TS rendition's appsinks to its segment writer (`output::ts_segments`).
-fn write_segments(pipeline: &gst::Pipeline, spec: &PipelineSpec) {
+fn write_segments(pipeline: &gst::Pipeline, spec: &PipelineSpec) -> Result<(), Error> {
     let sink = |name: String| {
         pipeline
             .by_name(&name)
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| Error::Gst(format!("no appsink {name}")))
     };
     let (video, audio) = (spec.tracks.has_video(), spec.tracks.has_audio());
     for rendition in spec.ts_renditions() {
+        // Rungs are made only for streams with video.
+        if !video && rendition != SOURCE_RENDITION {
+            continue;
+        }
         let codec = match rendition.as_str() {
             SOURCE_RENDITION => spec.tracks.video_codec,
             _ => VideoCodec::H264,
         };
-        let stream = match codec {
-            VideoCodec::H265 => VideoStream::H265,
-            VideoCodec::H264 | VideoCodec::Av1 => VideoStream::H264,
-        };
-        let audio_name = match video {
-            true => format!("hls-{rendition}-audio"),
-            false => format!("hls-{rendition}"),
-        };
         ts_segments::attach(
-            video.then(|| sink(format!("hls-{rendition}"))).flatten(),
-            audio.then(|| sink(audio_name)).flatten(),
+            video
+                .then(|| sink(format!("hls-{rendition}")))
+                .transpose()?,
+            audio
+                .then(|| sink(ts_audio_sink(&rendition, video)))
+                .transpose()?,
             &spec.paths.rendition_dir(&rendition),
             spec.first_segment,
             ts_segments::Tracks {
-                video: video.then_some(stream),
+                video: video.then_some(ts_video(codec).1),
                 audio,
             },
         );
     }
+    Ok(())
 }
 
 /// Gives every rung the colorimetry of the decoded source, so its scaler only scales. Left open,

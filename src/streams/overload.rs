@@ -12,6 +12,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::stream::LiveStream;
+use crate::pipeline::build::ts_audio_sink;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Frames dropped by one queue within one check that count as a strike.
@@ -85,7 +86,7 @@ fn stop_rung(pipeline: &gst::Pipeline, rung: &str) {
             v.set_property("drop", true);
         }
     }
-    for name in [format!("hls-{rung}"), format!("hls-{rung}-audio")] {
+    for name in [format!("hls-{rung}"), ts_audio_sink(rung, true)] {
         if let Some(pad) = pipeline.by_name(&name).and_then(|s| s.static_pad("sink")) {
             pad.send_event(gst::event::Eos::new());
         }
