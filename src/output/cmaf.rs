@@ -1,10 +1,12 @@
-//! The CMAF side of a low-latency rendition: each chunk its muxer (`isofmp4mux`) hands to the
-//! appsink becomes a part of the rendition's [`HlsOutput`].
+//! The CMAF side of a low-latency rendition: each part, muxed from the rendition's tracks by
+//! [`cmaf_parts`](super::cmaf_parts), becomes a part of the rendition's [`HlsOutput`]; and how
+//! long after its last frame arrived each part was listed.
 //!
-//! A chunk comes as one buffer list: `DISCONT|HEADER` marks an init section (ftyp + moov, at the
-//! start and when codec parameters change), then a moof flagged `HEADER` (a fragment, i.e. a
-//! segment, starts here with a keyframe) or `HEADER|DELTA_UNIT` (a chunk within it), carrying the
-//! chunk's duration, then its samples.
+//! An AV1 rendition's parts come from GStreamer's `isofmp4mux` instead (`cmaf_mux` writes no
+//! `av01` entry): each chunk comes as one buffer list, `DISCONT|HEADER` marking an init section
+//! (ftyp + moov, at the start and when codec parameters change), then a moof flagged `HEADER` (a
+//! fragment, i.e. a segment, starts here with a keyframe) or `HEADER|DELTA_UNIT` (a chunk within
+//! it), carrying the chunk's duration, then its samples.
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 
+use super::cmaf_parts::Grid;
 use super::hls::{Chunk, HlsOutput, ResumedAt};
 
 /// Frames kept in [`Arrivals`]: ten seconds at 50 fps.
@@ -85,38 +88,75 @@ pub struct Timing {
     pub latency: Arc<PartLatency>,
 }
 
-/// Feeds `rendition` of `output` from the appsink of its CMAF muxer.
+/// A rendition's low-latency outputs: its tracks' appsinks for [`cmaf_parts`](super::cmaf_parts),
+/// or, for AV1 (which `cmaf_mux` does not write), the appsink of an `isofmp4mux`.
+pub enum Sinks {
+    Tracks {
+        video: Option<gst_app::AppSink>,
+        audio: Option<gst_app::AppSink>,
+        grid: Grid,
+    },
+    Muxer(gst_app::AppSink),
+}
+
+/// Feeds `rendition` of `output` from its low-latency appsinks.
 pub fn attach(
-    sink: &gst_app::AppSink,
+    sinks: Sinks,
     rendition: String,
     output: Arc<HlsOutput>,
     comeback: Comeback,
     resumed_at: ResumedAt,
     timing: Timing,
 ) {
+    let deliver = {
+        let comeback = comeback.clone();
+        move |chunk: Chunk| deliver(&rendition, &output, &comeback, &resumed_at, &timing, chunk)
+    };
+    match sinks {
+        Sinks::Tracks { video, audio, grid } => {
+            super::cmaf_parts::attach(video, audio, grid, comeback, deliver)
+        }
+        Sinks::Muxer(sink) => attach_muxer(&sink, deliver),
+    }
+}
+
+/// Hands a part to the rendition's output: a discontinuity first if it starts a comeback; notes
+/// how long after its last frame's arrival it was listed.
+fn deliver(
+    rendition: &str,
+    output: &HlsOutput,
+    comeback: &Comeback,
+    resumed_at: &ResumedAt,
+    timing: &Timing,
+    chunk: Chunk,
+) {
+    if chunk.independent && came_back(comeback, &chunk) {
+        let at = *resumed_at.lock().unwrap_or_else(|p| p.into_inner());
+        match at {
+            Some(at) => output.discontinuity_at(rendition, at),
+            None => output.discontinuity(rendition),
+        }
+    }
+    let end = chunk.running_time + chunk.duration;
+    tracing::trace!(%rendition, start = ?chunk.running_time, duration = ?chunk.duration, independent = chunk.independent, "part");
+    if let Err(e) = output.part_ready(rendition, chunk) {
+        tracing::error!(%rendition, error = %e, "writing a low-latency part");
+    } else if let Some(complete) = timing.arrivals.complete_at(end) {
+        timing.latency.record(complete.elapsed());
+    }
+}
+
+/// Reads the chunks of an `isofmp4mux` from its appsink.
+fn attach_muxer(sink: &gst_app::AppSink, mut deliver: impl FnMut(Chunk) + Send + 'static) {
     // An init section may come alone (a caps change): it goes with the next chunk.
     let mut init = None;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(mut chunk) = chunk(&sample, &mut init) else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                chunk.init = chunk.init.or_else(|| init.take());
-                if chunk.independent && came_back(&comeback, &chunk) {
-                    let at = *resumed_at.lock().unwrap_or_else(|p| p.into_inner());
-                    match at {
-                        Some(at) => output.discontinuity_at(&rendition, at),
-                        None => output.discontinuity(&rendition),
-                    }
-                }
-                let end = chunk.running_time + chunk.duration;
-                tracing::trace!(%rendition, start = ?chunk.running_time, duration = ?chunk.duration, independent = chunk.independent, "part");
-                if let Err(e) = output.part_ready(&rendition, chunk) {
-                    tracing::error!(%rendition, error = %e, "writing a low-latency part");
-                } else if let Some(complete) = timing.arrivals.complete_at(end) {
-                    timing.latency.record(complete.elapsed());
+                if let Some(mut chunk) = chunk(&sample, &mut init) {
+                    chunk.init = chunk.init.or_else(|| init.take());
+                    deliver(chunk);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })

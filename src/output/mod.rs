@@ -1,6 +1,8 @@
 //! Outputs of a live stream's pipeline: HLS playlists and segments, the recording, clips cut from it.
 pub mod clips;
 pub mod cmaf;
+pub mod cmaf_mux;
+pub mod cmaf_parts;
 pub mod codecs;
 pub mod daterange;
 pub mod disk_space;

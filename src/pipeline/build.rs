@@ -14,7 +14,8 @@ use super::Error;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use crate::config::ladder::{PlannedRung, keyframe_interval_frames};
 use crate::ingest::VideoCodec;
-use crate::output::cmaf::Comeback;
+use crate::output::cmaf::{self, Comeback};
+use crate::output::cmaf_parts::Grid;
 use crate::output::codecs;
 use crate::output::ts_mux::VideoStream;
 use crate::output::ts_segments;
@@ -30,8 +31,8 @@ const DECODE_QUEUE_NS: u64 = 2_000_000_000;
 /// Raw frames waiting for one rung's scaler and encoder before that rung drops frames (leaky),
 /// which is also how overload is detected.
 const RUNG_QUEUE_FRAMES: u32 = 15;
-/// How late a CMAF muxer lets a track be before it gives up waiting and cuts a chunk with what it
-/// has (the aggregator's live timeout). Ingest over the network arrives in bursts; cutting at every
+/// How late the CMAF muxer of an AV1 rendition lets a track be before it gives up waiting and
+/// cuts a chunk with what it has (the aggregator's live timeout). Ingest over the network arrives in bursts; cutting at every
 /// late burst made parts of uneven length. Data on time is muxed at once, whatever this is.
 const CMAF_LATENCY_NS: u64 = 1_000_000_000;
 /// See `cmaf_muxer`.
@@ -53,11 +54,12 @@ fn rung_queue(name: &str) -> String {
     )
 }
 
-/// The end of a rendition's MPEG-TS track: the caps the segment writer takes (Annex B access
-/// units, ADTS frames) into its appsink (`output::ts_segments`, which muxes and cuts the segments
-/// where `cut_segments`' force-key-unit events pass). `name` is `hls-{rendition}`, with `-audio`
-/// for the audio of a rendition with video.
-fn ts_track(caps: &str, name: &str) -> String {
+/// The end of a rendition's track into the application: the caps its writer takes into an appsink
+/// named `name`. MPEG-TS (`hls-{rendition}`, with `-audio` for the audio of a rendition with
+/// video): Annex B access units and ADTS frames for `output::ts_segments`, which muxes and cuts
+/// the segments where `cut_segments`' force-key-unit events pass. Low-latency parts
+/// (`ll-{rendition}`, likewise): see `ll_video` and `LL_AUDIO`.
+fn track_sink(caps: &str, name: &str) -> String {
     format!(
         "{caps} ! appsink name={name} sync=false async=false enable-last-sample=false max-buffers=0 drop=false"
     )
@@ -82,16 +84,40 @@ fn ts_video(codec: VideoCodec) -> (&'static str, VideoStream) {
 /// rendition's own `hls-{rendition}` when it has no video (the name the segment messages come
 /// from).
 pub fn ts_audio_sink(rendition: &str, video: bool) -> String {
+    audio_sink("hls", rendition, video)
+}
+
+/// The name of a rendition's low-latency audio appsink (`output::cmaf_parts`): `ll-{rendition}-audio`,
+/// or `ll-{rendition}` when the rendition has no video.
+pub fn ll_audio_sink(rendition: &str, video: bool) -> String {
+    audio_sink("ll", rendition, video)
+}
+
+fn audio_sink(kind: &str, rendition: &str, video: bool) -> String {
     match video {
-        true => format!("hls-{rendition}-audio"),
-        false => format!("hls-{rendition}"),
+        true => format!("{kind}-{rendition}-audio"),
+        false => format!("{kind}-{rendition}"),
     }
 }
 
 /// Caps of a rendition's audio in MPEG-TS.
 const TS_AUDIO: &str = "audio/mpeg,mpegversion=4,stream-format=adts";
 
-/// A rendition's CMAF muxer for low-latency HLS: fragments of a segment, chunks of a part, each
+/// Caps of a rendition's video into its low-latency parts (`output::cmaf_parts`): length-prefixed
+/// access units, the parameter sets in the caps. `None` for AV1, which goes through `cmaf_muxer`.
+fn ll_video(codec: VideoCodec) -> Option<&'static str> {
+    match codec {
+        VideoCodec::H264 => Some(LL_H264),
+        VideoCodec::H265 => Some("video/x-h265,stream-format=hvc1,alignment=au"),
+        VideoCodec::Av1 => None,
+    }
+}
+
+const LL_H264: &str = "video/x-h264,stream-format=avc,alignment=au";
+/// Caps of a rendition's audio into its low-latency parts: raw AAC frames.
+const LL_AUDIO: &str = "audio/mpeg,mpegversion=4,stream-format=raw";
+
+/// An AV1 rendition's CMAF muxer for low-latency HLS (`cmaf_mux` writes no `av01` entry): fragments of a segment, chunks of a part, each
 /// chunk handed to the application by an appsink (`output::cmaf`). Keyframes come from the
 /// publisher or the rung's encoder (forced on the segment grid): the muxer never asks for any. A
 /// publisher that comes back at another size gets a new init section (`header-update-mode=caps`).
@@ -114,7 +140,7 @@ fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
 /// The gst-launch description of a live stream's pipeline.
 ///
 /// - `source` rendition: the publisher's H.264 and AAC, no re-encode, into MPEG-TS segments cut on
-///   keyframes (`ts_track`); the recording into fragmented MP4. Every branch after a tee has its
+///   keyframes (`track_sink`); the recording into fragmented MP4. Every branch after a tee has its
 ///   own parser (MEDIA-NOTES 2). The branches into the muxers and segment writers have no queue:
 ///   a queue is a thread and a hand-off per buffer, and each muxer already holds what it waits
 ///   for (the recording's up to `BRANCH_QUEUE_NS`, its latency, so that a slow disk under the
@@ -123,8 +149,9 @@ fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
 /// - Rungs: one decode, then per rung a leaky queue, frame-rate cap, scaler and x264 into its own
 ///   segments; audio copied into every rung. Keyframes are forced on the segment grid (see
 ///   `build`), so segment N of every rendition covers the same media time.
-/// - Low latency (`spec.part`): every rendition also goes into a CMAF muxer (`cmaf_muxer`), after
-///   its own parser.
+/// - Low latency (`spec.part`): every rendition's tracks also go, after their own parsers, into
+///   appsinks whose writer cuts and muxes the parts (`output::cmaf_parts`); an AV1 source into a
+///   CMAF muxer (`cmaf_muxer`).
 /// - Poster: a JPEG every few seconds from the decoded frames; without rungs (no decoder), a keyframe
 ///   every few seconds handed to the shared poster decoder (`poster`).
 /// - RTSP out: the publisher's H.264/AAC into an appsink per track (dropping, never blocking), which
@@ -159,28 +186,44 @@ pub fn describe(spec: &PipelineSpec) -> String {
         if video {
             parts.push(format!(
                 "tee-video. ! {parse} name=parse-hls-video config-interval=-1 ! {}",
-                ts_track(ts_video(codec).0, &format!("hls-{SOURCE_RENDITION}"))
+                track_sink(ts_video(codec).0, &format!("hls-{SOURCE_RENDITION}"))
             ));
         }
         if audio {
             parts.push(format!(
                 "tee-audio. ! aacparse name=parse-hls-audio ! {}",
-                ts_track(TS_AUDIO, &ts_audio_sink(SOURCE_RENDITION, video))
+                track_sink(TS_AUDIO, &ts_audio_sink(SOURCE_RENDITION, video))
             ));
         }
     }
     if let (true, Some(part)) = (spec.source, spec.part) {
-        parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
-        if video {
-            parts.push(format!(
-                "tee-video. ! {parse} name=parse-ll-video ! {}cmaf-{SOURCE_RENDITION}.sink_%u",
-                av1_level(spec),
-            ));
-        }
-        if audio {
-            parts.push(format!(
-                "tee-audio. ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u"
-            ));
+        match ll_video(codec).filter(|_| video) {
+            None if video => {
+                parts.push(cmaf_muxer(spec, SOURCE_RENDITION, part));
+                parts.push(format!(
+                    "tee-video. ! {parse} name=parse-ll-video ! {}cmaf-{SOURCE_RENDITION}.sink_%u",
+                    av1_level(spec),
+                ));
+                if audio {
+                    parts.push(format!(
+                        "tee-audio. ! aacparse name=parse-ll-audio ! cmaf-{SOURCE_RENDITION}.sink_%u"
+                    ));
+                }
+            }
+            caps => {
+                if let Some(caps) = caps {
+                    parts.push(format!(
+                        "tee-video. ! {parse} name=parse-ll-video ! {}",
+                        track_sink(caps, &format!("ll-{SOURCE_RENDITION}"))
+                    ));
+                }
+                if audio {
+                    parts.push(format!(
+                        "tee-audio. ! aacparse name=parse-ll-audio ! {}",
+                        track_sink(LL_AUDIO, &ll_audio_sink(SOURCE_RENDITION, video))
+                    ));
+                }
+            }
         }
     }
     parts.push(format!(
@@ -262,18 +305,18 @@ pub fn describe(spec: &PipelineSpec) -> String {
             gop = 2 * keyframe_interval_frames(rung.fps, spec.segment),
             profile = rung.x264.profile.caps_value(),
             to_mux = match spec.part {
-                None => ts_track(ts_video(VideoCodec::H264).0, &format!("hls-{r}")),
+                None => track_sink(ts_video(VideoCodec::H264).0, &format!("hls-{r}")),
                 Some(_) => format!("tee name=tee-{r}"),
             },
         ));
-        if let Some(part) = spec.part {
-            parts.push(cmaf_muxer(spec, r, part));
+        if spec.part.is_some() {
             parts.push(format!(
                 "tee-{r}. ! {}",
-                ts_track(ts_video(VideoCodec::H264).0, &format!("hls-{r}"))
+                track_sink(ts_video(VideoCodec::H264).0, &format!("hls-{r}"))
             ));
             parts.push(format!(
-                "tee-{r}. ! h264parse name=parse-ll-{r} ! cmaf-{r}.sink_%u"
+                "tee-{r}. ! h264parse name=parse-ll-{r} ! {}",
+                track_sink(LL_H264, &format!("ll-{r}"))
             ));
         }
         if audio {
@@ -287,16 +330,17 @@ pub fn describe(spec: &PipelineSpec) -> String {
             match spec.part {
                 None => parts.push(format!(
                     "{valve} ! aacparse name=parse-{r}-audio ! {}",
-                    ts_track(TS_AUDIO, &ts_audio_sink(r, true))
+                    track_sink(TS_AUDIO, &ts_audio_sink(r, true))
                 )),
                 Some(_) => {
                     parts.push(format!("{valve} ! tee name=tee-{r}-audio"));
                     parts.push(format!(
                         "tee-{r}-audio. ! aacparse name=parse-{r}-audio ! {}",
-                        ts_track(TS_AUDIO, &ts_audio_sink(r, true))
+                        track_sink(TS_AUDIO, &ts_audio_sink(r, true))
                     ));
                     parts.push(format!(
-                        "tee-{r}-audio. ! aacparse name=parse-ll-{r}-audio ! cmaf-{r}.sink_%u"
+                        "tee-{r}-audio. ! aacparse name=parse-ll-{r}-audio ! {}",
+                        track_sink(LL_AUDIO, &ll_audio_sink(r, true))
                     ));
                 }
             }
@@ -399,8 +443,8 @@ pub struct Built {
     pub audio: Option<gst_app::AppSrc>,
     pub overruns: Overruns,
     pub resumes: Resumes,
-    /// Low-latency renditions: name, the appsink of its CMAF muxer, and where its comebacks show.
-    pub low_latency: Vec<(String, gst_app::AppSink, Comeback)>,
+    /// Low-latency renditions: name, its appsinks, and where its comebacks show.
+    pub low_latency: Vec<(String, cmaf::Sinks, Comeback)>,
 }
 
 /// Posted by `cut_segments` at a rendition's first buffer.
@@ -509,7 +553,13 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
     }
     write_segments(&pipeline, spec)?;
     let mut low_latency = Vec::new();
-    if spec.part.is_some() {
+    let sink = |name: String| {
+        pipeline
+            .by_name(&name)
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| Error::Gst(format!("no appsink {name}")))
+    };
+    if let Some(part) = spec.part {
         let mut parsers = Vec::new();
         if spec.source {
             let track = if spec.tracks.has_video() {
@@ -531,11 +581,26 @@ pub fn build(spec: &PipelineSpec, visibility: &Visibility) -> Result<Built, Erro
                 resumes.clone(),
                 comeback.clone(),
             )?;
-            let sink = pipeline
-                .by_name(&format!("ll-{rendition}"))
-                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-                .ok_or_else(|| Error::Gst(format!("no appsink ll-{rendition}")))?;
-            low_latency.push((rendition, sink, comeback));
+            let sinks = match pipeline.by_name(&format!("cmaf-{rendition}")) {
+                Some(_) => cmaf::Sinks::Muxer(sink(format!("ll-{rendition}"))?),
+                None => {
+                    // The rungs are made only for streams with video.
+                    let video = rendition != SOURCE_RENDITION || spec.tracks.has_video();
+                    cmaf::Sinks::Tracks {
+                        video: video.then(|| sink(format!("ll-{rendition}"))).transpose()?,
+                        audio: spec
+                            .tracks
+                            .has_audio()
+                            .then(|| sink(ll_audio_sink(&rendition, video)))
+                            .transpose()?,
+                        grid: Grid {
+                            segment: spec.segment,
+                            part,
+                        },
+                    }
+                }
+            };
+            low_latency.push((rendition, sinks, comeback));
         }
     }
     if spec.tracks.has_video() {
@@ -815,8 +880,9 @@ fn cut_segments(
     Ok(())
 }
 
-/// Makes a rendition's CMAF muxer start a fragment at a comeback's first keyframe (the
-/// force-key-unit events of `cut_segments` do not reach it), and notes where that is.
+/// Notes where a comeback's first keyframe reaches a rendition's low-latency branch, where its
+/// parts start a segment (the force-key-unit events of `cut_segments` do not reach it); an AV1
+/// rendition's CMAF muxer is told to start a fragment there.
 fn split_on_comeback(
     pipeline: &gst::Pipeline,
     parser: &str,
@@ -828,9 +894,8 @@ fn split_on_comeback(
         .by_name(parser)
         .and_then(|p| p.static_pad("src"))
         .ok_or_else(|| Error::Gst(format!("no {parser} src pad")))?;
-    let muxer = pipeline
-        .by_name(&format!("cmaf-{rendition}"))
-        .ok_or_else(|| Error::Gst(format!("no cmaf-{rendition}")))?;
+    // An AV1 rendition's muxer (the other renditions' writer reads `comeback` itself).
+    let muxer = pipeline.by_name(&format!("cmaf-{rendition}"));
     let seen = AtomicU32::new(0);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(buffer) = info.buffer() else {
@@ -845,7 +910,9 @@ fn split_on_comeback(
         seen.store(resumed, Ordering::Relaxed);
         if let Some(rt) = buffer.pts().and_then(|pts| running_time(pad, pts)) {
             *comeback.lock().unwrap_or_else(|p| p.into_inner()) = Some(rt);
-            muxer.emit_by_name::<()>("split-at-running-time", &[&rt.nseconds()]);
+            if let Some(muxer) = &muxer {
+                muxer.emit_by_name::<()>("split-at-running-time", &[&rt.nseconds()]);
+            }
         }
         gst::PadProbeReturn::Ok
     });

@@ -1581,9 +1581,9 @@ impl StreamRegistry {
                 ingest::Error::Pipeline(e.to_string())
             })?;
         if let Some(ll) = &stream.ll {
-            for (rendition, sink, comeback) in low_latency {
+            for (rendition, sinks, comeback) in low_latency {
                 cmaf::attach(
-                    &sink,
+                    sinks,
                     rendition,
                     ll.clone(),
                     comeback,

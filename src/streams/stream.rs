@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ladder::LadderSpec;
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
-use crate::output::cmaf::{Arrivals, Comeback};
+use crate::output::cmaf::{self, Arrivals, Comeback};
 use crate::output::codecs;
 use crate::output::hls::{HlsOutput, Resumed, ResumedAt};
 use crate::output::visibility::Visibility;
@@ -122,8 +122,8 @@ enum Publisher {
     Gone,
 }
 
-/// The appsinks of the low-latency renditions' CMAF muxers (see `build::Built`).
-pub type LowLatencySinks = Vec<(String, gst_app::AppSink, Comeback)>;
+/// The appsinks of the low-latency renditions (see `build::Built`).
+pub type LowLatencySinks = Vec<(String, cmaf::Sinks, Comeback)>;
 
 /// The pipeline of a stream while it runs.
 pub struct Running {
