@@ -34,7 +34,8 @@ use super::cmaf::Comeback;
 use super::cmaf_mux::{self, Run, Sample, SampleEntry};
 use super::hls::Chunk;
 
-/// A segment starts at the first keyframe this share (in percent) of the segment duration in.
+/// A segment starts at the first keyframe this share (in percent) of the segment duration in (the
+/// MPEG-TS segments are cut by the same rule, in `pipeline::build`).
 pub const SEGMENT_SHARE: u128 = 95;
 /// How much shorter than the part duration the span of a part's frames may be.
 pub const PART_SLACK_NS: i64 = 1_000_000;

@@ -15,7 +15,7 @@ use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use crate::config::ladder::{PlannedRung, keyframe_interval_frames};
 use crate::ingest::VideoCodec;
 use crate::output::cmaf::{self, Comeback};
-use crate::output::cmaf_parts::Grid;
+use crate::output::cmaf_parts::{self, Grid};
 use crate::output::codecs;
 use crate::output::ts_mux::VideoStream;
 use crate::output::ts_segments;
@@ -32,11 +32,10 @@ const DECODE_QUEUE_NS: u64 = 2_000_000_000;
 /// which is also how overload is detected.
 const RUNG_QUEUE_FRAMES: u32 = 15;
 /// How late the CMAF muxer of an AV1 rendition lets a track be before it gives up waiting and
-/// cuts a chunk with what it has (the aggregator's live timeout). Ingest over the network arrives in bursts; cutting at every
-/// late burst made parts of uneven length. Data on time is muxed at once, whatever this is.
+/// cuts a chunk with what it has (the aggregator's live timeout). Ingest over the network
+/// arrives in bursts; cutting at every late burst made parts of uneven length. Data on time is
+/// muxed at once, whatever this is.
 const CMAF_LATENCY_NS: u64 = 1_000_000_000;
-/// See `cmaf_muxer`.
-const PART_SLACK_NS: u128 = 1_000_000;
 /// A poster every this many seconds.
 const THUMBNAIL_EVERY_S: u32 = 5;
 const THUMBNAIL_QUALITY: u32 = 85;
@@ -117,23 +116,20 @@ const LL_H264: &str = "video/x-h264,stream-format=avc,alignment=au";
 /// Caps of a rendition's audio into its low-latency parts: raw AAC frames.
 const LL_AUDIO: &str = "audio/mpeg,mpegversion=4,stream-format=raw";
 
-/// An AV1 rendition's CMAF muxer for low-latency HLS (`cmaf_mux` writes no `av01` entry): fragments of a segment, chunks of a part, each
-/// chunk handed to the application by an appsink (`output::cmaf`). Keyframes come from the
-/// publisher or the rung's encoder (forced on the segment grid): the muxer never asks for any. A
-/// publisher that comes back at another size gets a new init section (`header-update-mode=caps`).
+/// An AV1 source's CMAF muxer for low-latency HLS (`cmaf_mux` writes no `av01` entry):
+/// fragments of a segment, chunks of a part, each chunk handed to the application by an appsink
+/// (`output::cmaf`), on the grid of `output::cmaf_parts`. Keyframes come from the publisher: the
+/// muxer never asks for any. A publisher that comes back at another size gets a new init section
+/// (`header-update-mode=caps`).
 fn cmaf_muxer(spec: &PipelineSpec, rendition: &str, part: Duration) -> String {
     format!(
         "isofmp4mux name=cmaf-{rendition} fragment-duration={seg} chunk-duration={part} send-force-keyunit=false \
          latency={CMAF_LATENCY_NS} header-update-mode=caps ! \
          appsink name=ll-{rendition} sync=false async=false buffer-list=true enable-last-sample=false",
-        // A fragment ends at the first keyframe this far in (publisher timestamps jitter by a
-        // millisecond or so: do not miss a keyframe by that), as `cut_segments` does.
-        seg = spec.segment.as_nanos() * 95 / 100,
-        // A chunk takes the frames stamped before its start plus this. Publisher timestamps are
-        // whole milliseconds around the frame grid: at exactly the part duration, a frame
-        // stamped a fraction of a millisecond early joined the part (7 frames, 233 ms, at
-        // 30 fps). A millisecond less keeps whole frames within the part.
-        part = part.as_nanos().saturating_sub(PART_SLACK_NS),
+        seg = spec.segment.as_nanos() * cmaf_parts::SEGMENT_SHARE / 100,
+        part = part
+            .as_nanos()
+            .saturating_sub(cmaf_parts::PART_SLACK_NS as u128),
     )
 }
 
@@ -829,7 +825,9 @@ fn cut_segments(
         .and_then(|p| p.static_pad("src"))
         .ok_or_else(|| Error::Gst(format!("no {parser} src pad")))?;
     // Publisher timestamps jitter by a millisecond or so; do not miss a keyframe by that.
-    let target = gst::ClockTime::from_nseconds(segment.as_nanos() as u64 * 95 / 100);
+    let target = gst::ClockTime::from_nseconds(
+        (segment.as_nanos() * cmaf_parts::SEGMENT_SHARE / 100) as u64,
+    );
     let start: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
     let count = AtomicU32::new(0);
     let seen = AtomicU32::new(0);
