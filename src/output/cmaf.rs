@@ -15,17 +15,13 @@ use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 
-use super::cmaf_parts::Grid;
+use super::cmaf_parts::{Comeback, Grid};
 use super::hls::{Chunk, HlsOutput, ResumedAt};
 
 /// Frames kept in [`Arrivals`]: ten seconds at 50 fps.
 const ARRIVALS_KEPT: usize = 500;
 /// Parts kept in [`PartLatency`].
 const LATENCIES_KEPT: usize = 1000;
-
-/// The running time of a publisher's comeback, set when its first keyframe reaches a rendition's
-/// CMAF muxer; the chunk that starts there begins a discontinuity.
-pub type Comeback = Arc<Mutex<Option<gst::ClockTime>>>;
 
 /// When a stream's frames reached the pipeline (media time, instant), newest last.
 #[derive(Debug, Clone, Default)]

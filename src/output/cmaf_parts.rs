@@ -30,7 +30,6 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::cmaf::Comeback;
 use super::cmaf_mux::{self, Run, Sample, SampleEntry};
 use super::hls::Chunk;
 
@@ -53,6 +52,10 @@ const MAX_FRAME_GAP_NS: i64 = 1_000_000_000;
 /// The audio's decoding time follows its sample count; a jump of more than this from the
 /// timestamps (a publisher's gap) restarts it from them.
 const AUDIO_RESYNC_NS: i64 = 100_000_000;
+
+/// The running time of a publisher's comeback, set when its first keyframe reaches a rendition's
+/// low-latency branch: a segment starts there, and its first part begins a discontinuity.
+pub type Comeback = Arc<Mutex<Option<gst::ClockTime>>>;
 
 /// The rendition's segment and part durations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

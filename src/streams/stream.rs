@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ladder::LadderSpec;
 use crate::ingest::{Error as IngestError, MediaFrame, Proto, StreamMetadata};
-use crate::output::cmaf::{self, Arrivals, Comeback};
+use crate::output::cmaf::{self, Arrivals};
+use crate::output::cmaf_parts::Comeback;
 use crate::output::codecs;
 use crate::output::hls::{HlsOutput, Resumed, ResumedAt};
 use crate::output::visibility::Visibility;
