@@ -32,6 +32,7 @@ use gstreamer_app as gst_app;
 
 use super::cmaf_mux::{self, Run, Sample, SampleEntry};
 use super::hls::Chunk;
+use super::track_frames::{self, Frame, TIMESTAMP_OFFSET_NS, Track, TrackWriter, ns};
 
 /// A segment starts at the first keyframe this share (in percent) of the segment duration in (the
 /// MPEG-TS segments are cut by the same rule, in `pipeline::build`).
@@ -41,9 +42,6 @@ pub const PART_SLACK_NS: i64 = 1_000_000;
 /// Audio held waiting for the video (a publisher that stopped sending video keeps at most this
 /// many frames, about 2 s at 48 kHz, before a part is cut without it).
 const AUDIO_HELD: usize = 96;
-/// Decoding times start an hour in (as in the MPEG-TS segments), so that the first frames'
-/// decoding times, earlier than their presentation times with B-frames, stay positive.
-const TIMESTAMP_OFFSET_NS: i64 = 3_600_000_000_000;
 /// A comeback's keyframe may be stamped this much before the time noted for it.
 const COMEBACK_SLACK_NS: i64 = 50_000_000;
 /// A frame this long after the one before (or twice the step before, if longer) comes after a
@@ -81,40 +79,7 @@ pub fn attach(
         comeback,
         Box::new(deliver),
     )));
-    for (sink, track) in [(video, Track::Video), (audio, Track::Audio)] {
-        let Some(sink) = sink else { continue };
-        let on_sample = writer.clone();
-        let on_eos = writer.clone();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    lock(&on_sample).sample(track, &sample);
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .eos(move |_| lock(&on_eos).eos(track))
-                .build(),
-        );
-    }
-}
-
-fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
-    writer.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Track {
-    Video,
-    Audio,
-}
-
-/// A frame waiting for its part: running times (ns, may be negative) and its buffer.
-struct Frame {
-    dts: i64,
-    pts: i64,
-    sync: bool,
-    duration: i64,
-    buffer: gst::Buffer,
+    track_frames::connect(video, audio, &writer);
 }
 
 type Deliver = Box<dyn FnMut(Chunk) + Send>;
@@ -130,6 +95,9 @@ struct Writer {
     pads: [Option<gst::glib::WeakRef<gst::Pad>>; 2],
     video_entry: Option<SampleEntry>,
     audio_entry: Option<SampleEntry>,
+    /// The caps each track's entry was read from (video, audio): read again only when they
+    /// change, not for every frame.
+    caps: [Option<gst::Caps>; 2],
     /// The tracks of the last init section (video first), `None` before the first.
     written: Option<Vec<SampleEntry>>,
     /// The open part's video frames, in decoding order.
@@ -176,6 +144,7 @@ impl Writer {
             pads: [pad(video), pad(audio)],
             video_entry: None,
             audio_entry: None,
+            caps: [None, None],
             written: None,
             video: Vec::new(),
             audio: VecDeque::new(),
@@ -191,41 +160,21 @@ impl Writer {
         }
     }
 
-    fn sample(&mut self, track: Track, sample: &gst::Sample) {
-        let (Some(buffer), Some(segment)) = (sample.buffer(), sample.segment()) else {
+    /// Takes a track's caps into its sample description when they changed.
+    fn caps(&mut self, track: Track, sample: &gst::Sample) {
+        let (slot, entry) = match track {
+            Track::Video => (0, &mut self.video_entry),
+            Track::Audio => (1, &mut self.audio_entry),
+        };
+        let Some(caps) = sample.caps() else {
             return;
         };
-        let Some(segment) = segment.downcast_ref::<gst::ClockTime>() else {
+        if self.caps[slot].as_ref().is_some_and(|c| c.as_ref() == caps) {
             return;
-        };
-        let running = |t: Option<gst::ClockTime>| match segment.to_running_time_full(t?)? {
-            gst::Signed::Positive(t) => Some(ns(t)),
-            gst::Signed::Negative(t) => Some(-ns(t)),
-        };
-        let Some(pts) = running(buffer.pts()) else {
-            return;
-        };
-        let frame = Frame {
-            dts: running(buffer.dts()).unwrap_or(pts),
-            pts,
-            sync: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
-            duration: buffer.duration().map_or(0, ns),
-            buffer: buffer.to_owned(),
-        };
-        let entry = sample.caps().and_then(entry_of);
-        match track {
-            Track::Video => {
-                if entry.is_some() && entry != self.video_entry {
-                    self.video_entry = entry;
-                }
-                self.video_frame(frame);
-            }
-            Track::Audio => {
-                if entry.is_some() && entry != self.audio_entry {
-                    self.audio_entry = entry;
-                }
-                self.audio_frame(frame);
-            }
+        }
+        self.caps[slot] = Some(caps.to_owned());
+        if let Some(read) = entry_of(caps) {
+            *entry = Some(read);
         }
     }
 
@@ -264,11 +213,11 @@ impl Writer {
     }
 
     fn video_frame(&mut self, frame: Frame) {
-        if self.segment_start.is_none() && !frame.sync {
+        if self.segment_start.is_none() && !frame.keyframe {
             // Nothing before the first keyframe can be decoded.
             return;
         }
-        let segment_due = frame.sync
+        let segment_due = frame.keyframe
             && (self.segment_elapsed(frame.pts) || self.comeback_at(frame.pts) || self.init_due());
         let part_due = !self.video.is_empty() && (segment_due || self.part_elapsed(frame.dts));
         if part_due {
@@ -374,18 +323,19 @@ impl Writer {
         if video.is_empty() && audio.is_empty() {
             return;
         }
-        let entries = self.entries();
-        let init = match self.independent && self.written.as_ref() != Some(&entries) {
-            true => {
-                let mut init = Vec::new();
-                cmaf_mux::init_segment(&mut init, &entries);
-                self.written = Some(entries.clone());
-                Some(Bytes::from(init))
+        // A segment starts with an init section when the tracks changed (or at the first).
+        let mut init = None;
+        if self.independent {
+            let entries = self.entries();
+            if self.written.as_ref() != Some(&entries) {
+                let mut bytes = Vec::new();
+                cmaf_mux::init_segment(&mut bytes, &entries);
+                init = Some(Bytes::from(bytes));
+                self.written = Some(entries);
             }
-            false => None,
-        };
+        }
         // The tracks the decoder knows now; a track not in them has nothing to go in.
-        let Some(tracks) = self.written.clone() else {
+        let Some(tracks) = self.written.as_ref() else {
             return;
         };
         let video_track = tracks
@@ -393,7 +343,8 @@ impl Writer {
             .position(|e| !matches!(e, SampleEntry::Aac { .. }));
         let audio_track = tracks
             .iter()
-            .position(|e| matches!(e, SampleEntry::Aac { .. }));
+            .position(|e| matches!(e, SampleEntry::Aac { .. }))
+            .map(|t| (t, tracks[t].timescale()));
         let video_end = match end {
             Some(end) => end - self.shift,
             None => video.last().map_or(0, |f| f.dts + step(&video)),
@@ -403,8 +354,7 @@ impl Writer {
         if let (Some(track), Some(first)) = (video_track, video.first()) {
             runs.push((track, ticks(first.dts, 90_000), video_samples, video_data));
         }
-        if let (Some(track), Some(first)) = (audio_track, audio.first()) {
-            let rate = tracks[track].timescale();
+        if let (Some((track, rate)), Some(first)) = (audio_track, audio.first()) {
             let (samples, data) = audio_run(&audio, rate);
             let from_time = ticks(first.pts, rate);
             let base = match self.audio_next {
@@ -463,6 +413,24 @@ impl Writer {
         };
         (self.deliver)(chunk);
     }
+}
+
+impl TrackWriter for Writer {
+    fn sample(
+        &mut self,
+        track: Track,
+        sample: &gst::Sample,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(frame) = Frame::of(sample) else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        self.caps(track, sample);
+        match track {
+            Track::Video => self.video_frame(frame),
+            Track::Audio => self.audio_frame(frame),
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
 
     /// At the end of both tracks, the last part goes out.
     fn eos(&mut self, track: Track) {
@@ -490,7 +458,7 @@ fn video_run(frames: &[Frame], end: i64) -> (Vec<Sample>, Vec<u8>) {
         samples.push(Sample {
             duration: (ticks(next, 90_000).saturating_sub(ticks(frame.dts, 90_000))).max(1) as u32,
             size: map.len() as u32,
-            sync: frame.sync,
+            sync: frame.keyframe,
             composition_offset: (ticks(frame.pts, 90_000) as i64 - ticks(frame.dts, 90_000) as i64)
                 .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
                 as i32,
@@ -567,11 +535,6 @@ fn entry_of(caps: &gst::CapsRef) -> Option<SampleEntry> {
         }),
         _ => None,
     }
-}
-
-/// A clock time in nanoseconds (saturating: a time past `i64::MAX` ns is not a publisher's).
-fn ns(t: gst::ClockTime) -> i64 {
-    i64::try_from(t.nseconds()).unwrap_or(i64::MAX)
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -682,13 +645,11 @@ mod tests {
             .collect();
         frames.sort_by_key(|(t, track)| (*t, *track == Track::Video));
         for (at, track) in frames {
-            match track {
-                Track::Video => writer.sample(
-                    Track::Video,
-                    &sample(caps, at, at % 2000 == 0, 1000.0 / 30.0),
-                ),
-                Track::Audio => writer.sample(Track::Audio, &sample(&audio, at, true, 21.333)),
-            }
+            let sample = match track {
+                Track::Video => sample(caps, at, at % 2000 == 0, 1000.0 / 30.0),
+                Track::Audio => sample(&audio, at, true, 21.333),
+            };
+            writer.sample(track, &sample).unwrap();
         }
     }
 
@@ -701,7 +662,9 @@ mod tests {
             delivered.lock().unwrap().is_empty(),
             "the part is not complete before its next frame"
         );
-        writer.sample(Track::Video, &sample(&caps, 200, false, 33.3));
+        writer
+            .sample(Track::Video, &sample(&caps, 200, false, 33.3))
+            .unwrap();
         let parts = std::mem::take(&mut *delivered.lock().unwrap());
         assert_eq!(parts.len(), 1);
         let part = &parts[0];
@@ -745,7 +708,9 @@ mod tests {
         let caps = video_caps(&AVCC);
         feed(&mut writer, &caps, 0, 100);
         // The publisher stalls for 3 s.
-        writer.sample(Track::Video, &sample(&caps, 3100, false, 33.3));
+        writer
+            .sample(Track::Video, &sample(&caps, 3100, false, 33.3))
+            .unwrap();
         let parts = std::mem::take(&mut *delivered.lock().unwrap());
         assert_eq!(parts.len(), 1);
         // Frames at 0, 33 and 66 ms: the part ends a frame step after the last.
@@ -760,14 +725,22 @@ mod tests {
         feed(&mut writer, &caps, 0, 500);
         // The publisher came back: its first keyframe, 0.5 s into a segment, starts one.
         *comeback.lock().unwrap() = Some(gst::ClockTime::from_mseconds(500));
-        writer.sample(Track::Video, &sample(&caps, 500, true, 33.3));
-        writer.sample(Track::Video, &sample(&caps, 533, false, 33.3));
+        writer
+            .sample(Track::Video, &sample(&caps, 500, true, 33.3))
+            .unwrap();
+        writer
+            .sample(Track::Video, &sample(&caps, 533, false, 33.3))
+            .unwrap();
         let parts = std::mem::take(&mut *delivered.lock().unwrap());
         assert!(!parts.last().unwrap().independent);
-        writer.sample(Track::Video, &sample(&caps, 567, true, 33.3));
+        writer
+            .sample(Track::Video, &sample(&caps, 567, true, 33.3))
+            .unwrap();
         // ... once: the keyframe after it does not (the comeback stays noted until its part is
         // delivered).
-        writer.sample(Track::Video, &sample(&caps, 767, false, 33.3));
+        writer
+            .sample(Track::Video, &sample(&caps, 767, false, 33.3))
+            .unwrap();
         let parts = std::mem::take(&mut *delivered.lock().unwrap());
         assert_eq!(
             parts
@@ -781,13 +754,21 @@ mod tests {
         // New codec parameters (a publisher at another size): the next keyframe starts a segment
         // with a new init section.
         let other = video_caps(&[1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 0, 0x01, 0, 0]);
-        writer.sample(Track::Video, &sample(&other, 800, true, 33.3));
-        writer.sample(Track::Video, &sample(&other, 833, false, 33.3));
+        writer
+            .sample(Track::Video, &sample(&other, 800, true, 33.3))
+            .unwrap();
+        writer
+            .sample(Track::Video, &sample(&other, 833, false, 33.3))
+            .unwrap();
         let parts = std::mem::take(&mut *delivered.lock().unwrap());
         let part = parts.last().unwrap();
         assert!(!part.independent);
-        writer.sample(Track::Video, &sample(&other, 867, false, 33.3));
-        writer.sample(Track::Video, &sample(&other, 1100, false, 33.3));
+        writer
+            .sample(Track::Video, &sample(&other, 867, false, 33.3))
+            .unwrap();
+        writer
+            .sample(Track::Video, &sample(&other, 1100, false, 33.3))
+            .unwrap();
         let parts = std::mem::take(&mut *delivered.lock().unwrap());
         let first = &parts[0];
         assert!(first.independent && first.init.is_some(), "{parts:?}");
@@ -813,10 +794,12 @@ mod tests {
         );
         let caps = audio_caps();
         for i in 0..200 {
-            writer.sample(
-                Track::Audio,
-                &sample(&caps, i * 1024 * 1000 / 48_000, true, 21.333),
-            );
+            writer
+                .sample(
+                    Track::Audio,
+                    &sample(&caps, i * 1024 * 1000 / 48_000, true, 21.333),
+                )
+                .unwrap();
         }
         writer.eos(Track::Audio);
         let parts = std::mem::take(&mut *delivered.lock().unwrap());

@@ -14,6 +14,7 @@ pub mod playlist;
 pub mod recording;
 pub mod replay;
 pub mod rtsp;
+pub mod track_frames;
 pub mod ts_mux;
 pub mod ts_segments;
 pub mod visibility;

@@ -22,6 +22,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
+use super::track_frames::{self, Frame, TIMESTAMP_OFFSET_NS, Track, TrackWriter, lock, ns};
 use super::ts_mux::{TsMuxer, VideoStream};
 
 /// Element message posted from the rendition's `hls-{rendition}` appsink when a segment file is
@@ -30,9 +31,6 @@ pub const SEGMENT_CLOSED: &str = "livefront-segment-closed";
 /// Audio held waiting for the video (a publisher that stopped sending video keeps at most this
 /// many frames, about 2 s at 48 kHz, before they are written without it).
 const AUDIO_HELD: usize = 96;
-/// MPEG-TS timestamps start an hour in (as `mpegtsmux` did), so that the first frames' decoding
-/// times, earlier than their presentation times, stay positive.
-const TIMESTAMP_OFFSET_NS: i64 = 3_600_000_000_000;
 
 /// The tracks of a rendition's segments.
 #[derive(Debug, Clone, Copy)]
@@ -71,30 +69,7 @@ pub fn attach(
             gst::PadProbeReturn::Ok
         });
     }
-    for (sink, track) in [(video, Track::Video), (audio, Track::Audio)] {
-        let Some(sink) = sink else { continue };
-        let on_sample = writer.clone();
-        let on_eos = writer.clone();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    lock(&on_sample).sample(track, &sample)
-                })
-                .eos(move |_| lock(&on_eos).eos(track))
-                .build(),
-        );
-    }
-}
-
-fn lock(writer: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
-    writer.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Track {
-    Video,
-    Audio,
+    track_frames::connect(video, audio, &writer);
 }
 
 /// An ADTS frame waiting for the video: its running time (ns, may be negative) and bytes.
@@ -144,66 +119,6 @@ impl Writer {
             element: element.downgrade(),
             failed: false,
         }
-    }
-
-    fn sample(
-        &mut self,
-        track: Track,
-        sample: &gst::Sample,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        if self.failed {
-            return Err(gst::FlowError::Error);
-        }
-        let (Some(buffer), Some(segment)) = (sample.buffer(), sample.segment()) else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let Some(segment) = segment.downcast_ref::<gst::ClockTime>() else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let running = |t: Option<gst::ClockTime>| match segment.to_running_time_full(t?)? {
-            gst::Signed::Positive(t) => Some(ns(t)),
-            gst::Signed::Negative(t) => Some(-ns(t)),
-        };
-        let Some(pts) = running(buffer.pts()) else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let duration = buffer.duration().map_or(0, ns);
-        match track {
-            Track::Video => {
-                let dts = running(buffer.dts()).unwrap_or(pts);
-                self.release_audio(Some(dts))?;
-                let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                self.out.clear();
-                self.muxer.write_video(
-                    &mut self.out,
-                    ticks(pts),
-                    ticks(dts),
-                    keyframe,
-                    map.as_slice(),
-                );
-                self.video_at = Some(dts);
-                self.end = self.end.max(pts.saturating_add(duration));
-                self.write()?;
-            }
-            Track::Audio => {
-                self.held.push_back(HeldAudio {
-                    running_time: pts,
-                    frame: buffer.to_owned(),
-                });
-                self.end = self.end.max(pts.saturating_add(duration));
-                let upto = if self.tracks.video.is_none() {
-                    None
-                } else if self.held.len() > AUDIO_HELD {
-                    // No video for a while: write the oldest without it.
-                    Some(self.held.front().map_or(pts, |h| h.running_time))
-                } else {
-                    Some(self.video_at.unwrap_or(i64::MIN))
-                };
-                self.release_audio(upto)?;
-            }
-        }
-        Ok(gst::FlowSuccess::Ok)
     }
 
     /// Writes the held audio frames timed up to `upto` (all of them with `None`).
@@ -284,6 +199,76 @@ impl Writer {
         }
     }
 
+    /// Posts a write error (the bus takes the branch out, or ends the stream for the source)
+    /// and stops writing.
+    fn fail(&mut self, path: &Path, error: &std::io::Error) -> gst::FlowError {
+        self.failed = true;
+        self.file = None;
+        if let Some(element) = self.element.upgrade() {
+            gst::element_error!(
+                element,
+                gst::ResourceError::Write,
+                ("could not write segment {}: {error}", path.display())
+            );
+        }
+        gst::FlowError::Error
+    }
+}
+
+impl TrackWriter for Writer {
+    fn sample(
+        &mut self,
+        track: Track,
+        sample: &gst::Sample,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.failed {
+            return Err(gst::FlowError::Error);
+        }
+        let Some(Frame {
+            pts,
+            dts,
+            duration,
+            keyframe,
+            buffer,
+        }) = Frame::of(sample)
+        else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        self.end = self.end.max(pts.saturating_add(duration));
+        match track {
+            Track::Video => {
+                self.release_audio(Some(dts))?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                self.out.clear();
+                self.muxer.write_video(
+                    &mut self.out,
+                    ticks(pts),
+                    ticks(dts),
+                    keyframe,
+                    map.as_slice(),
+                );
+                self.video_at = Some(dts);
+                self.write()?;
+            }
+            Track::Audio => {
+                self.held.push_back(HeldAudio {
+                    running_time: pts,
+                    frame: buffer,
+                });
+                let upto = if self.tracks.video.is_none() {
+                    None
+                } else if self.held.len() > AUDIO_HELD {
+                    // No video for a while: write the oldest without it.
+                    Some(self.held.front().map_or(pts, |h| h.running_time))
+                } else {
+                    Some(self.video_at.unwrap_or(i64::MIN))
+                };
+                self.release_audio(upto)?;
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
     /// At the end of both tracks, the last segment is completed and closed.
     fn eos(&mut self, track: Track) {
         if !self.ended.contains(&track) {
@@ -302,27 +287,6 @@ impl Writer {
             self.close(round_to_millis(self.end));
         }
     }
-
-    /// Posts a write error (the bus takes the branch out, or ends the stream for the source)
-    /// and stops writing.
-    fn fail(&mut self, path: &Path, error: &std::io::Error) -> gst::FlowError {
-        self.failed = true;
-        self.file = None;
-        if let Some(element) = self.element.upgrade() {
-            gst::element_error!(
-                element,
-                gst::ResourceError::Write,
-                ("could not write segment {}: {error}", path.display())
-            );
-        }
-        gst::FlowError::Error
-    }
-}
-
-/// A clock time in nanoseconds, as the signed running times here (saturating: a time past
-/// `i64::MAX` ns, 292 years, is not a publisher's).
-fn ns(t: gst::ClockTime) -> i64 {
-    i64::try_from(t.nseconds()).unwrap_or(i64::MAX)
 }
 
 /// `t` (ns) to the nearest whole millisecond (in ns).
