@@ -31,6 +31,7 @@ fn extinfs(playlist: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rungs_below_the_source_are_aligned_with_it_and_playable() -> Result<()> {
+    let criticals = gstreamer_criticals();
     let mut server = small_ladder_server().await?;
     let (api, token) = (server.api.clone(), server.demo_token.clone());
     let stream = server.demo_stream.clone();
@@ -150,6 +151,9 @@ async fn rungs_below_the_source_are_aligned_with_it_and_playable() -> Result<()>
         .join(format!("streams/{id}/thumbnail.jpg"));
     assert_eq!(video_size(&path).await?, (640, 360));
     server.stop().await;
+    // The poster branch drops the decoded frames between posters without a GStreamer critical
+    // for each (`output::drop_buffer`); nothing else in a transcoded stream logs one either.
+    assert_eq!(gstreamer_criticals(), criticals, "GStreamer criticals");
     Ok(())
 }
 

@@ -377,7 +377,7 @@ fn gate_pad(pad: &gst::Pad, shared: Arc<Mutex<Shared>>) {
             return gst::PadProbeReturn::Ok;
         };
         if !keep(buffer, segment, is_video) {
-            return gst::PadProbeReturn::Drop;
+            return super::drop_buffer(info);
         }
         if let Some(pts) = buffer.pts() {
             let time = stream_time(segment, pts);

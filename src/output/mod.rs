@@ -18,3 +18,14 @@ pub mod track_frames;
 pub mod ts_mux;
 pub mod ts_segments;
 pub mod visibility;
+
+use gstreamer as gst;
+
+/// What a buffer probe returns to drop the buffer it was given: it takes the buffer (freed here)
+/// and says it handled it. Not `PadProbeReturn::Drop`: gstreamer-rs hands the probe the buffer and
+/// leaves GStreamer's pointer to it empty, and GStreamer 1.22 then unrefs that empty pointer, a
+/// `gst_mini_object_unref` critical on stderr for every frame dropped.
+pub fn drop_buffer(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
+    info.data.take();
+    gst::PadProbeReturn::Handled
+}

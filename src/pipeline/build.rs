@@ -14,12 +14,12 @@ use super::Error;
 use super::spec::{PipelineSpec, SOURCE_RENDITION, StreamPaths};
 use crate::config::ladder::{PlannedRung, keyframe_interval_frames};
 use crate::ingest::VideoCodec;
-use crate::output::cmaf;
 use crate::output::cmaf_parts::{self, Comeback, Grid};
 use crate::output::codecs;
 use crate::output::ts_mux::VideoStream;
 use crate::output::ts_segments;
 use crate::output::visibility::Visibility;
+use crate::output::{self, cmaf};
 
 /// Queues after a tee hold up to this much media, so one slow branch never stalls the other.
 const BRANCH_QUEUE_NS: u64 = 5_000_000_000;
@@ -994,7 +994,7 @@ fn write_thumbnails(
                 *last = pts;
                 gst::PadProbeReturn::Ok
             } else {
-                gst::PadProbeReturn::Drop
+                output::drop_buffer(info)
             }
         });
     }

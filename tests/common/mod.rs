@@ -354,6 +354,30 @@ impl Api {
     }
 }
 
+/// How many criticals GStreamer has logged in this test process (a `g_return_if_fail` that failed:
+/// a bug, in GStreamer or in how it is used), counted from the first call on. Each one is still
+/// printed.
+pub fn gstreamer_criticals() -> usize {
+    use gstreamer::glib;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    static HANDLER: OnceLock<glib::LogHandlerId> = OnceLock::new();
+    HANDLER.get_or_init(|| {
+        glib::log_set_handler(
+            Some("GStreamer"),
+            glib::LogLevels::LEVEL_CRITICAL,
+            false,
+            false,
+            |_, _, message| {
+                COUNT.fetch_add(1, Ordering::SeqCst);
+                eprintln!("GStreamer-CRITICAL: {message}");
+            },
+        )
+    });
+    COUNT.load(Ordering::SeqCst)
+}
+
 /// Server logs go to the test's captured output (shown when a test fails).
 pub fn init_logs() {
     let filter =
