@@ -1033,6 +1033,18 @@ mod tests {
         }
     }
 
+    /// Muxes the tracks (see `mux`) into the file `name` in `dir`.
+    fn mux_into(
+        dir: &std::path::Path,
+        name: &str,
+        tracks: &[Track],
+        per_fragment: usize,
+    ) -> std::path::PathBuf {
+        let file = dir.join(name);
+        std::fs::write(&file, mux(tracks, per_fragment)).unwrap();
+        file
+    }
+
     /// Muxes the tracks: the init segment, then a fragment per `per_fragment` samples of the
     /// first track, with the other tracks' samples up to the time the next fragment starts.
     fn mux(tracks: &[Track], per_fragment: usize) -> Vec<u8> {
@@ -1317,10 +1329,8 @@ mod tests {
             "composition offsets"
         );
         let tracks = [video, audio];
-        let mp4 = mux(&tracks, 6);
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("h264.mp4");
-        std::fs::write(&file, &mp4).unwrap();
+        let file = mux_into(dir.path(), "h264.mp4", &tracks, 6);
         let file = file.to_str().unwrap();
 
         assert_eq!(
@@ -1369,10 +1379,8 @@ mod tests {
         );
         assert_eq!(track.samples.iter().filter(|s| s.sync).count(), 2);
         let tracks = [track];
-        let mp4 = mux(&tracks, 5);
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("h265.mp4");
-        std::fs::write(&file, &mp4).unwrap();
+        let file = mux_into(dir.path(), "h265.mp4", &tracks, 5);
         let file = file.to_str().unwrap();
 
         assert_eq!(ffprobe_streams(file), [("hevc".to_string(), 40, 320, 240)]);

@@ -606,17 +606,18 @@ mod tests {
 
     type Delivered = Arc<Mutex<Vec<Chunk>>>;
 
-    fn writer(grid_part_ms: u64, comeback: Comeback) -> (Writer, Delivered) {
+    /// A writer of 2 s segments in 200 ms parts, of audio and (if `video`) video.
+    fn writer(video: bool, comeback: Comeback) -> (Writer, Delivered) {
         gst::init().unwrap();
         let delivered = Delivered::default();
         let into = delivered.clone();
         let grid = Grid {
             segment: Duration::from_secs(2),
-            part: Duration::from_millis(grid_part_ms),
+            part: Duration::from_millis(200),
         };
         let sink = gst_app::AppSink::builder().build();
         let writer = Writer::new(
-            Some(&sink),
+            video.then_some(&sink),
             Some(&sink),
             grid,
             comeback,
@@ -655,7 +656,7 @@ mod tests {
 
     #[test]
     fn a_part_goes_out_when_the_next_frame_arrives_with_the_audio_of_its_time() {
-        let (mut writer, delivered) = writer(200, Comeback::default());
+        let (mut writer, delivered) = writer(true, Comeback::default());
         let caps = video_caps(&AVCC);
         feed(&mut writer, &caps, 0, 200);
         assert!(
@@ -704,7 +705,7 @@ mod tests {
 
     #[test]
     fn a_gap_does_not_stretch_the_part_before_it() {
-        let (mut writer, delivered) = writer(200, Comeback::default());
+        let (mut writer, delivered) = writer(true, Comeback::default());
         let caps = video_caps(&AVCC);
         feed(&mut writer, &caps, 0, 100);
         // The publisher stalls for 3 s.
@@ -720,7 +721,7 @@ mod tests {
     #[test]
     fn a_comeback_or_new_codec_parameters_start_a_segment() {
         let comeback = Comeback::default();
-        let (mut writer, delivered) = writer(200, comeback.clone());
+        let (mut writer, delivered) = writer(true, comeback.clone());
         let caps = video_caps(&AVCC);
         feed(&mut writer, &caps, 0, 500);
         // The publisher came back: its first keyframe, 0.5 s into a segment, starts one.
@@ -777,21 +778,7 @@ mod tests {
 
     #[test]
     fn audio_alone_is_cut_on_its_own_time() {
-        gst::init().unwrap();
-        let delivered = Delivered::default();
-        let into = delivered.clone();
-        let sink = gst_app::AppSink::builder().build();
-        let grid = Grid {
-            segment: Duration::from_secs(2),
-            part: Duration::from_millis(200),
-        };
-        let mut writer = Writer::new(
-            None,
-            Some(&sink),
-            grid,
-            Comeback::default(),
-            Box::new(move |chunk| into.lock().unwrap().push(chunk)),
-        );
+        let (mut writer, delivered) = writer(false, Comeback::default());
         let caps = audio_caps();
         for i in 0..200 {
             writer
@@ -827,29 +814,14 @@ mod tests {
 
     #[test]
     fn the_writer_does_not_keep_its_pipeline_alive() {
-        gst::init().unwrap();
-        let pipeline = gst::parse::launch(
-            "appsrc name=src ! appsink name=ll-source sync=false async=false \
-             appsrc name=src-audio ! appsink name=ll-source-audio sync=false async=false",
-        )
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-        let sink = |name: &str| {
-            pipeline
-                .by_name(name)
-                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        };
-        let (video, audio) = (sink("ll-source"), sink("ll-source-audio"));
-        let weak = video.as_ref().unwrap().downgrade();
         let grid = Grid {
             segment: Duration::from_secs(2),
             part: Duration::from_millis(200),
         };
-        attach(video, audio, grid, Comeback::default(), |_| {});
-        drop(pipeline);
         assert!(
-            weak.upgrade().is_none(),
+            track_frames::sinks_freed_with_pipeline("ll", |video, audio| {
+                attach(video, audio, grid, Comeback::default(), |_| {})
+            }),
             "the appsink outlived its pipeline"
         );
     }

@@ -94,3 +94,36 @@ pub fn lock<W>(writer: &Mutex<W>) -> std::sync::MutexGuard<'_, W> {
 pub fn ns(t: gst::ClockTime) -> i64 {
     i64::try_from(t.nseconds()).unwrap_or(i64::MAX)
 }
+
+/// Test support for a writer's "does not keep its pipeline alive" check: a pipeline of two
+/// appsinks, `{prefix}-source` and `{prefix}-source-audio`, handed to `attach`; whether the video
+/// sink is gone once the pipeline is dropped (a writer holding its sinks strongly keeps them,
+/// their threads and their callbacks alive for good).
+#[cfg(test)]
+pub fn sinks_freed_with_pipeline(
+    prefix: &str,
+    attach: impl FnOnce(Option<gst_app::AppSink>, Option<gst_app::AppSink>),
+) -> bool {
+    use gstreamer::prelude::*;
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src ! appsink name={prefix}-source sync=false async=false \
+         appsrc name=src-audio ! appsink name={prefix}-source-audio sync=false async=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = |name: &str| {
+        pipeline
+            .by_name(name)
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+    };
+    let (video, audio) = (
+        sink(&format!("{prefix}-source")),
+        sink(&format!("{prefix}-source-audio")),
+    );
+    let weak = video.as_ref().expect("the video sink").downgrade();
+    attach(video, audio);
+    drop(pipeline);
+    weak.upgrade().is_none()
+}

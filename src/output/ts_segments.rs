@@ -411,30 +411,15 @@ mod tests {
 
     #[test]
     fn the_writer_does_not_keep_its_pipeline_alive() {
-        gst::init().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let pipeline = gst::parse::launch(
-            "appsrc name=src ! appsink name=hls-source sync=false async=false \
-             appsrc name=src-audio ! appsink name=hls-source-audio sync=false async=false",
-        )
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-        let sink = |name: &str| {
-            pipeline
-                .by_name(name)
-                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        };
-        let (video, audio) = (sink("hls-source"), sink("hls-source-audio"));
-        let weak = video.as_ref().unwrap().downgrade();
         let tracks = Tracks {
             video: Some(VideoStream::H264),
             audio: true,
         };
-        attach(video, audio, dir.path(), 0, tracks);
-        drop(pipeline);
         assert!(
-            weak.upgrade().is_none(),
+            track_frames::sinks_freed_with_pipeline("hls", |video, audio| {
+                attach(video, audio, dir.path(), 0, tracks)
+            }),
             "the appsink outlived its pipeline"
         );
     }
